@@ -1,0 +1,73 @@
+// Linux constants in kernel spelling, shared with the C side through the generated header.
+
+export const CLONE_NEWNS = 0x00020000;
+export const CLONE_NEWCGROUP = 0x02000000;
+export const CLONE_NEWUTS = 0x04000000;
+export const CLONE_NEWIPC = 0x08000000;
+export const CLONE_NEWUSER = 0x10000000;
+export const CLONE_NEWPID = 0x20000000;
+export const CLONE_NEWNET = 0x40000000;
+export const CLONE_NEWTIME = 0x00000080;
+
+export const MS_RDONLY = 0x1;
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+export const MS_NOEXEC = 0x8;
+export const MS_SYNCHRONOUS = 0x10;
+export const MS_REMOUNT = 0x20;
+export const MS_MANDLOCK = 0x40;
+export const MS_DIRSYNC = 0x80;
+export const MS_NOSYMFOLLOW = 0x100;
+export const MS_NOATIME = 0x400;
+export const MS_NODIRATIME = 0x800;
+export const MS_BIND = 0x1000;
+export const MS_MOVE = 0x2000;
+export const MS_REC = 0x4000;
+export const MS_SILENT = 0x8000;
+export const MS_UNBINDABLE = 0x20000;
+export const MS_PRIVATE = 0x40000;
+export const MS_SLAVE = 0x80000;
+export const MS_SHARED = 0x100000;
+export const MS_RELATIME = 0x200000;
+export const MS_STRICTATIME = 0x1000000;
+export const MS_LAZYTIME = 0x2000000;
+
+export const MOUNT_ATTR_RDONLY = 0x1;
+export const MOUNT_ATTR_NOSUID = 0x2;
+export const MOUNT_ATTR_NODEV = 0x4;
+export const MOUNT_ATTR_NOEXEC = 0x8;
+export const MOUNT_ATTR_NOATIME = 0x10;
+export const MOUNT_ATTR_STRICTATIME = 0x20;
+export const MOUNT_ATTR_NODIRATIME = 0x80;
+export const MOUNT_ATTR_NOSYMFOLLOW = 0x200000;
+
+/** Capability numbers, in the order of linux/capability.h. */
+export const CAPABILITIES = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL',
+  'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE',
+  'CAP_NET_BROADCAST', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER',
+  'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT',
+  'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL',
+  'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM',
+  'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+] as const;
+export type CapabilityName = (typeof CAPABILITIES)[number];
+
+export const RLIMITS = {
+  RLIMIT_CPU: 0, RLIMIT_FSIZE: 1, RLIMIT_DATA: 2, RLIMIT_STACK: 3, RLIMIT_CORE: 4, RLIMIT_RSS: 5,
+  RLIMIT_NPROC: 6, RLIMIT_NOFILE: 7, RLIMIT_MEMLOCK: 8, RLIMIT_AS: 9, RLIMIT_LOCKS: 10,
+  RLIMIT_SIGPENDING: 11, RLIMIT_MSGQUEUE: 12, RLIMIT_NICE: 13, RLIMIT_RTPRIO: 14, RLIMIT_RTTIME: 15,
+} as const;
+export type RlimitName = keyof typeof RLIMITS;
+
+/** Signal numbers on x86_64 and aarch64. */
+export const SIGNALS = {
+  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGIOT: 6, SIGBUS: 7,
+  SIGFPE: 8, SIGKILL: 9, SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14,
+  SIGTERM: 15, SIGSTKFLT: 16, SIGCHLD: 17, SIGCONT: 18, SIGSTOP: 19, SIGTSTP: 20, SIGTTIN: 21,
+  SIGTTOU: 22, SIGURG: 23, SIGXCPU: 24, SIGXFSZ: 25, SIGVTALRM: 26, SIGPROF: 27, SIGWINCH: 28,
+  SIGIO: 29, SIGPOLL: 29, SIGPWR: 30, SIGSYS: 31,
+} as const;
+export const SIGRTMIN = 34;
+export const SIGRTMAX = 64;

@@ -1,0 +1,286 @@
+// The setup plan and sync messages exchanged with stockade-init; the source of native/include/stockade-abi.h.
+//
+//   stockade (Node)                     stockade-init P (host)            C (container pid 1)
+//        | spawn P, plan on PLAN fd  -->  |
+//        |                                | bind start socket, setns joins,
+//        |                                | clone(new namespaces) ----------> |
+//        |                                | write uid/gid maps, oom_score_adj |
+//        |  <------------- MSG_PID -------| -------- go (pipe) ------------> |
+//        |                                | exit(0)  (or, in MONITOR mode,    | mounts, devices, pivot_root,
+//        |                                |  wait for C and exit with its     | masks, sysctl, rlimits, user,
+//        |                                |  status)                          | caps, no_new_privs
+//        |  <------------------------------------------- MSG_READY or MSG_ERROR |
+//        |  (create returns)                                                 | accept() on start socket
+//   stockade start ---- connect, MSG_START ------------------------------->  | execve(args)
+//        |  <------------------ EOF on success, MSG_ERROR if execve failed -- |
+//
+// Every frame on the plan fd, the sync fd and the start socket is [u32 tag][u32 length][payload],
+// little endian. Strings are [u32 length][bytes][NUL]; the length excludes the NUL.
+
+/** Record tags of the setup plan. The plan starts with PLAN_MAGIC and ends with TAG_END. */
+export const PLAN = {
+  MAGIC: 0x314b5453, // "STK1"
+  TAG_END: 0,
+  /** u32: CLONE_NEW* flags of the namespaces to create. */
+  TAG_CLONE_FLAGS: 1,
+  /** u32 nstype, str path: a namespace to join with setns before the others are created. */
+  TAG_JOIN_NS: 2,
+  /** str: the uid_map content written for the new user namespace. */
+  TAG_UID_MAP: 3,
+  /** str: the gid_map content written for the new user namespace. */
+  TAG_GID_MAP: 4,
+  /** str */
+  TAG_HOSTNAME: 5,
+  /** str */
+  TAG_DOMAINNAME: 6,
+  /** u32 ROOTFS_* flags, str source (host path), str mountpoint (empty host dir the root is built on). */
+  TAG_ROOTFS: 7,
+  /** u32: MS_* propagation flags applied to the container's "/" after pivot (default MS_SLAVE|MS_REC before). */
+  TAG_ROOTFS_PROPAGATION: 8,
+  /** u32 MS_* flags, u32 MS_* propagation flags, u32 MOUNT_ATTR_* applied recursively (rro), u32 MOUNTF_*,
+   *  str source, str target (absolute, inside the container), str fstype, str data. */
+  TAG_MOUNT: 9,
+  /** u32 type ('c','b','u','p'), u32 major, u32 minor, u32 mode (S_IF* | permissions), u32 uid, u32 gid,
+   *  u32 DEVICEF_*, str path (inside the container). */
+  TAG_DEVICE: 10,
+  /** str target, str linkpath (inside the container). */
+  TAG_SYMLINK: 11,
+  /** str key (dotted, as in config.json), str value. Written to /proc/sys after pivot_root. */
+  TAG_SYSCTL: 12,
+  /** str path: hidden (a file by /dev/null, a directory by an empty read-only tmpfs). */
+  TAG_MASKED_PATH: 13,
+  /** str path: bind-remounted read-only. */
+  TAG_READONLY_PATH: 14,
+  /** u32 resource, u64 soft, u64 hard. */
+  TAG_RLIMIT: 15,
+  /** i32 */
+  TAG_OOM_SCORE_ADJ: 16,
+  /** u32 uid, u32 gid, u32 umask (UMASK_UNSET for none), u32 n, u32[n] additional gids. */
+  TAG_USER: 17,
+  /** u64 bounding, u64 effective, u64 inheritable, u64 permitted, u64 ambient. */
+  TAG_CAPS: 18,
+  /** no payload */
+  TAG_NO_NEW_PRIVS: 19,
+  /** str */
+  TAG_CWD: 20,
+  /** str: one argv element, in order. */
+  TAG_ARG: 21,
+  /** str: one environment entry, in order. */
+  TAG_ENV: 22,
+  /** str: unix socket path to send the pty master to (process.terminal). */
+  TAG_CONSOLE_SOCKET: 23,
+  /** str: unix socket path the container waits on until `start`. */
+  TAG_START_SOCKET: 24,
+  /** u32 n: fds 3 .. 3+n-1 pass into the container. */
+  TAG_PRESERVE_FDS: 25,
+  /** str: name of a new session keyring to join. */
+  TAG_SESSION_KEYRING: 26,
+  /** no payload: P waits for the container and exits with its status (attached `run`). */
+  TAG_MONITOR: 27,
+  /** no payload: bring up "lo" in the new network namespace. */
+  TAG_LOOPBACK_UP: 28,
+  /** u32 SECCOMP_FILTER_FLAG_*, u32 n, then n struct sock_filter (u16 code, u8 jt, u8 jf, u32 k). */
+  TAG_SECCOMP: 29,
+  /** u32 HOOKF_* points at which the container stops, sends MSG_HOOK and waits for MSG_CONTINUE. */
+  TAG_HOOK_POINTS: 30,
+  /** no payload: allocate a pty (process.terminal); requires TAG_CONSOLE_SOCKET. */
+  TAG_TERMINAL: 31,
+} as const;
+
+export const ROOTFS = {
+  READONLY: 0x1,
+  /** Make the root and every mount below it read-only (rro); later mounts stay as asked. */
+  RECURSIVE_READONLY: 0x2,
+  /** Build the root as an overlay: source is the lower dir, upper and work on a tmpfs. */
+  OVERLAY: 0x4,
+  /** MS_MOVE + chroot instead of pivot_root. */
+  NO_PIVOT: 0x8,
+} as const;
+
+export const MOUNTF = {
+  /** The mount is a bind (MS_BIND): the target is created as a file when the source is not a dir. */
+  BIND: 0x1,
+  /** Apply MS_RDONLY etc. with a second MS_REMOUNT|MS_BIND call, as binds need. */
+  REMOUNT: 0x2,
+  /** Source is a path inside the container (mounts created from within, e.g. /dev/console). */
+  SOURCE_IN_CONTAINER: 0x4,
+} as const;
+
+export const DEVICEF = {
+  /** Bind-mount the host node at the same path instead of mknod (user namespaces). */
+  BIND: 0x1,
+} as const;
+
+export const HOOKF = {
+  /** After namespaces and mounts exist, before pivot_root: createRuntime and createContainer. */
+  CREATE: 0x1,
+} as const;
+
+export const UMASK_UNSET = 0xffffffff;
+
+/** Frames on the sync fd and the start socket. */
+export const MSG = {
+  /** u32 pid of the container's init, as the host sees it. */
+  PID: 1,
+  /** no payload: setup is complete, the container waits for start. */
+  READY: 2,
+  /** i32 errno, str step, str message. */
+  ERROR: 3,
+  /** u32 HOOKF_* point reached. */
+  HOOK: 4,
+  /** no payload: runtime -> container, go on after MSG_HOOK. */
+  CONTINUE: 5,
+  /** no payload: runtime -> container over the start socket. */
+  START: 6,
+} as const;
+
+/** Argument order of stockade-init: `stockade-init PLAN_FD SYNC_FD`. */
+export const INIT_ARGV = ['planFd', 'syncFd'] as const;
+
+export type PlanRecord =
+  | { tag: typeof PLAN.TAG_CLONE_FLAGS; flags: number }
+  | { tag: typeof PLAN.TAG_JOIN_NS; nstype: number; path: string }
+  | { tag: typeof PLAN.TAG_UID_MAP | typeof PLAN.TAG_GID_MAP; content: string }
+  | { tag: typeof PLAN.TAG_HOSTNAME | typeof PLAN.TAG_DOMAINNAME; name: string }
+  | { tag: typeof PLAN.TAG_ROOTFS; flags: number; source: string; mountpoint: string }
+  | { tag: typeof PLAN.TAG_ROOTFS_PROPAGATION; flags: number }
+  | { tag: typeof PLAN.TAG_MOUNT; flags: number; propagation: number; recursiveAttr: number; mountFlags: number;
+      source: string; target: string; fstype: string; data: string }
+  | { tag: typeof PLAN.TAG_DEVICE; type: 'c' | 'b' | 'u' | 'p'; major: number; minor: number; mode: number;
+      uid: number; gid: number; deviceFlags: number; path: string }
+  | { tag: typeof PLAN.TAG_SYMLINK; target: string; linkpath: string }
+  | { tag: typeof PLAN.TAG_SYSCTL; key: string; value: string }
+  | { tag: typeof PLAN.TAG_MASKED_PATH | typeof PLAN.TAG_READONLY_PATH; path: string }
+  | { tag: typeof PLAN.TAG_RLIMIT; resource: number; soft: bigint; hard: bigint }
+  | { tag: typeof PLAN.TAG_OOM_SCORE_ADJ; value: number }
+  | { tag: typeof PLAN.TAG_USER; uid: number; gid: number; umask: number; additionalGids: readonly number[] }
+  | { tag: typeof PLAN.TAG_CAPS; bounding: bigint; effective: bigint; inheritable: bigint; permitted: bigint;
+      ambient: bigint }
+  | { tag: typeof PLAN.TAG_NO_NEW_PRIVS | typeof PLAN.TAG_MONITOR | typeof PLAN.TAG_LOOPBACK_UP
+      | typeof PLAN.TAG_TERMINAL }
+  | { tag: typeof PLAN.TAG_CWD; path: string }
+  | { tag: typeof PLAN.TAG_ARG | typeof PLAN.TAG_ENV; value: string }
+  | { tag: typeof PLAN.TAG_CONSOLE_SOCKET | typeof PLAN.TAG_START_SOCKET; path: string }
+  | { tag: typeof PLAN.TAG_PRESERVE_FDS; count: number }
+  | { tag: typeof PLAN.TAG_SESSION_KEYRING; name: string }
+  | { tag: typeof PLAN.TAG_SECCOMP; flags: number; program: Buffer }
+  | { tag: typeof PLAN.TAG_HOOK_POINTS; points: number };
+
+/** Frames received from stockade-init. */
+export type InitMessage =
+  | { type: 'pid'; pid: number }
+  | { type: 'ready' }
+  | { type: 'hook'; point: number }
+  | { type: 'error'; errno: number; step: string; message: string };
+
+class Writer {
+  #chunks: Buffer[] = [];
+  u32(v: number): this { const b = Buffer.alloc(4); b.writeUInt32LE(v >>> 0); this.#chunks.push(b); return this; }
+  i32(v: number): this { const b = Buffer.alloc(4); b.writeInt32LE(v); this.#chunks.push(b); return this; }
+  u64(v: bigint): this { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt.asUintN(64, v)); this.#chunks.push(b); return this; }
+  str(s: string): this {
+    const bytes = Buffer.from(s, 'utf8');
+    if (bytes.includes(0)) throw new Error(`string contains a NUL byte: ${JSON.stringify(s)}`);
+    this.u32(bytes.length); this.#chunks.push(bytes, Buffer.alloc(1)); return this;
+  }
+  bytes(b: Buffer): this { this.#chunks.push(b); return this; }
+  build(): Buffer { return Buffer.concat(this.#chunks); }
+}
+
+function payload(r: PlanRecord): Buffer {
+  const w = new Writer();
+  switch (r.tag) {
+    case PLAN.TAG_CLONE_FLAGS: return w.u32(r.flags).build();
+    case PLAN.TAG_JOIN_NS: return w.u32(r.nstype).str(r.path).build();
+    case PLAN.TAG_UID_MAP: case PLAN.TAG_GID_MAP: return w.str(r.content).build();
+    case PLAN.TAG_HOSTNAME: case PLAN.TAG_DOMAINNAME: return w.str(r.name).build();
+    case PLAN.TAG_ROOTFS: return w.u32(r.flags).str(r.source).str(r.mountpoint).build();
+    case PLAN.TAG_ROOTFS_PROPAGATION: return w.u32(r.flags).build();
+    case PLAN.TAG_MOUNT:
+      return w.u32(r.flags).u32(r.propagation).u32(r.recursiveAttr).u32(r.mountFlags)
+        .str(r.source).str(r.target).str(r.fstype).str(r.data).build();
+    case PLAN.TAG_DEVICE:
+      return w.u32(r.type.charCodeAt(0)).u32(r.major).u32(r.minor).u32(r.mode).u32(r.uid).u32(r.gid)
+        .u32(r.deviceFlags).str(r.path).build();
+    case PLAN.TAG_SYMLINK: return w.str(r.target).str(r.linkpath).build();
+    case PLAN.TAG_SYSCTL: return w.str(r.key).str(r.value).build();
+    case PLAN.TAG_MASKED_PATH: case PLAN.TAG_READONLY_PATH: return w.str(r.path).build();
+    case PLAN.TAG_RLIMIT: return w.u32(r.resource).u64(r.soft).u64(r.hard).build();
+    case PLAN.TAG_OOM_SCORE_ADJ: return w.i32(r.value).build();
+    case PLAN.TAG_USER: {
+      w.u32(r.uid).u32(r.gid).u32(r.umask).u32(r.additionalGids.length);
+      for (const g of r.additionalGids) w.u32(g);
+      return w.build();
+    }
+    case PLAN.TAG_CAPS:
+      return w.u64(r.bounding).u64(r.effective).u64(r.inheritable).u64(r.permitted).u64(r.ambient).build();
+    case PLAN.TAG_NO_NEW_PRIVS: case PLAN.TAG_MONITOR: case PLAN.TAG_LOOPBACK_UP: case PLAN.TAG_TERMINAL:
+      return w.build();
+    case PLAN.TAG_CWD: return w.str(r.path).build();
+    case PLAN.TAG_ARG: case PLAN.TAG_ENV: return w.str(r.value).build();
+    case PLAN.TAG_CONSOLE_SOCKET: case PLAN.TAG_START_SOCKET: return w.str(r.path).build();
+    case PLAN.TAG_PRESERVE_FDS: return w.u32(r.count).build();
+    case PLAN.TAG_SESSION_KEYRING: return w.str(r.name).build();
+    case PLAN.TAG_SECCOMP: {
+      if (r.program.length % 8 !== 0) throw new Error('seccomp program length is not a multiple of 8');
+      return w.u32(r.flags).u32(r.program.length / 8).bytes(r.program).build();
+    }
+    case PLAN.TAG_HOOK_POINTS: return w.u32(r.points).build();
+  }
+}
+
+export function frame(tag: number, body: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(tag, 0);
+  head.writeUInt32LE(body.length, 4);
+  return Buffer.concat([head, body]);
+}
+
+/** Encodes a plan: magic, records in order, TAG_END. */
+export function encodePlan(records: readonly PlanRecord[]): Buffer {
+  const magic = Buffer.alloc(4);
+  magic.writeUInt32LE(PLAN.MAGIC);
+  return Buffer.concat([magic, ...records.map((r) => frame(r.tag, payload(r))), frame(PLAN.TAG_END, Buffer.alloc(0))]);
+}
+
+export function encodeMessage(type: typeof MSG.CONTINUE | typeof MSG.START): Buffer {
+  return frame(type, Buffer.alloc(0));
+}
+
+function readStr(b: Buffer, off: number): [string, number] {
+  const len = b.readUInt32LE(off);
+  return [b.toString('utf8', off + 4, off + 4 + len), off + 4 + len + 1];
+}
+
+/** Splits complete frames off the front of a stream buffer. */
+export class MessageReader {
+  #buf: Buffer = Buffer.alloc(0);
+  push(chunk: Buffer): InitMessage[] {
+    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    const out: InitMessage[] = [];
+    while (this.#buf.length >= 8) {
+      const type = this.#buf.readUInt32LE(0);
+      const len = this.#buf.readUInt32LE(4);
+      if (this.#buf.length < 8 + len) break;
+      const body = this.#buf.subarray(8, 8 + len);
+      this.#buf = this.#buf.subarray(8 + len);
+      out.push(decodeMessage(type, body));
+    }
+    return out;
+  }
+}
+
+export function decodeMessage(type: number, body: Buffer): InitMessage {
+  switch (type) {
+    case MSG.PID: return { type: 'pid', pid: body.readUInt32LE(0) };
+    case MSG.READY: return { type: 'ready' };
+    case MSG.HOOK: return { type: 'hook', point: body.readUInt32LE(0) };
+    case MSG.ERROR: {
+      const errno = body.readInt32LE(0);
+      const [step, off] = readStr(body, 4);
+      const [message] = readStr(body, off);
+      return { type: 'error', errno, step, message };
+    }
+    default: throw new Error(`stockade-init sent an unknown message type ${type}`);
+  }
+}
