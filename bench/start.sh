@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `run` of a trivial container with stockade and its peers side by side (hyperfine), and stockade's per-call cost.
+# Usage: sudo bash bench/start.sh [RUNS]   (root: it creates containers)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-30}"
+work=$(mktemp -d /tmp/stockade-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/bundle/rootfs/bin"
+cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
+ln -s busybox "$work/bundle/rootfs/bin/true"
+# One config for all runtimes: runc's default, running /bin/true without a terminal.
+runc spec --bundle "$work/bundle"
+node -e '
+const fs = require("fs"); const p = process.argv[1]; const c = JSON.parse(fs.readFileSync(p));
+c.process.terminal = false; c.process.args = ["/bin/true"]; fs.writeFileSync(p, JSON.stringify(c));
+' "$work/bundle/config.json"
+stockade="$PWD/bin/stockade"
+cmds=(-n "node -e 0" "node -e 0"
+      -n "stockade list (one CLI call)" "$stockade --root $work/s0 list -q"
+      -n "stockade run" "$stockade --root $work/s1 run -b $work/bundle bench-s")
+command -v runc >/dev/null && cmds+=(-n "runc run" "runc --root $work/r1 run -b $work/bundle bench-r")
+# crun refuses this hybrid cgroup layout unless the cgroup2 mount is hidden in a private mount namespace.
+command -v crun >/dev/null && cmds+=(-n "crun run (in unshare -m)" "unshare -m sh -c 'umount -l /sys/fs/cgroup/unified 2>/dev/null; exec crun --root $work/c1 run -b $work/bundle bench-c'")
+command -v runsc >/dev/null && cmds+=(-n "runsc run" "runsc --root $work/g1 --network=none run -b $work/bundle bench-g")
+hyperfine --warmup 3 --runs "$runs" -N --export-json "$work/result.json" "${cmds[@]}" >&2
+node -e '
+const r = JSON.parse(require("fs").readFileSync(process.argv[1])).results;
+const by = Object.fromEntries(r.map((x) => [x.command, x.mean * 1000]));
+const s = by["stockade run"], node = by["node -e 0"], call = by["stockade list (one CLI call)"];
+console.log("\nmean ms:"); for (const [k, v] of Object.entries(by)) console.log(`  ${k.padEnd(28)} ${v.toFixed(1)}`);
+console.log(`\nstockade per-call cost above node -e 0: ${(call - node).toFixed(1)} ms (a call ${call.toFixed(1)} ms, node ${node.toFixed(1)} ms)`);
+for (const peer of ["runc run", "crun run (in unshare -m)", "runsc run"]) if (by[peer]) console.log(`stockade run / ${peer}: ${(s / by[peer]).toFixed(2)}x`);
+' "$work/result.json"

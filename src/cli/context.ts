@@ -1,0 +1,16 @@
+// What every command receives: the state store, the logger, and the global flags.
+import type { StateStore } from '../container/state-store';
+import type { Logger } from './log';
+
+export interface Context {
+  store: StateStore;
+  log: Logger;
+  systemdCgroup: boolean;
+  isolation: string;
+}
+
+export interface Command {
+  summary: string;
+  usage: string;
+  run(argv: string[], ctx: Context): Promise<number>;
+}

@@ -1,0 +1,54 @@
+// The --log file in logrus text or JSON lines, as runc writes it, and the one-line error on stderr.
+import { appendFileSync, writeSync } from 'node:fs';
+
+export type LogFormat = 'text' | 'json';
+export type Level = 'debug' | 'info' | 'warning' | 'error';
+
+export class Logger {
+  readonly #path: string | undefined;
+  readonly #format: LogFormat;
+  readonly #debug: boolean;
+  constructor(path: string | undefined, format: LogFormat, debug: boolean) {
+    this.#path = path;
+    this.#format = format;
+    this.#debug = debug;
+  }
+
+  log(level: Level, msg: string, fields: Readonly<Record<string, string | number | boolean | undefined>> = {}): void {
+    if (level === 'debug' && !this.#debug) return;
+    const time = new Date().toISOString();
+    if (this.#path === undefined) {
+      if (level === 'debug' || level === 'warning') writeSync(2, `${level}: ${msg}\n`);
+      return;
+    }
+    let line: string;
+    if (this.#format === 'json') {
+      line = JSON.stringify({ level, msg, time, ...fields });
+    } else {
+      const extra = Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k}=${quote(String(v))}`).join('');
+      line = `time="${time}" level=${level} msg=${quote(msg)}${extra}`;
+    }
+    try {
+      appendFileSync(this.#path, `${line}\n`);
+    } catch { /* a log we cannot write must not hide the error itself */ }
+  }
+  debug(msg: string): void { this.log('debug', msg); }
+  warn(msg: string): void { this.log('warning', msg); }
+}
+
+function quote(s: string): string {
+  return /^[\w./:-]+$/.test(s) ? s : JSON.stringify(s);
+}
+
+/** Writes to stdout without touching process.stdout, whose setup would make a shared pipe non-blocking. */
+export function out(text: string): void {
+  const buf = Buffer.from(text);
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += writeSync(1, buf, off);
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'EAGAIN') throw e;
+    }
+  }
+}

@@ -1,0 +1,107 @@
+// The stockade CLI entry: global flags as runc has them, then one command from the table.
+import { writeSync } from 'node:fs';
+import { StateStore, DEFAULT_ROOT } from '../container/state-store';
+import { StockadeError, isStockadeError } from '../errors';
+import { parseArgs, bool, str, type FlagSpec } from './args';
+import { COMMANDS } from './commands';
+import { Logger, out, type LogFormat } from './log';
+
+const VERSION = '0.1.0';
+
+const GLOBAL_FLAGS: readonly FlagSpec[] = [
+  { name: 'root', type: 'string' },
+  { name: 'log', type: 'string' },
+  { name: 'log-format', type: 'string' },
+  { name: 'debug', type: 'bool' },
+  { name: 'systemd-cgroup', type: 'bool' },
+  { name: 'isolation', type: 'string' },
+  { name: 'criu', type: 'string', ignored: true },
+  { name: 'rootless', type: 'string', ignored: true },
+  { name: 'help', type: 'bool', short: 'h' },
+  { name: 'version', type: 'bool', short: 'v' },
+];
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, load]) => `   ${name.padEnd(10)}${load().summary}`);
+  return `stockade ${VERSION}: an OCI container runtime with a choice of wall\n\nUSAGE: stockade [global options] command [command options] [arguments...]\n\nCOMMANDS:\n${lines.join('\n')}\n\nGLOBAL OPTIONS:\n   --root DIR          state directory (default ${DEFAULT_ROOT})\n   --log FILE          log file\n   --log-format FMT    text or json\n   --debug             log debug messages\n   --isolation LEVEL   namespaces\n   --systemd-cgroup    place containers with systemd (needs systemd)\n`;
+}
+
+/** Splits global flags (before the command name) from the command and its arguments. */
+function splitGlobal(argv: readonly string[]): { global: string[]; command: string | undefined; rest: string[] } {
+  const global: string[] = [];
+  let i = 0;
+  while (i < argv.length) {
+    const a = argv[i] ?? '';
+    if (!a.startsWith('-')) break;
+    global.push(a);
+    const name = a.replace(/^--?/, '').split('=')[0] ?? '';
+    const spec = GLOBAL_FLAGS.find((f) => f.name === name || f.short === name);
+    i++;
+    if (spec !== undefined && spec.type !== 'bool' && !a.includes('=') && i < argv.length) {
+      global.push(argv[i] ?? '');
+      i++;
+    }
+  }
+  return { global, command: argv[i], rest: argv.slice(i + 1) };
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let log = new Logger(undefined, 'text', false);
+  try {
+    const { global, command, rest } = splitGlobal(argv);
+    const g = parseArgs(global, GLOBAL_FLAGS, 'stockade');
+    const format = str(g, 'log-format') ?? 'text';
+    if (format !== 'text' && format !== 'json') throw new StockadeError('USAGE', `--log-format must be text or json, not ${JSON.stringify(format)}`);
+    log = new Logger(str(g, 'log'), format as LogFormat, bool(g, 'debug'));
+    if (bool(g, 'version')) {
+      out(`stockade version ${VERSION}\nspec: 1.3.0\n`);
+      return 0;
+    }
+    if (command === undefined || bool(g, 'help') || command === 'help') {
+      out(usage());
+      return command === undefined && !bool(g, 'help') ? 1 : 0;
+    }
+    const load = COMMANDS[command];
+    if (load === undefined) throw new StockadeError('USAGE', `unknown command ${JSON.stringify(command)} (see stockade --help)`);
+    const cmd = load();
+    if (rest.includes('--help') || rest.includes('-h')) {
+      out(`${cmd.usage}\n`);
+      return 0;
+    }
+    if (bool(g, 'systemd-cgroup') && !isSystemdRunning()) {
+      throw new StockadeError('UNSUPPORTED', '--systemd-cgroup needs systemd, which is not running on this host (/run/systemd/system is missing)');
+    }
+    const isolation = str(g, 'isolation') ?? 'namespaces';
+    if (isolation !== 'namespaces') {
+      throw new StockadeError('UNSUPPORTED', `--isolation ${isolation} is not available yet: only namespaces is implemented`);
+    }
+    log.debug(`stockade ${argv.join(' ')}`);
+    return await cmd.run(rest, {
+      store: new StateStore(str(g, 'root') ?? DEFAULT_ROOT),
+      log,
+      systemdCgroup: bool(g, 'systemd-cgroup'),
+      isolation,
+    });
+  } catch (e) {
+    const msg = oneLine(e instanceof Error ? e.message : String(e));
+    const fields = isStockadeError(e) ? { code: e.code, ...e.context } : {};
+    log.log('error', msg, fields);
+    if (!isStockadeError(e) && e instanceof Error && e.stack !== undefined) log.debug(e.stack);
+    writeSync(2, `stockade: ${msg}\n`);
+    return 1;
+  }
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, '; ');
+}
+
+function isSystemdRunning(): boolean {
+  return (require('node:fs') as typeof import('node:fs')).existsSync('/run/systemd/system');
+}
+
+if (require.main === module) {
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

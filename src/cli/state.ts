@@ -1,0 +1,18 @@
+// stockade state ID: the OCI state as indented JSON.
+import { parseContainerId } from '../container/id';
+import { containerState } from '../container/query';
+import { parseArgs } from './args';
+import type { Command } from './context';
+import { singleId } from './create';
+import { out } from './log';
+
+export const command: Command = {
+  summary: 'print the state of a container',
+  usage: 'stockade state ID',
+  async run(argv, ctx) {
+    const p = parseArgs(argv, [], 'state');
+    const state = containerState(ctx.store, parseContainerId(singleId(p.positional, 'state')));
+    out(`${JSON.stringify(state, null, 2)}\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,136 @@
+// create: validate the bundle, take the id, run stockade-init's plan, record the container.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { resolve } from 'node:path';
+import { StockadeError, errnoCode } from '../errors';
+import { launchInit, type Launched } from '../native/launcher';
+import { encodePlan } from '../native/protocol';
+import { parseConfig } from '../oci/validate';
+import type { Spec } from '../oci/spec';
+import type { ContainerId } from './id';
+import { buildPlan, NAMESPACE_FLAGS, type PlanOptions } from './plan';
+import { readProcessStat } from './process-identity';
+import { forceKill } from './kill';
+import { StateStore, writeFileAtomic, type ContainerRecord } from './state-store';
+
+export interface CreateOptions {
+  store: StateStore;
+  id: ContainerId;
+  bundle: string;
+  /** A spec built in memory (`stockade do`); otherwise bundle/config.json is read. */
+  spec?: Spec;
+  pidFile?: string | undefined;
+  consoleSocket?: string | undefined;
+  preserveFds?: number;
+  noPivot?: boolean;
+  noNewKeyring?: boolean;
+  monitor?: boolean;
+  rootfsMode?: PlanOptions['rootfsMode'];
+  debug?: (msg: string) => void;
+}
+
+export interface Created {
+  record: ContainerRecord;
+  launched: Launched;
+}
+
+export function loadSpec(bundle: string): Spec {
+  const path = resolve(bundle, 'config.json');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = errnoCode(e);
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new StockadeError('BUNDLE_INVALID', `bundle ${bundle}: config.json not found`, { path });
+    }
+    throw new StockadeError('BUNDLE_INVALID', `bundle ${bundle}: cannot read config.json: ${(e as Error).message}`, { path });
+  }
+  return parseConfig(text, 'config.json');
+}
+
+export async function createContainer(opts: CreateOptions): Promise<Created> {
+  const { store, id } = opts;
+  const bundle = resolve(opts.bundle);
+  // Everything that can be checked without side effects is checked before the id is taken.
+  const spec = opts.spec ?? loadSpec(bundle);
+  const planOpts: PlanOptions = {
+    id,
+    bundle,
+    rootfsMountpoint: store.rootfsMountpoint(id),
+    startSocket: store.startSocket(id),
+    consoleSocket: opts.consoleSocket === undefined ? undefined : resolve(opts.consoleSocket),
+    preserveFds: opts.preserveFds ?? 0,
+    noPivot: opts.noPivot ?? false,
+    noNewKeyring: opts.noNewKeyring ?? false,
+    monitor: opts.monitor ?? false,
+    rootfsMode: opts.rootfsMode ?? 'bind',
+    createHooks: false,
+  };
+  const plan = encodePlan(buildPlan(spec, planOpts));
+
+  const lock = store.createLocked(id);
+  let pid = 0;
+  try {
+    mkdirSync(planOpts.rootfsMountpoint, { mode: 0o700 });
+    const record: ContainerRecord = {
+      ociVersion: spec.ociVersion,
+      id,
+      pid: 0,
+      pidStartTime: '',
+      bundle,
+      rootfs: resolve(bundle, spec.root?.path ?? 'rootfs'),
+      created: new Date().toISOString(),
+      owner: userInfo().username,
+      annotations: spec.annotations ?? {},
+      isolation: 'namespaces',
+      ownPidNamespace: (spec.linux?.namespaces ?? []).some((ns) => NAMESPACE_FLAGS[ns.type] !== undefined && ns.type === 'pid' && (ns.path ?? '') === ''),
+      createdOk: false,
+    };
+    store.write(id, record);
+    const launched = await launchInit({
+      plan,
+      preserveFds: planOpts.preserveFds,
+      onPid: (p) => {
+        pid = p;
+        record.pid = p;
+        record.pidStartTime = readProcessStat(p)?.startTime ?? '';
+        store.write(id, record);
+      },
+    });
+    record.createdOk = true;
+    store.write(id, record);
+    if (opts.pidFile !== undefined) writeFileAtomic(resolve(opts.pidFile), String(pid));
+    if (!planOpts.monitor) await launched.helperExit;
+    opts.debug?.(`created container ${id} with pid ${pid}`);
+    return { record, launched };
+  } catch (e) {
+    await cleanupFailedCreate(store, id, pid, e);
+    throw e;
+  } finally {
+    lock.release();
+  }
+}
+
+/** Leaves nothing behind: the container's processes, then its state directory. */
+async function cleanupFailedCreate(store: StateStore, id: ContainerId, pid: number, cause: unknown): Promise<void> {
+  const problems: string[] = [];
+  if (pid > 0) {
+    const stat = readProcessStat(pid);
+    if (stat !== undefined) {
+      try {
+        await forceKill(pid, stat.startTime);
+      } catch (e) {
+        problems.push(`cannot kill container init ${pid}: ${(e as Error).message}`);
+      }
+    }
+  }
+  try {
+    store.remove(id);
+  } catch (e) {
+    problems.push(`cannot remove ${store.dir(id)}: ${(e as Error).message}`);
+  }
+  if (problems.length > 0 && cause instanceof Error) {
+    cause.message = `${cause.message}; cleanup also failed: ${problems.join('; ')}`;
+  }
+}

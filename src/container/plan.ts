@@ -1,0 +1,229 @@
+// Turns a validated config.json into the setup plan stockade-init executes.
+import { existsSync, statSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import {
+  CAPABILITIES, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME,
+  CLONE_NEWUSER, CLONE_NEWUTS, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_REC, MS_SLAVE, RLIMITS,
+  type CapabilityName, type RlimitName,
+} from '../abi/linux/constants';
+import { StockadeError } from '../errors';
+import { parseMountOptions } from '../oci/mount-options';
+import type { Spec } from '../oci/spec';
+import { DEVICEF, HOOKF, MOUNTF, PLAN, ROOTFS, UMASK_UNSET, type PlanRecord } from '../native/protocol';
+
+export interface PlanOptions {
+  id: string;
+  bundle: string;
+  /** Empty host directory the container's root is built on. */
+  rootfsMountpoint: string;
+  startSocket: string | undefined;
+  consoleSocket: string | undefined;
+  preserveFds: number;
+  noPivot: boolean;
+  noNewKeyring: boolean;
+  /** Attached `run`: stockade-init stays as the container's parent and exits with its status. */
+  monitor: boolean;
+  /** How the root is built: a bind of root.path (OCI), or for `stockade do` a read-only or overlaid host root. */
+  rootfsMode: 'bind' | 'recursive-readonly' | 'overlay';
+  /** Pause after mounts for createRuntime/createContainer hooks. */
+  createHooks: boolean;
+  seccomp?: { flags: number; program: Buffer } | undefined;
+}
+
+export const NAMESPACE_FLAGS: Readonly<Record<string, number>> = {
+  pid: CLONE_NEWPID,
+  network: CLONE_NEWNET,
+  mount: CLONE_NEWNS,
+  ipc: CLONE_NEWIPC,
+  uts: CLONE_NEWUTS,
+  user: CLONE_NEWUSER,
+  cgroup: CLONE_NEWCGROUP,
+  time: CLONE_NEWTIME,
+};
+
+// The devices every container gets, as runc creates them.
+const DEFAULT_DEVICES = [
+  { path: '/dev/null', major: 1, minor: 3 },
+  { path: '/dev/zero', major: 1, minor: 5 },
+  { path: '/dev/full', major: 1, minor: 7 },
+  { path: '/dev/random', major: 1, minor: 8 },
+  { path: '/dev/urandom', major: 1, minor: 9 },
+  { path: '/dev/tty', major: 5, minor: 0 },
+] as const;
+
+const DEV_SYMLINKS = [
+  ['/proc/self/fd', '/dev/fd'],
+  ['/proc/self/fd/0', '/dev/stdin'],
+  ['/proc/self/fd/1', '/dev/stdout'],
+  ['/proc/self/fd/2', '/dev/stderr'],
+] as const;
+
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const S_IFIFO = 0o010000;
+
+const PROPAGATION: Readonly<Record<string, number>> = {
+  private: 0x40000, rprivate: 0x40000 | MS_REC,
+  shared: 0x100000, rshared: 0x100000 | MS_REC,
+  slave: MS_SLAVE, rslave: MS_SLAVE | MS_REC,
+  unbindable: 0x20000, runbindable: 0x20000 | MS_REC,
+};
+
+export function capabilityMask(names: readonly string[] | undefined, field: string): bigint {
+  let mask = 0n;
+  for (const name of names ?? []) {
+    const bit = CAPABILITIES.indexOf(name as CapabilityName);
+    if (bit < 0) throw new StockadeError('CONFIG_INVALID', `config.json: ${field}: unknown capability ${JSON.stringify(name)}`, { field });
+    mask |= 1n << BigInt(bit);
+  }
+  return mask;
+}
+
+function idMapContent(maps: readonly { containerID: number; hostID: number; size: number }[] | undefined): string {
+  return (maps ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
+}
+
+export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
+  const process = spec.process;
+  if (process === undefined) throw new StockadeError('CONFIG_INVALID', 'config.json: process: required to create a container', { field: 'process' });
+  const linux = spec.linux ?? {};
+  const plan: PlanRecord[] = [];
+
+  // Namespaces: joins first (the user namespace before the rest, so the others are joined with its rights).
+  let cloneFlags = 0;
+  const joins = (linux.namespaces ?? []).filter((ns) => ns.path !== undefined && ns.path !== '');
+  joins.sort((a, b) => (a.type === 'user' ? -1 : b.type === 'user' ? 1 : 0));
+  for (const ns of joins) plan.push({ tag: PLAN.TAG_JOIN_NS, nstype: NAMESPACE_FLAGS[ns.type] ?? 0, path: ns.path ?? '' });
+  for (const ns of linux.namespaces ?? []) {
+    if (ns.path === undefined || ns.path === '') cloneFlags |= NAMESPACE_FLAGS[ns.type] ?? 0;
+  }
+  plan.push({ tag: PLAN.TAG_CLONE_FLAGS, flags: cloneFlags });
+  const newUserNs = (cloneFlags & CLONE_NEWUSER) !== 0;
+  const inUserNs = newUserNs || joins.some((ns) => ns.type === 'user');
+  if (newUserNs) {
+    plan.push({ tag: PLAN.TAG_UID_MAP, content: idMapContent(linux.uidMappings) });
+    plan.push({ tag: PLAN.TAG_GID_MAP, content: idMapContent(linux.gidMappings) });
+  }
+  if (process.oomScoreAdj !== undefined) plan.push({ tag: PLAN.TAG_OOM_SCORE_ADJ, value: process.oomScoreAdj });
+  if (opts.startSocket !== undefined) plan.push({ tag: PLAN.TAG_START_SOCKET, path: opts.startSocket });
+  if (opts.monitor) plan.push({ tag: PLAN.TAG_MONITOR });
+  if (process.terminal === true) {
+    if (opts.consoleSocket === undefined) {
+      throw new StockadeError('USAGE', 'process.terminal is true but no --console-socket was given', { field: 'process.terminal' });
+    }
+    plan.push({ tag: PLAN.TAG_CONSOLE_SOCKET, path: opts.consoleSocket }, { tag: PLAN.TAG_TERMINAL });
+  }
+  if (spec.hostname !== undefined && spec.hostname !== '') plan.push({ tag: PLAN.TAG_HOSTNAME, name: spec.hostname });
+  if (spec.domainname !== undefined && spec.domainname !== '') plan.push({ tag: PLAN.TAG_DOMAINNAME, name: spec.domainname });
+  if ((cloneFlags & CLONE_NEWNET) !== 0) plan.push({ tag: PLAN.TAG_LOOPBACK_UP });
+
+  if ((cloneFlags & CLONE_NEWNS) !== 0 || joins.some((ns) => ns.type === 'mount')) {
+    planRootfs(spec, opts, plan, inUserNs);
+  } else {
+    throw new StockadeError('CONFIG_INVALID', 'config.json: linux.namespaces: a mount namespace is required', { field: 'linux.namespaces' });
+  }
+
+  if (opts.createHooks) plan.push({ tag: PLAN.TAG_HOOK_POINTS, points: HOOKF.CREATE });
+  for (const [key, value] of Object.entries(linux.sysctl ?? {})) plan.push({ tag: PLAN.TAG_SYSCTL, key, value });
+
+  for (const rl of process.rlimits ?? []) {
+    const resource = RLIMITS[rl.type as RlimitName];
+    if (resource === undefined) throw new StockadeError('CONFIG_INVALID', `config.json: process.rlimits: unknown rlimit ${JSON.stringify(rl.type)}`, { field: 'process.rlimits' });
+    plan.push({ tag: PLAN.TAG_RLIMIT, resource, soft: BigInt(rl.soft), hard: BigInt(rl.hard) });
+  }
+  if (!opts.noNewKeyring) plan.push({ tag: PLAN.TAG_SESSION_KEYRING, name: `_ses.${opts.id}` });
+
+  const user = process.user;
+  plan.push({
+    tag: PLAN.TAG_USER, uid: user.uid, gid: user.gid, umask: user.umask ?? UMASK_UNSET,
+    additionalGids: user.additionalGids ?? [],
+  });
+  const caps = process.capabilities;
+  const all = (1n << BigInt(CAPABILITIES.length)) - 1n;
+  plan.push(caps === undefined
+    // runc leaves the capabilities alone when the config names none: root keeps them all.
+    ? { tag: PLAN.TAG_CAPS, bounding: all, effective: all, inheritable: 0n, permitted: all, ambient: 0n }
+    : {
+        tag: PLAN.TAG_CAPS,
+        bounding: capabilityMask(caps.bounding, 'process.capabilities.bounding'),
+        effective: capabilityMask(caps.effective, 'process.capabilities.effective'),
+        inheritable: capabilityMask(caps.inheritable, 'process.capabilities.inheritable'),
+        permitted: capabilityMask(caps.permitted, 'process.capabilities.permitted'),
+        ambient: capabilityMask(caps.ambient, 'process.capabilities.ambient'),
+      });
+  if (process.noNewPrivileges === true) plan.push({ tag: PLAN.TAG_NO_NEW_PRIVS });
+  if (opts.seccomp !== undefined) plan.push({ tag: PLAN.TAG_SECCOMP, flags: opts.seccomp.flags, program: opts.seccomp.program });
+  plan.push({ tag: PLAN.TAG_CWD, path: process.cwd === '' ? '/' : process.cwd });
+  for (const arg of process.args ?? []) plan.push({ tag: PLAN.TAG_ARG, value: arg });
+  for (const env of process.env ?? []) plan.push({ tag: PLAN.TAG_ENV, value: env });
+  if (opts.preserveFds > 0) plan.push({ tag: PLAN.TAG_PRESERVE_FDS, count: opts.preserveFds });
+  return plan;
+}
+
+function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs: boolean): void {
+  const linux = spec.linux ?? {};
+  if (spec.root === undefined) throw new StockadeError('CONFIG_INVALID', 'config.json: root: required', { field: 'root' });
+  const source = resolve(opts.bundle, spec.root.path);
+  const st = statSync(source, { throwIfNoEntry: false });
+  if (st === undefined || !st.isDirectory()) {
+    throw new StockadeError('BUNDLE_INVALID', `root file system ${source} (root.path) does not exist or is not a directory`, { field: 'root.path', path: source });
+  }
+  let flags = 0;
+  if (spec.root.readonly === true) flags |= ROOTFS.READONLY;
+  if (opts.noPivot) flags |= ROOTFS.NO_PIVOT;
+  if (opts.rootfsMode === 'recursive-readonly') flags |= ROOTFS.RECURSIVE_READONLY;
+  if (opts.rootfsMode === 'overlay') flags |= ROOTFS.OVERLAY;
+  plan.push({ tag: PLAN.TAG_ROOTFS, flags, source, mountpoint: opts.rootfsMountpoint });
+  if (linux.rootfsPropagation !== undefined) {
+    const p = PROPAGATION[linux.rootfsPropagation];
+    if (p === undefined) throw new StockadeError('CONFIG_INVALID', `config.json: linux.rootfsPropagation: unknown value ${JSON.stringify(linux.rootfsPropagation)}`, { field: 'linux.rootfsPropagation' });
+    plan.push({ tag: PLAN.TAG_ROOTFS_PROPAGATION, flags: p });
+  }
+
+  let devIsBind = false;
+  (spec.mounts ?? []).forEach((m, i) => {
+    const field = `mounts[${i}]`;
+    const parsed = parseMountOptions(m.options ?? []);
+    const bind = parsed.bind || m.type === 'bind';
+    if (!isAbsolute(m.destination)) throw new StockadeError('CONFIG_INVALID', `config.json: ${field}.destination: must be an absolute path`, { field });
+    let src = m.source ?? '';
+    if (bind) {
+      src = resolve(opts.bundle, src);
+      if (!existsSync(src)) throw new StockadeError('CONFIG_INVALID', `config.json: ${field}.source: bind source ${src} does not exist`, { field, path: src });
+      if (m.destination === '/dev') devIsBind = true;
+    }
+    let mountFlags = 0;
+    let flags = parsed.flags;
+    if (bind) {
+      mountFlags |= MOUNTF.BIND;
+      flags |= MS_BIND | (parsed.recursive ? MS_REC : 0);
+      // Flags beyond bind/rec only take effect on a bind through a second, remounting call.
+      if ((parsed.flags & ~(MS_BIND | MS_REC)) !== 0) mountFlags |= MOUNTF.REMOUNT;
+    }
+    plan.push({
+      tag: PLAN.TAG_MOUNT, flags, propagation: parsed.propagation, recursiveAttr: parsed.recursiveAttr, mountFlags,
+      source: src, target: m.destination, fstype: bind ? '' : (m.type ?? ''), data: parsed.data,
+    });
+  });
+
+  if (!devIsBind) {
+    for (const d of DEFAULT_DEVICES) {
+      plan.push({ tag: PLAN.TAG_DEVICE, type: 'c', major: d.major, minor: d.minor, mode: S_IFCHR | 0o666, uid: 0, gid: 0, deviceFlags: inUserNs ? DEVICEF.BIND : 0, path: d.path });
+    }
+    (linux.devices ?? []).forEach((d) => {
+      const typeBits = d.type === 'b' ? S_IFBLK : d.type === 'p' ? S_IFIFO : S_IFCHR;
+      plan.push({
+        tag: PLAN.TAG_DEVICE, type: d.type, major: d.major ?? 0, minor: d.minor ?? 0,
+        mode: typeBits | ((d.fileMode ?? 0o666) & 0o7777), uid: d.uid ?? 0, gid: d.gid ?? 0,
+        deviceFlags: inUserNs ? DEVICEF.BIND : 0, path: d.path,
+      });
+    });
+    for (const [target, linkpath] of DEV_SYMLINKS) plan.push({ tag: PLAN.TAG_SYMLINK, target, linkpath });
+    if ((spec.mounts ?? []).some((m) => m.destination === '/dev/pts')) plan.push({ tag: PLAN.TAG_SYMLINK, target: 'pts/ptmx', linkpath: '/dev/ptmx' });
+  }
+  for (const path of linux.maskedPaths ?? []) plan.push({ tag: PLAN.TAG_MASKED_PATH, path });
+  for (const path of linux.readonlyPaths ?? []) plan.push({ tag: PLAN.TAG_READONLY_PATH, path });
+}
+
+/** Flags a bind of the host root carries in `stockade do`. */
+export const DO_MOUNT_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC;

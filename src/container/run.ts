@@ -1,0 +1,41 @@
+// run: create, start and, unless detached, wait for the container and pass its exit status on.
+import { StockadeError } from '../errors';
+import { createContainer, type CreateOptions } from './create';
+import { deleteContainer } from './delete';
+import { signalProcess } from './kill';
+import { readProcessStat } from './process-identity';
+import { startContainer } from './start';
+
+export interface RunOptions extends CreateOptions {
+  detach: boolean;
+  keep: boolean;
+}
+
+// The signals an attached run passes on to the container, as runc's signal handler does.
+const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGTSTP'];
+
+export async function runContainer(opts: RunOptions): Promise<number> {
+  const { launched, record } = await createContainer({ ...opts, monitor: !opts.detach });
+  const startTime = readProcessStat(record.pid)?.startTime ?? record.pidStartTime;
+  const forward = (sig: NodeJS.Signals): void => {
+    signalProcess(record.pid, startTime, osSignal(sig));
+  };
+  if (!opts.detach) for (const sig of FORWARDED) process.on(sig, forward);
+  try {
+    await startContainer(opts.store, opts.id);
+  } catch (e) {
+    if (!opts.keep) await deleteContainer(opts.store, opts.id, true).catch(() => undefined);
+    throw e;
+  }
+  if (opts.detach) return 0;
+  const { code, signal } = await launched.helperExit;
+  for (const sig of FORWARDED) process.off(sig, forward);
+  if (!opts.keep) await deleteContainer(opts.store, opts.id, true);
+  if (code === null) throw new StockadeError('SYSTEM', `stockade-init was killed by ${signal ?? 'a signal'}`);
+  return code;
+}
+
+function osSignal(sig: NodeJS.Signals): number {
+  const n = (require('node:os') as typeof import('node:os')).constants.signals[sig];
+  return n;
+}

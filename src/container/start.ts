@@ -1,0 +1,53 @@
+// start: releases a created container through its start socket and reports an exec failure.
+import { connect } from 'node:net';
+import { closeSync, openSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { StockadeError } from '../errors';
+import { initError } from '../native/launcher';
+import { MSG, MessageReader, encodeMessage } from '../native/protocol';
+import type { ContainerId } from './id';
+import { assertCanPerform } from './status';
+import type { StateStore } from './state-store';
+
+const SUN_PATH_MAX = 107;
+
+export async function startContainer(store: StateStore, id: ContainerId): Promise<void> {
+  const lock = await store.lock(id);
+  try {
+    const record = store.read(id);
+    assertCanPerform('start', store.status(id, record), id);
+    const socket = store.startSocket(id);
+    // The status reads "running" from here on; a second start finds no socket and is refused.
+    await release(socket);
+  } finally {
+    lock.release();
+  }
+}
+
+async function release(path: string): Promise<void> {
+  // sun_path holds 107 bytes; a long --root is reached through a directory fd instead.
+  let dirFd = -1;
+  let target = path;
+  if (Buffer.byteLength(path) > SUN_PATH_MAX) {
+    dirFd = openSync(dirname(path), 'r');
+    target = `/proc/self/fd/${dirFd}/start.sock`;
+  }
+  try {
+    await new Promise<void>((resolvePromise, reject) => {
+      const sock = connect({ path: target });
+      const reader = new MessageReader();
+      let failure: StockadeError | undefined;
+      sock.on('connect', () => {
+        rmSync(path, { force: true });
+        sock.write(encodeMessage(MSG.START));
+      });
+      sock.on('data', (chunk: Buffer) => {
+        for (const m of reader.push(chunk)) if (m.type === 'error') failure = initError(m);
+      });
+      sock.on('error', (e) => reject(new StockadeError('SYSTEM', `cannot reach the container's start socket: ${e.message}`, { path })));
+      sock.on('close', () => (failure === undefined ? resolvePromise() : reject(failure)));
+    });
+  } finally {
+    if (dirFd >= 0) closeSync(dirFd);
+  }
+}

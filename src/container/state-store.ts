@@ -1,0 +1,147 @@
+// The state directory: one folder per container holding state.json, the start socket and the root mountpoint.
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, fsyncSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { StockadeError, errnoCode } from '../errors';
+import { flockAsync, flockSync } from '../native/addon';
+import type { ContainerId } from './id';
+import { isSameLiveProcess } from './process-identity';
+import type { Status } from './status';
+
+export const DEFAULT_ROOT = '/run/stockade';
+
+/** What stockade records about a container; `status` is derived live, never trusted from disk alone. */
+export interface ContainerRecord {
+  ociVersion: string;
+  id: string;
+  /** Host pid of the container's init; 0 while creating. */
+  pid: number;
+  /** Field 22 of /proc/PID/stat, so a reused pid is not taken for the container. */
+  pidStartTime: string;
+  bundle: string;
+  rootfs: string;
+  created: string;
+  owner: string;
+  annotations: Record<string, string>;
+  isolation: 'namespaces';
+  /** True when the container has its own pid namespace: killing its init kills everything in it. */
+  ownPidNamespace: boolean;
+  /** Set once creation completed; a record without it belongs to a create in progress or one that died. */
+  createdOk: boolean;
+}
+
+export class ContainerLock {
+  #fd: number;
+  constructor(fd: number) { this.#fd = fd; }
+  release(): void {
+    if (this.#fd >= 0) { closeSync(this.#fd); this.#fd = -1; }
+  }
+}
+
+export class StateStore {
+  readonly root: string;
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  dir(id: ContainerId): string { return join(this.root, id); }
+  startSocket(id: ContainerId): string { return join(this.root, id, 'start.sock'); }
+  rootfsMountpoint(id: ContainerId): string { return join(this.root, id, 'rootfs'); }
+
+  ensureRoot(): void {
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
+  }
+
+  /** Creates the container's directory exclusively and locks it: the id is taken atomically. */
+  createLocked(id: ContainerId): ContainerLock {
+    this.ensureRoot();
+    try {
+      mkdirSync(this.dir(id), { mode: 0o711 });
+    } catch (e) {
+      if (errnoCode(e) === 'EEXIST') throw new StockadeError('CONTAINER_EXISTS', `container with id ${id} already exists`, { id });
+      throw e;
+    }
+    const fd = openSync(this.dir(id), 'r');
+    flockSync(fd, 'ex', true);
+    return new ContainerLock(fd);
+  }
+
+  /** Waits for the container's lock; fails if the container vanished while waiting. */
+  async lock(id: ContainerId): Promise<ContainerLock> {
+    let fd: number;
+    try {
+      fd = openSync(this.dir(id), 'r');
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') throw notFound(id);
+      throw e;
+    }
+    try {
+      await flockAsync(fd, 'ex');
+      // A delete may have removed the directory while we waited for it.
+      const now = statSync(this.dir(id), { throwIfNoEntry: false });
+      const held = fstatSync(fd);
+      if (now === undefined || now.ino !== held.ino) throw notFound(id);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+    return new ContainerLock(fd);
+  }
+
+  read(id: ContainerId): ContainerRecord {
+    let text: string;
+    try {
+      text = readFileSync(join(this.dir(id), 'state.json'), 'utf8');
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') throw notFound(id);
+      throw e;
+    }
+    return JSON.parse(text) as ContainerRecord;
+  }
+
+  /** Atomic: a reader sees the old record or the new one, never half of one. */
+  write(id: ContainerId, record: ContainerRecord): void {
+    const path = join(this.dir(id), 'state.json');
+    const tmp = `${path}.tmp-${process.pid}`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, JSON.stringify(record));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  }
+
+  remove(id: ContainerId): void {
+    rmSync(this.dir(id), { recursive: true, force: true });
+  }
+
+  list(): ContainerId[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.root);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return [];
+      throw e;
+    }
+    return names.filter((n) => existsSync(join(this.root, n, 'state.json'))).sort() as ContainerId[];
+  }
+
+  /** The status as the kernel sees it now. */
+  status(id: ContainerId, record: ContainerRecord): Status {
+    if (!record.createdOk) return isSameLiveProcess(record.pid, record.pidStartTime) ? 'creating' : 'stopped';
+    if (!isSameLiveProcess(record.pid, record.pidStartTime)) return 'stopped';
+    if (existsSync(this.startSocket(id))) return 'created';
+    return 'running';
+  }
+}
+
+function notFound(id: string): StockadeError {
+  return new StockadeError('CONTAINER_NOT_FOUND', `container ${id} does not exist`, { id });
+}
+
+export function writeFileAtomic(path: string, content: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, content);
+  renameSync(tmp, path);
+}

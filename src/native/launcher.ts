@@ -1,0 +1,109 @@
+// Starts stockade-init with a setup plan and follows it until the container is ready or has failed.
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { Duplex, Writable } from 'node:stream';
+import { getSystemErrorMap } from 'node:util';
+import { StockadeError } from '../errors';
+import { initBinary } from './paths';
+import { MessageReader, MSG, encodeMessage, type InitMessage } from './protocol';
+
+export interface LaunchOptions {
+  plan: Buffer;
+  /** fds 3 .. 3+n-1 of this process pass into the container. */
+  preserveFds: number;
+  /** Called when the container pauses at a hook point; it continues when the promise resolves. */
+  onHook?: (point: number, pid: number) => Promise<void>;
+  /** Called as soon as the container's pid is known, so a failure later can still clean it up. */
+  onPid?: (pid: number) => void;
+}
+
+export interface Launched {
+  pid: number;
+  /** stockade-init itself; in monitor mode it exits with the container's status. */
+  helper: ChildProcess;
+  helperExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function describeErrno(errno: number): string {
+  if (errno === 0) return '';
+  const entry = getSystemErrorMap().get(-Math.abs(errno));
+  return entry === undefined ? `errno ${errno}` : `${entry[1]} (${entry[0]})`;
+}
+
+export function initError(m: Extract<InitMessage, { type: 'error' }>): StockadeError {
+  const why = describeErrno(m.errno);
+  const message = why === '' ? `${m.step}: ${m.message}` : `${m.step}: ${m.message}: ${why}`;
+  return new StockadeError(m.step === 'exec' ? 'EXEC_FAILED' : 'INIT_FAILED', message, { step: m.step, errno: m.errno });
+}
+
+export function launchInit(opts: LaunchOptions): Promise<Launched> {
+  const planFd = 3 + opts.preserveFds;
+  const syncFd = planFd + 1;
+  const stdio: StdioOptions = ['inherit', 'inherit', 'inherit'];
+  for (let fd = 3; fd < planFd; fd++) stdio.push(fd);
+  stdio.push('pipe', 'pipe');
+  const helper = spawn(initBinary(), [String(planFd), String(syncFd)], { stdio });
+  const helperExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
+    helper.once('exit', (code, signal) => res({ code, signal }));
+  });
+  const planPipe = helper.stdio[planFd] as Writable;
+  const sync = helper.stdio[syncFd] as Duplex;
+
+  return new Promise<Launched>((resolvePromise, rejectPromise) => {
+    let pid = 0;
+    let settled = false;
+    const fail = (e: StockadeError): void => {
+      if (settled) return;
+      settled = true;
+      sync.destroy();
+      rejectPromise(e);
+    };
+    helper.once('error', (e) => fail(new StockadeError('SYSTEM', `cannot start ${initBinary()}: ${e.message}`, { path: initBinary() })));
+    planPipe.on('error', () => { /* the helper died early; its exit tells why */ });
+    planPipe.end(opts.plan);
+
+    const reader = new MessageReader();
+    sync.on('data', (chunk: Buffer) => {
+      let messages: InitMessage[];
+      try {
+        messages = reader.push(chunk);
+      } catch (e) {
+        fail(new StockadeError('INIT_FAILED', (e as Error).message));
+        return;
+      }
+      for (const m of messages) {
+        switch (m.type) {
+          case 'pid':
+            pid = m.pid;
+            opts.onPid?.(pid);
+            break;
+          case 'hook': {
+            const run = opts.onHook ?? (async () => undefined);
+            run(m.point, pid).then(
+              () => { sync.write(encodeMessage(MSG.CONTINUE)); },
+              (e: unknown) => fail(e instanceof StockadeError ? e : new StockadeError('HOOK_FAILED', String(e))),
+            );
+            break;
+          }
+          case 'error':
+            fail(initError(m));
+            break;
+          case 'ready':
+            if (!settled) {
+              settled = true;
+              sync.destroy();
+              resolvePromise({ pid, helper, helperExit });
+            }
+            break;
+        }
+      }
+    });
+    sync.on('error', () => { /* reported through 'close' */ });
+    sync.on('close', () => {
+      if (settled) return;
+      void helperExit.then(({ code, signal }) => {
+        // The helper exits at once after the container is released; only the container's silence is an error.
+        fail(new StockadeError('INIT_FAILED', `container init exited before it was ready (stockade-init ${signal ?? `status ${code ?? '?'}`})`));
+      });
+    });
+  });
+}
