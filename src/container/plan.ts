@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import {
   CAPABILITIES, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME,
-  CLONE_NEWUSER, CLONE_NEWUTS, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_REC, MS_SLAVE, RLIMITS,
+  CLONE_NEWUSER, CLONE_NEWUTS, MS_BIND, MS_REC, MS_SLAVE, RLIMITS,
   type CapabilityName, type RlimitName,
 } from '../abi/linux/constants';
 import { StockadeError } from '../errors';
@@ -129,7 +129,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
   for (const rl of process.rlimits ?? []) {
     const resource = RLIMITS[rl.type as RlimitName];
     if (resource === undefined) throw new StockadeError('CONFIG_INVALID', `config.json: process.rlimits: unknown rlimit ${JSON.stringify(rl.type)}`, { field: 'process.rlimits' });
-    plan.push({ tag: PLAN.TAG_RLIMIT, resource, soft: BigInt(rl.soft), hard: BigInt(rl.hard) });
+    plan.push({ tag: PLAN.TAG_RLIMIT, resource, soft: rlimitValue(rl.soft), hard: rlimitValue(rl.hard) });
   }
   if (!opts.noNewKeyring) plan.push({ tag: PLAN.TAG_SESSION_KEYRING, name: `_ses.${opts.id}` });
 
@@ -225,5 +225,10 @@ function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs:
   for (const path of linux.readonlyPaths ?? []) plan.push({ tag: PLAN.TAG_READONLY_PATH, path });
 }
 
-/** Flags a bind of the host root carries in `stockade do`. */
-export const DO_MOUNT_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+const RLIM_INFINITY = (1n << 64n) - 1n;
+
+/** JSON numbers lose precision near 2^64: anything at or past RLIM_INFINITY means unlimited. */
+function rlimitValue(v: number): bigint {
+  const b = BigInt(Math.trunc(v));
+  return b >= RLIM_INFINITY ? RLIM_INFINITY : b;
+}

@@ -1,0 +1,116 @@
+// Runs the real stockade CLI as a client would, each test with its own --root and --log.
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBinary, packageRoot } from '../../src/native/paths';
+import { defaultSpec } from '../../src/oci/default-spec';
+import type { Spec } from '../../src/oci/spec';
+import { makeBundle, rootfsUnavailable, type Bundle } from '../helpers/rootfs';
+import { listMountsUnder, processesWithCmdline } from '../helpers/cleanup';
+
+export const STOCKADE = join(packageRoot(), 'bin', 'stockade');
+
+/** Why integration tests cannot run here, or undefined when they can. */
+export function integrationSkip(): string | undefined {
+  if (process.platform !== 'linux') return 'containers need Linux';
+  if (process.getuid?.() !== 0) return 'creating namespaces and mounts as the tests do needs root';
+  if (!existsSync(initBinary())) return `stockade-init is not built (${initBinary()}): run npm run build`;
+  return rootfsUnavailable();
+}
+
+export interface Result {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export class Runtime {
+  readonly root: string;
+  readonly log: string;
+  readonly #bundles: Bundle[] = [];
+  constructor() {
+    const dir = mkdtempSync(join(tmpdir(), 'stockade-it-'));
+    this.root = join(dir, 'state');
+    this.log = join(dir, 'log.json');
+  }
+
+  /** stockade --root R --log L --log-format json ARGS */
+  run(args: readonly string[], opts: { input?: string; timeout?: number; cwd?: string } = {}): Result {
+    const r: SpawnSyncReturns<string> = spawnSync(STOCKADE, ['--root', this.root, '--log', this.log, '--log-format', 'json', ...args], {
+      encoding: 'utf8',
+      input: opts.input ?? '',
+      timeout: opts.timeout ?? 30_000,
+      cwd: opts.cwd,
+    });
+    return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** Like run, without waiting: for containers that must be signalled while attached. */
+  spawn(args: readonly string[]): ReturnType<typeof spawn> {
+    return spawn(STOCKADE, ['--root', this.root, '--log', this.log, '--log-format', 'json', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  }
+
+  bundle(spec: Spec | ((paths: { dir: string; rootfs: string }) => Spec)): Bundle {
+    const b = makeBundle({ spec });
+    this.#bundles.push(b);
+    return b;
+  }
+
+  logLines(): { level: string; msg: string }[] {
+    if (!existsSync(this.log)) return [];
+    return readFileSync(this.log, 'utf8').trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { level: string; msg: string });
+  }
+
+  containerDirs(): string[] {
+    return existsSync(this.root) ? readdirSync(this.root) : [];
+  }
+
+  /** Deletes every container left, then the bundles and the state root. */
+  cleanup(): void {
+    for (const id of this.containerDirs()) this.run(['delete', '--force', id]);
+    for (const b of this.#bundles) b.remove();
+    rmSync(join(this.root, '..'), { recursive: true, force: true });
+  }
+}
+
+/** A spec for the test rootfs running `args` without a terminal. */
+export function probeSpec(args: string[], mutate?: (spec: Spec) => void): Spec {
+  const spec = defaultSpec();
+  if (spec.process === undefined) throw new Error('default spec has no process');
+  spec.process.terminal = false;
+  spec.process.args = args;
+  if (spec.linux !== undefined) delete spec.linux.resources;
+  mutate?.(spec);
+  return spec;
+}
+
+/** What of a container outlived it: state dirs, mounts under the state root or bundle, stockade-init or marked processes. */
+export function leftovers(rt: Runtime, bundle?: Bundle, marker?: string): string[] {
+  const found: string[] = [];
+  for (const d of rt.containerDirs()) found.push(`state dir ${d}`);
+  for (const m of listMountsUnder(rt.root)) found.push(`mount ${m.mountpoint}`);
+  if (bundle !== undefined) for (const m of listMountsUnder(bundle.dir)) found.push(`mount ${m.mountpoint}`);
+  for (const p of processesWithCmdline('stockade-init')) found.push(`process ${p.pid} ${p.cmdline}`);
+  if (marker !== undefined) for (const p of processesWithCmdline(marker)) found.push(`process ${p.pid} ${p.cmdline}`);
+  return found;
+}
+
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+export function json<T>(text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new Error(`not JSON: ${JSON.stringify(text.slice(0, 500))}`);
+  }
+}

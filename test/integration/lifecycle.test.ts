@@ -1,0 +1,136 @@
+// The OCI lifecycle through the real CLI: create, start, state, list, kill, delete, run.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, openSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { Runtime, alive, integrationSkip, json, leftovers, probeSpec } from './harness';
+
+const skip = integrationSkip();
+
+interface OciState { ociVersion: string; id: string; pid: number; status: string; bundle: string; created: string; owner: string; annotations?: Record<string, string> }
+
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('lifecycle', { skip }, () => {
+  let rt: Runtime;
+  before(() => { rt = new Runtime(); });
+  after(() => rt.cleanup());
+
+  test('create, start, state, kill, delete as runc clients drive it', async () => {
+    const b = rt.bundle(probeSpec(['/bin/probe', 'signal-exit'], (s) => { s.annotations = { 'org.example': 'yes' }; }));
+    const pidFile = join(b.dir, 'pid');
+    const c = rt.run(['create', '--bundle', b.dir, '--pid-file', pidFile, 'c1']);
+    assert.equal(c.status, 0, c.stderr);
+    const created = json<OciState>(rt.run(['state', 'c1']).stdout);
+    assert.equal(created.status, 'created');
+    assert.equal(created.id, 'c1');
+    assert.equal(created.bundle, b.dir);
+    assert.equal(created.ociVersion, '1.3.0');
+    assert.deepEqual(created.annotations, { 'org.example': 'yes' });
+    assert.equal(Number(readFileSync(pidFile, 'utf8')), created.pid);
+    assert.ok(alive(created.pid));
+
+    assert.equal(rt.run(['start', 'c1']).status, 0);
+    const running = json<OciState>(rt.run(['state', 'c1']).stdout);
+    assert.equal(running.status, 'running');
+    const again = rt.run(['start', 'c1']);
+    assert.notEqual(again.status, 0);
+    assert.match(again.stderr, /cannot start container c1: it is running/);
+
+    const list = json<OciState[]>(rt.run(['list', '--format', 'json']).stdout);
+    assert.deepEqual(list.map((s) => [s.id, s.status]), [['c1', 'running']]);
+    assert.equal(rt.run(['list', '-q']).stdout, 'c1\n');
+    assert.match(rt.run(['list']).stdout, /^ID\s+PID\s+STATUS\s+BUNDLE\s+CREATED\s+OWNER\nc1\s+\d+\s+running\s/);
+
+    const refused = rt.run(['delete', 'c1']);
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /not stopped: running/);
+
+    assert.equal(rt.run(['kill', 'c1', 'TERM']).status, 0);
+    await waitFor(() => !alive(running.pid));
+    assert.equal(json<OciState>(rt.run(['state', 'c1']).stdout).status, 'stopped');
+    assert.equal(rt.run(['delete', 'c1']).status, 0);
+    assert.deepEqual(leftovers(rt, b), []);
+    assert.match(rt.run(['state', 'c1']).stderr, /container c1 does not exist/);
+  });
+
+  test('run passes the exit status through and removes the container', () => {
+    const b = rt.bundle(probeSpec(['/bin/probe', 'exit', '42']));
+    const r = rt.run(['run', '--bundle', b.dir, 'r1']);
+    assert.equal(r.status, 42, r.stderr);
+    assert.deepEqual(rt.containerDirs(), []);
+  });
+
+  test('run streams stdio and --keep leaves a stopped container', () => {
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'read x; echo "got $x"; echo err >&2']));
+    const r = rt.run(['run', '--keep', '--bundle', b.dir, 'k1'], { input: 'hello\n' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'got hello\n');
+    assert.equal(r.stderr, 'err\n');
+    assert.equal(json<OciState>(rt.run(['state', 'k1']).stdout).status, 'stopped');
+    assert.equal(rt.run(['delete', 'k1']).status, 0);
+  });
+
+  test('run --detach returns at once; delete --force kills it', async () => {
+    const b = rt.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
+    const r = rt.run(['run', '-d', '--bundle', b.dir, 'd1']);
+    assert.equal(r.status, 0, r.stderr);
+    const s = json<OciState>(rt.run(['state', 'd1']).stdout);
+    assert.equal(s.status, 'running');
+    assert.equal(rt.run(['delete', '--force', 'd1']).status, 0);
+    assert.equal(alive(s.pid), false);
+    assert.deepEqual(leftovers(rt, b, 'probe sleep 100'), []);
+    assert.equal(rt.run(['delete', '--force', 'd1']).status, 0, 'a forced delete of a gone container succeeds');
+  });
+
+  test('a created container can be deleted without --force', () => {
+    const b = rt.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
+    assert.equal(rt.run(['create', '--bundle', b.dir, 'cd1']).status, 0);
+    const s = json<OciState>(rt.run(['state', 'cd1']).stdout);
+    assert.equal(rt.run(['delete', 'cd1']).status, 0);
+    assert.equal(alive(s.pid), false);
+  });
+
+  test('an attached run forwards SIGTERM to the container', async () => {
+    const b = rt.bundle(probeSpec(['/bin/probe', 'signal-exit']));
+    const child = rt.spawn(['run', '--bundle', b.dir, 'sig1']);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+    await waitFor(() => out.includes('ready'));
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    assert.equal(code, 0);
+    assert.match(out, /"signal":15/);
+  });
+
+  test('kill --all and kill with a number', async () => {
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', '/bin/probe sleep 100 & exec /bin/probe signal-exit']));
+    assert.equal(rt.run(['run', '-d', '--bundle', b.dir, 'ka']).status, 0);
+    const s = json<OciState>(rt.run(['state', 'ka']).stdout);
+    assert.equal(rt.run(['kill', '--all', 'ka', '9']).status, 0);
+    await waitFor(() => !alive(s.pid));
+    assert.equal(rt.run(['delete', 'ka']).status, 0);
+  });
+
+  test('--preserve-fds passes exactly the named fds', () => {
+    const b = rt.bundle(probeSpec(['/bin/probe', 'report']));
+    const file = join(b.dir, 'extra');
+    const fd3 = openSync(b.configPath, 'r');
+    try {
+      // spawnSync cannot place an fd at 3, so the shell does: exec 3<file.
+      const r = rt.run(['run', '--bundle', b.dir, 'pf1']);
+      assert.equal(r.status, 0, r.stderr);
+      const report = json<{ fds: number[] }>(r.stdout);
+      assert.deepEqual(report.fds, [0, 1, 2]);
+    } finally {
+      closeSync(fd3);
+    }
+    assert.ok(!existsSync(file));
+  });
+});
