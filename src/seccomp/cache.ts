@@ -1,0 +1,144 @@
+// A content-addressed cache of compiled filters, so a CLI call that loads a known profile skips the compiler.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SYSCALLS_AARCH64 } from '../abi/linux/syscalls-aarch64';
+import { SYSCALLS_ARM } from '../abi/linux/syscalls-arm';
+import { SYSCALLS_I386 } from '../abi/linux/syscalls-i386';
+import { SYSCALLS_X32 } from '../abi/linux/syscalls-x32';
+import { SYSCALLS_X86_64 } from '../abi/linux/syscalls-x86_64';
+import { actionValue } from './actions';
+import { nativeArch } from './arch';
+import type { CompiledFilter, CompileOptions } from './compile';
+import { compile, COMPILER_VERSION } from './compile';
+import { checkProgram } from './interpreter';
+import type { SeccompArch, SeccompProfile } from './types';
+import { SPEC_ARCHES } from './types';
+
+export interface CachedFilter extends CompiledFilter {
+  /** true when the program came from the cache */
+  readonly cached: boolean;
+  readonly cacheFile: string;
+}
+
+/**
+ * JSON with object keys sorted and bigints spelled out, so equal profiles hash equally however
+ * their objects were built.
+ */
+export function canonicalJson(v: unknown): string {
+  if (typeof v === 'bigint') return JSON.stringify(`${v}n`);
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (typeof v === 'object' && v !== null) {
+    const obj = v as Record<string, unknown>;
+    return `{${Object.keys(obj).filter((k) => obj[k] !== undefined).sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+let tablesDigest: string | undefined;
+/** The syscall tables are an input of the compiler as much as the profile is. */
+function syscallTablesDigest(): string {
+  tablesDigest ??= createHash('sha256')
+    .update(canonicalJson([SYSCALLS_X86_64, SYSCALLS_X32, SYSCALLS_I386, SYSCALLS_AARCH64, SYSCALLS_ARM]))
+    .digest('hex');
+  return tablesDigest;
+}
+
+export function cacheKey(profile: SeccompProfile, opts: CompileOptions = {}): string {
+  const input = {
+    compiler: COMPILER_VERSION,
+    tables: syscallTablesDigest(),
+    arch: opts.arch ?? nativeArch(),
+    badArch: opts.badArchAction === undefined ? null : actionValue(opts.badArchAction),
+    enosys: opts.enosysForNewerSyscalls ?? true,
+    profile,
+  };
+  return createHash('sha256').update(canonicalJson(input)).digest('hex');
+}
+
+interface CacheRecord {
+  compiler: number;
+  key: string;
+  program: string;
+  instructions: number;
+  flags: number;
+  notify: boolean;
+  arches: string[];
+  skippedArchitectures: string[];
+  skippedSyscalls: string[];
+}
+
+function isArchList(v: unknown): v is SeccompArch[] {
+  return Array.isArray(v) && v.every((a) => typeof a === 'string' && (SPEC_ARCHES as readonly string[]).includes(a));
+}
+
+/** The cached filter, or undefined when the file is missing, stale or damaged in any way. */
+function readRecord(file: string, key: string): CompiledFilter | undefined {
+  let rec: Partial<CacheRecord>;
+  try {
+    rec = JSON.parse(readFileSync(file, 'utf8')) as Partial<CacheRecord>;
+  } catch {
+    return undefined; // missing, unreadable or not JSON: compile afresh
+  }
+  if (typeof rec !== 'object' || rec === null || rec.compiler !== COMPILER_VERSION || rec.key !== key) return undefined;
+  if (typeof rec.program !== 'string' || typeof rec.instructions !== 'number') return undefined;
+  if (typeof rec.flags !== 'number' || typeof rec.notify !== 'boolean') return undefined;
+  if (!isArchList(rec.arches) || !isArchList(rec.skippedArchitectures)) return undefined;
+  if (!Array.isArray(rec.skippedSyscalls) || !rec.skippedSyscalls.every((s) => typeof s === 'string')) return undefined;
+  const program = Buffer.from(rec.program, 'base64');
+  if (program.length !== rec.instructions * 8) return undefined;
+  try {
+    checkProgram(program); // a truncated or hand-edited file must not reach the kernel
+  } catch {
+    return undefined;
+  }
+  return {
+    program,
+    instructions: rec.instructions,
+    flags: rec.flags,
+    notify: rec.notify,
+    arches: rec.arches,
+    skippedArchitectures: rec.skippedArchitectures,
+    skippedSyscalls: rec.skippedSyscalls,
+  };
+}
+
+/**
+ * compile(), through a cache under `cacheDir` keyed by sha256 of (compiler version, syscall
+ * tables, options, profile). The file appears whole or not at all (written aside, then renamed),
+ * so concurrent CLI calls never read half a program.
+ */
+export function compileCached(profile: SeccompProfile, opts: CompileOptions, cacheDir: string): CachedFilter {
+  const key = cacheKey(profile, opts);
+  const cacheFile = join(cacheDir, `${key}.json`);
+  const hit = readRecord(cacheFile, key);
+  if (hit !== undefined) return { ...hit, cached: true, cacheFile };
+
+  const compiled = compile(profile, opts);
+  const rec: CacheRecord = {
+    compiler: COMPILER_VERSION,
+    key,
+    program: compiled.program.toString('base64'),
+    instructions: compiled.instructions,
+    flags: compiled.flags,
+    notify: compiled.notify,
+    arches: [...compiled.arches],
+    skippedArchitectures: [...compiled.skippedArchitectures],
+    skippedSyscalls: [...compiled.skippedSyscalls],
+  };
+  const tmp = join(cacheDir, `.${key}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+    writeFileSync(tmp, JSON.stringify(rec), { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, cacheFile);
+  } catch {
+    // The cache only saves time: a full or read-only disk must not fail the container.
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never created
+    }
+  }
+  return { ...compiled, cached: false, cacheFile };
+}
