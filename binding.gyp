@@ -3,13 +3,26 @@
     {
       "target_name": "stockade_addon",
       "sources": ["native/addon/addon.c"],
+      "defines": ["NAPI_VERSION=8"],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
     },
     {
       "target_name": "stockade-init",
       "type": "executable",
-      "sources": ["native/init/main.c"],
+      "sources": [
+        "native/init/main.c",
+        "native/init/plan.c",
+        "native/init/msg.c",
+        "native/init/ns.c",
+        "native/init/path.c",
+        "native/init/mounts.c",
+        "native/init/rootfs.c",
+        "native/init/devices.c",
+        "native/init/terminal.c",
+        "native/init/process.c",
+        "native/init/child.c"
+      ],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
     }

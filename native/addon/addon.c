@@ -1,3 +1,606 @@
+/* The N-API addon: the few Linux syscalls Node lacks, as thin functions that throw Node-style system errors. */
 #include <node_api.h>
-static napi_value init(napi_env env, napi_value exports) { (void)env; return exports; }
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+/* Large enough for a short protocol message; callers that expect more pass maxData. */
+#define RECV_DEFAULT_DATA 4096
+#define RECV_MAX_DATA (1 << 20)
+/* The blocking threads only wait in one syscall; the default 8 MiB stack would be mostly wasted. */
+#define WAIT_THREAD_STACK (64 * 1024)
+
+static void free_ptr(void *p) {
+  free(*(void **)p);
+}
+#define cleanup_free __attribute__((cleanup(free_ptr)))
+
+/* ---- errors ------------------------------------------------------------------------------------ */
+
+/* Shaped like Node's own system errors (fs, child_process): message "ESRCH: no such process, pidfd_open",
+ * code = the errno name, errno = the negated value (Node follows libuv there), syscall = the call. */
+static napi_value errno_error(napi_env env, int err, const char *syscall_name) {
+  const char *name = strerrorname_np(err);
+  if (name == NULL) name = "UNKNOWN";
+  char desc[128];
+  snprintf(desc, sizeof desc, "%s", strerror(err));
+  if (desc[0] >= 'A' && desc[0] <= 'Z') desc[0] = (char)(desc[0] - 'A' + 'a');
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s, %s", name, desc, syscall_name);
+
+  napi_value code, message, error, errno_value, syscall_value;
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok ||
+      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok ||
+      napi_create_error(env, code, message, &error) != napi_ok ||
+      napi_create_int32(env, -err, &errno_value) != napi_ok ||
+      napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &syscall_value) != napi_ok ||
+      napi_set_named_property(env, error, "errno", errno_value) != napi_ok ||
+      napi_set_named_property(env, error, "syscall", syscall_value) != napi_ok)
+    return NULL;
+  return error;
+}
+
+static napi_value throw_errno(napi_env env, int err, const char *syscall_name) {
+  napi_value error = errno_error(env, err, syscall_name);
+  if (error != NULL) napi_throw(env, error);
+  return NULL;
+}
+
+/* A failed napi_* call usually leaves an exception pending; when it does not, raise one so the
+ * caller never sees a silent undefined. */
+static napi_value throw_napi_failure(napi_env env, const char *what) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) {
+    const napi_extended_error_info *info = NULL;
+    napi_get_last_error_info(env, &info);
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s failed: %s", what,
+             info != NULL && info->error_message != NULL ? info->error_message : "unknown N-API error");
+    napi_throw_error(env, NULL, msg);
+  }
+  return NULL;
+}
+
+#define NAPI_CALL(env, call)                                 \
+  do {                                                       \
+    if ((call) != napi_ok) return throw_napi_failure(env, #call); \
+  } while (0)
+
+/* ---- arguments --------------------------------------------------------------------------------- */
+
+static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    throw_napi_failure(env, "napi_get_cb_info");
+    return false;
+  }
+  /* Missing arguments read as undefined, so the type checks below report them by name. */
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  for (size_t i = argc; i < want; i++) argv[i] = undefined;
+  return true;
+}
+
+static bool is_type(napi_env env, napi_value v, napi_valuetype type) {
+  napi_valuetype actual;
+  return napi_typeof(env, v, &actual) == napi_ok && actual == type;
+}
+
+/* An integer in [min, max]; anything else is a TypeError or RangeError like Node's own validators. */
+static bool get_integer(napi_env env, napi_value v, const char *name, int64_t min, int64_t max, int64_t *out) {
+  char msg[160];
+  if (!is_type(env, v, napi_number)) {
+    snprintf(msg, sizeof msg, "The \"%s\" argument must be of type number", name);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return false;
+  }
+  double d;
+  napi_get_value_double(env, v, &d);
+  if (!(d >= (double)min && d <= (double)max) || d != (double)(int64_t)d) {
+    snprintf(msg, sizeof msg, "The value of \"%s\" is out of range. It must be an integer >= %lld and <= %lld. Received %g",
+             name, (long long)min, (long long)max, d);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return false;
+  }
+  *out = (int64_t)d;
+  return true;
+}
+
+static bool get_fd(napi_env env, napi_value v, const char *name, int *out) {
+  int64_t n;
+  if (!get_integer(env, v, name, 0, INT_MAX, &n)) return false;
+  *out = (int)n;
+  return true;
+}
+
+static bool get_u32(napi_env env, napi_value v, const char *name, uint32_t *out) {
+  int64_t n;
+  if (!get_integer(env, v, name, 0, UINT32_MAX, &n)) return false;
+  *out = (uint32_t)n;
+  return true;
+}
+
+/* "sh" | "ex" | "un" -> LOCK_*; the op is a string so a typo cannot silently pick the wrong lock. */
+static bool get_lock_op(napi_env env, napi_value v, bool allow_unlock, int *out) {
+  char op[4] = {0};
+  size_t len = 0;
+  if (is_type(env, v, napi_string) && napi_get_value_string_utf8(env, v, op, sizeof op, &len) == napi_ok) {
+    if (strcmp(op, "sh") == 0) { *out = LOCK_SH; return true; }
+    if (strcmp(op, "ex") == 0) { *out = LOCK_EX; return true; }
+    if (allow_unlock && strcmp(op, "un") == 0) { *out = LOCK_UN; return true; }
+  }
+  napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE",
+                        allow_unlock ? "The \"op\" argument must be 'sh', 'ex' or 'un'"
+                                     : "The \"op\" argument must be 'sh' or 'ex'");
+  return false;
+}
+
+/* A path as a NUL-terminated C string; an embedded NUL would silently shorten the path the kernel sees. */
+static bool get_path(napi_env env, napi_value v, char *buf, size_t size) {
+  size_t len = 0;
+  if (!is_type(env, v, napi_string)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"path\" argument must be of type string");
+    return false;
+  }
+  size_t full = 0;
+  napi_get_value_string_utf8(env, v, NULL, 0, &full);
+  if (full >= size) {
+    throw_errno(env, ENAMETOOLONG, "openat2");
+    return false;
+  }
+  napi_get_value_string_utf8(env, v, buf, size, &len);
+  if (strlen(buf) != len) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "The \"path\" argument must not contain null bytes");
+    return false;
+  }
+  return true;
+}
+
+static napi_value make_int(napi_env env, int64_t n) {
+  napi_value v;
+  if (napi_create_int64(env, n, &v) != napi_ok) return throw_napi_failure(env, "napi_create_int64");
+  return v;
+}
+
+static napi_value make_undefined(napi_env env) {
+  napi_value v;
+  napi_get_undefined(env, &v);
+  return v;
+}
+
+/* ---- calls that may block indefinitely --------------------------------------------------------- */
+
+/* A blocked flock or waitid can last as long as another process likes. On the libuv pool (napi async
+ * work) a few of them would starve fs, dns and crypto of its four threads, so each gets a small
+ * thread of its own and settles its promise through a thread-safe function. */
+typedef struct job job_t;
+struct job {
+  napi_deferred deferred;
+  napi_threadsafe_function tsfn;
+  const char *syscall;
+  int (*run)(job_t *);                       /* on the thread: 0 or an errno */
+  napi_value (*settle)(napi_env, job_t *);   /* on the JS thread: the resolution value */
+  int err;
+  int fd;                                    /* a dup the job owns, so the caller may close its own */
+  int op;
+  siginfo_t info;
+};
+
+static void *job_thread(void *arg) {
+  job_t *job = arg;
+  job->err = job->run(job);
+  close(job->fd);
+  napi_threadsafe_function tsfn = job->tsfn;
+  /* When the environment is shutting down the call fails and settle never runs, so free here. */
+  if (napi_call_threadsafe_function(tsfn, job, napi_tsfn_blocking) != napi_ok) free(job);
+  napi_release_threadsafe_function(tsfn, napi_tsfn_release);
+  return NULL;
+}
+
+static void job_settle(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)js_cb;
+  (void)context;
+  job_t *job = data;
+  if (env != NULL) {
+    if (job->err != 0) {
+      napi_value error = errno_error(env, job->err, job->syscall);
+      if (error != NULL) napi_reject_deferred(env, job->deferred, error);
+    } else {
+      napi_value value = job->settle(env, job);
+      if (value != NULL) napi_resolve_deferred(env, job->deferred, value);
+    }
+  }
+  free(job);
+}
+
+/* Takes ownership of job (and job->fd) in every outcome. */
+static napi_value start_job(napi_env env, job_t *job) {
+  napi_value promise, name;
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, job->syscall, NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, job_settle, &job->tsfn) != napi_ok) {
+    close(job->fd);
+    free(job);
+    return throw_napi_failure(env, "start_job");
+  }
+
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, WAIT_THREAD_STACK);
+  /* Signals meant for Node (SIGCHLD, SIGINT, ...) must not land on this thread: born with all blocked. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t thread;
+  int rc = pthread_create(&thread, &attr, job_thread, job);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+
+  if (rc != 0) {
+    napi_release_threadsafe_function(job->tsfn, napi_tsfn_abort);
+    napi_value error = errno_error(env, rc, "pthread_create");
+    if (error != NULL) napi_reject_deferred(env, job->deferred, error);
+    close(job->fd);
+    free(job);
+  }
+  return promise;
+}
+
+static job_t *new_job(napi_env env, int fd, const char *syscall_name) {
+  job_t *job = calloc(1, sizeof *job);
+  if (job == NULL) {
+    throw_errno(env, ENOMEM, syscall_name);
+    return NULL;
+  }
+  job->syscall = syscall_name;
+  job->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (job->fd < 0) {
+    throw_errno(env, errno, "fcntl");
+    free(job);
+    return NULL;
+  }
+  return job;
+}
+
+/* ---- flock ------------------------------------------------------------------------------------- */
+
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int fd, op;
+  if (!get_fd(env, argv[0], "fd", &fd) || !get_lock_op(env, argv[1], true, &op)) return NULL;
+  bool nonblock = false;
+  if (!is_type(env, argv[2], napi_undefined)) {
+    if (!is_type(env, argv[2], napi_boolean)) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"nonblock\" argument must be of type boolean");
+      return NULL;
+    }
+    napi_get_value_bool(env, argv[2], &nonblock);
+  }
+  if (nonblock) op |= LOCK_NB;
+  int r;
+  do r = flock(fd, op);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return throw_errno(env, errno, "flock");
+  return make_undefined(env);
+}
+
+static int run_flock(job_t *job) {
+  int r;
+  do r = flock(job->fd, job->op);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? errno : 0;
+}
+
+static napi_value settle_undefined(napi_env env, job_t *job) {
+  (void)job;
+  return make_undefined(env);
+}
+
+static napi_value js_flock_async(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int fd, op;
+  if (!get_fd(env, argv[0], "fd", &fd) || !get_lock_op(env, argv[1], false, &op)) return NULL;
+  /* The lock belongs to the open file description, which the dup shares: closing the dup keeps it. */
+  job_t *job = new_job(env, fd, "flock");
+  if (job == NULL) return NULL;
+  job->op = op;
+  job->run = run_flock;
+  job->settle = settle_undefined;
+  return start_job(env, job);
+}
+
+/* ---- pidfd ------------------------------------------------------------------------------------- */
+
+static napi_value js_pidfd_open(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int64_t pid;
+  if (!get_integer(env, argv[0], "pid", 1, INT_MAX, &pid)) return NULL;
+  /* pidfd_open always sets O_CLOEXEC. */
+  long fd = syscall(SYS_pidfd_open, (pid_t)pid, 0u);
+  if (fd < 0) return throw_errno(env, errno, "pidfd_open");
+  return make_int(env, fd);
+}
+
+static napi_value js_pidfd_send_signal(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int pidfd;
+  int64_t sig;
+  if (!get_fd(env, argv[0], "pidfd", &pidfd) || !get_integer(env, argv[1], "signal", 0, 64, &sig)) return NULL;
+  if (syscall(SYS_pidfd_send_signal, pidfd, (int)sig, NULL, 0u) < 0)
+    return throw_errno(env, errno, "pidfd_send_signal");
+  return make_undefined(env);
+}
+
+static napi_value js_pidfd_getfd(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int pidfd, target;
+  if (!get_fd(env, argv[0], "pidfd", &pidfd) || !get_fd(env, argv[1], "targetfd", &target)) return NULL;
+  /* pidfd_getfd always sets O_CLOEXEC on the new fd. */
+  long fd = syscall(SYS_pidfd_getfd, pidfd, target, 0u);
+  if (fd < 0) return throw_errno(env, errno, "pidfd_getfd");
+  return make_int(env, fd);
+}
+
+static int run_waitid(job_t *job) {
+  int r;
+  /* __WALL: also reap children whose exit signal is not SIGCHLD (clone()d without it). */
+  do r = waitid((idtype_t)P_PIDFD, (id_t)job->fd, &job->info, WEXITED | __WALL);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? errno : 0;
+}
+
+static napi_value settle_wait(napi_env env, job_t *job) {
+  napi_value result, code, signal, null_value;
+  NAPI_CALL(env, napi_create_object(env, &result));
+  NAPI_CALL(env, napi_get_null(env, &null_value));
+  code = null_value;
+  signal = null_value;
+  if (job->info.si_code == CLD_EXITED) {
+    NAPI_CALL(env, napi_create_int32(env, job->info.si_status, &code));
+  } else {
+    NAPI_CALL(env, napi_create_int32(env, job->info.si_status, &signal));
+  }
+  NAPI_CALL(env, napi_set_named_property(env, result, "code", code));
+  NAPI_CALL(env, napi_set_named_property(env, result, "signal", signal));
+  return result;
+}
+
+static napi_value js_wait_pidfd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int pidfd;
+  if (!get_fd(env, argv[0], "pidfd", &pidfd)) return NULL;
+  job_t *job = new_job(env, pidfd, "waitid");
+  if (job == NULL) return NULL;
+  job->run = run_waitid;
+  job->settle = settle_wait;
+  return start_job(env, job);
+}
+
+static napi_value js_set_child_subreaper(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) return throw_errno(env, errno, "prctl");
+  return make_undefined(env);
+}
+
+/* ---- SCM_RIGHTS -------------------------------------------------------------------------------- */
+
+static napi_value js_socketpair(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) return throw_errno(env, errno, "socketpair");
+  napi_value pair, a, b;
+  if (napi_create_array_with_length(env, 2, &pair) != napi_ok || napi_create_int32(env, fds[0], &a) != napi_ok ||
+      napi_create_int32(env, fds[1], &b) != napi_ok || napi_set_element(env, pair, 0, a) != napi_ok ||
+      napi_set_element(env, pair, 1, b) != napi_ok) {
+    close(fds[0]);
+    close(fds[1]);
+    return throw_napi_failure(env, "socketpair result");
+  }
+  return pair;
+}
+
+static napi_value js_send_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int sock, fd;
+  if (!get_fd(env, argv[0], "socketFd", &sock) || !get_fd(env, argv[1], "fd", &fd)) return NULL;
+
+  void *data = NULL;
+  size_t len = 0;
+  if (!is_type(env, argv[2], napi_undefined)) {
+    bool is_buffer = false;
+    napi_is_buffer(env, argv[2], &is_buffer);
+    if (!is_buffer) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"data\" argument must be a Buffer or Uint8Array");
+      return NULL;
+    }
+    NAPI_CALL(env, napi_get_buffer_info(env, argv[2], &data, &len));
+  }
+  /* A stream socket drops ancillary data sent with no payload, so an empty message travels as one NUL. */
+  char nul = 0;
+  if (len == 0) {
+    data = &nul;
+    len = 1;
+  }
+
+  struct iovec iov = {.iov_base = data, .iov_len = len};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+
+  ssize_t n;
+  do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, errno, "sendmsg");
+  /* The fd went with the first byte; a stream socket may take the rest of the payload in pieces. */
+  size_t sent = (size_t)n;
+  while (sent < len) {
+    do n = send(sock, (char *)data + sent, len - sent, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) return throw_errno(env, errno, "send");
+    sent += (size_t)n;
+  }
+  return make_undefined(env);
+}
+
+static napi_value js_recv_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int sock;
+  if (!get_fd(env, argv[0], "socketFd", &sock)) return NULL;
+  int64_t max = RECV_DEFAULT_DATA;
+  if (!is_type(env, argv[1], napi_undefined) && !get_integer(env, argv[1], "maxData", 1, RECV_MAX_DATA, &max))
+    return NULL;
+
+  cleanup_free char *data = malloc((size_t)max);
+  if (data == NULL) return throw_errno(env, ENOMEM, "recvmsg");
+  struct iovec iov = {.iov_base = data, .iov_len = (size_t)max};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+
+  ssize_t n;
+  /* MSG_CMSG_CLOEXEC: another thread's fork (libuv spawns) must not inherit the fd before Node sees it. */
+  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, errno, "recvmsg");
+
+  /* CMSG_SPACE rounds up, so the kernel may fit two fds; the protocol is one, and none may leak. */
+  int fds[4];
+  size_t nfds = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int got;
+      memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+      if (nfds < sizeof fds / sizeof fds[0]) fds[nfds++] = got;
+      else close(got);
+    }
+  }
+  if (nfds > 1 || (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0) {
+    for (size_t i = 0; i < nfds; i++) close(fds[i]);
+    return throw_errno(env, (msg.msg_flags & MSG_TRUNC) != 0 ? EMSGSIZE : EPROTO, "recvmsg");
+  }
+
+  napi_value result, fd_value, buffer;
+  if (napi_create_object(env, &result) != napi_ok ||
+      (nfds == 1 ? napi_create_int32(env, fds[0], &fd_value) : napi_get_null(env, &fd_value)) != napi_ok ||
+      napi_create_buffer_copy(env, (size_t)n, data, NULL, &buffer) != napi_ok ||
+      napi_set_named_property(env, result, "fd", fd_value) != napi_ok ||
+      napi_set_named_property(env, result, "data", buffer) != napi_ok) {
+    if (nfds == 1) close(fds[0]);
+    return throw_napi_failure(env, "recvFd result");
+  }
+  return result;
+}
+
+/* ---- openat2 ----------------------------------------------------------------------------------- */
+
+static napi_value js_openat2(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int64_t dirfd;
+  uint32_t flags, mode = 0, resolve = 0;
+  char path[PATH_MAX];
+  if (!get_integer(env, argv[0], "dirfd", AT_FDCWD, INT_MAX, &dirfd) || !get_path(env, argv[1], path, sizeof path) ||
+      !get_u32(env, argv[2], "flags", &flags))
+    return NULL;
+  if (!is_type(env, argv[3], napi_undefined) && !get_u32(env, argv[3], "mode", &mode)) return NULL;
+  if (!is_type(env, argv[4], napi_undefined) && !get_u32(env, argv[4], "resolve", &resolve)) return NULL;
+
+  /* Always close-on-exec, as every fd Node opens is: Node hands fds to children only by dup2 into
+   * stdio slots, so a bare fd could only leak into an unrelated child spawned by another thread. */
+  struct open_how how = {.flags = (uint64_t)flags | O_CLOEXEC, .mode = mode, .resolve = resolve};
+  long fd;
+  do fd = syscall(SYS_openat2, (int)dirfd, path, &how, sizeof how);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) return throw_errno(env, errno, "openat2");
+  return make_int(env, fd);
+}
+
+/* ---- module ------------------------------------------------------------------------------------ */
+
+static bool set_constant(napi_env env, napi_value target, const char *name, int64_t value) {
+  napi_value v;
+  return napi_create_int64(env, value, &v) == napi_ok && napi_set_named_property(env, target, name, v) == napi_ok;
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor fns[] = {
+      {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"flockAsync", NULL, js_flock_async, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pidfdOpen", NULL, js_pidfd_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pidfdSendSignal", NULL, js_pidfd_send_signal, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pidfdGetfd", NULL, js_pidfd_getfd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"waitPidfd", NULL, js_wait_pidfd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setChildSubreaper", NULL, js_set_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"socketpair", NULL, js_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendFd", NULL, js_send_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"recvFd", NULL, js_recv_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openat2", NULL, js_openat2, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  NAPI_CALL(env, napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
+
+  napi_value constants;
+  NAPI_CALL(env, napi_create_object(env, &constants));
+  if (!set_constant(env, constants, "AT_FDCWD", AT_FDCWD) || !set_constant(env, constants, "O_PATH", O_PATH) ||
+      !set_constant(env, constants, "O_CLOEXEC", O_CLOEXEC) ||
+      !set_constant(env, constants, "O_DIRECTORY", O_DIRECTORY) ||
+      !set_constant(env, constants, "O_NOFOLLOW", O_NOFOLLOW) ||
+      !set_constant(env, constants, "RESOLVE_NO_XDEV", RESOLVE_NO_XDEV) ||
+      !set_constant(env, constants, "RESOLVE_NO_MAGICLINKS", RESOLVE_NO_MAGICLINKS) ||
+      !set_constant(env, constants, "RESOLVE_NO_SYMLINKS", RESOLVE_NO_SYMLINKS) ||
+      !set_constant(env, constants, "RESOLVE_BENEATH", RESOLVE_BENEATH) ||
+      !set_constant(env, constants, "RESOLVE_IN_ROOT", RESOLVE_IN_ROOT))
+    return throw_napi_failure(env, "constants");
+  NAPI_CALL(env, napi_object_freeze(env, constants));
+  NAPI_CALL(env, napi_set_named_property(env, exports, "constants", constants));
+  return exports;
+}

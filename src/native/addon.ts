@@ -1,0 +1,206 @@
+// Typed access to the N-API addon (native/addon/addon.c), loaded on first use.
+import { existsSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { join } from 'node:path';
+import { StockadeError } from '../errors';
+import { packageRoot } from './paths';
+
+/**
+ * What every addon function throws when its syscall fails, shaped like Node's own system errors:
+ * `code` is the errno name ('ESRCH'), `errno` its negated value (as Node and libuv report it),
+ * `syscall` the call that failed. Bad arguments throw TypeError/RangeError with ERR_INVALID_ARG_*.
+ */
+export interface AddonSystemError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+}
+
+export type LockOp = 'sh' | 'ex' | 'un';
+
+export interface ChildExit {
+  /** The exit status, or null when a signal ended the process. */
+  readonly code: number | null;
+  /** The number of the signal that ended the process, or null when it exited. */
+  readonly signal: number | null;
+}
+
+export interface ReceivedFd {
+  /** The received descriptor (close-on-exec), or null when the message carried none (EOF included). */
+  readonly fd: number | null;
+  readonly data: Buffer;
+}
+
+const CONSTANT_NAMES = [
+  'AT_FDCWD', 'O_PATH', 'O_CLOEXEC', 'O_DIRECTORY', 'O_NOFOLLOW',
+  'RESOLVE_NO_XDEV', 'RESOLVE_NO_MAGICLINKS', 'RESOLVE_NO_SYMLINKS', 'RESOLVE_BENEATH', 'RESOLVE_IN_ROOT',
+] as const;
+
+export type AddonConstants = Readonly<Record<(typeof CONSTANT_NAMES)[number], number>>;
+
+/** The binding exactly as the C side exports it. */
+interface Binding {
+  flock(fd: number, op: LockOp, nonblock?: boolean): void;
+  flockAsync(fd: number, op: 'sh' | 'ex'): Promise<void>;
+  pidfdOpen(pid: number): number;
+  pidfdSendSignal(pidfd: number, signal: number): void;
+  pidfdGetfd(pidfd: number, targetfd: number): number;
+  waitPidfd(pidfd: number): Promise<ChildExit>;
+  setChildSubreaper(): void;
+  socketpair(): [number, number];
+  sendFd(socketFd: number, fd: number, data?: Uint8Array): void;
+  recvFd(socketFd: number, maxData?: number): ReceivedFd;
+  openat2(dirfd: number, path: string, flags: number, mode?: number, resolve?: number): number;
+  constants: AddonConstants;
+}
+
+const FUNCTIONS = [
+  'flock', 'flockAsync', 'pidfdOpen', 'pidfdSendSignal', 'pidfdGetfd', 'waitPidfd',
+  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2',
+] as const;
+
+let loaded: Binding | undefined;
+
+/** Where the build puts the addon; STOCKADE_ADDON overrides it, as STOCKADE_INIT does for the helper. */
+export function addonPath(): string {
+  return process.env['STOCKADE_ADDON'] ?? join(packageRoot(), 'build', 'Release', 'stockade_addon.node');
+}
+
+// Loaded lazily: most CLI calls (state, list, spec) never need it, and each call's cost is Node's start-up.
+function binding(): Binding {
+  if (loaded !== undefined) return loaded;
+  const path = addonPath();
+  if (!existsSync(path)) {
+    throw new StockadeError('UNSUPPORTED', `the native addon is not built (${path}); run npm run build`, { path });
+  }
+  const mod: { exports: unknown } = { exports: {} };
+  try {
+    process.dlopen(mod, path);
+  } catch (e) {
+    throw new StockadeError('UNSUPPORTED', `cannot load the native addon ${path}: ${String(e)}`, { path }, { cause: e });
+  }
+  loaded = checked(mod.exports, path);
+  return loaded;
+}
+
+// A stale build missing a function should fail here by name, not later as "x is not a function".
+function checked(exports: unknown, path: string): Binding {
+  if (typeof exports !== 'object' || exports === null) {
+    throw new StockadeError('UNSUPPORTED', `the native addon ${path} exports nothing`, { path });
+  }
+  const record = exports as Record<string, unknown>;
+  for (const name of FUNCTIONS) {
+    if (typeof record[name] !== 'function') {
+      throw new StockadeError('UNSUPPORTED', `the native addon ${path} lacks ${name}; rebuild it`, { path, name });
+    }
+  }
+  if (typeof record['constants'] !== 'object' || record['constants'] === null) {
+    throw new StockadeError('UNSUPPORTED', `the native addon ${path} lacks constants; rebuild it`, { path });
+  }
+  return exports as Binding;
+}
+
+function signalNumber(signal: number | NodeJS.Signals): number {
+  if (typeof signal === 'number') return signal;
+  const n = osConstants.signals[signal];
+  if (n === undefined) throw new StockadeError('SIGNAL_INVALID', `unknown signal ${String(signal)}`, { signal });
+  return n;
+}
+
+/** True for an error thrown by the addon (or by Node's own fs calls) for a failed syscall. */
+export function isSystemError(e: unknown, code?: string): e is AddonSystemError {
+  if (!(e instanceof Error)) return false;
+  const fields = e as Error & { code?: unknown; errno?: unknown; syscall?: unknown };
+  if (typeof fields.code !== 'string' || typeof fields.errno !== 'number' || typeof fields.syscall !== 'string') {
+    return false;
+  }
+  return code === undefined || fields.code === code;
+}
+
+/**
+ * flock(2) on an fd. With nonblock, a held lock throws EAGAIN (EWOULDBLOCK) at once; without it
+ * this blocks the event loop until the lock is free, so use flockAsync where another process may
+ * hold the lock for long.
+ */
+export function flockSync(fd: number, op: LockOp, nonblock = false): void {
+  binding().flock(fd, op, nonblock);
+}
+
+/** The same as flockSync, under the syscall's own name. */
+export const flock = flockSync;
+
+/**
+ * flock(2) that waits on a thread of its own. The lock lands on fd's open file description, so
+ * closing fd before the promise settles leaves the lock taken and then dropped.
+ */
+export function flockAsync(fd: number, op: 'sh' | 'ex'): Promise<void> {
+  return binding().flockAsync(fd, op);
+}
+
+/** pidfd_open(2): a close-on-exec fd that keeps naming this process even after its pid is reused. */
+export function pidfdOpen(pid: number): number {
+  return binding().pidfdOpen(pid);
+}
+
+/** pidfd_send_signal(2); signal 0 only checks that the process is alive and signalable. */
+export function pidfdSendSignal(pidfd: number, signal: number | NodeJS.Signals): void {
+  binding().pidfdSendSignal(pidfd, signalNumber(signal));
+}
+
+/** pidfd_getfd(2): a close-on-exec copy of another process's fd (needs ptrace access to it). */
+export function pidfdGetfd(pidfd: number, targetfd: number): number {
+  return binding().pidfdGetfd(pidfd, targetfd);
+}
+
+/**
+ * Waits for and reaps the process behind pidfd: waitid(P_PIDFD, WEXITED) on a thread of its own.
+ * The process must be our child (spawned by stockade-init and adopted through setChildSubreaper);
+ * otherwise it rejects with ECHILD. Never use it on a child of child_process: libuv reaps those,
+ * and whichever waits second loses the status.
+ */
+export function waitPidfd(pidfd: number): Promise<ChildExit> {
+  return binding().waitPidfd(pidfd);
+}
+
+/** prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are re-parented to this process. */
+export function setChildSubreaper(): void {
+  binding().setChildSubreaper();
+}
+
+/** A connected AF_UNIX stream socket pair, both ends close-on-exec. */
+export function socketpair(): [number, number] {
+  return binding().socketpair();
+}
+
+/**
+ * Sends one fd with SCM_RIGHTS and data over a unix socket. An empty data is sent as one NUL byte,
+ * because a stream socket carries no ancillary data without a payload byte.
+ */
+export function sendFd(socketFd: number, fd: number, data: Uint8Array = Buffer.alloc(0)): void {
+  binding().sendFd(socketFd, fd, data);
+}
+
+/**
+ * Receives one message (blocking unless the socket is non-blocking) with at most one fd and up to
+ * maxData bytes (default 4096). More than one fd, or a truncated message, closes what came and
+ * throws EPROTO or EMSGSIZE.
+ */
+export function recvFd(socketFd: number, maxData?: number): ReceivedFd {
+  return maxData === undefined ? binding().recvFd(socketFd) : binding().recvFd(socketFd, maxData);
+}
+
+/**
+ * openat2(2). O_CLOEXEC is always added. mode must be 0 unless flags hold O_CREAT or O_TMPFILE
+ * (the kernel answers EINVAL otherwise); resolve takes the RESOLVE_* constants.
+ */
+export function openat2(dirfd: number, path: string, flags: number, mode = 0, resolve = 0): number {
+  return binding().openat2(dirfd, path, flags, mode, resolve);
+}
+
+/** The constants the addon's callers need that node:fs does not export. Reading one loads the addon. */
+export const constants: AddonConstants = Object.freeze(
+  Object.defineProperties(
+    {} as AddonConstants,
+    Object.fromEntries(CONSTANT_NAMES.map((name) => [name, { enumerable: true, get: (): number => binding().constants[name] }])),
+  ),
+);
