@@ -1,6 +1,6 @@
 // Runs the real stockade CLI as a client would, each test with its own --root and --log.
-import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBinary, packageRoot } from '../../src/native/paths';
@@ -30,6 +30,7 @@ export class Runtime {
   readonly root: string;
   readonly log: string;
   readonly #bundles: Bundle[] = [];
+  #calls = 0;
   constructor() {
     const dir = mkdtempSync(join(tmpdir(), 'stockade-it-'));
     this.root = join(dir, 'state');
@@ -37,14 +38,28 @@ export class Runtime {
   }
 
   /** stockade --root R --log L --log-format json ARGS */
-  run(args: readonly string[], opts: { input?: string; timeout?: number; cwd?: string } = {}): Result {
-    const r: SpawnSyncReturns<string> = spawnSync(STOCKADE, ['--root', this.root, '--log', this.log, '--log-format', 'json', ...args], {
-      encoding: 'utf8',
-      input: opts.input ?? '',
-      timeout: opts.timeout ?? 30_000,
-      cwd: opts.cwd,
-    });
-    return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+  run(args: readonly string[], opts: { input?: string; timeout?: number; cwd?: string; extraFds?: number[] } = {}): Result {
+    // Files, not pipes, for stdout and stderr: a detached container keeps them open, and a pipe
+    // would make spawnSync wait for the container rather than for stockade.
+    const dir = join(this.root, '..');
+    const outPath = join(dir, `out-${this.#calls}`);
+    const errPath = join(dir, `err-${this.#calls++}`);
+    const outFd = openSync(outPath, 'w+');
+    const errFd = openSync(errPath, 'w+');
+    try {
+      const r = spawnSync(STOCKADE, ['--root', this.root, '--log', this.log, '--log-format', 'json', ...args], {
+        input: opts.input ?? '',
+        stdio: ['pipe', outFd, errFd, ...(opts.extraFds ?? [])],
+        timeout: opts.timeout ?? 30_000,
+        cwd: opts.cwd,
+      });
+      return { status: r.status, signal: r.signal, stdout: readFileSync(outPath, 'utf8'), stderr: readFileSync(errPath, 'utf8') };
+    } finally {
+      closeSync(outFd);
+      closeSync(errFd);
+      rmSync(outPath, { force: true });
+      rmSync(errPath, { force: true });
+    }
   }
 
   /** Like run, without waiting: for containers that must be signalled while attached. */

@@ -1,7 +1,7 @@
 // The OCI lifecycle through the real CLI: create, start, state, list, kill, delete, run.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, openSync, closeSync } from 'node:fs';
+import { readFileSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Runtime, alive, integrationSkip, json, leftovers, probeSpec } from './harness';
 
@@ -118,19 +118,20 @@ describe('lifecycle', { skip }, () => {
     assert.equal(rt.run(['delete', 'ka']).status, 0);
   });
 
-  test('--preserve-fds passes exactly the named fds', () => {
+  test('--preserve-fds passes exactly the named fds, and no other fd of the caller leaks', () => {
     const b = rt.bundle(probeSpec(['/bin/probe', 'report']));
-    const file = join(b.dir, 'extra');
     const fd3 = openSync(b.configPath, 'r');
+    const fd4 = openSync(b.configPath, 'r');
     try {
-      // spawnSync cannot place an fd at 3, so the shell does: exec 3<file.
-      const r = rt.run(['run', '--bundle', b.dir, 'pf1']);
-      assert.equal(r.status, 0, r.stderr);
-      const report = json<{ fds: number[] }>(r.stdout);
-      assert.deepEqual(report.fds, [0, 1, 2]);
+      const kept = rt.run(['run', '--preserve-fds', '1', '--bundle', b.dir, 'pf1'], { extraFds: [fd3, fd4] });
+      assert.equal(kept.status, 0, kept.stderr);
+      assert.deepEqual(json<{ fds: number[] }>(kept.stdout).fds, [0, 1, 2, 3]);
+      const none = rt.run(['run', '--bundle', b.dir, 'pf2'], { extraFds: [fd3, fd4] });
+      assert.equal(none.status, 0, none.stderr);
+      assert.deepEqual(json<{ fds: number[] }>(none.stdout).fds, [0, 1, 2]);
     } finally {
       closeSync(fd3);
+      closeSync(fd4);
     }
-    assert.ok(!existsSync(file));
   });
 });
