@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import {
   CAPABILITIES, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME,
-  CLONE_NEWUSER, CLONE_NEWUTS, MS_BIND, MS_REC, MS_SLAVE, RLIMITS,
+  CLONE_NEWUSER, CLONE_NEWUTS, MS_BIND, MS_PRIVATE, MS_REC, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, RLIMITS,
   type CapabilityName, type RlimitName,
 } from '../abi/linux/constants';
 import { StockadeError } from '../errors';
@@ -62,11 +62,12 @@ const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const S_IFIFO = 0o010000;
 
+// rootfsPropagation covers the container's whole mount tree, so each value applies recursively.
 const PROPAGATION: Readonly<Record<string, number>> = {
-  private: 0x40000, rprivate: 0x40000 | MS_REC,
-  shared: 0x100000, rshared: 0x100000 | MS_REC,
-  slave: MS_SLAVE, rslave: MS_SLAVE | MS_REC,
-  unbindable: 0x20000, runbindable: 0x20000 | MS_REC,
+  private: MS_PRIVATE | MS_REC,
+  shared: MS_SHARED | MS_REC,
+  slave: MS_SLAVE | MS_REC,
+  unbindable: MS_UNBINDABLE | MS_REC,
 };
 
 export function capabilityMask(names: readonly string[] | undefined, field: string): bigint {

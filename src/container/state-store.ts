@@ -47,8 +47,9 @@ export class StateStore {
   startSocket(id: ContainerId): string { return join(this.root, id, 'start.sock'); }
   rootfsMountpoint(id: ContainerId): string { return join(this.root, id, 'rootfs'); }
 
+  /** 0711: container root in a user namespace must traverse to its rootfs mountpoint, but not list ids. */
   ensureRoot(): void {
-    mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    mkdirSync(this.root, { recursive: true, mode: 0o711 });
   }
 
   /** Creates the container's directory exclusively and locks it: the id is taken atomically. */

@@ -1,6 +1,6 @@
 // Runs the real stockade CLI as a client would, each test with its own --root and --log.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBinary, packageRoot } from '../../src/native/paths';
@@ -33,6 +33,8 @@ export class Runtime {
   #calls = 0;
   constructor() {
     const dir = mkdtempSync(join(tmpdir(), 'stockade-it-'));
+    // Container root in a user namespace must traverse to its rootfs mountpoint under the state root.
+    chmodSync(dir, 0o711);
     this.root = join(dir, 'state');
     this.log = join(dir, 'log.json');
   }
