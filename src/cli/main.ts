@@ -51,8 +51,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     const { global, command, rest } = splitGlobal(argv);
     const g = parseArgs(global, GLOBAL_FLAGS, 'stockade');
     const format = str(g, 'log-format') ?? 'text';
-    if (format !== 'text' && format !== 'json') throw new StockadeError('USAGE', `--log-format must be text or json, not ${JSON.stringify(format)}`);
-    log = new Logger(str(g, 'log'), format as LogFormat, bool(g, 'debug'));
+    const valid = format === 'text' || format === 'json';
+    // Even a bad --log-format gets its error into the log file, in text.
+    log = new Logger(str(g, 'log'), valid ? (format as LogFormat) : 'text', bool(g, 'debug'));
+    if (!valid) throw new StockadeError('USAGE', `--log-format must be text or json, not ${JSON.stringify(format)}`);
     if (bool(g, 'version')) {
       out(`stockade version ${VERSION}\nspec: 1.3.0\n`);
       return 0;

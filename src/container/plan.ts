@@ -119,7 +119,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
   if ((cloneFlags & CLONE_NEWNET) !== 0) plan.push({ tag: PLAN.TAG_LOOPBACK_UP });
 
   if ((cloneFlags & CLONE_NEWNS) !== 0 || joins.some((ns) => ns.type === 'mount')) {
-    planRootfs(spec, opts, plan, inUserNs);
+    planRootfs(spec, opts, plan, inUserNs, (cloneFlags & CLONE_NEWNET) !== 0);
   } else {
     throw new StockadeError('CONFIG_INVALID', 'config.json: linux.namespaces: a mount namespace is required', { field: 'linux.namespaces' });
   }
@@ -161,7 +161,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
   return plan;
 }
 
-function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs: boolean): void {
+function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs: boolean, ownNetNs: boolean): void {
   const linux = spec.linux ?? {};
   if (spec.root === undefined) throw new StockadeError('CONFIG_INVALID', 'config.json: root: required', { field: 'root' });
   const source = resolve(opts.bundle, spec.root.path);
@@ -182,8 +182,13 @@ function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs:
   }
 
   let devIsBind = false;
-  (spec.mounts ?? []).forEach((m, i) => {
+  (spec.mounts ?? []).forEach((original, i) => {
     const field = `mounts[${i}]`;
+    // sysfs belongs to a network namespace: without one of its own the kernel refuses a fresh
+    // mount (EBUSY), so the host's /sys is bound instead, read-only all the way down if asked, as runc does.
+    const m = original.type === 'sysfs' && !ownNetNs
+      ? { ...original, type: 'bind', source: '/sys', options: [...(original.options ?? []).flatMap((o) => (o === 'ro' ? ['ro', 'rro'] : [o])), 'rbind'] }
+      : original;
     const parsed = parseMountOptions(m.options ?? []);
     const bind = parsed.bind || m.type === 'bind';
     if (!isAbsolute(m.destination)) throw new StockadeError('CONFIG_INVALID', `config.json: ${field}.destination: must be an absolute path`, { field });

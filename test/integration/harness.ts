@@ -77,7 +77,12 @@ export class Runtime {
 
   logLines(): { level: string; msg: string }[] {
     if (!existsSync(this.log)) return [];
-    return readFileSync(this.log, 'utf8').trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { level: string; msg: string });
+    return readFileSync(this.log, 'utf8').trim().split('\n').filter((l) => l !== '').map((l) => {
+      if (l.startsWith('{')) return JSON.parse(l) as { level: string; msg: string };
+      // A text line, written when the format asked for could not be used.
+      const m = /level=(\w+) msg=("(?:[^"\\]|\\.)*"|\S+)/.exec(l);
+      return { level: m?.[1] ?? '', msg: m?.[2]?.startsWith('"') === true ? JSON.parse(m[2]) as string : m?.[2] ?? '' };
+    });
   }
 
   containerDirs(): string[] {
