@@ -8,7 +8,7 @@ import { encodePlan } from '../native/protocol';
 import { parseConfig } from '../oci/validate';
 import type { Spec } from '../oci/spec';
 import type { ContainerId } from './id';
-import { buildPlan, NAMESPACE_FLAGS, type PlanOptions } from './plan';
+import { buildPlan, heldCapabilities, NAMESPACE_FLAGS, type PlanOptions } from './plan';
 import { readProcessStat } from './process-identity';
 import { forceKill } from './kill';
 import { StateStore, writeFileAtomic, type ContainerRecord } from './state-store';
@@ -66,6 +66,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     monitor: opts.monitor ?? false,
     rootfsMode: opts.rootfsMode ?? 'bind',
     createHooks: false,
+    heldCapabilities: heldCapabilities(),
   };
   const plan = encodePlan(buildPlan(spec, planOpts));
 

@@ -1,5 +1,5 @@
 // Turns a validated config.json into the setup plan stockade-init executes.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import {
   CAPABILITIES, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME,
@@ -28,6 +28,15 @@ export interface PlanOptions {
   /** Pause after mounts for createRuntime/createContainer hooks. */
   createHooks: boolean;
   seccomp?: { flags: number; program: Buffer } | undefined;
+  /** The runtime's own bounding set (CapBnd of /proc/self/status). */
+  heldCapabilities: bigint;
+}
+
+/** This process's capability bounding set, the ceiling of any container's capabilities. */
+export function heldCapabilities(): bigint {
+  const status = readFileSync('/proc/self/status', 'latin1');
+  const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(status);
+  return m?.[1] === undefined ? 0n : BigInt(`0x${m[1]}`);
 }
 
 export const NAMESPACE_FLAGS: Readonly<Record<string, number>> = {
@@ -140,17 +149,19 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
     additionalGids: user.additionalGids ?? [],
   });
   const caps = process.capabilities;
-  const all = (1n << BigInt(CAPABILITIES.length)) - 1n;
+  // A container can never hold a capability the runtime lacks (this host's bounding set may be
+  // short of the full list): requests are cut to what is held rather than failing in capset.
+  const held = opts.heldCapabilities;
   plan.push(caps === undefined
-    // runc leaves the capabilities alone when the config names none: root keeps them all.
-    ? { tag: PLAN.TAG_CAPS, bounding: all, effective: all, inheritable: 0n, permitted: all, ambient: 0n }
+    // runc leaves the capabilities alone when the config names none: root keeps what it has.
+    ? { tag: PLAN.TAG_CAPS, bounding: held, effective: held, inheritable: 0n, permitted: held, ambient: 0n }
     : {
         tag: PLAN.TAG_CAPS,
-        bounding: capabilityMask(caps.bounding, 'process.capabilities.bounding'),
-        effective: capabilityMask(caps.effective, 'process.capabilities.effective'),
-        inheritable: capabilityMask(caps.inheritable, 'process.capabilities.inheritable'),
-        permitted: capabilityMask(caps.permitted, 'process.capabilities.permitted'),
-        ambient: capabilityMask(caps.ambient, 'process.capabilities.ambient'),
+        bounding: capabilityMask(caps.bounding, 'process.capabilities.bounding') & held,
+        effective: capabilityMask(caps.effective, 'process.capabilities.effective') & held,
+        inheritable: capabilityMask(caps.inheritable, 'process.capabilities.inheritable') & held,
+        permitted: capabilityMask(caps.permitted, 'process.capabilities.permitted') & held,
+        ambient: capabilityMask(caps.ambient, 'process.capabilities.ambient') & held,
       });
   if (process.noNewPrivileges === true) plan.push({ tag: PLAN.TAG_NO_NEW_PRIVS });
   if (opts.seccomp !== undefined) plan.push({ tag: PLAN.TAG_SECCOMP, flags: opts.seccomp.flags, program: opts.seccomp.program });

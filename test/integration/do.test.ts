@@ -1,0 +1,80 @@
+// stockade do: a host command in a sandbox, the host's root read-only, writes kept in memory.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readlinkSync, rmSync } from 'node:fs';
+import { Runtime, integrationSkip } from './harness';
+
+const skip = integrationSkip();
+
+describe('stockade do', { skip }, () => {
+  let rt: Runtime;
+  before(() => { rt = new Runtime(); });
+  after(() => rt.cleanup());
+
+  test('passes the exit status and stdio through', () => {
+    const r = rt.run(['do', '--', 'sh', '-c', 'read x; echo "out $x"; echo err >&2; exit 7'], { input: 'in\n' });
+    assert.equal(r.status, 7);
+    assert.equal(r.stdout, 'out in\n');
+    assert.equal(r.stderr, 'err\n');
+    assert.deepEqual(rt.containerDirs(), []);
+  });
+
+  test('the host root is read-only, /tmp is writable and private', () => {
+    const marker = `/tmp/stockade-do-${process.pid}`;
+    const r = rt.run(['do', '--', 'sh', '-c', `touch /etc/stockade-x 2>/dev/null && echo wrote-etc; touch /usr/stockade-x 2>/dev/null && echo wrote-usr; echo ok > ${marker} && cat ${marker}`]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'ok\n');
+    assert.equal(existsSync('/etc/stockade-x'), false);
+    assert.equal(existsSync(marker), false, 'the container /tmp is not the host /tmp');
+  });
+
+  test('--rw keeps writes in memory', () => {
+    const r = rt.run(['do', '--rw', '--', 'sh', '-c', 'echo data > /etc/stockade-rw && cat /etc/stockade-rw']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'data\n');
+    assert.equal(existsSync('/etc/stockade-rw'), false);
+    rmSync('/etc/stockade-rw', { force: true });
+  });
+
+  test('own namespaces; --network none has only loopback, --network host shares the host', () => {
+    const r = rt.run(['do', '--', 'sh', '-c', 'echo $$; readlink /proc/self/ns/net /proc/self/ns/mnt /proc/self/ns/pid; ls /sys/class/net']);
+    assert.equal(r.status, 0, r.stderr);
+    const [pid, net, mnt, , ifaces] = r.stdout.trim().split('\n');
+    assert.equal(pid, '1');
+    assert.notEqual(net, readlinkSync('/proc/self/ns/net'));
+    assert.notEqual(mnt, readlinkSync('/proc/self/ns/mnt'));
+    assert.equal(ifaces, 'lo');
+    const h = rt.run(['do', '--network', 'host', '--', 'readlink', '/proc/self/ns/net']);
+    assert.equal(h.status, 0, h.stderr);
+    assert.equal(h.stdout.trim(), readlinkSync('/proc/self/ns/net'));
+  });
+
+  test('--env and --cwd; the host environment is passed on', () => {
+    const r = rt.run(['do', '--env', 'FOO=bar', '-e', 'PATH=/usr/bin:/bin', '--cwd', '/usr', '--', 'sh', '-c', 'echo "$FOO $PATH"; pwd']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'bar /usr/bin:/bin\n/usr\n');
+  });
+
+  test('few capabilities and no_new_privs', () => {
+    const r = rt.run(['do', '--', 'sh', '-c', 'grep -E "^(CapEff|NoNewPrivs)" /proc/self/status']);
+    assert.equal(r.status, 0, r.stderr);
+    const caps = BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(r.stdout)?.[1] ?? 'ff'}`);
+    // CAP_KILL (5), CAP_NET_BIND_SERVICE (10), CAP_AUDIT_WRITE (29) only: no CAP_SYS_ADMIN, no CAP_DAC_OVERRIDE.
+    assert.equal(caps, (1n << 5n) | (1n << 10n) | (1n << 29n));
+    assert.match(r.stdout, /NoNewPrivs:\s*1/);
+  });
+
+  test('a missing command is a one-line error', () => {
+    const r = rt.run(['do', '--', 'no-such-command-xyz']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /"no-such-command-xyz": executable file not found in \$PATH/);
+    assert.equal(r.stderr.trimEnd().split('\n').length, 1);
+    assert.deepEqual(rt.containerDirs(), []);
+  });
+
+  test('no host state is visible: /run is empty, the runtime root is hidden', () => {
+    const r = rt.run(['do', '--', 'sh', '-c', `ls -A /run; ls ${rt.root} 2>&1 | head -1`]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /do-/);
+  });
+});
