@@ -1,0 +1,143 @@
+/* stockade-init: the container's TAG_MOUNT entries, mounted onto targets resolved inside the root. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "init.h"
+#include "syscalls.h"
+
+#define PROPAGATION_FLAGS (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE)
+#define ATIME_FLAGS (MS_NOATIME | MS_RELATIME | MS_STRICTATIME | MS_NODIRATIME)
+
+unsigned long stk_locked_flags(int fd)
+{
+	struct statvfs sv;
+	unsigned long f = 0;
+
+	if (fstatvfs(fd, &sv) < 0)
+		return 0;
+	if (sv.f_flag & ST_RDONLY)
+		f |= MS_RDONLY;
+	if (sv.f_flag & ST_NOSUID)
+		f |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV)
+		f |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		f |= MS_NOEXEC;
+	if (sv.f_flag & ST_NODIRATIME)
+		f |= MS_NODIRATIME;
+	if (sv.f_flag & ST_NOATIME)
+		f |= MS_NOATIME;
+	else if (sv.f_flag & ST_RELATIME)
+		f |= MS_RELATIME;
+	else
+		f |= MS_STRICTATIME; /* a remount without an atime flag would mean relatime */
+	return f;
+}
+
+/* In a user namespace the kernel locks the ro/nosuid/nodev/noexec/atime flags a mount had when
+ * the namespace got it; a remount that would clear one fails with EPERM. `always_keep` carries
+ * them over from the start (readonly paths, the read-only root: we only mean to add MS_RDONLY);
+ * otherwise the asked flags are tried first, as given, and the locked ones added on EPERM. */
+int stk_bind_remount(const char *path, int fd, unsigned long flags, bool always_keep)
+{
+	unsigned long f = MS_REMOUNT | MS_BIND | (flags & ~(unsigned long)(MS_REC | MS_REMOUNT | MS_BIND | PROPAGATION_FLAGS));
+	unsigned long locked = stk_locked_flags(fd);
+
+	if (always_keep) {
+		if (f & ATIME_FLAGS & ~MS_NODIRATIME)
+			locked &= ~(unsigned long)(MS_NOATIME | MS_RELATIME | MS_STRICTATIME);
+		return mount(NULL, path, NULL, f | locked, NULL);
+	}
+	if (mount(NULL, path, NULL, f, NULL) == 0)
+		return 0;
+	if (errno != EPERM)
+		return -1;
+	if (f & (MS_NOATIME | MS_RELATIME | MS_STRICTATIME))
+		locked &= ~(unsigned long)(MS_NOATIME | MS_RELATIME | MS_STRICTATIME);
+	return mount(NULL, path, NULL, f | locked, NULL);
+}
+
+/* The runtime asks for "cgroup" meaning "this container's cgroups". A fresh cgroup2 mount gives
+ * that on a unified host (scoped by the cgroup namespace). On a hybrid or v1 host, or in a user
+ * namespace without a cgroup namespace of its own, the kernel refuses it (EBUSY, EPERM, EINVAL),
+ * and mounting the v1 hierarchies one by one would hand the container the host's whole tree. An
+ * empty read-only tmpfs keeps the path present and the container starting; cgroup-aware programs
+ * then see no controllers, which is what they would see with cgroups hidden. */
+static int mount_cgroup(const char *target, const struct stk_mount *m)
+{
+	unsigned long flags = m->flags & ~(unsigned long)(MS_BIND | MS_REC | MS_REMOUNT | PROPAGATION_FLAGS);
+
+	if (mount("cgroup2", target, "cgroup2", flags, NULL) == 0)
+		return 0;
+	if (errno != EBUSY && errno != EPERM && errno != EINVAL)
+		return -1;
+	return mount("tmpfs", target, "tmpfs", flags | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		     "mode=0555");
+}
+
+void stk_do_mount(const struct stk_mount *m)
+{
+	char src_path[32], target_path[32];
+	const char *source = m->source;
+	_cleanup_close_ int src_fd = -1;
+	_cleanup_close_ int target_fd = -1;
+	_cleanup_close_ int mounted_fd = -1;
+	bool bind = (m->mflags & STK_MOUNTF_BIND) != 0;
+	enum stk_create create = STK_CREATE_DIR;
+
+	if (m->mflags & STK_MOUNTF_SOURCE_IN_CONTAINER) {
+		src_fd = stk_open_in_root(stk.root_fd, m->source, STK_CREATE_NONE);
+		if (src_fd < 0)
+			stk_fail_errno("mount", "source %s (in the container) of %s", m->source, m->target);
+		source = stk_fd_path(src_fd, src_path);
+	}
+	if (bind) {
+		struct stat st;
+		if (stat(source, &st) < 0)
+			stk_fail_errno("mount", "bind source %s of %s", m->source, m->target);
+		if (!S_ISDIR(st.st_mode))
+			create = STK_CREATE_FILE;
+	}
+
+	target_fd = stk_open_in_root(stk.root_fd, m->target, create);
+	if (target_fd < 0)
+		stk_fail_errno("mount", "create mount point %s", m->target);
+	const char *target = stk_fd_path(target_fd, target_path);
+
+	int r;
+	if (bind)
+		r = mount(source, target, NULL, MS_BIND | (m->flags & MS_REC), NULL);
+	else if (strcmp(m->fstype, "cgroup") == 0)
+		r = mount_cgroup(target, m);
+	else
+		r = mount(source[0] ? source : "none", target, m->fstype,
+			  m->flags & ~(unsigned long)(MS_BIND | MS_REMOUNT | PROPAGATION_FLAGS),
+			  m->data[0] ? m->data : NULL);
+	if (r < 0)
+		stk_fail_errno("mount", "mount %s%s%s on %s", bind ? "bind " : "", bind ? "" : m->fstype,
+			       bind ? m->source : "", m->target);
+
+	if (!(bind && (m->mflags & STK_MOUNTF_REMOUNT)) && m->propagation == 0 && m->rattr == 0)
+		return;
+
+	/* /proc/self/fd/N of the target still names the mount point under the new mount; look the
+	 * path up again to reach the new mount itself. */
+	mounted_fd = stk_open_in_root(stk.root_fd, m->target, STK_CREATE_NONE);
+	if (mounted_fd < 0)
+		stk_fail_errno("mount", "reopen %s after mounting", m->target);
+	target = stk_fd_path(mounted_fd, target_path);
+
+	if (bind && (m->mflags & STK_MOUNTF_REMOUNT) && stk_bind_remount(target, mounted_fd, m->flags, false) < 0)
+		stk_fail_errno("mount", "remount %s with flags 0x%x", m->target, m->flags);
+	if (m->propagation && mount(NULL, target, NULL, m->propagation, NULL) < 0)
+		stk_fail_errno("mount", "set propagation 0x%x of %s", m->propagation, m->target);
+	if (m->rattr) {
+		uint64_t clr = (m->rattr & MOUNT_ATTR__ATIME) ? MOUNT_ATTR__ATIME : 0;
+		if (sys_mount_setattr(mounted_fd, "", AT_EMPTY_PATH | AT_RECURSIVE, m->rattr, clr) < 0)
+			stk_fail_errno("mount_setattr", "attributes 0x%x on %s and below", m->rattr, m->target);
+	}
+}

@@ -1,0 +1,187 @@
+/* stockade-init: building the container root, entering it, and hiding or freezing paths in it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "init.h"
+#include "syscalls.h"
+
+static char root_path[PATH_MAX];
+
+/* Escapes the characters overlayfs splits its options on (',' between options, ':' between lower
+ * dirs) and the escape itself. */
+static bool overlay_escape(char *out, size_t cap, const char *in)
+{
+	size_t o = 0;
+	for (; *in; in++) {
+		if (*in == ',' || *in == ':' || *in == '\\') {
+			if (o + 1 >= cap)
+				return false;
+			out[o++] = '\\';
+		}
+		if (o + 1 >= cap)
+			return false;
+		out[o++] = *in;
+	}
+	out[o] = '\0';
+	return true;
+}
+
+static void build_overlay_root(const struct stk_plan *plan)
+{
+	const char *mp = plan->rootfs_mountpoint;
+	static const char *const dirs[] = { "upper", "work", "merged" };
+	char lower[PATH_MAX * 2], base[PATH_MAX * 2], data[PATH_MAX * 6 + 64];
+
+	if (mount("tmpfs", mp, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+		stk_fail_errno("rootfs", "mount the overlay's tmpfs on %s", mp);
+	_cleanup_close_ int mp_fd = open(mp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (mp_fd < 0)
+		stk_fail_errno("rootfs", "open %s", mp);
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+		if (mkdirat(mp_fd, dirs[i], 0755) < 0)
+			stk_fail_errno("rootfs", "create %s/%s", mp, dirs[i]);
+
+	if (!overlay_escape(lower, sizeof lower, plan->rootfs_source) || !overlay_escape(base, sizeof base, mp))
+		stk_fail(ENAMETOOLONG, "rootfs", "overlay paths %s and %s", plan->rootfs_source, mp);
+	if ((size_t)snprintf(data, sizeof data, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, base,
+			     base) >= sizeof data - 16)
+		stk_fail(ENAMETOOLONG, "rootfs", "overlay options for %s", plan->rootfs_source);
+	if ((size_t)snprintf(root_path, sizeof root_path, "%s/merged", mp) >= sizeof root_path)
+		stk_fail(ENAMETOOLONG, "rootfs", "overlay root under %s", mp);
+
+	if (mount("overlay", root_path, "overlay", 0, data) == 0)
+		return;
+	/* An overlay mounted from inside a user namespace cannot use trusted.* xattrs. */
+	if (stk.in_userns && errno == EINVAL) {
+		strncat(data, ",userxattr", sizeof data - strlen(data) - 1);
+		if (mount("overlay", root_path, "overlay", 0, data) == 0)
+			return;
+	}
+	stk_fail_errno("rootfs", "mount the overlay of %s on %s", plan->rootfs_source, root_path);
+}
+
+void stk_rootfs_prepare(const struct stk_plan *plan)
+{
+	unsigned long prop = MS_SLAVE | MS_REC;
+
+	if (!plan->has_rootfs)
+		return;
+	/* Nothing mounted below may reach the host: receive the host's mounts at most, never send. */
+	if (plan->has_rootfs_propagation && (plan->rootfs_propagation & MS_PRIVATE))
+		prop = MS_PRIVATE | MS_REC;
+	if (mount(NULL, "/", NULL, prop, NULL) < 0)
+		stk_fail_errno("mount", "make / %s", prop & MS_PRIVATE ? "rprivate" : "rslave");
+
+	if (plan->rootfs_flags & STK_ROOTFS_OVERLAY) {
+		build_overlay_root(plan);
+	} else {
+		if (strlen(plan->rootfs_mountpoint) >= sizeof root_path)
+			stk_fail(ENAMETOOLONG, "rootfs", "%s", plan->rootfs_mountpoint);
+		strcpy(root_path, plan->rootfs_mountpoint);
+		if (mount(plan->rootfs_source, root_path, NULL, MS_BIND | MS_REC, NULL) < 0)
+			stk_fail_errno("rootfs", "bind %s on %s", plan->rootfs_source, root_path);
+	}
+	if ((plan->rootfs_flags & STK_ROOTFS_RECURSIVE_READONLY) &&
+	    sys_mount_setattr(AT_FDCWD, root_path, AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0) < 0)
+		stk_fail_errno("mount_setattr", "make %s and every mount below it read-only", root_path);
+
+	stk.root = root_path;
+	stk.root_fd = open(root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (stk.root_fd < 0)
+		stk_fail_errno("rootfs", "open %s", root_path);
+}
+
+void stk_rootfs_enter(const struct stk_plan *plan)
+{
+	if (!plan->has_rootfs)
+		return;
+	if (fchdir(stk.root_fd) < 0)
+		stk_fail_errno("pivot_root", "enter %s", stk.root);
+
+	if (plan->rootfs_flags & STK_ROOTFS_NO_PIVOT) {
+		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+			stk_fail_errno("mount", "move %s onto /", stk.root);
+		if (chroot(".") < 0)
+			stk_fail_errno("chroot", "%s", stk.root);
+	} else {
+		_cleanup_close_ int old_root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (old_root < 0)
+			stk_fail_errno("pivot_root", "open the old root");
+		/* Pivot onto itself: the old root ends up stacked on the new one, where it can be
+		 * detached without needing a directory for it inside the container. */
+		if (sys_pivot_root(".", ".") < 0)
+			stk_fail_errno("pivot_root", "%s", stk.root);
+		if (fchdir(old_root) < 0)
+			stk_fail_errno("pivot_root", "enter the old root");
+		/* Slave first, so detaching it cannot propagate unmounts back to the host. */
+		if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+			stk_fail_errno("pivot_root", "make the old root rslave");
+		if (umount2(".", MNT_DETACH) < 0)
+			stk_fail_errno("pivot_root", "detach the old root");
+	}
+	if (chdir("/") < 0)
+		stk_fail_errno("pivot_root", "chdir to the new root");
+	close(stk.root_fd);
+	stk.root_fd = -1;
+}
+
+void stk_rootfs_propagation(const struct stk_plan *plan)
+{
+	if (plan->has_rootfs_propagation && plan->rootfs_propagation &&
+	    mount(NULL, "/", NULL, plan->rootfs_propagation, NULL) < 0)
+		stk_fail_errno("mount", "set propagation 0x%x of /", plan->rootfs_propagation);
+}
+
+/* After pivot_root "/" is the container's root, so plain lookups cannot leave it. */
+void stk_masked_paths(const struct stk_plan *plan)
+{
+	for (size_t i = 0; i < plan->n_masked; i++) {
+		const char *p = plan->masked[i];
+		struct stat st;
+		if (stat(p, &st) < 0) {
+			if (errno == ENOENT || errno == ENOTDIR)
+				continue;
+			stk_fail_errno("masked-path", "%s", p);
+		}
+		int r;
+		if (S_ISDIR(st.st_mode))
+			r = mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				  "size=4k,nr_inodes=1,mode=0555");
+		else
+			r = mount("/dev/null", p, NULL, MS_BIND, NULL);
+		if (r < 0)
+			stk_fail_errno("masked-path", "%s", p);
+	}
+}
+
+void stk_readonly_paths(const struct stk_plan *plan)
+{
+	for (size_t i = 0; i < plan->n_readonly; i++) {
+		const char *p = plan->readonly[i];
+		struct stat st;
+		if (stat(p, &st) < 0) {
+			if (errno == ENOENT || errno == ENOTDIR)
+				continue;
+			stk_fail_errno("readonly-path", "%s", p);
+		}
+		if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
+			stk_fail_errno("readonly-path", "bind %s onto itself", p);
+		_cleanup_close_ int fd = open(p, O_PATH | O_CLOEXEC);
+		if (fd < 0 || stk_bind_remount(p, fd, MS_RDONLY, true) < 0)
+			stk_fail_errno("readonly-path", "remount %s read-only", p);
+	}
+}
+
+void stk_rootfs_readonly(const struct stk_plan *plan)
+{
+	if (!plan->has_rootfs || !(plan->rootfs_flags & STK_ROOTFS_READONLY))
+		return;
+	_cleanup_close_ int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || stk_bind_remount("/", fd, MS_RDONLY, true) < 0)
+		stk_fail_errno("readonly-root", "remount / read-only");
+}

@@ -1,0 +1,95 @@
+/* stockade-init: the container's pty (process.terminal): master to the console socket, slave as stdio. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <termios.h>
+
+#include "init.h"
+
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+
+/* The payload names the pty as runc does; clients such as conmon and containerd keep only the fd. */
+static int send_fd(int sock, int fd, const char *name)
+{
+	struct iovec iov = { .iov_base = (void *)name, .iov_len = strlen(name) };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct msghdr msg;
+
+	memset(&msg, 0, sizeof msg);
+	memset(&control, 0, sizeof control);
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = control.buf;
+	msg.msg_controllen = sizeof control.buf;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+
+	for (;;) {
+		ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+		if (n >= 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+void stk_setup_terminal(const struct stk_plan *plan)
+{
+	char name[64];
+	int unlock = 0, ptn = -1;
+
+	if (!plan->terminal)
+		return;
+	_cleanup_close_ int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		stk_fail_errno("terminal", "open /dev/ptmx");
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+		stk_fail_errno("terminal", "unlock the pty");
+	if (ioctl(master, TIOCGPTN, &ptn) < 0)
+		stk_fail_errno("terminal", "get the pty number");
+	snprintf(name, sizeof name, "/dev/pts/%d", ptn);
+
+	/* TIOCGPTPEER opens the slave through the master, with no path lookup to be fooled. */
+	_cleanup_close_ int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0 && (errno == EINVAL || errno == ENOTTY))
+		slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
+		stk_fail_errno("terminal", "open %s", name);
+	if (plan->has_user && fchown(slave, plan->uid, (gid_t)-1) < 0 && errno != EPERM && errno != EINVAL)
+		stk_fail_errno("terminal", "chown %s to uid %u", name, plan->uid);
+
+	if (plan->has_rootfs) {
+		int fd = open("/dev/console", O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST)
+			stk_fail_errno("terminal", "create /dev/console");
+		if (fd >= 0)
+			close(fd);
+		if (mount(name, "/dev/console", NULL, MS_BIND, NULL) < 0)
+			stk_fail_errno("terminal", "bind %s on /dev/console", name);
+	}
+
+	if (send_fd(stk.console_fd, master, name) < 0)
+		stk_fail_errno("terminal", "send the pty master to the console socket %s", plan->console_socket);
+	close(stk.console_fd);
+	stk.console_fd = -1;
+
+	for (int i = 0; i <= 2; i++)
+		if (slave != i && dup2(slave, i) < 0)
+			stk_fail_errno("terminal", "dup %s onto fd %d", name, i);
+	if (slave <= 2)
+		slave = -1; /* it is stdio now */
+	if (ioctl(0, TIOCSCTTY, 0) < 0)
+		stk_fail_errno("terminal", "make %s the controlling terminal", name);
+}
