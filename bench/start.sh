@@ -22,7 +22,7 @@ cmds=(-n "node -e 0" "node -e 0"
 command -v runc >/dev/null && cmds+=(-n "runc run" "runc --root $work/r1 run -b $work/bundle bench-r")
 # crun refuses this hybrid cgroup layout unless the cgroup2 mount is hidden in a private mount namespace.
 command -v crun >/dev/null && cmds+=(-n "crun run (in unshare -m)" "unshare -m sh -c 'umount -l /sys/fs/cgroup/unified 2>/dev/null; exec crun --root $work/c1 run -b $work/bundle bench-c'")
-command -v runsc >/dev/null && cmds+=(-n "runsc run" "runsc --root $work/g1 --network=none run -b $work/bundle bench-g")
+command -v runsc >/dev/null && cmds+=(-n "runsc run" "runsc --root $work/g1 --network=none run --bundle $work/bundle bench-g")
 hyperfine --warmup 3 --runs "$runs" -N --export-json "$work/result.json" "${cmds[@]}" >&2
 node -e '
 const r = JSON.parse(require("fs").readFileSync(process.argv[1])).results;

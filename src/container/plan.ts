@@ -152,17 +152,23 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
   // A container can never hold a capability the runtime lacks (this host's bounding set may be
   // short of the full list): requests are cut to what is held rather than failing in capset.
   const held = opts.heldCapabilities;
-  plan.push(caps === undefined
+  if (caps === undefined) {
     // runc leaves the capabilities alone when the config names none: root keeps what it has.
-    ? { tag: PLAN.TAG_CAPS, bounding: held, effective: held, inheritable: 0n, permitted: held, ambient: 0n }
-    : {
-        tag: PLAN.TAG_CAPS,
-        bounding: capabilityMask(caps.bounding, 'process.capabilities.bounding') & held,
-        effective: capabilityMask(caps.effective, 'process.capabilities.effective') & held,
-        inheritable: capabilityMask(caps.inheritable, 'process.capabilities.inheritable') & held,
-        permitted: capabilityMask(caps.permitted, 'process.capabilities.permitted') & held,
-        ambient: capabilityMask(caps.ambient, 'process.capabilities.ambient') & held,
-      });
+    plan.push({ tag: PLAN.TAG_CAPS, bounding: held, effective: held, inheritable: 0n, permitted: held, ambient: 0n });
+  } else {
+    const permitted = capabilityMask(caps.permitted, 'process.capabilities.permitted') & held;
+    const inheritable = capabilityMask(caps.inheritable, 'process.capabilities.inheritable') & held;
+    plan.push({
+      tag: PLAN.TAG_CAPS,
+      bounding: capabilityMask(caps.bounding, 'process.capabilities.bounding') & held,
+      effective: capabilityMask(caps.effective, 'process.capabilities.effective') & held,
+      inheritable,
+      permitted,
+      // The kernel raises an ambient capability only if it is permitted and inheritable; runc
+      // ignores the others (its default spec asks for ambient caps it does not make inheritable).
+      ambient: capabilityMask(caps.ambient, 'process.capabilities.ambient') & permitted & inheritable,
+    });
+  }
   if (process.noNewPrivileges === true) plan.push({ tag: PLAN.TAG_NO_NEW_PRIVS });
   if (opts.seccomp !== undefined) plan.push({ tag: PLAN.TAG_SECCOMP, flags: opts.seccomp.flags, program: opts.seccomp.program });
   plan.push({ tag: PLAN.TAG_CWD, path: process.cwd === '' ? '/' : process.cwd });
