@@ -102,6 +102,8 @@ struct stk_plan {
 	size_t n_readonly;
 	struct stk_rlimit *rlimits;
 	size_t n_rlimits;
+	const char **cgroups;
+	size_t n_cgroups;
 
 	bool has_oom_score_adj;
 	int32_t oom_score_adj;

@@ -134,6 +134,27 @@ __attribute__((noreturn)) static void monitor(pid_t child)
 	_exit(128 + WTERMSIG(status));
 }
 
+/* Writing "0" to cgroup.procs moves the writer itself, on v1 and v2 alike. */
+static void join_cgroups(const struct stk_plan *plan)
+{
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < plan->n_cgroups; i++) {
+		if ((size_t)snprintf(path, sizeof path, "%s/cgroup.procs", plan->cgroups[i]) >= sizeof path)
+			stk_fail(ENAMETOOLONG, "cgroup", "join %s", plan->cgroups[i]);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			stk_fail_errno("cgroup", "join %s", plan->cgroups[i]);
+		if (write(fd, "0", 1) != 1) {
+			int saved = errno;
+			close(fd);
+			errno = saved;
+			stk_fail_errno("cgroup", "join %s", plan->cgroups[i]);
+		}
+		close(fd);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct stk_plan *plan = &stk.plan;
@@ -172,6 +193,11 @@ int main(int argc, char **argv)
 		stk.listen_fd = open_start_socket(plan->start_socket, first);
 	if (plan->console_socket)
 		stk.console_fd = connect_console_socket(plan->console_socket, first);
+
+	/* Before any setns: a joined mount namespace would resolve the host's cgroup paths
+	 * differently, and the container must be created inside its cgroups so that its cgroup
+	 * namespace, and everything it allocates during setup, belongs to them. */
+	join_cgroups(plan);
 
 	stk.in_userns = (plan->clone_flags & CLONE_NEWUSER) != 0;
 	stk_join_namespaces(plan);

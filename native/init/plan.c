@@ -309,6 +309,11 @@ static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 		pl->seccomp_len = (uint16_t)n;
 		break;
 	}
+	case STK_PLAN_TAG_CGROUP_JOIN: {
+		const char **cg = push(&pl->cgroups, &pl->n_cgroups, sizeof *cg);
+		*cg = get_abs_path(c);
+		break;
+	}
 	case STK_PLAN_TAG_HOOK_POINTS:
 		once(seen, c->tag);
 		pl->hook_points = get_u32(c);

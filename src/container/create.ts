@@ -89,6 +89,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       createdOk: false,
     };
     store.write(id, record);
+    store.writeConfig(id, spec);
     const launched = await launchInit({
       plan,
       preserveFds: planOpts.preserveFds,

@@ -3,6 +3,7 @@ import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, rea
 import { join } from 'node:path';
 import { StockadeError, errnoCode } from '../errors';
 import { flockAsync, flockSync } from '../native/addon';
+import type { Spec } from '../oci/spec';
 import type { ContainerId } from './id';
 import { isSameLiveProcess } from './process-identity';
 import type { Status } from './status';
@@ -111,6 +112,20 @@ export class StateStore {
       closeSync(fd);
     }
     renameSync(tmp, path);
+  }
+
+  /** The config the container was created with: exec, update and hooks read it later. */
+  writeConfig(id: ContainerId, spec: Spec): void {
+    writeFileSync(join(this.dir(id), 'config.json'), JSON.stringify(spec), { mode: 0o600 });
+  }
+
+  readConfig(id: ContainerId): Spec {
+    try {
+      return JSON.parse(readFileSync(join(this.dir(id), 'config.json'), 'utf8')) as Spec;
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') throw notFound(id);
+      throw e;
+    }
   }
 
   remove(id: ContainerId): void {

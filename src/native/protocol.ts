@@ -85,6 +85,9 @@ export const PLAN = {
   TAG_HOOK_POINTS: 30,
   /** no payload: allocate a pty (process.terminal); requires TAG_CONSOLE_SOCKET. */
   TAG_TERMINAL: 31,
+  /** str: a cgroup directory (host path) P moves itself into, before joining any namespace,
+   *  so the container starts inside its cgroups and its cgroup namespace is rooted there. */
+  TAG_CGROUP_JOIN: 32,
 } as const;
 
 export const ROOTFS = {
@@ -160,7 +163,7 @@ export type PlanRecord =
       | typeof PLAN.TAG_TERMINAL }
   | { tag: typeof PLAN.TAG_CWD; path: string }
   | { tag: typeof PLAN.TAG_ARG | typeof PLAN.TAG_ENV; value: string }
-  | { tag: typeof PLAN.TAG_CONSOLE_SOCKET | typeof PLAN.TAG_START_SOCKET; path: string }
+  | { tag: typeof PLAN.TAG_CONSOLE_SOCKET | typeof PLAN.TAG_START_SOCKET | typeof PLAN.TAG_CGROUP_JOIN; path: string }
   | { tag: typeof PLAN.TAG_PRESERVE_FDS; count: number }
   | { tag: typeof PLAN.TAG_SESSION_KEYRING; name: string }
   | { tag: typeof PLAN.TAG_SECCOMP; flags: number; program: Buffer }
@@ -218,7 +221,7 @@ function payload(r: PlanRecord): Buffer {
       return w.build();
     case PLAN.TAG_CWD: return w.str(r.path).build();
     case PLAN.TAG_ARG: case PLAN.TAG_ENV: return w.str(r.value).build();
-    case PLAN.TAG_CONSOLE_SOCKET: case PLAN.TAG_START_SOCKET: return w.str(r.path).build();
+    case PLAN.TAG_CONSOLE_SOCKET: case PLAN.TAG_START_SOCKET: case PLAN.TAG_CGROUP_JOIN: return w.str(r.path).build();
     case PLAN.TAG_PRESERVE_FDS: return w.u32(r.count).build();
     case PLAN.TAG_SESSION_KEYRING: return w.str(r.name).build();
     case PLAN.TAG_SECCOMP: {
