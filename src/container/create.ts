@@ -10,6 +10,7 @@ import type { Spec } from '../oci/spec';
 import type { ContainerId } from './id';
 import { buildPlan, heldCapabilities, NAMESPACE_FLAGS, type PlanOptions } from './plan';
 import { readProcessStat } from './process-identity';
+import { seccompFor } from './seccomp';
 import { forceKill } from './kill';
 import { StateStore, writeFileAtomic, type ContainerRecord } from './state-store';
 
@@ -67,6 +68,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     rootfsMode: opts.rootfsMode ?? 'bind',
     createHooks: false,
     heldCapabilities: heldCapabilities(),
+    seccomp: seccompFor(spec, store.root, opts.debug),
   };
   const plan = encodePlan(buildPlan(spec, planOpts));
 
@@ -87,6 +89,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       isolation: 'namespaces',
       ownPidNamespace: (spec.linux?.namespaces ?? []).some((ns) => NAMESPACE_FLAGS[ns.type] !== undefined && ns.type === 'pid' && (ns.path ?? '') === ''),
       createdOk: false,
+      cgroupPaths: [],
     };
     store.write(id, record);
     store.writeConfig(id, spec);

@@ -1,5 +1,6 @@
 // The config behind `stockade do`: the host's root read-only (or overlaid in memory), fresh /proc, /dev, /tmp.
 import type { Spec } from '../oci/spec';
+import { defaultSeccompProfile } from '../seccomp';
 
 export interface DoOptions {
   args: string[];
@@ -45,6 +46,8 @@ export function doSpec(opts: DoOptions): Spec {
     ],
     linux: {
       namespaces,
+      // Docker's default profile, cut to these capabilities: no mount, unshare, keyctl, bpf, ...
+      seccomp: defaultSeccompProfile({ capabilities: caps }),
       maskedPaths: [
         '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
         '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',

@@ -28,6 +28,8 @@ export interface ContainerRecord {
   ownPidNamespace: boolean;
   /** Set once creation completed; a record without it belongs to a create in progress or one that died. */
   createdOk: boolean;
+  /** Cgroup directories (host paths) the container was placed in; empty when none were made. */
+  cgroupPaths: string[];
 }
 
 export class ContainerLock {

@@ -86,7 +86,7 @@ export class Runtime {
   }
 
   containerDirs(): string[] {
-    return existsSync(this.root) ? readdirSync(this.root) : [];
+    return existsSync(this.root) ? readdirSync(this.root).filter((n) => !n.startsWith('.')) : [];
   }
 
   /** Deletes every container left, then the bundles and the state root. */
