@@ -134,4 +134,26 @@ describe('lifecycle', { skip }, () => {
       closeSync(fd4);
     }
   });
+
+  test('two commands on one id at once: one create wins, one start wins', async () => {
+    const b = rt.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
+    const finish = (args: string[]): Promise<{ code: number | null; err: string }> => new Promise((res) => {
+      const c = rt.spawn(args);
+      let err = '';
+      c.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
+      c.stdout?.resume();
+      c.on('exit', (code) => res({ code, err }));
+    });
+    for (let round = 0; round < 3; round++) {
+      const id = `race${round}`;
+      const creates = await Promise.all([finish(['create', '-b', b.dir, id]), finish(['create', '-b', b.dir, id])]);
+      assert.deepEqual(creates.map((c) => c.code).sort(), [0, 1], JSON.stringify(creates));
+      assert.match(creates.find((c) => c.code === 1)?.err ?? '', /already exists/);
+      const starts = await Promise.all([finish(['start', id]), finish(['start', id])]);
+      assert.deepEqual(starts.map((c) => c.code).sort(), [0, 1], JSON.stringify(starts));
+      assert.match(starts.find((c) => c.code === 1)?.err ?? '', /cannot start container race\d: it is running/);
+      assert.equal(rt.run(['delete', '--force', id]).status, 0);
+    }
+    assert.deepEqual(leftovers(rt, b, 'probe sleep 100'), []);
+  });
 });
