@@ -15,7 +15,9 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -435,6 +437,49 @@ static napi_value js_socketpair(napi_env env, napi_callback_info info) {
   return pair;
 }
 
+/* A listening unix socket at path, for a console socket the runtime itself receives the pty on. */
+static napi_value js_unix_listen(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (!get_path(env, argv[0], addr.sun_path, sizeof addr.sun_path)) return NULL;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, errno, "socket");
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 1) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "bind");
+  }
+  return make_int(env, fd);
+}
+
+/* Blocking: callers accept only once a connection is known to be queued. */
+static napi_value js_accept(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int fd;
+  if (!get_fd(env, argv[0], "socketFd", &fd)) return NULL;
+  int conn;
+  do conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+  while (conn < 0 && errno == EINTR);
+  if (conn < 0) return throw_errno(env, errno, "accept4");
+  return make_int(env, conn);
+}
+
+/* TIOCSWINSZ on a pty master: Node can only size its own terminal streams. */
+static napi_value js_set_winsize(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int fd;
+  int64_t rows, cols;
+  if (!get_fd(env, argv[0], "fd", &fd) || !get_integer(env, argv[1], "rows", 0, 65535, &rows) ||
+      !get_integer(env, argv[2], "cols", 0, 65535, &cols))
+    return NULL;
+  struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+  if (ioctl(fd, TIOCSWINSZ, &ws) < 0) return throw_errno(env, errno, "ioctl");
+  return make_undefined(env);
+}
+
 static napi_value js_send_fd(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   if (!get_args(env, info, 3, argv)) return NULL;
@@ -585,6 +630,9 @@ NAPI_MODULE_INIT() {
       {"sendFd", NULL, js_send_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvFd", NULL, js_recv_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openat2", NULL, js_openat2, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unixListen", NULL, js_unix_listen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"accept", NULL, js_accept, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setWinsize", NULL, js_set_winsize, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
 

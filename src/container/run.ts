@@ -1,6 +1,8 @@
 // run: create, start and, unless detached, wait for the container and pass its exit status on.
 import { StockadeError } from '../errors';
-import { createContainer, type CreateOptions } from './create';
+import { join, resolve } from 'node:path';
+import { ConsoleRelay, relayTerminal } from './console-relay';
+import { createContainer, loadSpec, type CreateOptions } from './create';
 import { deleteContainer } from './delete';
 import { signalProcess } from './kill';
 import { readProcessStat } from './process-identity';
@@ -15,7 +17,21 @@ export interface RunOptions extends CreateOptions {
 const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGTSTP'];
 
 export async function runContainer(opts: RunOptions): Promise<number> {
-  const { launched, record } = await createContainer({ ...opts, monitor: !opts.detach });
+  const spec = opts.spec ?? loadSpec(resolve(opts.bundle));
+  // As runc: an attached run of a terminal container with no console socket gets the caller's terminal.
+  const relay = spec.process?.terminal === true && !opts.detach && opts.consoleSocket === undefined
+    ? ConsoleRelay.listen(join(opts.store.root, `.console-${opts.id}.sock`))
+    : undefined;
+  let created;
+  try {
+    opts.store.ensureRoot();
+    created = await createContainer({ ...opts, spec, monitor: !opts.detach, consoleSocket: relay?.path ?? opts.consoleSocket });
+  } catch (e) {
+    relay?.close();
+    throw e;
+  }
+  const { launched, record } = created;
+  const terminal = relay === undefined ? undefined : relayTerminal(relay.receiveMaster());
   const startTime = readProcessStat(record.pid)?.startTime ?? record.pidStartTime;
   const forward = (sig: NodeJS.Signals): void => {
     signalProcess(record.pid, startTime, osSignal(sig));
@@ -29,6 +45,10 @@ export async function runContainer(opts: RunOptions): Promise<number> {
   }
   if (opts.detach) return 0;
   const { code, signal } = await launched.helperExit;
+  if (terminal !== undefined) {
+    await Promise.race([terminal.finished, new Promise((r) => setTimeout(r, 500))]);
+    terminal.stop();
+  }
   for (const sig of FORWARDED) process.off(sig, forward);
   if (!opts.keep) await deleteContainer(opts.store, opts.id, true);
   if (code === null) throw new StockadeError('SYSTEM', `stockade-init was killed by ${signal ?? 'a signal'}`);

@@ -51,12 +51,15 @@ interface Binding {
   sendFd(socketFd: number, fd: number, data?: Uint8Array): void;
   recvFd(socketFd: number, maxData?: number): ReceivedFd;
   openat2(dirfd: number, path: string, flags: number, mode?: number, resolve?: number): number;
+  unixListen(path: string): number;
+  accept(socketFd: number): number;
+  setWinsize(fd: number, rows: number, cols: number): void;
   constants: AddonConstants;
 }
 
 const FUNCTIONS = [
   'flock', 'flockAsync', 'pidfdOpen', 'pidfdSendSignal', 'pidfdGetfd', 'waitPidfd',
-  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2',
+  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'accept', 'setWinsize',
 ] as const;
 
 let loaded: Binding | undefined;
@@ -195,6 +198,21 @@ export function recvFd(socketFd: number, maxData?: number): ReceivedFd {
  */
 export function openat2(dirfd: number, path: string, flags: number, mode = 0, resolve = 0): number {
   return binding().openat2(dirfd, path, flags, mode, resolve);
+}
+
+/** A listening AF_UNIX stream socket bound at path (backlog 1), close-on-exec. */
+export function unixListen(path: string): number {
+  return binding().unixListen(path);
+}
+
+/** accept4(2), blocking, close-on-exec: for a connection known to be queued already. */
+export function accept(socketFd: number): number {
+  return binding().accept(socketFd);
+}
+
+/** Sets a terminal's window size (TIOCSWINSZ), e.g. on a container's pty master. */
+export function setWinsize(fd: number, rows: number, cols: number): void {
+  binding().setWinsize(fd, rows, cols);
 }
 
 /** The constants the addon's callers need that node:fs does not export. Reading one loads the addon. */

@@ -3,7 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { Runtime, alive, integrationSkip, json, leftovers, probeSpec } from './harness';
+import { spawnSync } from 'node:child_process';
+import { Runtime, STOCKADE, alive, integrationSkip, json, leftovers, probeSpec } from './harness';
 
 const skip = integrationSkip();
 
@@ -155,5 +156,17 @@ describe('lifecycle', { skip }, () => {
       assert.equal(rt.run(['delete', '--force', id]).status, 0);
     }
     assert.deepEqual(leftovers(rt, b, 'probe sleep 100'), []);
+  });
+
+  test('an attached run of a terminal container without --console-socket gets the caller\'s terminal', () => {
+    const b = rt.bundle(probeSpec(['/bin/sh'], (s) => { s.process!.terminal = true; }));
+    // script(1) gives stockade a pty as a user's shell would.
+    const r = spawnSync('script', ['-qec', `${STOCKADE} --root ${rt.root} run -b ${b.dir} tty1`, '/dev/null'], {
+      input: 'tty; echo "pid $$"; exit 3\n', encoding: 'utf8', timeout: 20_000,
+    });
+    assert.equal(r.status, 3, r.stdout + r.stderr);
+    assert.match(r.stdout, /\/dev\/pts\/0/);
+    assert.match(r.stdout, /pid 1\r/);
+    assert.deepEqual(rt.containerDirs(), []);
   });
 });
