@@ -8,6 +8,8 @@ import { Logger, out, type LogFormat } from './log';
 
 const VERSION = '0.1.0';
 
+const CGROUP_COMMANDS = new Set(['create', 'run', 'exec', 'update', 'do']);
+
 const GLOBAL_FLAGS: readonly FlagSpec[] = [
   { name: 'root', type: 'string' },
   { name: 'log', type: 'string' },
@@ -70,7 +72,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       out(`${cmd.usage}\n`);
       return 0;
     }
-    if (bool(g, 'systemd-cgroup') && !isSystemdRunning()) {
+    // Only commands that place processes in cgroups need systemd; state, kill, delete still work.
+    if (bool(g, 'systemd-cgroup') && CGROUP_COMMANDS.has(command) && !isSystemdRunning()) {
       throw new StockadeError('UNSUPPORTED', '--systemd-cgroup needs systemd, which is not running on this host (/run/systemd/system is missing)');
     }
     const isolation = str(g, 'isolation') ?? 'namespaces';
