@@ -1,6 +1,7 @@
 // Writes native/include/stockade-abi.h from the protocol constants, so C and TypeScript share one source.
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { CAPABILITIES, RLIMITS } from '../abi/linux/constants';
 import { PLAN, ROOTFS, MOUNTF, DEVICEF, HOOKF, MSG, UMASK_UNSET } from '../native/protocol';
 
 function block(prefix: string, table: Record<string, number>): string {
@@ -32,6 +33,10 @@ export function renderHeader(): string {
     block('STK_MSG_', MSG),
     '',
     `#define STK_UMASK_UNSET ${hex(UMASK_UNSET)}`,
+    '',
+    '/* Names for error messages, indexed by capability and by resource number. */',
+    `#define STK_CAP_NAMES { ${CAPABILITIES.map((c) => JSON.stringify(c)).join(', ')} }`,
+    `#define STK_RLIMIT_NAMES { ${Object.entries(RLIMITS).sort((a, b) => a[1] - b[1]).map(([n]) => JSON.stringify(n)).join(', ')} }`,
     '',
     '#endif',
     '',
