@@ -20,7 +20,7 @@ export const command: Command = {
     if (p.positional.length === 0) throw new StockadeError('USAGE', 'do: expects a command after --');
     const network = str(p, 'network') ?? 'none';
     if (network !== 'none' && network !== 'host') throw new StockadeError('USAGE', `do: --network must be none or host, not ${JSON.stringify(network)}`);
-    const env = mergeEnv(Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`), list(p, 'env'));
+    const env = mergeEnv(hostEnv(), list(p, 'env'));
     const id = parseContainerId(`do-${process.pid}-${randomBytes(4).toString('hex')}`);
     const spec = doSpec({
       args: p.positional,
@@ -43,6 +43,13 @@ export const command: Command = {
     });
   },
 };
+
+const SAVED_CA = 'STOCKADE_SAVED_NODE_EXTRA_CA_CERTS';
+
+/** The caller's environment as it was before bin/stockade moved NODE_EXTRA_CA_CERTS aside. */
+function hostEnv(): string[] {
+  return Object.entries(process.env).map(([k, v]) => (k === SAVED_CA ? `NODE_EXTRA_CA_CERTS=${v ?? ''}` : `${k}=${v ?? ''}`));
+}
 
 /** The host's environment with --env entries replacing or adding keys. */
 export function mergeEnv(base: readonly string[], overrides: readonly string[]): string[] {

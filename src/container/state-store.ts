@@ -1,5 +1,5 @@
 // The state directory: one folder per container holding state.json, the start socket and the root mountpoint.
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, fsyncSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StockadeError, errnoCode } from '../errors';
 import { flockAsync, flockSync } from '../native/addon';
@@ -102,17 +102,14 @@ export class StateStore {
     return JSON.parse(text) as ContainerRecord;
   }
 
-  /** Atomic: a reader sees the old record or the new one, never half of one. */
+  /**
+   * Atomic: a reader sees the old record or the new one, never half of one. No fsync: the state
+   * lives on a tmpfs (/run) and describes processes that do not survive a reboot anyway.
+   */
   write(id: ContainerId, record: ContainerRecord): void {
     const path = join(this.dir(id), 'state.json');
     const tmp = `${path}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(record));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
     renameSync(tmp, path);
   }
 

@@ -6,6 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { packageRoot } from '../native/paths';
 import { CAPABILITIES } from '../abi/linux/constants';
 import { OCI_VERSION } from './default-spec';
 import { SUPPORTED_MOUNT_OPTIONS } from './mount-options';
@@ -52,17 +53,13 @@ export interface FeaturesOptions {
   seccomp?: Partial<SeccompFeatures>;
 }
 
-/** The version in stockade's package.json (two levels above dist/oci, three above dist-test/src/oci). */
+/** The version in stockade's package.json. */
 export function packageVersion(): string {
-  for (const up of [['..', '..'], ['..', '..', '..']]) {
-    try {
-      const pkg: unknown = JSON.parse(readFileSync(join(__dirname, ...up, 'package.json'), 'utf8'));
-      if (typeof pkg === 'object' && pkg !== null && 'name' in pkg && pkg.name === 'stockade' && 'version' in pkg && typeof pkg.version === 'string') {
-        return pkg.version;
-      }
-    } catch {
-      // not this level
-    }
+  try {
+    const pkg: unknown = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8'));
+    if (typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string') return pkg.version;
+  } catch {
+    // reported as unknown below
   }
   return 'unknown';
 }

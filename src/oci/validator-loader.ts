@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { Script } from 'node:vm';
 import type { ErrorObject } from 'ajv';
 import { StockadeError, errnoCode } from '../errors/index';
+import { packageRoot } from '../native/paths';
 
 /** What Ajv's standalone code exports: a type guard that leaves its errors on itself. */
 export interface SchemaValidator<T> {
@@ -30,12 +31,9 @@ export interface LoadedValidator<T> {
 /** The generated modules' names; `<name>.js` and `<name>.cache` sit side by side. */
 export type GeneratedValidator = 'config-validator' | 'state-validator';
 
-/**
- * Where the generated files live. From dist/oci they are siblings; the test build
- * (dist-test/src/oci) has no generated files of its own and uses the main build's.
- */
+/** Where the generated files live: the main build's dist/oci, which the bundled CLI and the test build use too. */
 export function generatedDirs(): string[] {
-  return [__dirname, join(__dirname, '..', '..', '..', 'dist', 'oci')];
+  return [join(packageRoot(), 'dist', 'oci')];
 }
 
 /** The CommonJS wrapper; the generator compiles the same text so the cache matches. */
