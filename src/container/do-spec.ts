@@ -14,12 +14,22 @@ export interface DoOptions {
 
 const DEFAULT_CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
 
+// Fresh in-memory mounts over the host's; a working directory below one is bound back, read-only.
+const FRESH = ['/tmp', '/var/tmp', '/run'];
+
+function under(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(`${dir}/`);
+}
+
 export function doSpec(opts: DoOptions): Spec {
   const namespaces: { type: 'pid' | 'mount' | 'ipc' | 'uts' | 'network' | 'cgroup' }[] = [
     { type: 'pid' }, { type: 'mount' }, { type: 'ipc' }, { type: 'uts' }, { type: 'cgroup' },
   ];
   if (opts.network === 'none') namespaces.push({ type: 'network' });
   const caps = opts.uid === 0 ? DEFAULT_CAPS : [];
+  const cwdMount = FRESH.some((d) => under(opts.cwd, d))
+    ? [{ destination: opts.cwd, type: 'bind', source: opts.cwd, options: ['rbind', 'ro', 'nosuid', 'nodev'] }]
+    : [];
   return {
     ociVersion: '1.3.0',
     process: {
@@ -43,6 +53,7 @@ export function doSpec(opts: DoOptions): Spec {
       { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
       { destination: '/var/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
       { destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=755'] },
+      ...cwdMount,
     ],
     linux: {
       namespaces,

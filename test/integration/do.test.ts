@@ -1,7 +1,9 @@
 // stockade do: a host command in a sandbox, the host's root read-only, writes kept in memory.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Runtime, integrationSkip } from './harness';
 
 const skip = integrationSkip();
@@ -76,5 +78,18 @@ describe('stockade do', { skip }, () => {
     const r = rt.run(['do', '--', 'sh', '-c', `ls -A /run; ls ${rt.root} 2>&1 | head -1`]);
     assert.equal(r.status, 0, r.stderr);
     assert.doesNotMatch(r.stdout, /do-/);
+  });
+
+  test('a working directory below the fresh /tmp stays visible, read-only', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stockade-do-cwd-'));
+    try {
+      writeFileSync(join(dir, 'f'), 'host file\n');
+      const r = rt.run(['do', '--', 'sh', '-c', 'pwd; cat f; echo x > g 2>/dev/null || echo read-only'], { cwd: dir });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, `${dir}\nhost file\nread-only\n`);
+      assert.equal(existsSync(join(dir, 'g')), false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
