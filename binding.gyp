@@ -17,6 +17,7 @@
         "native/init/ns.c",
         "native/init/path.c",
         "native/init/mounts.c",
+        "native/init/copyup.c",
         "native/init/rootfs.c",
         "native/init/devices.c",
         "native/init/terminal.c",

@@ -196,6 +196,7 @@ enum stk_create {
 /* O_PATH fd of `path` (absolute, container view) resolved in root_fd with RESOLVE_IN_ROOT, creating
  * missing directories (and the final component as asked) on the way. Returns -1 with errno set. */
 int stk_open_in_root(int root_fd, const char *path, enum stk_create create);
+void stk_copy_up(int under_fd, int mounted_fd, const char *target);
 /* O_PATH fd of the parent directory of `path` (created as needed) and its last component. */
 int stk_open_parent_in_root(int root_fd, const char *path, const char **base);
 /* Magic-link path of an fd: "/proc/self/fd/N". */

@@ -121,7 +121,8 @@ void stk_do_mount(const struct stk_mount *m)
 		stk_fail_errno("mount", "mount %s%s%s on %s", bind ? "bind " : "", bind ? "" : m->fstype,
 			       bind ? m->source : "", m->target);
 
-	if (!(bind && (m->mflags & STK_MOUNTF_REMOUNT)) && m->propagation == 0 && m->rattr == 0)
+	bool copy_up = !bind && (m->mflags & STK_MOUNTF_COPYUP);
+	if (!(bind && (m->mflags & STK_MOUNTF_REMOUNT)) && m->propagation == 0 && m->rattr == 0 && !copy_up)
 		return;
 
 	/* /proc/self/fd/N of the target still names the mount point under the new mount; look the
@@ -131,6 +132,8 @@ void stk_do_mount(const struct stk_mount *m)
 		stk_fail_errno("mount", "reopen %s after mounting", m->target);
 	target = stk_fd_path(mounted_fd, target_path);
 
+	if (copy_up)
+		stk_copy_up(target_fd, mounted_fd, m->target);
 	if (bind && (m->mflags & STK_MOUNTF_REMOUNT) && stk_bind_remount(target, mounted_fd, m->flags, false) < 0)
 		stk_fail_errno("mount", "remount %s with flags 0x%x", m->target, m->flags);
 	if (m->propagation && mount(NULL, target, NULL, m->propagation, NULL) < 0)

@@ -215,7 +215,7 @@ function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs:
       if (!existsSync(src)) throw new StockadeError('CONFIG_INVALID', `config.json: ${field}.source: bind source ${src} does not exist`, { field, path: src });
       if (m.destination === '/dev') devIsBind = true;
     }
-    let mountFlags = 0;
+    let mountFlags = parsed.copyUp ? MOUNTF.COPYUP : 0;
     let flags = parsed.flags;
     if (bind) {
       mountFlags |= MOUNTF.BIND;

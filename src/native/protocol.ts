@@ -8,11 +8,25 @@
 //        |  <------------- MSG_PID -------| -------- go (pipe) ------------> |
 //        |                                | exit(0)  (or, in MONITOR mode,    | mounts, devices, pivot_root,
 //        |                                |  wait for C and exit with its     | masks, sysctl, rlimits, user,
-//        |                                |  status)                          | caps, no_new_privs
+//        |                                |  status)                          | mounts, devices
+//        |  <------------------------------------------- MSG_HOOK(CREATE) ----- |  (only with TAG_HOOK_POINTS)
+//        |  prestart, createRuntime hooks                                    |
+//        |  ----------------- MSG_CONTINUE(state JSON, status "creating") --> | createContainer hooks
+//        |                                                                   | pivot_root, masks, sysctl,
+//        |                                                                   | rlimits, user, caps,
+//        |                                                                   | no_new_privs
 //        |  <------------------------------------------- MSG_READY or MSG_ERROR |
 //        |  (create returns)                                                 | accept() on start socket
-//   stockade start ---- connect, MSG_START ------------------------------->  | execve(args)
-//        |  <------------------ EOF on success, MSG_ERROR if execve failed -- |
+//   stockade start ---- connect, MSG_START(state JSON, status "created") --> | startContainer hooks
+//        |                                                                   | execve(args)
+//        |  <---- EOF on success, MSG_ERROR if a hook or execve failed ----- |
+//        |  poststart hooks (a failure only warns)
+//   stockade delete: state removed, then poststop hooks (a failure only warns)
+//
+// The runtime's hooks (prestart, createRuntime, poststart, poststop) run in Node (container/hooks.ts);
+// the container's (createContainer, startContainer) run in C from TAG_HOOK records, fed the state
+// JSON that the runtime computed and sent as the payload of MSG_CONTINUE and MSG_START (empty when
+// the plan has no hooks of that phase), since C knows neither its host pid nor the bundle.
 //
 // Every frame on the plan fd, the sync fd and the start socket is [u32 tag][u32 length][payload],
 // little endian. Strings are [u32 length][bytes][NUL]; the length excludes the NUL.
@@ -88,6 +102,9 @@ export const PLAN = {
   /** str: a cgroup directory (host path) P moves itself into, before joining any namespace,
    *  so the container starts inside its cgroups and its cgroup namespace is rooted there. */
   TAG_CGROUP_JOIN: 32,
+  /** u32 HOOK_PHASE_*, u32 timeout in ms (0: none), str path, u32 n, str[n] args (args[0] is argv[0]),
+   *  u32 m, str[m] env: one container-side hook, in the order it runs within its phase. */
+  TAG_HOOK: 33,
 } as const;
 
 export const ROOTFS = {
@@ -107,6 +124,8 @@ export const MOUNTF = {
   REMOUNT: 0x2,
   /** Source is a path inside the container (mounts created from within, e.g. /dev/console). */
   SOURCE_IN_CONTAINER: 0x4,
+  /** tmpcopyup: copy what the target directory held into the new (tmpfs) mount. */
+  COPYUP: 0x8,
 } as const;
 
 export const DEVICEF = {
@@ -117,6 +136,14 @@ export const DEVICEF = {
 export const HOOKF = {
   /** After namespaces and mounts exist, before pivot_root: createRuntime and createContainer. */
   CREATE: 0x1,
+} as const;
+
+/** Where a TAG_HOOK runs: the container-side hooks of config.json. */
+export const HOOK_PHASE = {
+  /** At HOOKF_CREATE, after the runtime's hooks, before pivot_root. */
+  CREATE_CONTAINER: 1,
+  /** After MSG_START, before execve. */
+  START_CONTAINER: 2,
 } as const;
 
 export const UMASK_UNSET = 0xffffffff;
@@ -131,9 +158,9 @@ export const MSG = {
   ERROR: 3,
   /** u32 HOOKF_* point reached. */
   HOOK: 4,
-  /** no payload: runtime -> container, go on after MSG_HOOK. */
+  /** runtime -> container, go on after MSG_HOOK; payload: the state JSON for createContainer hooks, or empty. */
   CONTINUE: 5,
-  /** no payload: runtime -> container over the start socket. */
+  /** runtime -> container over the start socket; payload: the state JSON for startContainer hooks, or empty. */
   START: 6,
 } as const;
 
@@ -167,7 +194,9 @@ export type PlanRecord =
   | { tag: typeof PLAN.TAG_PRESERVE_FDS; count: number }
   | { tag: typeof PLAN.TAG_SESSION_KEYRING; name: string }
   | { tag: typeof PLAN.TAG_SECCOMP; flags: number; program: Buffer }
-  | { tag: typeof PLAN.TAG_HOOK_POINTS; points: number };
+  | { tag: typeof PLAN.TAG_HOOK_POINTS; points: number }
+  | { tag: typeof PLAN.TAG_HOOK; phase: number; timeoutMs: number; path: string; args: readonly string[];
+      env: readonly string[] };
 
 /** Frames received from stockade-init. */
 export type InitMessage =
@@ -229,6 +258,13 @@ function payload(r: PlanRecord): Buffer {
       return w.u32(r.flags).u32(r.program.length / 8).bytes(r.program).build();
     }
     case PLAN.TAG_HOOK_POINTS: return w.u32(r.points).build();
+    case PLAN.TAG_HOOK: {
+      w.u32(r.phase).u32(r.timeoutMs).str(r.path).u32(r.args.length);
+      for (const a of r.args) w.str(a);
+      w.u32(r.env.length);
+      for (const e of r.env) w.str(e);
+      return w.build();
+    }
   }
 }
 
@@ -246,8 +282,8 @@ export function encodePlan(records: readonly PlanRecord[]): Buffer {
   return Buffer.concat([magic, ...records.map((r) => frame(r.tag, payload(r))), frame(PLAN.TAG_END, Buffer.alloc(0))]);
 }
 
-export function encodeMessage(type: typeof MSG.CONTINUE | typeof MSG.START): Buffer {
-  return frame(type, Buffer.alloc(0));
+export function encodeMessage(type: typeof MSG.CONTINUE | typeof MSG.START, body: Buffer = Buffer.alloc(0)): Buffer {
+  return frame(type, body);
 }
 
 function readStr(b: Buffer, off: number): [string, number] {

@@ -35,6 +35,8 @@ export interface MountOptions {
   /** Unrecognised options, comma-joined, passed to the file system as mount(2) data. */
   data: string;
   bind: boolean;
+  /** `tmpcopyup`: the new tmpfs starts with what the directory held in the image. */
+  copyUp: boolean;
   /** `rbind`: the bind covers the submounts too. */
   recursive: boolean;
 }
@@ -89,7 +91,6 @@ const RECURSIVE_OPTIONS: ReadonlyMap<string, FlagOption> = new Map([
  * fail later with a confusing EINVAL from the kernel, so they are refused by name instead.
  */
 const UNSUPPORTED_OPTIONS: ReadonlyMap<string, string> = new Map([
-  ['tmpcopyup', 'copying the underlying directory into a tmpfs is not implemented'],
   ['idmap', 'id-mapped mounts are not implemented'],
   ['ridmap', 'id-mapped mounts are not implemented'],
 ]);
@@ -99,7 +100,7 @@ const NO_OP_OPTIONS: ReadonlySet<string> = new Set(['defaults']);
 
 /** Every option name parseMountOptions gives a meaning to, sorted (for `stockade features`). */
 export const SUPPORTED_MOUNT_OPTIONS: readonly string[] = [
-  ...FLAG_OPTIONS.keys(), ...PROPAGATION_OPTIONS.keys(), ...RECURSIVE_OPTIONS.keys(), ...NO_OP_OPTIONS,
+  ...FLAG_OPTIONS.keys(), ...PROPAGATION_OPTIONS.keys(), ...RECURSIVE_OPTIONS.keys(), ...NO_OP_OPTIONS, 'tmpcopyup',
 ].sort();
 
 /**
@@ -113,6 +114,7 @@ export function parseMountOptions(options: readonly string[] | undefined, field 
   let attrClear = 0;
   let propagation = 0;
   let propagationOption = '';
+  let copyUp = false;
   const data: string[] = [];
 
   (options ?? []).forEach((option, i) => {
@@ -162,6 +164,10 @@ export function parseMountOptions(options: readonly string[] | undefined, field 
       throw new StockadeError('UNSUPPORTED', `${field}[${i}]: mount option "${option}" is not supported: ${unsupported}`,
         { field: `${field}[${i}]`, option });
     }
+    if (option === 'tmpcopyup') {
+      copyUp = true;
+      return;
+    }
     if (NO_OP_OPTIONS.has(option)) return;
     data.push(option);
   });
@@ -174,6 +180,7 @@ export function parseMountOptions(options: readonly string[] | undefined, field 
     recursiveAttrClear: attrClear,
     data: data.join(','),
     bind: (flags & MS_BIND) !== 0,
+    copyUp,
     recursive: (flags & MS_BIND) !== 0 && (flags & MS_REC) !== 0,
   };
 }

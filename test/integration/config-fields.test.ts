@@ -2,7 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Runtime, integrationSkip, json, leftovers, probeSpec } from './harness';
@@ -194,6 +194,20 @@ print(repr(out), flush=True)
       receiver.kill();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+  test('tmpcopyup: a tmpfs starts with what the image held there, and writes stay in it', () => {
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'cat /srv/data/a /srv/data/sub/b; readlink /srv/data/link; echo new > /srv/data/a; cat /srv/data/a'], (s) => {
+      s.root = { path: 'rootfs', readonly: true };
+      s.mounts!.push({ destination: '/srv/data', type: 'tmpfs', source: 'tmpfs', options: ['tmpcopyup', 'size=1m'] });
+    }));
+    mkdirSync(join(b.rootfs, 'srv', 'data', 'sub'), { recursive: true });
+    writeFileSync(join(b.rootfs, 'srv', 'data', 'a'), 'A\n');
+    writeFileSync(join(b.rootfs, 'srv', 'data', 'sub', 'b'), 'B\n');
+    symlinkSync('/etc/passwd', join(b.rootfs, 'srv', 'data', 'link'));
+    const r = rt.run(['run', '--bundle', b.dir, 'cu1']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'A\nB\n/etc/passwd\nnew\n');
+    assert.equal(readFileSync(join(b.rootfs, 'srv', 'data', 'a'), 'utf8'), 'A\n', 'the image is unchanged');
   });
 });
 

@@ -13,7 +13,7 @@ const ATIME_FIELD = 0x70;
 
 test('no options: nothing set, no data', () => {
   assert.deepEqual(parseMountOptions(undefined), {
-    flags: 0, clearFlags: 0, propagation: 0, recursiveAttr: 0, recursiveAttrClear: 0, data: '', bind: false, recursive: false,
+    flags: 0, clearFlags: 0, propagation: 0, recursiveAttr: 0, recursiveAttrClear: 0, data: '', bind: false, copyUp: false, recursive: false,
   });
 });
 
@@ -83,8 +83,15 @@ test('defaults is a no-op, not fs data', () => {
   assert.equal(parseMountOptions(['defaults', 'mode=755']).data, 'mode=755');
 });
 
+test('tmpcopyup is a flag of its own, not fs data', () => {
+  const o = parseMountOptions(['nosuid', 'tmpcopyup', 'size=1m']);
+  assert.equal(o.copyUp, true);
+  assert.equal(o.data, 'size=1m');
+  assert.equal(parseMountOptions(['nosuid']).copyUp, false);
+});
+
 test('known but unimplemented options are refused with the option named', () => {
-  for (const option of ['tmpcopyup', 'idmap', 'ridmap']) {
+  for (const option of ['idmap', 'ridmap']) {
     assert.throws(() => parseMountOptions(['nosuid', option], 'mounts[4].options'), (e: unknown) => {
       assert.ok(isStockadeError(e));
       assert.equal(e.code, 'UNSUPPORTED');

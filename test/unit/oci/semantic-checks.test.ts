@@ -90,7 +90,7 @@ test('mounts: destinations absolute', () => {
 });
 
 test('mounts: options stockade does not implement are named, not passed to the fs', () => {
-  assertSpecRejects((s) => { s.mounts?.push({ destination: '/data', type: 'tmpfs', options: ['tmpcopyup'] }); }, 'mounts[7].options[0]', /tmpcopyup/, 'UNSUPPORTED');
+  assertSpecRejects((s) => { s.mounts?.push({ destination: '/data', type: 'tmpfs', options: ['idmap'] }); }, 'mounts[7].options[0]', /idmap/, 'UNSUPPORTED');
   assertSpecRejects((s) => {
     s.mounts?.push({ destination: '/data', source: '/src', options: ['rbind'], uidMappings: [{ containerID: 0, hostID: 1000, size: 1 }] });
   }, 'mounts[7].uidMappings', /id-mapped/, 'UNSUPPORTED');
