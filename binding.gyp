@@ -22,7 +22,8 @@
         "native/init/devices.c",
         "native/init/terminal.c",
         "native/init/process.c",
-        "native/init/child.c"
+        "native/init/child.c",
+        "native/init/hooks.c"
       ],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]

@@ -35,26 +35,35 @@ static bool setgroups_denied(void)
 	return strncmp(buf, "deny", 4) == 0;
 }
 
+/* The state JSON a hook reads comes from the runtime; annotations bound its size, not us. */
+#define HOOK_STATE_MAX (16u << 20)
+
 static void run_hook_point(const struct stk_plan *plan, uint32_t point)
 {
 	uint32_t type, len, le = htole32(point);
+	_cleanup_free_ uint8_t *state = NULL;
 
 	if (!(plan->hook_points & point))
 		return;
 	if (stk_send_frame(stk.sync_fd, STK_MSG_HOOK, &le, sizeof le) < 0)
 		stk_fail_errno("hook", "report hook point 0x%x", point);
-	int r = stk_recv_frame(stk.sync_fd, &type, &len);
+	int r = stk_recv_frame_payload(stk.sync_fd, &type, &state, &len, HOOK_STATE_MAX);
 	if (r == 1)
-		_exit(1); /* the runtime gave up on us */
+		_exit(1); /* the runtime gave up on us: one of its hooks failed, or it was killed */
 	if (r < 0)
 		stk_fail_errno("hook", "wait to continue after hook point 0x%x", point);
 	if (type != STK_MSG_CONTINUE)
 		stk_fail(EPROTO, "hook", "message %u instead of continue after hook point 0x%x", type, point);
+	/* After the runtime's own hooks, still before pivot_root: the paths resolve as our mount
+	 * namespace sees the host's file system. */
+	if (point == STK_HOOKF_CREATE)
+		stk_run_hooks(plan, STK_HOOK_PHASE_CREATE_CONTAINER, state, len);
 }
 
 /* Blocks until `stockade start` connects and sends MSG_START; returns the connection, which
- * carries the exec error if there is one and otherwise closes at execve. */
-static int wait_for_start(void)
+ * carries the hook or exec error if there is one and otherwise closes at execve. MSG_START's
+ * payload is the state for the startContainer hooks. */
+static int wait_for_start(uint8_t **state, uint32_t *state_len)
 {
 	for (;;) {
 		int conn = accept4(stk.listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -66,12 +75,14 @@ static int wait_for_start(void)
 		/* A client that connects and says nothing must not hold up the real `start`. */
 		struct timeval patience = { .tv_sec = 5, .tv_usec = 0 };
 		setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
-		uint32_t type, len;
-		if (stk_recv_frame(conn, &type, &len) == 0 && type == STK_MSG_START && len == 0) {
+		uint32_t type;
+		if (stk_recv_frame_payload(conn, &type, state, state_len, HOOK_STATE_MAX) == 0 && type == STK_MSG_START) {
 			close(stk.listen_fd);
 			stk.listen_fd = -1;
 			return conn;
 		}
+		free(*state);
+		*state = NULL;
 		close(conn);
 	}
 }
@@ -132,11 +143,13 @@ void stk_child_main(int go_fd)
 
 	if (stk_send_frame(stk.sync_fd, STK_MSG_READY, NULL, 0) < 0)
 		stk_fail_errno("sync", "report ready");
+	uint8_t *start_state = NULL;
+	uint32_t start_state_len = 0;
 	if (stk.listen_fd >= 0) {
 		close(stk.sync_fd);
 		stk.sync_fd = -1;
 		stk.err_fd = -1;
-		stk.err_fd = wait_for_start();
+		stk.err_fd = wait_for_start(&start_state, &start_state_len);
 	}
 	/* Without a start socket the sync fd stays open until execve closes it: EOF after READY is
 	 * success, an ERROR frame is the exec failure. */
@@ -144,6 +157,10 @@ void stk_child_main(int go_fd)
 	stk_clear_nonblock_stdio();
 	if (plan->has_seccomp && plan->no_new_privs)
 		stk_load_seccomp(plan);
+	/* As runc: startContainer hooks run as the workload will, with its user, capabilities,
+	 * no_new_privs and seccomp filter, after pivot_root, so their paths resolve in the container. */
+	stk_run_hooks(plan, STK_HOOK_PHASE_START_CONTAINER, start_state, start_state_len);
+	free(start_state);
 	execve(exe, (char *const *)plan->argv, (char *const *)plan->envp);
 	int err = errno;
 	stk.exit_code = 127;

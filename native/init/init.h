@@ -72,6 +72,14 @@ struct stk_rlimit {
 	uint64_t soft, hard;
 };
 
+struct stk_hook {
+	uint32_t phase;      /* STK_HOOK_PHASE_* */
+	uint32_t timeout_ms; /* 0: none */
+	const char *path;
+	const char **argv;   /* NULL-terminated; {path} when the config gave no args */
+	const char **envp;   /* NULL-terminated, exactly the config's env */
+};
+
 struct stk_plan {
 	uint8_t *buf;
 	size_t len;
@@ -134,6 +142,8 @@ struct stk_plan {
 	void *seccomp_filter; /* struct sock_filter[seccomp_len] */
 
 	uint32_t hook_points;
+	struct stk_hook *hooks;
+	size_t n_hooks;
 };
 
 /* ---- process-wide state --------------------------------------------------------------------- */
@@ -169,6 +179,9 @@ int stk_send_frame(int fd, uint32_t type, const void *payload, uint32_t len);
 int stk_send_error(int fd, int err, const char *step, const char *message);
 /* Reads one frame header and discards a payload of up to 64 KiB. 0 ok, 1 EOF, -1 error. */
 int stk_recv_frame(int fd, uint32_t *type, uint32_t *len);
+/* Reads one frame with a payload of up to max bytes into *payload (malloc'd, NULL when empty; the
+ * caller frees). 0 ok, 1 EOF, -1 error (errno; EPROTO for a payload over max). */
+int stk_recv_frame_payload(int fd, uint32_t *type, uint8_t **payload, uint32_t *len, uint32_t max);
 
 /* ---- plan (plan.c) -------------------------------------------------------------------------- */
 
@@ -239,6 +252,12 @@ void stk_set_no_new_privs(const struct stk_plan *plan);
 void stk_seal_fds(const struct stk_plan *plan);
 void stk_clear_nonblock_stdio(void);
 int stk_read_cap_last(void);
+
+/* ---- the container's hooks (hooks.c) -------------------------------------------------------- */
+
+/* Runs the plan's hooks of one STK_HOOK_PHASE_* in order, each with state on its stdin; the first
+ * failure goes through stk_fail("hook") naming the hook. */
+void stk_run_hooks(const struct stk_plan *plan, uint32_t phase, const uint8_t *state, size_t state_len);
 
 /* ---- the container side (child.c) ----------------------------------------------------------- */
 

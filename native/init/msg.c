@@ -112,6 +112,35 @@ int stk_recv_frame(int fd, uint32_t *type, uint32_t *len)
 	return 0;
 }
 
+int stk_recv_frame_payload(int fd, uint32_t *type, uint8_t **payload, uint32_t *len, uint32_t max)
+{
+	uint32_t head[2];
+	*payload = NULL;
+	int r = stk_read_all(fd, head, sizeof head);
+	if (r != 0)
+		return r;
+	*type = le32toh(head[0]);
+	*len = le32toh(head[1]);
+	if (*len > max) {
+		errno = EPROTO;
+		return -1;
+	}
+	if (*len == 0)
+		return 0;
+	uint8_t *buf = malloc(*len);
+	if (buf == NULL)
+		return -1;
+	r = stk_read_all(fd, buf, *len);
+	if (r != 0) {
+		int saved = errno;
+		free(buf);
+		errno = saved;
+		return r;
+	}
+	*payload = buf;
+	return 0;
+}
+
 void stk_fail(int err, const char *step, const char *fmt, ...)
 {
 	char message[2048];

@@ -98,6 +98,40 @@ static bool single_ns_flag(uint32_t t)
 	return t != 0 && (t & (t - 1)) == 0 && (t & NS_FLAGS) == t;
 }
 
+/* n strings into a NULL-terminated array; every string takes at least 5 bytes, which bounds n. */
+static const char **get_str_array(struct cursor *c, const char *what, const char *path)
+{
+	uint32_t n = get_u32(c);
+	if (n > c->left / 5)
+		plan_fail("hook %s: %u %s overrun the record", path, n, what);
+	const char **arr = calloc((size_t)n + 1, sizeof *arr);
+	if (arr == NULL)
+		stk_fail(ENOMEM, "plan", "out of memory");
+	for (uint32_t i = 0; i < n; i++)
+		arr[i] = get_str(c);
+	return arr;
+}
+
+static void parse_hook(struct stk_plan *pl, struct cursor *c)
+{
+	struct stk_hook *h = push(&pl->hooks, &pl->n_hooks, sizeof *h);
+	h->phase = get_u32(c);
+	h->timeout_ms = get_u32(c);
+	h->path = get_abs_path(c);
+	if (h->phase != STK_HOOK_PHASE_CREATE_CONTAINER && h->phase != STK_HOOK_PHASE_START_CONTAINER)
+		plan_fail("hook %s: unknown phase %u", h->path, h->phase);
+	h->argv = get_str_array(c, "args", h->path);
+	h->envp = get_str_array(c, "env entries", h->path);
+	/* As execve's callers do: with no args, the program's own path is its argv[0]. */
+	if (h->argv[0] == NULL) {
+		free(h->argv);
+		h->argv = calloc(2, sizeof *h->argv);
+		if (h->argv == NULL)
+			stk_fail(ENOMEM, "plan", "out of memory");
+		h->argv[0] = h->path;
+	}
+}
+
 static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 {
 	switch (c->tag) {
@@ -314,6 +348,9 @@ static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 		*cg = get_abs_path(c);
 		break;
 	}
+	case STK_PLAN_TAG_HOOK:
+		parse_hook(pl, c);
+		break;
 	case STK_PLAN_TAG_HOOK_POINTS:
 		once(seen, c->tag);
 		pl->hook_points = get_u32(c);

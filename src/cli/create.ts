@@ -38,6 +38,7 @@ export const command: Command = {
       noPivot: bool(p, 'no-pivot'),
       noNewKeyring: bool(p, 'no-new-keyring'),
       debug: (m) => ctx.log.debug(m),
+      warn: (m) => ctx.log.warn(m),
     });
     return 0;
   },

@@ -25,6 +25,7 @@ export const command: Command = {
       detach: bool(p, 'detach'),
       keep: bool(p, 'keep'),
       debug: (m) => ctx.log.debug(m),
+      warn: (m) => ctx.log.warn(m),
     });
   },
 };

@@ -10,7 +10,7 @@ export const command: Command = {
   usage: 'stockade start ID',
   async run(argv, ctx) {
     const p = parseArgs(argv, [], 'start');
-    await startContainer(ctx.store, parseContainerId(singleId(p.positional, 'start')));
+    await startContainer(ctx.store, parseContainerId(singleId(p.positional, 'start')), { warn: (m) => ctx.log.warn(m) });
     return 0;
   },
 };

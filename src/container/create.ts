@@ -8,6 +8,7 @@ import { encodePlan } from '../native/protocol';
 import { parseConfig } from '../oci/validate';
 import type { Spec } from '../oci/spec';
 import type { ContainerId } from './id';
+import { hasCreateHooks, hookState, runCreateHooks, runHooksWarning, type HookState, type Warn } from './hooks';
 import { buildPlan, heldCapabilities, NAMESPACE_FLAGS, type PlanOptions } from './plan';
 import { readProcessStat } from './process-identity';
 import { seccompFor } from './seccomp';
@@ -28,6 +29,8 @@ export interface CreateOptions {
   monitor?: boolean;
   rootfsMode?: PlanOptions['rootfsMode'];
   debug?: (msg: string) => void;
+  /** Where a failing poststop hook (run when a failed create is cleaned up) is reported. */
+  warn?: Warn | undefined;
 }
 
 export interface Created {
@@ -66,7 +69,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     noNewKeyring: opts.noNewKeyring ?? false,
     monitor: opts.monitor ?? false,
     rootfsMode: opts.rootfsMode ?? 'bind',
-    createHooks: false,
+    createHooks: hasCreateHooks(spec),
     heldCapabilities: heldCapabilities(),
     seccomp: seccompFor(spec, store.root, opts.debug),
   };
@@ -74,6 +77,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
 
   const lock = store.createLocked(id);
   let pid = 0;
+  let poststop: HookState | undefined;
   try {
     mkdirSync(planOpts.rootfsMountpoint, { mode: 0o700 });
     const record: ContainerRecord = {
@@ -93,6 +97,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     };
     store.write(id, record);
     store.writeConfig(id, spec);
+    poststop = hookState(record, 'stopped');
     const launched = await launchInit({
       plan,
       preserveFds: planOpts.preserveFds,
@@ -102,6 +107,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
         record.pidStartTime = readProcessStat(p)?.startTime ?? '';
         store.write(id, record);
       },
+      // Only HOOKF.CREATE exists; the pid is in the record by now (MSG_PID comes first).
+      onHook: () => runCreateHooks(spec, hookState(record, 'creating')),
     });
     record.createdOk = true;
     store.write(id, record);
@@ -111,6 +118,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     return { record, launched };
   } catch (e) {
     await cleanupFailedCreate(store, id, pid, e);
+    // As runc: the container is gone, so its poststop hooks run (they may undo what createRuntime did).
+    if (poststop !== undefined) await runHooksWarning(spec, 'poststop', { ...poststop, pid }, opts.warn);
     throw e;
   } finally {
     lock.release();

@@ -1,13 +1,28 @@
 // delete: removes a stopped container's state; a created one, or any with --force, is killed first.
 import { StockadeError } from '../errors';
+import type { Spec } from '../oci/spec';
+import { hookState, runHooksWarning, type Warn } from './hooks';
 import type { ContainerId } from './id';
 import { forceKill } from './kill';
 import type { StateStore } from './state-store';
 
-export async function deleteContainer(store: StateStore, id: ContainerId, force: boolean): Promise<void> {
+export interface DeleteOptions {
+  /** Where a failing poststop hook is reported. */
+  warn?: Warn | undefined;
+}
+
+export async function deleteContainer(store: StateStore, id: ContainerId, force: boolean, opts: DeleteOptions = {}): Promise<void> {
   const lock = await store.lock(id);
   try {
     const record = store.read(id);
+    // Read before the state goes: the poststop hooks run after it. A create that died before
+    // writing the config had no hooks to undo, and must still be deletable.
+    let spec: Spec | undefined;
+    try {
+      spec = store.readConfig(id);
+    } catch {
+      spec = undefined;
+    }
     const status = store.status(id, record);
     if (status !== 'stopped') {
       if (status !== 'created' && !force) {
@@ -16,6 +31,7 @@ export async function deleteContainer(store: StateStore, id: ContainerId, force:
       await forceKill(record.pid, record.pidStartTime);
     }
     store.remove(id);
+    if (spec !== undefined) await runHooksWarning(spec, 'poststop', hookState(record, 'stopped'), opts.warn);
   } finally {
     lock.release();
   }

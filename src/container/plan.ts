@@ -10,6 +10,7 @@ import { StockadeError } from '../errors';
 import { parseMountOptions } from '../oci/mount-options';
 import type { Spec } from '../oci/spec';
 import { DEVICEF, HOOKF, MOUNTF, PLAN, ROOTFS, UMASK_UNSET, type PlanRecord } from '../native/protocol';
+import { containerHookRecords } from './hooks';
 
 export interface PlanOptions {
   id: string;
@@ -134,6 +135,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
   }
 
   if (opts.createHooks) plan.push({ tag: PLAN.TAG_HOOK_POINTS, points: HOOKF.CREATE });
+  plan.push(...containerHookRecords(spec));
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) plan.push({ tag: PLAN.TAG_SYSCTL, key, value });
 
   for (const rl of process.rlimits ?? []) {

@@ -38,9 +38,9 @@ export async function runContainer(opts: RunOptions): Promise<number> {
   };
   if (!opts.detach) for (const sig of FORWARDED) process.on(sig, forward);
   try {
-    await startContainer(opts.store, opts.id);
+    await startContainer(opts.store, opts.id, { warn: opts.warn });
   } catch (e) {
-    if (!opts.keep) await deleteContainer(opts.store, opts.id, true).catch(() => undefined);
+    if (!opts.keep) await deleteContainer(opts.store, opts.id, true, { warn: opts.warn }).catch(() => undefined);
     throw e;
   }
   if (opts.detach) return 0;
@@ -50,7 +50,7 @@ export async function runContainer(opts: RunOptions): Promise<number> {
     terminal.stop();
   }
   for (const sig of FORWARDED) process.off(sig, forward);
-  if (!opts.keep) await deleteContainer(opts.store, opts.id, true);
+  if (!opts.keep) await deleteContainer(opts.store, opts.id, true, { warn: opts.warn });
   if (code === null) throw new StockadeError('SYSTEM', `stockade-init was killed by ${signal ?? 'a signal'}`);
   return code;
 }

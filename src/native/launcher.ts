@@ -10,8 +10,9 @@ export interface LaunchOptions {
   plan: Buffer;
   /** fds 3 .. 3+n-1 of this process pass into the container. */
   preserveFds: number;
-  /** Called when the container pauses at a hook point; it continues when the promise resolves. */
-  onHook?: (point: number, pid: number) => Promise<void>;
+  /** Called when the container pauses at a hook point; it continues when the promise resolves,
+   *  with the resolved buffer (the state JSON for the container's own hooks) as MSG_CONTINUE's payload. */
+  onHook?: (point: number, pid: number) => Promise<Buffer | undefined>;
   /** Called as soon as the container's pid is known, so a failure later can still clean it up. */
   onPid?: (pid: number) => void;
 }
@@ -31,8 +32,11 @@ export function describeErrno(errno: number): string {
 
 export function initError(m: Extract<InitMessage, { type: 'error' }>): StockadeError {
   const why = describeErrno(m.errno);
-  const message = why === '' ? `${m.step}: ${m.message}` : `${m.step}: ${m.message}: ${why}`;
-  return new StockadeError(m.step === 'exec' ? 'EXEC_FAILED' : 'INIT_FAILED', message, { step: m.step, errno: m.errno });
+  // A hook's message already names it (hooks.startContainer[0] (/path): ...); a step prefix adds nothing.
+  const what = m.step === 'hook' ? m.message : `${m.step}: ${m.message}`;
+  const message = why === '' ? what : `${what}: ${why}`;
+  const code = m.step === 'exec' ? 'EXEC_FAILED' : m.step === 'hook' ? 'HOOK_FAILED' : 'INIT_FAILED';
+  return new StockadeError(code, message, { step: m.step, errno: m.errno });
 }
 
 export function launchInit(opts: LaunchOptions): Promise<Launched> {
@@ -79,7 +83,7 @@ export function launchInit(opts: LaunchOptions): Promise<Launched> {
           case 'hook': {
             const run = opts.onHook ?? (async () => undefined);
             run(m.point, pid).then(
-              () => { sync.write(encodeMessage(MSG.CONTINUE)); },
+              (state) => { if (!settled) sync.write(encodeMessage(MSG.CONTINUE, state)); },
               (e: unknown) => fail(e instanceof StockadeError ? e : new StockadeError('HOOK_FAILED', String(e))),
             );
             break;

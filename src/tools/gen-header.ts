@@ -2,7 +2,7 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CAPABILITIES, RLIMITS } from '../abi/linux/constants';
-import { PLAN, ROOTFS, MOUNTF, DEVICEF, HOOKF, MSG, UMASK_UNSET } from '../native/protocol';
+import { PLAN, ROOTFS, MOUNTF, DEVICEF, HOOKF, HOOK_PHASE, MSG, UMASK_UNSET } from '../native/protocol';
 
 function block(prefix: string, table: Record<string, number>): string {
   return Object.entries(table)
@@ -29,6 +29,8 @@ export function renderHeader(): string {
     block('STK_DEVICEF_', DEVICEF),
     '',
     block('STK_HOOKF_', HOOKF),
+    '',
+    block('STK_HOOK_PHASE_', HOOK_PHASE),
     '',
     block('STK_MSG_', MSG),
     '',
