@@ -12,6 +12,7 @@
       "type": "executable",
       "sources": [
         "native/init/main.c",
+        "native/init/selfclone.c",
         "native/init/plan.c",
         "native/init/msg.c",
         "native/init/ns.c",

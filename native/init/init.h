@@ -183,6 +183,12 @@ int stk_recv_frame(int fd, uint32_t *type, uint32_t *len);
  * caller frees). 0 ok, 1 EOF, -1 error (errno; EPROTO for a payload over max). */
 int stk_recv_frame_payload(int fd, uint32_t *type, uint8_t **payload, uint32_t *len, uint32_t max);
 
+/* ---- running from a sealed copy (selfclone.c) ---------------------------------------------- */
+
+/* Re-executes the process from a sealed memfd copy of its executable unless it already runs from
+ * one; returns only in the copy. */
+void stk_run_from_sealed_copy(char **argv);
+
 /* ---- plan (plan.c) -------------------------------------------------------------------------- */
 
 /* Reads the whole plan from fd and validates it; failures go through stk_fail("plan"). */

@@ -124,7 +124,12 @@ static void close_fds_from_3(void)
 __attribute__((noreturn)) static void monitor(pid_t child)
 {
 	int status;
+	static const int from_terminal[] = { SIGINT, SIGQUIT, SIGHUP, SIGTSTP, SIGTTIN, SIGTTOU };
 
+	/* We share the caller's process group, so a ^C on its terminal reaches us too; the runtime
+	 * passes such signals on to C itself, and dying of one would lose C's status. */
+	for (size_t i = 0; i < sizeof from_terminal / sizeof from_terminal[0]; i++)
+		signal(from_terminal[i], SIG_IGN);
 	close_fds_from_3();
 	while (waitpid(child, &status, 0) < 0)
 		if (errno != EINTR)
@@ -169,12 +174,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	stk.sync_fd = stk.err_fd = sync_fd;
+	/* First, before any namespace is joined: from here on only a sealed copy of us runs. */
+	stk_run_from_sealed_copy(argv);
 	/* Both ends are ours to block on, whatever flags the spawning side left on them. */
 	clear_nonblock(plan_fd);
 	clear_nonblock(sync_fd);
 
-	/* Not dumpable: no process of the container may open /proc/<us>/exe or our memory (the
-	 * runc CVE-2019-5736 pattern). execve of the workload makes it dumpable again. */
+	/* Not dumpable: a container process without CAP_SYS_PTRACE over the host's user namespace
+	 * cannot open /proc/<us>/exe or our memory; one with it reaches only the sealed copy (see
+	 * selfclone.c). execve of the workload makes it dumpable again. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		stk_fail_errno("prctl", "clear dumpable");
 	reset_signals();

@@ -2,6 +2,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
+import { effectiveResources, managerFor, type CgroupManager } from '../cgroups';
 import { StockadeError, errnoCode } from '../errors';
 import { launchInit, type Launched } from '../native/launcher';
 import { encodePlan } from '../native/protocol';
@@ -12,6 +13,7 @@ import { hasCreateHooks, hookState, runCreateHooks, runHooksWarning, type HookSt
 import { buildPlan, heldCapabilities, NAMESPACE_FLAGS, type PlanOptions } from './plan';
 import { readProcessStat } from './process-identity';
 import { seccompFor } from './seccomp';
+import { emptyCgroup } from './cgroups';
 import { forceKill } from './kill';
 import { StateStore, writeFileAtomic, type ContainerRecord } from './state-store';
 
@@ -58,6 +60,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   const bundle = resolve(opts.bundle);
   // Everything that can be checked without side effects is checked before the id is taken.
   const spec = opts.spec ?? loadSpec(bundle);
+  // Only where the directories go is worked out here; they are made once the id is ours.
+  const cgroups = managerFor(spec.linux?.cgroupsPath, id);
   const planOpts: PlanOptions = {
     id,
     bundle,
@@ -72,6 +76,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     createHooks: hasCreateHooks(spec),
     heldCapabilities: heldCapabilities(),
     seccomp: seccompFor(spec, store.root, opts.debug),
+    cgroupPaths: cgroups === undefined ? [] : [...cgroups.paths],
   };
   const plan = encodePlan(buildPlan(spec, planOpts));
 
@@ -93,10 +98,11 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       isolation: 'namespaces',
       ownPidNamespace: (spec.linux?.namespaces ?? []).some((ns) => NAMESPACE_FLAGS[ns.type] !== undefined && ns.type === 'pid' && (ns.path ?? '') === ''),
       createdOk: false,
-      cgroupPaths: [],
+      cgroupPaths: planOpts.cgroupPaths,
     };
     store.write(id, record);
     store.writeConfig(id, spec);
+    await cgroups?.create(effectiveResources(spec.linux?.resources, spec.linux?.devices), (m) => (opts.warn ?? opts.debug)?.(m));
     poststop = hookState(record, 'stopped');
     const launched = await launchInit({
       plan,
@@ -116,8 +122,9 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     if (!planOpts.monitor) await launched.helperExit;
     opts.debug?.(`created container ${id} with pid ${pid}`);
     return { record, launched };
-  } catch (e) {
-    await cleanupFailedCreate(store, id, pid, e);
+  } catch (caught) {
+    const e = oomExplained(caught, cgroups, spec);
+    await cleanupFailedCreate(store, id, pid, cgroups, e);
     // As runc: the container is gone, so its poststop hooks run (they may undo what createRuntime did).
     if (poststop !== undefined) await runHooksWarning(spec, 'poststop', { ...poststop, pid }, opts.warn);
     throw e;
@@ -126,8 +133,19 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   }
 }
 
-/** Leaves nothing behind: the container's processes, then its state directory. */
-async function cleanupFailedCreate(store: StateStore, id: ContainerId, pid: number, cause: unknown): Promise<void> {
+/** A setup killed by the OOM killer is a memory limit too low to start in: say so, naming the field. */
+function oomExplained(e: unknown, cgroups: CgroupManager | undefined, spec: Spec): unknown {
+  let kills = 0n;
+  try {
+    kills = cgroups?.oomKills() ?? 0n;
+  } catch { /* the original error stands */ }
+  if (kills === 0n) return e;
+  const field = 'linux.resources.memory.limit';
+  return new StockadeError('CGROUP_FAILED', `${field}: the container was killed for lack of memory while it was being set up (limit ${spec.linux?.resources?.memory?.limit ?? '?'} bytes is too low): ${(e as Error).message}`, { field }, { cause: e });
+}
+
+/** Leaves nothing behind: the container's processes, the cgroups it made, then its state directory. */
+async function cleanupFailedCreate(store: StateStore, id: ContainerId, pid: number, cgroups: CgroupManager | undefined, cause: unknown): Promise<void> {
   const problems: string[] = [];
   if (pid > 0) {
     const stat = readProcessStat(pid);
@@ -137,6 +155,15 @@ async function cleanupFailedCreate(store: StateStore, id: ContainerId, pid: numb
       } catch (e) {
         problems.push(`cannot kill container init ${pid}: ${(e as Error).message}`);
       }
+    }
+  }
+  if (cgroups !== undefined) {
+    try {
+      // A cgroup that was there before (a cgroupsPath shared with others) is not ours to empty.
+      if (cgroups.paths.every((p) => cgroups.made.includes(p))) await emptyCgroup(cgroups);
+      await cgroups.undo();
+    } catch (e) {
+      problems.push((e as Error).message);
     }
   }
   try {

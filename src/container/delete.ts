@@ -3,6 +3,7 @@ import { StockadeError } from '../errors';
 import type { Spec } from '../oci/spec';
 import { hookState, runHooksWarning, type Warn } from './hooks';
 import type { ContainerId } from './id';
+import { containerCgroups, removeContainerCgroups } from './cgroups';
 import { forceKill } from './kill';
 import type { StateStore } from './state-store';
 
@@ -28,8 +29,13 @@ export async function deleteContainer(store: StateStore, id: ContainerId, force:
       if (status !== 'created' && !force) {
         throw new StockadeError('STATE_TRANSITION', `cannot delete container ${id} that is not stopped: ${status} (use --force)`, { id, from: status, operation: 'delete' });
       }
+      // A frozen task holds its SIGKILL until thawed.
+      if (status === 'paused') containerCgroups(record)?.thaw();
       await forceKill(record.pid, record.pidStartTime);
     }
+    // Processes that outlived init (no pid namespace of its own) are killed before the directories go;
+    // if that fails the state stays, so delete can be tried again.
+    await removeContainerCgroups(record);
     store.remove(id);
     if (spec !== undefined) await runHooksWarning(spec, 'poststop', hookState(record, 'stopped'), opts.warn);
   } finally {

@@ -4,6 +4,7 @@ import { errnoCode, StockadeError } from '../errors';
 import { pidfdOpen, pidfdSendSignal } from '../native/addon';
 import type { ContainerId } from './id';
 import { isSameLiveProcess, readProcessStat, waitGone } from './process-identity';
+import { containerCgroups, signalCgroup } from './cgroups';
 import { assertCanPerform } from './status';
 import type { StateStore } from './state-store';
 
@@ -57,7 +58,14 @@ export function pidNamespaceMembers(pid: number): number[] {
 
 export async function killContainer(store: StateStore, id: ContainerId, signal: number, all: boolean): Promise<void> {
   const record = store.read(id);
-  assertCanPerform('kill', store.status(id, record), id);
+  const status = store.status(id, record);
+  assertCanPerform('kill', status, id);
+  const cgroups = containerCgroups(record);
+  // The cgroup holds every process of the container, pid namespace or not.
+  if (all && cgroups !== undefined) {
+    signalCgroup(cgroups, signal);
+    return;
+  }
   if (all && record.ownPidNamespace && signal !== SIGKILL) {
     for (const member of pidNamespaceMembers(record.pid)) {
       const stat = readProcessStat(member);
@@ -69,4 +77,6 @@ export async function killContainer(store: StateStore, id: ContainerId, signal: 
   if (!signalProcess(record.pid, record.pidStartTime, signal)) {
     throw new StockadeError('STATE_TRANSITION', `cannot kill container ${id}: it is stopped`, { id, from: 'stopped', operation: 'kill' });
   }
+  // A frozen process holds a SIGKILL until thawed; as runc, the kill wins over the pause.
+  if (signal === SIGKILL && status === 'paused') cgroups?.thaw();
 }

@@ -8,7 +8,7 @@ import {
 } from '../abi/linux/constants';
 import { StockadeError } from '../errors';
 import { parseMountOptions } from '../oci/mount-options';
-import type { Spec } from '../oci/spec';
+import type { Process, Spec } from '../oci/spec';
 import { DEVICEF, HOOKF, MOUNTF, PLAN, ROOTFS, UMASK_UNSET, type PlanRecord } from '../native/protocol';
 import { containerHookRecords } from './hooks';
 
@@ -31,6 +31,8 @@ export interface PlanOptions {
   seccomp?: { flags: number; program: Buffer } | undefined;
   /** The runtime's own bounding set (CapBnd of /proc/self/status). */
   heldCapabilities: bigint;
+  /** Cgroup directories (host paths) stockade-init moves itself into before anything else. */
+  cgroupPaths: string[];
 }
 
 /** This process's capability bounding set, the ceiling of any container's capabilities. */
@@ -99,6 +101,8 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
   if (process === undefined) throw new StockadeError('CONFIG_INVALID', 'config.json: process: required to create a container', { field: 'process' });
   const linux = spec.linux ?? {};
   const plan: PlanRecord[] = [];
+  // First: the container is created inside its cgroups, before any namespace changes what the paths mean.
+  for (const path of opts.cgroupPaths) plan.push({ tag: PLAN.TAG_CGROUP_JOIN, path });
 
   // Namespaces: joins first (the user namespace before the rest, so the others are joined with its rights).
   let cloneFlags = 0;
@@ -138,11 +142,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
   plan.push(...containerHookRecords(spec));
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) plan.push({ tag: PLAN.TAG_SYSCTL, key, value });
 
-  for (const rl of process.rlimits ?? []) {
-    const resource = RLIMITS[rl.type as RlimitName];
-    if (resource === undefined) throw new StockadeError('CONFIG_INVALID', `config.json: process.rlimits: unknown rlimit ${JSON.stringify(rl.type)}`, { field: 'process.rlimits' });
-    plan.push({ tag: PLAN.TAG_RLIMIT, resource, soft: rlimitValue(rl.soft), hard: rlimitValue(rl.hard) });
-  }
+  plan.push(...rlimitRecords(process));
   if (!opts.noNewKeyring) plan.push({ tag: PLAN.TAG_SESSION_KEYRING, name: `_ses.${opts.id}` });
 
   const user = process.user;
@@ -150,27 +150,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
     tag: PLAN.TAG_USER, uid: user.uid, gid: user.gid, umask: user.umask ?? UMASK_UNSET,
     additionalGids: user.additionalGids ?? [],
   });
-  const caps = process.capabilities;
-  // A container can never hold a capability the runtime lacks (this host's bounding set may be
-  // short of the full list): requests are cut to what is held rather than failing in capset.
-  const held = opts.heldCapabilities;
-  if (caps === undefined) {
-    // runc leaves the capabilities alone when the config names none: root keeps what it has.
-    plan.push({ tag: PLAN.TAG_CAPS, bounding: held, effective: held, inheritable: 0n, permitted: held, ambient: 0n });
-  } else {
-    const permitted = capabilityMask(caps.permitted, 'process.capabilities.permitted') & held;
-    const inheritable = capabilityMask(caps.inheritable, 'process.capabilities.inheritable') & held;
-    plan.push({
-      tag: PLAN.TAG_CAPS,
-      bounding: capabilityMask(caps.bounding, 'process.capabilities.bounding') & held,
-      effective: capabilityMask(caps.effective, 'process.capabilities.effective') & held,
-      inheritable,
-      permitted,
-      // The kernel raises an ambient capability only if it is permitted and inheritable; runc
-      // ignores the others (its default spec asks for ambient caps it does not make inheritable).
-      ambient: capabilityMask(caps.ambient, 'process.capabilities.ambient') & permitted & inheritable,
-    });
-  }
+  plan.push(capabilityRecord(process, opts.heldCapabilities));
   if (process.noNewPrivileges === true) plan.push({ tag: PLAN.TAG_NO_NEW_PRIVS });
   if (opts.seccomp !== undefined) plan.push({ tag: PLAN.TAG_SECCOMP, flags: opts.seccomp.flags, program: opts.seccomp.program });
   plan.push({ tag: PLAN.TAG_CWD, path: process.cwd === '' ? '/' : process.cwd });
@@ -178,6 +158,38 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
   for (const env of process.env ?? []) plan.push({ tag: PLAN.TAG_ENV, value: env });
   if (opts.preserveFds > 0) plan.push({ tag: PLAN.TAG_PRESERVE_FDS, count: opts.preserveFds });
   return plan;
+}
+
+/** process.rlimits as TAG_RLIMIT records (create and exec alike). */
+export function rlimitRecords(process: Process): PlanRecord[] {
+  return (process.rlimits ?? []).map((rl) => {
+    const resource = RLIMITS[rl.type as RlimitName];
+    if (resource === undefined) throw new StockadeError('CONFIG_INVALID', `config.json: process.rlimits: unknown rlimit ${JSON.stringify(rl.type)}`, { field: 'process.rlimits' });
+    return { tag: PLAN.TAG_RLIMIT, resource, soft: rlimitValue(rl.soft), hard: rlimitValue(rl.hard) };
+  });
+}
+
+/** process.capabilities as the TAG_CAPS record (create and exec alike). */
+export function capabilityRecord(process: Process, held: bigint): PlanRecord {
+  const caps = process.capabilities;
+  // A container can never hold a capability the runtime lacks (this host's bounding set may be
+  // short of the full list): requests are cut to what is held rather than failing in capset.
+  if (caps === undefined) {
+    // runc leaves the capabilities alone when the config names none: root keeps what it has.
+    return { tag: PLAN.TAG_CAPS, bounding: held, effective: held, inheritable: 0n, permitted: held, ambient: 0n };
+  }
+  const permitted = capabilityMask(caps.permitted, 'process.capabilities.permitted') & held;
+  const inheritable = capabilityMask(caps.inheritable, 'process.capabilities.inheritable') & held;
+  return {
+    tag: PLAN.TAG_CAPS,
+    bounding: capabilityMask(caps.bounding, 'process.capabilities.bounding') & held,
+    effective: capabilityMask(caps.effective, 'process.capabilities.effective') & held,
+    inheritable,
+    permitted,
+    // The kernel raises an ambient capability only if it is permitted and inheritable; runc
+    // ignores the others (its default spec asks for ambient caps it does not make inheritable).
+    ambient: capabilityMask(caps.ambient, 'process.capabilities.ambient') & permitted & inheritable,
+  };
 }
 
 function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs: boolean, ownNetNs: boolean): void {

@@ -4,8 +4,8 @@ import { join, resolve } from 'node:path';
 import { ConsoleRelay, relayTerminal } from './console-relay';
 import { createContainer, loadSpec, type CreateOptions } from './create';
 import { deleteContainer } from './delete';
-import { signalProcess } from './kill';
 import { readProcessStat } from './process-identity';
+import { forwardSignals } from './signal-forward';
 import { startContainer } from './start';
 
 export interface RunOptions extends CreateOptions {
@@ -13,18 +13,15 @@ export interface RunOptions extends CreateOptions {
   keep: boolean;
 }
 
-// The signals an attached run passes on to the container, as runc's signal handler does.
-const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGTSTP'];
-
 export async function runContainer(opts: RunOptions): Promise<number> {
   const spec = opts.spec ?? loadSpec(resolve(opts.bundle));
+  opts.store.ensureRoot();
   // As runc: an attached run of a terminal container with no console socket gets the caller's terminal.
   const relay = spec.process?.terminal === true && !opts.detach && opts.consoleSocket === undefined
     ? ConsoleRelay.listen(join(opts.store.root, `.console-${opts.id}.sock`))
     : undefined;
   let created;
   try {
-    opts.store.ensureRoot();
     created = await createContainer({ ...opts, spec, monitor: !opts.detach, consoleSocket: relay?.path ?? opts.consoleSocket });
   } catch (e) {
     relay?.close();
@@ -33,10 +30,7 @@ export async function runContainer(opts: RunOptions): Promise<number> {
   const { launched, record } = created;
   const terminal = relay === undefined ? undefined : relayTerminal(relay.receiveMaster());
   const startTime = readProcessStat(record.pid)?.startTime ?? record.pidStartTime;
-  const forward = (sig: NodeJS.Signals): void => {
-    signalProcess(record.pid, startTime, osSignal(sig));
-  };
-  if (!opts.detach) for (const sig of FORWARDED) process.on(sig, forward);
+  const stopForwarding = opts.detach ? () => undefined : forwardSignals(record.pid, startTime);
   try {
     await startContainer(opts.store, opts.id, { warn: opts.warn });
   } catch (e) {
@@ -49,13 +43,8 @@ export async function runContainer(opts: RunOptions): Promise<number> {
     await Promise.race([terminal.finished, new Promise((r) => setTimeout(r, 500))]);
     terminal.stop();
   }
-  for (const sig of FORWARDED) process.off(sig, forward);
+  stopForwarding();
   if (!opts.keep) await deleteContainer(opts.store, opts.id, true, { warn: opts.warn });
   if (code === null) throw new StockadeError('SYSTEM', `stockade-init was killed by ${signal ?? 'a signal'}`);
   return code;
-}
-
-function osSignal(sig: NodeJS.Signals): number {
-  const n = (require('node:os') as typeof import('node:os')).constants.signals[sig];
-  return n;
 }

@@ -1,4 +1,5 @@
 // The container's seccomp filter: linux.seccomp compiled (and cached) into the program stockade-init loads.
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { StockadeError } from '../errors';
 import type { Spec } from '../oci/spec';
@@ -13,6 +14,11 @@ export interface SeccompProgram {
 export function seccompFor(spec: Spec, stateRoot: string, debug?: (msg: string) => void): SeccompProgram | undefined {
   const raw = spec.linux?.seccomp;
   if (raw === undefined) return undefined;
+  // The cache would otherwise create a missing state root 0700, which a container's root in a user
+  // namespace cannot traverse to its rootfs mountpoint (the store makes it 0711 for that reason).
+  try {
+    mkdirSync(stateRoot, { recursive: true, mode: 0o711 });
+  } catch { /* then the cache is skipped too; it only saves time */ }
   const compiled = compileCached(parseSeccomp(raw), {}, join(stateRoot, '.cache', 'seccomp'));
   if (compiled.notify) {
     // A listener fd needs a supervisor to answer it; without one every notified call would hang.

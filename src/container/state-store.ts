@@ -2,6 +2,7 @@
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StockadeError, errnoCode } from '../errors';
+import { freezerStateOf } from '../cgroups';
 import { flockAsync, flockSync } from '../native/addon';
 import type { Spec } from '../oci/spec';
 import type { ContainerId } from './id';
@@ -64,8 +65,16 @@ export class StateStore {
       if (errnoCode(e) === 'EEXIST') throw new StockadeError('CONTAINER_EXISTS', `container with id ${id} already exists`, { id });
       throw e;
     }
-    const fd = openSync(this.dir(id), 'r');
-    flockSync(fd, 'ex', true);
+    let fd = -1;
+    try {
+      fd = openSync(this.dir(id), 'r');
+      flockSync(fd, 'ex', true);
+    } catch (e) {
+      // The id must not stay taken by an empty directory nobody can lock.
+      if (fd >= 0) closeSync(fd);
+      rmSync(this.dir(id), { recursive: true, force: true });
+      throw e;
+    }
     return new ContainerLock(fd);
   }
 
@@ -147,6 +156,7 @@ export class StateStore {
     if (!record.createdOk) return isSameLiveProcess(record.pid, record.pidStartTime) ? 'creating' : 'stopped';
     if (!isSameLiveProcess(record.pid, record.pidStartTime)) return 'stopped';
     if (existsSync(this.startSocket(id))) return 'created';
+    if (freezerStateOf(record.cgroupPaths ?? []) === 'frozen') return 'paused';
     return 'running';
   }
 }

@@ -15,6 +15,11 @@ export interface LaunchOptions {
   onHook?: (point: number, pid: number) => Promise<Buffer | undefined>;
   /** Called as soon as the container's pid is known, so a failure later can still clean it up. */
   onPid?: (pid: number) => void;
+  /** The plan has no start socket (exec): the process runs right after READY, so resolve only at
+   *  the EOF that its execve causes, and fail on the ERROR frame a failed execve sends instead. */
+  awaitExec?: boolean;
+  /** Called once the helper is spawned, so a caller whose launch fails can still wait for it to exit. */
+  onSpawn?: (helper: ChildProcess, helperExit: Launched['helperExit']) => void;
 }
 
 export interface Launched {
@@ -31,10 +36,12 @@ export function describeErrno(errno: number): string {
 }
 
 export function initError(m: Extract<InitMessage, { type: 'error' }>): StockadeError {
-  const why = describeErrno(m.errno);
+  const entry = m.errno === 0 ? undefined : getSystemErrorMap().get(-Math.abs(m.errno));
   // A hook's message already names it (hooks.startContainer[0] (/path): ...); a step prefix adds nothing.
   const what = m.step === 'hook' ? m.message : `${m.step}: ${m.message}`;
-  const message = why === '' ? what : `${what}: ${why}`;
+  // Some messages already carry the errno's text ("...: No such file or directory"): add only its name.
+  const said = entry !== undefined && what.toLowerCase().includes(entry[1].toLowerCase());
+  const message = m.errno === 0 ? what : said ? `${what} (${entry?.[0] ?? ''})` : `${what}: ${describeErrno(m.errno)}`;
   const code = m.step === 'exec' ? 'EXEC_FAILED' : m.step === 'hook' ? 'HOOK_FAILED' : 'INIT_FAILED';
   return new StockadeError(code, message, { step: m.step, errno: m.errno });
 }
@@ -49,12 +56,14 @@ export function launchInit(opts: LaunchOptions): Promise<Launched> {
   const helperExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
     helper.once('exit', (code, signal) => res({ code, signal }));
   });
+  opts.onSpawn?.(helper, helperExit);
   const planPipe = helper.stdio[planFd] as Writable;
   const sync = helper.stdio[syncFd] as Duplex;
 
   return new Promise<Launched>((resolvePromise, rejectPromise) => {
     let pid = 0;
     let settled = false;
+    let ready = false;
     const fail = (e: StockadeError): void => {
       if (settled) return;
       settled = true;
@@ -92,7 +101,8 @@ export function launchInit(opts: LaunchOptions): Promise<Launched> {
             fail(initError(m));
             break;
           case 'ready':
-            if (!settled) {
+            ready = true;
+            if (!settled && opts.awaitExec !== true) {
               settled = true;
               sync.destroy();
               resolvePromise({ pid, helper, helperExit });
@@ -104,6 +114,11 @@ export function launchInit(opts: LaunchOptions): Promise<Launched> {
     sync.on('error', () => { /* reported through 'close' */ });
     sync.on('close', () => {
       if (settled) return;
+      if (ready) {
+        settled = true;
+        resolvePromise({ pid, helper, helperExit });
+        return;
+      }
       void helperExit.then(({ code, signal }) => {
         // The helper exits at once after the container is released; only the container's silence is an error.
         fail(new StockadeError('INIT_FAILED', `container init exited before it was ready (stockade-init ${signal ?? `status ${code ?? '?'}`})`));

@@ -23,6 +23,12 @@
 //        |  poststart hooks (a failure only warns)
 //   stockade delete: state removed, then poststop hooks (a failure only warns)
 //
+// exec sends a plan with no TAG_ROOTFS and no TAG_START_SOCKET that joins the init's namespaces
+// (TAG_JOIN_NS, TAG_CLONE_FLAGS 0): C execs right after MSG_READY, so the runtime reads on until EOF
+// (execve closed the sync fd) or MSG_ERROR (execve failed). Before anything else, P re-executes
+// itself from a sealed memfd copy (native/init/selfclone.c): a helper's /proc/PID/exe, visible in
+// the container's pid namespace, never leads to the host's stockade-init (CVE-2019-5736).
+//
 // The runtime's hooks (prestart, createRuntime, poststart, poststop) run in Node (container/hooks.ts);
 // the container's (createContainer, startContainer) run in C from TAG_HOOK records, fed the state
 // JSON that the runtime computed and sent as the payload of MSG_CONTINUE and MSG_START (empty when

@@ -19,7 +19,7 @@ function opts(over: Partial<PlanOptions> = {}): PlanOptions {
   return {
     id: 'c1', bundle, rootfsMountpoint: '/run/s/c1/rootfs', startSocket: '/run/s/c1/start.sock', consoleSocket: undefined,
     preserveFds: 0, noPivot: false, noNewKeyring: false, monitor: false, rootfsMode: 'bind', createHooks: false,
-    heldCapabilities: ALL, ...over,
+    heldCapabilities: ALL, cgroupPaths: [], ...over,
   };
 }
 function spec(mutate?: (s: Spec) => void): Spec {

@@ -1,0 +1,123 @@
+// Which cgroup hierarchies this host mounts (v1, v2 or both) and where this process sits in each.
+import { readFileSync } from 'node:fs';
+import { posix } from 'node:path';
+import { readCgroupFile } from './fs';
+
+/** v1 controllers by their kernel names; `name=X` hierarchies carry none. */
+export const V1_CONTROLLERS = [
+  'cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'net_cls', 'blkio', 'perf_event',
+  'net_prio', 'hugetlb', 'pids', 'rdma', 'misc',
+] as const;
+
+export interface Hierarchy {
+  version: 1 | 2;
+  mountpoint: string;
+  /** v1: the controllers (and `name=X`) mounted together here; v2: what cgroup.controllers offers at the mount. */
+  controllers: string[];
+  /** This process's cgroup within the hierarchy, relative to the mount ("/" at its top). */
+  ownPath: string;
+}
+
+export type Mode = 'v1' | 'v2' | 'hybrid';
+
+export interface Layout {
+  mode: Mode;
+  /** One entry per mounted v1 hierarchy, in mountinfo order. */
+  v1: Hierarchy[];
+  unified: Hierarchy | undefined;
+}
+
+interface MountEntry { root: string; mountpoint: string; fstype: string; superOptions: string[] }
+
+/** The cgroup and cgroup2 mounts of a /proc/PID/mountinfo text. */
+export function parseCgroupMounts(mountinfo: string): MountEntry[] {
+  const out: MountEntry[] = [];
+  for (const line of mountinfo.split('\n')) {
+    const dash = line.indexOf(' - ');
+    if (dash < 0) continue;
+    const left = line.slice(0, dash).split(' ');
+    const right = line.slice(dash + 3).split(' ');
+    const fstype = right[0];
+    if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
+    out.push({
+      root: unescapeMount(left[3] ?? '/'),
+      mountpoint: unescapeMount(left[4] ?? ''),
+      fstype,
+      superOptions: (right[2] ?? '').split(','),
+    });
+  }
+  return out;
+}
+
+// mountinfo writes space, tab, newline and backslash as octal escapes.
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** /proc/PID/cgroup: hierarchy controllers ("" for v2) -> path. */
+export function parseProcCgroup(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^(\d+):([^:]*):(.*)$/.exec(line);
+    if (m === null) continue;
+    out.set(m[2] === undefined ? '' : [...m[2].split(',')].sort().join(','), m[3] ?? '/');
+  }
+  return out;
+}
+
+/**
+ * Builds the layout from mountinfo and /proc/self/cgroup texts. `readControllers` reads a v2
+ * mount's cgroup.controllers (a parameter so tests need no real mount).
+ */
+export function layoutFrom(mountinfo: string, procCgroup: string, readControllers: (mountpoint: string) => string[] = v2Controllers): Layout {
+  const own = parseProcCgroup(procCgroup);
+  const v1: Hierarchy[] = [];
+  let unified: Hierarchy | undefined;
+  const seen = new Set<string>();
+  for (const m of parseCgroupMounts(mountinfo)) {
+    if (m.fstype === 'cgroup2') {
+      // The first cgroup2 mount wins; later ones are usually bind mounts of the same tree.
+      if (unified !== undefined) continue;
+      unified = { version: 2, mountpoint: m.mountpoint, controllers: readControllers(m.mountpoint), ownPath: relativeTo(m.root, own.get('') ?? '/') };
+      continue;
+    }
+    const controllers = m.superOptions.filter((o) => (V1_CONTROLLERS as readonly string[]).includes(o) || o.startsWith('name='));
+    if (controllers.length === 0) continue;
+    const key = [...controllers].sort().join(',');
+    if (seen.has(key)) continue;
+    seen.add(key);
+    v1.push({ version: 1, mountpoint: m.mountpoint, controllers, ownPath: relativeTo(m.root, own.get(key) ?? '/') });
+  }
+  const realV1 = v1.some((h) => h.controllers.some((c) => !c.startsWith('name=')));
+  const mode: Mode = !realV1 ? 'v2' : unified !== undefined ? 'hybrid' : 'v1';
+  if (mode === 'v2') return { mode, v1: [], unified };
+  return { mode, v1, unified };
+}
+
+/** A cgroup path as /proc/self/cgroup gives it, made relative to a mount whose root is not "/" (a cgroup namespace or bind). */
+function relativeTo(mountRoot: string, path: string): string {
+  if (mountRoot === '/' || mountRoot === '') return path;
+  const rel = posix.relative(mountRoot, path);
+  return rel.startsWith('..') ? '/' : posix.join('/', rel);
+}
+
+function v2Controllers(mountpoint: string): string[] {
+  return (readCgroupFile(mountpoint, 'cgroup.controllers') ?? '').split(/\s+/).filter((c) => c !== '');
+}
+
+let cached: Layout | undefined;
+
+/** This host's layout, read once per process. */
+export function hostLayout(): Layout {
+  cached ??= layoutFrom(readFileSync('/proc/self/mountinfo', 'utf8'), readFileSync('/proc/self/cgroup', 'utf8'));
+  return cached;
+}
+
+/** The hierarchy a directory belongs to: the one whose mountpoint is its longest prefix. */
+export function hierarchyOf(layout: Layout, dir: string): Hierarchy | undefined {
+  let best: Hierarchy | undefined;
+  for (const h of [...layout.v1, ...(layout.unified === undefined ? [] : [layout.unified])]) {
+    if ((dir === h.mountpoint || dir.startsWith(`${h.mountpoint}/`)) && (best === undefined || h.mountpoint.length > best.mountpoint.length)) best = h;
+  }
+  return best;
+}

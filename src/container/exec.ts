@@ -1,0 +1,134 @@
+// exec: runs a new process inside a created or running container, attached (passing its exit status on) or detached.
+import type { ChildProcess } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { StockadeError } from '../errors';
+import { launchInit, type Launched } from '../native/launcher';
+import { encodePlan } from '../native/protocol';
+import { ConsoleRelay, relayTerminal } from './console-relay';
+import { buildExecPlan } from './exec-plan';
+import { execProcess, type ExecProcessFlags } from './exec-process';
+import type { ContainerId } from './id';
+import { forceKill } from './kill';
+import { heldCapabilities } from './plan';
+import { readProcessStat } from './process-identity';
+import { seccompFor } from './seccomp';
+import { signalForwarder, type SignalForwarder } from './signal-forward';
+import { assertCanPerform } from './status';
+import { writeFileAtomic, type StateStore } from './state-store';
+
+export interface ExecOptions extends ExecProcessFlags {
+  store: StateStore;
+  id: ContainerId;
+  detach: boolean;
+  consoleSocket?: string | undefined;
+  pidFile?: string | undefined;
+  preserveFds: number;
+  ignorePaused: boolean;
+  debug?: (msg: string) => void;
+}
+
+/** Starts the process; detached, returns 0 once it runs; attached, returns its exit status (128+N for signal N). */
+export async function execInContainer(opts: ExecOptions): Promise<number> {
+  const { store, id } = opts;
+  if (opts.preserveFds < 0) throw new StockadeError('USAGE', 'exec: --preserve-fds must not be negative');
+  const lock = await store.lock(id);
+  let relay: ConsoleRelay | undefined;
+  let forwarder: SignalForwarder | undefined;
+  let launched: Launched;
+  try {
+    const record = store.read(id);
+    const status = store.status(id, record);
+    if (status === 'paused' && !opts.ignorePaused) {
+      throw new StockadeError('STATE_TRANSITION', `cannot exec in paused container ${id} (use --ignore-paused to override)`, { id, from: status, operation: 'exec' });
+    }
+    if (status !== 'paused') assertCanPerform('exec', status, id);
+    const config = store.readConfig(id);
+    const proc = execProcess(config, opts);
+    if (proc.selinuxLabel !== undefined || proc.apparmorProfile !== undefined) {
+      // As create does: this build applies neither (features reports both disabled).
+      opts.debug?.('exec: process label and AppArmor profile are not applied by this build');
+    }
+    const terminal = proc.terminal === true;
+    // runc's rules: a detached pty goes to a console socket; an attached one is relayed by us.
+    if (opts.detach && terminal && opts.consoleSocket === undefined) {
+      throw new StockadeError('USAGE', 'exec: cannot allocate a tty when detaching without --console-socket');
+    }
+    if ((!opts.detach || !terminal) && opts.consoleSocket !== undefined) {
+      throw new StockadeError('USAGE', 'exec: --console-socket needs both --detach and --tty');
+    }
+    if (terminal && !opts.detach) relay = ConsoleRelay.listen(join(store.root, `.exec-console-${id}-${process.pid}.sock`));
+    const consoleSocket = relay?.path ?? (opts.consoleSocket === undefined ? undefined : resolve(opts.consoleSocket));
+    const plan = encodePlan(buildExecPlan(config, proc, {
+      id,
+      initPid: record.pid,
+      cgroupPaths: record.cgroupPaths ?? [],
+      consoleSocket,
+      preserveFds: opts.preserveFds,
+      monitor: !opts.detach,
+      seccomp: seccompFor(config, store.root, opts.debug),
+      heldCapabilities: heldCapabilities(),
+    }));
+    if (!opts.detach) forwarder = signalForwarder();
+    // A process joining a frozen cgroup is frozen before it reports ready; the resume that thaws
+    // it takes the lock, so it must not be ours meanwhile.
+    if (status === 'paused') lock.release();
+    launched = await launch(plan, opts.preserveFds);
+    opts.debug?.(`exec in container ${id}: process ${launched.pid}`);
+  } catch (e) {
+    forwarder?.stop();
+    relay?.close();
+    throw e;
+  } finally {
+    // Held until the process runs, so a delete cannot tear the container down under a half-joined process.
+    lock.release();
+  }
+
+  if (forwarder === undefined) {
+    await launched.helperExit;
+    if (opts.pidFile !== undefined) writeFileAtomic(resolve(opts.pidFile), String(launched.pid));
+    return 0;
+  }
+  forwarder.to(launched.pid, readProcessStat(launched.pid)?.startTime ?? '');
+  if (opts.pidFile !== undefined) writeFileAtomic(resolve(opts.pidFile), String(launched.pid));
+  const tty = relay === undefined ? undefined : relayTerminal(relay.receiveMaster());
+  const { code, signal } = await launched.helperExit;
+  if (tty !== undefined) {
+    // The pty may still hold the process's last output when the helper reports its exit.
+    await Promise.race([tty.finished, new Promise((r) => setTimeout(r, 500))]);
+    tty.stop();
+  }
+  forwarder.stop();
+  if (code === null) throw new StockadeError('SYSTEM', `stockade-init was killed by ${signal ?? 'a signal'} while waiting for the exec'd process`);
+  return code;
+}
+
+/** Launches the plan; on failure neither the helper nor a half-started process outlives the call. */
+async function launch(plan: Buffer, preserveFds: number): Promise<Launched> {
+  let pid = 0;
+  let helper: ChildProcess | undefined;
+  let helperExit: Launched['helperExit'] | undefined;
+  try {
+    return await launchInit({
+      plan,
+      preserveFds,
+      awaitExec: true,
+      onPid: (p) => { pid = p; },
+      onSpawn: (h, exit) => { helper = h; helperExit = exit; },
+    });
+  } catch (e) {
+    const problems: string[] = [];
+    const stat = pid > 0 ? readProcessStat(pid) : undefined;
+    if (stat !== undefined && stat.state !== 'Z') {
+      await forceKill(pid, stat.startTime).catch((k: unknown) => problems.push(`cannot kill process ${pid}: ${(k as Error).message}`));
+    }
+    if (helperExit !== undefined) {
+      const exited = await Promise.race([helperExit.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+      if (!exited) {
+        helper?.kill('SIGKILL');
+        await helperExit;
+      }
+    }
+    if (problems.length > 0 && e instanceof Error) e.message = `${e.message}; cleanup also failed: ${problems.join('; ')}`;
+    throw e;
+  }
+}

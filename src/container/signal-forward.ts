@@ -1,0 +1,50 @@
+// Passes the signals an attached caller receives (run, exec) on to the process it waits for, as runc's signal handler does.
+import { constants } from 'node:os';
+import { signalProcess } from './kill';
+
+// SIGCHLD and the job-control stops of the caller itself stay with the caller.
+const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGTSTP'];
+
+export interface SignalForwarder {
+  /** From now on signals go to `pid` if it is still the process that started at `startTime`
+   *  (a pidfd makes a reused pid harmless); those that came before are delivered first. */
+  to(pid: number, startTime: string): void;
+  stop(): void;
+}
+
+/**
+ * Takes the forwarded signals over from now, before there is a process to send them to: a ^C
+ * while the process is being set up must neither kill the caller (leaving the process without
+ * anyone to report its status) nor be lost.
+ */
+export function signalForwarder(): SignalForwarder {
+  let target: { pid: number; startTime: string } | undefined;
+  const pending: NodeJS.Signals[] = [];
+  const send = (sig: NodeJS.Signals): void => {
+    if (target === undefined) return;
+    try {
+      signalProcess(target.pid, target.startTime, constants.signals[sig]);
+    } catch { /* the process is going away; its exit status tells the rest */ }
+  };
+  const forward = (sig: NodeJS.Signals): void => {
+    if (target === undefined) pending.push(sig);
+    else send(sig);
+  };
+  for (const sig of FORWARDED) process.on(sig, forward);
+  return {
+    to(pid, startTime) {
+      target = { pid, startTime };
+      for (const sig of pending.splice(0)) send(sig);
+    },
+    stop() {
+      for (const sig of FORWARDED) process.off(sig, forward);
+    },
+  };
+}
+
+/** Forwards to a process that already runs; returns the function that stops it. */
+export function forwardSignals(pid: number, startTime: string): () => void {
+  const f = signalForwarder();
+  f.to(pid, startTime);
+  return () => f.stop();
+}
