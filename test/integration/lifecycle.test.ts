@@ -1,7 +1,7 @@
 // The OCI lifecycle through the real CLI: create, start, state, list, kill, delete, run.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, openSync, closeSync } from 'node:fs';
+import { readFileSync, openSync, closeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Runtime, STOCKADE, alive, integrationSkip, json, leftovers, probeSpec } from './harness';
@@ -168,5 +168,22 @@ describe('lifecycle', { skip }, () => {
     assert.match(r.stdout, /\/dev\/pts\/0/);
     assert.match(r.stdout, /pid 1\r/);
     assert.deepEqual(rt.containerDirs(), []);
+  });
+
+  test('spec writes a config.json that runs as is, under the default seccomp profile; a second spec refuses to overwrite', () => {
+    const b = rt.bundle(probeSpec(['/bin/true']));
+    rmSync(b.configPath);
+    assert.equal(rt.run(['spec', '--bundle', b.dir]).status, 0);
+    const written = json<{ process: { terminal: boolean; args: string[] }; linux: { seccomp?: { defaultAction: string } } }>(readFileSync(b.configPath, 'utf8'));
+    assert.equal(written.linux.seccomp?.defaultAction, 'SCMP_ACT_ERRNO');
+    const again = rt.run(['spec', '--bundle', b.dir]);
+    assert.notEqual(again.status, 0);
+    assert.match(again.stderr, /config\.json already exists/);
+    written.process.terminal = false;
+    written.process.args = ['/bin/sh', '-c', 'grep ^Seccomp: /proc/self/status'];
+    b.writeSpec(written);
+    const r = rt.run(['run', '--bundle', b.dir, 'spec1']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Seccomp:\s+2/);
   });
 });
