@@ -1,6 +1,7 @@
 // OCI linux.resources split by the controller each part needs, and the v1 -> v2 value conversions runc uses.
 import type { DeviceCgroup, Device, Resources } from '../oci/spec';
 import { StockadeError } from '../errors';
+import { writeCgroupFile } from './fs';
 
 /** A part of linux.resources that one controller enforces; named after its v1 controller. */
 export type Section = 'memory' | 'cpu' | 'cpuset' | 'pids' | 'blkio' | 'hugetlb' | 'devices' | 'net_cls' | 'net_prio' | 'rdma' | 'unified';
@@ -142,4 +143,16 @@ export function effectiveResources(r: Resources | undefined, devices: readonly D
     ];
   }
   return out;
+}
+
+/** cpuset.cpus and cpuset.mems: the same files on v1 and v2. */
+export function setCpuset(dir: string, r: Resources): void {
+  if (r.cpu?.cpus !== undefined && r.cpu.cpus !== '') writeCgroupFile(dir, 'cpuset.cpus', r.cpu.cpus, 'linux.resources.cpu.cpus');
+  if (r.cpu?.mems !== undefined && r.cpu.mems !== '') writeCgroupFile(dir, 'cpuset.mems', r.cpu.mems, 'linux.resources.cpu.mems');
+}
+
+/** pids.max, the same on v1 and v2; as runc, 0 leaves the limit alone and a negative value lifts it. */
+export function setPids(dir: string, r: Resources): void {
+  const limit = r.pids?.limit ?? 0;
+  if (limit !== 0) writeCgroupFile(dir, 'pids.max', limit > 0 ? intString(limit, 'max') : 'max', 'linux.resources.pids.limit');
 }

@@ -7,7 +7,7 @@ import {
 } from './fs';
 import type { Hierarchy } from './layout';
 import type { CgroupManager, FreezerState, Warn } from './manager';
-import { deviceRule, intString, SECTION_FIELD, sectionsOf, type Section } from './resources';
+import { deviceRule, intString, SECTION_FIELD, sectionsOf, type Section, setCpuset, setPids } from './resources';
 import { v1Stats, type Stats } from './stats';
 
 const F = 'linux.resources';
@@ -149,16 +149,8 @@ function applyV1Section(section: Section, dir: string, r: Resources, warn: Warn)
   switch (section) {
     case 'memory': return setMemory(dir, r, warn);
     case 'cpu': return setCpu(dir, r);
-    case 'cpuset':
-      if (r.cpu?.cpus !== undefined && r.cpu.cpus !== '') writeCgroupFile(dir, 'cpuset.cpus', r.cpu.cpus, `${F}.cpu.cpus`);
-      if (r.cpu?.mems !== undefined && r.cpu.mems !== '') writeCgroupFile(dir, 'cpuset.mems', r.cpu.mems, `${F}.cpu.mems`);
-      return;
-    case 'pids': {
-      const limit = r.pids?.limit ?? 0;
-      // runc: 0 leaves the limit alone, a negative value lifts it.
-      if (limit !== 0) writeCgroupFile(dir, 'pids.max', limit > 0 ? intString(limit, 'max') : 'max', `${F}.pids.limit`);
-      return;
-    }
+    case 'cpuset': return setCpuset(dir, r);
+    case 'pids': return setPids(dir, r);
     case 'blkio': return setBlkio(dir, r);
     case 'hugetlb':
       for (const [i, h] of (r.hugepageLimits ?? []).entries()) {

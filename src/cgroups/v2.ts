@@ -7,8 +7,7 @@ import {
 } from './fs';
 import type { CgroupManager, FreezerState, Warn } from './manager';
 import {
-  blkioToIoWeight, intString, SECTION_FIELD, sectionsOf, sharesToWeight, swapToV2, V2_CONTROLLER, type Section,
-} from './resources';
+  blkioToIoWeight, intString, SECTION_FIELD, sectionsOf, sharesToWeight, swapToV2, V2_CONTROLLER, type Section, setCpuset, setPids } from './resources';
 import { v2Stats, type Stats } from './stats';
 import { rdmaLine, removeMade } from './v1';
 
@@ -165,15 +164,8 @@ function applyV2Section(section: Section, dir: string, r: Resources, warn: Warn)
   switch (section) {
     case 'memory': return setMemory(dir, r, warn);
     case 'cpu': return setCpu(dir, r);
-    case 'cpuset':
-      if (r.cpu?.cpus !== undefined && r.cpu.cpus !== '') writeCgroupFile(dir, 'cpuset.cpus', r.cpu.cpus, `${F}.cpu.cpus`);
-      if (r.cpu?.mems !== undefined && r.cpu.mems !== '') writeCgroupFile(dir, 'cpuset.mems', r.cpu.mems, `${F}.cpu.mems`);
-      return;
-    case 'pids': {
-      const limit = r.pids?.limit ?? 0;
-      if (limit !== 0) writeCgroupFile(dir, 'pids.max', limit > 0 ? intString(limit, 'max') : 'max', `${F}.pids.limit`);
-      return;
-    }
+    case 'cpuset': return setCpuset(dir, r);
+    case 'pids': return setPids(dir, r);
     case 'blkio': return setIo(dir, r, warn);
     case 'hugetlb':
       for (const [i, h] of (r.hugepageLimits ?? []).entries()) {

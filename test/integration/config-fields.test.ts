@@ -5,6 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startConsoleReceiver, until } from '../helpers/console-receiver';
 import { Runtime, integrationSkip, json, leftovers, probeSpec } from './harness';
 
 const skip = integrationSkip();
@@ -167,31 +168,17 @@ describe('config.json fields take effect', { skip }, () => {
   test('terminal: true sends the pty master over --console-socket', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'stockade-console-'));
     const sock = join(dir, 'console.sock');
-    // Python's socket module receives SCM_RIGHTS, reads what the container writes to its pty, and prints it.
-    const receiver = spawn('python3', ['-c', `
-import socket, os, sys
-s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); print("listening", flush=True)
-c, _ = s.accept(); msg, fds, _, _ = socket.recv_fds(c, 4096, 1)
-out = b""
-while True:
-    try: b = os.read(fds[0], 4096)
-    except OSError: break
-    if not b: break
-    out += b
-print(repr(out), flush=True)
-`, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let output = '';
-    receiver.stdout?.on('data', (d: Buffer) => { output += d.toString(); });
+    const receiver = await startConsoleReceiver(sock);
     try {
-      await until(() => output.includes('listening'));
       const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'tty; /bin/probe report'], (s) => { s.process!.terminal = true; }));
       const r = rt.run(['run', '--console-socket', sock, '--bundle', b.dir, 't1']);
       assert.equal(r.status, 0, r.stderr);
-      await until(() => output.includes("'"));
+      await until(() => receiver.output().includes("'"));
+      const output = receiver.output();
       assert.match(output, /\/dev\/pts\/0/);
       assert.match(output, /"tty": ?\[true, ?true, ?true\]/);
     } finally {
-      receiver.kill();
+      receiver.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -210,10 +197,6 @@ print(repr(out), flush=True)
     assert.equal(readFileSync(join(b.rootfs, 'srv', 'data', 'a'), 'utf8'), 'A\n', 'the image is unchanged');
   });
 });
-
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
-}
 
 function chownRootfs(dir: string, id: number): void {
   spawnSync('chown', ['-R', '-h', `${id}:${id}`, dir]);

@@ -6,6 +6,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processesWithCmdline } from '../helpers/cleanup';
+import { startConsoleReceiver } from '../helpers/console-receiver';
 import { Runtime, STOCKADE, alive, integrationSkip, json, probeSpec } from './harness';
 
 const skip = integrationSkip();
@@ -157,29 +158,16 @@ describe('exec', { skip }, () => {
   test('--tty sends the pty master to --console-socket', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'stockade-exec-console-'));
     const sock = join(dir, 'console.sock');
-    const receiver = spawn('python3', ['-c', `
-import socket, os, sys
-s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); print("listening", flush=True)
-c, _ = s.accept(); msg, fds, _, _ = socket.recv_fds(c, 4096, 1)
-out = b""
-while True:
-    try: b = os.read(fds[0], 4096)
-    except OSError: break
-    if not b: break
-    out += b
-print(repr(out), flush=True)
-`, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let output = '';
-    receiver.stdout?.on('data', (d: Buffer) => { output += d.toString(); });
+    const receiver = await startConsoleReceiver(sock);
     try {
-      await until(() => output.includes('listening'));
       const r = rt.run(['exec', '-d', '-t', '--console-socket', sock, 'e1', '/bin/sh', '-c', 'tty; /bin/probe report']);
       assert.equal(r.status, 0, r.stderr);
-      await until(() => output.includes("'"));
+      await until(() => receiver.output().includes("'"));
+      const output = receiver.output();
       assert.match(output, /\/dev\/pts\/\d+/);
       assert.match(output, /"tty": ?\[true, ?true, ?true\]/);
     } finally {
-      receiver.kill();
+      receiver.stop();
       rmSync(dir, { recursive: true, force: true });
     }
     // runc's rules for a console socket.
