@@ -4,13 +4,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg in gcc make g++ python3 libc6-dev busybox-static runc crun runsc hyperfine iproute2; do
+for pkg in gcc make g++ python3 libc6-dev busybox-static procps util-linux runc crun runsc hyperfine iproute2; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# --packages-only: the Debian packages alone (CI runs npm ci itself).
+[ "${1:-}" = "--packages-only" ] && exit 0
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   npm ci --no-audit --no-fund
 else

@@ -63,7 +63,7 @@ export function containerHookRecords(spec: Spec): PlanRecord[] {
 
 /**
  * The create-time hook point: prestart, then createRuntime (runc's order), in the runtime's
- * namespaces. Resolves to the state the container's createContainer hooks read, if it has any.
+ * namespaces. Resolves to the state the container's createContainer hooks read, when it has such hooks.
  */
 export async function runCreateHooks(spec: Spec, state: HookState): Promise<Buffer | undefined> {
   await runHooks(spec, 'prestart', state);
