@@ -1,8 +1,8 @@
 // Turns a running container and the process to exec in it into the plan stockade-init executes: join, don't create.
 import { StockadeError } from '../errors';
 import type { Process, Spec } from '../oci/spec';
-import { PLAN, UMASK_UNSET, type PlanRecord } from '../native/protocol';
-import { capabilityRecord, NAMESPACE_FLAGS, rlimitRecords } from './plan';
+import { PLAN, type PlanRecord } from '../native/protocol';
+import { NAMESPACE_FLAGS, processRecords, rlimitRecords } from './plan';
 import type { SeccompProgram } from './seccomp';
 
 export interface ExecPlanOptions {
@@ -73,17 +73,6 @@ export function buildExecPlan(spec: Spec, process: Process, opts: ExecPlanOption
   plan.push(...rlimitRecords(process));
   // As runc's exec: the process gets a session keyring of the container's, not the caller's.
   plan.push({ tag: PLAN.TAG_SESSION_KEYRING, name: `_ses.${opts.id}` });
-  const user = process.user;
-  plan.push({
-    tag: PLAN.TAG_USER, uid: user.uid, gid: user.gid, umask: user.umask ?? UMASK_UNSET,
-    additionalGids: user.additionalGids ?? [],
-  });
-  plan.push(capabilityRecord(process, opts.heldCapabilities));
-  if (process.noNewPrivileges === true) plan.push({ tag: PLAN.TAG_NO_NEW_PRIVS });
-  if (opts.seccomp !== undefined) plan.push({ tag: PLAN.TAG_SECCOMP, flags: opts.seccomp.flags, program: opts.seccomp.program });
-  plan.push({ tag: PLAN.TAG_CWD, path: process.cwd === '' ? '/' : process.cwd });
-  for (const arg of args) plan.push({ tag: PLAN.TAG_ARG, value: arg });
-  for (const env of process.env ?? []) plan.push({ tag: PLAN.TAG_ENV, value: env });
-  if (opts.preserveFds > 0) plan.push({ tag: PLAN.TAG_PRESERVE_FDS, count: opts.preserveFds });
+  plan.push(...processRecords(process, args, opts));
   return plan;
 }

@@ -145,19 +145,30 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
   plan.push(...rlimitRecords(process));
   if (!opts.noNewKeyring) plan.push({ tag: PLAN.TAG_SESSION_KEYRING, name: `_ses.${opts.id}` });
 
+  plan.push(...processRecords(process, process.args ?? [], opts));
+  return plan;
+}
+
+/** The records that make the process itself, the same for create and exec: identity, privileges, what to run. */
+export function processRecords(
+  process: Process,
+  args: readonly string[],
+  opts: { heldCapabilities: bigint; seccomp?: { flags: number; program: Buffer } | undefined; preserveFds: number },
+): PlanRecord[] {
+  const records: PlanRecord[] = [];
   const user = process.user;
-  plan.push({
+  records.push({
     tag: PLAN.TAG_USER, uid: user.uid, gid: user.gid, umask: user.umask ?? UMASK_UNSET,
     additionalGids: user.additionalGids ?? [],
   });
-  plan.push(capabilityRecord(process, opts.heldCapabilities));
-  if (process.noNewPrivileges === true) plan.push({ tag: PLAN.TAG_NO_NEW_PRIVS });
-  if (opts.seccomp !== undefined) plan.push({ tag: PLAN.TAG_SECCOMP, flags: opts.seccomp.flags, program: opts.seccomp.program });
-  plan.push({ tag: PLAN.TAG_CWD, path: process.cwd === '' ? '/' : process.cwd });
-  for (const arg of process.args ?? []) plan.push({ tag: PLAN.TAG_ARG, value: arg });
-  for (const env of process.env ?? []) plan.push({ tag: PLAN.TAG_ENV, value: env });
-  if (opts.preserveFds > 0) plan.push({ tag: PLAN.TAG_PRESERVE_FDS, count: opts.preserveFds });
-  return plan;
+  records.push(capabilityRecord(process, opts.heldCapabilities));
+  if (process.noNewPrivileges === true) records.push({ tag: PLAN.TAG_NO_NEW_PRIVS });
+  if (opts.seccomp !== undefined) records.push({ tag: PLAN.TAG_SECCOMP, flags: opts.seccomp.flags, program: opts.seccomp.program });
+  records.push({ tag: PLAN.TAG_CWD, path: process.cwd === '' ? '/' : process.cwd });
+  for (const arg of args) records.push({ tag: PLAN.TAG_ARG, value: arg });
+  for (const env of process.env ?? []) records.push({ tag: PLAN.TAG_ENV, value: env });
+  if (opts.preserveFds > 0) records.push({ tag: PLAN.TAG_PRESERVE_FDS, count: opts.preserveFds });
+  return records;
 }
 
 /** process.rlimits as TAG_RLIMIT records (create and exec alike). */
