@@ -83,13 +83,12 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
     lock.release();
   }
 
+  if (opts.pidFile !== undefined) writeFileAtomic(resolve(opts.pidFile), String(launched.pid));
   if (forwarder === undefined) {
     await launched.helperExit;
-    if (opts.pidFile !== undefined) writeFileAtomic(resolve(opts.pidFile), String(launched.pid));
     return 0;
   }
   forwarder.to(launched.pid, readProcessStat(launched.pid)?.startTime ?? '');
-  if (opts.pidFile !== undefined) writeFileAtomic(resolve(opts.pidFile), String(launched.pid));
   const tty = relay === undefined ? undefined : relayTerminal(relay.receiveMaster());
   const { code, signal } = await launched.helperExit;
   if (tty !== undefined) {

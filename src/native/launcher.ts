@@ -29,19 +29,17 @@ export interface Launched {
   helperExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function describeErrno(errno: number): string {
-  if (errno === 0) return '';
-  const entry = getSystemErrorMap().get(-Math.abs(errno));
-  return entry === undefined ? `errno ${errno}` : `${entry[1]} (${entry[0]})`;
-}
-
 export function initError(m: Extract<InitMessage, { type: 'error' }>): StockadeError {
-  const entry = m.errno === 0 ? undefined : getSystemErrorMap().get(-Math.abs(m.errno));
   // A hook's message already names it (hooks.startContainer[0] (/path): ...); a step prefix adds nothing.
   const what = m.step === 'hook' ? m.message : `${m.step}: ${m.message}`;
-  // Some messages already carry the errno's text ("...: No such file or directory"): add only its name.
-  const said = entry !== undefined && what.toLowerCase().includes(entry[1].toLowerCase());
-  const message = m.errno === 0 ? what : said ? `${what} (${entry?.[0] ?? ''})` : `${what}: ${describeErrno(m.errno)}`;
+  const entry = m.errno === 0 ? undefined : getSystemErrorMap().get(-Math.abs(m.errno));
+  let message = what;
+  if (m.errno !== 0 && entry === undefined) message = `${what}: errno ${m.errno}`;
+  else if (entry !== undefined) {
+    // Some messages already carry the errno's text ("...: No such file or directory"): add only its name.
+    const said = what.toLowerCase().includes(entry[1].toLowerCase());
+    message = said ? `${what} (${entry[0]})` : `${what}: ${entry[1]} (${entry[0]})`;
+  }
   const code = m.step === 'exec' ? 'EXEC_FAILED' : m.step === 'hook' ? 'HOOK_FAILED' : 'INIT_FAILED';
   return new StockadeError(code, message, { step: m.step, errno: m.errno });
 }
