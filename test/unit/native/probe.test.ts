@@ -178,7 +178,8 @@ const script = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
 
 test('report on a terminal: tty, ttyName and a session of its own', { skip: script === undefined && 'no script(1)' }, () => {
   // script(1) runs the probe as a session leader on a fresh pty, as terminal: true does in a container.
-  const out = execFileSync(script ?? 'script', ['-qc', `${probe} report`, '/dev/null'], { encoding: 'utf8' });
+  // SHELL is pinned and the probe exec'd: CI's SHELL may fork instead, leaving the probe outside the session lead.
+  const out = execFileSync(script ?? 'script', ['-qc', `exec ${probe} report`, '/dev/null'], { encoding: 'utf8', env: { ...process.env, SHELL: '/bin/sh' } });
   const r = object(JSON.parse(out.trim()) as unknown);
   assert.deepEqual(r['tty'], [true, true, true]);
   assert.match(String(r['ttyName']), /^\/dev\/pts\/\d+$/);
