@@ -28,6 +28,13 @@
       ],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
+    },
+    {
+      "target_name": "stockade-light",
+      "type": "executable",
+      "sources": ["native/light/light.c"],
+      "include_dirs": ["native/include"],
+      "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
     }
   ]
 }

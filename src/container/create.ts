@@ -11,6 +11,7 @@ import type { Spec } from '../oci/spec';
 import type { ContainerId } from './id';
 import { hasCreateHooks, hookState, runCreateHooks, runHooksWarning, type HookState, type Warn } from './hooks';
 import { buildPlan, heldCapabilities, NAMESPACE_FLAGS, type PlanOptions } from './plan';
+import { writeLightRecord } from './light';
 import { readProcessStat } from './process-identity';
 import { seccompFor } from './seccomp';
 import { emptyCgroup } from './cgroups';
@@ -118,6 +119,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     });
     record.createdOk = true;
     store.write(id, record);
+    writeLightRecord(store, id, record, spec);
     if (opts.pidFile !== undefined) writeFileAtomic(resolve(opts.pidFile), String(pid));
     if (!planOpts.monitor) await launched.helperExit;
     opts.debug?.(`created container ${id} with pid ${pid}`);

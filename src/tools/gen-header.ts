@@ -1,7 +1,7 @@
 // Writes native/include/stockade-abi.h from the protocol constants, so C and TypeScript share one source.
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CAPABILITIES, RLIMITS } from '../abi/linux/constants';
+import { CAPABILITIES, RLIMITS, SIGNALS, SIGRTMAX } from '../abi/linux/constants';
 import { PLAN, ROOTFS, MOUNTF, DEVICEF, HOOKF, HOOK_PHASE, MSG, UMASK_UNSET } from '../native/protocol';
 
 function block(prefix: string, table: Record<string, number>): string {
@@ -39,6 +39,10 @@ export function renderHeader(): string {
     '/* Names for error messages, indexed by capability and by resource number. */',
     `#define STK_CAP_NAMES { ${CAPABILITIES.map((c) => JSON.stringify(c)).join(', ')} }`,
     `#define STK_RLIMIT_NAMES { ${Object.entries(RLIMITS).sort((a, b) => a[1] - b[1]).map(([n]) => JSON.stringify(n)).join(', ')} }`,
+    '',
+    '/* Signal names as `kill` accepts them (the light entry reads these; RTMIN+n forms go to Node). */',
+    `#define STK_SIGNALS { ${Object.entries(SIGNALS).map(([n, v]) => `{ ${JSON.stringify(n)}, ${v} }`).join(', ')} }`,
+    `#define STK_SIGRTMAX ${SIGRTMAX}`,
     '',
     '#endif',
     '',

@@ -1,0 +1,38 @@
+// The record the light entry (native/light/light.c) reads to start, kill and delete a container
+// without starting Node. Written by create, in TypeScript, so every decision stays here: the C
+// side only follows it, and sends anything it does not understand back to Node.
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Spec } from '../oci/spec';
+import type { ContainerId } from './id';
+import { writeFileAtomic, type ContainerRecord, type StateStore } from './state-store';
+
+/** The first line; the light entry ignores a record whose format it does not know. */
+export const LIGHT_FORMAT = 'stockade-light 1';
+
+/**
+ * The record's text, or undefined when the container must always go through Node: hooks that
+ * run at start or after delete are run by the TypeScript side only.
+ */
+export function lightRecord(record: ContainerRecord, spec: Spec): string | undefined {
+  const hooks = spec.hooks ?? {};
+  if ([hooks.startContainer, hooks.poststart, hooks.poststop].some((h) => (h ?? []).length > 0)) return undefined;
+  if (record.pid <= 0 || record.pidStartTime === '') return undefined;
+  const lines = [LIGHT_FORMAT, `pid ${record.pid}`, `starttime ${record.pidStartTime}`];
+  for (const path of record.cgroupPaths) {
+    lines.push(`cgroup ${path}`);
+    // "thawed FILE CONTENT": while FILE reads CONTENT the container is not paused.
+    if (existsSync(join(path, 'freezer.state'))) lines.push(`thawed ${join(path, 'freezer.state')} THAWED`);
+    else if (existsSync(join(path, 'cgroup.freeze'))) lines.push(`thawed ${join(path, 'cgroup.freeze')} 0`);
+  }
+  // A path the line format cannot carry sends the container to Node, rather than misread.
+  if (lines.some((l) => l.includes('\n') || l.includes('\0'))) return undefined;
+  return `${lines.join('\n')}\n`;
+}
+
+export function writeLightRecord(store: StateStore, id: ContainerId, record: ContainerRecord, spec: Spec): void {
+  const path = join(store.dir(id), 'light');
+  const text = lightRecord(record, spec);
+  if (text === undefined) rmSync(path, { force: true });
+  else writeFileAtomic(path, text);
+}

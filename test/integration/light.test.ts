@@ -1,0 +1,181 @@
+// The light entry (native/light/light.c): start, kill and delete of a plain container without Node,
+// and every other case handed to Node. Run with PATH emptied, a call that still succeeds did not
+// start Node; one that fails with "cannot run node" went to Node, as it had to.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../../src/native/paths';
+import { Runtime, alive, integrationSkip, json, leftovers, probeSpec } from './harness';
+
+const LIGHT = join(packageRoot(), 'build', 'Release', 'stockade-light');
+const skip = integrationSkip() ?? (existsSync(LIGHT) ? undefined : `the light entry is not built (${LIGHT}): run npm run build`);
+
+interface Ran { status: number | null; stdout: string; stderr: string }
+
+/** The light entry alone, with no node on PATH unless `withNode`. */
+function light(rt: Runtime, args: string[], opts: { withNode?: boolean; env?: Record<string, string> } = {}): Ran {
+  const env = { ...process.env, ...opts.env };
+  if (opts.withNode !== true) env['PATH'] = '/nonexistent';
+  const r = spawnSync(LIGHT, ['--root', rt.root, '--log', rt.log, '--log-format', 'json', ...args], { env, encoding: 'utf8', timeout: 30_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const WENT_TO_NODE = /cannot run node/;
+
+function statusOf(rt: Runtime, id: string): string {
+  return json<{ status: string }>(rt.run(['state', id]).stdout).status;
+}
+
+function pidOf(rt: Runtime, id: string): number {
+  return json<{ pid: number }>(rt.run(['state', id]).stdout).pid;
+}
+
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('light entry', { skip }, () => {
+  let rt: Runtime;
+  before(() => { rt = new Runtime(); });
+  after(() => rt.cleanup());
+
+  test('start, kill and delete of a plain container run without Node', async () => {
+    const b = rt.bundle(probeSpec(['/bin/probe', 'signal-exit']));
+    assert.equal(rt.run(['create', '--bundle', b.dir, 'l1']).status, 0);
+    assert.ok(existsSync(join(rt.root, 'l1', 'light')));
+    const started = light(rt, ['start', 'l1']);
+    assert.equal(started.status, 0, started.stderr);
+    assert.equal(statusOf(rt, 'l1'), 'running');
+    const pid = pidOf(rt, 'l1');
+
+    // A second start is refused by Node, which words the error.
+    assert.match(light(rt, ['start', 'l1']).stderr, WENT_TO_NODE);
+    const again = light(rt, ['start', 'l1'], { withNode: true });
+    assert.notEqual(again.status, 0);
+    assert.match(again.stderr, /cannot start container l1: it is running/);
+
+    const logged = rt.logLines().length;
+    const killed = light(rt, ['kill', 'l1', 'term']);
+    assert.equal(killed.status, 0, killed.stderr);
+    await waitFor(() => !alive(pid));
+    const deleted = light(rt, ['delete', 'l1']);
+    assert.equal(deleted.status, 0, deleted.stderr);
+    assert.deepEqual(leftovers(rt, b), []);
+    assert.equal(rt.logLines().length, logged, 'a call that succeeds logs nothing');
+  });
+
+  test('delete --force kills a running container and removes its cgroups', async () => {
+    const b = rt.bundle(probeSpec(['/bin/probe', 'sleep', '100'], (s) => {
+      s.linux = { ...s.linux, cgroupsPath: `/stockade-light-test-${process.pid}`, resources: { pids: { limit: 50 } } };
+    }));
+    assert.equal(rt.run(['create', '--bundle', b.dir, 'l2']).status, 0);
+    const cgroups = (json<{ cgroupPaths: string[] }>(readFileSync(join(rt.root, 'l2', 'state.json'), 'utf8'))).cgroupPaths;
+    assert.ok(cgroups.length > 0 && cgroups.every((p) => existsSync(p)));
+    assert.equal(light(rt, ['start', 'l2']).status, 0);
+    const pid = pidOf(rt, 'l2');
+
+    // Without --force a running container is Node's to refuse.
+    const refused = light(rt, ['delete', 'l2'], { withNode: true });
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /not stopped: running/);
+
+    const forced = light(rt, ['delete', '--force', 'l2']);
+    assert.equal(forced.status, 0, forced.stderr);
+    assert.ok(!alive(pid));
+    assert.deepEqual(cgroups.filter((p) => existsSync(p)), []);
+    assert.deepEqual(leftovers(rt, b), []);
+  });
+
+  test('signals by name, SIG name and number are sent directly; RTMIN+n goes to Node', async () => {
+    const b = rt.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
+    assert.equal(rt.run(['run', '--detach', '--bundle', b.dir, 'l3']).status, 0);
+    const pid = pidOf(rt, 'l3');
+    // The container's init ignores signals it has no handler for; only the call's result is checked here.
+    for (const sig of ['usr1', 'SIGUSR2', 'Hup', '10']) assert.equal(light(rt, ['kill', 'l3', sig]).status, 0, sig);
+    assert.match(light(rt, ['kill', 'l3', 'RTMIN+1']).stderr, WENT_TO_NODE);
+    assert.match(light(rt, ['kill', '--all', 'l3', 'KILL']).stderr, WENT_TO_NODE);
+    const unknown = light(rt, ['kill', 'l3', 'SIGNOPE'], { withNode: true });
+    assert.notEqual(unknown.status, 0);
+    assert.match(unknown.stderr, /unknown signal "SIGNOPE"/);
+    assert.equal(light(rt, ['kill', 'l3', 'KILL']).status, 0);
+    await waitFor(() => !alive(pid));
+    assert.equal(light(rt, ['delete', 'l3']).status, 0);
+    assert.deepEqual(leftovers(rt, b), []);
+  });
+
+  test('a paused container, hooks, unknown flags and STOCKADE_LIGHT=off go to Node', async () => {
+    const b = rt.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
+    assert.equal(rt.run(['run', '--detach', '--bundle', b.dir, 'l4']).status, 0);
+    assert.equal(rt.run(['pause', 'l4']).status, 0);
+    // A frozen task holds SIGKILL until thawed: Node thaws it after sending.
+    assert.match(light(rt, ['kill', 'l4', 'KILL']).stderr, WENT_TO_NODE);
+    assert.match(light(rt, ['delete', '--force', 'l4']).stderr, WENT_TO_NODE);
+    assert.equal(light(rt, ['delete', '--force', 'l4'], { withNode: true }).status, 0);
+
+    const hooked = rt.bundle(probeSpec(['/bin/probe', 'exit', '0'], (s) => {
+      s.hooks = { poststart: [{ path: '/bin/sh', args: ['sh', '-c', 'true'] }] };
+    }));
+    assert.equal(rt.run(['create', '--bundle', hooked.dir, 'l5']).status, 0);
+    assert.ok(!existsSync(join(rt.root, 'l5', 'light')), 'a container with poststart hooks has no light record');
+    assert.match(light(rt, ['start', 'l5']).stderr, WENT_TO_NODE);
+    assert.equal(light(rt, ['start', 'l5'], { withNode: true }).status, 0);
+    assert.equal(rt.run(['delete', '--force', 'l5']).status, 0);
+
+    const plain = rt.bundle(probeSpec(['/bin/probe', 'exit', '0']));
+    assert.equal(rt.run(['create', '--bundle', plain.dir, 'l6']).status, 0);
+    assert.match(light(rt, ['--debug', 'start', 'l6']).stderr, WENT_TO_NODE);
+    assert.match(light(rt, ['start', 'l6'], { env: { STOCKADE_LIGHT: 'off' } }).stderr, WENT_TO_NODE);
+    assert.match(light(rt, ['start', 'l6', 'extra']).stderr, WENT_TO_NODE);
+    assert.match(light(rt, ['start', 'no-such']).stderr, WENT_TO_NODE);
+    assert.match(light(rt, ['start', '../l6']).stderr, WENT_TO_NODE);
+    assert.equal(light(rt, ['start', 'l6']).status, 0);
+    assert.equal(light(rt, ['delete', '--force', 'l6']).status, 0);
+    assert.deepEqual(leftovers(rt), []);
+  });
+
+  test('an exec that fails at start is reported by Node, word for word as without the light entry', () => {
+    const results: Ran[] = [];
+    const logged = rt.logLines().length;
+    for (const env of [{}, { STOCKADE_LIGHT: 'off' }]) {
+      const b = rt.bundle(probeSpec(['/bin/vanishing']));
+      writeFileSync(join(b.rootfs, 'bin', 'vanishing'), readFileSync(join(b.rootfs, 'bin', 'probe')), { mode: 0o755 });
+      assert.equal(rt.run(['create', '--bundle', b.dir, 'l7']).status, 0);
+      // Gone between create and start: only the exec at start can find out.
+      spawnSync('rm', [join(b.rootfs, 'bin', 'vanishing')]);
+      results.push(light(rt, ['start', 'l7'], { withNode: true, env }));
+      assert.equal(rt.run(['delete', '--force', 'l7']).status, 0);
+    }
+    const [viaLight, viaNode] = results;
+    assert.equal(viaLight?.status, 1);
+    assert.equal(viaLight?.stderr, viaNode?.stderr);
+    assert.match(viaLight?.stderr ?? '', /^stockade: exec: exec "\/bin\/vanishing": No such file or directory \(ENOENT\)\n$/);
+    const errors = rt.logLines().slice(logged).filter((l) => l.level === 'error').map((l) => l.msg);
+    assert.equal(errors.length, 2);
+    assert.equal(errors[0], errors[1]);
+  });
+
+  test('a pid the kernel gave to another process is never signalled', async () => {
+    const b = rt.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
+    assert.equal(rt.run(['create', '--bundle', b.dir, 'l8']).status, 0);
+    // Point the record at a live process that is not the container, as a reused pid would be.
+    const bystander = spawn('sleep', ['100'], { stdio: 'ignore' });
+    try {
+      const path = join(rt.root, 'l8', 'light');
+      const forged = readFileSync(path, 'utf8').replace(/^pid \d+$/m, `pid ${bystander.pid ?? 0}`);
+      writeFileSync(path, forged);
+      assert.match(light(rt, ['kill', 'l8', 'KILL']).stderr, WENT_TO_NODE);
+      assert.match(light(rt, ['delete', '--force', 'l8']).stderr, WENT_TO_NODE);
+      assert.ok(alive(bystander.pid ?? 0), 'the bystander is untouched');
+    } finally {
+      bystander.kill('SIGKILL');
+    }
+    assert.equal(rt.run(['delete', '--force', 'l8']).status, 0);
+    assert.deepEqual(leftovers(rt, b), []);
+  });
+});
