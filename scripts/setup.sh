@@ -4,7 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg in gcc make g++ python3 libc6-dev busybox-static procps util-linux runc crun runsc hyperfine iproute2; do
+# podman, docker.io and containerd: the client tier (test/clients) runs each of them against stockade.
+# apparmor: where the kernel has AppArmor on, dockerd and podman load their default profile with
+# apparmor_parser and refuse to start any container without it (it is only a Recommends).
+for pkg in gcc make g++ python3 libc6-dev busybox-static procps util-linux runc crun runsc hyperfine iproute2 \
+  podman docker.io containerd apparmor; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -85,7 +85,26 @@ static int unix_address(struct sockaddr_un *addr, const char *path, const char *
 static int open_start_socket(const char *path, unsigned int first)
 {
 	struct sockaddr_un addr;
-	unix_address(&addr, path, "start-socket");
+	/* sun_path holds 107 bytes, and a client's --root plus a 64-character id can pass that
+	 * (Docker's /var/run/docker/runtime-NAME/moby does): bind through the directory's fd. */
+	_cleanup_close_ int dir_fd = -1;
+	char short_path[64];
+	const char *slash = strrchr(path, '/');
+	if (strlen(path) >= sizeof addr.sun_path && slash && slash != path) {
+		char dir[PATH_MAX];
+		if ((size_t)(slash - path) >= sizeof dir)
+			stk_fail(ENAMETOOLONG, "start-socket", "socket directory of %s is too long", path);
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+		dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dir_fd < 0)
+			stk_fail_errno("start-socket", "open the directory of %s", path);
+		if ((size_t)snprintf(short_path, sizeof short_path, "/proc/self/fd/%d/%s", dir_fd, slash + 1) >= sizeof short_path)
+			stk_fail(ENAMETOOLONG, "start-socket", "socket name in %s is too long", path);
+		unix_address(&addr, short_path, "start-socket");
+	} else {
+		unix_address(&addr, path, "start-socket");
+	}
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		stk_fail_errno("start-socket", "socket for %s", path);

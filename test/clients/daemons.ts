@@ -1,0 +1,138 @@
+// Starts a client's daemon on a private directory and takes it, and all it left, away again.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { listMountsUnder, processesWithCmdline } from '../helpers/cleanup';
+import { sleep } from './exec';
+
+/**
+ * A fresh state directory for one client. Short and under /tmp on purpose: unix socket paths
+ * (the daemon's, containerd's below dockerd's exec root) must fit in 107 bytes.
+ */
+export function makeStateDir(client: string): string {
+  return mkdtempSync(`/tmp/sc-${client}-`);
+}
+
+/** Whether a program is on PATH, found the way spawn would. */
+export function onPath(program: string): string | undefined {
+  for (const dir of (process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const p = join(dir, program);
+    try {
+      if (statSync(p).isFile()) return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+export class Daemon {
+  readonly #child: ChildProcess;
+  readonly #log: string;
+  #exited = false;
+
+  private constructor(child: ChildProcess, log: string) {
+    this.#child = child;
+    this.#log = log;
+    // after() stops daemons in order; this is for a test process that dies before it runs.
+    const orphaned = (): void => { if (!this.#exited) child.kill('SIGKILL'); };
+    process.once('exit', orphaned);
+    child.on('exit', () => {
+      this.#exited = true;
+      process.removeListener('exit', orphaned);
+    });
+  }
+
+  /** Spawns argv with its output in log, and waits until ready() says yes (or throws with the log's tail). */
+  static async start(argv: readonly string[], log: string, ready: () => Promise<boolean>, timeout = 60_000): Promise<Daemon> {
+    const fd = openSync(log, 'a');
+    const [file, ...args] = argv;
+    if (file === undefined) throw new Error('Daemon.start: empty argv');
+    let child: ChildProcess;
+    try {
+      child = spawn(file, args, { stdio: ['ignore', fd, fd] });
+    } finally {
+      closeSync(fd);
+    }
+    const daemon = new Daemon(child, log);
+    const end = Date.now() + timeout;
+    for (;;) {
+      if (daemon.#exited) throw new Error(`${file} exited while starting:\n${daemon.logTail()}`);
+      if (await ready()) return daemon;
+      if (Date.now() > end) {
+        await daemon.stop();
+        throw new Error(`${file} not ready after ${timeout} ms:\n${daemon.logTail()}`);
+      }
+      await sleep(200);
+    }
+  }
+
+  get pid(): number | undefined { return this.#child.pid; }
+
+  logTail(): string {
+    try {
+      return readFileSync(this.#log, 'utf8').split('\n').slice(-20).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+
+  /** SIGTERM, and SIGKILL after grace ms; resolves once the process has exited. */
+  async stop(grace = 20_000): Promise<void> {
+    if (this.#exited) return;
+    const exited = new Promise<void>((resolve) => this.#child.once('exit', () => resolve()));
+    this.#child.kill('SIGTERM');
+    const timer = setTimeout(() => this.#child.kill('SIGKILL'), grace);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+function killProcessesMentioning(dir: string): string[] {
+  const killed: string[] = [];
+  for (const p of processesWithCmdline(dir)) {
+    if (p.pid === process.pid) continue;
+    try {
+      process.kill(p.pid, 'SIGKILL');
+      killed.push(`${p.pid} ${p.cmdline}`);
+    } catch {
+      // gone already
+    }
+  }
+  return killed;
+}
+
+// Deepest first, so a parent never goes before a child.
+function removeEmptyCgroupTree(path: string): void {
+  if (!existsSync(path)) return;
+  for (const entry of readdirSync(path, { withFileTypes: true })) {
+    if (entry.isDirectory()) removeEmptyCgroupTree(join(path, entry.name));
+  }
+  try {
+    rmdirSync(path);
+  } catch {
+    // still populated: left for whoever populates it
+  }
+}
+
+/**
+ * After a client's daemons have stopped: kills any process still naming dir (shims, conmon,
+ * container processes the daemon lost), unmounts what is left below dir, deletes dir, and removes
+ * the named cgroup directories (relative to each hierarchy) where they are empty. Returns what
+ * it had to clean up, for the test to report: a clean stop leaves nothing.
+ */
+export async function sweep(dir: string, cgroupParents: readonly string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const p of killProcessesMentioning(dir)) found.push(`process ${p}`);
+  if (found.length > 0) await sleep(500);
+  const mounts = listMountsUnder(dir).map((m) => m.mountpoint).sort((a, b) => b.length - a.length);
+  for (const m of mounts) {
+    found.push(`mount ${m}`);
+    spawnSync('umount', ['-l', m]);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  for (const parent of cgroupParents) {
+    for (const hierarchy of readdirSync('/sys/fs/cgroup')) removeEmptyCgroupTree(join('/sys/fs/cgroup', hierarchy, parent));
+  }
+  return found;
+}

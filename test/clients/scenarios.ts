@@ -1,0 +1,259 @@
+// The scenario list each client runs under each runtime: what a user does with a container, checked from outside.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cgroupFile, Unsupported } from './client';
+import { describeResult, sleep, waitFor, type CmdResult } from './exec';
+import type { ScenarioContext } from './suite';
+
+export interface Scenario {
+  /** Short, for container names and the matrix. */
+  readonly id: string;
+  readonly title: string;
+  /** Part of the trimmed set that npm test runs (stockade only); the full run takes every scenario. */
+  readonly trimmed: boolean;
+  run(ctx: ScenarioContext): Promise<void>;
+}
+
+const MiB = 1024 * 1024;
+
+function expectStatus(r: CmdResult, status: number): void {
+  assert.equal(r.status, status, describeResult(r));
+}
+
+/**
+ * busybox sh's prompt at the end of what the terminal shows, as root or as a user; its line
+ * editor follows the prompt with a cursor position query (ESC [6n).
+ */
+const PROMPT = /[#$] (?:\x1b\[6n)?$/;
+
+/** Whether a runtime state root holds a container directory with a state.json (root/[namespace/]id/state.json). */
+function holdsState(root: string, depth = 3): boolean {
+  if (!existsSync(root)) return false;
+  for (const entry of readdirSync(root, { withFileTypes: true })) {
+    if (entry.isFile() && entry.name === 'state.json') return true;
+    if (entry.isDirectory() && depth > 1 && holdsState(join(root, entry.name), depth - 1)) return true;
+  }
+  return false;
+}
+
+async function readCounter(pid: number): Promise<number> {
+  // Through the container's root as the host sees it: a paused container cannot be exec'd into.
+  try {
+    return Number(readFileSync(`/proc/${pid}/root/tmp/count`, 'utf8').trim() || '0');
+  } catch {
+    return 0;
+  }
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    id: 'run',
+    title: 'run --rm: output, and the exit status passed through',
+    trimmed: true,
+    async run({ client, rt, name }) {
+      const hi = await client.run(rt, name('echo'), ['echo', 'hi']);
+      expectStatus(hi, 0);
+      assert.equal(hi.stdout, 'hi\n', describeResult(hi));
+      const three = await client.run(rt, name('exit'), ['sh', '-c', 'echo out; echo err >&2; exit 3']);
+      expectStatus(three, 3);
+      assert.match(three.stdout, /^out$/m, describeResult(three));
+      assert.match(three.stderr, /^err$/m, describeResult(three));
+    },
+  },
+  {
+    id: 'exit-code',
+    title: 'a detached container that exits non-zero: the client records the status',
+    trimmed: false,
+    async run({ client, rt, name }) {
+      const n = name();
+      await client.runDetached(rt, n, ['sh', '-c', 'sleep 0.5; exit 5']);
+      await client.wait(n);
+      assert.equal(await client.exitCode(n), 5);
+    },
+  },
+  {
+    id: 'detached',
+    title: 'detached: exec with and without a tty, logs, stop, remove',
+    trimmed: true,
+    async run({ client, rt, name }) {
+      const n = name();
+      await client.runDetached(rt, n, ['sh', '-c', 'echo started; trap "echo got-term; exit 0" TERM; while true; do sleep 0.2; done']);
+      await waitFor('the container to log', async () => ((await client.logs(n)).includes('started') ? true : undefined));
+      assert.equal(await client.status(n), 'running');
+      // The client really called the runtime asked for: its state root holds the container.
+      assert.ok(holdsState(client.stateRoot(rt)), `no container state under ${client.stateRoot(rt)}`);
+
+      const plain = await client.exec(n, ['sh', '-c', 'echo exec-$((1+1)); test -t 0 || echo no-tty']);
+      expectStatus(plain, 0);
+      assert.equal(plain.stdout, 'exec-2\nno-tty\n', describeResult(plain));
+      expectStatus(await client.exec(n, ['sh', '-c', 'exit 4']), 4);
+
+      const tty = await client.execTty(n, ['sh', '-c', 'tty; echo tty-ok; exit 6']);
+      expectStatus(tty, 6);
+      assert.match(tty.stdout, /\/dev\/pts\/\d+/, describeResult(tty));
+      assert.match(tty.stdout, /tty-ok/, describeResult(tty));
+
+      const t0 = Date.now();
+      await client.stop(n, 10);
+      assert.ok(Date.now() - t0 < 8000, `stop of a container that exits on SIGTERM took ${Date.now() - t0} ms`);
+      assert.equal(await client.status(n), 'exited');
+      assert.equal(await client.exitCode(n), 0);
+      assert.match(await client.logs(n), /got-term/);
+      await client.remove(n);
+    },
+  },
+  {
+    id: 'stop-kill',
+    title: 'stop of a container that ignores SIGTERM: SIGKILL after the grace period',
+    trimmed: true,
+    async run({ client, rt, name }) {
+      const n = name();
+      await client.runDetached(rt, n, ['sh', '-c', 'trap "" TERM; echo ready; while true; do sleep 0.2; done']);
+      await waitFor('the trap to be set', async () => ((await client.logs(n)).includes('ready') ? true : undefined));
+      const t0 = Date.now();
+      await client.stop(n, 2);
+      const took = Date.now() - t0;
+      assert.ok(took >= 1800 && took < 15_000, `stop -t 2 took ${took} ms`);
+      assert.equal(await client.status(n), 'exited');
+      assert.equal(await client.exitCode(n), 137);
+    },
+  },
+  {
+    id: 'pause',
+    title: 'pause freezes the container, unpause thaws it',
+    trimmed: true,
+    async run({ client, rt, name }) {
+      const n = name();
+      await client.runDetached(rt, n, ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done']);
+      const pid = await client.pid(n);
+      await waitFor('the counter to start', async () => ((await readCounter(pid)) > 0 ? true : undefined));
+      await client.pause(n);
+      assert.equal(await client.status(n), 'paused');
+      const frozen = await readCounter(pid);
+      await sleep(700);
+      assert.equal(await readCounter(pid), frozen, 'the counter advanced while paused');
+      await client.unpause(n);
+      assert.equal(await client.status(n), 'running');
+      await waitFor('the counter to advance after unpause', async () => ((await readCounter(pid)) > frozen ? true : undefined), 5000);
+    },
+  },
+  {
+    id: 'update',
+    title: 'update of memory and CPU reaches the host cgroup files',
+    trimmed: true,
+    async run({ client, rt, name }) {
+      const n = name();
+      await client.runDetached(rt, n, ['sleep', '1000']);
+      const pid = await client.pid(n);
+      const memFile = cgroupFile(pid, 'memory', 'memory.limit_in_bytes', 'memory.max');
+      const cpuFile = cgroupFile(pid, 'cpu', 'cpu.cfs_quota_us', 'cpu.max');
+      await client.update(n, 64 * MiB, 50_000);
+      assert.equal(readFileSync(memFile, 'utf8').trim(), String(64 * MiB), memFile);
+      assert.match(readFileSync(cpuFile, 'utf8').trim(), /^50000\b/, cpuFile);
+    },
+  },
+  {
+    id: 'top',
+    title: 'top/ps lists the container process',
+    trimmed: false,
+    async run({ client, rt, name }) {
+      const n = name();
+      await client.runDetached(rt, n, ['sleep', '1000']);
+      const pid = await client.pid(n);
+      const out = await client.top(n);
+      // docker and podman show the command, ctr only pids.
+      assert.ok(out.includes('sleep') || out.split(/\s+/).includes(String(pid)), `top output lacks the process (pid ${pid}):\n${out}`);
+    },
+  },
+  {
+    id: 'tty',
+    title: 'run -it on a pty: type a command, read its output, exit with a status',
+    trimmed: true,
+    async run({ client, rt, name }) {
+      const r = await client.runTty(rt, name(), ['sh'], 'echo tty-$((6*7)); tty; exit 7\n', PROMPT);
+      expectStatus(r, 7);
+      assert.match(r.stdout, /tty-42/, describeResult(r));
+      assert.match(r.stdout, /\/dev\/pts\/\d+/, describeResult(r));
+    },
+  },
+  {
+    id: 'oom',
+    title: 'a container over its memory limit is killed and reported OOM-killed',
+    trimmed: true,
+    async run(ctx) {
+      const { client, rt, name } = ctx;
+      const n = name();
+      // tail keeps the last line, and /dev/zero has no newline: it grows until the limit.
+      await client.runDetached(rt, n, ['tail', '/dev/zero'], { memory: 16 * MiB });
+      await client.wait(n);
+      assert.equal(await client.exitCode(n), 137);
+      try {
+        assert.equal(await client.oomKilled(n), true, 'the client does not report the container OOM-killed');
+      } catch (e) {
+        if (!(e instanceof Unsupported)) throw e;
+        ctx.note = `exit status 137 checked, the OOM report not: ${e.message}`;
+        ctx.t.diagnostic(ctx.note);
+      }
+    },
+  },
+  {
+    id: 'volume',
+    title: 'a bind-mounted host directory: read and write',
+    trimmed: false,
+    async run({ client, rt, name, scratch }) {
+      writeFileSync(join(scratch, 'in'), 'from-host\n');
+      const r = await client.run(rt, name(), ['sh', '-c', 'cat /data/in; echo from-container > /data/out'], {
+        binds: [{ host: scratch, container: '/data' }],
+      });
+      expectStatus(r, 0);
+      assert.equal(r.stdout, 'from-host\n', describeResult(r));
+      assert.equal(readFileSync(join(scratch, 'out'), 'utf8'), 'from-container\n');
+    },
+  },
+  {
+    id: 'env-cwd',
+    title: 'an environment variable and a working directory',
+    trimmed: false,
+    async run({ client, rt, name }) {
+      const r = await client.run(rt, name(), ['sh', '-c', 'echo "$GREETING|$(pwd)"'], { env: ['GREETING=hello there'], workdir: '/home/test' });
+      expectStatus(r, 0);
+      assert.equal(r.stdout, 'hello there|/home/test\n', describeResult(r));
+    },
+  },
+  {
+    id: 'user',
+    title: 'run and exec as uid 1000, gid 1000',
+    trimmed: false,
+    async run(ctx) {
+      const { client, rt, name } = ctx;
+      const id = /^uid=1000\b.* gid=1000\b/;
+      try {
+        const r = await client.run(rt, name('run'), ['id'], { user: '1000:1000' });
+        expectStatus(r, 0);
+        assert.match(r.stdout, id, describeResult(r));
+      } catch (e) {
+        if (!(e instanceof Unsupported)) throw e;
+        ctx.note = `run part skipped: ${e.message}`;
+        ctx.t.diagnostic(ctx.note);
+      }
+      const n = name('exec');
+      await client.runDetached(rt, n, ['sleep', '1000']);
+      const r = await client.exec(n, ['id'], { user: '1000:1000' });
+      expectStatus(r, 0);
+      assert.match(r.stdout, id, describeResult(r));
+    },
+  },
+  {
+    id: 'read-only',
+    title: '--read-only: / refuses writes, a tmpfs takes them',
+    trimmed: false,
+    async run({ client, rt, name }) {
+      const r = await client.run(rt, name(), ['sh', '-c', 'touch /x 2>/dev/null && echo root-writable || echo root-ro; touch /scratch/y && echo tmpfs-ok'], {
+        readOnly: true, tmpfs: ['/scratch'],
+      });
+      expectStatus(r, 0);
+      assert.equal(r.stdout, 'root-ro\ntmpfs-ok\n', describeResult(r));
+    },
+  },
+];

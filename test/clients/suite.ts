@@ -1,0 +1,122 @@
+// Declares one client's node:test suite: its daemons up in before(), every scenario under each runtime, all down in after().
+import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test, type TestContext } from 'node:test';
+import { integrationSkip } from '../integration/harness';
+import { Unsupported, type Client, type RuntimeName } from './client';
+import { makeStateDir } from './daemons';
+import { buildImageArchive } from './image';
+import { SCENARIOS } from './scenarios';
+
+export interface StartedClient {
+  readonly client: Client;
+  /** Removes every container, stops every daemon, deletes the state; returns what had to be swept up. */
+  stop(): Promise<string[]>;
+}
+
+export interface ClientTier {
+  readonly name: Client['name'];
+  /** Why the client is not usable here (not installed), or undefined. */
+  missing(): string | undefined;
+  start(dir: string, archive: string): Promise<StartedClient>;
+}
+
+/**
+ * STOCKADE_CLIENT_TESTS=full runs every scenario under stockade and runc; otherwise (npm test)
+ * the scenarios marked trimmed run under stockade alone.
+ */
+export function fullTier(): boolean {
+  return process.env['STOCKADE_CLIENT_TESTS'] === 'full';
+}
+
+type Outcome = 'pass' | 'fail' | 'skip';
+
+// One JSON line per scenario run, for run-full.sh's matrix.
+function record(client: string, runtime: RuntimeName, scenario: string, outcome: Outcome, ms: number, note = ''): void {
+  const file = process.env['STOCKADE_CLIENT_MATRIX'];
+  if (file !== undefined && file !== '') appendFileSync(file, `${JSON.stringify({ client, runtime, scenario, outcome, ms, note })}\n`);
+}
+
+export function clientSuite(tier: ClientTier): void {
+  const full = fullTier();
+  const runtimes: RuntimeName[] = full ? ['stockade', 'runc'] : ['stockade'];
+  const scenarios = full ? SCENARIOS : SCENARIOS.filter((s) => s.trimmed);
+  const skip = integrationSkip() ?? tier.missing();
+
+  describe(`${tier.name} client`, { skip: skip ?? false }, () => {
+    let dir = '';
+    let started: StartedClient | undefined;
+    let startError = '';
+
+    before(async () => {
+      dir = makeStateDir(tier.name);
+      try {
+        const imageDir = join(dir, 'image');
+        mkdirSync(imageDir);
+        const archive = buildImageArchive(imageDir);
+        started = await tier.start(join(dir, 'state'), archive);
+      } catch (e) {
+        startError = e instanceof Error ? e.message : String(e);
+      }
+    });
+
+    after(async () => {
+      const left = (await started?.stop()) ?? [];
+      rmSync(dir, { recursive: true, force: true });
+      if (left.length > 0) throw new Error(`${tier.name}: had to sweep up after stopping:\n${left.join('\n')}`);
+    });
+
+    for (const rt of runtimes) {
+      describe(rt, () => {
+        for (const scenario of scenarios) {
+          test(scenario.title, async (t: TestContext) => {
+            const startedAt = Date.now();
+            if (started === undefined) {
+              const why = `${tier.name} could not start here: ${startError.split('\n')[0] ?? ''}`;
+              record(tier.name, rt, scenario.id, 'skip', 0, why);
+              t.skip(why);
+              return;
+            }
+            const names: string[] = [];
+            const scratch = join(dir, 'scratch', `${scenario.id}-${rt}`);
+            mkdirSync(scratch, { recursive: true, mode: 0o755 });
+            const ctx: ScenarioContext = {
+              client: started.client, rt, t, scratch,
+              name: (part = '') => {
+                const n = `${scenario.id}${part === '' ? '' : `-${part}`}-${rt}`;
+                names.push(n);
+                return n;
+              },
+            };
+            try {
+              await scenario.run(ctx);
+              record(tier.name, rt, scenario.id, 'pass', Date.now() - startedAt, ctx.note ?? '');
+            } catch (e) {
+              if (e instanceof Unsupported) {
+                record(tier.name, rt, scenario.id, 'skip', Date.now() - startedAt, e.message);
+                t.skip(e.message);
+                return;
+              }
+              record(tier.name, rt, scenario.id, 'fail', Date.now() - startedAt, e instanceof Error ? e.message.split('\n')[0] ?? '' : String(e));
+              throw e;
+            } finally {
+              for (const n of names) await started.client.remove(n).catch(() => undefined);
+            }
+          });
+        }
+      });
+    }
+  });
+}
+
+export interface ScenarioContext {
+  readonly client: Client;
+  readonly rt: RuntimeName;
+  readonly t: TestContext;
+  /** A host directory of the scenario's own, for bind mounts. */
+  readonly scratch: string;
+  /** A container name unique to the scenario and runtime; removed, if still there, when the scenario ends. */
+  name(part?: string): string;
+  /** Set by a scenario that passed with a reservation (a part the client cannot express). */
+  note?: string;
+}

@@ -1,0 +1,50 @@
+// A state path past sun_path's 107 bytes, as Docker's /var/run/docker/runtime-runc/moby/<64-hex id> is:
+// create must still bind the start socket, and start reach it.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeBundle, type Bundle } from '../helpers/rootfs';
+import { STOCKADE, integrationSkip, probeSpec } from './harness';
+
+describe('a long --root', { skip: integrationSkip() }, () => {
+  const base = mkdtempSync(join(tmpdir(), 'stockade-long-'));
+  chmodSync(base, 0o711);
+  // Padded like Docker's runtime root, and an id of Docker's length.
+  const root = join(base, 'var-run-docker', 'runtime-runc', 'moby');
+  const id = 'f'.repeat(64);
+  let bundle: Bundle | undefined;
+
+  after(() => {
+    spawnSync(STOCKADE, ['--root', root, 'delete', '--force', id]);
+    bundle?.remove();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  test('create and start with <root>/<id>/start.sock longer than 107 bytes', () => {
+    mkdirSync(root, { recursive: true });
+    assert.ok(Buffer.byteLength(join(root, id, 'start.sock')) > 107, 'the path is not long enough to test anything');
+    bundle = makeBundle({ spec: probeSpec(['sh', '-c', 'echo started-$((40+2))']) });
+    // Files, not pipes: the container keeps create's stdout and stderr open until it exits.
+    const outPath = join(base, 'out');
+    const errPath = join(base, 'err');
+    const out = openSync(outPath, 'w+');
+    const err = openSync(errPath, 'w+');
+    try {
+      const create = spawnSync(STOCKADE, ['--root', root, 'create', '--bundle', bundle.dir, id], { stdio: ['ignore', out, err], timeout: 30_000 });
+      assert.equal(create.status, 0, readFileSync(errPath, 'utf8'));
+      const start = spawnSync(STOCKADE, ['--root', root, 'start', id], { stdio: ['ignore', 'ignore', err], timeout: 30_000 });
+      assert.equal(start.status, 0, readFileSync(errPath, 'utf8'));
+    } finally {
+      closeSync(out);
+      closeSync(err);
+    }
+    const end = Date.now() + 10_000;
+    while (!readFileSync(outPath, 'utf8').includes('started-42') && Date.now() < end) spawnSync('sleep', ['0.05']);
+    assert.match(readFileSync(outPath, 'utf8'), /started-42/);
+    const del = spawnSync(STOCKADE, ['--root', root, 'delete', '--force', id], { timeout: 30_000 });
+    assert.equal(del.status, 0, del.stderr.toString());
+  });
+});
