@@ -5,6 +5,10 @@ import { StockadeError, isStockadeError } from '../errors';
 import { parseArgs, bool, str, type FlagSpec } from './args';
 import { COMMANDS } from './commands';
 import { Logger, out, type LogFormat } from './log';
+import { mark } from '../timing';
+
+// The build's code cache warm-up reaches it through the bundle's exports.
+export { warmUp } from './warm-up';
 
 const VERSION = '0.1.0';
 
@@ -48,6 +52,7 @@ function splitGlobal(argv: readonly string[]): { global: string[]; command: stri
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  mark('main');
   let log = new Logger(undefined, 'text', false);
   try {
     const { global, command, rest } = splitGlobal(argv);

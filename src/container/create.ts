@@ -11,6 +11,7 @@ import type { Spec } from '../oci/spec';
 import type { ContainerId } from './id';
 import { hasCreateHooks, hookState, runCreateHooks, runHooksWarning, type HookState, type Warn } from './hooks';
 import { buildPlan, heldCapabilities, NAMESPACE_FLAGS, type PlanOptions } from './plan';
+import { mark } from '../timing';
 import { writeLightRecord } from './light';
 import { readProcessStat } from './process-identity';
 import { seccompFor } from './seccomp';
@@ -60,7 +61,9 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   const { store, id } = opts;
   const bundle = resolve(opts.bundle);
   // Everything that can be checked without side effects is checked before the id is taken.
+  mark('create');
   const spec = opts.spec ?? loadSpec(bundle);
+  mark('config validated');
   // Only where the directories go is worked out here; they are made once the id is ours.
   const cgroups = managerFor(spec.linux?.cgroupsPath, id);
   const planOpts: PlanOptions = {
@@ -80,6 +83,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     cgroupPaths: cgroups === undefined ? [] : [...cgroups.paths],
   };
   const plan = encodePlan(buildPlan(spec, planOpts));
+  mark('planned');
 
   const lock = store.createLocked(id);
   let pid = 0;
@@ -104,6 +108,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     store.write(id, record);
     store.writeConfig(id, spec);
     await cgroups?.create(effectiveResources(spec.linux?.resources, spec.linux?.devices), (m) => (opts.warn ?? opts.debug)?.(m));
+    mark('cgroups made');
     poststop = hookState(record, 'stopped');
     const launched = await launchInit({
       plan,
@@ -117,6 +122,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       // Only HOOKF.CREATE exists; the pid is in the record by now (MSG_PID comes first).
       onHook: () => runCreateHooks(spec, hookState(record, 'creating')),
     });
+    mark('init done');
     record.createdOk = true;
     store.write(id, record);
     writeLightRecord(store, id, record, spec);
