@@ -239,7 +239,10 @@ static int lock_container(const char *dir)
 	/* A delete may have removed the directory while we waited for it. */
 	struct stat now, held;
 	if (stat(dir, &now) < 0 || fstat(fd, &held) < 0 || now.st_ino != held.st_ino || now.st_dev != held.st_dev) {
+		/* ENOENT when it is gone; replaced by another container of the same id is Node's to sort out. */
+		int err = errno == ENOENT ? ENOENT : ESTALE;
 		close(fd);
+		errno = err;
 		return -1;
 	}
 	return fd;
@@ -473,6 +476,10 @@ static bool remove_cgroup(const char *path)
 static int do_delete(const char *dir, bool force)
 {
 	int dirfd = lock_container(dir);
+	/* As runc: a forced delete of a container that is already gone succeeds (containerd's shim
+	 * sends one after every plain delete). */
+	if (dirfd < 0 && errno == ENOENT && force)
+		return 0;
 	struct light l;
 	if (dirfd < 0 || !read_light(dirfd, &l))
 		to_node();
