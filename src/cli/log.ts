@@ -48,7 +48,10 @@ export function out(text: string): void {
     try {
       off += writeSync(1, buf, off);
     } catch (e) {
-      if ((e as { code?: string }).code !== 'EAGAIN') throw e;
+      const code = (e as { code?: string }).code;
+      // A reader that went away (`| head`) wants no more: as a program killed by SIGPIPE, say nothing.
+      if (code === 'EPIPE') return;
+      if (code !== 'EAGAIN') throw e;
     }
   }
 }
