@@ -160,9 +160,10 @@ describe('lifecycle', { skip }, () => {
 
   test('an attached run of a terminal container without --console-socket gets the caller\'s terminal', () => {
     const b = rt.bundle(probeSpec(['/bin/sh'], (s) => { s.process!.terminal = true; }));
-    // script(1) gives stockade a pty as a user's shell would.
-    const r = spawnSync('script', ['-qec', `${STOCKADE} --root ${rt.root} run -b ${b.dir} tty1`, '/dev/null'], {
-      input: 'tty; echo "pid $$"; exit 3\n', encoding: 'utf8', timeout: 20_000,
+    // script(1) gives stockade a pty as a user's shell would; it runs the command with $SHELL -c,
+    // which is pinned because CI's login shell is not ours to choose.
+    const r = spawnSync('script', ['-qec', `exec ${STOCKADE} --root ${rt.root} run -b ${b.dir} tty1`, '/dev/null'], {
+      input: 'tty; echo "pid $$"; exit 3\n', encoding: 'utf8', timeout: 20_000, env: { ...process.env, SHELL: '/bin/sh' },
     });
     assert.equal(r.status, 3, r.stdout + r.stderr);
     assert.match(r.stdout, /\/dev\/pts\/0/);
