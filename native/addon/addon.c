@@ -442,14 +442,33 @@ static napi_value js_unix_listen(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  if (!get_path(env, argv[0], addr.sun_path, sizeof addr.sun_path)) return NULL;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, errno, "socket");
-  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 1) < 0) {
-    int err = errno;
-    close(fd);
-    return throw_errno(env, err, "bind");
+  char path[PATH_MAX];
+  if (!get_path(env, argv[0], path, sizeof path)) return NULL;
+  /* sun_path holds 107 bytes: a longer path is bound through an fd of its directory. */
+  int dir_fd = -1;
+  char *slash = strrchr(path, '/');
+  if (strlen(path) < sizeof addr.sun_path) {
+    strcpy(addr.sun_path, path);
+  } else if (slash != NULL && slash != path) {
+    *slash = '\0';
+    dir_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) return throw_errno(env, errno, "open");
+    if ((size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", dir_fd, slash + 1) >= sizeof addr.sun_path) {
+      close(dir_fd);
+      return throw_errno(env, ENAMETOOLONG, "bind");
+    }
+  } else {
+    return throw_errno(env, ENAMETOOLONG, "bind");
   }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int err = errno;
+  if (fd >= 0 && (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 1) < 0)) {
+    err = errno;
+    close(fd);
+    fd = -1;
+  }
+  if (dir_fd >= 0) close(dir_fd);
+  if (fd < 0) return throw_errno(env, err, "bind");
   return make_int(env, fd);
 }
 

@@ -72,39 +72,37 @@ static int hoist_fd(int fd, unsigned int first, const char *what)
 	return nfd;
 }
 
+/*
+ * Fills addr for path. sun_path holds 107 bytes, and a client's --root plus a 64-character id can
+ * pass that (Docker's /var/run/docker/runtime-NAME/moby does): a longer path is reached through
+ * an fd of its directory, returned for the caller to close once bound or connected (else -1).
+ */
 static int unix_address(struct sockaddr_un *addr, const char *path, const char *step)
 {
 	memset(addr, 0, sizeof *addr);
 	addr->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof addr->sun_path)
+	if (strlen(path) < sizeof addr->sun_path) {
+		strcpy(addr->sun_path, path);
+		return -1;
+	}
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	if (slash == NULL || slash == path || (size_t)(slash - path) >= sizeof dir)
 		stk_fail(ENAMETOOLONG, step, "socket path %s is longer than %zu bytes", path, sizeof addr->sun_path - 1);
-	strcpy(addr->sun_path, path);
-	return 0;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	int dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0)
+		stk_fail_errno(step, "open the directory of %s", path);
+	if ((size_t)snprintf(addr->sun_path, sizeof addr->sun_path, "/proc/self/fd/%d/%s", dir_fd, slash + 1) >= sizeof addr->sun_path)
+		stk_fail(ENAMETOOLONG, step, "socket name in %s is too long", path);
+	return dir_fd;
 }
 
 static int open_start_socket(const char *path, unsigned int first)
 {
 	struct sockaddr_un addr;
-	/* sun_path holds 107 bytes, and a client's --root plus a 64-character id can pass that
-	 * (Docker's /var/run/docker/runtime-NAME/moby does): bind through the directory's fd. */
-	_cleanup_close_ int dir_fd = -1;
-	char short_path[64];
-	const char *slash = strrchr(path, '/');
-	if (strlen(path) >= sizeof addr.sun_path && slash && slash != path) {
-		char dir[PATH_MAX];
-		if ((size_t)(slash - path) >= sizeof dir)
-			stk_fail(ENAMETOOLONG, "start-socket", "socket directory of %s is too long", path);
-		memcpy(dir, path, (size_t)(slash - path));
-		dir[slash - path] = '\0';
-		dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (dir_fd < 0)
-			stk_fail_errno("start-socket", "open the directory of %s", path);
-		if ((size_t)snprintf(short_path, sizeof short_path, "/proc/self/fd/%d/%s", dir_fd, slash + 1) >= sizeof short_path)
-			stk_fail(ENAMETOOLONG, "start-socket", "socket name in %s is too long", path);
-		unix_address(&addr, short_path, "start-socket");
-	} else {
-		unix_address(&addr, path, "start-socket");
-	}
+	_cleanup_close_ int dir_fd = unix_address(&addr, path, "start-socket");
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		stk_fail_errno("start-socket", "socket for %s", path);
@@ -120,7 +118,7 @@ static int open_start_socket(const char *path, unsigned int first)
 static int connect_console_socket(const char *path, unsigned int first)
 {
 	struct sockaddr_un addr;
-	unix_address(&addr, path, "console-socket");
+	_cleanup_close_ int dir_fd = unix_address(&addr, path, "console-socket");
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		stk_fail_errno("console-socket", "socket for %s", path);

@@ -47,4 +47,28 @@ describe('a long --root', { skip: integrationSkip() }, () => {
     const del = spawnSync(STOCKADE, ['--root', root, 'delete', '--force', id], { timeout: 30_000 });
     assert.equal(del.status, 0, del.stderr.toString());
   });
+
+  test('exec -t with no console socket relays the terminal through a socket under the long root', () => {
+    const execId = 'e'.repeat(64);
+    const b = makeBundle({ spec: probeSpec(['/bin/probe', 'sleep', '100']) });
+    try {
+      const out = openSync(join(base, 'out-exec'), 'w+');
+      try {
+        const run = spawnSync(STOCKADE, ['--root', root, 'run', '--detach', '--bundle', b.dir, execId], { stdio: ['ignore', out, out], timeout: 30_000 });
+        assert.equal(run.status, 0, readFileSync(join(base, 'out-exec'), 'utf8'));
+      } finally {
+        closeSync(out);
+      }
+      assert.ok(Buffer.byteLength(join(root, `.exec-console-${execId}-99999.sock`)) > 107, 'the relay path is not long enough to test anything');
+      // script(1) gives exec a terminal; SHELL is pinned, as CI's is not ours to choose.
+      const r = spawnSync('script', ['-qec', `exec ${STOCKADE} --root ${root} exec -t ${execId} sh -c 'tty; exit 4'`, '/dev/null'], {
+        encoding: 'utf8', timeout: 30_000, env: { ...process.env, SHELL: '/bin/sh' },
+      });
+      assert.equal(r.status, 4, r.stdout + r.stderr);
+      assert.match(r.stdout, /\/dev\/pts\/\d+/);
+    } finally {
+      spawnSync(STOCKADE, ['--root', root, 'delete', '--force', execId]);
+      b.remove();
+    }
+  });
 });
