@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processesWithCmdline } from '../helpers/cleanup';
 import { startConsoleReceiver } from '../helpers/console-receiver';
-import { Runtime, STOCKADE, alive, integrationSkip, json, probeSpec } from './harness';
+import { Runtime, STOCKADE, alive, integrationSkip, json, probeSpec, waitFor } from './harness';
 
 const skip = integrationSkip();
 
@@ -24,14 +24,6 @@ const capBit = (n: number): bigint => 1n << BigInt(n);
 
 function hostNamespaces(pid: number): Record<string, string> {
   return Object.fromEntries(NS_NAMES.map((n) => [n, readlinkSync(`/proc/${pid}/ns/${n}`)]));
-}
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('exec', { skip }, () => {
@@ -122,7 +114,7 @@ describe('exec', { skip }, () => {
     let stdout = '';
     child.stdout?.on('data', (d: Buffer) => { stdout += d.toString(); });
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    await until(() => stdout.includes('ready'));
+    await waitFor(() => stdout.includes('ready'));
     child.kill('SIGUSR1');
     assert.equal(await exited, 0);
     assert.match(stdout, /"signal": ?10\b/);
@@ -136,7 +128,7 @@ describe('exec', { skip }, () => {
     child.stdout?.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    await until(() => stdout.includes('ready'));
+    await waitFor(() => stdout.includes('ready'));
     process.kill(-(child.pid ?? 0), 'SIGINT');
     assert.equal(await exited, 0, stderr);
     assert.match(stdout, /"signal": ?2\b/);
@@ -152,7 +144,7 @@ describe('exec', { skip }, () => {
     assert.equal(readlinkSync(`/proc/${pid}/ns/pid`), readlinkSync(`/proc/${initPid}/ns/pid`));
     assert.deepEqual(helpers(), [], 'no stockade-init stays behind a detached exec');
     process.kill(pid, 'SIGKILL');
-    await until(() => !alive(pid));
+    await waitFor(() => !alive(pid));
   });
 
   test('--tty sends the pty master to --console-socket', async () => {
@@ -162,7 +154,7 @@ describe('exec', { skip }, () => {
     try {
       const r = rt.run(['exec', '-d', '-t', '--console-socket', sock, 'e1', '/bin/sh', '-c', 'tty; /bin/probe report']);
       assert.equal(r.status, 0, r.stderr);
-      await until(() => receiver.output().includes("'"));
+      await waitFor(() => receiver.output().includes("'"));
       const output = receiver.output();
       assert.match(output, /\/dev\/pts\/\d+/);
       assert.match(output, /"tty": ?\[true, ?true, ?true\]/);

@@ -136,3 +136,12 @@ export function json<T>(text: string): T {
     throw new Error(`not JSON: ${JSON.stringify(text.slice(0, 500))}`);
   }
 }
+
+/** Polls cond every 20 ms until it holds; throws after ms. */
+export async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -4,19 +4,11 @@ import assert from 'node:assert/strict';
 import { readFileSync, openSync, closeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Runtime, STOCKADE, alive, integrationSkip, json, leftovers, probeSpec } from './harness';
+import { Runtime, STOCKADE, alive, integrationSkip, json, leftovers, probeSpec, waitFor } from './harness';
 
 const skip = integrationSkip();
 
 interface OciState { ociVersion: string; id: string; pid: number; status: string; bundle: string; created: string; owner: string; annotations?: Record<string, string> }
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('lifecycle', { skip }, () => {
   let rt: Runtime;

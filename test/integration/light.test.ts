@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/native/paths';
-import { Runtime, alive, integrationSkip, json, leftovers, probeSpec } from './harness';
+import { Runtime, alive, integrationSkip, json, leftovers, probeSpec, waitFor } from './harness';
 
 const LIGHT = join(packageRoot(), 'build', 'Release', 'stockade-light');
 const skip = integrationSkip() ?? (existsSync(LIGHT) ? undefined : `the light entry is not built (${LIGHT}): run npm run build`);
@@ -30,14 +30,6 @@ function statusOf(rt: Runtime, id: string): string {
 
 function pidOf(rt: Runtime, id: string): number {
   return json<{ pid: number }>(rt.run(['state', id]).stdout).pid;
-}
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('light entry', { skip }, () => {
