@@ -2,16 +2,13 @@
 //
 // The generated config validator is ~150 KB of JavaScript. Compiled from source it costs several
 // milliseconds to load and as much again on its first call; with the code cache the generator
-// saved beside it (after a warm-up run), V8 skips both. Node 20's require() has no code cache,
-// so the module is compiled here with vm.Script, wrapped exactly as the generator wrapped it.
-// A cache V8 rejects (another Node version, other V8 flags) costs only speed.
+// saved beside it (after a warm-up run), V8 skips both (see src/module-source.ts).
 
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { Script } from 'node:vm';
+import { join } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import { StockadeError, errnoCode } from '../errors/index';
+import { runModuleSource, type RanModule } from '../module-source';
 import { packageRoot } from '../native/paths';
 
 /** What Ajv's standalone code exports: a type guard that leaves its errors on itself. */
@@ -20,7 +17,7 @@ export interface SchemaValidator<T> {
   errors?: ErrorObject[] | null;
 }
 
-export type CodeCacheOutcome = 'accepted' | 'rejected' | 'absent';
+export type CodeCacheOutcome = RanModule['codeCache'];
 
 export interface LoadedValidator<T> {
   validate: SchemaValidator<T>;
@@ -34,24 +31,6 @@ export type GeneratedValidator = 'config-validator' | 'state-validator';
 /** Where the generated files live: the main build's dist/oci, which the bundled CLI and the test build use too. */
 export function generatedDirs(): string[] {
   return [join(packageRoot(), 'dist', 'oci')];
-}
-
-/** The CommonJS wrapper; the generator compiles the same text so the cache matches. */
-export function wrapModuleSource(source: string): string {
-  return `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
-}
-
-/** Compiles and runs a CommonJS module's source; returns its exports and the compiled script. */
-export function runModuleSource(file: string, source: string, cachedData?: Buffer): { exports: unknown; script: Script } {
-  const options = cachedData === undefined ? { filename: file } : { filename: file, cachedData };
-  const script = new Script(wrapModuleSource(source), options);
-  const wrapper: unknown = script.runInThisContext();
-  if (typeof wrapper !== 'function') throw new Error(`${file}: module wrapper did not compile to a function`);
-  const module = { exports: {} as unknown };
-  // Generated code may require ajv's runtime helpers (ajv is a runtime dependency); resolve
-  // them from the generated file's own location, as require() would.
-  wrapper.call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
-  return { exports: module.exports, script };
 }
 
 export function loadValidator<T>(name: GeneratedValidator): LoadedValidator<T> {
@@ -72,10 +51,8 @@ export function loadValidator<T>(name: GeneratedValidator): LoadedValidator<T> {
     } catch {
       cachedData = undefined;
     }
-    const { exports, script } = runModuleSource(file, source, cachedData);
+    const { exports, codeCache } = runModuleSource(file, source, cachedData);
     if (typeof exports !== 'function') throw new Error(`${file}: does not export a validator function`);
-    const codeCache: CodeCacheOutcome =
-      cachedData === undefined ? 'absent' : script.cachedDataRejected === true ? 'rejected' : 'accepted';
     return { validate: exports as SchemaValidator<T>, file, codeCache };
   }
   throw new StockadeError('SYSTEM', `${name}.js not found (looked in ${tried.join(', ')}): run \`npm run build\``,

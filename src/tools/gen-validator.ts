@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import Ajv from 'ajv-draft-04';
 import standaloneCode from 'ajv/dist/standalone';
 import { defaultSpec } from '../oci/default-spec';
-import { runModuleSource } from '../oci/validator-loader';
+import { runModuleSource } from '../module-source';
 
 const REPO_ROOT = resolve(__dirname, '..', '..');
 
