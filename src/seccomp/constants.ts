@@ -81,7 +81,6 @@ export const BPF_A = 0x10;
 export const BPF_TAX = 0x00;
 export const BPF_TXA = 0x80;
 
-export const ENOSYS = 38;
-export const EPERM = 1;
+export { ENOSYS, EPERM } from '../abi/linux/constants';
 /** The kernel clamps SECCOMP_RET_ERRNO data to this (include/linux/err.h). */
 export const MAX_ERRNO = 4095;

@@ -5,6 +5,7 @@
 // the filter also keeps a container without it from reaching the kernel code at all), some only
 // with harmless arguments. Rules that depend on capabilities are resolved here against the
 // container's bounding set, as Docker does when it builds config.json.
+import { ENOSYS, EPERM } from '../abi/linux/constants';
 import { nativeArch } from './arch';
 import type { OciSeccomp, OciSyscall, SeccompArch } from './types';
 
@@ -15,8 +16,6 @@ export const DOCKER_DEFAULT_CAPABILITIES: readonly string[] = [
   'CAP_AUDIT_WRITE',
 ];
 
-const EPERM = 1;
-const ENOSYS = 38;
 const AF_ALG = 38;
 const AF_NFC = 39;
 const AF_VSOCK = 40;

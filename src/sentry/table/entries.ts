@@ -23,13 +23,13 @@
 // nothing. The sentry knows processes from what it needs them for: every notification carries the
 // caller's pid, which it pins with a pidfd; the container's pid namespace and cgroup bound the
 // rest. What a new process can do is still decided by the filter it inherits.
-import { CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS } from '../../abi/linux/constants';
 import type { ArgCondition, ArgIndex } from '../../seccomp/types';
 import {
+  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS,
   AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_UNIX, EAFNOSUPPORT, ENOSYS, EOPNOTSUPP, EPERM, EPROTONOSUPPORT,
   FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR, FS_IOC_SETFLAGS, NETLINK_AUDIT, PER_LINUX, PER_LINUX32, PERSONALITY_QUERY,
   SOCK_PACKET, SOCK_RAW, SOCK_TYPE_MASK, TIOCLINUX, TIOCSTI, UNAME26,
-} from './linux';
+} from '../../abi/linux/constants';
 import type { ArgRule, HandlerFamily, Verdict } from './types';
 
 export interface SyscallSpec {

@@ -4,7 +4,7 @@ import { nativeArch } from '../../seccomp/arch';
 import type { CompiledFilter } from '../../seccomp/compile';
 import { compile } from '../../seccomp/compile';
 import type { SeccompAction, SeccompArch, SeccompProfile, SyscallRule } from '../../seccomp/types';
-import { ENOSYS } from './linux';
+import { ENOSYS } from '../../abi/linux/constants';
 import { buildTable } from './table';
 import type { SyscallEntry, Verdict } from './types';
 
