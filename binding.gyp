@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "stockade_addon",
-      "sources": ["native/addon/addon.c"],
+      "sources": ["native/addon/addon.c", "native/addon/notify.c"],
       "defines": ["NAPI_VERSION=8"],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
@@ -24,7 +24,8 @@
         "native/init/terminal.c",
         "native/init/process.c",
         "native/init/child.c",
-        "native/init/hooks.c"
+        "native/init/hooks.c",
+        "native/init/sentry.c"
       ],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]

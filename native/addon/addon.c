@@ -21,6 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "notify.h"
+
 #ifndef SYS_openat2
 #define SYS_openat2 437
 #endif
@@ -654,6 +656,7 @@ NAPI_MODULE_INIT() {
       {"setWinsize", NULL, js_set_winsize, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
+  if (!stk_notify_register(env, exports)) return throw_napi_failure(env, "stk_notify_register");
 
   napi_value constants;
   NAPI_CALL(env, napi_create_object(env, &constants));

@@ -155,8 +155,14 @@ void stk_child_main(int go_fd)
 	 * success, an ERROR frame is the exec failure. */
 
 	stk_clear_nonblock_stdio();
+	struct stk_sentry sentry;
+	stk_sentry_prepare(plan, &sentry);
 	if (plan->has_seccomp && plan->no_new_privs)
 		stk_load_seccomp(plan);
+	/* Last, under the config's filter: the config's answers (EPERM, kill) come before any NOTIFY
+	 * reaches the supervisor, and nothing the runtime itself runs from here on is mediated but
+	 * the hooks and execve. */
+	stk_sentry_load(plan, &sentry);
 	/* As runc: startContainer hooks run as the workload will, with its user, capabilities,
 	 * no_new_privs and seccomp filter, after pivot_root, so their paths resolve in the container. */
 	stk_run_hooks(plan, STK_HOOK_PHASE_START_CONTAINER, start_state, start_state_len);

@@ -141,6 +141,12 @@ struct stk_plan {
 	uint16_t seccomp_len;
 	void *seccomp_filter; /* struct sock_filter[seccomp_len] */
 
+	bool has_sentry;
+	uint32_t sentry_fd;   /* the socket the listener goes out on; hoisted and close-on-exec by main */
+	uint32_t sentry_flags;
+	uint16_t sentry_len;
+	void *sentry_filter;  /* struct sock_filter[sentry_len] */
+
 	uint32_t hook_points;
 	struct stk_hook *hooks;
 	size_t n_hooks;
@@ -258,6 +264,20 @@ void stk_set_no_new_privs(const struct stk_plan *plan);
 void stk_seal_fds(const struct stk_plan *plan);
 void stk_clear_nonblock_stdio(void);
 int stk_read_cap_last(void);
+
+/* ---- the sentry's filter (sentry.c) --------------------------------------------------------- */
+
+struct stk_sentry {
+	pid_t helper;   /* H, which sends the listener; -1 when none */
+	int request_fd; /* the pipe H reads the listener's number from */
+	int reply_fd;   /* its write end, C's */
+};
+
+/* Clones the helper that will send the listener: before any filter is loaded (see sentry.c). */
+void stk_sentry_prepare(const struct stk_plan *plan, struct stk_sentry *s);
+/* Loads the plan's sentry filter with a new listener, has the helper send the listener over the
+ * sentry socket, and closes both; failures go through stk_fail("sentry"). */
+void stk_sentry_load(const struct stk_plan *plan, struct stk_sentry *s);
 
 /* ---- the container's hooks (hooks.c) -------------------------------------------------------- */
 

@@ -72,6 +72,20 @@ static int hoist_fd(int fd, unsigned int first, const char *what)
 	return nfd;
 }
 
+/* The sentry socket came from the runtime like the sync fd: it must be open, neither of the other
+ * two, above the preserved fds and closed at execve (it is used just before, see sentry.c). */
+static int take_sentry_socket(int fd, int plan_fd, int sync_fd, unsigned int first)
+{
+	if (fd == plan_fd || fd == sync_fd)
+		stk_fail(EINVAL, "sentry", "sentry socket fd %d is also the plan or sync fd", fd);
+	if (fcntl(fd, F_GETFD) < 0)
+		stk_fail_errno("sentry", "sentry socket fd %d", fd);
+	fd = hoist_fd(fd, first, "sentry socket");
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		stk_fail_errno("fds", "mark the sentry socket close-on-exec");
+	return fd;
+}
+
 /*
  * Fills addr for path. sun_path holds 107 bytes, and a client's --root plus a 64-character id can
  * pass that (Docker's /var/run/docker/runtime-NAME/moby does): a longer path is reached through
@@ -212,6 +226,8 @@ int main(int argc, char **argv)
 			 sync_fd, plan->preserve_fds);
 	if (fcntl(sync_fd, F_SETFD, FD_CLOEXEC) < 0)
 		stk_fail_errno("fds", "mark the sync fd close-on-exec");
+	if (plan->has_sentry)
+		plan->sentry_fd = (uint32_t)take_sentry_socket((int)plan->sentry_fd, plan_fd, sync_fd, first);
 	stk.cap_last = stk_read_cap_last();
 
 	if (plan->start_socket)

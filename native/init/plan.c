@@ -1,6 +1,7 @@
 /* stockade-init: reads the binary setup plan and checks it strictly (a bad plan is an error, never a crash). */
 #include <endian.h>
 #include <errno.h>
+#include <limits.h>
 #include <linux/filter.h>
 #include <sched.h>
 #include <string.h>
@@ -130,6 +131,26 @@ static void parse_hook(struct stk_plan *pl, struct cursor *c)
 			stk_fail(ENOMEM, "plan", "out of memory");
 		h->argv[0] = h->path;
 	}
+}
+
+/* u32 n, then n struct sock_filter (u16 code, u8 jt, u8 jf, u32 k) filling the rest of the record. */
+static struct sock_filter *get_filter(struct cursor *c, uint16_t *len)
+{
+	uint32_t n = get_u32(c);
+	if (n == 0 || n > BPF_MAXINSNS || (size_t)n * 8 != c->left)
+		plan_fail("record %u: seccomp program of %u instructions does not match its record", c->tag, n);
+	struct sock_filter *f = calloc(n, sizeof *f);
+	if (f == NULL)
+		stk_fail(ENOMEM, "plan", "out of memory");
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t w0 = get_u32(c);
+		f[i].code = (uint16_t)(w0 & 0xffff);
+		f[i].jt = (uint8_t)(w0 >> 16);
+		f[i].jf = (uint8_t)(w0 >> 24);
+		f[i].k = get_u32(c);
+	}
+	*len = (uint16_t)n;
+	return f;
 }
 
 static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
@@ -322,27 +343,21 @@ static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 		once(seen, c->tag);
 		pl->session_keyring = get_str(c);
 		break;
-	case STK_PLAN_TAG_SECCOMP: {
+	case STK_PLAN_TAG_SECCOMP:
 		once(seen, c->tag);
 		pl->has_seccomp = true;
 		pl->seccomp_flags = get_u32(c);
-		uint32_t n = get_u32(c);
-		if (n == 0 || n > BPF_MAXINSNS || (size_t)n * 8 != c->left)
-			plan_fail("seccomp program of %u instructions does not match its record", n);
-		struct sock_filter *f = calloc(n, sizeof *f);
-		if (f == NULL)
-			stk_fail(ENOMEM, "plan", "out of memory");
-		for (uint32_t i = 0; i < n; i++) {
-			uint32_t w0 = get_u32(c);
-			f[i].code = (uint16_t)(w0 & 0xffff);
-			f[i].jt = (uint8_t)(w0 >> 16);
-			f[i].jf = (uint8_t)(w0 >> 24);
-			f[i].k = get_u32(c);
-		}
-		pl->seccomp_filter = f;
-		pl->seccomp_len = (uint16_t)n;
+		pl->seccomp_filter = get_filter(c, &pl->seccomp_len);
 		break;
-	}
+	case STK_PLAN_TAG_SENTRY:
+		once(seen, c->tag);
+		pl->has_sentry = true;
+		pl->sentry_fd = get_u32(c);
+		pl->sentry_flags = get_u32(c);
+		pl->sentry_filter = get_filter(c, &pl->sentry_len);
+		if (pl->sentry_fd > INT_MAX)
+			plan_fail("sentry socket fd %u is out of range", pl->sentry_fd);
+		break;
 	case STK_PLAN_TAG_CGROUP_JOIN: {
 		const char **cg = push(&pl->cgroups, &pl->n_cgroups, sizeof *cg);
 		*cg = get_abs_path(c);
@@ -394,6 +409,10 @@ static void check_plan(struct stk_plan *pl)
 		plan_fail("a terminal without a console socket");
 	if ((pl->clone_flags & CLONE_NEWNS) && joins(pl, CLONE_NEWNS))
 		plan_fail("both a new and a joined mount namespace");
+	/* Without no_new_privs the filter would have to go in before the user switch, and setup
+	 * itself would then wait on a supervisor that holds no listener yet. */
+	if (pl->has_sentry && !pl->no_new_privs)
+		stk_fail(EINVAL, "sentry", "the sentry filter needs no_new_privs (TAG_NO_NEW_PRIVS)");
 
 	pl->argv = realloc(pl->argv, (pl->argc + 1) * sizeof(char *));
 	pl->envp = realloc(pl->envp, (pl->envc + 1) * sizeof(char *));

@@ -3,20 +3,26 @@ import { randomBytes } from 'node:crypto';
 import { doSpec } from '../container/do-spec';
 import { parseContainerId } from '../container/id';
 import { runContainer } from '../container/run';
+import { sentrySupervisor } from '../sentry/supervisor';
 import { StockadeError } from '../errors';
 import { bool, list, parseArgs, str } from './args';
 import type { Command } from './context';
 
 export const command: Command = {
   summary: 'run a host command in a sandbox: host root read-only, writes in memory',
-  usage: 'stockade do [--rw] [--network none|host] [--cwd DIR] [--env K=V]... -- CMD [ARGS...]',
+  usage: 'stockade do [--isolation namespaces|sentry] [--rw] [--network none|host] [--cwd DIR] [--env K=V]... -- CMD [ARGS...]',
   async run(argv, ctx) {
     const p = parseArgs(argv, [
       { name: 'rw', type: 'bool' },
       { name: 'network', type: 'string' },
       { name: 'cwd', type: 'string' },
       { name: 'env', type: 'list', short: 'e' },
+      { name: 'isolation', type: 'string' },
     ], 'do', { stopAfterPositionals: 1 });
+    const isolation = str(p, 'isolation') ?? ctx.isolation;
+    if (isolation !== 'namespaces' && isolation !== 'sentry') {
+      throw new StockadeError('USAGE', `do: --isolation must be namespaces or sentry, not ${JSON.stringify(isolation)}`);
+    }
     if (p.positional.length === 0) throw new StockadeError('USAGE', 'do: expects a command after --');
     const network = str(p, 'network') ?? 'none';
     if (network !== 'none' && network !== 'host') throw new StockadeError('USAGE', `do: --network must be none or host, not ${JSON.stringify(network)}`);
@@ -31,7 +37,17 @@ export const command: Command = {
       uid: process.getuid?.() ?? 0,
       gid: process.getgid?.() ?? 0,
     });
+    const user = spec.process?.user;
+    const supervisor = isolation !== 'sentry' ? undefined : sentrySupervisor({
+      user: { uid: user?.uid ?? 0, gid: user?.gid ?? 0, groups: user?.additionalGids ?? [] },
+      hostname: spec.hostname ?? '',
+      domainname: spec.domainname ?? '',
+      onError: (m) => ctx.log.log('error', `sentry: ${m}`, {}),
+      trace: process.env['STOCKADE_SENTRY_TRACE'] === '1' ? (r) => process.stderr.write(`${JSON.stringify(r)}\n`) : undefined,
+      onStats: (st) => ctx.log.debug(`sentry: ${st.notifications} calls served, ${st.injected} fds injected, ${st.continued} continued, ${st.errors} errors`),
+    });
     return runContainer({
+      supervisor,
       store: ctx.store,
       id,
       bundle: '/',

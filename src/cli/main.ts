@@ -13,6 +13,7 @@ export { warmUp } from './warm-up';
 const VERSION = '0.1.0';
 
 const CGROUP_COMMANDS = new Set(['create', 'run', 'exec', 'update', 'do']);
+const ISOLATION_LEVELS: readonly string[] = ['namespaces', 'sentry', 'vm'];
 
 const GLOBAL_FLAGS: readonly FlagSpec[] = [
   { name: 'root', type: 'string' },
@@ -29,7 +30,7 @@ const GLOBAL_FLAGS: readonly FlagSpec[] = [
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, load]) => `   ${name.padEnd(10)}${load().summary}`);
-  return `stockade ${VERSION}: an OCI container runtime with a choice of wall\n\nUSAGE: stockade [global options] command [command options] [arguments...]\n\nCOMMANDS:\n${lines.join('\n')}\n\nGLOBAL OPTIONS:\n   --root DIR          state directory (default ${DEFAULT_ROOT})\n   --log FILE          log file\n   --log-format FMT    text or json\n   --debug             log debug messages\n   --isolation LEVEL   namespaces\n   --systemd-cgroup    place containers with systemd (needs systemd)\n`;
+  return `stockade ${VERSION}: an OCI container runtime with a choice of wall\n\nUSAGE: stockade [global options] command [command options] [arguments...]\n\nCOMMANDS:\n${lines.join('\n')}\n\nGLOBAL OPTIONS:\n   --root DIR          state directory (default ${DEFAULT_ROOT})\n   --log FILE          log file\n   --log-format FMT    text or json\n   --debug             log debug messages\n   --isolation LEVEL   namespaces, or sentry (stockade do only, for now)\n   --systemd-cgroup    place containers with systemd (needs systemd)\n`;
 }
 
 /** Splits global flags (before the command name) from the command and its arguments. */
@@ -73,6 +74,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const load = COMMANDS[command];
     if (load === undefined) throw new StockadeError('USAGE', `unknown command ${JSON.stringify(command)} (see stockade --help)`);
     const cmd = load();
+    mark('loaded');
     if (rest.includes('--help') || rest.includes('-h')) {
       out(`${cmd.usage}\n`);
       return 0;
@@ -82,8 +84,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       throw new StockadeError('UNSUPPORTED', '--systemd-cgroup needs systemd, which is not running on this host (/run/systemd/system is missing)');
     }
     const isolation = str(g, 'isolation') ?? 'namespaces';
-    if (isolation !== 'namespaces') {
-      throw new StockadeError('UNSUPPORTED', `--isolation ${isolation} is not available yet: only namespaces is implemented`);
+    if (!ISOLATION_LEVELS.includes(isolation)) {
+      throw new StockadeError('USAGE', `--isolation must be one of ${ISOLATION_LEVELS.join(', ')}, not ${JSON.stringify(isolation)}`);
+    }
+    if (isolation === 'vm' || (isolation === 'sentry' && command !== 'do')) {
+      throw new StockadeError('UNSUPPORTED', `--isolation ${isolation} is not available yet for ${command}: ${isolation === 'vm' ? 'the vm level is not implemented' : 'the sentry runs only under stockade do so far'}`);
     }
     log.debug(`stockade ${argv.join(' ')}`);
     return await cmd.run(rest, {

@@ -18,6 +18,7 @@ import { seccompFor } from './seccomp';
 import { emptyCgroup } from './cgroups';
 import { forceKill } from './kill';
 import { StateStore, writeFileAtomic, type ContainerRecord } from './state-store';
+import type { Supervisor } from './supervisor';
 
 export interface CreateOptions {
   store: StateStore;
@@ -35,6 +36,8 @@ export interface CreateOptions {
   debug?: (msg: string) => void;
   /** Where a failing poststop hook (run when a failed create is cleaned up) is reported. */
   warn?: Warn | undefined;
+  /** A supervisor of the workload's syscalls (the sentry level); none at the namespaces level. */
+  supervisor?: Supervisor | undefined;
 }
 
 export interface Created {
@@ -64,6 +67,12 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   mark('create');
   const spec = opts.spec ?? loadSpec(bundle);
   mark('config validated');
+  const supervisor = opts.supervisor;
+  if (supervisor !== undefined && spec.process?.noNewPrivileges !== true) {
+    // Else a setuid binary could gain privileges the supervisor never decided on.
+    supervisor.abort();
+    throw new StockadeError('CONFIG_INVALID', 'process.noNewPrivileges: the sentry level needs it true', { field: 'process.noNewPrivileges' });
+  }
   // Only where the directories go is worked out here; they are made once the id is ours.
   const cgroups = managerFor(spec.linux?.cgroupsPath, id);
   const planOpts: PlanOptions = {
@@ -80,8 +89,10 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     createHooks: hasCreateHooks(spec),
     heldCapabilities: heldCapabilities(),
     seccomp: seccompFor(spec, store.root, opts.debug),
+    sentry: supervisor?.filter,
     cgroupPaths: cgroups === undefined ? [] : [...cgroups.paths],
   };
+  mark('seccomp');
   const plan = encodePlan(buildPlan(spec, planOpts));
   mark('planned');
 
@@ -100,19 +111,21 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       created: new Date().toISOString(),
       owner: userInfo().username,
       annotations: spec.annotations ?? {},
-      isolation: 'namespaces',
+      isolation: supervisor === undefined ? 'namespaces' : 'sentry',
       ownPidNamespace: (spec.linux?.namespaces ?? []).some((ns) => NAMESPACE_FLAGS[ns.type] !== undefined && ns.type === 'pid' && (ns.path ?? '') === ''),
       createdOk: false,
       cgroupPaths: planOpts.cgroupPaths,
     };
     store.write(id, record);
     store.writeConfig(id, spec);
+    mark('state written');
     await cgroups?.create(effectiveResources(spec.linux?.resources, spec.linux?.devices), (m) => (opts.warn ?? opts.debug)?.(m));
     mark('cgroups made');
     poststop = hookState(record, 'stopped');
     const launched = await launchInit({
       plan,
       preserveFds: planOpts.preserveFds,
+      ...(supervisor === undefined ? {} : { sentrySocket: supervisor.childSocket }),
       onPid: (p) => {
         pid = p;
         record.pid = p;
@@ -123,6 +136,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       onHook: () => runCreateHooks(spec, hookState(record, 'creating')),
     });
     mark('init done');
+    supervisor?.launched();
     record.createdOk = true;
     store.write(id, record);
     writeLightRecord(store, id, record, spec);
@@ -131,6 +145,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     opts.debug?.(`created container ${id} with pid ${pid}`);
     return { record, launched };
   } catch (caught) {
+    supervisor?.abort();
     const e = oomExplained(caught, cgroups, spec);
     await cleanupFailedCreate(store, id, pid, cgroups, e);
     // As runc: the container is gone, so its poststop hooks run (they may undo what createRuntime did).

@@ -6,6 +6,7 @@ import type { ContainerId } from './id';
 import { containerCgroups, removeContainerCgroups } from './cgroups';
 import { forceKill } from './kill';
 import type { StateStore } from './state-store';
+import { mark } from '../timing';
 
 export interface DeleteOptions {
   /** Where a failing poststop hook is reported. */
@@ -35,7 +36,9 @@ export async function deleteContainer(store: StateStore, id: ContainerId, force:
     }
     // Processes that outlived init (no pid namespace of its own) are killed before the directories go;
     // if that fails the state stays, so delete can be tried again.
+    mark('del killed');
     await removeContainerCgroups(record);
+    mark('cgroups removed');
     store.remove(id);
     if (spec !== undefined) await runHooksWarning(spec, 'poststop', hookState(record, 'stopped'), opts.warn);
   } finally {

@@ -9,7 +9,7 @@ import {
 import { StockadeError } from '../errors';
 import { parseMountOptions } from '../oci/mount-options';
 import type { Process, Spec } from '../oci/spec';
-import { DEVICEF, HOOKF, MOUNTF, PLAN, ROOTFS, UMASK_UNSET, type PlanRecord } from '../native/protocol';
+import { DEVICEF, HOOKF, MOUNTF, PLAN, ROOTFS, UMASK_UNSET, initFds, type PlanRecord } from '../native/protocol';
 import { containerHookRecords } from './hooks';
 
 export interface PlanOptions {
@@ -29,6 +29,9 @@ export interface PlanOptions {
   /** Pause after mounts for createRuntime/createContainer hooks. */
   createHooks: boolean;
   seccomp?: { flags: number; program: Buffer } | undefined;
+  /** The sentry's filter: its listener goes to the runtime over the socket given to launchInit as
+   *  sentrySocket. Needs process.noNewPrivileges. */
+  sentry?: { flags: number; program: Buffer } | undefined;
   /** The runtime's own bounding set (CapBnd of /proc/self/status). */
   heldCapabilities: bigint;
   /** Cgroup directories (host paths) stockade-init moves itself into before anything else. */
@@ -153,7 +156,10 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
 export function processRecords(
   process: Process,
   args: readonly string[],
-  opts: { heldCapabilities: bigint; seccomp?: { flags: number; program: Buffer } | undefined; preserveFds: number },
+  opts: {
+    heldCapabilities: bigint; seccomp?: { flags: number; program: Buffer } | undefined;
+    sentry?: { flags: number; program: Buffer } | undefined; preserveFds: number;
+  },
 ): PlanRecord[] {
   const records: PlanRecord[] = [];
   const user = process.user;
@@ -164,6 +170,11 @@ export function processRecords(
   records.push(capabilityRecord(process, opts.heldCapabilities));
   if (process.noNewPrivileges === true) records.push({ tag: PLAN.TAG_NO_NEW_PRIVS });
   if (opts.seccomp !== undefined) records.push({ tag: PLAN.TAG_SECCOMP, flags: opts.seccomp.flags, program: opts.seccomp.program });
+  if (opts.sentry !== undefined) {
+    // launchInit puts its sentrySocket at this number.
+    const socketFd = initFds(opts.preserveFds).sentryFd;
+    records.push({ tag: PLAN.TAG_SENTRY, socketFd, flags: opts.sentry.flags, program: opts.sentry.program });
+  }
   records.push({ tag: PLAN.TAG_CWD, path: process.cwd === '' ? '/' : process.cwd });
   for (const arg of args) records.push({ tag: PLAN.TAG_ARG, value: arg });
   for (const env of process.env ?? []) records.push({ tag: PLAN.TAG_ENV, value: env });

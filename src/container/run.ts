@@ -7,6 +7,7 @@ import { deleteContainer } from './delete';
 import { readProcessStat } from './process-identity';
 import { forwardSignals } from './signal-forward';
 import { startContainer } from './start';
+import { mark } from '../timing';
 
 export interface RunOptions extends CreateOptions {
   detach: boolean;
@@ -27,6 +28,7 @@ export async function runContainer(opts: RunOptions): Promise<number> {
     relay?.close();
     throw e;
   }
+  mark('created');
   const { launched, record } = created;
   const terminal = relay === undefined ? undefined : relayTerminal(relay.receiveMaster());
   const startTime = readProcessStat(record.pid)?.startTime ?? record.pidStartTime;
@@ -37,14 +39,19 @@ export async function runContainer(opts: RunOptions): Promise<number> {
     if (!opts.keep) await deleteContainer(opts.store, opts.id, true, { warn: opts.warn }).catch(() => undefined);
     throw e;
   }
+  mark('started');
   if (opts.detach) return 0;
   const { code, signal } = await launched.helperExit;
+  mark('exited');
   if (terminal !== undefined) {
     await Promise.race([terminal.finished, new Promise((r) => setTimeout(r, 500))]);
     terminal.stop();
   }
   stopForwarding();
   if (!opts.keep) await deleteContainer(opts.store, opts.id, true, { warn: opts.warn });
+  mark('deleted');
+  // Every supervised process is gone once the container is deleted: the supervisor stops on its own.
+  if (opts.supervisor !== undefined) await opts.supervisor.done;
   if (code === null) throw new StockadeError('SYSTEM', `stockade-init was killed by ${signal ?? 'a signal'}`);
   return code;
 }

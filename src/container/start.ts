@@ -9,6 +9,7 @@ import { encodeState, hookState, runHooksWarning, type Warn } from './hooks';
 import type { ContainerId } from './id';
 import { assertCanPerform } from './status';
 import type { StateStore } from './state-store';
+import { mark } from '../timing';
 
 const SUN_PATH_MAX = 107;
 
@@ -27,7 +28,9 @@ export async function startContainer(store: StateStore, id: ContainerId, opts: S
     // The container cannot know its host pid or bundle: its startContainer hooks get their state from here.
     const startState = (spec.hooks?.startContainer ?? []).length > 0 ? encodeState(hookState(record, 'created')) : undefined;
     // The status reads "running" from here on; a second start finds no socket and is refused.
+    mark('start locked');
     await release(socket, startState);
+    mark('released');
     await runHooksWarning(spec, 'poststart', hookState(record, 'running'), opts.warn);
   } finally {
     lock.release();

@@ -24,7 +24,7 @@ export interface ContainerRecord {
   created: string;
   owner: string;
   annotations: Record<string, string>;
-  isolation: 'namespaces';
+  isolation: 'namespaces' | 'sentry';
   /** True when the container has its own pid namespace: killing its init kills everything in it. */
   ownPidNamespace: boolean;
   /** Set once creation completed; a record without it belongs to a create in progress or one that died. */

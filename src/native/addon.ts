@@ -38,8 +38,60 @@ const CONSTANT_NAMES = [
 
 export type AddonConstants = Readonly<Record<(typeof CONSTANT_NAMES)[number], number>>;
 
+/** What SECCOMP_GET_NOTIF_SIZES reports: the kernel's sizes of its notification structures. */
+export interface NotifSizes {
+  readonly notif: number;
+  readonly resp: number;
+  readonly data: number;
+}
+
+/** A raw syscall argument: an integer, the address of a buffer's bytes, a NUL-terminated copy of a
+ *  string (freed after the call), or 0 for null and undefined. */
+export type SyscallArg = number | bigint | string | Uint8Array | ArrayBufferView | ArrayBuffer | null | undefined;
+
+/**
+ * The sentry supervisor's hot path (native/addon/notify.c). None of these throws for a failed
+ * syscall: each returns the negated errno instead (arguments of the wrong type throw TypeError, a
+ * buffer too short RangeError). All work in a worker_thread.
+ */
+export interface SentryNative {
+  /** SECCOMP_GET_NOTIF_SIZES, or -errno where the kernel has no user notification. */
+  notifSizes(): NotifSizes | number;
+  /** Waits for a notification and reads it into buf (at least `notif` bytes, zeroed here): u64 id,
+   *  u32 pid, u32 flags, then struct seccomp_data (i32 nr, u32 arch, u64 ip, u64 args[6]).
+   *  0, 1 when every task under the filter has exited, -ENOENT when the notification vanished
+   *  before it was read (try again), or another -errno. EINTR is retried. */
+  notifRecv(listener: number, buf: Uint8Array): number;
+  /** SECCOMP_IOCTL_NOTIF_SEND: error is 0 or a negative errno; flags may be
+   *  SECCOMP_USER_NOTIF_FLAG_CONTINUE. 0, or -ENOENT when the task is gone, or -errno. */
+  notifSend(listener: number, id: bigint, val: bigint, error: number, flags: number): number;
+  /** SECCOMP_IOCTL_NOTIF_ADDFD: the new fd's number in the task, or -errno. With send
+   *  (SECCOMP_ADDFD_FLAG_SEND) the kernel also answers the notification with it, atomically. */
+  notifAddfd(listener: number, id: bigint, srcfd: number, newfdFlags: number, send: boolean): number;
+  /** SECCOMP_IOCTL_NOTIF_ID_VALID: the notification's task still waits for an answer. */
+  notifIdValid(listener: number, id: bigint): boolean;
+  /** SECCOMP_IOCTL_NOTIF_SET_FLAGS (SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, Linux 6.6): 0 or -errno. */
+  notifSetFlags(listener: number, flags: number): number;
+  /** process_vm_readv of len bytes into buf: the bytes read (short at unmapped memory) or -errno. */
+  memRead(pid: number, addr: bigint, buf: Uint8Array, len: number): number;
+  /** The NUL-terminated string at addr, read a page at a time; its NUL must lie within max bytes
+   *  (else -ENAMETOOLONG); -EFAULT on a bad address. Decoded as UTF-8, so a path whose bytes are
+   *  not UTF-8 comes back changed (U+FFFD). */
+  memReadString(pid: number, addr: bigint, max: number): string | number;
+  /** process_vm_writev of len bytes of data: the bytes written or -errno. */
+  memWrite(pid: number, addr: bigint, data: Uint8Array, len: number): number;
+  /** syscall(2) on this thread: the result, or -errno. EINTR is not retried. */
+  syscall(nr: number, a0?: SyscallArg, a1?: SyscallArg, a2?: SyscallArg, a3?: SyscallArg, a4?: SyscallArg,
+    a5?: SyscallArg): number;
+}
+
+const SENTRY_FUNCTIONS = [
+  'notifSizes', 'notifRecv', 'notifSend', 'notifAddfd', 'notifIdValid', 'notifSetFlags', 'memRead',
+  'memReadString', 'memWrite', 'syscall',
+] as const satisfies readonly (keyof SentryNative)[];
+
 /** The binding exactly as the C side exports it. */
-interface Binding {
+interface Binding extends SentryNative {
   flock(fd: number, op: LockOp, nonblock?: boolean): void;
   flockAsync(fd: number, op: 'sh' | 'ex'): Promise<void>;
   pidfdOpen(pid: number): number;
@@ -60,6 +112,7 @@ interface Binding {
 const FUNCTIONS = [
   'flock', 'flockAsync', 'pidfdOpen', 'pidfdSendSignal', 'pidfdGetfd', 'waitPidfd',
   'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'accept', 'setWinsize',
+  ...SENTRY_FUNCTIONS,
 ] as const;
 
 let loaded: Binding | undefined;
@@ -213,6 +266,22 @@ export function accept(socketFd: number): number {
 /** Sets a terminal's window size (TIOCSWINSZ), e.g. on a container's pty master. */
 export function setWinsize(fd: number, rows: number, cols: number): void {
   binding().setWinsize(fd, rows, cols);
+}
+
+let sentry: SentryNative | undefined;
+
+/**
+ * The addon's own functions for the sentry's loop, not wrapped: each property is the native
+ * function itself, so a call costs no more than the N-API call. Loads the addon (in a
+ * worker_thread too: it is context-aware).
+ */
+export function sentryNative(): SentryNative {
+  if (sentry !== undefined) return sentry;
+  const b = binding();
+  const out: Partial<Record<keyof SentryNative, unknown>> = {};
+  for (const name of SENTRY_FUNCTIONS) out[name] = b[name];
+  sentry = Object.freeze(out as SentryNative);
+  return sentry;
 }
 
 /** The constants the addon's callers need that node:fs does not export. Reading one loads the addon. */

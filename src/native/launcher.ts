@@ -4,7 +4,8 @@ import type { Duplex, Writable } from 'node:stream';
 import { getSystemErrorMap } from 'node:util';
 import { StockadeError } from '../errors';
 import { initBinary } from './paths';
-import { MessageReader, MSG, encodeMessage, type InitMessage } from './protocol';
+import { mark } from '../timing';
+import { MessageReader, MSG, encodeMessage, initFds, type InitMessage } from './protocol';
 
 export interface LaunchOptions {
   plan: Buffer;
@@ -20,6 +21,12 @@ export interface LaunchOptions {
   awaitExec?: boolean;
   /** Called once the helper is spawned, so a caller whose launch fails can still wait for it to exit. */
   onSpawn?: (helper: ChildProcess, helperExit: Launched['helperExit']) => void;
+  /** For a plan with TAG_SENTRY: an fd of this process, one end of a unix socketpair the caller
+   *  made, that stockade-init gets as initFds(preserveFds).sentryFd, the number the record names.
+   *  The seccomp listener arrives on the other end (SCM_RIGHTS, one byte "L") after `start`. The
+   *  caller closes this end once launchInit has returned or failed, so that the other end sees EOF
+   *  should the container die before the hand-off. */
+  sentrySocket?: number;
 }
 
 export interface Launched {
@@ -45,15 +52,17 @@ export function initError(m: Extract<InitMessage, { type: 'error' }>): StockadeE
 }
 
 export function launchInit(opts: LaunchOptions): Promise<Launched> {
-  const planFd = 3 + opts.preserveFds;
-  const syncFd = planFd + 1;
+  const { planFd, syncFd } = initFds(opts.preserveFds);
   const stdio: StdioOptions = ['inherit', 'inherit', 'inherit'];
   for (let fd = 3; fd < planFd; fd++) stdio.push(fd);
   stdio.push('pipe', 'pipe');
+  // At initFds().sentryFd, the slot after the sync socket.
+  if (opts.sentrySocket !== undefined) stdio.push(opts.sentrySocket);
   const helper = spawn(initBinary(), [String(planFd), String(syncFd)], { stdio });
   const helperExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
     helper.once('exit', (code, signal) => res({ code, signal }));
   });
+  mark('spawned');
   opts.onSpawn?.(helper, helperExit);
   const planPipe = helper.stdio[planFd] as Writable;
   const sync = helper.stdio[syncFd] as Duplex;
@@ -85,6 +94,7 @@ export function launchInit(opts: LaunchOptions): Promise<Launched> {
         switch (m.type) {
           case 'pid':
             pid = m.pid;
+            mark('pid');
             opts.onPid?.(pid);
             break;
           case 'hook': {
@@ -99,6 +109,7 @@ export function launchInit(opts: LaunchOptions): Promise<Launched> {
             fail(initError(m));
             break;
           case 'ready':
+            mark('ready');
             ready = true;
             if (!settled && opts.awaitExec !== true) {
               settled = true;

@@ -34,6 +34,20 @@
 // JSON that the runtime computed and sent as the payload of MSG_CONTINUE and MSG_START (empty when
 // the plan has no hooks of that phase), since C knows neither its host pid nor the bundle.
 //
+// TAG_SENTRY (the "sentry" isolation level) adds a second filter whose NOTIFY calls a supervisor
+// in the runtime answers. Its listener cannot be sent by the process that loads the filter
+// (sendmsg is itself NOTIFY, and nobody holds the listener yet), so C hands it over through a
+// helper that shares C's fd table but not its filter (native/init/sentry.c):
+//
+//   runtime (supervisor)          C (container pid 1)                  H (clone(CLONE_FILES), unfiltered)
+//        |                          | after MSG_START, config's filter  |
+//        |                          | clone H --------------------------> | read the pipe (blocks)
+//        |                          | seccomp(NEW_LISTENER) = L          |
+//        |                          | write L's number on the pipe ----> |
+//        |  <---------------------------------------- sendmsg("L", SCM_RIGHTS L) on the sentry socket
+//        |                          | waitpid(H) <--------------------- _exit(0 or errno)
+//        |                          | close L and the sentry socket, startContainer hooks, execve (NOTIFY)
+//
 // Every frame on the plan fd, the sync fd and the start socket is [u32 tag][u32 length][payload],
 // little endian. Strings are [u32 length][bytes][NUL]; the length excludes the NUL.
 
@@ -111,6 +125,11 @@ export const PLAN = {
   /** u32 HOOK_PHASE_*, u32 timeout in ms (0: none), str path, u32 n, str[n] args (args[0] is argv[0]),
    *  u32 m, str[m] env: one container-side hook, in the order it runs within its phase. */
   TAG_HOOK: 33,
+  /** u32 fd of a unix socket in stockade-init (see initFds in launcher.ts), u32 SECCOMP_FILTER_FLAG_*
+   *  (NEW_LISTENER is added), u32 n, then n struct sock_filter as in TAG_SECCOMP: the sentry's
+   *  filter, loaded after the config's own just before execve; its listener is sent over the socket
+   *  with SCM_RIGHTS and one byte "L". Requires TAG_NO_NEW_PRIVS. */
+  TAG_SENTRY: 34,
 } as const;
 
 export const ROOTFS = {
@@ -173,6 +192,13 @@ export const MSG = {
 /** Argument order of stockade-init: `stockade-init PLAN_FD SYNC_FD`. */
 export const INIT_ARGV = ['planFd', 'syncFd'] as const;
 
+/** The fds stockade-init starts with, after the preserved ones (3 .. 3+preserveFds-1): the plan
+ *  pipe, the sync socket and, for a TAG_SENTRY plan, the sentry socket, whose number the record names. */
+export function initFds(preserveFds: number): { planFd: number; syncFd: number; sentryFd: number } {
+  const planFd = 3 + preserveFds;
+  return { planFd, syncFd: planFd + 1, sentryFd: planFd + 2 };
+}
+
 export type PlanRecord =
   | { tag: typeof PLAN.TAG_CLONE_FLAGS; flags: number }
   | { tag: typeof PLAN.TAG_JOIN_NS; nstype: number; path: string }
@@ -200,6 +226,7 @@ export type PlanRecord =
   | { tag: typeof PLAN.TAG_PRESERVE_FDS; count: number }
   | { tag: typeof PLAN.TAG_SESSION_KEYRING; name: string }
   | { tag: typeof PLAN.TAG_SECCOMP; flags: number; program: Buffer }
+  | { tag: typeof PLAN.TAG_SENTRY; socketFd: number; flags: number; program: Buffer }
   | { tag: typeof PLAN.TAG_HOOK_POINTS; points: number }
   | { tag: typeof PLAN.TAG_HOOK; phase: number; timeoutMs: number; path: string; args: readonly string[];
       env: readonly string[] };
@@ -223,6 +250,11 @@ class Writer {
   }
   bytes(b: Buffer): this { this.#chunks.push(b); return this; }
   build(): Buffer { return Buffer.concat(this.#chunks); }
+}
+
+function filterPayload(w: Writer, program: Buffer): Buffer {
+  if (program.length % 8 !== 0) throw new Error('seccomp program length is not a multiple of 8');
+  return w.u32(program.length / 8).bytes(program).build();
 }
 
 function payload(r: PlanRecord): Buffer {
@@ -259,10 +291,8 @@ function payload(r: PlanRecord): Buffer {
     case PLAN.TAG_CONSOLE_SOCKET: case PLAN.TAG_START_SOCKET: case PLAN.TAG_CGROUP_JOIN: return w.str(r.path).build();
     case PLAN.TAG_PRESERVE_FDS: return w.u32(r.count).build();
     case PLAN.TAG_SESSION_KEYRING: return w.str(r.name).build();
-    case PLAN.TAG_SECCOMP: {
-      if (r.program.length % 8 !== 0) throw new Error('seccomp program length is not a multiple of 8');
-      return w.u32(r.flags).u32(r.program.length / 8).bytes(r.program).build();
-    }
+    case PLAN.TAG_SECCOMP: return filterPayload(w.u32(r.flags), r.program);
+    case PLAN.TAG_SENTRY: return filterPayload(w.u32(r.socketFd).u32(r.flags), r.program);
     case PLAN.TAG_HOOK_POINTS: return w.u32(r.points).build();
     case PLAN.TAG_HOOK: {
       w.u32(r.phase).u32(r.timeoutMs).str(r.path).u32(r.args.length);

@@ -106,3 +106,68 @@ export const PER_LINUX32 = 0x0008;
 export const UNAME26 = 0x0020000;
 /** personality(0xffffffff) only reads the current persona. */
 export const PERSONALITY_QUERY = 0xffffffff;
+
+/** More errno values, for the sentry's answers. */
+export const ENOENT = 2;
+export const ESRCH = 3;
+export const ENXIO = 6;
+export const EBADF = 9;
+export const EACCES = 13;
+export const EFAULT = 14;
+export const EEXIST = 17;
+export const EXDEV = 18;
+export const ENOTDIR = 20;
+export const EINVAL = 22;
+export const EROFS = 30;
+export const ERANGE = 34;
+export const ENAMETOOLONG = 36;
+export const ELOOP = 40;
+
+/** open(2) flags on x86_64 and aarch64 (asm-generic), the ones the sentry looks at. */
+export const O_WRONLY = 0o1;
+export const O_RDWR = 0o2;
+export const O_CREAT = 0o100;
+export const O_NOCTTY = 0o400;
+export const O_TRUNC = 0o1000;
+export const O_APPEND = 0o2000;
+export const O_NONBLOCK = 0o4000;
+export const O_DIRECTORY = 0o200000;
+export const O_NOFOLLOW = 0o400000;
+export const O_CLOEXEC = 0o2000000;
+export const O_PATH = 0o10000000;
+export const O_TMPFILE = 0o20000000 | O_DIRECTORY;
+
+export const AT_FDCWD = -100;
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+export const AT_REMOVEDIR = 0x200;
+export const AT_EACCESS = 0x200;
+export const AT_SYMLINK_FOLLOW = 0x400;
+export const AT_EMPTY_PATH = 0x1000;
+
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+export const RESOLVE_IN_ROOT = 0x10;
+
+export const S_IFMT = 0o170000;
+export const S_IFIFO = 0o010000;
+export const S_IFCHR = 0o020000;
+export const S_IFDIR = 0o040000;
+export const S_IFBLK = 0o060000;
+export const S_IFREG = 0o100000;
+export const S_IFLNK = 0o120000;
+export const S_IFSOCK = 0o140000;
+
+export const F_SETFL = 4;
+export const X_OK = 1;
+export const CLONE_FS = 0x200;
+
+/** The seccomp user-notification interface (linux/seccomp.h). */
+export const SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1;
+export const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP = 1;
+export const SECCOMP_ADDFD_FLAG_SEND = 2;
+export const E2BIG = 7;
+export const EBUSY = 16;
+export const EISDIR = 21;
+export const PATH_MAX = 4096;

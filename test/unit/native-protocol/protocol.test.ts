@@ -1,7 +1,7 @@
 // The plan encoding and the message framing shared with stockade-init.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodePlan, frame, MessageReader, MSG, PLAN } from '../../../src/native/protocol';
+import { encodePlan, frame, initFds, MessageReader, MSG, PLAN } from '../../../src/native/protocol';
 import { renderHeader } from '../../../src/tools/gen-header';
 
 test('plan: magic, records, end; strings NUL-terminated with length', () => {
@@ -39,4 +39,15 @@ test('the C header carries every tag', () => {
   const h = renderHeader();
   for (const [name, value] of Object.entries(PLAN)) assert.match(h, new RegExp(`#define STK_PLAN_${name} 0x${value.toString(16)}u`));
   assert.match(h, /#define STK_MSG_START 0x6u/);
+});
+
+test('TAG_SENTRY: socket fd, flags, count, then the program as TAG_SECCOMP has it', () => {
+  const program = Buffer.from([0x06, 0, 0, 0, 0, 0, 0xff, 0x7f]); // ret ALLOW
+  const b = encodePlan([{ tag: PLAN.TAG_SENTRY, socketFd: initFds(2).sentryFd, flags: 0x8, program }]);
+  assert.equal(b.readUInt32LE(4), PLAN.TAG_SENTRY);
+  assert.equal(b.readUInt32LE(8), 12 + 8);
+  assert.deepEqual([b.readUInt32LE(12), b.readUInt32LE(16), b.readUInt32LE(20)], [7, 0x8, 1]);
+  assert.deepEqual(b.subarray(24, 32), program);
+  assert.deepEqual(initFds(0), { planFd: 3, syncFd: 4, sentryFd: 5 });
+  assert.throws(() => encodePlan([{ tag: PLAN.TAG_SENTRY, socketFd: 5, flags: 0, program: Buffer.alloc(7) }]), /multiple of 8/);
 });

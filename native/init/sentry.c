@@ -1,0 +1,153 @@
+/* stockade-init: loads the sentry's seccomp filter in C and hands its listener to the supervisor. */
+/*
+ * Why a helper process: the sentry filter makes sendmsg, sendto and connect NOTIFY. Once it is
+ * loaded, C could send the listener only with a call that waits for an answer from the very
+ * supervisor that is to receive the listener, and would wait forever. So C first clones a helper
+ * H with CLONE_FILES: H shares C's fd table (the listener appears in it when C loads the filter)
+ * but not C's filters, which seccomp attaches per task and which H, cloned before either of them,
+ * never gets (so the config's own filter need not allow sendmsg either). H waits on a pipe for the
+ * listener's number, sends the listener over the sentry socket with SCM_RIGHTS and one byte "L",
+ * and exits with 0 or the errno of what failed; C reaps it (wait4 is not filtered), closes the
+ * listener and the socket, and goes on to execve, which waits for the supervisor's answer.
+ *
+ * Between loading the filter and reaping H, C makes no call the filter may send to the
+ * supervisor: write, not send, on the pipe. On a failure C closes the listener before reporting,
+ * so the kernel answers the filter's NOTIFY calls with ENOSYS instead of waiting for nobody, and
+ * the report falls back from send to write (msg.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "init.h"
+#include "syscalls.h"
+
+/* H: runs on a copy of C's memory with C's fd table; only raw calls and _exit from here. */
+__attribute__((noreturn)) static void helper_main(pid_t parent, int request_fd, int sock)
+{
+	int listener;
+	ssize_t n;
+
+	/* Outside a pid namespace of its own, a C that died would leave H blocked on a pipe whose
+	 * write end H itself keeps open through the shared table. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+		_exit(ECHILD);
+	do
+		n = read(request_fd, &listener, sizeof listener);
+	while (n < 0 && errno == EINTR);
+	if (n == 0)
+		_exit(ECANCELED); /* C closed the pipe: the filter did not load, and C reports why */
+	if (n != (ssize_t)sizeof listener)
+		_exit(n < 0 ? errno : EPROTO);
+
+	char byte = 'L';
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	memset(&control, 0, sizeof control);
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+			      .msg_controllen = sizeof control.buf };
+	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
+	do
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		_exit(errno);
+	_exit(n == 1 ? 0 : EIO);
+}
+
+void stk_sentry_prepare(const struct stk_plan *plan, struct stk_sentry *s)
+{
+	int req[2];
+
+	s->helper = -1;
+	s->request_fd = s->reply_fd = -1;
+	if (!plan->has_sentry)
+		return;
+	if (pipe2(req, O_CLOEXEC) < 0)
+		stk_fail_errno("sentry", "pipe for the listener hand-off");
+	pid_t parent = getpid();
+	/* No new stack and no CLONE_VM: H continues on a copy of ours, as after fork(). */
+	long pid = sys_clone_fork(CLONE_FILES | SIGCHLD);
+	if (pid < 0)
+		stk_fail_errno("sentry", "clone the listener hand-off helper");
+	if (pid == 0)
+		helper_main(parent, req[0], (int)plan->sentry_fd);
+	s->helper = (pid_t)pid;
+	s->request_fd = req[0];
+	s->reply_fd = req[1];
+}
+
+/* The status H exited with: 0, an errno, or -signal. */
+static int reap_helper(pid_t helper)
+{
+	int status;
+	while (waitpid(helper, &status, 0) < 0)
+		if (errno != EINTR)
+			return errno;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return -WTERMSIG(status);
+}
+
+/* Closes without touching errno, as the failure paths report it after. */
+static void close_quietly(int fd)
+{
+	int saved = errno;
+	if (fd >= 0)
+		close(fd);
+	errno = saved;
+}
+
+void stk_sentry_load(const struct stk_plan *plan, struct stk_sentry *s)
+{
+	if (!plan->has_sentry)
+		return;
+	struct sock_fprog prog = { .len = plan->sentry_len, .filter = plan->sentry_filter };
+	unsigned int flags = plan->sentry_flags | SECCOMP_FILTER_FLAG_NEW_LISTENER;
+	int listener = sys_seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog);
+	if (listener < 0) {
+		int err = errno;
+		/* The only reference to the pipe's write end: H reads EOF and leaves. */
+		close_quietly(s->reply_fd);
+		reap_helper(s->helper);
+		stk_fail(err, "sentry", "load the sentry filter of %u instructions with flags 0x%x", plan->sentry_len,
+			 flags);
+	}
+
+	ssize_t n;
+	do
+		n = write(s->reply_fd, &listener, sizeof listener);
+	while (n < 0 && errno == EINTR);
+	int werr = n == (ssize_t)sizeof listener ? 0 : n < 0 ? errno : EIO;
+	if (werr != 0)
+		close_quietly(listener); /* before H can send it: it reads EOF next */
+	close_quietly(s->reply_fd);
+	int status = reap_helper(s->helper);
+	close_quietly(s->request_fd);
+	if (werr == 0)
+		close_quietly(listener);
+	close_quietly((int)plan->sentry_fd);
+	s->helper = -1;
+	s->request_fd = s->reply_fd = -1;
+
+	if (werr != 0)
+		stk_fail(werr, "sentry", "pass the listener's number to the hand-off helper");
+	if (status < 0)
+		stk_fail(0, "sentry", "the listener hand-off helper died of signal %d", -status);
+	if (status != 0)
+		stk_fail(status, "sentry", "send the seccomp listener over the sentry socket (fd %u)", plan->sentry_fd);
+}

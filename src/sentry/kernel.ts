@@ -1,0 +1,344 @@
+// The sentry: receives the workload's mediated syscalls, serves each with its handler, and answers the kernel.
+//
+//   workload thread             kernel                      sentry worker thread
+//   openat("/etc/x") ------> filter: NOTIFY --------------> NOTIF_RECV (notification: id, pid, nr, args)
+//        (blocked)                                          read the path from the caller's memory,
+//                                                           NOTIF_ID_VALID (the caller is still waiting),
+//                                                           resolve it in the root (RESOLVE_IN_ROOT),
+//                                                           open it as the caller
+//   fd 5 <------------------ installs fd, returns 5 <------ NOTIF_ADDFD with ADDFD_FLAG_SEND
+//
+// Every answer is one of: a value or errno (NOTIF_SEND), an fd (ADDFD|SEND), or CONTINUE where
+// the kernel's own confinement makes that safe (each such handler says why).
+import { AUDIT_ARCH_X86_64 } from '../abi/linux/syscalls-x86_64';
+import {
+  AT_FDCWD, EFAULT, EINVAL, ENOENT, ENOSYS, ENOTDIR, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
+  SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+} from '../abi/linux/constants';
+import { nativeArch } from '../seccomp/arch';
+import { sentrySyscallTable } from './syscalls';
+import { parseStatusCreds, ThreadCreds, type Creds } from './creds';
+import { NR, type SentryKernel } from './native';
+import { decodeNotification, NOTIF_SIZE, type Notification, type Reply } from './notification';
+import { HANDLERS, type Handler } from './handlers';
+
+const EINTR = 4;
+
+export interface SentryOptions {
+  /** The workload's user, as the plan sets it; what its file operations are checked against. */
+  readonly user: Creds;
+  readonly hostname: string;
+  readonly domainname: string;
+  /** Called for every mediated syscall with its outcome (`stockade trace`); off when undefined. */
+  readonly trace?: ((record: TraceRecord) => void) | undefined;
+  /** The workload's root, already open (O_PATH); else opened from the first caller's /proc/PID/root. */
+  readonly rootFd?: number | undefined;
+}
+
+export interface TraceRecord {
+  readonly time: string;
+  readonly pid: number;
+  readonly syscall: string;
+  /** the path arguments as the sentry read them, or the raw registers of a call without one */
+  readonly args: readonly string[];
+  /** a value, a negative errno, "fd N" (the number the caller got) or "continue: why" */
+  readonly result: number | string;
+}
+
+/** Where a path names something: inside the workload's root, or one of the caller's own fds or cwd on the host's /proc. */
+export interface Target {
+  readonly inRoot: boolean;
+  readonly path: string;
+}
+
+export interface SentryStats {
+  notifications: number;
+  continued: number;
+  injected: number;
+  errors: number;
+}
+
+/** Every flag open(2) knows on x86_64 and aarch64, O_ACCMODE's four values included. */
+const OPEN_FLAGS = 0o37777777;
+
+const FD_PATH = /^\/(?:dev\/fd|proc\/(?:self|thread-self)\/fd)\/(\d+)$/;
+const STD_PATH = /^\/dev\/std(in|out|err)$/;
+const PROC_SELF = /^\/proc\/(self|thread-self)(?=\/|$)/;
+
+export class Sentry {
+  readonly k: SentryKernel;
+  readonly opts: SentryOptions;
+  readonly creds: ThreadCreds;
+  readonly stats: SentryStats = { notifications: 0, continued: 0, injected: 0, errors: 0 };
+  readonly started = Date.now();
+  /** The workload's root, opened from its first caller: every path resolves beneath it. */
+  #rootFd = -1;
+  /** Set once any identity call was made: from then on each caller's ids are read from /proc. */
+  #identityVaries = false;
+  /** The path arguments of the notification being served, as read, for its trace record. */
+  #resolved: string[] = [];
+  readonly #dispatch = new Map<number, { name: string; handler: Handler }>();
+  readonly #how = Buffer.alloc(24);
+  readonly #link = Buffer.alloc(PATH_MAX);
+  readonly #file = Buffer.alloc(8192);
+
+  constructor(k: SentryKernel, opts: SentryOptions, handlers: Readonly<Record<string, Handler>> = HANDLERS) {
+    this.k = k;
+    this.opts = opts;
+    this.creds = new ThreadCreds(k.sys, { uid: 0, gid: 0, groups: [] });
+    this.#rootFd = opts.rootFd ?? -1;
+    const arch = nativeArch();
+    for (const e of sentrySyscallTable()) {
+      const nr = e.numbers[arch];
+      if (nr === undefined || e.handler === null) continue;
+      const h = handlers[e.handler];
+      if (h !== undefined) this.#dispatch.set(nr, { name: e.name, handler: h });
+    }
+  }
+
+  /** The sentry's own identity: its thread's groups are cleared once, so switching back is exact. */
+  init(): void {
+    this.creds.become({ uid: 0, gid: 0, groups: [] });
+  }
+
+  get rootFd(): number {
+    return this.#rootFd;
+  }
+
+  /** Opens the caller's root the first time: the workload's init, pivoted into its root, makes the first call. */
+  #ensureRoot(pid: number): number {
+    if (this.#rootFd >= 0) return 0;
+    const fd = this.openHost(`/proc/${pid}/root`, 0o10000000 /* O_PATH */ | 0o200000 /* O_DIRECTORY */, 0);
+    if (fd < 0) return fd;
+    this.#rootFd = fd;
+    return 0;
+  }
+
+  /** Serves notifications until every process under the filter is gone. */
+  serve(): SentryStats {
+    const buf = Buffer.alloc(NOTIF_SIZE);
+    for (;;) {
+      const r = this.k.listener.recv(buf);
+      if (r === 1) return this.stats;
+      if (r === -ENOENT || r === -EINTR) continue;
+      if (r < 0) throw new Error(`seccomp listener: receive failed: errno ${-r}`);
+      this.answer(decodeNotification(buf));
+    }
+  }
+
+  /** Serves one notification and sends its answer. */
+  answer(n: Notification): void {
+    this.stats.notifications++;
+    const entry = n.arch === AUDIT_ARCH_X86_64 ? this.#dispatch.get(n.nr) : undefined;
+    let reply: Reply;
+    if (entry === undefined) reply = -ENOSYS;
+    else {
+      const r = this.#ensureRoot(n.pid);
+      reply = r < 0 ? r : this.#run(entry.handler, n);
+    }
+    this.creds.asSentry();
+    const l = this.k.listener;
+    let injectedAs = -1;
+    if (typeof reply === 'number') {
+      if (reply < 0) this.stats.errors++;
+      l.send(n.id, reply < 0 ? 0n : BigInt(reply), reply < 0 ? reply : 0, 0);
+    } else if (reply.kind === 'continue') {
+      this.stats.continued++;
+      l.send(n.id, 0n, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE);
+    } else {
+      this.stats.injected++;
+      // With ADDFD_FLAG_SEND the install and the answer are one step: the caller never sees a half-done open.
+      const r = l.addfd(n.id, reply.fd, reply.cloexec ? O_CLOEXEC : 0, true);
+      this.k.sys(NR.close, reply.fd);
+      if (r < 0) l.send(n.id, 0n, r, 0);
+      injectedAs = r;
+    }
+    if (this.opts.trace !== undefined) {
+      this.opts.trace(traceRecord(n, entry?.name ?? `syscall_${n.nr}`, this.#resolved, reply, injectedAs));
+      this.#resolved = [];
+    }
+  }
+
+  #run(handler: Handler, n: Notification): Reply {
+    try {
+      return handler(this, n);
+    } catch (e) {
+      // A handler bug must not leave the caller hanging, nor the sentry dead.
+      this.stats.errors++;
+      process.stderr.write(`stockade sentry: ${(e as Error).stack ?? String(e)}\n`);
+      return -ENOSYS;
+    }
+  }
+
+  // ---- the caller's memory ---------------------------------------------------------------------
+
+  /** A path argument: read once from the caller's memory, then the caller checked to be still waiting. */
+  readPath(n: Notification, addr: bigint): string | number {
+    if (addr === 0n) return -EFAULT;
+    const s = this.k.memory.readString(n.pid, addr, PATH_MAX);
+    if (!this.k.listener.idValid(n.id)) return -ENOENT;
+    if (this.opts.trace !== undefined && typeof s === 'string') this.#resolved.push(s);
+    return s;
+  }
+
+  readStruct(n: Notification, addr: bigint, len: number): Buffer | number {
+    if (addr === 0n) return -EFAULT;
+    const b = Buffer.alloc(len);
+    const r = this.k.memory.read(n.pid, addr, b, len);
+    if (!this.k.listener.idValid(n.id)) return -ENOENT;
+    return r === len ? b : r < 0 ? r : -EFAULT;
+  }
+
+  /**
+   * Writes a result into the caller's memory. The caller is blocked in the call until the answer,
+   * so its pid cannot be reused before it: the check covers a caller killed meanwhile.
+   */
+  writeBack(n: Notification, addr: bigint, data: Uint8Array, len: number): number {
+    if (addr === 0n) return -EFAULT;
+    if (!this.k.listener.idValid(n.id)) return -ENOENT;
+    const r = this.k.memory.write(n.pid, addr, data, len);
+    return r === len ? 0 : r < 0 ? r : -EFAULT;
+  }
+
+  // ---- paths -----------------------------------------------------------------------------------
+
+  /**
+   * Where (dirfd, path) of the caller leads. An absolute path resolves in the root; a relative one
+   * is joined to the caller's cwd or dirfd as the caller sees it (from /proc, read by the sentry).
+   * `/dev/fd/N`, `/dev/std*` and `/proc/self/fd/N` are the caller's own fds; other `/proc/self`
+   * paths name the caller's pid in its own pid namespace.
+   */
+  target(n: Notification, dirfd: number, path: string, emptyPath: boolean): Target | number {
+    if (path === '') {
+      if (!emptyPath) return -ENOENT;
+      return { inRoot: false, path: dirfd === AT_FDCWD ? `/proc/${n.pid}/cwd` : `/proc/${n.pid}/fd/${dirfd}` };
+    }
+    let abs = path;
+    if (path[0] !== '/') {
+      const base = this.readlinkHost(dirfd === AT_FDCWD ? `/proc/${n.pid}/cwd` : `/proc/${n.pid}/fd/${dirfd}`);
+      if (typeof base === 'number') return dirfd === AT_FDCWD ? base : -9 /* EBADF */;
+      if (base[0] !== '/') return -ENOTDIR;
+      if (base.endsWith(' (deleted)')) return -ENOENT;
+      abs = base === '/' ? `/${path}` : `${base}/${path}`;
+    }
+    const fd = FD_PATH.exec(abs);
+    if (fd !== null) return { inRoot: false, path: `/proc/${n.pid}/fd/${fd[1] ?? ''}` };
+    const std = STD_PATH.exec(abs);
+    if (std !== null) return { inRoot: false, path: `/proc/${n.pid}/fd/${std[1] === 'in' ? 0 : std[1] === 'out' ? 1 : 2}` };
+    // /dev/fd is the runtime's link to /proc/self/fd, which the sentry resolves per caller.
+    if (abs === '/dev/fd' || abs.startsWith('/dev/fd/')) abs = `/proc/self/fd${abs.slice(7)}`;
+    const self = PROC_SELF.exec(abs);
+    if (self !== null) {
+      const ids = this.nsIds(n.pid);
+      if (typeof ids === 'number') return ids;
+      const at = self[1] === 'self' ? `/proc/${ids.tgid}` : `/proc/${ids.tgid}/task/${ids.tid}`;
+      abs = at + abs.slice(self[0].length);
+    }
+    return { inRoot: true, path: abs };
+  }
+
+  /** Opens a target with the sentry's thread (as the caller, once `asCaller` ran): an fd, or a negative errno. */
+  open(t: Target, flags: number, mode: number): number {
+    if (!t.inRoot) return this.openHost(t.path, flags, mode);
+    return this.#openat2(this.#rootFd, t.path, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  }
+
+  /** Opens a host path (the workload's entries in the host's /proc), following magic links as the host does. */
+  openHost(path: string, flags: number, mode: number): number {
+    return this.#openat2(AT_FDCWD, path, flags, mode, 0);
+  }
+
+  openBeneath(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+    return this.#openat2(dirfd, path, flags, mode, resolve | RESOLVE_NO_MAGICLINKS);
+  }
+
+  #openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+    const how = this.#how;
+    // openat2 refuses what open(2) ignores: unknown flags, a mode without O_CREAT or O_TMPFILE,
+    // and flags besides O_CLOEXEC, O_DIRECTORY and O_NOFOLLOW with O_PATH.
+    let f = (flags & OPEN_FLAGS) | O_CLOEXEC;
+    if ((f & O_PATH) !== 0) f &= O_PATH | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW;
+    else f |= O_NOCTTY; // never a controlling terminal: the sentry is not the process that asked
+    const creates = (f & O_CREAT) !== 0 || (f & O_TMPFILE) === O_TMPFILE;
+    how.writeBigUInt64LE(BigInt(f), 0);
+    how.writeBigUInt64LE(BigInt(creates ? mode & 0o7777 : 0), 8);
+    how.writeBigUInt64LE(BigInt(resolve), 16);
+    let r: number;
+    do r = this.k.sys(NR.openat2, dirfd, path, how, 24);
+    while (r === -EINTR);
+    return r;
+  }
+
+  close(fd: number): void {
+    this.k.sys(NR.close, fd);
+  }
+
+  readlinkHost(path: string): string | number {
+    const r = this.k.sys(NR.readlinkat, AT_FDCWD, path, this.#link, PATH_MAX);
+    if (r < 0) return r;
+    return this.#link.toString('utf8', 0, r);
+  }
+
+  /** A small host file (/proc/PID/status), read with the sentry's own identity. */
+  readHostFile(path: string): string | number {
+    const fd = this.openHost(path, 0, 0);
+    if (fd < 0) return fd;
+    let len = 0;
+    for (;;) {
+      const r = this.k.sys(NR.read, fd, this.#file.subarray(len), this.#file.length - len);
+      if (r === -EINTR) continue;
+      if (r <= 0) break;
+      len += r;
+      if (len === this.#file.length) break;
+    }
+    this.close(fd);
+    return this.#file.toString('utf8', 0, len);
+  }
+
+  /** The caller's process and thread ids in its own pid namespace (the last NStgid and NSpid fields). */
+  nsIds(pid: number): { tgid: number; tid: number } | number {
+    const status = this.readHostFile(`/proc/${pid}/status`);
+    if (typeof status === 'number') return status;
+    const last = (key: string): number | undefined => {
+      const m = new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(status);
+      const v = m?.[1]?.trim().split(/\s+/).pop();
+      return v === undefined ? undefined : Number(v);
+    };
+    const tgid = last('NStgid');
+    const tid = last('NSpid');
+    if (tgid === undefined || tid === undefined) return -EINVAL;
+    return { tgid, tid };
+  }
+
+  // ---- identity --------------------------------------------------------------------------------
+
+  /** An identity call was made: callers' ids can no longer be assumed to be the plan's. */
+  identityChanged(): void {
+    this.#identityVaries = true;
+  }
+
+  /**
+   * Takes the caller's file-system identity for the operation that follows, and its umask when
+   * the operation creates files. Returns 0 or a negative errno.
+   */
+  asCaller(n: Notification, creates: boolean): number {
+    let creds = this.opts.user;
+    if (this.#identityVaries || creates) {
+      this.creds.asSentry();
+      const status = this.readHostFile(`/proc/${n.pid}/status`);
+      if (typeof status === 'number') return status;
+      const parsed = parseStatusCreds(status);
+      if (parsed === undefined) return -EINVAL;
+      if (this.#identityVaries) creds = parsed.creds;
+      // The worker unshared CLONE_FS, so this umask is its thread's alone.
+      if (creates) this.k.sys(NR.umask, parsed.umask);
+    }
+    return this.creds.become(creds);
+  }
+}
+
+function traceRecord(n: Notification, name: string, paths: readonly string[], reply: Reply, injectedAs: number): TraceRecord {
+  const result = typeof reply === 'number' ? reply : reply.kind === 'continue' ? `continue: ${reply.why}` : injectedAs >= 0 ? `fd ${injectedAs}` : injectedAs;
+  const args = paths.length > 0 ? paths : n.args.map((a) => `0x${a.toString(16)}`);
+  return { time: new Date().toISOString(), pid: n.pid, syscall: name, args, result };
+}

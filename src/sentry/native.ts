@@ -1,0 +1,53 @@
+// The sentry's seam to the kernel: the listener, the workload's memory and the host's own syscalls, as interfaces a test can fake.
+import { abiOf, nativeArch, syscallNumber } from '../seccomp/arch';
+
+/** A raw syscall argument: an integer, a buffer (its address is passed), a path (NUL-terminated), or 0. */
+export type SyscallArg = number | bigint | Uint8Array | string | null;
+
+/** The host's own syscalls, made by the sentry's thread: the result, or a negative errno. */
+export type RawSyscall = (nr: number, ...args: SyscallArg[]) => number;
+
+/** The seccomp listener of one workload (SECCOMP_IOCTL_NOTIF_*): every call returns 0 or a negative errno. */
+export interface Listener {
+  /** Blocks for the next notification into `buf`; 1 when every process under the filter is gone. */
+  recv(buf: Buffer): number;
+  send(id: bigint, value: bigint, error: number, flags: number): number;
+  /** Installs the sentry's `fd` in the caller; with `send`, the kernel answers the call with its number. */
+  addfd(id: bigint, fd: number, newfdFlags: number, send: boolean): number;
+  idValid(id: bigint): boolean;
+}
+
+/** The workload's memory, by the pid the notification names (process_vm_readv/writev). */
+export interface WorkloadMemory {
+  read(pid: number, addr: bigint, buf: Buffer, len: number): number;
+  /** A NUL-terminated string of at most `max` bytes, or a negative errno (EFAULT, ENAMETOOLONG). */
+  readString(pid: number, addr: bigint, max: number): string | number;
+  write(pid: number, addr: bigint, data: Uint8Array, len: number): number;
+}
+
+/** Everything the sentry reaches the kernel through. */
+export interface SentryKernel {
+  readonly listener: Listener;
+  readonly memory: WorkloadMemory;
+  readonly sys: RawSyscall;
+}
+
+const HOST_CALLS = [
+  'openat2', 'close', 'newfstatat', 'statx', 'readlinkat', 'faccessat2', 'mkdirat', 'mknodat', 'unlinkat',
+  'renameat2', 'linkat', 'symlinkat', 'fchmodat2', 'fchownat', 'utimensat', 'fstatfs', 'ftruncate', 'fcntl',
+  'getxattr', 'lgetxattr', 'setxattr', 'lsetxattr', 'listxattr', 'llistxattr', 'removexattr', 'lremovexattr',
+  'setfsuid', 'setfsgid', 'setgroups', 'umask', 'unshare', 'read', 'uname', 'sysinfo', 'syncfs',
+  'pidfd_open', 'pidfd_getfd', 'inotify_add_watch',
+] as const;
+export type HostCall = (typeof HOST_CALLS)[number];
+
+/** Syscall numbers of the calls the sentry makes itself, on the host's ABI. */
+export const NR: Readonly<Record<HostCall, number>> = (() => {
+  const abi = abiOf(nativeArch());
+  const out: Partial<Record<HostCall, number>> = {};
+  for (const name of HOST_CALLS) {
+    const nr = abi === undefined ? undefined : syscallNumber(abi, name);
+    out[name] = nr ?? -1;
+  }
+  return Object.freeze(out as Record<HostCall, number>);
+})();

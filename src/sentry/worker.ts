@@ -1,0 +1,77 @@
+// The sentry's worker thread: receives the listener from stockade-init and serves it, off Node's event loop.
+import { parentPort, workerData } from 'node:worker_threads';
+import { CLONE_FS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP } from '../abi/linux/constants';
+import { recvFd, sentryNative } from '../native/addon';
+import { Sentry, type SentryOptions, type SentryStats, type TraceRecord } from './kernel';
+import { NR, type SentryKernel } from './native';
+
+/** What the supervisor passes the worker (structured-cloned). */
+export interface SentryWorkerData {
+  /** This process's end of the socket stockade-init sends the listener over. */
+  readonly socketFd: number;
+  readonly user: SentryOptions['user'];
+  readonly hostname: string;
+  readonly domainname: string;
+  readonly trace: boolean;
+}
+
+/** Messages from the worker to the supervisor. */
+export type SentryWorkerMessage =
+  | { readonly type: 'listening'; readonly syncWakeUp: boolean }
+  | { readonly type: 'trace'; readonly record: TraceRecord }
+  | { readonly type: 'done'; readonly stats: SentryStats }
+  | { readonly type: 'failed'; readonly message: string };
+
+function post(m: SentryWorkerMessage): void {
+  parentPort?.postMessage(m);
+}
+
+function main(data: SentryWorkerData): void {
+  const native = sentryNative();
+  // umask and cwd become this thread's alone: the sentry sets the caller's umask before creating files.
+  const unshared = native.syscall(NR.unshare, CLONE_FS);
+  if (unshared < 0) throw new Error(`unshare(CLONE_FS) failed: errno ${-unshared}`);
+  // Blocks until stockade-init loads the filter; its death before that closes the socket (EOF).
+  const received = recvFd(data.socketFd);
+  if (received.fd === null) {
+    post({ type: 'failed', message: 'stockade-init closed the sentry socket without sending a listener' });
+    return;
+  }
+  const listener = received.fd;
+  // The workload's thread and the sentry hand the CPU to each other directly (Linux 6.6): a
+  // round trip without a pass through the scheduler's run queue.
+  const syncWakeUp = native.notifSetFlags(listener, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) === 0;
+  post({ type: 'listening', syncWakeUp });
+  const kernel: SentryKernel = {
+    listener: {
+      recv: (buf) => native.notifRecv(listener, buf),
+      send: (id, value, error, flags) => native.notifSend(listener, id, value, error, flags),
+      addfd: (id, fd, newfdFlags, send) => native.notifAddfd(listener, id, fd, newfdFlags, send),
+      idValid: (id) => native.notifIdValid(listener, id),
+    },
+    memory: {
+      read: (pid, addr, buf, len) => native.memRead(pid, addr, buf, len),
+      readString: (pid, addr, max) => native.memReadString(pid, addr, max),
+      write: (pid, addr, d, len) => native.memWrite(pid, addr, d, len),
+    },
+    sys: native.syscall,
+  };
+  const sentry = new Sentry(kernel, {
+    user: data.user,
+    hostname: data.hostname,
+    domainname: data.domainname,
+    trace: data.trace ? (record) => post({ type: 'trace', record }) : undefined,
+  });
+  sentry.init();
+  const stats = sentry.serve();
+  native.syscall(NR.close, listener);
+  post({ type: 'done', stats });
+}
+
+if (parentPort !== null) {
+  try {
+    main(workerData as SentryWorkerData);
+  } catch (e) {
+    post({ type: 'failed', message: (e as Error).message });
+  }
+}

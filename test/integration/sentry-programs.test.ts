@@ -1,0 +1,97 @@
+// Real programs under the sentry (stockade do --isolation sentry), each compared with the same program under namespaces.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { Runtime, integrationSkip, leftovers } from './harness';
+
+const skip = integrationSkip();
+
+function has(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Each program as a shell script; its output must not depend on the level it runs under. */
+const PROGRAMS: { name: string; needs: string; script: string }[] = [
+  {
+    name: 'busybox applets',
+    needs: 'busybox',
+    script: 'cd /etc && busybox ls -d /usr/lib /etc/ssl && busybox wc -l < /etc/passwd && busybox find /etc/ssl -maxdepth 1 -name "*cert*" | busybox sort '
+      + '&& busybox stat -c "%s %F" /etc/hostname ./passwd && busybox readlink -f /bin/sh && echo data > /tmp/f && busybox cp /tmp/f /tmp/g '
+      + '&& busybox mv /tmp/g /tmp/h && busybox ln -s /tmp/h /tmp/l && busybox cat /tmp/l && busybox chmod 600 /tmp/h && busybox ls -l /tmp/h | busybox cut -c1-10 '
+      + '&& busybox mkdir -p /tmp/d/e && busybox rm -r /tmp/d && busybox test ! -e /tmp/d && busybox uname -s',
+  },
+  {
+    name: 'python3',
+    needs: 'python3',
+    script: `python3 -c '
+import os, json, subprocess, tempfile
+d = tempfile.mkdtemp()
+p = os.path.join(d, "x.json")
+json.dump({"a": [1, 2]}, open(p, "w"))
+os.rename(p, p + ".2")
+st = os.stat(p + ".2")
+print(json.load(open(p + ".2")), st.st_size, sorted(os.listdir(d)), os.path.exists(p))
+os.chdir(d); os.mkdir("sub"); os.symlink("../x.json.2", "sub/l"); print(os.readlink("sub/l"), open("sub/l").read())
+print(subprocess.run(["echo", "child"], capture_output=True, text=True).stdout.strip(), os.access("/etc/passwd", os.R_OK), os.access("/etc/shadow", os.W_OK))
+'`,
+  },
+  {
+    name: 'node',
+    needs: 'node',
+    script: `node -e '
+const fs = require("fs"), cp = require("child_process");
+fs.mkdirSync("/tmp/n/m", { recursive: true });
+fs.writeFileSync("/tmp/n/m/f", "x".repeat(1000));
+fs.renameSync("/tmp/n/m/f", "/tmp/n/g");
+console.log(fs.statSync("/tmp/n/g").size, fs.readdirSync("/tmp/n").sort().join(","), fs.existsSync("/etc/os-release"));
+console.log(cp.execFileSync("sh", ["-c", "echo spawned; exit 0"]).toString().trim(), require("os").hostname());
+'`,
+  },
+  {
+    name: 'gcc compiling and running a C file',
+    needs: 'gcc',
+    script: 'cd /tmp && printf "#include <stdio.h>\\n#include <sys/stat.h>\\nint main(void){struct stat s; printf(\\"%%d %%d\\\\n\\", 6*7, stat(\\"/etc/passwd\\", &s));return 3;}\\n" > hello.c '
+      + '&& gcc -O1 -o hello hello.c && ./hello; echo "status $?"',
+  },
+  {
+    name: 'git init, add, commit',
+    needs: 'git',
+    script: 'cd /tmp && git init -q repo && cd repo && echo a > f && mkdir d && echo b > d/g && git add f d && '
+      + 'git -c user.name=t -c user.email=t@example.com commit -qm first && git mv f f2 && git -c user.name=t -c user.email=t@example.com commit -qm second '
+      + '&& git log --format=%s && git ls-files && git status --porcelain | wc -l',
+  },
+  {
+    name: 'tar piped into gzip and back',
+    needs: 'gzip',
+    script: 'mkdir -p /tmp/t/a && echo one > /tmp/t/a/1 && ln -s 1 /tmp/t/a/l && tar -C /tmp/t -cf - a | gzip -c > /tmp/t.tgz && mkdir /tmp/u && gzip -dc /tmp/t.tgz | tar -C /tmp/u -xf - '
+      + '&& cat /tmp/u/a/1 /tmp/u/a/l && tar -tzf /tmp/t.tgz | sort',
+  },
+  {
+    name: 'sqlite3 database',
+    needs: 'sqlite3',
+    script: 'sqlite3 /tmp/db "create table t(x); insert into t values (1), (2), (39); select sum(x) from t;" && sqlite3 /tmp/db "select count(*) from t;" && ls /tmp',
+  },
+];
+
+describe('programs under the sentry', { skip }, () => {
+  let rt: Runtime;
+  before(() => { rt = new Runtime(); });
+  after(() => rt.cleanup());
+
+  for (const p of PROGRAMS) {
+    test(p.name, { skip: has(p.needs) ? false : `${p.needs} is not installed` }, () => {
+      const ns = rt.run(['do', '--cwd', '/', '--', 'sh', '-c', p.script], { timeout: 120_000 });
+      const sentry = rt.run(['do', '--isolation', 'sentry', '--cwd', '/', '--', 'sh', '-c', p.script], { timeout: 120_000 });
+      assert.ok(ns.stdout.length > 0, `under namespaces it printed something (stderr: ${ns.stderr})`);
+      assert.equal(sentry.stderr, ns.stderr);
+      assert.equal(sentry.stdout, ns.stdout);
+      assert.equal(sentry.status, ns.status);
+      assert.deepEqual(leftovers(rt), []);
+    });
+  }
+});

@@ -1,0 +1,283 @@
+// The sentry's file handlers against a fake workload: its memory and listener are in-process, its root a temp directory, the syscalls real.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sentryNative } from '../../../src/native/addon';
+import { Sentry } from '../../../src/sentry/kernel';
+import type { SentryKernel } from '../../../src/sentry/native';
+import type { Notification } from '../../../src/sentry/notification';
+import { SYSCALLS_X86_64, AUDIT_ARCH_X86_64 } from '../../../src/abi/linux/syscalls-x86_64';
+
+const skip = process.getuid?.() !== 0 ? 'needs root (it acts as other users)' : process.arch !== 'x64' ? 'x86_64 syscall numbers' : false;
+
+/** A workload that is only memory: strings and buffers at made-up addresses. */
+class FakeWorkload {
+  readonly #regions = new Map<bigint, Buffer>();
+  #next = 0x10000n;
+  reads = 0;
+  gone = false;
+  replies: { id: bigint; value: bigint; error: number; flags: number }[] = [];
+  injected: { path: string; content: string | undefined; cloexec: boolean }[] = [];
+
+  put(data: Buffer | string): bigint {
+    const b = typeof data === 'string' ? Buffer.from(`${data}\0`) : data;
+    const addr = this.#next;
+    this.#regions.set(addr, b);
+    this.#next += BigInt(b.length + 4096);
+    return addr;
+  }
+
+  alloc(len: number): bigint {
+    return this.put(Buffer.alloc(len));
+  }
+
+  at(addr: bigint): Buffer {
+    const b = this.#regions.get(addr);
+    if (b === undefined) throw new Error(`no region at ${addr}`);
+    return b;
+  }
+
+  kernel(): SentryKernel {
+    const sys = sentryNative().syscall;
+    return {
+      sys,
+      listener: {
+        recv: () => 1,
+        send: (id, value, error, flags) => {
+          this.replies.push({ id, value, error, flags });
+          return 0;
+        },
+        addfd: (id, fd, newfdFlags) => {
+          const path = readlinkSync(`/proc/self/fd/${fd}`);
+          let content: string | undefined;
+          try {
+            content = readFileSync(`/proc/self/fd/${fd}`, 'utf8');
+          } catch { /* a directory */ }
+          this.injected.push({ path, content, cloexec: newfdFlags !== 0 });
+          this.replies.push({ id, value: 100n, error: 0, flags: 0 });
+          return 100;
+        },
+        idValid: () => !this.gone,
+      },
+      memory: {
+        read: (_pid, addr, buf, len) => {
+          this.reads++;
+          const b = this.#regions.get(addr);
+          if (b === undefined) return -14;
+          b.copy(buf, 0, 0, len);
+          return Math.min(len, b.length);
+        },
+        readString: (_pid, addr) => {
+          this.reads++;
+          const b = this.#regions.get(addr);
+          if (b === undefined) return -14;
+          return b.toString('utf8', 0, b.indexOf(0));
+        },
+        write: (_pid, addr, data, len) => {
+          const b = this.#regions.get(addr);
+          if (b === undefined) return -14;
+          Buffer.from(data.buffer, data.byteOffset, len).copy(b);
+          return len;
+        },
+      },
+    };
+  }
+}
+
+let dir = '';
+let root = '';
+let rootFd = -1;
+let nextId = 1n;
+
+before(() => {
+  if (skip !== false) return;
+  dir = mkdtempSync(join(tmpdir(), 'stockade-sentry-handlers-'));
+  root = join(dir, 'root');
+  mkdirSync(join(root, 'etc'), { recursive: true });
+  mkdirSync(join(root, 'bin'));
+  mkdirSync(join(root, 'home/user'), { recursive: true });
+  writeFileSync(join(root, 'etc/hostname'), 'inside\n');
+  writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:inside\n');
+  writeFileSync(join(root, 'etc/secret'), 'only root\n', { mode: 0o600 });
+  writeFileSync(join(root, 'bin/tool'), '#!/bin/sh\n', { mode: 0o755 });
+  writeFileSync(join(root, 'bin/data'), 'not a program\n', { mode: 0o644 });
+  chownSync(join(root, 'home/user'), 1000, 1000);
+  symlinkSync('/../../../../../etc/passwd', join(root, 'escape-abs'));
+  symlinkSync('../../../../../../etc/passwd', join(root, 'escape-rel'));
+  symlinkSync('/proc/1/root/etc/passwd', join(root, 'escape-magic'));
+  symlinkSync('etc/hostname', join(root, 'hostname-link'));
+  // A directory outside the root with a file the sentry must never reach.
+  writeFileSync(join(dir, 'outside'), 'host data\n');
+  rootFd = openSync(root, 0o10000000 /* O_PATH */ | 0o200000 /* O_DIRECTORY */);
+});
+
+after(() => {
+  if (rootFd >= 0) closeSync(rootFd);
+  if (dir !== '') rmSync(dir, { recursive: true, force: true });
+});
+
+function setup(user = { uid: 0, gid: 0, groups: [] as number[] }): { w: FakeWorkload; s: Sentry } {
+  const w = new FakeWorkload();
+  const s = new Sentry(w.kernel(), { user, hostname: 'box', domainname: '', rootFd });
+  s.init();
+  return { w, s };
+}
+
+function call(s: Sentry, name: string, ...args: bigint[]): Notification {
+  const nr = SYSCALLS_X86_64[name];
+  if (nr === undefined) throw new Error(`no syscall ${name}`);
+  const full = [...args, 0n, 0n, 0n, 0n, 0n, 0n].slice(0, 6) as unknown as Notification['args'];
+  const n: Notification = { id: nextId++, pid: process.pid, nr, arch: AUDIT_ARCH_X86_64, args: full };
+  s.answer(n);
+  return n;
+}
+
+const AT_FDCWD = BigInt.asUintN(64, -100n);
+const O_RDONLY = 0n;
+
+function lastError(w: FakeWorkload): number {
+  const r = w.replies.at(-1);
+  assert.ok(r !== undefined, 'the sentry answered');
+  return r.error;
+}
+
+test('open of a path in the root injects the root\'s file', { skip }, () => {
+  const { w, s } = setup();
+  call(s, 'openat', AT_FDCWD, w.put('/etc/hostname'), O_RDONLY);
+  assert.equal(w.injected.length, 1);
+  assert.equal(w.injected[0]?.content, 'inside\n');
+  assert.equal(w.reads, 1, 'the path is read from the caller once');
+});
+
+test('.. and symlinks cannot leave the root: what they name is inside it', { skip }, () => {
+  for (const path of ['/../../../../../etc/passwd', '/escape-abs', '/escape-rel', 'escape-rel-missing']) {
+    const { w, s } = setup();
+    call(s, 'open', w.put(path), O_RDONLY);
+    if (w.injected.length === 1) assert.equal(w.injected[0]?.content, 'root:x:0:0:inside\n', path);
+    else assert.notEqual(lastError(w), 0, path);
+  }
+});
+
+test('a magic link inside the root is refused, not followed to the host', { skip }, () => {
+  const { w, s } = setup();
+  call(s, 'open', w.put('/escape-magic'), O_RDONLY);
+  assert.equal(w.injected.length, 0);
+  assert.notEqual(lastError(w), 0);
+});
+
+test('O_CREAT makes the file in the root with the caller\'s umask; O_CLOEXEC reaches the injected fd', { skip }, () => {
+  const { w, s } = setup();
+  call(s, 'openat', AT_FDCWD, w.put('/etc/new-file'), 0o100n | 0o1n | 0o2000000n, 0o666n);
+  assert.equal(w.injected.length, 1);
+  assert.equal(w.injected[0]?.cloexec, true);
+  assert.ok(existsSync(join(root, 'etc/new-file')));
+  const umask = process.umask();
+  assert.equal(statSync(join(root, 'etc/new-file')).mode & 0o777, 0o666 & ~umask);
+});
+
+test('stat writes the root\'s file\'s metadata into the caller', { skip }, () => {
+  const { w, s } = setup();
+  const out = w.alloc(144);
+  call(s, 'newfstatat', AT_FDCWD, w.put('/hostname-link'), out, 0n);
+  assert.equal(lastError(w), 0);
+  const st = statSync(join(root, 'etc/hostname'), { bigint: true });
+  assert.equal(w.at(out).readBigUInt64LE(8), st.ino);
+  assert.equal(w.at(out).readBigInt64LE(48), st.size);
+  // lstat: the link itself
+  const out2 = w.alloc(144);
+  call(s, 'newfstatat', AT_FDCWD, w.put('/hostname-link'), out2, 0x100n);
+  assert.equal(w.at(out2).readBigUInt64LE(8), lstatSync(join(root, 'hostname-link'), { bigint: true }).ino);
+});
+
+test('readlink writes the link\'s text; access answers for the caller\'s ids', { skip }, () => {
+  const { w, s } = setup();
+  const out = w.alloc(256);
+  call(s, 'readlink', w.put('/hostname-link'), out, 256n);
+  assert.equal(w.replies.at(-1)?.value, BigInt('etc/hostname'.length));
+  assert.equal(w.at(out).toString('utf8', 0, 12), 'etc/hostname');
+  const user = setup({ uid: 1000, gid: 1000, groups: [] });
+  call(user.s, 'access', user.w.put('/etc/secret'), 4n /* R_OK */);
+  assert.equal(lastError(user.w), -13);
+  call(user.s, 'access', user.w.put('/etc/hostname'), 4n);
+  assert.equal(lastError(user.w), 0);
+});
+
+test('the caller\'s identity decides: a user cannot open root\'s 0600 file, root can', { skip }, () => {
+  const user = setup({ uid: 1000, gid: 1000, groups: [] });
+  call(user.s, 'open', user.w.put('/etc/secret'), O_RDONLY);
+  assert.equal(user.w.injected.length, 0);
+  assert.equal(lastError(user.w), -13);
+  const r = setup();
+  call(r.s, 'open', r.w.put('/etc/secret'), O_RDONLY);
+  assert.equal(r.w.injected[0]?.content, 'only root\n');
+  // A file the user creates is the user's.
+  call(user.s, 'open', user.w.put('/home/user/mine'), 0o100n | 0o1n, 0o600n);
+  assert.equal(statSync(join(root, 'home/user/mine')).uid, 1000);
+});
+
+test('mkdir, symlink, rename, unlink and rmdir act inside the root', { skip }, () => {
+  const { w, s } = setup();
+  call(s, 'mkdir', w.put('/work'), 0o755n);
+  assert.equal(lastError(w), 0);
+  assert.ok(statSync(join(root, 'work')).isDirectory());
+  call(s, 'symlink', w.put('/etc/hostname'), w.put('/work/link'));
+  assert.equal(readlinkSync(join(root, 'work/link')), '/etc/hostname');
+  call(s, 'rename', w.put('/work/link'), w.put('/../../work/renamed'));
+  assert.equal(lastError(w), 0);
+  assert.ok(existsSync(join(root, 'work/renamed')), 'the .. stopped at the root');
+  call(s, 'unlink', w.put('/work/renamed'));
+  call(s, 'rmdir', w.put('/work'));
+  assert.equal(lastError(w), 0);
+  assert.ok(!existsSync(join(root, 'work')));
+  call(s, 'mknod', w.put('/dev-node'), BigInt(0o020000 | 0o600), 0x0103n);
+  assert.equal(lastError(w), -1, 'device nodes are refused');
+});
+
+test('chmod acts on the object the path names inside the root', { skip }, () => {
+  const { w, s } = setup();
+  writeFileSync(join(root, 'etc/modes'), '');
+  chmodSync(join(root, 'etc/modes'), 0o600);
+  call(s, 'chmod', w.put('/etc/modes'), 0o640n);
+  assert.equal(lastError(w), 0);
+  assert.equal(statSync(join(root, 'etc/modes')).mode & 0o777, 0o640);
+});
+
+test('a caller gone before the answer gets nothing done', { skip }, () => {
+  const { w, s } = setup();
+  w.gone = true;
+  call(s, 'mkdir', w.put('/never'), 0o755n);
+  assert.ok(!existsSync(join(root, 'never')));
+  assert.equal(w.injected.length, 0);
+});
+
+test('execve: a program continues in the kernel, a non-program is refused', { skip }, () => {
+  const { w, s } = setup();
+  call(s, 'execve', w.put('/bin/tool'), 0n, 0n);
+  assert.equal(w.replies.at(-1)?.flags, 1, 'SECCOMP_USER_NOTIF_FLAG_CONTINUE');
+  call(s, 'execve', w.put('/bin/data'), 0n, 0n);
+  assert.equal(lastError(w), -13);
+  call(s, 'execve', w.put('/bin/missing'), 0n, 0n);
+  assert.equal(lastError(w), -2);
+});
+
+test('uname reports the container\'s host name and no host build string', { skip }, () => {
+  const { w, s } = setup();
+  const out = w.alloc(390);
+  call(s, 'uname', out);
+  const field = (i: number): string => {
+    const f = w.at(out).subarray(65 * i, 65 * (i + 1));
+    return f.toString('utf8', 0, f.indexOf(0));
+  };
+  assert.equal(field(0), 'Linux');
+  assert.equal(field(1), 'box');
+  assert.match(field(2), /^\d+\.\d+\.0-stockade$/);
+  assert.equal(field(3), '#1 SMP stockade sentry');
+});
+
+test('a syscall with no handler is answered ENOSYS, not left waiting', { skip }, () => {
+  const { w, s } = setup();
+  call(s, 'getxattrat' in SYSCALLS_X86_64 ? 'getxattrat' : 'file_getattr', 0n);
+  assert.equal(lastError(w), -38);
+});
