@@ -18,4 +18,5 @@ export const COMMANDS: Readonly<Record<string, () => Command>> = {
   spec: () => (require('./spec') as { command: Command }).command,
   features: () => (require('./features') as { command: Command }).command,
   do: () => (require('./do') as { command: Command }).command,
+  trace: () => (require('./trace') as { command: Command }).command,
 };

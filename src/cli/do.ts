@@ -1,5 +1,6 @@
 // stockade do [--rw] [--network none|host] [--cwd DIR] [--env K=V] -- CMD ARGS: a host command in a sandbox.
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { doSpec } from '../container/do-spec';
 import { parseContainerId } from '../container/id';
 import { runContainer } from '../container/run';
@@ -43,6 +44,7 @@ export const command: Command = {
       hostname: spec.hostname ?? '',
       domainname: spec.domainname ?? '',
       onError: (m) => ctx.log.log('error', `sentry: ${m}`, {}),
+      traceSocket: join(ctx.store.dir(id), 'trace.sock'),
       trace: process.env['STOCKADE_SENTRY_TRACE'] === '1' ? (r) => process.stderr.write(`${JSON.stringify(r)}\n`) : undefined,
       onStats: (st) => ctx.log.debug(`sentry: ${st.notifications} calls served, ${st.injected} fds injected, ${st.continued} continued, ${st.errors} errors`),
     });

@@ -29,10 +29,16 @@ export interface SentryOptions {
   readonly user: Creds;
   readonly hostname: string;
   readonly domainname: string;
-  /** Called for every mediated syscall with its outcome (`stockade trace`); off when undefined. */
-  readonly trace?: ((record: TraceRecord) => void) | undefined;
+  /** Told every mediated syscall with its outcome (`stockade trace`) while `enabled()` says so. */
+  readonly trace?: TraceSink | undefined;
   /** The workload's root, already open (O_PATH); else opened from the first caller's /proc/PID/root. */
   readonly rootFd?: number | undefined;
+}
+
+export interface TraceSink {
+  /** Checked per call, so that records are only built while someone reads them. */
+  enabled(): boolean;
+  record(r: TraceRecord): void;
 }
 
 export interface TraceRecord {
@@ -77,6 +83,7 @@ export class Sentry {
   #identityVaries = false;
   /** The path arguments of the notification being served, as read, for its trace record. */
   #resolved: string[] = [];
+  #tracing = false;
   readonly #dispatch = new Map<number, { name: string; handler: Handler }>();
   readonly #how = Buffer.alloc(24);
   readonly #link = Buffer.alloc(PATH_MAX);
@@ -129,6 +136,7 @@ export class Sentry {
   /** Serves one notification and sends its answer. */
   answer(n: Notification): void {
     this.stats.notifications++;
+    this.#tracing = this.opts.trace?.enabled() === true;
     const entry = n.arch === AUDIT_ARCH_X86_64 ? this.#dispatch.get(n.nr) : undefined;
     let reply: Reply;
     if (entry === undefined) reply = -ENOSYS;
@@ -153,8 +161,8 @@ export class Sentry {
       if (r < 0) l.send(n.id, 0n, r, 0);
       injectedAs = r;
     }
-    if (this.opts.trace !== undefined) {
-      this.opts.trace(traceRecord(n, entry?.name ?? `syscall_${n.nr}`, this.#resolved, reply, injectedAs));
+    if (this.#tracing) {
+      this.opts.trace?.record(traceRecord(n, entry?.name ?? `syscall_${n.nr}`, this.#resolved, reply, injectedAs));
       this.#resolved = [];
     }
   }
@@ -177,7 +185,7 @@ export class Sentry {
     if (addr === 0n) return -EFAULT;
     const s = this.k.memory.readString(n.pid, addr, PATH_MAX);
     if (!this.k.listener.idValid(n.id)) return -ENOENT;
-    if (this.opts.trace !== undefined && typeof s === 'string') this.#resolved.push(s);
+    if (this.#tracing && typeof s === 'string') this.#resolved.push(s);
     return s;
   }
 

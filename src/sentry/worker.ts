@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { CLONE_FS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP } from '../abi/linux/constants';
 import { recvFd, sentryNative } from '../native/addon';
-import { Sentry, type SentryOptions, type SentryStats, type TraceRecord } from './kernel';
+import { Sentry, type SentryOptions, type SentryStats, type TraceRecord, type TraceSink } from './kernel';
 import { NR, type SentryKernel } from './native';
 
 /** What the supervisor passes the worker (structured-cloned). */
@@ -12,7 +12,8 @@ export interface SentryWorkerData {
   readonly user: SentryOptions['user'];
   readonly hostname: string;
   readonly domainname: string;
-  readonly trace: boolean;
+  /** Element 0 is non-zero while a `stockade trace` reader is connected; absent: never traced. */
+  readonly traceFlag?: Int32Array | undefined;
 }
 
 /** Messages from the worker to the supervisor. */
@@ -24,6 +25,13 @@ export type SentryWorkerMessage =
 
 function post(m: SentryWorkerMessage): void {
   parentPort?.postMessage(m);
+}
+
+function traceSink(flag: Int32Array): TraceSink {
+  return {
+    enabled: () => Atomics.load(flag, 0) !== 0,
+    record: (record) => post({ type: 'trace', record }),
+  };
 }
 
 function main(data: SentryWorkerData): void {
@@ -60,7 +68,7 @@ function main(data: SentryWorkerData): void {
     user: data.user,
     hostname: data.hostname,
     domainname: data.domainname,
-    trace: data.trace ? (record) => post({ type: 'trace', record }) : undefined,
+    trace: data.traceFlag === undefined ? undefined : traceSink(data.traceFlag),
   });
   sentry.init();
   const stats = sentry.serve();

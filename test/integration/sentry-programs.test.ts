@@ -2,7 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { Runtime, integrationSkip, leftovers } from './harness';
+import { Runtime, integrationSkip, leftovers, waitFor } from './harness';
 
 const skip = integrationSkip();
 
@@ -94,4 +94,48 @@ describe('programs under the sentry', { skip }, () => {
       assert.deepEqual(leftovers(rt), []);
     });
   }
+});
+
+describe('stockade trace', { skip }, () => {
+  let rt: Runtime;
+  before(() => { rt = new Runtime(); });
+  after(() => rt.cleanup());
+
+  test('streams the sentry\'s calls as JSON lines, with the paths it read and what the caller got', async () => {
+    const marker = `/etc/hostname`;
+    const child = rt.spawn(['do', '--isolation', 'sentry', '--', 'sh', '-c', `sleep 1; cat ${marker} > /dev/null; cat /no-such-file 2>/dev/null; exit 0`]);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let id = '';
+    await waitFor(() => {
+      id = rt.run(['list', '-q']).stdout.trim();
+      return id !== '';
+    }, 5000);
+    const trace = rt.run(['trace', id], { timeout: 20_000 });
+    assert.equal(trace.status, 0, trace.stderr);
+    const records = trace.stdout.trim().split('\n').map((l) => JSON.parse(l) as { pid: number; syscall: string; args: string[]; result: number | string });
+    const opened = records.find((r) => r.syscall === 'openat' && r.args[0] === marker);
+    assert.ok(opened !== undefined, 'the open of the marker is traced');
+    assert.match(String(opened.result), /^fd \d+$/);
+    const missing = records.find((r) => r.args[0] === '/no-such-file');
+    assert.equal(missing?.result, -2);
+    assert.ok(records.some((r) => r.syscall === 'execve' && String(r.result).startsWith('continue: ')));
+    assert.equal(await exited, 0);
+  });
+
+  test('refuses a container that does not run under the sentry, and an unknown one', async () => {
+    const unknown = rt.run(['trace', 'no-such-container']);
+    assert.notEqual(unknown.status, 0);
+    assert.match(unknown.stderr, /no-such-container/);
+    const child = rt.spawn(['do', '--', 'sleep', '2']);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let id = '';
+    await waitFor(() => {
+      id = rt.run(['list', '-q']).stdout.trim();
+      return id !== '';
+    }, 5000);
+    const ns = rt.run(['trace', id]);
+    assert.notEqual(ns.status, 0);
+    assert.match(ns.stderr, /namespaces level: only the sentry sees its syscalls/);
+    assert.equal(await exited, 0);
+  });
 });

@@ -4,7 +4,8 @@
 // to what cannot reach a path, a socket address, an identity or a new namespace: compute,
 // memory, futexes, signals, time, and I/O on descriptors the workload already holds. Everything
 // that resolves a path, creates or addresses a socket, changes identity or execs is MEDIATED:
-// the sentry serves it (none is served yet, so their support is 'none'). The rest is DENIED.
+// the sentry serves it (`served` says how fully; the handlers live in src/sentry/sys-*.ts, and a
+// test checks that every served call has one). The rest is DENIED.
 //
 // Errnos of DENIED calls:
 // - EPERM where a container without the privilege would get EPERM from the kernel (mount,
@@ -40,8 +41,11 @@ export interface SyscallSpec {
   readonly family?: HandlerFamily;
   readonly rules?: readonly ArgRule[];
   readonly note: string;
-  /** a MEDIATED call the sentry serves in full; none is yet */
-  readonly served?: boolean;
+  /**
+   * How much of a MEDIATED call's behaviour the sentry's handler gives: 'full', or 'partial' (the
+   * note says what is missing). Absent: no handler yet, and the call is not MEDIATED.
+   */
+  readonly served?: 'full' | 'partial';
 }
 
 const ALLOW: Verdict = { class: 'ALLOW' };
@@ -208,7 +212,8 @@ export const SYSCALL_SPECS: readonly SyscallSpec[] = [
       verdict: ALLOW,
       why: 'no destination address: the socket is connected, and its peer was checked when it connected',
     }],
-    note: 'with an address: the egress policy applies',
+    served: 'partial',
+    note: 'with an address: reaches the sentry, which lets the kernel send it in the container\'s network namespace (no egress policy yet)',
   },
   {
     names: ['shmget', 'shmat', 'shmctl', 'shmdt', 'semget', 'semop', 'semctl', 'semtimedop', 'semtimedop_time64',
@@ -246,48 +251,46 @@ export const SYSCALL_SPECS: readonly SyscallSpec[] = [
   // ---------------------------------------------------------------- MEDIATED: files
   {
     names: ['open', 'openat', 'openat2', 'creat'],
-    verdict: MEDIATED, family: 'file',
-    note: 'the sentry opens through its own descriptor of the root (RESOLVE_IN_ROOT) and injects the result with NOTIF_ADDFD',
+    verdict: MEDIATED, family: 'file', served: 'full',
+    note: 'the sentry opens through its own descriptor of the root (RESOLVE_IN_ROOT) and injects the result with NOTIF_ADDFD; FIFOs, devices and O_PATH are checked, then opened by the kernel in the caller',
   },
   {
     names: ['newfstatat'],
-    verdict: MEDIATED, family: 'file',
+    verdict: MEDIATED, family: 'file', served: 'full',
     note: 'glibc >= 2.33 implements fstat as newfstatat(fd, "", AT_EMPTY_PATH), whose empty path the filter cannot see: a hot path, the handler must be fast',
   },
   {
     names: ['stat', 'lstat', 'stat64', 'lstat64', 'fstatat64', 'oldstat', 'oldlstat', 'statx', 'access', 'faccessat',
-      'faccessat2', 'readlink', 'readlinkat', 'statfs', 'statfs64', 'getxattr', 'lgetxattr', 'getxattrat', 'listxattr',
-      'llistxattr', 'listxattrat', 'file_getattr'],
-    verdict: MEDIATED, family: 'file',
-    note: 'reads metadata by path: resolved in the sentry\'s view (its mounts, synthetic /proc and /sys), results written into the workload\'s memory',
+      'faccessat2', 'readlink', 'readlinkat', 'statfs', 'statfs64', 'getxattr', 'lgetxattr', 'listxattr', 'llistxattr'],
+    verdict: MEDIATED, family: 'file', served: 'partial',
+    note: 'reads metadata by path, resolved in the root and written into the workload\'s memory; access checks the effective ids (AT_EACCESS), and lgetxattr and llistxattr on a symlink read its target',
   },
   {
     names: ['mkdir', 'mkdirat', 'mknod', 'mknodat', 'unlink', 'unlinkat', 'rmdir', 'rename', 'renameat', 'renameat2',
       'link', 'linkat', 'symlink', 'symlinkat', 'chmod', 'fchmodat', 'fchmodat2', 'chown', 'chown32', 'lchown',
       'lchown32', 'fchownat', 'truncate', 'truncate64', 'utime', 'utimes', 'utimensat', 'utimensat_time64',
-      'futimesat', 'setxattr', 'lsetxattr', 'setxattrat', 'removexattr', 'lremovexattr', 'removexattrat',
-      'file_setattr'],
-    verdict: MEDIATED, family: 'file',
-    note: 'changes the file system by path: the sentry checks its mount table (read-only mounts) and performs it',
+      'futimesat', 'setxattr', 'lsetxattr', 'removexattr', 'lremovexattr'],
+    verdict: MEDIATED, family: 'file', served: 'partial',
+    note: 'changes the file system by path: performed by the sentry in the root, as the caller; mknod makes regular files and FIFOs only, and lsetxattr and lremovexattr on a symlink act on its target',
   },
   {
     names: ['fchmod', 'fchown', 'fchown32', 'fsetxattr', 'fremovexattr'],
-    verdict: MEDIATED, family: 'file',
+    verdict: MEDIATED, family: 'file', served: 'full',
     note: 'on a held descriptor, but the kernel asks only for ownership, not a writable descriptor, so a read-only mount the sentry enforces would not stop it',
   },
   {
     names: ['chdir', 'getcwd', 'chroot'],
-    verdict: MEDIATED, family: 'file',
-    note: 'the working directory and root as the sentry resolves paths against them',
+    verdict: MEDIATED, family: 'file', served: 'partial',
+    note: 'the working directory: checked, then set by the kernel inside the root; chroot gets EPERM (the sentry resolves against one root)',
   },
   {
     names: ['inotify_add_watch'],
-    verdict: MEDIATED, family: 'file',
+    verdict: MEDIATED, family: 'file', served: 'full',
     note: 'takes a path',
   },
   {
     names: ['sync'],
-    verdict: MEDIATED, family: 'file',
+    verdict: MEDIATED, family: 'file', served: 'full',
     note: 'served as syncfs of the container\'s root, not a flush of every host file system',
   },
 
@@ -307,21 +310,22 @@ export const SYSCALL_SPECS: readonly SyscallSpec[] = [
         when: [intEq(0, f)], verdict: MEDIATED, why: `${name}: the sentry creates the socket and applies the network policy`,
       })),
     ],
-    note: 'AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK reach the sentry (which refuses netlink other than what it can answer itself); other families get EAFNOSUPPORT',
+    served: 'partial',
+    note: 'AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK reach the sentry, which lets the kernel create them in the container\'s network namespace (no egress policy yet); other families get EAFNOSUPPORT',
   },
   {
     names: ['connect', 'bind'],
-    verdict: MEDIATED, family: 'socket',
+    verdict: MEDIATED, family: 'socket', served: 'partial',
     note: 'the address is checked against the egress policy (or, for AF_UNIX, resolved as a path) and the sentry performs the call on the socket it takes with pidfd_getfd',
   },
   {
     names: ['sendmsg', 'sendmmsg'],
-    verdict: MEDIATED, family: 'socket',
+    verdict: MEDIATED, family: 'socket', served: 'partial',
     note: 'the destination is inside msghdr, in memory: every call reaches the sentry, connected or not',
   },
   {
     names: ['mq_open', 'mq_unlink'],
-    verdict: MEDIATED, family: 'system',
+    verdict: MEDIATED, family: 'system', served: 'full',
     note: 'queue names live in the IPC namespace\'s mqueue file system; the sentry owns the names the workload sees',
   },
 
@@ -330,17 +334,17 @@ export const SYSCALL_SPECS: readonly SyscallSpec[] = [
     names: ['setuid', 'setuid32', 'setgid', 'setgid32', 'setreuid', 'setreuid32', 'setregid', 'setregid32',
       'setresuid', 'setresuid32', 'setresgid', 'setresgid32', 'setfsuid', 'setfsuid32', 'setfsgid', 'setfsgid32',
       'setgroups', 'setgroups32', 'capset'],
-    verdict: MEDIATED, family: 'identity',
+    verdict: MEDIATED, family: 'identity', served: 'full',
     note: 'identity changes are decided by the sentry against the container\'s user',
   },
   {
     names: ['execve', 'execveat'],
-    verdict: MEDIATED, family: 'process',
+    verdict: MEDIATED, family: 'process', served: 'full',
     note: 'the sentry resolves and checks the binary; the exec itself continues in the kernel (the mount namespace holds only the container root)',
   },
   {
     names: ['uname', 'olduname', 'oldolduname', 'sysinfo'],
-    verdict: MEDIATED, family: 'system',
+    verdict: MEDIATED, family: 'system', served: 'full',
     note: 'answered from the container\'s view (its hostname, a fixed release, its memory limit), not the host\'s kernel',
   },
 
@@ -419,6 +423,11 @@ export const SYSCALL_SPECS: readonly SyscallSpec[] = [
     names: ['landlock_create_ruleset', 'landlock_add_rule', 'landlock_restrict_self'],
     verdict: deny(ENOSYS),
     note: 'the sentry already confines paths; callers treat ENOSYS as "no Landlock" and carry on',
+  },
+  {
+    names: ['getxattrat', 'listxattrat', 'setxattrat', 'removexattrat', 'file_getattr', 'file_setattr'],
+    verdict: deny(ENOSYS),
+    note: 'Linux 6.13+ path-and-fd forms the sentry does not serve yet; ENOSYS makes libc use getxattr and the other older calls',
   },
   {
     names: ['memfd_secret', 'cachestat', 'remap_file_pages', 'lsm_get_self_attr', 'lsm_set_self_attr', 'lsm_list_modules',

@@ -8,9 +8,9 @@ import type { SupportLevel, SyscallEntry, Verdict } from './types';
 
 function support(spec: SyscallSpec): SupportLevel {
   const verdicts: Verdict[] = [...(spec.rules ?? []).map((r) => r.verdict), spec.verdict];
-  const served = verdicts.map((v) => v.class === 'ALLOW' || (v.class === 'MEDIATED' && spec.served === true));
-  if (served.every(Boolean)) return 'full';
-  return served.some(Boolean) ? 'partial' : 'none';
+  const levels = verdicts.map((v): SupportLevel => (v.class === 'ALLOW' ? 'full' : v.class === 'MEDIATED' ? spec.served ?? 'none' : 'none'));
+  if (levels.every((l) => l === 'full')) return 'full';
+  return levels.every((l) => l === 'none') ? 'none' : 'partial';
 }
 
 function entryOf(name: string, spec: SyscallSpec, abis: readonly Abi[]): SyscallEntry {

@@ -47,7 +47,7 @@ test('features --syscalls prints NR NAME CLASS HANDLER SUPPORT NOTE', () => {
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.split('\n');
   assert.match(lines[0] ?? '', /^NR\s+NAME\s+CLASS\s+HANDLER\s+SUPPORT\s+NOTE$/);
-  assert.ok(lines.some((l) => /^\d+\s+openat\s+MEDIATED\s+file\.openat\s+none\s/.test(l)));
+  assert.ok(lines.some((l) => /^\d+\s+openat\s+MEDIATED\s+file\.openat\s+full\s/.test(l)));
   assert.ok(lines.some((l) => /^\d+\s+mount\s+DENIED EPERM\s+-\s+none\s/.test(l)));
   assert.ok(lines.some((l) => /^\d+\s+clone\s+ALLOW\*\s+-\s+partial\s/.test(l)));
   assert.ok(lines.some((l) => /^\s+\* arg0 & 0x10000000 == 0x10000000: DENIED EPERM/.test(l)));

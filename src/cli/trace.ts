@@ -1,0 +1,28 @@
+// stockade trace ID: every syscall the container's sentry serves, as JSON lines, until the container ends.
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { parseContainerId } from '../container/id';
+import { StockadeError } from '../errors';
+import { parseArgs } from './args';
+import type { Command } from './context';
+import { singleId } from './create';
+
+export const command: Command = {
+  summary: 'stream the syscalls a sentry container makes, one JSON line each',
+  usage: 'stockade trace ID',
+  async run(argv, ctx) {
+    const p = parseArgs(argv, [], 'trace');
+    const id = parseContainerId(singleId(p.positional, 'trace'));
+    const record = ctx.store.read(id);
+    if (record.isolation !== 'sentry') {
+      throw new StockadeError('UNSUPPORTED', `container ${id} runs at the ${record.isolation} level: only the sentry sees its syscalls`, { id });
+    }
+    const path = join(ctx.store.dir(id), 'trace.sock');
+    return new Promise<number>((resolve, reject) => {
+      const sock = connect(path);
+      sock.on('error', (e) => reject(new StockadeError('STATE_TRANSITION', `container ${id}: its sentry is not serving (${e.message})`, { id, path })));
+      sock.pipe(process.stdout);
+      sock.on('end', () => resolve(0));
+    });
+  },
+};
