@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -256,6 +258,31 @@ static napi_value js_notif_set_flags(napi_env env, napi_callback_info info) {
   return number(env, r < 0 ? -errno : 0);
 }
 
+/* confineThread(program): loads the cBPF program (struct sock_filter[], 8 bytes each) as a
+ * seccomp filter on the calling thread only (no TSYNC) after setting its no_new_privs: the
+ * sentry's worker confines itself and leaves Node's other threads as they are. 0 or -errno. */
+static napi_value js_confine_thread(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  void *data;
+  size_t len;
+  if (!get_argv(env, info, 1, argv)) return NULL;
+  bool is_buffer = false;
+  if (napi_is_buffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "program must be a Buffer");
+    return NULL;
+  }
+  if (len == 0 || len % 8 != 0 || len / 8 > 4096) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "program must hold 1 to 4096 instructions");
+    return NULL;
+  }
+  struct sock_fprog prog = {.len = (unsigned short)(len / 8), .filter = data};
+  /* Both are per thread: no_new_privs is a task flag, and a filter without TSYNC stays on its thread. */
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return number(env, -errno);
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) return number(env, -errno);
+  return number(env, 0);
+}
+
 /* ---- the workload's memory --------------------------------------------------------------------- */
 
 /* memRead(pid, addr, buf, len) / memWrite(pid, addr, data, len): bytes moved, or -errno. A short
@@ -439,6 +466,7 @@ bool stk_notify_register(napi_env env, napi_value exports) {
       {"memReadString", NULL, js_mem_read_string, NULL, NULL, NULL, napi_enumerable, NULL},
       {"memWrite", NULL, js_mem_write, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syscall", NULL, js_syscall, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"confineThread", NULL, js_confine_thread, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) == napi_ok;
 }

@@ -83,11 +83,14 @@ export interface SentryNative {
   /** syscall(2) on this thread: the result, or -errno. EINTR is not retried. */
   syscall(nr: number, a0?: SyscallArg, a1?: SyscallArg, a2?: SyscallArg, a3?: SyscallArg, a4?: SyscallArg,
     a5?: SyscallArg): number;
+  /** Sets no_new_privs and loads `program` (struct sock_filter[]) as a seccomp filter on the
+   *  calling thread only: 0 or -errno. */
+  confineThread(program: Buffer): number;
 }
 
 const SENTRY_FUNCTIONS = [
   'notifSizes', 'notifRecv', 'notifSend', 'notifAddfd', 'notifIdValid', 'notifSetFlags', 'memRead',
-  'memReadString', 'memWrite', 'syscall',
+  'memReadString', 'memWrite', 'syscall', 'confineThread',
 ] as const satisfies readonly (keyof SentryNative)[];
 
 /** The binding exactly as the C side exports it. */

@@ -3,6 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { CLONE_FS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP } from '../abi/linux/constants';
 import { recvFd, sentryNative } from '../native/addon';
 import { Sentry, type SentryOptions, type SentryStats, type TraceRecord, type TraceSink } from './kernel';
+import { compileSentryThreadFilter } from './confine';
 import { NR, type SentryKernel } from './native';
 
 /** What the supervisor passes the worker (structured-cloned). */
@@ -71,6 +72,10 @@ function main(data: SentryWorkerData): void {
     trace: data.traceFlag === undefined ? undefined : traceSink(data.traceFlag),
   });
   sentry.init();
+  // The addon learns the notification sizes once, with seccomp(2): before the thread may not.
+  native.notifSizes();
+  const confined = native.confineThread(compileSentryThreadFilter().program);
+  if (confined < 0) throw new Error(`cannot confine the sentry's thread: errno ${-confined}`);
   const stats = sentry.serve();
   native.syscall(NR.close, listener);
   post({ type: 'done', stats });

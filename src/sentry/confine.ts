@@ -1,0 +1,52 @@
+// The sentry's own wall: the worker thread that serves the workload may make only the calls serving needs.
+//
+// A seccomp filter without TSYNC binds only the thread that loads it, so the worker confines itself
+// and Node's other threads (the runtime's main thread, libuv's pool) keep working as before. What
+// a bug in a handler, or a workload that found one, could make this thread do is then bounded:
+// no exec, no fork, no socket or connect, no ptrace, no mount or namespace change, no signals to
+// other processes; the only ioctls are the listener's.
+import { ALLOW, errno } from '../seccomp/actions';
+import { compile, type CompiledFilter } from '../seccomp/compile';
+import type { SeccompProfile } from '../seccomp/types';
+import { EPERM } from '../abi/linux/constants';
+
+/** SECCOMP_IOCTL_NOTIF_RECV, _SEND, _ID_VALID, _ADDFD and _SET_FLAGS (linux/seccomp.h, x86_64 and aarch64). */
+const LISTENER_IOCTLS = [0xc0502100, 0xc0182101, 0x40082102, 0x40182103, 0x40082104];
+
+/** Every call the worker makes once it serves, by what it needs it for. */
+export const SENTRY_THREAD_CALLS: Readonly<Record<string, readonly string[]>> = {
+  'waiting for and reading the workload': ['poll', 'ppoll', 'process_vm_readv', 'process_vm_writev'],
+  'the file operations it performs for callers': [
+    'openat2', 'close', 'newfstatat', 'statx', 'readlinkat', 'faccessat2', 'mkdirat', 'mknodat', 'unlinkat', 'renameat2',
+    'linkat', 'symlinkat', 'fchmodat2', 'fchownat', 'utimensat', 'fstatfs', 'ftruncate', 'fcntl', 'getxattr', 'lgetxattr',
+    'setxattr', 'lsetxattr', 'listxattr', 'llistxattr', 'removexattr', 'lremovexattr', 'read', 'syncfs',
+    'inotify_add_watch', 'pidfd_open', 'pidfd_getfd',
+  ],
+  'taking the caller\'s identity and umask': ['setfsuid', 'setfsgid', 'setgroups', 'umask'],
+  'answering uname and sysinfo': ['uname', 'sysinfo'],
+  'what V8 and libuv do on the thread': [
+    'mmap', 'munmap', 'mprotect', 'madvise', 'mremap', 'brk', 'futex', 'write', 'getpid', 'gettid', 'clock_gettime',
+    'clock_nanosleep', 'nanosleep', 'sched_yield', 'sched_getaffinity', 'rt_sigprocmask', 'rt_sigreturn', 'getrandom',
+    'rseq', 'set_robust_list', 'exit', 'exit_group', 'epoll_wait', 'epoll_pwait', 'epoll_pwait2', 'epoll_ctl',
+  ],
+};
+
+export function sentryThreadProfile(): SeccompProfile {
+  return {
+    defaultAction: errno(EPERM),
+    architectures: [],
+    flags: [],
+    syscalls: [
+      { names: Object.values(SENTRY_THREAD_CALLS).flat(), action: ALLOW, args: [] },
+      ...LISTENER_IOCTLS.map((cmd) => ({
+        names: ['ioctl'], action: ALLOW,
+        args: [{ index: 1 as const, op: 'MASKED_EQ' as const, value: 0xffffffffn, valueTwo: BigInt(cmd) }],
+      })),
+    ],
+  };
+}
+
+export function compileSentryThreadFilter(): CompiledFilter {
+  // A call from another ABI gets EPERM too: killing the thread would take the runtime with it.
+  return compile(sentryThreadProfile(), { badArchAction: errno(EPERM), enosysForNewerSyscalls: false });
+}
