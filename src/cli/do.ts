@@ -1,10 +1,9 @@
 // stockade do [--rw] [--network none|host] [--cwd DIR] [--env K=V] -- CMD ARGS: a host command in a sandbox.
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { doSpec } from '../container/do-spec';
 import { parseContainerId } from '../container/id';
 import { runContainer } from '../container/run';
-import { sentrySupervisor } from '../sentry/supervisor';
+import { isolationLevels } from './isolation';
 import { StockadeError } from '../errors';
 import { bool, list, parseArgs, str } from './args';
 import type { Command } from './context';
@@ -38,18 +37,8 @@ export const command: Command = {
       uid: process.getuid?.() ?? 0,
       gid: process.getgid?.() ?? 0,
     });
-    const user = spec.process?.user;
-    const supervisor = isolation !== 'sentry' ? undefined : sentrySupervisor({
-      user: { uid: user?.uid ?? 0, gid: user?.gid ?? 0, groups: user?.additionalGids ?? [] },
-      hostname: spec.hostname ?? '',
-      domainname: spec.domainname ?? '',
-      onError: (m) => ctx.log.log('error', `sentry: ${m}`, {}),
-      traceSocket: join(ctx.store.dir(id), 'trace.sock'),
-      trace: process.env['STOCKADE_SENTRY_TRACE'] === '1' ? (r) => process.stderr.write(`${JSON.stringify(r)}\n`) : undefined,
-      onStats: (st) => ctx.log.debug(`sentry: ${st.notifications} calls served, ${st.injected} fds injected, ${st.continued} continued, ${st.errors} errors`),
-    });
     return runContainer({
-      supervisor,
+      levels: isolationLevels(ctx, isolation),
       store: ctx.store,
       id,
       bundle: '/',

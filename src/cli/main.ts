@@ -30,7 +30,7 @@ const GLOBAL_FLAGS: readonly FlagSpec[] = [
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, load]) => `   ${name.padEnd(10)}${load().summary}`);
-  return `stockade ${VERSION}: an OCI container runtime with a choice of wall\n\nUSAGE: stockade [global options] command [command options] [arguments...]\n\nCOMMANDS:\n${lines.join('\n')}\n\nGLOBAL OPTIONS:\n   --root DIR          state directory (default ${DEFAULT_ROOT})\n   --log FILE          log file\n   --log-format FMT    text or json\n   --debug             log debug messages\n   --isolation LEVEL   namespaces, or sentry (stockade do only, for now)\n   --systemd-cgroup    place containers with systemd (needs systemd)\n`;
+  return `stockade ${VERSION}: an OCI container runtime with a choice of wall\n\nUSAGE: stockade [global options] command [command options] [arguments...]\n\nCOMMANDS:\n${lines.join('\n')}\n\nGLOBAL OPTIONS:\n   --root DIR          state directory (default ${DEFAULT_ROOT})\n   --log FILE          log file\n   --log-format FMT    text or json\n   --debug             log debug messages\n   --isolation LEVEL   namespaces or sentry (a config's dev.stockade.isolation annotation overrides it)\n   --systemd-cgroup    place containers with systemd (needs systemd)\n`;
 }
 
 /** Splits global flags (before the command name) from the command and its arguments. */
@@ -87,9 +87,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (!ISOLATION_LEVELS.includes(isolation)) {
       throw new StockadeError('USAGE', `--isolation must be one of ${ISOLATION_LEVELS.join(', ')}, not ${JSON.stringify(isolation)}`);
     }
-    if (isolation === 'vm' || (isolation === 'sentry' && command !== 'do')) {
-      throw new StockadeError('UNSUPPORTED', `--isolation ${isolation} is not available yet for ${command}: ${isolation === 'vm' ? 'the vm level is not implemented' : 'the sentry runs only under stockade do so far'}`);
-    }
+    if (isolation === 'vm') throw new StockadeError('UNSUPPORTED', '--isolation vm is not available yet: the vm level is not implemented');
     log.debug(`stockade ${argv.join(' ')}`);
     return await cmd.run(rest, {
       store: new StateStore(str(g, 'root') ?? DEFAULT_ROOT),

@@ -4,6 +4,7 @@ import { runContainer } from '../container/run';
 import { StockadeError } from '../errors';
 import { bool, int, parseArgs, str } from './args';
 import type { Command } from './context';
+import { isolationLevels } from './isolation';
 import { CREATE_FLAGS, singleId } from './create';
 
 export const command: Command = {
@@ -26,6 +27,7 @@ export const command: Command = {
       keep: bool(p, 'keep'),
       debug: (m) => ctx.log.debug(m),
       warn: (m) => ctx.log.warn(m),
+      levels: isolationLevels(ctx),
     });
   },
 };

@@ -18,7 +18,7 @@ import { seccompFor } from './seccomp';
 import { emptyCgroup } from './cgroups';
 import { forceKill } from './kill';
 import { StateStore, writeFileAtomic, type ContainerRecord } from './state-store';
-import type { Supervisor } from './supervisor';
+import { ISOLATION_ANNOTATION, type IsolationLevels, type SupervisedLevel, type Supervisor } from './supervisor';
 
 export interface CreateOptions {
   store: StateStore;
@@ -36,13 +36,15 @@ export interface CreateOptions {
   debug?: (msg: string) => void;
   /** Where a failing poststop hook (run when a failed create is cleaned up) is reported. */
   warn?: Warn | undefined;
-  /** A supervisor of the workload's syscalls (the sentry level); none at the namespaces level. */
-  supervisor?: Supervisor | undefined;
+  /** The isolation levels to choose from (the config's dev.stockade.isolation, else the default); namespaces when absent. */
+  levels?: IsolationLevels | undefined;
 }
 
 export interface Created {
   record: ContainerRecord;
   launched: Launched;
+  /** The workload's supervisor, at a supervised level. */
+  supervisor?: Supervisor | undefined;
 }
 
 export function loadSpec(bundle: string): Spec {
@@ -65,14 +67,14 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   const bundle = resolve(opts.bundle);
   // Everything that can be checked without side effects is checked before the id is taken.
   mark('create');
-  const spec = opts.spec ?? loadSpec(bundle);
+  const given = opts.spec ?? loadSpec(bundle);
   mark('config validated');
-  const supervisor = opts.supervisor;
-  if (supervisor !== undefined && spec.process?.noNewPrivileges !== true) {
-    // Else a setuid binary could gain privileges the supervisor never decided on.
-    supervisor.abort();
-    throw new StockadeError('CONFIG_INVALID', 'process.noNewPrivileges: the sentry level needs it true', { field: 'process.noNewPrivileges' });
-  }
+  // A supervised workload always runs with no_new_privs: a setuid binary or file capabilities
+  // would otherwise grant privileges the supervisor never decided on.
+  const level = levelOf(given, opts.levels);
+  const spec = level === undefined || given.process === undefined || given.process.noNewPrivileges === true
+    ? given
+    : { ...given, process: { ...given.process, noNewPrivileges: true } };
   // Only where the directories go is worked out here; they are made once the id is ours.
   const cgroups = managerFor(spec.linux?.cgroupsPath, id);
   const planOpts: PlanOptions = {
@@ -89,7 +91,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     createHooks: hasCreateHooks(spec),
     heldCapabilities: heldCapabilities(),
     seccomp: seccompFor(spec, store.root, opts.debug),
-    sentry: supervisor?.filter,
+    sentry: level?.filter,
     cgroupPaths: cgroups === undefined ? [] : [...cgroups.paths],
   };
   mark('seccomp');
@@ -98,6 +100,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
 
   const lock = store.createLocked(id);
   let pid = 0;
+  let supervisor: Supervisor | undefined;
   let poststop: HookState | undefined;
   try {
     mkdirSync(planOpts.rootfsMountpoint, { mode: 0o700 });
@@ -111,7 +114,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       created: new Date().toISOString(),
       owner: userInfo().username,
       annotations: spec.annotations ?? {},
-      isolation: supervisor === undefined ? 'namespaces' : 'sentry',
+      isolation: level === undefined ? 'namespaces' : 'sentry',
       ownPidNamespace: (spec.linux?.namespaces ?? []).some((ns) => NAMESPACE_FLAGS[ns.type] !== undefined && ns.type === 'pid' && (ns.path ?? '') === ''),
       createdOk: false,
       cgroupPaths: planOpts.cgroupPaths,
@@ -121,6 +124,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     mark('state written');
     await cgroups?.create(effectiveResources(spec.linux?.resources, spec.linux?.devices), (m) => (opts.warn ?? opts.debug)?.(m));
     mark('cgroups made');
+    supervisor = level?.supervise({ spec, id, stateDir: store.dir(id), detached: !planOpts.monitor });
     poststop = hookState(record, 'stopped');
     const launched = await launchInit({
       plan,
@@ -143,7 +147,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     if (opts.pidFile !== undefined) writeFileAtomic(resolve(opts.pidFile), String(pid));
     if (!planOpts.monitor) await launched.helperExit;
     opts.debug?.(`created container ${id} with pid ${pid}`);
-    return { record, launched };
+    return { record, launched, supervisor };
   } catch (caught) {
     supervisor?.abort();
     const e = oomExplained(caught, cgroups, spec);
@@ -154,6 +158,19 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   } finally {
     lock.release();
   }
+}
+
+/** The level the container runs at: its config's annotation, else the runtime's default. */
+function levelOf(spec: Spec, levels: IsolationLevels | undefined): SupervisedLevel | undefined {
+  const named = spec.annotations?.[ISOLATION_ANNOTATION];
+  const name = named ?? levels?.default ?? 'namespaces';
+  if (name !== 'namespaces' && name !== 'sentry') {
+    const field = `annotations["${ISOLATION_ANNOTATION}"]`;
+    throw named === undefined
+      ? new StockadeError('USAGE', `--isolation ${name} is not available: namespaces or sentry`)
+      : new StockadeError('CONFIG_INVALID', `config.json: ${field}: must be namespaces or sentry, not ${JSON.stringify(name)}`, { field });
+  }
+  return name === 'namespaces' ? undefined : levels?.level(name);
 }
 
 /** A setup killed by the OOM killer is a memory limit too low to start in: say so, naming the field. */

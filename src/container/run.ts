@@ -51,7 +51,7 @@ export async function runContainer(opts: RunOptions): Promise<number> {
   if (!opts.keep) await deleteContainer(opts.store, opts.id, true, { warn: opts.warn });
   mark('deleted');
   // Every supervised process is gone once the container is deleted: the supervisor stops on its own.
-  if (opts.supervisor !== undefined) await opts.supervisor.done;
+  await created.supervisor?.done;
   if (code === null) throw new StockadeError('SYSTEM', `stockade-init was killed by ${signal ?? 'a signal'}`);
   return code;
 }

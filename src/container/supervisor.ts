@@ -1,19 +1,47 @@
 // How a level that supervises the workload's syscalls plugs into create: the lifecycle knows this interface, not the levels.
+import type { Spec } from '../oci/spec';
+import type { ContainerId } from './id';
 
 /**
- * A supervisor of the workload's syscalls (the sentry). stockade-init loads `filter` last, just
- * before the workload's execve, with SECCOMP_FILTER_FLAG_NEW_LISTENER, and sends the listener over
- * the socket whose other end is `childSocket`; from then on the supervisor answers every call the
- * filter marks NOTIFY.
+ * A level whose supervisor serves the workload's syscalls (the sentry). stockade-init loads
+ * `filter` last, just before the workload's execve, with SECCOMP_FILTER_FLAG_NEW_LISTENER, and
+ * sends the listener over the socket whose other end is the supervisor's `childSocket`; from then
+ * on the supervisor answers every call the filter marks NOTIFY.
  */
-export interface Supervisor {
+export interface SupervisedLevel {
   readonly filter: { readonly flags: number; readonly program: Buffer };
+  /** Starts the supervisor of one container, once its config is known and its id taken. */
+  supervise(ctx: SuperviseContext): Supervisor;
+}
+
+/** One container's supervisor, as create drives it. */
+export interface Supervisor {
   /** An fd of this process, passed to stockade-init; its copy here is closed by `launched`. */
   readonly childSocket: number;
-  /** stockade-init holds its end now (or failed): this process's copy is closed. */
+  /** stockade-init holds its end now: this process's copy is closed. */
   launched(): void;
   /** Settles when the supervisor has stopped: every supervised process is gone. */
   readonly done: Promise<void>;
   /** Stops the supervisor at once (a create that failed). */
   abort(): void;
+}
+
+export interface SuperviseContext {
+  readonly spec: Spec;
+  readonly id: ContainerId;
+  /** The container's state directory, made by now. */
+  readonly stateDir: string;
+  /** The supervisor must outlive this process (create, run --detach), not serve from inside it. */
+  readonly detached: boolean;
+}
+
+/** The annotation that picks a container's level, over the runtime's --isolation. */
+export const ISOLATION_ANNOTATION = 'dev.stockade.isolation';
+
+/** The levels create can run a container at: `namespaces` needs no supervisor. */
+export interface IsolationLevels {
+  /** The level of a container whose config does not name one (--isolation). */
+  readonly default: string;
+  /** The supervised level of that name; undefined for namespaces; throws for one this build lacks. */
+  level(name: string): SupervisedLevel | undefined;
 }

@@ -1,9 +1,10 @@
 // The sentry seen from the runtime: a worker thread serving one workload's listener, and the filter that sends it calls.
-import { closeSync, existsSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { Supervisor } from '../container/supervisor';
+import type { SupervisedLevel, SuperviseContext, Supervisor } from '../container/supervisor';
 import { socketpair } from '../native/addon';
 import type { Creds } from './creds';
 import type { SentryStats, TraceRecord } from './kernel';
@@ -78,24 +79,17 @@ class TraceFeed {
   }
 }
 
-export function sentrySupervisor(cfg: SentryConfig): Supervisor {
-  const compiled = compileSentryFilter();
-  const [mine, theirs] = socketpair();
+/** A worker thread of this process serving the listener that arrives on `socketFd`. */
+function serveInWorker(socketFd: number, cfg: SentryConfig, onExit: () => void): { done: Promise<void>; feed: TraceFeed; stop(): void } {
   const feed = new TraceFeed(cfg.trace !== undefined);
   const data: SentryWorkerData = {
-    socketFd: mine,
+    socketFd,
     user: cfg.user,
     hostname: cfg.hostname,
     domainname: cfg.domainname,
     traceFlag: feed.flag,
   };
   const worker = new Worker(workerScript(), { workerData: data });
-  let theirsOpen = true;
-  const closeTheirs = (): void => {
-    if (!theirsOpen) return;
-    theirsOpen = false;
-    closeSync(theirs);
-  };
   const done = new Promise<void>((resolve) => {
     worker.on('message', (m: SentryWorkerMessage) => {
       if (m.type === 'trace') {
@@ -106,23 +100,131 @@ export function sentrySupervisor(cfg: SentryConfig): Supervisor {
     });
     worker.on('error', (e) => cfg.onError?.(e.message));
     worker.once('exit', () => {
-      closeTheirs();
-      closeSync(mine);
+      onExit();
       feed.close();
       resolve();
     });
   });
+  return { done, feed, stop: () => void worker.terminate() };
+}
+
+/** Serves from a worker thread of this process: for a container this process waits for (do, run). */
+function inProcess(cfg: SentryConfig): Supervisor {
+  const [mine, theirs] = socketpair();
+  let theirsOpen = true;
+  const closeTheirs = (): void => {
+    if (!theirsOpen) return;
+    theirsOpen = false;
+    closeSync(theirs);
+  };
+  const served = serveInWorker(mine, cfg, () => {
+    closeTheirs();
+    closeSync(mine);
+  });
   return {
-    filter: { flags: compiled.flags, program: compiled.program },
     childSocket: theirs,
     launched: () => {
       closeTheirs();
-      if (cfg.traceSocket !== undefined) feed.listen(cfg.traceSocket);
+      if (cfg.traceSocket !== undefined) served.feed.listen(cfg.traceSocket);
     },
+    done: served.done,
+    abort: () => {
+      closeTheirs();
+      served.stop();
+    },
+  };
+}
+
+/** What the detached sentry process is started with (JSON, its only argument). */
+export interface DaemonConfig {
+  readonly user: Creds;
+  readonly hostname: string;
+  readonly domainname: string;
+  readonly traceSocket: string;
+}
+
+function daemonScript(): string {
+  const module = join(__dirname, 'daemon.js');
+  return existsSync(module) ? module : join(__dirname, 'stockade-sentryd.js');
+}
+
+/**
+ * Serves from a process of its own that outlives this one (create, run --detach): one sentry per
+ * container, in its own session, exiting when the last supervised process is gone. It gets its
+ * end of the socket as fd 3; its errors go to sentry.log in the state directory.
+ */
+function detached(cfg: SentryConfig, stateDir: string): Supervisor {
+  const [mine, theirs] = socketpair();
+  const log = openSync(join(stateDir, 'sentry.log'), 'a', 0o600);
+  const config: DaemonConfig = {
+    user: cfg.user, hostname: cfg.hostname, domainname: cfg.domainname, traceSocket: join(stateDir, 'trace.sock'),
+  };
+  let daemon: ChildProcess;
+  try {
+    daemon = spawn(process.execPath, [daemonScript(), JSON.stringify(config)], {
+      detached: true,
+      stdio: ['ignore', 'ignore', log, mine],
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+    });
+  } finally {
+    closeSync(log);
+    closeSync(mine);
+  }
+  daemon.unref();
+  const done = new Promise<void>((resolve) => {
+    daemon.once('exit', () => resolve());
+    daemon.once('error', () => resolve());
+  });
+  let theirsOpen = true;
+  const closeTheirs = (): void => {
+    if (!theirsOpen) return;
+    theirsOpen = false;
+    closeSync(theirs);
+  };
+  return {
+    childSocket: theirs,
+    launched: closeTheirs,
     done,
     abort: () => {
       closeTheirs();
-      void worker.terminate();
+      daemon.kill('SIGKILL');
+    },
+  };
+}
+
+/** Run by the detached sentry process: serves until the workload is gone, then exits. */
+export function runDaemon(config: DaemonConfig, socketFd: number): Promise<void> {
+  const served = serveInWorker(socketFd, {
+    ...config,
+    onError: (m) => process.stderr.write(`stockade sentry: ${m}\n`),
+  }, () => closeSync(socketFd));
+  served.feed.listen(config.traceSocket);
+  return served.done;
+}
+
+export interface SentryLevelOptions {
+  readonly trace?: SentryConfig['trace'];
+  readonly onStats?: SentryConfig['onStats'];
+  readonly onError?: SentryConfig['onError'];
+}
+
+/** The sentry as create's supervised level: in this process when it waits for the container, else detached. */
+export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
+  const compiled = compileSentryFilter();
+  return {
+    filter: { flags: compiled.flags, program: compiled.program },
+    supervise(ctx: SuperviseContext): Supervisor {
+      const user = ctx.spec.process?.user;
+      const cfg: SentryConfig = {
+        user: { uid: user?.uid ?? 0, gid: user?.gid ?? 0, groups: user?.additionalGids ?? [] },
+        hostname: ctx.spec.hostname ?? '',
+        domainname: ctx.spec.domainname ?? '',
+        traceSocket: join(ctx.stateDir, 'trace.sock'),
+        trace: opts.trace,
+        onStats: opts.onStats,
+        onError: opts.onError,
+      };
+      return ctx.detached ? detached(cfg, ctx.stateDir) : inProcess(cfg);
     },
   };
 }

@@ -115,6 +115,7 @@ export function leftovers(rt: Runtime, bundle?: Bundle, marker?: string): string
   for (const m of listMountsUnder(rt.root)) found.push(`mount ${m.mountpoint}`);
   if (bundle !== undefined) for (const m of listMountsUnder(bundle.dir)) found.push(`mount ${m.mountpoint}`);
   for (const p of processesWithCmdline('stockade-init')) found.push(`process ${p.pid} ${p.cmdline}`);
+  for (const p of processesWithCmdline('stockade-sentryd')) found.push(`process ${p.pid} ${p.cmdline}`);
   if (marker !== undefined) for (const p of processesWithCmdline(marker)) found.push(`process ${p.pid} ${p.cmdline}`);
   return found;
 }

@@ -1,0 +1,64 @@
+// The sentry level through the runtime's own verbs: run, create/start/kill/delete, with a sentry process of its own, and the annotation.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Runtime, integrationSkip, json, leftovers, probeSpec, waitFor } from './harness';
+
+const skip = integrationSkip();
+
+describe('the sentry level through create and start', { skip }, () => {
+  let rt: Runtime;
+  before(() => { rt = new Runtime(); });
+  after(() => rt.cleanup());
+
+  test('run --isolation sentry: the container\'s syscalls are served, its status passed on', () => {
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'echo in > /tmp/f && cat /tmp/f && ls /bin/sh && exit 5'], (s) => {
+      s.mounts = [...(s.mounts ?? []), { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid'] }];
+    }));
+    const r = rt.run(['--isolation', 'sentry', 'run', '--bundle', b.dir, 'sentry-run']);
+    assert.equal(r.status, 5, r.stderr);
+    assert.equal(r.stdout, 'in\n/bin/sh\n');
+    assert.deepEqual(leftovers(rt, b), []);
+  });
+
+  test('create, start, trace, kill, delete: a sentry process serves the container and leaves with it', async () => {
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'while :; do cat /etc/hostname > /dev/null; sleep 0.1; done']));
+    assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', b.dir, 'sentry-cs']).status, 0);
+    const state = json<{ status: string; pid: number }>(rt.run(['state', 'sentry-cs']).stdout);
+    assert.equal(state.status, 'created');
+    assert.equal(rt.run(['start', 'sentry-cs']).status, 0);
+    // The trace reader stops at the first records: a killed container ends the stream too.
+    const reader = rt.spawn(['trace', 'sentry-cs']);
+    let out = '';
+    reader.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+    await waitFor(() => out.includes('"/etc/hostname"'), 10_000);
+    assert.equal(rt.run(['kill', 'sentry-cs', 'KILL']).status, 0);
+    await new Promise((r) => reader.once('exit', r));
+    const st = json<{ status: string }>(rt.run(['state', 'sentry-cs']).stdout);
+    assert.equal(st.status, 'stopped');
+    assert.equal(rt.run(['delete', 'sentry-cs']).status, 0);
+    await waitFor(() => leftovers(rt, b).length === 0, 5000);
+  });
+
+  test('a container created but never started: delete stops its sentry', async () => {
+    const b = rt.bundle(probeSpec(['/bin/true']));
+    assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', b.dir, 'sentry-never']).status, 0);
+    assert.equal(rt.run(['delete', '--force', 'sentry-never']).status, 0);
+    await waitFor(() => leftovers(rt, b).length === 0, 5000);
+  });
+
+  test('the dev.stockade.isolation annotation picks the level; an unknown level is refused, leaving nothing', () => {
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'exec cat /proc/self/status'], (s) => {
+      s.annotations = { 'dev.stockade.isolation': 'sentry' };
+    }));
+    const r = rt.run(['run', '--bundle', b.dir, 'sentry-annotated']);
+    assert.equal(r.status, 0, r.stderr);
+    // The config's own profile and the sentry's filter.
+    assert.match(r.stdout, /^Seccomp_filters:\s+2$/m);
+    assert.match(r.stdout, /^NoNewPrivs:\s+1$/m, 'the sentry level sets no_new_privs');
+    const bad = rt.bundle(probeSpec(['/bin/true'], (s) => { s.annotations = { 'dev.stockade.isolation': 'moat' }; }));
+    const e = rt.run(['run', '--bundle', bad.dir, 'sentry-bad']);
+    assert.notEqual(e.status, 0);
+    assert.match(e.stderr, /annotations\["dev\.stockade\.isolation"\]: must be namespaces or sentry, not "moat"/);
+    assert.deepEqual(leftovers(rt, bad), []);
+  });
+});
