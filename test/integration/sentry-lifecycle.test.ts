@@ -52,8 +52,10 @@ describe('the sentry level through create and start', { skip }, () => {
     }));
     const r = rt.run(['run', '--bundle', b.dir, 'sentry-annotated']);
     assert.equal(r.status, 0, r.stderr);
-    // The config's own profile and the sentry's filter.
-    assert.match(r.stdout, /^Seccomp_filters:\s+2$/m);
+    // The config has no seccomp profile: the one filter is the sentry's.
+    assert.match(r.stdout, /^Seccomp_filters:\s+1$/m);
+    const plain = rt.bundle(probeSpec(['/bin/sh', '-c', 'exec cat /proc/self/status']));
+    assert.match(rt.run(['run', '--bundle', plain.dir, 'sentry-plain']).stdout, /^Seccomp:\s+0$/m, 'without the annotation, no filter');
     assert.match(r.stdout, /^NoNewPrivs:\s+1$/m, 'the sentry level sets no_new_privs');
     const bad = rt.bundle(probeSpec(['/bin/true'], (s) => { s.annotations = { 'dev.stockade.isolation': 'moat' }; }));
     const e = rt.run(['run', '--bundle', bad.dir, 'sentry-bad']);
