@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # System call costs inside a container: bench/syscalls.c (getppid, open+close, stat, 1-byte read and
-# write on held fds, fork+exec+wait) on the host, under stockade (namespaces), runc and runsc, and
-# under stockade's sentry level once it exists. Prints ns per call, the ratios and the goals of
-# issue 4 that can be measured.
+# write on held fds, fork+exec+wait) on the host, under stockade (namespaces: `run` of a bundle and
+# `do`), runc, runsc, stockade's sentry (`stockade do --isolation sentry`) and bench/c-supervisor.c
+# (a bare C seccomp supervisor serving the same calls the same way: the floor the sentry is
+# measured against). Prints ns per call, the ratios and the goals of issue 4 that can be measured.
 # Usage: sudo bash bench/syscalls.sh [RUNS]   (root: it creates containers; RUNS runs of the
 #   program per runtime, interleaved, median taken; default 3)
 #   SYSCALLS_MS (default 100): the program times each call in 5 rounds of at least this many ms,
@@ -24,12 +25,11 @@ cleanup() {
     [ -d "$root" ] || continue
     rt=${root##*/root-}
     case "$rt" in
-      stockade|sentry) bin=$stockade ;;
+      stockade|do) bin=$stockade ;;
       *) bin=$rt ;;
     esac
-    g=(--root "$root"); [ "$rt" = sentry ] && g=(--isolation sentry --root "$root")
     q=-q; [ "$rt" = runsc ] && q=--quiet
-    for id in $("$bin" "${g[@]}" list $q 2>/dev/null); do "$bin" "${g[@]}" delete --force "$id" >/dev/null 2>&1; done
+    for id in $("$bin" --root "$root" list $q 2>/dev/null); do "$bin" --root "$root" delete --force "$id" >/dev/null 2>&1; done
   done
   # Anything still mounted below the work directory (nothing, after a clean run), deepest first.
   awk -v w="$work" '$2 ~ "^"w {print $2}' /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
@@ -38,6 +38,7 @@ cleanup() {
 trap cleanup EXIT
 
 gcc -static -O2 -Wall -o "$work/syscalls" bench/syscalls.c
+gcc -O2 -Wall -o "$work/c-supervisor" bench/c-supervisor.c
 bundle="$work/bundle"
 mkdir -p "$bundle/rootfs"/{bin,dev,proc,sys,tmp,etc,run}
 cp /bin/busybox "$bundle/rootfs/bin/busybox"
@@ -52,11 +53,15 @@ c.process.terminal = false; c.process.args = ["/bin/syscalls", process.argv[2]];
 fs.writeFileSync(p, JSON.stringify(c, null, 2));
 ' "$bundle/config.json" "$round_ms"
 
-# The columns, in order, and how each runs the program.
-names=(host stockade-namespaces runc)
+# The columns, in order, and how each runs the program. `stockade do` makes the host's root the
+# container's, read-only, with a fresh /tmp: --cwd binds $work (below /tmp) back, so the program
+# runs from the same host path and opens and stats itself there (/proc/self/exe). Every `do`
+# container lives under $work/root-do, so the cleanup finds one left by an interrupted run.
+names=(host stockade-namespaces stockade-do runc)
 declare -A cmd
 cmd[host]="$work/syscalls $round_ms"
 cmd[stockade-namespaces]="$stockade --root $work/root-stockade run --bundle $bundle sc-stockade-RUN"
+cmd[stockade-do]="$stockade --root $work/root-do do --cwd $work -- $work/syscalls $round_ms"
 cmd[runc]="runc --root $work/root-runc run --bundle $bundle sc-runc-RUN"
 if command -v runsc >/dev/null; then
   names+=(runsc)
@@ -64,15 +69,14 @@ if command -v runsc >/dev/null; then
 else
   echo "runsc: not installed"
 fi
-# The sentry column needs both: the syscall table (`features --syscalls`) and the isolation level.
-if ! why=$("$stockade" features --syscalls 2>&1 >/dev/null); then
-  echo "sentry: not available yet (stockade features --syscalls: ${why:-failed})"
-elif ! why=$("$stockade" --isolation sentry --root "$work/root-sentry" list 2>&1 >/dev/null); then
-  echo "sentry: not available yet (${why:-stockade --isolation sentry is refused})"
+if ! why=$("$stockade" --root "$work/root-do" do --isolation sentry --cwd "$work" -- "$work/syscalls" noop 2>&1 >/dev/null); then
+  echo "sentry: not available (stockade do --isolation sentry: ${why:-failed})"
 else
   names+=(sentry)
-  cmd[sentry]="$stockade --isolation sentry --root $work/root-sentry run --bundle $bundle sc-sentry-RUN"
+  cmd[sentry]="$stockade --root $work/root-do do --isolation sentry --cwd $work -- $work/syscalls $round_ms"
 fi
+names+=(c-supervisor)
+cmd[c-supervisor]="$work/c-supervisor $work/syscalls $round_ms"
 
 mkdir -p "$work/out"
 echo "running ${names[*]}: $runs run(s) each, interleaved; 5 rounds of >= $round_ms ms per call and run" >&2
@@ -102,7 +106,7 @@ for (const name of names) {
   col[name] = Object.fromEntries(ops.map((op) => [op, median(rows.map((r) => r[op]))]));
 }
 const present = names.filter((n) => col[n]);
-const ratios = [['stockade-namespaces', 'runc'], ['stockade-namespaces', 'runsc'], ['sentry', 'runc'], ['sentry', 'runsc']]
+const ratios = [['stockade-namespaces', 'runc'], ['stockade-do', 'runc'], ['sentry', 'runc'], ['sentry', 'stockade-do'], ['runsc', 'sentry'], ['sentry', 'c-supervisor']]
   .filter(([a, b]) => col[a] && col[b]);
 const fmt = (v) => (v === undefined ? '-' : v >= 100000 ? v.toFixed(0) : v.toFixed(1));
 const ratio = (r) => `${r >= 0.995 ? r.toFixed(2) : r.toPrecision(2)}x`;
@@ -114,21 +118,30 @@ console.log(`\n${line(head)}\n${w.map((n) => '-'.repeat(n)).join('  ')}`);
 for (const r of rows) console.log(line(r));
 
 console.log('\nissue 4 goals (sentry):');
-const s = col['sentry'], runc = col['runc'], runsc = col['runsc'];
+const s = col['sentry'], runc = col['runc'], runsc = col['runsc'], c = col['c-supervisor'];
+const x = (r) => `${r.toFixed(2)}x`;
 if (!s) {
-  console.log('  non-mediated calls (getppid, read) within 1.2x of runc: not measurable (sentry not available yet)');
-  console.log('  mediated calls (open+close, stat) at most 10 us and at least 6x faster than runsc: not measurable (sentry not available yet)');
+  console.log('  not measurable: no sentry result');
 } else {
   for (const op of ['getppid', 'read 1B']) {
-    if (!runc) { console.log(`  ${op} within 1.2x of runc: not measurable (no runc result)`); continue; }
+    if (!runc) { console.log(`  ${op}: sentry/runc <= 1.2x: not measurable (no runc result)`); continue; }
     const r = s[op] / runc[op];
-    console.log(`  ${op} within 1.2x of runc: ${r <= 1.2 ? 'met' : 'not met'} (${r.toFixed(2)}x)`);
+    console.log(`  ${op}: sentry/runc <= 1.2x: ${r <= 1.2 ? 'met' : 'not met'} (${x(r)}: ${fmt(s[op])} vs ${fmt(runc[op])} ns)`);
   }
   for (const op of ['open+close', 'stat']) {
     const us = s[op] / 1000;
-    const fast = runsc ? runsc[op] / s[op] : undefined;
-    const ok = us <= 10 && fast !== undefined && fast >= 6;
-    console.log(`  ${op} at most 10 us and at least 6x faster than runsc: ${fast === undefined ? 'not measurable (no runsc result)' : ok ? 'met' : 'not met'} (${us.toFixed(2)} us${fast === undefined ? '' : `, runsc/sentry ${fast.toFixed(1)}x`})`);
+    console.log(`  ${op}: sentry <= 10 us: ${us <= 10 ? 'met' : 'not met'} (${us.toFixed(2)} us)`);
+  }
+  for (const op of ['open+close', 'stat']) {
+    if (!runsc) { console.log(`  ${op}: runsc/sentry >= 6x: not measurable (no runsc result)`); continue; }
+    const r = runsc[op] / s[op];
+    console.log(`  ${op}: runsc/sentry >= 6x: ${r >= 6 ? 'met' : 'not met'} (${x(r)}: runsc ${(runsc[op] / 1000).toFixed(2)} us)`);
+  }
+  if (c) {
+    console.log('how far the sentry is from a bare C supervisor serving the same calls the same way (bench/c-supervisor.c):');
+    for (const op of ['open+close', 'stat']) {
+      console.log(`  ${op}: sentry ${(s[op] / 1000).toFixed(2)} us, c-supervisor ${(c[op] / 1000).toFixed(2)} us: ${x(s[op] / c[op])}, ${((s[op] - c[op]) / 1000).toFixed(2)} us more per call`);
+    }
   }
 }
 EOF

@@ -22,7 +22,7 @@ export const SENTRY_THREAD_CALLS: Readonly<Record<string, readonly string[]>> = 
     'setxattr', 'lsetxattr', 'listxattr', 'llistxattr', 'removexattr', 'lremovexattr', 'read', 'syncfs',
     'inotify_add_watch', 'pidfd_open', 'pidfd_getfd',
   ],
-  'taking the caller\'s identity and umask': ['setfsuid', 'setfsgid', 'setgroups', 'umask'],
+  'taking the caller\'s identity and umask': ['setfsuid', 'setfsgid', 'setgroups', 'umask', 'capget', 'capset'],
   'answering uname and sysinfo': ['uname', 'sysinfo'],
   'what V8 and libuv do on the thread': [
     'mmap', 'munmap', 'mprotect', 'madvise', 'mremap', 'brk', 'futex', 'write', 'getpid', 'gettid', 'clock_gettime',

@@ -1,15 +1,31 @@
 // Whose file-system identity the sentry's thread acts with: its own for its bookkeeping, the caller's for the caller's operations.
 import { NR, type RawSyscall } from './native';
 
-/** The ids the kernel checks file access against (fsuid, fsgid, supplementary groups). */
+/** What the kernel checks file access against: fsuid, fsgid, supplementary groups and effective capabilities. */
 export interface Creds {
   readonly uid: number;
   readonly gid: number;
   readonly groups: readonly number[];
+  /** The effective capability set, one bit per CAP_* number. */
+  readonly caps: bigint;
 }
 
 function same(a: Creds, b: Creds): boolean {
-  return a.uid === b.uid && a.gid === b.gid && a.groups.length === b.groups.length && a.groups.every((g, i) => g === b.groups[i]);
+  return a.uid === b.uid && a.gid === b.gid && a.caps === b.caps && a.groups.length === b.groups.length
+    && a.groups.every((g, i) => g === b.groups[i]);
+}
+
+const CAPABILITY_VERSION_3 = 0x20080522;
+
+/** The calling thread's capability sets (capget with pid 0). */
+export function threadCaps(sys: RawSyscall): { effective: bigint; permitted: bigint; inheritable: bigint } {
+  const header = Buffer.alloc(8);
+  header.writeUInt32LE(CAPABILITY_VERSION_3, 0);
+  const data = Buffer.alloc(24);
+  const r = sys(NR.capget, header, data);
+  if (r < 0) throw new Error(`capget failed: errno ${-r}`);
+  const set = (off: number): bigint => BigInt(data.readUInt32LE(off)) | (BigInt(data.readUInt32LE(12 + off)) << 32n);
+  return { effective: set(0), permitted: set(4), inheritable: set(8) };
 }
 
 /**
@@ -24,11 +40,20 @@ export class ThreadCreds {
   readonly #own: Creds;
   #current: Creds;
   readonly #groupsBuf = Buffer.alloc(4 * 65536);
+  readonly #capHeader = Buffer.alloc(8);
+  readonly #capData = Buffer.alloc(24);
+  readonly #permitted: bigint;
+  readonly #inheritable: bigint;
 
-  constructor(sys: RawSyscall, own: Creds) {
+  /** `own` is the sentry's identity; its capabilities are the thread's as they are now. */
+  constructor(sys: RawSyscall, own: Omit<Creds, 'caps'>) {
     this.#sys = sys;
-    this.#own = own;
-    this.#current = own;
+    const caps = threadCaps(sys);
+    this.#permitted = caps.permitted;
+    this.#inheritable = caps.inheritable;
+    this.#own = { ...own, caps: caps.effective };
+    // Unknown until the first switch: the thread's groups are the process's.
+    this.#current = { ...this.#own, groups: [-1] };
   }
 
   get current(): Creds {
@@ -43,6 +68,12 @@ export class ThreadCreds {
   /** Returns 0, or a negative errno when the thread could not take `c`. */
   become(c: Creds): number {
     if (same(c, this.#current)) return 0;
+    // Changing ids takes CAP_SETUID and CAP_SETGID, which a caller's set may lack: first back to the sentry's.
+    if (this.#current.caps !== this.#own.caps) {
+      const r = this.#setCaps(this.#own.caps);
+      if (r < 0) return r;
+      this.#current = { ...this.#current, caps: this.#own.caps };
+    }
     for (let i = 0; i < c.groups.length; i++) this.#groupsBuf.writeUInt32LE(c.groups[i] ?? 0, 4 * i);
     const r = this.#sys(NR.setgroups, c.groups.length, this.#groupsBuf);
     if (r < 0) return r;
@@ -50,13 +81,32 @@ export class ThreadCreds {
     this.#sys(NR.setfsuid, c.uid);
     // setfsuid returns the previous value whether or not it changed anything: ask again to know.
     if (this.#sys(NR.setfsuid, -1) !== c.uid || this.#sys(NR.setfsgid, -1) !== c.gid) return -1;
+    // After the fs ids, which clear or restore the file capabilities themselves: the caller's
+    // effective set exactly (a root caller without CAP_DAC_OVERRIDE must not read through the
+    // sentry what it could not read itself). The permitted set stays the sentry's, to come back.
+    const caps = this.#setCaps(c.caps & this.#permitted);
+    if (caps < 0) return caps;
     this.#current = c;
     return 0;
+  }
+
+  #setCaps(effective: bigint): number {
+    this.#capHeader.writeUInt32LE(CAPABILITY_VERSION_3, 0);
+    this.#capHeader.writeInt32LE(0, 4);
+    const d = this.#capData;
+    for (let i = 0; i < 2; i++) {
+      const shift = BigInt(32 * i);
+      d.writeUInt32LE(Number((effective >> shift) & 0xffffffffn), 12 * i);
+      d.writeUInt32LE(Number((this.#permitted >> shift) & 0xffffffffn), 12 * i + 4);
+      d.writeUInt32LE(Number((this.#inheritable >> shift) & 0xffffffffn), 12 * i + 8);
+    }
+    return this.#sys(NR.capset, this.#capHeader, d);
   }
 }
 
 /** Parses the Uid, Gid, Groups and Umask lines of /proc/PID/status. */
 export function parseStatusCreds(status: string): { creds: Creds; umask: number } | undefined {
+  let caps = 0n;
   let uid: number | undefined;
   let gid: number | undefined;
   let groups: number[] = [];
@@ -71,7 +121,8 @@ export function parseStatusCreds(status: string): { creds: Creds; umask: number 
     else if (key === 'Gid') gid = Number(fields[3]);
     else if (key === 'Groups') groups = fields.map(Number);
     else if (key === 'Umask') umask = parseInt(fields[0] ?? '22', 8);
+    else if (key === 'CapEff') caps = BigInt(`0x${fields[0] ?? '0'}`);
   }
   if (uid === undefined || gid === undefined || Number.isNaN(uid) || Number.isNaN(gid)) return undefined;
-  return { creds: { uid, gid, groups }, umask };
+  return { creds: { uid, gid, groups, caps }, umask };
 }

@@ -105,7 +105,7 @@ export class Sentry {
 
   /** The sentry's own identity: its thread's groups are cleared once, so switching back is exact. */
   init(): void {
-    this.creds.become({ uid: 0, gid: 0, groups: [] });
+    this.creds.asSentry();
   }
 
   get rootFd(): number {
@@ -247,7 +247,7 @@ export class Sentry {
 
   /** Opens a target with the sentry's thread (as the caller, once `asCaller` ran): an fd, or a negative errno. */
   open(t: Target, flags: number, mode: number): number {
-    if (!t.inRoot) return this.openHost(t.path, flags, mode);
+    if (!t.inRoot) return this.onHost(() => this.openHost(t.path, flags, mode));
     return this.#openat2(this.#rootFd, t.path, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
   }
 
@@ -275,6 +275,21 @@ export class Sentry {
     do r = this.k.sys(NR.openat2, dirfd, path, how, 24);
     while (r === -EINTR);
     return r;
+  }
+
+  /**
+   * Runs `op` as the sentry: the caller's own fds and cwd are reached through the host's
+   * /proc/PID, whose entries the kernel guards with a ptrace check the caller's ids need not pass
+   * (a non-dumpable caller, or one without CAP_SYS_PTRACE) although the objects are its own.
+   */
+  onHost<T>(op: () => T): T {
+    const caller = this.creds.current;
+    this.creds.asSentry();
+    try {
+      return op();
+    } finally {
+      this.creds.become(caller);
+    }
   }
 
   close(fd: number): void {

@@ -4,6 +4,7 @@ import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { CAPABILITIES } from '../abi/linux/constants';
 import type { SupervisedLevel, SuperviseContext, Supervisor } from '../container/supervisor';
 import { socketpair } from '../native/addon';
 import type { Creds } from './creds';
@@ -137,7 +138,8 @@ function inProcess(cfg: SentryConfig): Supervisor {
 
 /** What the detached sentry process is started with (JSON, its only argument). */
 export interface DaemonConfig {
-  readonly user: Creds;
+  /** The caller's identity, its capability mask as a decimal string (JSON has no bigint). */
+  readonly user: Omit<Creds, 'caps'> & { readonly caps: string };
   readonly hostname: string;
   readonly domainname: string;
   readonly traceSocket: string;
@@ -157,7 +159,7 @@ function detached(cfg: SentryConfig, stateDir: string): Supervisor {
   const [mine, theirs] = socketpair();
   const log = openSync(join(stateDir, 'sentry.log'), 'a', 0o600);
   const config: DaemonConfig = {
-    user: cfg.user, hostname: cfg.hostname, domainname: cfg.domainname, traceSocket: join(stateDir, 'trace.sock'),
+    user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname, traceSocket: join(stateDir, 'trace.sock'),
   };
   let daemon: ChildProcess;
   try {
@@ -196,10 +198,21 @@ function detached(cfg: SentryConfig, stateDir: string): Supervisor {
 export function runDaemon(config: DaemonConfig, socketFd: number): Promise<void> {
   const served = serveInWorker(socketFd, {
     ...config,
+    user: { ...config.user, caps: BigInt(config.user.caps) },
     onError: (m) => process.stderr.write(`stockade sentry: ${m}\n`),
   }, () => closeSync(socketFd));
   served.feed.listen(config.traceSocket);
   return served.done;
+}
+
+/** CAP_* names as the kernel's bit mask; names this table lacks add nothing. */
+function capabilityMask(names: readonly string[]): bigint {
+  let mask = 0n;
+  for (const n of names) {
+    const bit = (CAPABILITIES as readonly string[]).indexOf(n);
+    if (bit >= 0) mask |= 1n << BigInt(bit);
+  }
+  return mask;
 }
 
 export interface SentryLevelOptions {
@@ -216,7 +229,10 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
     supervise(ctx: SuperviseContext): Supervisor {
       const user = ctx.spec.process?.user;
       const cfg: SentryConfig = {
-        user: { uid: user?.uid ?? 0, gid: user?.gid ?? 0, groups: user?.additionalGids ?? [] },
+        user: {
+          uid: user?.uid ?? 0, gid: user?.gid ?? 0, groups: user?.additionalGids ?? [],
+          caps: capabilityMask(ctx.spec.process?.capabilities?.effective ?? []),
+        },
         hostname: ctx.spec.hostname ?? '',
         domainname: ctx.spec.domainname ?? '',
         traceSocket: join(ctx.stateDir, 'trace.sock'),

@@ -191,7 +191,7 @@ function statInto(s: Sentry, n: Notification, dirfd: number, addr: bigint, out: 
   if (r < 0) return r;
   if (!t.inRoot && !nofollow) {
     // The caller's own fd (fstat, as glibc makes it: newfstatat(fd, "", AT_EMPTY_PATH)): one step.
-    r = s.k.sys(NR.newfstatat, AT_FDCWD, t.path, statBuf, 0);
+    r = s.onHost(() => s.k.sys(NR.newfstatat, AT_FDCWD, t.path, statBuf, 0));
   } else {
     const fd = s.open(t, O_PATH | (nofollow ? O_NOFOLLOW : 0), 0);
     if (fd < 0) return fd;
@@ -224,7 +224,7 @@ function readlink(s: Sentry, n: Notification, dirfd: number, addr: bigint, out: 
   if (typeof t === 'number') return t;
   let r = s.asCaller(n, false);
   if (r < 0) return r;
-  if (!t.inRoot) r = s.k.sys(NR.readlinkat, AT_FDCWD, t.path, dataBuf, len);
+  if (!t.inRoot) r = s.onHost(() => s.k.sys(NR.readlinkat, AT_FDCWD, t.path, dataBuf, len));
   else {
     const fd = s.open(t, O_PATH | O_NOFOLLOW, 0);
     if (fd < 0) return fd;
@@ -402,7 +402,6 @@ function removexattr(s: Sentry, n: Notification, target: Target | number, nameAd
 function onObject(s: Sentry, n: Notification, t: Target, op: (hostPath: string) => number): number {
   const r = s.asCaller(n, false);
   if (r < 0) return r;
-  if (!t.inRoot) return op(t.path);
   const fd = s.open(t, O_PATH, 0);
   if (fd < 0) return fd;
   const res = op(`/proc/self/fd/${fd}`);

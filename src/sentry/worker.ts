@@ -47,37 +47,43 @@ function main(data: SentryWorkerData): void {
     return;
   }
   const listener = received.fd;
-  // The workload's thread and the sentry hand the CPU to each other directly (Linux 6.6): a
-  // round trip without a pass through the scheduler's run queue.
-  const syncWakeUp = native.notifSetFlags(listener, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) === 0;
-  post({ type: 'listening', syncWakeUp });
-  const kernel: SentryKernel = {
-    listener: {
-      recv: (buf) => native.notifRecv(listener, buf),
-      send: (id, value, error, flags) => native.notifSend(listener, id, value, error, flags),
-      addfd: (id, fd, newfdFlags, send) => native.notifAddfd(listener, id, fd, newfdFlags, send),
-      idValid: (id) => native.notifIdValid(listener, id),
-    },
-    memory: {
-      read: (pid, addr, buf, len) => native.memRead(pid, addr, buf, len),
-      readString: (pid, addr, max) => native.memReadString(pid, addr, max),
-      write: (pid, addr, d, len) => native.memWrite(pid, addr, d, len),
-    },
-    sys: native.syscall,
-  };
-  const sentry = new Sentry(kernel, {
-    user: data.user,
-    hostname: data.hostname,
-    domainname: data.domainname,
-    trace: data.traceFlag === undefined ? undefined : traceSink(data.traceFlag),
-  });
-  sentry.init();
-  // The addon learns the notification sizes once, with seccomp(2): before the thread may not.
-  native.notifSizes();
-  const confined = native.confineThread(compileSentryThreadFilter().program);
-  if (confined < 0) throw new Error(`cannot confine the sentry's thread: errno ${-confined}`);
-  const stats = sentry.serve();
-  native.syscall(NR.close, listener);
+  let stats: SentryStats;
+  try {
+    // The workload's thread and the sentry hand the CPU to each other directly (Linux 6.6): a
+    // round trip without a pass through the scheduler's run queue.
+    const syncWakeUp = native.notifSetFlags(listener, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) === 0;
+    post({ type: 'listening', syncWakeUp });
+    const kernel: SentryKernel = {
+      listener: {
+        recv: (buf) => native.notifRecv(listener, buf),
+        send: (id, value, error, flags) => native.notifSend(listener, id, value, error, flags),
+        addfd: (id, fd, newfdFlags, send) => native.notifAddfd(listener, id, fd, newfdFlags, send),
+        idValid: (id) => native.notifIdValid(listener, id),
+      },
+      memory: {
+        read: (pid, addr, buf, len) => native.memRead(pid, addr, buf, len),
+        readString: (pid, addr, max) => native.memReadString(pid, addr, max),
+        write: (pid, addr, d, len) => native.memWrite(pid, addr, d, len),
+      },
+      sys: native.syscall,
+    };
+    const sentry = new Sentry(kernel, {
+      user: data.user,
+      hostname: data.hostname,
+      domainname: data.domainname,
+      trace: data.traceFlag === undefined ? undefined : traceSink(data.traceFlag),
+    });
+    sentry.init();
+    // The addon learns the notification sizes once, with seccomp(2): before the thread may not.
+    native.notifSizes();
+    const confined = native.confineThread(compileSentryThreadFilter().program);
+    if (confined < 0) throw new Error(`cannot confine the sentry's thread: errno ${-confined}`);
+    stats = sentry.serve();
+  } finally {
+    // Closed on every way out: a sentry that failed must not leave the workload waiting on a
+    // listener nobody reads (once it is closed, the filter answers ENOSYS instead).
+    native.syscall(NR.close, listener);
+  }
   post({ type: 'done', stats });
 }
 

@@ -120,7 +120,9 @@ after(() => {
   if (dir !== '') rmSync(dir, { recursive: true, force: true });
 });
 
-function setup(user = { uid: 0, gid: 0, groups: [] as number[] }): { w: FakeWorkload; s: Sentry } {
+const ALL_CAPS = (1n << 41n) - 1n;
+
+function setup(user = { uid: 0, gid: 0, groups: [] as number[], caps: ALL_CAPS }): { w: FakeWorkload; s: Sentry } {
   const w = new FakeWorkload();
   const s = new Sentry(w.kernel(), { user, hostname: 'box', domainname: '', rootFd });
   s.init();
@@ -199,7 +201,7 @@ test('readlink writes the link\'s text; access answers for the caller\'s ids', {
   call(s, 'readlink', w.put('/hostname-link'), out, 256n);
   assert.equal(w.replies.at(-1)?.value, BigInt('etc/hostname'.length));
   assert.equal(w.at(out).toString('utf8', 0, 12), 'etc/hostname');
-  const user = setup({ uid: 1000, gid: 1000, groups: [] });
+  const user = setup({ uid: 1000, gid: 1000, groups: [], caps: 0n });
   call(user.s, 'access', user.w.put('/etc/secret'), 4n /* R_OK */);
   assert.equal(lastError(user.w), -13);
   call(user.s, 'access', user.w.put('/etc/hostname'), 4n);
@@ -207,7 +209,7 @@ test('readlink writes the link\'s text; access answers for the caller\'s ids', {
 });
 
 test('the caller\'s identity decides: a user cannot open root\'s 0600 file, root can', { skip }, () => {
-  const user = setup({ uid: 1000, gid: 1000, groups: [] });
+  const user = setup({ uid: 1000, gid: 1000, groups: [], caps: 0n });
   call(user.s, 'open', user.w.put('/etc/secret'), O_RDONLY);
   assert.equal(user.w.injected.length, 0);
   assert.equal(lastError(user.w), -13);
@@ -294,4 +296,16 @@ test('the table and the handlers agree: a call the table says is served has a ha
     if (e.support === 'none') assert.equal(has, false, `${e.name}: a handler exists but the table says none`);
     else assert.equal(has, true, `${e.name}: the table says ${e.support} but there is no handler ${e.handler}`);
   }
+});
+
+test('a root caller without CAP_DAC_OVERRIDE cannot read through the sentry what it could not read itself', { skip }, () => {
+  writeFileSync(join(root, 'etc/users-only'), 'private\n', { mode: 0o600 });
+  chownSync(join(root, 'etc/users-only'), 1000, 1000);
+  const weak = setup({ uid: 0, gid: 0, groups: [], caps: 0n });
+  call(weak.s, 'open', weak.w.put('/etc/users-only'), O_RDONLY);
+  assert.equal(weak.w.injected.length, 0);
+  assert.equal(lastError(weak.w), -13);
+  const strong = setup();
+  call(strong.s, 'open', strong.w.put('/etc/users-only'), O_RDONLY);
+  assert.equal(strong.w.injected[0]?.content, 'private\n');
 });
