@@ -6,7 +6,7 @@
 # let them settle, sum PSS and RSS (/proc/PID/smaps_rollup) over every process that belongs to each
 # sandbox, the runtime's own long-lived ones included, then stop them before the next runtime, so
 # that PSS splits shared pages among sandboxes of one kind only. Prints MB per sandbox, which
-# processes were counted, and the issue 4 goal: the sentry no more than runsc.
+# processes were counted, and the issue 5 goal: the sentry no more than runsc.
 # Usage: sudo bash bench/memory.sh [N]   (root: it creates containers; N sandboxes per runtime, default 3)
 #   MEMORY_SETTLE (default 3): seconds to wait after the last start before measuring.
 # Not counted by any column: kernel memory (page tables, slab, the sockets and pipes between processes).
@@ -167,7 +167,7 @@ for (const k of kinds) {
   by[k] = { pss: mean(rs.map((r) => r.pss)), rss: mean(rs.map((r) => r.rss)), n: rs.length };
   console.log(`${k.padEnd(14)}  ${by[k].pss.toFixed(1).padStart(7)}  ${by[k].rss.toFixed(1).padStart(7)}  ${rs[0].procs.join(' ')}${rs.length < Number(n) ? ` (only ${rs.length} ran)` : ''}`);
 }
-console.log('\nissue 4 goal: memory per idle sandbox, sentry included, no more than runsc\'s:');
+console.log('\nissue 5 goal: memory per idle sandbox, sentry included, no more than runsc\'s:');
 const s = by['sentry'];
 for (const peer of ['runsc', 'runsc-run']) {
   if (!s || !by[peer]) { console.log(`  sentry/${peer}: not measurable`); continue; }

@@ -3,7 +3,7 @@
 # write on held fds, fork+exec+wait) on the host, under stockade (namespaces: `run` of a bundle and
 # `do`), runc, runsc, stockade's sentry (`stockade do --isolation sentry`) and bench/c-supervisor.c
 # (a bare C seccomp supervisor serving the same calls the same way: the floor the sentry is
-# measured against). Prints ns per call, the ratios and the goals of issue 4 that can be measured.
+# measured against). Prints ns per call, the ratios and the goals of issue 5 that can be measured.
 # Usage: sudo bash bench/syscalls.sh [RUNS]   (root: it creates containers; RUNS runs of the
 #   program per runtime, interleaved, median taken; default 3)
 #   SYSCALLS_MS (default 100): the program times each call in 5 rounds of at least this many ms,
@@ -117,7 +117,7 @@ const line = (r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i])
 console.log(`\n${line(head)}\n${w.map((n) => '-'.repeat(n)).join('  ')}`);
 for (const r of rows) console.log(line(r));
 
-console.log('\nissue 4 goals (sentry):');
+console.log('\nissue 5 goals (sentry):');
 const s = col['sentry'], runc = col['runc'], runsc = col['runsc'], c = col['c-supervisor'];
 const x = (r) => `${r.toFixed(2)}x`;
 if (!s) {

@@ -96,6 +96,16 @@ describe('programs under the sentry', { skip }, () => {
   }
 });
 
+/** The id `stockade do` gave its container, once it is listed. */
+async function theOnlyContainer(rt: Runtime): Promise<string> {
+  let id = '';
+  await waitFor(() => {
+    id = rt.run(['list', '-q']).stdout.trim();
+    return id !== '';
+  }, 5000);
+  return id;
+}
+
 describe('stockade trace', { skip }, () => {
   let rt: Runtime;
   before(() => { rt = new Runtime(); });
@@ -105,11 +115,7 @@ describe('stockade trace', { skip }, () => {
     const marker = `/etc/hostname`;
     const child = rt.spawn(['do', '--isolation', 'sentry', '--', 'sh', '-c', `sleep 1; cat ${marker} > /dev/null; cat /no-such-file 2>/dev/null; exit 0`]);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    let id = '';
-    await waitFor(() => {
-      id = rt.run(['list', '-q']).stdout.trim();
-      return id !== '';
-    }, 5000);
+    const id = await theOnlyContainer(rt);
     const trace = rt.run(['trace', id], { timeout: 20_000 });
     assert.equal(trace.status, 0, trace.stderr);
     const records = trace.stdout.trim().split('\n').map((l) => JSON.parse(l) as { pid: number; syscall: string; args: string[]; result: number | string });
@@ -128,11 +134,7 @@ describe('stockade trace', { skip }, () => {
     assert.match(unknown.stderr, /no-such-container/);
     const child = rt.spawn(['do', '--', 'sleep', '2']);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    let id = '';
-    await waitFor(() => {
-      id = rt.run(['list', '-q']).stdout.trim();
-      return id !== '';
-    }, 5000);
+    const id = await theOnlyContainer(rt);
     const ns = rt.run(['trace', id]);
     assert.notEqual(ns.status, 0);
     assert.match(ns.stderr, /namespaces level: only the sentry sees its syscalls/);
