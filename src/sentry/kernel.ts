@@ -115,7 +115,7 @@ export class Sentry {
   /** Opens the caller's root the first time: the workload's init, pivoted into its root, makes the first call. */
   #ensureRoot(pid: number): number {
     if (this.#rootFd >= 0) return 0;
-    const fd = this.openHost(`/proc/${pid}/root`, 0o10000000 /* O_PATH */ | 0o200000 /* O_DIRECTORY */, 0);
+    const fd = this.openHost(`/proc/${pid}/root`, O_PATH | O_DIRECTORY, 0);
     if (fd < 0) return fd;
     this.#rootFd = fd;
     return 0;

@@ -1,8 +1,7 @@
 // The sentry's seam to the kernel: the listener, the workload's memory and the host's own syscalls, as interfaces a test can fake.
+import type { SyscallArg } from '../native/addon';
 import { abiOf, nativeArch, syscallNumber } from '../seccomp/arch';
 
-/** A raw syscall argument: an integer, a buffer (its address is passed), a path (NUL-terminated), or 0. */
-export type SyscallArg = number | bigint | Uint8Array | string | null;
 
 /** The host's own syscalls, made by the sentry's thread: the result, or a negative errno. */
 export type RawSyscall = (nr: number, ...args: SyscallArg[]) => number;
