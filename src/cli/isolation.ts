@@ -8,7 +8,8 @@ export function isolationLevels(ctx: Context, defaultLevel: string = ctx.isolati
     default: defaultLevel,
     level: (name) => (name === 'sentry' ? sentryLevel({
       onError: (m) => ctx.log.log('error', `sentry: ${m}`, {}),
-      onStats: (st) => ctx.log.debug(`sentry: ${st.notifications} calls served, ${st.injected} fds injected, ${st.continued} continued, ${st.errors} errors`),
+      log: ctx.log,
+      onStats: (st) => ctx.log.debug(`sentry: ${st.notifications} calls served, ${st.injected} fds injected, ${st.continued} continued, ${st.errors} errors, ${st.denied} denied`),
       trace: process.env['STOCKADE_SENTRY_TRACE'] === '1' ? (r) => process.stderr.write(`${JSON.stringify(r)}\n`) : undefined,
     }) : undefined),
   };

@@ -14,6 +14,11 @@ export class Logger {
     this.#debug = debug;
   }
 
+  /** The --log file and its format, for a process of stockade's that outlives this one and logs there too. */
+  get file(): { readonly path: string; readonly format: LogFormat } | undefined {
+    return this.#path === undefined ? undefined : { path: this.#path, format: this.#format };
+  }
+
   log(level: Level, msg: string, fields: Readonly<Record<string, string | number | boolean | undefined>> = {}): void {
     if (level === 'debug' && !this.#debug) return;
     const time = new Date().toISOString();

@@ -21,6 +21,8 @@ import { parseStatusCreds, ThreadCreds, type Creds } from './creds';
 import { NR, type SentryKernel } from './native';
 import { decodeNotification, NOTIF_SIZE, type Notification, type Reply } from './notification';
 import { HANDLERS, type Handler } from './handlers';
+import { DenialJudge, type Denial } from './denials';
+import { errnoName } from './table/render';
 
 const EINTR = 4;
 
@@ -33,7 +35,12 @@ export interface SentryOptions {
   readonly trace?: TraceSink | undefined;
   /** The workload's root, already open (O_PATH); else opened from the first caller's /proc/PID/root. */
   readonly rootFd?: number | undefined;
+  /** Told each refusal the filter sent to be recorded (SentryProfileOptions.reportDenials). */
+  readonly denied?: ((d: SentryDenial) => void) | undefined;
 }
+
+/** A refusal as recorded: the syscall, the errno the caller got, and the caller's pid on the host. */
+export type SentryDenial = Denial & { readonly pid: number };
 
 export interface TraceSink {
   /** Checked per call, so that records are only built while someone reads them. */
@@ -47,7 +54,7 @@ export interface TraceRecord {
   readonly syscall: string;
   /** the path arguments as the sentry read them, or the raw registers of a call without one */
   readonly args: readonly string[];
-  /** a value, a negative errno, "fd N" (the number the caller got) or "continue: why" */
+  /** a value, a negative errno, "fd N" (the number the caller got), "continue: why" or "denied: ERRNO" */
   readonly result: number | string;
 }
 
@@ -62,6 +69,8 @@ export interface SentryStats {
   continued: number;
   injected: number;
   errors: number;
+  /** refusals the filter sent to be recorded */
+  denied: number;
 }
 
 /** Every flag open(2) knows on x86_64 and aarch64, O_ACCMODE's four values included. */
@@ -75,7 +84,7 @@ export class Sentry {
   readonly k: SentryKernel;
   readonly opts: SentryOptions;
   readonly creds: ThreadCreds;
-  readonly stats: SentryStats = { notifications: 0, continued: 0, injected: 0, errors: 0 };
+  readonly stats: SentryStats = { notifications: 0, continued: 0, injected: 0, errors: 0, denied: 0 };
   readonly started = Date.now();
   /** The workload's root, opened from its first caller: every path resolves beneath it. */
   #rootFd = -1;
@@ -85,6 +94,7 @@ export class Sentry {
   #resolved: string[] = [];
   #tracing = false;
   readonly #dispatch = new Map<number, { name: string; handler: Handler }>();
+  readonly #judge: DenialJudge;
   readonly #how = Buffer.alloc(24);
   readonly #link = Buffer.alloc(PATH_MAX);
   readonly #file = Buffer.alloc(8192);
@@ -95,6 +105,7 @@ export class Sentry {
     this.creds = new ThreadCreds(k.sys, { uid: 0, gid: 0, groups: [] });
     this.#rootFd = opts.rootFd ?? -1;
     const arch = nativeArch();
+    this.#judge = new DenialJudge(arch);
     for (const e of sentrySyscallTable()) {
       const nr = e.numbers[arch];
       if (nr === undefined || e.handler === null) continue;
@@ -137,9 +148,15 @@ export class Sentry {
   answer(n: Notification): void {
     this.stats.notifications++;
     this.#tracing = this.opts.trace?.enabled() === true;
-    const entry = n.arch === AUDIT_ARCH_X86_64 ? this.#dispatch.get(n.nr) : undefined;
+    // A refusal is judged before any handler: the handler serving a call's other arguments never sees it.
+    const denial = this.#judge.judge(n);
+    const entry = denial === undefined && n.arch === AUDIT_ARCH_X86_64 ? this.#dispatch.get(n.nr) : undefined;
     let reply: Reply;
-    if (entry === undefined) reply = -ENOSYS;
+    if (denial !== undefined) {
+      this.stats.denied++;
+      reply = -denial.errno;
+      this.opts.denied?.({ ...denial, pid: n.pid });
+    } else if (entry === undefined) reply = -ENOSYS;
     else {
       const r = this.#ensureRoot(n.pid);
       reply = r < 0 ? r : this.#run(entry.handler, n);
@@ -162,7 +179,8 @@ export class Sentry {
       injectedAs = r;
     }
     if (this.#tracing) {
-      this.opts.trace?.record(traceRecord(n, entry?.name ?? `syscall_${n.nr}`, this.#resolved, reply, injectedAs));
+      const name = entry?.name ?? denial?.syscall ?? `syscall_${n.nr}`;
+      this.opts.trace?.record(traceRecord(n, name, this.#resolved, denial === undefined ? reply : `denied: ${errnoName(denial.errno)}`, injectedAs));
       this.#resolved = [];
     }
   }
@@ -360,8 +378,8 @@ export class Sentry {
   }
 }
 
-function traceRecord(n: Notification, name: string, paths: readonly string[], reply: Reply, injectedAs: number): TraceRecord {
-  const result = typeof reply === 'number' ? reply : reply.kind === 'continue' ? `continue: ${reply.why}` : injectedAs >= 0 ? `fd ${injectedAs}` : injectedAs;
+function traceRecord(n: Notification, name: string, paths: readonly string[], reply: Reply | string, injectedAs: number): TraceRecord {
+  const result = typeof reply === 'number' || typeof reply === 'string' ? reply : reply.kind === 'continue' ? `continue: ${reply.why}` : injectedAs >= 0 ? `fd ${injectedAs}` : injectedAs;
   const args = paths.length > 0 ? paths : n.args.map((a) => `0x${a.toString(16)}`);
   return { time: new Date().toISOString(), pid: n.pid, syscall: name, args, result };
 }

@@ -8,8 +8,10 @@ import { CAPABILITIES } from '../abi/linux/constants';
 import type { SupervisedLevel, SuperviseContext, Supervisor } from '../container/supervisor';
 import { socketpair } from '../native/addon';
 import type { Creds } from './creds';
-import type { SentryStats, TraceRecord } from './kernel';
+import { Logger, type LogFormat } from '../cli/log';
+import type { SentryDenial, SentryStats, TraceRecord } from './kernel';
 import { compileSentryFilter } from './syscalls';
+import { errnoName } from './table/render';
 import type { SentryWorkerData, SentryWorkerMessage } from './worker';
 
 export interface SentryConfig {
@@ -24,6 +26,12 @@ export interface SentryConfig {
   readonly onStats?: ((stats: SentryStats) => void) | undefined;
   /** Told when the sentry could not serve (no listener arrived, or it failed). */
   readonly onError?: ((message: string) => void) | undefined;
+  /** Told each refusal of the workload's (the filter reports them: see sentryLevel). */
+  readonly onDenied?: ((denial: SentryDenial) => void) | undefined;
+  /** Where a detached sentry records refusals: the --log file of the `create` that started it. */
+  readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;
+  /** The container's id, for the records of a detached sentry. */
+  readonly id?: string | undefined;
 }
 
 /** The worker's script: the bundle's own file when running from dist/stockade-main.js, else the compiled module. */
@@ -96,7 +104,8 @@ function serveInWorker(socketFd: number, cfg: SentryConfig, onExit: () => void):
       if (m.type === 'trace') {
         cfg.trace?.(m.record);
         feed.send(m.record);
-      } else if (m.type === 'done') cfg.onStats?.(m.stats);
+      } else if (m.type === 'denied') cfg.onDenied?.(m.denial);
+      else if (m.type === 'done') cfg.onStats?.(m.stats);
       else if (m.type === 'failed') cfg.onError?.(m.message);
     });
     worker.on('error', (e) => cfg.onError?.(e.message));
@@ -143,6 +152,9 @@ export interface DaemonConfig {
   readonly hostname: string;
   readonly domainname: string;
   readonly traceSocket: string;
+  readonly id: string;
+  /** The --log file refusals are recorded in, when `create` had one. */
+  readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;
 }
 
 function daemonScript(): string {
@@ -160,6 +172,7 @@ function detached(cfg: SentryConfig, stateDir: string): Supervisor {
   const log = openSync(join(stateDir, 'sentry.log'), 'a', 0o600);
   const config: DaemonConfig = {
     user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname, traceSocket: join(stateDir, 'trace.sock'),
+    id: cfg.id ?? '', log: cfg.log,
   };
   let daemon: ChildProcess;
   try {
@@ -196,10 +209,12 @@ function detached(cfg: SentryConfig, stateDir: string): Supervisor {
 
 /** Run by the detached sentry process: serves until the workload is gone, then exits. */
 export function runDaemon(config: DaemonConfig, socketFd: number): Promise<void> {
+  const log = config.log === undefined ? undefined : new Logger(config.log.path, config.log.format, false);
   const served = serveInWorker(socketFd, {
     ...config,
     user: { ...config.user, caps: BigInt(config.user.caps) },
     onError: (m) => process.stderr.write(`stockade sentry: ${m}\n`),
+    onDenied: log === undefined ? undefined : (d) => logDenial(log, config.id, d),
   }, () => closeSync(socketFd));
   served.feed.listen(config.traceSocket);
   return served.done;
@@ -215,15 +230,25 @@ function capabilityMask(names: readonly string[]): bigint {
   return mask;
 }
 
+/** One refusal as a --log line (JSON lines with --log-format json): what the workload tried and what it got. */
+export function logDenial(log: Logger, id: string, d: SentryDenial): void {
+  log.log('warning', `sentry: ${id} denied ${d.syscall} (${errnoName(d.errno)}) to pid ${d.pid}`,
+    { container: id, syscall: d.syscall, errno: errnoName(d.errno), pid: d.pid });
+}
+
 export interface SentryLevelOptions {
   readonly trace?: SentryConfig['trace'];
   readonly onStats?: SentryConfig['onStats'];
   readonly onError?: SentryConfig['onError'];
+  /** Where refusals are recorded: the --log file. Without one they are counted only (and traced). */
+  readonly log?: Logger | undefined;
 }
 
 /** The sentry as create's supervised level: in this process when it waits for the container, else detached. */
 export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
-  const compiled = compileSentryFilter();
+  // Refusals go through the sentry, which answers the same errno and records them.
+  const compiled = compileSentryFilter(undefined, { reportDenials: true });
+  const logFile = opts.log?.file;
   return {
     filter: { flags: compiled.flags, program: compiled.program },
     supervise(ctx: SuperviseContext): Supervisor {
@@ -239,6 +264,9 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
         trace: opts.trace,
         onStats: opts.onStats,
         onError: opts.onError,
+        onDenied: logFile === undefined || opts.log === undefined ? undefined : logDenial.bind(undefined, opts.log, ctx.id),
+        log: logFile,
+        id: ctx.id,
       };
       return ctx.detached ? detached(cfg, ctx.stateDir) : inProcess(cfg);
     },

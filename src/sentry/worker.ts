@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { CLONE_FS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP } from '../abi/linux/constants';
 import { recvFd, sentryNative } from '../native/addon';
-import { Sentry, type SentryOptions, type SentryStats, type TraceRecord, type TraceSink } from './kernel';
+import { Sentry, type SentryDenial, type SentryOptions, type SentryStats, type TraceRecord, type TraceSink } from './kernel';
 import { compileSentryThreadFilter } from './confine';
 import { NR, type SentryKernel } from './native';
 
@@ -21,6 +21,7 @@ export interface SentryWorkerData {
 export type SentryWorkerMessage =
   | { readonly type: 'listening'; readonly syncWakeUp: boolean }
   | { readonly type: 'trace'; readonly record: TraceRecord }
+  | { readonly type: 'denied'; readonly denial: SentryDenial }
   | { readonly type: 'done'; readonly stats: SentryStats }
   | { readonly type: 'failed'; readonly message: string };
 
@@ -72,6 +73,7 @@ function main(data: SentryWorkerData): void {
       hostname: data.hostname,
       domainname: data.domainname,
       trace: data.traceFlag === undefined ? undefined : traceSink(data.traceFlag),
+      denied: (denial) => post({ type: 'denied', denial }),
     });
     sentry.init();
     // The addon learns the notification sizes once, with seccomp(2): before the thread may not.

@@ -1,6 +1,7 @@
 // The sentry level through the runtime's own verbs: run, create/start/kill/delete, with a sentry process of its own, and the annotation.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { Runtime, integrationSkip, json, leftovers, probeSpec, waitFor } from './harness';
 
 const skip = integrationSkip();
@@ -44,6 +45,27 @@ describe('the sentry level through create and start', { skip }, () => {
     assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', b.dir, 'sentry-never']).status, 0);
     assert.equal(rt.run(['delete', '--force', 'sentry-never']).status, 0);
     await waitFor(() => leftovers(rt, b).length === 0, 5000);
+  });
+
+  test('a refused call is answered with its errno and recorded in the --log file, by an attached and by a detached sentry', async () => {
+    const records = (): { level: string; syscall?: string; errno?: string; container?: string; pid?: number }[] =>
+      readFileSync(rt.log, 'utf8').trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string });
+    const script = 'mount -t tmpfs none /tmp 2>/dev/null; echo "mount: $?"';
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', script]));
+    const r = rt.run(['--isolation', 'sentry', 'run', '--bundle', b.dir, 'sentry-denied']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^mount: [1-9]\d*$/m, 'the mount failed');
+    const attached = records().filter((l) => l.container === 'sentry-denied');
+    assert.ok(attached.some((l) => l.level === 'warning' && l.syscall === 'mount' && l.errno === 'EPERM' && typeof l.pid === 'number'),
+      JSON.stringify(attached));
+    // The detached sentry of create/start writes to the same --log file.
+    const d = rt.bundle(probeSpec(['/bin/sh', '-c', script]));
+    assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', d.dir, 'sentry-denied-d']).status, 0);
+    assert.equal(rt.run(['start', 'sentry-denied-d']).status, 0);
+    await waitFor(() => records().some((l) => l.container === 'sentry-denied-d' && l.syscall === 'mount'), 10_000);
+    await waitFor(() => json<{ status: string }>(rt.run(['state', 'sentry-denied-d']).stdout).status === 'stopped', 10_000);
+    assert.equal(rt.run(['delete', 'sentry-denied-d']).status, 0);
+    await waitFor(() => leftovers(rt, d).length === 0, 5000);
   });
 
   test('the dev.stockade.isolation annotation picks the level; an unknown level is refused, leaving nothing', () => {

@@ -15,6 +15,13 @@ export interface SentryProfileOptions {
    * ABI's structures only, so a compat syscall gets the bad-arch action (KILL_PROCESS).
    */
   readonly compat?: boolean;
+  /**
+   * Send the refusals worth recording (see `recordedDenial`) to the sentry instead of answering
+   * them in the kernel: the sentry answers the same errno and records the attempt (the --log
+   * file, `stockade trace`). A notified call never runs unless the sentry says CONTINUE, which
+   * it never does for these; with the sentry gone the kernel answers ENOSYS. Off by default.
+   */
+  readonly reportDenials?: boolean;
 }
 
 /** What a syscall number no entry names gets: ENOSYS, as from a kernel that predates it. */
@@ -23,12 +30,22 @@ export const SENTRY_DEFAULT_ACTION: SeccompAction = errnoAction(ENOSYS);
 /** What a syscall made through an ABI the filter does not cover gets. */
 export const SENTRY_BAD_ARCH_ACTION: SeccompAction = KILL_PROCESS;
 
-export function verdictAction(v: Verdict): SeccompAction {
+export function verdictAction(v: Verdict, opts: SentryProfileOptions = {}): SeccompAction {
   switch (v.class) {
     case 'ALLOW': return ALLOW;
     case 'MEDIATED': return NOTIFY;
-    case 'DENIED': return errnoAction(v.errno);
+    case 'DENIED': return opts.reportDenials === true && recordedDenial(v) ? NOTIFY : errnoAction(v.errno);
   }
+}
+
+/**
+ * Whether a refusal says the workload tried something: every DENIED answer but ENOSYS. ENOSYS is
+ * the "not in this kernel" answer libc and runtimes probe for on their own (clone3 on every
+ * fork, io_uring, landlock); recording those would bury the attempts that matter and cost each
+ * fork a round trip through the sentry.
+ */
+export function recordedDenial(v: Verdict): boolean {
+  return v.class === 'DENIED' && v.errno !== ENOSYS;
 }
 
 function entryVerdict(e: SyscallEntry): Verdict {
@@ -52,7 +69,7 @@ export function sentryProfile(arch: SeccompArch = nativeArch(), opts: SentryProf
   const grouped = new Map<number, { action: SeccompAction; names: string[] }>();
   const conditional: SyscallRule[] = [];
   for (const e of buildTable()) {
-    const action = verdictAction(entryVerdict(e));
+    const action = verdictAction(entryVerdict(e), opts);
     if (e.rules.length === 0) {
       const key = actionValue(action);
       let g = grouped.get(key);
@@ -60,7 +77,7 @@ export function sentryProfile(arch: SeccompArch = nativeArch(), opts: SentryProf
       g.names.push(e.name);
       continue;
     }
-    for (const r of e.rules) conditional.push({ names: [e.name], action: verdictAction(r.verdict), args: r.when });
+    for (const r of e.rules) conditional.push({ names: [e.name], action: verdictAction(r.verdict, opts), args: r.when });
     conditional.push({ names: [e.name], action, args: [] });
   }
   const unconditional = [...grouped.values()].map((g) => ({ names: g.names, action: g.action, args: [] }));
