@@ -1,6 +1,5 @@
 // An attached run of a terminal container without --console-socket: stockade takes the pty master itself and relays it.
 import { closeSync, rmSync, writeSync } from 'node:fs';
-import { ReadStream } from 'node:tty';
 import { StockadeError } from '../errors';
 import { accept, recvFd, setWinsize, unixListen } from '../native/addon';
 
@@ -59,6 +58,8 @@ export function relayTerminal(master: number): { finished: Promise<void>; stop: 
     } catch { /* the container has gone; its output side ends the relay */ }
   };
   stdin.on('data', onInput);
+  // Required here: only a container with a terminal needs it, and loading it costs every `run` time.
+  const { ReadStream } = require('node:tty') as typeof import('node:tty');
   const output = new ReadStream(master);
   const finished = new Promise<void>((resolve) => {
     output.on('data', (chunk: Buffer) => process.stdout.write(chunk));

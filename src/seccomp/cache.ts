@@ -2,11 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SYSCALLS_AARCH64 } from '../abi/linux/syscalls-aarch64';
-import { SYSCALLS_ARM } from '../abi/linux/syscalls-arm';
-import { SYSCALLS_I386 } from '../abi/linux/syscalls-i386';
-import { SYSCALLS_X32 } from '../abi/linux/syscalls-x32';
-import { SYSCALLS_X86_64 } from '../abi/linux/syscalls-x86_64';
+import { SYSCALL_TABLES_DIGEST } from '../abi/linux/syscalls-digest';
 import { actionValue } from './actions';
 import { nativeArch } from './arch';
 import type { CompiledFilter, CompileOptions } from './compile';
@@ -36,19 +32,11 @@ export function canonicalJson(v: unknown): string {
   return JSON.stringify(v) ?? 'null';
 }
 
-let tablesDigest: string | undefined;
-/** The syscall tables are an input of the compiler as much as the profile is. */
-function syscallTablesDigest(): string {
-  tablesDigest ??= createHash('sha256')
-    .update(canonicalJson([SYSCALLS_X86_64, SYSCALLS_X32, SYSCALLS_I386, SYSCALLS_AARCH64, SYSCALLS_ARM]))
-    .digest('hex');
-  return tablesDigest;
-}
-
 export function cacheKey(profile: SeccompProfile, opts: CompileOptions = {}): string {
   const input = {
     compiler: COMPILER_VERSION,
-    tables: syscallTablesDigest(),
+    // The syscall tables are an input of the compiler as much as the profile is.
+    tables: SYSCALL_TABLES_DIGEST,
     arch: opts.arch ?? nativeArch(),
     badArch: opts.badArchAction === undefined ? null : actionValue(opts.badArchAction),
     enosys: opts.enosysForNewerSyscalls ?? true,

@@ -8,6 +8,13 @@ import { cacheKey, canonicalJson, compileCached } from '../../../src/seccomp/cac
 import { compile } from '../../../src/seccomp/compile';
 import { defaultSeccompProfile } from '../../../src/seccomp/default-profile';
 import { parseSeccomp } from '../../../src/seccomp/parse';
+import { createHash } from 'node:crypto';
+import { SYSCALL_TABLES_DIGEST } from '../../../src/abi/linux/syscalls-digest';
+import { SYSCALLS_AARCH64 } from '../../../src/abi/linux/syscalls-aarch64';
+import { SYSCALLS_ARM } from '../../../src/abi/linux/syscalls-arm';
+import { SYSCALLS_I386 } from '../../../src/abi/linux/syscalls-i386';
+import { SYSCALLS_X32 } from '../../../src/abi/linux/syscalls-x32';
+import { SYSCALLS_X86_64 } from '../../../src/abi/linux/syscalls-x86_64';
 
 const opts = { arch: 'SCMP_ARCH_X86_64' } as const;
 
@@ -75,3 +82,10 @@ test('an unwritable cache directory still compiles', () => withDir((dir) => {
   assert.equal(out.cached, false);
   assert.ok(out.instructions > 0);
 }));
+
+test('the recorded digest of the syscall tables is theirs: a changed table changes every cache key', () => {
+  const digest = createHash('sha256')
+    .update(canonicalJson([SYSCALLS_X86_64, SYSCALLS_X32, SYSCALLS_I386, SYSCALLS_AARCH64, SYSCALLS_ARM]))
+    .digest('hex');
+  assert.equal(SYSCALL_TABLES_DIGEST, digest, `a syscall table changed: set SYSCALL_TABLES_DIGEST in src/abi/linux/syscalls-digest.ts to '${digest}'`);
+});
