@@ -126,6 +126,8 @@ void stk_child_main(int go_fd)
 	stk_masked_paths(plan);
 	stk_readonly_paths(plan);
 	stk_rootfs_readonly(plan);
+	struct stk_sentry sentry;
+	stk_sentry_detach_mounts(plan, &sentry);
 
 	stk_set_rlimits(plan);
 	stk_join_session_keyring(plan);
@@ -155,7 +157,6 @@ void stk_child_main(int go_fd)
 	 * success, an ERROR frame is the exec failure. */
 
 	stk_clear_nonblock_stdio();
-	struct stk_sentry sentry;
 	stk_sentry_prepare(plan, &sentry);
 	if (plan->has_seccomp && plan->no_new_privs)
 		stk_load_seccomp(plan);

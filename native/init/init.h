@@ -80,6 +80,9 @@ struct stk_hook {
 	const char **envp;   /* NULL-terminated, exactly the config's env */
 };
 
+/* How many mounts a plan may hand to the sentry (TAG_SENTRY_MOUNT). */
+#define STK_MAX_SENTRY_MOUNTS 4
+
 struct stk_plan {
 	uint8_t *buf;
 	size_t len;
@@ -142,6 +145,8 @@ struct stk_plan {
 	void *seccomp_filter; /* struct sock_filter[seccomp_len] */
 
 	bool has_sentry;
+	const char *sentry_mounts[STK_MAX_SENTRY_MOUNTS]; /* destinations the sentry owns (TAG_SENTRY_MOUNT) */
+	uint32_t n_sentry_mounts;
 	uint32_t sentry_fd;   /* the socket the listener goes out on; hoisted and close-on-exec by main */
 	uint32_t sentry_flags;
 	uint16_t sentry_len;
@@ -271,7 +276,12 @@ struct stk_sentry {
 	pid_t helper;   /* H, which sends the listener; -1 when none */
 	int request_fd; /* the pipe H reads the listener's number from */
 	int reply_fd;   /* its write end, C's */
+	int mount_fds[STK_MAX_SENTRY_MOUNTS]; /* the detached clones of plan->sentry_mounts, or -1 */
 };
+
+/* Clones each of the plan's sentry mounts into a detached tree for the sentry and unmounts it
+ * from the workload's mount namespace (needs CAP_SYS_ADMIN: before the user switch). */
+void stk_sentry_detach_mounts(const struct stk_plan *plan, struct stk_sentry *s);
 
 /* Clones the helper that will send the listener: before any filter is loaded (see sentry.c). */
 void stk_sentry_prepare(const struct stk_plan *plan, struct stk_sentry *s);

@@ -358,6 +358,11 @@ static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 		if (pl->sentry_fd > INT_MAX)
 			plan_fail("sentry socket fd %u is out of range", pl->sentry_fd);
 		break;
+	case STK_PLAN_TAG_SENTRY_MOUNT:
+		if (pl->n_sentry_mounts == STK_MAX_SENTRY_MOUNTS)
+			plan_fail("more than %d sentry mounts", STK_MAX_SENTRY_MOUNTS);
+		pl->sentry_mounts[pl->n_sentry_mounts++] = get_abs_path(c);
+		break;
 	case STK_PLAN_TAG_CGROUP_JOIN: {
 		const char **cg = push(&pl->cgroups, &pl->n_cgroups, sizeof *cg);
 		*cg = get_abs_path(c);
@@ -411,6 +416,8 @@ static void check_plan(struct stk_plan *pl)
 		plan_fail("both a new and a joined mount namespace");
 	/* Without no_new_privs the filter would have to go in before the user switch, and setup
 	 * itself would then wait on a supervisor that holds no listener yet. */
+	if (pl->n_sentry_mounts > 0 && !pl->has_sentry)
+		stk_fail(EINVAL, "sentry", "sentry mounts without a sentry (TAG_SENTRY)");
 	if (pl->has_sentry && !pl->no_new_privs)
 		stk_fail(EINVAL, "sentry", "the sentry filter needs no_new_privs (TAG_NO_NEW_PRIVS)");
 

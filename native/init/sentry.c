@@ -14,6 +14,13 @@
  * supervisor: write, not send, on the pipe. On a failure C closes the listener before reporting,
  * so the kernel answers the filter's NOTIFY calls with ENOSYS instead of waiting for nobody, and
  * the report falls back from send to write (msg.c).
+ *
+ * Sentry mounts (TAG_SENTRY_MOUNT, /proc and /sys): the workload must not reach procfs or sysfs
+ * through the kernel's own path walk, which the calls the sentry CONTINUEs (execve, chdir, O_PATH
+ * and FIFO opens) still do: there a racing thread can swap the path the sentry checked for a magic
+ * link. So C clones each such mount tree, masks included, into a detached tree the sentry resolves
+ * those paths in, and unmounts it from the workload's namespace; H sends the clones before the
+ * listener, each as one message "M<path>" with the fd.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,15 +29,55 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <limits.h>
+#include <linux/mount.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "init.h"
 #include "syscalls.h"
 
+/* Sends `fd` with the bytes `tag` and `path` (may be NULL) over `sock`: 0 or an errno. */
+static int send_fd(int sock, char tag, const char *path, int fd)
+{
+	char data[1 + PATH_MAX];
+	size_t len = 1;
+	data[0] = tag;
+	if (path != NULL) {
+		size_t plen = strlen(path);
+		if (plen >= PATH_MAX)
+			return ENAMETOOLONG;
+		memcpy(data + 1, path, plen);
+		len += plen;
+	}
+	struct iovec iov = { .iov_base = data, .iov_len = len };
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	memset(&control, 0, sizeof control);
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+			      .msg_controllen = sizeof control.buf };
+	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	ssize_t n;
+	do
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno;
+	return (size_t)n == len ? 0 : EIO;
+}
+
 /* H: runs on a copy of C's memory with C's fd table; only raw calls and _exit from here. */
-__attribute__((noreturn)) static void helper_main(pid_t parent, int request_fd, int sock)
+__attribute__((noreturn)) static void helper_main(const struct stk_plan *plan, const struct stk_sentry *s, pid_t parent,
+						  int request_fd, int sock)
 {
 	int listener;
 	ssize_t n;
@@ -47,26 +94,50 @@ __attribute__((noreturn)) static void helper_main(pid_t parent, int request_fd, 
 	if (n != (ssize_t)sizeof listener)
 		_exit(n < 0 ? errno : EPROTO);
 
-	char byte = 'L';
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} control;
-	memset(&control, 0, sizeof control);
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-			      .msg_controllen = sizeof control.buf };
-	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-	cmsg->cmsg_level = SOL_SOCKET;
-	cmsg->cmsg_type = SCM_RIGHTS;
-	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
-	do
-		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		_exit(errno);
-	_exit(n == 1 ? 0 : EIO);
+	for (uint32_t i = 0; i < plan->n_sentry_mounts; i++) {
+		int err = send_fd(sock, 'M', plan->sentry_mounts[i], s->mount_fds[i]);
+		if (err != 0)
+			_exit(err);
+	}
+	_exit(send_fd(sock, 'L', NULL, listener));
+}
+
+void stk_sentry_detach_mounts(const struct stk_plan *plan, struct stk_sentry *s)
+{
+	for (uint32_t i = 0; i < STK_MAX_SENTRY_MOUNTS; i++)
+		s->mount_fds[i] = -1;
+	for (uint32_t i = 0; i < plan->n_sentry_mounts; i++) {
+		const char *path = plan->sentry_mounts[i];
+		int fd = sys_open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		if (fd < 0)
+			stk_fail_errno("sentry", "clone the mount at %s for the sentry", path);
+		s->mount_fds[i] = fd;
+		/* Everything stacked there goes: beneath the config's procfs may lie the host's, which a
+		 * recursive bind of the host's root (stockade do) brought along. */
+		if (umount2(path, MNT_DETACH) < 0)
+			stk_fail_errno("sentry", "detach %s from the container's mount namespace", path);
+		while (umount2(path, MNT_DETACH) == 0)
+			;
+		if (errno != EINVAL)
+			stk_fail_errno("sentry", "detach the mounts beneath %s", path);
+		struct statx st;
+		if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, 0, &st) < 0)
+			stk_fail_errno("sentry", "stat %s once detached", path);
+		if ((st.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) == 0 || (st.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0)
+			stk_fail(EBUSY, "sentry", "%s is still a mount point in the container (a locked mount beneath it?)", path);
+	}
+}
+
+static void close_mounts(struct stk_sentry *s)
+{
+	for (uint32_t i = 0; i < STK_MAX_SENTRY_MOUNTS; i++) {
+		if (s->mount_fds[i] >= 0) {
+			int saved = errno;
+			close(s->mount_fds[i]);
+			errno = saved;
+		}
+		s->mount_fds[i] = -1;
+	}
 }
 
 void stk_sentry_prepare(const struct stk_plan *plan, struct stk_sentry *s)
@@ -85,7 +156,7 @@ void stk_sentry_prepare(const struct stk_plan *plan, struct stk_sentry *s)
 	if (pid < 0)
 		stk_fail_errno("sentry", "clone the listener hand-off helper");
 	if (pid == 0)
-		helper_main(parent, req[0], (int)plan->sentry_fd);
+		helper_main(plan, s, parent, req[0], (int)plan->sentry_fd);
 	s->helper = (pid_t)pid;
 	s->request_fd = req[0];
 	s->reply_fd = req[1];
@@ -121,6 +192,7 @@ void stk_sentry_load(const struct stk_plan *plan, struct stk_sentry *s)
 	int listener = sys_seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog);
 	if (listener < 0) {
 		int err = errno;
+		close_mounts(s);
 		/* The only reference to the pipe's write end: H reads EOF and leaves. */
 		close_quietly(s->reply_fd);
 		reap_helper(s->helper);
@@ -141,6 +213,7 @@ void stk_sentry_load(const struct stk_plan *plan, struct stk_sentry *s)
 	if (werr == 0)
 		close_quietly(listener);
 	close_quietly((int)plan->sentry_fd);
+	close_mounts(s);
 	s->helper = -1;
 	s->request_fd = s->reply_fd = -1;
 

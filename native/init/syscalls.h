@@ -48,6 +48,11 @@ static inline int sys_mount_setattr(int dirfd, const char *path, unsigned int fl
 	return (int)syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof attr);
 }
 
+static inline int sys_open_tree(int dirfd, const char *path, unsigned int flags)
+{
+	return (int)syscall(SYS_open_tree, dirfd, path, flags);
+}
+
 static inline int sys_pivot_root(const char *new_root, const char *put_old)
 {
 	return (int)syscall(SYS_pivot_root, new_root, put_old);

@@ -92,6 +92,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     heldCapabilities: heldCapabilities(),
     seccomp: seccompFor(spec, store.root, opts.debug),
     sentry: level?.filter,
+    sentryMounts: level?.ownedMounts(spec.mounts ?? []) ?? [],
     cgroupPaths: cgroups === undefined ? [] : [...cgroups.paths],
   };
   mark('seccomp');

@@ -32,6 +32,8 @@ export interface PlanOptions {
   /** The sentry's filter: its listener goes to the runtime over the socket given to launchInit as
    *  sentrySocket. Needs process.noNewPrivileges. */
   sentry?: { flags: number; program: Buffer } | undefined;
+  /** Mount destinations the sentry owns: detached from the workload's mount namespace and handed to it. */
+  sentryMounts?: readonly string[] | undefined;
   /** The runtime's own bounding set (CapBnd of /proc/self/status). */
   heldCapabilities: bigint;
   /** Cgroup directories (host paths) stockade-init moves itself into before anything else. */
@@ -147,6 +149,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
 
   plan.push(...rlimitRecords(process));
   if (!opts.noNewKeyring) plan.push({ tag: PLAN.TAG_SESSION_KEYRING, name: `_ses.${opts.id}` });
+  for (const path of opts.sentryMounts ?? []) plan.push({ tag: PLAN.TAG_SENTRY_MOUNT, path });
 
   plan.push(...processRecords(process, process.args ?? [], opts));
   return plan;

@@ -1,5 +1,5 @@
 // How a level that supervises the workload's syscalls plugs into create: the lifecycle knows this interface, not the levels.
-import type { Spec } from '../oci/spec';
+import type { Mount, Spec } from '../oci/spec';
 import type { ContainerId } from './id';
 
 /**
@@ -10,6 +10,11 @@ import type { ContainerId } from './id';
  */
 export interface SupervisedLevel {
   readonly filter: { readonly flags: number; readonly program: Buffer };
+  /**
+   * The mounts of the config the supervisor serves itself, as absolute destinations: stockade-init
+   * detaches them from the workload's mount namespace and hands the supervisor clones (TAG_SENTRY_MOUNT).
+   */
+  ownedMounts(mounts: readonly Mount[]): string[];
   /** Starts the supervisor of one container, once its config is known and its id taken. */
   supervise(ctx: SuperviseContext): Supervisor;
 }

@@ -12,9 +12,10 @@
 // the kernel's own confinement makes that safe (each such handler says why).
 import { AUDIT_ARCH_X86_64 } from '../abi/linux/syscalls-x86_64';
 import {
-  AT_FDCWD, EFAULT, EINVAL, ENOENT, ENOSYS, ENOTDIR, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
-  SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+  AT_EMPTY_PATH, AT_FDCWD, EFAULT, EINVAL, ELOOP, ENOENT, ENOSYS, ENOTDIR, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
+  RESOLVE_NO_SYMLINKS, SECCOMP_USER_NOTIF_FLAG_CONTINUE,
 } from '../abi/linux/constants';
+import { posix } from 'node:path';
 import { nativeArch } from '../seccomp/arch';
 import { sentrySyscallTable } from './syscalls';
 import { parseStatusCreds, ThreadCreds, type Creds } from './creds';
@@ -25,6 +26,9 @@ import { DenialJudge, type Denial } from './denials';
 import { errnoName } from './table/render';
 
 const EINTR = 4;
+/** statx's mask bit for stx_mnt_id, and that field's offset in struct statx. */
+const STATX_MNT_ID = 0x1000;
+const STATX_MNT_ID_OFFSET = 0x90;
 
 export interface SentryOptions {
   /** The workload's user, as the plan sets it; what its file operations are checked against. */
@@ -35,8 +39,18 @@ export interface SentryOptions {
   readonly trace?: TraceSink | undefined;
   /** The workload's root, already open (O_PATH); else opened from the first caller's /proc/PID/root. */
   readonly rootFd?: number | undefined;
+  /** The mounts the sentry owns (/proc, /sys): paths under them resolve in these trees, not the root. */
+  readonly mounts?: readonly SentryMount[] | undefined;
   /** Told each refusal the filter sent to be recorded (SentryProfileOptions.reportDenials). */
   readonly denied?: ((d: SentryDenial) => void) | undefined;
+}
+
+/** A mount the sentry owns: a clone of its tree, detached from the workload's mount namespace (native/init/sentry.c). */
+export interface SentryMount {
+  /** the destination in the container, absolute and normalized */
+  readonly path: string;
+  /** the clone's root, open in the sentry */
+  readonly fd: number;
 }
 
 /** A refusal as recorded: the syscall, the errno the caller got, and the caller's pid on the host. */
@@ -79,6 +93,8 @@ const OPEN_FLAGS = 0o37777777;
 const FD_PATH = /^\/(?:dev\/fd|proc\/(?:self|thread-self)\/fd)\/(\d+)$/;
 const STD_PATH = /^\/dev\/std(in|out|err)$/;
 const PROC_SELF = /^\/proc\/(self|thread-self)(?=\/|$)/;
+const EXE_PATH = /^\/proc\/\d+(?:\/task\/\d+)?\/exe$/;
+const PROC_SELF_LINK = /^\/proc\/(mounts|net)(?=\/|$)/;
 
 export class Sentry {
   readonly k: SentryKernel;
@@ -93,8 +109,13 @@ export class Sentry {
   /** The path arguments of the notification being served, as read, for its trace record. */
   #resolved: string[] = [];
   #tracing = false;
+  /** The pid of the caller being served. */
+  #caller = 0;
   readonly #dispatch = new Map<number, { name: string; handler: Handler }>();
   readonly #judge: DenialJudge;
+  /** The mounts the sentry owns, longest path first, with the ids that tell their files apart. */
+  readonly #mounts: { readonly path: string; readonly fd: number; readonly mntId: bigint }[] = [];
+  readonly #statx = Buffer.alloc(256);
   readonly #how = Buffer.alloc(24);
   readonly #link = Buffer.alloc(PATH_MAX);
   readonly #file = Buffer.alloc(8192);
@@ -106,6 +127,8 @@ export class Sentry {
     this.#rootFd = opts.rootFd ?? -1;
     const arch = nativeArch();
     this.#judge = new DenialJudge(arch);
+    for (const m of opts.mounts ?? []) this.#mounts.push({ ...m, mntId: this.#mountId(m.fd, '', AT_EMPTY_PATH) });
+    this.#mounts.sort((a, b) => b.path.length - a.path.length);
     for (const e of sentrySyscallTable()) {
       const nr = e.numbers[arch];
       if (nr === undefined || e.handler === null) continue;
@@ -147,6 +170,7 @@ export class Sentry {
   /** Serves one notification and sends its answer. */
   answer(n: Notification): void {
     this.stats.notifications++;
+    this.#caller = n.pid;
     this.#tracing = this.opts.trace?.enabled() === true;
     // A refusal is judged before any handler: the handler serving a call's other arguments never sees it.
     const denial = this.#judge.judge(n);
@@ -241,10 +265,15 @@ export class Sentry {
     }
     let abs = path;
     if (path[0] !== '/') {
-      const base = this.readlinkHost(dirfd === AT_FDCWD ? `/proc/${n.pid}/cwd` : `/proc/${n.pid}/fd/${dirfd}`);
+      const link = dirfd === AT_FDCWD ? `/proc/${n.pid}/cwd` : `/proc/${n.pid}/fd/${dirfd}`;
+      let base = this.readlinkHost(link);
       if (typeof base === 'number') return dirfd === AT_FDCWD ? base : -9 /* EBADF */;
       if (base[0] !== '/') return -ENOTDIR;
       if (base.endsWith(' (deleted)')) return -ENOENT;
+      // A directory in a mount the sentry owns reads as a path from that mount's root (the tree is
+      // detached: the kernel knows no path to it), so its mount id tells which mount it is in.
+      const owner = this.#mounts.length === 0 ? undefined : this.#ownerOf(link);
+      if (owner !== undefined) base = base === '/' ? owner : `${owner}${base}`;
       abs = base === '/' ? `/${path}` : `${base}/${path}`;
     }
     const fd = FD_PATH.exec(abs);
@@ -253,20 +282,132 @@ export class Sentry {
     if (std !== null) return { inRoot: false, path: `/proc/${n.pid}/fd/${std[1] === 'in' ? 0 : std[1] === 'out' ? 1 : 2}` };
     // /dev/fd is the runtime's link to /proc/self/fd, which the sentry resolves per caller.
     if (abs === '/dev/fd' || abs.startsWith('/dev/fd/')) abs = `/proc/self/fd${abs.slice(7)}`;
-    const self = PROC_SELF.exec(abs);
-    if (self !== null) {
-      const ids = this.nsIds(n.pid);
-      if (typeof ids === 'number') return ids;
-      const at = self[1] === 'self' ? `/proc/${ids.tgid}` : `/proc/${ids.tgid}/task/${ids.tid}`;
-      abs = at + abs.slice(self[0].length);
-    }
-    return { inRoot: true, path: abs };
+    const view = this.#procView(n.pid, abs);
+    return typeof view === 'number' ? view : { inRoot: true, path: view };
   }
 
-  /** Opens a target with the sentry's thread (as the caller, once `asCaller` ran): an fd, or a negative errno. */
+  /** `abs` with /proc/self and /proc/thread-self naming the caller `pid` in its own pid namespace. */
+  #procView(pid: number, abs: string): string | number {
+    // procfs's own links to the reader's entry, which for the sentry (in no pid namespace of the
+    // container's procfs) lead nowhere: taken as the caller's.
+    const viaSelf = PROC_SELF_LINK.exec(abs);
+    if (viaSelf !== null) abs = `/proc/self/${viaSelf[1] ?? ''}${abs.slice(viaSelf[0].length)}`;
+    const self = PROC_SELF.exec(abs);
+    if (self === null) return abs;
+    const ids = this.nsIds(pid);
+    if (typeof ids === 'number') return ids;
+    const at = self[1] === 'self' ? `/proc/${ids.tgid}` : `/proc/${ids.tgid}/task/${ids.tid}`;
+    return at + abs.slice(self[0].length);
+  }
+
+  /**
+   * Opens a target with the sentry's thread (as the caller, once `asCaller` ran): an fd, or a
+   * negative errno. A path under a mount the sentry owns resolves in that mount's tree; any other
+   * in the root.
+   */
   open(t: Target, flags: number, mode: number): number {
     if (!t.inRoot) return this.onHost(() => this.openHost(t.path, flags, mode));
-    return this.#openat2(this.#rootFd, t.path, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    const at = this.#route(t.path);
+    const r = this.#openat2(at.fd, at.rest, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    if (r !== -ENOENT || at.fd !== this.#rootFd || this.#mounts.length === 0) return r;
+    // The kernel walks the root alone: a symlink of the root's into an owned mount
+    // (/etc/mtab -> ../proc/self/mounts) ends in the root's empty mountpoint. Follow it here.
+    const real = this.#throughLinks(t.path, (flags & O_NOFOLLOW) === 0);
+    const view = real === undefined ? undefined : this.#procView(this.#caller, real);
+    if (typeof view !== 'string') return r;
+    const there = this.#route(view);
+    return there.fd === this.#rootFd ? r : this.#openat2(there.fd, there.rest, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  }
+
+  /**
+   * Which tree a path of the container resolves in: an owned mount's, with the rest of the path,
+   * or the root. Only what cannot cross a symlink is taken by name: repeated slashes, "." and a
+   * ".." right at the mount's root (its mountpoint is a directory, no link). Anything else,
+   * "/proc/1/root/.." included, the kernel resolves in the tree the prefix names.
+   */
+  #route(path: string): { fd: number; rest: string } {
+    if (this.#mounts.length === 0) return { fd: this.#rootFd, rest: path };
+    const p = path.replace(/\/(?:\.?\/)+/g, '/').replace(/^\/\.$/, '/');
+    for (const m of this.#mounts) {
+      if (p !== m.path && !p.startsWith(`${m.path}/`)) continue;
+      const rest = p.slice(m.path.length);
+      const up = /^(?:\/\.\.?(?=\/|$))+/.exec(rest);
+      if (up !== null && up[0].includes('..')) return this.#route(`${posix.dirname(m.path)}/${rest.slice(up[0].length)}`);
+      return { fd: m.fd, rest: rest === '' ? '/' : rest };
+    }
+    return { fd: this.#rootFd, rest: path };
+  }
+
+  /**
+   * The path with the root's symlinks followed by the sentry, component by component, up to the
+   * first component inside an owned mount (the rest resolves in that tree); undefined when no
+   * symlink leads into one, when a component is missing, or past 40 links (ELOOP's limit).
+   * Walks only after a cheap check shows the path has a symlink at all.
+   */
+  #throughLinks(path: string, followLast: boolean): string | undefined {
+    // "/tmp/../proc" reaches an owned mount through the root, as a symlink may.
+    if (!/(?:^|\/)\.\.(?:\/|$)/.test(path)) {
+      const probe = this.#openat2(this.#rootFd, path, O_PATH, 0, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
+      if (probe >= 0) this.close(probe);
+      if (probe !== -ELOOP) return undefined;
+    }
+    const todo = path.split('/').reverse();
+    let done = '';
+    let links = 0;
+    while (todo.length > 0) {
+      const c = todo.pop() as string;
+      if (c === '' || c === '.') continue;
+      // `done` holds no symlink, so its parent is found by name.
+      if (c === '..') {
+        done = done.slice(0, done.lastIndexOf('/'));
+        continue;
+      }
+      const next = `${done}/${c}`;
+      if (this.#route(next).fd !== this.#rootFd) return [next, ...todo.reverse()].join('/');
+      if (todo.every((x) => x === '' || x === '.') && !followLast) return undefined;
+      const fd = this.#openat2(this.#rootFd, next, O_PATH | O_NOFOLLOW, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+      if (fd < 0) return undefined;
+      const len = this.k.sys(NR.readlinkat, fd, '', this.#link, PATH_MAX);
+      this.close(fd);
+      if (len < 0) {
+        done = next;
+        continue;
+      }
+      if (++links > 40) return undefined;
+      const target = this.#link.toString('utf8', 0, len);
+      if (target.startsWith('/')) done = '';
+      todo.push(...target.split('/').reverse());
+    }
+    return undefined;
+  }
+
+  /**
+   * A read-only fd of the executable /proc/PID/exe names (PID in the container), or undefined when
+   * `path` is not such a link or the sentry owns no procfs. The one magic link the sentry follows:
+   * the last component, from the pid's directory in the container's own procfs, as the caller (the
+   * kernel's ptrace check on the process applies). Never for writing (CVE-2019-5736).
+   */
+  openExe(path: string): number | undefined {
+    if (!EXE_PATH.test(path)) return undefined;
+    const at = this.#route(path.slice(0, -'/exe'.length));
+    if (at.fd === this.#rootFd) return undefined;
+    const dir = this.#openat2(at.fd, at.rest, O_PATH | O_DIRECTORY, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    if (dir < 0) return dir;
+    const fd = this.#openat2(dir, 'exe', 0 /* O_RDONLY */, 0, 0);
+    this.close(dir);
+    return fd;
+  }
+
+  /** The owned mount a host path (/proc/PID/cwd, /proc/PID/fd/N) leads into, by mount id. */
+  #ownerOf(hostPath: string): string | undefined {
+    const id = this.#mountId(AT_FDCWD, hostPath, 0);
+    return id < 0n ? undefined : this.#mounts.find((m) => m.mntId === id)?.path;
+  }
+
+  /** statx's mount id of (dirfd, path), or a negative errno. */
+  #mountId(dirfd: number, path: string, flags: number): bigint {
+    const r = this.k.sys(NR.statx, dirfd, path, flags, STATX_MNT_ID, this.#statx);
+    return r < 0 ? BigInt(r) : this.#statx.readBigUInt64LE(STATX_MNT_ID_OFFSET);
   }
 
   /** Opens a host path (the workload's entries in the host's /proc), following magic links as the host does. */

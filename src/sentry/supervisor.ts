@@ -2,10 +2,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { CAPABILITIES } from '../abi/linux/constants';
 import type { SupervisedLevel, SuperviseContext, Supervisor } from '../container/supervisor';
+import type { Mount } from '../oci/spec';
 import { socketpair } from '../native/addon';
 import type { Creds } from './creds';
 import { Logger, type LogFormat } from '../cli/log';
@@ -244,6 +245,24 @@ export interface SentryLevelOptions {
   readonly log?: Logger | undefined;
 }
 
+/**
+ * The config's procfs at /proc and sysfs at /sys: the sentry resolves paths under them in clones of
+ * their mount trees, and the workload's own mount namespace holds neither, so no call the sentry
+ * lets the kernel finish (execve, chdir, O_PATH and FIFO opens) can reach a magic link or a
+ * host-wide file through them.
+ */
+export function sentryMounts(mounts: readonly Mount[]): string[] {
+  const owned: string[] = [];
+  for (const m of mounts) {
+    const dest = posix.normalize(m.destination).replace(/(.)\/+$/, '$1');
+    if ((dest === '/proc' && m.type === 'proc') || (dest === '/sys' && m.type === 'sysfs')) {
+      // A later mount over the same destination hides the earlier one: hand over what is on top.
+      if (!owned.includes(dest)) owned.push(dest);
+    }
+  }
+  return owned;
+}
+
 /** The sentry as create's supervised level: in this process when it waits for the container, else detached. */
 export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
   // Refusals go through the sentry, which answers the same errno and records them.
@@ -251,6 +270,7 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
   const logFile = opts.log?.file;
   return {
     filter: { flags: compiled.flags, program: compiled.program },
+    ownedMounts: sentryMounts,
     supervise(ctx: SuperviseContext): Supervisor {
       const user = ctx.spec.process?.user;
       const cfg: SentryConfig = {

@@ -7,7 +7,7 @@
 // the sentry acts on its own copy, and on the object it opened, never on the path again.
 import {
   AT_EMPTY_PATH, AT_EACCESS, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, E2BIG, EBADF, EBUSY, EEXIST, EISDIR,
-  EINVAL, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR, EPERM, ERANGE, EXDEV, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_PATH, O_TMPFILE, O_WRONLY, O_TRUNC, PATH_MAX,
+  EINVAL, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR, EPERM, ERANGE, EXDEV, O_ACCMODE, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_PATH, O_TMPFILE, O_WRONLY, O_TRUNC, PATH_MAX,
   RESOLVE_BENEATH, RESOLVE_IN_ROOT, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG,
 } from '../abi/linux/constants';
 import type { Sentry, Target } from './kernel';
@@ -147,6 +147,11 @@ function openFile(s: Sentry, n: Notification, dirfd: number, addr: bigint, flags
   if ((flags & O_TMPFILE) === O_TMPFILE) {
     const fd = s.open(t, flags, mode);
     return fd < 0 ? fd : { kind: 'inject', fd, cloexec };
+  }
+  // A process's executable, read (a program reading itself): see Sentry.openExe.
+  if (t.inRoot && (flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_PATH)) === 0) {
+    const exe = s.openExe(t.path);
+    if (exe !== undefined) return exe < 0 ? exe : { kind: 'inject', fd: exe, cloexec };
   }
   // First the object, without opening it: an O_PATH descriptor has no side effects on a FIFO,
   // a tape or a terminal. The real open then goes through that descriptor, so what is opened is

@@ -1,8 +1,8 @@
 // The sentry's worker thread: receives the listener from stockade-init and serves it, off Node's event loop.
 import { parentPort, workerData } from 'node:worker_threads';
-import { CLONE_FS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP } from '../abi/linux/constants';
+import { CLONE_FS, PATH_MAX, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP } from '../abi/linux/constants';
 import { recvFd, sentryNative } from '../native/addon';
-import { Sentry, type SentryDenial, type SentryOptions, type SentryStats, type TraceRecord, type TraceSink } from './kernel';
+import { Sentry, type SentryMount, type SentryDenial, type SentryOptions, type SentryStats, type TraceRecord, type TraceSink } from './kernel';
 import { compileSentryThreadFilter } from './confine';
 import { NR, type SentryKernel } from './native';
 
@@ -42,8 +42,16 @@ function main(data: SentryWorkerData): void {
   const unshared = native.syscall(NR.unshare, CLONE_FS);
   if (unshared < 0) throw new Error(`unshare(CLONE_FS) failed: errno ${-unshared}`);
   // Blocks until stockade-init loads the filter; its death before that closes the socket (EOF).
-  const received = recvFd(data.socketFd);
-  if (received.fd === null) {
+  // The mounts the sentry owns come first ("M" and the path), then the listener ("L").
+  const mounts: SentryMount[] = [];
+  let received = recvFd(data.socketFd, 1 + PATH_MAX);
+  while (received.fd !== null && received.data[0] === 0x4d /* M */) {
+    mounts.push({ path: received.data.toString('utf8', 1), fd: received.fd });
+    received = recvFd(data.socketFd, 1 + PATH_MAX);
+  }
+  if (received.fd === null || received.data.toString() !== 'L') {
+    for (const m of mounts) native.syscall(NR.close, m.fd);
+    if (received.fd !== null) native.syscall(NR.close, received.fd);
     post({ type: 'failed', message: 'stockade-init closed the sentry socket without sending a listener' });
     return;
   }
@@ -73,6 +81,7 @@ function main(data: SentryWorkerData): void {
       hostname: data.hostname,
       domainname: data.domainname,
       trace: data.traceFlag === undefined ? undefined : traceSink(data.traceFlag),
+      mounts,
       denied: (denial) => post({ type: 'denied', denial }),
     });
     sentry.init();
@@ -85,6 +94,7 @@ function main(data: SentryWorkerData): void {
     // Closed on every way out: a sentry that failed must not leave the workload waiting on a
     // listener nobody reads (once it is closed, the filter answers ENOSYS instead).
     native.syscall(NR.close, listener);
+    for (const m of mounts) native.syscall(NR.close, m.fd);
   }
   post({ type: 'done', stats });
 }

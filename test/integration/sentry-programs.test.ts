@@ -41,6 +41,13 @@ print(subprocess.run(["echo", "child"], capture_output=True, text=True).stdout.s
 '`,
   },
   {
+    name: 'reading /proc and /sys (the sentry\'s own clones of them)',
+    needs: 'sh',
+    script: 'head -1 /proc/self/status && grep -c "" /proc/self/cmdline && ls -d /proc/1 /proc/self/fd/0 && test -r /proc/mounts && echo mounts '
+      + '&& cat /proc/sys/kernel/ostype && readlink /proc/self/exe && head -c 4 /proc/self/exe | od -An -c && ls /sys/kernel > /dev/null && echo sys '
+      + '&& (test ! -L /etc/mtab || grep -q " / " /etc/mtab && echo mtab)',
+  },
+  {
     name: 'node',
     needs: 'node',
     script: `node -e '
@@ -94,6 +101,26 @@ describe('programs under the sentry', { skip }, () => {
       assert.deepEqual(leftovers(rt), []);
     });
   }
+
+  test('the workload\'s own mount namespace holds no procfs or sysfs, not even the host\'s from beneath', () => {
+    // mountinfo is read through the sentry's procfs clone: it lists the caller's own namespace.
+    const script = 'awk \'{ print $9 }\' /proc/self/mountinfo | sort -u | tr "\\n" " "; echo; '
+      + 'cd /proc/1 2>/dev/null && echo "chdir /proc/1: ok" || echo "chdir /proc/1: refused"; ls -d /proc/1';
+    const ns = rt.run(['do', '--', 'sh', '-c', script]);
+    const sentry = rt.run(['do', '--isolation', 'sentry', '--', 'sh', '-c', script]);
+    assert.equal(ns.status, 0, ns.stderr);
+    assert.equal(sentry.status, 0, sentry.stderr);
+    const [nsTypes = '', nsChdir] = ns.stdout.split('\n');
+    const [types = '', chdir, listed] = sentry.stdout.split('\n');
+    assert.match(nsTypes, /\bproc\b/, 'under namespaces procfs is mounted');
+    assert.match(nsTypes, /\bsysfs\b/);
+    assert.doesNotMatch(types, /\b(proc|sysfs|cgroup2?)\b/, `the sentry's workload sees: ${types}`);
+    assert.equal(nsChdir, 'chdir /proc/1: ok');
+    // chdir is finished by the kernel in the workload's namespace: /proc there is an empty directory.
+    assert.equal(chdir, 'chdir /proc/1: refused');
+    assert.equal(listed, '/proc/1', 'while the sentry serves /proc itself');
+    assert.deepEqual(leftovers(rt), []);
+  });
 });
 
 /** The id `stockade do` gave its container, once it is listed. */

@@ -147,13 +147,13 @@ describe('attacks on the sentry (stockade do --isolation sentry)', { skip }, () 
 
   // The sentry checks these opens with RESOLVE_NO_MAGICLINKS, then answers CONTINUE: the kernel
   // reads the path again from the caller's memory, where the second thread may have changed it.
+  // That re-read cannot reach a magic link: procfs is not in the workload's mount namespace (the
+  // sentry resolves /proc in a detached clone of it), so the rewritten path names nothing there.
   for (const [mode, checked, note] of [
     ['opath', '/tmp/a', 'an O_PATH open is checked, then CONTINUEd'],
     ['fifo', '/tmp/fifo', 'a FIFO open is checked, then CONTINUEd'],
   ] as const) {
-    test(`path rewritten by a second thread after the check of an open the kernel performs (${note}): never the magic link /proc/self/root/tmp/b`, {
-      todo: 'known hole: the kernel re-reads the path of a CONTINUEd open (see the sentry attack report)',
-    }, () => {
+    test(`path rewritten by a second thread after the check of an open the kernel performs (${note}): never the magic link /proc/self/root/tmp/b`, () => {
       const s = report<Race>(attack(rt, 'sentry', ['race-open', mode, checked, '/proc/self/root/tmp/b', '20000']), `race-open ${mode}`);
       const counts = show(s.counts);
       assert.ok(sum(s.counts, (k) => k === 'a' || k === 'fifo') > 0, `the checked path was opened, so the race ran: ${counts}`);
@@ -218,15 +218,23 @@ describe('attacks on the sentry (stockade do --isolation sentry)', { skip }, () 
     for (const [p, h] of hashes) assert.equal(sha256(p), h, `${p} is unchanged`);
   });
 
-  test('legitimate use of /proc/self/exe: reading it, and re-executing through it, work as under namespaces', {
-    todo: 'known: RESOLVE_NO_MAGICLINKS refuses /proc/self/exe in open and in the execve check (ELOOP) (see the sentry attack report)',
-  }, () => {
-    interface Exe { read: { ok: boolean; error: string | null }[]; exec_by_name: string; exec_proc_self_exe: string; exec_proc_pid_exe: string }
+  interface Exe { read: { ok: boolean; error: string | null }[]; exec_by_name: string; exec_proc_self_exe: string; exec_proc_pid_exe: string }
+
+  test('legitimate use of /proc/self/exe: a program reads its own executable as under namespaces', () => {
     const s = report<Exe>(attack(rt, 'sentry', ['exe']), 'exe (sentry)');
     const n = report<Exe>(attack(rt, 'namespaces', ['exe']), 'exe (namespaces)');
-    const pick = (e: Exe): unknown => ({ read: e.read.map((r) => r.ok ? 'ok' : r.error), byName: e.exec_by_name, procSelfExe: e.exec_proc_self_exe, procPidExe: e.exec_proc_pid_exe });
-    assert.equal(n.exec_proc_self_exe, 'exit 0');
+    const pick = (e: Exe): unknown => ({ read: e.read.map((r) => r.ok ? 'ok' : r.error), byName: e.exec_by_name });
+    assert.ok(n.read.length > 0 && n.read.every((r) => r.ok), show(n));
     assert.deepEqual(pick(s), pick(n));
+  });
+
+  test('legitimate use of /proc/self/exe: re-executing through it works as under namespaces', {
+    todo: 'known: execve is finished by the kernel in the workload\'s mount namespace, which holds no procfs under the sentry (the sentry resolves /proc in a clone of its own)',
+  }, () => {
+    const s = report<Exe>(attack(rt, 'sentry', ['exe']), 'exe (sentry)');
+    const n = report<Exe>(attack(rt, 'namespaces', ['exe']), 'exe (namespaces)');
+    assert.equal(n.exec_proc_self_exe, 'exit 0');
+    assert.deepEqual([s.exec_proc_self_exe, s.exec_proc_pid_exe], [n.exec_proc_self_exe, n.exec_proc_pid_exe]);
   });
 
   // ---- 5. every DENIED call --------------------------------------------------------------------------

@@ -124,6 +124,7 @@ export const ENAMETOOLONG = 36;
 export const ELOOP = 40;
 
 /** open(2) flags on x86_64 and aarch64 (asm-generic), the ones the sentry looks at. */
+export const O_ACCMODE = 0o3;
 export const O_WRONLY = 0o1;
 export const O_RDWR = 0o2;
 export const O_CREAT = 0o100;

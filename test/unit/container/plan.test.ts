@@ -119,3 +119,21 @@ test('args, env and cwd in order; net namespace brings lo up', () => {
   assert.equal(find(plan, PLAN.TAG_LOOPBACK_UP).length, 1);
   assert.ok(((find(plan, PLAN.TAG_CLONE_FLAGS)[0]?.flags ?? 0) & CLONE_NEWNET) !== 0);
 });
+
+test('the sentry\'s mounts: /proc and /sys of type proc and sysfs, each once, as TAG_SENTRY_MOUNT records', async () => {
+  const { sentryMounts } = await import('../../../src/sentry/supervisor');
+  const s = spec((x) => {
+    x.mounts = [
+      ...(x.mounts ?? []),
+      { destination: '/proc/', type: 'proc', source: 'proc' },
+      { destination: '/srv/proc', type: 'proc', source: 'proc' },
+      { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind'] },
+    ];
+  });
+  const owned = sentryMounts(s.mounts ?? []);
+  assert.deepEqual(owned, ['/proc', '/sys'], 'the default spec\'s proc and sysfs; a second /proc once; no bind, no other place');
+  assert.deepEqual(sentryMounts([{ destination: '/sys', type: 'bind', source: '/sys' }]), []);
+  const plan = buildPlan(s, opts({ sentry: { flags: 0, program: Buffer.alloc(8) }, sentryMounts: owned }));
+  assert.deepEqual(find(plan, PLAN.TAG_SENTRY_MOUNT).map((r) => r.path), ['/proc', '/sys']);
+  assert.deepEqual(find(buildPlan(s, opts()), PLAN.TAG_SENTRY_MOUNT), [], 'none without the sentry');
+});
