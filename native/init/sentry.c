@@ -33,7 +33,9 @@
 #include <linux/mount.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -102,15 +104,40 @@ __attribute__((noreturn)) static void helper_main(const struct stk_plan *plan, c
 	_exit(send_fd(sock, 'L', NULL, listener));
 }
 
+/* The sentry gets procfs at /proc and sysfs at /sys, nothing else under those names. */
+static void check_fs_type(int fd, const char *path)
+{
+	struct statfs st;
+	if (fstatfs(fd, &st) < 0)
+		stk_fail_errno("sentry", "statfs the clone of %s", path);
+	long want = strcmp(path, "/proc") == 0 ? PROC_SUPER_MAGIC : strcmp(path, "/sys") == 0 ? SYSFS_MAGIC : 0;
+	if (want == 0 || st.f_type != want)
+		stk_fail(EINVAL, "sentry", "the clone of %s is not the file system the sentry serves there (type 0x%lx)", path,
+			 (long)st.f_type);
+}
+
 void stk_sentry_detach_mounts(const struct stk_plan *plan, struct stk_sentry *s)
 {
 	for (uint32_t i = 0; i < STK_MAX_SENTRY_MOUNTS; i++)
 		s->mount_fds[i] = -1;
 	for (uint32_t i = 0; i < plan->n_sentry_mounts; i++) {
 		const char *path = plan->sentry_mounts[i];
+		int src = plan->sentry_mount_src_fds[i];
+		if (src >= 0) {
+			/* An exec: a clone of the container's sentry's tree, which the kernel lets only a
+			 * process in the mount namespace the tree was cloned from copy. */
+			int fd = sys_open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+			if (fd < 0)
+				stk_fail_errno("sentry", "clone the container's sentry mount %s", path);
+			close(src);
+			check_fs_type(fd, path);
+			s->mount_fds[i] = fd;
+			continue;
+		}
 		int fd = sys_open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 		if (fd < 0)
 			stk_fail_errno("sentry", "clone the mount at %s for the sentry", path);
+		check_fs_type(fd, path);
 		s->mount_fds[i] = fd;
 		/* Everything stacked there goes: beneath the config's procfs may lie the host's, which a
 		 * recursive bind of the host's root (stockade do) brought along. */

@@ -1,5 +1,6 @@
 // stockade exec [flags] ID [COMMAND ARGS...]: runc's exec flags, a new process in a created or running container.
 import { execInContainer } from '../container/exec';
+import { isolationLevels } from './isolation';
 import { parseContainerId } from '../container/id';
 import { StockadeError } from '../errors';
 import { bool, int, list, parseArgs, str, type FlagSpec } from './args';
@@ -55,6 +56,7 @@ export const command: Command = {
       apparmor: str(p, 'apparmor'),
       ignorePaused: bool(p, 'ignore-paused'),
       debug: (m) => ctx.log.debug(m),
+      levels: isolationLevels(ctx),
     });
   },
 };

@@ -15,6 +15,8 @@ import { seccompFor } from './seccomp';
 import { signalForwarder, type SignalForwarder } from './signal-forward';
 import { assertCanPerform } from './status';
 import { writeFileAtomic, type StateStore } from './state-store';
+import type { IsolationLevels, Supervisor } from './supervisor';
+import { sentryMountSources } from './sentry-mounts';
 
 export interface ExecOptions extends ExecProcessFlags {
   store: StateStore;
@@ -25,6 +27,8 @@ export interface ExecOptions extends ExecProcessFlags {
   preserveFds: number;
   ignorePaused: boolean;
   debug?: (msg: string) => void;
+  /** The levels this runtime can supervise at: a process exec'd into a sentry container gets a sentry too. */
+  levels?: IsolationLevels | undefined;
 }
 
 /** Starts the process; detached, returns 0 once it runs; attached, returns its exit status (128+N for signal N). */
@@ -35,6 +39,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
   let relay: ConsoleRelay | undefined;
   let forwarder: SignalForwarder | undefined;
   let launched: Launched;
+  let supervisor: Supervisor | undefined;
   try {
     const record = store.read(id);
     const status = store.status(id, record);
@@ -48,6 +53,14 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       // As create does: this build applies neither (features reports both disabled).
       opts.debug?.('exec: process label and AppArmor profile are not applied by this build');
     }
+    // The container's wall is the exec'd process's too: at the sentry level, a sentry of its own
+    // (a process, as it must outlive an attached exec's children) serves it, with the container's
+    // procfs and sysfs cloned from its first sentry.
+    const level = record.isolation === 'sentry' ? opts.levels?.level('sentry') : undefined;
+    if (record.isolation === 'sentry' && level === undefined) {
+      throw new StockadeError('UNSUPPORTED', `exec: container ${id} runs under the sentry, which this runtime cannot start`, { id });
+    }
+    if (level !== undefined) proc.noNewPrivileges = true;
     const terminal = proc.terminal === true;
     // runc's rules: a detached pty goes to a console socket; an attached one is relayed by us.
     if (opts.detach && terminal && opts.consoleSocket === undefined) {
@@ -66,15 +79,22 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       preserveFds: opts.preserveFds,
       monitor: !opts.detach,
       seccomp: seccompFor(config, store.root, opts.debug),
+      sentry: level?.filter,
+      sentryMounts: level === undefined ? [] : sentryMountSources(store.dir(id), opts.debug),
       heldCapabilities: heldCapabilities(),
     }));
+    if (level !== undefined) {
+      supervisor = level.supervise({ spec: { ...config, process: proc }, id, stateDir: store.dir(id), detached: true, exec: true });
+    }
     if (!opts.detach) forwarder = signalForwarder();
     // A process joining a frozen cgroup is frozen before it reports ready; the resume that thaws
     // it takes the lock, so it must not be ours meanwhile.
     if (status === 'paused') lock.release();
-    launched = await launch(plan, opts.preserveFds);
+    launched = await launch(plan, opts.preserveFds, supervisor?.childSocket);
+    supervisor?.launched();
     opts.debug?.(`exec in container ${id}: process ${launched.pid}`);
   } catch (e) {
+    supervisor?.abort();
     forwarder?.stop();
     relay?.close();
     throw e;
@@ -102,7 +122,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
 }
 
 /** Launches the plan; on failure neither the helper nor a half-started process outlives the call. */
-async function launch(plan: Buffer, preserveFds: number): Promise<Launched> {
+async function launch(plan: Buffer, preserveFds: number, sentrySocket: number | undefined): Promise<Launched> {
   let pid = 0;
   let helper: ChildProcess | undefined;
   let helperExit: Launched['helperExit'] | undefined;
@@ -110,6 +130,7 @@ async function launch(plan: Buffer, preserveFds: number): Promise<Launched> {
     return await launchInit({
       plan,
       preserveFds,
+      ...(sentrySocket === undefined ? {} : { sentrySocket }),
       awaitExec: true,
       onPid: (p) => { pid = p; },
       onSpawn: (h, exit) => { helper = h; helperExit = exit; },

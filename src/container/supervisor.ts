@@ -38,6 +38,9 @@ export interface SuperviseContext {
   readonly stateDir: string;
   /** The supervisor must outlive this process (create, run --detach), not serve from inside it. */
   readonly detached: boolean;
+  /** The supervisor serves a process exec'd into the container, not its init: it neither takes
+   *  over `stockade trace` nor records where the container's owned mounts are. */
+  readonly exec?: boolean | undefined;
 }
 
 /** The annotation that picks a container's level, over the runtime's --isolation. */

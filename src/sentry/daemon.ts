@@ -1,14 +1,12 @@
 // The detached sentry process: one per container created to outlive its `create`; fd 3 is its socket to stockade-init.
-import { runDaemon, type DaemonConfig } from './supervisor';
-
-const SOCKET_FD = 3;
+import { DAEMON_SOCKET_FD, runDaemon, type DaemonConfig } from './supervisor';
 
 const arg = process.argv[2];
 if (arg === undefined) {
   process.stderr.write('usage: stockade-sentryd CONFIG_JSON (started by stockade create, with its socket as fd 3)\n');
   process.exit(2);
 }
-runDaemon(JSON.parse(arg) as DaemonConfig, SOCKET_FD).then(
+runDaemon(JSON.parse(arg) as DaemonConfig, DAEMON_SOCKET_FD).then(
   () => process.exit(0),
   (e: unknown) => {
     process.stderr.write(`stockade sentry: ${(e as Error).message}\n`);

@@ -10,7 +10,9 @@ import type { Mount } from '../oci/spec';
 import { socketpair } from '../native/addon';
 import type { Creds } from './creds';
 import { Logger, type LogFormat } from '../cli/log';
-import type { SentryDenial, SentryStats, TraceRecord } from './kernel';
+import type { SentryDenial, SentryMount, SentryStats, TraceRecord } from './kernel';
+import { writeFileAtomic } from '../container/state-store';
+import { SENTRY_MOUNTS_RECORD, type MountsRecord } from '../container/sentry-mounts';
 import { compileSentryFilter } from './syscalls';
 import { errnoName } from './table/render';
 import type { SentryWorkerData, SentryWorkerMessage } from './worker';
@@ -29,6 +31,8 @@ export interface SentryConfig {
   readonly onError?: ((message: string) => void) | undefined;
   /** Told each refusal of the workload's (the filter reports them: see sentryLevel). */
   readonly onDenied?: ((denial: SentryDenial) => void) | undefined;
+  /** Where the sentry writes which mounts it holds (pid and fds), for an exec to clone them. */
+  readonly mountsRecord?: string | undefined;
   /** Where a detached sentry records refusals: the --log file of the `create` that started it. */
   readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;
   /** The container's id, for the records of a detached sentry. */
@@ -89,6 +93,16 @@ class TraceFeed {
   }
 }
 
+/** The detached sentry's socket to stockade-init. */
+export const DAEMON_SOCKET_FD = 3;
+
+function recordMounts(path: string | undefined, mounts: readonly SentryMount[]): void {
+  if (path === undefined) return;
+  try {
+    writeFileAtomic(path, JSON.stringify({ pid: process.pid, mounts } satisfies MountsRecord));
+  } catch { /* the container still runs; an exec into it will say what is missing */ }
+}
+
 /** A worker thread of this process serving the listener that arrives on `socketFd`. */
 function serveInWorker(socketFd: number, cfg: SentryConfig, onExit: () => void): { done: Promise<void>; feed: TraceFeed; stop(): void } {
   const feed = new TraceFeed(cfg.trace !== undefined);
@@ -106,6 +120,7 @@ function serveInWorker(socketFd: number, cfg: SentryConfig, onExit: () => void):
         cfg.trace?.(m.record);
         feed.send(m.record);
       } else if (m.type === 'denied') cfg.onDenied?.(m.denial);
+      else if (m.type === 'mounts') recordMounts(cfg.mountsRecord, m.mounts);
       else if (m.type === 'done') cfg.onStats?.(m.stats);
       else if (m.type === 'failed') cfg.onError?.(m.message);
     });
@@ -152,7 +167,9 @@ export interface DaemonConfig {
   readonly user: Omit<Creds, 'caps'> & { readonly caps: string };
   readonly hostname: string;
   readonly domainname: string;
-  readonly traceSocket: string;
+  /** Where `stockade trace` connects; absent for an exec's sentry, which is not traced. */
+  readonly traceSocket?: string | undefined;
+  readonly mountsRecord?: string | undefined;
   readonly id: string;
   /** The --log file refusals are recorded in, when `create` had one. */
   readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;
@@ -172,8 +189,8 @@ function detached(cfg: SentryConfig, stateDir: string): Supervisor {
   const [mine, theirs] = socketpair();
   const log = openSync(join(stateDir, 'sentry.log'), 'a', 0o600);
   const config: DaemonConfig = {
-    user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname, traceSocket: join(stateDir, 'trace.sock'),
-    id: cfg.id ?? '', log: cfg.log,
+    user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname,
+    traceSocket: cfg.traceSocket, mountsRecord: cfg.mountsRecord, id: cfg.id ?? '', log: cfg.log,
   };
   let daemon: ChildProcess;
   try {
@@ -217,7 +234,7 @@ export function runDaemon(config: DaemonConfig, socketFd: number): Promise<void>
     onError: (m) => process.stderr.write(`stockade sentry: ${m}\n`),
     onDenied: log === undefined ? undefined : (d) => logDenial(log, config.id, d),
   }, () => closeSync(socketFd));
-  served.feed.listen(config.traceSocket);
+  if (config.traceSocket !== undefined) served.feed.listen(config.traceSocket);
   return served.done;
 }
 
@@ -280,7 +297,9 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
         },
         hostname: ctx.spec.hostname ?? '',
         domainname: ctx.spec.domainname ?? '',
-        traceSocket: join(ctx.stateDir, 'trace.sock'),
+        // An exec's sentry neither takes over `stockade trace` nor the record of the container's mounts.
+        traceSocket: ctx.exec === true ? undefined : join(ctx.stateDir, 'trace.sock'),
+        mountsRecord: ctx.exec === true ? undefined : join(ctx.stateDir, SENTRY_MOUNTS_RECORD),
         trace: opts.trace,
         onStats: opts.onStats,
         onError: opts.onError,

@@ -20,6 +20,8 @@ export interface SentryWorkerData {
 /** Messages from the worker to the supervisor. */
 export type SentryWorkerMessage =
   | { readonly type: 'listening'; readonly syncWakeUp: boolean }
+  /** The mounts the sentry holds, as fds of this process (a later exec clones them). */
+  | { readonly type: 'mounts'; readonly mounts: readonly SentryMount[] }
   | { readonly type: 'trace'; readonly record: TraceRecord }
   | { readonly type: 'denied'; readonly denial: SentryDenial }
   | { readonly type: 'done'; readonly stats: SentryStats }
@@ -56,6 +58,7 @@ function main(data: SentryWorkerData): void {
     return;
   }
   const listener = received.fd;
+  if (mounts.length > 0) post({ type: 'mounts', mounts });
   let stats: SentryStats;
   try {
     // The workload's thread and the sentry hand the CPU to each other directly (Linux 6.6): a

@@ -68,6 +68,23 @@ describe('the sentry level through create and start', { skip }, () => {
     await waitFor(() => leftovers(rt, d).length === 0, 5000);
   });
 
+  test('exec into a sentry container: the process gets a sentry of its own, with the container\'s /proc, and leaves nothing behind', async () => {
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'sleep 100']));
+    assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', b.dir, 'sentry-exec']).status, 0);
+    assert.equal(rt.run(['start', 'sentry-exec']).status, 0);
+    const r = rt.run(['exec', 'sentry-exec', '/bin/sh', '-c',
+      'grep -E "^(NoNewPrivs|Seccomp_filters)" /proc/self/status; ls -d /proc/1; mount -t tmpfs none /tmp 2>/dev/null; echo "mount: $?"']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^NoNewPrivs:\s+1$/m, 'the sentry level sets no_new_privs for an exec too');
+    assert.match(r.stdout, /^Seccomp_filters:\s+1$/m, 'the one filter is the sentry\'s');
+    assert.match(r.stdout, /^\/proc\/1$/m, 'the exec\'s sentry serves the container\'s procfs');
+    assert.match(r.stdout, /^mount: [1-9]\d*$/m);
+    const denied = readFileSync(rt.log, 'utf8').split('\n').filter((l) => l.includes('"syscall":"mount"') && l.includes('"container":"sentry-exec"'));
+    assert.ok(denied.length > 0, 'the exec\'s sentry recorded the refusal');
+    assert.equal(rt.run(['delete', '--force', 'sentry-exec']).status, 0);
+    await waitFor(() => leftovers(rt, b).length === 0, 5000);
+  });
+
   test('the dev.stockade.isolation annotation picks the level; an unknown level is refused, leaving nothing', () => {
     const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'exec cat /proc/self/status'], (s) => {
       s.annotations = { 'dev.stockade.isolation': 'sentry' };
