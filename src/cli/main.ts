@@ -114,7 +114,7 @@ function isSystemdRunning(): boolean {
 }
 
 if (require.main === module) {
-  void main(process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
-  });
+  // Exit as soon as the command is done: its output is written synchronously (out(), the log), and
+  // a natural exit would first tear the whole heap down, several ms of every call.
+  void main(process.argv.slice(2)).then((code) => process.exit(code));
 }
