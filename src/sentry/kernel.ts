@@ -93,6 +93,26 @@ const OPEN_FLAGS = 0o37777777;
 const FD_PATH = /^\/(?:dev\/fd|proc\/(?:self|thread-self)\/fd)\/(\d+)$/;
 const STD_PATH = /^\/dev\/std(in|out|err)$/;
 const PROC_SELF = /^\/proc\/(self|thread-self)(?=\/|$)/;
+/**
+ * What of sysfs a workload under the sentry may reach, as paths below /sys: the CPUs and NUMA nodes
+ * (glibc's get_nprocs, Go, Java and libnuma read them), the cgroup mount a config may put there, the
+ * transparent-hugepage settings (jemalloc, the JVM) and the container's own network interfaces.
+ * The rest (DMI ids such as product_uuid, PCI and block devices, modules, firmware, power, debug and
+ * security file systems) is host data a container has no use for: ENOENT. Listing a directory
+ * still shows its names, as the directory is the kernel's.
+ */
+const SYS_VISIBLE: readonly string[] = [
+  '/devices/system/cpu', '/devices/system/node', '/fs/cgroup', '/kernel/mm/transparent_hugepage',
+  '/class/net', '/devices/virtual/net',
+];
+
+/** Whether a path below /sys (its rest after /sys, "/" for /sys itself) is one SYS_VISIBLE leads to or lies in. */
+function sysVisible(rest: string): boolean {
+  const p = rest.replace(/\/+$/, '');
+  if (p === '') return true;
+  return SYS_VISIBLE.some((v) => p === v || p.startsWith(`${v}/`) || v.startsWith(`${p}/`));
+}
+
 const EXE_PATH = /^\/proc\/\d+(?:\/task\/\d+)?\/exe$/;
 const PROC_SELF_LINK = /^\/proc\/(mounts|net)(?=\/|$)/;
 
@@ -308,6 +328,7 @@ export class Sentry {
   open(t: Target, flags: number, mode: number): number {
     if (!t.inRoot) return this.onHost(() => this.openHost(t.path, flags, mode));
     const at = this.#route(t.path);
+    if (at.sys) return this.#openSys(at.fd, at.rest, flags, mode);
     const r = this.#openat2(at.fd, at.rest, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
     if (r !== -ENOENT || at.fd !== this.#rootFd || this.#mounts.length === 0) return r;
     // The kernel walks the root alone: a symlink of the root's into an owned mount
@@ -316,6 +337,7 @@ export class Sentry {
     const view = real === undefined ? undefined : this.#procView(this.#caller, real);
     if (typeof view !== 'string') return r;
     const there = this.#route(view);
+    if (there.sys) return this.#openSys(there.fd, there.rest, flags, mode);
     return there.fd === this.#rootFd ? r : this.#openat2(there.fd, there.rest, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
   }
 
@@ -325,7 +347,7 @@ export class Sentry {
    * ".." right at the mount's root (its mountpoint is a directory, no link). Anything else,
    * "/proc/1/root/.." included, the kernel resolves in the tree the prefix names.
    */
-  #route(path: string): { fd: number; rest: string } {
+  #route(path: string): { fd: number; rest: string; sys?: boolean } {
     if (this.#mounts.length === 0) return { fd: this.#rootFd, rest: path };
     const p = path.replace(/\/(?:\.?\/)+/g, '/').replace(/^\/\.$/, '/');
     for (const m of this.#mounts) {
@@ -333,9 +355,50 @@ export class Sentry {
       const rest = p.slice(m.path.length);
       const up = /^(?:\/\.\.?(?=\/|$))+/.exec(rest);
       if (up !== null && up[0].includes('..')) return this.#route(`${posix.dirname(m.path)}/${rest.slice(up[0].length)}`);
-      return { fd: m.fd, rest: rest === '' ? '/' : rest };
+      return { fd: m.fd, rest: rest === '' ? '/' : rest, sys: m.path === '/sys' };
     }
     return { fd: this.#rootFd, rest: path };
+  }
+
+  /**
+   * Opens a path of sysfs, of which the workload sees only what SYS_VISIBLE names: sysfs is full of
+   * links (a CPU's `subsystem`, a NIC's `device`) that lead elsewhere in it, so the sentry follows
+   * them itself, component by component, and checks where the path really is before the kernel,
+   * told to follow no link at all, opens it.
+   */
+  #openSys(fd: number, rest: string, flags: number, mode: number): number {
+    const todo = rest.split('/').reverse();
+    let done = '';
+    let links = 0;
+    while (todo.length > 0) {
+      const c = todo.pop() as string;
+      if (c === '' || c === '.') continue;
+      if (c === '..') {
+        done = done.slice(0, done.lastIndexOf('/'));
+        continue;
+      }
+      const next = `${done}/${c}`;
+      if (!sysVisible(next)) return -ENOENT;
+      const last = todo.every((x) => x === '' || x === '.');
+      if (last && (flags & O_NOFOLLOW) !== 0) {
+        done = next;
+        break;
+      }
+      const at = this.#openat2(fd, next, O_PATH | O_NOFOLLOW, 0, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
+      if (at < 0) return at;
+      const len = this.k.sys(NR.readlinkat, at, '', this.#link, PATH_MAX);
+      this.close(at);
+      if (len < 0) {
+        done = next;
+        continue;
+      }
+      if (++links > 40) return -ELOOP;
+      const target = this.#link.toString('utf8', 0, len);
+      if (target.startsWith('/')) done = '';
+      todo.push(...target.split('/').reverse());
+    }
+    if (!sysVisible(done)) return -ENOENT;
+    return this.#openat2(fd, done === '' ? '/' : done, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
   }
 
   /**

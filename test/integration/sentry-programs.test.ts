@@ -102,6 +102,22 @@ describe('programs under the sentry', { skip }, () => {
     });
   }
 
+  test('a minimal /sys: CPUs, cgroups, hugepage settings and the container\'s interfaces; no host hardware, not even through sysfs\'s links', () => {
+    const script = 'cat /sys/devices/system/cpu/online; cat /sys/class/net/lo/mtu; '
+      + 'for p in /sys/block /sys/module /sys/class/dmi /sys/devices/system/cpu/cpu0/subsystem/devices /sys/devices/system/cpu/../../../module /sys/bus/cpu; do '
+      + 'test -e $p && echo "$p: visible" || echo "$p: hidden"; done';
+    const ns = rt.run(['do', '--', 'sh', '-c', script]);
+    const sentry = rt.run(['do', '--isolation', 'sentry', '--', 'sh', '-c', script]);
+    assert.equal(ns.status, 0, ns.stderr);
+    assert.equal(sentry.status, 0, sentry.stderr);
+    const nsLines = ns.stdout.split('\n');
+    const lines = sentry.stdout.split('\n');
+    assert.deepEqual(lines.slice(0, 2), nsLines.slice(0, 2), 'what programs read is there');
+    assert.ok(nsLines.includes('/sys/block: visible') && nsLines.includes('/sys/module: visible'), `under namespaces the host's sysfs is there: ${ns.stdout}`);
+    for (const l of lines.slice(2).filter((x) => x !== '')) assert.match(l, /: hidden$/, sentry.stdout);
+    assert.deepEqual(leftovers(rt), []);
+  });
+
   test('the workload\'s own mount namespace holds no procfs or sysfs, not even the host\'s from beneath', () => {
     // mountinfo is read through the sentry's procfs clone: it lists the caller's own namespace.
     const script = 'awk \'{ print $9 }\' /proc/self/mountinfo | sort -u | tr "\\n" " "; echo; '
