@@ -367,7 +367,20 @@ export class Sentry {
    * told to follow no link at all, opens it.
    */
   #openSys(fd: number, rest: string, flags: number, mode: number): number {
-    const todo = rest.split('/').reverse();
+    const w = this.#walk(fd, rest, (flags & O_NOFOLLOW) === 0, (p) => (sysVisible(p) ? undefined : -ENOENT));
+    if (typeof w === 'number') return w;
+    return sysVisible(w.at) ? this.#openat2(fd, w.at, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS) : -ENOENT;
+  }
+
+  /**
+   * Walks `path` in the tree `fd` one component at a time, following symlinks itself (at most 40;
+   * the last one only with `followLast`), and shows `enter` each path it reaches: a negative errno
+   * fails the walk, 'stop' ends it there with the components not walked yet. What it reaches
+   * holds no symlink, so ".." is taken by name.
+   */
+  #walk(fd: number, path: string, followLast: boolean, enter: (p: string) => number | 'stop' | undefined):
+    { at: string; rest: string[]; stopped: boolean } | number {
+    const todo = path.split('/').reverse();
     let done = '';
     let links = 0;
     while (todo.length > 0) {
@@ -378,12 +391,10 @@ export class Sentry {
         continue;
       }
       const next = `${done}/${c}`;
-      if (!sysVisible(next)) return -ENOENT;
-      const last = todo.every((x) => x === '' || x === '.');
-      if (last && (flags & O_NOFOLLOW) !== 0) {
-        done = next;
-        break;
-      }
+      const e = enter(next);
+      if (typeof e === 'number') return e;
+      if (e === 'stop') return { at: next, rest: todo.reverse(), stopped: true };
+      if (!followLast && todo.every((x) => x === '' || x === '.')) return { at: next, rest: [], stopped: false };
       const at = this.#openat2(fd, next, O_PATH | O_NOFOLLOW, 0, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
       if (at < 0) return at;
       const len = this.k.sys(NR.readlinkat, at, '', this.#link, PATH_MAX);
@@ -397,8 +408,7 @@ export class Sentry {
       if (target.startsWith('/')) done = '';
       todo.push(...target.split('/').reverse());
     }
-    if (!sysVisible(done)) return -ENOENT;
-    return this.#openat2(fd, done === '' ? '/' : done, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
+    return { at: done === '' ? '/' : done, rest: [], stopped: false };
   }
 
   /**
@@ -414,34 +424,8 @@ export class Sentry {
       if (probe >= 0) this.close(probe);
       if (probe !== -ELOOP) return undefined;
     }
-    const todo = path.split('/').reverse();
-    let done = '';
-    let links = 0;
-    while (todo.length > 0) {
-      const c = todo.pop() as string;
-      if (c === '' || c === '.') continue;
-      // `done` holds no symlink, so its parent is found by name.
-      if (c === '..') {
-        done = done.slice(0, done.lastIndexOf('/'));
-        continue;
-      }
-      const next = `${done}/${c}`;
-      if (this.#route(next).fd !== this.#rootFd) return [next, ...todo.reverse()].join('/');
-      if (todo.every((x) => x === '' || x === '.') && !followLast) return undefined;
-      const fd = this.#openat2(this.#rootFd, next, O_PATH | O_NOFOLLOW, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
-      if (fd < 0) return undefined;
-      const len = this.k.sys(NR.readlinkat, fd, '', this.#link, PATH_MAX);
-      this.close(fd);
-      if (len < 0) {
-        done = next;
-        continue;
-      }
-      if (++links > 40) return undefined;
-      const target = this.#link.toString('utf8', 0, len);
-      if (target.startsWith('/')) done = '';
-      todo.push(...target.split('/').reverse());
-    }
-    return undefined;
+    const w = this.#walk(this.#rootFd, path, followLast, (p) => (this.#route(p).fd !== this.#rootFd ? 'stop' : undefined));
+    return typeof w === 'number' || !w.stopped ? undefined : [w.at, ...w.rest].join('/');
   }
 
   /**
