@@ -1,6 +1,6 @@
 // The sentry's worker thread: receives the listener from stockade-init and serves it, off Node's event loop.
 import { parentPort, workerData } from 'node:worker_threads';
-import { CLONE_FS, PATH_MAX, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP } from '../abi/linux/constants';
+import { CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, PATH_MAX, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP } from '../abi/linux/constants';
 import { recvFd, sentryNative } from '../native/addon';
 import { Sentry, type SentryMount, type SentryDenial, type SentryOptions, type SentryStats, type TraceRecord, type TraceSink } from './kernel';
 import { compileSentryThreadFilter } from './confine';
@@ -43,6 +43,10 @@ function main(data: SentryWorkerData): void {
   // umask and cwd become this thread's alone: the sentry sets the caller's umask before creating files.
   const unshared = native.syscall(NR.unshare, CLONE_FS);
   if (unshared < 0) throw new Error(`unshare(CLONE_FS) failed: errno ${-unshared}`);
+  // The sentry needs no network and no System V IPC: this thread gets empty namespaces of both
+  // (namespaces are per thread), so a sentry subverted past its own filter reaches neither.
+  const walled = native.syscall(NR.unshare, CLONE_NEWNET | CLONE_NEWIPC);
+  if (walled < 0) throw new Error(`unshare(CLONE_NEWNET | CLONE_NEWIPC) failed: errno ${-walled}`);
   // Blocks until stockade-init loads the filter; its death before that closes the socket (EOF).
   // The mounts the sentry owns come first ("M" and the path), then the listener ("L").
   const mounts: SentryMount[] = [];

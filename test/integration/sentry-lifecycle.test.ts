@@ -1,7 +1,7 @@
 // The sentry level through the runtime's own verbs: run, create/start/kill/delete, with a sentry process of its own, and the annotation.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { Runtime, integrationSkip, json, leftovers, probeSpec, waitFor } from './harness';
 
 const skip = integrationSkip();
@@ -37,6 +37,32 @@ describe('the sentry level through create and start', { skip }, () => {
     const st = json<{ status: string }>(rt.run(['state', 'sentry-cs']).stdout);
     assert.equal(st.status, 'stopped');
     assert.equal(rt.run(['delete', 'sentry-cs']).status, 0);
+    await waitFor(() => leftovers(rt, b).length === 0, 5000);
+  });
+
+  test('the sentry\'s serving thread has network and IPC namespaces of its own, empty', async () => {
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'sleep 100']));
+    assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', b.dir, 'sentry-ns']).status, 0);
+    assert.equal(rt.run(['start', 'sentry-ns']).status, 0);
+    const host = { net: readlinkSync('/proc/self/ns/net'), ipc: readlinkSync('/proc/self/ns/ipc') };
+    const walled = (): string[] => {
+      const found: string[] = [];
+      for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+        let cmd = '';
+        try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { continue; }
+        if (!cmd.includes('stockade-sentryd') || !cmd.includes('sentry-ns')) continue;
+        for (const tid of readdirSync(`/proc/${pid}/task`)) {
+          try {
+            const net = readlinkSync(`/proc/${pid}/task/${tid}/ns/net`);
+            const ipc = readlinkSync(`/proc/${pid}/task/${tid}/ns/ipc`);
+            if (net !== host.net && ipc !== host.ipc) found.push(tid);
+          } catch { /* a thread that just ended */ }
+        }
+      }
+      return found;
+    };
+    await waitFor(() => walled().length === 1, 10_000);
+    assert.equal(rt.run(['delete', '--force', 'sentry-ns']).status, 0);
     await waitFor(() => leftovers(rt, b).length === 0, 5000);
   });
 
