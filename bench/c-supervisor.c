@@ -8,7 +8,7 @@
 //                                           no_new_privs; seccomp(NEW_LISTENER) -> listener
 //   recvmsg <------- socketpair ----------- sendmsg(SCM_RIGHTS listener)   (sendmsg is not notified)
 //   NOTIF_SET_FLAGS(SYNC_WAKE_UP)           execv(PROG)
-//   loop: poll, NOTIF_RECV, serve, answer   openat/stat/... block until answered
+//   loop: NOTIF_RECV, serve, answer         openat/stat/... block until answered
 //
 // Served per notification, as the sentry serves them (same calls, same order):
 //   open, openat   read the path (process_vm_readv, a page at a time), NOTIF_ID_VALID, openat2 O_PATH
@@ -338,17 +338,17 @@ int main(int argc, char **argv) {
 
   struct seccomp_notif n;
   for (;;) {
-    // poll before RECV, as the sentry does: RECV alone never returns once the child is gone.
-    struct pollfd p = {.fd = listener, .events = POLLIN};
-    int r;
-    do r = poll(&p, 1, -1);
-    while (r < 0 && errno == EINTR);
-    if (r < 0) die("poll of the listener");
-    if (!(p.revents & POLLIN) && (p.revents & (POLLHUP | POLLERR))) break;
+    // RECV blocks by itself, as the sentry's does (no poll first: one syscall per notification).
+    // Once the child and its descendants are gone it fails with ENOENT at once, as it does for a
+    // caller killed before its notification was read: a poll that does not wait tells them apart.
     memset(&n, 0, sizeof n);
     if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &n) != 0) {
-      if (errno == ENOENT || errno == EINTR) continue;
-      die("SECCOMP_IOCTL_NOTIF_RECV");
+      if (errno == EINTR) continue;
+      if (errno != ENOENT) die("SECCOMP_IOCTL_NOTIF_RECV");
+      struct pollfd p = {.fd = listener, .events = POLLIN};
+      if (poll(&p, 1, 0) < 0 && errno != EINTR) die("poll of the listener");
+      if (!(p.revents & POLLIN) && (p.revents & (POLLHUP | POLLERR))) break;
+      continue;
     }
     struct answer ans = serve(&n);
     if (ans.flags == UINT32_MAX) continue; // answered by ADDFD_FLAG_SEND

@@ -171,20 +171,29 @@ static napi_value js_notif_recv(napi_env env, napi_callback_info info) {
     return NULL;
   }
 
-  /* Poll first: RECV alone would block forever once the workload is gone, poll says POLLHUP. */
-  struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+  /*
+   * RECV blocks by itself (Linux 6.6 waits on the listener's wait queue, which the workload's
+   * call wakes on this CPU with SYNC_WAKE_UP): no poll first, one syscall per notification. Once
+   * every task under the filter is gone RECV no longer blocks and fails with ENOENT, as it does
+   * for a caller killed before its notification was read; a poll that does not wait tells the two
+   * apart (POLLHUP without POLLIN: nobody is left to call).
+   */
   int r;
-  do r = poll(&p, 1, -1);
-  while (r < 0 && errno == EINTR);
-  if (r < 0) return number(env, -errno);
-  if (p.revents & POLLNVAL) return number(env, -EBADF);
-  if (!(p.revents & POLLIN) && (p.revents & (POLLHUP | POLLERR))) return number(env, 1);
   do {
     /* The kernel refuses a buffer that is not zeroed (EINVAL). */
     memset(buf, 0, need);
     r = ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, buf);
   } while (r < 0 && errno == EINTR);
-  return number(env, r < 0 ? -errno : 0);
+  if (r == 0) return number(env, 0);
+  int err = errno;
+  if (err != ENOENT) return number(env, -err);
+  struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+  do r = poll(&p, 1, 0);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return number(env, -errno);
+  if (p.revents & POLLNVAL) return number(env, -EBADF);
+  if (!(p.revents & POLLIN) && (p.revents & (POLLHUP | POLLERR))) return number(env, 1);
+  return number(env, -ENOENT);
 }
 
 /* notifSend(listener, id, val, error, flags): 0 or -errno (-ENOENT: the task is gone). */
