@@ -24,6 +24,7 @@ export const SENTRY_THREAD_CALLS: Readonly<Record<string, readonly string[]>> = 
   ],
   'taking the caller\'s identity and umask': ['setfsuid', 'setfsgid', 'setgroups', 'umask', 'capget', 'capset'],
   'answering uname and sysinfo': ['uname', 'sysinfo'],
+  'the /proc files it generates (sealed memfds)': ['memfd_create', 'fchmod'],
   'what V8 and libuv do on the thread': [
     'mmap', 'munmap', 'mprotect', 'madvise', 'mremap', 'brk', 'futex', 'write', 'getpid', 'gettid', 'clock_gettime',
     'clock_nanosleep', 'nanosleep', 'sched_yield', 'sched_getaffinity', 'rt_sigprocmask', 'rt_sigreturn', 'getrandom',

@@ -14,6 +14,7 @@ import type { Sentry, Target } from './kernel';
 import { NR } from './native';
 import { continueBecause, intArg, uintArg, type Notification, type Reply } from './notification';
 import type { Handler } from './handlers';
+import { openGenerated, statGenerated, statxGenerated } from './procfs';
 
 const STAT_SIZE = 144;
 const STATX_SIZE = 256;
@@ -180,6 +181,14 @@ function openFile(s: Sentry, n: Notification, dirfd: number, addr: bigint, flags
     s.close(pfd);
     return OPEN_IN_CALLER;
   }
+  // A file of the /proc the sentry owns that it generates (procfs.ts): its content, not the host's.
+  if (type === S_IFREG) {
+    const generated = openGenerated(s, n.pid, pfd, statBuf, flags, cloexec);
+    if (generated !== undefined) {
+      s.close(pfd);
+      return generated;
+    }
+  }
   // O_NOFOLLOW would refuse the magic link itself; the object is already pinned.
   r2 = s.openHost(`/proc/self/fd/${pfd}`, flags & ~O_NOFOLLOW, mode);
   s.close(pfd);
@@ -201,6 +210,7 @@ function statInto(s: Sentry, n: Notification, dirfd: number, addr: bigint, out: 
     const fd = s.open(t, O_PATH | (nofollow ? O_NOFOLLOW : 0), 0);
     if (fd < 0) return fd;
     r = fstatEmpty(s, fd);
+    if (r >= 0) statGenerated(s, fd, statBuf);
     s.close(fd);
   }
   if (r < 0) return r;
@@ -212,7 +222,11 @@ function statxInto(s: Sentry, n: Notification): number {
   const flags = uintArg(a2);
   const sync = flags & AT_STATX_SYNC_TYPE;
   const r = withPath(s, n, intArg(a0), a1, (flags & AT_SYMLINK_NOFOLLOW) !== 0,
-    (fd) => s.k.sys(NR.statx, fd, '', AT_EMPTY_PATH | sync, uintArg(a3), statBuf), (flags & AT_EMPTY_PATH) !== 0);
+    (fd) => {
+      const st = s.k.sys(NR.statx, fd, '', AT_EMPTY_PATH | sync, uintArg(a3), statBuf);
+      if (st >= 0) statxGenerated(s, fd, statBuf);
+      return st;
+    }, (flags & AT_EMPTY_PATH) !== 0);
   return r < 0 ? r : s.writeBack(n, a4, statBuf, STATX_SIZE);
 }
 

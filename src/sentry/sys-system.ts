@@ -3,6 +3,8 @@ import { NR } from './native';
 import { continueBecause, type Notification } from './notification';
 import type { Sentry } from './kernel';
 import type { Handler } from './handlers';
+import { containerUname } from './uname';
+import { containerMemory, containerUptime } from './procfs';
 
 const UTS_LEN = 65;
 const SYSINFO_SIZE = 112;
@@ -10,50 +12,30 @@ const SYSINFO_SIZE = 112;
 /** mq_open and mq_unlink name queues in the caller's own IPC namespace's mqueue file system. */
 const IN_CALLER_IPC = continueBecause('message queues of the container\'s own IPC namespace');
 
-let hostUname: string[] | undefined;
-
-function hostFields(s: Sentry): string[] {
-  if (hostUname !== undefined) return hostUname;
-  const b = Buffer.alloc(UTS_LEN * 6);
-  s.k.sys(NR.uname, b);
-  hostUname = [0, 1, 2, 3, 4, 5].map((i) => {
-    const f = b.subarray(UTS_LEN * i, UTS_LEN * (i + 1));
-    const end = f.indexOf(0);
-    return f.toString('utf8', 0, end < 0 ? UTS_LEN : end);
-  });
-  return hostUname;
-}
-
-/**
- * The container's names, and of the host kernel only its major and minor version (programs gate
- * features on it) and the machine: not its build string, patch level or host name.
- */
-export function containerUname(s: Sentry): string[] {
-  const host = hostFields(s);
-  const version = /^(\d+)\.(\d+)/.exec(host[2] ?? '');
-  return [
-    'Linux',
-    s.opts.hostname,
-    version === null ? '6.0.0' : `${version[1] ?? '6'}.${version[2] ?? '0'}.0-stockade`,
-    '#1 SMP stockade sentry',
-    host[4] ?? 'x86_64',
-    s.opts.domainname === '' ? '(none)' : s.opts.domainname,
-  ];
-}
-
 function uname(s: Sentry, n: Notification): number {
   const b = Buffer.alloc(UTS_LEN * 6);
   containerUname(s).forEach((f, i) => b.write(f.slice(0, UTS_LEN - 1), UTS_LEN * i, 'utf8'));
   return s.writeBack(n, n.args[0], b, b.length);
 }
 
-/** The host's memory and swap totals (what /proc/meminfo shows a container too), its own uptime, no host load. */
+/**
+ * The container's memory as /proc/meminfo shows it (its cgroup's limit and usage), its uptime as
+ * /proc/uptime does, no host load. mem_unit stays the kernel's.
+ */
 function sysinfo(s: Sentry, n: Notification): number {
   const b = Buffer.alloc(SYSINFO_SIZE);
   const r = s.k.sys(NR.sysinfo, b);
   if (r < 0) return r;
-  b.writeBigInt64LE(BigInt(Math.floor((Date.now() - s.started) / 1000)), 0);
+  const unit = BigInt(b.readUInt32LE(104) || 1);
+  const mem = s.onHost(() => ({ m: containerMemory(s, n.pid), up: containerUptime(s) }));
+  b.writeBigInt64LE(BigInt(Math.floor(mem.up)), 0);
   for (let i = 0; i < 3; i++) b.writeBigUInt64LE(0n, 8 + 8 * i);
+  b.writeBigUInt64LE(mem.m.total / unit, 32);
+  b.writeBigUInt64LE((mem.m.total - mem.m.used) / unit, 40);
+  b.writeBigUInt64LE((mem.m.stat.get('shmem') ?? 0n) / unit, 48);
+  b.writeBigUInt64LE(0n, 56);
+  b.writeBigUInt64LE(mem.m.swapTotal / unit, 64);
+  b.writeBigUInt64LE((mem.m.swapTotal - mem.m.swapUsed) / unit, 72);
   b.writeUInt16LE(1, 80);
   return s.writeBack(n, n.args[0], b, SYSINFO_SIZE);
 }

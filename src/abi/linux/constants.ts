@@ -110,6 +110,8 @@ export const PERSONALITY_QUERY = 0xffffffff;
 /** More errno values, for the sentry's answers. */
 export const ENOENT = 2;
 export const ESRCH = 3;
+export const EINTR = 4;
+export const EIO = 5;
 export const ENXIO = 6;
 export const EBADF = 9;
 export const EACCES = 13;
@@ -128,6 +130,7 @@ export const O_ACCMODE = 0o3;
 export const O_WRONLY = 0o1;
 export const O_RDWR = 0o2;
 export const O_CREAT = 0o100;
+export const O_EXCL = 0o200;
 export const O_NOCTTY = 0o400;
 export const O_TRUNC = 0o1000;
 export const O_APPEND = 0o2000;
@@ -161,6 +164,14 @@ export const S_IFLNK = 0o120000;
 export const S_IFSOCK = 0o140000;
 
 export const F_SETFL = 4;
+/** memfd_create(2) flags and file seals (fcntl F_ADD_SEALS), for the sentry's generated files. */
+export const MFD_CLOEXEC = 0x1;
+export const MFD_ALLOW_SEALING = 0x2;
+export const F_ADD_SEALS = 1033;
+export const F_SEAL_SEAL = 0x1;
+export const F_SEAL_SHRINK = 0x2;
+export const F_SEAL_GROW = 0x4;
+export const F_SEAL_WRITE = 0x8;
 export const X_OK = 1;
 export const CLONE_FS = 0x200;
 

@@ -1,92 +1,17 @@
 // The sentry's file handlers against a fake workload: its memory and listener are in-process, its root a temp directory, the syscalls real.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sentryNative } from '../../../src/native/addon';
 import { Sentry } from '../../../src/sentry/kernel';
 import { HANDLERS } from '../../../src/sentry/handlers';
 import { sentrySyscallTable } from '../../../src/sentry/syscalls';
-import type { SentryKernel } from '../../../src/sentry/native';
+import { FakeWorkload } from './fake-workload';
 import type { Notification } from '../../../src/sentry/notification';
 import { SYSCALLS_X86_64, AUDIT_ARCH_X86_64 } from '../../../src/abi/linux/syscalls-x86_64';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (it acts as other users)' : process.arch !== 'x64' ? 'x86_64 syscall numbers' : false;
-
-/** A workload that is only memory: strings and buffers at made-up addresses. */
-class FakeWorkload {
-  readonly #regions = new Map<bigint, Buffer>();
-  #next = 0x10000n;
-  reads = 0;
-  gone = false;
-  replies: { id: bigint; value: bigint; error: number; flags: number }[] = [];
-  injected: { path: string; content: string | undefined; cloexec: boolean }[] = [];
-
-  put(data: Buffer | string): bigint {
-    const b = typeof data === 'string' ? Buffer.from(`${data}\0`) : data;
-    const addr = this.#next;
-    this.#regions.set(addr, b);
-    this.#next += BigInt(b.length + 4096);
-    return addr;
-  }
-
-  alloc(len: number): bigint {
-    return this.put(Buffer.alloc(len));
-  }
-
-  at(addr: bigint): Buffer {
-    const b = this.#regions.get(addr);
-    if (b === undefined) throw new Error(`no region at ${addr}`);
-    return b;
-  }
-
-  kernel(): SentryKernel {
-    const sys = sentryNative().syscall;
-    return {
-      sys,
-      listener: {
-        recv: () => 1,
-        send: (id, value, error, flags) => {
-          this.replies.push({ id, value, error, flags });
-          return 0;
-        },
-        addfd: (id, fd, newfdFlags) => {
-          const path = readlinkSync(`/proc/self/fd/${fd}`);
-          let content: string | undefined;
-          try {
-            content = readFileSync(`/proc/self/fd/${fd}`, 'utf8');
-          } catch { /* a directory */ }
-          this.injected.push({ path, content, cloexec: newfdFlags !== 0 });
-          this.replies.push({ id, value: 100n, error: 0, flags: 0 });
-          return 100;
-        },
-        idValid: () => !this.gone,
-      },
-      memory: {
-        read: (_pid, addr, buf, len) => {
-          this.reads++;
-          const b = this.#regions.get(addr);
-          if (b === undefined) return -14;
-          b.copy(buf, 0, 0, len);
-          return Math.min(len, b.length);
-        },
-        readString: (_pid, addr) => {
-          this.reads++;
-          const b = this.#regions.get(addr);
-          if (b === undefined) return -14;
-          return b.toString('utf8', 0, b.indexOf(0));
-        },
-        write: (_pid, addr, data, len) => {
-          const b = this.#regions.get(addr);
-          if (b === undefined) return -14;
-          Buffer.from(data.buffer, data.byteOffset, len).copy(b);
-          return len;
-        },
-      },
-    };
-  }
-}
 
 let dir = '';
 let root = '';

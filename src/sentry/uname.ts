@@ -1,0 +1,36 @@
+// The system's names as the container sees them: uname's fields, which /proc/version and /proc/sys/kernel repeat.
+import { NR } from './native';
+import type { Sentry } from './kernel';
+
+const UTS_LEN = 65;
+
+let hostUname: string[] | undefined;
+
+function hostFields(s: Sentry): string[] {
+  if (hostUname !== undefined) return hostUname;
+  const b = Buffer.alloc(UTS_LEN * 6);
+  s.k.sys(NR.uname, b);
+  hostUname = [0, 1, 2, 3, 4, 5].map((i) => {
+    const f = b.subarray(UTS_LEN * i, UTS_LEN * (i + 1));
+    const end = f.indexOf(0);
+    return f.toString('utf8', 0, end < 0 ? UTS_LEN : end);
+  });
+  return hostUname;
+}
+
+/**
+ * The container's names, and of the host kernel only its major and minor version (programs gate
+ * features on it) and the machine: not its build string, patch level or host name.
+ */
+export function containerUname(s: Sentry): string[] {
+  const host = hostFields(s);
+  const version = /^(\d+)\.(\d+)/.exec(host[2] ?? '');
+  return [
+    'Linux',
+    s.opts.hostname,
+    version === null ? '6.0.0' : `${version[1] ?? '6'}.${version[2] ?? '0'}.0-stockade`,
+    '#1 SMP stockade sentry',
+    host[4] ?? 'x86_64',
+    s.opts.domainname === '' ? '(none)' : s.opts.domainname,
+  ];
+}

@@ -1,0 +1,96 @@
+// What the workload reads in /proc under the sentry: generated system files with no host kernel data, and programs that still work on them.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { Runtime, integrationSkip, leftovers, probeSpec } from './harness';
+
+const skip = integrationSkip();
+
+function has(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Strings that say which kernel the host runs: its release, its build string, its /proc/version. */
+function hostKernelStrings(): string[] {
+  const version = readFileSync('/proc/version', 'utf8').trim();
+  const build = execFileSync('uname', ['-v'], { encoding: 'utf8' }).trim();
+  return [release(), build, version.slice(version.indexOf('(')), version.slice(version.indexOf('#'))].filter((s) => s.length > 4);
+}
+
+describe('/proc under the sentry', { skip }, () => {
+  let rt: Runtime;
+  before(() => { rt = new Runtime(); });
+  after(() => rt.cleanup());
+
+  test('system files carry no host kernel data; a process\'s own files are there', () => {
+    const files = ['cpuinfo', 'meminfo', 'version', 'stat', 'uptime', 'loadavg', 'filesystems', 'sys/kernel/osrelease',
+      'sys/kernel/hostname', 'self/status', 'self/stat', 'self/cgroup', 'self/mounts', 'mounts', 'self/mountinfo'];
+    const script = files.map((f) => `echo "== ${f}"; cat /proc/${f}`).join('; ') + '; echo "== uname"; uname -a; echo "== links"; readlink /proc/self/exe /proc/self/cwd /proc/self/root';
+    const r = rt.run(['do', '--isolation', 'sentry', '--cwd', '/', '--', 'sh', '-c', script]);
+    assert.equal(r.status, 0, r.stderr);
+    for (const s of hostKernelStrings()) assert.ok(!r.stdout.includes(s), `the host's ${JSON.stringify(s)} is not in what the workload reads`);
+    const section = (name: string): string => r.stdout.split(`== ${name}\n`)[1]?.split('\n== ')[0] ?? '';
+    const uname = section('uname').trim().split(' ');
+    assert.match(section('version'), new RegExp(`^Linux version ${uname[2] ?? 'x'} `));
+    assert.equal(section('sys/kernel/osrelease').trim(), uname[2]);
+    assert.match(section('self/status'), /^Name:\s+cat$/m);
+    assert.match(section('self/status'), /^Pid:\s+\d+$/m);
+    assert.equal(section('self/cgroup'), '0::/');
+    assert.doesNotMatch(section('self/mounts'), /(lowerdir|upperdir|workdir)=/);
+    assert.match(section('mounts'), /^proc \/proc proc /m);
+    assert.match(section('cpuinfo'), /^processor\t: 0$/m);
+    assert.match(section('stat'), /^btime \d+$/m);
+    assert.equal(section('links'), '/usr/bin/readlink\n/\n/\n');
+    assert.deepEqual(leftovers(rt), []);
+  });
+
+  test('MemTotal is the memory limit; free and top agree; no host path in mounts or links', () => {
+    const limit = 96 << 20;
+    const script = 'cat /proc/meminfo; echo "== free"; free; echo "== top"; top -bn1 | head -3; echo "== mounts"; cat /proc/self/mounts /proc/self/mountinfo; '
+      + 'echo "== links"; readlink /proc/self/exe; readlink /proc/1/cwd; readlink /proc/self/root; ls -l /proc/self/fd/ > /dev/null && echo listed';
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', script], (s) => { s.linux!.resources = { memory: { limit } }; }));
+    const r = rt.run(['--isolation', 'sentry', 'run', '--bundle', b.dir, 'sentry-procfs-mem']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^MemTotal:\\s+${limit / 1024} kB$`, 'm'));
+    const free = Number(/^MemFree:\s+(\d+) kB$/m.exec(r.stdout)?.[1]);
+    const available = Number(/^MemAvailable:\s+(\d+) kB$/m.exec(r.stdout)?.[1]);
+    assert.ok(free > 0 && free <= available && available <= limit / 1024, `free ${free}, available ${available}`);
+    // busybox free reads sysinfo(2), which the sentry answers from the same numbers.
+    assert.match(r.stdout, new RegExp(`^Mem:\\s+${limit / 1024}\\s`, 'm'));
+    assert.match(r.stdout, /^Mem: \d+K used, \d+K free/m);
+    assert.ok(!r.stdout.includes(b.dir), `no host path of the bundle (${b.dir}) in:\n${r.stdout}`);
+    assert.match(r.stdout, /== links\n\/bin\/busybox\n\/\n\/\nlisted\n/);
+    assert.deepEqual(leftovers(rt, b), []);
+  });
+
+  const programs: { name: string; needs: string; script: string }[] = [
+    { name: 'nproc', needs: 'nproc', script: 'nproc' },
+    { name: 'python3 os.cpu_count', needs: 'python3', script: 'python3 -c "import os; print(os.cpu_count(), len(os.sched_getaffinity(0)))"' },
+    { name: 'free', needs: 'free', script: 'free > /dev/null && echo ok' },
+    { name: 'ps', needs: 'ps', script: 'ps -o pid,comm | head -2' },
+    { name: 'busybox top', needs: 'busybox', script: 'busybox top -bn1 | grep -c "^Load average: 0.00 0.00 0.00"' },
+    { name: 'uptime', needs: 'uptime', script: 'uptime | grep -c "up 0 min"' },
+  ];
+  for (const p of programs) {
+    test(`${p.name} works as under namespaces`, { skip: has(p.needs) ? false : `${p.needs} is not installed` }, () => {
+      const sentry = rt.run(['do', '--isolation', 'sentry', '--cwd', '/', '--', 'sh', '-c', p.script]);
+      assert.equal(sentry.status, 0, sentry.stderr);
+      assert.equal(sentry.stderr, '');
+      if (p.name === 'busybox top' || p.name === 'uptime') {
+        assert.equal(sentry.stdout, '1\n');
+        return;
+      }
+      const ns = rt.run(['do', '--cwd', '/', '--', 'sh', '-c', p.script]);
+      // ps sizes its PID column from /proc/sys/kernel/pid_max, which the sentry still reads as the host's (procfs.ts).
+      const words = (s: string): string => s.trim().replace(/\s+/g, ' ');
+      assert.equal(words(sentry.stdout), words(ns.stdout));
+    });
+  }
+});
