@@ -4,18 +4,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { Runtime, integrationSkip, leftovers, probeSpec } from './harness';
+import { Runtime, integrationSkip, leftovers, probeSpec, has } from './harness';
 
 const skip = integrationSkip();
-
-function has(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Strings that say which kernel the host runs: its release, its build string, its /proc/version. */
 function hostKernelStrings(): string[] {

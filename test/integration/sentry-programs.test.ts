@@ -1,19 +1,9 @@
 // Real programs under the sentry (stockade do --isolation sentry), each compared with the same program under namespaces.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { Runtime, integrationSkip, leftovers, waitFor } from './harness';
+import { Runtime, integrationSkip, leftovers, waitFor, has } from './harness';
 
 const skip = integrationSkip();
-
-function has(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Each program as a shell script; its output must not depend on the level it runs under. */
 const PROGRAMS: { name: string; needs: string; script: string }[] = [
