@@ -97,6 +97,17 @@ export function seccompDataBytes(data: SeccompData): Buffer {
 export function runFilter(program: Uint8Array | readonly SockFilter[], data: SeccompData): number {
   const insns = toInsns(program);
   checkProgram(insns);
+  return run(insns, data);
+}
+
+/** A filter decoded and checked once, to run over many syscalls (as the sentry's judge of refusals does). */
+export function checkedFilter(program: Uint8Array | readonly SockFilter[]): (data: SeccompData) => number {
+  const insns = toInsns(program);
+  checkProgram(insns);
+  return (data) => run(insns, data);
+}
+
+function run(insns: readonly SockFilter[], data: SeccompData): number {
   const mem = seccompDataBytes(data);
   const scratch = new Array<number | undefined>(BPF_MEMWORDS).fill(undefined);
   let a = 0;

@@ -10,7 +10,7 @@
 // call's other arguments.
 import { actionOf } from '../seccomp/actions';
 import type { SeccompArch } from '../seccomp/types';
-import { runFilter } from '../seccomp/interpreter';
+import { checkedFilter, type SeccompData } from '../seccomp/interpreter';
 import { abiOf } from '../seccomp/arch';
 import { buildTable } from './table/table';
 import { compileSentryFilter, recordedDenial } from './table/profile';
@@ -23,13 +23,14 @@ export interface Denial {
 }
 
 export class DenialJudge {
-  readonly #program: Uint8Array;
+  /** The ordinary filter, decoded and checked once: the judge runs it for every refusal. */
+  readonly #filter: (data: SeccompData) => number;
   readonly #arch: number;
   /** syscall numbers with a recorded refusal for some arguments, and their names */
   readonly #names = new Map<number, string>();
 
   constructor(arch: SeccompArch) {
-    this.#program = compileSentryFilter(arch).program;
+    this.#filter = checkedFilter(compileSentryFilter(arch).program);
     this.#arch = abiOf(arch)?.auditArch ?? -1;
     for (const e of buildTable()) {
       const nr = e.numbers[arch];
@@ -43,7 +44,7 @@ export class DenialJudge {
   judge(n: Notification): Denial | undefined {
     const syscall = this.#names.get(n.nr);
     if (syscall === undefined || n.arch !== this.#arch) return undefined;
-    const action = actionOf(runFilter(this.#program, { nr: n.nr, arch: n.arch, args: n.args }));
+    const action = actionOf(this.#filter({ nr: n.nr, arch: n.arch, args: n.args }));
     return action.kind === 'ERRNO' ? { syscall, errno: action.errno } : undefined;
   }
 }

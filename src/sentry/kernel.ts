@@ -331,8 +331,7 @@ export class Sentry {
   open(t: Target, flags: number, mode: number): number {
     if (!t.inRoot) return this.onHost(() => this.openHost(t.path, flags, mode));
     const at = this.#route(t.path);
-    if (at.sys) return this.#openSys(at.fd, at.rest, flags, mode);
-    const r = this.#openat2(at.fd, at.rest, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    const r = this.#openRouted(at, flags, mode);
     if (r !== -ENOENT || at.fd !== this.#rootFd || this.#mounts.length === 0) return r;
     // The kernel walks the root alone: a symlink of the root's into an owned mount
     // (/etc/mtab -> ../proc/self/mounts) ends in the root's empty mountpoint. Follow it here.
@@ -340,8 +339,13 @@ export class Sentry {
     const view = real === undefined ? undefined : this.#procView(this.#caller, real);
     if (typeof view !== 'string') return r;
     const there = this.#route(view);
-    if (there.sys) return this.#openSys(there.fd, there.rest, flags, mode);
-    return there.fd === this.#rootFd ? r : this.#openat2(there.fd, there.rest, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    return there.fd === this.#rootFd ? r : this.#openRouted(there, flags, mode);
+  }
+
+  /** Opens what #route found: in /sys through #openSys, elsewhere by the kernel within that tree. */
+  #openRouted(at: { fd: number; rest: string; sys?: boolean }, flags: number, mode: number): number {
+    if (at.sys === true) return this.#openSys(at.fd, at.rest, flags, mode);
+    return this.#openat2(at.fd, at.rest, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
   }
 
   /**
