@@ -1,5 +1,5 @@
 // The --log file in logrus text or JSON lines, as runc writes it, and the one-line error on stderr.
-import { appendFileSync, writeSync } from 'node:fs';
+import { appendFileSync, openSync, writeSync } from 'node:fs';
 
 export type LogFormat = 'text' | 'json';
 export type Level = 'debug' | 'info' | 'warning' | 'error';
@@ -8,10 +8,21 @@ export class Logger {
   readonly #path: string | undefined;
   readonly #format: LogFormat;
   readonly #debug: boolean;
+  /** The file, held open (Logger.held); else it is opened for each line. */
+  #fd: number | undefined;
   constructor(path: string | undefined, format: LogFormat, debug: boolean) {
     this.#path = path;
     this.#format = format;
     this.#debug = debug;
+  }
+
+  /** A logger that opens its file once: for a process that may not open files later (the confined sentry). */
+  static held(path: string, format: LogFormat): Logger {
+    const l = new Logger(path, format, false);
+    try {
+      l.#fd = openSync(path, 'a');
+    } catch { /* each line tries the path again, and fails quietly as an unwritable log does */ }
+    return l;
   }
 
   /** The --log file and its format, for a process of stockade's that outlives this one and logs there too. */
@@ -34,7 +45,7 @@ export class Logger {
       line = `time="${time}" level=${level} msg=${quote(msg)}${extra}`;
     }
     try {
-      appendFileSync(this.#path, `${line}\n`);
+      appendFileSync(this.#fd ?? this.#path, `${line}\n`);
     } catch { /* a log we cannot write must not hide the error itself */ }
   }
   debug(msg: string): void { this.log('debug', msg); }

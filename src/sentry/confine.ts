@@ -1,7 +1,8 @@
-// The sentry's own wall: the worker thread that serves the workload may make only the calls serving needs.
+// The sentry's own wall: the thread that serves the workload may make only the calls serving needs.
 //
-// A seccomp filter without TSYNC binds only the thread that loads it, so the worker confines itself
-// and Node's other threads (the runtime's main thread, libuv's pool) keep working as before. What
+// A seccomp filter without TSYNC binds only the thread that loads it, so the serving thread (a worker
+// of `do` and `run`, the main thread of a detached sentry) confines itself and Node's other threads
+// (the runtime's main thread, libuv's pool, V8's helpers) keep working as before. What
 // a bug in a handler, or a workload that found one, could make this thread do is then bounded:
 // no exec, no fork, no socket or connect, no ptrace, no mount or namespace change, no signals to
 // other processes; the only ioctls are the listener's.
@@ -13,7 +14,7 @@ import { EPERM } from '../abi/linux/constants';
 /** SECCOMP_IOCTL_NOTIF_RECV, _SEND, _ID_VALID, _ADDFD and _SET_FLAGS (linux/seccomp.h, x86_64 and aarch64). */
 const LISTENER_IOCTLS = [0xc0502100, 0xc0182101, 0x40082102, 0x40182103, 0x40082104];
 
-/** Every call the worker makes once it serves, by what it needs it for. */
+/** Every call the serving thread makes once confined, by what it needs it for. */
 export const SENTRY_THREAD_CALLS: Readonly<Record<string, readonly string[]>> = {
   'waiting for and reading the workload': ['poll', 'ppoll', 'process_vm_readv', 'process_vm_writev'],
   'the file operations it performs for callers': [
@@ -24,6 +25,7 @@ export const SENTRY_THREAD_CALLS: Readonly<Record<string, readonly string[]>> = 
   ],
   'taking the caller\'s identity and umask': ['setfsuid', 'setfsgid', 'setgroups', 'umask', 'capget', 'capset'],
   'answering uname and sysinfo': ['uname', 'sysinfo'],
+  'taking `stockade trace` readers (the detached sentry, between notifications)': ['accept4'],
   'the /proc files it generates (sealed memfds)': ['memfd_create', 'fchmod'],
   'what V8 and libuv do on the thread': [
     'mmap', 'munmap', 'mprotect', 'madvise', 'mremap', 'brk', 'futex', 'write', 'getpid', 'gettid', 'clock_gettime',

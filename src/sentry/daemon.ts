@@ -6,10 +6,9 @@ if (arg === undefined) {
   process.stderr.write('usage: stockade-sentryd CONFIG_JSON (started by stockade create, with its socket as fd 3)\n');
   process.exit(2);
 }
-runDaemon(JSON.parse(arg) as DaemonConfig, DAEMON_SOCKET_FD).then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`stockade sentry: ${(e as Error).message}\n`);
-    process.exit(1);
-  },
-);
+try {
+  process.exit(runDaemon(JSON.parse(arg) as DaemonConfig, DAEMON_SOCKET_FD));
+} catch (e) {
+  process.stderr.write(`stockade sentry: ${(e as Error).message}\n`);
+  process.exit(1);
+}

@@ -1,4 +1,5 @@
-// The sentry seen from the runtime: a worker thread serving one workload's listener, and the filter that sends it calls.
+// The sentry seen from the runtime: a worker thread of the process that waits for the container, or
+// a process of its own that outlives `create`, serving one workload's listener; and the filter that sends it calls.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -7,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { CAPABILITIES } from '../abi/linux/constants';
 import type { SupervisedLevel, SuperviseContext, Supervisor } from '../container/supervisor';
 import type { Mount } from '../oci/spec';
-import { socketpair } from '../native/addon';
+import { sentryNative, socketpair, unixListen } from '../native/addon';
 import type { Creds } from './creds';
 import { Logger, type LogFormat } from '../cli/log';
 import type { SentryDenial, SentryMount, SentryStats, TraceRecord } from './kernel';
@@ -16,6 +17,8 @@ import { SENTRY_MOUNTS_RECORD, type MountsRecord } from '../container/sentry-mou
 import { compileSentryFilter } from './syscalls';
 import { errnoName } from './table/render';
 import type { SentryWorkerData, SentryWorkerMessage } from './worker';
+import { serveOnThisThread } from './serve';
+import { TraceReaders } from './trace-readers';
 
 export interface SentryConfig {
   readonly user: Creds;
@@ -225,17 +228,39 @@ function detached(cfg: SentryConfig, stateDir: string): Supervisor {
   };
 }
 
-/** Run by the detached sentry process: serves until the workload is gone, then exits. */
-export function runDaemon(config: DaemonConfig, socketFd: number): Promise<void> {
-  const log = config.log === undefined ? undefined : new Logger(config.log.path, config.log.format, false);
-  const served = serveInWorker(socketFd, {
-    ...config,
-    user: { ...config.user, caps: BigInt(config.user.caps) },
-    onError: (m) => process.stderr.write(`stockade sentry: ${m}\n`),
-    onDenied: log === undefined ? undefined : (d) => logDenial(log, config.id, d),
-  }, () => closeSync(socketFd));
-  if (config.traceSocket !== undefined) served.feed.listen(config.traceSocket);
-  return served.done;
+/**
+ * Run by the detached sentry process: serves on its main thread until the workload is gone, and
+ * says whether it served (0) or could not (1, said on stderr: sentry.log). No worker thread and no
+ * event loop: `stockade trace` readers are served from the wait for the next notification
+ * (TraceReaders), refusals are written to a --log file opened once, before the thread is confined.
+ */
+export function runDaemon(config: DaemonConfig, socketFd: number): number {
+  const log = config.log === undefined ? undefined : Logger.held(config.log.path, config.log.format);
+  let readers: TraceReaders | undefined;
+  try {
+    if (config.traceSocket !== undefined) {
+      rmSync(config.traceSocket, { force: true });
+      readers = new TraceReaders(sentryNative().syscall, unixListen(config.traceSocket));
+    }
+    const traced = readers;
+    const served = serveOnThisThread(
+      { socketFd, user: { ...config.user, caps: BigInt(config.user.caps) }, hostname: config.hostname, domainname: config.domainname },
+      {
+        trace: traced,
+        waitFor: traced === undefined ? undefined : (listener) => traced.waitFor(listener),
+        denied: log === undefined ? undefined : (d) => logDenial(log, config.id, d),
+        mounts: (m) => recordMounts(config.mountsRecord, m),
+      },
+    );
+    if ('failed' in served) {
+      process.stderr.write(`stockade sentry: ${served.failed}\n`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    readers?.close();
+    closeSync(socketFd);
+  }
 }
 
 /** CAP_* names as the kernel's bit mask; names this table lacks add nothing. */

@@ -114,6 +114,7 @@ export const EINTR = 4;
 export const EIO = 5;
 export const ENXIO = 6;
 export const EBADF = 9;
+export const EAGAIN = 11;
 export const EACCES = 13;
 export const EFAULT = 14;
 export const EEXIST = 17;
@@ -138,6 +139,15 @@ export const O_NONBLOCK = 0o4000;
 export const O_DIRECTORY = 0o200000;
 export const O_NOFOLLOW = 0o400000;
 export const O_CLOEXEC = 0o2000000;
+
+/** poll(2) events (asm-generic) and accept4(2) flags, for the detached sentry's own sockets. */
+export const POLLIN = 0x1;
+export const POLLOUT = 0x4;
+export const POLLERR = 0x8;
+export const POLLHUP = 0x10;
+export const POLLNVAL = 0x20;
+export const SOCK_NONBLOCK = O_NONBLOCK;
+export const SOCK_CLOEXEC = O_CLOEXEC;
 export const O_PATH = 0o10000000;
 export const O_TMPFILE = 0o20000000 | O_DIRECTORY;
 
