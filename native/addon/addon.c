@@ -439,38 +439,89 @@ static napi_value js_socketpair(napi_env env, napi_callback_info info) {
   return pair;
 }
 
-/* A listening unix socket at path, for a console socket the runtime itself receives the pty on. */
-static napi_value js_unix_listen(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+/*
+ * The address of the unix socket at path. sun_path holds 107 bytes: a longer path is reached
+ * through an fd of its directory, returned in *dir_fd for the caller to close (else -1).
+ * false: an exception is pending.
+ */
+static bool unix_address(napi_env env, napi_value arg, const char *op, struct sockaddr_un *addr, int *dir_fd) {
   char path[PATH_MAX];
-  if (!get_path(env, argv[0], path, sizeof path)) return NULL;
-  /* sun_path holds 107 bytes: a longer path is bound through an fd of its directory. */
-  int dir_fd = -1;
+  *dir_fd = -1;
+  if (!get_path(env, arg, path, sizeof path)) return false;
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
   char *slash = strrchr(path, '/');
-  if (strlen(path) < sizeof addr.sun_path) {
-    strcpy(addr.sun_path, path);
-  } else if (slash != NULL && slash != path) {
-    *slash = '\0';
-    dir_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0) return throw_errno(env, errno, "open");
-    if ((size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", dir_fd, slash + 1) >= sizeof addr.sun_path) {
-      close(dir_fd);
-      return throw_errno(env, ENAMETOOLONG, "bind");
-    }
-  } else {
-    return throw_errno(env, ENAMETOOLONG, "bind");
+  if (strlen(path) < sizeof addr->sun_path) {
+    strcpy(addr->sun_path, path);
+    return true;
   }
+  if (slash == NULL || slash == path) {
+    throw_errno(env, ENAMETOOLONG, op);
+    return false;
+  }
+  *slash = '\0';
+  *dir_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (*dir_fd < 0) {
+    throw_errno(env, errno, "open");
+    return false;
+  }
+  if ((size_t)snprintf(addr->sun_path, sizeof addr->sun_path, "/proc/self/fd/%d/%s", *dir_fd, slash + 1) >= sizeof addr->sun_path) {
+    close(*dir_fd);
+    *dir_fd = -1;
+    throw_errno(env, ENAMETOOLONG, op);
+    return false;
+  }
+  return true;
+}
+
+/* unixListen(path, backlog = 1): a listening unix socket at path (a console socket the runtime
+ * receives the pty on, the sentry's trace and join sockets). */
+static napi_value js_unix_listen(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return throw_napi_failure(env, "napi_get_cb_info");
+  if (argc < 1) {
+    napi_throw_type_error(env, NULL, "unixListen(path, backlog?)");
+    return NULL;
+  }
+  int64_t backlog = 1;
+  if (argc >= 2 && !get_integer(env, argv[1], "backlog", 1, 4096, &backlog)) return NULL;
+  struct sockaddr_un addr;
+  int dir_fd;
+  if (!unix_address(env, argv[0], "bind", &addr, &dir_fd)) return NULL;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int err = errno;
-  if (fd >= 0 && (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 1) < 0)) {
+  if (fd >= 0 && (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, (int)backlog) < 0)) {
     err = errno;
     close(fd);
     fd = -1;
   }
   if (dir_fd >= 0) close(dir_fd);
   if (fd < 0) return throw_errno(env, err, "bind");
+  return make_int(env, fd);
+}
+
+/* unixConnect(path): a stream socket connected to the unix socket at path (blocking, close-on-exec). */
+static napi_value js_unix_connect(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  struct sockaddr_un addr;
+  int dir_fd;
+  if (!unix_address(env, argv[0], "connect", &addr, &dir_fd)) return NULL;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int err = errno;
+  if (fd >= 0) {
+    int r;
+    do r = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      err = errno;
+      close(fd);
+      fd = -1;
+    }
+  }
+  if (dir_fd >= 0) close(dir_fd);
+  if (fd < 0) return throw_errno(env, err, "connect");
   return make_int(env, fd);
 }
 
@@ -652,6 +703,7 @@ NAPI_MODULE_INIT() {
       {"recvFd", NULL, js_recv_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openat2", NULL, js_openat2, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unixListen", NULL, js_unix_listen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unixConnect", NULL, js_unix_connect, NULL, NULL, NULL, napi_enumerable, NULL},
       {"accept", NULL, js_accept, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setWinsize", NULL, js_set_winsize, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -53,9 +53,10 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       // As create does: this build applies neither (features reports both disabled).
       opts.debug?.('exec: process label and AppArmor profile are not applied by this build');
     }
-    // The container's wall is the exec'd process's too: at the sentry level, a sentry of its own
-    // (a process, as it must outlive an attached exec's children) serves it, with the container's
-    // procfs and sysfs cloned from its first sentry.
+    // The container's wall is the exec'd process's too: at the sentry level it joins the
+    // container's detached sentry; a container whose sentry serves from inside an attached `run`
+    // gives it a sentry of its own (a process, as it must outlive an attached exec's children),
+    // with the container's procfs and sysfs cloned from the first.
     const level = record.isolation === 'sentry' ? opts.levels?.level('sentry') : undefined;
     if (record.isolation === 'sentry' && level === undefined) {
       throw new StockadeError('UNSUPPORTED', `exec: container ${id} runs under the sentry, which this runtime cannot start`, { id });
@@ -71,6 +72,11 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
     }
     if (terminal && !opts.detach) relay = ConsoleRelay.listen(join(store.root, `.exec-console-${id}-${process.pid}.sock`));
     const consoleSocket = relay?.path ?? (opts.consoleSocket === undefined ? undefined : resolve(opts.consoleSocket));
+    if (level !== undefined) {
+      supervisor = level.supervise({
+        spec: { ...config, process: proc }, id, stateDir: store.dir(id), detached: true, exec: true, started: status !== 'created',
+      });
+    }
     const plan = encodePlan(buildExecPlan(config, proc, {
       id,
       initPid: record.pid,
@@ -80,12 +86,9 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       monitor: !opts.detach,
       seccomp: seccompFor(config, store.root, opts.debug),
       sentry: level?.filter,
-      sentryMounts: level === undefined ? [] : sentryMountSources(store.dir(id), opts.debug),
+      sentryMounts: level === undefined || supervisor?.holdsMounts === true ? [] : sentryMountSources(store.dir(id), opts.debug),
       heldCapabilities: heldCapabilities(),
     }));
-    if (level !== undefined) {
-      supervisor = level.supervise({ spec: { ...config, process: proc }, id, stateDir: store.dir(id), detached: true, exec: true });
-    }
     if (!opts.detach) forwarder = signalForwarder();
     // A process joining a frozen cgroup is frozen before it reports ready; the resume that thaws
     // it takes the lock, so it must not be ours meanwhile.

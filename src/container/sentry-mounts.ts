@@ -5,6 +5,9 @@ import { join } from 'node:path';
 /** The record the container's sentry writes once it holds its mounts (src/sentry/supervisor.ts). */
 export const SENTRY_MOUNTS_RECORD = 'sentry.json';
 
+/** Where a container's detached sentry takes processes exec'd into it (src/sentry/host.ts). */
+export const SENTRY_JOIN_SOCKET = 'sentry.sock';
+
 export interface MountsRecord {
   readonly pid: number;
   readonly mounts: readonly { readonly path: string; readonly fd: number }[];

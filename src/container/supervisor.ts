@@ -23,6 +23,8 @@ export interface SupervisedLevel {
 export interface Supervisor {
   /** An fd of this process, passed to stockade-init; its copy here is closed by `launched`. */
   readonly childSocket: number;
+  /** It serves with the container's owned mounts already (an exec joining the container's sentry): stockade-init sends none. */
+  readonly holdsMounts?: boolean | undefined;
   /** stockade-init holds its end now: this process's copy is closed. */
   launched(): void;
   /** Settles when the supervisor has stopped: every supervised process is gone. */
@@ -41,6 +43,9 @@ export interface SuperviseContext {
   /** The supervisor serves a process exec'd into the container, not its init: it neither takes
    *  over `stockade trace` nor records where the container's owned mounts are. */
   readonly exec?: boolean | undefined;
+  /** For an exec: the container's init was started. A detached sentry takes exec'd processes once
+   *  it serves the container's init, so one exec'd before start gets a supervisor of its own. */
+  readonly started?: boolean | undefined;
 }
 
 /** The annotation that picks a container's level, over the runtime's --isolation. */

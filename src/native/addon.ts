@@ -106,7 +106,8 @@ interface Binding extends SentryNative {
   sendFd(socketFd: number, fd: number, data?: Uint8Array): void;
   recvFd(socketFd: number, maxData?: number): ReceivedFd;
   openat2(dirfd: number, path: string, flags: number, mode?: number, resolve?: number): number;
-  unixListen(path: string): number;
+  unixListen(path: string, backlog?: number): number;
+  unixConnect(path: string): number;
   accept(socketFd: number): number;
   setWinsize(fd: number, rows: number, cols: number): void;
   constants: AddonConstants;
@@ -114,7 +115,7 @@ interface Binding extends SentryNative {
 
 const FUNCTIONS = [
   'flock', 'flockAsync', 'pidfdOpen', 'pidfdSendSignal', 'pidfdGetfd', 'waitPidfd',
-  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'accept', 'setWinsize',
+  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'setWinsize',
   ...SENTRY_FUNCTIONS,
 ] as const;
 
@@ -256,9 +257,14 @@ export function openat2(dirfd: number, path: string, flags: number, mode = 0, re
   return binding().openat2(dirfd, path, flags, mode, resolve);
 }
 
-/** A listening AF_UNIX stream socket bound at path (backlog 1), close-on-exec. */
-export function unixListen(path: string): number {
-  return binding().unixListen(path);
+/** A listening AF_UNIX stream socket bound at path (any length), close-on-exec. */
+export function unixListen(path: string, backlog = 1): number {
+  return binding().unixListen(path, backlog);
+}
+
+/** An AF_UNIX stream socket connected to path (any length), blocking, close-on-exec. */
+export function unixConnect(path: string): number {
+  return binding().unixConnect(path);
 }
 
 /** accept4(2), blocking, close-on-exec: for a connection known to be queued already. */

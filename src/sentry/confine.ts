@@ -25,7 +25,7 @@ export const SENTRY_THREAD_CALLS: Readonly<Record<string, readonly string[]>> = 
   ],
   'taking the caller\'s identity and umask': ['setfsuid', 'setfsgid', 'setgroups', 'umask', 'capget', 'capset'],
   'answering uname and sysinfo': ['uname', 'sysinfo'],
-  'taking `stockade trace` readers (the detached sentry, between notifications)': ['accept4'],
+  'taking `stockade trace` readers and exec\'d processes (the detached sentry, between notifications)': ['accept4', 'recvmsg'],
   'the /proc files it generates (sealed memfds)': ['memfd_create', 'fchmod'],
   'what V8 and libuv do on the thread': [
     'mmap', 'munmap', 'mprotect', 'madvise', 'mremap', 'brk', 'futex', 'write', 'getpid', 'gettid', 'clock_gettime',

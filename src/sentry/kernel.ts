@@ -139,6 +139,7 @@ export class Sentry {
   readonly #how = Buffer.alloc(24);
   readonly #link = Buffer.alloc(PATH_MAX);
   readonly #file = Buffer.alloc(8192);
+  readonly #notif = Buffer.alloc(NOTIF_SIZE);
 
   constructor(k: SentryKernel, opts: SentryOptions, handlers: Readonly<Record<string, Handler>> = HANDLERS) {
     this.k = k;
@@ -177,14 +178,22 @@ export class Sentry {
 
   /** Serves notifications until every process under the filter is gone. */
   serve(): SentryStats {
-    const buf = Buffer.alloc(NOTIF_SIZE);
-    for (;;) {
-      const r = this.k.listener.recv(buf);
-      if (r === 1) return this.stats;
-      if (r === -ENOENT || r === -EINTR) continue;
-      if (r < 0) throw new Error(`seccomp listener: receive failed: errno ${-r}`);
-      this.answer(decodeNotification(buf));
-    }
+    while (this.serveNext()) { /* the next one */ }
+    return this.stats;
+  }
+
+  /**
+   * Receives one notification (RECV blocks until there is one) and answers it: false once every
+   * process under the filter is gone. A caller killed before its notification was read costs a
+   * turn, not a wait: RECV then fails with ENOENT at once.
+   */
+  serveNext(): boolean {
+    const r = this.k.listener.recv(this.#notif);
+    if (r === 1) return false;
+    if (r === -ENOENT || r === -EINTR) return true;
+    if (r < 0) throw new Error(`seccomp listener: receive failed: errno ${-r}`);
+    this.answer(decodeNotification(this.#notif));
+    return true;
   }
 
   /** Serves one notification and sends its answer. */

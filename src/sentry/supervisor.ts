@@ -5,19 +5,21 @@ import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, posix } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { CAPABILITIES } from '../abi/linux/constants';
+import { AT_FDCWD, CAPABILITIES } from '../abi/linux/constants';
 import type { SupervisedLevel, SuperviseContext, Supervisor } from '../container/supervisor';
 import type { Mount } from '../oci/spec';
-import { sentryNative, socketpair, unixListen } from '../native/addon';
+import { sendFd, sentryNative, socketpair, unixConnect, unixListen } from '../native/addon';
 import type { Creds } from './creds';
 import { Logger, type LogFormat } from '../cli/log';
 import type { SentryDenial, SentryMount, SentryStats, TraceRecord } from './kernel';
 import { writeFileAtomic } from '../container/state-store';
-import { SENTRY_MOUNTS_RECORD, type MountsRecord } from '../container/sentry-mounts';
+import { SENTRY_JOIN_SOCKET, SENTRY_MOUNTS_RECORD, type MountsRecord } from '../container/sentry-mounts';
 import { compileSentryFilter } from './syscalls';
 import { errnoName } from './table/render';
 import type { SentryWorkerData, SentryWorkerMessage } from './worker';
-import { serveOnThisThread } from './serve';
+import { confineThisThread, receiveHandoff, wallThisThread } from './serve';
+import { SentryHost, type JoinRequest } from './host';
+import { NR } from './native';
 import { TraceReaders } from './trace-readers';
 
 export interface SentryConfig {
@@ -36,6 +38,8 @@ export interface SentryConfig {
   readonly onDenied?: ((denial: SentryDenial) => void) | undefined;
   /** Where the sentry writes which mounts it holds (pid and fds), for an exec to clone them. */
   readonly mountsRecord?: string | undefined;
+  /** Where processes exec'd into the container join a detached sentry. */
+  readonly joinSocket?: string | undefined;
   /** Where a detached sentry records refusals: the --log file of the `create` that started it. */
   readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;
   /** The container's id, for the records of a detached sentry. */
@@ -173,6 +177,8 @@ export interface DaemonConfig {
   /** Where `stockade trace` connects; absent for an exec's sentry, which is not traced. */
   readonly traceSocket?: string | undefined;
   readonly mountsRecord?: string | undefined;
+  /** Where processes exec'd into the container join this sentry (SentryHost); absent for an exec's own sentry. */
+  readonly joinSocket?: string | undefined;
   readonly id: string;
   /** The --log file refusals are recorded in, when `create` had one. */
   readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;
@@ -193,7 +199,7 @@ function detached(cfg: SentryConfig, stateDir: string): Supervisor {
   const log = openSync(join(stateDir, 'sentry.log'), 'a', 0o600);
   const config: DaemonConfig = {
     user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname,
-    traceSocket: cfg.traceSocket, mountsRecord: cfg.mountsRecord, id: cfg.id ?? '', log: cfg.log,
+    traceSocket: cfg.traceSocket, mountsRecord: cfg.mountsRecord, joinSocket: cfg.joinSocket, id: cfg.id ?? '', log: cfg.log,
   };
   let daemon: ChildProcess;
   try {
@@ -229,36 +235,93 @@ function detached(cfg: SentryConfig, stateDir: string): Supervisor {
 }
 
 /**
- * Run by the detached sentry process: serves on its main thread until the workload is gone, and
+ * Joins the container's detached sentry (SentryHost) for a process exec'd into it: sends it the
+ * process's identity and one end of a socket pair, whose other end stockade-init sends the
+ * process's listener over. Nothing of this process serves, so there is nothing to wait for.
+ * Undefined when no sentry takes joins there.
+ */
+function joined(cfg: SentryConfig, path: string): Supervisor | undefined {
+  let conn: number;
+  try {
+    conn = unixConnect(path);
+  } catch {
+    return undefined;
+  }
+  const [mine, theirs] = socketpair();
+  try {
+    const req: JoinRequest = { user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname };
+    sendFd(conn, mine, Buffer.from(`J${JSON.stringify(req)}`));
+  } catch {
+    closeSync(theirs);
+    return undefined;
+  } finally {
+    closeSync(mine);
+    closeSync(conn);
+  }
+  let theirsOpen = true;
+  const closeTheirs = (): void => {
+    if (!theirsOpen) return;
+    theirsOpen = false;
+    closeSync(theirs);
+  };
+  return { childSocket: theirs, holdsMounts: true, launched: closeTheirs, done: Promise.resolve(), abort: closeTheirs };
+}
+
+/**
+ * Run by the detached sentry process: serves on its main thread until the container is gone, and
  * says whether it served (0) or could not (1, said on stderr: sentry.log). No worker thread and no
- * event loop: `stockade trace` readers are served from the wait for the next notification
- * (TraceReaders), refusals are written to a --log file opened once, before the thread is confined.
+ * event loop (SentryHost): `stockade trace` readers and processes exec'd into the container are
+ * taken between two notifications, refusals written to a --log file opened before the thread is
+ * confined.
  */
 export function runDaemon(config: DaemonConfig, socketFd: number): number {
+  const sys = sentryNative().syscall;
   const log = config.log === undefined ? undefined : Logger.held(config.log.path, config.log.format);
-  let readers: TraceReaders | undefined;
+  let trace: TraceReaders | undefined;
+  let joinServer = -1;
+  let host: SentryHost | undefined;
+  let mounts: readonly SentryMount[] = [];
   try {
-    if (config.traceSocket !== undefined) {
-      rmSync(config.traceSocket, { force: true });
-      readers = new TraceReaders(sentryNative().syscall, unixListen(config.traceSocket));
+    // Both sockets are root's alone from the moment they exist, whatever umask create ran with: a
+    // joined process is served as the identity its join names, and a trace shows every path.
+    const umask = process.umask(0o177);
+    try {
+      if (config.traceSocket !== undefined) {
+        rmSync(config.traceSocket, { force: true });
+        trace = new TraceReaders(sys, unixListen(config.traceSocket, 16));
+      }
+      if (config.joinSocket !== undefined) {
+        rmSync(config.joinSocket, { force: true });
+        joinServer = unixListen(config.joinSocket, 16);
+      }
+    } finally {
+      process.umask(umask);
     }
-    const traced = readers;
-    const served = serveOnThisThread(
-      { socketFd, user: { ...config.user, caps: BigInt(config.user.caps) }, hostname: config.hostname, domainname: config.domainname },
-      {
-        trace: traced,
-        waitFor: traced === undefined ? undefined : (listener) => traced.waitFor(listener),
-        denied: log === undefined ? undefined : (d) => logDenial(log, config.id, d),
-        mounts: (m) => recordMounts(config.mountsRecord, m),
-      },
-    );
-    if ('failed' in served) {
-      process.stderr.write(`stockade sentry: ${served.failed}\n`);
+    wallThisThread();
+    const handoff = receiveHandoff(socketFd);
+    if ('failed' in handoff) {
+      process.stderr.write(`stockade sentry: ${handoff.failed}\n`);
       return 1;
     }
+    mounts = handoff.mounts;
+    recordMounts(config.mountsRecord, mounts);
+    const hooks = { trace, denied: log === undefined ? undefined : (d: SentryDenial) => logDenial(log, config.id, d) };
+    const joinSocket = config.joinSocket;
+    host = new SentryHost({
+      sys, hooks, mounts, trace, joinServer,
+      // An exec that finds no join socket is told the container is gone, not left waiting.
+      onLast: joinSocket === undefined ? undefined : () => void sys(NR.unlinkat, AT_FDCWD, joinSocket, 0),
+    });
+    joinServer = -1;
+    host.add(handoff.listener, { user: { ...config.user, caps: BigInt(config.user.caps) }, hostname: config.hostname, domainname: config.domainname });
+    confineThisThread();
+    host.run();
     return 0;
   } finally {
-    readers?.close();
+    host?.close();
+    if (joinServer >= 0) closeSync(joinServer);
+    trace?.close();
+    for (const m of mounts) sys(NR.close, m.fd);
     closeSync(socketFd);
   }
 }
@@ -325,6 +388,7 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
         // An exec's sentry neither takes over `stockade trace` nor the record of the container's mounts.
         traceSocket: ctx.exec === true ? undefined : join(ctx.stateDir, 'trace.sock'),
         mountsRecord: ctx.exec === true ? undefined : join(ctx.stateDir, SENTRY_MOUNTS_RECORD),
+        joinSocket: ctx.exec === true ? undefined : join(ctx.stateDir, SENTRY_JOIN_SOCKET),
         trace: opts.trace,
         onStats: opts.onStats,
         onError: opts.onError,
@@ -332,6 +396,11 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
         log: logFile,
         id: ctx.id,
       };
+      // A process exec'd into a container whose detached sentry is serving joins it; else (the
+      // container's sentry serves from inside an attached `run` or `do`) it gets a sentry of its own.
+      if (ctx.exec === true) {
+        return (ctx.started === true ? joined(cfg, join(ctx.stateDir, SENTRY_JOIN_SOCKET)) : undefined) ?? detached(cfg, ctx.stateDir);
+      }
       return ctx.detached ? detached(cfg, ctx.stateDir) : inProcess(cfg);
     },
   };

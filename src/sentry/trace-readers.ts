@@ -1,20 +1,18 @@
 // The detached sentry's `stockade trace` readers, served by the thread that serves the workload.
 //
 // The detached sentry is one Node isolate and no event loop: its main thread waits for the next
-// notification in ppoll(2) over the listener and these sockets, so a reader is accepted, written
-// to and dropped between two notifications. A worker thread and an event loop for this alone
-// would double the sentry's memory (a second isolate: about 14 MB per container).
+// notification in ppoll(2) over its listeners and these sockets (SentryHost), so a reader is
+// accepted, written to and dropped between two notifications. A worker thread and an event loop
+// for this alone would double the sentry's memory (a second isolate: about 9 MB per container).
 import {
   EAGAIN, EINTR, F_SETFL, O_NONBLOCK, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, SOCK_CLOEXEC, SOCK_NONBLOCK,
 } from '../abi/linux/constants';
 import type { TraceRecord, TraceSink } from './kernel';
 import { NR, type RawSyscall } from './native';
+import type { Watch } from './poll';
 
 /** How far a reader may fall behind before it is dropped: the sentry never waits for a reader. */
 export const TRACE_READER_BACKLOG = 4 << 20;
-
-/** struct pollfd: int fd, short events, short revents. */
-const POLLFD_SIZE = 8;
 
 interface Reader {
   readonly fd: number;
@@ -28,7 +26,6 @@ export class TraceReaders implements TraceSink {
   /** The listening socket (non-blocking), or -1 once closed. */
   #server: number;
   readonly #readers: Reader[] = [];
-  #pollfds = Buffer.alloc(0);
 
   /** `server`: a listening unix socket, which this object owns from now on. */
   constructor(sys: RawSyscall, server: number) {
@@ -56,28 +53,14 @@ export class TraceReaders implements TraceSink {
     return this.#readers.length;
   }
 
-  /**
-   * Blocks until `listener` has a notification or has hung up, accepting, feeding and dropping
-   * readers meanwhile. A signal (EINTR) only repeats the wait.
-   */
-  waitFor(listener: number): void {
-    for (;;) {
-      const fds = this.#pollSet(listener);
-      const n = fds.length / POLLFD_SIZE;
-      const r = this.#sys(NR.ppoll, fds, n, null, null, 0);
-      if (r === -EINTR) continue;
-      if (r < 0) throw new Error(`ppoll failed: errno ${-r}`);
-      let listenerReady = false;
-      for (let i = 0; i < n; i++) {
-        const revents = fds.readInt16LE(i * POLLFD_SIZE + 6);
-        if (revents === 0) continue;
-        const fd = fds.readInt32LE(i * POLLFD_SIZE);
-        if (i === 0) listenerReady = true;
-        else if (fd === this.#server) this.#accept();
-        else this.#serviceReader(fd, revents);
-      }
-      if (listenerReady) return;
+  /** What to wait on: the server for new readers, each reader for its hang-up, and for room while it has pending lines. */
+  watches(): Watch[] {
+    const out: Watch[] = [];
+    if (this.#server >= 0) out.push({ fd: this.#server, events: POLLIN, ready: () => this.#accept() });
+    for (const reader of this.#readers) {
+      out.push({ fd: reader.fd, events: reader.pendingBytes > 0 ? POLLOUT : 0, ready: (revents) => this.#service(reader, revents) });
     }
+    return out;
   }
 
   /** Ends every reader's stream (the container is gone) and stops listening. */
@@ -90,23 +73,6 @@ export class TraceReaders implements TraceSink {
     this.#server = -1;
   }
 
-  /** The listener first, then the server, then each reader (asking for POLLOUT while it has pending data). */
-  #pollSet(listener: number): Buffer {
-    const n = 2 + this.#readers.length;
-    if (this.#pollfds.length !== n * POLLFD_SIZE) this.#pollfds = Buffer.alloc(n * POLLFD_SIZE);
-    const b = this.#pollfds;
-    const set = (i: number, fd: number, events: number): void => {
-      b.writeInt32LE(fd, i * POLLFD_SIZE);
-      b.writeInt16LE(events, i * POLLFD_SIZE + 4);
-      b.writeInt16LE(0, i * POLLFD_SIZE + 6);
-    };
-    set(0, listener, POLLIN);
-    // A negative fd is skipped by the kernel: the server, once closed.
-    set(1, this.#server, POLLIN);
-    this.#readers.forEach((reader, i) => set(2 + i, reader.fd, reader.pendingBytes > 0 ? POLLOUT : 0));
-    return b;
-  }
-
   #accept(): void {
     for (;;) {
       const fd = this.#sys(NR.accept4, this.#server, null, null, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -117,9 +83,7 @@ export class TraceReaders implements TraceSink {
     }
   }
 
-  #serviceReader(fd: number, revents: number): void {
-    const reader = this.#readers.find((r) => r.fd === fd);
-    if (reader === undefined) return;
+  #service(reader: Reader, revents: number): void {
     if (revents & (POLLHUP | POLLERR | POLLNVAL)) this.#drop(reader);
     else if (revents & POLLOUT) this.#flush(reader);
   }

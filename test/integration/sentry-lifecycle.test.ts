@@ -1,10 +1,24 @@
 // The sentry level through the runtime's own verbs: run, create/start/kill/delete, with a sentry process of its own, and the annotation.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { sendFd, socketpair, unixConnect } from '../../src/native/addon';
 import { Runtime, integrationSkip, json, leftovers, probeSpec, waitFor } from './harness';
 
 const skip = integrationSkip();
+
+/** The detached sentry processes serving the container of this id (its id is on their command line). */
+function sentryProcesses(id: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmd.includes('stockade-sentryd') && cmd.includes(`"id":"${id}"`)) found.push(pid);
+    } catch { /* a process that just ended */ }
+  }
+  return found;
+}
 
 describe('the sentry level through create and start', { skip }, () => {
   let rt: Runtime;
@@ -94,20 +108,91 @@ describe('the sentry level through create and start', { skip }, () => {
     await waitFor(() => leftovers(rt, d).length === 0, 5000);
   });
 
-  test('exec into a sentry container: the process gets a sentry of its own, with the container\'s /proc, and leaves nothing behind', async () => {
+  test('exec into a sentry container: the process joins the container\'s sentry (no second one), is traced and recorded there, and leaves nothing behind', async () => {
     const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'sleep 100']));
     assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', b.dir, 'sentry-exec']).status, 0);
     assert.equal(rt.run(['start', 'sentry-exec']).status, 0);
+    const sentries = (): number => sentryProcesses('sentry-exec').length;
+    await waitFor(() => sentries() === 1, 5000);
+    const reader = rt.spawn(['trace', 'sentry-exec']);
+    let traced = '';
+    reader.stdout?.on('data', (d: Buffer) => { traced += d.toString(); });
+    // A detached exec that lingers: while it runs, the container still has one sentry.
+    assert.equal(rt.run(['exec', '-d', 'sentry-exec', '/bin/sh', '-c', 'test -e /exec-marker-1; sleep 100']).status, 0);
+    await waitFor(() => traced.includes('/exec-marker-1'), 10_000);
+    assert.equal(sentries(), 1, 'the exec\'d process is served by the container\'s sentry');
     const r = rt.run(['exec', 'sentry-exec', '/bin/sh', '-c',
-      'grep -E "^(NoNewPrivs|Seccomp_filters)" /proc/self/status; ls -d /proc/1; mount -t tmpfs none /tmp 2>/dev/null; echo "mount: $?"']);
+      'grep -E "^(NoNewPrivs|Seccomp_filters)" /proc/self/status; ls -d /proc/1; test -e /exec-marker-2; mount -t tmpfs none /tmp 2>/dev/null; echo "mount: $?"']);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^NoNewPrivs:\s+1$/m, 'the sentry level sets no_new_privs for an exec too');
     assert.match(r.stdout, /^Seccomp_filters:\s+1$/m, 'the one filter is the sentry\'s');
-    assert.match(r.stdout, /^\/proc\/1$/m, 'the exec\'s sentry serves the container\'s procfs');
+    assert.match(r.stdout, /^\/proc\/1$/m, 'the container\'s sentry serves the exec\'d process its procfs');
     assert.match(r.stdout, /^mount: [1-9]\d*$/m);
+    await waitFor(() => traced.includes('/exec-marker-2'), 10_000);
+    // The sentry serves each joined process as who it runs as: a file it creates is its own.
+    const u = rt.run(['exec', '--user', '1000:1000', 'sentry-exec', '/bin/sh', '-c', 'id -u; echo x > /dev/shm/u && stat -c %u:%g /dev/shm/u']);
+    assert.equal(u.status, 0, u.stderr);
+    assert.equal(u.stdout, '1000\n1000:1000\n');
     const denied = readFileSync(rt.log, 'utf8').split('\n').filter((l) => l.includes('"syscall":"mount"') && l.includes('"container":"sentry-exec"'));
-    assert.ok(denied.length > 0, 'the exec\'s sentry recorded the refusal');
+    assert.ok(denied.length > 0, 'the sentry recorded the exec\'d process\'s refusal');
     assert.equal(rt.run(['delete', '--force', 'sentry-exec']).status, 0);
+    await new Promise((resolve) => reader.once('exit', resolve));
+    await waitFor(() => leftovers(rt, b).length === 0, 5000);
+  });
+
+  test('the sentry\'s join socket takes nothing but a seccomp listener: junk and a wrong fd are dropped, the container goes on', { timeout: 30_000 }, async () => {
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'sleep 100']));
+    // Created with umask 0: the sockets are root's alone all the same (a joined process is served as who its join names).
+    const umask = process.umask(0);
+    try {
+      assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', b.dir, 'sentry-join-bad']).status, 0);
+    } finally {
+      process.umask(umask);
+    }
+    assert.equal(rt.run(['start', 'sentry-join-bad']).status, 0);
+    const sock = join(rt.root, 'sentry-join-bad', 'sentry.sock');
+    await waitFor(() => existsSync(sock), 5000);
+    for (const s of [sock, join(rt.root, 'sentry-join-bad', 'trace.sock')]) assert.equal(statSync(s).mode & 0o777, 0o600, s);
+    const devNull = openSync('/dev/null', 'r');
+    try {
+      // Not a join message.
+      let c = unixConnect(sock);
+      sendFd(c, devNull, Buffer.from('Jnot json'));
+      closeSync(c);
+      // A well-formed join, whose hand-off then brings /dev/null for a listener.
+      c = unixConnect(sock);
+      const [mine, theirs] = socketpair();
+      const who = { user: { uid: 0, gid: 0, groups: [], caps: '0' }, hostname: '', domainname: '' };
+      sendFd(c, mine, Buffer.from(`J${JSON.stringify(who)}`));
+      closeSync(mine);
+      closeSync(c);
+      sendFd(theirs, devNull, Buffer.from('L'));
+      // The sentry looked, refused, and closed its end: ours reads end of file.
+      assert.equal(readSync(theirs, Buffer.alloc(1)), 0);
+      closeSync(theirs);
+    } finally {
+      closeSync(devNull);
+    }
+    assert.equal(sentryProcesses('sentry-join-bad').length, 1, 'the sentry is still there');
+    const r = rt.run(['exec', 'sentry-join-bad', '/bin/sh', '-c', 'ls -d /proc/1']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, '/proc/1\n');
+    assert.equal(json<{ status: string }>(rt.run(['state', 'sentry-join-bad']).stdout).status, 'running');
+    assert.equal(rt.run(['delete', '--force', 'sentry-join-bad']).status, 0);
+    await waitFor(() => leftovers(rt, b).length === 0, 5000);
+  });
+
+  test('exec into a sentry container whose sentry serves an attached run: the process gets a sentry of its own', async () => {
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'sleep 100']));
+    const attached = rt.spawn(['--isolation', 'sentry', 'run', '--bundle', b.dir, 'sentry-exec-run']);
+    await waitFor(() => json<{ status: string }>(rt.run(['state', 'sentry-exec-run']).stdout || '{}').status === 'running', 10_000);
+    const r = rt.run(['exec', 'sentry-exec-run', '/bin/sh', '-c', 'grep -E "^Seccomp_filters" /proc/self/status; ls -d /proc/1']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^Seccomp_filters:\s+1$/m);
+    assert.match(r.stdout, /^\/proc\/1$/m, 'the exec\'s sentry serves the container\'s procfs, cloned');
+    assert.equal(rt.run(['kill', 'sentry-exec-run', 'KILL']).status, 0);
+    // The attached run deletes the container once its init is gone.
+    await new Promise((resolve) => attached.once('exit', resolve));
     await waitFor(() => leftovers(rt, b).length === 0, 5000);
   });
 

@@ -1,32 +1,32 @@
 // The detached sentry's `stockade trace` readers, served from its wait for the next notification.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sentryNative, socketpair, unixListen } from '../../../src/native/addon';
+import { sentryNative, unixListen } from '../../../src/native/addon';
 import type { TraceRecord } from '../../../src/sentry/kernel';
+import { Poller } from '../../../src/sentry/poll';
 import { TRACE_READER_BACKLOG, TraceReaders } from '../../../src/sentry/trace-readers';
 
 const record = (pid: number, path = '/etc/hostname'): TraceRecord => ({
   time: new Date(0).toISOString(), pid, syscall: 'openat', args: [path], result: 3,
 });
 
-/** A listening socket in a fresh directory, the readers serving it, and a socket pair standing in for the listener. */
-function setUp(): { readers: TraceReaders; path: string; ready: () => void; listener: number; done: () => void } {
+/** A listening socket in a fresh directory, the readers serving it, and one wait of the sentry's for them. */
+function setUp(): { readers: TraceReaders; path: string; wait: () => void; done: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'stockade-trace-'));
   const path = join(dir, 'trace.sock');
-  const readers = new TraceReaders(sentryNative().syscall, unixListen(path));
-  const [listener, wake] = socketpair();
+  const sys = sentryNative().syscall;
+  const readers = new TraceReaders(sys, unixListen(path));
+  const poller = new Poller(sys);
   return {
-    readers, path, listener,
-    // The "listener" has a notification: the wait returns once it has seen to the sockets.
-    ready: () => void writeSync(wake, 'n'),
+    readers, path,
+    // Blocks until a reader connects, hangs up or has room: what the sentry's wait sees to between notifications.
+    wait: () => poller.once(readers.watches()),
     done: () => {
       readers.close();
-      closeSync(listener);
-      closeSync(wake);
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -46,8 +46,7 @@ test('a reader is accepted while the sentry waits, gets each record as a JSON li
     const sock = connect(t.path);
     const got = collect(sock);
     await new Promise((r) => sock.once('connect', r));
-    t.ready();
-    t.readers.waitFor(t.listener);
+    t.wait();
     assert.equal(t.readers.readers, 1);
     assert.equal(t.readers.enabled(), true);
     t.readers.record(record(7));
@@ -66,12 +65,11 @@ test('a reader that hangs up is dropped at the next wait', async () => {
   try {
     const sock = connect(t.path);
     await new Promise((r) => sock.once('connect', r));
-    t.ready();
-    t.readers.waitFor(t.listener);
+    t.wait();
     assert.equal(t.readers.readers, 1);
     sock.destroy();
     await new Promise((r) => sock.once('close', r));
-    t.readers.waitFor(t.listener);
+    t.wait();
     assert.equal(t.readers.readers, 0);
     assert.equal(t.readers.enabled(), false);
   } finally {
@@ -85,8 +83,7 @@ test('a reader that does not read is dropped once it falls the backlog behind: t
     const sock = connect(t.path);
     await new Promise((r) => sock.once('connect', r));
     sock.pause();
-    t.ready();
-    t.readers.waitFor(t.listener);
+    t.wait();
     assert.equal(t.readers.readers, 1);
     const big = record(1, 'x'.repeat(4000));
     const perLine = JSON.stringify(big).length + 1;
