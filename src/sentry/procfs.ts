@@ -17,9 +17,9 @@
 //   filesystems                 generated          a fixed list of common types, those the host has
 //   sys/kernel/hostname,        generated          the container's names, as uname gives them; ngroups_max the kernel's
 //     osrelease, ngroups_max                       constant
-//   sys/kernel/pid_max          real               the limit pids are numbered within. Not yet right on Linux >= 6.14,
-//                                                  where each pid namespace has its own: the kernel picks the table of
-//                                                  the one who opens the file, the sentry, so the host's value shows
+//   sys/kernel/pid_max          generated          what the container's pid namespace holds: from Linux 6.14 each has its
+//                                                  own, PID_MAX_LIMIT in a new one (the kernel would answer the sentry's,
+//                                                  the host's); before, the host's one limit
 //   PID/stat                    real, rebased      the start time counted from the container's start, like btime, so that
 //                                                  ps and top compute ages from the two consistently
 //   PID/cgroup                  generated          "0::/": the container is the root of its own cgroup view
@@ -51,12 +51,14 @@ import { layoutFrom, parseProcCgroup, type Layout } from '../cgroups/layout';
 import type { Sentry } from './kernel';
 import { NR } from './native';
 import type { Reply } from './notification';
-import { containerUname } from './uname';
+import { containerUname, hostKernelVersion } from './uname';
 
 /** The kernel's clock ticks in /proc (USER_HZ), 100 on every ABI stockade serves. */
 const USER_HZ = 100;
 /** NGROUPS_MAX (linux/limits.h). */
 const NGROUPS_MAX = 65536;
+/** PID_MAX_LIMIT on 64-bit (linux/threads.h): a new pid namespace's pid_max from Linux 6.14. */
+const PID_MAX_LIMIT = 4194304;
 const STAT_DEV = 0;
 const STAT_MODE = 24;
 const STATX_MODE = 0x1c;
@@ -69,7 +71,7 @@ const SYSFS_MAGIC = 0x62656572;
 
 const SYSTEM_FILES = new Set([
   '/cpuinfo', '/meminfo', '/stat', '/uptime', '/loadavg', '/version', '/filesystems',
-  '/sys/kernel/hostname', '/sys/kernel/osrelease', '/sys/kernel/ngroups_max',
+  '/sys/kernel/hostname', '/sys/kernel/osrelease', '/sys/kernel/ngroups_max', '/sys/kernel/pid_max',
 ]);
 const PROCESS_FILE = /^\/\d+(?:\/task\/\d+)?\/(stat|cgroup|mounts|mountinfo)$/;
 
@@ -273,8 +275,17 @@ function systemFile(s: Sentry, m: ProcMount, pid: number, name: string): string 
     case '/sys/kernel/hostname': return `${s.opts.hostname}\n`;
     case '/sys/kernel/osrelease': return `${uname[2] ?? ''}\n`;
     case '/sys/kernel/ngroups_max': return `${NGROUPS_MAX}\n`;
+    case '/sys/kernel/pid_max': return `${pidMax(s)}\n`;
     default: return '';
   }
+}
+
+/** The container's pid_max: its pid namespace's own from Linux 6.14 (never changed: /proc/sys is read-only to it), else the host's. */
+function pidMax(s: Sentry): number {
+  const [major, minor] = hostKernelVersion(s);
+  if (major > 6 || (major === 6 && minor >= 14)) return PID_MAX_LIMIT;
+  const host = Number((readHost(s, '/proc/sys/kernel/pid_max') ?? '').trim());
+  return Number.isInteger(host) && host > 0 ? host : PID_MAX_LIMIT;
 }
 
 /** Seconds since the container's init started (its /proc/1/stat start time against the host's uptime). */

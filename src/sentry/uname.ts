@@ -18,6 +18,12 @@ function hostFields(s: Sentry): string[] {
   return hostUname;
 }
 
+/** The host kernel's major and minor version ([0, 0] if its release does not say). */
+export function hostKernelVersion(s: Sentry): [number, number] {
+  const v = /^(\d+)\.(\d+)/.exec(hostFields(s)[2] ?? '');
+  return v === null ? [0, 0] : [Number(v[1]), Number(v[2])];
+}
+
 /**
  * The container's names, and of the host kernel only its major and minor version (programs gate
  * features on it) and the machine: not its build string, patch level or host name.
