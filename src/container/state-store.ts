@@ -165,8 +165,4 @@ function notFound(id: string): StockadeError {
   return new StockadeError('CONTAINER_NOT_FOUND', `container ${id} does not exist`, { id });
 }
 
-export function writeFileAtomic(path: string, content: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, content);
-  renameSync(tmp, path);
-}
+export { writeFileAtomic } from './atomic-file';

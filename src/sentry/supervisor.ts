@@ -5,22 +5,18 @@ import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, posix } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { AT_FDCWD, CAPABILITIES } from '../abi/linux/constants';
+import { CAPABILITIES } from '../abi/linux/constants';
 import type { SupervisedLevel, SuperviseContext, Supervisor } from '../container/supervisor';
 import type { Mount } from '../oci/spec';
-import { sendFd, sentryNative, socketpair, unixConnect, unixListen } from '../native/addon';
+import { sendFd, socketpair, unixConnect } from '../native/addon';
 import type { Creds } from './creds';
 import { Logger, type LogFormat } from '../cli/log';
-import type { SentryDenial, SentryMount, SentryStats, TraceRecord } from './kernel';
-import { writeFileAtomic } from '../container/state-store';
-import { SENTRY_JOIN_SOCKET, SENTRY_MOUNTS_RECORD, type MountsRecord } from '../container/sentry-mounts';
+import type { SentryDenial, SentryStats, TraceRecord } from './kernel';
+import { SENTRY_JOIN_SOCKET, SENTRY_MOUNTS_RECORD } from '../container/sentry-mounts';
 import { compileSentryFilter } from './syscalls';
-import { errnoName } from './table/render';
 import type { SentryWorkerData, SentryWorkerMessage } from './worker';
-import { confineThisThread, receiveHandoff, wallThisThread } from './serve';
-import { SentryHost, type JoinRequest } from './host';
-import { NR } from './native';
-import { TraceReaders } from './trace-readers';
+import type { JoinRequest } from './host';
+import { logDenial, recordMounts, type DaemonConfig } from './daemon-config';
 
 export interface SentryConfig {
   readonly user: Creds;
@@ -100,16 +96,6 @@ class TraceFeed {
   }
 }
 
-/** The detached sentry's socket to stockade-init. */
-export const DAEMON_SOCKET_FD = 3;
-
-function recordMounts(path: string | undefined, mounts: readonly SentryMount[]): void {
-  if (path === undefined) return;
-  try {
-    writeFileAtomic(path, JSON.stringify({ pid: process.pid, mounts } satisfies MountsRecord));
-  } catch { /* the container still runs; an exec into it will say what is missing */ }
-}
-
 /** A worker thread of this process serving the listener that arrives on `socketFd`. */
 function serveInWorker(socketFd: number, cfg: SentryConfig, onExit: () => void): { done: Promise<void>; feed: TraceFeed; stop(): void } {
   const feed = new TraceFeed(cfg.trace !== undefined);
@@ -166,22 +152,6 @@ function inProcess(cfg: SentryConfig): Supervisor {
       served.stop();
     },
   };
-}
-
-/** What the detached sentry process is started with (JSON, its only argument). */
-export interface DaemonConfig {
-  /** The caller's identity, its capability mask as a decimal string (JSON has no bigint). */
-  readonly user: Omit<Creds, 'caps'> & { readonly caps: string };
-  readonly hostname: string;
-  readonly domainname: string;
-  /** Where `stockade trace` connects; absent for an exec's sentry, which is not traced. */
-  readonly traceSocket?: string | undefined;
-  readonly mountsRecord?: string | undefined;
-  /** Where processes exec'd into the container join this sentry (SentryHost); absent for an exec's own sentry. */
-  readonly joinSocket?: string | undefined;
-  readonly id: string;
-  /** The --log file refusals are recorded in, when `create` had one. */
-  readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;
 }
 
 function daemonScript(): string {
@@ -267,65 +237,6 @@ function joined(cfg: SentryConfig, path: string): Supervisor | undefined {
   return { childSocket: theirs, holdsMounts: true, launched: closeTheirs, done: Promise.resolve(), abort: closeTheirs };
 }
 
-/**
- * Run by the detached sentry process: serves on its main thread until the container is gone, and
- * says whether it served (0) or could not (1, said on stderr: sentry.log). No worker thread and no
- * event loop (SentryHost): `stockade trace` readers and processes exec'd into the container are
- * taken between two notifications, refusals written to a --log file opened before the thread is
- * confined.
- */
-export function runDaemon(config: DaemonConfig, socketFd: number): number {
-  const sys = sentryNative().syscall;
-  const log = config.log === undefined ? undefined : Logger.held(config.log.path, config.log.format);
-  let trace: TraceReaders | undefined;
-  let joinServer = -1;
-  let host: SentryHost | undefined;
-  let mounts: readonly SentryMount[] = [];
-  try {
-    // Both sockets are root's alone from the moment they exist, whatever umask create ran with: a
-    // joined process is served as the identity its join names, and a trace shows every path.
-    const umask = process.umask(0o177);
-    try {
-      if (config.traceSocket !== undefined) {
-        rmSync(config.traceSocket, { force: true });
-        trace = new TraceReaders(sys, unixListen(config.traceSocket, 16));
-      }
-      if (config.joinSocket !== undefined) {
-        rmSync(config.joinSocket, { force: true });
-        joinServer = unixListen(config.joinSocket, 16);
-      }
-    } finally {
-      process.umask(umask);
-    }
-    wallThisThread();
-    const handoff = receiveHandoff(socketFd);
-    if ('failed' in handoff) {
-      process.stderr.write(`stockade sentry: ${handoff.failed}\n`);
-      return 1;
-    }
-    mounts = handoff.mounts;
-    recordMounts(config.mountsRecord, mounts);
-    const hooks = { trace, denied: log === undefined ? undefined : (d: SentryDenial) => logDenial(log, config.id, d) };
-    const joinSocket = config.joinSocket;
-    host = new SentryHost({
-      sys, hooks, mounts, trace, joinServer,
-      // An exec that finds no join socket is told the container is gone, not left waiting.
-      onLast: joinSocket === undefined ? undefined : () => void sys(NR.unlinkat, AT_FDCWD, joinSocket, 0),
-    });
-    joinServer = -1;
-    host.add(handoff.listener, { user: { ...config.user, caps: BigInt(config.user.caps) }, hostname: config.hostname, domainname: config.domainname });
-    confineThisThread();
-    host.run();
-    return 0;
-  } finally {
-    host?.close();
-    if (joinServer >= 0) closeSync(joinServer);
-    trace?.close();
-    for (const m of mounts) sys(NR.close, m.fd);
-    closeSync(socketFd);
-  }
-}
-
 /** CAP_* names as the kernel's bit mask; names this table lacks add nothing. */
 function capabilityMask(names: readonly string[]): bigint {
   let mask = 0n;
@@ -334,12 +245,6 @@ function capabilityMask(names: readonly string[]): bigint {
     if (bit >= 0) mask |= 1n << BigInt(bit);
   }
   return mask;
-}
-
-/** One refusal as a --log line (JSON lines with --log-format json): what the workload tried and what it got. */
-export function logDenial(log: Logger, id: string, d: SentryDenial): void {
-  log.log('warning', `sentry: ${id} denied ${d.syscall} (${errnoName(d.errno)}) to pid ${d.pid}`,
-    { container: id, syscall: d.syscall, errno: errnoName(d.errno), pid: d.pid });
 }
 
 export interface SentryLevelOptions {

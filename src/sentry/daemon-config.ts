@@ -1,0 +1,41 @@
+// What the runtime and its detached sentry process share: the sentry's configuration, and the
+// records it leaves (the mounts it holds, the refusals it saw). Kept apart from supervisor.ts so
+// that the sentry process loads none of the runtime's own machinery (child processes, cgroups).
+import type { Logger, LogFormat } from '../cli/log';
+import { writeFileAtomic } from '../container/atomic-file';
+import type { MountsRecord } from '../container/sentry-mounts';
+import type { Creds } from './creds';
+import type { SentryDenial, SentryMount } from './kernel';
+import { errnoName } from './table/render';
+
+/** The detached sentry's socket to stockade-init. */
+export const DAEMON_SOCKET_FD = 3;
+
+export function recordMounts(path: string | undefined, mounts: readonly SentryMount[]): void {
+  if (path === undefined) return;
+  try {
+    writeFileAtomic(path, JSON.stringify({ pid: process.pid, mounts } satisfies MountsRecord));
+  } catch { /* the container still runs; an exec into it will say what is missing */ }
+}
+
+/** What the detached sentry process is started with (JSON, its only argument). */
+export interface DaemonConfig {
+  /** The caller's identity, its capability mask as a decimal string (JSON has no bigint). */
+  readonly user: Omit<Creds, 'caps'> & { readonly caps: string };
+  readonly hostname: string;
+  readonly domainname: string;
+  /** Where `stockade trace` connects; absent for an exec's sentry, which is not traced. */
+  readonly traceSocket?: string | undefined;
+  readonly mountsRecord?: string | undefined;
+  /** Where processes exec'd into the container join this sentry (SentryHost); absent for an exec's own sentry. */
+  readonly joinSocket?: string | undefined;
+  readonly id: string;
+  /** The --log file refusals are recorded in, when `create` had one. */
+  readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;
+}
+
+/** One refusal as a --log line (JSON lines with --log-format json): what the workload tried and what it got. */
+export function logDenial(log: Logger, id: string, d: SentryDenial): void {
+  log.log('warning', `sentry: ${id} denied ${d.syscall} (${errnoName(d.errno)}) to pid ${d.pid}`,
+    { container: id, syscall: d.syscall, errno: errnoName(d.errno), pid: d.pid });
+}
