@@ -122,6 +122,23 @@ export class ThreadCreds {
   }
 }
 
+/**
+ * The thread's one ThreadCreds: what it knows of the thread's identity is only right while every
+ * switch goes through it, and a thread that serves several listeners (the detached sentry) has a
+ * Sentry for each. Keyed by the syscall function, so a test's fake kernel gets its own. It must
+ * first be asked for while the thread has its own identity: that is what it returns to.
+ */
+const perThread = new WeakMap<RawSyscall, ThreadCreds>();
+
+export function threadCreds(sys: RawSyscall): ThreadCreds {
+  let c = perThread.get(sys);
+  if (c === undefined) {
+    c = new ThreadCreds(sys, { uid: 0, gid: 0, groups: [] });
+    perThread.set(sys, c);
+  }
+  return c;
+}
+
 /** Parses the Uid, Gid, Groups and Umask lines of /proc/PID/status. */
 export function parseStatusCreds(status: string): { creds: Creds; umask: number } | undefined {
   let caps = 0n;

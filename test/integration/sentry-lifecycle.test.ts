@@ -196,6 +196,29 @@ describe('the sentry level through create and start', { skip }, () => {
     await waitFor(() => leftovers(rt, b).length === 0, 5000);
   });
 
+  test('callers of different users in turn are each served as themselves (the thread keeps the last caller\'s identity between calls)', () => {
+    // Root and uid 1000 alternate: relative paths (the caller's cwd read from the host's /proc),
+    // files made and stat'ed, and a root-only file the user must not read.
+    const script = 'cd /dev/shm && mkdir u && chown 1000:1000 u && echo r > rootonly && chmod 600 rootonly && for i in 1 2 3; do '
+      + 'stat -c "%u" /etc/passwd; '
+      + 'su test -s /bin/sh -c "cd /dev/shm/u && echo x > m$i && stat -c \'%s %u\' m$i ../u/m$i; cat ../rootonly 2>/dev/null || echo denied"; '
+      + 'cat rootonly; ls u | tr "\\n" " "; echo; done';
+    const out: string[] = [];
+    for (const level of ['namespaces', 'sentry']) {
+      const b = rt.bundle(probeSpec(['/bin/sh', '-c', script], (spec) => {
+        // Docker's file and identity capabilities, to make the directory and change user.
+        const caps = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_SETUID', 'CAP_SETGID', 'CAP_KILL'];
+        if (spec.process !== undefined) spec.process.capabilities = { bounding: caps, effective: caps, permitted: caps };
+      }));
+      const r = rt.run(['--isolation', level, 'run', '--bundle', b.dir, `sentry-users-${level}`]);
+      assert.equal(r.status, 0, `${level}: ${r.stderr}`);
+      out.push(r.stdout);
+      assert.deepEqual(leftovers(rt, b), []);
+    }
+    assert.match(out[0] ?? '', /^0\n2 1000\n2 1000\ndenied\nr\nm1 \n0\n/, out[0]);
+    assert.equal(out[1], out[0]);
+  });
+
   test('the dev.stockade.isolation annotation picks the level; an unknown level is refused, leaving nothing', () => {
     const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'exec cat /proc/self/status'], (s) => {
       s.annotations = { 'dev.stockade.isolation': 'sentry' };

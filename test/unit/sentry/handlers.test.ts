@@ -60,6 +60,8 @@ function call(s: Sentry, name: string, ...args: bigint[]): Notification {
   const full = [...args, 0n, 0n, 0n, 0n, 0n, 0n].slice(0, 6) as unknown as Notification['args'];
   const n: Notification = { id: nextId++, pid: process.pid, nr, arch: AUDIT_ARCH_X86_64, args: full };
   s.answer(n);
+  // The sentry's thread keeps the caller's identity after an answer; this thread is the test's too.
+  s.creds.asSentry();
   return n;
 }
 
@@ -233,4 +235,17 @@ test('a root caller without CAP_DAC_OVERRIDE cannot read through the sentry what
   const strong = setup();
   call(strong.s, 'open', strong.w.put('/etc/users-only'), O_RDONLY);
   assert.equal(strong.w.injected[0]?.content, 'private\n');
+});
+
+test('every Sentry on a thread switches identity through the one ThreadCreds of that thread', { skip }, () => {
+  // Each answer leaves the thread with its caller's identity: a second ThreadCreds would not know it.
+  const a = setup({ uid: 1000, gid: 1000, groups: [], caps: 0n });
+  const b = setup();
+  assert.equal(a.s.creds, b.s.creds);
+  a.s.answer({ id: nextId++, pid: process.pid, nr: SYSCALLS_X86_64['open'] ?? -1, arch: AUDIT_ARCH_X86_64,
+    args: [a.w.put('/etc/secret'), O_RDONLY, 0n, 0n, 0n, 0n] as unknown as Notification['args'] });
+  assert.equal(lastError(a.w), -13, 'the user cannot read root\'s 0600 file');
+  assert.equal(b.s.creds.current.uid, 1000, 'the thread kept the user\'s identity');
+  call(b.s, 'open', b.w.put('/etc/secret'), O_RDONLY);
+  assert.equal(b.w.injected[0]?.content, 'only root\n', 'root, served next on the same thread, can');
 });
