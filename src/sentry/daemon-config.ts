@@ -1,7 +1,9 @@
 // What the runtime and its detached sentry process share: the sentry's configuration, and the
 // records it leaves (the mounts it holds, the refusals it saw). Kept apart from supervisor.ts so
 // that the sentry process loads none of the runtime's own machinery (child processes, cgroups).
+import { rmSync } from 'node:fs';
 import type { Logger, LogFormat } from '../cli/log';
+import { unixListen } from '../native/addon';
 import { writeFileAtomic } from '../container/atomic-file';
 import type { MountsRecord } from '../container/sentry-mounts';
 import type { Creds } from './creds';
@@ -38,4 +40,19 @@ export interface DaemonConfig {
 export function logDenial(log: Logger, id: string, d: SentryDenial): void {
   log.log('warning', `sentry: ${id} denied ${d.syscall} (${errnoName(d.errno)}) to pid ${d.pid}`,
     { container: id, syscall: d.syscall, errno: errnoName(d.errno), pid: d.pid });
+}
+
+/**
+ * A listening socket at `path` (any one there replaced) that only root may connect to, whatever
+ * the umask: a sentry serves a joined process or container as the identity its join names, and a
+ * trace shows every path the workload touches.
+ */
+export function privateSocket(path: string): number {
+  rmSync(path, { force: true });
+  const umask = process.umask(0o177);
+  try {
+    return unixListen(path, 16);
+  } finally {
+    process.umask(umask);
+  }
 }

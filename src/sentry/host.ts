@@ -1,23 +1,32 @@
-// The detached sentry's main thread: every listener of one container, served from one ppoll wait.
+// The detached sentry's main thread: every listener of a container, or of a pod's containers,
+// served from one ppoll wait.
 //
-// The container's own listener comes first, from create. A process exec'd into the container
-// later joins the same sentry: `stockade exec` connects to the join socket and sends, with the
-// exec'd process's identity, one end of a socket pair whose other end stockade-init sends that
-// process's listener over. So an exec'd process is served by the sentry that owns the container's
-// /proc and /sys, traced by `stockade trace` and recorded in the same --log, and costs no process.
+// The container the process was started for comes first, from create. Later ones join it through
+// the container's join socket (root's alone): `stockade exec`, or `create` of a container of the
+// same pod, connects and sends a join message ("J", JSON) with one end of a socket pair whose other
+// end stockade-init sends the new listener over.
+// - A process exec'd into a container is served as a member of that container's group: the same
+//   /proc and /sys, `stockade trace` and --log record. Its hand-off brings the listener alone.
+// - A container of a pod (containerd's and CRI-O's sandbox annotations) becomes a group of its
+//   own: its hand-off brings its own /proc and /sys clones, then its listener, and the join
+//   message is followed by its own trace ("T") and join ("S") sockets, made by its create. So a
+//   pod costs one sentry process, as a gVisor sandbox does.
 import { AT_FDCWD, F_SETFL, O_NONBLOCK, PATH_MAX, POLLIN, SOCK_CLOEXEC } from '../abi/linux/constants';
+import { parseContainerId } from '../container/id';
 import { recvFd, type ReceivedFd } from '../native/addon';
-import type { Sentry, SentryMount } from './kernel';
+import type { Sentry, SentryDenial, SentryMount } from './kernel';
 import { NR, type RawSyscall } from './native';
 import { Poller, type Watch } from './poll';
-import { sentryFor, type ServeHooks, type WorkloadIdentity } from './serve';
-import type { TraceReaders } from './trace-readers';
+import { sentryFor, type WorkloadIdentity } from './serve';
+import { TraceReaders } from './trace-readers';
 
 /** The join message: "J" and this, as JSON (a capability mask is a decimal string: JSON has no bigint). */
 export interface JoinRequest {
   readonly user: Omit<WorkloadIdentity['user'], 'caps'> & { readonly caps: string };
   readonly hostname: string;
   readonly domainname: string;
+  /** Set when a whole container joins (a pod's), not a process exec'd into one: its id. */
+  readonly container?: string | undefined;
 }
 
 /** What readlink(2) of a seccomp listener's fd says. */
@@ -25,109 +34,204 @@ const LISTENER_LINK = 'anon_inode:seccomp notify';
 
 export interface HostOptions {
   readonly sys: RawSyscall;
-  readonly hooks: ServeHooks;
-  readonly mounts: readonly SentryMount[];
-  readonly trace?: TraceReaders | undefined;
-  /** A listening socket exec'd processes join through (see above); the host owns it. */
-  readonly joinServer?: number | undefined;
-  /** Told once the last listener is gone, before the join socket closes: the container is gone. */
+  /** Records a refusal the workload of container `id` met (the --log file). */
+  readonly denied?: ((id: string, d: SentryDenial) => void) | undefined;
+  /** Told once the last listener is gone, before the host closes what it holds. */
   readonly onLast?: (() => void) | undefined;
 }
+
+/** One container the host serves: the mounts its paths resolve in, its trace readers, where its exec'd processes join. */
+interface Group {
+  readonly id: string;
+  readonly mounts: readonly SentryMount[];
+  readonly trace: TraceReaders | undefined;
+  /** A listening socket (non-blocking), or -1. */
+  joinServer: number;
+  readonly listeners: Set<number>;
+  /** Hand-offs of processes exec'd into it, not yet complete. */
+  pending: number;
+}
+
+/** A hand-off socket stockade-init sends a listener over: for a process of an existing group, or for a new container. */
+type Handoff =
+  | { readonly kind: 'exec'; readonly group: Group; readonly who: WorkloadIdentity }
+  | {
+    readonly kind: 'container'; readonly id: string; readonly who: WorkloadIdentity;
+    readonly trace: number; readonly joinServer: number; readonly mounts: SentryMount[];
+  };
 
 export class SentryHost {
   readonly #o: HostOptions;
   readonly #poller: Poller;
-  readonly #listeners = new Map<number, Sentry>();
-  /** Accepted join connections, waiting for their message. */
-  readonly #joins = new Set<number>();
-  /** Hand-off sockets of joined execs, waiting for stockade-init's listener; each with its process's identity. */
-  readonly #handoffs = new Map<number, WorkloadIdentity>();
-  #joinServer: number;
+  readonly #groups = new Set<Group>();
+  readonly #listeners = new Map<number, { readonly sentry: Sentry; readonly group: Group }>();
+  /** Accepted join connections, waiting for their message, with the group whose socket they came in by. */
+  readonly #joins = new Map<number, Group>();
+  readonly #handoffs = new Map<number, Handoff>();
   readonly #link = Buffer.alloc(64);
 
   constructor(o: HostOptions) {
     this.#o = o;
     this.#poller = new Poller(o.sys);
-    this.#joinServer = o.joinServer ?? -1;
-    // Accepted only once ppoll says a connection is queued; should it be gone by then, no wait.
-    if (this.#joinServer >= 0) o.sys(NR.fcntl, this.#joinServer, F_SETFL, O_NONBLOCK);
   }
 
-  /** Serves `listener` (owned by the host from now on) as `who`. */
-  add(listener: number, who: WorkloadIdentity): void {
+  /**
+   * A container to serve; the host owns the mounts' fds, the trace readers and the join server
+   * (a listening socket, or -1) from now on. Its listeners come with `add`.
+   */
+  container(id: string, mounts: readonly SentryMount[], trace: TraceReaders | undefined, joinServer: number): Group {
+    // Accepted only once ppoll says a connection is queued; should it be gone by then, no wait.
+    if (joinServer >= 0) this.#o.sys(NR.fcntl, joinServer, F_SETFL, O_NONBLOCK);
+    const g: Group = { id, mounts, trace, joinServer, listeners: new Set(), pending: 0 };
+    this.#groups.add(g);
+    return g;
+  }
+
+  /** Serves `listener` (owned by the host from now on) as `who`, a process of `group`. */
+  add(group: Group, listener: number, who: WorkloadIdentity): void {
     let sentry: Sentry;
     try {
-      sentry = sentryFor(listener, who, this.#o.hooks, this.#o.mounts);
+      sentry = sentryFor(listener, who, { trace: group.trace, denied: (d) => this.#o.denied?.(group.id, d) }, group.mounts);
     } catch (e) {
       this.#o.sys(NR.close, listener);
       throw e;
     }
-    this.#listeners.set(listener, sentry);
+    this.#listeners.set(listener, { sentry, group });
+    group.listeners.add(listener);
   }
 
-  /** Serves until every listener is gone; then closes what it still holds. */
+  /** Serves until every listener is gone and no container that joined waits for its start; then closes what it holds. */
   run(): void {
-    while (this.#listeners.size > 0) this.#poller.once(this.#watches());
+    while (this.#listeners.size > 0 || [...this.#handoffs.values()].some((h) => h.kind === 'container')) {
+      this.#poller.once(this.#watches());
+    }
     this.#o.onLast?.();
     this.close();
   }
 
   close(): void {
     const sys = this.#o.sys;
-    for (const fd of [...this.#listeners.keys(), ...this.#joins, ...this.#handoffs.keys()]) sys(NR.close, fd);
+    for (const fd of [...this.#listeners.keys(), ...this.#joins.keys()]) sys(NR.close, fd);
+    for (const fd of [...this.#handoffs.keys()]) this.#dropHandoff(fd);
     this.#listeners.clear();
     this.#joins.clear();
-    this.#handoffs.clear();
-    if (this.#joinServer >= 0) sys(NR.close, this.#joinServer);
-    this.#joinServer = -1;
+    for (const g of [...this.#groups]) this.#closeGroup(g);
   }
 
   #watches(): Watch[] {
     const out: Watch[] = [];
-    for (const [fd, sentry] of this.#listeners) {
-      out.push({ fd, events: POLLIN, ready: guarded(() => { if (!sentry.serveNext()) this.#drop(this.#listeners, fd); }, () => this.#drop(this.#listeners, fd)) });
+    for (const [fd, { sentry }] of this.#listeners) {
+      out.push({ fd, events: POLLIN, ready: guarded(() => { if (!sentry.serveNext()) this.#dropListener(fd); }, () => this.#dropListener(fd)) });
     }
-    if (this.#joinServer >= 0) out.push({ fd: this.#joinServer, events: POLLIN, ready: () => this.#accept() });
-    for (const fd of this.#joins) out.push({ fd, events: POLLIN, ready: guarded(() => this.#join(fd)) });
-    for (const [fd, who] of this.#handoffs) out.push({ fd, events: POLLIN, ready: guarded(() => this.#handoff(fd, who)) });
-    if (this.#o.trace !== undefined) out.push(...this.#o.trace.watches());
+    for (const g of this.#groups) {
+      if (g.joinServer >= 0) out.push({ fd: g.joinServer, events: POLLIN, ready: () => this.#accept(g) });
+      if (g.trace !== undefined) out.push(...g.trace.watches());
+    }
+    for (const fd of this.#joins.keys()) out.push({ fd, events: POLLIN, ready: guarded(() => this.#join(fd)) });
+    for (const fd of this.#handoffs.keys()) out.push({ fd, events: POLLIN, ready: guarded(() => this.#handoff(fd), () => this.#dropHandoff(fd)) });
     return out;
   }
 
-  #drop(set: Map<number, unknown> | Set<number>, fd: number): void {
-    set.delete(fd);
+  #dropListener(fd: number): void {
+    const l = this.#listeners.get(fd);
+    this.#listeners.delete(fd);
     this.#o.sys(NR.close, fd);
+    if (l === undefined) return;
+    l.group.listeners.delete(fd);
+    // The container is gone once its last process is (an exec into it waits for none of them).
+    if (l.group.listeners.size === 0 && l.group.pending === 0) this.#closeGroup(l.group);
   }
 
-  #accept(): void {
-    const fd = this.#o.sys(NR.accept4, this.#joinServer, null, null, SOCK_CLOEXEC);
+  #closeGroup(g: Group): void {
+    if (!this.#groups.delete(g)) return;
+    g.trace?.close();
+    if (g.joinServer >= 0) this.#o.sys(NR.close, g.joinServer);
+    g.joinServer = -1;
+    for (const m of g.mounts) this.#o.sys(NR.close, m.fd);
+  }
+
+  #accept(g: Group): void {
+    const fd = this.#o.sys(NR.accept4, g.joinServer, null, null, SOCK_CLOEXEC);
     // A client that went away before it was accepted: nothing to do.
-    if (fd >= 0) this.#joins.add(fd);
+    if (fd >= 0) this.#joins.set(fd, g);
   }
 
-  /** A join message: "J", the exec'd process's identity, and the socket its listener will come over. */
+  /**
+   * A join message: "J", an identity, and the socket a listener will come over. A container's
+   * (JoinRequest.container) is followed on the same connection by its trace socket ("T") and its
+   * join socket ("S").
+   */
   #join(conn: number): void {
+    const group = this.#joins.get(conn);
     this.#joins.delete(conn);
+    const sys = this.#o.sys;
     const received = receive(conn, JOIN_MAX);
-    this.#o.sys(NR.close, conn);
-    if (received.fd === null) return;
-    const who = received.data[0] === 0x4a /* J */ ? parseJoin(received.data.toString('utf8', 1)) : undefined;
-    if (who === undefined) this.#o.sys(NR.close, received.fd);
-    else this.#handoffs.set(received.fd, who);
-  }
-
-  /** stockade-init's hand-off for a joined exec: the listener alone ("L"), as the sentry holds the mounts already. */
-  #handoff(fd: number, who: WorkloadIdentity): void {
-    this.#handoffs.delete(fd);
-    const received = receive(fd, 1 + PATH_MAX);
-    this.#o.sys(NR.close, fd);
-    // None: stockade-init went away before it loaded the filter; the exec says why.
-    if (received.fd === null) return;
-    if (received.data.toString() !== 'L' || !this.isListener(received.fd)) {
-      this.#o.sys(NR.close, received.fd);
+    const req = received.data[0] === 0x4a /* J */ ? parseJoin(received.data.toString('utf8', 1)) : undefined;
+    if (received.fd === null || req === undefined || group === undefined || !this.#groups.has(group)) {
+      if (received.fd !== null) sys(NR.close, received.fd);
+      sys(NR.close, conn);
       return;
     }
-    this.add(received.fd, who);
+    if (req.container === undefined) {
+      sys(NR.close, conn);
+      group.pending++;
+      this.#handoffs.set(received.fd, { kind: 'exec', group, who: req.who });
+      return;
+    }
+    const trace = receive(conn, 1);
+    const join = receive(conn, 1);
+    sys(NR.close, conn);
+    if (trace.fd === null || trace.data.toString() !== 'T' || join.fd === null || join.data.toString() !== 'S') {
+      for (const fd of [received.fd, trace.fd, join.fd]) if (fd !== null) sys(NR.close, fd);
+      return;
+    }
+    this.#handoffs.set(received.fd, { kind: 'container', id: req.container, who: req.who, trace: trace.fd, joinServer: join.fd, mounts: [] });
+  }
+
+  /**
+   * One message of stockade-init's hand-off: a mount the sentry is to own ("M" and its path; a
+   * joining container's only), or the listener ("L"), which completes it. End of file: stockade-init
+   * went away before it loaded the filter (the exec or create says why).
+   */
+  #handoff(fd: number): void {
+    const h = this.#handoffs.get(fd);
+    if (h === undefined) return;
+    const received = receive(fd, 1 + PATH_MAX);
+    if (received.fd !== null && received.data[0] === 0x4d /* M */ && h.kind === 'container') {
+      h.mounts.push({ path: received.data.toString('utf8', 1), fd: received.fd });
+      return;
+    }
+    if (received.fd === null || received.data.toString() !== 'L' || !this.isListener(received.fd)) {
+      if (received.fd !== null) this.#o.sys(NR.close, received.fd);
+      this.#dropHandoff(fd);
+      return;
+    }
+    this.#handoffs.delete(fd);
+    this.#o.sys(NR.close, fd);
+    if (h.kind === 'exec') {
+      h.group.pending--;
+      if (!this.#groups.has(h.group)) {
+        this.#o.sys(NR.close, received.fd);
+        return;
+      }
+      this.add(h.group, received.fd, h.who);
+      return;
+    }
+    const trace = new TraceReaders(this.#o.sys, h.trace);
+    this.add(this.container(h.id, h.mounts, trace, h.joinServer), received.fd, h.who);
+  }
+
+  #dropHandoff(fd: number): void {
+    const h = this.#handoffs.get(fd);
+    this.#handoffs.delete(fd);
+    this.#o.sys(NR.close, fd);
+    if (h === undefined) return;
+    if (h.kind === 'container') {
+      for (const f of [h.trace, h.joinServer, ...h.mounts.map((m) => m.fd)]) this.#o.sys(NR.close, f);
+      return;
+    }
+    h.group.pending--;
+    if (h.group.listeners.size === 0 && h.group.pending === 0) this.#closeGroup(h.group);
   }
 
   /** Whether fd is a seccomp listener: the host serves nothing else. */
@@ -166,8 +270,18 @@ function receive(fd: number, max: number): ReceivedFd {
 
 const isId = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
 
-/** A join request's identity, or undefined when it is not one. */
-export function parseJoin(text: string): WorkloadIdentity | undefined {
+/** Whether a joining container names itself with an id the runtime takes (container/id.ts). */
+function validId(id: unknown): id is string {
+  try {
+    parseContainerId(typeof id === 'string' ? id : undefined);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A join request's identity and, for a container, its id; undefined when it is not one. */
+export function parseJoin(text: string): { who: WorkloadIdentity; container?: string } | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -181,7 +295,9 @@ export function parseJoin(text: string): WorkloadIdentity | undefined {
       typeof u.caps !== 'string' || !/^\d{1,20}$/.test(u.caps) || typeof j.hostname !== 'string' || typeof j.domainname !== 'string') {
     return undefined;
   }
+  if (j.container !== undefined && !validId(j.container)) return undefined;
   const caps = BigInt(u.caps);
   if (caps >= 1n << 64n) return undefined;
-  return { user: { uid: u.uid, gid: u.gid, groups: u.groups, caps }, hostname: j.hostname, domainname: j.domainname };
+  const who = { user: { uid: u.uid, gid: u.gid, groups: u.groups, caps }, hostname: j.hostname, domainname: j.domainname };
+  return j.container === undefined ? { who } : { who, container: j.container };
 }

@@ -16,7 +16,8 @@ import { SENTRY_JOIN_SOCKET, SENTRY_MOUNTS_RECORD } from '../container/sentry-mo
 import { compileSentryFilter } from './syscalls';
 import type { SentryWorkerData, SentryWorkerMessage } from './worker';
 import type { JoinRequest } from './host';
-import { logDenial, recordMounts, type DaemonConfig } from './daemon-config';
+import { logDenial, privateSocket, recordMounts, type DaemonConfig } from './daemon-config';
+import { parseContainerId } from '../container/id';
 
 export interface SentryConfig {
   readonly user: Creds;
@@ -206,6 +207,68 @@ function detached(cfg: SentryConfig, stateDir: string): Supervisor {
   };
 }
 
+/** Annotations containerd's and CRI-O's CRI plugins put on every container of a pod. */
+const POD_ANNOTATIONS = [
+  { type: 'io.kubernetes.cri.container-type', sandbox: 'io.kubernetes.cri.sandbox-id' },
+  { type: 'io.kubernetes.cri-o.ContainerType', sandbox: 'io.kubernetes.cri-o.SandboxID' },
+] as const;
+
+/** The id of the sandbox (the pod's first container) a pod's container belongs to; undefined for the sandbox itself or a container of no pod. */
+export function podSandbox(annotations: Readonly<Record<string, string>> | undefined, id: string): string | undefined {
+  for (const a of POD_ANNOTATIONS) {
+    const sandbox = annotations?.[a.sandbox];
+    if (annotations?.[a.type] !== 'container' || sandbox === undefined || sandbox === id) continue;
+    try {
+      return parseContainerId(sandbox);
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Joins the detached sentry serving a pod's sandbox, for another container of the pod
+ * (SentryHost): sends it the container's identity and id, one end of a socket pair (stockade-init
+ * sends the container's own /proc and /sys clones and its listener over the other), and the
+ * container's own trace and join sockets, made here in its state directory, so that `stockade
+ * trace` and `exec` reach it as any container. Undefined when no sentry takes joins there.
+ */
+function joinedContainer(cfg: SentryConfig, ctx: SuperviseContext, path: string): Supervisor | undefined {
+  let conn: number;
+  try {
+    conn = unixConnect(path);
+  } catch {
+    return undefined;
+  }
+  const [mine, theirs] = socketpair();
+  const made: number[] = [];
+  try {
+    const trace = privateSocket(join(ctx.stateDir, 'trace.sock'));
+    made.push(trace);
+    const joins = privateSocket(join(ctx.stateDir, SENTRY_JOIN_SOCKET));
+    made.push(joins);
+    const req: JoinRequest = {
+      user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname, container: ctx.id,
+    };
+    sendFd(conn, mine, Buffer.from(`J${JSON.stringify(req)}`));
+    sendFd(conn, trace, Buffer.from('T'));
+    sendFd(conn, joins, Buffer.from('S'));
+  } catch {
+    closeSync(theirs);
+    return undefined;
+  } finally {
+    for (const fd of [mine, conn, ...made]) closeSync(fd);
+  }
+  let theirsOpen = true;
+  const closeTheirs = (): void => {
+    if (!theirsOpen) return;
+    theirsOpen = false;
+    closeSync(theirs);
+  };
+  return { childSocket: theirs, launched: closeTheirs, done: Promise.resolve(), abort: closeTheirs };
+}
+
 /**
  * Joins the container's detached sentry (SentryHost) for a process exec'd into it: sends it the
  * process's identity and one end of a socket pair, whose other end stockade-init sends the
@@ -308,6 +371,11 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
       if (ctx.exec === true) {
         return (ctx.started === true ? joined(cfg, join(ctx.stateDir, SENTRY_JOIN_SOCKET)) : undefined) ?? detached(cfg, ctx.stateDir);
       }
+      // A container of a pod joins the sentry of the pod's sandbox, when that one serves (else,
+      // as a runtime without pods would, it gets one of its own).
+      const sandbox = podSandbox(ctx.spec.annotations, ctx.id);
+      const pod = sandbox === undefined ? undefined : joinedContainer(cfg, ctx, join(ctx.stateDir, '..', sandbox, SENTRY_JOIN_SOCKET));
+      if (pod !== undefined) return pod;
       return ctx.detached ? detached(cfg, ctx.stateDir) : inProcess(cfg);
     },
   };

@@ -5,6 +5,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSyn
 import { join } from 'node:path';
 import { sendFd, socketpair, unixConnect } from '../../src/native/addon';
 import { Runtime, integrationSkip, json, leftovers, probeSpec, waitFor } from './harness';
+import type { Spec } from '../../src/oci/spec';
 
 const skip = integrationSkip();
 
@@ -180,6 +181,46 @@ describe('the sentry level through create and start', { skip }, () => {
     assert.equal(json<{ status: string }>(rt.run(['state', 'sentry-join-bad']).stdout).status, 'running');
     assert.equal(rt.run(['delete', '--force', 'sentry-join-bad']).status, 0);
     await waitFor(() => leftovers(rt, b).length === 0, 5000);
+  });
+
+  test('a pod\'s containers (CRI annotations) share its sandbox\'s sentry: one process, each its own /proc, trace and --log records; it outlives whichever goes first', async () => {
+    const inPod = (type: string) => (spec: Spec): void => {
+      spec.annotations = { ...spec.annotations, 'io.kubernetes.cri.container-type': type, 'io.kubernetes.cri.sandbox-id': 'pod-sb' };
+      spec.hostname = type;
+    };
+    const sb = rt.bundle(probeSpec(['/bin/sh', '-c', 'sleep 100'], inPod('sandbox')));
+    const app = rt.bundle(probeSpec(['/bin/sh', '-c', 'while :; do test -e /app-marker; sleep 0.1; done'], inPod('container')));
+    for (const [b, id] of [[sb, 'pod-sb'], [app, 'pod-app']] as const) {
+      assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', b.dir, id]).status, 0);
+      assert.equal(rt.run(['start', id]).status, 0);
+    }
+    assert.equal(sentryProcesses('pod-sb').length, 1);
+    assert.equal(sentryProcesses('pod-app').length, 0, 'the container joined the sandbox\'s sentry');
+    const traced = { app: '', sb: '' };
+    const readers = (['app', 'sb'] as const).map((k) => {
+      const r = rt.spawn(['trace', `pod-${k}`]);
+      r.stdout?.on('data', (d: Buffer) => { traced[k] += d.toString(); });
+      return r;
+    });
+    await waitFor(() => traced.app.includes('/app-marker'), 10_000);
+    assert.equal(rt.run(['exec', 'pod-sb', '/bin/sh', '-c', 'test -e /sb-marker; exit 0']).status, 0);
+    await waitFor(() => traced.sb.includes('/sb-marker'), 10_000);
+    assert.ok(!traced.sb.includes('/app-marker') && !traced.app.includes('/sb-marker'), 'each container\'s trace is its own');
+    // The container's own /proc (its pid namespace, its host name), and its refusals under its id.
+    const r = rt.run(['exec', 'pod-app', '/bin/sh', '-c', 'cat /proc/sys/kernel/hostname; tr "\\0" " " < /proc/1/cmdline; echo; mount -t tmpfs none /tmp 2>/dev/null; echo "mount: $?"']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^container\n\/bin\/sh -c while :; do test -e \/app-marker; sleep 0.1; done \nmount: [1-9]\d*\n$/);
+    await waitFor(() => readFileSync(rt.log, 'utf8').includes('"syscall":"mount"') &&
+      readFileSync(rt.log, 'utf8').split('\n').some((l) => l.includes('"syscall":"mount"') && l.includes('"container":"pod-app"')), 5000);
+    assert.equal(sentryProcesses('pod-sb').length, 1, 'exec\'d processes joined it too');
+    // The sandbox goes first: the sentry keeps serving the other container.
+    assert.equal(rt.run(['delete', '--force', 'pod-sb']).status, 0);
+    const after = rt.run(['exec', 'pod-app', '/bin/sh', '-c', 'ls -d /proc/1']);
+    assert.equal(after.status, 0, after.stderr);
+    assert.equal(after.stdout, '/proc/1\n');
+    assert.equal(rt.run(['delete', '--force', 'pod-app']).status, 0);
+    await Promise.all(readers.map((rd) => new Promise((resolve) => { if (rd.exitCode !== null) resolve(null); else rd.once('exit', resolve); })));
+    await waitFor(() => leftovers(rt, sb).length === 0 && leftovers(rt, app).length === 0, 5000);
   });
 
   test('exec into a sentry container whose sentry serves an attached run: the process gets a sentry of its own', async () => {

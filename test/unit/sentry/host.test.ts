@@ -2,13 +2,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseJoin } from '../../../src/sentry/host';
+import { podSandbox } from '../../../src/sentry/supervisor';
 
 const good = { user: { uid: 1000, gid: 1000, groups: [10, 20], caps: '536871968' }, hostname: 'h', domainname: '' };
 
 test('a join names the identity the exec\'d process is served as; the capability mask comes back a bigint', () => {
   assert.deepEqual(parseJoin(JSON.stringify(good)), {
-    user: { uid: 1000, gid: 1000, groups: [10, 20], caps: 536871968n }, hostname: 'h', domainname: '',
+    who: { user: { uid: 1000, gid: 1000, groups: [10, 20], caps: 536871968n }, hostname: 'h', domainname: '' },
   });
+  // A whole container of a pod names itself.
+  assert.equal(parseJoin(JSON.stringify({ ...good, container: 'app-1' }))?.container, 'app-1');
 });
 
 test('anything else is no join: bad JSON, missing or wrong-typed fields, ids out of range, a mask that is not a number', () => {
@@ -27,6 +30,21 @@ test('anything else is no join: bad JSON, missing or wrong-typed fields, ids out
     { ...good, user: null },
     { ...good, hostname: undefined },
     { ...good, domainname: 3 },
+    { ...good, container: '..' },
+    { ...good, container: 'a/b' },
+    { ...good, container: '' },
+    { ...good, container: 7 },
   ];
   for (const b of bad) assert.equal(parseJoin(typeof b === 'string' ? b : JSON.stringify(b)), undefined, JSON.stringify(b));
+});
+
+test('a pod\'s container names its sandbox through containerd\'s or CRI-O\'s annotations; the sandbox itself and a bad id name none', () => {
+  const cri = (type: string, sandbox: string): Record<string, string> => ({ 'io.kubernetes.cri.container-type': type, 'io.kubernetes.cri.sandbox-id': sandbox });
+  assert.equal(podSandbox(cri('container', 'sb1'), 'app'), 'sb1');
+  assert.equal(podSandbox({ 'io.kubernetes.cri-o.ContainerType': 'container', 'io.kubernetes.cri-o.SandboxID': 'sb2' }, 'app'), 'sb2');
+  assert.equal(podSandbox(cri('sandbox', 'sb1'), 'sb1'), undefined);
+  assert.equal(podSandbox(cri('container', 'app'), 'app'), undefined);
+  assert.equal(podSandbox(cri('container', '../x'), 'app'), undefined);
+  assert.equal(podSandbox({}, 'app'), undefined);
+  assert.equal(podSandbox(undefined, 'app'), undefined);
 });
