@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Memory per idle sandbox, side by side: N sandboxes each running `sleep 1000` under stockade's sentry
 # (`stockade do --isolation sentry`, its sentry a thread of the `do` process; `stockade run -d
-# --isolation sentry`, as Docker and containerd start one: its sentry a process of its own), stockade's namespaces (`stockade do` and `stockade run -d` of a
+# --isolation sentry`, as Docker and containerd start one: its sentry a process of its own; and a
+# Kubernetes pod of two such containers sharing one sentry), stockade's namespaces (`stockade do` and `stockade run -d` of a
 # busybox bundle), runc (`runc run -d`) and runsc (`runsc run -detach`, and `runsc run` left in the
 # foreground, its monitor counted like the `stockade do` process). Each runtime in turn: start N,
 # let them settle, sum PSS and RSS (/proc/PID/smaps_rollup) over every process that belongs to each
@@ -82,6 +83,22 @@ start() {             # start KIND I: starts sandbox I of KIND and records its r
       local iso=(); [ "$kind" = sentry ] && iso=(--isolation sentry)
       "$stockade" --root "$work/root-do" do "${iso[@]}" -- /bin/sleep 1000 </dev/null >/dev/null 2>"$work/$kind.$i.err" &
       p=$!; bg_pids+=("$p"); roots[$kind.$i]=$p ;;
+    sentry-pod)
+      # A pod of two containers as Kubernetes makes one (CRI annotations): the sandbox and one
+      # container, which joins the sandbox's sentry. Counted: both inits and the one sentry.
+      local pod="$work/pod-$i" c
+      for c in sb app; do
+        mkdir -p "$pod/$c"
+        node -e '
+const fs = require("fs"); const [src, dst, c, sb] = process.argv.slice(1); const s = JSON.parse(fs.readFileSync(src));
+s.root.path = require("path").resolve(require("path").dirname(src), s.root.path);
+s.annotations = { "io.kubernetes.cri.container-type": c === "sb" ? "sandbox" : "container", "io.kubernetes.cri.sandbox-id": sb };
+fs.writeFileSync(dst, JSON.stringify(s));
+' "$bundle/config.json" "$pod/$c/config.json" "$c" "mem-sp-$i"
+      done
+      "$stockade" --root "$work/root-sentry" --isolation sentry run -d --bundle "$pod/sb" "mem-sp-$i" </dev/null >/dev/null 2>"$work/$kind.$i.err"
+      "$stockade" --root "$work/root-sentry" --isolation sentry run -d --bundle "$pod/app" "mem-spa-$i" </dev/null >/dev/null 2>>"$work/$kind.$i.err"
+      roots[$kind.$i]="$(state_pid "$stockade" --root "$work/root-sentry" state "mem-sp-$i") $(state_pid "$stockade" --root "$work/root-sentry" state "mem-spa-$i") $(state_pid cat "$work/root-sentry/mem-sp-$i/sentry.json")" ;;
     stockade-run)
       "$stockade" --root "$work/root-stockade" run -d --bundle "$bundle" "mem-s-$i" </dev/null >/dev/null 2>"$work/$kind.$i.err"
       roots[$kind.$i]=$(state_pid "$stockade" --root "$work/root-stockade" state "mem-s-$i") ;;
@@ -118,7 +135,7 @@ stop() {              # stop KIND: deletes every sandbox of KIND and waits for i
   for root in "$work"/root-*; do
     [ -d "$root" ] || continue
     case "$1:${root##*/root-}" in
-      sentry:do|stockade-do:do|stockade-run:stockade|sentry-run:sentry) bin=$stockade; q=-q ;;
+      sentry:do|stockade-do:do|stockade-run:stockade|sentry-run:sentry|sentry-pod:sentry) bin=$stockade; q=-q ;;
       runc:runc) bin=runc; q=-q ;;
       runsc:runsc-[0-9]*|runsc-run:runscfg-*) bin=runsc; q=--quiet ;;
       *) continue ;;
@@ -129,7 +146,7 @@ stop() {              # stop KIND: deletes every sandbox of KIND and waits for i
   bg_pids=()
 }
 
-kinds=(sentry sentry-run stockade-do stockade-run runc)
+kinds=(sentry sentry-run sentry-pod stockade-do stockade-run runc)
 if command -v runsc >/dev/null; then kinds+=(runsc runsc-run); else echo "runsc: not installed"; fi
 : >"$work/result"
 for kind in "${kinds[@]}"; do
@@ -179,6 +196,9 @@ for (const [mine, peer] of [['sentry-run', 'runsc'], ['sentry', 'runsc-run']]) {
   if (!s || !by[peer]) { console.log(`  ${mine}/${peer}: not measurable`); continue; }
   const r = s.pss / by[peer].pss;
   console.log(`  ${mine}/${peer} (PSS): ${r <= 1 ? 'met' : 'not met'} (${r.toFixed(2)}x: ${s.pss.toFixed(1)} vs ${by[peer].pss.toFixed(1)} MB; RSS ${(s.rss / by[peer].rss).toFixed(2)}x)`);
+}
+if (by['sentry-pod'] && by['sentry-run']) {
+  console.log(`  a pod of two containers (sentry-pod) costs ${by['sentry-pod'].pss.toFixed(1)} MB: one sentry for both (${(by['sentry-pod'].pss - by['sentry-run'].pss).toFixed(1)} MB more than one container alone); runsc pods are not measured here`);
 }
 const s = by['sentry'];
 if (s && by['stockade-do']) console.log(`  what the sentry adds to stockade do: ${(s.pss - by['stockade-do'].pss).toFixed(1)} MB PSS per sandbox`);
