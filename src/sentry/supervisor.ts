@@ -228,13 +228,17 @@ export function podSandbox(annotations: Readonly<Record<string, string>> | undef
 }
 
 /**
- * Joins the detached sentry serving a pod's sandbox, for another container of the pod
- * (SentryHost): sends it the container's identity and id, one end of a socket pair (stockade-init
- * sends the container's own /proc and /sys clones and its listener over the other), and the
- * container's own trace and join sockets, made here in its state directory, so that `stockade
- * trace` and `exec` reach it as any container. Undefined when no sentry takes joins there.
+ * Joins a container's detached sentry (SentryHost) over its join socket at `path`, and returns the
+ * supervisor stockade-init is handed; undefined when no sentry takes joins there.
+ * - For a process exec'd into that container (`container` undefined): sends the process's
+ *   identity and one end of a socket pair, whose other end stockade-init sends the process's
+ *   listener over. The sentry holds the container's mounts already.
+ * - For another container of the sandbox's pod: the container's id too, and its own trace and
+ *   join sockets, made here in its state directory so that `stockade trace` and `exec` reach it
+ *   as any container; stockade-init sends its own /proc and /sys clones, then its listener.
+ * Nothing of this process serves, so there is nothing to wait for.
  */
-function joinedContainer(cfg: SentryConfig, ctx: SuperviseContext, path: string): Supervisor | undefined {
+function joinSentry(cfg: SentryConfig, path: string, container?: { readonly id: string; readonly stateDir: string }): Supervisor | undefined {
   let conn: number;
   try {
     conn = unixConnect(path);
@@ -242,23 +246,25 @@ function joinedContainer(cfg: SentryConfig, ctx: SuperviseContext, path: string)
     return undefined;
   }
   const [mine, theirs] = socketpair();
-  const made: number[] = [];
+  const held = [mine, conn];
   try {
-    const trace = privateSocket(join(ctx.stateDir, 'trace.sock'));
-    made.push(trace);
-    const joins = privateSocket(join(ctx.stateDir, SENTRY_JOIN_SOCKET));
-    made.push(joins);
     const req: JoinRequest = {
-      user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname, container: ctx.id,
+      user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname, container: container?.id,
     };
     sendFd(conn, mine, Buffer.from(`J${JSON.stringify(req)}`));
-    sendFd(conn, trace, Buffer.from('T'));
-    sendFd(conn, joins, Buffer.from('S'));
+    if (container !== undefined) {
+      const trace = privateSocket(join(container.stateDir, 'trace.sock'));
+      held.push(trace);
+      const joins = privateSocket(join(container.stateDir, SENTRY_JOIN_SOCKET));
+      held.push(joins);
+      sendFd(conn, trace, Buffer.from('T'));
+      sendFd(conn, joins, Buffer.from('S'));
+    }
   } catch {
     closeSync(theirs);
     return undefined;
   } finally {
-    for (const fd of [mine, conn, ...made]) closeSync(fd);
+    for (const fd of held) closeSync(fd);
   }
   let theirsOpen = true;
   const closeTheirs = (): void => {
@@ -266,40 +272,7 @@ function joinedContainer(cfg: SentryConfig, ctx: SuperviseContext, path: string)
     theirsOpen = false;
     closeSync(theirs);
   };
-  return { childSocket: theirs, launched: closeTheirs, done: Promise.resolve(), abort: closeTheirs };
-}
-
-/**
- * Joins the container's detached sentry (SentryHost) for a process exec'd into it: sends it the
- * process's identity and one end of a socket pair, whose other end stockade-init sends the
- * process's listener over. Nothing of this process serves, so there is nothing to wait for.
- * Undefined when no sentry takes joins there.
- */
-function joined(cfg: SentryConfig, path: string): Supervisor | undefined {
-  let conn: number;
-  try {
-    conn = unixConnect(path);
-  } catch {
-    return undefined;
-  }
-  const [mine, theirs] = socketpair();
-  try {
-    const req: JoinRequest = { user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname };
-    sendFd(conn, mine, Buffer.from(`J${JSON.stringify(req)}`));
-  } catch {
-    closeSync(theirs);
-    return undefined;
-  } finally {
-    closeSync(mine);
-    closeSync(conn);
-  }
-  let theirsOpen = true;
-  const closeTheirs = (): void => {
-    if (!theirsOpen) return;
-    theirsOpen = false;
-    closeSync(theirs);
-  };
-  return { childSocket: theirs, holdsMounts: true, launched: closeTheirs, done: Promise.resolve(), abort: closeTheirs };
+  return { childSocket: theirs, holdsMounts: container === undefined, launched: closeTheirs, done: Promise.resolve(), abort: closeTheirs };
 }
 
 /** CAP_* names as the kernel's bit mask; names this table lacks add nothing. */
@@ -369,12 +342,13 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
       // A process exec'd into a container whose detached sentry is serving joins it; else (the
       // container's sentry serves from inside an attached `run` or `do`) it gets a sentry of its own.
       if (ctx.exec === true) {
-        return (ctx.started === true ? joined(cfg, join(ctx.stateDir, SENTRY_JOIN_SOCKET)) : undefined) ?? detached(cfg, ctx.stateDir);
+        return (ctx.started === true ? joinSentry(cfg, join(ctx.stateDir, SENTRY_JOIN_SOCKET)) : undefined) ?? detached(cfg, ctx.stateDir);
       }
       // A container of a pod joins the sentry of the pod's sandbox, when that one serves (else,
       // as a runtime without pods would, it gets one of its own).
       const sandbox = podSandbox(ctx.spec.annotations, ctx.id);
-      const pod = sandbox === undefined ? undefined : joinedContainer(cfg, ctx, join(ctx.stateDir, '..', sandbox, SENTRY_JOIN_SOCKET));
+      const pod = sandbox === undefined ? undefined
+        : joinSentry(cfg, join(ctx.stateDir, '..', sandbox, SENTRY_JOIN_SOCKET), { id: ctx.id, stateDir: ctx.stateDir });
       if (pod !== undefined) return pod;
       return ctx.detached ? detached(cfg, ctx.stateDir) : inProcess(cfg);
     },
