@@ -19,8 +19,10 @@
  * through the kernel's own path walk, which the calls the sentry CONTINUEs (execve, chdir, O_PATH
  * and FIFO opens) still do: there a racing thread can swap the path the sentry checked for a magic
  * link. So C clones each such mount tree, masks included, into a detached tree the sentry resolves
- * those paths in, and unmounts it from the workload's namespace; H sends the clones before the
- * listener, each as one message "M<path>" with the fd.
+ * those paths in, unmounts it from the workload's namespace, and sends the clone at once, as one
+ * message "M<path>" with the fd: at create, so that the sentry holds the container's /proc before
+ * its start (a process exec'd into a created container joins the sentry and finds it there). The
+ * listener follows at start.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -78,8 +80,7 @@ static int send_fd(int sock, char tag, const char *path, int fd)
 }
 
 /* H: runs on a copy of C's memory with C's fd table; only raw calls and _exit from here. */
-__attribute__((noreturn)) static void helper_main(const struct stk_plan *plan, const struct stk_sentry *s, pid_t parent,
-						  int request_fd, int sock)
+__attribute__((noreturn)) static void helper_main(pid_t parent, int request_fd, int sock)
 {
 	int listener;
 	ssize_t n;
@@ -96,11 +97,6 @@ __attribute__((noreturn)) static void helper_main(const struct stk_plan *plan, c
 	if (n != (ssize_t)sizeof listener)
 		_exit(n < 0 ? errno : EPROTO);
 
-	for (uint32_t i = 0; i < plan->n_sentry_mounts; i++) {
-		int err = send_fd(sock, 'M', plan->sentry_mounts[i], s->mount_fds[i]);
-		if (err != 0)
-			_exit(err);
-	}
 	_exit(send_fd(sock, 'L', NULL, listener));
 }
 
@@ -153,6 +149,14 @@ void stk_sentry_detach_mounts(const struct stk_plan *plan, struct stk_sentry *s)
 		if ((st.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) == 0 || (st.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0)
 			stk_fail(EBUSY, "sentry", "%s is still a mount point in the container (a locked mount beneath it?)", path);
 	}
+	/* No filter is loaded yet: a plain sendmsg. The sentry holds the clones from here on. */
+	for (uint32_t i = 0; i < plan->n_sentry_mounts; i++) {
+		int err = send_fd((int)plan->sentry_fd, 'M', plan->sentry_mounts[i], s->mount_fds[i]);
+		if (err != 0)
+			stk_fail(err, "sentry", "hand the clone of %s to the sentry", plan->sentry_mounts[i]);
+		close(s->mount_fds[i]);
+		s->mount_fds[i] = -1;
+	}
 }
 
 static void close_mounts(struct stk_sentry *s)
@@ -183,7 +187,7 @@ void stk_sentry_prepare(const struct stk_plan *plan, struct stk_sentry *s)
 	if (pid < 0)
 		stk_fail_errno("sentry", "clone the listener hand-off helper");
 	if (pid == 0)
-		helper_main(plan, s, parent, req[0], (int)plan->sentry_fd);
+		helper_main(parent, req[0], (int)plan->sentry_fd);
 	s->helper = (pid_t)pid;
 	s->request_fd = req[0];
 	s->reply_fd = req[1];

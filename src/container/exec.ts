@@ -56,7 +56,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
     // The container's wall is the exec'd process's too: at the sentry level it joins the
     // container's detached sentry; a container whose sentry serves from inside an attached `run`
     // gives it a sentry of its own (a process, as it must outlive an attached exec's children),
-    // with the container's procfs and sysfs cloned from the first.
+    // with the container's procfs and sysfs cloned from the first's.
     const level = record.isolation === 'sentry' ? opts.levels?.level('sentry') : undefined;
     if (record.isolation === 'sentry' && level === undefined) {
       throw new StockadeError('UNSUPPORTED', `exec: container ${id} runs under the sentry, which this runtime cannot start`, { id });
@@ -73,9 +73,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
     if (terminal && !opts.detach) relay = ConsoleRelay.listen(join(store.root, `.exec-console-${id}-${process.pid}.sock`));
     const consoleSocket = relay?.path ?? (opts.consoleSocket === undefined ? undefined : resolve(opts.consoleSocket));
     if (level !== undefined) {
-      supervisor = level.supervise({
-        spec: { ...config, process: proc }, id, stateDir: store.dir(id), detached: true, exec: true, started: status !== 'created',
-      });
+      supervisor = level.supervise({ spec: { ...config, process: proc }, id, stateDir: store.dir(id), detached: true, exec: true });
     }
     const plan = encodePlan(buildExecPlan(config, proc, {
       id,

@@ -43,9 +43,6 @@ export interface SuperviseContext {
   /** The supervisor serves a process exec'd into the container, not its init: it neither takes
    *  over `stockade trace` nor records where the container's owned mounts are. */
   readonly exec?: boolean | undefined;
-  /** For an exec: the container's init was started. A detached sentry takes exec'd processes once
-   *  it serves the container's init, so one exec'd before start gets a supervisor of its own. */
-  readonly started?: boolean | undefined;
 }
 
 /** The annotation that picks a container's level, over the runtime's --isolation. */

@@ -28,7 +28,6 @@ export interface DaemonConfig {
   readonly domainname: string;
   /** Where `stockade trace` connects; absent for an exec's sentry, which is not traced. */
   readonly traceSocket?: string | undefined;
-  readonly mountsRecord?: string | undefined;
   /** Where processes exec'd into the container join this sentry (SentryHost); absent for an exec's own sentry. */
   readonly joinSocket?: string | undefined;
   readonly id: string;

@@ -4,10 +4,10 @@ import { closeSync } from 'node:fs';
 import { AT_FDCWD } from '../abi/linux/constants';
 import { Logger } from '../cli/log';
 import { sentryNative } from '../native/addon';
-import { DAEMON_SOCKET_FD, logDenial, privateSocket, recordMounts, type DaemonConfig } from './daemon-config';
+import { DAEMON_SOCKET_FD, logDenial, privateSocket, type DaemonConfig } from './daemon-config';
 import { SentryHost } from './host';
 import { NR } from './native';
-import { confineThisThread, receiveHandoff, wallThisThread } from './serve';
+import { confineThisThread, wallThisThread } from './serve';
 import { TraceReaders } from './trace-readers';
 
 /**
@@ -28,29 +28,30 @@ function runDaemon(config: DaemonConfig, socketFd: number): number {
   });
   let trace: TraceReaders | undefined;
   let joinServer = -1;
+  let handoff = socketFd;
   try {
     if (config.traceSocket !== undefined) trace = new TraceReaders(sys, privateSocket(config.traceSocket));
     if (config.joinSocket !== undefined) joinServer = privateSocket(config.joinSocket);
     wallThisThread();
-    const handoff = receiveHandoff(socketFd);
-    if ('failed' in handoff) {
-      process.stderr.write(`stockade sentry: ${handoff.failed}\n`);
-      return 1;
-    }
-    recordMounts(config.mountsRecord, handoff.mounts);
-    // From here the host owns them.
-    const group = host.container(config.id, handoff.mounts, trace, joinServer);
+    confineThisThread();
+    // The container's mounts arrive at create, its listener at start; joins are taken meanwhile.
+    // From here the host owns the sockets.
+    const who = { user: { ...config.user, caps: BigInt(config.user.caps) }, hostname: config.hostname, domainname: config.domainname };
+    const group = host.container(config.id, handoff, who, trace, joinServer);
+    handoff = -1;
     trace = undefined;
     joinServer = -1;
-    host.add(group, handoff.listener, { user: { ...config.user, caps: BigInt(config.user.caps) }, hostname: config.hostname, domainname: config.domainname });
-    confineThisThread();
     host.run();
+    if (!group.served) {
+      process.stderr.write('stockade sentry: stockade-init closed the sentry socket without sending a listener\n');
+      return 1;
+    }
     return 0;
   } finally {
     host.close();
     if (joinServer >= 0) closeSync(joinServer);
     trace?.close();
-    closeSync(socketFd);
+    if (handoff >= 0) closeSync(handoff);
   }
 }
 

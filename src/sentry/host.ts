@@ -1,8 +1,9 @@
 // The detached sentry's main thread: every listener of a container, or of a pod's containers,
 // served from one ppoll wait.
 //
-// The container the process was started for comes first, from create. Later ones join it through
-// the container's join socket (root's alone): `stockade exec`, or `create` of a container of the
+// The container the process was started for comes first: its stockade-init sends the container's
+// /proc and /sys clones at create, then its listener at start. Others join through the container's
+// join socket (root's alone), from create on: `stockade exec`, or `create` of a container of the
 // same pod, connects and sends a join message ("J", JSON) with one end of a socket pair whose other
 // end stockade-init sends the new listener over.
 // - A process exec'd into a container is served as a member of that container's group: the same
@@ -41,24 +42,28 @@ export interface HostOptions {
 }
 
 /** One container the host serves: the mounts its paths resolve in, its trace readers, where its exec'd processes join. */
-interface Group {
+export interface Group {
   readonly id: string;
-  readonly mounts: readonly SentryMount[];
+  /** Filled by the container's own hand-off, before its first listener. */
+  readonly mounts: SentryMount[];
   readonly trace: TraceReaders | undefined;
   /** A listening socket (non-blocking), or -1. */
   joinServer: number;
   readonly listeners: Set<number>;
   /** Hand-offs of processes exec'd into it, not yet complete. */
   pending: number;
+  /** Its own hand-off is not complete: the container is created, not started. */
+  starting: boolean;
+  /** It had a listener once: its container started. */
+  served: boolean;
 }
 
-/** A hand-off socket stockade-init sends a listener over: for a process of an existing group, or for a new container. */
-type Handoff =
-  | { readonly kind: 'exec'; readonly group: Group; readonly who: WorkloadIdentity }
-  | {
-    readonly kind: 'container'; readonly id: string; readonly who: WorkloadIdentity;
-    readonly trace: number; readonly joinServer: number; readonly mounts: SentryMount[];
-  };
+/** A hand-off socket stockade-init sends over: a container's own (its mounts, then its listener), or an exec'd process's (its listener). */
+interface Handoff {
+  readonly kind: 'container' | 'exec';
+  readonly group: Group;
+  readonly who: WorkloadIdentity;
+}
 
 export class SentryHost {
   readonly #o: HostOptions;
@@ -76,14 +81,16 @@ export class SentryHost {
   }
 
   /**
-   * A container to serve; the host owns the mounts' fds, the trace readers and the join server
-   * (a listening socket, or -1) from now on. Its listeners come with `add`.
+   * A container to serve, whose stockade-init sends its mounts and then its listener over
+   * `handoff`, to be served as `who`. The host owns the hand-off socket, the trace readers and
+   * the join server (a listening socket, or -1) from now on: joins are taken at once.
    */
-  container(id: string, mounts: readonly SentryMount[], trace: TraceReaders | undefined, joinServer: number): Group {
+  container(id: string, handoff: number, who: WorkloadIdentity, trace: TraceReaders | undefined, joinServer: number): Group {
     // Accepted only once ppoll says a connection is queued; should it be gone by then, no wait.
     if (joinServer >= 0) this.#o.sys(NR.fcntl, joinServer, F_SETFL, O_NONBLOCK);
-    const g: Group = { id, mounts, trace, joinServer, listeners: new Set(), pending: 0 };
+    const g: Group = { id, mounts: [], trace, joinServer, listeners: new Set(), pending: 0, starting: true, served: false };
     this.#groups.add(g);
+    this.#handoffs.set(handoff, { kind: 'container', group: g, who });
     return g;
   }
 
@@ -98,13 +105,12 @@ export class SentryHost {
     }
     this.#listeners.set(listener, { sentry, group });
     group.listeners.add(listener);
+    group.served = true;
   }
 
-  /** Serves until every listener is gone and no container that joined waits for its start; then closes what it holds. */
+  /** Serves until every container is gone (no listener left, none waiting for its start); then closes what it holds. */
   run(): void {
-    while (this.#listeners.size > 0 || [...this.#handoffs.values()].some((h) => h.kind === 'container')) {
-      this.#poller.once(this.#watches());
-    }
+    while (this.#groups.size > 0) this.#poller.once(this.#watches());
     this.#o.onLast?.();
     this.close();
   }
@@ -138,8 +144,12 @@ export class SentryHost {
     this.#o.sys(NR.close, fd);
     if (l === undefined) return;
     l.group.listeners.delete(fd);
-    // The container is gone once its last process is (an exec into it waits for none of them).
-    if (l.group.listeners.size === 0 && l.group.pending === 0) this.#closeGroup(l.group);
+    this.#closeIfGone(l.group);
+  }
+
+  /** A container is gone once its last process is, and no hand-off for it is under way. */
+  #closeIfGone(g: Group): void {
+    if (g.listeners.size === 0 && g.pending === 0 && !g.starting) this.#closeGroup(g);
   }
 
   #closeGroup(g: Group): void {
@@ -185,53 +195,50 @@ export class SentryHost {
       for (const fd of [received.fd, trace.fd, join.fd]) if (fd !== null) sys(NR.close, fd);
       return;
     }
-    this.#handoffs.set(received.fd, { kind: 'container', id: req.container, who: req.who, trace: trace.fd, joinServer: join.fd, mounts: [] });
+    this.container(req.container, received.fd, req.who, new TraceReaders(sys, trace.fd), join.fd);
   }
 
   /**
    * One message of stockade-init's hand-off: a mount the sentry is to own ("M" and its path; a
-   * joining container's only), or the listener ("L"), which completes it. End of file: stockade-init
-   * went away before it loaded the filter (the exec or create says why).
+   * container's own hand-off only, at create), or the listener ("L", at start or exec), which
+   * completes it. End of file: stockade-init went away before it loaded the filter (the create,
+   * start or exec says why).
    */
   #handoff(fd: number): void {
     const h = this.#handoffs.get(fd);
     if (h === undefined) return;
-    const received = receive(fd, 1 + PATH_MAX);
-    if (received.fd !== null && received.data[0] === 0x4d /* M */ && h.kind === 'container') {
-      h.mounts.push({ path: received.data.toString('utf8', 1), fd: received.fd });
-      return;
+    let received = receive(fd, 1 + PATH_MAX);
+    // The mounts come together, at create: all of them are the group's before any exec's listener is taken.
+    while (received.fd !== null && received.data[0] === 0x4d /* M */ && h.kind === 'container') {
+      h.group.mounts.push({ path: received.data.toString('utf8', 1), fd: received.fd });
+      if (!this.#poller.readable(fd)) return;
+      received = receive(fd, 1 + PATH_MAX);
     }
     if (received.fd === null || received.data.toString() !== 'L' || !this.isListener(received.fd)) {
       if (received.fd !== null) this.#o.sys(NR.close, received.fd);
       this.#dropHandoff(fd);
       return;
     }
-    this.#handoffs.delete(fd);
-    this.#o.sys(NR.close, fd);
-    if (h.kind === 'exec') {
-      h.group.pending--;
-      if (!this.#groups.has(h.group)) {
-        this.#o.sys(NR.close, received.fd);
-        return;
-      }
-      this.add(h.group, received.fd, h.who);
+    this.#endHandoff(fd, h);
+    if (!this.#groups.has(h.group)) {
+      this.#o.sys(NR.close, received.fd);
       return;
     }
-    const trace = new TraceReaders(this.#o.sys, h.trace);
-    this.add(this.container(h.id, h.mounts, trace, h.joinServer), received.fd, h.who);
+    this.add(h.group, received.fd, h.who);
+  }
+
+  #endHandoff(fd: number, h: Handoff): void {
+    this.#handoffs.delete(fd);
+    this.#o.sys(NR.close, fd);
+    if (h.kind === 'exec') h.group.pending--;
+    else h.group.starting = false;
   }
 
   #dropHandoff(fd: number): void {
     const h = this.#handoffs.get(fd);
-    this.#handoffs.delete(fd);
-    this.#o.sys(NR.close, fd);
     if (h === undefined) return;
-    if (h.kind === 'container') {
-      for (const f of [h.trace, h.joinServer, ...h.mounts.map((m) => m.fd)]) this.#o.sys(NR.close, f);
-      return;
-    }
-    h.group.pending--;
-    if (h.group.listeners.size === 0 && h.group.pending === 0) this.#closeGroup(h.group);
+    this.#endHandoff(fd, h);
+    this.#closeIfGone(h.group);
   }
 
   /** Whether fd is a seccomp listener: the host serves nothing else. */

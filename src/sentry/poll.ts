@@ -1,5 +1,5 @@
 // One wait over several fds for a thread with no event loop (the detached sentry's main thread).
-import { EINTR } from '../abi/linux/constants';
+import { EINTR, POLLIN } from '../abi/linux/constants';
 import { NR, type RawSyscall } from './native';
 
 /** An fd to wait on, and what to do once it is ready (revents: what ppoll reported). */
@@ -15,9 +15,23 @@ const POLLFD_SIZE = 8;
 export class Poller {
   readonly #sys: RawSyscall;
   #fds = Buffer.alloc(0);
+  readonly #one = Buffer.alloc(POLLFD_SIZE);
+  /** struct timespec of zero: ppoll returns at once. */
+  readonly #now = Buffer.alloc(16);
 
   constructor(sys: RawSyscall) {
     this.#sys = sys;
+  }
+
+  /** Whether `fd` has something to read (or has hung up) now, without waiting. */
+  readable(fd: number): boolean {
+    this.#one.writeInt32LE(fd, 0);
+    this.#one.writeInt16LE(POLLIN, 4);
+    this.#one.writeInt16LE(0, 6);
+    let r: number;
+    do r = this.#sys(NR.ppoll, this.#one, 1, this.#now, null, 0);
+    while (r === -EINTR);
+    return r > 0;
   }
 
   /** Blocks until at least one watch is ready (a signal only repeats the wait), then calls each ready one in order. */

@@ -172,7 +172,7 @@ function detached(cfg: SentryConfig, stateDir: string): Supervisor {
   const log = openSync(join(stateDir, 'sentry.log'), 'a', 0o600);
   const config: DaemonConfig = {
     user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname,
-    traceSocket: cfg.traceSocket, mountsRecord: cfg.mountsRecord, joinSocket: cfg.joinSocket, id: cfg.id ?? '', log: cfg.log,
+    traceSocket: cfg.traceSocket, joinSocket: cfg.joinSocket, id: cfg.id ?? '', log: cfg.log,
   };
   let daemon: ChildProcess;
   try {
@@ -342,7 +342,7 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
       // A process exec'd into a container whose detached sentry is serving joins it; else (the
       // container's sentry serves from inside an attached `run` or `do`) it gets a sentry of its own.
       if (ctx.exec === true) {
-        return (ctx.started === true ? joinSentry(cfg, join(ctx.stateDir, SENTRY_JOIN_SOCKET)) : undefined) ?? detached(cfg, ctx.stateDir);
+        return joinSentry(cfg, join(ctx.stateDir, SENTRY_JOIN_SOCKET)) ?? detached(cfg, ctx.stateDir);
       }
       // A container of a pod joins the sentry of the pod's sandbox, when that one serves (else,
       // as a runtime without pods would, it gets one of its own).

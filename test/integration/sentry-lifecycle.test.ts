@@ -141,6 +141,28 @@ describe('the sentry level through create and start', { skip }, () => {
     await waitFor(() => leftovers(rt, b).length === 0, 5000);
   });
 
+  test('exec into a sentry container created but not started joins its sentry too: its /proc, its trace', async () => {
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'echo started > /dev/shm/started; sleep 100']));
+    assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', b.dir, 'sentry-early']).status, 0);
+    const reader = rt.spawn(['trace', 'sentry-early']);
+    let traced = '';
+    reader.stdout?.on('data', (d: Buffer) => { traced += d.toString(); });
+    const r = rt.run(['exec', 'sentry-early', '/bin/sh', '-c', 'test -e /early-marker; ls -d /proc/1 /sys/kernel']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, '/proc/1\n/sys/kernel\n');
+    await waitFor(() => traced.includes('/early-marker'), 10_000);
+    assert.equal(sentryProcesses('sentry-early').length, 1);
+    assert.equal(json<{ status: string }>(rt.run(['state', 'sentry-early']).stdout).status, 'created');
+    // The container still starts, under the same sentry.
+    assert.equal(rt.run(['start', 'sentry-early']).status, 0);
+    const s = rt.run(['exec', 'sentry-early', '/bin/sh', '-c', 'cat /dev/shm/started']);
+    assert.equal(s.stdout, 'started\n', s.stderr);
+    assert.equal(sentryProcesses('sentry-early').length, 1);
+    assert.equal(rt.run(['delete', '--force', 'sentry-early']).status, 0);
+    await new Promise((resolve) => { if (reader.exitCode !== null) resolve(null); else reader.once('exit', resolve); });
+    await waitFor(() => leftovers(rt, b).length === 0, 5000);
+  });
+
   test('the sentry\'s join socket takes nothing but a seccomp listener: junk and a wrong fd are dropped, the container goes on', { timeout: 30_000 }, async () => {
     const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'sleep 100']));
     // Created with umask 0: the sockets are root's alone all the same (a joined process is served as who its join names).
