@@ -1,5 +1,5 @@
-// The detached sentry process: one per container created to outlive its `create`; fd 3 is its
-// socket to stockade-init. It serves on its main thread (see runDaemon).
+// The detached sentry process: one per container created to outlive its `create`, or per pod; fd 3
+// is its socket to stockade-init. It serves on its main thread (see runDaemon).
 import { closeSync } from 'node:fs';
 import { AT_FDCWD } from '../abi/linux/constants';
 import { Logger } from '../cli/log';

@@ -31,10 +31,10 @@ export interface ServeHooks {
 export type Served = { readonly stats: SentryStats } | { readonly failed: string };
 
 /** What stockade-init hands over: the mounts the sentry owns ("M" and the path), then the listener ("L"). */
-export type Handoff = { readonly listener: number; readonly mounts: SentryMount[] } | { readonly failed: string };
+type Handoff = { readonly listener: number; readonly mounts: SentryMount[] } | { readonly failed: string };
 
 /** Receives one hand-off, blocking until stockade-init loads the filter; its death before that closes the socket (EOF). */
-export function receiveHandoff(socketFd: number): Handoff {
+function receiveHandoff(socketFd: number): Handoff {
   const native = sentryNative();
   const mounts: SentryMount[] = [];
   let received = recvFd(socketFd, 1 + PATH_MAX);
