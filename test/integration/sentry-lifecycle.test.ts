@@ -55,7 +55,7 @@ describe('the sentry level through create and start', { skip }, () => {
     await waitFor(() => leftovers(rt, b).length === 0, 5000);
   });
 
-  test('the sentry\'s serving thread has network and IPC namespaces of its own, empty', async () => {
+  test('the sentry\'s serving thread has network and IPC namespaces of its own, empty, and a seccomp filter of its own', async () => {
     const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'sleep 100']));
     assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', b.dir, 'sentry-ns']).status, 0);
     assert.equal(rt.run(['start', 'sentry-ns']).status, 0);
@@ -70,7 +70,9 @@ describe('the sentry level through create and start', { skip }, () => {
           try {
             const net = readlinkSync(`/proc/${pid}/task/${tid}/ns/net`);
             const ipc = readlinkSync(`/proc/${pid}/task/${tid}/ns/ipc`);
-            if (net !== host.net && ipc !== host.ipc) found.push(tid);
+            // And it is the thread that confined itself: its own seccomp filter (mode 2).
+            const confined = /^Seccomp:\s+2$/m.test(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'));
+            if (net !== host.net && ipc !== host.ipc && confined) found.push(tid);
           } catch { /* a thread that just ended */ }
         }
       }
