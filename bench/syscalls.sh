@@ -130,7 +130,9 @@ if (!s) {
   }
   for (const op of ['open+close', 'stat']) {
     const us = s[op] / 1000;
-    console.log(`  ${op}: sentry <= 10 us: ${us <= 10 ? 'met' : 'not met'} (${us.toFixed(2)} us)`);
+    // The floor of this machine: a supervisor in C serving the same call the same way.
+    const floor = c && c[op] / 1000 > 10 ? `; the bare C supervisor takes ${(c[op] / 1000).toFixed(2)} us here, above the goal itself` : '';
+    console.log(`  ${op}: sentry <= 10 us: ${us <= 10 ? 'met' : 'not met'} (${us.toFixed(2)} us${floor})`);
   }
   for (const op of ['open+close', 'stat']) {
     if (!runsc) { console.log(`  ${op}: runsc/sentry >= 6x: not measurable (no runsc result)`); continue; }
