@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "notify.h"
+#include "stk-scm.h"
 
 #ifndef SYS_openat2
 #define SYS_openat2 437
@@ -576,22 +577,7 @@ static napi_value js_send_fd(napi_env env, napi_callback_info info) {
     len = 1;
   }
 
-  struct iovec iov = {.iov_base = data, .iov_len = len};
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } control;
-  memset(&control, 0, sizeof control);
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
-  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-
-  ssize_t n;
-  do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
+  ssize_t n = stk_send_fd(sock, fd, data, len);
   if (n < 0) return throw_errno(env, errno, "sendmsg");
   /* The fd went with the first byte; a stream socket may take the rest of the payload in pieces. */
   size_t sent = (size_t)n;

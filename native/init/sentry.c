@@ -42,6 +42,7 @@
 #include <sys/wait.h>
 
 #include "init.h"
+#include "stk-scm.h"
 #include "syscalls.h"
 
 /* Sends `fd` with the bytes `tag` and `path` (may be NULL) over `sock`: 0 or an errno. */
@@ -57,23 +58,7 @@ static int send_fd(int sock, char tag, const char *path, int fd)
 		memcpy(data + 1, path, plen);
 		len += plen;
 	}
-	struct iovec iov = { .iov_base = data, .iov_len = len };
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} control;
-	memset(&control, 0, sizeof control);
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-			      .msg_controllen = sizeof control.buf };
-	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-	cmsg->cmsg_level = SOL_SOCKET;
-	cmsg->cmsg_type = SCM_RIGHTS;
-	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-	ssize_t n;
-	do
-		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
+	ssize_t n = stk_send_fd(sock, fd, data, len);
 	if (n < 0)
 		return errno;
 	return (size_t)n == len ? 0 : EIO;

@@ -9,41 +9,11 @@
 #include <termios.h>
 
 #include "init.h"
+#include "stk-scm.h"
 
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER _IO('T', 0x41)
 #endif
-
-/* The payload names the pty as runc does; clients such as conmon and containerd keep only the fd. */
-static int send_fd(int sock, int fd, const char *name)
-{
-	struct iovec iov = { .iov_base = (void *)name, .iov_len = strlen(name) };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	struct msghdr msg;
-
-	memset(&msg, 0, sizeof msg);
-	memset(&control, 0, sizeof control);
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = control.buf;
-	msg.msg_controllen = sizeof control.buf;
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-
-	for (;;) {
-		ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-		if (n >= 0)
-			return 0;
-		if (errno != EINTR)
-			return -1;
-	}
-}
 
 void stk_setup_terminal(const struct stk_plan *plan)
 {
@@ -80,7 +50,8 @@ void stk_setup_terminal(const struct stk_plan *plan)
 			stk_fail_errno("terminal", "bind %s on /dev/console", name);
 	}
 
-	if (send_fd(stk.console_fd, master, name) < 0)
+	/* The payload names the pty as runc does; clients such as conmon and containerd keep only the fd. */
+	if (stk_send_fd(stk.console_fd, master, name, strlen(name)) < 0)
 		stk_fail_errno("terminal", "send the pty master to the console socket %s", plan->console_socket);
 	close(stk.console_fd);
 	stk.console_fd = -1;
