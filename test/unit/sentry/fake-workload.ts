@@ -1,7 +1,32 @@
 // A workload that is only memory, for the sentry's handlers: its memory and listener in-process, the syscalls real.
 import { fstatSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
 import { sentryNative } from '../../../src/native/addon';
+import { AUDIT_ARCH_X86_64, SYSCALLS_X86_64 } from '../../../src/abi/linux/syscalls-x86_64';
+import type { Sentry } from '../../../src/sentry/kernel';
 import type { SentryKernel } from '../../../src/sentry/native';
+import type { Notification } from '../../../src/sentry/notification';
+
+/** Every capability: the identity of a root caller in these tests. */
+export const ALL_CAPS = (1n << 41n) - 1n;
+
+let nextId = 1n;
+
+/** A notification of syscall `call` (a name, or a number no table has) from this process, with a fresh id. */
+export function notification(call: string | number, ...args: bigint[]): Notification {
+  const nr = typeof call === 'number' ? call : SYSCALLS_X86_64[call];
+  if (nr === undefined) throw new Error(`no syscall ${call}`);
+  const full = [...args, 0n, 0n, 0n, 0n, 0n, 0n].slice(0, 6) as unknown as Notification['args'];
+  return { id: nextId++, pid: process.pid, nr, arch: AUDIT_ARCH_X86_64, args: full };
+}
+
+/** Has `s` serve syscall `name` from this process, then gives the thread back its own identity. */
+export function call(s: Sentry, name: string, ...args: bigint[]): Notification {
+  const n = notification(name, ...args);
+  s.answer(n);
+  // The sentry's thread keeps the caller's identity after an answer; this thread is the test's too.
+  s.creds.asSentry();
+  return n;
+}
 
 /** A workload that is only memory: strings and buffers at made-up addresses. */
 export class FakeWorkload {

@@ -7,16 +7,13 @@ import { join } from 'node:path';
 import { Sentry } from '../../../src/sentry/kernel';
 import { HANDLERS } from '../../../src/sentry/handlers';
 import { sentrySyscallTable } from '../../../src/sentry/syscalls';
-import { FakeWorkload } from './fake-workload';
-import type { Notification } from '../../../src/sentry/notification';
-import { SYSCALLS_X86_64, AUDIT_ARCH_X86_64 } from '../../../src/abi/linux/syscalls-x86_64';
+import { ALL_CAPS, call, FakeWorkload, notification } from './fake-workload';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (it acts as other users)' : process.arch !== 'x64' ? 'x86_64 syscall numbers' : false;
 
 let dir = '';
 let root = '';
 let rootFd = -1;
-let nextId = 1n;
 
 before(() => {
   if (skip !== false) return;
@@ -45,8 +42,6 @@ after(() => {
   if (dir !== '') rmSync(dir, { recursive: true, force: true });
 });
 
-const ALL_CAPS = (1n << 41n) - 1n;
-
 function setup(user = { uid: 0, gid: 0, groups: [] as number[], caps: ALL_CAPS }): { w: FakeWorkload; s: Sentry } {
   const w = new FakeWorkload();
   const s = new Sentry(w.kernel(), { user, hostname: 'box', domainname: '', rootFd });
@@ -54,16 +49,6 @@ function setup(user = { uid: 0, gid: 0, groups: [] as number[], caps: ALL_CAPS }
   return { w, s };
 }
 
-function call(s: Sentry, name: string, ...args: bigint[]): Notification {
-  const nr = SYSCALLS_X86_64[name];
-  if (nr === undefined) throw new Error(`no syscall ${name}`);
-  const full = [...args, 0n, 0n, 0n, 0n, 0n, 0n].slice(0, 6) as unknown as Notification['args'];
-  const n: Notification = { id: nextId++, pid: process.pid, nr, arch: AUDIT_ARCH_X86_64, args: full };
-  s.answer(n);
-  // The sentry's thread keeps the caller's identity after an answer; this thread is the test's too.
-  s.creds.asSentry();
-  return n;
-}
 
 const AT_FDCWD = BigInt.asUintN(64, -100n);
 const O_RDONLY = 0n;
@@ -210,8 +195,7 @@ test('uname reports the container\'s host name and no host build string', { skip
 test('a syscall with no handler is answered ENOSYS, not left waiting', { skip }, () => {
   const { w, s } = setup();
   // A number no handler serves, as a newer kernel's call would be.
-  const n: Notification = { id: nextId++, pid: process.pid, nr: 9999, arch: AUDIT_ARCH_X86_64, args: [0n, 0n, 0n, 0n, 0n, 0n] };
-  s.answer(n);
+  s.answer(notification(9999));
   assert.equal(lastError(w), -38);
 });
 
@@ -242,8 +226,7 @@ test('every Sentry on a thread switches identity through the one ThreadCreds of 
   const a = setup({ uid: 1000, gid: 1000, groups: [], caps: 0n });
   const b = setup();
   assert.equal(a.s.creds, b.s.creds);
-  a.s.answer({ id: nextId++, pid: process.pid, nr: SYSCALLS_X86_64['open'] ?? -1, arch: AUDIT_ARCH_X86_64,
-    args: [a.w.put('/etc/secret'), O_RDONLY, 0n, 0n, 0n, 0n] as unknown as Notification['args'] });
+  a.s.answer(notification('open', a.w.put('/etc/secret'), O_RDONLY));
   assert.equal(lastError(a.w), -13, 'the user cannot read root\'s 0600 file');
   assert.equal(b.s.creds.current.uid, 1000, 'the thread kept the user\'s identity');
   call(b.s, 'open', b.w.put('/etc/secret'), O_RDONLY);

@@ -6,9 +6,8 @@ import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sentryNative } from '../../../src/native/addon';
 import { Sentry } from '../../../src/sentry/kernel';
-import type { Notification } from '../../../src/sentry/notification';
-import { SYSCALLS_X86_64, AUDIT_ARCH_X86_64 } from '../../../src/abi/linux/syscalls-x86_64';
-import { FakeWorkload } from './fake-workload';
+import { SYSCALLS_X86_64 } from '../../../src/abi/linux/syscalls-x86_64';
+import { ALL_CAPS, call, FakeWorkload } from './fake-workload';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (open_tree of /proc)' : process.arch !== 'x64' ? 'x86_64 syscall numbers' : false;
 
@@ -20,7 +19,6 @@ const O_CLOEXEC = 0o2000000;
 let dir = '';
 let rootFd = -1;
 let procFd = -1;
-let nextId = 1n;
 
 before(() => {
   if (skip !== false) return;
@@ -40,8 +38,6 @@ after(() => {
   if (dir !== '') rmSync(dir, { recursive: true, force: true });
 });
 
-const ALL_CAPS = (1n << 41n) - 1n;
-
 function setup(user = { uid: 0, gid: 0, groups: [] as number[], caps: ALL_CAPS }): { w: FakeWorkload; s: Sentry } {
   const w = new FakeWorkload();
   const s = new Sentry(w.kernel(), { user, hostname: 'box', domainname: '', rootFd, mounts: [{ path: '/proc', fd: procFd }] });
@@ -49,16 +45,6 @@ function setup(user = { uid: 0, gid: 0, groups: [] as number[], caps: ALL_CAPS }
   return { w, s };
 }
 
-function call(s: Sentry, name: string, ...args: bigint[]): Notification {
-  const nr = SYSCALLS_X86_64[name];
-  if (nr === undefined) throw new Error(`no syscall ${name}`);
-  const full = [...args, 0n, 0n, 0n, 0n, 0n, 0n].slice(0, 6) as unknown as Notification['args'];
-  const n: Notification = { id: nextId++, pid: process.pid, nr, arch: AUDIT_ARCH_X86_64, args: full };
-  s.answer(n);
-  // The sentry's thread keeps the caller's identity after an answer; this thread is the test's too.
-  s.creds.asSentry();
-  return n;
-}
 
 /** What the caller reads from `path` under the sentry; throws on a refusal. */
 function read(path: string, flags = 0n): string {
