@@ -12,9 +12,10 @@
 // the kernel's own confinement makes that safe (each such handler says why).
 import { AUDIT_ARCH_X86_64 } from '../abi/linux/syscalls-x86_64';
 import {
-  AT_EMPTY_PATH, AT_FDCWD, EACCES, EFAULT, EINVAL, ELOOP, ENOENT, EPERM, ENOSYS, ENOTDIR, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
+  AT_EMPTY_PATH, AT_FDCWD, EACCES, EFAULT, EINTR, EINVAL, ELOOP, ENOENT, EPERM, ENOSYS, ENOTDIR, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
   RESOLVE_NO_SYMLINKS, SECCOMP_USER_NOTIF_FLAG_CONTINUE,
 } from '../abi/linux/constants';
+import { STATX_MNT_ID, STATX_MNT_ID_OFFSET } from '../abi/linux/structs';
 import { posix } from 'node:path';
 import { nativeArch } from '../seccomp/arch';
 import { sentrySyscallTable } from './syscalls';
@@ -25,10 +26,6 @@ import { HANDLERS, type Handler } from './handlers';
 import { DenialJudge, type Denial } from './denials';
 import { errnoName } from './table/render';
 
-const EINTR = 4;
-/** statx's mask bit for stx_mnt_id, and that field's offset in struct statx. */
-const STATX_MNT_ID = 0x1000;
-const STATX_MNT_ID_OFFSET = 0x90;
 
 export interface SentryOptions {
   /** The workload's user, as the plan sets it; what its file operations are checked against. */

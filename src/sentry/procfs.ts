@@ -47,6 +47,7 @@ import {
   AT_EMPTY_PATH, EACCES, EEXIST, EINTR, EIO, EROFS, F_ADD_SEALS, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE,
   MFD_ALLOW_SEALING, MFD_CLOEXEC, O_ACCMODE, O_CREAT, O_EXCL, O_NONBLOCK, O_TRUNC, RESOLVE_IN_ROOT, S_IFMT, S_IFREG,
 } from '../abi/linux/constants';
+import { STAT_DEV, STAT_MODE, STATFS_FLAGS, STATX_DEV_MAJOR, STATX_DEV_MINOR, STATX_MODE } from '../abi/linux/structs';
 import { layoutFrom, parseProcCgroup, type Layout } from '../cgroups/layout';
 import type { Sentry } from './kernel';
 import { NR } from './native';
@@ -59,13 +60,6 @@ const USER_HZ = 100;
 const NGROUPS_MAX = 65536;
 /** PID_MAX_LIMIT on 64-bit (linux/threads.h): a new pid namespace's pid_max from Linux 6.14. */
 const PID_MAX_LIMIT = 4194304;
-const STAT_DEV = 0;
-const STAT_MODE = 24;
-const STATX_MODE = 0x1c;
-const STATX_DEV_MAJOR = 0x88;
-const STATX_DEV_MINOR = 0x8c;
-/** statfs: f_type at 0, f_flags at 80 (x86_64 and aarch64). */
-const STATFS_FLAGS = 80;
 const PROC_SUPER_MAGIC = 0x9fa0;
 const SYSFS_MAGIC = 0x62656572;
 

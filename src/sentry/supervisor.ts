@@ -235,7 +235,8 @@ export function podSandbox(annotations: Readonly<Record<string, string>> | undef
  *   listener over. The sentry holds the container's mounts already.
  * - For another container of the sandbox's pod: the container's id too, and its own trace and
  *   join sockets, made here in its state directory so that `stockade trace` and `exec` reach it
- *   as any container; stockade-init sends its own /proc and /sys clones, then its listener.
+ *   as they reach every other container; stockade-init sends its own /proc and /sys clones, then
+ *   its listener.
  * Nothing of this process serves, so there is nothing to wait for.
  */
 function joinSentry(cfg: SentryConfig, path: string, container?: { readonly id: string; readonly stateDir: string }): Supervisor | undefined {

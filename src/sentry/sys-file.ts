@@ -10,16 +10,13 @@ import {
   EINVAL, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR, EPERM, ERANGE, EXDEV, O_ACCMODE, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_PATH, O_TMPFILE, O_WRONLY, O_TRUNC, PATH_MAX,
   RESOLVE_BENEATH, RESOLVE_IN_ROOT, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG,
 } from '../abi/linux/constants';
+import { STAT_MODE, STAT_SIZE, STATFS_SIZE, STATX_SIZE } from '../abi/linux/structs';
 import type { Sentry, Target } from './kernel';
 import { NR } from './native';
 import { continueBecause, intArg, uintArg, type Notification, type Reply } from './notification';
 import type { Handler } from './handlers';
 import { openGenerated, statGenerated, statxGenerated } from './procfs';
 
-const STAT_SIZE = 144;
-const STATX_SIZE = 256;
-const STATFS_SIZE = 120;
-const ST_MODE = 24;
 const XATTR_NAME_MAX = 255;
 const XATTR_SIZE_MAX = 65536;
 const IN_DONT_FOLLOW = 0x02000000;
@@ -55,7 +52,7 @@ const PATH_IN_CALLER = continueBecause('O_PATH: no access, only a name; checked,
 const GETCWD_IN_CALLER = continueBecause('reads nothing from the caller, reveals only its own root');
 
 function fileType(): number {
-  return statBuf.readUInt32LE(ST_MODE) & S_IFMT;
+  return statBuf.readUInt32LE(STAT_MODE) & S_IFMT;
 }
 
 function fstatEmpty(s: Sentry, fd: number): number {

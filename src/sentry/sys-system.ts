@@ -3,18 +3,16 @@ import { NR } from './native';
 import { continueBecause, type Notification } from './notification';
 import type { Sentry } from './kernel';
 import type { Handler } from './handlers';
-import { containerUname } from './uname';
+import { containerUtsname } from './uname';
 import { containerMemory, containerUptime } from './procfs';
 
-const UTS_LEN = 65;
 const SYSINFO_SIZE = 112;
 
 /** mq_open and mq_unlink name queues in the caller's own IPC namespace's mqueue file system. */
 const IN_CALLER_IPC = continueBecause('message queues of the container\'s own IPC namespace');
 
 function uname(s: Sentry, n: Notification): number {
-  const b = Buffer.alloc(UTS_LEN * 6);
-  containerUname(s).forEach((f, i) => b.write(f.slice(0, UTS_LEN - 1), UTS_LEN * i, 'utf8'));
+  const b = containerUtsname(s);
   return s.writeBack(n, n.args[0], b, b.length);
 }
 

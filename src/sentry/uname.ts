@@ -1,8 +1,7 @@
 // The system's names as the container sees them: uname's fields, which /proc/version and /proc/sys/kernel repeat.
+import { UTS_LEN } from '../abi/linux/structs';
 import { NR } from './native';
 import type { Sentry } from './kernel';
-
-const UTS_LEN = 65;
 
 let hostUname: string[] | undefined;
 
@@ -30,13 +29,20 @@ export function hostKernelVersion(s: Sentry): [number, number] {
  */
 export function containerUname(s: Sentry): string[] {
   const host = hostFields(s);
-  const version = /^(\d+)\.(\d+)/.exec(host[2] ?? '');
+  const [major, minor] = hostKernelVersion(s);
   return [
     'Linux',
     s.opts.hostname,
-    version === null ? '6.0.0' : `${version[1] ?? '6'}.${version[2] ?? '0'}.0-stockade`,
+    major === 0 && minor === 0 ? '6.0.0' : `${major}.${minor}.0-stockade`,
     '#1 SMP stockade sentry',
     host[4] ?? 'x86_64',
     s.opts.domainname === '' ? '(none)' : s.opts.domainname,
   ];
+}
+
+/** The container's uname as the kernel writes struct utsname: each field NUL-terminated in its 65 bytes. */
+export function containerUtsname(s: Sentry): Buffer {
+  const b = Buffer.alloc(UTS_LEN * 6);
+  containerUname(s).forEach((f, i) => b.write(f.slice(0, UTS_LEN - 1), UTS_LEN * i, 'utf8'));
+  return b;
 }
