@@ -48,3 +48,19 @@ export class DenialJudge {
     return action.kind === 'ERRNO' ? { syscall, errno: action.errno } : undefined;
   }
 }
+
+const judges = new Map<SeccompArch, DenialJudge>();
+
+/**
+ * The judge of `arch`'s refusals, made once per thread: it holds nothing of any one workload, and
+ * making it compiles the whole sentry filter (milliseconds), which a sentry serving a container's
+ * execs and its pod's containers would otherwise repeat for each.
+ */
+export function denialJudge(arch: SeccompArch): DenialJudge {
+  let j = judges.get(arch);
+  if (j === undefined) {
+    j = new DenialJudge(arch);
+    judges.set(arch, j);
+  }
+  return j;
+}

@@ -23,7 +23,7 @@ import { parseStatusCreds, threadCreds, type Creds, type ThreadCreds } from './c
 import { NR, type SentryKernel } from './native';
 import { decodeNotification, NOTIF_SIZE, type Notification, type Reply } from './notification';
 import { HANDLERS, type Handler } from './handlers';
-import { DenialJudge, type Denial } from './denials';
+import { denialJudge, type Denial, type DenialJudge } from './denials';
 import { errnoName } from './table/render';
 
 
@@ -144,7 +144,7 @@ export class Sentry {
     this.creds = threadCreds(k.sys);
     this.#rootFd = opts.rootFd ?? -1;
     const arch = nativeArch();
-    this.#judge = new DenialJudge(arch);
+    this.#judge = denialJudge(arch);
     for (const m of opts.mounts ?? []) this.#mounts.push({ ...m, mntId: this.#mountId(m.fd, '', AT_EMPTY_PATH) });
     this.#mounts.sort((a, b) => b.path.length - a.path.length);
     for (const e of sentrySyscallTable()) {
