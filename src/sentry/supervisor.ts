@@ -43,6 +43,16 @@ export interface SentryConfig {
   readonly id?: string | undefined;
 }
 
+/** A function that closes `fd` the first time it is called and does nothing after: a supervisor's copy of stockade-init's socket, closed at launch or on abort. */
+function closerOf(fd: number): () => void {
+  let open = true;
+  return () => {
+    if (!open) return;
+    open = false;
+    closeSync(fd);
+  };
+}
+
 /** The worker's script: the bundle's own file when running from dist/stockade-main.js, else the compiled module. */
 function workerScript(): string {
   const module = join(__dirname, 'worker.js');
@@ -133,12 +143,7 @@ function serveInWorker(socketFd: number, cfg: SentryConfig, onExit: () => void):
 /** Serves from a worker thread of this process: for a container this process waits for (do, run). */
 function inProcess(cfg: SentryConfig): Supervisor {
   const [mine, theirs] = socketpair();
-  let theirsOpen = true;
-  const closeTheirs = (): void => {
-    if (!theirsOpen) return;
-    theirsOpen = false;
-    closeSync(theirs);
-  };
+  const closeTheirs = closerOf(theirs);
   const served = serveInWorker(mine, cfg, () => {
     closeTheirs();
     closeSync(mine);
@@ -190,12 +195,7 @@ function detached(cfg: SentryConfig, stateDir: string): Supervisor {
     daemon.once('exit', () => resolve());
     daemon.once('error', () => resolve());
   });
-  let theirsOpen = true;
-  const closeTheirs = (): void => {
-    if (!theirsOpen) return;
-    theirsOpen = false;
-    closeSync(theirs);
-  };
+  const closeTheirs = closerOf(theirs);
   return {
     childSocket: theirs,
     launched: closeTheirs,
@@ -267,12 +267,7 @@ function joinSentry(cfg: SentryConfig, path: string, container?: { readonly id: 
   } finally {
     for (const fd of held) closeSync(fd);
   }
-  let theirsOpen = true;
-  const closeTheirs = (): void => {
-    if (!theirsOpen) return;
-    theirsOpen = false;
-    closeSync(theirs);
-  };
+  const closeTheirs = closerOf(theirs);
   return { childSocket: theirs, holdsMounts: container === undefined, launched: closeTheirs, done: Promise.resolve(), abort: closeTheirs };
 }
 
