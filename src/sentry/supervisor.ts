@@ -1,7 +1,7 @@
 // The sentry seen from the runtime: a worker thread of the process that waits for the container, or
 // a process of its own that outlives `create`, serving one workload's listener; and the filter that sends it calls.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, posix } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -75,7 +75,8 @@ class TraceFeed {
   }
 
   listen(path: string): void {
-    rmSync(path, { force: true });
+    // Root's alone whatever the umask, as the detached sentry's (privateSocket).
+    const fd = privateSocket(path);
     this.#server = createServer((sock) => {
       this.#readers.add(sock);
       this.#update();
@@ -86,7 +87,7 @@ class TraceFeed {
       });
     });
     this.#server.on('error', () => { /* a reader that could not connect is its own problem */ });
-    this.#server.listen(path);
+    this.#server.listen({ fd });
     // The container's life keeps the process alive, not a trace socket nobody reads.
     this.#server.unref();
   }

@@ -1,6 +1,8 @@
 // Real programs under the sentry (stockade do --isolation sentry), each compared with the same program under namespaces.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { Runtime, integrationSkip, leftovers, waitFor, has } from './harness';
 
 const skip = integrationSkip();
@@ -149,6 +151,10 @@ describe('stockade trace', { skip }, () => {
     const child = rt.spawn(['do', '--isolation', 'sentry', '--', 'sh', '-c', `sleep 1; cat ${marker} > /dev/null; cat /no-such-file 2>/dev/null; exit 0`]);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const id = await theOnlyContainer(rt);
+    // Root's alone, as the detached sentry's are: a trace shows every path the workload touches.
+    const sock = join(rt.root, id, 'trace.sock');
+    await waitFor(() => existsSync(sock), 5000);
+    assert.equal(statSync(sock).mode & 0o777, 0o600);
     const trace = rt.run(['trace', id], { timeout: 20_000 });
     assert.equal(trace.status, 0, trace.stderr);
     const records = trace.stdout.trim().split('\n').map((l) => JSON.parse(l) as { pid: number; syscall: string; args: string[]; result: number | string });
