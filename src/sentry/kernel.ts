@@ -536,20 +536,27 @@ export class Sentry {
     return this.#link.toString('utf8', 0, r);
   }
 
-  /** A small host file (/proc/PID/status), read with the sentry's own identity. */
+  /** A host file (/proc/PID/status, a cgroup's), read whole with the thread's identity as it is. */
   readHostFile(path: string): string | number {
     const fd = this.openHost(path, 0, 0);
-    if (fd < 0) return fd;
-    let len = 0;
+    return fd < 0 ? fd : this.readFd(fd);
+  }
+
+  /** Everything `fd` holds from its offset to its end, as text; the fd is closed either way. */
+  readFd(fd: number): string | number {
+    const parts: Buffer[] = [];
     for (;;) {
-      const r = this.k.sys(NR.read, fd, this.#file.subarray(len), this.#file.length - len);
+      const r = this.k.sys(NR.read, fd, this.#file, this.#file.length);
       if (r === -EINTR) continue;
-      if (r <= 0) break;
-      len += r;
-      if (len === this.#file.length) break;
+      if (r < 0) {
+        this.close(fd);
+        return r;
+      }
+      if (r === 0) break;
+      parts.push(Buffer.from(this.#file.subarray(0, r)));
     }
     this.close(fd);
-    return this.#file.toString('utf8', 0, len);
+    return Buffer.concat(parts).toString('utf8');
   }
 
   /** The caller's process and thread ids in its own pid namespace (the last NStgid and NSpid fields). */

@@ -112,7 +112,6 @@ function factsOf(s: Sentry): { layout?: Layout; memory?: { total: bigint; swap: 
   }
   return f;
 }
-const io = Buffer.alloc(65536);
 const st = Buffer.alloc(256);
 
 function procMount(s: Sentry): ProcMount | undefined {
@@ -202,27 +201,9 @@ function sealedFile(s: Sentry, name: string, text: string, flags: number, cloexe
 
 // ---- reading ------------------------------------------------------------------------------------
 
-function readFd(s: Sentry, fd: number): string | number {
-  const parts: Buffer[] = [];
-  for (;;) {
-    const r = s.k.sys(NR.read, fd, io, io.length);
-    if (r === -EINTR) continue;
-    if (r < 0) {
-      s.close(fd);
-      return r;
-    }
-    if (r === 0) break;
-    parts.push(Buffer.from(io.subarray(0, r)));
-  }
-  s.close(fd);
-  return Buffer.concat(parts).toString('utf8');
-}
-
 /** A host file (the sentry's /proc, the cgroup tree), read as the sentry; undefined when it cannot be. */
 function readHost(s: Sentry, path: string): string | undefined {
-  const fd = s.openHost(path, 0, 0);
-  if (fd < 0) return undefined;
-  const r = readFd(s, fd);
+  const r = s.readHostFile(path);
   return typeof r === 'number' ? undefined : r;
 }
 
@@ -230,7 +211,7 @@ function readHost(s: Sentry, path: string): string | undefined {
 function readProc(s: Sentry, m: ProcMount, rel: string): string | undefined {
   const fd = s.openBeneath(m.fd, rel, 0, 0, RESOLVE_IN_ROOT);
   if (fd < 0) return undefined;
-  const r = readFd(s, fd);
+  const r = s.readFd(fd);
   return typeof r === 'number' ? undefined : r;
 }
 
@@ -245,7 +226,7 @@ function contentOf(s: Sentry, callerPid: number, name: string, pfd: number): str
     // The real file, opened as the caller: the kernel decides what of it the caller may see.
     const fd = s.openHost(`/proc/self/fd/${pfd}`, 0, 0);
     if (fd < 0) return fd;
-    const real = readFd(s, fd);
+    const real = s.readFd(fd);
     if (typeof real === 'number') return real;
     return s.onHost(() => (what === 'stat' ? rebasedStat(s, m, real) : what === 'mounts' ? containerMounts(s, real) : containerMountinfo(real)));
   }
