@@ -1,24 +1,15 @@
-// What the runtime and its detached sentry process share: the sentry's configuration, and the
-// records it leaves (the mounts it holds, the refusals it saw). Kept apart from supervisor.ts so
-// that the sentry process loads none of the runtime's own machinery (child processes, cgroups).
+// What the runtime and its detached sentry process share: the sentry's configuration, its private
+// sockets and its record of refusals. Kept apart from supervisor.ts so that the sentry process
+// loads none of the runtime's own machinery (child processes, cgroups).
 import { rmSync } from 'node:fs';
 import type { Logger, LogFormat } from '../cli/log';
 import { unixListen } from '../native/addon';
-import { writeFileAtomic } from '../container/atomic-file';
-import type { MountsRecord } from '../container/sentry-mounts';
 import type { Creds } from './creds';
-import type { SentryDenial, SentryMount } from './kernel';
+import type { SentryDenial } from './kernel';
 import { errnoName } from './table/render';
 
 /** The detached sentry's socket to stockade-init. */
 export const DAEMON_SOCKET_FD = 3;
-
-export function recordMounts(path: string | undefined, mounts: readonly SentryMount[]): void {
-  if (path === undefined) return;
-  try {
-    writeFileAtomic(path, JSON.stringify({ pid: process.pid, mounts } satisfies MountsRecord));
-  } catch { /* the container still runs; an exec into it will say what is missing */ }
-}
 
 /** What the detached sentry process is started with (JSON, its only argument). */
 export interface DaemonConfig {

@@ -214,7 +214,7 @@ export class SentryHost {
       if (!this.#poller.readable(fd)) return;
       received = receive(fd, 1 + PATH_MAX);
     }
-    if (received.fd === null || received.data.toString() !== 'L' || !this.isListener(received.fd)) {
+    if (received.fd === null || received.data.toString() !== 'L' || !this.#isListener(received.fd)) {
       if (received.fd !== null) this.#o.sys(NR.close, received.fd);
       this.#dropHandoff(fd);
       return;
@@ -242,7 +242,7 @@ export class SentryHost {
   }
 
   /** Whether fd is a seccomp listener: the host serves nothing else. */
-  isListener(fd: number): boolean {
+  #isListener(fd: number): boolean {
     const n = this.#o.sys(NR.readlinkat, AT_FDCWD, `/proc/self/fd/${fd}`, this.#link, this.#link.length);
     return n === LISTENER_LINK.length && this.#link.toString('utf8', 0, n) === LISTENER_LINK;
   }

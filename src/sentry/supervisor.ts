@@ -11,12 +11,13 @@ import type { Mount } from '../oci/spec';
 import { sendFd, socketpair, unixConnect } from '../native/addon';
 import type { Creds } from './creds';
 import { Logger, type LogFormat } from '../cli/log';
-import type { SentryDenial, SentryStats, TraceRecord } from './kernel';
-import { SENTRY_JOIN_SOCKET, SENTRY_MOUNTS_RECORD } from '../container/sentry-mounts';
+import type { SentryDenial, SentryMount, SentryStats, TraceRecord } from './kernel';
+import { SENTRY_JOIN_SOCKET, SENTRY_MOUNTS_RECORD, type MountsRecord } from '../container/sentry-mounts';
 import { compileSentryFilter } from './syscalls';
 import type { SentryWorkerData, SentryWorkerMessage } from './worker';
 import type { JoinRequest } from './host';
-import { logDenial, privateSocket, recordMounts, type DaemonConfig } from './daemon-config';
+import { logDenial, privateSocket, type DaemonConfig } from './daemon-config';
+import { writeFileAtomic } from '../container/atomic-file';
 import { parseContainerId } from '../container/id';
 
 export interface SentryConfig {
@@ -106,6 +107,17 @@ class TraceFeed {
   #update(): void {
     Atomics.store(this.flag, 0, this.#always || this.#readers.size > 0 ? 1 : 0);
   }
+}
+
+/**
+ * Where the in-process sentry holds the container's mounts, for the sentry of a process exec'd
+ * into it (sentry-mounts.ts): a detached sentry is joined instead, and writes none.
+ */
+function recordMounts(path: string | undefined, mounts: readonly SentryMount[]): void {
+  if (path === undefined) return;
+  try {
+    writeFileAtomic(path, JSON.stringify({ pid: process.pid, mounts } satisfies MountsRecord));
+  } catch { /* the container still runs; an exec into it will say what is missing */ }
 }
 
 /** A worker thread of this process serving the listener that arrives on `socketFd`. */
