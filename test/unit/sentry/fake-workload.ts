@@ -2,6 +2,7 @@
 import { fstatSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
 import { sentryNative } from '../../../src/native/addon';
 import { AUDIT_ARCH_X86_64, SYSCALLS_X86_64 } from '../../../src/abi/linux/syscalls-x86_64';
+import { UTS_LEN } from '../../../src/abi/linux/structs';
 import type { Sentry } from '../../../src/sentry/kernel';
 import type { SentryKernel } from '../../../src/sentry/native';
 import type { Notification } from '../../../src/sentry/notification';
@@ -26,6 +27,16 @@ export function call(s: Sentry, name: string, ...args: bigint[]): Notification {
   // The sentry's thread keeps the caller's identity after an answer; this thread is the test's too.
   s.creds.asSentry();
   return n;
+}
+
+/** Has `s` serve uname into `w`'s memory: the six fields of the struct utsname it wrote. */
+export function unameOf(s: Sentry, w: FakeWorkload): string[] {
+  const out = w.alloc(UTS_LEN * 6);
+  call(s, 'uname', out);
+  return [0, 1, 2, 3, 4, 5].map((i) => {
+    const f = w.at(out).subarray(UTS_LEN * i, UTS_LEN * (i + 1));
+    return f.toString('utf8', 0, f.indexOf(0));
+  });
 }
 
 /** A workload that is only memory: strings and buffers at made-up addresses. */

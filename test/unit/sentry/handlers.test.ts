@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Sentry } from '../../../src/sentry/kernel';
 import { HANDLERS } from '../../../src/sentry/handlers';
 import { sentrySyscallTable } from '../../../src/sentry/syscalls';
-import { ALL_CAPS, call, FakeWorkload, notification } from './fake-workload';
+import { ALL_CAPS, call, FakeWorkload, notification, unameOf } from './fake-workload';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (it acts as other users)' : process.arch !== 'x64' ? 'x86_64 syscall numbers' : false;
 
@@ -180,12 +180,8 @@ test('execve: a program continues in the kernel, a non-program is refused', { sk
 
 test('uname reports the container\'s host name and no host build string', { skip }, () => {
   const { w, s } = setup();
-  const out = w.alloc(390);
-  call(s, 'uname', out);
-  const field = (i: number): string => {
-    const f = w.at(out).subarray(65 * i, 65 * (i + 1));
-    return f.toString('utf8', 0, f.indexOf(0));
-  };
+  const fields = unameOf(s, w);
+  const field = (i: number): string => fields[i] ?? '';
   assert.equal(field(0), 'Linux');
   assert.equal(field(1), 'box');
   assert.match(field(2), /^\d+\.\d+\.0-stockade$/);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { sentryNative } from '../../../src/native/addon';
 import { Sentry } from '../../../src/sentry/kernel';
 import { SYSCALLS_X86_64 } from '../../../src/abi/linux/syscalls-x86_64';
-import { ALL_CAPS, call, FakeWorkload } from './fake-workload';
+import { ALL_CAPS, call, FakeWorkload, unameOf } from './fake-workload';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (open_tree of /proc)' : process.arch !== 'x64' ? 'x86_64 syscall numbers' : false;
 
@@ -113,12 +113,8 @@ test('meminfo: totals no larger than the host\'s, free and available consistent'
 
 test('version and sys/kernel say what uname says, never the host kernel\'s build', { skip }, () => {
   const { w, s } = setup();
-  const out = w.alloc(390);
-  call(s, 'uname', out);
-  const field = (i: number): string => {
-    const f = w.at(out).subarray(65 * i, 65 * (i + 1));
-    return f.toString('utf8', 0, f.indexOf(0));
-  };
+  const fields = unameOf(s, w);
+  const field = (i: number): string => fields[i] ?? '';
   const version = read('/proc/version');
   assert.equal(version, `Linux version ${field(2)} (stockade@sentry) ${field(3)}\n`);
   const host = readFileSync('/proc/version', 'utf8').trim();
