@@ -70,6 +70,15 @@ state_pid() {
   "$@" | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).pid))'
 }
 
+# The detached sentry of stockade container $2 under --root $1: its configuration, on its command
+# line, names the container's join socket. Fails when there is none, so that a sandbox whose
+# sentry was not found is reported, not counted without it.
+sentry_pid() {
+  local p
+  p=$(pgrep -f -- "stockade-sentryd.js .*\"$1/$2/sentry.sock\"") || { echo "no sentry process for $2" >&2; return 1; }
+  echo "$p"
+}
+
 # The processes of runsc's sandbox with this --root: runsc-sandbox and runsc-gofer carry it on their command line.
 runsc_pids() {
   pgrep -f -- "--root=$1 " || true
@@ -98,15 +107,15 @@ fs.writeFileSync(dst, JSON.stringify(s));
       done
       "$stockade" --root "$work/root-sentry" --isolation sentry run -d --bundle "$pod/sb" "mem-sp-$i" </dev/null >/dev/null 2>"$work/$kind.$i.err"
       "$stockade" --root "$work/root-sentry" --isolation sentry run -d --bundle "$pod/app" "mem-spa-$i" </dev/null >/dev/null 2>>"$work/$kind.$i.err"
-      roots[$kind.$i]="$(state_pid "$stockade" --root "$work/root-sentry" state "mem-sp-$i") $(state_pid "$stockade" --root "$work/root-sentry" state "mem-spa-$i") $(state_pid cat "$work/root-sentry/mem-sp-$i/sentry.json")" ;;
+      roots[$kind.$i]="$(state_pid "$stockade" --root "$work/root-sentry" state "mem-sp-$i") $(state_pid "$stockade" --root "$work/root-sentry" state "mem-spa-$i") $(sentry_pid "$work/root-sentry" "mem-sp-$i")" ;;
     stockade-run)
       "$stockade" --root "$work/root-stockade" run -d --bundle "$bundle" "mem-s-$i" </dev/null >/dev/null 2>"$work/$kind.$i.err"
       roots[$kind.$i]=$(state_pid "$stockade" --root "$work/root-stockade" state "mem-s-$i") ;;
     sentry-run)
-      # The container's init and its detached sentry (a process of its own, named in sentry.json).
+      # The container's init and its detached sentry (a process of its own).
       "$stockade" --root "$work/root-sentry" --isolation sentry run -d --bundle "$bundle" "mem-ss-$i" </dev/null >/dev/null 2>"$work/$kind.$i.err"
       p=$(state_pid "$stockade" --root "$work/root-sentry" state "mem-ss-$i")
-      roots[$kind.$i]="$p $(state_pid cat "$work/root-sentry/mem-ss-$i/sentry.json")" ;;
+      roots[$kind.$i]="$p $(sentry_pid "$work/root-sentry" "mem-ss-$i")" ;;
     runc)
       runc --root "$work/root-runc" run -d --bundle "$bundle" "mem-r-$i" </dev/null >/dev/null 2>"$work/$kind.$i.err"
       roots[$kind.$i]=$(state_pid runc --root "$work/root-runc" state "mem-r-$i") ;;
@@ -159,6 +168,10 @@ for kind in "${kinds[@]}"; do
     pids=$(pids_of "$kind" "$i" || true)
     if [ -z "$pids" ] || ! ps -o args= -p "$(echo $pids | tr ' ' ',')" | grep -qE 'sleep|runsc-sandbox'; then
       echo "$kind: sandbox $i is not running sleep: $(tail -3 "$work/$kind.$i.err" 2>/dev/null | tr '\n' ' ')" >&2
+      continue
+    fi
+    if [[ $kind == sentry-* ]] && ! ps -o args= -p "$(echo $pids | tr ' ' ',')" | grep -q stockade-sentryd; then
+      echo "$kind: sandbox $i: its sentry process was not found, so it is not counted" >&2
       continue
     fi
     pss=0 rss=0 procs=()
