@@ -6,7 +6,7 @@ import { Logger } from '../cli/log';
 import { sentryNative } from '../native/addon';
 import { DAEMON_SOCKET_FD, logDenial, privateSocket, type DaemonConfig } from './daemon-config';
 import { SentryHost } from './host';
-import { NR } from './native';
+import { NR, sayOnStderr } from './native';
 import { confineThisThread, wallThisThread } from './serve';
 import { TraceReaders } from './trace-readers';
 
@@ -43,7 +43,7 @@ function runDaemon(config: DaemonConfig, socketFd: number): number {
     joinServer = -1;
     host.run();
     if (!group.served) {
-      process.stderr.write('stockade sentry: stockade-init closed the sentry socket without sending a listener\n');
+      sayOnStderr('stockade-init closed the sentry socket without sending a listener');
       return 1;
     }
     return 0;
@@ -60,9 +60,12 @@ if (arg === undefined) {
   process.stderr.write('usage: stockade-sentryd CONFIG_JSON (started by stockade create, with its socket as fd 3)\n');
   process.exit(2);
 }
+let status = 1;
 try {
-  process.exit(runDaemon(JSON.parse(arg) as DaemonConfig, DAEMON_SOCKET_FD));
+  status = runDaemon(JSON.parse(arg) as DaemonConfig, DAEMON_SOCKET_FD);
 } catch (e) {
-  process.stderr.write(`stockade sentry: ${(e as Error).message}\n`);
-  process.exit(1);
+  sayOnStderr((e as Error).message);
 }
+// Straight to exit_group: the thread is confined by now, and Node's own exit (atexit) restores
+// the stdio fds' modes through calls its filter refuses, and aborts when they fail.
+sentryNative().syscall(NR.exit_group, status);

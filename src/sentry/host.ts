@@ -16,7 +16,7 @@ import { AT_FDCWD, F_SETFL, O_NONBLOCK, PATH_MAX, POLLIN, SOCK_CLOEXEC } from '.
 import { parseContainerId } from '../container/id';
 import { recvFd, type ReceivedFd } from '../native/addon';
 import type { Sentry, SentryDenial, SentryMount } from './kernel';
-import { NR, type RawSyscall } from './native';
+import { NR, sayOnStderr, type RawSyscall } from './native';
 import { Poller, type Watch } from './poll';
 import { sentryFor, type WorkloadIdentity } from './serve';
 import { TraceReaders } from './trace-readers';
@@ -257,7 +257,7 @@ function guarded(ready: () => void, giveUp?: () => void): () => void {
     try {
       ready();
     } catch (e) {
-      process.stderr.write(`stockade sentry: ${(e as Error).message}\n`);
+      sayOnStderr((e as Error).message);
       giveUp?.();
     }
   };

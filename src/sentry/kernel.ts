@@ -20,7 +20,7 @@ import { posix } from 'node:path';
 import { nativeArch } from '../seccomp/arch';
 import { sentrySyscallTable } from './syscalls';
 import { parseStatusCreds, threadCreds, type Creds, type ThreadCreds } from './creds';
-import { NR, type SentryKernel } from './native';
+import { NR, sayOnStderr, type SentryKernel } from './native';
 import { decodeNotification, NOTIF_SIZE, type Notification, type Reply } from './notification';
 import { HANDLERS, type Handler } from './handlers';
 import { denialJudge, type Denial, type DenialJudge } from './denials';
@@ -244,7 +244,7 @@ export class Sentry {
     } catch (e) {
       // A handler bug must not leave the caller hanging, nor the sentry dead.
       this.stats.errors++;
-      process.stderr.write(`stockade sentry: ${(e as Error).stack ?? String(e)}\n`);
+      sayOnStderr((e as Error).stack ?? String(e));
       return -ENOSYS;
     }
   }

@@ -1,4 +1,5 @@
 // The sentry's seam to the kernel: the listener, the workload's memory and the host's own syscalls, as interfaces a test can fake.
+import { writeSync } from 'node:fs';
 import type { SyscallArg } from '../native/addon';
 import { abiOf, nativeArch, syscallNumber } from '../seccomp/arch';
 
@@ -36,7 +37,7 @@ const HOST_CALLS = [
   'renameat2', 'linkat', 'symlinkat', 'fchmodat2', 'fchownat', 'utimensat', 'fstatfs', 'ftruncate', 'fcntl',
   'getxattr', 'lgetxattr', 'setxattr', 'lsetxattr', 'listxattr', 'llistxattr', 'removexattr', 'lremovexattr',
   'setfsuid', 'setfsgid', 'setgroups', 'umask', 'capget', 'capset', 'unshare', 'read', 'uname', 'sysinfo', 'syncfs',
-  'pidfd_open', 'pidfd_getfd', 'inotify_add_watch', 'memfd_create', 'write', 'fchmod', 'ppoll', 'accept4',
+  'pidfd_open', 'pidfd_getfd', 'inotify_add_watch', 'memfd_create', 'write', 'fchmod', 'ppoll', 'accept4', 'exit_group',
 ] as const;
 export type HostCall = (typeof HOST_CALLS)[number];
 
@@ -50,3 +51,16 @@ export const NR: Readonly<Record<HostCall, number>> = (() => {
   }
   return Object.freeze(out as Record<HostCall, number>);
 })();
+
+/**
+ * Says `message` on stderr (sentry.log for a detached sentry) in one write(2). Not through
+ * process.stderr: a serving thread is confined, and Node stats and reconfigures that fd, which the
+ * thread's filter refuses.
+ */
+export function sayOnStderr(message: string): void {
+  try {
+    writeSync(2, `stockade sentry: ${message}\n`);
+  } catch {
+    // Nowhere left to say it.
+  }
+}

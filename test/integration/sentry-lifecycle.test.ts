@@ -83,6 +83,24 @@ describe('the sentry level through create and start', { skip }, () => {
     await waitFor(() => leftovers(rt, b).length === 0, 5000);
   });
 
+  test('a detached sentry leaves quietly: when its container ends, and when its init dies before start, sentry.log says only what went wrong', async () => {
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'cat /etc/hostname > /dev/null; exit 3']));
+    assert.equal(rt.run(['--isolation', 'sentry', 'run', '--detach', '--bundle', b.dir, 'sentry-quiet']).status, 0);
+    await waitFor(() => sentryProcesses('sentry-quiet').length === 0, 10_000);
+    // Node's own exit, on the confined thread, aborted with an assertion and a stack on this file.
+    assert.equal(readFileSync(join(rt.root, 'sentry-quiet', 'sentry.log'), 'utf8'), '');
+    assert.equal(rt.run(['delete', 'sentry-quiet']).status, 0);
+
+    assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', b.dir, 'sentry-orphan']).status, 0);
+    const { pid } = json<{ pid: number }>(rt.run(['state', 'sentry-orphan']).stdout);
+    process.kill(pid, 'SIGKILL');
+    await waitFor(() => sentryProcesses('sentry-orphan').length === 0, 10_000);
+    assert.equal(readFileSync(join(rt.root, 'sentry-orphan', 'sentry.log'), 'utf8'),
+      'stockade sentry: stockade-init closed the sentry socket without sending a listener\n');
+    assert.equal(rt.run(['delete', 'sentry-orphan']).status, 0);
+    await waitFor(() => leftovers(rt, b).length === 0, 5000);
+  });
+
   test('a container created but never started: delete stops its sentry', async () => {
     const b = rt.bundle(probeSpec(['/bin/true']));
     assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', b.dir, 'sentry-never']).status, 0);
