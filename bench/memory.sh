@@ -11,6 +11,9 @@
 # processes were counted, and the issue 5 goal: the sentry no more than runsc.
 # Usage: sudo bash bench/memory.sh [N]   (root: it creates containers; N sandboxes per runtime, default 3)
 #   MEMORY_SETTLE (default 3): seconds to wait after the last start before measuring.
+# anon: memory of the processes' own (Anonymous in smaps), which no other process shares and only
+# swap could take back; PSS adds their share of mapped files (binaries, libraries), whose pages
+# the page cache holds once for the whole host.
 # Not counted by any column: kernel memory (page tables, slab, the sockets and pipes between processes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -174,14 +177,14 @@ for kind in "${kinds[@]}"; do
       echo "$kind: sandbox $i: its sentry process was not found, so it is not counted" >&2
       continue
     fi
-    pss=0 rss=0 procs=()
+    pss=0 rss=0 anon=0 procs=()
     for p in $pids; do
       [ -r "/proc/$p/smaps_rollup" ] || continue
-      read -r r s < <(awk '/^Rss:/ { r = $2 } /^Pss:/ { s = $2 } END { print r + 0, s + 0 }' "/proc/$p/smaps_rollup")
-      rss=$((rss + r)); pss=$((pss + s))
+      read -r r s a < <(awk '/^Rss:/ { r = $2 } /^Pss:/ { s = $2 } /^Anonymous:/ { a = $2 } END { print r + 0, s + 0, a + 0 }' "/proc/$p/smaps_rollup")
+      rss=$((rss + r)); pss=$((pss + s)); anon=$((anon + a))
       a=$(ps -o args= -p "$p" | awk '{ print $1 }'); procs+=("${a##*/}:$((s / 1024))")
     done
-    echo "$kind $i $pss $rss ${procs[*]}" >>"$work/result"
+    echo "$kind $i $pss $rss $anon ${procs[*]}" >>"$work/result"
   done
   stop "$kind"
 done
@@ -190,25 +193,25 @@ node - "$work/result" "$n" <<'EOF'
 const fs = require('fs');
 const [file, n] = process.argv.slice(2);
 const rows = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => {
-  const [kind, i, pss, rss, ...procs] = l.split(' ');
-  return { kind, i: Number(i), pss: Number(pss) / 1024, rss: Number(rss) / 1024, procs };
+  const [kind, i, pss, rss, anon, ...procs] = l.split(' ');
+  return { kind, i: Number(i), pss: Number(pss) / 1024, rss: Number(rss) / 1024, anon: Number(anon) / 1024, procs };
 });
 const kinds = [...new Set(rows.map((r) => r.kind))];
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const by = {};
 console.log(`\nmemory per idle sandbox (sleep 1000), ${n} sandboxes of one runtime at a time, mean over them:`);
-console.log(`${'runtime'.padEnd(14)}  ${'PSS MB'.padStart(7)}  ${'RSS MB'.padStart(7)}  processes counted in sandbox 1 (args[0]:PSS MB)`);
+console.log(`${'runtime'.padEnd(14)}  ${'PSS MB'.padStart(7)}  ${'RSS MB'.padStart(7)}  ${'anon MB'.padStart(7)}  processes counted in sandbox 1 (args[0]:PSS MB)`);
 for (const k of kinds) {
   const rs = rows.filter((r) => r.kind === k);
-  by[k] = { pss: mean(rs.map((r) => r.pss)), rss: mean(rs.map((r) => r.rss)), n: rs.length };
-  console.log(`${k.padEnd(14)}  ${by[k].pss.toFixed(1).padStart(7)}  ${by[k].rss.toFixed(1).padStart(7)}  ${rs[0].procs.join(' ')}${rs.length < Number(n) ? ` (only ${rs.length} ran)` : ''}`);
+  by[k] = { pss: mean(rs.map((r) => r.pss)), rss: mean(rs.map((r) => r.rss)), anon: mean(rs.map((r) => r.anon)), n: rs.length };
+  console.log(`${k.padEnd(14)}  ${by[k].pss.toFixed(1).padStart(7)}  ${by[k].rss.toFixed(1).padStart(7)}  ${by[k].anon.toFixed(1).padStart(7)}  ${rs[0].procs.join(' ')}${rs.length < Number(n) ? ` (only ${rs.length} ran)` : ''}`);
 }
 console.log('\nissue 5 goal: memory per idle sandbox, sentry included, no more than runsc\'s (detached to detached, foreground to foreground):');
 for (const [mine, peer] of [['sentry-run', 'runsc'], ['sentry', 'runsc-run']]) {
   const s = by[mine];
   if (!s || !by[peer]) { console.log(`  ${mine}/${peer}: not measurable`); continue; }
   const r = s.pss / by[peer].pss;
-  console.log(`  ${mine}/${peer} (PSS): ${r <= 1 ? 'met' : 'not met'} (${r.toFixed(2)}x: ${s.pss.toFixed(1)} vs ${by[peer].pss.toFixed(1)} MB; RSS ${(s.rss / by[peer].rss).toFixed(2)}x)`);
+  console.log(`  ${mine}/${peer} (PSS): ${r <= 1 ? 'met' : 'not met'} (${r.toFixed(2)}x: ${s.pss.toFixed(1)} vs ${by[peer].pss.toFixed(1)} MB; RSS ${(s.rss / by[peer].rss).toFixed(2)}x; anonymous ${(s.anon / by[peer].anon).toFixed(2)}x: ${s.anon.toFixed(1)} vs ${by[peer].anon.toFixed(1)} MB)`);
 }
 if (by['sentry-pod'] && by['sentry-run']) {
   console.log(`  a pod of two containers (sentry-pod) costs ${by['sentry-pod'].pss.toFixed(1)} MB: one sentry for both (${(by['sentry-pod'].pss - by['sentry-run'].pss).toFixed(1)} MB more than one container alone); runsc pods are not measured here`);

@@ -108,9 +108,21 @@ export class SentryHost {
     group.served = true;
   }
 
-  /** Serves until every container is gone (no listener left, none waiting for its start); then closes what it holds. */
-  run(): void {
-    while (this.#groups.size > 0) this.#poller.once(this.#watches());
+  /**
+   * Serves until every container is gone (no listener left, none waiting for its start); then
+   * closes what it holds. With `idle`, calls `idle.then` once whenever nothing has come for
+   * `idle.afterMs` since the last thing that did.
+   */
+  run(idle?: { readonly afterMs: number; then(): void }): void {
+    let busy = true;
+    while (this.#groups.size > 0) {
+      if (this.#poller.once(this.#watches(), busy ? idle?.afterMs : undefined)) {
+        busy = true;
+        continue;
+      }
+      busy = false;
+      idle?.then();
+    }
     this.#o.onLast?.();
     this.close();
   }

@@ -18,6 +18,7 @@ export class Poller {
   readonly #one = Buffer.alloc(POLLFD_SIZE);
   /** struct timespec of zero: ppoll returns at once. */
   readonly #now = Buffer.alloc(16);
+  readonly #timeout = Buffer.alloc(16);
 
   constructor(sys: RawSyscall) {
     this.#sys = sys;
@@ -34,8 +35,11 @@ export class Poller {
     return r > 0;
   }
 
-  /** Blocks until at least one watch is ready (a signal only repeats the wait), then calls each ready one in order. */
-  once(watches: readonly Watch[]): void {
+  /**
+   * Blocks until at least one watch is ready (a signal only repeats the wait), then calls each
+   * ready one in order. With `timeoutMs`, gives up after that long: false when nothing was ready.
+   */
+  once(watches: readonly Watch[], timeoutMs?: number): boolean {
     const n = watches.length;
     if (this.#fds.length < n * POLLFD_SIZE) this.#fds = Buffer.alloc(n * POLLFD_SIZE);
     const b = this.#fds;
@@ -44,13 +48,21 @@ export class Poller {
       b.writeInt16LE(w.events, i * POLLFD_SIZE + 4);
       b.writeInt16LE(0, i * POLLFD_SIZE + 6);
     });
+    let timeout: Buffer | null = null;
+    if (timeoutMs !== undefined) {
+      timeout = this.#timeout;
+      timeout.writeBigInt64LE(BigInt(Math.floor(timeoutMs / 1000)), 0);
+      timeout.writeBigInt64LE(BigInt((timeoutMs % 1000) * 1_000_000), 8);
+    }
     let r: number;
-    do r = this.#sys(NR.ppoll, b, n, null, null, 0);
+    // A signal repeats the whole wait, timeout included: the sentry is sent none.
+    do r = this.#sys(NR.ppoll, b, n, timeout, null, 0);
     while (r === -EINTR);
     if (r < 0) throw new Error(`ppoll failed: errno ${-r}`);
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < n && r > 0; i++) {
       const revents = b.readInt16LE(i * POLLFD_SIZE + 6);
       if (revents !== 0) watches[i]!.ready(revents);
     }
+    return r > 0;
   }
 }

@@ -1,0 +1,59 @@
+// The detached sentry's start-up leftovers: the pages of Node's binary and libraries that starting
+// Node touched (its snapshot, ICU, the bootstrap) and serving never touches again.
+import { readFileSync } from 'node:fs';
+import { NR, type RawSyscall } from './native';
+
+/** One run of pages of a mapping, by address. */
+export interface PageRange {
+  readonly start: bigint;
+  readonly length: bigint;
+}
+
+const MADV_DONTNEED = 4;
+
+/**
+ * The mappings in `smaps` (the text of /proc/PID/smaps) that only hold pages of the page cache:
+ * backed by a file, not writable, and with no page of their own (Anonymous 0: nothing was ever
+ * written to them, as relocations write to a library's RELRO pages). Dropping such a mapping's
+ * pages loses nothing: the next access finds the same page in the page cache.
+ */
+export function pageCacheMappings(smaps: string): PageRange[] {
+  const out: PageRange[] = [];
+  let current: { start: bigint; length: bigint; ok: boolean; rss: number } | undefined;
+  const close = (): void => {
+    if (current?.ok && current.rss > 0) out.push({ start: current.start, length: current.length });
+  };
+  for (const line of smaps.split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+    if (head !== null) {
+      close();
+      const [, from = '0', to = '0', perms = '', inode = '0', path = ''] = head;
+      const start = BigInt(`0x${from}`);
+      current = { start, length: BigInt(`0x${to}`) - start, ok: path.startsWith('/') && inode !== '0' && !perms.includes('w'), rss: 0 };
+      continue;
+    }
+    if (current === undefined) continue;
+    const field = /^(\w+):\s+(\d+) kB$/.exec(line);
+    if (field === null) continue;
+    if (field[1] === 'Rss') current.rss = Number(field[2]);
+    else if (field[1] === 'Anonymous' && field[2] !== '0') current.ok = false;
+  }
+  close();
+  return out;
+}
+
+/** This process's page-cache-only mappings, read now (before the thread is confined: it opens /proc). */
+export function ownPageCacheMappings(): PageRange[] {
+  return pageCacheMappings(readFileSync('/proc/self/smaps', 'utf8'));
+}
+
+/**
+ * Unmaps the pages of `ranges` from this process (MADV_DONTNEED): they stay in the page cache,
+ * one copy for the whole host, and what is used again comes back on its first access (a minor
+ * fault). Returns how many ranges the kernel refused (none is expected).
+ */
+export function dropPages(sys: RawSyscall, ranges: readonly PageRange[]): number {
+  let refused = 0;
+  for (const r of ranges) if (sys(NR.madvise, r.start, r.length, MADV_DONTNEED) < 0) refused++;
+  return refused;
+}
