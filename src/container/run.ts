@@ -8,6 +8,7 @@ import { readProcessStat } from './process-identity';
 import { forwardSignals } from './signal-forward';
 import { startContainer } from './start';
 import { mark } from '../timing';
+import { trimWhileWaiting } from '../native/working-set';
 
 export interface RunOptions extends CreateOptions {
   detach: boolean;
@@ -41,7 +42,9 @@ export async function runContainer(opts: RunOptions): Promise<number> {
   }
   mark('started');
   if (opts.detach) return 0;
+  const stopTrimming = trimWhileWaiting();
   const { code, signal } = await launched.helperExit;
+  stopTrimming();
   mark('exited');
   if (terminal !== undefined) {
     await Promise.race([terminal.finished, new Promise((r) => setTimeout(r, 500))]);

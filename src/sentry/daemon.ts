@@ -4,12 +4,12 @@ import { closeSync } from 'node:fs';
 import { AT_FDCWD } from '../abi/linux/constants';
 import { Logger } from '../cli/log';
 import { sentryNative } from '../native/addon';
+import { dropPages, ownPageCacheMappings } from '../native/working-set';
 import { DAEMON_SOCKET_FD, logDenial, privateSocket, type DaemonConfig } from './daemon-config';
 import { SentryHost } from './host';
 import { NR, sayOnStderr } from './native';
 import { confineThisThread, wallThisThread } from './serve';
 import { TraceReaders } from './trace-readers';
-import { dropPages, ownPageCacheMappings } from './working-set';
 
 /** How long the sentry waits with nothing to do before it gives back the pages it touched. */
 const IDLE_MS = 1000;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Runtime, integrationSkip } from './harness';
+import { Runtime, exeMappedKb, integrationSkip, waitFor } from './harness';
 
 const skip = integrationSkip();
 
@@ -18,6 +18,19 @@ describe('stockade do', { skip }, () => {
     assert.equal(r.status, 7);
     assert.equal(r.stdout, 'out in\n');
     assert.equal(r.stderr, 'err\n');
+    assert.deepEqual(rt.containerDirs(), []);
+  });
+
+  test('while the command runs, do gives back the pages of Node it holds only from the page cache (its sentry\'s worker serving on)', async () => {
+    const child = rt.spawn(['do', '--isolation', 'sentry', '--', 'sh', '-c', 'sleep 3; ls -d /proc/self/fd']);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+    const exited = new Promise<number | null>((r) => child.once('exit', r));
+    assert.ok(child.pid !== undefined);
+    // Starting Node and the CLI touches 30 MB and more of its binary.
+    await waitFor(() => exeMappedKb(child.pid!) < 8 * 1024, 5000);
+    assert.equal(await exited, 0);
+    assert.equal(out, '/proc/self/fd\n');
     assert.deepEqual(rt.containerDirs(), []);
   });
 

@@ -1,6 +1,6 @@
 // Runs the real stockade CLI as a client would, each test with its own --root and --log.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBinary, packageRoot } from '../../src/native/paths';
@@ -139,6 +139,18 @@ export function json<T>(text: string): T {
 }
 
 /** Polls cond every 20 ms until it holds; throws after ms. */
+/** kB of its own executable (the node binary) that process `pid` has mapped now. */
+export function exeMappedKb(pid: number | string): number {
+  const exe = realpathSync(`/proc/${pid}/exe`);
+  let kb = 0;
+  let mine = false;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) mine = line.endsWith(exe);
+    else if (mine && line.startsWith('Rss:')) kb += Number(/(\d+)/.exec(line)?.[1]);
+  }
+  return kb;
+}
+
 export async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {

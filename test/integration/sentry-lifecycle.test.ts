@@ -1,10 +1,10 @@
 // The sentry level through the runtime's own verbs: run, create/start/kill/delete, with a sentry process of its own, and the annotation.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { sendFd, socketpair, unixConnect } from '../../src/native/addon';
-import { Runtime, integrationSkip, json, leftovers, probeSpec, waitFor } from './harness';
+import { Runtime, exeMappedKb, integrationSkip, json, leftovers, probeSpec, waitFor } from './harness';
 import type { Spec } from '../../src/oci/spec';
 
 const skip = integrationSkip();
@@ -106,18 +106,8 @@ describe('the sentry level through create and start', { skip }, () => {
     assert.equal(rt.run(['--isolation', 'sentry', 'run', '--detach', '--bundle', b.dir, 'sentry-idle']).status, 0);
     const [pid] = sentryProcesses('sentry-idle');
     assert.ok(pid !== undefined);
-    const exe = realpathSync(`/proc/${pid}/exe`);
-    // kB of the node binary mapped in the sentry now: starting Node touches 30 MB and more of it.
-    const mapped = (): number => {
-      let kb = 0;
-      let mine = false;
-      for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
-        if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) mine = line.endsWith(exe);
-        else if (mine && line.startsWith('Rss:')) kb += Number(/(\d+)/.exec(line)?.[1]);
-      }
-      return kb;
-    };
-    await waitFor(() => mapped() < 8 * 1024, 10_000);
+    // Starting Node touches 30 MB and more of its binary.
+    await waitFor(() => exeMappedKb(pid) < 8 * 1024, 10_000);
     const r = rt.run(['exec', 'sentry-idle', '/bin/sh', '-c', 'ls -d /proc/self/fd /bin/sh']);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, '/bin/sh\n/proc/self/fd\n');

@@ -1,7 +1,9 @@
-// The detached sentry's start-up leftovers: the pages of Node's binary and libraries that starting
-// Node touched (its snapshot, ICU, the bootstrap) and serving never touches again.
+// A long-lived Node process's start-up leftovers: the pages of Node's binary and libraries that
+// starting Node touched (its snapshot, ICU, the bootstrap) and waiting or serving never touch again.
+// Given back by the detached sentry, and by `do` and an attached `run` while their container runs.
 import { readFileSync } from 'node:fs';
-import { NR, type RawSyscall } from './native';
+import { abiOf, nativeArch, syscallNumber } from '../seccomp/arch';
+import { sentryNative, type SyscallArg } from './addon';
 
 /** One run of pages of a mapping, by address. */
 export interface PageRange {
@@ -10,6 +12,8 @@ export interface PageRange {
 }
 
 const MADV_DONTNEED = 4;
+const abi = abiOf(nativeArch());
+const NR_MADVISE = abi === undefined ? -1 : syscallNumber(abi, 'madvise') ?? -1;
 
 /**
  * The mappings in `smaps` (the text of /proc/PID/smaps) that only hold pages of the page cache:
@@ -52,8 +56,34 @@ export function ownPageCacheMappings(): PageRange[] {
  * one copy for the whole host, and what is used again comes back on its first access (a minor
  * fault). Returns how many ranges the kernel refused (none is expected).
  */
-export function dropPages(sys: RawSyscall, ranges: readonly PageRange[]): number {
+export function dropPages(sys: (nr: number, ...args: SyscallArg[]) => number, ranges: readonly PageRange[]): number {
   let refused = 0;
-  for (const r of ranges) if (sys(NR.madvise, r.start, r.length, MADV_DONTNEED) < 0) refused++;
+  for (const r of ranges) if (sys(NR_MADVISE, r.start, r.length, MADV_DONTNEED) < 0) refused++;
   return refused;
+}
+
+/**
+ * For a process that waits while its container runs (`do`, an attached `run`): gives back its
+ * page-cache-only pages `firstMs` after the call, then every `everyMs`; what the wait (or an
+ * in-process sentry's worker) needs again comes back on first access. Returns the stop.
+ */
+export function trimWhileWaiting(firstMs = 1000, everyMs = 30_000): () => void {
+  let ranges: PageRange[] | undefined;
+  const trim = (): void => {
+    try {
+      ranges ??= ownPageCacheMappings();
+      dropPages(sentryNative().syscall, ranges);
+    } catch {
+      // Memory only: a process that cannot do it keeps its pages.
+    }
+  };
+  let every: NodeJS.Timeout | undefined;
+  const first = setTimeout(() => {
+    trim();
+    every = setInterval(trim, everyMs).unref();
+  }, firstMs).unref();
+  return () => {
+    clearTimeout(first);
+    clearInterval(every);
+  };
 }

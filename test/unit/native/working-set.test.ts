@@ -1,8 +1,8 @@
-// The detached sentry gives back the pages of Node it does not use: which mappings qualify.
+// Long-lived stockade processes give back the pages of Node they do not use: which mappings qualify.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, realpathSync } from 'node:fs';
-import { pageCacheMappings } from '../../../src/sentry/working-set';
+import { pageCacheMappings } from '../../../src/native/working-set';
 
 /** One mapping of /proc/PID/smaps, with the fields that decide. */
 function mapping(range: string, perms: string, inode: string, path: string, rss: number, anonymous: number): string {
