@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <signal.h>
@@ -553,6 +554,15 @@ static napi_value js_set_winsize(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+/* malloc_trim(0): gives the free memory of malloc's heaps back to the kernel. Node's allocator
+ * keeps what start-up freed; a long-lived process that idles has no use for it. */
+static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  if (napi_get_boolean(env, malloc_trim(0) == 1, &out) != napi_ok) return NULL;
+  return out;
+}
+
 static napi_value js_send_fd(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   if (!get_args(env, info, 3, argv)) return NULL;
@@ -692,6 +702,7 @@ NAPI_MODULE_INIT() {
       {"unixConnect", NULL, js_unix_connect, NULL, NULL, NULL, napi_enumerable, NULL},
       {"accept", NULL, js_accept, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setWinsize", NULL, js_set_winsize, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
   if (!stk_notify_register(env, exports)) return throw_napi_failure(env, "stk_notify_register");

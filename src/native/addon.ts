@@ -110,13 +110,14 @@ interface Binding extends SentryNative {
   unixConnect(path: string): number;
   accept(socketFd: number): number;
   setWinsize(fd: number, rows: number, cols: number): void;
+  mallocTrim(): boolean;
   constants: AddonConstants;
 }
 
 const FUNCTIONS = [
   'flock', 'flockAsync', 'pidfdOpen', 'pidfdSendSignal', 'pidfdGetfd', 'waitPidfd',
   'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'setWinsize',
-  ...SENTRY_FUNCTIONS,
+  'mallocTrim', ...SENTRY_FUNCTIONS,
 ] as const;
 
 let loaded: Binding | undefined;
@@ -275,6 +276,11 @@ export function accept(socketFd: number): number {
 /** Sets a terminal's window size (TIOCSWINSZ), e.g. on a container's pty master. */
 export function setWinsize(fd: number, rows: number, cols: number): void {
   binding().setWinsize(fd, rows, cols);
+}
+
+/** malloc_trim(0): malloc's free memory back to the kernel; whether any went back. */
+export function mallocTrim(): boolean {
+  return binding().mallocTrim();
 }
 
 let sentry: SentryNative | undefined;

@@ -3,7 +3,7 @@
 // Given back by the detached sentry, and by `do` and an attached `run` while their container runs.
 import { readFileSync } from 'node:fs';
 import { abiOf, nativeArch, syscallNumber } from '../seccomp/arch';
-import { sentryNative, type SyscallArg } from './addon';
+import { mallocTrim, sentryNative, type SyscallArg } from './addon';
 
 /** One run of pages of a mapping, by address. */
 export interface PageRange {
@@ -62,6 +62,12 @@ export function dropPages(sys: (nr: number, ...args: SyscallArg[]) => number, ra
   return refused;
 }
 
+/** dropPages, and the free memory of malloc's heaps (malloc_trim): what a process gives back when it idles. */
+export function giveBack(sys: (nr: number, ...args: SyscallArg[]) => number, ranges: readonly PageRange[]): void {
+  dropPages(sys, ranges);
+  mallocTrim();
+}
+
 /**
  * For a process that waits while its container runs (`do`, an attached `run`): gives back its
  * page-cache-only pages `firstMs` after the call, then every `everyMs`; what the wait (or an
@@ -72,7 +78,7 @@ export function trimWhileWaiting(firstMs = 1000, everyMs = 30_000): () => void {
   const trim = (): void => {
     try {
       ranges ??= ownPageCacheMappings();
-      dropPages(sentryNative().syscall, ranges);
+      giveBack(sentryNative().syscall, ranges);
     } catch {
       // Memory only: a process that cannot do it keeps its pages.
     }

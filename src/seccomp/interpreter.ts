@@ -97,30 +97,56 @@ export function seccompDataBytes(data: SeccompData): Buffer {
 export function runFilter(program: Uint8Array | readonly SockFilter[], data: SeccompData): number {
   const insns = toInsns(program);
   checkProgram(insns);
-  return run(insns, data);
+  return run(columns(insns), data);
 }
 
-/** A filter decoded and checked once, to run over many syscalls (as the sentry's judge of refusals does). */
+/**
+ * A filter decoded and checked once, to run over many syscalls (as the sentry's judge of refusals
+ * does). It is kept as columns of typed arrays, 8 bytes an instruction, where an object each took
+ * some 40: the sentry's filter has thousands.
+ */
 export function checkedFilter(program: Uint8Array | readonly SockFilter[]): (data: SeccompData) => number {
   const insns = toInsns(program);
   checkProgram(insns);
-  return (data) => run(insns, data);
+  const p = columns(insns);
+  return (data) => run(p, data);
 }
 
-function run(insns: readonly SockFilter[], data: SeccompData): number {
+/** A program as one typed array per field of struct sock_filter. */
+interface Columns {
+  readonly code: Uint16Array;
+  readonly jt: Uint8Array;
+  readonly jf: Uint8Array;
+  readonly k: Uint32Array;
+}
+
+function columns(insns: readonly SockFilter[]): Columns {
+  const n = insns.length;
+  const p = { code: new Uint16Array(n), jt: new Uint8Array(n), jf: new Uint8Array(n), k: new Uint32Array(n) };
+  insns.forEach((ins, i) => {
+    p.code[i] = ins.code;
+    p.jt[i] = ins.jt;
+    p.jf[i] = ins.jf;
+    p.k[i] = ins.k;
+  });
+  return p;
+}
+
+function run(p: Columns, data: SeccompData): number {
   const mem = seccompDataBytes(data);
   const scratch = new Array<number | undefined>(BPF_MEMWORDS).fill(undefined);
   let a = 0;
   let x = 0;
-  for (let pc = 0; pc < insns.length; pc++) {
-    const ins = insns[pc] as SockFilter;
-    const k = ins.k >>> 0;
-    const cls = ins.code & 0x07;
-    const op = ins.code & 0xf0;
-    const operand = (ins.code & 0x08) === BPF_X ? x : k;
+  const n = p.code.length;
+  for (let pc = 0; pc < n; pc++) {
+    const code = p.code[pc] as number;
+    const k = p.k[pc] as number;
+    const cls = code & 0x07;
+    const op = code & 0xf0;
+    const operand = (code & 0x08) === BPF_X ? x : k;
     switch (cls) {
       case BPF_LD:
-        switch (ins.code & 0xe0) {
+        switch (code & 0xe0) {
           case BPF_ABS: a = mem.readUInt32LE(k); break;
           case BPF_LEN: a = SECCOMP_DATA_SIZE; break;
           case BPF_IMM: a = k; break;
@@ -129,7 +155,7 @@ function run(insns: readonly SockFilter[], data: SeccompData): number {
         }
         break;
       case BPF_LDX:
-        switch (ins.code & 0xe0) {
+        switch (code & 0xe0) {
           case BPF_LEN: x = SECCOMP_DATA_SIZE; break;
           case BPF_IMM: x = k; break;
           case BPF_MEM: x = readScratch(scratch, k, pc); break;
@@ -155,20 +181,20 @@ function run(insns: readonly SockFilter[], data: SeccompData): number {
           case BPF_JSET: taken = (a & operand) !== 0; break;
           default: throw new BpfError(pc, 'unsupported jump');
         }
-        pc += taken ? ins.jt : ins.jf;
+        pc += taken ? (p.jt[pc] as number) : (p.jf[pc] as number);
         break;
       }
       case BPF_RET:
-        return ((ins.code & 0x18) === BPF_A ? a : k) >>> 0;
+        return ((code & 0x18) === BPF_A ? a : k) >>> 0;
       case BPF_MISC:
-        if ((ins.code & 0xf8) === BPF_TAX) x = a;
-        else if ((ins.code & 0xf8) === BPF_TXA) a = x;
+        if ((code & 0xf8) === BPF_TAX) x = a;
+        else if ((code & 0xf8) === BPF_TXA) a = x;
         break;
       default:
         throw new BpfError(pc, 'unsupported instruction class');
     }
   }
-  throw new BpfError(insns.length, 'ran off the end of the program');
+  throw new BpfError(n, 'ran off the end of the program');
 }
 
 function readScratch(scratch: readonly (number | undefined)[], k: number, pc: number): number {

@@ -4,7 +4,7 @@ import { closeSync } from 'node:fs';
 import { AT_FDCWD } from '../abi/linux/constants';
 import { Logger } from '../cli/log';
 import { sentryNative } from '../native/addon';
-import { dropPages, ownPageCacheMappings } from '../native/working-set';
+import { giveBack, ownPageCacheMappings } from '../native/working-set';
 import { DAEMON_SOCKET_FD, logDenial, privateSocket, type DaemonConfig } from './daemon-config';
 import { SentryHost } from './host';
 import { NR, sayOnStderr } from './native';
@@ -13,6 +13,12 @@ import { TraceReaders } from './trace-readers';
 
 /** How long the sentry waits with nothing to do before it gives back the pages it touched. */
 const IDLE_MS = 1000;
+
+/**
+ * V8's full collection (--expose-gc, among the sentry's flags in supervisor.ts): with no event
+ * loop, V8 never runs the idle-time collection that would free what serving left behind.
+ */
+const collectGarbage = (globalThis as { gc?: () => void }).gc;
 
 /**
  * Run by the detached sentry process: serves on its main thread until the container (and any of
@@ -48,9 +54,9 @@ function runDaemon(config: DaemonConfig, socketFd: number): number {
     handoff = -1;
     trace = undefined;
     joinServer = -1;
-    dropPages(sys, code);
+    giveBack(sys, code);
     // After a burst of calls, what it touched goes back too: a sentry idles for most of its life.
-    host.run({ afterMs: IDLE_MS, then: () => void dropPages(sys, code) });
+    host.run({ afterMs: IDLE_MS, then: () => { collectGarbage?.(); giveBack(sys, code); } });
     if (!group.served) {
       sayOnStderr('stockade-init closed the sentry socket without sending a listener');
       return 1;

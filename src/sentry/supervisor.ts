@@ -180,9 +180,10 @@ function inProcess(cfg: SentryConfig): Supervisor {
  * - a young generation of 1 MB, as the worker's above (V8 grows it to 4 MB under a workload's
  *   calls, and without an event loop nothing ever shrinks it back);
  * - no helper threads for V8's compilers and garbage collector: the serving thread does that work
- *   itself, between two calls, as it does everything else.
+ *   itself, between two calls, as it does everything else;
+ * - gc() exposed, which the sentry calls when it idles (daemon.ts).
  */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded'];
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--expose-gc'];
 
 function daemonScript(): string {
   const module = join(__dirname, 'daemon.js');
