@@ -8,7 +8,7 @@ import { giveBack, ownPageCacheMappings } from '../native/working-set';
 import { DAEMON_SOCKET_FD, logDenial, privateSocket, type DaemonConfig } from './daemon-config';
 import { SentryHost } from './host';
 import { NR, sayOnStderr } from './native';
-import { confineThisThread, wallThisThread } from './serve';
+import { confineThisThread, prepareToServe, wallThisThread } from './serve';
 import { TraceReaders } from './trace-readers';
 
 /** How long the sentry waits with nothing to do before it gives back the pages it touched. */
@@ -45,6 +45,7 @@ function runDaemon(config: DaemonConfig, socketFd: number): number {
     // Node's code and data (its binary, its libraries) held only in the page cache: start-up
     // touched far more of it than serving does.
     const code = ownPageCacheMappings();
+    prepareToServe();
     wallThisThread();
     confineThisThread();
     // The container's mounts arrive at create, its listener at start; joins are taken meanwhile.

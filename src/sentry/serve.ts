@@ -6,6 +6,9 @@ import { CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, PATH_MAX, SECCOMP_USER_NOTIF_FD_S
 import { recvFd, sentryNative } from '../native/addon';
 import { Sentry, type SentryDenial, type SentryMount, type SentryOptions, type SentryStats, type TraceSink } from './kernel';
 import { compileSentryThreadFilter } from './confine';
+import { denialJudge } from './denials';
+import { nativeArch } from '../seccomp/arch';
+import { sentrySyscallTable } from './syscalls';
 import { NR, type SentryKernel } from './native';
 
 /** Who the workload runs as, and the names uname reports: what a Sentry serving it is made with. */
@@ -63,12 +66,27 @@ export function wallThisThread(): void {
   if (walled < 0) throw new Error(`unshare(CLONE_NEWNET | CLONE_NEWIPC) failed: errno ${-walled}`);
 }
 
+let threadFilter: Buffer | undefined;
+
+/**
+ * Makes what serving needs and takes milliseconds to make (the refusal judge compiles the whole
+ * sentry filter; the syscall table; this thread's own filter), so that it is made while
+ * stockade-init sets the container up, not once the listener has arrived and the workload waits
+ * at its first call.
+ */
+export function prepareToServe(): void {
+  denialJudge(nativeArch());
+  sentrySyscallTable();
+  threadFilter ??= compileSentryThreadFilter().program;
+}
+
 /** Bounds what this thread may do from now on (confine.ts). */
 export function confineThisThread(): void {
   const native = sentryNative();
   // The addon learns the notification sizes once, with seccomp(2): before the thread may not.
   native.notifSizes();
-  const confined = native.confineThread(compileSentryThreadFilter().program);
+  threadFilter ??= compileSentryThreadFilter().program;
+  const confined = native.confineThread(threadFilter);
   if (confined < 0) throw new Error(`cannot confine the sentry's thread: errno ${-confined}`);
 }
 
@@ -102,6 +120,7 @@ export function sentryFor(listener: number, who: WorkloadIdentity, hooks: ServeH
 /** The in-process sentry's worker: one workload, served with RECV blocking by itself. */
 export function serveOnThisThread(cfg: ServeConfig, hooks: ServeHooks = {}): Served {
   wallThisThread();
+  prepareToServe();
   const handoff = receiveHandoff(cfg.socketFd);
   if ('failed' in handoff) return handoff;
   const native = sentryNative();
