@@ -146,8 +146,6 @@ struct stk_plan {
 
 	bool has_sentry;
 	const char *sentry_mounts[STK_MAX_SENTRY_MOUNTS]; /* destinations the sentry owns (TAG_SENTRY_MOUNT) */
-	const char *sentry_mount_sources[STK_MAX_SENTRY_MOUNTS]; /* "" or a host path to clone from (exec) */
-	int sentry_mount_src_fds[STK_MAX_SENTRY_MOUNTS]; /* O_PATH fds of the sources, opened by main; -1 */
 	uint32_t n_sentry_mounts;
 	uint32_t sentry_fd;   /* the socket the listener goes out on; hoisted and close-on-exec by main */
 	uint32_t sentry_flags;

@@ -228,17 +228,6 @@ int main(int argc, char **argv)
 		stk_fail_errno("fds", "mark the sync fd close-on-exec");
 	if (plan->has_sentry)
 		plan->sentry_fd = (uint32_t)take_sentry_socket((int)plan->sentry_fd, plan_fd, sync_fd, first);
-	/* An exec's sentry mounts come from the container's sentry, through the host's /proc: opened
-	 * here, before any setns, and cloned once inside the container's mount namespace (sentry.c). */
-	for (uint32_t i = 0; i < plan->n_sentry_mounts; i++) {
-		const char *src = plan->sentry_mount_sources[i];
-		if (src[0] == '\0')
-			continue;
-		int fd = open(src, O_PATH | O_CLOEXEC);
-		if (fd < 0)
-			stk_fail_errno("sentry", "open the container's sentry mount %s (%s)", plan->sentry_mounts[i], src);
-		plan->sentry_mount_src_fds[i] = hoist_fd(fd, first, "sentry mount");
-	}
 	stk.cap_last = stk_read_cap_last();
 
 	if (plan->start_socket)

@@ -361,9 +361,7 @@ static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 	case STK_PLAN_TAG_SENTRY_MOUNT:
 		if (pl->n_sentry_mounts == STK_MAX_SENTRY_MOUNTS)
 			plan_fail("more than %d sentry mounts", STK_MAX_SENTRY_MOUNTS);
-		pl->sentry_mounts[pl->n_sentry_mounts] = get_abs_path(c);
-		pl->sentry_mount_sources[pl->n_sentry_mounts] = get_str(c);
-		pl->sentry_mount_src_fds[pl->n_sentry_mounts++] = -1;
+		pl->sentry_mounts[pl->n_sentry_mounts++] = get_abs_path(c);
 		break;
 	case STK_PLAN_TAG_CGROUP_JOIN: {
 		const char **cg = push(&pl->cgroups, &pl->n_cgroups, sizeof *cg);

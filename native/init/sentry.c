@@ -103,18 +103,6 @@ void stk_sentry_detach_mounts(const struct stk_plan *plan, struct stk_sentry *s)
 		s->mount_fds[i] = -1;
 	for (uint32_t i = 0; i < plan->n_sentry_mounts; i++) {
 		const char *path = plan->sentry_mounts[i];
-		int src = plan->sentry_mount_src_fds[i];
-		if (src >= 0) {
-			/* An exec: a clone of the container's sentry's tree, which the kernel lets only a
-			 * process in the mount namespace the tree was cloned from copy. */
-			int fd = sys_open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
-			if (fd < 0)
-				stk_fail_errno("sentry", "clone the container's sentry mount %s", path);
-			close(src);
-			check_fs_type(fd, path);
-			s->mount_fds[i] = fd;
-			continue;
-		}
 		int fd = sys_open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 		if (fd < 0)
 			stk_fail_errno("sentry", "clone the mount at %s for the sentry", path);

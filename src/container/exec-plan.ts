@@ -20,8 +20,6 @@ export interface ExecPlanOptions {
   seccomp: SeccompProgram | undefined;
   /** The sentry's filter, for a process exec'd into a container at the sentry level. */
   sentry?: SeccompProgram | undefined;
-  /** The container's owned mounts, each cloned from its sentry's fd (a host path) for the exec's sentry. */
-  sentryMounts?: readonly { readonly path: string; readonly source: string }[] | undefined;
   /** The runtime's own bounding set, the ceiling of any capability asked for. */
   heldCapabilities: bigint;
   /** Where the init's namespaces are read from; /proc unless a test says otherwise. */
@@ -78,6 +76,5 @@ export function buildExecPlan(spec: Spec, process: Process, opts: ExecPlanOption
   // As runc's exec: the process gets a session keyring of the container's, not the caller's.
   plan.push({ tag: PLAN.TAG_SESSION_KEYRING, name: `_ses.${opts.id}` });
   plan.push(...processRecords(process, args, opts));
-  for (const m of opts.sentryMounts ?? []) plan.push({ tag: PLAN.TAG_SENTRY_MOUNT, path: m.path, source: m.source });
   return plan;
 }

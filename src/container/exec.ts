@@ -16,7 +16,6 @@ import { signalForwarder, type SignalForwarder } from './signal-forward';
 import { assertCanPerform } from './status';
 import { writeFileAtomic, type StateStore } from './state-store';
 import type { IsolationLevels, Supervisor } from './supervisor';
-import { sentryMountSources } from './sentry-mounts';
 
 export interface ExecOptions extends ExecProcessFlags {
   store: StateStore;
@@ -84,7 +83,6 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       monitor: !opts.detach,
       seccomp: seccompFor(config, store.root, opts.debug),
       sentry: level?.filter,
-      sentryMounts: level === undefined || supervisor?.holdsMounts === true ? [] : sentryMountSources(store.dir(id), opts.debug),
       heldCapabilities: heldCapabilities(),
     }));
     if (!opts.detach) forwarder = signalForwarder();

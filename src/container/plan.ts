@@ -149,7 +149,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
 
   plan.push(...rlimitRecords(process));
   if (!opts.noNewKeyring) plan.push({ tag: PLAN.TAG_SESSION_KEYRING, name: `_ses.${opts.id}` });
-  for (const path of opts.sentryMounts ?? []) plan.push({ tag: PLAN.TAG_SENTRY_MOUNT, path, source: '' });
+  for (const path of opts.sentryMounts ?? []) plan.push({ tag: PLAN.TAG_SENTRY_MOUNT, path });
 
   plan.push(...processRecords(process, process.args ?? [], opts));
   return plan;

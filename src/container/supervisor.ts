@@ -23,8 +23,6 @@ export interface SupervisedLevel {
 export interface Supervisor {
   /** An fd of this process, passed to stockade-init; its copy here is closed by `launched`. */
   readonly childSocket: number;
-  /** It serves with the container's owned mounts already (an exec joining the container's sentry): stockade-init sends none. */
-  readonly holdsMounts?: boolean | undefined;
   /** stockade-init holds its end now: this process's copy is closed. */
   launched(): void;
   /** Settles when the supervisor has stopped: every supervised process is gone. */
@@ -38,10 +36,9 @@ export interface SuperviseContext {
   readonly id: ContainerId;
   /** The container's state directory, made by now. */
   readonly stateDir: string;
-  /** The supervisor must outlive this process (create, run --detach), not serve from inside it. */
+  /** This process does not wait for the container (create, run --detach): nobody reads its stderr after it. */
   readonly detached: boolean;
-  /** The supervisor serves a process exec'd into the container, not its init: it neither takes
-   *  over `stockade trace` nor records where the container's owned mounts are. */
+  /** The supervisor serves a process exec'd into the container, not its init: it joins the container's. */
   readonly exec?: boolean | undefined;
 }
 

@@ -130,14 +130,12 @@ export const PLAN = {
    *  filter, loaded after the config's own just before execve; its listener is sent over the socket
    *  with SCM_RIGHTS and one byte "L". Requires TAG_NO_NEW_PRIVS. */
   TAG_SENTRY: 34,
-  /** str path, str source: a mount destination in the container (/proc, /sys) that the sentry owns.
-   *  With an empty source (create), after the masks and read-only remounts C clones the mount tree
-   *  at path (open_tree OPEN_TREE_CLONE|AT_RECURSIVE) and detaches it from the workload's mount
-   *  namespace. With a source (exec: a host path, /proc/PID/fd/N of the container's sentry), P
-   *  opens it O_PATH before joining any namespace and C clones that tree once inside the
-   *  container's mount namespace, where the detached tree came from. H sends each clone over the
-   *  sentry socket (one byte "M", the path, SCM_RIGHTS) before the listener. At most four;
-   *  requires TAG_SENTRY. */
+  /** str path: a mount destination in the container (/proc, /sys) that the sentry owns. After the
+   *  masks and read-only remounts C clones the mount tree at path (open_tree
+   *  OPEN_TREE_CLONE|AT_RECURSIVE) and detaches it from the workload's mount namespace. H sends
+   *  each clone over the sentry socket (one byte "M", the path, SCM_RIGHTS) before the listener.
+   *  A process exec'd into the container has none: it joins the container's sentry, which holds
+   *  them. At most four; requires TAG_SENTRY. */
   TAG_SENTRY_MOUNT: 35,
 } as const;
 
@@ -236,7 +234,7 @@ export type PlanRecord =
   | { tag: typeof PLAN.TAG_SESSION_KEYRING; name: string }
   | { tag: typeof PLAN.TAG_SECCOMP; flags: number; program: Buffer }
   | { tag: typeof PLAN.TAG_SENTRY; socketFd: number; flags: number; program: Buffer }
-  | { tag: typeof PLAN.TAG_SENTRY_MOUNT; path: string; source: string }
+  | { tag: typeof PLAN.TAG_SENTRY_MOUNT; path: string }
   | { tag: typeof PLAN.TAG_HOOK_POINTS; points: number }
   | { tag: typeof PLAN.TAG_HOOK; phase: number; timeoutMs: number; path: string; args: readonly string[];
       env: readonly string[] };
@@ -299,7 +297,7 @@ function payload(r: PlanRecord): Buffer {
     case PLAN.TAG_CWD: return w.str(r.path).build();
     case PLAN.TAG_ARG: case PLAN.TAG_ENV: return w.str(r.value).build();
     case PLAN.TAG_CONSOLE_SOCKET: case PLAN.TAG_START_SOCKET: case PLAN.TAG_CGROUP_JOIN: return w.str(r.path).build();
-    case PLAN.TAG_SENTRY_MOUNT: return w.str(r.path).str(r.source).build();
+    case PLAN.TAG_SENTRY_MOUNT: return w.str(r.path).build();
     case PLAN.TAG_PRESERVE_FDS: return w.u32(r.count).build();
     case PLAN.TAG_SESSION_KEYRING: return w.str(r.name).build();
     case PLAN.TAG_SECCOMP: return filterPayload(w.u32(r.flags), r.program);

@@ -1,8 +1,8 @@
 // The sentry's own wall: the thread that serves the workload may make only the calls serving needs.
 //
-// A seccomp filter without TSYNC binds only the thread that loads it, so the serving thread (a worker
-// of `do` and `run`, the main thread of a detached sentry) confines itself and Node's other threads
-// (the runtime's main thread, libuv's pool, V8's helpers) keep working as before. What
+// A seccomp filter without TSYNC binds only the thread that loads it, so the serving thread (the
+// main thread of the sentry process) confines itself and Node's other threads (libuv's, V8's)
+// keep working as before. What
 // a bug in a handler, or a workload that found one, could make this thread do is then bounded:
 // no exec, no fork, no socket or connect, no ptrace, no mount or namespace change, no signals to
 // other processes; the only ioctls are the listener's.

@@ -33,7 +33,7 @@ export function threadCaps(sys: RawSyscall): { effective: bigint; permitted: big
 
 /**
  * setfsuid, setfsgid and setgroups made as raw syscalls change only the calling thread (glibc's
- * wrappers would change every thread of the process), so the sentry's worker thread can take the
+ * wrappers would change every thread of the process), so the sentry's serving thread can take the
  * caller's identity for one operation while Node's other threads keep root's. Leaving fsuid 0
  * also drops the thread's effective file capabilities (CAP_DAC_OVERRIDE, CAP_CHOWN, CAP_FOWNER...),
  * and returning to 0 restores them: the kernel does that part.

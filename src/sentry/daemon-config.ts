@@ -1,4 +1,4 @@
-// What the runtime and its detached sentry process share: the sentry's configuration, its private
+// What the runtime and its sentry process share: the sentry's configuration, its private
 // sockets and its record of refusals. Kept apart from supervisor.ts so that the sentry process
 // loads none of the runtime's own machinery (child processes, cgroups).
 import { rmSync } from 'node:fs';
@@ -8,19 +8,21 @@ import type { Creds } from './creds';
 import type { SentryDenial } from './kernel';
 import { errnoName } from './table/render';
 
-/** The detached sentry's socket to stockade-init. */
+/** The sentry process's socket to stockade-init. */
 export const DAEMON_SOCKET_FD = 3;
 
-/** What the detached sentry process is started with (JSON, its only argument). */
+/** What the sentry process is started with (JSON, its only argument). */
 export interface DaemonConfig {
   /** The caller's identity, its capability mask as a decimal string (JSON has no bigint). */
   readonly user: Omit<Creds, 'caps'> & { readonly caps: string };
   readonly hostname: string;
   readonly domainname: string;
-  /** Where `stockade trace` connects; absent for an exec's sentry, which is not traced. */
-  readonly traceSocket?: string | undefined;
-  /** Where processes exec'd into the container join this sentry (SentryHost); absent for an exec's own sentry. */
-  readonly joinSocket?: string | undefined;
+  /** Where `stockade trace` connects. */
+  readonly traceSocket: string;
+  /** Where processes exec'd into the container, and containers of its pod, join this sentry (SentryHost). */
+  readonly joinSocket: string;
+  /** Every traced call as a JSON line on stderr too (STOCKADE_SENTRY_TRACE=1). */
+  readonly traceAll?: boolean | undefined;
   readonly id: string;
   /** The --log file refusals are recorded in, when `create` had one. */
   readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;

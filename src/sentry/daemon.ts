@@ -1,5 +1,5 @@
-// The detached sentry process: one per container created to outlive its `create`, or per pod; fd 3
-// is its socket to stockade-init. It serves on its main thread (see runDaemon).
+// The sentry process: one per container, or per pod, started by the create (or do, or run) of its
+// first container; fd 3 is its socket to stockade-init. It serves on its main thread (runDaemon).
 import { closeSync } from 'node:fs';
 import { AT_FDCWD } from '../abi/linux/constants';
 import { Logger } from '../cli/log';
@@ -21,9 +21,9 @@ const IDLE_MS = 1000;
 const collectGarbage = (globalThis as { gc?: () => void }).gc;
 
 /**
- * Run by the detached sentry process: serves on its main thread until the container (and any of
- * its pod that joined) is gone, and says whether it served (0) or could not (1, said on stderr:
- * sentry.log). No worker thread and no event loop (SentryHost): `stockade trace` readers,
+ * Run by the sentry process: serves on its main thread until the container (and any of its pod
+ * that joined) is gone, and says whether it served (0) or could not (1, said on stderr: sentry.log,
+ * or the terminal of a do). No worker thread and no event loop (SentryHost): `stockade trace` readers,
  * processes exec'd into the container and containers of its pod are taken between two
  * notifications, refusals written to a --log file opened before the thread is confined.
  */
@@ -34,14 +34,14 @@ function runDaemon(config: DaemonConfig, socketFd: number): number {
     sys,
     denied: log === undefined ? undefined : (id, d) => logDenial(log, id, d),
     // An exec that finds no join socket is told the container is gone, not left waiting.
-    onLast: config.joinSocket === undefined ? undefined : () => void sys(NR.unlinkat, AT_FDCWD, config.joinSocket, 0),
+    onLast: () => void sys(NR.unlinkat, AT_FDCWD, config.joinSocket, 0),
   });
   let trace: TraceReaders | undefined;
   let joinServer = -1;
   let handoff = socketFd;
   try {
-    if (config.traceSocket !== undefined) trace = new TraceReaders(sys, privateSocket(config.traceSocket));
-    if (config.joinSocket !== undefined) joinServer = privateSocket(config.joinSocket);
+    trace = new TraceReaders(sys, privateSocket(config.traceSocket), config.traceAll === true ? 2 : -1);
+    joinServer = privateSocket(config.joinSocket);
     // Node's code and data (its binary, its libraries) held only in the page cache: start-up
     // touched far more of it than serving does.
     const code = ownPageCacheMappings();

@@ -1,4 +1,4 @@
-// The detached sentry's main thread: every listener of a container, or of a pod's containers,
+// The sentry process's main thread: every listener of a container, or of a pod's containers,
 // served from one ppoll wait.
 //
 // The container the process was started for comes first: its stockade-init sends the container's

@@ -1,6 +1,6 @@
 // The sentry: receives the workload's mediated syscalls, serves each with its handler, and answers the kernel.
 //
-//   workload thread             kernel                      sentry worker thread
+//   workload thread             kernel                      sentry serving thread
 //   openat("/etc/x") ------> filter: NOTIFY --------------> NOTIF_RECV (notification: id, pid, nr, args)
 //        (blocked)                                          read the path from the caller's memory,
 //                                                           NOTIF_ID_VALID (the caller is still waiting),
@@ -593,7 +593,7 @@ export class Sentry {
       const parsed = parseStatusCreds(status);
       if (parsed === undefined) return -EINVAL;
       if (this.#identityVaries) creds = parsed.creds;
-      // The worker unshared CLONE_FS, so this umask is its thread's alone.
+      // The serving thread unshared CLONE_FS, so this umask is its thread's alone.
       if (creates) this.k.sys(NR.umask, parsed.umask);
     }
     return this.creds.become(creds);

@@ -53,7 +53,7 @@ export const NR: Readonly<Record<HostCall, number>> = (() => {
 })();
 
 /**
- * Says `message` on stderr (sentry.log for a detached sentry) in one write(2). Not through
+ * Says `message` on stderr (sentry.log, or the terminal of a do) in one write(2). Not through
  * process.stderr: a serving thread is confined, and Node stats and reconfigures that fd, which the
  * thread's filter refuses.
  */

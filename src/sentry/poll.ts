@@ -1,4 +1,4 @@
-// One wait over several fds for a thread with no event loop (the detached sentry's main thread).
+// One wait over several fds for a thread with no event loop (the sentry process's main thread).
 import { EINTR, POLLIN } from '../abi/linux/constants';
 import { NR, type RawSyscall } from './native';
 

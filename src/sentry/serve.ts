@@ -1,10 +1,10 @@
-// Serving workloads on the calling thread, in steps: the mounts and listener arrive from
-// stockade-init, the thread walls itself, a Sentry is made per listener, the thread confines itself,
-// then serves until every process under the filter is gone. The in-process sentry runs these in a
-// worker thread (serveOnThisThread); the detached sentry on its main thread (SentryHost).
-import { CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, PATH_MAX, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP } from '../abi/linux/constants';
-import { recvFd, sentryNative } from '../native/addon';
-import { Sentry, type SentryDenial, type SentryMount, type SentryOptions, type SentryStats, type TraceSink } from './kernel';
+// Serving workloads on the calling thread, in steps: what serving needs is made, the thread walls
+// itself off, the mounts and listeners arrive from stockade-init, a Sentry is made per listener,
+// and the thread confines itself. The sentry process does these on its main thread (daemon.ts,
+// SentryHost).
+import { CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP } from '../abi/linux/constants';
+import { sentryNative } from '../native/addon';
+import { Sentry, type SentryDenial, type SentryMount, type SentryOptions, type TraceSink } from './kernel';
 import { compileSentryThreadFilter } from './confine';
 import { denialJudge } from './denials';
 import { nativeArch } from '../seccomp/arch';
@@ -18,39 +18,9 @@ export interface WorkloadIdentity {
   readonly domainname: string;
 }
 
-export interface ServeConfig extends WorkloadIdentity {
-  /** The socket stockade-init sends the mounts and the listener over. */
-  readonly socketFd: number;
-}
-
 export interface ServeHooks {
   readonly trace?: TraceSink | undefined;
   readonly denied?: ((d: SentryDenial) => void) | undefined;
-  /** Told the mounts the sentry holds, as fds of this process, before it serves (a later exec clones them). */
-  readonly mounts?: ((m: readonly SentryMount[]) => void) | undefined;
-}
-
-/** What serving came to: the stats once the workload is gone, or why there was nothing to serve. */
-export type Served = { readonly stats: SentryStats } | { readonly failed: string };
-
-/** What stockade-init hands over: the mounts the sentry owns ("M" and the path), then the listener ("L"). */
-type Handoff = { readonly listener: number; readonly mounts: SentryMount[] } | { readonly failed: string };
-
-/** Receives one hand-off, blocking until stockade-init loads the filter; its death before that closes the socket (EOF). */
-function receiveHandoff(socketFd: number): Handoff {
-  const native = sentryNative();
-  const mounts: SentryMount[] = [];
-  let received = recvFd(socketFd, 1 + PATH_MAX);
-  while (received.fd !== null && received.data[0] === 0x4d /* M */) {
-    mounts.push({ path: received.data.toString('utf8', 1), fd: received.fd });
-    received = recvFd(socketFd, 1 + PATH_MAX);
-  }
-  if (received.fd === null || received.data.toString() !== 'L') {
-    for (const m of mounts) native.syscall(NR.close, m.fd);
-    if (received.fd !== null) native.syscall(NR.close, received.fd);
-    return { failed: 'stockade-init closed the sentry socket without sending a listener' };
-  }
-  return { listener: received.fd, mounts };
 }
 
 /**
@@ -115,24 +85,4 @@ export function sentryFor(listener: number, who: WorkloadIdentity, hooks: ServeH
   });
   sentry.init();
   return sentry;
-}
-
-/** The in-process sentry's worker: one workload, served with RECV blocking by itself. */
-export function serveOnThisThread(cfg: ServeConfig, hooks: ServeHooks = {}): Served {
-  wallThisThread();
-  prepareToServe();
-  const handoff = receiveHandoff(cfg.socketFd);
-  if ('failed' in handoff) return handoff;
-  const native = sentryNative();
-  try {
-    if (handoff.mounts.length > 0) hooks.mounts?.(handoff.mounts);
-    const sentry = sentryFor(handoff.listener, cfg, hooks, handoff.mounts);
-    confineThisThread();
-    return { stats: sentry.serve() };
-  } finally {
-    // Closed on every way out: a sentry that failed must not leave the workload waiting on a
-    // listener nobody reads (once it is closed, the filter answers ENOSYS instead).
-    native.syscall(NR.close, handoff.listener);
-    for (const m of handoff.mounts) native.syscall(NR.close, m.fd);
-  }
 }

@@ -1,47 +1,37 @@
-// The sentry seen from the runtime: a worker thread of the process that waits for the container, or
-// a process of its own that outlives `create`, serving one workload's listener; and the filter that sends it calls.
+// The sentry seen from the runtime: a process of its own (stockade-sentryd) per container or pod,
+// whether the runtime waits for the container (do, run) or not (create, run --detach), which
+// processes exec'd into the container and the containers of its pod join; and the filter that
+// sends it calls.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { join, posix } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { CAPABILITIES } from '../abi/linux/constants';
 import type { SupervisedLevel, SuperviseContext, Supervisor } from '../container/supervisor';
 import type { Mount } from '../oci/spec';
 import { sendFd, socketpair, unixConnect } from '../native/addon';
 import type { Creds } from './creds';
-import { Logger, type LogFormat } from '../cli/log';
-import type { SentryDenial, SentryMount, SentryStats, TraceRecord } from './kernel';
-import { SENTRY_JOIN_SOCKET, SENTRY_MOUNTS_RECORD, type MountsRecord } from '../container/sentry-mounts';
+import type { LogFormat, Logger } from '../cli/log';
+import { SENTRY_JOIN_SOCKET } from '../container/sentry-mounts';
 import { compileSentryFilter } from './syscalls';
-import type { SentryWorkerData, SentryWorkerMessage } from './worker';
 import type { JoinRequest } from './host';
-import { logDenial, privateSocket, type DaemonConfig } from './daemon-config';
-import { writeFileAtomic } from '../container/atomic-file';
+import { privateSocket, type DaemonConfig } from './daemon-config';
 import { parseContainerId } from '../container/id';
+import { StockadeError } from '../errors';
 
 export interface SentryConfig {
   readonly user: Creds;
   readonly hostname: string;
   readonly domainname: string;
   /** Where `stockade trace` connects: a unix socket made once the container's state directory exists. */
-  readonly traceSocket?: string | undefined;
-  /** Every traced call, also without a `stockade trace` reader (STOCKADE_SENTRY_TRACE=1). */
-  readonly trace?: ((record: TraceRecord) => void) | undefined;
-  /** Told when the sentry stops, with what it served. */
-  readonly onStats?: ((stats: SentryStats) => void) | undefined;
-  /** Told when the sentry could not serve (no listener arrived, or it failed). */
-  readonly onError?: ((message: string) => void) | undefined;
-  /** Told each refusal of the workload's (the filter reports them: see sentryLevel). */
-  readonly onDenied?: ((denial: SentryDenial) => void) | undefined;
-  /** Where the sentry writes which mounts it holds (pid and fds), for an exec to clone them. */
-  readonly mountsRecord?: string | undefined;
-  /** Where processes exec'd into the container join a detached sentry. */
-  readonly joinSocket?: string | undefined;
-  /** Where a detached sentry records refusals: the --log file of the `create` that started it. */
+  readonly traceSocket: string;
+  /** Where processes exec'd into the container, and the containers of its pod, join the sentry. */
+  readonly joinSocket: string;
+  /** Every traced call on the sentry's stderr, also without a `stockade trace` reader (STOCKADE_SENTRY_TRACE=1). */
+  readonly traceAll: boolean;
+  /** Where the sentry records refusals: the --log file of the call that started it. */
   readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;
-  /** The container's id, for the records of a detached sentry. */
-  readonly id?: string | undefined;
+  /** The container's id, for the records of the sentry. */
+  readonly id: string;
 }
 
 /** A function that closes `fd` the first time it is called and does nothing after: a supervisor's copy of stockade-init's socket, closed at launch or on abort. */
@@ -54,130 +44,9 @@ function closerOf(fd: number): () => void {
   };
 }
 
-/** The worker's script: the bundle's own file when running from dist/stockade-main.js, else the compiled module. */
-function workerScript(): string {
-  const module = join(__dirname, 'worker.js');
-  return existsSync(module) ? module : join(__dirname, 'stockade-sentry.js');
-}
-
 /**
- * Serves `stockade trace` readers: each gets every traced call as a JSON line. The worker builds
- * records only while `flag` is set, that is while a reader (or cfg.trace) is there.
- */
-class TraceFeed {
-  readonly flag = new Int32Array(new SharedArrayBuffer(4));
-  readonly #readers = new Set<Socket>();
-  #server: Server | undefined;
-  readonly #always: boolean;
-
-  constructor(always: boolean) {
-    this.#always = always;
-    this.#update();
-  }
-
-  listen(path: string): void {
-    // Root's alone whatever the umask, as the detached sentry's (privateSocket).
-    const fd = privateSocket(path);
-    this.#server = createServer((sock) => {
-      this.#readers.add(sock);
-      this.#update();
-      sock.on('error', () => sock.destroy());
-      sock.on('close', () => {
-        this.#readers.delete(sock);
-        this.#update();
-      });
-    });
-    this.#server.on('error', () => { /* a reader that could not connect is its own problem */ });
-    this.#server.listen({ fd });
-    // The container's life keeps the process alive, not a trace socket nobody reads.
-    this.#server.unref();
-  }
-
-  send(record: TraceRecord): void {
-    if (this.#readers.size === 0) return;
-    const line = `${JSON.stringify(record)}\n`;
-    for (const r of this.#readers) r.write(line);
-  }
-
-  close(): void {
-    for (const r of this.#readers) r.end();
-    this.#server?.close();
-  }
-
-  #update(): void {
-    Atomics.store(this.flag, 0, this.#always || this.#readers.size > 0 ? 1 : 0);
-  }
-}
-
-/**
- * Where the in-process sentry holds the container's mounts, for the sentry of a process exec'd
- * into it (sentry-mounts.ts): a detached sentry is joined instead, and writes none.
- */
-function recordMounts(path: string | undefined, mounts: readonly SentryMount[]): void {
-  if (path === undefined) return;
-  try {
-    writeFileAtomic(path, JSON.stringify({ pid: process.pid, mounts } satisfies MountsRecord));
-  } catch { /* the container still runs; an exec into it will say what is missing */ }
-}
-
-/** A worker thread of this process serving the listener that arrives on `socketFd`. */
-function serveInWorker(socketFd: number, cfg: SentryConfig, onExit: () => void): { done: Promise<void>; feed: TraceFeed; stop(): void } {
-  const feed = new TraceFeed(cfg.trace !== undefined);
-  const data: SentryWorkerData = {
-    socketFd,
-    user: cfg.user,
-    hostname: cfg.hostname,
-    domainname: cfg.domainname,
-    traceFlag: feed.flag,
-  };
-  // The worker allocates little per call (a notification, a path): a young generation of 1 MB
-  // instead of V8's default takes 2.5 MB off each sandbox, at no cost measured to a call.
-  const worker = new Worker(workerScript(), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 1 } });
-  const done = new Promise<void>((resolve) => {
-    worker.on('message', (m: SentryWorkerMessage) => {
-      if (m.type === 'trace') {
-        cfg.trace?.(m.record);
-        feed.send(m.record);
-      } else if (m.type === 'denied') cfg.onDenied?.(m.denial);
-      else if (m.type === 'mounts') recordMounts(cfg.mountsRecord, m.mounts);
-      else if (m.type === 'done') cfg.onStats?.(m.stats);
-      else if (m.type === 'failed') cfg.onError?.(m.message);
-    });
-    worker.on('error', (e) => cfg.onError?.(e.message));
-    worker.once('exit', () => {
-      onExit();
-      feed.close();
-      resolve();
-    });
-  });
-  return { done, feed, stop: () => void worker.terminate() };
-}
-
-/** Serves from a worker thread of this process: for a container this process waits for (do, run). */
-function inProcess(cfg: SentryConfig): Supervisor {
-  const [mine, theirs] = socketpair();
-  const closeTheirs = closerOf(theirs);
-  const served = serveInWorker(mine, cfg, () => {
-    closeTheirs();
-    closeSync(mine);
-  });
-  return {
-    childSocket: theirs,
-    launched: () => {
-      closeTheirs();
-      if (cfg.traceSocket !== undefined) served.feed.listen(cfg.traceSocket);
-    },
-    done: served.done,
-    abort: () => {
-      closeTheirs();
-      served.stop();
-    },
-  };
-}
-
-/**
- * V8 flags of the detached sentry, which serves on one thread and runs no event loop:
- * - a young generation of 1 MB, as the worker's above (V8 grows it to 4 MB under a workload's
+ * V8 flags of the sentry process, which serves on one thread and runs no event loop:
+ * - a young generation of 1 MB (V8 grows it to 4 MB under a workload's
  *   calls, and without an event loop nothing ever shrinks it back);
  * - no helper threads for V8's compilers and garbage collector: the serving thread does that work
  *   itself, between two calls, as it does everything else;
@@ -191,29 +60,34 @@ function daemonScript(): string {
 }
 
 /**
- * Serves from a process of its own that outlives this one (create, run --detach): one sentry per
- * container, in its own session, exiting when the last supervised process is gone. It gets its
- * end of the socket as fd 3; its errors go to sentry.log in the state directory.
+ * Serves from a process of its own, in its own session, that exits when the last supervised
+ * process is gone: one sentry per container (or pod), whether this process waits for the
+ * container or not. It gets its end of the socket as fd 3. Its errors (and with traceAll, its
+ * trace) go where this process's stderr goes when this process waits for the container (do,
+ * run), else to sentry.log in the state directory: nobody reads a create's stderr once it is done.
  */
-function detached(cfg: SentryConfig, stateDir: string): Supervisor {
+function sentryProcess(cfg: SentryConfig, stateDir: string, attached: boolean): Supervisor {
   const [mine, theirs] = socketpair();
-  const log = openSync(join(stateDir, 'sentry.log'), 'a', 0o600);
   const config: DaemonConfig = {
     user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname,
-    traceSocket: cfg.traceSocket, joinSocket: cfg.joinSocket, id: cfg.id ?? '', log: cfg.log,
+    traceSocket: cfg.traceSocket, joinSocket: cfg.joinSocket, id: cfg.id, log: cfg.log, traceAll: cfg.traceAll,
   };
   let daemon: ChildProcess;
+  let log: number | undefined;
   try {
+    if (!attached) log = openSync(join(stateDir, 'sentry.log'), 'a', 0o600);
     daemon = spawn(process.execPath, [...DAEMON_NODE_FLAGS, daemonScript(), JSON.stringify(config)], {
       detached: true,
-      stdio: ['ignore', 'ignore', log, mine],
+      stdio: ['ignore', 'ignore', log ?? 'inherit', mine],
       env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
     });
   } finally {
-    closeSync(log);
+    if (log !== undefined) closeSync(log);
     closeSync(mine);
   }
-  daemon.unref();
+  // A create leaves it behind; a do or run waits for it (`done`), which must keep this process's
+  // event loop alive until it is gone.
+  if (!attached) daemon.unref();
   const done = new Promise<void>((resolve) => {
     daemon.once('exit', () => resolve());
     daemon.once('error', () => resolve());
@@ -291,7 +165,7 @@ function joinSentry(cfg: SentryConfig, path: string, container?: { readonly id: 
     for (const fd of held) closeSync(fd);
   }
   const closeTheirs = closerOf(theirs);
-  return { childSocket: theirs, holdsMounts: container === undefined, launched: closeTheirs, done: Promise.resolve(), abort: closeTheirs };
+  return { childSocket: theirs, launched: closeTheirs, done: Promise.resolve(), abort: closeTheirs };
 }
 
 /** CAP_* names as the kernel's bit mask; names this table lacks add nothing. */
@@ -305,9 +179,8 @@ function capabilityMask(names: readonly string[]): bigint {
 }
 
 export interface SentryLevelOptions {
-  readonly trace?: SentryConfig['trace'];
-  readonly onStats?: SentryConfig['onStats'];
-  readonly onError?: SentryConfig['onError'];
+  /** Every traced call on the sentry's stderr (STOCKADE_SENTRY_TRACE=1). */
+  readonly traceAll?: boolean | undefined;
   /** Where refusals are recorded: the --log file. Without one they are counted only (and traced). */
   readonly log?: Logger | undefined;
 }
@@ -330,11 +203,10 @@ export function sentryMounts(mounts: readonly Mount[]): string[] {
   return owned;
 }
 
-/** The sentry as create's supervised level: in this process when it waits for the container, else detached. */
+/** The sentry as create's and exec's supervised level: a sentry process per container, or the one its pod or container already has. */
 export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
   // Refusals go through the sentry, which answers the same errno and records them.
   const compiled = compileSentryFilter(undefined, { reportDenials: true });
-  const logFile = opts.log?.file;
   return {
     filter: { flags: compiled.flags, program: compiled.program },
     ownedMounts: sentryMounts,
@@ -347,21 +219,20 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
         },
         hostname: ctx.spec.hostname ?? '',
         domainname: ctx.spec.domainname ?? '',
-        // An exec's sentry neither takes over `stockade trace` nor the record of the container's mounts.
-        traceSocket: ctx.exec === true ? undefined : join(ctx.stateDir, 'trace.sock'),
-        mountsRecord: ctx.exec === true ? undefined : join(ctx.stateDir, SENTRY_MOUNTS_RECORD),
-        joinSocket: ctx.exec === true ? undefined : join(ctx.stateDir, SENTRY_JOIN_SOCKET),
-        trace: opts.trace,
-        onStats: opts.onStats,
-        onError: opts.onError,
-        onDenied: logFile === undefined || opts.log === undefined ? undefined : logDenial.bind(undefined, opts.log, ctx.id),
-        log: logFile,
+        traceSocket: join(ctx.stateDir, 'trace.sock'),
+        joinSocket: join(ctx.stateDir, SENTRY_JOIN_SOCKET),
+        traceAll: opts.traceAll === true,
+        log: opts.log?.file,
         id: ctx.id,
       };
-      // A process exec'd into a container whose detached sentry is serving joins it; else (the
-      // container's sentry serves from inside an attached `run` or `do`) it gets a sentry of its own.
+      // A process exec'd into a container joins the container's sentry: the same /proc and /sys,
+      // trace and --log records.
       if (ctx.exec === true) {
-        return joinSentry(cfg, join(ctx.stateDir, SENTRY_JOIN_SOCKET)) ?? detached(cfg, ctx.stateDir);
+        const joined = joinSentry(cfg, cfg.joinSocket);
+        if (joined === undefined) {
+          throw new StockadeError('SYSTEM', `container ${ctx.id}: its sentry is not serving (no process joins it at ${cfg.joinSocket})`, { id: ctx.id });
+        }
+        return joined;
       }
       // A container of a pod joins the sentry of the pod's sandbox, when that one serves (else,
       // as a runtime without pods would, it gets one of its own).
@@ -369,7 +240,7 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
       const pod = sandbox === undefined ? undefined
         : joinSentry(cfg, join(ctx.stateDir, '..', sandbox, SENTRY_JOIN_SOCKET), { id: ctx.id, stateDir: ctx.stateDir });
       if (pod !== undefined) return pod;
-      return ctx.detached ? detached(cfg, ctx.stateDir) : inProcess(cfg);
+      return sentryProcess(cfg, ctx.stateDir, !ctx.detached);
     },
   };
 }

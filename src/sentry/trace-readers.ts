@@ -1,6 +1,6 @@
-// The detached sentry's `stockade trace` readers, served by the thread that serves the workload.
+// The sentry process's `stockade trace` readers, served by the thread that serves the workload.
 //
-// The detached sentry is one Node isolate and no event loop: its main thread waits for the next
+// The sentry process is one Node isolate and no event loop: its main thread waits for the next
 // notification in ppoll(2) over its listeners and these sockets (SentryHost), so a reader is
 // accepted, written to and dropped between two notifications. A worker thread and an event loop
 // for this alone would double the sentry's memory (a second isolate: about 9 MB per container).
@@ -27,20 +27,26 @@ export class TraceReaders implements TraceSink {
   #server: number;
   readonly #readers: Reader[] = [];
 
+  /** Where every record goes too, readers or not (STOCKADE_SENTRY_TRACE=1: the sentry's stderr); -1: nowhere. */
+  readonly #always: number;
+
   /** `server`: a listening unix socket, which this object owns from now on. */
-  constructor(sys: RawSyscall, server: number) {
+  constructor(sys: RawSyscall, server: number, always = -1) {
     this.#sys = sys;
     this.#server = server;
+    this.#always = always;
     sys(NR.fcntl, server, F_SETFL, O_NONBLOCK);
   }
 
   enabled(): boolean {
-    return this.#readers.length > 0;
+    return this.#readers.length > 0 || this.#always >= 0;
   }
 
   record(r: TraceRecord): void {
-    if (this.#readers.length === 0) return;
+    if (!this.enabled()) return;
     const line = Buffer.from(`${JSON.stringify(r)}\n`);
+    // Blocking, as a debugging aid: this is the sentry's own stderr, not a reader it must not wait for.
+    if (this.#always >= 0) this.#sys(NR.write, this.#always, line, line.length);
     for (const reader of [...this.#readers]) {
       reader.pending.push(line);
       reader.pendingBytes += line.length;

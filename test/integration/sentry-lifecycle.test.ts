@@ -279,17 +279,29 @@ describe('the sentry level through create and start', { skip }, () => {
     await waitFor(() => leftovers(rt, sb).length === 0 && leftovers(rt, app).length === 0, 5000);
   });
 
-  test('exec into a sentry container whose sentry serves an attached run: the process gets a sentry of its own', async () => {
+  test('an attached run\'s sentry is a process of its own too: exec joins it, traced, and it leaves with the container', async () => {
     const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'sleep 100']));
     const attached = rt.spawn(['--isolation', 'sentry', 'run', '--bundle', b.dir, 'sentry-exec-run']);
+    const runEnded = new Promise((resolve) => attached.once('exit', resolve));
     await waitFor(() => json<{ status: string }>(rt.run(['state', 'sentry-exec-run']).stdout || '{}').status === 'running', 10_000);
-    const r = rt.run(['exec', 'sentry-exec-run', '/bin/sh', '-c', 'grep -E "^Seccomp_filters" /proc/self/status; ls -d /proc/1']);
+    assert.equal(sentryProcesses('sentry-exec-run').length, 1);
+    const reader = rt.spawn(['trace', 'sentry-exec-run']);
+    const traceEnded = new Promise((resolve) => reader.once('exit', resolve));
+    let traced = '';
+    reader.stdout?.on('data', (d: Buffer) => { traced += d.toString(); });
+    let r = rt.run(['exec', 'sentry-exec-run', '/bin/sh', '-c', 'grep -E "^Seccomp_filters" /proc/self/status; ls -d /proc/1']);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^Seccomp_filters:\s+1$/m);
-    assert.match(r.stdout, /^\/proc\/1$/m, 'the exec\'s sentry serves the container\'s procfs, cloned');
+    assert.match(r.stdout, /^\/proc\/1$/m, 'the container\'s sentry serves the exec its procfs');
+    r = rt.run(['exec', 'sentry-exec-run', '/bin/ls', '/proc/self/fd']);
+    assert.equal(r.status, 0, r.stderr);
+    await waitFor(() => traced.includes('"/proc/self/fd"'), 10_000);
+    assert.equal(sentryProcesses('sentry-exec-run').length, 1, 'no second sentry');
     assert.equal(rt.run(['kill', 'sentry-exec-run', 'KILL']).status, 0);
-    // The attached run deletes the container once its init is gone.
-    await new Promise((resolve) => attached.once('exit', resolve));
+    // The attached run deletes the container once its init is gone, and waits for its sentry.
+    await runEnded;
+    assert.deepEqual(sentryProcesses('sentry-exec-run'), []);
+    await traceEnded;
     await waitFor(() => leftovers(rt, b).length === 0, 5000);
   });
 
