@@ -554,6 +554,57 @@ static napi_value js_set_winsize(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+/*
+ * execv(path, argv) with `signals` blocked, so that a signal sent while one program gives way to
+ * the other waits for the new one's handlers instead of meeting the default action in between
+ * (stockade-light's wait, which an attached run becomes). Returns only when execv fails: the
+ * mask is restored and the errno thrown.
+ */
+static napi_value js_exec_blocked(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  char path[PATH_MAX];
+  if (!get_path(env, argv[0], path, sizeof path)) return NULL;
+  bool is_array = false;
+  uint32_t n = 0, nsig = 0;
+  if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &n) != napi_ok ||
+      n == 0 || napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[2], &nsig) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "execBlocked(path, args: string[] (at least one), signals: number[])");
+    return NULL;
+  }
+  char **args = calloc((size_t)n + 1, sizeof *args);
+  if (args == NULL) return throw_errno(env, ENOMEM, "calloc");
+  napi_value result = NULL;
+  sigset_t block, old;
+  sigemptyset(&block);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    size_t len = 0;
+    if (napi_get_element(env, argv[1], i, &e) != napi_ok || !is_type(env, e, napi_string) ||
+        napi_get_value_string_utf8(env, e, NULL, 0, &len) != napi_ok || (args[i] = malloc(len + 1)) == NULL ||
+        napi_get_value_string_utf8(env, e, args[i], len + 1, &len) != napi_ok || strlen(args[i]) != len) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "execBlocked: each argument must be a string without null bytes");
+      goto out;
+    }
+  }
+  for (uint32_t i = 0; i < nsig; i++) {
+    napi_value e;
+    int64_t sig;
+    if (napi_get_element(env, argv[2], i, &e) != napi_ok || !get_integer(env, e, "signal", 1, 64, &sig)) goto out;
+    sigaddset(&block, (int)sig);
+  }
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  execv(path, args);
+  int err = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  throw_errno(env, err, "execv");
+out:
+  for (uint32_t i = 0; i < n; i++) free(args[i]);
+  free(args);
+  return result;
+}
+
 /* malloc_trim(0): gives the free memory of malloc's heaps back to the kernel. Node's allocator
  * keeps what start-up freed; a long-lived process that idles has no use for it. */
 static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
@@ -703,6 +754,7 @@ NAPI_MODULE_INIT() {
       {"accept", NULL, js_accept, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setWinsize", NULL, js_set_winsize, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"execBlocked", NULL, js_exec_blocked, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
   if (!stk_notify_register(env, exports)) return throw_napi_failure(env, "stk_notify_register");

@@ -1,6 +1,7 @@
 /*
  * stockade-light: the CLI calls that only act on a container that already exists — start, kill,
- * delete — served without starting Node.
+ * delete — served without starting Node; and `wait`, what `do` and an attached `run` become once
+ * their container runs.
  *
  * Clients call the runtime three or four times per container and Node's own start-up is most of
  * each call, so these calls are done here when the container is a plain one, and handed to the
@@ -31,6 +32,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -510,6 +512,84 @@ static int do_delete(const char *dir, bool force)
 	return 0;
 }
 
+/* ---- wait: what `do` and an attached `run` become -------------------------------------------- */
+
+/* The signals an attached caller passes on to the container (src/container/signal-forward.ts). */
+static const int FORWARDED[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGTSTP };
+
+static volatile int g_container_pidfd = -1;
+
+static void forward(int sig)
+{
+	int saved = errno;
+	if (g_container_pidfd >= 0)
+		pidfd_send_signal_(g_container_pidfd, sig);
+	errno = saved;
+}
+
+/*
+ * wait [--keep] ID HELPER: run by execve from the Node process of `do` or an attached `run` once
+ * the container has started (src/container/light-wait.ts), with the forwarded signals blocked so
+ * that none is lost on the way. Passes those signals on to the container's init, waits for
+ * stockade-init (HELPER, a child of this process: it exits with the container's status), deletes
+ * the container as `delete --force` does (unless --keep; anything but the plain case goes to Node's
+ * delete, in a child, so that this process still exits with the container's status), waits for
+ * its other children (the container's sentry), and exits with that status. A Node process waiting
+ * for a container holds 12 to 15 MB for as long as it runs; this one, a few hundred KB.
+ */
+static int do_wait(const char *dir, pid_t helper, bool keep, char **delete_argv)
+{
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct light l;
+	if (dirfd >= 0 && read_light(dirfd, &l) && same_live_process(l.pid, l.start_time)) {
+		int pidfd = pidfd_open_(l.pid);
+		/* The pidfd pins the process: checked again now that it is held. */
+		if (pidfd >= 0 && same_live_process(l.pid, l.start_time))
+			g_container_pidfd = pidfd;
+		else if (pidfd >= 0)
+			close(pidfd);
+	}
+	if (dirfd >= 0)
+		close(dirfd);
+	struct sigaction sa = { .sa_handler = forward };
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigset_t forwarded;
+	sigemptyset(&forwarded);
+	for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++) {
+		sigaction(FORWARDED[i], &sa, NULL);
+		sigaddset(&forwarded, FORWARDED[i]);
+	}
+	sigprocmask(SIG_UNBLOCK, &forwarded, NULL);
+
+	int status = 0;
+	while (waitpid(helper, &status, 0) < 0) {
+		if (errno != EINTR) {
+			dprintf(2, "stockade: wait for stockade-init (pid %d): %s\n", (int)helper, strerror(errno));
+			return 1;
+		}
+	}
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	if (g_container_pidfd >= 0) {
+		int fd = g_container_pidfd;
+		g_container_pidfd = -1;
+		close(fd);
+	}
+	if (!keep) {
+		pid_t deleter = fork();
+		if (deleter == 0) {
+			g_argv = delete_argv;
+			_exit(do_delete(dir, true));
+		}
+		while (deleter > 0 && waitpid(deleter, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	/* The container's sentry, started by the Node process this one was: gone once the container is. */
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+	return code;
+}
+
 /* ---- the command line ------------------------------------------------------------------------ */
 
 /* Takes the value of --name X or --name=X at argv[*i]; NULL if argv[*i] is not that flag. */
@@ -524,6 +604,36 @@ static const char *flag_value(char **argv, int *i, const char *name)
 	if (a[len] == '\0' && argv[*i + 1] != NULL)
 		return argv[++*i];
 	return NULL;
+}
+
+/*
+ * `[globals] wait [--keep] ID HELPER`. Never handed to Node as it is (Node has no such command):
+ * its delete, when Node must do it, is `[globals] delete --force ID`.
+ */
+static int wait_command(char **argv, int at, const char *root)
+{
+	char **rest = argv + at + 1;
+	bool keep = rest[0] != NULL && strcmp(rest[0], "--keep") == 0;
+	if (keep)
+		rest++;
+	char *end = NULL;
+	long helper = rest[0] != NULL && rest[1] != NULL ? strtol(rest[1], &end, 10) : 0;
+	char dir[PATH_MAX];
+	if (rest[0] == NULL || !valid_id(rest[0]) || helper <= 0 || end == NULL || *end != '\0' || rest[2] != NULL ||
+	    snprintf(dir, sizeof dir, "%s/%s", root, rest[0]) >= (int)sizeof dir) {
+		dprintf(2, "usage: stockade-light [--root DIR] [--log FILE] [--log-format FMT] wait [--keep] ID HELPER_PID\n");
+		return 2;
+	}
+	/* argv as Node's delete takes it: the globals, then delete --force ID. */
+	char **delete_argv = calloc((size_t)at + 4, sizeof *delete_argv);
+	if (delete_argv == NULL)
+		return 1;
+	for (int k = 0; k < at; k++)
+		delete_argv[k] = argv[k];
+	delete_argv[at] = "delete";
+	delete_argv[at + 1] = "--force";
+	delete_argv[at + 2] = rest[0];
+	return do_wait(dir, (pid_t)helper, keep, delete_argv);
 }
 
 int main(int argc, char **argv)
@@ -548,6 +658,8 @@ int main(int argc, char **argv)
 	const char *command = argv[i];
 	if (command == NULL || *root == '\0')
 		to_node();
+	if (strcmp(command, "wait") == 0)
+		return wait_command(argv, i, root);
 	char **rest = argv + i + 1;
 	int nrest = 0;
 	while (rest[nrest] != NULL)

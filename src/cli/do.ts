@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { doSpec } from '../container/do-spec';
 import { parseContainerId } from '../container/id';
 import { runContainer } from '../container/run';
+import { lightGlobals } from '../container/light-wait';
 import { isolationLevels } from './isolation';
 import { StockadeError } from '../errors';
 import { bool, list, parseArgs, str } from './args';
@@ -47,6 +48,7 @@ export const command: Command = {
       detach: false,
       keep: false,
       debug: (m) => ctx.log.debug(m),
+      lightGlobals: lightGlobals(ctx.store.root, ctx.log.file),
     });
   },
 };

@@ -1,6 +1,7 @@
 // stockade run [create flags] [--detach] [--keep] ID: create and start, then wait unless detached.
 import { parseContainerId } from '../container/id';
 import { runContainer } from '../container/run';
+import { lightGlobals } from '../container/light-wait';
 import { StockadeError } from '../errors';
 import { bool, int, parseArgs, str } from './args';
 import type { Command } from './context';
@@ -28,6 +29,7 @@ export const command: Command = {
       debug: (m) => ctx.log.debug(m),
       warn: (m) => ctx.log.warn(m),
       levels: isolationLevels(ctx),
+      lightGlobals: lightGlobals(ctx.store.root, ctx.log.file),
     });
   },
 };

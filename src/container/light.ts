@@ -30,8 +30,11 @@ export function lightRecord(record: ContainerRecord, spec: Spec): string | undef
   return `${lines.join('\n')}\n`;
 }
 
+/** The record's name in the container's state directory. */
+export const LIGHT_RECORD = 'light';
+
 export function writeLightRecord(store: StateStore, id: ContainerId, record: ContainerRecord, spec: Spec): void {
-  const path = join(store.dir(id), 'light');
+  const path = join(store.dir(id), LIGHT_RECORD);
   const text = lightRecord(record, spec);
   if (text === undefined) rmSync(path, { force: true });
   else writeFileAtomic(path, text);

@@ -9,10 +9,14 @@ import { forwardSignals } from './signal-forward';
 import { startContainer } from './start';
 import { mark } from '../timing';
 import { trimWhileWaiting } from '../native/working-set';
+import { waitInLight } from './light-wait';
 
 export interface RunOptions extends CreateOptions {
   detach: boolean;
   keep: boolean;
+  /** The global flags for stockade-light's wait (lightGlobals): given, an attached run without a
+   *  terminal to relay becomes that wait once its container runs (light-wait.ts). */
+  lightGlobals?: readonly string[] | undefined;
 }
 
 export async function runContainer(opts: RunOptions): Promise<number> {
@@ -42,6 +46,13 @@ export async function runContainer(opts: RunOptions): Promise<number> {
   }
   mark('started');
   if (opts.detach) return 0;
+  // Only while stockade-init is unreaped (Node reaps a child on the event loop, and none has run
+  // since it was last checked here): the wait must find it. Signals that came meanwhile were
+  // forwarded from here; from the execve on, the wait forwards them.
+  const helper = launched.helper;
+  if (terminal === undefined && opts.lightGlobals !== undefined && helper.pid !== undefined && helper.exitCode === null && helper.signalCode === null) {
+    waitInLight({ store: opts.store, id: opts.id, helperPid: helper.pid, keep: opts.keep, globals: opts.lightGlobals });
+  }
   const stopTrimming = trimWhileWaiting();
   const { code, signal } = await launched.helperExit;
   stopTrimming();

@@ -111,13 +111,14 @@ interface Binding extends SentryNative {
   accept(socketFd: number): number;
   setWinsize(fd: number, rows: number, cols: number): void;
   mallocTrim(): boolean;
+  execBlocked(path: string, args: readonly string[], signals: readonly number[]): never;
   constants: AddonConstants;
 }
 
 const FUNCTIONS = [
   'flock', 'flockAsync', 'pidfdOpen', 'pidfdSendSignal', 'pidfdGetfd', 'waitPidfd',
   'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'setWinsize',
-  'mallocTrim', ...SENTRY_FUNCTIONS,
+  'mallocTrim', 'execBlocked', ...SENTRY_FUNCTIONS,
 ] as const;
 
 let loaded: Binding | undefined;
@@ -276,6 +277,15 @@ export function accept(socketFd: number): number {
 /** Sets a terminal's window size (TIOCSWINSZ), e.g. on a container's pty master. */
 export function setWinsize(fd: number, rows: number, cols: number): void {
   binding().setWinsize(fd, rows, cols);
+}
+
+/**
+ * Becomes another program (execv) with `signals` blocked, so that none sent meanwhile is lost or
+ * kills the process between the two: the new program unblocks them once it handles them. Returns
+ * only by throwing (the execv failed; the mask is restored).
+ */
+export function execBlocked(path: string, args: readonly string[], signals: readonly number[]): never {
+  return binding().execBlocked(path, args, signals);
 }
 
 /** malloc_trim(0): malloc's free memory back to the kernel; whether any went back. */

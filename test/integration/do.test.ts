@@ -1,10 +1,11 @@
 // stockade do: a host command in a sandbox, the host's root read-only, writes kept in memory.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Runtime, exeMappedKb, integrationSkip, waitFor } from './harness';
+import { processesWithCmdline } from '../helpers/cleanup';
 
 const skip = integrationSkip();
 
@@ -21,8 +22,27 @@ describe('stockade do', { skip }, () => {
     assert.deepEqual(rt.containerDirs(), []);
   });
 
-  test('while the command runs, do gives back the pages of Node it holds only from the page cache (its sentry\'s worker serving on)', async () => {
-    const child = rt.spawn(['do', '--isolation', 'sentry', '--', 'sh', '-c', 'sleep 3; ls -d /proc/self/fd']);
+  test('while the command runs, do becomes stockade-light\'s wait: signals passed on, the exit status its own, nothing left', async () => {
+    const child = rt.spawn(['do', '--isolation', 'sentry', '--', 'sh', '-c', 'trap "echo got TERM; exit 12" TERM; echo ready; while :; do sleep 0.1; done']);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+    const exited = new Promise<number | null>((r) => child.once('exit', r));
+    assert.ok(child.pid !== undefined);
+    await waitFor(() => out.includes('ready'), 10_000);
+    await waitFor(() => readlinkSync(`/proc/${child.pid}/exe`).endsWith('/stockade-light'), 5000);
+    // What waits for the container now is no Node process: a few hundred KB.
+    const rss = Number(/^Rss:\s+(\d+)/m.exec(readFileSync(`/proc/${child.pid}/smaps_rollup`, 'utf8'))?.[1]);
+    assert.ok(rss < 4096, `the waiting process holds ${rss} kB`);
+    child.kill('SIGTERM');
+    assert.equal(await exited, 12);
+    assert.match(out, /got TERM/);
+    assert.deepEqual(rt.containerDirs(), []);
+    // do's container id starts with its pid, and the sentry's command line names it.
+    assert.deepEqual(processesWithCmdline(`"id":"do-${child.pid}-`), []);
+  });
+
+  test('with STOCKADE_LIGHT=off do waits in Node, and gives back the pages of Node it holds only from the page cache', async () => {
+    const child = rt.spawn(['do', '--isolation', 'sentry', '--', 'sh', '-c', 'sleep 3; ls -d /proc/self/fd'], { STOCKADE_LIGHT: 'off' });
     let out = '';
     child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
     const exited = new Promise<number | null>((r) => child.once('exit', r));

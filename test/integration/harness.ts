@@ -64,9 +64,11 @@ export class Runtime {
     }
   }
 
-  /** Like run, without waiting: for containers that must be signalled while attached. */
-  spawn(args: readonly string[]): ReturnType<typeof spawn> {
-    return spawn(STOCKADE, ['--root', this.root, '--log', this.log, '--log-format', 'json', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  /** Like run, without waiting: for containers that must be signalled while attached. `env`: added to this process's. */
+  spawn(args: readonly string[], env?: Readonly<Record<string, string>>): ReturnType<typeof spawn> {
+    return spawn(STOCKADE, ['--root', this.root, '--log', this.log, '--log-format', 'json', ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'], env: env === undefined ? process.env : { ...process.env, ...env },
+    });
   }
 
   bundle(spec: Spec | ((paths: { dir: string; rootfs: string }) => Spec)): Bundle {

@@ -174,4 +174,25 @@ describe('light entry', { skip }, () => {
     assert.equal(rt.run(['delete', '--force', 'l8']).status, 0);
     assert.deepEqual(leftovers(rt, b), []);
   });
+  test('wait (what do and an attached run become): a malformed call gets its usage, a helper that is not its child an error', () => {
+    let r = light(rt, ['wait']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^usage: stockade-light .* wait \[--keep\] ID HELPER_PID\n$/);
+    r = light(rt, ['wait', '--keep', 'l9', '1']);
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, 'stockade: wait for stockade-init (pid 1): No child processes\n');
+  });
+
+  test('an attached run whose container leaves processes behind: its wait hands the delete to Node, and still exits with the container\'s status', async () => {
+    // No pid namespace of its own: the background sleep outlives the container's init.
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'sleep 100 & echo "$!"; exit 3'], (s) => {
+      s.linux = { ...s.linux, namespaces: (s.linux?.namespaces ?? []).filter((n) => n.type !== 'pid') };
+    }));
+    const r = rt.run(['run', '--bundle', b.dir, 'l9']);
+    assert.equal(r.status, 3, r.stderr);
+    const left = Number(r.stdout.trim());
+    assert.ok(left > 0, r.stdout);
+    await waitFor(() => !alive(left), 5000);
+    assert.deepEqual(leftovers(rt, b), []);
+  });
 });
