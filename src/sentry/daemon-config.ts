@@ -11,6 +11,17 @@ import { errnoName } from './table/render';
 /** The sentry process's socket to stockade-init. */
 export const DAEMON_SOCKET_FD = 3;
 
+/**
+ * V8 flags of the sentry process, which serves on one thread and runs no event loop (its code
+ * cache is made under the same flags: V8 takes a cache only from a run with the flags it has):
+ * - a young generation of 1 MB (V8 grows it to 4 MB under a workload's calls, and without an
+ *   event loop nothing ever shrinks it back);
+ * - no helper threads for V8's compilers and garbage collector: the serving thread does that work
+ *   itself, between two calls, as it does everything else;
+ * - gc() exposed, which the sentry calls when it idles (daemon.ts).
+ */
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--single-threaded', '--expose-gc'];
+
 /** What the sentry process is started with (JSON, its only argument). */
 export interface DaemonConfig {
   /** The caller's identity, its capability mask as a decimal string (JSON has no bigint). */

@@ -71,17 +71,27 @@ function runDaemon(config: DaemonConfig, socketFd: number): number {
   }
 }
 
-const arg = process.argv[2];
-if (arg === undefined) {
-  process.stderr.write('usage: stockade-sentryd CONFIG_JSON (started by stockade create, with its socket as fd 3)\n');
-  process.exit(2);
+/**
+ * Exercises what the sentry runs before any workload reaches it, so that the build's code cache
+ * (src/tools/gen-code-cache.ts) holds it compiled: what serving needs, made.
+ */
+export function warmUp(): void {
+  prepareToServe();
 }
-let status = 1;
-try {
-  status = runDaemon(JSON.parse(arg) as DaemonConfig, DAEMON_SOCKET_FD);
-} catch (e) {
-  sayOnStderr((e as Error).message);
+
+if (require.main === module) {
+  const arg = process.argv[2];
+  if (arg === undefined) {
+    process.stderr.write('usage: stockade-sentryd CONFIG_JSON (started by stockade create, with its socket as fd 3)\n');
+    process.exit(2);
+  }
+  let status = 1;
+  try {
+    status = runDaemon(JSON.parse(arg) as DaemonConfig, DAEMON_SOCKET_FD);
+  } catch (e) {
+    sayOnStderr((e as Error).message);
+  }
+  // Straight to exit_group: the thread is confined by now, and Node's own exit (atexit) restores
+  // the stdio fds' modes through calls its filter refuses, and aborts when they fail.
+  sentryNative().syscall(NR.exit_group, status);
 }
-// Straight to exit_group: the thread is confined by now, and Node's own exit (atexit) restores
-// the stdio fds' modes through calls its filter refuses, and aborts when they fail.
-sentryNative().syscall(NR.exit_group, status);

@@ -14,7 +14,7 @@ import type { LogFormat, Logger } from '../cli/log';
 import { SENTRY_JOIN_SOCKET } from '../container/sentry-mounts';
 import { compileSentryFilter } from './syscalls';
 import type { JoinRequest } from './host';
-import { privateSocket, type DaemonConfig } from './daemon-config';
+import { DAEMON_NODE_FLAGS, privateSocket, type DaemonConfig } from './daemon-config';
 import { parseContainerId } from '../container/id';
 import { StockadeError } from '../errors';
 
@@ -44,19 +44,10 @@ function closerOf(fd: number): () => void {
   };
 }
 
-/**
- * V8 flags of the sentry process, which serves on one thread and runs no event loop:
- * - a young generation of 1 MB (V8 grows it to 4 MB under a workload's
- *   calls, and without an event loop nothing ever shrinks it back);
- * - no helper threads for V8's compilers and garbage collector: the serving thread does that work
- *   itself, between two calls, as it does everything else;
- * - gc() exposed, which the sentry calls when it idles (daemon.ts).
- */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--expose-gc'];
-
+/** The sentry's script: the compiled module beside this one, or, from the bundled CLI, the bundle's entry (which runs it with its code cache). */
 function daemonScript(): string {
   const module = join(__dirname, 'daemon.js');
-  return existsSync(module) ? module : join(__dirname, 'stockade-sentryd.js');
+  return existsSync(module) ? module : join(__dirname, 'stockade-sentryd-entry.js');
 }
 
 /**
