@@ -115,6 +115,25 @@ describe('the sentry level through create and start', { skip }, () => {
     await waitFor(() => leftovers(rt, b).length === 0, 5000);
   });
 
+  test('exec into a container whose sentry is gone is refused in one line, and starts nothing', async () => {
+    const b = rt.bundle(probeSpec(['/bin/sleep', '100']));
+    assert.equal(rt.run(['--isolation', 'sentry', 'run', '--detach', '--bundle', b.dir, 'sentry-gone']).status, 0);
+    // Once its execve is through (the sentry served it): with no sentry a call of its start-up would fail.
+    const { pid } = json<{ pid: number }>(rt.run(['state', 'sentry-gone']).stdout);
+    await waitFor(() => readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('/bin/sleep'), 5000);
+    const [sentry] = sentryProcesses('sentry-gone');
+    assert.ok(sentry !== undefined);
+    process.kill(Number(sentry), 'SIGKILL');
+    await waitFor(() => sentryProcesses('sentry-gone').length === 0, 5000);
+    const r = rt.run(['exec', 'sentry-gone', '/bin/true']);
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /container sentry-gone: its sentry is not serving/);
+    assert.ok(rt.logLines().some((l) => l.level === 'error' && /its sentry is not serving/.test(l.msg)));
+    assert.equal(rt.run(['delete', '--force', 'sentry-gone']).status, 0);
+    await waitFor(() => leftovers(rt, b).length === 0, 5000);
+  });
+
   test('a container created but never started: delete stops its sentry', async () => {
     const b = rt.bundle(probeSpec(['/bin/true']));
     assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', b.dir, 'sentry-never']).status, 0);
