@@ -17,8 +17,8 @@ export class Logger {
   }
 
   /** A logger that opens its file once: for a process that may not open files later (the confined sentry). */
-  static held(path: string, format: LogFormat): Logger {
-    const l = new Logger(path, format, false);
+  static held(path: string, format: LogFormat, debug = false): Logger {
+    const l = new Logger(path, format, debug);
     try {
       l.#fd = openSync(path, 'a');
     } catch { /* each line tries the path again, and fails quietly as an unwritable log does */ }
@@ -28,6 +28,11 @@ export class Logger {
   /** The --log file and its format, for a process of stockade's that outlives this one and logs there too. */
   get file(): { readonly path: string; readonly format: LogFormat } | undefined {
     return this.#path === undefined ? undefined : { path: this.#path, format: this.#format };
+  }
+
+  /** Whether debug lines are written (--debug). */
+  get debugging(): boolean {
+    return this.#debug;
   }
 
   log(level: Level, msg: string, fields: Readonly<Record<string, string | number | boolean | undefined>> = {}): void {

@@ -37,6 +37,8 @@ export interface DaemonConfig {
   readonly id: string;
   /** The --log file refusals are recorded in, when `create` had one. */
   readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;
+  /** --debug: what each process it served came to, as a debug line of the --log file. */
+  readonly debug?: boolean | undefined;
 }
 
 /** One refusal as a --log line (JSON lines with --log-format json): what the workload tried and what it got. */

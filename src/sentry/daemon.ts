@@ -29,12 +29,13 @@ const collectGarbage = (globalThis as { gc?: () => void }).gc;
  */
 function runDaemon(config: DaemonConfig, socketFd: number): number {
   const sys = sentryNative().syscall;
-  const log = config.log === undefined ? undefined : Logger.held(config.log.path, config.log.format);
+  const log = config.log === undefined ? undefined : Logger.held(config.log.path, config.log.format, config.debug === true);
   const host = new SentryHost({
     sys,
     denied: log === undefined ? undefined : (id, d) => logDenial(log, id, d),
     // An exec that finds no join socket is told the container is gone, not left waiting.
     onLast: () => void sys(NR.unlinkat, AT_FDCWD, config.joinSocket, 0),
+    served: (id, st) => log?.debug(`sentry: ${id}: ${st.notifications} calls served, ${st.injected} fds injected, ${st.continued} continued, ${st.errors} errors, ${st.denied} denied`),
   });
   let trace: TraceReaders | undefined;
   let joinServer = -1;

@@ -15,7 +15,7 @@
 import { AT_FDCWD, F_SETFL, O_NONBLOCK, PATH_MAX, POLLIN, SOCK_CLOEXEC } from '../abi/linux/constants';
 import { parseContainerId } from '../container/id';
 import { recvFd, type ReceivedFd } from '../native/addon';
-import type { Sentry, SentryDenial, SentryMount } from './kernel';
+import type { Sentry, SentryDenial, SentryMount, SentryStats } from './kernel';
 import { NR, sayOnStderr, type RawSyscall } from './native';
 import { Poller, type Watch } from './poll';
 import { sentryFor, type WorkloadIdentity } from './serve';
@@ -39,6 +39,8 @@ export interface HostOptions {
   readonly denied?: ((id: string, d: SentryDenial) => void) | undefined;
   /** Told once the last listener is gone, before the host closes what it holds. */
   readonly onLast?: (() => void) | undefined;
+  /** Told what serving a process (a listener) of container `id` came to, once it is gone. */
+  readonly served?: ((id: string, stats: SentryStats) => void) | undefined;
 }
 
 /** One container the host serves: the mounts its paths resolve in, its trace readers, where its exec'd processes join. */
@@ -155,6 +157,7 @@ export class SentryHost {
     this.#listeners.delete(fd);
     this.#o.sys(NR.close, fd);
     if (l === undefined) return;
+    this.#o.served?.(l.group.id, l.sentry.stats);
     l.group.listeners.delete(fd);
     this.#closeIfGone(l.group);
   }

@@ -173,12 +173,6 @@ export class Sentry {
     return 0;
   }
 
-  /** Serves notifications until every process under the filter is gone. */
-  serve(): SentryStats {
-    while (this.serveNext()) { /* the next one */ }
-    return this.stats;
-  }
-
   /**
    * Receives one notification (RECV blocks until there is one) and answers it: false once every
    * process under the filter is gone. A caller killed before its notification was read costs a

@@ -30,6 +30,8 @@ export interface SentryConfig {
   readonly traceAll: boolean;
   /** Where the sentry records refusals: the --log file of the call that started it. */
   readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;
+  /** --debug: the sentry also says there what each process it served came to. */
+  readonly debug: boolean;
   /** The container's id, for the records of the sentry. */
   readonly id: string;
 }
@@ -61,7 +63,7 @@ function sentryProcess(cfg: SentryConfig, stateDir: string, attached: boolean): 
   const [mine, theirs] = socketpair();
   const config: DaemonConfig = {
     user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname,
-    traceSocket: cfg.traceSocket, joinSocket: cfg.joinSocket, id: cfg.id, log: cfg.log, traceAll: cfg.traceAll,
+    traceSocket: cfg.traceSocket, joinSocket: cfg.joinSocket, id: cfg.id, log: cfg.log, traceAll: cfg.traceAll, debug: cfg.debug,
   };
   let daemon: ChildProcess;
   let log: number | undefined;
@@ -214,6 +216,7 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
         joinSocket: join(ctx.stateDir, SENTRY_JOIN_SOCKET),
         traceAll: opts.traceAll === true,
         log: opts.log?.file,
+        debug: opts.log?.debugging === true,
         id: ctx.id,
       };
       // A process exec'd into a container joins the container's sentry: the same /proc and /sys,

@@ -36,6 +36,16 @@ describe('the sentry level through create and start', { skip }, () => {
     assert.deepEqual(leftovers(rt, b), []);
   });
 
+  test('with --debug the sentry says in the --log file what it served', () => {
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'ls / > /dev/null']));
+    const r = rt.run(['--debug', '--isolation', 'sentry', 'run', '--bundle', b.dir, 'sentry-debug']);
+    assert.equal(r.status, 0, r.stderr);
+    const line = rt.logLines().find((l) => l.level === 'debug' && l.msg.startsWith('sentry: sentry-debug: '));
+    assert.ok(line !== undefined, 'no debug line of the sentry');
+    const served = Number(/(\d+) calls served/.exec(line.msg)?.[1]);
+    assert.ok(served > 3, line.msg);
+  });
+
   test('create, start, trace, kill, delete: a sentry process serves the container and leaves with it', async () => {
     const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'while :; do cat /etc/hostname > /dev/null; sleep 0.1; done']));
     assert.equal(rt.run(['--isolation', 'sentry', 'create', '--bundle', b.dir, 'sentry-cs']).status, 0);
