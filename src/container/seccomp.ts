@@ -11,15 +11,20 @@ export interface SeccompProgram {
 }
 
 /** The compiled filter for the spec's linux.seccomp, or undefined when it has none. */
-export function seccompFor(spec: Spec, stateRoot: string, debug?: (msg: string) => void): SeccompProgram | undefined {
-  const raw = spec.linux?.seccomp;
-  if (raw === undefined) return undefined;
+/** Where compiled filters are kept under the state root, which is made first if missing. */
+export function seccompCacheDir(stateRoot: string): string {
   // The cache would otherwise create a missing state root 0700, which a container's root in a user
   // namespace cannot traverse to its rootfs mountpoint (the store makes it 0711 for that reason).
   try {
     mkdirSync(stateRoot, { recursive: true, mode: 0o711 });
   } catch { /* then the cache is skipped too; it only saves time */ }
-  const compiled = compileCached(parseSeccomp(raw), {}, join(stateRoot, '.cache', 'seccomp'));
+  return join(stateRoot, '.cache', 'seccomp');
+}
+
+export function seccompFor(spec: Spec, stateRoot: string, debug?: (msg: string) => void): SeccompProgram | undefined {
+  const raw = spec.linux?.seccomp;
+  if (raw === undefined) return undefined;
+  const compiled = compileCached(parseSeccomp(raw), {}, seccompCacheDir(stateRoot));
   if (compiled.notify) {
     // A listener fd needs a supervisor to answer it; without one every notified call would hang.
     throw new StockadeError('UNSUPPORTED', 'config.json: linux.seccomp: SCMP_ACT_NOTIFY needs a seccomp agent, which the namespaces level does not run yet', { field: 'linux.seccomp' });

@@ -176,6 +176,8 @@ export interface SentryLevelOptions {
   readonly traceAll?: boolean | undefined;
   /** Where refusals are recorded: the --log file. Without one they are counted only (and traced). */
   readonly log?: Logger | undefined;
+  /** Where compiled filters are kept between calls (the state root's cache). */
+  readonly cacheDir?: string | undefined;
 }
 
 /**
@@ -199,7 +201,7 @@ export function sentryMounts(mounts: readonly Mount[]): string[] {
 /** The sentry as create's and exec's supervised level: a sentry process per container, or the one its pod or container already has. */
 export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
   // Refusals go through the sentry, which answers the same errno and records them.
-  const compiled = compileSentryFilter(undefined, { reportDenials: true });
+  const compiled = compileSentryFilter(undefined, { reportDenials: true }, opts.cacheDir);
   return {
     filter: { flags: compiled.flags, program: compiled.program },
     ownedMounts: sentryMounts,

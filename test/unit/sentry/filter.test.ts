@@ -1,6 +1,10 @@
 // The workload filter compiled from the table, run in the BPF interpreter: argument rules, NOTIFY, ENOSYS, compat ABIs, size.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CachedFilter } from '../../../src/seccomp/cache';
 import { actionOf, actionValue, formatAction } from '../../../src/seccomp/actions';
 import type { Abi } from '../../../src/seccomp/arch';
 import { abiOf } from '../../../src/seccomp/arch';
@@ -161,4 +165,23 @@ test('the profile is plain data: MEDIATED as NOTIFY, default ENOSYS, no compat A
   assert.deepEqual(sentryProfile(X86_64, { compat: true }).architectures, ['SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
   const notify = p.syscalls.filter((r) => r.action.kind === 'NOTIFY').flatMap((r) => r.names);
   assert.ok(notify.includes('openat') && notify.includes('execve') && notify.includes('socket'));
+});
+
+test('the sentry filter through the compiled-filter cache: the same program, from the cache the second time', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stockade-sentry-cache-'));
+  try {
+    const plain = compileSentryFilter(undefined, { reportDenials: true });
+    const first = compileSentryFilter(undefined, { reportDenials: true }, dir) as CachedFilter;
+    const second = compileSentryFilter(undefined, { reportDenials: true }, dir) as CachedFilter;
+    assert.equal(first.cached, false);
+    assert.equal(second.cached, true);
+    assert.deepEqual(second.program, plain.program);
+    assert.equal(second.flags, plain.flags);
+    // Another profile is another entry, not the first one's program.
+    const other = compileSentryFilter(undefined, {}, dir) as CachedFilter;
+    assert.equal(other.cached, false);
+    assert.notDeepEqual(other.program, plain.program);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
