@@ -21,6 +21,23 @@ function sentryProcesses(id: string): string[] {
   return found;
 }
 
+/**
+ * Returns once the `stockade trace` reader just started for container `id` is connected: a reader
+ * is taken between two calls the sentry serves, and a call made before that is not in its stream.
+ * Runs a probe exec until the trace shows its call.
+ */
+async function traceConnected(rt: Runtime, id: string, traced: () => string): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    const r = rt.run(['exec', id, '/bin/sh', '-c', 'test -e /trace-ready; exit 0']);
+    assert.equal(r.status, 0, r.stderr);
+    try {
+      await waitFor(() => traced().includes('"/trace-ready"'), 500);
+      return;
+    } catch { /* not connected yet */ }
+  }
+  throw new Error(`the trace of ${id} never showed a call`);
+}
+
 describe('the sentry level through create and start', { skip }, () => {
   let rt: Runtime;
   before(() => { rt = new Runtime(); });
@@ -181,6 +198,7 @@ describe('the sentry level through create and start', { skip }, () => {
     const reader = rt.spawn(['trace', 'sentry-exec']);
     let traced = '';
     reader.stdout?.on('data', (d: Buffer) => { traced += d.toString(); });
+    await traceConnected(rt, 'sentry-exec', () => traced);
     // A detached exec that lingers: while it runs, the container still has one sentry.
     assert.equal(rt.run(['exec', '-d', 'sentry-exec', '/bin/sh', '-c', 'test -e /exec-marker-1; sleep 100']).status, 0);
     await waitFor(() => traced.includes('/exec-marker-1'), 10_000);
@@ -210,6 +228,7 @@ describe('the sentry level through create and start', { skip }, () => {
     const reader = rt.spawn(['trace', 'sentry-early']);
     let traced = '';
     reader.stdout?.on('data', (d: Buffer) => { traced += d.toString(); });
+    await traceConnected(rt, 'sentry-early', () => traced);
     const r = rt.run(['exec', 'sentry-early', '/bin/sh', '-c', 'test -e /early-marker; ls -d /proc/1 /sys/kernel']);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, '/proc/1\n/sys/kernel\n');
@@ -288,6 +307,7 @@ describe('the sentry level through create and start', { skip }, () => {
       return r;
     });
     await waitFor(() => traced.app.includes('/app-marker'), 10_000);
+    await traceConnected(rt, 'pod-sb', () => traced.sb);
     assert.equal(rt.run(['exec', 'pod-sb', '/bin/sh', '-c', 'test -e /sb-marker; exit 0']).status, 0);
     await waitFor(() => traced.sb.includes('/sb-marker'), 10_000);
     assert.ok(!traced.sb.includes('/app-marker') && !traced.app.includes('/sb-marker'), 'each container\'s trace is its own');
@@ -318,6 +338,7 @@ describe('the sentry level through create and start', { skip }, () => {
     const traceEnded = new Promise((resolve) => reader.once('exit', resolve));
     let traced = '';
     reader.stdout?.on('data', (d: Buffer) => { traced += d.toString(); });
+    await traceConnected(rt, 'sentry-exec-run', () => traced);
     let r = rt.run(['exec', 'sentry-exec-run', '/bin/sh', '-c', 'grep -E "^Seccomp_filters" /proc/self/status; ls -d /proc/1']);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^Seccomp_filters:\s+1$/m);
