@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `run` of a trivial container with stockade and its peers side by side (hyperfine), and stockade's per-call cost.
+# `run` of a trivial container with stockade (namespaces and sentry) and its peers side by side (hyperfine), and stockade's per-call cost.
 # Usage: sudo bash bench/start.sh [RUNS]   (root: it creates containers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,8 @@ c.process.terminal = false; c.process.args = ["/bin/true"]; fs.writeFileSync(p, 
 stockade="$PWD/bin/stockade"
 cmds=(-n "node -e 0" "node -e 0"
       -n "stockade list (one CLI call)" "$stockade --root $work/s0 list -q"
-      -n "stockade run" "$stockade --root $work/s1 run -b $work/bundle bench-s")
+      -n "stockade run" "$stockade --root $work/s1 run -b $work/bundle bench-s"
+      -n "stockade run (sentry)" "$stockade --root $work/s2 --isolation sentry run -b $work/bundle bench-ss")
 command -v runc >/dev/null && cmds+=(-n "runc run" "runc --root $work/r1 run -b $work/bundle bench-r")
 # crun refuses this hybrid cgroup layout unless the cgroup2 mount is hidden in a private mount namespace.
 command -v crun >/dev/null && cmds+=(-n "crun run (in unshare -m)" "unshare -m sh -c 'umount -l /sys/fs/cgroup/unified 2>/dev/null; exec crun --root $work/c1 run -b $work/bundle bench-c'")
@@ -33,4 +34,6 @@ const s = by["stockade run"], node = by["node -e 0"], call = by["stockade list (
 console.log("\nmean ms:"); for (const [k, v] of Object.entries(by)) console.log(`  ${k.padEnd(28)} ${v.toFixed(1)}`);
 console.log(`\nstockade per-call cost above node -e 0: ${(call - node).toFixed(1)} ms (a call ${call.toFixed(1)} ms, node ${node.toFixed(1)} ms)`);
 for (const peer of ["runc run", "crun run (in unshare -m)", "runsc run"]) if (by[peer]) console.log(`stockade run / ${peer}: ${(s / by[peer]).toFixed(2)}x`);
+// The sentry level against gVisor, the runtime it answers: both put a kernel of their own between the workload and the host.
+if (by["runsc run"]) console.log(`stockade run --isolation sentry / runsc run: ${(by["stockade run (sentry)"] / by["runsc run"]).toFixed(2)}x`);
 ' "$work/result.json"

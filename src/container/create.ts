@@ -105,6 +105,10 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   let poststop: HookState | undefined;
   try {
     mkdirSync(planOpts.rootfsMountpoint, { mode: 0o700 });
+    // The supervisor first, as soon as the state directory is ours: a sentry process takes longer
+    // to start than stockade-init takes to set the container up, and the container's first call
+    // waits for it.
+    supervisor = level?.supervise({ spec, id, stateDir: store.dir(id), detached: !planOpts.monitor });
     const record: ContainerRecord = {
       ociVersion: spec.ociVersion,
       id,
@@ -125,7 +129,6 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     mark('state written');
     await cgroups?.create(effectiveResources(spec.linux?.resources, spec.linux?.devices), (m) => (opts.warn ?? opts.debug)?.(m));
     mark('cgroups made');
-    supervisor = level?.supervise({ spec, id, stateDir: store.dir(id), detached: !planOpts.monitor });
     poststop = hookState(record, 'stopped');
     const launched = await launchInit({
       plan,
