@@ -37,6 +37,8 @@ export interface DaemonConfig {
   readonly id: string;
   /** The --log file refusals are recorded in, when `create` had one. */
   readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;
+  /** The state root's cache of compiled filters, where the sentry finds its refusal judge's. */
+  readonly cacheDir?: string | undefined;
   /** --debug: what each process it served came to, as a debug line of the --log file. */
   readonly debug?: boolean | undefined;
 }

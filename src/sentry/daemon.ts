@@ -1,10 +1,10 @@
 // The sentry process: one per container, or per pod, started by the create (or do, or run) of its
 // first container; fd 3 is its socket to stockade-init. It serves on its main thread (runDaemon).
-import { closeSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 import { AT_FDCWD } from '../abi/linux/constants';
 import { Logger } from '../cli/log';
 import { sentryNative } from '../native/addon';
-import { giveBack, ownPageCacheMappings } from '../native/working-set';
+import { giveBack, pageCacheMappings, type PageRange } from '../native/working-set';
 import { DAEMON_SOCKET_FD, logDenial, privateSocket, type DaemonConfig } from './daemon-config';
 import { SentryHost } from './host';
 import { NR, sayOnStderr } from './native';
@@ -43,10 +43,12 @@ function runDaemon(config: DaemonConfig, socketFd: number): number {
   try {
     trace = new TraceReaders(sys, privateSocket(config.traceSocket), config.traceAll === true ? 2 : -1);
     joinServer = privateSocket(config.joinSocket);
-    // Node's code and data (its binary, its libraries) held only in the page cache: start-up
-    // touched far more of it than serving does.
-    const code = ownPageCacheMappings();
-    prepareToServe();
+    // Which of its mappings hold only page-cache pages (Node's code and data: start-up touched far
+    // more of it than serving does), read now, while the thread may still open files, and worked
+    // out at the first idle second: the container's first calls wait for none of it.
+    const smaps = readFileSync('/proc/self/smaps', 'utf8');
+    let code: PageRange[] | undefined;
+    prepareToServe(config.cacheDir);
     wallThisThread();
     confineThisThread();
     // The container's mounts arrive at create, its listener at start; joins are taken meanwhile.
@@ -56,9 +58,16 @@ function runDaemon(config: DaemonConfig, socketFd: number): number {
     handoff = -1;
     trace = undefined;
     joinServer = -1;
-    giveBack(sys, code);
-    // After a burst of calls, what it touched goes back too: a sentry idles for most of its life.
-    host.run({ afterMs: IDLE_MS, then: () => { collectGarbage?.(); giveBack(sys, code); } });
+    // Once the container's start is through and after each burst of calls: a sentry idles for
+    // most of its life.
+    host.run({
+      afterMs: IDLE_MS,
+      then: () => {
+        collectGarbage?.();
+        code ??= pageCacheMappings(smaps);
+        giveBack(sys, code);
+      },
+    });
     if (!group.served) {
       sayOnStderr('stockade-init closed the sentry socket without sending a listener');
       return 1;

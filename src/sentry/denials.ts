@@ -29,8 +29,9 @@ export class DenialJudge {
   /** syscall numbers with a recorded refusal for some arguments, and their names */
   readonly #names = new Map<number, string>();
 
-  constructor(arch: SeccompArch) {
-    this.#filter = checkedFilter(compileSentryFilter(arch).program);
+  /** `cacheDir`: where compiled filters are kept between calls (the state root's cache), if anywhere. */
+  constructor(arch: SeccompArch, cacheDir?: string) {
+    this.#filter = checkedFilter(compileSentryFilter(arch, {}, cacheDir).program);
     this.#arch = abiOf(arch)?.auditArch ?? -1;
     for (const e of buildTable()) {
       const nr = e.numbers[arch];
@@ -56,10 +57,10 @@ const judges = new Map<SeccompArch, DenialJudge>();
  * making it compiles the whole sentry filter (milliseconds), which a sentry serving a container's
  * execs and its pod's containers would otherwise repeat for each.
  */
-export function denialJudge(arch: SeccompArch): DenialJudge {
+export function denialJudge(arch: SeccompArch, cacheDir?: string): DenialJudge {
   let j = judges.get(arch);
   if (j === undefined) {
-    j = new DenialJudge(arch);
+    j = new DenialJudge(arch, cacheDir);
     judges.set(arch, j);
   }
   return j;

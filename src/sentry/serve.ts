@@ -44,8 +44,8 @@ let threadFilter: Buffer | undefined;
  * stockade-init sets the container up, not once the listener has arrived and the workload waits
  * at its first call.
  */
-export function prepareToServe(): void {
-  denialJudge(nativeArch());
+export function prepareToServe(cacheDir?: string): void {
+  denialJudge(nativeArch(), cacheDir);
   sentrySyscallTable();
   threadFilter ??= compileSentryThreadFilter().program;
 }

@@ -32,6 +32,8 @@ export interface SentryConfig {
   readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;
   /** --debug: the sentry also says there what each process it served came to. */
   readonly debug: boolean;
+  /** Where compiled filters are kept between calls, for the sentry's own. */
+  readonly cacheDir?: string | undefined;
   /** The container's id, for the records of the sentry. */
   readonly id: string;
 }
@@ -63,7 +65,7 @@ function sentryProcess(cfg: SentryConfig, stateDir: string, attached: boolean): 
   const [mine, theirs] = socketpair();
   const config: DaemonConfig = {
     user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname,
-    traceSocket: cfg.traceSocket, joinSocket: cfg.joinSocket, id: cfg.id, log: cfg.log, traceAll: cfg.traceAll, debug: cfg.debug,
+    traceSocket: cfg.traceSocket, joinSocket: cfg.joinSocket, id: cfg.id, log: cfg.log, traceAll: cfg.traceAll, debug: cfg.debug, cacheDir: cfg.cacheDir,
   };
   let daemon: ChildProcess;
   let log: number | undefined;
@@ -219,6 +221,7 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
         traceAll: opts.traceAll === true,
         log: opts.log?.file,
         debug: opts.log?.debugging === true,
+        cacheDir: opts.cacheDir,
         id: ctx.id,
       };
       // A process exec'd into a container joins the container's sentry: the same /proc and /sys,
