@@ -78,7 +78,7 @@ state_pid() {
 # sentry was not found is reported, not counted without it.
 sentry_pid() {
   local p
-  p=$(pgrep -f -- "stockade-sentryd.js .*\"$1/$2/sentry.sock\"") || { echo "no sentry process for $2" >&2; return 1; }
+  p=$(pgrep -f -- "stockade-sentryd[a-z-]*\.js .*\"$1/$2/sentry.sock\"") || { echo "no sentry process for $2" >&2; return 1; }
   echo "$p"
 }
 
