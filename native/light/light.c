@@ -254,13 +254,24 @@ static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0);
 
 static int pidfd_send_signal_(int pidfd, int sig) { return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0); }
 
-/* Signals `l->pid` through a pidfd, once the pidfd pins the process that started at start_time. */
-static int signal_container(const struct light *l, int sig)
+/* A pidfd of `l->pid`, checked once it pins the process to be the one that started at start_time; -1 if not. */
+static int container_pidfd(const struct light *l)
 {
 	int pidfd = pidfd_open_(l->pid);
+	if (pidfd >= 0 && !same_live_process(l->pid, l->start_time)) {
+		close(pidfd);
+		return -1;
+	}
+	return pidfd;
+}
+
+/* Signals `l->pid` through its pidfd (container_pidfd), which it returns. */
+static int signal_container(const struct light *l, int sig)
+{
+	int pidfd = container_pidfd(l);
 	if (pidfd < 0)
 		return -1;
-	if (!same_live_process(l->pid, l->start_time) || pidfd_send_signal_(pidfd, sig) < 0) {
+	if (pidfd_send_signal_(pidfd, sig) < 0) {
 		close(pidfd);
 		return -1;
 	}
@@ -541,14 +552,8 @@ static int do_wait(const char *dir, pid_t helper, bool keep, char **delete_argv)
 {
 	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct light l;
-	if (dirfd >= 0 && read_light(dirfd, &l) && same_live_process(l.pid, l.start_time)) {
-		int pidfd = pidfd_open_(l.pid);
-		/* The pidfd pins the process: checked again now that it is held. */
-		if (pidfd >= 0 && same_live_process(l.pid, l.start_time))
-			g_container_pidfd = pidfd;
-		else if (pidfd >= 0)
-			close(pidfd);
-	}
+	if (dirfd >= 0 && read_light(dirfd, &l))
+		g_container_pidfd = container_pidfd(&l);
 	if (dirfd >= 0)
 		close(dirfd);
 	struct sigaction sa = { .sa_handler = forward };

@@ -53,9 +53,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       opts.debug?.('exec: process label and AppArmor profile are not applied by this build');
     }
     // The container's wall is the exec'd process's too: at the sentry level it joins the
-    // container's detached sentry; a container whose sentry serves from inside an attached `run`
-    // gives it a sentry of its own (a process, as it must outlive an attached exec's children),
-    // with the container's procfs and sysfs cloned from the first's.
+    // container's sentry process, with its /proc and /sys, trace and --log records.
     const level = record.isolation === 'sentry' ? opts.levels?.level('sentry') : undefined;
     if (record.isolation === 'sentry' && level === undefined) {
       throw new StockadeError('UNSUPPORTED', `exec: container ${id} runs under the sentry, which this runtime cannot start`, { id });

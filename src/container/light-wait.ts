@@ -10,10 +10,8 @@ import { execBlocked } from '../native/addon';
 import { packageRoot } from '../native/paths';
 import type { ContainerId } from './id';
 import { LIGHT_RECORD } from './light';
+import { FORWARDED } from './signal-forward';
 import type { StateStore } from './state-store';
-
-/** The signals an attached caller passes on (signal-forward.ts): blocked across the execve. */
-const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGTSTP'] as const;
 
 /** The global flags stockade-light takes and passes on to Node's delete when it needs it. */
 export function lightGlobals(root: string, log: { readonly path: string; readonly format: LogFormat } | undefined): string[] {
@@ -41,6 +39,7 @@ export function waitInLight(w: LightWait): void {
   if (!existsSync(light) || !existsSync(join(w.store.dir(w.id), LIGHT_RECORD))) return;
   const args = [light, ...w.globals, 'wait', ...(w.keep ? ['--keep'] : []), w.id, String(w.helperPid)];
   try {
+    // The signals this process forwards are blocked across the execve: the wait forwards them.
     execBlocked(light, args, FORWARDED.map((s) => constants.signals[s]));
   } catch {
     // Not replaced: this process waits, as it did before there was a light entry.

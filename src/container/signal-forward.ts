@@ -3,7 +3,7 @@ import { constants } from 'node:os';
 import { signalProcess } from './kill';
 
 // SIGCHLD and the job-control stops of the caller itself stay with the caller.
-const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGTSTP'];
+export const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGTSTP'];
 
 export interface SignalForwarder {
   /** From now on signals go to `pid` if it is still the process that started at `startTime`

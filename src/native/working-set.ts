@@ -1,6 +1,6 @@
 // A long-lived Node process's start-up leftovers: the pages of Node's binary and libraries that
 // starting Node touched (its snapshot, ICU, the bootstrap) and waiting or serving never touch again.
-// Given back by the detached sentry, and by `do` and an attached `run` while their container runs.
+// Given back by the sentry process, and by a `do` or attached `run` that waits in Node.
 import { readFileSync } from 'node:fs';
 import { abiOf, nativeArch, syscallNumber } from '../seccomp/arch';
 import { mallocTrim, sentryNative, type SyscallArg } from './addon';
@@ -74,9 +74,9 @@ export function giveBack(sys: (nr: number, ...args: SyscallArg[]) => number, ran
 }
 
 /**
- * For a process that waits while its container runs (`do`, an attached `run`): gives back its
- * page-cache-only pages `firstMs` after the call, then every `everyMs`; what the wait (or an
- * in-process sentry's worker) needs again comes back on first access. Returns the stop.
+ * For a Node process that waits while its container runs (`do`, an attached `run`, when it does
+ * not become stockade-light's wait): gives back its page-cache-only pages `firstMs` after the
+ * call, then every `everyMs`; what the wait needs again comes back on first access. Returns the stop.
  */
 export function trimWhileWaiting(firstMs = 1000, everyMs = 30_000): () => void {
   let ranges: PageRange[] | undefined;

@@ -1,10 +1,10 @@
 // The sentry process: one per container, or per pod, started by the create (or do, or run) of its
 // first container; fd 3 is its socket to stockade-init. It serves on its main thread (runDaemon).
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { AT_FDCWD } from '../abi/linux/constants';
 import { Logger } from '../cli/log';
 import { sentryNative } from '../native/addon';
-import { giveBack, pageCacheMappings } from '../native/working-set';
+import { giveBack, ownPageCacheMappings } from '../native/working-set';
 import { DAEMON_SOCKET_FD, logDenial, privateSocket, type DaemonConfig } from './daemon-config';
 import { SentryHost } from './host';
 import { NR, sayOnStderr } from './native';
@@ -45,7 +45,7 @@ function runDaemon(config: DaemonConfig, socketFd: number): number {
     joinServer = privateSocket(config.joinSocket);
     // Node's code and data (its binary, its libraries) held only in the page cache: start-up
     // touched far more of it than serving does. Read while the thread may still open files.
-    const code = pageCacheMappings(readFileSync('/proc/self/smaps', 'utf8'));
+    const code = ownPageCacheMappings();
     prepareToServe(config.cacheDir);
     wallThisThread();
     confineThisThread();

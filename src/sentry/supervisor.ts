@@ -10,7 +10,7 @@ import type { SupervisedLevel, SuperviseContext, Supervisor } from '../container
 import type { Mount } from '../oci/spec';
 import { sendFd, socketpair, unixConnect } from '../native/addon';
 import type { Creds } from './creds';
-import type { LogFormat, Logger } from '../cli/log';
+import type { Logger } from '../cli/log';
 import { SENTRY_JOIN_SOCKET } from '../container/sentry-mounts';
 import { compileSentryFilter } from './syscalls';
 import type { JoinRequest } from './host';
@@ -18,24 +18,12 @@ import { DAEMON_NODE_FLAGS, privateSocket, type DaemonConfig } from './daemon-co
 import { parseContainerId } from '../container/id';
 import { StockadeError } from '../errors';
 
-export interface SentryConfig {
-  readonly user: Creds;
-  readonly hostname: string;
-  readonly domainname: string;
-  /** Where `stockade trace` connects: a unix socket made once the container's state directory exists. */
-  readonly traceSocket: string;
-  /** Where processes exec'd into the container, and the containers of its pod, join the sentry. */
-  readonly joinSocket: string;
-  /** Every traced call on the sentry's stderr, also without a `stockade trace` reader (STOCKADE_SENTRY_TRACE=1). */
-  readonly traceAll: boolean;
-  /** Where the sentry records refusals: the --log file of the call that started it. */
-  readonly log?: { readonly path: string; readonly format: LogFormat } | undefined;
-  /** --debug: the sentry also says there what each process it served came to. */
-  readonly debug: boolean;
-  /** Where compiled filters are kept between calls, for the sentry's own. */
-  readonly cacheDir?: string | undefined;
-  /** The container's id, for the records of the sentry. */
-  readonly id: string;
+/** The sentry's configuration as the runtime holds it: DaemonConfig, with the identity's capabilities a mask. */
+export type SentryConfig = Omit<DaemonConfig, 'user'> & { readonly user: Creds };
+
+/** An identity as the sentry's configuration and a join message carry it: JSON has no bigint. */
+function wireUser(user: Creds): DaemonConfig['user'] {
+  return { ...user, caps: user.caps.toString() };
 }
 
 /** A function that closes `fd` the first time it is called and does nothing after: a supervisor's copy of stockade-init's socket, closed at launch or on abort. */
@@ -63,10 +51,7 @@ function daemonScript(): string {
  */
 function sentryProcess(cfg: SentryConfig, stateDir: string, attached: boolean): Supervisor {
   const [mine, theirs] = socketpair();
-  const config: DaemonConfig = {
-    user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname,
-    traceSocket: cfg.traceSocket, joinSocket: cfg.joinSocket, id: cfg.id, log: cfg.log, traceAll: cfg.traceAll, debug: cfg.debug, cacheDir: cfg.cacheDir,
-  };
+  const config: DaemonConfig = { ...cfg, user: wireUser(cfg.user) };
   let daemon: ChildProcess;
   let log: number | undefined;
   try {
@@ -141,9 +126,7 @@ function joinSentry(cfg: SentryConfig, path: string, container?: { readonly id: 
   const [mine, theirs] = socketpair();
   const held = [mine, conn];
   try {
-    const req: JoinRequest = {
-      user: { ...cfg.user, caps: cfg.user.caps.toString() }, hostname: cfg.hostname, domainname: cfg.domainname, container: container?.id,
-    };
+    const req: JoinRequest = { user: wireUser(cfg.user), hostname: cfg.hostname, domainname: cfg.domainname, container: container?.id };
     sendFd(conn, mine, Buffer.from(`J${JSON.stringify(req)}`));
     if (container !== undefined) {
       const trace = privateSocket(join(container.stateDir, 'trace.sock'));
