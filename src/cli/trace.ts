@@ -6,6 +6,7 @@ import { StockadeError } from '../errors';
 import { parseArgs } from './args';
 import type { Command } from './context';
 import { singleId } from './create';
+import { TRACE_SOCKET } from '../container/sentry-mounts';
 
 export const command: Command = {
   summary: 'stream the syscalls a sentry container makes, one JSON line each',
@@ -17,7 +18,7 @@ export const command: Command = {
     if (record.isolation !== 'sentry') {
       throw new StockadeError('UNSUPPORTED', `container ${id} runs at the ${record.isolation} level: only the sentry sees its syscalls`, { id });
     }
-    const path = join(ctx.store.dir(id), 'trace.sock');
+    const path = join(ctx.store.dir(id), TRACE_SOCKET);
     return new Promise<number>((resolve, reject) => {
       const sock = connect(path);
       sock.on('error', (e) => reject(new StockadeError('STATE_TRANSITION', `container ${id}: its sentry is not serving (${e.message})`, { id, path })));

@@ -10,6 +10,12 @@ import { errnoName } from './table/render';
 
 /** The sentry process's socket to stockade-init. */
 export const DAEMON_SOCKET_FD = 3;
+/**
+ * Its listening sockets, made by the runtime before it starts the sentry, so that they are there
+ * once `create` returns: `stockade trace` and `exec` right after it find them.
+ */
+export const DAEMON_TRACE_FD = 4;
+export const DAEMON_JOIN_FD = 5;
 
 /**
  * V8 flags of the sentry process, which serves on one thread and runs no event loop (its code
@@ -28,9 +34,10 @@ export interface DaemonConfig {
   readonly user: Omit<Creds, 'caps'> & { readonly caps: string };
   readonly hostname: string;
   readonly domainname: string;
-  /** Where `stockade trace` connects. */
-  readonly traceSocket: string;
-  /** Where processes exec'd into the container, and containers of its pod, join this sentry (SentryHost). */
+  /**
+   * Where processes exec'd into the container, and containers of its pod, join this sentry
+   * (SentryHost): listening as DAEMON_JOIN_FD, unlinked once the sentry is done.
+   */
   readonly joinSocket: string;
   /** Every traced call as a JSON line on stderr too (STOCKADE_SENTRY_TRACE=1). */
   readonly traceAll?: boolean | undefined;

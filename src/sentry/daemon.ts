@@ -5,7 +5,7 @@ import { AT_FDCWD } from '../abi/linux/constants';
 import { Logger } from '../cli/log';
 import { sentryNative } from '../native/addon';
 import { giveBack, ownPageCacheMappings } from '../native/working-set';
-import { DAEMON_SOCKET_FD, logDenial, privateSocket, type DaemonConfig } from './daemon-config';
+import { DAEMON_JOIN_FD, DAEMON_SOCKET_FD, DAEMON_TRACE_FD, logDenial, type DaemonConfig } from './daemon-config';
 import { SentryHost } from './host';
 import { NR, sayOnStderr } from './native';
 import { confineThisThread, prepareToServe, wallThisThread } from './serve';
@@ -27,7 +27,7 @@ const collectGarbage = (globalThis as { gc?: () => void }).gc;
  * processes exec'd into the container and containers of its pod are taken between two
  * notifications, refusals written to a --log file opened before the thread is confined.
  */
-function runDaemon(config: DaemonConfig, socketFd: number): number {
+function runDaemon(config: DaemonConfig, fds: { readonly handoff: number; readonly trace: number; readonly join: number }): number {
   const sys = sentryNative().syscall;
   const log = config.log === undefined ? undefined : Logger.held(config.log.path, config.log.format, config.debug === true);
   const host = new SentryHost({
@@ -37,12 +37,10 @@ function runDaemon(config: DaemonConfig, socketFd: number): number {
     onLast: () => void sys(NR.unlinkat, AT_FDCWD, config.joinSocket, 0),
     served: (id, st) => log?.debug(`sentry: ${id}: ${st.notifications} calls served, ${st.injected} fds injected, ${st.continued} continued, ${st.errors} errors, ${st.denied} denied`),
   });
-  let trace: TraceReaders | undefined;
-  let joinServer = -1;
-  let handoff = socketFd;
+  let trace: TraceReaders | undefined = new TraceReaders(sys, fds.trace, config.traceAll === true ? 2 : -1);
+  let joinServer = fds.join;
+  let handoff = fds.handoff;
   try {
-    trace = new TraceReaders(sys, privateSocket(config.traceSocket), config.traceAll === true ? 2 : -1);
-    joinServer = privateSocket(config.joinSocket);
     // Node's code and data (its binary, its libraries) held only in the page cache: start-up
     // touched far more of it than serving does. Read while the thread may still open files.
     const code = ownPageCacheMappings();
@@ -92,12 +90,12 @@ export function warmUp(): void {
 if (require.main === module) {
   const arg = process.argv[2];
   if (arg === undefined) {
-    process.stderr.write('usage: stockade-sentryd CONFIG_JSON (started by stockade create, with its socket as fd 3)\n');
+    process.stderr.write('usage: stockade-sentryd CONFIG_JSON (started by stockade create, with its socket to stockade-init as fd 3, its trace and join sockets listening as fds 4 and 5)\n');
     process.exit(2);
   }
   let status = 1;
   try {
-    status = runDaemon(JSON.parse(arg) as DaemonConfig, DAEMON_SOCKET_FD);
+    status = runDaemon(JSON.parse(arg) as DaemonConfig, { handoff: DAEMON_SOCKET_FD, trace: DAEMON_TRACE_FD, join: DAEMON_JOIN_FD });
   } catch (e) {
     sayOnStderr((e as Error).message);
   }

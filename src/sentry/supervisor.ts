@@ -11,7 +11,7 @@ import type { Mount } from '../oci/spec';
 import { sendFd, socketpair, unixConnect } from '../native/addon';
 import type { Creds } from './creds';
 import type { Logger } from '../cli/log';
-import { SENTRY_JOIN_SOCKET } from '../container/sentry-mounts';
+import { SENTRY_JOIN_SOCKET, TRACE_SOCKET } from '../container/sentry-mounts';
 import { compileSentryFilter } from './syscalls';
 import type { JoinRequest } from './host';
 import { DAEMON_NODE_FLAGS, privateSocket, type DaemonConfig } from './daemon-config';
@@ -53,17 +53,26 @@ function sentryProcess(cfg: SentryConfig, stateDir: string, attached: boolean): 
   const [mine, theirs] = socketpair();
   const config: DaemonConfig = { ...cfg, user: wireUser(cfg.user) };
   let daemon: ChildProcess;
-  let log: number | undefined;
+  const held = [mine];
   try {
-    if (!attached) log = openSync(join(stateDir, 'sentry.log'), 'a', 0o600);
+    // Listening before the sentry starts: a `trace` or `exec` right after `create` returns finds them.
+    const trace = privateSocket(join(stateDir, TRACE_SOCKET));
+    held.push(trace);
+    const joins = privateSocket(cfg.joinSocket);
+    held.push(joins);
+    const log = attached ? 'inherit' : openSync(join(stateDir, 'sentry.log'), 'a', 0o600);
+    if (log !== 'inherit') held.push(log);
+    // DAEMON_SOCKET_FD, DAEMON_TRACE_FD, DAEMON_JOIN_FD.
     daemon = spawn(process.execPath, [...DAEMON_NODE_FLAGS, daemonScript(), JSON.stringify(config)], {
       detached: true,
-      stdio: ['ignore', 'ignore', log ?? 'inherit', mine],
+      stdio: ['ignore', 'ignore', log, mine, trace, joins],
       env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
     });
+  } catch (e) {
+    closeSync(theirs);
+    throw e;
   } finally {
-    if (log !== undefined) closeSync(log);
-    closeSync(mine);
+    for (const fd of held) closeSync(fd);
   }
   // A create leaves it behind; a do or run waits for it (`done`), which must keep this process's
   // event loop alive until it is gone.
@@ -129,7 +138,7 @@ function joinSentry(cfg: SentryConfig, path: string, container?: { readonly id: 
     const req: JoinRequest = { user: wireUser(cfg.user), hostname: cfg.hostname, domainname: cfg.domainname, container: container?.id };
     sendFd(conn, mine, Buffer.from(`J${JSON.stringify(req)}`));
     if (container !== undefined) {
-      const trace = privateSocket(join(container.stateDir, 'trace.sock'));
+      const trace = privateSocket(join(container.stateDir, TRACE_SOCKET));
       held.push(trace);
       const joins = privateSocket(join(container.stateDir, SENTRY_JOIN_SOCKET));
       held.push(joins);
@@ -199,7 +208,6 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
         },
         hostname: ctx.spec.hostname ?? '',
         domainname: ctx.spec.domainname ?? '',
-        traceSocket: join(ctx.stateDir, 'trace.sock'),
         joinSocket: join(ctx.stateDir, SENTRY_JOIN_SOCKET),
         traceAll: opts.traceAll === true,
         log: opts.log?.file,

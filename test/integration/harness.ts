@@ -122,6 +122,15 @@ export function leftovers(rt: Runtime, bundle?: Bundle, marker?: string): string
   return found;
 }
 
+/** Waits until leftovers() finds nothing; else fails naming what is left (a cascade from an earlier test shows as such). */
+export async function leftoversGone(rt: Runtime, bundle?: Bundle, ms = 5000): Promise<void> {
+  try {
+    await waitFor(() => leftovers(rt, bundle).length === 0, ms);
+  } catch {
+    throw new Error(`left behind: ${leftovers(rt, bundle).join('; ')}`);
+  }
+}
+
 export function alive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
