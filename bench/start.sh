@@ -23,6 +23,9 @@ cmds=(-n "node -e 0" "node -e 0"
       -n "stockade run" "$stockade --root $work/s1 run -b $work/bundle bench-s"
       -n "stockade run (sentry)" "$stockade --root $work/s2 --isolation sentry run -b $work/bundle bench-ss")
 command -v runc >/dev/null && cmds+=(-n "runc run" "runc --root $work/r1 run -b $work/bundle bench-r")
+# The floor of any runtime whose every call is a Node process (DESIGN.md): Node, doing nothing of its
+# own, hands the whole run to runc. Against runc this is what Node's start-up alone costs a `run`.
+command -v runc >/dev/null && cmds+=(-n "node + runc run (floor)" "node -e \"require('child_process').spawnSync('runc', ['--root', '$work/r2', 'run', '-b', '$work/bundle', 'bench-f'], { stdio: 'inherit' })\"")
 # crun refuses this hybrid cgroup layout unless the cgroup2 mount is hidden in a private mount namespace.
 command -v crun >/dev/null && cmds+=(-n "crun run (in unshare -m)" "unshare -m sh -c 'umount -l /sys/fs/cgroup/unified 2>/dev/null; exec crun --root $work/c1 run -b $work/bundle bench-c'")
 command -v runsc >/dev/null && cmds+=(-n "runsc run" "runsc --root $work/g1 --network=none run --bundle $work/bundle bench-g")
@@ -34,6 +37,8 @@ const s = by["stockade run"], node = by["node -e 0"], call = by["stockade list (
 console.log("\nmean ms:"); for (const [k, v] of Object.entries(by)) console.log(`  ${k.padEnd(28)} ${v.toFixed(1)}`);
 console.log(`\nstockade per-call cost above node -e 0: ${(call - node).toFixed(1)} ms (a call ${call.toFixed(1)} ms, node ${node.toFixed(1)} ms)`);
 for (const peer of ["runc run", "crun run (in unshare -m)", "runsc run"]) if (by[peer]) console.log(`stockade run / ${peer}: ${(s / by[peer]).toFixed(2)}x`);
+const floor = by["node + runc run (floor)"];
+if (floor && by["runc run"]) console.log(`floor of a Node-fronted run (node handing the run to runc) / runc run: ${(floor / by["runc run"]).toFixed(2)}x; stockade run / that floor: ${(s / floor).toFixed(2)}x`);
 // The sentry level against gVisor, the runtime it answers: both put a kernel of their own between the workload and the host.
 if (by["runsc run"]) console.log(`stockade run --isolation sentry / runsc run: ${(by["stockade run (sentry)"] / by["runsc run"]).toFixed(2)}x`);
 ' "$work/result.json"

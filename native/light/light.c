@@ -525,8 +525,8 @@ static int do_delete(const char *dir, bool force)
 
 /* ---- wait: what `do` and an attached `run` become -------------------------------------------- */
 
-/* The signals an attached caller passes on to the container (src/container/signal-forward.ts). */
-static const int FORWARDED[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGTSTP };
+/* The signals an attached caller passes on to the container (FORWARDED_SIGNALS in src/abi/linux/constants.ts). */
+static const int FORWARDED[] = STK_FORWARDED_SIGNALS;
 
 static volatile int g_container_pidfd = -1;
 

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { constants } from 'node:os';
 import type { LogFormat } from '../cli/log';
 import { execBlocked } from '../native/addon';
+import { flushTiming, mark } from '../timing';
 import { packageRoot } from '../native/paths';
 import type { ContainerId } from './id';
 import { LIGHT_RECORD } from './light';
@@ -40,6 +41,8 @@ export function waitInLight(w: LightWait): void {
   const args = [light, ...w.globals, 'wait', ...(w.keep ? ['--keep'] : []), w.id, String(w.helperPid)];
   try {
     // The signals this process forwards are blocked across the execve: the wait forwards them.
+    mark('exec light wait');
+    flushTiming();
     execBlocked(light, args, FORWARDED.map((s) => constants.signals[s]));
   } catch {
     // Not replaced: this process waits, as it did before there was a light entry.

@@ -1,9 +1,9 @@
 // Passes the signals an attached caller receives (run, exec) on to the process it waits for, as runc's signal handler does.
 import { constants } from 'node:os';
+import { FORWARDED_SIGNALS } from '../abi/linux/constants';
 import { signalProcess } from './kill';
 
-// SIGCHLD and the job-control stops of the caller itself stay with the caller.
-export const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGTSTP'];
+export const FORWARDED: readonly NodeJS.Signals[] = FORWARDED_SIGNALS;
 
 export interface SignalForwarder {
   /** From now on signals go to `pid` if it is still the process that started at `startTime`

@@ -1,7 +1,7 @@
 // Writes native/include/stockade-abi.h from the protocol constants, so C and TypeScript share one source.
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CAPABILITIES, RLIMITS, SIGNALS, SIGRTMAX } from '../abi/linux/constants';
+import { CAPABILITIES, FORWARDED_SIGNALS, RLIMITS, SIGNALS, SIGRTMAX } from '../abi/linux/constants';
 import { PLAN, ROOTFS, MOUNTF, DEVICEF, HOOKF, HOOK_PHASE, MSG, UMASK_UNSET } from '../native/protocol';
 
 function block(prefix: string, table: Record<string, number>): string {
@@ -43,6 +43,8 @@ export function renderHeader(): string {
     '/* Signal names as `kill` accepts them (the light entry reads these; RTMIN+n forms go to Node). */',
     `#define STK_SIGNALS { ${Object.entries(SIGNALS).map(([n, v]) => `{ ${JSON.stringify(n)}, ${v} }`).join(', ')} }`,
     `#define STK_SIGRTMAX ${SIGRTMAX}`,
+    '/* What the light entry\'s wait passes on to the container (FORWARDED_SIGNALS). */',
+    `#define STK_FORWARDED_SIGNALS { ${FORWARDED_SIGNALS.map((n) => SIGNALS[n]).join(', ')} }`,
     '',
     '#endif',
     '',

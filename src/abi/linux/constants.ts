@@ -72,6 +72,13 @@ export const SIGNALS = {
 export const SIGRTMIN = 34;
 export const SIGRTMAX = 64;
 
+/**
+ * The signals an attached caller (run, exec, do, and the light entry's wait) passes on to the
+ * process it waits for, as runc's signal handler does; SIGCHLD and the caller's own job-control
+ * stops stay with the caller. Read by Node and, through the generated header, by the light entry.
+ */
+export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGTSTP'] as const satisfies readonly (keyof typeof SIGNALS)[];
+
 /** Errno values the seccomp profiles answer with. */
 export const EPERM = 1;
 export const ENOSYS = 38;

@@ -39,6 +39,8 @@ test('the C header carries every tag', () => {
   const h = renderHeader();
   for (const [name, value] of Object.entries(PLAN)) assert.match(h, new RegExp(`#define STK_PLAN_${name} 0x${value.toString(16)}u`));
   assert.match(h, /#define STK_MSG_START 0x6u/);
+  // The light entry's wait forwards what Node forwards: SIGINT, SIGTERM, ... by number.
+  assert.match(h, /#define STK_FORWARDED_SIGNALS \{ 2, 15, 1, 3, 10, 12, 28, 18, 20 \}/);
 });
 
 test('TAG_SENTRY: socket fd, flags, count, then the program as TAG_SECCOMP has it', () => {
