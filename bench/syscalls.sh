@@ -4,6 +4,8 @@
 # `do`), runc, runsc, stockade's sentry (`stockade do --isolation sentry`) and bench/c-supervisor.c
 # (a bare C seccomp supervisor serving the same calls the same way: the floor the sentry is
 # measured against). Prints ns per call, the ratios and the goals of issue 5 that can be measured.
+# Also: each supervisor again on one CPU (taskset -c 0), and bench/switch.c, the floor of this
+# machine for any supervisor (a round trip between two tasks, on one CPU and across two).
 # Usage: sudo bash bench/syscalls.sh [RUNS]   (root: it creates containers; RUNS runs of the
 #   program per runtime, interleaved, median taken; default 3)
 #   SYSCALLS_MS (default 100): the program times each call in 5 rounds of at least this many ms,
@@ -39,6 +41,7 @@ trap cleanup EXIT
 
 gcc -static -O2 -Wall -o "$work/syscalls" bench/syscalls.c
 gcc -O2 -Wall -o "$work/c-supervisor" bench/c-supervisor.c
+gcc -O2 -Wall -pthread -o "$work/switch" bench/switch.c
 bundle="$work/bundle"
 mkdir -p "$bundle/rootfs"/{bin,dev,proc,sys,tmp,etc,run}
 cp /bin/busybox "$bundle/rootfs/bin/busybox"
@@ -77,6 +80,16 @@ else
 fi
 names+=(c-supervisor)
 cmd[c-supervisor]="$work/c-supervisor $work/syscalls $round_ms"
+# The same supervisors with everything on one CPU (taskset: the container, its sentry or gVisor's):
+# a mediated call wakes the supervisor and then the caller, and on a VM a wake-up that crosses to
+# an idle CPU can cost more than the rest of the call (bench/switch.c measures both).
+if command -v taskset >/dev/null; then
+  for name in sentry c-supervisor runsc; do
+    [ -n "${cmd[$name]:-}" ] || continue
+    names+=("$name-1cpu")
+    cmd[$name-1cpu]="taskset -c 0 ${cmd[$name]//sc-runsc-RUN/sc-runsc1-RUN}"
+  done
+fi
 
 mkdir -p "$work/out"
 echo "running ${names[*]}: $runs run(s) each, interleaved; 5 rounds of >= $round_ms ms per call and run" >&2
@@ -92,6 +105,9 @@ for ((i = 1; i <= runs; i++)); do
   done
 done
 
+# The machine's floor for any supervisor: a round trip between two tasks (median of three).
+for i in 1 2 3; do "$work/switch"; done >"$work/out/switch.jsonl"
+
 platform=$(runsc flags 2>&1 | grep -A1 -- '-platform string' | grep -o '(default "[a-z]*")' | tr -dc 'a-z' | sed 's/^default//' || true)
 echo "ns per call: median over $runs run(s) of each run's median round${platform:+; runsc on its default platform, $platform}"
 node - "$work/out" "${names[@]}" <<'EOF'
@@ -106,7 +122,8 @@ for (const name of names) {
   col[name] = Object.fromEntries(ops.map((op) => [op, median(rows.map((r) => r[op]))]));
 }
 const present = names.filter((n) => col[n]);
-const ratios = [['stockade-namespaces', 'runc'], ['stockade-do', 'runc'], ['sentry', 'runc'], ['sentry', 'stockade-do'], ['runsc', 'sentry'], ['sentry', 'c-supervisor']]
+const ratios = [['stockade-namespaces', 'runc'], ['stockade-do', 'runc'], ['sentry', 'runc'], ['sentry', 'stockade-do'], ['runsc', 'sentry'], ['sentry', 'c-supervisor'],
+  ['runsc-1cpu', 'sentry-1cpu'], ['sentry-1cpu', 'c-supervisor-1cpu']]
   .filter(([a, b]) => col[a] && col[b]);
 const fmt = (v) => (v === undefined ? '-' : v >= 100000 ? v.toFixed(0) : v.toFixed(1));
 const ratio = (r) => `${r >= 0.995 ? r.toFixed(2) : r.toPrecision(2)}x`;
@@ -116,6 +133,12 @@ const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length))
 const line = (r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
 console.log(`\n${line(head)}\n${w.map((n) => '-'.repeat(n)).join('  ')}`);
 for (const r of rows) console.log(line(r));
+
+const switches = fs.readFileSync(`${dir}/switch.jsonl`, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+if (switches.length > 0) {
+  console.log('\nthis machine\'s floor for any supervisor, a round trip between two tasks over pipes (bench/switch.c, median of 3):');
+  for (const k of Object.keys(switches[0])) console.log(`  ${k.padEnd(18)} ${(median(switches.map((r) => r[k])) / 1000).toFixed(2)} us`);
+}
 
 console.log('\nissue 5 goals (sentry):');
 const s = col['sentry'], runc = col['runc'], runsc = col['runsc'], c = col['c-supervisor'];
@@ -143,6 +166,16 @@ if (!s) {
     console.log('how far the sentry is from a bare C supervisor serving the same calls the same way (bench/c-supervisor.c):');
     for (const op of ['open+close', 'stat']) {
       console.log(`  ${op}: sentry ${(s[op] / 1000).toFixed(2)} us, c-supervisor ${(c[op] / 1000).toFixed(2)} us: ${x(s[op] / c[op])}, ${((s[op] - c[op]) / 1000).toFixed(2)} us more per call`);
+    }
+  }
+  const s1 = col['sentry-1cpu'], c1 = col['c-supervisor-1cpu'], g1 = col['runsc-1cpu'];
+  if (s1) {
+    console.log('with the container and its supervisor on one CPU (taskset -c 0):');
+    for (const op of ['open+close', 'stat']) {
+      const parts = [`sentry ${(s1[op] / 1000).toFixed(2)} us`];
+      if (c1) parts.push(`c-supervisor ${(c1[op] / 1000).toFixed(2)} us`);
+      if (g1) parts.push(`runsc ${(g1[op] / 1000).toFixed(2)} us (runsc/sentry ${x(g1[op] / s1[op])})`);
+      console.log(`  ${op}: ${parts.join(', ')}`);
     }
   }
 }
