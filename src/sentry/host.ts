@@ -76,12 +76,6 @@ export class SentryHost {
   readonly #joins = new Map<number, Group>();
   readonly #handoffs = new Map<number, Handoff>();
   readonly #link = Buffer.alloc(64);
-  /**
-   * What the last wait watched, kept while nothing it was made from changes (#changed, and the
-   * trace readers' version): rebuilding it for every notification cost more than the wait itself.
-   */
-  #watchList: Watch[] | undefined;
-  #watchedTraces = 0;
 
   constructor(o: HostOptions) {
     this.#o = o;
@@ -99,7 +93,6 @@ export class SentryHost {
     const g: Group = { id, mounts: [], trace, joinServer, listeners: new Set(), pending: 0, starting: true, served: false };
     this.#groups.add(g);
     this.#handoffs.set(handoff, { kind: 'container', group: g, who });
-    this.#changed();
     return g;
   }
 
@@ -113,7 +106,6 @@ export class SentryHost {
       throw e;
     }
     this.#listeners.set(listener, { sentry, group });
-    this.#changed();
     group.listeners.add(listener);
     group.served = true;
   }
@@ -143,26 +135,10 @@ export class SentryHost {
     for (const fd of [...this.#handoffs.keys()]) this.#dropHandoff(fd);
     this.#listeners.clear();
     this.#joins.clear();
-    this.#changed();
     for (const g of [...this.#groups]) this.#closeGroup(g);
   }
 
-  /** The fds the host waits on changed: the next wait builds its list anew. */
-  #changed(): void {
-    this.#watchList = undefined;
-  }
-
   #watches(): Watch[] {
-    let traces = 0;
-    for (const g of this.#groups) traces += g.trace?.version ?? 0;
-    if (this.#watchList === undefined || traces !== this.#watchedTraces) {
-      this.#watchList = this.#buildWatches();
-      this.#watchedTraces = traces;
-    }
-    return this.#watchList;
-  }
-
-  #buildWatches(): Watch[] {
     const out: Watch[] = [];
     for (const [fd, { sentry }] of this.#listeners) {
       out.push({ fd, events: POLLIN, ready: guarded(() => { if (!sentry.serveNext()) this.#dropListener(fd); }, () => this.#dropListener(fd)) });
@@ -179,7 +155,6 @@ export class SentryHost {
   #dropListener(fd: number): void {
     const l = this.#listeners.get(fd);
     this.#listeners.delete(fd);
-    this.#changed();
     this.#o.sys(NR.close, fd);
     if (l === undefined) return;
     this.#o.served?.(l.group.id, l.sentry.stats);
@@ -194,7 +169,6 @@ export class SentryHost {
 
   #closeGroup(g: Group): void {
     if (!this.#groups.delete(g)) return;
-    this.#changed();
     g.trace?.close();
     if (g.joinServer >= 0) this.#o.sys(NR.close, g.joinServer);
     g.joinServer = -1;
@@ -204,10 +178,7 @@ export class SentryHost {
   #accept(g: Group): void {
     const fd = this.#o.sys(NR.accept4, g.joinServer, null, null, SOCK_CLOEXEC);
     // A client that went away before it was accepted: nothing to do.
-    if (fd >= 0) {
-      this.#joins.set(fd, g);
-      this.#changed();
-    }
+    if (fd >= 0) this.#joins.set(fd, g);
   }
 
   /**
@@ -218,7 +189,6 @@ export class SentryHost {
   #join(conn: number): void {
     const group = this.#joins.get(conn);
     this.#joins.delete(conn);
-    this.#changed();
     const sys = this.#o.sys;
     const received = receive(conn, JOIN_MAX);
     const req = received.data[0] === 0x4a /* J */ ? parseJoin(received.data.toString('utf8', 1)) : undefined;
@@ -231,7 +201,6 @@ export class SentryHost {
       sys(NR.close, conn);
       group.pending++;
       this.#handoffs.set(received.fd, { kind: 'exec', group, who: req.who });
-      this.#changed();
       return;
     }
     const trace = receive(conn, 1);
@@ -275,7 +244,6 @@ export class SentryHost {
 
   #endHandoff(fd: number, h: Handoff): void {
     this.#handoffs.delete(fd);
-    this.#changed();
     this.#o.sys(NR.close, fd);
     if (h.kind === 'exec') h.group.pending--;
     else h.group.starting = false;

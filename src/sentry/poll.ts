@@ -19,9 +19,6 @@ export class Poller {
   /** struct timespec of zero: ppoll returns at once. */
   readonly #now = Buffer.alloc(16);
   readonly #timeout = Buffer.alloc(16);
-  /** The list whose pollfds #fds holds, and the timeout #timeout holds. */
-  #written: readonly Watch[] | undefined;
-  #timeoutMs: number | undefined;
 
   constructor(sys: RawSyscall) {
     this.#sys = sys;
@@ -44,27 +41,18 @@ export class Poller {
    */
   once(watches: readonly Watch[], timeoutMs?: number): boolean {
     const n = watches.length;
-    // The same list as last time (the caller keeps it while it holds): its pollfds are written
-    // already, and ppoll rewrites every revents itself.
-    if (watches !== this.#written) {
-      if (this.#fds.length < n * POLLFD_SIZE) this.#fds = Buffer.alloc(n * POLLFD_SIZE);
-      const b = this.#fds;
-      watches.forEach((w, i) => {
-        b.writeInt32LE(w.fd, i * POLLFD_SIZE);
-        b.writeInt16LE(w.events, i * POLLFD_SIZE + 4);
-        b.writeInt16LE(0, i * POLLFD_SIZE + 6);
-      });
-      this.#written = watches;
-    }
+    if (this.#fds.length < n * POLLFD_SIZE) this.#fds = Buffer.alloc(n * POLLFD_SIZE);
     const b = this.#fds;
+    watches.forEach((w, i) => {
+      b.writeInt32LE(w.fd, i * POLLFD_SIZE);
+      b.writeInt16LE(w.events, i * POLLFD_SIZE + 4);
+      b.writeInt16LE(0, i * POLLFD_SIZE + 6);
+    });
     let timeout: Buffer | null = null;
     if (timeoutMs !== undefined) {
       timeout = this.#timeout;
-      if (timeoutMs !== this.#timeoutMs) {
-        timeout.writeBigInt64LE(BigInt(Math.floor(timeoutMs / 1000)), 0);
-        timeout.writeBigInt64LE(BigInt((timeoutMs % 1000) * 1_000_000), 8);
-        this.#timeoutMs = timeoutMs;
-      }
+      timeout.writeBigInt64LE(BigInt(Math.floor(timeoutMs / 1000)), 0);
+      timeout.writeBigInt64LE(BigInt((timeoutMs % 1000) * 1_000_000), 8);
     }
     let r: number;
     // A signal repeats the whole wait, timeout included: the sentry is sent none.

@@ -19,8 +19,6 @@ interface Reader {
   /** What the socket did not take yet, oldest first. */
   pending: Buffer[];
   pendingBytes: number;
-  /** Whether the last watches() made for it waits for room (POLLOUT). */
-  waiting: boolean;
 }
 
 export class TraceReaders implements TraceSink {
@@ -28,7 +26,6 @@ export class TraceReaders implements TraceSink {
   /** The listening socket (non-blocking), or -1 once closed. */
   #server: number;
   readonly #readers: Reader[] = [];
-  #version = 0;
 
   /** Where every record goes too, readers or not (STOCKADE_SENTRY_TRACE=1: the sentry's stderr); -1: nowhere. */
   readonly #always: number;
@@ -53,13 +50,8 @@ export class TraceReaders implements TraceSink {
     for (const reader of [...this.#readers]) {
       reader.pending.push(line);
       reader.pendingBytes += line.length;
-      this.#flushWatched(reader);
+      this.#flush(reader);
     }
-  }
-
-  /** Goes up whenever what watches() returns would change: a reader taken or dropped, one that starts or stops waiting for room. */
-  get version(): number {
-    return this.#version;
   }
 
   /** Number of readers connected: for tests and stats. */
@@ -72,7 +64,7 @@ export class TraceReaders implements TraceSink {
     const out: Watch[] = [];
     if (this.#server >= 0) out.push({ fd: this.#server, events: POLLIN, ready: () => this.#accept() });
     for (const reader of this.#readers) {
-      out.push({ fd: reader.fd, events: reader.waiting ? POLLOUT : 0, ready: (revents) => this.#service(reader, revents) });
+      out.push({ fd: reader.fd, events: reader.pendingBytes > 0 ? POLLOUT : 0, ready: (revents) => this.#service(reader, revents) });
     }
     return out;
   }
@@ -85,7 +77,6 @@ export class TraceReaders implements TraceSink {
     }
     if (this.#server >= 0) this.#sys(NR.close, this.#server);
     this.#server = -1;
-    this.#version++;
   }
 
   #accept(): void {
@@ -94,25 +85,13 @@ export class TraceReaders implements TraceSink {
       if (fd === -EINTR) continue;
       // EAGAIN: none left. Any other failure is the connecting reader's (it went away): next time.
       if (fd < 0) return;
-      this.#readers.push({ fd, pending: [], pendingBytes: 0, waiting: false });
-      this.#version++;
+      this.#readers.push({ fd, pending: [], pendingBytes: 0 });
     }
   }
 
   #service(reader: Reader, revents: number): void {
     if (revents & (POLLHUP | POLLERR | POLLNVAL)) this.#drop(reader);
-    else if (revents & POLLOUT) this.#flushWatched(reader);
-  }
-
-  /** #flush, and a new version when the reader starts or stops waiting for room (POLLOUT). */
-  #flushWatched(reader: Reader): void {
-    this.#flush(reader);
-    // Written in full: nothing to wait for; else (a line pushed, not all of it taken) room to wait for.
-    const waiting = reader.pendingBytes > 0;
-    if (waiting !== reader.waiting) {
-      reader.waiting = waiting;
-      this.#version++;
-    }
+    else if (revents & POLLOUT) this.#flush(reader);
   }
 
   /** Writes what the reader's socket takes; a reader gone, or too far behind, is dropped. */
@@ -137,7 +116,6 @@ export class TraceReaders implements TraceSink {
     const i = this.#readers.indexOf(reader);
     if (i < 0) return;
     this.#readers.splice(i, 1);
-    this.#version++;
     this.#sys(NR.close, reader.fd);
   }
 }

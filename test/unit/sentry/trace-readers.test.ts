@@ -1,11 +1,11 @@
 // The detached sentry's `stockade trace` readers, served from its wait for the next notification.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sentryNative, socketpair, unixListen } from '../../../src/native/addon';
+import { sentryNative, unixListen } from '../../../src/native/addon';
 import type { TraceRecord } from '../../../src/sentry/kernel';
 import { Poller } from '../../../src/sentry/poll';
 import { TRACE_READER_BACKLOG, TraceReaders } from '../../../src/sentry/trace-readers';
@@ -98,68 +98,5 @@ test('a reader that does not read is dropped once it falls the backlog behind: t
     sock.destroy();
   } finally {
     t.done();
-  }
-});
-
-test('version goes up whenever the watch list would change: a reader taken, one waiting for room and done waiting, one dropped', async () => {
-  const t = setUp();
-  try {
-    const v0 = t.readers.version;
-    assert.deepEqual(t.readers.watches().map((w) => w.events), [1 /* POLLIN: the server */]);
-    const sock = connect(t.path);
-    await new Promise((r) => sock.once('connect', r));
-    sock.pause();
-    t.wait();
-    const v1 = t.readers.version;
-    assert.ok(v1 > v0, 'a reader taken');
-    // A record the socket takes whole: nothing to wait for, the list is the same.
-    t.readers.record(record(1));
-    assert.equal(t.readers.version, v1);
-    assert.equal(t.readers.watches()[1]?.events, 0);
-    // Records the paused reader's socket cannot take: the reader now waits for room (POLLOUT).
-    const big = record(2, 'x'.repeat(4000));
-    while (t.readers.version === v1) t.readers.record(big);
-    assert.equal(t.readers.watches()[1]?.events, 4 /* POLLOUT */);
-    const v2 = t.readers.version;
-    // The reader reads: the wait writes what was pending, and it is done waiting.
-    sock.resume();
-    // A wait that does not block: the reader is this process's own socket, read by its event loop.
-    const poller = new Poller(sentryNative().syscall);
-    while (t.readers.version === v2) {
-      await new Promise((r) => setTimeout(r, 5));
-      poller.once(t.readers.watches(), 0);
-    }
-    assert.equal(t.readers.watches()[1]?.events, 0);
-    const v3 = t.readers.version;
-    sock.destroy();
-    await new Promise((r) => sock.once('close', r));
-    t.wait();
-    assert.ok(t.readers.version > v3, 'a reader dropped');
-  } finally {
-    t.done();
-  }
-});
-
-test('the poller writes a list of watches once and waits on it again as it is; a new list is written anew', () => {
-  const sys = sentryNative().syscall;
-  const poller = new Poller(sys);
-  const [r1, w1] = socketpair();
-  const [r2, w2] = socketpair();
-  try {
-    let seen: string[] = [];
-    const one = [{ fd: r1, events: 1, ready: () => seen.push('one') }];
-    const two = [{ fd: r2, events: 1, ready: () => seen.push('two') }];
-    writeSync(w1, 'x');
-    assert.equal(poller.once(one, 0), true);
-    assert.equal(poller.once(one, 0), true, 'the same list, its fds as written');
-    assert.deepEqual(seen, ['one', 'one']);
-    seen = [];
-    // r1 is still readable, r2 is not: waiting on the new list must not find r1.
-    assert.equal(poller.once(two, 0), false, 'the new list\'s fd, not the old one\'s');
-    writeSync(w2, 'x');
-    assert.equal(poller.once(two, 0), true);
-    assert.deepEqual(seen, ['two']);
-  } finally {
-    for (const fd of [r1, w1, r2, w2]) closeSync(fd);
   }
 });
