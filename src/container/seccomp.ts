@@ -10,7 +10,6 @@ export interface SeccompProgram {
   program: Buffer;
 }
 
-/** The compiled filter for the spec's linux.seccomp, or undefined when it has none. */
 /** Where compiled filters are kept under the state root, which is made first if missing. */
 export function seccompCacheDir(stateRoot: string): string {
   // The cache would otherwise create a missing state root 0700, which a container's root in a user
@@ -21,6 +20,7 @@ export function seccompCacheDir(stateRoot: string): string {
   return join(stateRoot, '.cache', 'seccomp');
 }
 
+/** The compiled filter for the spec's linux.seccomp, or undefined when it has none. */
 export function seccompFor(spec: Spec, stateRoot: string, debug?: (msg: string) => void): SeccompProgram | undefined {
   const raw = spec.linux?.seccomp;
   if (raw === undefined) return undefined;

@@ -55,7 +55,7 @@ export class Poller {
       timeout.writeBigInt64LE(BigInt((timeoutMs % 1000) * 1_000_000), 8);
     }
     let r: number;
-    // A signal repeats the whole wait, timeout included: the sentry is sent none.
+    // A signal repeats the wait for what is left of the timeout: ppoll writes that back into it.
     do r = this.#sys(NR.ppoll, b, n, timeout, null, 0);
     while (r === -EINTR);
     if (r < 0) throw new Error(`ppoll failed: errno ${-r}`);

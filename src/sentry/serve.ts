@@ -38,6 +38,12 @@ export function wallThisThread(): void {
 
 let threadFilter: Buffer | undefined;
 
+/** This thread's own filter (confine.ts), compiled once. */
+function sentryThreadFilter(): Buffer {
+  threadFilter ??= compileSentryThreadFilter().program;
+  return threadFilter;
+}
+
 /**
  * Makes what serving needs and takes milliseconds to make (the refusal judge compiles the whole
  * sentry filter; the syscall table; this thread's own filter), so that it is made while
@@ -47,7 +53,7 @@ let threadFilter: Buffer | undefined;
 export function prepareToServe(cacheDir?: string): void {
   denialJudge(nativeArch(), cacheDir);
   sentrySyscallTable();
-  threadFilter ??= compileSentryThreadFilter().program;
+  sentryThreadFilter();
 }
 
 /** Bounds what this thread may do from now on (confine.ts). */
@@ -55,8 +61,7 @@ export function confineThisThread(): void {
   const native = sentryNative();
   // The addon learns the notification sizes once, with seccomp(2): before the thread may not.
   native.notifSizes();
-  threadFilter ??= compileSentryThreadFilter().program;
-  const confined = native.confineThread(threadFilter);
+  const confined = native.confineThread(sentryThreadFilter());
   if (confined < 0) throw new Error(`cannot confine the sentry's thread: errno ${-confined}`);
 }
 

@@ -36,6 +36,18 @@ function closerOf(fd: number): () => void {
   };
 }
 
+/**
+ * A container's `stockade trace` and join sockets, listening in its state directory, root's alone;
+ * each fd goes on `held` as soon as it is made, for the caller to close once the sentry holds them.
+ */
+function containerSockets(stateDir: string, held: number[]): { trace: number; joins: number } {
+  const trace = privateSocket(join(stateDir, TRACE_SOCKET));
+  held.push(trace);
+  const joins = privateSocket(join(stateDir, SENTRY_JOIN_SOCKET));
+  held.push(joins);
+  return { trace, joins };
+}
+
 /** The sentry's script: the compiled module beside this one, or, from the bundled CLI, the bundle's entry (which runs it with its code cache). */
 function daemonScript(): string {
   const module = join(__dirname, 'daemon.js');
@@ -56,10 +68,7 @@ function sentryProcess(cfg: SentryConfig, stateDir: string, attached: boolean): 
   const held = [mine];
   try {
     // Listening before the sentry starts: a `trace` or `exec` right after `create` returns finds them.
-    const trace = privateSocket(join(stateDir, TRACE_SOCKET));
-    held.push(trace);
-    const joins = privateSocket(cfg.joinSocket);
-    held.push(joins);
+    const { trace, joins } = containerSockets(stateDir, held);
     const log = attached ? 'inherit' : openSync(join(stateDir, 'sentry.log'), 'a', 0o600);
     if (log !== 'inherit') held.push(log);
     // DAEMON_SOCKET_FD, DAEMON_TRACE_FD, DAEMON_JOIN_FD.
@@ -138,10 +147,7 @@ function joinSentry(cfg: SentryConfig, path: string, container?: { readonly id: 
     const req: JoinRequest = { user: wireUser(cfg.user), hostname: cfg.hostname, domainname: cfg.domainname, container: container?.id };
     sendFd(conn, mine, Buffer.from(`J${JSON.stringify(req)}`));
     if (container !== undefined) {
-      const trace = privateSocket(join(container.stateDir, TRACE_SOCKET));
-      held.push(trace);
-      const joins = privateSocket(join(container.stateDir, SENTRY_JOIN_SOCKET));
-      held.push(joins);
+      const { trace, joins } = containerSockets(container.stateDir, held);
       sendFd(conn, trace, Buffer.from('T'));
       sendFd(conn, joins, Buffer.from('S'));
     }
