@@ -149,7 +149,6 @@ export function json<T>(text: string): T {
   }
 }
 
-/** Polls cond every 20 ms until it holds; throws after ms. */
 /** kB of its own executable (the node binary) that process `pid` has mapped now. */
 export function exeMappedKb(pid: number | string): number {
   const exe = realpathSync(`/proc/${pid}/exe`);
@@ -162,6 +161,7 @@ export function exeMappedKb(pid: number | string): number {
   return kb;
 }
 
+/** Polls cond every 20 ms until it holds; throws after ms. */
 export async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
