@@ -53,6 +53,7 @@ struct freezer_check {
 struct light {
 	pid_t pid;
 	char *start_time;
+	char *mnt_ns; /* NULL in records that do not carry it */
 	int ncgroups;
 	char *cgroups[MAX_CGROUPS];
 	int nfreezers;
@@ -159,6 +160,8 @@ static bool read_light(int dirfd, struct light *l)
 			l->pid = (pid_t)pid;
 		} else if (strcmp(line, "starttime") == 0) {
 			l->start_time = value;
+		} else if (strcmp(line, "mntns") == 0) {
+			l->mnt_ns = value;
 		} else if (strcmp(line, "cgroup") == 0) {
 			if (l->ncgroups == MAX_CGROUPS)
 				return false;
@@ -177,8 +180,27 @@ static bool read_light(int dirfd, struct light *l)
 	return l->pid > 0 && l->start_time != NULL;
 }
 
-/* True when `pid` is alive (not a zombie) and still the process that started at `start_time`. */
-static bool same_live_process(pid_t pid, const char *start_time)
+/* True when `pid` lives in the mount namespace whose inode is `mnt_ns` (NULL: not checked). */
+static bool in_mount_namespace(pid_t pid, const char *mnt_ns)
+{
+	if (mnt_ns == NULL)
+		return true;
+	char path[64], link[64], want[64];
+	snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid);
+	ssize_t n = readlink(path, link, sizeof link - 1);
+	if (n < 0)
+		return false;
+	link[n] = '\0';
+	snprintf(want, sizeof want, "mnt:[%s]", mnt_ns);
+	return strcmp(link, want) == 0;
+}
+
+/*
+ * True when `pid` is alive (not a zombie) and still the process that started at `start_time` in
+ * the mount namespace `mnt_ns`: start times count 10 ms ticks, so a pid reused within one tick
+ * has the same one (src/container/process-identity.ts).
+ */
+static bool same_live_process(pid_t pid, const char *start_time, const char *mnt_ns)
 {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/stat", pid);
@@ -198,7 +220,7 @@ static bool same_live_process(pid_t pid, const char *start_time)
 		same = field != NULL && strcmp(field, start_time) == 0 && state != 'Z' && state != 'X';
 	}
 	free(stat);
-	return same;
+	return same && in_mount_namespace(pid, mnt_ns);
 }
 
 static bool thawed(const struct light *l)
@@ -219,7 +241,7 @@ static bool thawed(const struct light *l)
 /* As StateStore.status does it; UNSURE (paused, or freezing) is left to Node. */
 static enum status status_of(int dirfd, const struct light *l)
 {
-	if (!same_live_process(l->pid, l->start_time))
+	if (!same_live_process(l->pid, l->start_time, l->mnt_ns))
 		return STOPPED;
 	if (faccessat(dirfd, "start.sock", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return CREATED;
@@ -258,7 +280,7 @@ static int pidfd_send_signal_(int pidfd, int sig) { return (int)syscall(SYS_pidf
 static int container_pidfd(const struct light *l)
 {
 	int pidfd = pidfd_open_(l->pid);
-	if (pidfd >= 0 && !same_live_process(l->pid, l->start_time)) {
+	if (pidfd >= 0 && !same_live_process(l->pid, l->start_time, l->mnt_ns)) {
 		close(pidfd);
 		return -1;
 	}

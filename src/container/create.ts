@@ -13,7 +13,7 @@ import { hasCreateHooks, hookState, runCreateHooks, runHooksWarning, type HookSt
 import { buildPlan, heldCapabilities, NAMESPACE_FLAGS, type PlanOptions } from './plan';
 import { mark } from '../timing';
 import { writeLightRecord } from './light';
-import { readProcessStat } from './process-identity';
+import { readMountNamespace, readProcessStat } from './process-identity';
 import { seccompFor } from './seccomp';
 import { emptyCgroup } from './cgroups';
 import { forceKill } from './kill';
@@ -145,6 +145,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     });
     mark('init done');
     supervisor?.launched();
+    // Read now, not at the pid: stockade-init has entered the container's namespaces by the time it is done.
+    record.pidMntNs = readMountNamespace(record.pid);
     record.createdOk = true;
     store.write(id, record);
     writeLightRecord(store, id, record, spec);

@@ -32,7 +32,7 @@ export async function deleteContainer(store: StateStore, id: ContainerId, force:
       }
       // A frozen task holds its SIGKILL until thawed.
       if (status === 'paused') containerCgroups(record)?.thaw();
-      await forceKill(record.pid, record.pidStartTime);
+      await forceKill(record.pid, record.pidStartTime, record.pidMntNs ?? '');
     }
     // Processes that outlived init (no pid namespace of its own) are killed before the directories go;
     // if that fails the state stays, so delete can be tried again.

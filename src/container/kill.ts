@@ -10,8 +10,8 @@ import type { StateStore } from './state-store';
 
 const SIGKILL = 9;
 
-/** Signals the process if, once pinned by a pidfd, it is still the one that started at startTime. */
-export function signalProcess(pid: number, startTime: string, signal: number): boolean {
+/** Signals the process if, once pinned by a pidfd, it is still the one that started at startTime (in mntNs, if given). */
+export function signalProcess(pid: number, startTime: string, signal: number, mntNs = ''): boolean {
   let fd: number;
   try {
     fd = pidfdOpen(pid);
@@ -20,7 +20,7 @@ export function signalProcess(pid: number, startTime: string, signal: number): b
     throw e;
   }
   try {
-    if (!isSameLiveProcess(pid, startTime)) return false;
+    if (!isSameLiveProcess(pid, startTime, mntNs)) return false;
     pidfdSendSignal(fd, signal);
     return true;
   } catch (e) {
@@ -31,9 +31,9 @@ export function signalProcess(pid: number, startTime: string, signal: number): b
   }
 }
 
-export async function forceKill(pid: number, startTime: string): Promise<void> {
-  signalProcess(pid, startTime, SIGKILL);
-  if (!(await waitGone(pid, startTime, 5000))) {
+export async function forceKill(pid: number, startTime: string, mntNs = ''): Promise<void> {
+  signalProcess(pid, startTime, SIGKILL, mntNs);
+  if (!(await waitGone(pid, startTime, 5000, mntNs))) {
     throw new StockadeError('SYSTEM', `process ${pid} did not die after SIGKILL`, { pid });
   }
 }
@@ -74,7 +74,7 @@ export async function killContainer(store: StateStore, id: ContainerId, signal: 
     return;
   }
   // With its own pid namespace, SIGKILL to init takes every process in the container with it.
-  if (!signalProcess(record.pid, record.pidStartTime, signal)) {
+  if (!signalProcess(record.pid, record.pidStartTime, signal, record.pidMntNs ?? '')) {
     throw new StockadeError('STATE_TRANSITION', `cannot kill container ${id}: it is stopped`, { id, from: 'stopped', operation: 'kill' });
   }
   // A frozen process holds a SIGKILL until thawed; as runc, the kill wins over the pause.

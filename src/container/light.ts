@@ -19,6 +19,7 @@ export function lightRecord(record: ContainerRecord, spec: Spec): string | undef
   if ([hooks.startContainer, hooks.poststart, hooks.poststop].some((h) => (h ?? []).length > 0)) return undefined;
   if (record.pid <= 0 || record.pidStartTime === '') return undefined;
   const lines = [LIGHT_FORMAT, `pid ${record.pid}`, `starttime ${record.pidStartTime}`];
+  if ((record.pidMntNs ?? '') !== '') lines.push(`mntns ${record.pidMntNs ?? ''}`);
   for (const path of record.cgroupPaths) {
     lines.push(`cgroup ${path}`);
     // "thawed FILE CONTENT": while FILE reads CONTENT the container is not paused.

@@ -19,6 +19,8 @@ export interface ContainerRecord {
   pid: number;
   /** Field 22 of /proc/PID/stat, so a reused pid is not taken for the container. */
   pidStartTime: string;
+  /** The inode of its mount namespace once created (start times are only 10 ms apart); absent in older records. */
+  pidMntNs?: string;
   bundle: string;
   rootfs: string;
   created: string;
@@ -153,8 +155,8 @@ export class StateStore {
 
   /** The status as the kernel sees it now. */
   status(id: ContainerId, record: ContainerRecord): Status {
-    if (!record.createdOk) return isSameLiveProcess(record.pid, record.pidStartTime) ? 'creating' : 'stopped';
-    if (!isSameLiveProcess(record.pid, record.pidStartTime)) return 'stopped';
+    if (!record.createdOk) return isSameLiveProcess(record.pid, record.pidStartTime, record.pidMntNs ?? '') ? 'creating' : 'stopped';
+    if (!isSameLiveProcess(record.pid, record.pidStartTime, record.pidMntNs ?? '')) return 'stopped';
     if (existsSync(this.startSocket(id))) return 'created';
     if (freezerStateOf(record.cgroupPaths ?? []) === 'frozen') return 'paused';
     return 'running';
