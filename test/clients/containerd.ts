@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { STOCKADE } from '../integration/harness';
+import { RUN_TAG } from '../helpers/run-scope';
 import { Unsupported, type Client, type ContainerStatus, type RunOptions, type RuntimeName } from './client';
 import { Daemon, onPath, sweep } from './daemons';
 import { mustRun, runCmd, runOnPty, waitFor, type CmdResult } from './exec';
@@ -50,7 +51,8 @@ export function containerdMissing(): string | undefined {
   return undefined;
 }
 
-const NAMESPACE = 'stockade-clients';
+// Per run: a container's cgroup is /NAMESPACE/ID, and two runs on one host must not share one.
+const NAMESPACE = `stockade-clients-${RUN_TAG}`;
 
 interface TaskRow { readonly pid: number; readonly status: string }
 

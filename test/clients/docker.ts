@@ -2,13 +2,15 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { STOCKADE } from '../integration/harness';
+import { RUN_TAG } from '../helpers/run-scope';
 import { startContainerd } from './containerd';
 import { Daemon, onPath, sweep } from './daemons';
 import { DockerLikeClient } from './docker-like';
 import { mustRun, runCmd } from './exec';
 import type { StartedClient } from './suite';
 
-const CGROUP_PARENT = '/stockade-clients-docker';
+// Per run: two runs on one host must not share (or sweep away) each other's cgroups.
+const CGROUP_PARENT = `/stockade-clients-docker-${RUN_TAG}`;
 
 /** The docker.io package's client, which speaks the daemon's API version, or any docker on PATH. */
 function dockerClient(): string | undefined {

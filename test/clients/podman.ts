@@ -2,12 +2,14 @@
 import { chmodSync, mkdirSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { STOCKADE } from '../integration/harness';
+import { RUN_TAG } from '../helpers/run-scope';
 import { onPath, sweep } from './daemons';
 import { DockerLikeClient } from './docker-like';
 import { mustRun, shQuote } from './exec';
 import type { StartedClient } from './suite';
 
-const CGROUP_PARENT = '/stockade-clients-podman';
+// Per run: two runs on one host must not share (or sweep away) each other's cgroups.
+const CGROUP_PARENT = `/stockade-clients-podman-${RUN_TAG}`;
 
 // Seen on Debian 12 with podman 4.3.1 and conmon 2.1.6 on a hybrid host: runc's OOM-killed
 // containers read OOMKilled=false too (exit status 137), so the report says nothing of the runtime.

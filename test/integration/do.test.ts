@@ -4,8 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Runtime, exeMappedKb, integrationSkip, waitFor } from './harness';
-import { processesWithCmdline } from '../helpers/cleanup';
+import { Runtime, exeMappedKb, integrationSkip, runProcesses, waitFor } from './harness';
 
 const skip = integrationSkip();
 
@@ -38,7 +37,7 @@ describe('stockade do', { skip }, () => {
     assert.match(out, /got TERM/);
     assert.deepEqual(rt.containerDirs(), []);
     // do's container id starts with its pid, and the sentry's command line names it.
-    assert.deepEqual(processesWithCmdline(`"id":"do-${child.pid}-`), []);
+    assert.deepEqual(runProcesses(`"id":"do-${child.pid}-`), []);
   });
 
   test('with STOCKADE_LIGHT=off do waits in Node, and gives back the pages of Node it holds only from the page cache', async () => {

@@ -7,7 +7,11 @@ import { initBinary, packageRoot } from '../../src/native/paths';
 import { defaultSpec } from '../../src/oci/default-spec';
 import type { Spec } from '../../src/oci/spec';
 import { makeBundle, rootfsUnavailable, type Bundle } from '../helpers/rootfs';
-import { listMountsUnder, processesWithCmdline } from '../helpers/cleanup';
+import { listMountsUnder, processesWithCmdline, type ProcessEntry } from '../helpers/cleanup';
+import { enterRunCgroup, isRunProcess } from '../helpers/run-scope';
+
+// Before any container is made: this run's containers go below a cgroup of its own (see run-scope).
+enterRunCgroup();
 
 export const STOCKADE = join(packageRoot(), 'bin', 'stockade');
 
@@ -110,15 +114,23 @@ export function probeSpec(args: string[], mutate?: (spec: Spec) => void): Spec {
   return spec;
 }
 
-/** What of a container outlived it: state dirs, mounts under the state root or bundle, stockade-init or marked processes. */
+/**
+ * Processes of this test run (see run-scope: in its cgroup or started with its tag) whose command
+ * line contains substring; another run's or another user's stockade is none of its business.
+ */
+export function runProcesses(substring: string): ProcessEntry[] {
+  return processesWithCmdline(substring).filter((p) => isRunProcess(p.pid));
+}
+
+/** What of a container outlived it: state dirs, mounts under the state root or bundle, this run's stockade-init, sentry or marked processes. */
 export function leftovers(rt: Runtime, bundle?: Bundle, marker?: string): string[] {
   const found: string[] = [];
   for (const d of rt.containerDirs()) found.push(`state dir ${d}`);
   for (const m of listMountsUnder(rt.root)) found.push(`mount ${m.mountpoint}`);
   if (bundle !== undefined) for (const m of listMountsUnder(bundle.dir)) found.push(`mount ${m.mountpoint}`);
-  for (const p of processesWithCmdline('stockade-init')) found.push(`process ${p.pid} ${p.cmdline}`);
-  for (const p of processesWithCmdline('stockade-sentryd')) found.push(`process ${p.pid} ${p.cmdline}`);
-  if (marker !== undefined) for (const p of processesWithCmdline(marker)) found.push(`process ${p.pid} ${p.cmdline}`);
+  for (const p of runProcesses('stockade-init')) found.push(`process ${p.pid} ${p.cmdline}`);
+  for (const p of runProcesses('stockade-sentryd')) found.push(`process ${p.pid} ${p.cmdline}`);
+  if (marker !== undefined) for (const p of runProcesses(marker)) found.push(`process ${p.pid} ${p.cmdline}`);
   return found;
 }
 

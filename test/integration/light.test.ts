@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/native/paths';
+import { RUN_TAG } from '../helpers/run-scope';
 import { Runtime, alive, integrationSkip, json, leftovers, probeSpec, waitFor } from './harness';
 
 const LIGHT = join(packageRoot(), 'build', 'Release', 'stockade-light');
@@ -64,7 +65,7 @@ describe('light entry', { skip }, () => {
 
   test('delete --force kills a running container and removes its cgroups', async () => {
     const b = rt.bundle(probeSpec(['/bin/probe', 'sleep', '100'], (s) => {
-      s.linux = { ...s.linux, cgroupsPath: `/stockade-light-test-${process.pid}`, resources: { pids: { limit: 50 } } };
+      s.linux = { ...s.linux, cgroupsPath: `/stockade-light-test-${RUN_TAG}`, resources: { pids: { limit: 50 } } };
     }));
     assert.equal(rt.run(['create', '--bundle', b.dir, 'l2']).status, 0);
     const cgroups = (json<{ cgroupPaths: string[] }>(readFileSync(join(rt.root, 'l2', 'state.json'), 'utf8'))).cgroupPaths;

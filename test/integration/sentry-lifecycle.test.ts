@@ -5,21 +5,14 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSyn
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { sendFd, socketpair, unixConnect } from '../../src/native/addon';
-import { Runtime, exeMappedKb, integrationSkip, json, leftovers, leftoversGone, probeSpec, waitFor } from './harness';
+import { Runtime, exeMappedKb, integrationSkip, json, leftovers, leftoversGone, probeSpec, runProcesses, waitFor } from './harness';
 import type { Spec } from '../../src/oci/spec';
 
 const skip = integrationSkip();
 
-/** The detached sentry processes serving the container of this id (its id is on their command line). */
+/** This run's detached sentry processes serving the container of this id (its id is on their command line). */
 function sentryProcesses(id: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmd.includes('stockade-sentryd') && cmd.includes(`"id":"${id}"`)) found.push(pid);
-    } catch { /* a process that just ended */ }
-  }
-  return found;
+  return runProcesses('stockade-sentryd').filter((p) => p.cmdline.includes(`"id":"${id}"`)).map((p) => String(p.pid));
 }
 
 /**
@@ -93,10 +86,7 @@ describe('the sentry level through create and start', { skip }, () => {
     const host = { net: readlinkSync('/proc/self/ns/net'), ipc: readlinkSync('/proc/self/ns/ipc') };
     const walled = (): string[] => {
       const found: string[] = [];
-      for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-        let cmd = '';
-        try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { continue; }
-        if (!cmd.includes('stockade-sentryd') || !cmd.includes('sentry-ns')) continue;
+      for (const pid of sentryProcesses('sentry-ns')) {
         for (const tid of readdirSync(`/proc/${pid}/task`)) {
           try {
             const net = readlinkSync(`/proc/${pid}/task/${tid}/ns/net`);
