@@ -1,6 +1,6 @@
 // What every command receives: the state store, the logger, and the global flags.
 import type { StateStore } from '../container/state-store';
-import type { Logger } from './log';
+import type { Logger } from '../log/logger';
 
 export interface Context {
   store: StateStore;

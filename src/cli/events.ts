@@ -4,7 +4,7 @@ import { parseContainerId } from '../container/id';
 import { StockadeError } from '../errors';
 import { bool, parseArgs, str } from './args';
 import type { Command } from './context';
-import { out } from './log';
+import { out } from '../log/logger';
 import { parseDuration } from './units';
 
 export const command: Command = {

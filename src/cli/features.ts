@@ -5,7 +5,7 @@ import { nativeArch } from '../seccomp/arch';
 import { renderTable, tableJson } from '../sentry/syscalls';
 import { bool, parseArgs, str } from './args';
 import type { Command } from './context';
-import { out } from './log';
+import { out } from '../log/logger';
 
 export const command: Command = {
   summary: 'print the features this runtime supports',

@@ -3,7 +3,7 @@ import { listStates } from '../container/query';
 import { StockadeError } from '../errors';
 import { bool, parseArgs, str } from './args';
 import type { Command } from './context';
-import { out } from './log';
+import { out } from '../log/logger';
 
 export const command: Command = {
   summary: 'list containers',

@@ -4,8 +4,8 @@ import { StateStore, DEFAULT_ROOT } from '../container/state-store';
 import { StockadeError, isStockadeError } from '../errors';
 import { parseArgs, bool, str, type FlagSpec } from './args';
 import { COMMANDS } from './commands';
-import { Logger, out, type LogFormat } from './log';
-import { mark } from '../timing';
+import { Logger, out, type LogFormat } from '../log/logger';
+import { mark } from '../log/timing';
 
 // The build's code cache warm-up reaches it through the bundle's exports.
 export { warmUp } from './warm-up';

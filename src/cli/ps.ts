@@ -5,7 +5,7 @@ import { containerPids, filterPsTable } from '../container/ps';
 import { StockadeError } from '../errors';
 import { parseArgs, str } from './args';
 import type { Command } from './context';
-import { out } from './log';
+import { out } from '../log/logger';
 
 export const command: Command = {
   summary: 'display the processes running inside a container',

@@ -4,7 +4,7 @@ import { containerState } from '../container/query';
 import { parseArgs } from './args';
 import type { Command } from './context';
 import { singleId } from './create';
-import { out } from './log';
+import { out } from '../log/logger';
 
 export const command: Command = {
   summary: 'print the state of a container',

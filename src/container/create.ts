@@ -11,7 +11,7 @@ import type { Spec } from '../oci/spec';
 import type { ContainerId } from './id';
 import { hasCreateHooks, hookState, runCreateHooks, runHooksWarning, type HookState, type Warn } from './hooks';
 import { buildPlan, heldCapabilities, NAMESPACE_FLAGS, type PlanOptions } from './plan';
-import { mark } from '../timing';
+import { mark } from '../log/timing';
 import { writeLightRecord } from './light';
 import { readMountNamespace, readProcessStat } from './process-identity';
 import { seccompFor } from './seccomp';

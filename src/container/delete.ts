@@ -6,7 +6,7 @@ import type { ContainerId } from './id';
 import { containerCgroups, removeContainerCgroups } from './cgroups';
 import { forceKill } from './kill';
 import type { StateStore } from './state-store';
-import { mark } from '../timing';
+import { mark } from '../log/timing';
 
 export interface DeleteOptions {
   /** Where a failing poststop hook is reported. */

@@ -5,9 +5,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
-import type { LogFormat } from '../cli/log';
+import type { LogFormat } from '../log/logger';
 import { execBlocked } from '../native/addon';
-import { flushTiming, mark } from '../timing';
+import { flushTiming, mark } from '../log/timing';
 import { packageRoot } from '../native/paths';
 import type { ContainerId } from './id';
 import { LIGHT_RECORD } from './light';

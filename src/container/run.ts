@@ -7,7 +7,7 @@ import { deleteContainer } from './delete';
 import { readProcessStat } from './process-identity';
 import { forwardSignals } from './signal-forward';
 import { startContainer } from './start';
-import { mark } from '../timing';
+import { mark } from '../log/timing';
 import { trimWhileWaiting } from '../native/working-set';
 import { waitInLight } from './light-wait';
 

@@ -9,7 +9,7 @@ import { encodeState, hookState, runHooksWarning, type Warn } from './hooks';
 import type { ContainerId } from './id';
 import { assertCanPerform } from './status';
 import type { StateStore } from './state-store';
-import { mark } from '../timing';
+import { mark } from '../log/timing';
 
 const SUN_PATH_MAX = 107;
 

@@ -4,7 +4,7 @@ import type { Duplex, Writable } from 'node:stream';
 import { getSystemErrorMap } from 'node:util';
 import { StockadeError } from '../errors';
 import { initBinary } from './paths';
-import { mark } from '../timing';
+import { mark } from '../log/timing';
 import { MessageReader, MSG, encodeMessage, initFds, type InitMessage } from './protocol';
 
 export interface LaunchOptions {

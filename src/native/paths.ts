@@ -1,21 +1,9 @@
-// Locates the package's built artifacts from dist/ or dist-test/ alike.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+// Locates the native binaries the TypeScript side starts.
+import { join } from 'node:path';
+import { packageRoot } from '../loader/package-root';
 
-let root: string | undefined;
-
-/** The directory holding package.json: dist/native -> ../.., dist-test/src/native -> ../../.. */
-export function packageRoot(): string {
-  if (root !== undefined) return root;
-  let dir = __dirname;
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`cannot find the stockade package root above ${__dirname}`);
-    dir = up;
-  }
-  root = dir;
-  return dir;
-}
+// Re-exported so the tests and callers that find native parts keep one import.
+export { packageRoot };
 
 export function initBinary(): string {
   return process.env['STOCKADE_INIT'] ?? join(packageRoot(), 'build', 'Release', 'stockade-init');

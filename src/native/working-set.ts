@@ -2,7 +2,10 @@
 // starting Node touched (its snapshot, ICU, the bootstrap) and waiting or serving never touch again.
 // Given back by the sentry process, and by a `do` or attached `run` that waits in Node.
 import { readFileSync } from 'node:fs';
-import { abiOf, nativeArch, syscallNumber } from '../seccomp/arch';
+import { SYSCALLS_AARCH64 } from '../abi/linux/syscalls-aarch64';
+import { SYSCALLS_ARM } from '../abi/linux/syscalls-arm';
+import { SYSCALLS_I386 } from '../abi/linux/syscalls-i386';
+import { SYSCALLS_X86_64 } from '../abi/linux/syscalls-x86_64';
 import { mallocTrim, sentryNative, type SyscallArg } from './addon';
 
 /** One run of pages of a mapping, by address. */
@@ -12,8 +15,12 @@ export interface PageRange {
 }
 
 const MADV_DONTNEED = 4;
-const abi = abiOf(nativeArch());
-const NR_MADVISE = abi === undefined ? -1 : syscallNumber(abi, 'madvise') ?? -1;
+// This process's own madvise, by Node's name for the architecture it runs on (-1: none known,
+// and the call is refused like any other).
+const MADVISE_BY_ARCH: Readonly<Partial<Record<string, number>>> = {
+  x64: SYSCALLS_X86_64.madvise, arm64: SYSCALLS_AARCH64.madvise, ia32: SYSCALLS_I386.madvise, arm: SYSCALLS_ARM.madvise,
+};
+const NR_MADVISE = MADVISE_BY_ARCH[process.arch] ?? -1;
 
 /**
  * The mappings in `smaps` (the text of /proc/PID/smaps) that only hold pages of the page cache:

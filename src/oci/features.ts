@@ -6,7 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../native/paths';
+import { packageRoot } from '../loader/package-root';
 import { CAPABILITIES } from '../abi/linux/constants';
 import { OCI_VERSION } from './default-spec';
 import { SUPPORTED_MOUNT_OPTIONS } from './mount-options';

@@ -2,14 +2,14 @@
 //
 // The generated config validator is ~150 KB of JavaScript. Compiled from source it costs several
 // milliseconds to load and as much again on its first call; with the code cache the generator
-// saved beside it (after a warm-up run), V8 skips both (see src/module-source.ts).
+// saved beside it (after a warm-up run), V8 skips both (see src/loader/module-source.ts).
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import { StockadeError, errnoCode } from '../errors/index';
-import { runModuleSource, type RanModule } from '../module-source';
-import { packageRoot } from '../native/paths';
+import { runModuleSource, type RanModule } from '../loader/module-source';
+import { packageRoot } from '../loader/package-root';
 
 /** What Ajv's standalone code exports: a type guard that leaves its errors on itself. */
 export interface SchemaValidator<T> {

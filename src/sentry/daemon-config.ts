@@ -2,7 +2,7 @@
 // sockets and its record of refusals. Kept apart from supervisor.ts so that the sentry process
 // loads none of the runtime's own machinery (child processes, cgroups).
 import { rmSync } from 'node:fs';
-import type { Logger, LogFormat } from '../cli/log';
+import type { Logger, LogFormat } from '../log/logger';
 import { unixListen } from '../native/addon';
 import type { Creds } from './creds';
 import type { SentryDenial } from './kernel';

@@ -2,7 +2,7 @@
 // first container; fd 3 is its socket to stockade-init. It serves on its main thread (runDaemon).
 import { closeSync } from 'node:fs';
 import { AT_FDCWD } from '../abi/linux/constants';
-import { Logger } from '../cli/log';
+import { Logger } from '../log/logger';
 import { sentryNative } from '../native/addon';
 import { giveBack, ownPageCacheMappings } from '../native/working-set';
 import { DAEMON_JOIN_FD, DAEMON_SOCKET_FD, DAEMON_TRACE_FD, logDenial, type DaemonConfig } from './daemon-config';

@@ -10,7 +10,7 @@ import type { SupervisedLevel, SuperviseContext, Supervisor } from '../container
 import type { Mount } from '../oci/spec';
 import { sendFd, socketpair, unixConnect } from '../native/addon';
 import type { Creds } from './creds';
-import type { Logger } from '../cli/log';
+import type { Logger } from '../log/logger';
 import { SENTRY_JOIN_SOCKET, TRACE_SOCKET } from '../container/sentry-mounts';
 import { compileSentryFilter } from './syscalls';
 import type { JoinRequest } from './host';

@@ -1,10 +1,10 @@
-// Writes the V8 code caches of the bundles after a warm-up run (see src/cli/bundle-loader.ts):
+// Writes the V8 code caches of the bundles after a warm-up run (see src/loader/bundle-loader.ts):
 // dist/stockade-main.cache for the CLI, and dist/stockade-sentryd.cache for the sentry process,
 // made in a node started with the sentry's own V8 flags (V8 refuses a cache made under others).
 import { spawnSync } from 'node:child_process';
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runBundle } from '../cli/bundle-loader';
+import { runBundle } from '../loader/bundle-loader';
 import { DAEMON_NODE_FLAGS } from '../sentry/daemon-config';
 
 function writeCache(bundleName: string, cacheName: string): void {

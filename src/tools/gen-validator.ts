@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import Ajv from 'ajv-draft-04';
 import standaloneCode from 'ajv/dist/standalone';
 import { defaultSpec } from '../oci/default-spec';
-import { runModuleSource } from '../module-source';
+import { runModuleSource } from '../loader/module-source';
 
 const REPO_ROOT = resolve(__dirname, '..', '..');
 

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { runBundle } from '../../../src/cli/bundle-loader';
+import { runBundle } from '../../../src/loader/bundle-loader';
 import { packageRoot } from '../../../src/native/paths';
 
 const dist = join(packageRoot(), 'dist');

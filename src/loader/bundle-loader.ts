@@ -4,7 +4,7 @@
 // The cache is made at build time by src/tools/gen-code-cache.ts after a warm-up run of the same
 // source, so it holds the functions a create compiles too.
 import { readFileSync } from 'node:fs';
-import { runModuleSource, type RanModule } from '../module-source';
+import { runModuleSource, type RanModule } from './module-source';
 
 /** Compiles and runs the bundle; `asMain` is what starts the CLI (`require.main === module`). */
 export function runBundle(file: string, cacheFile: string | undefined, asMain: boolean): RanModule {

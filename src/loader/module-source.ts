@@ -1,6 +1,6 @@
 // Runs a CommonJS module's source through vm.Script, so a V8 code cache built beside it can be
 // used: Node 20's require() keeps none. The config validator (src/oci/validator-loader.ts) and
-// the bundled CLI (src/cli/bundle-loader.ts) load this way. A cache V8 rejects (another Node,
+// the bundled CLI (src/loader/bundle-loader.ts) load this way. A cache V8 rejects (another Node,
 // other V8 flags) costs only speed.
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
