@@ -7,7 +7,7 @@ import Ajv from 'ajv-draft-04';
 import { CAPABILITIES } from '../../../src/abi/linux/constants';
 import { featuresDocument, packageVersion } from '../../../src/oci/features';
 import { SUPPORTED_MOUNT_OPTIONS } from '../../../src/oci/mount-options';
-import { schemaDir } from './helpers';
+import { referenceSchemaMissing, schemaDir } from './helpers';
 
 function featuresValidator(): ReturnType<Ajv['compile']> {
   const ajv = new Ajv({ allErrors: true, strict: false });
@@ -20,7 +20,7 @@ function featuresValidator(): ReturnType<Ajv['compile']> {
   return validate;
 }
 
-test('the features document validates against features-schema.json', () => {
+test('the features document validates against features-schema.json', { skip: referenceSchemaMissing() }, () => {
   const validate = featuresValidator();
   const doc: unknown = JSON.parse(JSON.stringify(featuresDocument()));
   assert.ok(validate(doc), JSON.stringify(validate.errors));
@@ -44,7 +44,7 @@ test('features: the seccomp compiler can state its own lists', () => {
   assert.deepEqual(f.linux.seccomp.archs, ['SCMP_ARCH_X86_64']);
   assert.deepEqual(f.linux.seccomp.supportedFlags, []);
   assert.equal(f.linux.seccomp.enabled, true);
-  assert.ok(featuresValidator()(JSON.parse(JSON.stringify(f))));
+  if (referenceSchemaMissing() === false) assert.ok(featuresValidator()(JSON.parse(JSON.stringify(f))));
 });
 
 test('features: the version defaults to package.json', () => {

@@ -1,14 +1,26 @@
-// Shared fixtures for the OCI layer's tests: the schema directory and configs that fail on purpose.
+// Shared fixtures for the OCI layer's tests: the upstream schema directory and configs that fail on purpose.
 import assert from 'node:assert/strict';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { isStockadeError } from '../../../src/errors/index';
 import { defaultSpec } from '../../../src/oci/default-spec';
 import type { Spec } from '../../../src/oci/spec';
 import { parseConfig } from '../../../src/oci/validate';
 
-/** As the generator resolves it; the test build sits at dist-test/test/unit/oci. */
+/**
+ * Where upstream's runtime-spec v1.3.0 schema may sit: $STOCKADE_OCI_SCHEMA, else ../shared beside
+ * the checkout (the test build is at dist-test/test/unit/oci). The project does not need it: it
+ * owns its schema (src/oci/schema.ts); tests that compare with upstream use it where present.
+ */
 export function schemaDir(): string {
   return process.env['STOCKADE_OCI_SCHEMA'] ?? resolve(__dirname, '..', '..', '..', '..', '..', 'shared', 'oci-schema', 'runtime-spec-v1.3.0');
+}
+
+/** Why a test that compares with the upstream schema cannot run here, or false when it can. */
+export function referenceSchemaMissing(): string | false {
+  const file = join(schemaDir(), 'config-schema.json');
+  return existsSync(file) ? false
+    : `upstream runtime-spec schema not present (${file}; set STOCKADE_OCI_SCHEMA to its directory): nothing to cross-check against`;
 }
 
 /** A fresh, valid config to break: `stockade spec`'s output. */
