@@ -677,8 +677,15 @@ int main(int argc, char **argv)
 		const char *v;
 		if ((v = flag_value(argv, &i, "--root")) != NULL)
 			root = v;
-		else if (flag_value(argv, &i, "--log") != NULL || flag_value(argv, &i, "--log-format") != NULL)
-			; /* nothing is logged by a call that succeeds, and every failure goes to Node */
+		else if ((v = flag_value(argv, &i, "--log")) != NULL) {
+			/* Nothing is logged by a call that succeeds, but a --log that cannot be opened fails
+			 * the call, as in Node (src/cli/main.ts), which words the error. */
+			int fd = open(v, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+			if (fd < 0)
+				to_node();
+			close(fd);
+		} else if (flag_value(argv, &i, "--log-format") != NULL)
+			; /* every failure goes to Node, which writes the log in this format */
 		else if (strcmp(argv[i], "--systemd-cgroup") != 0)
 			to_node();
 	}

@@ -1,7 +1,7 @@
 // The stockade CLI entry: global flags as runc has them, then one command from the table.
-import { writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { StateStore, DEFAULT_ROOT } from '../container/state-store';
-import { StockadeError, isStockadeError } from '../errors';
+import { StockadeError, errnoCode, isStockadeError } from '../errors';
 import { parseArgs, bool, str, type FlagSpec } from './args';
 import { COMMANDS } from './commands';
 import { Logger, out, type LogFormat } from '../log/logger';
@@ -61,7 +61,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     const format = str(g, 'log-format') ?? 'text';
     const valid = format === 'text' || format === 'json';
     // Even a bad --log-format gets its error into the log file, in text.
-    log = new Logger(str(g, 'log'), valid ? (format as LogFormat) : 'text', bool(g, 'debug'));
+    const logPath = str(g, 'log');
+    log = new Logger(logPath, valid ? (format as LogFormat) : 'text', bool(g, 'debug'));
+    if (logPath !== undefined) openLogFile(logPath);
     if (!valid) throw new StockadeError('USAGE', `--log-format must be text or json, not ${JSON.stringify(format)}`);
     if (bool(g, 'version')) {
       out(`stockade version ${VERSION}\nspec: 1.3.0\n`);
@@ -102,6 +104,24 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (!isStockadeError(e) && e instanceof Error && e.stack !== undefined) log.debug(e.stack);
     writeSync(2, `stockade: ${msg}\n`);
     return 1;
+  }
+}
+
+/**
+ * Opens (and makes) the --log file before anything else, as runc does: a log that cannot be
+ * written is refused at once, rather than the call going ahead with its record lost.
+ */
+function openLogFile(path: string): void {
+  try {
+    closeSync(openSync(path, 'a', 0o644));
+  } catch (e) {
+    const errno = errnoCode(e);
+    const why = errno === 'ENOTDIR' ? 'a parent is not a directory'
+      : errno === 'ENOENT' ? 'its directory does not exist'
+      : errno === 'EISDIR' ? 'it is a directory'
+      : errno === 'EACCES' ? 'permission denied'
+      : errno ?? String(e);
+    throw new StockadeError('USAGE', `--log ${path}: cannot be opened: ${why}`, { path });
   }
 }
 

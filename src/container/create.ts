@@ -1,11 +1,12 @@
 // create: validate the bundle, take the id, run stockade-init's plan, record the container.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { effectiveResources, managerFor, type CgroupManager } from '../cgroups';
-import { StockadeError, errnoCode } from '../errors';
+import { StockadeError } from '../errors';
 import { launchInit, type Launched } from '../native/launcher';
 import { encodePlan } from '../native/protocol';
+import { readInputFile } from '../oci/input-file';
 import { parseConfig } from '../oci/validate';
 import type { Spec } from '../oci/spec';
 import type { ContainerId } from './id';
@@ -17,7 +18,8 @@ import { readMountNamespace, readProcessStat } from './process-identity';
 import { seccompFor } from './seccomp';
 import { emptyCgroup } from './cgroups';
 import { forceKill } from './kill';
-import { StateStore, writeFileAtomic, type ContainerRecord } from './state-store';
+import { checkPidFile, writePidFile } from './pid-file';
+import { StateStore, type ContainerRecord } from './state-store';
 import { ISOLATION_ANNOTATION, type IsolationLevels, type SupervisedLevel, type Supervisor } from './supervisor';
 
 export interface CreateOptions {
@@ -49,17 +51,12 @@ export interface Created {
 
 export function loadSpec(bundle: string): Spec {
   const path = resolve(bundle, 'config.json');
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    const code = errnoCode(e);
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new StockadeError('BUNDLE_INVALID', `bundle ${bundle}: config.json not found`, { path });
-    }
-    throw new StockadeError('BUNDLE_INVALID', `bundle ${bundle}: cannot read config.json: ${(e as Error).message}`, { path });
+  const read = readInputFile(path);
+  if (!read.ok) {
+    const missing = read.errno === 'ENOENT' || read.errno === 'ENOTDIR';
+    throw new StockadeError('BUNDLE_INVALID', `bundle ${bundle}: config.json ${missing ? 'not found' : read.problem}`, { path });
   }
-  return parseConfig(text, 'config.json');
+  return parseConfig(read.text, 'config.json');
 }
 
 export async function createContainer(opts: CreateOptions): Promise<Created> {
@@ -67,6 +64,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   const bundle = resolve(opts.bundle);
   // Everything that can be checked without side effects is checked before the id is taken.
   mark('create');
+  if (opts.pidFile !== undefined) checkPidFile(opts.pidFile);
   const given = opts.spec ?? loadSpec(bundle);
   mark('config validated');
   // A supervised workload always runs with no_new_privs: a setuid binary or file capabilities
@@ -150,7 +148,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     record.createdOk = true;
     store.write(id, record);
     writeLightRecord(store, id, record, spec);
-    if (opts.pidFile !== undefined) writeFileAtomic(resolve(opts.pidFile), String(pid));
+    if (opts.pidFile !== undefined) writePidFile(opts.pidFile, pid);
     if (!planOpts.monitor) await launched.helperExit;
     opts.debug?.(`created container ${id} with pid ${pid}`);
     return { record, launched, supervisor };

@@ -1,7 +1,7 @@
 // The process `exec` starts: the container's process, or a --process file, with the command line's flags over it, as runc builds it.
-import { readFileSync } from 'node:fs';
 import { CAPABILITIES, type CapabilityName } from '../abi/linux/constants';
-import { StockadeError, errnoCode, isStockadeError } from '../errors';
+import { StockadeError, isStockadeError } from '../errors';
+import { readInputFile } from '../oci/input-file';
 import type { Process, Spec } from '../oci/spec';
 import { parseJson, validateConfig } from '../oci/validate';
 
@@ -67,14 +67,9 @@ function containerProcess(config: Spec): Process {
 }
 
 function processFromFile(config: Spec, path: string): Process {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    const why = errnoCode(e) === 'ENOENT' ? 'no such file' : (e as Error).message;
-    throw new StockadeError('USAGE', `exec: --process ${path}: ${why}`, { path });
-  }
-  const value = parseJson(text, path);
+  const read = readInputFile(path);
+  if (!read.ok) throw new StockadeError('USAGE', `exec: --process ${path} ${read.problem}`, { path });
+  const value = parseJson(read.text, path);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new StockadeError('CONFIG_INVALID', `${path}: must be a JSON object (an OCI process)`, { source: path });
   }

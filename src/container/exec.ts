@@ -14,7 +14,8 @@ import { readProcessStat } from './process-identity';
 import { seccompFor } from './seccomp';
 import { signalForwarder, type SignalForwarder } from './signal-forward';
 import { assertCanPerform } from './status';
-import { writeFileAtomic, type StateStore } from './state-store';
+import { checkPidFile, writePidFile } from './pid-file';
+import type { StateStore } from './state-store';
 import type { IsolationLevels, Supervisor } from './supervisor';
 
 export interface ExecOptions extends ExecProcessFlags {
@@ -34,6 +35,7 @@ export interface ExecOptions extends ExecProcessFlags {
 export async function execInContainer(opts: ExecOptions): Promise<number> {
   const { store, id } = opts;
   if (opts.preserveFds < 0) throw new StockadeError('USAGE', 'exec: --preserve-fds must not be negative');
+  if (opts.pidFile !== undefined) checkPidFile(opts.pidFile);
   const lock = await store.lock(id);
   let relay: ConsoleRelay | undefined;
   let forwarder: SignalForwarder | undefined;
@@ -100,7 +102,16 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
     lock.release();
   }
 
-  if (opts.pidFile !== undefined) writeFileAtomic(resolve(opts.pidFile), String(launched.pid));
+  if (opts.pidFile !== undefined) {
+    try {
+      writePidFile(opts.pidFile, launched.pid);
+    } catch (e) {
+      // The caller would have no pid to manage the process by: it must not run on unaccounted.
+      try { process.kill(launched.pid, 'SIGKILL'); } catch { /* already gone */ }
+      forwarder?.stop();
+      throw e;
+    }
+  }
   if (forwarder === undefined) {
     await launched.helperExit;
     return 0;

@@ -6,12 +6,23 @@ export type ContainerId = string & { readonly __brand: 'ContainerId' };
 // runc's rule: letters, digits, and _ + - . ; "." and ".." would escape the state root.
 const ID_PATTERN = /^[\w+\-.]+$/;
 
+/**
+ * The id names a directory in the state root and, without a cgroupsPath, the container's cgroup
+ * directory: it must fit in one file name (NAME_MAX). The C entry applies the same limit
+ * (ID_MAX_LENGTH in the generated header).
+ */
+export const ID_MAX_LENGTH = 255;
+
 export function parseContainerId(raw: string | undefined): ContainerId {
   if (raw === undefined || raw === '') {
     throw new StockadeError('USAGE', 'container id cannot be empty');
   }
-  if (!ID_PATTERN.test(raw) || raw === '.' || raw === '..' || raw.length > 1024) {
+  if (!ID_PATTERN.test(raw) || raw === '.' || raw === '..') {
     throw new StockadeError('CONTAINER_ID_INVALID', `invalid container id ${JSON.stringify(raw)}: only letters, digits, "_", "+", "-" and "." are allowed`, { id: raw });
+  }
+  if (raw.length > ID_MAX_LENGTH) {
+    throw new StockadeError('CONTAINER_ID_INVALID',
+      `container id ${JSON.stringify(raw)} is too long: ${raw.length} characters, at most ${ID_MAX_LENGTH} (it names a directory in the state root)`, { id: raw });
   }
   return raw as ContainerId;
 }

@@ -1,5 +1,5 @@
 // Turns a validated config.json into the setup plan stockade-init executes.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import {
   CAPABILITIES, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME,
@@ -217,14 +217,32 @@ export function capabilityRecord(process: Process, held: bigint): PlanRecord {
   };
 }
 
+/**
+ * The real path of a root.path relative to the bundle, which must stay in the bundle: a bundle
+ * made from content nobody checked (an unpacked image) must not make a host directory the
+ * container's root through a symlink. An absolute root.path is the caller's own choice, as in runc.
+ * The real path is what gets mounted, so the symlink cannot be swapped after this check.
+ */
+function rootInBundle(bundle: string, rootPath: string, given: string): string {
+  if (isAbsolute(rootPath)) return given;
+  const real = realpathSync(given);
+  const realBundle = realpathSync(bundle);
+  if (real !== realBundle && !real.startsWith(`${realBundle}/`)) {
+    throw new StockadeError('BUNDLE_INVALID', `bundle ${bundle}: root.path ${JSON.stringify(rootPath)} leads out of the bundle (to ${real})`,
+      { field: 'root.path', path: rootPath });
+  }
+  return real;
+}
+
 function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs: boolean, ownNetNs: boolean): void {
   const linux = spec.linux ?? {};
   if (spec.root === undefined) throw new StockadeError('CONFIG_INVALID', 'config.json: root: required', { field: 'root' });
-  const source = resolve(opts.bundle, spec.root.path);
-  const st = statSync(source, { throwIfNoEntry: false });
+  const given = resolve(opts.bundle, spec.root.path);
+  const st = statSync(given, { throwIfNoEntry: false });
   if (st === undefined || !st.isDirectory()) {
-    throw new StockadeError('BUNDLE_INVALID', `root file system ${source} (root.path) does not exist or is not a directory`, { field: 'root.path', path: source });
+    throw new StockadeError('BUNDLE_INVALID', `root file system ${given} (root.path) does not exist or is not a directory`, { field: 'root.path', path: given });
   }
+  const source = rootInBundle(opts.bundle, spec.root.path, given);
   let flags = 0;
   if (spec.root.readonly === true) flags |= ROOTFS.READONLY;
   if (opts.noPivot) flags |= ROOTFS.NO_PIVOT;

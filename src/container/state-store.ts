@@ -65,6 +65,9 @@ export class StateStore {
       mkdirSync(this.dir(id), { mode: 0o711 });
     } catch (e) {
       if (errnoCode(e) === 'EEXIST') throw new StockadeError('CONTAINER_EXISTS', `container with id ${id} already exists`, { id });
+      if (errnoCode(e) === 'ENAMETOOLONG') {
+        throw new StockadeError('CONTAINER_ID_INVALID', `container id ${JSON.stringify(id)} is too long for the state directory ${this.root}`, { id, root: this.root });
+      }
       throw e;
     }
     let fd = -1;

@@ -7,7 +7,9 @@
 import type { ErrorObject } from 'ajv';
 import { StockadeError } from '../errors/index';
 import { formatPath, pointerToSegments } from './field-path';
+import { locateExcessNesting } from './json-depth';
 import { locateJsonSyntaxError } from './json-syntax';
+import { MAX_JSON_DEPTH } from './input-file';
 import { runSemanticChecks, type ConfigProblem } from './semantic-checks';
 import type { Spec, State } from './spec';
 import { loadValidator, type GeneratedValidator, type SchemaValidator } from './validator-loader';
@@ -31,8 +33,16 @@ function fail(source: string, problem: ConfigProblem): never {
     { source, field: problem.field });
 }
 
-/** JSON.parse with a one-line error: `<source>: malformed JSON at line L column C: <reason>`. */
+/**
+ * JSON.parse with a one-line error: `<source>: malformed JSON at line L column C: <reason>`, or
+ * `<source>: nested deeper than N levels at line L column C`.
+ */
 export function parseJson(text: string, source: string): unknown {
+  const deep = locateExcessNesting(text, MAX_JSON_DEPTH);
+  if (deep !== undefined) {
+    throw new StockadeError('CONFIG_INVALID', `${source}: nested deeper than ${MAX_JSON_DEPTH} levels at line ${deep.line} column ${deep.column}`,
+      { source, line: deep.line, column: deep.column });
+  }
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {

@@ -109,7 +109,7 @@ test('--process FILE: its fields replace the config\'s, the ones it leaves out f
     assert.throws(() => execProcess(s, flags({ processFile: file, args: [] })), (e: unknown) => isStockadeError(e) && e.message === `${file}: cwd: must be an absolute path, got "relative"`);
     writeFileSync(file, '{"args": [');
     assert.throws(() => execProcess(s, flags({ processFile: file, args: [] })), /malformed JSON/);
-    assert.throws(() => execProcess(s, flags({ processFile: join(dir, 'absent.json'), args: [] })), /--process .*absent\.json: no such file/);
+    assert.throws(() => execProcess(s, flags({ processFile: join(dir, 'absent.json'), args: [] })), /--process .*absent\.json does not exist/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

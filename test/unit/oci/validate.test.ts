@@ -3,6 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isStockadeError } from '../../../src/errors/index';
 import { defaultSpec } from '../../../src/oci/default-spec';
+import { MAX_JSON_DEPTH } from '../../../src/oci/input-file';
+import { locateExcessNesting } from '../../../src/oci/json-depth';
+import { locateJsonSyntaxError } from '../../../src/oci/json-syntax';
 import { describeSchemaError, parseConfig, parseJson, parseState, validateConfig } from '../../../src/oci/validate';
 import { assertRejects, baseSpec } from './helpers';
 
@@ -52,7 +55,22 @@ test('malformed JSON: the error carries line and column, and the message uses th
 
 test('malformed JSON: deep nesting does not break the locator', () => {
   const text = `${'['.repeat(100000)}x`;
-  assert.match(configError(text), /^config\.json: malformed JSON at line 1 column 100001: unexpected character 'x'$/);
+  assert.deepEqual(locateJsonSyntaxError(text), { offset: 100000, line: 1, column: 100001, reason: "unexpected character 'x'" });
+});
+
+test('nesting deeper than the cap is refused before parsing, naming where', () => {
+  assert.match(configError(`${'['.repeat(100000)}x`), new RegExp(`^config\\.json: nested deeper than ${MAX_JSON_DEPTH} levels at line 1 column ${MAX_JSON_DEPTH + 1}$`));
+  const config = JSON.stringify(baseSpec());
+  const nested = (depth: number): string => `${config.slice(0, -1)},\n"x": ${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`;
+  // The document's own braces count: one level for the config, depth for the extension field.
+  assert.doesNotThrow(() => parseConfig(nested(MAX_JSON_DEPTH - 1), 'config.json'));
+  assert.match(configError(nested(MAX_JSON_DEPTH)), /nested deeper than \d+ levels at line 2 column \d+$/);
+});
+
+test('the nesting scanner ignores brackets in strings and escaped quotes', () => {
+  assert.equal(locateExcessNesting('["[[[[", "\\"[[[["]', 1), undefined);
+  assert.deepEqual(locateExcessNesting('{"a": "]]]", "b": [[1]]}', 2), { line: 1, column: 20 });
+  assert.deepEqual(locateExcessNesting('[\n [\n  [', 2), { line: 3, column: 3 });
 });
 
 test('schema: wrong type names the field', () => {
