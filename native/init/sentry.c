@@ -82,7 +82,7 @@ __attribute__((noreturn)) static void helper_main(pid_t parent, int request_fd, 
 	if (n != (ssize_t)sizeof listener)
 		_exit(n < 0 ? errno : EPROTO);
 
-	_exit(send_fd(sock, 'L', NULL, listener));
+	_exit(send_fd(sock, (char)STK_HANDOFF_LISTENER, NULL, listener));
 }
 
 /* The sentry gets procfs at /proc and sysfs at /sys, nothing else under those names. */
@@ -124,7 +124,7 @@ void stk_sentry_detach_mounts(const struct stk_plan *plan, struct stk_sentry *s)
 	}
 	/* No filter is loaded yet: a plain sendmsg. The sentry holds the clones from here on. */
 	for (uint32_t i = 0; i < plan->n_sentry_mounts; i++) {
-		int err = send_fd((int)plan->sentry_fd, 'M', plan->sentry_mounts[i], s->mount_fds[i]);
+		int err = send_fd((int)plan->sentry_fd, (char)STK_HANDOFF_MOUNT, plan->sentry_mounts[i], s->mount_fds[i]);
 		if (err != 0)
 			stk_fail(err, "sentry", "hand the clone of %s to the sentry", plan->sentry_mounts[i]);
 		close(s->mount_fds[i]);

@@ -38,8 +38,8 @@
 
 #include "stockade-abi.h"
 
-#define DEFAULT_ROOT "/run/stockade"
-#define LIGHT_FORMAT "stockade-light 1"
+/* The state root, id rules, light record, start socket and status rules come from TypeScript
+ * through stockade-abi.h (src/tools/gen-header.ts): both sides read them from one definition. */
 #define MAX_CGROUPS 32
 #define MAX_FREEZERS 8
 
@@ -60,7 +60,12 @@ struct light {
 	struct freezer_check freezers[MAX_FREEZERS];
 };
 
-enum status { STOPPED, CREATED, RUNNING, UNSURE };
+/* As StateStore.status names them, as bits (STK_STATUS_*); UNSURE (paused, or freezing) is none of
+ * them, so no STK_CAN_* mask admits it and Node takes the call. */
+enum status { UNSURE = 0, STOPPED = STK_STATUS_STOPPED, CREATED = STK_STATUS_CREATED, RUNNING = STK_STATUS_RUNNING };
+
+/* Whether an operation whose allowed statuses are `mask` (STK_CAN_*) may act on a container in `s`. */
+static bool can(unsigned mask, enum status s) { return (mask & (unsigned)s) != 0; }
 
 /* Hands the whole call, as it was given, to the TypeScript CLI. Never returns. */
 static void __attribute__((noreturn)) to_node(void)
@@ -102,12 +107,11 @@ static void __attribute__((noreturn)) to_node(void)
 static bool valid_id(const char *id)
 {
 	size_t len = strlen(id);
-	if (len == 0 || len > 1024 || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+	if (len == 0 || len > STK_ID_MAX_LENGTH || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
 		return false;
 	for (const char *p = id; *p; p++) {
 		char c = *p;
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '+' ||
-			  c == '-' || c == '.';
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr(STK_ID_EXTRA_CHARS, c) != NULL;
 		if (!ok)
 			return false;
 	}
@@ -140,33 +144,33 @@ static char *read_small(int dirfd, const char *path, size_t max)
 static bool read_light(int dirfd, struct light *l)
 {
 	memset(l, 0, sizeof *l);
-	char *text = read_small(dirfd, "light", 65536);
+	char *text = read_small(dirfd, STK_LIGHT_RECORD, 65536);
 	if (text == NULL)
 		return false;
 	char *save = NULL;
 	char *line = strtok_r(text, "\n", &save);
-	if (line == NULL || strcmp(line, LIGHT_FORMAT) != 0)
+	if (line == NULL || strcmp(line, STK_LIGHT_FORMAT) != 0)
 		return false;
 	while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
 		char *value = strchr(line, ' ');
 		if (value == NULL)
 			return false;
 		*value++ = '\0';
-		if (strcmp(line, "pid") == 0) {
+		if (strcmp(line, STK_LIGHT_KEY_PID) == 0) {
 			char *end;
 			long pid = strtol(value, &end, 10);
 			if (*end != '\0' || pid <= 0 || pid > INT_MAX)
 				return false;
 			l->pid = (pid_t)pid;
-		} else if (strcmp(line, "starttime") == 0) {
+		} else if (strcmp(line, STK_LIGHT_KEY_STARTTIME) == 0) {
 			l->start_time = value;
-		} else if (strcmp(line, "mntns") == 0) {
+		} else if (strcmp(line, STK_LIGHT_KEY_MNTNS) == 0) {
 			l->mnt_ns = value;
-		} else if (strcmp(line, "cgroup") == 0) {
+		} else if (strcmp(line, STK_LIGHT_KEY_CGROUP) == 0) {
 			if (l->ncgroups == MAX_CGROUPS)
 				return false;
 			l->cgroups[l->ncgroups++] = value;
-		} else if (strcmp(line, "thawed") == 0) {
+		} else if (strcmp(line, STK_LIGHT_KEY_THAWED) == 0) {
 			/* "thawed FILE CONTENT": the container is not paused while FILE reads CONTENT. */
 			char *want = strrchr(value, ' ');
 			if (want == NULL || l->nfreezers == MAX_FREEZERS)
@@ -243,7 +247,7 @@ static enum status status_of(int dirfd, const struct light *l)
 {
 	if (!same_live_process(l->pid, l->start_time, l->mnt_ns))
 		return STOPPED;
-	if (faccessat(dirfd, "start.sock", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+	if (faccessat(dirfd, STK_START_SOCKET, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return CREATED;
 	return thawed(l) ? RUNNING : UNSURE;
 }
@@ -373,17 +377,17 @@ static int do_start(const char *dir)
 {
 	int dirfd = lock_container(dir);
 	struct light l;
-	if (dirfd < 0 || !read_light(dirfd, &l) || status_of(dirfd, &l) != CREATED)
+	if (dirfd < 0 || !read_light(dirfd, &l) || !can(STK_CAN_START, status_of(dirfd, &l)))
 		to_node();
 
 	int conn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	/* Through the directory fd: sun_path holds 107 bytes and --root may be longer. */
-	snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/start.sock", dirfd);
+	snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/" STK_START_SOCKET, dirfd);
 	if (conn < 0 || connect(conn, (struct sockaddr *)&addr, sizeof addr) < 0)
 		to_node();
 	/* The status reads "running" from here on; a second start finds no socket and is refused. */
-	unlinkat(dirfd, "start.sock", 0);
+	unlinkat(dirfd, STK_START_SOCKET, 0);
 	uint32_t frame[2] = { htole32(STK_MSG_START), 0 };
 	char *error = write_all(conn, frame, sizeof frame) == 0 ? await_exec(conn) : NULL;
 	if (error != NULL) {
@@ -423,7 +427,7 @@ static int do_kill(const char *dir, const char *signal)
 		to_node();
 	enum status s = status_of(dirfd, &l);
 	/* A stopped container is an error Node words; a paused one needs a thaw after SIGKILL. */
-	if (s == STOPPED || s == UNSURE)
+	if (!can(STK_CAN_KILL, s))
 		to_node();
 	int pidfd = signal_container(&l, sig);
 	if (pidfd < 0)
@@ -519,7 +523,8 @@ static int do_delete(const char *dir, bool force)
 	if (dirfd < 0 || !read_light(dirfd, &l))
 		to_node();
 	enum status s = status_of(dirfd, &l);
-	if (s == UNSURE || (s == RUNNING && !force))
+	/* --force also takes a running container (as runc); never an UNSURE one. */
+	if (!can(STK_CAN_DELETE, s) && !(force && s == RUNNING))
 		to_node();
 	if (s != STOPPED) {
 		int pidfd = signal_container(&l, SIGKILL);
@@ -671,7 +676,7 @@ int main(int argc, char **argv)
 	if (mode != NULL && strcmp(mode, "off") == 0)
 		to_node();
 
-	const char *root = DEFAULT_ROOT;
+	const char *root = STK_DEFAULT_ROOT;
 	int i = 1;
 	for (; argv[i] != NULL && argv[i][0] == '-'; i++) {
 		const char *v;

@@ -3,8 +3,12 @@ import { StockadeError } from '../errors';
 
 export type ContainerId = string & { readonly __brand: 'ContainerId' };
 
-// runc's rule: letters, digits, and _ + - . ; "." and ".." would escape the state root.
-const ID_PATTERN = /^[\w+\-.]+$/;
+/**
+ * runc's rule: ASCII letters, digits and these; "." and ".." would escape the state root. The C
+ * entry checks ids by the same characters (STK_ID_EXTRA_CHARS in the generated header).
+ */
+export const ID_EXTRA_CHARS = '_+-.';
+const ID_PATTERN = new RegExp(`^[A-Za-z0-9${ID_EXTRA_CHARS.replace(/[-\\\]^]/g, '\\$&')}]+$`);
 
 /**
  * The id names a directory in the state root and, without a cgroupsPath, the container's cgroup

@@ -11,6 +11,17 @@ import { writeFileAtomic, type ContainerRecord, type StateStore } from './state-
 export const LIGHT_FORMAT = 'stockade-light 1';
 
 /**
+ * The record's lines after the first, "KEY VALUE", each key at most once but cgroup and thawed:
+ *   pid PID                 the container's init
+ *   starttime T             field 22 of /proc/PID/stat, so a reused pid is not taken for it
+ *   mntns NS                its mount namespace (optional), which a bystander started in the same tick lacks
+ *   cgroup DIR              a cgroup directory of the container (host path)
+ *   thawed FILE CONTENT     while FILE reads CONTENT the container is not paused
+ * The C entry's key names come from here (STK_LIGHT_KEY_* in the generated header).
+ */
+export const LIGHT_KEYS = { pid: 'pid', starttime: 'starttime', mntns: 'mntns', cgroup: 'cgroup', thawed: 'thawed' } as const;
+
+/**
  * The record's text, or undefined when the container must always go through Node: hooks that
  * run at start or after delete are run by the TypeScript side only.
  */
@@ -18,20 +29,19 @@ export function lightRecord(record: ContainerRecord, spec: Spec): string | undef
   const hooks = spec.hooks ?? {};
   if ([hooks.startContainer, hooks.poststart, hooks.poststop].some((h) => (h ?? []).length > 0)) return undefined;
   if (record.pid <= 0 || record.pidStartTime === '') return undefined;
-  const lines = [LIGHT_FORMAT, `pid ${record.pid}`, `starttime ${record.pidStartTime}`];
-  if ((record.pidMntNs ?? '') !== '') lines.push(`mntns ${record.pidMntNs ?? ''}`);
+  const lines = [LIGHT_FORMAT, `${LIGHT_KEYS.pid} ${record.pid}`, `${LIGHT_KEYS.starttime} ${record.pidStartTime}`];
+  if ((record.pidMntNs ?? '') !== '') lines.push(`${LIGHT_KEYS.mntns} ${record.pidMntNs ?? ''}`);
   for (const path of record.cgroupPaths) {
-    lines.push(`cgroup ${path}`);
-    // "thawed FILE CONTENT": while FILE reads CONTENT the container is not paused.
-    if (existsSync(join(path, 'freezer.state'))) lines.push(`thawed ${join(path, 'freezer.state')} THAWED`);
-    else if (existsSync(join(path, 'cgroup.freeze'))) lines.push(`thawed ${join(path, 'cgroup.freeze')} 0`);
+    lines.push(`${LIGHT_KEYS.cgroup} ${path}`);
+    if (existsSync(join(path, 'freezer.state'))) lines.push(`${LIGHT_KEYS.thawed} ${join(path, 'freezer.state')} THAWED`);
+    else if (existsSync(join(path, 'cgroup.freeze'))) lines.push(`${LIGHT_KEYS.thawed} ${join(path, 'cgroup.freeze')} 0`);
   }
   // A path the line format cannot carry sends the container to Node, rather than misread.
   if (lines.some((l) => l.includes('\n') || l.includes('\0'))) return undefined;
   return `${lines.join('\n')}\n`;
 }
 
-/** The record's name in the container's state directory. */
+/** The record's name in the container's state directory (STK_LIGHT_RECORD for the C entry). */
 export const LIGHT_RECORD = 'light';
 
 export function writeLightRecord(store: StateStore, id: ContainerId, record: ContainerRecord, spec: Spec): void {

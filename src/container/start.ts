@@ -8,7 +8,7 @@ import { MSG, MessageReader, encodeMessage } from '../native/protocol';
 import { encodeState, hookState, runHooksWarning, type Warn } from './hooks';
 import type { ContainerId } from './id';
 import { assertCanPerform } from './status';
-import type { StateStore } from './state-store';
+import { START_SOCKET, type StateStore } from './state-store';
 import { mark } from '../log/timing';
 
 const SUN_PATH_MAX = 107;
@@ -43,7 +43,7 @@ async function release(path: string, startState: Buffer | undefined): Promise<vo
   let target = path;
   if (Buffer.byteLength(path) > SUN_PATH_MAX) {
     dirFd = openSync(dirname(path), 'r');
-    target = `/proc/self/fd/${dirFd}/start.sock`;
+    target = `/proc/self/fd/${dirFd}/${START_SOCKET}`;
   }
   try {
     await new Promise<void>((resolvePromise, reject) => {

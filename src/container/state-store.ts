@@ -9,7 +9,11 @@ import type { ContainerId } from './id';
 import { isSameLiveProcess } from './process-identity';
 import type { Status } from './status';
 
+/** The state root without --root; the C entry's too (STK_DEFAULT_ROOT in the generated header). */
 export const DEFAULT_ROOT = '/run/stockade';
+
+/** The start socket's name in a container's directory: there while the container is created, not started. */
+export const START_SOCKET = 'start.sock';
 
 /** What stockade records about a container; `status` is derived live, never trusted from disk alone. */
 export interface ContainerRecord {
@@ -50,7 +54,7 @@ export class StateStore {
   }
 
   dir(id: ContainerId): string { return join(this.root, id); }
-  startSocket(id: ContainerId): string { return join(this.root, id, 'start.sock'); }
+  startSocket(id: ContainerId): string { return join(this.root, id, START_SOCKET); }
   rootfsMountpoint(id: ContainerId): string { return join(this.root, id, 'rootfs'); }
 
   /** 0711: container root in a user namespace must traverse to its rootfs mountpoint, but not list ids. */

@@ -1,11 +1,17 @@
 // Container statuses and the lifecycle transition table.
 import { StockadeError } from '../errors';
 
-export type Status = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
+/** In this order, bit i of a status mask is STATUSES[i] (the C entry's masks, generated from ALLOWED). */
+export const STATUSES = ['creating', 'created', 'running', 'paused', 'stopped'] as const;
+export type Status = (typeof STATUSES)[number];
 export type Operation = 'start' | 'kill' | 'delete' | 'pause' | 'resume' | 'exec' | 'update';
 
-/** Which statuses each operation may act on. `delete` of a live container needs --force except from created, as runc. */
-const ALLOWED: Readonly<Record<Operation, readonly Status[]>> = {
+/**
+ * Which statuses each operation may act on. `delete` of a live container needs --force except from
+ * created, as runc. The C entry (native/light/light.c) takes its start, kill and delete rules from
+ * this table, through the generated header.
+ */
+export const ALLOWED: Readonly<Record<Operation, readonly Status[]>> = {
   start: ['created'],
   kill: ['created', 'running', 'paused'],
   delete: ['created', 'stopped'],

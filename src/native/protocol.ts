@@ -139,6 +139,18 @@ export const PLAN = {
   TAG_SENTRY_MOUNT: 35,
 } as const;
 
+/**
+ * The first byte of each message of the sentry hand-off (TAG_SENTRY's socket, native/init/sentry.c
+ * to src/sentry/host.ts), each with one fd by SCM_RIGHTS: a mount the sentry is to own, then its
+ * path; the seccomp listener, alone.
+ */
+export const HANDOFF = {
+  /** "M" + the mount's path: a clone of a TAG_SENTRY_MOUNT mount. */
+  MOUNT: 0x4d,
+  /** "L": the seccomp listener, last. */
+  LISTENER: 0x4c,
+} as const;
+
 export const ROOTFS = {
   READONLY: 0x1,
   /** Make the root and every mount below it read-only (rro); later mounts stay as asked. */

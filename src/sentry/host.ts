@@ -15,6 +15,7 @@
 import { AT_FDCWD, F_SETFL, O_NONBLOCK, PATH_MAX, POLLIN, SOCK_CLOEXEC } from '../abi/linux/constants';
 import { parseContainerId } from '../container/id';
 import { recvFd, type ReceivedFd } from '../native/addon';
+import { HANDOFF } from '../native/protocol';
 import type { Sentry, SentryDenial, SentryMount, SentryStats } from './kernel';
 import { NR, sayOnStderr, type RawSyscall } from './native';
 import { Poller, type Watch } from './poll';
@@ -224,12 +225,13 @@ export class SentryHost {
     if (h === undefined) return;
     let received = receive(fd, 1 + PATH_MAX);
     // The mounts come together, at create: all of them are the group's before any exec's listener is taken.
-    while (received.fd !== null && received.data[0] === 0x4d /* M */ && h.kind === 'container') {
+    while (received.fd !== null && received.data[0] === HANDOFF.MOUNT && h.kind === 'container') {
       h.group.mounts.push({ path: received.data.toString('utf8', 1), fd: received.fd });
       if (!this.#poller.readable(fd)) return;
       received = receive(fd, 1 + PATH_MAX);
     }
-    if (received.fd === null || received.data.toString() !== 'L' || !this.#isListener(received.fd)) {
+    const isListener = received.data.length === 1 && received.data[0] === HANDOFF.LISTENER;
+    if (received.fd === null || !isListener || !this.#isListener(received.fd)) {
       if (received.fd !== null) this.#o.sys(NR.close, received.fd);
       this.#dropHandoff(fd);
       return;

@@ -170,6 +170,13 @@ describe('unguarded input', { skip }, () => {
     refused(['create', '-b', 'BUNDLE', long], dir, /container id "x{10,}.*" is too long/);
   });
 
+  test('an id too long, given to the calls the C entry serves, is refused by the same rule', () => {
+    const long = 'y'.repeat(256);
+    for (const call of [['start', long], ['kill', long, 'KILL'], ['delete', long], ['delete', '--force', long]]) {
+      refused(call, '/nonexistent', /container id "y{10,}.*" is too long: 256 characters, at most 255/);
+    }
+  });
+
   test('a --pid-file in a missing directory: refused, naming the --pid-file given, no container left', () => {
     const dir = bundleWith(JSON.stringify(probeSpec(['/bin/probe', 'sleep', '100'])));
     const pidFile = join(scratch, 'no-such-dir', 'pid');
