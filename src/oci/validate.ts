@@ -1,8 +1,9 @@
 // Turns config.json (and state) text into typed values, or a one-line error that names the field.
 //
-// Three stages, each failing with StockadeError CONFIG_INVALID: JSON syntax (with line and
-// column), the runtime-spec JSON Schema (Ajv code generated at build time, see
-// src/tools/gen-validator.ts), then the semantic checks in semantic-checks.ts.
+// Three stages, each failing with StockadeError CONFIG_INVALID: JSON syntax and nesting depth
+// (with line and column), the project's schema of runtime-spec config.json (schema.ts, compiled to
+// Ajv code at build time by src/tools/gen-validator.ts), then the semantic checks in
+// semantic-checks.ts.
 
 import type { ErrorObject } from 'ajv';
 import { StockadeError } from '../errors/index';
