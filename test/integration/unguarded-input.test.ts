@@ -9,19 +9,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../../src/native/paths';
 import { MAX_INPUT_BYTES, MAX_JSON_DEPTH } from '../../src/oci/input-file';
 import { Runtime, STOCKADE, integrationSkip, leftovers, probeSpec, type Result } from './harness';
 
 const skip = integrationSkip();
-
-/**
- * What this test's runtime left: state, mounts, and processes of this checkout's binaries (other
- * checkouts on the host run their own tests at the same time).
- */
-function ownLeftovers(rt: Runtime): string[] {
-  return leftovers(rt).filter((l) => !l.startsWith('process ') || l.includes(packageRoot()));
-}
 
 /** `{"a":` ... nested `depth` deep, then the rest of a valid config. */
 function deeplyNested(configJson: string, depth: number): string {
@@ -45,7 +36,7 @@ describe('unguarded input', { skip }, () => {
   function refused(args: string[], bundleDir: string, error: RegExp, opts: { logWritten?: boolean; timeout?: number } = {}): Result {
     const id = args.includes('ID') ? `ug${n++}` : '';
     const before = rt.containerDirs();
-    const leftBefore = ownLeftovers(rt);
+    const leftBefore = leftovers(rt);
     const logBefore = rt.logLines().length;
     const r = rt.run(args.map((a) => (a === 'BUNDLE' ? bundleDir : a === 'ID' ? id : a)), { timeout: opts.timeout ?? 20_000 });
     assert.equal(r.signal, null, `killed by ${String(r.signal)} (hung past the timeout?); stderr ${r.stderr}`);
@@ -59,7 +50,7 @@ describe('unguarded input', { skip }, () => {
       assert.match(logged[0]?.msg ?? '', error);
     }
     assert.deepEqual(rt.containerDirs().filter((d) => !before.includes(d)), [], 'a state directory was left');
-    assert.deepEqual(ownLeftovers(rt), leftBefore);
+    assert.deepEqual(leftovers(rt), leftBefore);
     return r;
   }
 
@@ -161,7 +152,7 @@ describe('unguarded input', { skip }, () => {
     assert.match(r.stderr, new RegExp(`--log ${file.replace(/[.]/g, '\\.')}/log: .*not a directory`));
     assert.equal(r.stderr.trimEnd().split('\n').length, 1, JSON.stringify(r.stderr));
     assert.deepEqual(rt.containerDirs().filter((d) => !before.includes(d)), []);
-    assert.deepEqual(ownLeftovers(rt), []);
+    assert.deepEqual(leftovers(rt), []);
   });
 
   test('an id too long for the state directory: refused, naming the id, nothing made', () => {
