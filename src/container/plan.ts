@@ -197,23 +197,22 @@ export function rlimitRecords(process: Process): PlanRecord[] {
 /** process.capabilities as the TAG_CAPS record (create and exec alike). */
 export function capabilityRecord(process: Process, held: bigint): PlanRecord {
   const caps = process.capabilities;
-  // A container can never hold a capability the runtime lacks (this host's bounding set may be
-  // short of the full list): requests are cut to what is held rather than failing in capset.
   if (caps === undefined) {
     // runc leaves the capabilities alone when the config names none: root keeps what it has.
     return { tag: PLAN.TAG_CAPS, bounding: held, effective: held, inheritable: 0n, permitted: held, ambient: 0n };
   }
-  const permitted = capabilityMask(caps.permitted, 'process.capabilities.permitted') & held;
-  const inheritable = capabilityMask(caps.inheritable, 'process.capabilities.inheritable') & held;
+  const set = (name: (typeof CAP_SETS)[number]): bigint => grantable(caps[name], `process.capabilities.${name}`, held);
+  const permitted = set('permitted');
+  const inheritable = set('inheritable');
   return {
     tag: PLAN.TAG_CAPS,
-    bounding: capabilityMask(caps.bounding, 'process.capabilities.bounding') & held,
-    effective: capabilityMask(caps.effective, 'process.capabilities.effective') & held,
+    bounding: set('bounding'),
+    effective: set('effective'),
     inheritable,
     permitted,
     // The kernel raises an ambient capability only if it is permitted and inheritable; runc
     // ignores the others (its default spec asks for ambient caps it does not make inheritable).
-    ambient: capabilityMask(caps.ambient, 'process.capabilities.ambient') & permitted & inheritable,
+    ambient: set('ambient') & permitted & inheritable,
   };
 }
 
@@ -232,6 +231,23 @@ function rootInBundle(bundle: string, rootPath: string, given: string): string {
       { field: 'root.path', path: rootPath });
   }
   return real;
+}
+
+const CAP_SETS = ['bounding', 'effective', 'inheritable', 'permitted', 'ambient'] as const;
+
+/**
+ * The mask of `names`, each of which this runtime must be able to grant: a capability outside its
+ * own bounding set (a host, or a runtime started under a parent, that dropped it) cannot be given
+ * to any process, and the runtime spec has a capability that cannot be granted be an error, not a
+ * silent drop. runc fails too, though only at capset and without a name ("unable to apply caps").
+ */
+function grantable(names: readonly string[] | undefined, field: string, held: bigint): bigint {
+  const mask = capabilityMask(names, field);
+  const missing = mask & ~held;
+  if (missing === 0n) return mask;
+  const lacking = CAPABILITIES.filter((_, bit) => (missing & (1n << BigInt(bit))) !== 0n);
+  throw new StockadeError('CONFIG_INVALID',
+    `${field}: ${lacking.join(', ')} cannot be granted: not in this host's capability bounding set`, { field });
 }
 
 function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs: boolean, ownNetNs: boolean): void {

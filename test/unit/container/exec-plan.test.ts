@@ -53,10 +53,12 @@ test('every listed namespace is joined from the init\'s /proc entry, the user na
   assert.deepEqual(tags(buildExecPlan(s, execProcess(s, flags()), opts({ monitor: false })), PLAN.TAG_MONITOR), [], 'detached: no monitor');
 });
 
-test('capabilities are cut to the held set and ambient to permitted and inheritable', () => {
+test('capabilities outside the held set are refused by name; ambient is cut to permitted and inheritable', () => {
   const s = spec((c) => {
     c.process!.capabilities = { bounding: ['CAP_KILL', 'CAP_SYS_ADMIN'], effective: ['CAP_KILL'], permitted: ['CAP_KILL'], inheritable: [], ambient: ['CAP_KILL'] };
   });
+  assert.throws(() => buildExecPlan(s, execProcess(s, flags()), opts({ heldCapabilities: bit(5) })), /process\.capabilities\.bounding: CAP_SYS_ADMIN cannot be granted/);
+  s.process!.capabilities!.bounding = ['CAP_KILL'];
   const [caps] = tags(buildExecPlan(s, execProcess(s, flags()), opts({ heldCapabilities: bit(5) })), PLAN.TAG_CAPS);
   assert.deepEqual(caps, { tag: PLAN.TAG_CAPS, bounding: bit(5), effective: bit(5), inheritable: 0n, permitted: bit(5), ambient: 0n });
 });

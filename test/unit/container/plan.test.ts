@@ -80,17 +80,27 @@ test('mounts: binds get a remount for their flags; sysfs without a network names
   assert.ok(((sys?.mountFlags ?? 0) & MOUNTF.BIND) !== 0);
 });
 
-test('process: user, rlimits (RLIM_INFINITY clamped), capabilities cut to what the runtime holds', () => {
+test('process: user, rlimits (RLIM_INFINITY clamped), ambient capabilities cut to permitted and inheritable', () => {
   const plan = buildPlan(spec((s) => {
     s.process!.user = { uid: 1000, gid: 1001, additionalGids: [5], umask: 0o077 };
     s.process!.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 10, hard: 2 ** 64 }];
-    s.process!.capabilities = { bounding: ['CAP_KILL', 'CAP_SYS_RESOURCE'], permitted: ['CAP_KILL'], inheritable: ['CAP_KILL'], ambient: ['CAP_KILL', 'CAP_CHOWN'] };
+    s.process!.capabilities = { bounding: ['CAP_KILL'], permitted: ['CAP_KILL'], inheritable: ['CAP_KILL'], ambient: ['CAP_KILL', 'CAP_CHOWN'] };
   }), opts({ heldCapabilities: ALL & ~(1n << 24n) }));
   assert.deepEqual(find(plan, PLAN.TAG_USER)[0], { tag: PLAN.TAG_USER, uid: 1000, gid: 1001, umask: 0o077, additionalGids: [5] });
   assert.deepEqual(find(plan, PLAN.TAG_RLIMIT)[0], { tag: PLAN.TAG_RLIMIT, resource: 7, soft: 10n, hard: (1n << 64n) - 1n });
   const caps = find(plan, PLAN.TAG_CAPS)[0];
-  assert.equal(caps?.bounding, 1n << 5n, 'CAP_SYS_RESOURCE (24) is not held, so it is dropped');
+  assert.equal(caps?.bounding, 1n << 5n);
   assert.equal(caps?.ambient, 1n << 5n, 'CAP_CHOWN is not inheritable, so it cannot be ambient');
+});
+
+test('a capability outside the runtime\'s bounding set is an error naming it and the set, in every set', () => {
+  for (const set of ['bounding', 'effective', 'permitted', 'inheritable', 'ambient'] as const) {
+    assert.throws(
+      () => buildPlan(spec((s) => { s.process!.capabilities = { [set]: ['CAP_KILL', 'CAP_SYS_RESOURCE'] }; }), opts({ heldCapabilities: ALL & ~(1n << 24n) })),
+      (e: Error) => e.message === `process.capabilities.${set}: CAP_SYS_RESOURCE cannot be granted: not in this host's capability bounding set`,
+      set,
+    );
+  }
 });
 
 test('terminal needs a console socket; the start socket and keyring are planned', () => {
