@@ -33,7 +33,7 @@
     {
       "target_name": "stockade-light",
       "type": "executable",
-      "sources": ["native/light/light.c"],
+      "sources": ["native/light/light.c", "native/light/watch.c"],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
     }

@@ -1,7 +1,7 @@
 /*
  * stockade-light: the CLI calls that only act on a container that already exists — start, kill,
- * delete — served without starting Node; and `wait`, what `do` and an attached `run` become once
- * their container runs.
+ * delete — served without starting Node; `wait`, what `do` and an attached `run` become once
+ * their container runs; and `sentry-watch` (watch.c), which create leaves beside a sentry container.
  *
  * Clients call the runtime three or four times per container and Node's own start-up is most of
  * each call, so these calls are done here when the container is a plain one, and handed to the
@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "stockade-abi.h"
+#include "watch.h"
 
 /* The state root, id rules, light record, start socket and status rules come from TypeScript
  * through stockade-abi.h (src/tools/gen-header.ts): both sides read them from one definition. */
@@ -672,6 +673,9 @@ int main(int argc, char **argv)
 {
 	(void)argc;
 	g_argv = argv;
+	/* Not a CLI call: what create leaves beside a sentry container, STOCKADE_LIGHT=off or not. */
+	if (argv[1] != NULL && strcmp(argv[1], "sentry-watch") == 0)
+		return sentry_watch(argv);
 	const char *mode = getenv("STOCKADE_LIGHT");
 	if (mode != NULL && strcmp(mode, "off") == 0)
 		to_node();

@@ -20,6 +20,7 @@ import { emptyCgroup } from './cgroups';
 import { forceKill } from './kill';
 import { checkPidFile, writePidFile } from './pid-file';
 import { StateStore, type ContainerRecord } from './state-store';
+import { watchSupervisor } from './supervisor-watch';
 import { ISOLATION_ANNOTATION, type IsolationLevels, type SupervisedLevel, type Supervisor } from './supervisor';
 
 export interface CreateOptions {
@@ -121,6 +122,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       ownPidNamespace: (spec.linux?.namespaces ?? []).some((ns) => NAMESPACE_FLAGS[ns.type] !== undefined && ns.type === 'pid' && (ns.path ?? '') === ''),
       createdOk: false,
       cgroupPaths: planOpts.cgroupPaths,
+      supervisor: supervisor?.server,
     };
     store.write(id, record);
     store.writeConfig(id, spec);
@@ -142,6 +144,14 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       onHook: () => runCreateHooks(spec, hookState(record, 'creating')),
     });
     mark('init done');
+    if (supervisor !== undefined) {
+      // Fail closed: the workload must not outlive the process that serves its calls.
+      if (supervisor.server === undefined) throw new StockadeError('SYSTEM', `container ${id}: its sentry is not running`, { id });
+      watchSupervisor(supervisor.server, {
+        id, stateDir: store.dir(id), init: { pid, startTime: record.pidStartTime },
+        ownPidNamespace: record.ownPidNamespace, cgroupPaths: record.cgroupPaths,
+      });
+    }
     supervisor?.launched();
     // Read now, not at the pid: stockade-init has entered the container's namespaces by the time it is done.
     record.pidMntNs = readMountNamespace(record.pid);

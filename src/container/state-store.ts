@@ -37,6 +37,8 @@ export interface ContainerRecord {
   createdOk: boolean;
   /** Cgroup directories (host paths) the container was placed in; empty when none were made. */
   cgroupPaths: string[];
+  /** The process serving the container's calls (its sentry, or its pod's): a container of the pod finds it here. */
+  supervisor?: { pid: number; startTime: string } | undefined;
 }
 
 export class ContainerLock {

@@ -19,8 +19,21 @@ export interface SupervisedLevel {
   supervise(ctx: SuperviseContext): Supervisor;
 }
 
+/** A process as pid and start time (field 22 of /proc/PID/stat), so a reused pid is not taken for it. */
+export interface ProcessRef {
+  readonly pid: number;
+  readonly startTime: string;
+}
+
 /** One container's supervisor, as create drives it. */
 export interface Supervisor {
+  /**
+   * The process that serves the container (its own, or its pod's): the container cannot live
+   * without it, and create leaves a watch that kills the container when it exits
+   * (supervisor-watch.ts). Undefined for a process exec'd into a container, which its
+   * container's watch covers.
+   */
+  readonly server: ProcessRef | undefined;
   /** An fd of this process, passed to stockade-init; its copy here is closed by `launched`. */
   readonly childSocket: number;
   /** stockade-init holds its end now: this process's copy is closed. */

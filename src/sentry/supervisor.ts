@@ -3,10 +3,11 @@
 // processes exec'd into the container and the containers of its pod join; and the filter that
 // sends it calls.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { CAPABILITIES } from '../abi/linux/constants';
-import type { SupervisedLevel, SuperviseContext, Supervisor } from '../container/supervisor';
+import type { ProcessRef, SupervisedLevel, SuperviseContext, Supervisor } from '../container/supervisor';
+import { isSameLiveProcess, readProcessStat } from '../container/process-identity';
 import type { Mount } from '../oci/spec';
 import { sendFd, socketpair, unixConnect } from '../native/addon';
 import type { Creds } from './creds';
@@ -83,6 +84,9 @@ function sentryProcess(cfg: SentryConfig, stateDir: string, attached: boolean): 
   } finally {
     for (const fd of held) closeSync(fd);
   }
+  // Read before this process's event loop can reap it: the pid is still the sentry's.
+  const started = daemon.pid === undefined ? undefined : readProcessStat(daemon.pid);
+  const server = daemon.pid === undefined || started === undefined ? undefined : { pid: daemon.pid, startTime: started.startTime };
   // A create leaves it behind; a do or run waits for it (`done`), which must keep this process's
   // event loop alive until it is gone.
   if (!attached) daemon.unref();
@@ -92,6 +96,7 @@ function sentryProcess(cfg: SentryConfig, stateDir: string, attached: boolean): 
   });
   const closeTheirs = closerOf(theirs);
   return {
+    server,
     childSocket: theirs,
     launched: closeTheirs,
     done,
@@ -134,7 +139,7 @@ export function podSandbox(annotations: Readonly<Record<string, string>> | undef
  *   its listener.
  * Nothing of this process serves, so there is nothing to wait for.
  */
-function joinSentry(cfg: SentryConfig, path: string, container?: { readonly id: string; readonly stateDir: string }): Supervisor | undefined {
+function joinSentry(cfg: SentryConfig, path: string, container?: { readonly id: string; readonly stateDir: string; readonly server: ProcessRef }): Supervisor | undefined {
   let conn: number;
   try {
     conn = unixConnect(path);
@@ -158,7 +163,22 @@ function joinSentry(cfg: SentryConfig, path: string, container?: { readonly id: 
     for (const fd of held) closeSync(fd);
   }
   const closeTheirs = closerOf(theirs);
-  return { childSocket: theirs, launched: closeTheirs, done: Promise.resolve(), abort: closeTheirs };
+  return { server: container?.server, childSocket: theirs, launched: closeTheirs, done: Promise.resolve(), abort: closeTheirs };
+}
+
+/** The sentry a container's state record names as serving it, while that process lives. */
+function recordedServer(stateDir: string): ProcessRef | undefined {
+  let record: unknown;
+  try {
+    record = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const s = typeof record === 'object' && record !== null ? (record as { supervisor?: unknown }).supervisor : undefined;
+  if (typeof s !== 'object' || s === null) return undefined;
+  const { pid, startTime } = s as { pid?: unknown; startTime?: unknown };
+  if (typeof pid !== 'number' || typeof startTime !== 'string' || !isSameLiveProcess(pid, startTime)) return undefined;
+  return { pid, startTime };
 }
 
 /** CAP_* names as the kernel's bit mask; names this table lacks add nothing. */
@@ -232,9 +252,11 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
       }
       // A container of a pod joins the sentry of the pod's sandbox, when that one serves (else,
       // as a runtime without pods would, it gets one of its own).
+      // Only a sentry whose process is known: the container must die with it (supervisor-watch.ts).
       const sandbox = podSandbox(ctx.spec.annotations, ctx.id);
-      const pod = sandbox === undefined ? undefined
-        : joinSentry(cfg, join(ctx.stateDir, '..', sandbox, SENTRY_JOIN_SOCKET), { id: ctx.id, stateDir: ctx.stateDir });
+      const server = sandbox === undefined ? undefined : recordedServer(join(ctx.stateDir, '..', sandbox));
+      const pod = sandbox === undefined || server === undefined ? undefined
+        : joinSentry(cfg, join(ctx.stateDir, '..', sandbox, SENTRY_JOIN_SOCKET), { id: ctx.id, stateDir: ctx.stateDir, server });
       if (pod !== undefined) return pod;
       return sentryProcess(cfg, ctx.stateDir, !ctx.detached);
     },
