@@ -1,5 +1,5 @@
 // Which cgroup hierarchies this host mounts (v1, v2 or both) and where this process sits in each.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { readCgroupFile } from './fs';
 
@@ -27,7 +27,7 @@ export interface Layout {
   unified: Hierarchy | undefined;
 }
 
-interface MountEntry { root: string; mountpoint: string; fstype: string; superOptions: string[] }
+interface MountEntry { root: string; mountpoint: string; fstype: string; superOptions: string[]; device: string }
 
 /** The cgroup and cgroup2 mounts of a /proc/PID/mountinfo text. */
 export function parseCgroupMounts(mountinfo: string): MountEntry[] {
@@ -40,6 +40,7 @@ export function parseCgroupMounts(mountinfo: string): MountEntry[] {
     const fstype = right[0];
     if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
     out.push({
+      device: left[2] ?? '',
       root: unescapeMount(left[3] ?? '/'),
       mountpoint: unescapeMount(left[4] ?? ''),
       fstype,
@@ -66,15 +67,46 @@ export function parseProcCgroup(text: string): Map<string, string> {
 }
 
 /**
- * Builds the layout from mountinfo and /proc/self/cgroup texts. `readControllers` reads a v2
- * mount's cgroup.controllers (a parameter so tests need no real mount).
+ * Whether the mount of device `device` ("major:minor", as mountinfo gives it) is what a path walk
+ * to `mountpoint` reaches: mountinfo lists every mount of the namespace, also those another mount
+ * now covers (a tmpfs mounted over /sys/fs/cgroup hides the cgroup2 mount below it, as a host's
+ * or a container runtime's set-up may leave it), and a covered one cannot be used.
  */
-export function layoutFrom(mountinfo: string, procCgroup: string, readControllers: (mountpoint: string) => string[] = v2Controllers): Layout {
+export function mountVisible(mountpoint: string, device: string): boolean {
+  const m = /^(\d+):(\d+)$/.exec(device);
+  if (m === null) return true;
+  let dev: bigint;
+  try {
+    dev = statSync(mountpoint, { bigint: true }).dev;
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    // Not there at all: covered. Another failure (a caller not allowed to stat) cannot tell.
+    return code !== 'ENOENT' && code !== 'ENOTDIR';
+  }
+  const major = BigInt(m[1] ?? 0);
+  const minor = BigInt(m[2] ?? 0);
+  // glibc's makedev, as st_dev encodes it.
+  const want = ((major & 0xfffff000n) << 32n) | ((major & 0xfffn) << 8n) | ((minor & 0xffffff00n) << 12n) | (minor & 0xffn);
+  return dev === want;
+}
+
+/**
+ * Builds the layout from mountinfo and /proc/self/cgroup texts. `readControllers` reads a v2
+ * mount's cgroup.controllers and `visible` says whether a mount is reachable at its mountpoint
+ * (parameters so tests need no real mount); a covered mount is left out.
+ */
+export function layoutFrom(
+  mountinfo: string,
+  procCgroup: string,
+  readControllers: (mountpoint: string) => string[] = v2Controllers,
+  visible: (mountpoint: string, device: string) => boolean = mountVisible,
+): Layout {
   const own = parseProcCgroup(procCgroup);
   const v1: Hierarchy[] = [];
   let unified: Hierarchy | undefined;
   const seen = new Set<string>();
   for (const m of parseCgroupMounts(mountinfo)) {
+    if (!visible(m.mountpoint, m.device)) continue;
     if (m.fstype === 'cgroup2') {
       // The first cgroup2 mount wins; later ones are usually bind mounts of the same tree.
       if (unified !== undefined) continue;

@@ -1,7 +1,8 @@
 // Layout detection from mountinfo and /proc/self/cgroup, and where cgroupsPath puts a container.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hierarchyOf, layoutFrom } from '../../../src/cgroups/layout';
+import { readFileSync } from 'node:fs';
+import { hierarchyOf, layoutFrom, mountVisible } from '../../../src/cgroups/layout';
 import { cgroupDir, cleanPath, containerDirs } from '../../../src/cgroups/paths';
 
 // This machine's layout: v1 controllers one per mount, name=systemd, and an empty cgroup2 at unified.
@@ -21,8 +22,38 @@ const HYBRID_CGROUP = `9:name=systemd:/
 0::/
 `;
 
+/** Every mount of a test's mountinfo is reachable at its mountpoint (none exists on this machine). */
+const SEEN = (): boolean => true;
+
+test('a mount another covers is not used: a tmpfs over /sys/fs/cgroup with v1 controllers mounted again on it is a v1 host', () => {
+  // What a private mount namespace holds after `mount -t tmpfs none /sys/fs/cgroup` and a new memory mount.
+  const covered = `${HYBRID_MOUNTINFO}90 31 0:90 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+91 90 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+`;
+  const reachable = new Set(['90', '91'].map((id) => covered.split('\n').find((l) => l.startsWith(`${id} `))?.split(' ')[2]));
+  const seen: string[] = [];
+  const l = layoutFrom(covered, HYBRID_CGROUP, () => ['hugetlb'], (mountpoint, device) => {
+    seen.push(`${mountpoint} ${device}`);
+    return reachable.has(device);
+  });
+  assert.equal(l.mode, 'v1');
+  assert.equal(l.unified, undefined, 'the covered cgroup2 mount is left out (every create failed with ENOENT in it)');
+  assert.deepEqual(l.v1.map((h) => h.mountpoint), ['/sys/fs/cgroup/memory']);
+  assert.ok(seen.includes('/sys/fs/cgroup/unified 0:38'));
+});
+
+test('mountVisible compares the device a path walk reaches with the one mountinfo names', () => {
+  // The last mount at / is the one on top.
+  const own = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === '/').at(-1);
+  const device = own?.split(' ')[2];
+  assert.ok(device !== undefined);
+  assert.equal(mountVisible('/', device), true);
+  assert.equal(mountVisible('/', '4095:1048575'), false);
+  assert.equal(mountVisible('/no/such/mountpoint', device), false);
+});
+
 test('a hybrid host: v1 controllers, the unified mount, and the nested memory cgroup of this process', () => {
-  const l = layoutFrom(HYBRID_MOUNTINFO, HYBRID_CGROUP, () => ['hugetlb']);
+  const l = layoutFrom(HYBRID_MOUNTINFO, HYBRID_CGROUP, () => ['hugetlb'], SEEN);
   assert.equal(l.mode, 'hybrid');
   assert.deepEqual(l.v1.map((h) => [h.mountpoint, h.controllers.join(','), h.ownPath]), [
     ['/sys/fs/cgroup/cpu', 'cpu', '/'],
@@ -43,7 +74,7 @@ test('a hybrid host: v1 controllers, the unified mount, and the nested memory cg
 });
 
 test('co-mounted v1 controllers are one hierarchy; a v1-only host has no unified side', () => {
-  const l = layoutFrom('1 0 0:1 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpuacct,cpu\n', '3:cpu,cpuacct:/user\n');
+  const l = layoutFrom('1 0 0:1 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpuacct,cpu\n', '3:cpu,cpuacct:/user\n', undefined, SEEN);
   assert.equal(l.mode, 'v1');
   assert.deepEqual(l.v1[0]?.controllers, ['cpuacct', 'cpu']);
   assert.equal(l.v1[0]?.ownPath, '/user');
@@ -51,7 +82,7 @@ test('co-mounted v1 controllers are one hierarchy; a v1-only host has no unified
 });
 
 test('a pure v2 host: relative paths go below the parent of this process cgroup, as runc fs2', () => {
-  const l = layoutFrom('30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n', '0::/user.slice/session-1.scope\n', () => ['cpu', 'memory']);
+  const l = layoutFrom('30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n', '0::/user.slice/session-1.scope\n', () => ['cpu', 'memory'], SEEN);
   assert.equal(l.mode, 'v2');
   const u = l.unified;
   assert.ok(u !== undefined);
@@ -61,7 +92,7 @@ test('a pure v2 host: relative paths go below the parent of this process cgroup,
 });
 
 test('a cgroup mount whose root is not / (a cgroup namespace) makes the own path relative to it', () => {
-  const l = layoutFrom('30 23 0:26 /ns /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n', '0::/ns/inner\n', () => []);
+  const l = layoutFrom('30 23 0:26 /ns /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n', '0::/ns/inner\n', () => [], SEEN);
   assert.equal(l.unified?.ownPath, '/inner');
 });
 
@@ -70,7 +101,7 @@ test('cleanPath keeps a relative path relative and never lets .. climb out', () 
   assert.equal(cleanPath('/a/../b/'), '/b');
   assert.equal(cleanPath('../../etc'), 'etc');
   assert.equal(cleanPath('a/./b'), 'a/b');
-  const l = layoutFrom('1 0 0:1 / /cg/memory rw - cgroup cgroup rw,memory\n', '4:memory:/own\n');
+  const l = layoutFrom('1 0 0:1 / /cg/memory rw - cgroup cgroup rw,memory\n', '4:memory:/own\n', undefined, SEEN);
   const h = l.v1[0];
   assert.ok(h !== undefined);
   assert.equal(cgroupDir(h, '../../../x', 'c1', false), '/cg/memory/own/x');
