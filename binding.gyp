@@ -25,7 +25,8 @@
         "native/init/process.c",
         "native/init/child.c",
         "native/init/hooks.c",
-        "native/init/sentry.c"
+        "native/init/sentry.c",
+        "native/init/home.c"
       ],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]

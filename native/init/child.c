@@ -131,6 +131,8 @@ void stk_child_main(int go_fd)
 
 	stk_set_rlimits(plan);
 	stk_join_session_keyring(plan);
+	/* In the root the process will have, before the user switch, as runc does. */
+	stk_fill_home(&stk.plan);
 	const char *exe = stk_lookup_executable(plan);
 
 	/* Without no_new_privs, loading a filter takes CAP_SYS_ADMIN, which the user switch below
