@@ -140,8 +140,10 @@ void stk_child_main(int go_fd)
 	 * same; the profile must allow it). With no_new_privs it waits until just before execve. */
 	if (plan->has_seccomp && !plan->no_new_privs)
 		stk_load_seccomp(plan);
+	bool cwd_as_user = stk_enter_cwd_first(plan);
 	stk_set_user_and_caps(plan);
-	stk_set_cwd(plan);
+	if (cwd_as_user)
+		stk_set_cwd(plan);
 	stk_set_no_new_privs(plan);
 	stk_seal_fds(plan);
 

@@ -265,6 +265,9 @@ const char *stk_lookup_executable(const struct stk_plan *plan);
 void stk_load_seccomp(const struct stk_plan *plan);
 void stk_set_user_and_caps(const struct stk_plan *plan);
 void stk_set_cwd(const struct stk_plan *plan);
+/* chdir to the plan's cwd with the runtime's own rights; true when that was refused (EACCES,
+ * EPERM) and stk_set_cwd must try again once the process's user is set. */
+bool stk_enter_cwd_first(const struct stk_plan *plan);
 /* Sets HOME=<home of the process's uid in the container's /etc/passwd> (or "/") when the
  * environment has no HOME or an empty one; reads /etc/passwd as the process will see it. */
 void stk_fill_home(struct stk_plan *plan);

@@ -237,6 +237,21 @@ void stk_set_user_and_caps(const struct stk_plan *plan)
 	umask(plan->umask == STK_UMASK_UNSET ? 0022 : (mode_t)plan->umask);
 }
 
+/*
+ * As runc: the working directory is entered first with the runtime's rights, so a directory the
+ * process's user may not enter still works; when those rights are refused (a user namespace
+ * where the directory's owner is unmapped, a root-squashed NFS export), it is entered again once
+ * the user is set, who may well have the right: the directory is often a volume chowned to it.
+ */
+bool stk_enter_cwd_first(const struct stk_plan *plan)
+{
+	if (plan->cwd == NULL || chdir(plan->cwd) == 0)
+		return false;
+	if (errno == EACCES || errno == EPERM)
+		return true;
+	stk_fail_errno("cwd", "%s", plan->cwd);
+}
+
 void stk_set_cwd(const struct stk_plan *plan)
 {
 	if (plan->cwd && chdir(plan->cwd) < 0)
