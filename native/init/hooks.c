@@ -106,7 +106,12 @@ __attribute__((noreturn)) static void exec_hook(struct hook_run *r, int in_r, in
 		(void)!write(err_w, &e, sizeof e);
 		_exit(127);
 	}
-	execve(r->hook->path, (char *const *)r->hook->argv, (char *const *)r->hook->envp);
+	/* As runc, whose init has taken on the process's environment by then: a startContainer hook
+	 * that names no env of its own runs with the container process's (HOME filled in included). */
+	const char **envp = r->hook->envp;
+	if (r->hook->phase == STK_HOOK_PHASE_START_CONTAINER && envp[0] == NULL)
+		envp = stk.plan.envp;
+	execve(r->hook->path, (char *const *)r->hook->argv, (char *const *)envp);
 	int e = errno;
 	(void)!write(err_w, &e, sizeof e);
 	_exit(127);
