@@ -20,6 +20,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "notify.h"
@@ -555,6 +556,32 @@ static napi_value js_set_winsize(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * Sets or clears ONLCR on a terminal and says whether it was set. The relay of a container's pty
+ * clears it on the caller's terminal: the pty has turned "\n" into "\r\n" already, and a second
+ * conversion (libuv's raw mode keeps ONLCR) made it "\r\r\n".
+ */
+static napi_value js_set_onlcr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int fd;
+  bool on;
+  if (!get_fd(env, argv[0], "fd", &fd)) return NULL;
+  if (napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "on must be a boolean");
+    return NULL;
+  }
+  struct termios t;
+  if (tcgetattr(fd, &t) < 0) return throw_errno(env, errno, "tcgetattr");
+  bool was = (t.c_oflag & ONLCR) != 0;
+  if (on) t.c_oflag |= ONLCR;
+  else t.c_oflag &= ~(tcflag_t)ONLCR;
+  if (tcsetattr(fd, TCSANOW, &t) < 0) return throw_errno(env, errno, "tcsetattr");
+  napi_value result;
+  napi_get_boolean(env, was, &result);
+  return result;
+}
+
+/*
  * execv(path, argv) with `signals` blocked, so that a signal sent while one program gives way to
  * the other waits for the new one's handlers instead of meeting the default action in between
  * (stockade-light's wait, which an attached run becomes). Returns only when execv fails: the
@@ -753,6 +780,7 @@ NAPI_MODULE_INIT() {
       {"unixConnect", NULL, js_unix_connect, NULL, NULL, NULL, napi_enumerable, NULL},
       {"accept", NULL, js_accept, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setWinsize", NULL, js_set_winsize, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setOnlcr", NULL, js_set_onlcr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
       {"execBlocked", NULL, js_exec_blocked, NULL, NULL, NULL, napi_enumerable, NULL},
   };

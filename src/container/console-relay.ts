@@ -1,7 +1,7 @@
 // An attached run of a terminal container without --console-socket: stockade takes the pty master itself and relays it.
 import { closeSync, rmSync, writeSync } from 'node:fs';
 import { StockadeError } from '../errors';
-import { accept, recvFd, setWinsize, unixListen } from '../native/addon';
+import { accept, recvFd, setOnlcr, setWinsize, unixListen } from '../native/addon';
 
 export class ConsoleRelay {
   readonly path: string;
@@ -47,6 +47,11 @@ export function relayTerminal(master: number): { finished: Promise<void>; stop: 
   const stdin = process.stdin;
   const raw = stdin.isTTY && !stdin.isRaw;
   if (raw) stdin.setRawMode(true);
+  // The container's pty has made each "\n" the program wrote "\r\n" already (as it does for a
+  // client's --console-socket), so the caller's terminal must not add another carriage return:
+  // libuv's raw mode keeps ONLCR, and a newline arrived as "\r\r\n". Cleared here, not on the
+  // pty, so that output written before the relay took the master is no different.
+  const onlcr = process.stdout.isTTY ? setOnlcr(1, false) : false;
   const resize = (): void => {
     if (process.stdout.isTTY) setWinsize(master, process.stdout.rows, process.stdout.columns);
   };
@@ -72,6 +77,7 @@ export function relayTerminal(master: number): { finished: Promise<void>; stop: 
     stdin.off('data', onInput);
     stdin.pause();
     if (raw) stdin.setRawMode(false);
+    if (onlcr) setOnlcr(1, true);
     process.stdout.off('resize', resize);
     output.destroy();
   };

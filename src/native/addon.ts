@@ -110,6 +110,7 @@ interface Binding extends SentryNative {
   unixConnect(path: string): number;
   accept(socketFd: number): number;
   setWinsize(fd: number, rows: number, cols: number): void;
+  setOnlcr(fd: number, on: boolean): boolean;
   mallocTrim(): boolean;
   execBlocked(path: string, args: readonly string[], signals: readonly number[]): never;
   constants: AddonConstants;
@@ -117,7 +118,7 @@ interface Binding extends SentryNative {
 
 const FUNCTIONS = [
   'flock', 'flockAsync', 'pidfdOpen', 'pidfdSendSignal', 'pidfdGetfd', 'waitPidfd',
-  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'setWinsize',
+  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'setWinsize', 'setOnlcr',
   'mallocTrim', 'execBlocked', ...SENTRY_FUNCTIONS,
 ] as const;
 
@@ -277,6 +278,11 @@ export function accept(socketFd: number): number {
 /** Sets a terminal's window size (TIOCSWINSZ), e.g. on a container's pty master. */
 export function setWinsize(fd: number, rows: number, cols: number): void {
   binding().setWinsize(fd, rows, cols);
+}
+
+/** Sets or clears ONLCR on a terminal (tcsetattr); whether it was set before. */
+export function setOnlcr(fd: number, on: boolean): boolean {
+  return binding().setOnlcr(fd, on);
 }
 
 /**
