@@ -1,6 +1,6 @@
 // Turns a validated config.json into the setup plan stockade-init executes.
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, posix, resolve } from 'node:path';
 import {
   CAPABILITIES, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME,
   CLONE_NEWUSER, CLONE_NEWUTS, MS_BIND, MS_PRIVATE, MS_REC, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, RLIMITS,
@@ -303,10 +303,16 @@ function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs:
   });
 
   if (!devIsBind) {
+    // As runc: a default device the config lists too is made as the config says (its mode and
+    // owner), once; /dev/ptmx is the link to the pts instance whenever there is one, listed or not.
+    const listed = new Set((linux.devices ?? []).map((d) => posix.normalize(d.path)));
+    const ptmxLink = (spec.mounts ?? []).some((m) => posix.normalize(m.destination) === '/dev/pts');
     for (const d of DEFAULT_DEVICES) {
+      if (listed.has(d.path)) continue;
       plan.push({ tag: PLAN.TAG_DEVICE, type: 'c', major: d.major, minor: d.minor, mode: S_IFCHR | 0o666, uid: 0, gid: 0, deviceFlags: inUserNs ? DEVICEF.BIND : 0, path: d.path });
     }
     (linux.devices ?? []).forEach((d) => {
+      if (ptmxLink && posix.normalize(d.path) === '/dev/ptmx') return;
       const typeBits = d.type === 'b' ? S_IFBLK : d.type === 'p' ? S_IFIFO : S_IFCHR;
       plan.push({
         tag: PLAN.TAG_DEVICE, type: d.type, major: d.major ?? 0, minor: d.minor ?? 0,
@@ -315,7 +321,7 @@ function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs:
       });
     });
     for (const [target, linkpath] of DEV_SYMLINKS) plan.push({ tag: PLAN.TAG_SYMLINK, target, linkpath });
-    if ((spec.mounts ?? []).some((m) => m.destination === '/dev/pts')) plan.push({ tag: PLAN.TAG_SYMLINK, target: 'pts/ptmx', linkpath: '/dev/ptmx' });
+    if (ptmxLink) plan.push({ tag: PLAN.TAG_SYMLINK, target: 'pts/ptmx', linkpath: '/dev/ptmx' });
   }
   for (const path of linux.maskedPaths ?? []) plan.push({ tag: PLAN.TAG_MASKED_PATH, path });
   for (const path of linux.readonlyPaths ?? []) plan.push({ tag: PLAN.TAG_READONLY_PATH, path });
