@@ -411,7 +411,7 @@ static int parse_signal(const char *raw)
 	char *end;
 	long n = strtol(raw, &end, 10);
 	if (*raw != '\0' && *end == '\0')
-		return n >= 1 && n <= STK_SIGRTMAX ? (int)n : -1;
+		return n >= 0 && n <= STK_SIGRTMAX ? (int)n : -1; /* 0: only checks the container runs, as runc */
 	const char *bare = strncasecmp(raw, "SIG", 3) == 0 ? raw + 3 : raw;
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (strcasecmp(bare, names[i].name + 3) == 0)

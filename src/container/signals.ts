@@ -2,11 +2,15 @@
 import { SIGNALS, SIGRTMAX, SIGRTMIN } from '../abi/linux/constants';
 import { StockadeError } from '../errors';
 
-export function parseSignal(raw: string): number {
+/**
+ * `zero`: signal 0 is taken too (kill, as runc's: it sends nothing and checks that the container
+ * runs); nowhere else does a signal 0 mean anything.
+ */
+export function parseSignal(raw: string, opts: { readonly zero?: boolean } = {}): number {
   const s = raw.trim().toUpperCase();
   if (/^\d+$/.test(s)) {
     const n = Number(s);
-    if (n >= 1 && n <= SIGRTMAX) return n;
+    if ((n >= 1 || (n === 0 && opts.zero === true)) && n <= SIGRTMAX) return n;
   } else {
     const name = s.startsWith('SIG') ? s : `SIG${s}`;
     const known = (SIGNALS as Readonly<Record<string, number>>)[name];
