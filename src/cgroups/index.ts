@@ -9,7 +9,7 @@ import { V2Manager } from './v2';
 
 export type { CgroupManager, FreezerState, Warn } from './manager';
 export { effectiveResources } from './resources';
-export { hostLayout, type Layout } from './layout';
+export { hierarchyOf, hostLayout, type Layout } from './layout';
 export { statsJson, toJson, type Stats } from './stats';
 
 function build(layout: Layout, v1: Map<Hierarchy, string>, unified: string | undefined): CgroupManager | undefined {

@@ -6,6 +6,7 @@ import { parseArgs, bool, str, type FlagSpec } from './args';
 import { COMMANDS } from './commands';
 import { Logger, out, type LogFormat } from '../log/logger';
 import { mark } from '../log/timing';
+import { exitStatusOf } from './exit-status';
 
 // The build's code cache warm-up reaches it through the bundle's exports.
 export { warmUp } from './warm-up';
@@ -103,7 +104,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     log.log('error', msg, fields);
     if (!isStockadeError(e) && e instanceof Error && e.stack !== undefined) log.debug(e.stack);
     writeSync(2, `stockade: ${msg}\n`);
-    return 1;
+    return exitStatusOf(e);
   }
 }
 

@@ -77,6 +77,9 @@ function processFromFile(config: Spec, path: string): Process {
   const merged: Record<string, unknown> = { ...file };
   const fallback = config.process as unknown as Record<string, unknown> | undefined;
   for (const key of INHERITED) if (merged[key] === undefined && fallback?.[key] !== undefined) merged[key] = fallback[key];
+  // As runc, whose process file is decoded into a struct: a file that names no user runs as 0:0
+  // (the config's user is not inherited: runc's zero value, not the container's).
+  if (merged['user'] === undefined) merged['user'] = { uid: 0, gid: 0 };
   // Its shape is checked with everything else once the flags are applied (see validated).
   return merged as unknown as Process;
 }

@@ -4,7 +4,9 @@ import { join, resolve } from 'node:path';
 import { StockadeError } from '../errors';
 import { launchInit, type Launched } from '../native/launcher';
 import { encodePlan } from '../native/protocol';
+import { hierarchyOf, hostLayout } from '../cgroups';
 import { ConsoleRelay, relayTerminal } from './console-relay';
+import { parseSubCgroups, subCgroupDirs } from './exec-cgroup';
 import { buildExecPlan } from './exec-plan';
 import { execProcess, type ExecProcessFlags } from './exec-process';
 import type { ContainerId } from './id';
@@ -29,6 +31,8 @@ export interface ExecOptions extends ExecProcessFlags {
   debug?: (msg: string) => void;
   /** The levels this runtime can supervise at: a process exec'd into a sentry container gets a sentry too. */
   levels?: IsolationLevels | undefined;
+  /** --cgroup values: [CONTROLLER[,CONTROLLER...]:]PATH, sub-cgroups (that exist) of the container's to join. */
+  subCgroups?: readonly string[] | undefined;
 }
 
 /** Starts the process; detached, returns 0 once it runs; attached, returns its exit status (128+N for signal N). */
@@ -36,6 +40,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
   const { store, id } = opts;
   if (opts.preserveFds < 0) throw new StockadeError('USAGE', 'exec: --preserve-fds must not be negative');
   if (opts.pidFile !== undefined) checkPidFile(opts.pidFile);
+  const subCgroups = parseSubCgroups(opts.subCgroups ?? []);
   const lock = await store.lock(id);
   let relay: ConsoleRelay | undefined;
   let forwarder: SignalForwarder | undefined;
@@ -77,7 +82,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
     const plan = encodePlan(buildExecPlan(config, proc, {
       id,
       initPid: record.pid,
-      cgroupPaths: record.cgroupPaths ?? [],
+      cgroupPaths: subCgroupDirs(record.cgroupPaths ?? [], subCgroups, controllersOf),
       consoleSocket,
       preserveFds: opts.preserveFds,
       monitor: !opts.detach,
@@ -127,6 +132,12 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
   forwarder.stop();
   if (code === null) throw new StockadeError('SYSTEM', `stockade-init was killed by ${signal ?? 'a signal'} while waiting for the exec'd process`);
   return code;
+}
+
+/** The controllers of a v1 hierarchy's directory; undefined for cgroup2 (or a directory of no hierarchy). */
+function controllersOf(dir: string): readonly string[] | undefined {
+  const h = hierarchyOf(hostLayout(), dir);
+  return h === undefined || h.version === 2 ? undefined : h.controllers;
 }
 
 /** Launches the plan; on failure neither the helper nor a half-started process outlives the call. */

@@ -148,7 +148,7 @@ describe('the sentry level through create and start', { skip }, () => {
     await waitFor(() => sentryProcesses('sentry-gone').length === 0, 5000);
     await waitFor(() => json<{ status: string }>(rt.run(['state', 'sentry-gone']).stdout).status === 'stopped', 5000);
     const r = rt.run(['exec', 'sentry-gone', '/bin/true']);
-    assert.equal(r.status, 1);
+    assert.equal(r.status, 255, "runc's status for a failed exec");
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, /sentry-gone.*stopped/);
     assert.equal(rt.run(['delete', '--force', 'sentry-gone']).status, 0);
