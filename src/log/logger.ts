@@ -37,17 +37,12 @@ export class Logger {
 
   log(level: Level, msg: string, fields: Readonly<Record<string, string | number | boolean | undefined>> = {}): void {
     if (level === 'debug' && !this.#debug) return;
-    const time = new Date().toISOString();
+    const line = formatLine(this.#format, level, msg, fields);
     if (this.#path === undefined) {
-      if (level === 'debug' || level === 'warning') writeSync(2, `${level}: ${msg}\n`);
+      // As runc without --log: its debug and warning lines go to stderr, in the format asked for.
+      // Errors are said there once, by main, as one line.
+      if (level === 'debug' || level === 'warning') writeSync(2, `${line}\n`);
       return;
-    }
-    let line: string;
-    if (this.#format === 'json') {
-      line = JSON.stringify({ level, msg, time, ...fields });
-    } else {
-      const extra = Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k}=${quote(String(v))}`).join('');
-      line = `time="${time}" level=${level} msg=${quote(msg)}${extra}`;
     }
     try {
       appendFileSync(this.#fd ?? this.#path, `${line}\n`);
@@ -57,8 +52,26 @@ export class Logger {
   warn(msg: string): void { this.log('warning', msg); }
 }
 
+/** The keys of every line; a field of the same name is kept as `fields.NAME`, as logrus keeps it. */
+const RESERVED = new Set(['time', 'level', 'msg']);
+
+/**
+ * One line as runc's logrus writes it: logfmt (`time="…" level=… msg=…`, then the fields) or a
+ * JSON object with `level`, `msg` and `time`, the time in RFC 3339 to the second. containerd's
+ * shim decodes each JSON line (a time it cannot parse as RFC 3339 loses the error) and reports
+ * the last `error` line's msg as the reason a call failed.
+ */
+export function formatLine(format: LogFormat, level: Level, msg: string, fields: Readonly<Record<string, string | number | boolean | undefined>> = {}): string {
+  const time = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const extra: [string, string | number | boolean][] = [];
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined) extra.push([RESERVED.has(k) ? `fields.${k}` : k, v]);
+  if (format === 'json') return JSON.stringify({ level, msg, time, ...Object.fromEntries(extra) });
+  return [`time=${quote(time)}`, `level=${level}`, `msg=${quote(msg)}`, ...extra.map(([k, v]) => `${k}=${quote(String(v))}`)].join(' ');
+}
+
+/** logrus's rule: a value of anything but letters, digits and - . _ / @ ^ + is quoted (an empty one is not). */
 function quote(s: string): string {
-  return /^[\w./:-]+$/.test(s) ? s : JSON.stringify(s);
+  return /^[A-Za-z0-9._/@^+-]*$/.test(s) ? s : JSON.stringify(s);
 }
 
 /** Writes to stdout without touching process.stdout, whose setup would make a shared pipe non-blocking. */
