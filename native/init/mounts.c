@@ -1,6 +1,7 @@
 /* stockade-init: the container's TAG_MOUNT entries, mounted onto targets resolved inside the root. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -79,6 +80,37 @@ static int mount_cgroup(const char *target, const struct stk_mount *m)
 		     "mode=0555");
 }
 
+/* Whether a mount's data names a mode= option. */
+static bool has_mode_option(const char *data)
+{
+	for (const char *p = data; *p != '\0';) {
+		if (strncmp(p, "mode=", 5) == 0)
+			return true;
+		const char *comma = strchr(p, ',');
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	return false;
+}
+
+/* As runc: a tmpfs mounted over a directory the root has, with no mode= of its own, takes that
+ * directory's mode (sticky and set-group-id bits included), not tmpfs's 1777: an image's 0700
+ * directory stays private under a tmpfs. NULL when the mount's own data stands. */
+static char *tmpfs_data_with_mode(const struct stk_mount *m)
+{
+	if (strcmp(m->fstype, "tmpfs") != 0 || has_mode_option(m->data))
+		return NULL;
+	_cleanup_close_ int existing = stk_open_in_root(stk.root_fd, m->target, STK_CREATE_NONE);
+	struct stat st;
+	if (existing < 0 || fstat(existing, &st) < 0 || !S_ISDIR(st.st_mode))
+		return NULL;
+	char *data;
+	if (asprintf(&data, "%s%smode=%04o", m->data, m->data[0] ? "," : "", (unsigned)(st.st_mode & 07777)) < 0)
+		stk_fail(ENOMEM, "mount", "options of %s", m->target);
+	return data;
+}
+
 void stk_do_mount(const struct stk_mount *m)
 {
 	char src_path[32], target_path[32];
@@ -103,6 +135,8 @@ void stk_do_mount(const struct stk_mount *m)
 			create = STK_CREATE_FILE;
 	}
 
+	_cleanup_free_ char *with_mode = bind ? NULL : tmpfs_data_with_mode(m);
+	const char *data = with_mode != NULL ? with_mode : m->data;
 	target_fd = stk_open_in_root(stk.root_fd, m->target, create);
 	if (target_fd < 0)
 		stk_fail_errno("mount", "create mount point %s", m->target);
@@ -116,7 +150,7 @@ void stk_do_mount(const struct stk_mount *m)
 	else
 		r = mount(source[0] ? source : "none", target, m->fstype,
 			  m->flags & ~(unsigned long)(MS_BIND | MS_REMOUNT | PROPAGATION_FLAGS),
-			  m->data[0] ? m->data : NULL);
+			  data[0] ? data : NULL);
 	if (r < 0)
 		stk_fail_errno("mount", "mount %s%s%s on %s", bind ? "bind " : "", bind ? "" : m->fstype,
 			       bind ? m->source : "", m->target);
