@@ -62,10 +62,11 @@ describe('a sentry container dies with its sentry', { skip }, () => {
       await waitFor(() => readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith(args[0]), 5000);
       const [sentry] = sentryOf(id);
       assert.ok(sentry !== undefined, 'a sentry process');
-      assert.equal(watchOf(id).length, 1, 'a watch beside it');
+      const watches = watchOf(id).length;
       process.kill(sentry, 'SIGKILL');
       // Before: the workload ran on, every mediated call answered ENOSYS.
       await waitFor(() => !alive(pid), 5000);
+      assert.equal(watches, 1, 'a watch was beside it');
       assert.equal(status(rt, id), 'stopped');
       assert.match(readFileSync(join(rt.root, id, 'sentry.log'), 'utf8'), new RegExp(`container ${id}: its sentry exited while the container ran: the container is killed`));
       const r = rt.run(['exec', id, '/bin/true']);
