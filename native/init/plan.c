@@ -193,7 +193,7 @@ static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 		pl->rootfs_source = get_abs_path(c);
 		pl->rootfs_mountpoint = get_abs_path(c);
 		if (pl->rootfs_flags & ~(STK_ROOTFS_READONLY | STK_ROOTFS_RECURSIVE_READONLY | STK_ROOTFS_OVERLAY |
-					 STK_ROOTFS_NO_PIVOT))
+					 STK_ROOTFS_NO_PIVOT | STK_ROOTFS_HOST_MOUNT_NS))
 			plan_fail("unknown rootfs flags 0x%x", pl->rootfs_flags);
 		break;
 	case STK_PLAN_TAG_ROOTFS_PROPAGATION:
@@ -405,8 +405,17 @@ static void check_plan(struct stk_plan *pl)
 		plan_fail("id maps given without a new user namespace");
 	if ((pl->hostname || pl->domainname) && !(pl->clone_flags & CLONE_NEWUTS) && !joins(pl, CLONE_NEWUTS))
 		plan_fail("hostname or domainname without a UTS namespace");
-	if (pl->has_rootfs && !(pl->clone_flags & CLONE_NEWNS) && !joins(pl, CLONE_NEWNS))
+	bool own_mnt = (pl->clone_flags & CLONE_NEWNS) || joins(pl, CLONE_NEWNS);
+	bool host_mnt = pl->has_rootfs && (pl->rootfs_flags & STK_ROOTFS_HOST_MOUNT_NS);
+	/* A root in the host's mount namespace only when the plan says so, and then nothing that
+	 * would act on the host's mounts: masks, read-only paths, the sentry's detached trees. */
+	if (pl->has_rootfs && !own_mnt && !host_mnt)
 		plan_fail("a root file system outside a mount namespace of the container's own");
+	if (host_mnt && own_mnt)
+		plan_fail("a root in the host's mount namespace, and a mount namespace");
+	if (host_mnt && (pl->n_masked > 0 || pl->n_readonly > 0 || pl->n_sentry_mounts > 0 || pl->has_sentry ||
+			 (pl->rootfs_flags & (STK_ROOTFS_NO_PIVOT | STK_ROOTFS_OVERLAY | STK_ROOTFS_RECURSIVE_READONLY))))
+		plan_fail("masks, read-only paths, the sentry or another root mode in the host's mount namespace");
 	if (!pl->has_rootfs && (pl->n_mounts || pl->n_devices || pl->n_symlinks || pl->n_masked ||
 				pl->n_readonly || pl->has_rootfs_propagation || (pl->clone_flags & CLONE_NEWNS)))
 		plan_fail("mounts, devices, links or a new mount namespace without a root file system");

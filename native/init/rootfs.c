@@ -71,10 +71,12 @@ void stk_rootfs_prepare(const struct stk_plan *plan)
 
 	if (!plan->has_rootfs)
 		return;
-	/* Nothing mounted below may reach the host: receive the host's mounts at most, never send. */
+	bool host_ns = (plan->rootfs_flags & STK_ROOTFS_HOST_MOUNT_NS) != 0;
+	/* Nothing mounted below may reach the host: receive the host's mounts at most, never send.
+	 * In the host's own mount namespace "/" is the host's to set, never ours. */
 	if (plan->has_rootfs_propagation && (plan->rootfs_propagation & MS_PRIVATE))
 		prop = MS_PRIVATE | MS_REC;
-	if (mount(NULL, "/", NULL, prop, NULL) < 0)
+	if (!host_ns && mount(NULL, "/", NULL, prop, NULL) < 0)
 		stk_fail_errno("mount", "make / %s", prop & MS_PRIVATE ? "rprivate" : "rslave");
 
 	if (plan->rootfs_flags & STK_ROOTFS_OVERLAY) {
@@ -85,6 +87,9 @@ void stk_rootfs_prepare(const struct stk_plan *plan)
 		strcpy(root_path, plan->rootfs_mountpoint);
 		if (mount(plan->rootfs_source, root_path, NULL, MS_BIND | MS_REC, NULL) < 0)
 			stk_fail_errno("rootfs", "bind %s on %s", plan->rootfs_source, root_path);
+		/* Shared with the host: what is mounted below the root stays there, seen by no peer. */
+		if (host_ns && mount(NULL, root_path, NULL, MS_PRIVATE | MS_REC, NULL) < 0)
+			stk_fail_errno("rootfs", "make %s rprivate", root_path);
 	}
 	if ((plan->rootfs_flags & STK_ROOTFS_RECURSIVE_READONLY) &&
 	    sys_mount_setattr(AT_FDCWD, root_path, AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0) < 0)
@@ -103,7 +108,12 @@ void stk_rootfs_enter(const struct stk_plan *plan)
 	if (fchdir(stk.root_fd) < 0)
 		stk_fail_errno("pivot_root", "enter %s", stk.root);
 
-	if (plan->rootfs_flags & STK_ROOTFS_NO_PIVOT) {
+	if (plan->rootfs_flags & STK_ROOTFS_HOST_MOUNT_NS) {
+		/* The mount namespace is the host's: neither pivot_root nor a move onto "/" may touch
+		 * it. The root is entered as runc does without a mount namespace, by chroot alone. */
+		if (chroot(".") < 0)
+			stk_fail_errno("chroot", "%s", stk.root);
+	} else if (plan->rootfs_flags & STK_ROOTFS_NO_PIVOT) {
 		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
 			stk_fail_errno("mount", "move %s onto /", stk.root);
 		if (chroot(".") < 0)

@@ -120,6 +120,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       annotations: spec.annotations ?? {},
       isolation: level === undefined ? 'namespaces' : 'sentry',
       ownPidNamespace: (spec.linux?.namespaces ?? []).some((ns) => NAMESPACE_FLAGS[ns.type] !== undefined && ns.type === 'pid' && (ns.path ?? '') === ''),
+      // Recorded only when false: the container's mounts are the host's until delete detaches them.
+      ...((spec.linux?.namespaces ?? []).some((ns) => ns.type === 'mount') ? {} : { ownMountNamespace: false }),
       createdOk: false,
       cgroupPaths: planOpts.cgroupPaths,
       supervisor: supervisor?.server,

@@ -23,12 +23,16 @@ export const LIGHT_KEYS = { pid: 'pid', starttime: 'starttime', mntns: 'mntns', 
 
 /**
  * The record's text, or undefined when the container must always go through Node: hooks that
- * run at start or after delete are run by the TypeScript side only.
+ * run at start or after delete are run by the TypeScript side only, and so is the delete of a
+ * container that shares the runtime's mount namespace.
  */
 export function lightRecord(record: ContainerRecord, spec: Spec): string | undefined {
   const hooks = spec.hooks ?? {};
   if ([hooks.startContainer, hooks.poststart, hooks.poststop].some((h) => (h ?? []).length > 0)) return undefined;
   if (record.pid <= 0 || record.pidStartTime === '') return undefined;
+  // Its root is bound below the state directory in the host's namespace: only Node's delete
+  // detaches it before removing the directory (the C one would walk into the bundle's root).
+  if (record.ownMountNamespace === false) return undefined;
   const lines = [LIGHT_FORMAT, `${LIGHT_KEYS.pid} ${record.pid}`, `${LIGHT_KEYS.starttime} ${record.pidStartTime}`];
   if ((record.pidMntNs ?? '') !== '') lines.push(`${LIGHT_KEYS.mntns} ${record.pidMntNs ?? ''}`);
   for (const path of record.cgroupPaths) {

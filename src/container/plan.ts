@@ -137,11 +137,16 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
   if (spec.domainname !== undefined && spec.domainname !== '') plan.push({ tag: PLAN.TAG_DOMAINNAME, name: spec.domainname });
   if ((cloneFlags & CLONE_NEWNET) !== 0) plan.push({ tag: PLAN.TAG_LOOPBACK_UP });
 
-  if ((cloneFlags & CLONE_NEWNS) !== 0 || joins.some((ns) => ns.type === 'mount')) {
-    planRootfs(spec, opts, plan, inUserNs, (cloneFlags & CLONE_NEWNET) !== 0);
-  } else {
-    throw new StockadeError('CONFIG_INVALID', 'config.json: linux.namespaces: a mount namespace is required', { field: 'linux.namespaces' });
+  // Without a mount namespace the container shares the runtime's, as the runtime spec allows: its
+  // root and mounts are made in it (runc does the same) and detached at delete.
+  const hostMounts = (cloneFlags & CLONE_NEWNS) === 0 && !joins.some((ns) => ns.type === 'mount');
+  if (hostMounts && opts.sentry !== undefined) {
+    throw new StockadeError('CONFIG_INVALID', 'config.json: linux.namespaces: the sentry level needs a mount namespace of the container\'s own', { field: 'linux.namespaces' });
   }
+  if (hostMounts && opts.rootfsMode !== 'bind') {
+    throw new StockadeError('CONFIG_INVALID', 'linux.namespaces: a read-only or overlaid host root needs a mount namespace of its own', { field: 'linux.namespaces' });
+  }
+  planRootfs(spec, opts, plan, inUserNs, (cloneFlags & CLONE_NEWNET) !== 0, hostMounts);
 
   if (opts.createHooks) plan.push({ tag: PLAN.TAG_HOOK_POINTS, points: HOOKF.CREATE });
   plan.push(...containerHookRecords(spec));
@@ -250,7 +255,7 @@ function grantable(names: readonly string[] | undefined, field: string, held: bi
     `${field}: ${lacking.join(', ')} cannot be granted: not in this host's capability bounding set`, { field });
 }
 
-function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs: boolean, ownNetNs: boolean): void {
+function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs: boolean, ownNetNs: boolean, hostMounts: boolean): void {
   const linux = spec.linux ?? {};
   if (spec.root === undefined) throw new StockadeError('CONFIG_INVALID', 'config.json: root: required', { field: 'root' });
   const given = resolve(opts.bundle, spec.root.path);
@@ -261,7 +266,8 @@ function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs:
   const source = rootInBundle(opts.bundle, spec.root.path, given);
   let flags = 0;
   if (spec.root.readonly === true) flags |= ROOTFS.READONLY;
-  if (opts.noPivot) flags |= ROOTFS.NO_PIVOT;
+  if (opts.noPivot && !hostMounts) flags |= ROOTFS.NO_PIVOT;
+  if (hostMounts) flags |= ROOTFS.HOST_MOUNT_NS;
   if (opts.rootfsMode === 'recursive-readonly') flags |= ROOTFS.RECURSIVE_READONLY;
   if (opts.rootfsMode === 'overlay') flags |= ROOTFS.OVERLAY;
   plan.push({ tag: PLAN.TAG_ROOTFS, flags, source, mountpoint: opts.rootfsMountpoint });

@@ -6,6 +6,7 @@ import { freezerStateOf } from '../cgroups';
 import { flockAsync, flockSync } from '../native/addon';
 import type { Spec } from '../oci/spec';
 import type { ContainerId } from './id';
+import { detachMountsBelow } from './mounts-below';
 import { isSameLiveProcess } from './process-identity';
 import type { Status } from './status';
 
@@ -37,6 +38,8 @@ export interface ContainerRecord {
   createdOk: boolean;
   /** Cgroup directories (host paths) the container was placed in; empty when none were made. */
   cgroupPaths: string[];
+  /** False when the container shares the runtime's mount namespace (none in linux.namespaces): its mounts stay on the host until delete. */
+  ownMountNamespace?: boolean | undefined;
   /** The process serving the container's calls (its sentry, or its pod's): a container of the pod finds it here. */
   supervisor?: { pid: number; startTime: string } | undefined;
 }
@@ -147,7 +150,9 @@ export class StateStore {
     }
   }
 
+  /** Removes the container's directory; anything still mounted below it (a container that shares the runtime's mount namespace) is detached first, never walked into. */
   remove(id: ContainerId): void {
+    detachMountsBelow(this.dir(id));
     rmSync(this.dir(id), { recursive: true, force: true });
   }
 

@@ -159,6 +159,12 @@ export const ROOTFS = {
   OVERLAY: 0x4,
   /** MS_MOVE + chroot instead of pivot_root. */
   NO_PIVOT: 0x8,
+  /**
+   * The container shares the runtime's mount namespace (the config lists none): the root and the
+   * config's mounts are made in it, below the root's mountpoint (made private there, so nothing
+   * propagates), "/" is left as it is, and the root is entered by chroot alone.
+   */
+  HOST_MOUNT_NS: 0x10,
 } as const;
 
 export const MOUNTF = {

@@ -2,9 +2,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { mountsBelow } from '../../src/container/mounts-below';
 import type { Spec } from '../../src/oci/spec';
 import { TEST_USER, type Bundle } from '../helpers/rootfs';
 import { Runtime, STOCKADE, has, integrationSkip, json, probeSpec } from './harness';
@@ -41,6 +42,7 @@ class Runc {
 }
 
 describe('runc\'s observable behaviour, side by side', { skip }, () => {
+  const bundlesMade: Bundle[] = [];
   let rt: Runtime;
   let runc: Runc | undefined;
   before(() => {
@@ -328,6 +330,43 @@ describe('runc\'s observable behaviour, side by side', { skip }, () => {
     // put the directory's mode over it, a bug later runc fixed).
     assert.equal(mine.stdout, '1770\n1777\n750\n');
     if (theirs !== undefined) assert.equal(theirs.stdout.split('\n').slice(0, 2).join('\n'), mine.stdout.split('\n').slice(0, 2).join('\n'), theirs.stderr);
+  });
+
+  test('a config with no mount namespace runs in the runtime\'s, as the spec allows; its mounts are detached at delete (runc leaves them)', () => {
+    const shared = (args: string[]): Spec => probeSpec(args, (s) => {
+      s.linux!.namespaces = s.linux!.namespaces?.filter((n) => n.type !== 'mount') ?? [];
+      delete s.linux!.maskedPaths;
+      delete s.linux!.readonlyPaths;
+    });
+    const hostMnt = readlinkSync('/proc/self/ns/mnt');
+    const [mine, theirs] = runBoth('no-mnt-ns', shared(['/bin/sh', '-c', 'readlink /proc/self/ns/mnt; ls /bin/sh; test -e /proc/self/status && echo proc']), (b) => bundlesMade.push(b));
+    try {
+      assert.equal(mine.status, 0, mine.stderr);
+      assert.equal(mine.stdout, `${hostMnt}\n/bin/sh\nproc\n`);
+      if (theirs !== undefined) assert.deepEqual([theirs.status, theirs.stdout], [0, mine.stdout], theirs.stderr);
+      assert.deepEqual(mountsBelow(rt.root), [], 'the attached run deleted it: nothing mounted below the state root');
+      // Detached: the container's mounts are the host's while it runs, and go with delete.
+      const b = rt.bundle(shared(['/bin/sleep', '600']));
+      const files = readdirSync(join(b.rootfs, 'bin')).length;
+      assert.equal(rt.run(['run', '-d', '--bundle', b.dir, 'no-mnt-ns-d']).status, 0);
+      assert.ok(mountsBelow(join(rt.root, 'no-mnt-ns-d')).some((m) => m.endsWith('/rootfs/proc')), 'its /proc is mounted in the host\'s namespace');
+      assert.ok(!existsSync(join(rt.root, 'no-mnt-ns-d', 'light')), 'no light record: the C delete must not remove a tree with the root bound in it');
+      assert.equal(rt.run(['delete', '-f', 'no-mnt-ns-d']).status, 0);
+      assert.deepEqual(mountsBelow(rt.root), []);
+      assert.equal(readdirSync(join(b.rootfs, 'bin')).length, files, 'the bundle\'s root is untouched');
+      // What still needs a mount namespace is refused in one line: masks (as runc), the sentry level.
+      const masked = rt.bundle(probeSpec(['/bin/true'], (s) => { s.linux!.namespaces = s.linux!.namespaces?.filter((n) => n.type !== 'mount') ?? []; }));
+      const refused = rt.run(['run', '--bundle', masked.dir, 'no-mnt-ns-masked']);
+      assert.equal(refused.status, 1);
+      assert.match(refused.stderr, /^stockade: config\.json: linux\.maskedPaths: needs a mount namespace/);
+      const sentry = rt.run(['--isolation', 'sentry', 'run', '--bundle', b.dir, 'no-mnt-ns-sentry']);
+      assert.equal(sentry.status, 1);
+      assert.match(sentry.stderr, /^stockade: config\.json: linux\.namespaces: the sentry level needs a mount namespace/);
+      assert.deepEqual(rt.containerDirs(), []);
+    } finally {
+      // runc made its mounts in the host's namespace and leaves them there: not ours to keep.
+      for (const b of bundlesMade) spawnSync('umount', ['-R', '-l', b.rootfs]);
+    }
   });
 
   test('nothing of these runs is left: no state directory of stockade\'s', () => {

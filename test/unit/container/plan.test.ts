@@ -103,6 +103,21 @@ test('a capability outside the runtime\'s bounding set is an error naming it and
   }
 });
 
+test('no mount namespace: the root is planned in the host\'s (HOST_MOUNT_NS), never with --no-pivot, the sentry or another root mode', () => {
+  const shared = (s: Spec): void => {
+    s.linux!.namespaces = s.linux!.namespaces?.filter((n) => n.type !== 'mount') ?? [];
+    delete s.linux!.maskedPaths;
+    delete s.linux!.readonlyPaths;
+  };
+  const plan = buildPlan(spec(shared), opts({ noPivot: true }));
+  assert.equal(find(plan, PLAN.TAG_CLONE_FLAGS)[0]!.flags & CLONE_NEWNS, 0);
+  assert.equal(find(plan, PLAN.TAG_ROOTFS)[0]!.flags & ROOTFS.NO_PIVOT, 0, 'no NO_PIVOT: a move onto / would be the host\'s');
+  assert.equal(find(plan, PLAN.TAG_ROOTFS)[0]!.flags & ROOTFS.HOST_MOUNT_NS, ROOTFS.HOST_MOUNT_NS);
+  assert.equal(find(buildPlan(spec(), opts()), PLAN.TAG_ROOTFS)[0]!.flags & ROOTFS.HOST_MOUNT_NS, 0);
+  assert.throws(() => buildPlan(spec(shared), opts({ sentry: { flags: 0, program: Buffer.alloc(8) } })), /sentry level needs a mount namespace/);
+  assert.throws(() => buildPlan(spec(shared), opts({ rootfsMode: 'overlay' })), /needs a mount namespace of its own/);
+});
+
 test('terminal needs a console socket; the start socket and keyring are planned', () => {
   assert.throws(() => buildPlan(spec((s) => { s.process!.terminal = true; }), opts()), /no --console-socket/);
   const plan = buildPlan(spec((s) => { s.process!.terminal = true; }), opts({ consoleSocket: '/tmp/c.sock' }));
