@@ -1,5 +1,5 @@
 // Which cgroup hierarchies this host mounts (v1, v2 or both) and where this process sits in each.
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { readCgroupFile } from './fs';
 
@@ -27,7 +27,7 @@ export interface Layout {
   unified: Hierarchy | undefined;
 }
 
-interface MountEntry { root: string; mountpoint: string; fstype: string; superOptions: string[]; device: string }
+interface MountEntry { id: string; root: string; mountpoint: string; fstype: string; superOptions: string[] }
 
 /** The cgroup and cgroup2 mounts of a /proc/PID/mountinfo text. */
 export function parseCgroupMounts(mountinfo: string): MountEntry[] {
@@ -40,7 +40,7 @@ export function parseCgroupMounts(mountinfo: string): MountEntry[] {
     const fstype = right[0];
     if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
     out.push({
-      device: left[2] ?? '',
+      id: left[0] ?? '',
       root: unescapeMount(left[3] ?? '/'),
       mountpoint: unescapeMount(left[4] ?? ''),
       fstype,
@@ -67,27 +67,30 @@ export function parseProcCgroup(text: string): Map<string, string> {
 }
 
 /**
- * Whether the mount of device `device` ("major:minor", as mountinfo gives it) is what a path walk
- * to `mountpoint` reaches: mountinfo lists every mount of the namespace, also those another mount
- * now covers (a tmpfs mounted over /sys/fs/cgroup hides the cgroup2 mount below it, as a host's
- * or a container runtime's set-up may leave it), and a covered one cannot be used.
+ * Whether the mount `id` (mountinfo's first field) is what a path walk to `mountpoint` reaches:
+ * mountinfo lists every mount of the namespace, also those another mount now covers (a tmpfs or a
+ * cgroup2 mount over /sys/fs/cgroup hides the host's mounts below it, as a host's or a container
+ * runtime's set-up may leave it), and a covered one cannot be used. The mount a path reaches is
+ * the one an fd opened on it is on (mnt_id in /proc/self/fdinfo): a device number alone cannot
+ * tell a covered cgroup2 mount from a directory of the cgroup2 mount over it.
  */
-export function mountVisible(mountpoint: string, device: string): boolean {
-  const m = /^(\d+):(\d+)$/.exec(device);
-  if (m === null) return true;
-  let dev: bigint;
+export function mountVisible(mountpoint: string, id: string): boolean {
+  let fd: number;
   try {
-    dev = statSync(mountpoint, { bigint: true }).dev;
+    fd = openSync(mountpoint, 'r');
   } catch (e) {
     const code = (e as { code?: unknown }).code;
-    // Not there at all: covered. Another failure (a caller not allowed to stat) cannot tell.
+    // Not there at all: covered. Another failure (a caller not allowed to open) cannot tell.
     return code !== 'ENOENT' && code !== 'ENOTDIR';
   }
-  const major = BigInt(m[1] ?? 0);
-  const minor = BigInt(m[2] ?? 0);
-  // glibc's makedev, as st_dev encodes it.
-  const want = ((major & 0xfffff000n) << 32n) | ((major & 0xfffn) << 8n) | ((minor & 0xffffff00n) << 12n) | (minor & 0xffn);
-  return dev === want;
+  try {
+    const m = /^mnt_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    return m === null || m[1] === id;
+  } catch {
+    return true;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -99,14 +102,14 @@ export function layoutFrom(
   mountinfo: string,
   procCgroup: string,
   readControllers: (mountpoint: string) => string[] = v2Controllers,
-  visible: (mountpoint: string, device: string) => boolean = mountVisible,
+  visible: (mountpoint: string, id: string) => boolean = mountVisible,
 ): Layout {
   const own = parseProcCgroup(procCgroup);
   const v1: Hierarchy[] = [];
   let unified: Hierarchy | undefined;
   const seen = new Set<string>();
   for (const m of parseCgroupMounts(mountinfo)) {
-    if (!visible(m.mountpoint, m.device)) continue;
+    if (!visible(m.mountpoint, m.id)) continue;
     if (m.fstype === 'cgroup2') {
       // The first cgroup2 mount wins; later ones are usually bind mounts of the same tree.
       if (unified !== undefined) continue;
