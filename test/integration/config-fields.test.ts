@@ -64,7 +64,7 @@ describe('config.json fields take effect', { skip }, () => {
       assert.deepEqual([...rep.groups].sort((a, b) => a - b), [10, 20]);
       assert.equal(rep.umask, 0o027);
       assert.equal(rep.cwd, '/home/test');
-      assert.deepEqual(rep.env, ['PATH=/bin', 'FOO=bar baz']);
+      assert.deepEqual(rep.env, ['PATH=/bin', 'FOO=bar baz', 'HOME=/home/test'], 'HOME from /etc/passwd for uid 1000, as runc sets it');
       assert.deepEqual(rep.rlimits['NOFILE'], [1000, 2000]);
       assert.deepEqual(rep.rlimits['CORE'], [0, 0]);
       // CAP_CHOWN 0, CAP_KILL 5, CAP_NET_RAW 13

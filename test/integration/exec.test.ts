@@ -64,7 +64,7 @@ describe('exec', { skip }, () => {
     assert.equal(rep.ppid, 0, 'its parent, stockade-init, stays outside the pid namespace');
     assert.equal(rep.uid, 0);
     assert.equal(rep.cwd, '/');
-    assert.deepEqual(rep.env, ['PATH=/bin', 'FROM_CONFIG=1', 'TERM=xterm']);
+    assert.deepEqual(rep.env, ['PATH=/bin', 'FROM_CONFIG=1', 'TERM=xterm', 'HOME=/root'], 'HOME from /etc/passwd, as runc sets it');
     assert.deepEqual(rep.rlimits['NOFILE'], [512, 768]);
     assert.equal(rep.noNewPrivs, true);
     assert.equal(rep.seccomp, 2, 'the container\'s seccomp filter');
@@ -88,7 +88,7 @@ describe('exec', { skip }, () => {
     assert.equal(rep.gid, 1000);
     assert.deepEqual([...rep.groups].sort((a, b) => a - b), [10, 20]);
     assert.equal(rep.cwd, '/home/test');
-    assert.deepEqual(rep.env, ['PATH=/bin', 'KEEP=1', 'NEW=a b']);
+    assert.deepEqual(rep.env, ['PATH=/bin', 'KEEP=1', 'NEW=a b', 'HOME=/home/test']);
     const bnd = BigInt(`0x${rep.caps.bnd}`);
     assert.notEqual(bnd & capBit(13), 0n, 'CAP_NET_RAW added to the bounding set');
     assert.notEqual(bnd & capBit(25), 0n, 'CAP_SYS_TIME added to the bounding set');
@@ -180,7 +180,7 @@ describe('exec', { skip }, () => {
     assert.equal(rep.cwd, '/tmp');
     assert.equal(rep.uid, 1000);
     assert.equal(rep.gid, 100);
-    assert.deepEqual(rep.env, ['ONLY=file', 'EXTRA=flag']);
+    assert.deepEqual(rep.env, ['ONLY=file', 'EXTRA=flag', 'HOME=/home/test']);
     assert.deepEqual(rep.rlimits['NOFILE'], [512, 768], 'rlimits from the config');
     assert.equal(rep.noNewPrivs, true, 'no_new_privs from the config');
 
