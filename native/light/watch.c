@@ -116,6 +116,16 @@ int sentry_watch(char **argv)
 			return 2;
 		}
 	}
+	/* Not something a person runs by hand: the first two must be the pidfds create passed. */
+	for (int fd = SENTRY_FD; fd <= INIT_FD; fd++) {
+		char link[64], target[64];
+		snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(link, target, sizeof target - 1);
+		if (n < 0 || (target[n] = '\0', strcmp(target, "anon_inode:[pidfd]") != 0)) {
+			dprintf(2, "stockade: sentry-watch %s: fd %d is not a pidfd\n", id, fd);
+			return 2;
+		}
+	}
 
 	/* The state directory's removal: IN_DELETE_SELF, then IN_IGNORED. Without inotify the watch
 	 * still ends with the sentry, which leaves once its last process is gone. */
