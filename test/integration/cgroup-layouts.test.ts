@@ -2,7 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Runtime, STOCKADE, has, integrationSkip, probeSpec } from './harness';
 
 const skip = integrationSkip() ?? (has('unshare') ? undefined : 'unshare (util-linux) is needed to build a layout in a private mount namespace');
@@ -68,18 +68,29 @@ describe('cgroup layouts as hosts have them', { skip }, () => {
     // A limit the layout can hold: the memory controller where v1 has it, else whatever cgroup2 offers.
     const memory = layout === 'v2' ? v2.includes('memory') : v1.includes('memory');
     const pids = layout === 'v2' ? v2.includes('pids') : v1.includes('pids');
+    // Where a v1 hierarchy holds memory and pids (this host), cgroup2 alone offers what is left:
+    // hugetlb stands in for them there, a limit all the same.
+    const hugetlb = !memory && !pids && layout === 'v2' && v2.includes('hugetlb') && existsSync('/sys/kernel/mm/hugepages/hugepages-2048kB');
+    const limit = memory ? 'a memory limit' : pids ? 'a pids limit' : hugetlb ? 'a hugetlb limit (memory and pids are v1\'s here)' : 'no limit (no controller is free for this layout here)';
     const why = layout !== 'v2' && v1.length === 0 ? 'this kernel offers no v1 controller (every one is bound to cgroup2)' : undefined;
-    test(`${layout === 'both' ? 'v1 and v2' : `${layout} alone`}: create, start, delete with ${memory ? 'a memory limit' : pids ? 'a pids limit' : 'no limit (neither memory nor pids is free for this layout here)'}; nothing left`, { skip: why ?? false }, () => {
+    test(`${layout === 'both' ? 'v1 and v2' : `${layout} alone`}: create, start, delete with ${limit}; nothing left`, { skip: why ?? false }, () => {
       const id = `layout-${layout}`;
       const b = rt.bundle(probeSpec(['/bin/sleep', '100'], (s) => {
-        s.linux = { ...s.linux, resources: { ...(memory ? { memory: { limit: 64 * 1024 * 1024 } } : {}), ...(pids ? { pids: { limit: 50 } } : {}) } };
+        s.linux = {
+          ...s.linux,
+          resources: {
+            ...(memory ? { memory: { limit: 64 * 1024 * 1024 } } : {}),
+            ...(pids ? { pids: { limit: 50 } } : {}),
+            ...(hugetlb ? { hugepageLimits: [{ pageSize: '2MB', limit: 4 * 1024 * 1024 }] } : {}),
+          },
+        };
       }));
       const steps = inLayout(rt, layout, v1, [
         ['create', '--bundle', b.dir, id],
         ['start', id],
         `sh:cat ${rt.root}/${id}/state.json`,
         `sh:for d in $(sed -n 's/.*"cgroupPaths":\\[\\([^]]*\\)\\].*/\\1/p' ${rt.root}/${id}/state.json | tr -d '"' | tr ',' ' '); do ` +
-          'for f in memory.limit_in_bytes memory.max pids.max; do test -f $d/$f && echo "$d/$f=$(cat $d/$f)"; done; done; true',
+          'for f in memory.limit_in_bytes memory.max pids.max hugetlb.2MB.max; do test -f $d/$f && echo "$d/$f=$(cat $d/$f)"; done; done; true',
         ['state', id],
         ['delete', '--force', id],
       ]);
@@ -97,6 +108,7 @@ describe('cgroup layouts as hosts have them', { skip }, () => {
       }
       if (memory) assert.match(limits?.out ?? '', /\/memory\.(limit_in_bytes|max)=67108864$/m);
       if (pids) assert.match(limits?.out ?? '', /\/pids\.max=50$/m);
+      if (hugetlb) assert.match(limits?.out ?? '', /\/hugetlb\.2MB\.max=4194304$/m);
       assert.equal(JSON.parse(state?.out ?? '{}').status, 'running');
       assert.equal(del?.status, 0, del?.out);
       // Nothing left: the state directory, and the cgroup directories (checked in the namespace).
