@@ -153,6 +153,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
         id, stateDir: store.dir(id), init: { pid, startTime: record.pidStartTime },
         ownPidNamespace: record.ownPidNamespace, cgroupPaths: record.cgroupPaths,
       });
+      mark('sentry watched');
     }
     supervisor?.launched();
     // Read now, not at the pid: stockade-init has entered the container's namespaces by the time it is done.
