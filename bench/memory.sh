@@ -82,6 +82,12 @@ sentry_pid() {
   echo "$p"
 }
 
+# The watch create leaves beside sentry container $1 (stockade-light sentry-watch, which kills the
+# container if its sentry dies): a process of the sandbox like the others, though no descendant of them.
+watch_pid() {
+  pgrep -f -- "stockade-light sentry-watch $1 " || { echo "no sentry watch for $1" >&2; return 1; }
+}
+
 # The processes of runsc's sandbox with this --root: runsc-sandbox and runsc-gofer carry it on their command line.
 runsc_pids() {
   pgrep -f -- "--root=$1 " || true
@@ -97,7 +103,7 @@ start() {             # start KIND I: starts sandbox I of KIND and records its r
       p=$!; bg_pids+=("$p"); roots[$kind.$i]=$p ;;
     sentry-pod)
       # A pod of two containers as Kubernetes makes one (CRI annotations): the sandbox and one
-      # container, which joins the sandbox's sentry. Counted: both inits and the one sentry.
+      # container, which joins the sandbox's sentry. Counted: both inits, the one sentry, both watches.
       local pod="$work/pod-$i" c
       for c in sb app; do
         mkdir -p "$pod/$c"
@@ -110,15 +116,15 @@ fs.writeFileSync(dst, JSON.stringify(s));
       done
       "$stockade" --root "$work/root-sentry" --isolation sentry run -d --bundle "$pod/sb" "mem-sp-$i" </dev/null >/dev/null 2>"$work/$kind.$i.err"
       "$stockade" --root "$work/root-sentry" --isolation sentry run -d --bundle "$pod/app" "mem-spa-$i" </dev/null >/dev/null 2>>"$work/$kind.$i.err"
-      roots[$kind.$i]="$(state_pid "$stockade" --root "$work/root-sentry" state "mem-sp-$i") $(state_pid "$stockade" --root "$work/root-sentry" state "mem-spa-$i") $(sentry_pid "$work/root-sentry" "mem-sp-$i")" ;;
+      roots[$kind.$i]="$(state_pid "$stockade" --root "$work/root-sentry" state "mem-sp-$i") $(state_pid "$stockade" --root "$work/root-sentry" state "mem-spa-$i") $(sentry_pid "$work/root-sentry" "mem-sp-$i") $(watch_pid "mem-sp-$i") $(watch_pid "mem-spa-$i")" ;;
     stockade-run)
       "$stockade" --root "$work/root-stockade" run -d --bundle "$bundle" "mem-s-$i" </dev/null >/dev/null 2>"$work/$kind.$i.err"
       roots[$kind.$i]=$(state_pid "$stockade" --root "$work/root-stockade" state "mem-s-$i") ;;
     sentry-run)
-      # The container's init and its detached sentry (a process of its own).
+      # The container's init, its detached sentry (a process of its own) and the sentry's watch.
       "$stockade" --root "$work/root-sentry" --isolation sentry run -d --bundle "$bundle" "mem-ss-$i" </dev/null >/dev/null 2>"$work/$kind.$i.err"
       p=$(state_pid "$stockade" --root "$work/root-sentry" state "mem-ss-$i")
-      roots[$kind.$i]="$p $(sentry_pid "$work/root-sentry" "mem-ss-$i")" ;;
+      roots[$kind.$i]="$p $(sentry_pid "$work/root-sentry" "mem-ss-$i") $(watch_pid "mem-ss-$i")" ;;
     runc)
       runc --root "$work/root-runc" run -d --bundle "$bundle" "mem-r-$i" </dev/null >/dev/null 2>"$work/$kind.$i.err"
       roots[$kind.$i]=$(state_pid runc --root "$work/root-runc" state "mem-r-$i") ;;
