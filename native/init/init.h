@@ -129,6 +129,7 @@ struct stk_plan {
 
 	bool no_new_privs, monitor, loopback_up, terminal;
 	const char *cwd;
+	const char *chroot_path; /* TAG_CHROOT: exec into a container that shares the host's mount namespace */
 
 	const char **argv; /* NULL-terminated */
 	size_t argc;

@@ -358,6 +358,10 @@ static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 		if (pl->sentry_fd > INT_MAX)
 			plan_fail("sentry socket fd %u is out of range", pl->sentry_fd);
 		break;
+	case STK_PLAN_TAG_CHROOT:
+		once(seen, c->tag);
+		pl->chroot_path = get_abs_path(c);
+		break;
 	case STK_PLAN_TAG_SENTRY_MOUNT:
 		if (pl->n_sentry_mounts == STK_MAX_SENTRY_MOUNTS)
 			plan_fail("more than %d sentry mounts", STK_MAX_SENTRY_MOUNTS);
@@ -413,6 +417,8 @@ static void check_plan(struct stk_plan *pl)
 		plan_fail("a root file system outside a mount namespace of the container's own");
 	if (host_mnt && own_mnt)
 		plan_fail("a root in the host's mount namespace, and a mount namespace");
+	if (pl->chroot_path != NULL && (pl->has_rootfs || own_mnt))
+		plan_fail("a chroot with a root file system or a mount namespace");
 	if (host_mnt && (pl->n_masked > 0 || pl->n_readonly > 0 || pl->n_sentry_mounts > 0 || pl->has_sentry ||
 			 (pl->rootfs_flags & (STK_ROOTFS_NO_PIVOT | STK_ROOTFS_OVERLAY | STK_ROOTFS_RECURSIVE_READONLY))))
 		plan_fail("masks, read-only paths, the sentry or another root mode in the host's mount namespace");

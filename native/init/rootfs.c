@@ -103,8 +103,13 @@ void stk_rootfs_prepare(const struct stk_plan *plan)
 
 void stk_rootfs_enter(const struct stk_plan *plan)
 {
-	if (!plan->has_rootfs)
+	if (!plan->has_rootfs) {
+		/* An exec into a container whose root is bound in the host's mount namespace: its root,
+		 * as its init has it, before any path is looked up. */
+		if (plan->chroot_path != NULL && (chroot(plan->chroot_path) < 0 || chdir("/") < 0))
+			stk_fail_errno("chroot", "%s", plan->chroot_path);
 		return;
+	}
 	if (fchdir(stk.root_fd) < 0)
 		stk_fail_errno("pivot_root", "enter %s", stk.root);
 

@@ -24,6 +24,8 @@ export interface ExecPlanOptions {
   heldCapabilities: bigint;
   /** Where the init's namespaces are read from; /proc unless a test says otherwise. */
   procRoot?: string;
+  /** The container's root as the host sees it, for a container that shares the runtime's mount namespace (TAG_CHROOT). */
+  chroot?: string | undefined;
 }
 
 // OCI namespace types by their names under /proc/PID/ns.
@@ -51,6 +53,7 @@ export function buildExecPlan(spec: Spec, process: Process, opts: ExecPlanOption
   const plan: PlanRecord[] = [];
 
   for (const path of opts.cgroupPaths) plan.push({ tag: PLAN.TAG_CGROUP_JOIN, path });
+  if (opts.chroot !== undefined) plan.push({ tag: PLAN.TAG_CHROOT, path: opts.chroot });
 
   const types = [...new Set((spec.linux?.namespaces ?? []).map((ns) => ns.type))];
   types.sort((a, b) => (a === 'user' ? -1 : b === 'user' ? 1 : 0));

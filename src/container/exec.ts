@@ -89,6 +89,9 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       seccomp: seccompFor(config, store.root, opts.debug),
       sentry: level?.filter,
       heldCapabilities: heldCapabilities(),
+      // Its root is no mount namespace's: the process is put in it as the init is (runc's exec
+      // would run it in the host's root).
+      chroot: record.ownMountNamespace === false ? store.rootfsMountpoint(id) : undefined,
     }));
     if (!opts.detach) forwarder = signalForwarder();
     // A process joining a frozen cgroup is frozen before it reports ready; the resume that thaws

@@ -137,6 +137,11 @@ export const PLAN = {
    *  A process exec'd into the container has none: it joins the container's sentry, which holds
    *  them. At most four; requires TAG_SENTRY. */
   TAG_SENTRY_MOUNT: 35,
+  /** str path: for a process exec'd into a container that shares the runtime's mount namespace
+   *  (ROOTFS.HOST_MOUNT_NS): the container's root as the host sees it, which C chroots into once
+   *  the namespaces are joined, before any path is looked up; without it the process would run
+   *  in the host's root (as runc's exec does). Never with TAG_ROOTFS or a mount namespace joined. */
+  TAG_CHROOT: 36,
 } as const;
 
 /**
@@ -253,6 +258,7 @@ export type PlanRecord =
   | { tag: typeof PLAN.TAG_SECCOMP; flags: number; program: Buffer }
   | { tag: typeof PLAN.TAG_SENTRY; socketFd: number; flags: number; program: Buffer }
   | { tag: typeof PLAN.TAG_SENTRY_MOUNT; path: string }
+  | { tag: typeof PLAN.TAG_CHROOT; path: string }
   | { tag: typeof PLAN.TAG_HOOK_POINTS; points: number }
   | { tag: typeof PLAN.TAG_HOOK; phase: number; timeoutMs: number; path: string; args: readonly string[];
       env: readonly string[] };
@@ -316,6 +322,7 @@ function payload(r: PlanRecord): Buffer {
     case PLAN.TAG_ARG: case PLAN.TAG_ENV: return w.str(r.value).build();
     case PLAN.TAG_CONSOLE_SOCKET: case PLAN.TAG_START_SOCKET: case PLAN.TAG_CGROUP_JOIN: return w.str(r.path).build();
     case PLAN.TAG_SENTRY_MOUNT: return w.str(r.path).build();
+    case PLAN.TAG_CHROOT: return w.str(r.path).build();
     case PLAN.TAG_PRESERVE_FDS: return w.u32(r.count).build();
     case PLAN.TAG_SESSION_KEYRING: return w.str(r.name).build();
     case PLAN.TAG_SECCOMP: return filterPayload(w.u32(r.flags), r.program);

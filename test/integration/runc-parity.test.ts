@@ -351,6 +351,10 @@ describe('runc\'s observable behaviour, side by side', { skip }, () => {
       assert.equal(rt.run(['run', '-d', '--bundle', b.dir, 'no-mnt-ns-d']).status, 0);
       assert.ok(mountsBelow(join(rt.root, 'no-mnt-ns-d')).some((m) => m.endsWith('/rootfs/proc')), 'its /proc is mounted in the host\'s namespace');
       assert.ok(!existsSync(join(rt.root, 'no-mnt-ns-d', 'light')), 'no light record: the C delete must not remove a tree with the root bound in it');
+      // exec runs in the container's root, as its init does (runc's exec runs in the host's root here).
+      const inside = rt.run(['exec', 'no-mnt-ns-d', '/bin/sh', '-c', 'test -x /bin/probe && cat /etc/passwd']);
+      assert.equal(inside.status, 0, inside.stderr);
+      assert.equal(inside.stdout, readFileSync(join(b.rootfs, 'etc', 'passwd'), 'utf8'));
       assert.equal(rt.run(['delete', '-f', 'no-mnt-ns-d']).status, 0);
       assert.deepEqual(mountsBelow(rt.root), []);
       assert.equal(readdirSync(join(b.rootfs, 'bin')).length, files, 'the bundle\'s root is untouched');

@@ -128,3 +128,14 @@ test('a terminal needs a console socket; the process\'s own stdio, cwd, args and
   assert.deepEqual(tags(plan, PLAN.TAG_PRESERVE_FDS), [{ tag: PLAN.TAG_PRESERVE_FDS, count: 2 }]);
   assert.deepEqual(tags(plan, PLAN.TAG_SESSION_KEYRING), [{ tag: PLAN.TAG_SESSION_KEYRING, name: '_ses.c1' }]);
 });
+
+test('a container that shares the runtime\'s mount namespace: the process is put in its root (TAG_CHROOT)', () => {
+  const s = spec((c) => {
+    c.linux!.namespaces = c.linux!.namespaces?.filter((n) => n.type !== 'mount') ?? [];
+    delete c.linux!.maskedPaths;
+    delete c.linux!.readonlyPaths;
+  });
+  const plan = buildExecPlan(s, execProcess(s, flags()), opts({ chroot: '/run/s/c1/rootfs' }));
+  assert.deepEqual(tags(plan, PLAN.TAG_CHROOT), [{ tag: PLAN.TAG_CHROOT, path: '/run/s/c1/rootfs' }]);
+  assert.deepEqual(tags(buildExecPlan(s, execProcess(s, flags()), opts()), PLAN.TAG_CHROOT), []);
+});
