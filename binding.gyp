@@ -32,6 +32,45 @@
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
     },
     {
+      "target_name": "stockade-init-static",
+      "type": "executable",
+      "sources": [
+        "native/init/main.c",
+        "native/init/selfclone.c",
+        "native/init/plan.c",
+        "native/init/msg.c",
+        "native/init/ns.c",
+        "native/init/path.c",
+        "native/init/mounts.c",
+        "native/init/copyup.c",
+        "native/init/rootfs.c",
+        "native/init/devices.c",
+        "native/init/terminal.c",
+        "native/init/process.c",
+        "native/init/child.c",
+        "native/init/hooks.c",
+        "native/init/sentry.c",
+        "native/init/home.c"
+      ],
+      "include_dirs": ["native/include"],
+      "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"],
+      "ldflags": ["-static"]
+    },
+    {
+      "target_name": "stockade-agent",
+      "type": "executable",
+      "sources": [
+        "native/agent/main.c",
+        "native/agent/boot.c",
+        "native/agent/channel.c",
+        "native/agent/procs.c",
+        "native/agent/serve.c"
+      ],
+      "include_dirs": ["native/include"],
+      "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"],
+      "ldflags": ["-static"]
+    },
+    {
       "target_name": "stockade-light",
       "type": "executable",
       "sources": ["native/light/light.c", "native/light/watch.c"],

@@ -1,0 +1,35 @@
+/* stockade-agent: PID 1 of a vm-level guest; boots the guest's user space and serves the host.
+ *
+ * Run with --channel-fd N (not as PID 1) it serves the protocol on the socket N instead, with
+ * MOUNT and SPAWN refused and SHUTDOWN only ending the loop: the tests feed its decoder hostile
+ * frames that way, without a VM. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "agent.h"
+
+int main(int argc, char **argv)
+{
+  if (argc == 3 && strcmp(argv[1], "--channel-fd") == 0) {
+    if (getpid() == 1) return 2;
+    /* One fd for both directions, as the virtio port is: a socket. */
+    int fd = atoi(argv[2]);
+    if (fd < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) return 2;
+    channel_init(fd);
+    return agent_serve(0) < 0 ? 1 : 0;
+  }
+  if (getpid() != 1) {
+    static const char msg[] = "stockade-agent: runs as PID 1 of a vm guest (or with --channel-fd N for tests)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    return 2;
+  }
+  if (agent_mount_basics() < 0 || agent_load_modules("/lib/modules/load-order") < 0) agent_power_off();
+  int port = agent_open_port(AGENT_PORT_NAME, 10000);
+  if (port < 0) agent_power_off();
+  channel_init(port);
+  if (agent_serve(1) < 0) agent_log("the channel to the host broke; powering off");
+  agent_power_off();
+}

@@ -1,0 +1,130 @@
+// The guest's boot assets: a kernel and the initramfs stockade writes for it, cached by a hash of every input.
+//
+// The initramfs holds the agent as /init, stockade-init, the modules in load order and nothing
+// else. A guest lives in `<cache>/guests/<key>/`, where key hashes the kernel and modules, the
+// agent, stockade-init and this file's format number: change any of them and the next boot
+// builds a new guest (old ones stay until removed; nothing reads them again).
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { StockadeError } from '../errors';
+import { packageRoot } from '../native/paths';
+import { writeCpio, type CpioEntry } from './cpio';
+import { debianCloudKernel, userKernel, type GuestKernel } from './kernel';
+
+/** Bump when the initramfs layout changes, so cached guests of the old layout are not used. */
+const FORMAT = 1;
+
+/** Where the guest finds its module list (native/agent/main.c reads it). */
+export const MODULE_ORDER_FILE = 'lib/modules/load-order';
+
+export interface GuestAssets {
+  readonly kernel: string;
+  readonly initramfs: string;
+  /** The guest kernel's release: what `uname -r` says inside. */
+  readonly release: string;
+  readonly key: string;
+}
+
+export interface GuestAssetOptions {
+  /** The cache root; STOCKADE_VM_CACHE, else /var/lib/stockade/vm. */
+  readonly cacheDir?: string;
+  /** The user's own kernel instead of Debian's cloud kernel. */
+  readonly kernel?: { readonly vmlinuz: string; readonly moduleDir: string };
+  /** The agent and stockade-init executables (both must be static); the build's by default. */
+  readonly agent?: string;
+  readonly init?: string;
+}
+
+export function defaultCacheDir(): string {
+  return process.env['STOCKADE_VM_CACHE'] ?? '/var/lib/stockade/vm';
+}
+
+export function agentBinary(): string {
+  return process.env['STOCKADE_AGENT'] ?? join(packageRoot(), 'build', 'Release', 'stockade-agent');
+}
+
+/** The static build of stockade-init: the guest has no libc to load a dynamic one with. */
+export function guestInitBinary(): string {
+  return process.env['STOCKADE_GUEST_INIT'] ?? join(packageRoot(), 'build', 'Release', 'stockade-init-static');
+}
+
+function readInput(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new StockadeError('UNSUPPORTED', `vm guest: cannot read ${what} ${path}: ${(e as Error).message}`, { path });
+  }
+}
+
+// A dynamic executable would fail in the guest with a bare ENOENT from execve: say why here.
+function requireStatic(elf: Buffer, what: string, path: string): void {
+  if (elf.length < 64 || elf.readUInt32BE(0) !== 0x7f454c46) throw new StockadeError('UNSUPPORTED', `vm guest: ${what} ${path} is not an ELF file`, { path });
+  const phoff = Number(elf.readBigUInt64LE(32));
+  const phentsize = elf.readUInt16LE(54);
+  const phnum = elf.readUInt16LE(56);
+  for (let i = 0; i < phnum; i++) {
+    const at = phoff + i * phentsize;
+    if (at + 4 <= elf.length && elf.readUInt32LE(at) === 3 /* PT_INTERP */) {
+      throw new StockadeError('UNSUPPORTED', `vm guest: ${what} ${path} is dynamically linked; the guest has no libc`, { path });
+    }
+  }
+}
+
+/** The initramfs image for a kernel, agent and stockade-init. */
+export function buildInitramfs(kernel: GuestKernel, agent: Buffer, init: Buffer): Buffer {
+  const modules = kernel.modules.map((m) => ({ name: m.name, data: readInput(m.path, 'kernel module') }));
+  const entries: CpioEntry[] = [
+    ...['dev', 'proc', 'sys', 'run', 'sbin', 'lib', 'lib/modules'].map((path) => ({ kind: 'dir' as const, path, mode: 0o755 })),
+    // The kernel opens /dev/console for PID 1 before anything is mounted.
+    { kind: 'chardev', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
+    { kind: 'file', path: 'init', mode: 0o755, data: agent },
+    { kind: 'file', path: 'sbin/stockade-init', mode: 0o755, data: init },
+    ...modules.map((m) => ({ kind: 'file' as const, path: `lib/modules/${m.name}.ko`, mode: 0o644, data: m.data })),
+    { kind: 'file', path: MODULE_ORDER_FILE, mode: 0o644, data: Buffer.from(modules.map((m) => `/lib/modules/${m.name}.ko\n`).join('')) },
+  ];
+  return writeCpio(entries);
+}
+
+/**
+ * The kernel and initramfs to boot, built into the cache when missing. Throws UNSUPPORTED naming
+ * the input that is missing or unusable (the kernel package, the agent, stockade-init).
+ */
+export function ensureGuestAssets(opts: GuestAssetOptions = {}): GuestAssets {
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const kernel = opts.kernel !== undefined ? userKernel(opts.kernel.vmlinuz, opts.kernel.moduleDir) : debianCloudKernel(cacheDir);
+  const agentPath = opts.agent ?? agentBinary();
+  const initPath = opts.init ?? guestInitBinary();
+  const agent = readInput(agentPath, 'the agent');
+  const init = readInput(initPath, 'stockade-init');
+  requireStatic(agent, 'the agent', agentPath);
+  requireStatic(init, 'stockade-init', initPath);
+
+  const hash = createHash('sha256').update(`stockade-guest-${FORMAT}\0${kernel.identity}\0`);
+  hash.update(readInput(kernel.vmlinuz, 'the kernel'));
+  for (const m of kernel.modules) hash.update(`${m.name}\0`).update(readInput(m.path, 'kernel module'));
+  hash.update(agent).update(init);
+  const key = hash.digest('hex').slice(0, 32);
+
+  const guests = join(cacheDir, 'guests');
+  const final = join(guests, key);
+  const done = (): GuestAssets => ({ kernel: kernel.vmlinuz, initramfs: join(final, 'initramfs.cpio'), release: kernel.release, key });
+  if (existsSync(join(final, 'initramfs.cpio'))) return done();
+
+  mkdirSync(guests, { recursive: true, mode: 0o755 });
+  const work = mkdtempSync(join(guests, '.build-'));
+  try {
+    chmodSync(work, 0o755);
+    // 0644 under 0755: QEMU reads these as an unprivileged user.
+    writeFileSync(join(work, 'initramfs.cpio'), buildInitramfs(kernel, agent, init), { mode: 0o644 });
+    writeFileSync(join(work, 'inputs.json'), `${JSON.stringify({ kernel: kernel.identity, release: kernel.release, agent: agentPath, init: initPath }, null, 2)}\n`, { mode: 0o644 });
+    try {
+      renameSync(work, final);
+    } catch (e) {
+      if (!existsSync(join(final, 'initramfs.cpio'))) throw e;
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return done();
+}

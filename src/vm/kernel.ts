@@ -1,0 +1,131 @@
+// The guest kernel: Debian's cloud kernel, taken from its package without installing it, kept in a cache.
+//
+// `apt-get download` fetches the .deb into a private directory and `dpkg-deb -x` unpacks it
+// there; only vmlinuz and the modules the guest needs are kept. The host's /boot, its module
+// tree and dpkg's database are never touched.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { StockadeError } from '../errors';
+import { GUEST_MODULES, resolveModules } from './modules';
+
+/** The metapackage that always depends on the current cloud kernel. */
+export const KERNEL_METAPACKAGE = 'linux-image-cloud-amd64';
+
+export interface GuestKernel {
+  /** The bzImage QEMU boots. */
+  readonly vmlinuz: string;
+  /** The kernel's release (uname -r inside the guest). */
+  readonly release: string;
+  /** Module files in load order. */
+  readonly modules: readonly { readonly name: string; readonly path: string }[];
+  /** What identifies this kernel in cache keys: package and version, or a user kernel's path. */
+  readonly identity: string;
+}
+
+interface Manifest {
+  readonly package: string;
+  readonly version: string;
+  readonly release: string;
+  readonly modules: readonly string[];
+}
+
+function run(cmd: string, args: readonly string[], cwd?: string): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...(cwd !== undefined ? { cwd } : {}) });
+  } catch (e) {
+    const stderr = (e as { stderr?: unknown }).stderr;
+    const why = typeof stderr === 'string' && stderr.trim() !== '' ? stderr.trim().split('\n').pop() : String(e);
+    throw new StockadeError('UNSUPPORTED', `guest kernel: ${cmd} ${args.join(' ')} failed: ${why}`, { command: cmd });
+  }
+}
+
+/** The cloud kernel package the metapackage points at now, and its version (apt's local lists; no network). */
+export function currentKernelPackage(): { name: string; version: string } {
+  const deps = run('apt-cache', ['depends', KERNEL_METAPACKAGE]);
+  const m = /Depends:\s+(linux-image-[0-9][^\s]*-cloud-amd64)\s*$/m.exec(deps);
+  if (m === null || m[1] === undefined) {
+    throw new StockadeError('UNSUPPORTED', `guest kernel: apt-cache depends ${KERNEL_METAPACKAGE} names no cloud kernel (run apt-get update?)`);
+  }
+  const name = m[1];
+  const show = run('apt-cache', ['show', '--no-all-versions', name]);
+  const v = /^Version:\s*(\S+)\s*$/m.exec(show);
+  if (v === null || v[1] === undefined) throw new StockadeError('UNSUPPORTED', `guest kernel: apt-cache show ${name} gives no version`);
+  return { name, version: v[1] };
+}
+
+function fromDir(dir: string, identity: string, m: Manifest): GuestKernel {
+  return {
+    vmlinuz: join(dir, 'vmlinuz'),
+    release: m.release,
+    modules: m.modules.map((name) => ({ name, path: join(dir, 'modules', `${name}.ko`) })),
+    identity,
+  };
+}
+
+function readManifest(dir: string): Manifest | undefined {
+  try {
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
+    return existsSync(join(dir, 'vmlinuz')) ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The cached kernel of the current cloud kernel package, downloaded and unpacked on first use.
+ * `cacheDir` holds `kernels/<package>_<version>/{vmlinuz, modules/, manifest.json}`; a
+ * directory appears there whole (renamed from a private temporary one) or not at all.
+ */
+export function debianCloudKernel(cacheDir: string): GuestKernel {
+  const pkg = currentKernelPackage();
+  const identity = `${pkg.name}_${pkg.version}`;
+  const kernels = join(cacheDir, 'kernels');
+  const final = join(kernels, identity.replace(/[^A-Za-z0-9._+-]/g, '_'));
+  const cached = readManifest(final);
+  if (cached !== undefined) return fromDir(final, identity, cached);
+
+  mkdirSync(kernels, { recursive: true, mode: 0o755 });
+  const work = mkdtempSync(join(kernels, '.fetch-'));
+  try {
+    // Sandbox::User=root: the download lands in our private directory, which _apt cannot enter.
+    run('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', `${pkg.name}=${pkg.version}`], work);
+    const deb = readdirSync(work).find((f) => f.endsWith('.deb'));
+    if (deb === undefined) throw new StockadeError('UNSUPPORTED', `guest kernel: apt-get download ${pkg.name} left no .deb`);
+    const unpacked = join(work, 'x');
+    run('dpkg-deb', ['-x', join(work, deb), unpacked]);
+    const releases = readdirSync(join(unpacked, 'lib', 'modules'));
+    const release = releases[0];
+    if (releases.length !== 1 || release === undefined) {
+      throw new StockadeError('UNSUPPORTED', `guest kernel: ${deb} holds ${releases.length} module trees, expected one`);
+    }
+    const out = join(work, 'kernel');
+    mkdirSync(join(out, 'modules'), { recursive: true, mode: 0o755 });
+    copyFileSync(join(unpacked, 'boot', `vmlinuz-${release}`), join(out, 'vmlinuz'));
+    const modules = resolveModules(join(unpacked, 'lib', 'modules', release), GUEST_MODULES);
+    for (const m of modules) copyFileSync(m.path, join(out, 'modules', `${m.name}.ko`));
+    const manifest: Manifest = { package: pkg.name, version: pkg.version, release, modules: modules.map((m) => m.name) };
+    writeFileSync(join(out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o644 });
+    try {
+      renameSync(out, final);
+    } catch (e) {
+      // Another process cached the same kernel first: theirs is as good as ours.
+      if (readManifest(final) === undefined) throw e;
+    }
+    return fromDir(final, identity, readManifest(final) ?? manifest);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A kernel the user supplies: a bzImage and the lib/modules/<release> directory it came with.
+ * Its modules are resolved the same way; its identity is its path, and the guest cache key also
+ * hashes the files, so a rebuilt kernel at the same path makes a new guest.
+ */
+export function userKernel(vmlinuz: string, moduleDir: string): GuestKernel {
+  if (!existsSync(vmlinuz)) throw new StockadeError('UNSUPPORTED', `guest kernel ${vmlinuz} does not exist`, { path: vmlinuz });
+  const modules = resolveModules(moduleDir, GUEST_MODULES);
+  const release = moduleDir.replace(/\/+$/, '').split('/').pop() ?? 'unknown';
+  return { vmlinuz, release, modules: modules.map((m) => ({ name: m.name, path: m.path })), identity: `user:${vmlinuz}` };
+}

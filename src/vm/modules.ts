@@ -1,0 +1,90 @@
+// Finds the kernel modules the guest needs in an unpacked kernel package and orders them by their dependencies.
+//
+// The package ships no modules.dep (depmod writes it at install time, and the package is never
+// installed), so each module's own `.modinfo` section is read: its `depends=` names the modules
+// that must be loaded first.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { StockadeError } from '../errors';
+
+/** What the agent needs: the virtio-mmio transport, the console port it talks over, virtiofs. */
+export const GUEST_MODULES = ['virtio_mmio', 'virtio_console', 'virtiofs'] as const;
+
+export interface KernelModule {
+  readonly name: string;
+  readonly path: string;
+  readonly depends: readonly string[];
+}
+
+/** The strings of an ELF64 file's .modinfo section ("key=value", NUL-separated). */
+export function modinfo(elf: Buffer, what: string): Map<string, string> {
+  const fail = (why: string): never => {
+    throw new StockadeError('UNSUPPORTED', `kernel module ${what}: ${why}`, { path: what });
+  };
+  if (elf.length < 64 || elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 || elf[5] !== 1) {
+    fail('not a little-endian ELF64 file (compressed modules are not supported)');
+  }
+  const shoff = Number(elf.readBigUInt64LE(0x28));
+  const shentsize = elf.readUInt16LE(0x3a);
+  const shnum = elf.readUInt16LE(0x3c);
+  const shstrndx = elf.readUInt16LE(0x3e);
+  if (shentsize < 64 || shoff + shnum * shentsize > elf.length || shstrndx >= shnum) fail('section table out of bounds');
+  const section = (i: number): { name: number; offset: number; size: number } => {
+    const at = shoff + i * shentsize;
+    return { name: elf.readUInt32LE(at), offset: Number(elf.readBigUInt64LE(at + 0x18)), size: Number(elf.readBigUInt64LE(at + 0x20)) };
+  };
+  const names = section(shstrndx);
+  for (let i = 0; i < shnum; i++) {
+    const s = section(i);
+    const nameAt = names.offset + s.name;
+    const end = elf.indexOf(0, nameAt);
+    if (end < 0 || elf.toString('latin1', nameAt, end) !== '.modinfo') continue;
+    if (s.offset + s.size > elf.length) fail('.modinfo out of bounds');
+    const out = new Map<string, string>();
+    for (const entry of elf.toString('latin1', s.offset, s.offset + s.size).split('\0')) {
+      const eq = entry.indexOf('=');
+      if (eq > 0 && !out.has(entry.slice(0, eq))) out.set(entry.slice(0, eq), entry.slice(eq + 1));
+    }
+    return out;
+  }
+  return fail('no .modinfo section');
+}
+
+function indexModules(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ko')) out.set(e.name.slice(0, -3).replace(/-/g, '_'), p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/**
+ * The modules `wanted` and everything they depend on, each after its dependencies. `moduleDir`
+ * is the package's lib/modules/<release>. Throws naming the module that is missing.
+ */
+export function resolveModules(moduleDir: string, wanted: readonly string[] = GUEST_MODULES): KernelModule[] {
+  const index = indexModules(moduleDir);
+  const order: KernelModule[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (name: string, from: string): void => {
+    const s = state.get(name);
+    if (s === 'done') return;
+    if (s === 'visiting') throw new StockadeError('UNSUPPORTED', `kernel modules: a dependency cycle through ${name}`);
+    const path = index.get(name);
+    if (path === undefined) {
+      throw new StockadeError('UNSUPPORTED', `kernel module ${name} (needed by ${from}) is not in ${moduleDir}: is it built in, or the wrong kernel?`, { module: name });
+    }
+    state.set(name, 'visiting');
+    const depends = (modinfo(readFileSync(path), path).get('depends') ?? '').split(',').filter((d) => d !== '');
+    for (const d of depends) visit(d.replace(/-/g, '_'), name);
+    state.set(name, 'done');
+    order.push({ name, path, depends });
+  };
+  for (const w of wanted) visit(w, 'the guest');
+  return order;
+}

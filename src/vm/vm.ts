@@ -1,0 +1,403 @@
+// A booted microVM: QEMU and virtiofsd in their jails, the agent on the other end of the channel.
+//
+// bootVm() returns only a VM whose agent answered and whose root is mounted; on any failure on
+// the way it has already killed what it started and removed its directory. A VM fails closed:
+// if QEMU or virtiofsd exits, or the guest breaks the protocol, the other is killed, every open
+// request fails with a VmError saying which, and `ended` resolves to that error.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { SIGNALS } from '../abi/linux/constants';
+import { isStockadeError } from '../errors';
+import { chooseAccel, type AccelChoice } from './accel';
+import { AgentClient, type ExitStatus, type Sink } from './agent-client';
+import { ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
+import { VmError } from './errors';
+import { ROOTFS_TAG, jailedQemu, jailedVirtiofsd, requireVmm, vmmUser } from './vmm';
+
+/** Where the container's root is mounted in the guest. */
+export const GUEST_ROOT = '/run/stockade/root';
+
+export interface BootOptions {
+  /** The host directory that becomes the container's root (shared by virtiofs). */
+  readonly rootfs: string;
+  readonly readonlyRoot?: boolean;
+  readonly memoryMiB?: number;
+  readonly cpus?: number;
+  /** Ready assets, or how to find and build them (the cache by default). */
+  readonly assets?: GuestAssets | GuestAssetOptions;
+  /** How long the agent may take to answer its first HELLO (TCG boots take seconds). */
+  readonly bootTimeoutMs?: number;
+  /** How long the agent may take to answer any other request but WAIT. */
+  readonly requestTimeoutMs?: number;
+  /** The parent of the VM's private directory (the system's temporary directory by default). */
+  readonly runParent?: string;
+  /** Debug lines: the accelerator chosen and why, the command lines, the boot time. */
+  readonly debug?: (line: string) => void;
+  readonly kernelArgs?: readonly string[];
+}
+
+export interface SpawnOptions {
+  readonly args: readonly string[];
+  readonly env?: readonly string[];
+  /** Inside the container root; '/' by default. */
+  readonly cwd?: string;
+  readonly uid?: number;
+  readonly gid?: number;
+  /** Give the process a stdin pipe (write() and end()); otherwise it reads /dev/null. */
+  readonly stdin?: boolean;
+  readonly onStdout?: Sink;
+  readonly onStderr?: Sink;
+}
+
+export interface RunResult extends ExitStatus {
+  readonly stdout: Buffer;
+  readonly stderr: Buffer;
+}
+
+const DEFAULT_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'TERM=xterm'];
+
+/** The last bytes of a child's output, for error messages. */
+class Tail {
+  #buf = Buffer.alloc(0);
+  constructor(readonly limit = 8192) {}
+  push(chunk: Buffer): void {
+    this.#buf = Buffer.concat([this.#buf, chunk]);
+    if (this.#buf.length > this.limit) this.#buf = this.#buf.subarray(this.#buf.length - this.limit);
+  }
+  lastLine(): string {
+    const lines = this.#buf.toString('utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+    return lines[lines.length - 1] ?? '';
+  }
+  text(): string {
+    return this.#buf.toString('utf8');
+  }
+}
+
+interface Jailed {
+  readonly name: 'qemu' | 'virtiofsd';
+  readonly child: ChildProcess;
+  readonly exited: Promise<string>;
+  readonly tail: Tail;
+}
+
+function start(name: 'qemu' | 'virtiofsd', argv: readonly string[], stdio: ('ignore' | 'pipe' | Socket)[]): Jailed {
+  const [file, ...args] = argv;
+  // detached: its own process group, so one kill reaches the wrappers and what they started.
+  const child = spawn(file!, args, { stdio, detached: true, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  const tail = new Tail();
+  child.stdout?.on('data', (c: Buffer) => tail.push(c));
+  child.stderr?.on('data', (c: Buffer) => tail.push(c));
+  const exited = new Promise<string>((resolve) => {
+    child.once('error', (e) => resolve(`could not start: ${e.message}`));
+    child.once('exit', (code, signal) => resolve(signal !== null ? `killed by ${signal}` : `exited with status ${code}`));
+  });
+  return { name, child, exited, tail };
+}
+
+function killGroup(j: Jailed | undefined): void {
+  if (j?.child.pid === undefined || j.child.exitCode !== null || j.child.signalCode !== null) return;
+  try {
+    process.kill(-j.child.pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+export class VmProcess {
+  constructor(
+    readonly vm: Vm,
+    /** The agent's handle for it. */
+    readonly handle: number,
+    /** Its pid in the guest. */
+    readonly pid: number,
+    readonly outputDone: Promise<void>,
+  ) {}
+
+  write(data: Buffer | string): Promise<void> {
+    const b = typeof data === 'string' ? Buffer.from(data) : data;
+    if (b.length === 0) return Promise.resolve();
+    return this.vm.client.writeStdin(this.handle, b);
+  }
+
+  end(): Promise<void> {
+    return this.vm.client.writeStdin(this.handle, Buffer.alloc(0));
+  }
+
+  signal(sig: number | keyof typeof SIGNALS): Promise<void> {
+    return this.vm.client.signal(this.handle, typeof sig === 'number' ? sig : SIGNALS[sig]);
+  }
+
+  /** Its exit status, once it exited and its output streams ended. */
+  wait(): Promise<ExitStatus> {
+    return this.vm.client.wait(this.handle);
+  }
+}
+
+export class Vm {
+  readonly client: AgentClient;
+  readonly ended: Promise<VmError | null>;
+  /** Set once booted. */
+  kernelRelease = '';
+  bootMs = 0;
+  readonly #runDir: string;
+  readonly #vmmUid: number;
+  readonly #qemu: Jailed;
+  readonly #virtiofsd: Jailed;
+  #end!: (e: VmError | null) => void;
+  #state: 'running' | 'failed' | 'destroying' | 'destroyed' = 'running';
+  #destroyed: Promise<void> | undefined;
+  #failure: VmError | undefined;
+
+  /** @internal use bootVm */
+  constructor(
+    runDir: string, qemu: Jailed, virtiofsd: Jailed, vmmUid: number, requestTimeoutMs: number,
+    readonly accel: AccelChoice, readonly assets: GuestAssets,
+  ) {
+    this.#runDir = runDir;
+    this.#vmmUid = vmmUid;
+    this.#qemu = qemu;
+    this.#virtiofsd = virtiofsd;
+    this.ended = new Promise((resolve) => {
+      this.#end = resolve;
+    });
+    const channel = qemu.child.stdio[3] as Socket;
+    this.client = new AgentClient(channel, { requestTimeoutMs, onViolation: (e) => this.#fail(e) });
+    for (const j of [qemu, virtiofsd]) {
+      void j.exited.then((how) => {
+        if (this.#state !== 'running') return;
+        const why = j.tail.lastLine();
+        this.#fail(new VmError('VMM_EXITED', `vm: ${j.name} ${how}${why !== '' ? `: ${why}` : ''}`, { process: j.name }));
+      });
+    }
+  }
+
+  /** The guest console and the VMMs' own output, for diagnosing a failed boot. */
+  get console(): string {
+    return this.#qemu.tail.text() + this.#virtiofsd.tail.text();
+  }
+
+  #fail(e: VmError): void {
+    if (this.#state !== 'running') return;
+    this.#state = 'failed';
+    this.#failure = e;
+    this.client.fail(e);
+    void this.#teardown().then(() => this.#end(e));
+  }
+
+  async #teardown(): Promise<void> {
+    await killVm([this.#qemu, this.#virtiofsd], this.#vmmUid, this.#runDir);
+    (this.#qemu.child.stdio[3] as Socket | null)?.destroy();
+    rmSync(this.#runDir, { recursive: true, force: true });
+  }
+
+  async spawn(o: SpawnOptions): Promise<VmProcess> {
+    const ignore: Sink = () => undefined;
+    const r = await this.client.spawn({
+      args: o.args,
+      env: o.env ?? DEFAULT_ENV,
+      cwd: o.cwd ?? '/',
+      root: GUEST_ROOT,
+      uid: o.uid ?? 0,
+      gid: o.gid ?? 0,
+      stdin: o.stdin ?? false,
+      onStdout: o.onStdout ?? ignore,
+      onStderr: o.onStderr ?? ignore,
+    });
+    return new VmProcess(this, r.proc, r.pid, r.outputDone);
+  }
+
+  /** Runs a process to its end, collecting its output (and feeding it `input`, if given). */
+  async run(o: Omit<SpawnOptions, 'onStdout' | 'onStderr' | 'stdin'> & { readonly input?: Buffer | string }): Promise<RunResult> {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const p = await this.spawn({ ...o, stdin: o.input !== undefined, onStdout: (c) => void out.push(c), onStderr: (c) => void err.push(c) });
+    if (o.input !== undefined) {
+      await p.write(o.input);
+      await p.end();
+    }
+    const status = await p.wait();
+    return { ...status, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
+  }
+
+  /**
+   * Powers the guest off (asking the agent first, killing the VMM if it does not stop soon) and
+   * removes everything the VM had on the host. Safe to call more than once and after a failure.
+   */
+  destroy(): Promise<void> {
+    this.#destroyed ??= this.#destroy();
+    return this.#destroyed;
+  }
+
+  async #destroy(): Promise<void> {
+    if (this.#state === 'running') {
+      this.#state = 'destroying';
+      try {
+        await this.client.shutdown(5000);
+        await Promise.race([this.#qemu.exited, delay(5000)]);
+      } catch {
+        /* the kill below ends it either way */
+      }
+      // virtiofsd leaves once QEMU hangs up; give it a moment before the kill.
+      await Promise.race([this.#virtiofsd.exited, delay(2000)]);
+      this.client.fail(new VmError('DESTROYED', 'vm: destroyed'));
+      await this.#teardown();
+      this.#state = 'destroyed';
+      this.#end(null);
+      return;
+    }
+    await this.ended;
+    this.#state = 'destroyed';
+  }
+
+  /** The failure that ended the VM, if one did. */
+  get failure(): VmError | undefined {
+    return this.#failure;
+  }
+}
+
+/** The processes that run as `uid` or name `marker` on their command line (the VM's own). */
+export function vmProcesses(uid: number, marker: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    try {
+      const status = readFileSync(`/proc/${name}/status`, 'utf8');
+      const m = /^Uid:\s+(\d+)/m.exec(status);
+      if ((m !== null && Number(m[1]) === uid) || readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker)) out.push(Number(name));
+    } catch {
+      /* exited while we looked */
+    }
+  }
+  return out;
+}
+
+/**
+ * Kills a VM's processes so that none is left, not even as a zombie. QEMU is PID 1 of its own
+ * pid namespace and virtiofsd's worker a child of virtiofsd: killed first, each is reaped by
+ * its own parent (unshare, the virtiofsd that forked it), which then exits to us. Killed all at
+ * once, they would be orphans that only the host's init reaps, when it gets round to it.
+ */
+async function killVm(jailed: readonly (Jailed | undefined)[], uid: number, marker: string): Promise<void> {
+  const ours = new Set(jailed.map((j) => j?.child.pid));
+  const deadline = performance.now() + 10000;
+  let left: number[] = [];
+  for (let round = 0; ; round++) {
+    left = vmProcesses(uid, marker);
+    const live = jailed.filter((j) => j !== undefined && j.child.exitCode === null && j.child.signalCode === null);
+    if (left.length === 0 && live.length === 0) return;
+    if (performance.now() > deadline) break;
+    for (const pid of left) {
+      if (ours.has(pid)) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone already */
+      }
+    }
+    // The wrappers get a moment to reap what they started; then they are killed too.
+    if (round === 20 || left.every((pid) => ours.has(pid))) for (const j of live) killGroup(j);
+    await delay(10);
+  }
+  throw new VmError('VMM_EXITED', `vm: processes ${left.join(', ')} of the VM are still there 10 s after the kill`);
+}
+
+async function waitForSocket(path: string, virtiofsd: Jailed, timeoutMs: number): Promise<void> {
+  let gone: string | undefined;
+  void virtiofsd.exited.then((how) => {
+    gone = how;
+  });
+  const deadline = performance.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (gone !== undefined) {
+      throw new VmError('VMM_EXITED', `vm: virtiofsd ${gone}: ${virtiofsd.tail.lastLine()}`, { process: 'virtiofsd' });
+    }
+    if (performance.now() > deadline) throw new VmError('BOOT_TIMEOUT', `vm: virtiofsd made no socket within ${timeoutMs} ms`);
+    await delay(5);
+  }
+}
+
+function connectTo(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(path);
+    s.once('connect', () => resolve(s));
+    s.once('error', (e) => reject(new VmError('VMM_EXITED', `vm: cannot connect to virtiofsd: ${e.message}`)));
+  });
+}
+
+/** Boots a VM over opts.rootfs and returns it once its agent answered and the root is mounted. */
+export async function bootVm(opts: BootOptions): Promise<Vm> {
+  requireVmm();
+  const debug = opts.debug ?? ((): void => undefined);
+  const t0 = performance.now();
+  let assets: GuestAssets;
+  try {
+    assets = opts.assets !== undefined && 'initramfs' in opts.assets ? opts.assets : ensureGuestAssets(opts.assets ?? {});
+  } catch (e) {
+    throw new VmError('ASSETS', `vm: ${isStockadeError(e) ? e.message : String(e)}`, {}, { cause: e });
+  }
+  if (!existsSync(opts.rootfs)) throw new VmError('ASSETS', `vm: rootfs ${opts.rootfs} does not exist`, { path: opts.rootfs });
+  const accel = chooseAccel();
+  debug(`vm: accelerator ${accel.accel}: ${accel.reason}`);
+
+  const runDir = mkdtempSync(join(opts.runParent ?? tmpdir(), 'stockade-vm-'));
+  const fsSocket = join(runDir, 'virtiofs.sock');
+  let virtiofsd: Jailed | undefined;
+  let qemu: Jailed | undefined;
+  let vm: Vm | undefined;
+  let vmmUid = -1;
+  try {
+    const fsArgv = jailedVirtiofsd(opts.rootfs, fsSocket);
+    debug(`vm: ${fsArgv.join(' ')}`);
+    virtiofsd = start('virtiofsd', fsArgv, ['ignore', 'pipe', 'pipe']);
+    await waitForSocket(fsSocket, virtiofsd, 5000);
+    const fsConn = await connectTo(fsSocket);
+    const user = vmmUser();
+    vmmUid = user.uid;
+    const qemuArgv = jailedQemu({
+      assets, accel: accel.accel, memoryMiB: opts.memoryMiB ?? 256, cpus: opts.cpus ?? 1, user,
+      ...(opts.kernelArgs !== undefined ? { kernelArgs: opts.kernelArgs } : {}),
+    });
+    debug(`vm: ${qemuArgv.join(' ')}`);
+    // Spawned and our copy of the connection closed in one tick: virtiofsd speaks only when
+    // QEMU asks, so nothing can have been read from it on our side.
+    try {
+      qemu = start('qemu', qemuArgv, ['ignore', 'pipe', 'pipe', 'pipe', fsConn]);
+    } finally {
+      fsConn.destroy();
+    }
+    // virtiofsd took its one connection; the name is no longer needed.
+    rmSync(fsSocket, { force: true });
+    vm = new Vm(runDir, qemu, virtiofsd, vmmUid, opts.requestTimeoutMs ?? 30000, accel, assets);
+    const failed = vm.ended.then((e) => {
+      throw e ?? new VmError('DESTROYED', 'vm: destroyed during boot');
+    });
+    const timeout = opts.bootTimeoutMs ?? 60000;
+    vm.kernelRelease = await Promise.race([vm.client.hello(timeout), failed]);
+    vm.bootMs = performance.now() - t0;
+    debug(`vm: agent ready after ${vm.bootMs.toFixed(0)} ms (guest kernel ${vm.kernelRelease})`);
+    await Promise.race([vm.client.mount('VIRTIOFS', ROOTFS_TAG, GUEST_ROOT, opts.readonlyRoot ?? false), failed]);
+    await Promise.race([vm.client.mount('PROC', '', `${GUEST_ROOT}/proc`, false), failed]);
+    failed.catch(() => undefined);
+    return vm;
+  } catch (e) {
+    if (vm !== undefined) {
+      await vm.destroy();
+      // The console says why a boot failed (a kernel panic, an agent message) better than a timeout does.
+      const con = vm.console.trim().split('\n').slice(-3).join(' | ');
+      if (e instanceof VmError && con !== '') e.message += ` (console: ${con})`;
+      if (process.env.STOCKADE_VM_DUMP) console.error(vm.console);
+    } else {
+      await killVm([qemu, virtiofsd], vmmUid, runDir);
+      rmSync(runDir, { recursive: true, force: true });
+    }
+    throw e;
+  }
+}

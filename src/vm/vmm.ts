@@ -1,0 +1,141 @@
+// The command lines of the VMM (QEMU -M microvm) and of virtiofsd, and the jail both run in.
+//
+// Fds, not paths, carry the VM's channels: QEMU finds the agent's virtio-serial channel on fd 3
+// (one end of a socketpair the host holds the other end of) and virtiofsd's vhost-user socket on
+// fd 4 (a connection the host made), so QEMU opens no socket by name and needs no directory.
+//
+// The jail, outermost first:
+//   setpriv --pdeathsig KILL          the wrapper dies with the host process that started it
+//   unshare -n -i -u -p -f -m --kill-child --mount-proc
+//                                     an empty network namespace, its own IPC, UTS, pid and mount
+//                                     namespaces; its child dies with it
+//   setpriv --reuid U --regid U --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs
+//           --pdeathsig KILL          an unprivileged uid of its own, no capabilities left to
+//                                     regain (the uid change clears the parent-death signal, so
+//                                     setpriv sets it again after)
+//   qemu-system-x86_64 ... -sandbox on,...   QEMU's own seccomp filter
+// virtiofsd must stay root (it serves files of every owner), so it gets only the first wrapper;
+// its own sandbox (namespaces, pivot_root into the shared directory, seccomp) confines it, and
+// it keeps only the capabilities it needs (-o modcaps drops mknod and setfcap on top).
+import { existsSync, statSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import type { GuestAssets } from './assets';
+import { VmError } from './errors';
+
+export const QEMU = process.env['STOCKADE_QEMU'] ?? '/usr/bin/qemu-system-x86_64';
+export const VIRTIOFSD = process.env['STOCKADE_VIRTIOFSD'] ?? '/usr/lib/qemu/virtiofsd';
+const SETPRIV = '/usr/bin/setpriv';
+const UNSHARE = '/usr/bin/unshare';
+
+/** The virtiofs tag of the container's root file system. */
+export const ROOTFS_TAG = 'rootfs';
+/** The port the agent looks for (native/agent/agent.h AGENT_PORT_NAME). */
+export const AGENT_PORT = 'stockade.agent';
+/** QEMU's fds: the agent channel and the vhost-user connection to virtiofsd. */
+export const AGENT_FD = 3;
+export const VIRTIOFS_FD = 4;
+
+export interface VmmConfig {
+  readonly assets: GuestAssets;
+  readonly accel: 'kvm' | 'tcg';
+  readonly memoryMiB: number;
+  readonly cpus: number;
+  /** The uid and gid QEMU runs as. */
+  readonly user: { readonly uid: number; readonly gid: number };
+  /** Extra kernel command line words (e.g. for debugging: loglevel=7). */
+  readonly kernelArgs?: readonly string[];
+}
+
+/** Why the VM cannot run on this host, or undefined when it can. */
+export function vmmUnavailable(): string | undefined {
+  for (const [path, pkg] of [[QEMU, 'qemu-system-x86'], [VIRTIOFSD, 'qemu-system-common'], [SETPRIV, 'util-linux'], [UNSHARE, 'util-linux']] as const) {
+    if (!existsSync(path)) return `${path} is missing (install ${pkg})`;
+  }
+  return undefined;
+}
+
+export function requireVmm(): void {
+  const why = vmmUnavailable();
+  if (why !== undefined) throw new VmError('VMM_MISSING', `vm: ${why}`);
+}
+
+/**
+ * A uid and gid for one VM's QEMU, from a range no passwd entry uses: QEMUs of different VMs
+ * then cannot signal or ptrace one another, as they could if all ran as `nobody`.
+ */
+export function vmmUser(): { uid: number; gid: number } {
+  const id = 0x70000000 + randomInt(0, 1 << 24);
+  return { uid: id, gid: id };
+}
+
+export function qemuArgs(c: VmmConfig): string[] {
+  if (!Number.isInteger(c.memoryMiB) || c.memoryMiB < 64 || c.memoryMiB > 65536) throw new RangeError(`vm memory ${c.memoryMiB} MiB is out of range (64..65536)`);
+  if (!Number.isInteger(c.cpus) || c.cpus < 1 || c.cpus > 64) throw new RangeError(`vm cpus ${c.cpus} is out of range (1..64)`);
+  const cmdline = [
+    'console=ttyS0', 'quiet', 'panic=-1',
+    // microvm has no PCI bus; without this the kernel spends time probing for one.
+    'pci=off',
+    ...(c.kernelArgs ?? []),
+  ].join(' ');
+  return [
+    '-M', 'microvm,memory-backend=mem,x-option-roms=off',
+    '-accel', c.accel,
+    '-cpu', c.accel === 'kvm' ? 'host' : 'max',
+    '-m', `${c.memoryMiB}M`,
+    '-smp', String(c.cpus),
+    // virtiofsd maps guest memory, so it must be a shared file mapping.
+    '-object', `memory-backend-memfd,id=mem,size=${c.memoryMiB}M,share=on`,
+    '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+    // vhost-user-fs needs modern virtio; microvm's virtio-mmio starts legacy otherwise.
+    '-global', 'virtio-mmio.force-legacy=false',
+    '-kernel', c.assets.kernel,
+    '-initrd', c.assets.initramfs,
+    '-append', cmdline,
+    // The serial console goes to QEMU's stdout, which the host keeps the tail of for errors.
+    '-serial', 'stdio',
+    '-device', 'virtio-serial-device,max_ports=2',
+    '-chardev', `socket,id=agent,fd=${AGENT_FD}`,
+    '-device', `virtserialport,chardev=agent,name=${AGENT_PORT}`,
+    '-chardev', `socket,id=fs,fd=${VIRTIOFS_FD}`,
+    '-device', `vhost-user-fs-device,chardev=fs,tag=${ROOTFS_TAG}`,
+    '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+  ];
+}
+
+/** QEMU's full command line inside its jail: [file, ...args]. */
+export function jailedQemu(c: VmmConfig): string[] {
+  const groups: string[] = [];
+  if (c.accel === 'kvm') {
+    // /dev/kvm's group, so the unprivileged QEMU can open it.
+    groups.push(`--groups=${statSync('/dev/kvm').gid}`);
+  }
+  return [
+    SETPRIV, '--pdeathsig', 'KILL',
+    UNSHARE, '--net', '--ipc', '--uts', '--pid', '--fork', '--kill-child', '--mount', '--mount-proc',
+    SETPRIV, `--reuid=${c.user.uid}`, `--regid=${c.user.gid}`, ...(groups.length > 0 ? groups : ['--clear-groups']),
+    '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--pdeathsig', 'KILL',
+    QEMU, ...qemuArgs(c),
+  ];
+}
+
+/**
+ * virtiofsd serving `source` on a socket it creates at socketPath, inside its own sandbox.
+ * (Debian's C virtiofsd has no read-only export; a read-only root is the guest's MS_RDONLY.)
+ */
+export function jailedVirtiofsd(source: string, socketPath: string): string[] {
+  return [
+    SETPRIV, '--pdeathsig', 'KILL',
+    VIRTIOFSD,
+    `--socket-path=${socketPath}`,
+    '-o', `source=${source}`,
+    '-o', 'sandbox=namespace',
+    '-o', 'cache=auto',
+    '-o', 'no_posix_lock',
+    '-o', 'no_xattr',
+    // Fewer rights than its default set: no device nodes or file capabilities made on the host's disk.
+    '-o', 'modcaps=-mknod:-setfcap',
+    '-o', 'log_level=warn',
+    // Its thread pool is for throughput; a small VM does not need it.
+    '--thread-pool-size=0',
+  ];
+}
