@@ -1,5 +1,5 @@
 // Chooses QEMU's accelerator: KVM where /dev/kvm can run a standard guest, TCG (emulation) where it cannot.
-import { accessSync, constants, existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 
 export interface AccelChoice {
   readonly accel: 'kvm' | 'tcg';
@@ -27,4 +27,30 @@ export function chooseAccel(sysModule = '/sys/module', devKvm = '/dev/kvm'): Acc
     return { accel: 'tcg', reason: `${devKvm} is not usable: using TCG` };
   }
   return { accel: 'kvm', reason: `${devKvm} with a standard KVM module` };
+}
+
+/**
+ * Kernel arguments that spare a TCG guest its clock calibration. Under TCG the guest's TSC is
+ * the host's, and the guest calibrates it against an emulated PIT; on a loaded host the
+ * emulation stalls, calibration fails, and the guest was seen to hang for good after "tsc:
+ * Marking TSC unstable". Told the frequency (the host's, from /proc/cpuinfo when the TSC is
+ * constant; STOCKADE_VM_TSC_KHZ overrides) it skips calibration, and tsc=reliable keeps the
+ * clocksource watchdog from discarding the TSC over a stall. Empty when the rate is not known.
+ */
+export function tcgClockArgs(cpuinfo = '/proc/cpuinfo'): string[] {
+  const forced = Number(process.env['STOCKADE_VM_TSC_KHZ']);
+  let khz = Number.isInteger(forced) && forced > 0 ? forced : undefined;
+  if (khz === undefined) {
+    let text = '';
+    try {
+      text = readFileSync(cpuinfo, 'utf8');
+    } catch {
+      return [];
+    }
+    const flags = /^flags\s*:\s*(.*)$/m.exec(text)?.[1]?.split(/\s+/) ?? [];
+    const mhz = Number(/^cpu MHz\s*:\s*([0-9.]+)$/m.exec(text)?.[1]);
+    if (!flags.includes('constant_tsc') || !flags.includes('nonstop_tsc') || !(mhz > 0)) return [];
+    khz = Math.round(mhz * 1000);
+  }
+  return [`tsc_early_khz=${khz}`, 'tsc=reliable'];
 }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SIGNALS } from '../abi/linux/constants';
 import { isStockadeError } from '../errors';
-import { chooseAccel, type AccelChoice } from './accel';
+import { chooseAccel, tcgClockArgs, type AccelChoice } from './accel';
 import { AgentClient, type ExitStatus, type Sink } from './agent-client';
 import { ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
 import { VmError } from './errors';
@@ -108,7 +108,17 @@ function killGroup(j: Jailed | undefined): void {
 }
 
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits for p, or ms at most; the timer does not outlive the wait. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([p, new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); })]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export class VmProcess {
@@ -170,13 +180,19 @@ export class Vm {
     });
     const channel = qemu.child.stdio[3] as Socket;
     this.client = new AgentClient(channel, { requestTimeoutMs, onViolation: (e) => this.#fail(e) });
-    for (const j of [qemu, virtiofsd]) {
-      void j.exited.then((how) => {
-        if (this.#state !== 'running') return;
-        const why = j.tail.lastLine();
-        this.#fail(new VmError('VMM_EXITED', `vm: ${j.name} ${how}${why !== '' ? `: ${why}` : ''}`, { process: j.name }));
-      });
-    }
+    const report = (j: Jailed, how: string): void => {
+      if (this.#state !== 'running') return;
+      const why = j.tail.lastLine();
+      this.#fail(new VmError('VMM_EXITED', `vm: ${j.name} ${how}${why !== '' ? `: ${why}` : ''}`, { process: j.name }));
+    };
+    void qemu.exited.then((how) => report(qemu, how));
+    // virtiofsd leaves when QEMU does: name QEMU when both go, since its exit is the cause.
+    void virtiofsd.exited.then(async (how) => {
+      let qemuHow: string | undefined;
+      await within(qemu.exited.then((h) => { qemuHow = h; }), 300);
+      if (qemuHow !== undefined) report(qemu, qemuHow);
+      else report(virtiofsd, how);
+    });
   }
 
   /** The guest console and the VMMs' own output, for diagnosing a failed boot. */
@@ -241,12 +257,12 @@ export class Vm {
       this.#state = 'destroying';
       try {
         await this.client.shutdown(5000);
-        await Promise.race([this.#qemu.exited, delay(5000)]);
+        await within(this.#qemu.exited, 5000);
       } catch {
         /* the kill below ends it either way */
       }
       // virtiofsd leaves once QEMU hangs up; give it a moment before the kill.
-      await Promise.race([this.#virtiofsd.exited, delay(2000)]);
+      await within(this.#virtiofsd.exited, 2000);
       this.client.fail(new VmError('DESTROYED', 'vm: destroyed'));
       await this.#teardown();
       this.#state = 'destroyed';
@@ -255,6 +271,16 @@ export class Vm {
     }
     await this.ended;
     this.#state = 'destroyed';
+  }
+
+  /** The VM's private directory on the host (gone once the VM is). */
+  get runDir(): string {
+    return this.#runDir;
+  }
+
+  /** The uid QEMU runs as: no other process on the host has it. */
+  get vmmUid(): number {
+    return this.#vmmUid;
   }
 
   /** The failure that ended the VM, if one did. */
@@ -309,27 +335,36 @@ async function killVm(jailed: readonly (Jailed | undefined)[], uid: number, mark
   throw new VmError('VMM_EXITED', `vm: processes ${left.join(', ')} of the VM are still there 10 s after the kill`);
 }
 
-async function waitForSocket(path: string, virtiofsd: Jailed, timeoutMs: number): Promise<void> {
+function connectOnce(path: string): Promise<Socket | NodeJS.ErrnoException> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => resolve(s));
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e));
+  });
+}
+
+/**
+ * A connection to virtiofsd's socket, once it listens: the file appears at bind(), a moment
+ * before listen(), so a refused connection is tried again until virtiofsd is ready or gone.
+ */
+async function connectVirtiofsd(path: string, virtiofsd: Jailed, timeoutMs: number): Promise<Socket> {
   let gone: string | undefined;
   void virtiofsd.exited.then((how) => {
     gone = how;
   });
   const deadline = performance.now() + timeoutMs;
-  while (!existsSync(path)) {
+  for (;;) {
     if (gone !== undefined) {
       throw new VmError('VMM_EXITED', `vm: virtiofsd ${gone}: ${virtiofsd.tail.lastLine()}`, { process: 'virtiofsd' });
     }
-    if (performance.now() > deadline) throw new VmError('BOOT_TIMEOUT', `vm: virtiofsd made no socket within ${timeoutMs} ms`);
+    const r = existsSync(path) ? await connectOnce(path) : undefined;
+    if (r !== undefined && !(r instanceof Error)) return r;
+    if (r !== undefined && r.code !== 'ECONNREFUSED' && r.code !== 'ENOENT') {
+      throw new VmError('VMM_EXITED', `vm: cannot connect to virtiofsd: ${r.message}`, { process: 'virtiofsd' });
+    }
+    if (performance.now() > deadline) throw new VmError('BOOT_TIMEOUT', `vm: virtiofsd did not listen within ${timeoutMs} ms`);
     await delay(5);
   }
-}
-
-function connectTo(path: string): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect(path);
-    s.once('connect', () => resolve(s));
-    s.once('error', (e) => reject(new VmError('VMM_EXITED', `vm: cannot connect to virtiofsd: ${e.message}`)));
-  });
 }
 
 /** Boots a VM over opts.rootfs and returns it once its agent answered and the root is mounted. */
@@ -357,14 +392,11 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     const fsArgv = jailedVirtiofsd(opts.rootfs, fsSocket);
     debug(`vm: ${fsArgv.join(' ')}`);
     virtiofsd = start('virtiofsd', fsArgv, ['ignore', 'pipe', 'pipe']);
-    await waitForSocket(fsSocket, virtiofsd, 5000);
-    const fsConn = await connectTo(fsSocket);
+    const fsConn = await connectVirtiofsd(fsSocket, virtiofsd, 10000);
     const user = vmmUser();
     vmmUid = user.uid;
-    const qemuArgv = jailedQemu({
-      assets, accel: accel.accel, memoryMiB: opts.memoryMiB ?? 256, cpus: opts.cpus ?? 1, user,
-      ...(opts.kernelArgs !== undefined ? { kernelArgs: opts.kernelArgs } : {}),
-    });
+    const kernelArgs = [...(accel.accel === 'tcg' ? tcgClockArgs() : []), ...(opts.kernelArgs ?? [])];
+    const qemuArgv = jailedQemu({ assets, accel: accel.accel, memoryMiB: opts.memoryMiB ?? 256, cpus: opts.cpus ?? 1, user, kernelArgs });
     debug(`vm: ${qemuArgv.join(' ')}`);
     // Spawned and our copy of the connection closed in one tick: virtiofsd speaks only when
     // QEMU asks, so nothing can have been read from it on our side.
@@ -391,9 +423,10 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     if (vm !== undefined) {
       await vm.destroy();
       // The console says why a boot failed (a kernel panic, an agent message) better than a timeout does.
-      const con = vm.console.trim().split('\n').slice(-3).join(' | ');
+      const lines = vm.console.trim().split('\n');
+      const panic = lines.find((l) => /Kernel panic|stockade-agent:/.test(l));
+      const con = [...(panic !== undefined ? [panic] : []), ...lines.slice(-2)].map((l) => l.trim()).join(' | ');
       if (e instanceof VmError && con !== '') e.message += ` (console: ${con})`;
-      if (process.env.STOCKADE_VM_DUMP) console.error(vm.console);
     } else {
       await killVm([qemu, virtiofsd], vmmUid, runDir);
       rmSync(runDir, { recursive: true, force: true });

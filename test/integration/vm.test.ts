@@ -1,0 +1,144 @@
+// The vm level's groundwork end to end: a real QEMU microVM over a busybox rootfs, its agent, and what it leaves behind.
+//
+// Boots are slow under TCG and the machine is shared: one VM serves every check that a fresh VM
+// would not make stronger; the fail-closed checks each need a VM of their own.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureGuestAssets, type GuestAssets } from '../../src/vm/assets';
+import { VmError } from '../../src/vm/errors';
+import { bootVm, vmProcesses, type Vm } from '../../src/vm/vm';
+import { vmmUnavailable } from '../../src/vm/vmm';
+import { makeRootfs, rootfsUnavailable } from '../helpers/rootfs';
+
+let assets: GuestAssets | undefined;
+function unavailable(): string | undefined {
+  const why = vmmUnavailable() ?? rootfsUnavailable();
+  if (why !== undefined) return why;
+  try {
+    assets = ensureGuestAssets();
+    return undefined;
+  } catch (e) {
+    return `the guest kernel or initramfs cannot be had: ${(e as Error).message}`;
+  }
+}
+const skip = unavailable();
+
+/** Every process on the host whose command line names this path (QEMU names the initramfs). */
+function processesNaming(path: string): number[] {
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(path);
+    } catch {
+      return false;
+    }
+  }).map(Number);
+}
+
+function assertNothingLeft(vm: Vm): void {
+  assert.deepEqual(vmProcesses(vm.vmmUid, vm.runDir), [], 'processes of the VM left');
+  assert.equal(existsSync(vm.runDir), false, `${vm.runDir} left`);
+  assert.deepEqual(processesNaming(vm.assets.initramfs), [], 'a QEMU left');
+}
+
+function withRootfs<T>(fn: (rootfs: string, parent: string) => Promise<T>): Promise<T> {
+  const parent = mkdtempSync(join(tmpdir(), 'stockade-vm-test-'));
+  const rootfs = join(parent, 'rootfs');
+  makeRootfs(rootfs);
+  return fn(rootfs, parent).finally(() => rmSync(parent, { recursive: true, force: true }));
+}
+
+test('a VM boots its own kernel over a busybox rootfs, runs processes with stdio, exit status and signals, and leaves nothing', { skip, timeout: 240000 }, () => withRootfs(async (rootfs, parent) => {
+  const debug: string[] = [];
+  const vm = await bootVm({ rootfs, assets: assets!, runParent: parent, debug: (l) => debug.push(l) });
+  try {
+    assert.match(debug.join('\n'), /vm: accelerator (tcg|kvm): /);
+    // The guest kernel is Debian's cloud kernel, not the host's.
+    assert.equal(vm.kernelRelease, assets!.release);
+    assert.notEqual(vm.kernelRelease, release());
+    const version = await vm.run({ args: ['cat', '/proc/version'] });
+    assert.equal(version.code, 0);
+    assert.match(version.stdout.toString(), new RegExp(`^Linux version ${assets!.release.replace(/[.+]/g, '\\$&')} `));
+    assert.equal((await vm.run({ args: ['uname', '-r'] })).stdout.toString(), `${assets!.release}\n`);
+
+    const r = await vm.run({ args: ['sh', '-c', 'echo hello; echo oops >&2; exit 3'] });
+    assert.deepEqual([r.code, r.signal, r.stdout.toString(), r.stderr.toString()], [3, null, 'hello\n', 'oops\n']);
+
+    // What the guest sees is the rootfs, and a mount table of its own.
+    assert.deepEqual((await vm.run({ args: ['ls', '/'] })).stdout.toString().trim().split('\n').sort(), readdirSync(rootfs).sort());
+    const mounts = (await vm.run({ args: ['cat', '/proc/mounts'] })).stdout.toString();
+    assert.match(mounts, /^rootfs \/ virtiofs /m);
+
+    // Identity and working directory are the ones asked for.
+    const who = await vm.run({ args: ['sh', '-c', 'id -u; id -g; pwd'], uid: 1000, gid: 1000, cwd: '/home/test' });
+    assert.equal(who.stdout.toString(), '1000\n1000\n/home/test\n');
+
+    // A megabyte through cat: stdin and stdout under credit, nothing lost or reordered.
+    const input = Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => (i * 7) & 0xff));
+    const cat = await vm.run({ args: ['cat'], input });
+    assert.equal(cat.code, 0);
+    assert.ok(cat.stdout.equals(input), `cat returned ${cat.stdout.length} bytes`);
+
+    // A signal reaches the process, and its status says so.
+    const sleeper = await vm.spawn({ args: ['sleep', '1000'] });
+    assert.ok(sleeper.pid > 1);
+    await sleeper.signal('SIGTERM');
+    assert.deepEqual(await sleeper.wait(), { code: null, signal: 15 });
+
+    // A command that does not exist is the agent's error, with its errno.
+    await assert.rejects(vm.spawn({ args: ['/no/such/command'] }), (e: unknown) => e instanceof VmError && e.reason === 'AGENT' && e.context['errno'] === 2 && /execve \/no\/such\/command/.test(e.message));
+  } finally {
+    await vm.destroy();
+  }
+  assert.equal(await vm.ended, null);
+  assertNothingLeft(vm);
+  await assert.rejects(vm.run({ args: ['true'] }), (e: unknown) => e instanceof VmError && e.reason === 'DESTROYED');
+}));
+
+test('fail closed: QEMU killed under a running process fails it with VMM_EXITED and leaves nothing', { skip, timeout: 240000 }, () => withRootfs(async (rootfs, parent) => {
+  const vm = await bootVm({ rootfs, assets: assets!, runParent: parent });
+  try {
+    const p = await vm.spawn({ args: ['sleep', '1000'] });
+    const waited = p.wait();
+    const qemu = vmProcesses(vm.vmmUid, '\0never\0');
+    assert.equal(qemu.length, 1, `QEMU's pid by its uid: ${qemu.join(',')}`);
+    process.kill(qemu[0]!, 'SIGKILL');
+    await assert.rejects(waited, (e: unknown) => e instanceof VmError && e.reason === 'VMM_EXITED' && /qemu/.test(e.message));
+    const ended = await vm.ended;
+    assert.equal(ended?.reason, 'VMM_EXITED');
+  } finally {
+    await vm.destroy();
+  }
+  assertNothingLeft(vm);
+}));
+
+test('a guest whose init is not the agent: the boot fails naming QEMU\'s exit and the console, nothing left', { skip, timeout: 240000 }, () => withRootfs(async (rootfs, parent) => {
+  // An init that exits at once: the kernel panics and, with panic=-1 and -no-reboot, QEMU exits;
+  // the host must say so rather than wait out the boot timeout.
+  const src = join(parent, 'exit0.c');
+  writeFileSync(src, 'int main(void) { return 0; }\n');
+  execFileSync('gcc', ['-static', '-O2', '-o', join(parent, 'exit0'), src]);
+  const broken = ensureGuestAssets({ agent: join(parent, 'exit0') });
+  const before = Date.now();
+  await assert.rejects(bootVm({ rootfs, assets: broken, runParent: parent, bootTimeoutMs: 50000 }),
+    (e: unknown) => e instanceof VmError && e.reason === 'VMM_EXITED' && /qemu exited/.test(e.message) && /console: .*(panic|Kernel)/i.test(e.message));
+  assert.ok(Date.now() - before < 45000, 'the failure was noticed, not timed out');
+  assert.deepEqual(readdirSync(parent).filter((n) => n.startsWith('stockade-vm-')), []);
+  assert.deepEqual(processesNaming(broken.initramfs), []);
+}));
+
+test('a missing kernel or rootfs is refused before anything starts', { skip }, async () => {
+  const parent = mkdtempSync(join(tmpdir(), 'stockade-vm-test-'));
+  try {
+    await assert.rejects(bootVm({ rootfs: parent, assets: { kernel: { vmlinuz: '/no/vmlinuz', moduleDir: '/no/modules' } }, runParent: parent }),
+      (e: unknown) => e instanceof VmError && e.reason === 'ASSETS' && /\/no\/vmlinuz does not exist/.test(e.message));
+    await assert.rejects(bootVm({ rootfs: join(parent, 'absent'), assets: assets!, runParent: parent }),
+      (e: unknown) => e instanceof VmError && e.reason === 'ASSETS' && /rootfs .*absent does not exist/.test(e.message));
+    assert.deepEqual(readdirSync(parent), []);
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
+});

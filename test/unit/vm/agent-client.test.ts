@@ -1,0 +1,171 @@
+// The host's agent client against a fake guest: replies, streams and credit, and every way a guest can break them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Duplex, PassThrough } from 'node:stream';
+import { AgentClient } from '../../../src/vm/agent-client';
+import { FrameDecoder, encodeGuest } from '../../../src/vm/codec';
+import { VmError } from '../../../src/vm/errors';
+import { AGENT_LIMITS, type GuestMessage, type HostMessage } from '../../../src/vm/protocol';
+
+class FakeGuest {
+  readonly toHost = new PassThrough();
+  readonly toGuest = new PassThrough();
+  readonly channel = Duplex.from({ readable: this.toHost, writable: this.toGuest });
+  readonly received: HostMessage[] = [];
+  readonly violations: VmError[] = [];
+  readonly client: AgentClient;
+  #decoder = FrameDecoder.fromHost();
+
+  constructor(requestTimeoutMs = 5000) {
+    this.toGuest.on('data', (c: Buffer) => this.received.push(...this.#decoder.push(c)));
+    this.client = new AgentClient(this.channel, { requestTimeoutMs, onViolation: (e) => this.violations.push(e) });
+  }
+
+  send(...ms: GuestMessage[]): void {
+    this.toHost.write(Buffer.concat(ms.map(encodeGuest)));
+  }
+
+  /** The next host message of a type, once it has arrived. */
+  async take<T extends HostMessage['type']>(type: T): Promise<Extract<HostMessage, { type: T }>> {
+    for (let i = 0; i < 200; i++) {
+      const at = this.received.findIndex((m) => m.type === type);
+      if (at >= 0) return this.received.splice(at, 1)[0] as Extract<HostMessage, { type: T }>;
+      await new Promise((r) => setImmediate(r));
+    }
+    throw new Error(`no ${type} from the host`);
+  }
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+async function spawned(g: FakeGuest, sinks: { out?: (c: Buffer) => void | Promise<void>; stdin?: boolean } = {}): Promise<number> {
+  const p = g.client.spawn({ args: ['x'], env: [], cwd: '/', root: '/r', uid: 0, gid: 0, stdin: sinks.stdin ?? false, onStdout: sinks.out ?? (() => undefined), onStderr: () => undefined });
+  const req = await g.take('SPAWN');
+  g.send({ type: 'SPAWNED', id: req.id, proc: 1, pid: 100 });
+  return (await p).proc;
+}
+
+test('a process: output flows (even in the same read as SPAWNED), credit returns, exit waits for both streams', async () => {
+  const g = new FakeGuest();
+  const out: string[] = [];
+  const p = g.client.spawn({ args: ['echo'], env: [], cwd: '/', root: '/r', uid: 0, gid: 0, stdin: false, onStdout: (c) => void out.push(c.toString()), onStderr: () => undefined });
+  const req = await g.take('SPAWN');
+  assert.deepEqual(req.args, ['echo']);
+  g.send({ type: 'SPAWNED', id: req.id, proc: 1, pid: 100 }, { type: 'OUTPUT', id: 0, proc: 1, stream: 1, data: Buffer.from('hi\n') });
+  assert.deepEqual(await p, { proc: 1, pid: 100, outputDone: (await p).outputDone });
+  const w = await g.take('WINDOW');
+  assert.deepEqual([w.proc, w.stream, w.bytes], [1, 1, 3]);
+  const waited = g.client.wait(1);
+  const wreq = await g.take('WAIT');
+  g.send({ type: 'EXITED', id: wreq.id, proc: 1, code: 0, signal: 0 }, { type: 'OUTPUT', id: 0, proc: 1, stream: 1, data: Buffer.alloc(0) });
+  let settled = false;
+  void waited.then(() => { settled = true; });
+  await tick();
+  assert.equal(settled, false, 'wait resolved before stderr ended');
+  g.send({ type: 'OUTPUT', id: 0, proc: 1, stream: 2, data: Buffer.alloc(0) });
+  assert.deepEqual(await waited, { code: 0, signal: null });
+  assert.deepEqual(out, ['hi\n']);
+  assert.deepEqual(g.violations, []);
+});
+
+test('back-pressure: no credit goes back until the sink has taken the chunk', async () => {
+  const g = new FakeGuest();
+  let release!: () => void;
+  await spawned(g, { out: () => new Promise<void>((r) => { release = r; }) });
+  g.send({ type: 'OUTPUT', id: 0, proc: 1, stream: 1, data: Buffer.alloc(1000) });
+  await tick();
+  await tick();
+  assert.equal(g.received.filter((m) => m.type === 'WINDOW').length, 0);
+  release();
+  assert.equal((await g.take('WINDOW')).bytes, 1000);
+});
+
+test('stdin is sent only within the window the agent acknowledges', async () => {
+  const g = new FakeGuest();
+  await spawned(g, { stdin: true });
+  const total = AGENT_LIMITS.STREAM_WINDOW + 5000;
+  const written = g.client.writeStdin(1, Buffer.alloc(total, 1));
+  for (let i = 0; i < 20; i++) await tick();
+  const sent = (): number => g.received.filter((m) => m.type === 'STDIN').reduce((n, m) => n + (m.type === 'STDIN' ? m.data.length : 0), 0);
+  assert.equal(sent(), AGENT_LIMITS.STREAM_WINDOW);
+  g.send({ type: 'WINDOW', id: 0, proc: 1, stream: 0, bytes: 5000 });
+  await written;
+  assert.equal(sent(), total);
+});
+
+test('an ERROR reply rejects with the errno and the message', async () => {
+  const g = new FakeGuest();
+  const p = g.client.signal(3, 9);
+  const req = await g.take('SIGNAL');
+  g.send({ type: 'ERROR', id: req.id, err: 3, message: 'signal: no process 3' });
+  await assert.rejects(p, (e: unknown) => e instanceof VmError && e.reason === 'AGENT' && e.context['errno'] === 3 && /no process 3/.test(e.message));
+  assert.deepEqual(g.violations, []);
+});
+
+async function violation(g: FakeGuest, open: Promise<unknown>, why: RegExp): Promise<void> {
+  await assert.rejects(open, (e: unknown) => e instanceof VmError && e.reason === 'PROTOCOL' && why.test(e.message));
+  assert.equal(g.violations.length, 1);
+  assert.match(g.violations[0]!.message, why);
+  // Nothing more is accepted from this guest.
+  await assert.rejects(g.client.signal(1, 9), VmError);
+}
+
+test('a reply to no open request ends the VM', async () => {
+  const g = new FakeGuest();
+  const open = g.client.signal(1, 9);
+  await g.take('SIGNAL');
+  g.send({ type: 'OK', id: 4242 });
+  await violation(g, open, /answers request 4242, which is not open/);
+});
+
+test('a reply of the wrong type ends the VM', async () => {
+  const g = new FakeGuest();
+  const open = g.client.hello(1000);
+  const req = await g.take('HELLO');
+  g.send({ type: 'SPAWNED', id: req.id, proc: 1, pid: 1 });
+  await violation(g, open, /SPAWNED cannot answer HELLO/);
+});
+
+test('output beyond the credit granted ends the VM', async () => {
+  const g = new FakeGuest();
+  await spawned(g, { out: () => new Promise<void>(() => undefined) });
+  const open = g.client.wait(1);
+  for (let sent = 0; sent <= AGENT_LIMITS.STREAM_WINDOW; sent += AGENT_LIMITS.MAX_CHUNK) {
+    g.send({ type: 'OUTPUT', id: 0, proc: 1, stream: 1, data: Buffer.alloc(AGENT_LIMITS.MAX_CHUNK) });
+  }
+  await violation(g, open, /with 0 of credit/);
+});
+
+test('output for a process the host never spawned, or after its end, ends the VM', async () => {
+  const g = new FakeGuest();
+  const open = g.client.signal(1, 9);
+  g.send({ type: 'OUTPUT', id: 0, proc: 77, stream: 1, data: Buffer.from('x') });
+  await violation(g, open, /process 77, which the host did not spawn/);
+
+  const g2 = new FakeGuest();
+  await spawned(g2);
+  const open2 = g2.client.wait(1);
+  g2.send({ type: 'OUTPUT', id: 0, proc: 1, stream: 2, data: Buffer.alloc(0) }, { type: 'OUTPUT', id: 0, proc: 1, stream: 2, data: Buffer.from('late') });
+  await violation(g2, open2, /after its end/);
+});
+
+test('a stdin acknowledgement for more than was sent ends the VM', async () => {
+  const g = new FakeGuest();
+  await spawned(g, { stdin: true });
+  const open = g.client.wait(1);
+  g.send({ type: 'WINDOW', id: 0, proc: 1, stream: 0, bytes: 1 });
+  await violation(g, open, /returns 1 stdin bytes of 0 sent/);
+});
+
+test('garbage on the channel ends the VM', async () => {
+  const g = new FakeGuest();
+  const open = g.client.hello(1000);
+  g.toHost.write(Buffer.from('this is not a frame at all'));
+  await violation(g, open, /unknown message tag/);
+});
+
+test('an agent that does not answer in time ends the VM', async () => {
+  const g = new FakeGuest(50);
+  await assert.rejects(g.client.signal(1, 9), (e: unknown) => e instanceof VmError && e.reason === 'TIMEOUT');
+  assert.equal(g.violations[0]?.reason, 'TIMEOUT');
+});

@@ -1,0 +1,142 @@
+// The guest's boot assets: the cpio writer, module ordering from .modinfo, the accelerator probe, the VMM's command line, the generated header.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chooseAccel } from '../../../src/vm/accel';
+import { buildInitramfs } from '../../../src/vm/assets';
+import { readCpio, writeCpio } from '../../../src/vm/cpio';
+import { modinfo, resolveModules } from '../../../src/vm/modules';
+import { jailedQemu, jailedVirtiofsd, qemuArgs } from '../../../src/vm/vmm';
+import { renderAgentHeader } from '../../../src/tools/gen-agent-header';
+import { packageRoot } from '../../../src/native/paths';
+
+test('cpio: newc records in path order, padded to 4, device nodes, trailer; same input, same bytes', () => {
+  const entries = [
+    { kind: 'file' as const, path: 'init', mode: 0o755, data: Buffer.from('#!x') },
+    { kind: 'dir' as const, path: 'dev', mode: 0o755 },
+    { kind: 'chardev' as const, path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
+    { kind: 'symlink' as const, path: 'bin', target: 'usr/bin' },
+  ];
+  const a = writeCpio(entries);
+  assert.ok(a.equals(writeCpio([...entries].reverse())));
+  assert.equal(a.length % 4, 0);
+  const back = readCpio(a);
+  assert.deepEqual(back.map((e) => e.path), ['bin', 'dev', 'dev/console', 'init']);
+  assert.equal(back[0]!.mode, 0o120777);
+  assert.equal(back[0]!.data.toString(), 'usr/bin');
+  assert.equal(back[2]!.mode, 0o020600);
+  assert.deepEqual([back[2]!.rdevMajor, back[2]!.rdevMinor], [5, 1]);
+  assert.equal(back[3]!.data.toString(), '#!x');
+  assert.throws(() => writeCpio([{ kind: 'dir', path: 'a/../b', mode: 0o755 }]), /not a clean path/);
+  assert.throws(() => writeCpio([{ kind: 'dir', path: 'a', mode: 0o755 }, { kind: 'dir', path: '/a', mode: 0o755 }]), /given twice/);
+});
+
+test('cpio: cpio(1) lists the archive as we meant it', { skip: hasCpio() ? undefined : 'cpio(1) is not installed' }, () => {
+  const a = writeCpio([{ kind: 'dir', path: 'lib', mode: 0o755 }, { kind: 'file', path: 'lib/x.ko', mode: 0o644, data: Buffer.alloc(5, 1) }]);
+  const listing = execFileSync('cpio', ['-t', '--quiet'], { input: a, encoding: 'utf8' });
+  assert.deepEqual(listing.trim().split('\n'), ['lib', 'lib/x.ko']);
+});
+
+function hasCpio(): boolean {
+  try {
+    execFileSync('cpio', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// A fake module: an object file whose .modinfo section says what a real one would.
+function fakeModule(dir: string, name: string, depends: string): void {
+  const src = join(dir, `${name}.c`);
+  writeFileSync(src, `const char info[] __attribute__((section(".modinfo"), used)) = "license=GPL\\0depends=${depends}\\0name=${name}";\n`);
+  execFileSync('gcc', ['-c', '-o', join(dir, `${name}.ko`), src]);
+  rmSync(src);
+}
+
+test('modules: ordered after what their depends= names, cycles and missing ones refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stockade-mods-'));
+  try {
+    mkdirSync(join(dir, 'kernel', 'fs'), { recursive: true });
+    fakeModule(join(dir, 'kernel'), 'virtio_ring', '');
+    fakeModule(join(dir, 'kernel'), 'virtio', 'virtio_ring');
+    fakeModule(join(dir, 'kernel', 'fs'), 'fuse', '');
+    fakeModule(join(dir, 'kernel', 'fs'), 'virtiofs', 'fuse,virtio,virtio_ring');
+    fakeModule(join(dir, 'kernel'), 'loop_a', 'loop_b');
+    fakeModule(join(dir, 'kernel'), 'loop_b', 'loop_a');
+    assert.equal(modinfo(readFileSync(join(dir, 'kernel', 'virtio.ko')), 'virtio').get('depends'), 'virtio_ring');
+    assert.deepEqual(resolveModules(dir, ['virtiofs']).map((m) => m.name), ['fuse', 'virtio_ring', 'virtio', 'virtiofs']);
+    assert.throws(() => resolveModules(dir, ['loop_a']), /dependency cycle/);
+    assert.throws(() => resolveModules(dir, ['virtio_console']), /virtio_console \(needed by the guest\) is not in/);
+    writeFileSync(join(dir, 'kernel', 'xz.ko'), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0]));
+    assert.throws(() => resolveModules(dir, ['xz']), /not a little-endian ELF64/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('initramfs: the agent as /init, stockade-init, the modules and their load order, nothing else', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stockade-mods-'));
+  try {
+    fakeModule(dir, 'virtio_ring', '');
+    fakeModule(dir, 'virtio', 'virtio_ring');
+    const kernel = { vmlinuz: '/nonexistent', release: 'r', identity: 'test', modules: resolveModules(dir, ['virtio']) };
+    const entries = readCpio(buildInitramfs(kernel, Buffer.from('AGENT'), Buffer.from('INIT')));
+    assert.deepEqual(entries.map((e) => e.path), [
+      'dev', 'dev/console', 'init', 'lib', 'lib/modules', 'lib/modules/load-order', 'lib/modules/virtio.ko',
+      'lib/modules/virtio_ring.ko', 'proc', 'run', 'sbin', 'sbin/stockade-init', 'sys',
+    ]);
+    const get = (p: string): Buffer => entries.find((e) => e.path === p)!.data;
+    assert.equal(get('init').toString(), 'AGENT');
+    assert.equal(get('sbin/stockade-init').toString(), 'INIT');
+    assert.equal(get('lib/modules/load-order').toString(), '/lib/modules/virtio_ring.ko\n/lib/modules/virtio.ko\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('accelerator: kvm_pvm rules KVM out; a standard KVM module with a usable /dev/kvm rules it in', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stockade-sysmod-'));
+  const saved = process.env['STOCKADE_VM_ACCEL'];
+  delete process.env['STOCKADE_VM_ACCEL'];
+  try {
+    mkdirSync(join(dir, 'kvm_intel'));
+    const dev = join(dir, 'kvm');
+    writeFileSync(dev, '');
+    assert.equal(chooseAccel(dir, dev).accel, 'kvm');
+    mkdirSync(join(dir, 'kvm_pvm'));
+    const c = chooseAccel(dir, dev);
+    assert.equal(c.accel, 'tcg');
+    assert.match(c.reason, /kvm_pvm/);
+    assert.equal(chooseAccel(join(dir, 'none'), dev).accel, 'tcg');
+    process.env['STOCKADE_VM_ACCEL'] = 'kvm';
+    assert.equal(chooseAccel(dir, dev).accel, 'kvm');
+  } finally {
+    if (saved === undefined) delete process.env['STOCKADE_VM_ACCEL'];
+    else process.env['STOCKADE_VM_ACCEL'] = saved;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('VMM: no default devices, no network, no disk; modern virtio-mmio, shared memory, seccomp sandbox, jailed', () => {
+  const c = { assets: { kernel: '/k', initramfs: '/i', release: 'r', key: 'k' }, accel: 'tcg' as const, memoryMiB: 256, cpus: 1, user: { uid: 1879048193, gid: 1879048193 } };
+  const args = qemuArgs(c);
+  const joined = args.join(' ');
+  for (const want of ['-nodefaults', '-no-user-config', '-no-reboot', 'virtio-mmio.force-legacy=false', 'memory-backend-memfd,id=mem,size=256M,share=on', 'socket,id=agent,fd=3', 'vhost-user-fs-device,chardev=fs,tag=rootfs']) {
+    assert.ok(args.includes(want) || joined.includes(want), `missing ${want}`);
+  }
+  assert.match(args[args.indexOf('-sandbox') + 1]!, /^on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny$/);
+  assert.doesNotMatch(joined, /-netdev|-nic|-drive|-blockdev|-virtfs|-fsdev|-monitor|-qmp|-gdb|path=/);
+  const jail = jailedQemu(c).join(' ');
+  assert.match(jail, /setpriv --pdeathsig KILL \/usr\/bin\/unshare --net --ipc --uts --pid --fork --kill-child --mount --mount-proc \/usr\/bin\/setpriv --reuid=1879048193 --regid=1879048193 --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs --pdeathsig KILL \S*qemu-system-x86_64 /);
+  assert.match(jailedVirtiofsd('/root', '/run/x.sock').join(' '), /sandbox=namespace .*modcaps=-mknod:-setfcap/);
+  assert.throws(() => qemuArgs({ ...c, memoryMiB: 1 }), /out of range/);
+});
+
+test('the generated agent header is the one the build compiled', () => {
+  assert.equal(readFileSync(join(packageRoot(), 'native', 'include', 'stockade-agent.h'), 'utf8'), renderAgentHeader());
+  assert.match(renderAgentHeader(), /#define STK_AGENT_H_SPAWN 0x3u/);
+});
