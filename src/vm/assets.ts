@@ -34,6 +34,8 @@ export interface GuestAssetOptions {
   /** The agent and stockade-init executables (both must be static); the build's by default. */
   readonly agent?: string;
   readonly init?: string;
+  /** Boot the compressed bzImage even when an uncompressed vmlinux is at hand (for comparison). */
+  readonly compressed?: boolean;
 }
 
 export function defaultCacheDir(): string {
@@ -108,7 +110,8 @@ export function ensureGuestAssets(opts: GuestAssetOptions = {}): GuestAssets {
 
   const guests = join(cacheDir, 'guests');
   const final = join(guests, key);
-  const done = (): GuestAssets => ({ kernel: kernel.vmlinuz, initramfs: join(final, 'initramfs.cpio'), release: kernel.release, key });
+  const boot = opts.compressed === true || process.env['STOCKADE_VM_BZIMAGE'] === '1' ? kernel.vmlinuz : kernel.vmlinux ?? kernel.vmlinuz;
+  const done = (): GuestAssets => ({ kernel: boot, initramfs: join(final, 'initramfs.cpio'), release: kernel.release, key });
   if (existsSync(join(final, 'initramfs.cpio'))) return done();
 
   mkdirSync(guests, { recursive: true, mode: 0o755 });

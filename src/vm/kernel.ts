@@ -4,17 +4,21 @@
 // there; only vmlinuz and the modules the guest needs are kept. The host's /boot, its module
 // tree and dpkg's database are never touched.
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StockadeError } from '../errors';
 import { GUEST_MODULES, resolveModules } from './modules';
+import { extractVmlinux } from './vmlinux';
 
 /** The metapackage that always depends on the current cloud kernel. */
 export const KERNEL_METAPACKAGE = 'linux-image-cloud-amd64';
 
 export interface GuestKernel {
-  /** The bzImage QEMU boots. */
+  /** The bzImage as packaged. */
   readonly vmlinuz: string;
+  /** The same kernel uncompressed, for QEMU's PVH entry, when it could be extracted (src/vm/vmlinux.ts). */
+  readonly vmlinux: string | undefined;
   /** The kernel's release (uname -r inside the guest). */
   readonly release: string;
   /** Module files in load order. */
@@ -54,9 +58,26 @@ export function currentKernelPackage(): { name: string; version: string } {
   return { name, version: v[1] };
 }
 
+// Extracted once, next to the bzImage; a kernel that cannot be extracted is booted compressed.
+function ensureVmlinux(dir: string): string | undefined {
+  const out = join(dir, 'vmlinux');
+  if (existsSync(out)) return out;
+  let elf: Buffer;
+  try {
+    elf = extractVmlinux(readFileSync(join(dir, 'vmlinuz')));
+  } catch {
+    return undefined;
+  }
+  const tmp = `${out}.${process.pid}.tmp`;
+  writeFileSync(tmp, elf, { mode: 0o644 });
+  renameSync(tmp, out);
+  return out;
+}
+
 function fromDir(dir: string, identity: string, m: Manifest): GuestKernel {
   return {
     vmlinuz: join(dir, 'vmlinuz'),
+    vmlinux: ensureVmlinux(dir),
     release: m.release,
     modules: m.modules.map((name) => ({ name, path: join(dir, 'modules', `${name}.ko`) })),
     identity,
@@ -74,14 +95,16 @@ function readManifest(dir: string): Manifest | undefined {
 
 /**
  * The cached kernel of the current cloud kernel package, downloaded and unpacked on first use.
- * `cacheDir` holds `kernels/<package>_<version>/{vmlinuz, modules/, manifest.json}`; a
+ * `cacheDir` holds `kernels/<package>_<version>-<module set>/{vmlinuz, vmlinux, modules/, manifest.json}`; a
  * directory appears there whole (renamed from a private temporary one) or not at all.
  */
 export function debianCloudKernel(cacheDir: string): GuestKernel {
   const pkg = currentKernelPackage();
   const identity = `${pkg.name}_${pkg.version}`;
   const kernels = join(cacheDir, 'kernels');
-  const final = join(kernels, identity.replace(/[^A-Za-z0-9._+-]/g, '_'));
+  // The module set is part of the name: a stockade that needs another module fetches anew.
+  const moduleSet = createHash('sha256').update(GUEST_MODULES.join(',')).digest('hex').slice(0, 8);
+  const final = join(kernels, `${identity.replace(/[^A-Za-z0-9._+-]/g, '_')}-${moduleSet}`);
   const cached = readManifest(final);
   if (cached !== undefined) return fromDir(final, identity, cached);
 
@@ -127,5 +150,6 @@ export function userKernel(vmlinuz: string, moduleDir: string): GuestKernel {
   if (!existsSync(vmlinuz)) throw new StockadeError('UNSUPPORTED', `guest kernel ${vmlinuz} does not exist`, { path: vmlinuz });
   const modules = resolveModules(moduleDir, GUEST_MODULES);
   const release = moduleDir.replace(/\/+$/, '').split('/').pop() ?? 'unknown';
-  return { vmlinuz, release, modules: modules.map((m) => ({ name: m.name, path: m.path })), identity: `user:${vmlinuz}` };
+  // Booted as given: a bzImage, or a vmlinux with a PVH note, which QEMU takes as it is.
+  return { vmlinuz, vmlinux: undefined, release, modules: modules.map((m) => ({ name: m.name, path: m.path })), identity: `user:${vmlinuz}` };
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { StockadeError } from '../errors';
 
 /** What the agent needs: the virtio-mmio transport, the console port it talks over, virtiofs. */
-export const GUEST_MODULES = ['virtio_mmio', 'virtio_console', 'virtiofs'] as const;
+export const GUEST_MODULES = ['virtio_mmio', 'virtio_console', 'virtiofs', 'virtio_balloon'] as const;
 
 export interface KernelModule {
   readonly name: string;

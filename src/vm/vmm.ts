@@ -79,7 +79,7 @@ export function qemuArgs(c: VmmConfig): string[] {
   ].join(' ');
   return [
     '-M', 'microvm,memory-backend=mem,x-option-roms=off',
-    '-accel', c.accel,
+    '-accel', c.accel === 'tcg' ? `tcg,tb-size=${process.env['STOCKADE_VM_TB_MIB'] ?? 32}` : 'kvm',
     '-cpu', c.accel === 'kvm' ? 'host' : 'max',
     '-m', `${c.memoryMiB}M`,
     '-smp', String(c.cpus),
@@ -98,6 +98,9 @@ export function qemuArgs(c: VmmConfig): string[] {
     '-device', `virtserialport,chardev=agent,name=${AGENT_PORT}`,
     '-chardev', `socket,id=fs,fd=${VIRTIOFS_FD}`,
     '-device', `vhost-user-fs-device,chardev=fs,tag=${ROOTFS_TAG}`,
+    // Free page reporting: the guest hands pages it freed back to the host (QEMU drops them from
+    // the memfd), so host memory follows what the guest uses, not the most it ever touched.
+    '-device', 'virtio-balloon-device,free-page-reporting=on',
     '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
   ];
 }

@@ -2,13 +2,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chooseAccel } from '../../../src/vm/accel';
 import { buildInitramfs } from '../../../src/vm/assets';
 import { readCpio, writeCpio } from '../../../src/vm/cpio';
 import { modinfo, resolveModules } from '../../../src/vm/modules';
+import { extractVmlinux, hasPvhNote, lz4Block } from '../../../src/vm/vmlinux';
 import { jailedQemu, jailedVirtiofsd, qemuArgs } from '../../../src/vm/vmm';
 import { renderAgentHeader } from '../../../src/tools/gen-agent-header';
 import { packageRoot } from '../../../src/native/paths';
@@ -83,7 +84,7 @@ test('initramfs: the agent as /init, stockade-init, the modules and their load o
   try {
     fakeModule(dir, 'virtio_ring', '');
     fakeModule(dir, 'virtio', 'virtio_ring');
-    const kernel = { vmlinuz: '/nonexistent', release: 'r', identity: 'test', modules: resolveModules(dir, ['virtio']) };
+    const kernel = { vmlinuz: '/nonexistent', vmlinux: undefined, release: 'r', identity: 'test', modules: resolveModules(dir, ['virtio']) };
     const entries = readCpio(buildInitramfs(kernel, Buffer.from('AGENT'), Buffer.from('INIT')));
     assert.deepEqual(entries.map((e) => e.path), [
       'dev', 'dev/console', 'init', 'lib', 'lib/modules', 'lib/modules/load-order', 'lib/modules/virtio.ko',
@@ -139,4 +140,33 @@ test('VMM: no default devices, no network, no disk; modern virtio-mmio, shared m
 test('the generated agent header is the one the build compiled', () => {
   assert.equal(readFileSync(join(packageRoot(), 'native', 'include', 'stockade-agent.h'), 'utf8'), renderAgentHeader());
   assert.match(renderAgentHeader(), /#define STK_AGENT_H_SPAWN 0x3u/);
+});
+
+test('lz4: literals, overlapping matches and bounds', () => {
+  // "abcabcabcabc": 3 literals, then a 9-byte match at offset 3 (overlapping its own output).
+  const block = Buffer.from([0x35, 0x61, 0x62, 0x63, 0x03, 0x00]);
+  const out = Buffer.alloc(12);
+  assert.equal(lz4Block(block, 0, block.length, out, 0), 12);
+  assert.equal(out.toString(), 'abcabcabcabc');
+  // An offset reaching before the start of the output is refused, not read out of bounds.
+  assert.throws(() => lz4Block(Buffer.from([0x10, 0x61, 0x05, 0x00]), 0, 4, Buffer.alloc(8), 0), /before the output/);
+  assert.throws(() => lz4Block(Buffer.from([0xf0]), 0, 1, Buffer.alloc(8), 0), /runs past/);
+  assert.throws(() => extractVmlinux(Buffer.alloc(4096)), /not a bzImage/);
+});
+
+const cachedKernel = ((): string | undefined => {
+  try {
+    const dir = join('/var/lib/stockade/vm/kernels');
+    const k = readdirSync(dir).find((d) => !d.startsWith('.'));
+    return k === undefined ? undefined : join(dir, k, 'vmlinuz');
+  } catch {
+    return undefined;
+  }
+})();
+
+test('vmlinux: the cloud kernel\'s bzImage gives an ELF with the PVH note QEMU boots', { skip: cachedKernel === undefined ? 'no cached cloud kernel (the vm integration test fetches one)' : undefined }, () => {
+  const elf = extractVmlinux(readFileSync(cachedKernel!));
+  assert.equal(elf.readUInt32BE(0), 0x7f454c46);
+  assert.ok(hasPvhNote(elf));
+  assert.equal(hasPvhNote(Buffer.from(elf.subarray(0, 64))), false);
 });

@@ -1,0 +1,140 @@
+// Measures the vm level's groundwork: boot to agent-ready against a bare boot of the same kernel, `true` in a fresh VM, and a VM's host memory.
+//
+// Run through bench/vm-boot.sh. Each round, in turn: the floor (QEMU with the same kernel, machine
+// and memory, and an initramfs whose init reboots at once; -no-reboot makes that QEMU's exit),
+// then bootVm() to the agent's HELLO_OK, to the root mounted, a `true` run in that fresh VM, and
+// its destroy. Then one VM is left idle and the PSS of every process it has on the host (the
+// jail's wrappers, QEMU, virtiofsd and its sandboxed worker) is summed from smaps_rollup.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { tcgClockArgs, chooseAccel } from '../src/vm/accel';
+import { ensureGuestAssets } from '../src/vm/assets';
+import { bootVm, vmProcesses, type Vm } from '../src/vm/vm';
+import { QEMU, qemuArgs } from '../src/vm/vmm';
+import { makeRootfs } from '../test/helpers/rootfs';
+
+const rounds = Number(process.argv[2] ?? 3);
+const memoryMiB = Number(process.env['VM_MEMORY_MIB'] ?? 256);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function fmt(xs: number[]): string {
+  return `median ${median(xs).toFixed(0)} ms (min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)}, n=${xs.length})`;
+}
+
+function pssKb(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m === null ? 0 : Number(m[1]);
+  } catch {
+    return 0;
+  }
+}
+
+function descendants(pid: number): number[] {
+  const out = [pid];
+  try {
+    for (const t of execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n')) {
+      if (t !== '') out.push(...descendants(Number(t)));
+    }
+  } catch {
+    /* no children */
+  }
+  return out;
+}
+
+async function floorBoot(work: string, kernelArgs: string[]): Promise<number> {
+  const initramfs = join(work, 'floor.cpio');
+  const a = ensureGuestAssets();
+  const args = qemuArgs({ assets: { ...a, initramfs }, accel: chooseAccel().accel, memoryMiB, cpus: 1, user: { uid: 0, gid: 0 }, kernelArgs });
+  // Only the machine, memory, kernel and initramfs: no agent channel or virtiofs to wait on.
+  const cut = args.indexOf('-device');
+  const bare = [...args.slice(0, cut)];
+  const t0 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const q = spawn(QEMU, bare, { stdio: 'ignore' });
+    q.once('error', reject);
+    q.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`floor QEMU exited with ${code}`))));
+  });
+  return performance.now() - t0;
+}
+
+async function main(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'stockade-vm-bench-'));
+  try {
+    const rootfs = join(work, 'rootfs');
+    makeRootfs(rootfs);
+    // The floor's init: reboot(2) at once, which -no-reboot turns into QEMU's exit.
+    writeFileSync(join(work, 'off.c'), '#include <sys/reboot.h>\nint main(void) { reboot(RB_AUTOBOOT); return 0; }\n');
+    execFileSync('gcc', ['-static', '-O2', '-o', join(work, 'off'), join(work, 'off.c')]);
+    const floorAssets = ensureGuestAssets({ agent: join(work, 'off') });
+    writeFileSync(join(work, 'floor.cpio'), readFileSync(floorAssets.initramfs));
+    const accel = chooseAccel();
+    const clock = accel.accel === 'tcg' ? tcgClockArgs() : [];
+    console.log(`accelerator: ${accel.accel} (${accel.reason}); guest memory ${memoryMiB} MiB; kernel args: ${clock.join(' ')}`);
+    console.log(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+
+    const floor: number[] = [];
+    const ready: number[] = [];
+    const booted: number[] = [];
+    const firstTrue: number[] = [];
+    const warmTrue: number[] = [];
+    const destroy: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      floor.push(await floorBoot(work, clock));
+      const t0 = performance.now();
+      const vm = await bootVm({ rootfs, runParent: work });
+      booted.push(performance.now() - t0);
+      ready.push(vm.bootMs);
+      const r = await vm.run({ args: ['true'] });
+      if (r.code !== 0) throw new Error(`true exited with ${r.code}`);
+      firstTrue.push(performance.now() - t0);
+      for (let k = 0; k < 5; k++) {
+        const t = performance.now();
+        await vm.run({ args: ['true'] });
+        warmTrue.push(performance.now() - t);
+      }
+      const td = performance.now();
+      await vm.destroy();
+      destroy.push(performance.now() - td);
+    }
+    console.log(`floor: bare QEMU boot to poweroff         ${fmt(floor)}`);
+    console.log(`bootVm to agent ready (HELLO_OK)           ${fmt(ready)}   ${(median(ready) / median(floor)).toFixed(2)}x the floor`);
+    console.log(`bootVm returned (root and /proc mounted)   ${fmt(booted)}`);
+    console.log(`fresh VM: start to exit status of true     ${fmt(firstTrue)}   ${(median(firstTrue) / median(floor)).toFixed(2)}x the floor`);
+    console.log(`booted VM: run of true                     ${fmt(warmTrue)}`);
+    console.log(`destroy                                    ${fmt(destroy)}`);
+
+    const vm: Vm = await bootVm({ rootfs, runParent: work });
+    try {
+      await vm.run({ args: ['true'] });
+      await new Promise((r) => setTimeout(r, Number(process.env['VM_SETTLE'] ?? 3) * 1000));
+      // Ours: the wrappers we spawned and everything under them; QEMU by its uid too.
+      const pids = new Set<number>(vmProcesses(vm.vmmUid, vm.runDir));
+      for (const p of [...pids]) for (const d of descendants(p)) pids.add(d);
+      const rows = [...pids].map((pid) => ({ pid, kb: pssKb(pid), cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '' }));
+      let total = 0;
+      for (const r of rows) {
+        total += r.kb;
+        console.log(`  pid ${r.pid} ${r.cmd.padEnd(40)} PSS ${(r.kb / 1024).toFixed(1)} MB`);
+      }
+      console.log(`idle VM host memory (PSS, all its processes): ${(total / 1024).toFixed(1)} MB (guest memory ${memoryMiB} MiB)`);
+    } finally {
+      await vm.destroy();
+    }
+    console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(`bench/vm-boot: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});
