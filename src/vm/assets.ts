@@ -11,9 +11,10 @@ import { StockadeError } from '../errors';
 import { packageRoot } from '../native/paths';
 import { writeCpio, type CpioEntry } from './cpio';
 import { debianCloudKernel, userKernel, type GuestKernel } from './kernel';
+import { stripSignature } from './modules';
 
 /** Bump when the initramfs layout changes, so cached guests of the old layout are not used. */
-const FORMAT = 1;
+const FORMAT = 2;
 
 /** Where the guest finds its module list (native/agent/main.c reads it). */
 export const MODULE_ORDER_FILE = 'lib/modules/load-order';
@@ -75,7 +76,7 @@ function requireStatic(elf: Buffer, what: string, path: string): void {
 
 /** The initramfs image for a kernel, agent and stockade-init. */
 export function buildInitramfs(kernel: GuestKernel, agent: Buffer, init: Buffer): Buffer {
-  const modules = kernel.modules.map((m) => ({ name: m.name, data: readInput(m.path, 'kernel module') }));
+  const modules = kernel.modules.map((m) => ({ name: m.name, data: stripSignature(readInput(m.path, 'kernel module')) }));
   const entries: CpioEntry[] = [
     ...['dev', 'proc', 'sys', 'run', 'sbin', 'lib', 'lib/modules'].map((path) => ({ kind: 'dir' as const, path, mode: 0o755 })),
     // The kernel opens /dev/console for PID 1 before anything is mounted.

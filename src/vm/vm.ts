@@ -283,6 +283,12 @@ export class Vm {
     return this.#vmmUid;
   }
 
+  /** Every process the VM has on the host: the jails' wrappers, QEMU, virtiofsd and its worker. */
+  get hostProcesses(): number[] {
+    const wrappers = [this.#qemu.child.pid, this.#virtiofsd.child.pid].filter((p): p is number => p !== undefined);
+    return [...new Set([...wrappers, ...vmProcesses(this.#vmmUid, this.#runDir)])];
+  }
+
   /** The failure that ended the VM, if one did. */
   get failure(): VmError | undefined {
     return this.#failure;

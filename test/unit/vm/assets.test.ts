@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { chooseAccel } from '../../../src/vm/accel';
 import { buildInitramfs } from '../../../src/vm/assets';
 import { readCpio, writeCpio } from '../../../src/vm/cpio';
-import { modinfo, resolveModules } from '../../../src/vm/modules';
+import { modinfo, resolveModules, stripSignature } from '../../../src/vm/modules';
 import { extractVmlinux, hasPvhNote, lz4Block } from '../../../src/vm/vmlinux';
 import { jailedQemu, jailedVirtiofsd, qemuArgs } from '../../../src/vm/vmm';
 import { renderAgentHeader } from '../../../src/tools/gen-agent-header';
@@ -169,4 +169,16 @@ test('vmlinux: the cloud kernel\'s bzImage gives an ELF with the PVH note QEMU b
   assert.equal(elf.readUInt32BE(0), 0x7f454c46);
   assert.ok(hasPvhNote(elf));
   assert.equal(hasPvhNote(Buffer.from(elf.subarray(0, 64))), false);
+});
+
+test('module signatures are stripped whole; an unsigned module is left as it is', () => {
+  const body = Buffer.from('\x7fELF...module body');
+  const sig = Buffer.alloc(5, 0xaa);
+  const info = Buffer.alloc(12);
+  info.writeUInt32BE(sig.length, 8);
+  const signed = Buffer.concat([body, sig, info, Buffer.from('~Module signature appended~\n')]);
+  assert.ok(stripSignature(signed).equals(body));
+  assert.ok(stripSignature(body).equals(body));
+  info.writeUInt32BE(1 << 20, 8);
+  assert.throws(() => stripSignature(Buffer.concat([body, sig, info, Buffer.from('~Module signature appended~\n')])), /larger than the module/);
 });
