@@ -51,6 +51,12 @@ export interface SpawnOptions {
   readonly stdin?: boolean;
   readonly onStdout?: Sink;
   readonly onStderr?: Sink;
+  /**
+   * Where the process runs: chrooted into the container's root (the default), or in the guest's
+   * own initramfs root, where /sbin/stockade-init is (the level driver runs it there, with a
+   * plan, to build the container the way the namespaces level does).
+   */
+  readonly root?: 'container' | 'guest';
 }
 
 export interface RunResult extends ExitStatus {
@@ -220,7 +226,7 @@ export class Vm {
       args: o.args,
       env: o.env ?? DEFAULT_ENV,
       cwd: o.cwd ?? '/',
-      root: GUEST_ROOT,
+      root: o.root === 'guest' ? '' : GUEST_ROOT,
       uid: o.uid ?? 0,
       gid: o.gid ?? 0,
       stdin: o.stdin ?? false,

@@ -88,6 +88,11 @@ test('a VM boots its own kernel over a busybox rootfs, runs processes with stdio
     await sleeper.signal('SIGTERM');
     assert.deepEqual(await sleeper.wait(), { code: null, signal: 15 });
 
+    // stockade-init is in the guest, static, and runs under the guest kernel (here without a
+    // plan, so it says how it wants to be called).
+    const init = await vm.run({ args: ['/sbin/stockade-init'], root: 'guest' });
+    assert.deepEqual([init.code, init.stderr.toString().trim()], [1, 'usage: stockade-init PLAN_FD SYNC_FD']);
+
     // A command that does not exist is the agent's error, with its errno.
     await assert.rejects(vm.spawn({ args: ['/no/such/command'] }), (e: unknown) => e instanceof VmError && e.reason === 'AGENT' && e.context['errno'] === 2 && /execve \/no\/such\/command/.test(e.message));
   } finally {
