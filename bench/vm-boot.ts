@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { tcgClockArgs, chooseAccel } from '../src/vm/accel';
 import { ensureGuestAssets } from '../src/vm/assets';
-import { bootVm, vmProcesses, type Vm } from '../src/vm/vm';
+import { bootVm, type Vm } from '../src/vm/vm';
 import { QEMU, qemuArgs } from '../src/vm/vmm';
 import { makeRootfs } from '../test/helpers/rootfs';
 
@@ -28,12 +28,14 @@ function fmt(xs: number[]): string {
   return `median ${median(xs).toFixed(0)} ms (min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)}, n=${xs.length})`;
 }
 
-function pssKb(pid: number): number {
+/** PSS of a process in kB: in total, and split into anonymous, file-backed and shmem (the guest's memfd). */
+function pss(pid: number): { total: number; anon: number; file: number; shmem: number } {
   try {
-    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    return m === null ? 0 : Number(m[1]);
+    const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const get = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(t)?.[1] ?? 0);
+    return { total: get('Pss'), anon: get('Pss_Anon'), file: get('Pss_File'), shmem: get('Pss_Shmem') };
   } catch {
-    return 0;
+    return { total: 0, anon: 0, file: 0, shmem: 0 };
   }
 }
 
@@ -116,14 +118,18 @@ async function main(): Promise<void> {
       await vm.run({ args: ['true'] });
       await new Promise((r) => setTimeout(r, Number(process.env['VM_SETTLE'] ?? 3) * 1000));
       // Ours: the wrappers we spawned and everything under them; QEMU by its uid too.
-      const pids = new Set<number>(vmProcesses(vm.vmmUid, vm.runDir));
+      const pids = new Set<number>(vm.hostProcesses);
       for (const p of [...pids]) for (const d of descendants(p)) pids.add(d);
-      const rows = [...pids].map((pid) => ({ pid, kb: pssKb(pid), cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '' }));
-      let total = 0;
-      for (const r of rows) {
-        total += r.kb;
-        console.log(`  pid ${r.pid} ${r.cmd.padEnd(40)} PSS ${(r.kb / 1024).toFixed(1)} MB`);
+      const mb = (kb: number): string => `${(kb / 1024).toFixed(1)} MB`;
+      const sum = { total: 0, anon: 0, file: 0, shmem: 0 };
+      for (const pid of pids) {
+        const p = pss(pid);
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '';
+        for (const k of ['total', 'anon', 'file', 'shmem'] as const) sum[k] += p[k];
+        console.log(`  pid ${pid} ${cmd.padEnd(32)} PSS ${mb(p.total)} (anon ${mb(p.anon)}, guest memory ${mb(p.shmem)}, files ${mb(p.file)})`);
       }
+      const total = sum.total;
+      console.log(`  of which: guest memory (memfd) ${mb(sum.shmem)}, QEMU's own anonymous memory (TCG code cache, heap) ${mb(sum.anon)}, files (binaries, the mapped kernel: page cache shared by every VM) ${mb(sum.file)}`);
       console.log(`idle VM host memory (PSS, all its processes): ${(total / 1024).toFixed(1)} MB (guest memory ${memoryMiB} MiB)`);
     } finally {
       await vm.destroy();

@@ -9,6 +9,7 @@ export type VmFailure =
   | 'PROTOCOL'     // the guest sent something the protocol does not allow
   | 'AGENT'        // the agent refused a request (errno in context)
   | 'TIMEOUT'      // the agent did not answer a request in time
+  | 'LIMIT'        // a process's output passed what the caller agreed to hold
   | 'DESTROYED';   // the VM was destroyed while the request was open
 
 export class VmError extends StockadeError {

@@ -236,16 +236,37 @@ export class Vm {
     return new VmProcess(this, r.proc, r.pid, r.outputDone);
   }
 
-  /** Runs a process to its end, collecting its output (and feeding it `input`, if given). */
-  async run(o: Omit<SpawnOptions, 'onStdout' | 'onStderr' | 'stdin'> & { readonly input?: Buffer | string }): Promise<RunResult> {
+  /**
+   * Runs a process to its end, collecting its output (and feeding it `input`, if given). The
+   * guest decides how much a process writes, so what is held is bounded: past maxOutputBytes
+   * (per stream; 64 MiB by default) the process is killed and the run fails with LIMIT.
+   */
+  async run(o: Omit<SpawnOptions, 'onStdout' | 'onStderr' | 'stdin'> & { readonly input?: Buffer | string; readonly maxOutputBytes?: number }): Promise<RunResult> {
+    const limit = o.maxOutputBytes ?? 64 * 1024 * 1024;
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    const p = await this.spawn({ ...o, stdin: o.input !== undefined, onStdout: (c) => void out.push(c), onStderr: (c) => void err.push(c) });
+    const held = [0, 0];
+    let over: VmError | undefined;
+    let proc: VmProcess | undefined;
+    const collect = (into: Buffer[], i: 0 | 1, name: string) => (c: Buffer): void => {
+      if (over !== undefined) return;
+      held[i]! += c.length;
+      if (held[i]! > limit) {
+        over = new VmError('LIMIT', `vm: ${o.args[0] ?? 'the process'} wrote more than ${limit} bytes to ${name}`);
+        void proc?.signal('SIGKILL').catch(() => undefined);
+        return;
+      }
+      into.push(c);
+    };
+    const p = await this.spawn({ ...o, stdin: o.input !== undefined, onStdout: collect(out, 0, 'stdout'), onStderr: collect(err, 1, 'stderr') });
+    proc = p;
+    if (over !== undefined) await p.signal('SIGKILL').catch(() => undefined);
     if (o.input !== undefined) {
       await p.write(o.input);
       await p.end();
     }
     const status = await p.wait();
+    if (over !== undefined) throw over;
     return { ...status, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
   }
 

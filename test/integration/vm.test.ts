@@ -82,6 +82,10 @@ test('a VM boots its own kernel over a busybox rootfs, runs processes with stdio
     assert.equal(cat.code, 0);
     assert.ok(cat.stdout.equals(input), `cat returned ${cat.stdout.length} bytes`);
 
+    // Output beyond what the caller will hold kills the process instead of filling the host.
+    await assert.rejects(vm.run({ args: ['yes'], maxOutputBytes: 1 << 20 }),
+      (e: unknown) => e instanceof VmError && e.reason === 'LIMIT' && /yes wrote more than 1048576 bytes to stdout/.test(e.message));
+
     // A signal reaches the process, and its status says so.
     const sleeper = await vm.spawn({ args: ['sleep', '1000'] });
     assert.ok(sleeper.pid > 1);
