@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SIGNALS } from '../abi/linux/constants';
-import { isStockadeError } from '../errors';
+import { StockadeError, isStockadeError } from '../errors';
 import { chooseAccel, tcgClockArgs, type AccelChoice } from './accel';
 import { AgentClient, type ExitStatus, type Sink } from './agent-client';
 import { ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
@@ -388,7 +388,8 @@ async function connectVirtiofsd(path: string, virtiofsd: Jailed, timeoutMs: numb
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     if (gone !== undefined) {
-      throw new VmError('VMM_EXITED', `vm: virtiofsd ${gone}: ${virtiofsd.tail.lastLine()}`, { process: 'virtiofsd' });
+      const why = virtiofsd.tail.lastLine();
+      throw new VmError('VMM_EXITED', `vm: virtiofsd ${gone}${why !== '' ? `: ${why}` : ''}`, { process: 'virtiofsd' });
     }
     const r = existsSync(path) ? await connectOnce(path) : undefined;
     if (r !== undefined && !(r instanceof Error)) return r;
@@ -403,6 +404,12 @@ async function connectVirtiofsd(path: string, virtiofsd: Jailed, timeoutMs: numb
 /** Boots a VM over opts.rootfs and returns it once its agent answered and the root is mounted. */
 export async function bootVm(opts: BootOptions): Promise<Vm> {
   requireVmm();
+  const memoryMiB = opts.memoryMiB ?? 256;
+  const cpus = opts.cpus ?? 1;
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 64 || memoryMiB > 65536) {
+    throw new StockadeError('USAGE', `vm: memory of ${memoryMiB} MiB is out of range (64 to 65536)`, { field: 'memoryMiB' });
+  }
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new StockadeError('USAGE', `vm: ${cpus} vCPUs is out of range (1 to 64)`, { field: 'cpus' });
   const debug = opts.debug ?? ((): void => undefined);
   const t0 = performance.now();
   let assets: GuestAssets;
@@ -429,7 +436,7 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     const user = vmmUser();
     vmmUid = user.uid;
     const kernelArgs = [...(accel.accel === 'tcg' ? tcgClockArgs() : []), ...(opts.kernelArgs ?? [])];
-    const qemuArgv = jailedQemu({ assets, accel: accel.accel, memoryMiB: opts.memoryMiB ?? 256, cpus: opts.cpus ?? 1, user, kernelArgs });
+    const qemuArgv = jailedQemu({ assets, accel: accel.accel, memoryMiB, cpus, user, kernelArgs });
     debug(`vm: ${qemuArgv.join(' ')}`);
     // Spawned and our copy of the connection closed in one tick: virtiofsd speaks only when
     // QEMU asks, so nothing can have been read from it on our side.

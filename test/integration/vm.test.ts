@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureGuestAssets, type GuestAssets } from '../../src/vm/assets';
+import { StockadeError } from '../../src/errors';
 import { VmError } from '../../src/vm/errors';
 import { bootVm, vmProcesses, type Vm } from '../../src/vm/vm';
 import { vmmUnavailable } from '../../src/vm/vmm';
@@ -139,13 +140,15 @@ test('a guest whose init is not the agent: the boot fails naming QEMU\'s exit an
   assert.deepEqual(processesNaming(broken.initramfs), []);
 }));
 
-test('a missing kernel or rootfs is refused before anything starts', { skip }, async () => {
+test('a missing kernel or rootfs, or a memory size out of range, is refused before anything starts', { skip }, async () => {
   const parent = mkdtempSync(join(tmpdir(), 'stockade-vm-test-'));
   try {
     await assert.rejects(bootVm({ rootfs: parent, assets: { kernel: { vmlinuz: '/no/vmlinuz', moduleDir: '/no/modules' } }, runParent: parent }),
       (e: unknown) => e instanceof VmError && e.reason === 'ASSETS' && /\/no\/vmlinuz does not exist/.test(e.message));
     await assert.rejects(bootVm({ rootfs: join(parent, 'absent'), assets: assets!, runParent: parent }),
       (e: unknown) => e instanceof VmError && e.reason === 'ASSETS' && /rootfs .*absent does not exist/.test(e.message));
+    await assert.rejects(bootVm({ rootfs: parent, assets: assets!, runParent: parent, memoryMiB: 3 }),
+      (e: unknown) => e instanceof StockadeError && e.code === 'USAGE' && /memory of 3 MiB is out of range/.test(e.message));
     assert.deepEqual(readdirSync(parent), []);
   } finally {
     rmSync(parent, { recursive: true, force: true });
