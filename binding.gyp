@@ -1,4 +1,25 @@
 {
+  # stockade-init's sources, once: the host's build and the static one the vm guest carries.
+  "variables": {
+    "init_sources": [
+      "native/init/main.c",
+      "native/init/selfclone.c",
+      "native/init/plan.c",
+      "native/init/msg.c",
+      "native/init/ns.c",
+      "native/init/path.c",
+      "native/init/mounts.c",
+      "native/init/copyup.c",
+      "native/init/rootfs.c",
+      "native/init/devices.c",
+      "native/init/terminal.c",
+      "native/init/process.c",
+      "native/init/child.c",
+      "native/init/hooks.c",
+      "native/init/sentry.c",
+      "native/init/home.c"
+    ]
+  },
   "targets": [
     {
       "target_name": "stockade_addon",
@@ -10,48 +31,14 @@
     {
       "target_name": "stockade-init",
       "type": "executable",
-      "sources": [
-        "native/init/main.c",
-        "native/init/selfclone.c",
-        "native/init/plan.c",
-        "native/init/msg.c",
-        "native/init/ns.c",
-        "native/init/path.c",
-        "native/init/mounts.c",
-        "native/init/copyup.c",
-        "native/init/rootfs.c",
-        "native/init/devices.c",
-        "native/init/terminal.c",
-        "native/init/process.c",
-        "native/init/child.c",
-        "native/init/hooks.c",
-        "native/init/sentry.c",
-        "native/init/home.c"
-      ],
+      "sources": ["<@(init_sources)"],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
     },
     {
       "target_name": "stockade-init-static",
       "type": "executable",
-      "sources": [
-        "native/init/main.c",
-        "native/init/selfclone.c",
-        "native/init/plan.c",
-        "native/init/msg.c",
-        "native/init/ns.c",
-        "native/init/path.c",
-        "native/init/mounts.c",
-        "native/init/copyup.c",
-        "native/init/rootfs.c",
-        "native/init/devices.c",
-        "native/init/terminal.c",
-        "native/init/process.c",
-        "native/init/child.c",
-        "native/init/hooks.c",
-        "native/init/sentry.c",
-        "native/init/home.c"
-      ],
+      "sources": ["<@(init_sources)"],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"],
       "ldflags": ["-static"]
