@@ -1,19 +1,21 @@
 // Measures the vm level's groundwork: boot to agent-ready against a bare boot of the same kernel, `true` in a fresh VM, and a VM's host memory.
 //
-// Run through bench/vm-boot.sh. Each round, in turn: the floor (QEMU with the same kernel, machine
-// and memory, and an initramfs whose init reboots at once; -no-reboot makes that QEMU's exit),
+// Run through bench/vm-boot.sh. Each round, in turn: the floor (QEMU with the same kernel,
+// initramfs, machine and memory, no devices, and stockade_probe=1, on which the agent powers the
+// guest off as soon as it runs; -no-reboot makes that QEMU's exit),
 // then bootVm() to the agent's HELLO_OK, to the root mounted, a `true` run in that fresh VM, and
 // its destroy. Then one VM is left idle and the PSS of every process it has on the host (the
 // jail's wrappers, QEMU, virtiofsd and its sandboxed worker) is summed from smaps_rollup.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { tcgClockArgs, chooseAccel } from '../src/vm/accel';
-import { ensureGuestAssets } from '../src/vm/assets';
+import { ensureGuestAssets, type GuestAssets } from '../src/vm/assets';
+import { probeArgs } from '../src/vm/accel-probe';
 import { bootVm, type Vm } from '../src/vm/vm';
-import { QEMU, qemuArgs } from '../src/vm/vmm';
+import { QEMU } from '../src/vm/vmm';
 import { makeRootfs } from '../test/helpers/rootfs';
 
 const rounds = Number(process.argv[2] ?? 3);
@@ -51,16 +53,10 @@ function descendants(pid: number): number[] {
   return out;
 }
 
-async function floorBoot(work: string, kernelArgs: string[]): Promise<number> {
-  const initramfs = join(work, 'floor.cpio');
-  const a = ensureGuestAssets();
-  const args = qemuArgs({ assets: { ...a, initramfs }, accel: chooseAccel().accel, memoryMiB, cpus: 1, user: { uid: 0, gid: 0 }, kernelArgs });
-  // Only the machine, memory, kernel and initramfs: no agent channel or virtiofs to wait on.
-  const cut = args.indexOf('-device');
-  const bare = [...args.slice(0, cut)];
+async function floorBoot(assets: GuestAssets, accel: 'kvm' | 'tcg'): Promise<number> {
   const t0 = performance.now();
   await new Promise<void>((resolve, reject) => {
-    const q = spawn(QEMU, bare, { stdio: 'ignore' });
+    const q = spawn(QEMU, probeArgs(assets, accel, memoryMiB), { stdio: 'ignore' });
     q.once('error', reject);
     q.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`floor QEMU exited with ${code}`))));
   });
@@ -72,11 +68,7 @@ async function main(): Promise<void> {
   try {
     const rootfs = join(work, 'rootfs');
     makeRootfs(rootfs);
-    // The floor's init: reboot(2) at once, which -no-reboot turns into QEMU's exit.
-    writeFileSync(join(work, 'off.c'), '#include <sys/reboot.h>\nint main(void) { reboot(RB_AUTOBOOT); return 0; }\n');
-    execFileSync('gcc', ['-static', '-O2', '-o', join(work, 'off'), join(work, 'off.c')]);
-    const floorAssets = ensureGuestAssets({ agent: join(work, 'off') });
-    writeFileSync(join(work, 'floor.cpio'), readFileSync(floorAssets.initramfs));
+    const assets = ensureGuestAssets();
     const accel = chooseAccel();
     const clock = accel.accel === 'tcg' ? tcgClockArgs() : [];
     console.log(`accelerator: ${accel.accel} (${accel.reason}); guest memory ${memoryMiB} MiB; kernel args: ${clock.join(' ')}`);
@@ -89,7 +81,7 @@ async function main(): Promise<void> {
     const warmTrue: number[] = [];
     const destroy: number[] = [];
     for (let i = 0; i < rounds; i++) {
-      floor.push(await floorBoot(work, clock));
+      floor.push(await floorBoot(assets, accel.accel));
       const t0 = performance.now();
       const vm = await bootVm({ rootfs, runParent: work });
       booted.push(performance.now() - t0);

@@ -9,8 +9,10 @@ export interface AccelChoice {
 
 /**
  * `kvm_pvm` (the PVM hypervisor) serves /dev/kvm to guests built for PVM only; a standard kernel
- * hangs under it, so its presence rules KVM out even though /dev/kvm opens. STOCKADE_VM_ACCEL
- * (kvm or tcg) overrides the probe. `sysModule` is the /sys/module path, for tests.
+ * hangs under it, so its presence rules KVM out even though /dev/kvm opens. This is the quick
+ * rule; a `kvm` answer here is only a candidate that src/vm/accel-probe.ts confirms by booting
+ * a standard guest. STOCKADE_VM_ACCEL (kvm or tcg) overrides both. `sysModule` is the
+ * /sys/module path, for tests.
  */
 export function chooseAccel(sysModule = '/sys/module', devKvm = '/dev/kvm'): AccelChoice {
   const forced = process.env['STOCKADE_VM_ACCEL'];
@@ -26,7 +28,7 @@ export function chooseAccel(sysModule = '/sys/module', devKvm = '/dev/kvm'): Acc
   } catch {
     return { accel: 'tcg', reason: `${devKvm} is not usable: using TCG` };
   }
-  return { accel: 'kvm', reason: `${devKvm} with a standard KVM module` };
+  return { accel: 'kvm', reason: `${devKvm} with a standard KVM module (still to be probed)` };
 }
 
 /**

@@ -12,9 +12,10 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SIGNALS } from '../abi/linux/constants';
 import { StockadeError, isStockadeError } from '../errors';
-import { chooseAccel, tcgClockArgs, type AccelChoice } from './accel';
+import { tcgClockArgs, type AccelChoice } from './accel';
+import { resolveAccel } from './accel-probe';
 import { AgentClient, type ExitStatus, type Sink } from './agent-client';
-import { ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
+import { defaultCacheDir, ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
 import { VmError } from './errors';
 import { ROOTFS_TAG, jailedQemu, jailedVirtiofsd, requireVmm, vmmUser } from './vmm';
 
@@ -419,7 +420,8 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     throw new VmError('ASSETS', `vm: ${isStockadeError(e) ? e.message : String(e)}`, {}, { cause: e });
   }
   if (!existsSync(opts.rootfs)) throw new VmError('ASSETS', `vm: rootfs ${opts.rootfs} does not exist`, { path: opts.rootfs });
-  const accel = chooseAccel();
+  const cacheDir = opts.assets !== undefined && !('initramfs' in opts.assets) ? opts.assets.cacheDir ?? defaultCacheDir() : defaultCacheDir();
+  const accel = await resolveAccel(assets, cacheDir);
   debug(`vm: accelerator ${accel.accel}: ${accel.reason}`);
 
   const runDir = mkdtempSync(join(opts.runParent ?? tmpdir(), 'stockade-vm-'));

@@ -12,6 +12,7 @@ import { ensureGuestAssets, type GuestAssets } from '../../src/vm/assets';
 import { StockadeError } from '../../src/errors';
 import { VmError } from '../../src/vm/errors';
 import { bootVm, vmProcesses, type Vm } from '../../src/vm/vm';
+import { probeBoot } from '../../src/vm/accel-probe';
 import { vmmUnavailable } from '../../src/vm/vmm';
 import { makeRootfs, rootfsUnavailable } from '../helpers/rootfs';
 
@@ -152,5 +153,15 @@ test('a missing kernel or rootfs, or a memory size out of range, is refused befo
     assert.deepEqual(readdirSync(parent), []);
   } finally {
     rmSync(parent, { recursive: true, force: true });
+  }
+});
+
+test('the accelerator probe: a standard guest powers off under TCG; under a /dev/kvm served by kvm_pvm it does not', { skip, timeout: 120000 }, async () => {
+  const tcg = await probeBoot(assets!, 'tcg', 60000);
+  assert.equal(tcg.ok, true, tcg.why);
+  if (existsSync('/sys/module/kvm_pvm') && existsSync('/dev/kvm')) {
+    // What chooseAccel's rule spares every boot: the probe itself, seen to fail here.
+    const kvm = await probeBoot(assets!, 'kvm', 8000);
+    assert.equal(kvm.ok, false, kvm.why);
   }
 });
