@@ -5,7 +5,7 @@
 // tree and dpkg's database are never touched.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StockadeError } from '../errors';
 import { GUEST_MODULES, resolveModules } from './modules';
@@ -44,8 +44,39 @@ function run(cmd: string, args: readonly string[], cwd?: string): string {
   }
 }
 
-/** The cloud kernel package the metapackage points at now, and its version (apt's local lists; no network). */
-export function currentKernelPackage(): { name: string; version: string } {
+/**
+ * The cloud kernel package the metapackage points at now, and its version (apt's local lists; no
+ * network). apt-cache loads every package list and took 1.5-3 s a boot here under load, so the
+ * answer is remembered in `<cacheDir>/kernels/current.json` with the modification times of apt's
+ * lists and package cache: an `apt-get update` changes them, and the next boot asks apt again.
+ */
+export function currentKernelPackage(cacheDir?: string): { name: string; version: string } {
+  const stamp = ['/var/lib/apt/lists', '/var/cache/apt/pkgcache.bin'].map((p) => {
+    try {
+      return String(statSync(p).mtimeMs);
+    } catch {
+      return '-';
+    }
+  }).join(',');
+  const memo = cacheDir !== undefined ? join(cacheDir, 'kernels', 'current.json') : undefined;
+  if (memo !== undefined) {
+    try {
+      const m = JSON.parse(readFileSync(memo, 'utf8')) as { stamp?: unknown; name?: unknown; version?: unknown };
+      if (m.stamp === stamp && typeof m.name === 'string' && typeof m.version === 'string') return { name: m.name, version: m.version };
+    } catch {
+      /* not remembered yet */
+    }
+  }
+  const found = askApt();
+  if (memo !== undefined) {
+    mkdirSync(join(cacheDir!, 'kernels'), { recursive: true, mode: 0o755 });
+    writeFileSync(`${memo}.${process.pid}`, `${JSON.stringify({ stamp, ...found })}\n`);
+    renameSync(`${memo}.${process.pid}`, memo);
+  }
+  return found;
+}
+
+function askApt(): { name: string; version: string } {
   const deps = run('apt-cache', ['depends', KERNEL_METAPACKAGE]);
   const m = /Depends:\s+(linux-image-[0-9][^\s]*-cloud-amd64)\s*$/m.exec(deps);
   if (m === null || m[1] === undefined) {
@@ -99,7 +130,7 @@ function readManifest(dir: string): Manifest | undefined {
  * directory appears there whole (renamed from a private temporary one) or not at all.
  */
 export function debianCloudKernel(cacheDir: string): GuestKernel {
-  const pkg = currentKernelPackage();
+  const pkg = currentKernelPackage(cacheDir);
   const identity = `${pkg.name}_${pkg.version}`;
   const kernels = join(cacheDir, 'kernels');
   // The module set is part of the name: a stockade that needs another module fetches anew.
