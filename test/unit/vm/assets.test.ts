@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chooseAccel } from '../../../src/vm/accel';
@@ -157,7 +157,7 @@ test('lz4: literals, overlapping matches and bounds', () => {
 const cachedKernel = ((): string | undefined => {
   try {
     const dir = join('/var/lib/stockade/vm/kernels');
-    const k = readdirSync(dir).find((d) => !d.startsWith('.'));
+    const k = readdirSync(dir).find((d) => !d.startsWith('.') && existsSync(join(dir, d, 'vmlinuz')));
     return k === undefined ? undefined : join(dir, k, 'vmlinuz');
   } catch {
     return undefined;
