@@ -4,9 +4,8 @@
 // the way it has already killed what it started and removed its directory. A VM fails closed:
 // if QEMU or virtiofsd exits, or the guest breaks the protocol, the other is killed, every open
 // request fails with a VmError saying which, and `ended` resolves to that error.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -17,7 +16,10 @@ import { resolveAccel } from './accel-probe';
 import { AgentClient, type ExitStatus, type Sink } from './agent-client';
 import { defaultCacheDir, ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
 import { VmError } from './errors';
+import { connectVirtiofsd, killVm, startJailed, vmProcesses, within, type Jailed } from './host-processes';
 import { ROOTFS_TAG, jailedQemu, jailedVirtiofsd, requireVmm, vmmUser } from './vmm';
+
+export { vmProcesses } from './host-processes';
 
 /** Where the container's root is mounted in the guest. */
 export const GUEST_ROOT = '/run/stockade/root';
@@ -66,67 +68,6 @@ export interface RunResult extends ExitStatus {
 }
 
 const DEFAULT_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'TERM=xterm'];
-
-/** The last bytes of a child's output, for error messages. */
-class Tail {
-  #buf = Buffer.alloc(0);
-  constructor(readonly limit = 8192) {}
-  push(chunk: Buffer): void {
-    this.#buf = Buffer.concat([this.#buf, chunk]);
-    if (this.#buf.length > this.limit) this.#buf = this.#buf.subarray(this.#buf.length - this.limit);
-  }
-  lastLine(): string {
-    const lines = this.#buf.toString('utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '');
-    return lines[lines.length - 1] ?? '';
-  }
-  text(): string {
-    return this.#buf.toString('utf8');
-  }
-}
-
-interface Jailed {
-  readonly name: 'qemu' | 'virtiofsd';
-  readonly child: ChildProcess;
-  readonly exited: Promise<string>;
-  readonly tail: Tail;
-}
-
-function start(name: 'qemu' | 'virtiofsd', argv: readonly string[], stdio: ('ignore' | 'pipe' | Socket)[]): Jailed {
-  const [file, ...args] = argv;
-  // detached: its own process group, so one kill reaches the wrappers and what they started.
-  const child = spawn(file!, args, { stdio, detached: true, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-  const tail = new Tail();
-  child.stdout?.on('data', (c: Buffer) => tail.push(c));
-  child.stderr?.on('data', (c: Buffer) => tail.push(c));
-  const exited = new Promise<string>((resolve) => {
-    child.once('error', (e) => resolve(`could not start: ${e.message}`));
-    child.once('exit', (code, signal) => resolve(signal !== null ? `killed by ${signal}` : `exited with status ${code}`));
-  });
-  return { name, child, exited, tail };
-}
-
-function killGroup(j: Jailed | undefined): void {
-  if (j?.child.pid === undefined || j.child.exitCode !== null || j.child.signalCode !== null) return;
-  try {
-    process.kill(-j.child.pid, 'SIGKILL');
-  } catch {
-    /* already gone */
-  }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Waits for p, or ms at most; the timer does not outlive the wait. */
-async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([p, new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); })]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 export class VmProcess {
   constructor(
@@ -323,85 +264,6 @@ export class Vm {
   }
 }
 
-/** The processes that run as `uid` or name `marker` on their command line (the VM's own). */
-export function vmProcesses(uid: number, marker: string): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^[0-9]+$/.test(name)) continue;
-    try {
-      const status = readFileSync(`/proc/${name}/status`, 'utf8');
-      const m = /^Uid:\s+(\d+)/m.exec(status);
-      if ((m !== null && Number(m[1]) === uid) || readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker)) out.push(Number(name));
-    } catch {
-      /* exited while we looked */
-    }
-  }
-  return out;
-}
-
-/**
- * Kills a VM's processes so that none is left, not even as a zombie. QEMU is PID 1 of its own
- * pid namespace and virtiofsd's worker a child of virtiofsd: killed first, each is reaped by
- * its own parent (unshare, the virtiofsd that forked it), which then exits to us. Killed all at
- * once, they would be orphans that only the host's init reaps, when it gets round to it.
- */
-async function killVm(jailed: readonly (Jailed | undefined)[], uid: number, marker: string): Promise<void> {
-  const ours = new Set(jailed.map((j) => j?.child.pid));
-  const deadline = performance.now() + 10000;
-  let left: number[] = [];
-  for (let round = 0; ; round++) {
-    left = vmProcesses(uid, marker);
-    const live = jailed.filter((j) => j !== undefined && j.child.exitCode === null && j.child.signalCode === null);
-    if (left.length === 0 && live.length === 0) return;
-    if (performance.now() > deadline) break;
-    for (const pid of left) {
-      if (ours.has(pid)) continue;
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone already */
-      }
-    }
-    // The wrappers get a moment to reap what they started; then they are killed too.
-    if (round === 20 || left.every((pid) => ours.has(pid))) for (const j of live) killGroup(j);
-    await delay(10);
-  }
-  throw new VmError('VMM_EXITED', `vm: processes ${left.join(', ')} of the VM are still there 10 s after the kill`);
-}
-
-function connectOnce(path: string): Promise<Socket | NodeJS.ErrnoException> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => resolve(s));
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(e));
-  });
-}
-
-/**
- * A connection to virtiofsd's socket, once it listens: the file appears at bind(), a moment
- * before listen(), so a refused connection is tried again until virtiofsd is ready or gone.
- */
-async function connectVirtiofsd(path: string, virtiofsd: Jailed, timeoutMs: number): Promise<Socket> {
-  let gone: string | undefined;
-  void virtiofsd.exited.then((how) => {
-    gone = how;
-  });
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    if (gone !== undefined) {
-      const why = virtiofsd.tail.lastLine();
-      throw new VmError('VMM_EXITED', `vm: virtiofsd ${gone}${why !== '' ? `: ${why}` : ''}`, { process: 'virtiofsd' });
-    }
-    const r = existsSync(path) ? await connectOnce(path) : undefined;
-    if (r !== undefined && !(r instanceof Error)) return r;
-    if (r !== undefined && r.code !== 'ECONNREFUSED' && r.code !== 'ENOENT') {
-      throw new VmError('VMM_EXITED', `vm: cannot connect to virtiofsd: ${r.message}`, { process: 'virtiofsd' });
-    }
-    if (performance.now() > deadline) throw new VmError('BOOT_TIMEOUT', `vm: virtiofsd did not listen within ${timeoutMs} ms`);
-    await delay(5);
-  }
-}
-
 /** Boots a VM over opts.rootfs and returns it once its agent answered and the root is mounted. */
 export async function bootVm(opts: BootOptions): Promise<Vm> {
   requireVmm();
@@ -433,7 +295,7 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
   try {
     const fsArgv = jailedVirtiofsd(opts.rootfs, fsSocket);
     debug(`vm: ${fsArgv.join(' ')}`);
-    virtiofsd = start('virtiofsd', fsArgv, ['ignore', 'pipe', 'pipe']);
+    virtiofsd = startJailed('virtiofsd', fsArgv, ['ignore', 'pipe', 'pipe']);
     const fsConn = await connectVirtiofsd(fsSocket, virtiofsd, 10000);
     const user = vmmUser();
     vmmUid = user.uid;
@@ -443,7 +305,7 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     // Spawned and our copy of the connection closed in one tick: virtiofsd speaks only when
     // QEMU asks, so nothing can have been read from it on our side.
     try {
-      qemu = start('qemu', qemuArgv, ['ignore', 'pipe', 'pipe', 'pipe', fsConn]);
+      qemu = startJailed('qemu', qemuArgv, ['ignore', 'pipe', 'pipe', 'pipe', fsConn]);
     } finally {
       fsConn.destroy();
     }
