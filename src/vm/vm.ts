@@ -17,6 +17,7 @@ import { AgentClient, type ExitStatus, type Sink } from './agent-client';
 import { defaultCacheDir, ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
 import { VmError } from './errors';
 import { connectVirtiofsd, killVm, startJailed, vmProcesses, within, type Jailed } from './host-processes';
+import { makeQemuJail } from './jail';
 import { ROOTFS_TAG, jailedQemu, jailedVirtiofsd, requireVmm, vmmUser } from './vmm';
 
 export { vmProcesses } from './host-processes';
@@ -300,7 +301,7 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     const user = vmmUser();
     vmmUid = user.uid;
     const kernelArgs = [...(accel.accel === 'tcg' ? tcgClockArgs() : []), ...(opts.kernelArgs ?? [])];
-    const qemuArgv = jailedQemu({ assets, accel: accel.accel, memoryMiB, cpus, user, kernelArgs });
+    const qemuArgv = jailedQemu({ assets, accel: accel.accel, memoryMiB, cpus, user, kernelArgs }, makeQemuJail(runDir, accel.accel === 'kvm'));
     debug(`vm: ${qemuArgv.join(' ')}`);
     // Spawned and our copy of the connection closed in one tick: virtiofsd speaks only when
     // QEMU asks, so nothing can have been read from it on our side.

@@ -6,9 +6,12 @@
 //
 // The jail, outermost first:
 //   setpriv --pdeathsig KILL          the wrapper dies with the host process that started it
-//   unshare -n -i -u -p -f -m --kill-child --mount-proc
+//   unshare -n -i -u -p -f -m --kill-child
 //                                     an empty network namespace, its own IPC, UTS, pid and mount
 //                                     namespaces; its child dies with it
+//   sh -c JAIL_SCRIPT                 a root holding /usr read-only, the kernel, the initramfs,
+//                                     null/zero/urandom and its own /proc; chroot into it
+//                                     (src/vm/jail.ts)
 //   setpriv --reuid U --regid U --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs
 //           --pdeathsig KILL          an unprivileged uid of its own, no capabilities left to
 //                                     regain (the uid change clears the parent-death signal, so
@@ -21,11 +24,13 @@ import { existsSync, statSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import type { GuestAssets } from './assets';
 import { VmError } from './errors';
+import { JAIL_INITRAMFS, JAIL_KERNEL, JAIL_SCRIPT } from './jail';
 
 export const QEMU = process.env['STOCKADE_QEMU'] ?? '/usr/bin/qemu-system-x86_64';
 export const VIRTIOFSD = process.env['STOCKADE_VIRTIOFSD'] ?? '/usr/lib/qemu/virtiofsd';
 const SETPRIV = '/usr/bin/setpriv';
 const UNSHARE = '/usr/bin/unshare';
+const SH = '/bin/sh';
 
 /** The virtiofs tag of the container's root file system. */
 export const ROOTFS_TAG = 'rootfs';
@@ -109,19 +114,25 @@ export function qemuArgs(c: VmmConfig): string[] {
   ];
 }
 
-/** QEMU's full command line inside its jail: [file, ...args]. */
-export function jailedQemu(c: VmmConfig): string[] {
+/**
+ * QEMU's full command line inside its jail, [file, ...args]; jailRoot is made by makeQemuJail.
+ * QEMU must live under /usr, the only host directory the jail shows it.
+ */
+export function jailedQemu(c: VmmConfig, jailRoot: string): string[] {
+  if (!QEMU.startsWith('/usr/')) throw new VmError('VMM_MISSING', `vm: ${QEMU} is outside /usr, which is all of the host QEMU's jail holds`);
   const groups: string[] = [];
   if (c.accel === 'kvm') {
     // /dev/kvm's group, so the unprivileged QEMU can open it.
     groups.push(`--groups=${statSync('/dev/kvm').gid}`);
   }
+  const inJail = { ...c.assets, kernel: JAIL_KERNEL, initramfs: JAIL_INITRAMFS };
   return [
     SETPRIV, '--pdeathsig', 'KILL',
-    UNSHARE, '--net', '--ipc', '--uts', '--pid', '--fork', '--kill-child', '--mount', '--mount-proc',
+    UNSHARE, '--net', '--ipc', '--uts', '--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private',
+    SH, '-c', JAIL_SCRIPT, 'sh', jailRoot, c.assets.kernel, c.assets.initramfs, c.accel === 'kvm' ? '1' : '0',
     SETPRIV, `--reuid=${c.user.uid}`, `--regid=${c.user.gid}`, ...(groups.length > 0 ? groups : ['--clear-groups']),
     '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--pdeathsig', 'KILL',
-    QEMU, ...qemuArgs(c),
+    QEMU, ...qemuArgs({ ...c, assets: inJail }),
   ];
 }
 

@@ -58,6 +58,16 @@ test('a VM boots its own kernel over a busybox rootfs, runs processes with stdio
   const vm = await bootVm({ rootfs, assets: assets!, runParent: parent, debug: (l) => debug.push(l) });
   try {
     assert.match(debug.join('\n'), /vm: accelerator (tcg|kvm): /);
+    // QEMU's jail: its own uid, no capabilities, no new privileges, seccomp on, and a root
+    // that holds /usr, the kernel, the initramfs, three devices and its /proc, nothing else.
+    const [qemu] = vmProcesses(vm.vmmUid, '\0none\0');
+    const status = readFileSync(`/proc/${qemu}/status`, 'utf8');
+    assert.match(status, new RegExp(`^Uid:\\s+${vm.vmmUid}\\s`, 'm'));
+    for (const line of [/^CapEff:\s+0+$/m, /^CapBnd:\s+0+$/m, /^NoNewPrivs:\s+1$/m, /^Seccomp:\s+2$/m]) assert.match(status, line);
+    assert.deepEqual(readdirSync(`/proc/${qemu}/root`).sort(), ['bin', 'boot', 'dev', 'lib', 'lib64', 'proc', 'sbin', 'usr']);
+    assert.deepEqual(readdirSync(`/proc/${qemu}/root/dev`).sort(), ['null', 'urandom', 'zero']);
+    assert.equal(existsSync(`/proc/${qemu}/root/etc/passwd`), false);
+
     // The guest kernel is Debian's cloud kernel, not the host's.
     assert.equal(vm.kernelRelease, assets!.release);
     assert.notEqual(vm.kernelRelease, release());

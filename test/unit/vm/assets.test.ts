@@ -11,6 +11,7 @@ import { readCpio, writeCpio } from '../../../src/vm/cpio';
 import { modinfo, resolveModules, stripSignature } from '../../../src/vm/modules';
 import { extractVmlinux, hasPvhNote, lz4Block } from '../../../src/vm/vmlinux';
 import { jailedQemu, jailedVirtiofsd, qemuArgs } from '../../../src/vm/vmm';
+import { JAIL_SCRIPT } from '../../../src/vm/jail';
 import { renderAgentHeader } from '../../../src/tools/gen-agent-header';
 import { packageRoot } from '../../../src/native/paths';
 
@@ -131,8 +132,14 @@ test('VMM: no default devices, no network, no disk; modern virtio-mmio, shared m
   }
   assert.match(args[args.indexOf('-sandbox') + 1]!, /^on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny$/);
   assert.doesNotMatch(joined, /-netdev|-nic|-drive|-blockdev|-virtfs|-fsdev|-monitor|-qmp|-gdb|path=/);
-  const jail = jailedQemu(c).join(' ');
-  assert.match(jail, /setpriv --pdeathsig KILL \/usr\/bin\/unshare --net --ipc --uts --pid --fork --kill-child --mount --mount-proc \/usr\/bin\/setpriv --reuid=1879048193 --regid=1879048193 --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs --pdeathsig KILL \S*qemu-system-x86_64 /);
+  const jail = jailedQemu(c, '/run/vm/qemu-root');
+  const joinedJail = jail.join(' ');
+  assert.match(joinedJail, /^\/usr\/bin\/setpriv --pdeathsig KILL \/usr\/bin\/unshare --net --ipc --uts --pid --fork --kill-child --mount --propagation private \/bin\/sh -c /);
+  assert.deepEqual(jail.slice(jail.indexOf(JAIL_SCRIPT) + 1, jail.indexOf(JAIL_SCRIPT) + 6), ['sh', '/run/vm/qemu-root', '/k', '/i', '0']);
+  assert.match(joinedJail, /\/usr\/bin\/setpriv --reuid=1879048193 --regid=1879048193 --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs --pdeathsig KILL \S*qemu-system-x86_64 /);
+  // Inside the jail QEMU names the kernel and initramfs by their jail paths.
+  assert.equal(jail[jail.indexOf('-kernel') + 1], '/boot/kernel');
+  assert.equal(jail[jail.indexOf('-initrd') + 1], '/boot/initramfs');
   assert.match(jailedVirtiofsd('/root', '/run/x.sock').join(' '), /sandbox=namespace .*modcaps=-mknod:-setfcap/);
   assert.throws(() => qemuArgs({ ...c, memoryMiB: 1 }), /out of range/);
 });
