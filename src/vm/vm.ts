@@ -154,13 +154,20 @@ export class Vm {
     this.#state = 'failed';
     this.#failure = e;
     this.client.fail(e);
-    void this.#teardown().then(() => this.#end(e));
+    // Both the failure and a failed cleanup are reported, in one error.
+    void this.#teardown().then(
+      () => this.#end(e),
+      (te: unknown) => this.#end(new VmError(e.reason, `${e.message}; and the cleanup failed: ${te instanceof Error ? te.message : String(te)}`, e.context)),
+    );
   }
 
   async #teardown(): Promise<void> {
-    await killVm([this.#qemu, this.#virtiofsd], this.#vmmUid, this.#runDir);
-    (this.#qemu.child.stdio[3] as Socket | null)?.destroy();
-    rmSync(this.#runDir, { recursive: true, force: true });
+    try {
+      await killVm([this.#qemu, this.#virtiofsd], this.#vmmUid, this.#runDir);
+    } finally {
+      (this.#qemu.child.stdio[3] as Socket | null)?.destroy();
+      rmSync(this.#runDir, { recursive: true, force: true });
+    }
   }
 
   async spawn(o: SpawnOptions): Promise<VmProcess> {
@@ -234,9 +241,12 @@ export class Vm {
       // virtiofsd leaves once QEMU hangs up; give it a moment before the kill.
       await within(this.#virtiofsd.exited, 2000);
       this.client.fail(new VmError('DESTROYED', 'vm: destroyed'));
-      await this.#teardown();
-      this.#state = 'destroyed';
-      this.#end(null);
+      try {
+        await this.#teardown();
+      } finally {
+        this.#state = 'destroyed';
+        this.#end(null);
+      }
       return;
     }
     await this.ended;
