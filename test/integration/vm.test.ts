@@ -83,6 +83,9 @@ test('a VM boots its own kernel over a busybox rootfs, runs processes with stdio
     assert.deepEqual((await vm.run({ args: ['ls', '/'] })).stdout.toString().trim().split('\n').sort(), readdirSync(rootfs).sort());
     const mounts = (await vm.run({ args: ['cat', '/proc/mounts'] })).stdout.toString();
     assert.match(mounts, /^rootfs \/ virtiofs /m);
+    // No network device reaches the guest: its kernel knows the loopback alone.
+    const netdev = (await vm.run({ args: ['cat', '/proc/net/dev'] })).stdout.toString();
+    assert.deepEqual(netdev.split('\n').slice(2).filter((l) => l.trim() !== '').map((l) => l.trim().split(':')[0]), ['lo']);
 
     // Identity and working directory are the ones asked for.
     const who = await vm.run({ args: ['sh', '-c', 'id -u; id -g; pwd'], uid: 1000, gid: 1000, cwd: '/home/test' });
