@@ -122,22 +122,27 @@ test('a VM boots its own kernel over a busybox rootfs, runs processes with stdio
   await assert.rejects(vm.run({ args: ['true'] }), (e: unknown) => e instanceof VmError && e.reason === 'DESTROYED');
 }));
 
-test('fail closed: QEMU killed under a running process fails it with VMM_EXITED and leaves nothing', { skip, timeout: 240000 }, () => withRootfs(async (rootfs, parent) => {
-  const vm = await bootVm({ rootfs, assets: assets!, runParent: parent });
-  try {
-    const p = await vm.spawn({ args: ['sleep', '1000'] });
-    const waited = p.wait();
-    const qemu = vmProcesses(vm.vmmUid, '\0never\0');
-    assert.equal(qemu.length, 1, `QEMU's pid by its uid: ${qemu.join(',')}`);
-    process.kill(qemu[0]!, 'SIGKILL');
-    await assert.rejects(waited, (e: unknown) => e instanceof VmError && e.reason === 'VMM_EXITED' && /qemu/.test(e.message));
-    const ended = await vm.ended;
-    assert.equal(ended?.reason, 'VMM_EXITED');
-  } finally {
-    await vm.destroy();
-  }
-  assertNothingLeft(vm);
-}));
+for (const victim of ['qemu', 'virtiofsd'] as const) {
+  test(`fail closed: ${victim} killed under a running process fails it with VMM_EXITED and leaves nothing`, { skip, timeout: 240000 }, () => withRootfs(async (rootfs, parent) => {
+    const vm = await bootVm({ rootfs, assets: assets!, runParent: parent });
+    try {
+      const p = await vm.spawn({ args: ['sleep', '1000'] });
+      const waited = p.wait();
+      // QEMU by its uid; virtiofsd (the parent we started and its sandboxed worker) by its binary and the VM's directory.
+      const pids = victim === 'qemu'
+        ? vmProcesses(vm.vmmUid, '\0none\0')
+        : processesNaming(vm.runDir).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('/usr/lib/qemu/virtiofsd\0'));
+      assert.equal(pids.length, victim === 'qemu' ? 1 : 2, `${victim}: ${pids.join(',')}`);
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+      await assert.rejects(waited, (e: unknown) => e instanceof VmError && e.reason === 'VMM_EXITED' && new RegExp(`vm: ${victim} `).test(e.message));
+      const ended = await vm.ended;
+      assert.equal(ended?.reason, 'VMM_EXITED');
+    } finally {
+      await vm.destroy();
+    }
+    assertNothingLeft(vm);
+  }));
+}
 
 test('a guest whose init is not the agent: the boot fails naming QEMU\'s exit and the console, nothing left', { skip, timeout: 240000 }, () => withRootfs(async (rootfs, parent) => {
   // An init that exits at once: the kernel panics and, with panic=-1 and -no-reboot, QEMU exits;
