@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import { FrameDecoder, encodeHost } from '../../../src/vm/codec';
 import { agentBinary } from '../../../src/vm/assets';
 import { AGENT_LIMITS, HOST_MESSAGES, type GuestMessage, type HostMessage } from '../../../src/vm/protocol';
+import { frame } from '../../helpers/agent-frame';
 
 const skip = existsSync(agentBinary()) ? undefined : `${agentBinary()} is not built (npm run build:native)`;
 
@@ -57,13 +58,6 @@ class Agent {
   }
 }
 
-function frame(tag: number, id: number, payload: Buffer, length = payload.length): Buffer {
-  const h = Buffer.alloc(12);
-  h.writeUInt32LE(tag, 0);
-  h.writeUInt32LE(id, 4);
-  h.writeUInt32LE(length, 8);
-  return Buffer.concat([h, payload]);
-}
 
 test('the agent answers HELLO, and refuses MOUNT and SPAWN outside a guest only after they decode', { skip }, async () => {
   const a = new Agent();

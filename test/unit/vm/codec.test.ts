@@ -4,14 +4,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { FrameDecoder, ProtocolViolation, encodeGuest, encodeHost } from '../../../src/vm/codec';
 import { AGENT_LIMITS, GUEST_MESSAGES, type GuestMessage } from '../../../src/vm/protocol';
+import { frame } from '../../helpers/agent-frame';
 
-function frame(tag: number, id: number, payload: Buffer, length = payload.length): Buffer {
-  const h = Buffer.alloc(12);
-  h.writeUInt32LE(tag, 0);
-  h.writeUInt32LE(id, 4);
-  h.writeUInt32LE(length, 8);
-  return Buffer.concat([h, payload]);
-}
 
 const u32 = (n: number): Buffer => {
   const b = Buffer.alloc(4);
