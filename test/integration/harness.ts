@@ -3,6 +3,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { hostLayout } from '../../src/cgroups/layout';
 import { initBinary, packageRoot } from '../../src/native/paths';
 import { defaultSpec } from '../../src/oci/default-spec';
 import type { Spec } from '../../src/oci/spec';
@@ -21,6 +22,14 @@ export function integrationSkip(): string | undefined {
   if (process.getuid?.() !== 0) return 'creating namespaces and mounts as the tests do needs root';
   if (!existsSync(initBinary())) return `stockade-init is not built (${initBinary()}): run npm run build`;
   return rootfsUnavailable();
+}
+
+/** Why pause cannot work here (no freezer: neither a v1 freezer hierarchy nor cgroup v2), or undefined. */
+export function freezerUnavailable(): string | undefined {
+  const layout = hostLayout();
+  if (layout.v1.some((h) => h.controllers.includes('freezer'))) return undefined;
+  if (layout.unified !== undefined) return undefined;
+  return 'no freezer: neither a v1 freezer hierarchy nor a cgroup2 mount';
 }
 
 export interface Result {
