@@ -20,7 +20,7 @@ process.env[RUN_ENV] = RUN_TAG;
 /** The name of this run's cgroup, in every hierarchy. */
 export const RUN_CGROUP = `stockade-test-${RUN_TAG}`;
 
-interface Moved { readonly made: string[]; readonly back: string }
+interface Moved { readonly made: string[]; readonly back: string; readonly version: 1 | 2; readonly top: string }
 let moved: Moved[] | undefined;
 
 /**
@@ -52,7 +52,7 @@ export function enterRunCgroup(): void {
       }
     }
     writeFileSync(join(leaf, 'cgroup.procs'), String(process.pid));
-    moved.push({ made, back });
+    moved.push({ made, back, version: h.version, top });
   }
   process.on('exit', leaveRunCgroup);
 }
@@ -70,6 +70,28 @@ function leaveRunCgroup(): void {
       }
     }
   }
+}
+
+/**
+ * For a cgroup-v2-only view of this host (a private mount namespace with the cgroup2 mount at
+ * /sys/fs/cgroup): this run's cgroup for the runtime to sit in, as a path of the unified
+ * hierarchy (`/…/stockade-test-TAG/v2/runner`), and the unified mount in this process's view. On a
+ * pure v2 host a relative container cgroup goes next to the runtime's own, so containers land in
+ * `…/stockade-test-TAG/v2/ID`, inside this run's cgroup. Undefined without a unified hierarchy.
+ */
+export function runV2Runner(): { path: string; mount: string } | undefined {
+  enterRunCgroup();
+  const layout = layoutFrom(readFileSync('/proc/self/mountinfo', 'utf8'), readFileSync('/proc/self/cgroup', 'utf8'));
+  const u = layout.unified;
+  const entry = moved?.find((m) => m.version === 2);
+  if (u === undefined || entry === undefined) return undefined;
+  const runner = join(entry.top, 'v2', 'runner');
+  for (const d of [join(entry.top, 'v2'), runner]) {
+    if (existsSync(d)) continue;
+    mkdirSync(d);
+    entry.made.push(d);
+  }
+  return { path: runner.slice(u.mountpoint.length), mount: u.mountpoint };
 }
 
 /** Whether process `pid` belongs to this run: in this run's cgroup (or below), or started with its tag. */
