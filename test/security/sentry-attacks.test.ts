@@ -295,12 +295,11 @@ describe('attacks on the sentry (stockade do --isolation sentry)', { skip }, () 
   // ---- 7. callers killed while their calls are pending -------------------------------------------------
 
   test('callers SIGKILLed while their opens are pending do not wedge the sentry: a fresh open works and do exits', () => {
-    const started = Date.now();
+    // A wedged sentry keeps do from exiting: the call's timeout kills it and report() fails on that.
     const r = attack(rt, 'sentry', ['kill-storm', '400'], { timeout: 90_000 });
     const k = report<{ rounds: number; killed: number; after: string }>(r, 'kill-storm');
     assert.ok(k.killed > 0, show(k));
     assert.equal(k.after, 'a', `the open after the storm: ${show(k)}`);
-    assert.ok(Date.now() - started < 90_000);
     assert.deepEqual(leftovers(rt), []);
   });
 });
