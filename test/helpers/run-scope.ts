@@ -25,9 +25,9 @@ let moved: Moved[] | undefined;
 
 /**
  * Moves this process into a cgroup of its own, below its current one, in every mounted hierarchy:
- * `stockade-test-TAG` (v1, and the unified side of a hybrid host), or `stockade-test-TAG/runner`
- * on a pure v2 host, where relative container cgroups go next to the runtime's own and a cgroup
- * holding processes could not hand controllers down. Root only; nothing without cgroups.
+ * `stockade-test-TAG` (v1), `stockade-test-TAG/self` (the unified side of a hybrid host), or
+ * `stockade-test-TAG/runner` on a pure v2 host, where relative container cgroups go next to the
+ * runtime's own. Root only; nothing without cgroups.
  * At exit the process moves back and the cgroups go (a cgroup something still holds stays, with a
  * line on stderr naming it).
  */
@@ -40,7 +40,10 @@ export function enterRunCgroup(): void {
   for (const h of hierarchies) {
     const back = join(h.mountpoint, h.ownPath);
     const top = join(back, RUN_CGROUP);
-    const leaf = h.version === 2 && layout.mode === 'v2' ? join(top, 'runner') : top;
+    // In cgroup v2 the process sits in a leaf of the run's cgroup, never in the run's cgroup itself:
+    // a v2 cgroup holding processes cannot hand controllers down, and the cgroup-v2-only runs
+    // (runV2Runner) need stockade-test-TAG to hand them down to their containers.
+    const leaf = h.version === 2 ? join(top, layout.mode === 'v2' ? 'runner' : 'self') : top;
     const made: string[] = [];
     for (const d of [top, leaf]) {
       if (existsSync(d)) continue;

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { layoutFrom, parseProcCgroup, type Layout } from '../../src/cgroups/layout';
 import { sharesToWeight } from '../../src/cgroups/resources';
 import type { DeviceCgroup, Resources } from '../../src/oci/spec';
@@ -101,6 +101,11 @@ function tunNode(rootfs: string): void {
   if (r.status !== 0) throw new Error(`mknod: ${r.stderr}`);
 }
 
+/** Why a 2MB hugetlb limit cannot be set here, or undefined. */
+function hugepages2MB(): string | undefined {
+  return existsSync('/sys/kernel/mm/hugepages/hugepages-2048kB') ? undefined : 'no 2MB huge pages on this machine';
+}
+
 const DEVICE_PROBE = 'if (exec 3</tun) 2>/dev/null; then echo read=ok; else echo read=refused; fi; (exec 4>/tun) 2>&1 && echo write=ok || echo write=refused';
 
 function cgroupSuite(host: CgroupHost): void {
@@ -187,6 +192,19 @@ function cgroupSuite(host: CgroupHost): void {
       const d = rt.run(['delete', '--force', 'busy']);
       assert.equal(d.status, 0, d.stderr);
     });
+
+    if (v === 2) {
+      test('v2 controllers are handed down from the mount to the container\'s parent, not enabled in the container: a hugetlb limit', { skip: host.lacks('hugetlb') ?? hugepages2MB() ?? false }, () => {
+        const pid = start('huge', 'sleep 100', { hugepageLimits: [{ pageSize: '2MB', limit: 4 << 20 }] });
+        const dir = hostDir(pid, 'hugetlb', 2);
+        assert.equal(readFileSync(join(dir, 'hugetlb.2MB.max'), 'utf8').trim(), String(4 << 20));
+        assert.match(readFileSync(join(dirname(dir), 'cgroup.subtree_control'), 'utf8'), /\bhugetlb\b/);
+        assert.equal(readFileSync(join(dir, 'cgroup.subtree_control'), 'utf8').trim(), '', 'a leaf hands nothing down, so processes may join it');
+        const paths = recordedPaths('huge');
+        assert.equal(rt.run(['delete', '--force', 'huge']).status, 0);
+        for (const p of paths) assert.ok(!existsSync(p), `${p} is left behind`);
+      });
+    }
 
     test('pause and resume refuse the wrong states, naming from and to', () => {
       const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'sleep 100']));
