@@ -42,7 +42,9 @@ function main(): number {
   const skipsFile = join(dir, 'skips.jsonl');
   try {
     const r = spawnSync(process.execPath, [
-      '--test', '--test-concurrency=1',
+      // A test that hangs (a lost signal, a daemon that never answers) fails after ten minutes
+      // rather than holding CI forever; the whole suite takes five here.
+      '--test', '--test-concurrency=1', '--test-timeout=600000',
       '--test-reporter=spec', '--test-reporter-destination=stdout',
       `--test-reporter=${join(__dirname, 'skip-reporter.js')}`, `--test-reporter-destination=${skipsFile}`,
       ...files,
