@@ -115,6 +115,9 @@ describe('light entry', { skip }, () => {
     assert.match(light(rt, ['kill', 'l3', 'RTMIN+1']).stderr, WENT_TO_NODE);
     await delivered('RTMIN+1', 35, () => rt.run(['kill', 'l3', 'RTMIN+1']));
     await delivered('SIGRTMAX-2', 62, () => rt.run(['kill', 'l3', 'SIGRTMAX-2']));
+    // The same forms through Node's own kill (STOCKADE_LIGHT=off sends every call there).
+    const viaNode = (sig: string) => (): Ran => light(rt, ['kill', 'l3', sig], { withNode: true, env: { STOCKADE_LIGHT: 'off' } });
+    for (const [sig, n] of [['hup', 1], ['SIGUSR2', 12], ['10', 10], ['RTMIN+1', 35]] as const) await delivered(`${sig} (Node)`, n, viaNode(sig));
     assert.match(light(rt, ['kill', '--all', 'l3', 'KILL']).stderr, WENT_TO_NODE);
     const unknown = light(rt, ['kill', 'l3', 'SIGNOPE'], { withNode: true });
     assert.notEqual(unknown.status, 0);
