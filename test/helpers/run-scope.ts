@@ -50,7 +50,7 @@ export function enterRunCgroup(): void {
       mkdirSync(d);
       made.push(d);
       // A new v1 cpuset starts with no cpus and mems, and nothing can join it until both are set.
-      if (h.controllers.includes('cpuset')) {
+      if (h.version === 1 && h.controllers.includes('cpuset')) {
         for (const f of ['cpuset.cpus', 'cpuset.mems']) writeFileSync(join(d, f), readFileSync(join(back, f), 'utf8').trim());
       }
     }
