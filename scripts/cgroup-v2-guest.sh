@@ -27,7 +27,10 @@ if [ -z "$kernel" ]; then
   pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ { print $2; exit }')
   [ -n "$pkg" ] || { echo "cgroup-v2-guest: no linux-image-cloud-amd64 package known to apt" >&2; exit 2; }
   (cd "$dir" && apt-get download "$pkg" >/dev/null 2>&1)
-  dpkg-deb -x "$dir"/"$pkg"_*.deb "$dir/k"
+  # Only the kernel image: what the guest needs is built in (cgroups, BPF, namespaces, the 8250 console).
+  mkdir -p "$dir/k"
+  dpkg-deb --fsys-tarfile "$dir"/"$pkg"_*.deb | tar -x -C "$dir/k" --wildcards './boot/vmlinuz-*'
+  rm -f "$dir"/"$pkg"_*.deb
   kernel=$(ls "$dir"/k/boot/vmlinuz-* | head -1)
 fi
 
