@@ -166,7 +166,16 @@ describe('attacks on the sentry (stockade do --isolation sentry)', { skip }, () 
       '../../../../../../../../tmp/d', `/proc/self/root${secret}`,
     ];
     const s = report<Race>(attack(rt, 'sentry', ['race-symlink', '20000', ...bad]), 'race-symlink (sentry)');
-    const n = report<Race>(attack(rt, 'namespaces', ['race-symlink', '20000', ...bad]), 'race-symlink (namespaces)');
+    // The control: under namespaces alone the kernel does follow the magic link when the swap
+    // lands mid-open, which shows the race is one that matters. Whether a run of the race hits
+    // that moment depends on scheduling (on a loaded machine one in several runs does not), so
+    // the control runs up to three times; the sentry's run is judged on its one run, every open.
+    const n: Race = { iters: 0, counts: {} };
+    for (let i = 0; i < 3 && (n.counts['magic'] ?? 0) === 0; i++) {
+      const one = report<Race>(attack(rt, 'namespaces', ['race-symlink', '20000', ...bad]), 'race-symlink (namespaces)');
+      n.iters += one.iters;
+      for (const [k, v] of Object.entries(one.counts)) n.counts[k] = (n.counts[k] ?? 0) + v;
+    }
     const outcomes = `sentry ${show(s.counts)}, namespaces ${show(n.counts)}`;
     assert.ok(!Object.keys(s.counts).some((k) => k.startsWith(SECRET)) && !Object.keys(n.counts).some((k) => k.startsWith(SECRET)), `the host's /tmp was read: ${outcomes}`);
     // "a" and "dotdot" (../.. stays in the root) are files of the root; the magic links are refused.
