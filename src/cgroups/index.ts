@@ -6,33 +6,40 @@ import { containerDirs } from './paths';
 import { HybridManager } from './hybrid';
 import { V1Manager } from './v1';
 import { V2Manager } from './v2';
+import type { DeviceRulesApplier } from './v2-devices';
 
 export type { CgroupManager, FreezerState, Warn } from './manager';
 export { effectiveResources } from './resources';
 export { hierarchyOf, hostLayout, type Layout } from './layout';
 export { statsJson, toJson, type Stats } from './stats';
 
-function build(layout: Layout, v1: Map<Hierarchy, string>, unified: string | undefined): CgroupManager | undefined {
+/** What a caller may put in place of the kernel: tests on fake trees record device rules instead of attaching a program. */
+export interface ManagerOptions {
+  devices?: DeviceRulesApplier;
+}
+
+function build(layout: Layout, v1: Map<Hierarchy, string>, unified: string | undefined, opts: ManagerOptions): CgroupManager | undefined {
   const u = layout.unified;
+  const devices = opts.devices === undefined ? {} : { devices: opts.devices };
   if (layout.mode === 'v2' || v1.size === 0) {
     // No cgroup file system mounted at all: nothing to place the container in.
     if (u === undefined || unified === undefined) return undefined;
-    return new V2Manager(unified, { mountpoint: u.mountpoint, enable: 'all' });
+    return new V2Manager(unified, { mountpoint: u.mountpoint, enable: 'all', ...devices });
   }
   const m1 = new V1Manager(v1);
   if (layout.mode === 'v1' || u === undefined || unified === undefined) return m1;
   const v2Side = u.controllers.filter((c) => !m1.hasController(c === 'io' ? 'blkio' : c));
-  return new HybridManager(m1, new V2Manager(unified, { mountpoint: u.mountpoint, enable: v2Side }), u.controllers);
+  return new HybridManager(m1, new V2Manager(unified, { mountpoint: u.mountpoint, enable: v2Side, ...devices }), u.controllers);
 }
 
 /** The manager for a new container: its directories from linux.cgroupsPath (or its id) in every hierarchy; undefined on a host without cgroups. */
-export function managerFor(cgroupsPath: string | undefined, id: string, layout: Layout = hostLayout()): CgroupManager | undefined {
+export function managerFor(cgroupsPath: string | undefined, id: string, layout: Layout = hostLayout(), opts: ManagerOptions = {}): CgroupManager | undefined {
   const dirs = containerDirs(layout, cgroupsPath, id);
-  return build(layout, dirs.v1, dirs.unified);
+  return build(layout, dirs.v1, dirs.unified, opts);
 }
 
 /** The manager for directories a container was given (ContainerRecord.cgroupPaths); undefined when it has none. */
-export function managerFromPaths(paths: readonly string[], layout: Layout = hostLayout()): CgroupManager | undefined {
+export function managerFromPaths(paths: readonly string[], layout: Layout = hostLayout(), opts: ManagerOptions = {}): CgroupManager | undefined {
   if (paths.length === 0) return undefined;
   const v1 = new Map<Hierarchy, string>();
   let unified: string | undefined;
@@ -43,7 +50,7 @@ export function managerFromPaths(paths: readonly string[], layout: Layout = host
     else v1.set(h, p);
   }
   if (v1.size === 0 && unified === undefined) return undefined;
-  return build(layout, v1, unified);
+  return build(layout, v1, unified, opts);
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   blkioToIoWeight, intString, SECTION_FIELD, sectionsOf, sharesToWeight, swapToV2, V2_CONTROLLER, type Section, setCpuset, setPids } from './resources';
 import { v2Stats, type Stats } from './stats';
 import { rdmaLine, removeMade } from './v1';
+import { attachDeviceRules, type DeviceRulesApplier } from './v2-devices';
 
 const F = 'linux.resources';
 
@@ -21,6 +22,8 @@ export interface V2Options {
    * or only those a hybrid host routes to v2, so the host's v2 tree is changed no more than needed.
    */
   enable: 'all' | readonly string[];
+  /** How device rules are enforced: attachDeviceRules (a BPF program) unless a test records them instead. */
+  devices?: DeviceRulesApplier;
 }
 
 export class V2Manager implements CgroupManager {
@@ -82,8 +85,8 @@ export class V2Manager implements CgroupManager {
     const available = this.controllers();
     for (const section of sectionsOf(resources)) {
       if (section === 'devices') {
-        // Honest about it: v2 device control is a BPF program attached to the cgroup, which stockade does not load yet.
-        if ((resources.devices ?? []).some((d) => !d.allow)) warn(`${F}.devices: device rules are not enforced on cgroup v2 by stockade (they need a BPF program); the container's /dev is limited to the devices it creates`);
+        // v2 has no devices controller: a BPF_CGROUP_DEVICE program on the container's cgroup decides.
+        (this.#opts.devices ?? attachDeviceRules)(this.dir, resources.devices ?? []);
         continue;
       }
       if (section === 'unified') {

@@ -113,13 +113,16 @@ interface Binding extends SentryNative {
   setOnlcr(fd: number, on: boolean): boolean;
   mallocTrim(): boolean;
   execBlocked(path: string, args: readonly string[], signals: readonly number[]): never;
+  bpfDeviceProgLoad(insns: Buffer, license: string): number;
+  bpfCgroupDeviceAttach(cgroupFd: number, progFd: number): number;
+  bpfCgroupDevicePrograms(cgroupFd: number): number[];
   constants: AddonConstants;
 }
 
 const FUNCTIONS = [
   'flock', 'flockAsync', 'pidfdOpen', 'pidfdSendSignal', 'pidfdGetfd', 'waitPidfd',
   'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'setWinsize', 'setOnlcr',
-  'mallocTrim', 'execBlocked', ...SENTRY_FUNCTIONS,
+  'mallocTrim', 'execBlocked', 'bpfDeviceProgLoad', 'bpfCgroupDeviceAttach', 'bpfCgroupDevicePrograms', ...SENTRY_FUNCTIONS,
 ] as const;
 
 let loaded: Binding | undefined;
@@ -292,6 +295,28 @@ export function setOnlcr(fd: number, on: boolean): boolean {
  */
 export function execBlocked(path: string, args: readonly string[], signals: readonly number[]): never {
   return binding().execBlocked(path, args, signals);
+}
+
+/**
+ * bpf(BPF_PROG_LOAD) of a BPF_PROG_TYPE_CGROUP_DEVICE program (struct bpf_insn[]): a close-on-exec
+ * fd. A program the verifier refuses throws with the verifier's log in the message.
+ */
+export function bpfDeviceProgLoad(insns: Buffer, license = 'Apache-2.0'): number {
+  return binding().bpfDeviceProgLoad(insns, license);
+}
+
+/**
+ * Attaches a device program to the cgroup2 directory open at cgroupFd (BPF_CGROUP_DEVICE,
+ * BPF_F_ALLOW_MULTI), then detaches the device programs attached there before it: the rules are
+ * replaced, and never absent in between. Returns how many it detached.
+ */
+export function bpfCgroupDeviceAttach(cgroupFd: number, progFd: number): number {
+  return binding().bpfCgroupDeviceAttach(cgroupFd, progFd);
+}
+
+/** The ids of the device programs attached to the cgroup2 directory open at cgroupFd. */
+export function bpfCgroupDevicePrograms(cgroupFd: number): number[] {
+  return binding().bpfCgroupDevicePrograms(cgroupFd);
 }
 
 /** malloc_trim(0): malloc's free memory back to the kernel; whether any went back. */

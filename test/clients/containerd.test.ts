@@ -1,5 +1,5 @@
 // The client tier for containerd: ctr scenarios under stockade (and runc, in the full run) on a private containerd.
-import { containerdMissing, startContainerdClient } from './containerd';
+import { CONTAINERD_LACKS, containerdMissing, startContainerdClient } from './containerd';
 import { clientSuite } from './suite';
 
-clientSuite({ name: 'containerd', missing: containerdMissing, start: startContainerdClient });
+clientSuite({ name: 'containerd', missing: containerdMissing, start: startContainerdClient, lacks: CONTAINERD_LACKS });

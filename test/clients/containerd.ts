@@ -43,6 +43,11 @@ export async function startContainerd(dir: string): Promise<Containerd> {
   return { address, daemon };
 }
 
+/** Scenarios ctr cannot express, declared so they skip before they start (see ClientTier.lacks). */
+export const CONTAINERD_LACKS: Readonly<Record<string, string>> = {
+  update: 'ctr 1.6 has no task update command',
+};
+
 /** Why the containerd tier cannot run here, or undefined. */
 export function containerdMissing(): string | undefined {
   for (const p of ['containerd', 'ctr', 'containerd-shim-runc-v2']) {
@@ -195,7 +200,7 @@ class CtrClient implements Client {
   }
 
   update(): Promise<void> {
-    throw new Unsupported('ctr 1.6 has no task update command');
+    throw new Unsupported(CONTAINERD_LACKS.update);
   }
 
   async top(name: string): Promise<string> { return (await this.#must(['task', 'ps', name])).stdout; }

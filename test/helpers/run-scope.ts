@@ -20,14 +20,14 @@ process.env[RUN_ENV] = RUN_TAG;
 /** The name of this run's cgroup, in every hierarchy. */
 export const RUN_CGROUP = `stockade-test-${RUN_TAG}`;
 
-interface Moved { readonly made: string[]; readonly back: string }
+interface Moved { readonly made: string[]; readonly back: string; readonly version: 1 | 2; readonly top: string }
 let moved: Moved[] | undefined;
 
 /**
  * Moves this process into a cgroup of its own, below its current one, in every mounted hierarchy:
- * `stockade-test-TAG` (v1, and the unified side of a hybrid host), or `stockade-test-TAG/runner`
- * on a pure v2 host, where relative container cgroups go next to the runtime's own and a cgroup
- * holding processes could not hand controllers down. Root only; nothing without cgroups.
+ * `stockade-test-TAG` (v1), `stockade-test-TAG/self` (the unified side of a hybrid host), or
+ * `stockade-test-TAG/runner` on a pure v2 host, where relative container cgroups go next to the
+ * runtime's own. Root only; nothing without cgroups.
  * At exit the process moves back and the cgroups go (a cgroup something still holds stays, with a
  * line on stderr naming it).
  */
@@ -40,19 +40,22 @@ export function enterRunCgroup(): void {
   for (const h of hierarchies) {
     const back = join(h.mountpoint, h.ownPath);
     const top = join(back, RUN_CGROUP);
-    const leaf = h.version === 2 && layout.mode === 'v2' ? join(top, 'runner') : top;
+    // In cgroup v2 the process sits in a leaf of the run's cgroup, never in the run's cgroup itself:
+    // a v2 cgroup holding processes cannot hand controllers down, and the cgroup-v2-only runs
+    // (runV2Runner) need stockade-test-TAG to hand them down to their containers.
+    const leaf = h.version === 2 ? join(top, layout.mode === 'v2' ? 'runner' : 'self') : top;
     const made: string[] = [];
     for (const d of [top, leaf]) {
       if (existsSync(d)) continue;
       mkdirSync(d);
       made.push(d);
       // A new v1 cpuset starts with no cpus and mems, and nothing can join it until both are set.
-      if (h.controllers.includes('cpuset')) {
+      if (h.version === 1 && h.controllers.includes('cpuset')) {
         for (const f of ['cpuset.cpus', 'cpuset.mems']) writeFileSync(join(d, f), readFileSync(join(back, f), 'utf8').trim());
       }
     }
     writeFileSync(join(leaf, 'cgroup.procs'), String(process.pid));
-    moved.push({ made, back });
+    moved.push({ made, back, version: h.version, top });
   }
   process.on('exit', leaveRunCgroup);
 }
@@ -70,6 +73,28 @@ function leaveRunCgroup(): void {
       }
     }
   }
+}
+
+/**
+ * For a cgroup-v2-only view of this host (a private mount namespace with the cgroup2 mount at
+ * /sys/fs/cgroup): this run's cgroup for the runtime to sit in, as a path of the unified
+ * hierarchy (`/…/stockade-test-TAG/v2/runner`), and the unified mount in this process's view. On a
+ * pure v2 host a relative container cgroup goes next to the runtime's own, so containers land in
+ * `…/stockade-test-TAG/v2/ID`, inside this run's cgroup. Undefined without a unified hierarchy.
+ */
+export function runV2Runner(): { path: string; mount: string } | undefined {
+  enterRunCgroup();
+  const layout = layoutFrom(readFileSync('/proc/self/mountinfo', 'utf8'), readFileSync('/proc/self/cgroup', 'utf8'));
+  const u = layout.unified;
+  const entry = moved?.find((m) => m.version === 2);
+  if (u === undefined || entry === undefined) return undefined;
+  const runner = join(entry.top, 'v2', 'runner');
+  for (const d of [join(entry.top, 'v2'), runner]) {
+    if (existsSync(d)) continue;
+    mkdirSync(d);
+    entry.made.push(d);
+  }
+  return { path: runner.slice(u.mountpoint.length), mount: u.mountpoint };
 }
 
 /** Whether process `pid` belongs to this run: in this run's cgroup (or below), or started with its tag. */

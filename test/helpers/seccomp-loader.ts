@@ -5,9 +5,8 @@
 // write(2) and _exit(2) only, so a profile need allow no more than that. When the flags ask for a
 // listener it closes it first: with nobody reading it a NOTIFY would wait forever, and a closed
 // listener makes the kernel answer every NOTIFY with ENOSYS, which is how the tests see NOTIFY.
-import type { TestContext } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CompiledFilter } from '../../src/seccomp/compile';
@@ -59,43 +58,54 @@ export interface Outcome {
   readonly errno?: number;
 }
 
+/** Whether a command is on PATH: what a machine has, asked before anything is run. */
+function onPath(cmd: string): boolean {
+  return (process.env['PATH'] ?? '').split(':').some((d) => d !== '' && existsSync(join(d, cmd)));
+}
+
 export class SeccompLoader {
   readonly #prefix: string;
-  readonly #unsupported: () => string | undefined;
+  /**
+   * Why this machine cannot run the file's cases (not Linux, an architecture they are not written
+   * for, no gcc), or false: for `test(name, { skip: loader.skip }, ...)`. Decided before any test
+   * runs; a loader that then fails to compile fails the tests, it does not skip them.
+   */
+  readonly skip: string | false;
   #workdir: string | undefined;
   #exe: string | undefined;
-  #unavailable: string | undefined;
+  #compileError: Error | undefined;
   #seq = 0;
 
   /** `unsupported` says why this host cannot run the file's cases, or undefined when it can. */
   constructor(tmpPrefix: string, unsupported: () => string | undefined) {
     this.#prefix = tmpPrefix;
-    this.#unsupported = unsupported;
+    this.skip = (process.platform !== 'linux' ? 'not Linux' : unsupported() ?? (onPath('gcc') ? undefined : 'gcc is not installed')) ?? false;
   }
 
-  /** The loader's path, or undefined after t.skip() with the reason it cannot run here. */
-  setup(t: TestContext): string | undefined {
-    if (this.#exe === undefined && this.#unavailable === undefined) {
-      this.#unavailable = process.platform !== 'linux' ? 'not Linux' : this.#unsupported();
-      if (this.#unavailable === undefined) {
-        const dir = mkdtempSync(join(tmpdir(), this.#prefix));
-        this.#workdir = dir;
-        writeFileSync(join(dir, 'loader.c'), LOADER_C);
-        const cc = spawnSync('gcc', ['-O2', '-Wall', '-o', join(dir, 'loader'), join(dir, 'loader.c')], { encoding: 'utf8' });
-        if (cc.error !== undefined) this.#unavailable = `gcc is not available (${cc.error.message})`;
-        else if (cc.status !== 0) this.#unavailable = `gcc failed: ${cc.stderr}`;
-        else this.#exe = join(dir, 'loader');
+  /** The loader's path, built on first use; throws when it does not build. */
+  exe(): string {
+    if (this.skip !== false) throw new Error(`SeccompLoader.exe on a machine that cannot run it: ${this.skip}`);
+    if (this.#compileError !== undefined) throw this.#compileError;
+    if (this.#exe === undefined) {
+      const dir = mkdtempSync(join(tmpdir(), this.#prefix));
+      this.#workdir = dir;
+      writeFileSync(join(dir, 'loader.c'), LOADER_C);
+      const cc = spawnSync('gcc', ['-O2', '-Wall', '-o', join(dir, 'loader'), join(dir, 'loader.c')], { encoding: 'utf8' });
+      if (cc.error !== undefined || cc.status !== 0) {
+        this.#compileError = new Error(`the seccomp test loader does not build: ${cc.error?.message ?? cc.stderr}`);
+        throw this.#compileError;
       }
+      this.#exe = join(dir, 'loader');
     }
-    if (this.#exe === undefined) t.skip(this.#unavailable);
     return this.#exe;
   }
 
   run(filter: CompiledFilter, flags: number, sysno: number, args: readonly bigint[] = []): Outcome {
-    if (this.#exe === undefined || this.#workdir === undefined) throw new Error('SeccompLoader.run before setup');
+    const exe = this.exe();
+    if (this.#workdir === undefined) throw new Error('SeccompLoader.run without a work directory');
     const file = join(this.#workdir, `prog-${this.#seq++}.bpf`);
     writeFileSync(file, filter.program);
-    const r = spawnSync(this.#exe, [file, String(flags), String(sysno), ...args.map((a) => `0x${a.toString(16)}`)], { encoding: 'utf8', timeout: 10_000 });
+    const r = spawnSync(exe, [file, String(flags), String(sysno), ...args.map((a) => `0x${a.toString(16)}`)], { encoding: 'utf8', timeout: 10_000 });
     if (r.signal !== null) return { signal: r.signal };
     const m = /^result (-?\d+) errno (\d+)$/m.exec(r.stdout);
     if (r.status !== 0 || m === null) throw new Error(`loader exited ${r.status}: ${r.stdout}${r.stderr}`);

@@ -3,12 +3,13 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { hostLayout } from '../../src/cgroups/layout';
 import { initBinary, packageRoot } from '../../src/native/paths';
 import { defaultSpec } from '../../src/oci/default-spec';
 import type { Spec } from '../../src/oci/spec';
 import { makeBundle, rootfsUnavailable, type Bundle } from '../helpers/rootfs';
 import { listMountsUnder, processesWithCmdline, type ProcessEntry } from '../helpers/cleanup';
-import { enterRunCgroup, isRunProcess } from '../helpers/run-scope';
+import { enterRunCgroup, isRunProcess, runV2Runner } from '../helpers/run-scope';
 
 // Before any container is made: this run's containers go below a cgroup of its own (see run-scope).
 enterRunCgroup();
@@ -23,6 +24,14 @@ export function integrationSkip(): string | undefined {
   return rootfsUnavailable();
 }
 
+/** Why pause cannot work here (no freezer: neither a v1 freezer hierarchy nor cgroup v2), or undefined. */
+export function freezerUnavailable(): string | undefined {
+  const layout = hostLayout();
+  if (layout.v1.some((h) => h.controllers.includes('freezer'))) return undefined;
+  if (layout.unified !== undefined) return undefined;
+  return 'no freezer: neither a v1 freezer hierarchy nor a cgroup2 mount';
+}
+
 export interface Result {
   status: number | null;
   signal: NodeJS.Signals | null;
@@ -30,17 +39,65 @@ export interface Result {
   stderr: string;
 }
 
+// Each call of a cgroup-v2-only runtime: a mount namespace of its own where the v1 hierarchies are
+// gone and the cgroup2 file system is at /sys/fs/cgroup, as on a host booted with cgroup v2 alone;
+// the call joins this run's v2 cgroup first, so its containers' cgroups go below it.
+const V2_ONLY = [
+  'set -e',
+  'umount -l /sys/fs/cgroup',
+  'mount -t cgroup2 cgroup2 /sys/fs/cgroup',
+  'echo $$ > "/sys/fs/cgroup$STOCKADE_TEST_V2_RUNNER/cgroup.procs"',
+  'exec "$@"',
+].join('\n');
+
+/** Why a cgroup-v2-only runtime cannot be made here, or undefined. */
+export function cgroup2OnlySkip(): string | undefined {
+  const skip = integrationSkip();
+  if (skip !== undefined) return skip;
+  if (!has('unshare')) return 'unshare is not installed (util-linux)';
+  if (runV2Runner() === undefined) return 'no cgroup2 file system here: the host mounts no unified hierarchy';
+  return undefined;
+}
+
+export interface RuntimeOptions {
+  /** Every call sees cgroup v2 alone at /sys/fs/cgroup (see V2_ONLY); the host's own layout otherwise. */
+  readonly cgroup2Only?: boolean;
+}
+
 export class Runtime {
   readonly root: string;
   readonly log: string;
   readonly #bundles: Bundle[] = [];
   #calls = 0;
-  constructor() {
+  /** For a cgroup-v2-only runtime: this run's runner cgroup, and where this process sees the unified mount. */
+  readonly #v2: { path: string; mount: string } | undefined;
+  constructor(opts: RuntimeOptions = {}) {
     const dir = mkdtempSync(join(tmpdir(), 'stockade-it-'));
     // Container root in a user namespace must traverse to its rootfs mountpoint under the state root.
     chmodSync(dir, 0o711);
     this.root = join(dir, 'state');
     this.log = join(dir, 'log.json');
+    if (opts.cgroup2Only === true) {
+      this.#v2 = runV2Runner();
+      if (this.#v2 === undefined) throw new Error('a cgroup-v2-only runtime on a host without a unified hierarchy');
+    }
+  }
+
+  /** The program and arguments of one call: the CLI, or the CLI in a cgroup-v2-only mount namespace. */
+  #command(args: readonly string[]): { file: string; args: string[]; env: NodeJS.ProcessEnv } {
+    const full = ['--root', this.root, '--log', this.log, '--log-format', 'json', ...args];
+    if (this.#v2 === undefined) return { file: STOCKADE, args: full, env: process.env };
+    return {
+      file: 'unshare',
+      args: ['--mount', '--propagation', 'private', '/bin/sh', '-c', V2_ONLY, 'sh', STOCKADE, ...full],
+      env: { ...process.env, STOCKADE_TEST_V2_RUNNER: this.#v2.path },
+    };
+  }
+
+  /** A cgroup path as the runtime recorded it, where this process sees it (they differ for a cgroup-v2-only runtime). */
+  hostCgroupPath(p: string): string {
+    if (this.#v2 === undefined || !(p === '/sys/fs/cgroup' || p.startsWith('/sys/fs/cgroup/'))) return p;
+    return this.#v2.mount + p.slice('/sys/fs/cgroup'.length);
   }
 
   /** stockade --root R --log L --log-format json ARGS */
@@ -53,7 +110,9 @@ export class Runtime {
     const outFd = openSync(outPath, 'w+');
     const errFd = openSync(errPath, 'w+');
     try {
-      const r = spawnSync(STOCKADE, ['--root', this.root, '--log', this.log, '--log-format', 'json', ...args], {
+      const cmd = this.#command(args);
+      const r = spawnSync(cmd.file, cmd.args, {
+        env: cmd.env,
         input: opts.input ?? '',
         stdio: ['pipe', outFd, errFd, ...(opts.extraFds ?? [])],
         timeout: opts.timeout ?? 30_000,
@@ -70,8 +129,9 @@ export class Runtime {
 
   /** Like run, without waiting: for containers that must be signalled while attached. `env`: added to this process's. */
   spawn(args: readonly string[], env?: Readonly<Record<string, string>>): ReturnType<typeof spawn> {
-    return spawn(STOCKADE, ['--root', this.root, '--log', this.log, '--log-format', 'json', ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'], env: env === undefined ? process.env : { ...process.env, ...env },
+    const cmd = this.#command(args);
+    return spawn(cmd.file, cmd.args, {
+      stdio: ['pipe', 'pipe', 'pipe'], env: env === undefined ? cmd.env : { ...cmd.env, ...env },
     });
   }
 

@@ -102,10 +102,30 @@ describe('lifecycle', { skip }, () => {
     assert.match(out, /"signal":15/);
   });
 
-  test('kill --all and kill with a number', async () => {
-    const b = rt.bundle(probeSpec(['/bin/sh', '-c', '/bin/probe sleep 100 & exec /bin/probe signal-exit']));
+  test('kill --all reaches every process of the container and a plain kill init alone; signals by number', async () => {
+    // A KILL to init would take the whole pid namespace with it, kill --all or not: each process
+    // here instead records the USR1 it gets in /dev/shm (seen through the init's root), and lives on.
+    const catcher = 'trap "echo $$ >> /dev/shm/got" USR1; echo $$ >> /dev/shm/up; while :; do sleep 0.05; done';
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', `sh -c '${catcher}' & sh -c '${catcher}' & exec sh -c '${catcher}'`]));
     assert.equal(rt.run(['run', '-d', '--bundle', b.dir, 'ka']).status, 0);
     const s = json<OciState>(rt.run(['state', 'ka']).stdout);
+    const lines = (name: string): number[] => {
+      try {
+        return readFileSync(`/proc/${s.pid}/root/dev/shm/${name}`, 'utf8').trim().split('\n').filter((l) => l !== '').map(Number).sort((x, y) => x - y);
+      } catch {
+        return [];
+      }
+    };
+    await waitFor(() => lines('up').length === 3);
+    const up = lines('up');
+    assert.equal(up[0], 1, 'init is pid 1 of the container\'s namespace');
+    assert.equal(rt.run(['kill', 'ka', '10']).status, 0);
+    await waitFor(() => lines('got').length >= 1);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(lines('got'), [1], 'a plain kill (signal 10, SIGUSR1) reaches init alone');
+    assert.equal(rt.run(['kill', '--all', 'ka', 'USR1']).status, 0);
+    await waitFor(() => lines('got').length >= 4);
+    assert.deepEqual(lines('got'), [1, ...up].sort((x, y) => x - y), 'kill --all reached every process once more');
     assert.equal(rt.run(['kill', '--all', 'ka', '9']).status, 0);
     await waitFor(() => !alive(s.pid));
     assert.equal(rt.run(['delete', 'ka']).status, 0);

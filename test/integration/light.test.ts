@@ -89,17 +89,40 @@ describe('light entry', { skip }, () => {
     assert.deepEqual(leftovers(rt, b), []);
   });
 
-  test('signals by name, SIG name and number are sent directly; RTMIN+n goes to Node', async () => {
-    const b = rt.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
+  test('signals by name, SIG name and number are delivered directly; RTMIN+n and RTMAX-n go to Node and are delivered', async () => {
+    // The init records each signal it gets, by number, in /dev/shm (seen here through its root).
+    const traps = [[10, 'USR1'], [12, 'USR2'], [1, 'HUP'], [35, '35'], [62, '62']].map(([n, s]) => `trap "echo ${n} >> /dev/shm/got" ${s};`).join(' ');
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', `${traps} echo up > /dev/shm/up; while :; do sleep 0.05; done`]));
     assert.equal(rt.run(['run', '--detach', '--bundle', b.dir, 'l3']).status, 0);
     const pid = pidOf(rt, 'l3');
-    // The container's init ignores signals it has no handler for; only the call's result is checked here.
-    for (const sig of ['usr1', 'SIGUSR2', 'Hup', '10']) assert.equal(light(rt, ['kill', 'l3', sig]).status, 0, sig);
+    const got = (): string[] => {
+      try {
+        return readFileSync(`/proc/${pid}/root/dev/shm/got`, 'utf8').split('\n').filter((l) => l !== '');
+      } catch {
+        return [];
+      }
+    };
+    await waitFor(() => existsSync(`/proc/${pid}/root/dev/shm/up`));
+    const expected: string[] = [];
+    const delivered = async (sig: string, n: number, send: () => Ran): Promise<void> => {
+      const r = send();
+      assert.equal(r.status, 0, `${sig}: ${r.stderr}`);
+      expected.push(String(n));
+      await waitFor(() => got().length >= expected.length);
+      assert.deepEqual(got(), expected, `${sig} arrived as signal ${n}`);
+    };
+    for (const [sig, n] of [['usr1', 10], ['SIGUSR2', 12], ['Hup', 1], ['10', 10]] as const) await delivered(sig, n, () => light(rt, ['kill', 'l3', sig]));
     assert.match(light(rt, ['kill', 'l3', 'RTMIN+1']).stderr, WENT_TO_NODE);
+    await delivered('RTMIN+1', 35, () => rt.run(['kill', 'l3', 'RTMIN+1']));
+    await delivered('SIGRTMAX-2', 62, () => rt.run(['kill', 'l3', 'SIGRTMAX-2']));
+    // The same forms through Node's own kill (STOCKADE_LIGHT=off sends every call there).
+    const viaNode = (sig: string) => (): Ran => light(rt, ['kill', 'l3', sig], { withNode: true, env: { STOCKADE_LIGHT: 'off' } });
+    for (const [sig, n] of [['hup', 1], ['SIGUSR2', 12], ['10', 10], ['RTMIN+1', 35]] as const) await delivered(`${sig} (Node)`, n, viaNode(sig));
     assert.match(light(rt, ['kill', '--all', 'l3', 'KILL']).stderr, WENT_TO_NODE);
     const unknown = light(rt, ['kill', 'l3', 'SIGNOPE'], { withNode: true });
     assert.notEqual(unknown.status, 0);
     assert.match(unknown.stderr, /unknown signal "SIGNOPE"/);
+    assert.deepEqual(got(), expected, 'a refused signal delivered nothing');
     assert.equal(light(rt, ['kill', 'l3', 'KILL']).status, 0);
     await waitFor(() => !alive(pid));
     assert.equal(light(rt, ['delete', 'l3']).status, 0);

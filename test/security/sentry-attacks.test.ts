@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { sentryNative } from '../../src/native/addon';
 import { initBinary, packageRoot } from '../../src/native/paths';
 import { Runtime, integrationSkip, json, leftovers, type Result } from '../integration/harness';
@@ -30,12 +30,7 @@ function notificationSkip(): string | undefined {
   return typeof sizes === 'number' ? `seccomp user notification is missing here (SECCOMP_GET_NOTIF_SIZES: ${sizes})` : undefined;
 }
 
-function placementSkip(): string | undefined {
-  // `do` gives the container a fresh /tmp (and /var/tmp, /run are not the host's either).
-  return /^\/(?:tmp|var\/tmp|run)(?:\/|$)/.test(FIXTURES) ? `the attacker would be built under ${FIXTURES}, which stockade do hides from the container` : undefined;
-}
-
-const skip = integrationSkip() ?? compilerSkip() ?? placementSkip() ?? notificationSkip();
+const skip = integrationSkip() ?? compilerSkip() ?? notificationSkip();
 
 /** Builds the attacker when its source is newer, under a private name renamed into place (as build.sh does). */
 function buildAttack(): string {
@@ -61,7 +56,9 @@ function attack(rt: Runtime, level: Level, args: readonly string[], opts: { trac
   if (opts.trace === true) process.env['STOCKADE_SENTRY_TRACE'] = '1';
   else delete process.env['STOCKADE_SENTRY_TRACE'];
   try {
-    return rt.run(['do', '--isolation', level, '--', ATTACK, ...args], { timeout: opts.timeout ?? 120_000 });
+    // The attacker's directory as the working directory: wherever the checkout is, `do` shows the
+    // container its working directory, bound back read-only even below the fresh /tmp, /var/tmp or /run.
+    return rt.run(['do', '--isolation', level, '--', ATTACK, ...args], { timeout: opts.timeout ?? 120_000, cwd: dirname(ATTACK) });
   } finally {
     if (before === undefined) delete process.env['STOCKADE_SENTRY_TRACE'];
     else process.env['STOCKADE_SENTRY_TRACE'] = before;
@@ -169,7 +166,16 @@ describe('attacks on the sentry (stockade do --isolation sentry)', { skip }, () 
       '../../../../../../../../tmp/d', `/proc/self/root${secret}`,
     ];
     const s = report<Race>(attack(rt, 'sentry', ['race-symlink', '20000', ...bad]), 'race-symlink (sentry)');
-    const n = report<Race>(attack(rt, 'namespaces', ['race-symlink', '20000', ...bad]), 'race-symlink (namespaces)');
+    // The control: under namespaces alone the kernel does follow the magic link when the swap
+    // lands mid-open, which shows the race is one that matters. Whether a run of the race hits
+    // that moment depends on scheduling (on a loaded machine one in several runs does not), so
+    // the control runs up to three times; the sentry's run is judged on its one run, every open.
+    const n: Race = { iters: 0, counts: {} };
+    for (let i = 0; i < 3 && (n.counts['magic'] ?? 0) === 0; i++) {
+      const one = report<Race>(attack(rt, 'namespaces', ['race-symlink', '20000', ...bad]), 'race-symlink (namespaces)');
+      n.iters += one.iters;
+      for (const [k, v] of Object.entries(one.counts)) n.counts[k] = (n.counts[k] ?? 0) + v;
+    }
     const outcomes = `sentry ${show(s.counts)}, namespaces ${show(n.counts)}`;
     assert.ok(!Object.keys(s.counts).some((k) => k.startsWith(SECRET)) && !Object.keys(n.counts).some((k) => k.startsWith(SECRET)), `the host's /tmp was read: ${outcomes}`);
     // "a" and "dotdot" (../.. stays in the root) are files of the root; the magic links are refused.
@@ -298,12 +304,11 @@ describe('attacks on the sentry (stockade do --isolation sentry)', { skip }, () 
   // ---- 7. callers killed while their calls are pending -------------------------------------------------
 
   test('callers SIGKILLed while their opens are pending do not wedge the sentry: a fresh open works and do exits', () => {
-    const started = Date.now();
+    // A wedged sentry keeps do from exiting: the call's timeout kills it and report() fails on that.
     const r = attack(rt, 'sentry', ['kill-storm', '400'], { timeout: 90_000 });
     const k = report<{ rounds: number; killed: number; after: string }>(r, 'kill-storm');
     assert.ok(k.killed > 0, show(k));
     assert.equal(k.after, 'a', `the open after the storm: ${show(k)}`);
-    assert.ok(Date.now() - started < 90_000);
     assert.deepEqual(leftovers(rt), []);
   });
 });

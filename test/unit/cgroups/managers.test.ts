@@ -7,6 +7,7 @@ import { freezerStateOf, managerFor, managerFromPaths } from '../../../src/cgrou
 import { effectiveResources, sharesToWeight, blkioToIoWeight } from '../../../src/cgroups/resources';
 import { StockadeError } from '../../../src/errors';
 import { FakeTree } from './fake-tree';
+import type { DeviceCgroup } from '../../../src/oci/spec';
 
 const V1_FILES: Record<string, Record<string, string>> = {
   memory: { 'memory.limit_in_bytes': '9223372036854771712', 'memory.memsw.limit_in_bytes': '9223372036854771712', 'memory.soft_limit_in_bytes': '', 'memory.swappiness': '60', 'memory.oom_control': 'oom_kill_disable 0\nunder_oom 0\noom_kill 0\n', 'memory.kmem.tcp.limit_in_bytes': '', 'cgroup.procs': '' },
@@ -157,7 +158,8 @@ function v2Tree(): { t: FakeTree; layout: ReturnType<FakeTree['layout']> } {
 test('v2: v1-shaped values converted as runc converts them', async () => {
   const { t, layout } = v2Tree();
   try {
-    const m = managerFor(undefined, 'c1', layout);
+    const attached: { dir: string; rules: readonly DeviceCgroup[] }[] = [];
+    const m = managerFor(undefined, 'c1', layout, { devices: (dir, rules) => attached.push({ dir, rules }) });
     assert.ok(m !== undefined && m.mode === 'v2');
     assert.deepEqual(m.paths, [join(t.root, 'cg/user.slice/c1')]);
     const warnings: string[] = [];
@@ -185,7 +187,10 @@ test('v2: v1-shaped values converted as runc converts them', async () => {
     // Controllers are handed down from the mount to the container's parent, not enabled in the leaf.
     assert.equal(t.read('cg/cgroup.subtree_control'), '+cpuset +cpu +io +memory +hugetlb +pids');
     assert.equal(t.read('cg/user.slice/cgroup.subtree_control'), '+cpuset +cpu +io +memory +hugetlb +pids');
-    assert.ok(warnings.some((w) => w.startsWith('linux.resources.devices: device rules are not enforced on cgroup v2')), warnings.join('\n'));
+    // Device rules go to the device program of the container's own directory, completed as runc completes them.
+    assert.deepEqual(attached.map((a) => a.dir), [join(t.root, 'cg/user.slice/c1')]);
+    assert.deepEqual(attached[0]?.rules.slice(0, 2), [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', access: 'm' }]);
+    assert.ok(!warnings.some((w) => w.includes('devices')), warnings.join('\n'));
     assert.ok(warnings.some((w) => w.startsWith('linux.resources.memory.swappiness')));
   } finally {
     t.remove();
@@ -267,4 +272,21 @@ test('effectiveResources completes a device list as runc does, and leaves an emp
   assert.deepEqual(d[0], { allow: false, access: 'rwm' });
   assert.deepEqual(d[1], { allow: true, type: 'c', major: 10, minor: 229, access: 'rwm' });
   assert.ok(d.some((r) => r.major === 1 && r.minor === 3));
+});
+
+test('v2: device rules that cannot be enforced fail the create, naming the field; nothing is left', async () => {
+  const { t, layout } = v2Tree();
+  try {
+    // The real applier on a plain directory: no cgroup to attach a program to (or no right to load one).
+    const m = managerFor(undefined, 'c2', layout);
+    assert.ok(m !== undefined);
+    await assert.rejects(m.create(effectiveResources({ devices: [{ allow: false, access: 'rwm' }] }, []), () => undefined), (e: unknown) => {
+      assert.ok(e instanceof StockadeError && e.code === 'CGROUP_FAILED', String(e));
+      assert.match(e.message, /^linux\.resources\.devices: cannot enforce the device rules on \S+\/c2 \(a cgroup v2 device program\): /);
+      return true;
+    });
+    assert.ok(!existsSync(join(t.root, 'cg/user.slice/c2')), 'the directory the failed create made is gone');
+  } finally {
+    t.remove();
+  }
 });

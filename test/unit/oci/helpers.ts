@@ -1,19 +1,30 @@
 // Shared fixtures for the OCI layer's tests: the upstream schema directory and configs that fail on purpose.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { isStockadeError } from '../../../src/errors/index';
 import { defaultSpec } from '../../../src/oci/default-spec';
 import type { Spec } from '../../../src/oci/spec';
 import { parseConfig } from '../../../src/oci/validate';
 
+const SCHEMA = join('shared', 'oci-schema', 'runtime-spec-v1.3.0');
+
 /**
  * Where upstream's runtime-spec v1.3.0 schema may sit: $STOCKADE_OCI_SCHEMA, else ../shared beside
- * the checkout (the test build is at dist-test/test/unit/oci). The project does not need it: it
- * owns its schema (src/oci/schema.ts); tests that compare with upstream use it where present.
+ * the checkout (the test build is at dist-test/test/unit/oci), else ../shared beside the repository
+ * the checkout belongs to (git's common directory), which a worktree or a copy of one keeps from
+ * anywhere, /tmp included. The project does not need it: it owns its schema (src/oci/schema.ts);
+ * tests that compare with upstream use it where present.
  */
 export function schemaDir(): string {
-  return process.env['STOCKADE_OCI_SCHEMA'] ?? resolve(__dirname, '..', '..', '..', '..', '..', 'shared', 'oci-schema', 'runtime-spec-v1.3.0');
+  const env = process.env['STOCKADE_OCI_SCHEMA'];
+  if (env !== undefined) return env;
+  const beside = resolve(__dirname, '..', '..', '..', '..', '..', SCHEMA);
+  if (existsSync(beside)) return beside;
+  const common = spawnSync('git', ['-C', __dirname, 'rev-parse', '--path-format=absolute', '--git-common-dir'], { encoding: 'utf8' });
+  const viaGit = common.status === 0 && common.stdout.trim() !== '' ? resolve(dirname(dirname(common.stdout.trim())), SCHEMA) : undefined;
+  return viaGit !== undefined && existsSync(viaGit) ? viaGit : beside;
 }
 
 /** Why a test that compares with the upstream schema cannot run here, or false when it can. */
