@@ -31,6 +31,25 @@ export function threadCaps(sys: RawSyscall): { effective: bigint; permitted: big
   return { effective: set(0), permitted: set(4), inheritable: set(8) };
 }
 
+const capHeader = Buffer.alloc(8);
+const capData = Buffer.alloc(24);
+
+/**
+ * The effective capability set of thread `tid` (in the sentry's pid namespace) as the kernel
+ * holds it now, or a negative errno: capget(2) of another task needs no privilege and reads that
+ * thread's own credentials, which only the thread itself can change (while it waits in a
+ * notified call, they cannot change at all). What the kernel made of an execve (a non-root uid
+ * loses its effective set, ambient capabilities come in, no_new_privs keeps setuid bits and file
+ * capabilities from adding any), of set*id, capset and prctl, is all in this one number.
+ */
+export function effectiveCapsOf(sys: RawSyscall, tid: number): bigint | number {
+  capHeader.writeUInt32LE(CAPABILITY_VERSION_3, 0);
+  capHeader.writeInt32LE(tid, 4);
+  const r = sys(NR.capget, capHeader, capData);
+  if (r < 0) return r;
+  return BigInt(capData.readUInt32LE(0)) | (BigInt(capData.readUInt32LE(12)) << 32n);
+}
+
 /**
  * setfsuid, setfsgid and setgroups made as raw syscalls change only the calling thread (glibc's
  * wrappers would change every thread of the process), so the sentry's serving thread can take the

@@ -19,7 +19,7 @@ import { STATX_MNT_ID, STATX_MNT_ID_OFFSET } from '../abi/linux/structs';
 import { posix } from 'node:path';
 import { nativeArch } from '../seccomp/arch';
 import { sentrySyscallTable } from './syscalls';
-import { parseStatusCreds, threadCreds, type Creds, type ThreadCreds } from './creds';
+import { effectiveCapsOf, parseStatusCreds, threadCreds, type Creds, type ThreadCreds } from './creds';
 import { NR, sayOnStderr, type SentryKernel } from './native';
 import { decodeNotification, NOTIF_SIZE, type Notification, type Reply } from './notification';
 import { HANDLERS, type Handler } from './handlers';
@@ -123,6 +123,11 @@ export class Sentry {
   #rootFd = -1;
   /** Set once any identity call was made: from then on each caller's ids are read from /proc. */
   #identityVaries = false;
+  /** The caller's effective capabilities (or the errno capget gave), read for notification #capsId. */
+  #callerCaps: bigint | number = 0n;
+  #capsId = -1n;
+  /** Whether NOTIF_ID_VALID held after #callerCaps was read. */
+  #capsValid = false;
   /** The path arguments of the notification being served, as read, for its trace record. */
   #resolved: string[] = [];
   #tracing = false;
@@ -248,8 +253,10 @@ export class Sentry {
   /** A path argument: read once from the caller's memory, then the caller checked to be still waiting. */
   readPath(n: Notification, addr: bigint): string | number {
     if (addr === 0n) return -EFAULT;
+    this.#takeCallerCaps(n);
     const s = this.asSeen(() => this.k.memory.readString(n.pid, addr, PATH_MAX));
     if (!this.k.listener.idValid(n.id)) return -ENOENT;
+    this.#capsValid = true;
     if (this.#tracing && typeof s === 'string') this.#resolved.push(s);
     return s;
   }
@@ -257,8 +264,10 @@ export class Sentry {
   readStruct(n: Notification, addr: bigint, len: number): Buffer | number {
     if (addr === 0n) return -EFAULT;
     const b = Buffer.alloc(len);
+    this.#takeCallerCaps(n);
     const r = this.asSeen(() => this.k.memory.read(n.pid, addr, b, len));
     if (!this.k.listener.idValid(n.id)) return -ENOENT;
+    this.#capsValid = true;
     return r === len ? b : r < 0 ? r : -EFAULT;
   }
 
@@ -576,21 +585,48 @@ export class Sentry {
   }
 
   /**
+   * Reads the caller's effective capabilities for notification `n`, once per notification and
+   * before anything of its memory is read: the NOTIF_ID_VALID check that follows that read then
+   * also says the thread read is still the caller (not a task that reused its id).
+   */
+  #takeCallerCaps(n: Notification): void {
+    if (this.#capsId === n.id) return;
+    this.#capsId = n.id;
+    this.#capsValid = false;
+    this.#callerCaps = this.k.callerCaps?.(n.pid) ?? effectiveCapsOf(this.k.sys, n.pid);
+  }
+
+  /**
    * Takes the caller's file-system identity for the operation that follows, and its umask when
    * the operation creates files. Returns 0 or a negative errno.
+   *
+   * The capabilities are the calling thread's effective set as the kernel holds it at this call
+   * (capget), never the config's: a uid-1000 workload given Docker's capabilities holds none
+   * after its execve, and the sentry must not lend it any. The ids are the plan's until the first
+   * identity call (set*id, setgroups: the only ways they change, no_new_privs keeping setuid
+   * bits from acting), then read from the caller's /proc status at each call.
    */
   asCaller(n: Notification, creates: boolean): number {
-    let creds = this.opts.user;
+    this.#takeCallerCaps(n);
+    let ids: Omit<Creds, 'caps'> = this.opts.user;
     if (this.#identityVaries || creates) {
       const status = this.asSeen(() => this.readHostFile(`/proc/${n.pid}/status`));
       if (typeof status === 'number') return status;
       const parsed = parseStatusCreds(status);
       if (parsed === undefined) return -EINVAL;
-      if (this.#identityVaries) creds = parsed.creds;
+      if (this.#identityVaries) {
+        ids = parsed.creds;
+        this.#capsValid = false;
+      }
       // The serving thread unshared CLONE_FS, so this umask is its thread's alone.
       if (creates) this.k.sys(NR.umask, parsed.umask);
     }
-    return this.creds.become(creds);
+    const caps = this.#callerCaps;
+    if (typeof caps === 'number') return caps;
+    // What was read of the caller is its own only if it still waits in this call.
+    if (!this.#capsValid && !this.k.listener.idValid(n.id)) return -ENOENT;
+    this.#capsValid = true;
+    return this.creds.become({ uid: ids.uid, gid: ids.gid, groups: ids.groups, caps });
   }
 }
 

@@ -30,6 +30,11 @@ export interface SentryKernel {
   readonly listener: Listener;
   readonly memory: WorkloadMemory;
   readonly sys: RawSyscall;
+  /**
+   * The effective capabilities of thread `pid` as the kernel holds them now, or a negative errno;
+   * capget(2) when absent. A seam for tests whose caller is this (root) process.
+   */
+  readonly callerCaps?: ((pid: number) => bigint | number) | undefined;
 }
 
 const HOST_CALLS = [

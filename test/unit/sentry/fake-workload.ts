@@ -47,6 +47,8 @@ export class FakeWorkload {
   gone = false;
   replies: { id: bigint; value: bigint; error: number; flags: number }[] = [];
   injected: { path: string; content: string | undefined; cloexec: boolean; mode: number; writable: boolean }[] = [];
+  /** The caller's effective capabilities as the sentry reads them: the caller is this root process, whose own are all. */
+  caps = ALL_CAPS;
 
   put(data: Buffer | string): bigint {
     const b = typeof data === 'string' ? Buffer.from(`${data}\0`) : data;
@@ -70,6 +72,7 @@ export class FakeWorkload {
     const sys = sentryNative().syscall;
     return {
       sys,
+      callerCaps: () => this.caps,
       listener: {
         recv: () => 1,
         send: (id, value, error, flags) => {

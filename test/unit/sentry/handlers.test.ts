@@ -44,6 +44,7 @@ after(() => {
 
 function setup(user = { uid: 0, gid: 0, groups: [] as number[], caps: ALL_CAPS }): { w: FakeWorkload; s: Sentry } {
   const w = new FakeWorkload();
+  w.caps = user.caps;
   const s = new Sentry(w.kernel(), { user, hostname: 'box', domainname: '', rootFd });
   s.init();
   return { w, s };
