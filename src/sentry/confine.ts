@@ -23,6 +23,7 @@ export const SENTRY_THREAD_CALLS: Readonly<Record<string, readonly string[]>> = 
     'setxattr', 'lsetxattr', 'listxattr', 'llistxattr', 'removexattr', 'lremovexattr', 'read', 'syncfs',
     'inotify_add_watch', 'pidfd_open', 'pidfd_getfd',
   ],
+  'listing the /proc and /sys directories it hands out as shadows (shadow-dirs.ts)': ['getdents64'],
   'taking the caller\'s identity and umask': ['setfsuid', 'setfsgid', 'setgroups', 'umask', 'capget', 'capset'],
   'answering uname and sysinfo': ['uname', 'sysinfo'],
   'taking `stockade trace` readers and exec\'d processes (the detached sentry, between notifications)': ['accept4', 'recvmsg'],

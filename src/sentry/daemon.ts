@@ -8,7 +8,7 @@ import { giveBack, ownPageCacheMappings } from '../native/working-set';
 import { DAEMON_JOIN_FD, DAEMON_SOCKET_FD, DAEMON_TRACE_FD, logDenial, type DaemonConfig } from './daemon-config';
 import { SentryHost } from './host';
 import { NR, sayOnStderr } from './native';
-import { confineThisThread, prepareToServe, wallThisThread } from './serve';
+import { confineThisThread, makeShadowRoot, prepareToServe, wallThisThread } from './serve';
 import { TraceReaders } from './trace-readers';
 
 /** How long the sentry waits with nothing to do before it gives back the pages it touched. */
@@ -45,6 +45,7 @@ function runDaemon(config: DaemonConfig, fds: { readonly handoff: number; readon
     // touched far more of it than serving does. Read while the thread may still open files.
     const code = ownPageCacheMappings();
     prepareToServe(config.cacheDir);
+    makeShadowRoot();
     wallThisThread();
     confineThisThread();
     // The container's mounts arrive at create, its listener at start; joins are taken meanwhile.

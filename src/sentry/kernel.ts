@@ -12,7 +12,7 @@
 // the kernel's own confinement makes that safe (each such handler says why).
 import { AUDIT_ARCH_X86_64 } from '../abi/linux/syscalls-x86_64';
 import {
-  AT_EMPTY_PATH, AT_FDCWD, EACCES, EFAULT, EINTR, EINVAL, ELOOP, ENOENT, EPERM, ENOSYS, ENOTDIR, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
+  AT_EMPTY_PATH, AT_FDCWD, EACCES, EFAULT, EINTR, EINVAL, ELOOP, ENOENT, EPERM, ENOSYS, ENOTDIR, EXDEV, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
   RESOLVE_NO_SYMLINKS, SECCOMP_USER_NOTIF_FLAG_CONTINUE,
 } from '../abi/linux/constants';
 import { STATX_MNT_ID, STATX_MNT_ID_OFFSET } from '../abi/linux/structs';
@@ -25,6 +25,7 @@ import { decodeNotification, NOTIF_SIZE, type Notification, type Reply } from '.
 import { HANDLERS, type Handler } from './handlers';
 import { denialJudge, type Denial, type DenialJudge } from './denials';
 import { errnoName } from './table/render';
+import { readListing, ShadowDirs, type Entry } from './shadow-dirs';
 
 
 export interface SentryOptions {
@@ -40,6 +41,11 @@ export interface SentryOptions {
   readonly mounts?: readonly SentryMount[] | undefined;
   /** Told each refusal the filter sent to be recorded (SentryProfileOptions.reportDenials). */
   readonly denied?: ((d: SentryDenial) => void) | undefined;
+  /**
+   * The sentry's tmpfs for shadow directories (serve.ts makeShadowRoot) and this Sentry's
+   * directory name in it. Without it, directories of the mounts the sentry owns are refused.
+   */
+  readonly shadowRoot?: { readonly fd: number; readonly name: string } | undefined;
 }
 
 /** A mount the sentry owns: a clone of its tree, detached from the workload's mount namespace (native/init/sentry.c). */
@@ -73,6 +79,8 @@ export interface TraceRecord {
 export interface Target {
   readonly inRoot: boolean;
   readonly path: string;
+  /** A relative path from a cwd or dirfd in a tree the sentry owns (a shadow): the kernel must not walk it. */
+  readonly fromOwned?: boolean;
 }
 
 export interface SentryStats {
@@ -128,6 +136,12 @@ export class Sentry {
   #capsId = -1n;
   /** Whether NOTIF_ID_VALID held after #callerCaps was read. */
   #capsValid = false;
+  /** Directories of the owned trees as callers hold them (shadow-dirs.ts). */
+  readonly #shadows: ShadowDirs | undefined;
+  /** Whether a path of the call being served starts in an owned tree (a caller's shadow cwd or dirfd). */
+  #startedOwned = false;
+  /** The owned mount the last open() resolved in, if it did not resolve in the root. */
+  #landedIn: string | undefined;
   /** The path arguments of the notification being served, as read, for its trace record. */
   #resolved: string[] = [];
   #tracing = false;
@@ -152,6 +166,7 @@ export class Sentry {
     this.#judge = denialJudge(arch);
     for (const m of opts.mounts ?? []) this.#mounts.push({ ...m, mntId: this.#mountId(m.fd, '', AT_EMPTY_PATH) });
     this.#mounts.sort((a, b) => b.path.length - a.path.length);
+    this.#shadows = opts.shadowRoot === undefined ? undefined : new ShadowDirs(k.sys, opts.shadowRoot.fd, opts.shadowRoot.name);
     for (const e of sentrySyscallTable()) {
       const nr = e.numbers[arch];
       if (nr === undefined || e.handler === null) continue;
@@ -196,6 +211,8 @@ export class Sentry {
   answer(n: Notification): void {
     this.stats.notifications++;
     this.#caller = n.pid;
+    this.#startedOwned = false;
+    this.#landedIn = undefined;
     this.#tracing = this.opts.trace?.enabled() === true;
     // A refusal is judged before any handler: the handler serving a call's other arguments never sees it.
     const denial = this.#judge.judge(n);
@@ -298,16 +315,25 @@ export class Sentry {
       return { inRoot: false, path: dirfd === AT_FDCWD ? `/proc/${n.pid}/cwd` : `/proc/${n.pid}/fd/${dirfd}` };
     }
     let abs = path;
+    let fromOwned = false;
     if (path[0] !== '/') {
       const link = dirfd === AT_FDCWD ? `/proc/${n.pid}/cwd` : `/proc/${n.pid}/fd/${dirfd}`;
-      let base = this.asSeen(() => this.readlinkHost(link));
-      if (typeof base === 'number') return dirfd === AT_FDCWD ? base : -9 /* EBADF */;
-      if (base[0] !== '/') return -ENOTDIR;
-      if (base.endsWith(' (deleted)')) return -ENOENT;
-      // A directory in a mount the sentry owns reads as a path from that mount's root (the tree is
-      // detached: the kernel knows no path to it), so its mount id tells which mount it is in.
-      const owner = this.#mounts.length === 0 ? undefined : this.#ownerOf(link);
-      if (owner !== undefined) base = base === '/' ? owner : `${owner}${base}`;
+      // The start is an object, not a name: a shadow of an owned directory (what a caller holds of
+      // /proc and /sys) says by its inode which directory it stands for, and the walk is the
+      // sentry's alone. Anything else the caller reaches in the root, named by its path there.
+      const owned = this.#mounts.length === 0 ? undefined : this.#ownedStart(link);
+      if (typeof owned === 'number') return owned;
+      let base: string | number;
+      if (owned !== undefined) {
+        base = owned;
+        fromOwned = true;
+        this.#startedOwned = true;
+      } else {
+        base = this.asSeen(() => this.readlinkHost(link));
+        if (typeof base === 'number') return dirfd === AT_FDCWD ? base : -9 /* EBADF */;
+        if (base[0] !== '/') return -ENOTDIR;
+        if (base.endsWith(' (deleted)')) return -ENOENT;
+      }
       abs = base === '/' ? `/${path}` : `${base}/${path}`;
     }
     const fd = FD_PATH.exec(abs);
@@ -317,8 +343,99 @@ export class Sentry {
     // /dev/fd is the runtime's link to /proc/self/fd, which the sentry resolves per caller.
     if (abs === '/dev/fd' || abs.startsWith('/dev/fd/')) abs = `/proc/self/fd${abs.slice(7)}`;
     const view = this.#procView(n.pid, abs);
-    return typeof view === 'number' ? view : { inRoot: true, path: view };
+    return typeof view === 'number' ? view : { inRoot: true, path: view, fromOwned };
   }
+
+  /**
+   * The owned directory a caller's cwd or fd (a host /proc link) stands for, when it is a shadow;
+   * undefined when it is not in an owned tree; a negative errno when it is in one in a way the
+   * sentry cannot name (a shadow it no longer remembers, or the real tree, which no caller is given).
+   */
+  #ownedStart(link: string): string | number | undefined {
+    let r = this.k.sys(NR.statx, AT_FDCWD, link, 0, STATX_MNT_ID, this.#statx);
+    // The caller's cwd or fd through the host's /proc: refused to another caller's ids (asSeen).
+    if (r === -EPERM || r === -EACCES) r = this.onHost(() => this.k.sys(NR.statx, AT_FDCWD, link, 0, STATX_MNT_ID, this.#statx));
+    if (r < 0) return undefined;
+    const mnt = this.#statx.readBigUInt64LE(STATX_MNT_ID_OFFSET);
+    if (this.#shadows !== undefined && mnt === this.#shadows.mountId) return this.#shadows.standsForStatx(this.#statx) ?? -EXDEV;
+    return this.#mounts.some((m) => m.mntId === mnt) ? -EXDEV : undefined;
+  }
+
+  /** The owned directory a caller's cwd stands for, when it is a shadow (getcwd answers it). */
+  shadowCwd(n: Notification): string | undefined {
+    if (this.#shadows === undefined) return undefined;
+    const r = this.#ownedStart(`/proc/${n.pid}/cwd`);
+    return typeof r === 'string' ? r : undefined;
+  }
+
+  /** Whether the caller's fd or cwd at `hostPath` is a shadow or otherwise in an owned tree. */
+  ownedObject(hostPath: string): boolean {
+    return this.#mounts.length > 0 && this.#ownedStart(hostPath) !== undefined;
+  }
+
+  /** What a struct stat of a caller's object stands for, when it is a shadow. */
+  shadowStat(stat: Buffer): string | undefined {
+    return this.#shadows?.standsForStat(stat);
+  }
+
+  /** Whether a path of the call being served starts in an owned tree: the kernel must not walk it. */
+  get startedOwned(): boolean {
+    return this.#startedOwned;
+  }
+
+  /** The owned mount (its path) the last open() resolved in; undefined for the root. */
+  get landedIn(): string | undefined {
+    return this.#landedIn;
+  }
+
+  /**
+   * Whether the kernel may finish the call being served (CONTINUE): only if no path of it starts
+   * in a tree the sentry owns or resolved in one. The kernel walks the caller's mount namespace,
+   * where those trees are not mounted, from the caller's own cwd or dirfd.
+   */
+  kernelMayFinish(): boolean {
+    return !this.#startedOwned && this.#landedIn === undefined;
+  }
+
+  /**
+   * A shadow of the owned directory `pfd` (an O_PATH fd the sentry resolved in an owned tree): the
+   * listing read as the caller (its permission to read the directory is checked), the shadow made
+   * as the sentry. The fd to hand the caller, or a negative errno.
+   */
+  shadowOf(pfd: number): number {
+    const shadows = this.#shadows;
+    const mount = this.#landedIn;
+    if (shadows === undefined || mount === undefined) return -EACCES;
+    const dir = this.openHost(`/proc/self/fd/${pfd}`, O_DIRECTORY, 0);
+    if (dir < 0) return dir;
+    const listing = readListing(this.k.sys, dir, this.#file);
+    this.close(dir);
+    if (typeof listing === 'number') return listing;
+    // The directory's path in its tree: the tree is detached, so it reads from the tree's root.
+    const inTree = this.readlinkHost(`/proc/self/fd/${pfd}`);
+    if (typeof inTree === 'number') return inTree;
+    const path = inTree === '/' ? mount : `${mount}${inTree}`;
+    return this.onHost(() => shadows.make(this.#withOwnFd(listing, path), path));
+  }
+
+  /**
+   * procfs lists a process's fds when they are read, so the caller's own /proc/self/fd shows the
+   * directory's fd too; a shadow is listed as it was made, before the caller has that fd. It is the
+   * lowest free number (NOTIF_ADDFD installs there), so it is put in where procfs would show it.
+   */
+  #withOwnFd(listing: Entry[], path: string): Entry[] {
+    const m = /^\/proc\/(\d+)(?:\/task\/\d+)?\/fd$/.exec(path);
+    if (m === null) return listing;
+    const ids = this.nsIds(this.#caller);
+    if (typeof ids === 'number' || String(ids.tgid) !== m[1]) return listing;
+    const held = new Set(listing.map((e) => Number(e.name)));
+    let free = 0;
+    while (held.has(free)) free++;
+    const at = listing.findIndex((e) => Number(e.name) > free);
+    const own: Entry = { name: String(free), dir: false, link: true };
+    return at < 0 ? [...listing, own] : [...listing.slice(0, at), own, ...listing.slice(at)];
+  }
+
 
   /** `abs` with /proc/self and /proc/thread-self naming the caller `pid` in its own pid namespace. */
   #procView(pid: number, abs: string): string | number {
@@ -340,6 +457,7 @@ export class Sentry {
    * in the root.
    */
   open(t: Target, flags: number, mode: number): number {
+    this.#landedIn = undefined;
     if (!t.inRoot) return this.onHost(() => this.openHost(t.path, flags, mode));
     const at = this.#route(t.path);
     const r = this.#openRouted(at, flags, mode);
@@ -355,6 +473,7 @@ export class Sentry {
 
   /** Opens what #route found: in /sys through #openSys, elsewhere by the kernel within that tree. */
   #openRouted(at: { fd: number; rest: string; sys?: boolean }, flags: number, mode: number): number {
+    this.#landedIn = at.fd === this.#rootFd ? undefined : this.#mounts.find((m) => m.fd === at.fd)?.path;
     if (at.sys === true) return this.#openSys(at.fd, at.rest, flags, mode);
     return this.#openat2(at.fd, at.rest, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
   }
@@ -461,14 +580,6 @@ export class Sentry {
     const fd = this.#openat2(dir, 'exe', 0 /* O_RDONLY */, 0, 0);
     this.close(dir);
     return fd;
-  }
-
-  /** The owned mount a host path (/proc/PID/cwd, /proc/PID/fd/N) leads into, by mount id. */
-  #ownerOf(hostPath: string): string | undefined {
-    let id = this.#mountId(AT_FDCWD, hostPath, 0);
-    // The caller's cwd or fd through the host's /proc: refused to another caller's ids (asSeen).
-    if (id === BigInt(-EPERM) || id === BigInt(-EACCES)) id = this.onHost(() => this.#mountId(AT_FDCWD, hostPath, 0));
-    return id < 0n ? undefined : this.#mounts.find((m) => m.mntId === id)?.path;
   }
 
   /** statx's mount id of (dirfd, path), or a negative errno. */

@@ -43,6 +43,7 @@ const HOST_CALLS = [
   'getxattr', 'lgetxattr', 'setxattr', 'lsetxattr', 'listxattr', 'llistxattr', 'removexattr', 'lremovexattr',
   'setfsuid', 'setfsgid', 'setgroups', 'umask', 'capget', 'capset', 'unshare', 'read', 'uname', 'sysinfo', 'syncfs',
   'pidfd_open', 'pidfd_getfd', 'inotify_add_watch', 'memfd_create', 'write', 'fchmod', 'ppoll', 'accept4', 'exit_group',
+  'getdents64', 'fsopen', 'fsconfig', 'fsmount',
 ] as const;
 export type HostCall = (typeof HOST_CALLS)[number];
 

@@ -2,14 +2,17 @@
 // itself off, the mounts and listeners arrive from stockade-init, a Sentry is made per listener,
 // and the thread confines itself. The sentry process does these on its main thread (daemon.ts,
 // SentryHost).
-import { CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP } from '../abi/linux/constants';
+import {
+  CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, FSCONFIG_CMD_CREATE, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, MOUNT_ATTR_NODEV,
+  MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+} from '../abi/linux/constants';
 import { sentryNative } from '../native/addon';
 import { Sentry, type SentryDenial, type SentryMount, type SentryOptions, type TraceSink } from './kernel';
 import { compileSentryThreadFilter } from './confine';
 import { denialJudge } from './denials';
 import { nativeArch } from '../seccomp/arch';
 import { sentrySyscallTable } from './syscalls';
-import { NR, type SentryKernel } from './native';
+import { NR, sayOnStderr, type SentryKernel } from './native';
 
 /** Who the workload runs as, and the names uname reports: what a Sentry serving it is made with. */
 export interface WorkloadIdentity {
@@ -56,6 +59,37 @@ export function prepareToServe(cacheDir?: string): void {
   sentryThreadFilter();
 }
 
+let shadowRoot = -1;
+let shadows = 0;
+
+/**
+ * The tmpfs the sentry's Sentries keep their shadow directories in (shadow-dirs.ts): a detached
+ * mount of the sentry's alone, nosymfollow, noexec, nosuid, nodev, bounded in inodes. Made before
+ * the thread confines itself, which takes fsopen away. Without it the sentry hands out no
+ * directory of the trees it owns (EACCES): fail closed.
+ */
+export function makeShadowRoot(): void {
+  if (shadowRoot >= 0) return;
+  const sys = sentryNative().syscall;
+  const fs = sys(NR.fsopen, 'tmpfs', FSOPEN_CLOEXEC);
+  if (fs < 0) {
+    sayOnStderr(`no tmpfs for shadow directories (fsopen: errno ${-fs}): directories of /proc and /sys will be refused`);
+    return;
+  }
+  let r = 0;
+  for (const [key, value] of [['mode', '0555'], ['nr_inodes', '262144'], ['size', '4m']]) {
+    if (r >= 0) r = sys(NR.fsconfig, fs, FSCONFIG_SET_STRING, key, value, 0);
+  }
+  if (r >= 0) r = sys(NR.fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0);
+  const m = r < 0 ? r : sys(NR.fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSYMFOLLOW);
+  sys(NR.close, fs);
+  if (m < 0) {
+    sayOnStderr(`no tmpfs for shadow directories (errno ${-m}): directories of /proc and /sys will be refused`);
+    return;
+  }
+  shadowRoot = m;
+}
+
 /** Bounds what this thread may do from now on (confine.ts). */
 export function confineThisThread(): void {
   const native = sentryNative();
@@ -87,6 +121,7 @@ export function sentryFor(listener: number, who: WorkloadIdentity, hooks: ServeH
   };
   const sentry = new Sentry(kernel, {
     user: who.user, hostname: who.hostname, domainname: who.domainname, trace: hooks.trace, mounts, denied: hooks.denied,
+    shadowRoot: shadowRoot < 0 ? undefined : { fd: shadowRoot, name: String(shadows++) },
   });
   sentry.init();
   return sentry;

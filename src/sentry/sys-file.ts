@@ -16,6 +16,7 @@ import { NR } from './native';
 import { continueBecause, intArg, uintArg, type Notification, type Reply } from './notification';
 import type { Handler } from './handlers';
 import { openGenerated, statGenerated, statxGenerated } from './procfs';
+import { openInsteadOfKernel } from './owned-open';
 
 const XATTR_NAME_MAX = 255;
 const XATTR_SIZE_MAX = 65536;
@@ -129,6 +130,8 @@ function openFile(s: Sentry, n: Notification, dirfd: number, addr: bigint, flags
   if ((resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT)) !== 0) {
     const dir = s.target(n, dirfd, '', true);
     if (typeof dir === 'number') return dir;
+    // Beneath a directory of /proc or /sys the caller holds: a shadow, which only the sentry may walk.
+    if (!dir.inRoot && s.ownedObject(dir.path)) return -EXDEV;
     let r = s.asCaller(n, (flags & O_CREAT) !== 0);
     if (r < 0) return r;
     const dfd = s.open(dir, O_PATH | O_DIRECTORY, 0);
@@ -161,6 +164,7 @@ function openFile(s: Sentry, n: Notification, dirfd: number, addr: bigint, flags
     return fd < 0 ? fd : { kind: 'inject', fd, cloexec };
   }
   if ((flags & O_PATH) !== 0) {
+    if (!s.kernelMayFinish()) return openInsteadOfKernel(s, n, pfd, flags, cloexec);
     s.close(pfd);
     return PATH_IN_CALLER;
   }
@@ -175,9 +179,12 @@ function openFile(s: Sentry, n: Notification, dirfd: number, addr: bigint, flags
     return -ELOOP;
   }
   if (type !== S_IFREG && type !== S_IFDIR) {
+    if (!s.kernelMayFinish()) return openInsteadOfKernel(s, n, pfd, flags, cloexec);
     s.close(pfd);
     return OPEN_IN_CALLER;
   }
+  // A directory of /proc or /sys: the caller gets its shadow, never the real one.
+  if (type === S_IFDIR && s.landedIn !== undefined) return openInsteadOfKernel(s, n, pfd, flags, cloexec);
   // A file of the /proc the sentry owns that it generates (procfs.ts): its content, not the host's.
   if (type === S_IFREG) {
     const generated = openGenerated(s, n.pid, pfd, statBuf, flags, cloexec);
@@ -203,6 +210,14 @@ function statInto(s: Sentry, n: Notification, dirfd: number, addr: bigint, out: 
   if (!t.inRoot && !nofollow) {
     // The caller's own fd (fstat, as glibc makes it: newfstatat(fd, "", AT_EMPTY_PATH)): one step.
     r = s.onHost(() => s.k.sys(NR.newfstatat, AT_FDCWD, t.path, statBuf, 0));
+    // A shadow of an owned directory: what it stands for.
+    const owned = r < 0 ? undefined : s.shadowStat(statBuf);
+    if (owned !== undefined) {
+      const fd = s.open({ inRoot: true, path: owned }, O_PATH, 0);
+      if (fd < 0) return fd;
+      r = fstatEmpty(s, fd);
+      s.close(fd);
+    }
   } else {
     const fd = s.open(t, O_PATH | (nofollow ? O_NOFOLLOW : 0), 0);
     if (fd < 0) return fd;
@@ -480,9 +495,23 @@ export const FILE_HANDLERS: Readonly<Record<string, Handler>> = {
   readlinkat: (s, n) => readlink(s, n, intArg(a(n, 0)), a(n, 1), a(n, 2), intArg(a(n, 3))),
   statfs: (s, n) => statfs(s, n, AT_FDCWD, a(n, 0), a(n, 1)),
 
-  getcwd: () => GETCWD_IN_CALLER,
+  getcwd: (s, n) => {
+    // A cwd that is a shadow of /proc or /sys (fchdir to a directory fd of them): the kernel would
+    // name the sentry's tmpfs; the caller's name for it is the directory it stands for.
+    const owned = s.shadowCwd(n);
+    if (owned === undefined) return GETCWD_IN_CALLER;
+    const b = Buffer.from(`${owned}\0`);
+    if (b.length > uintArg(a(n, 1))) return -ERANGE;
+    const w = s.writeBack(n, a(n, 0), b, b.length);
+    return w < 0 ? w : b.length;
+  },
   chdir: (s, n) => {
     const d = openPath(s, n, AT_FDCWD, a(n, 0), false);
+    // From a shadow cwd the kernel's walk would not be the sentry's, and only the kernel can chdir.
+    if (d >= 0 && s.startedOwned) {
+      s.close(d);
+      return -EXDEV;
+    }
     if (d < 0) return d;
     const st = fstatEmpty(s, d);
     s.close(d);

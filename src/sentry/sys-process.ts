@@ -27,6 +27,11 @@ function exec(s: Sentry, n: Notification, dirfd: number, addr: bigint, flags: nu
   if (r < 0) return r;
   const fd = s.open(t, O_PATH | ((flags & AT_SYMLINK_NOFOLLOW) !== 0 ? O_NOFOLLOW : 0), 0);
   if (fd < 0) return fd;
+  // Nothing of /proc or /sys is a program, and from a directory of them the kernel's walk would not be the sentry's.
+  if (!s.kernelMayFinish()) {
+    s.close(fd);
+    return -EACCES;
+  }
   let res = s.k.sys(NR.newfstatat, fd, '', statBuf, AT_EMPTY_PATH);
   const type = statBuf.readUInt32LE(24) & S_IFMT;
   if (res >= 0 && type === S_IFLNK) res = -ELOOP;

@@ -11,6 +11,12 @@ export const STATX_DEV_MAJOR = 0x88;
 export const STATX_DEV_MINOR = 0x8c;
 /** statx's mask bit for stx_mnt_id, and that field's offset. */
 export const STATX_MNT_ID = 0x1000;
+/** struct statx's stx_ino. */
+export const STATX_INO_OFFSET = 0x20;
+/** struct stat's st_ino (x86_64). */
+export const STAT_INO = 8;
+/** struct stat's st_rdev (x86_64). */
+export const STAT_RDEV = 40;
 export const STATX_MNT_ID_OFFSET = 0x90;
 
 export const STATFS_SIZE = 120;
