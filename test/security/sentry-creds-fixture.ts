@@ -30,7 +30,7 @@ export function buildAttacker(): string {
   mkdirSync(join(FIXTURES, 'bin'), { recursive: true });
   const tmp = `${BINARY}.${process.pid}.tmp`;
   try {
-    execFileSync(process.env['CC'] ?? 'gcc', ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-o', tmp, SOURCE]);
+    execFileSync(process.env['CC'] ?? 'gcc', ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-pthread', '-o', tmp, SOURCE]);
     renameSync(tmp, BINARY);
   } finally {
     rmSync(tmp, { force: true });
