@@ -226,6 +226,16 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
     filter: { flags: compiled.flags, program: compiled.program },
     ownedMounts: sentryMounts,
     supervise(ctx: SuperviseContext): Supervisor {
+      // The sentry acts for a caller with the caller's capabilities, and it holds them in the
+      // host's user namespace: for a workload in a user namespace of its own, whose capabilities
+      // the kernel honours only over what that namespace maps, it would act as host root (a
+      // container root read a host file bound in that the namespaces level refuses it). Its
+      // thread cannot enter the workload's namespace (Node is multi-threaded): refused.
+      if ((ctx.spec.linux?.namespaces ?? []).some((ns) => ns.type === 'user')) {
+        throw new StockadeError('CONFIG_INVALID',
+          'config.json: linux.namespaces: the sentry level does not run a container in a user namespace (it would act for the workload with the host\'s capabilities); use --isolation namespaces',
+          { field: 'linux.namespaces' });
+      }
       const user = ctx.spec.process?.user;
       const cfg: SentryConfig = {
         user: {
