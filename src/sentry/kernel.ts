@@ -12,8 +12,8 @@
 // the kernel's own confinement makes that safe (each such handler says why).
 import { AUDIT_ARCH_X86_64 } from '../abi/linux/syscalls-x86_64';
 import {
-  AT_EMPTY_PATH, AT_FDCWD, EACCES, EFAULT, EINTR, EINVAL, ELOOP, ENOENT, EPERM, ENOSYS, ENOTDIR, EXDEV, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
-  RESOLVE_NO_SYMLINKS, SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+  AT_EMPTY_PATH, AT_FDCWD, EACCES, EAGAIN, EFAULT, EINTR, EINVAL, ELOOP, ENOENT, EPERM, ENOSYS, ENOTDIR, EXDEV, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
+  RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS, SECCOMP_USER_NOTIF_FLAG_CONTINUE,
 } from '../abi/linux/constants';
 import { STATX_MNT_ID, STATX_MNT_ID_OFFSET } from '../abi/linux/structs';
 import { posix } from 'node:path';
@@ -361,6 +361,13 @@ export class Sentry {
     return this.#mounts.some((m) => m.mntId === mnt) ? -EXDEV : undefined;
   }
 
+  /** The owned directory a caller's fd or cwd (a host /proc link) stands for, when it is a shadow. */
+  shadowLink(link: string): string | undefined {
+    if (this.#shadows === undefined) return undefined;
+    const r = this.#ownedStart(link);
+    return typeof r === 'string' ? r : undefined;
+  }
+
   /** The owned directory a caller's cwd stands for, when it is a shadow (getcwd answers it). */
   shadowCwd(n: Notification): string | undefined {
     if (this.#shadows === undefined) return undefined;
@@ -458,7 +465,15 @@ export class Sentry {
    */
   open(t: Target, flags: number, mode: number): number {
     this.#landedIn = undefined;
-    if (!t.inRoot) return this.onHost(() => this.openHost(t.path, flags, mode));
+    if (!t.inRoot) {
+      // The caller's fd or cwd: a shadow is the directory it stands for, and an entry of a shadow
+      // (what a raced walk of the kernel's could give) is nothing the sentry acts on. With
+      // O_NOFOLLOW, the link /proc/PID/fd/N itself (lstat of /proc/self/fd/N).
+      const owned = this.#shadows === undefined || (flags & O_NOFOLLOW) !== 0 ? undefined : this.#ownedStart(t.path);
+      if (typeof owned === 'string') return this.open({ inRoot: true, path: owned }, flags, mode);
+      if (typeof owned === 'number') return owned;
+      return this.onHost(() => this.openHost(t.path, flags, mode));
+    }
     const at = this.#route(t.path);
     const r = this.#openRouted(at, flags, mode);
     if (r !== -ENOENT || at.fd !== this.#rootFd || this.#mounts.length === 0) return r;
@@ -609,8 +624,11 @@ export class Sentry {
     how.writeBigUInt64LE(BigInt(creates ? mode & 0o7777 : 0), 8);
     how.writeBigUInt64LE(BigInt(resolve), 16);
     let r: number;
+    // EAGAIN: a scoped lookup (RESOLVE_IN_ROOT, _BENEATH) met a rename or mount during "..", and
+    // the kernel asks to be called again (openat2(2)); a few times, as a lease break also says EAGAIN.
+    let again = 8;
     do r = this.k.sys(NR.openat2, dirfd, path, how, 24);
-    while (r === -EINTR);
+    while (r === -EINTR || (r === -EAGAIN && (resolve & (RESOLVE_IN_ROOT | RESOLVE_BENEATH)) !== 0 && again-- > 0));
     return r;
   }
 

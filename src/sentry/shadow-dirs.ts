@@ -17,12 +17,13 @@ import { NR, type RawSyscall } from './native';
 
 const DT_DIR = 4;
 const DT_LNK = 10;
-/** Shadows kept at once per sentry: a listing is read right after it is opened. */
+/** Shadows kept at once per Sentry (a listing is read right after it is opened), and their entries at most in all. */
 const LIVE = 32;
+const LIVE_ENTRIES = 16384;
 /** Shadows whose directory they stand for is remembered (a descriptor outliving its shadow's eviction). */
 const REMEMBERED = 4096;
-/** Entries of one listing at most (a /proc of that many processes lists the first ones). */
-const MAX_ENTRIES = 65536;
+/** Entries of one listing at most (a /proc of more processes lists the first ones). */
+const MAX_ENTRIES = LIVE_ENTRIES;
 
 export interface Entry {
   readonly name: string;
@@ -60,6 +61,7 @@ export class ShadowDirs {
   #mntId = -1n;
   #dev = -1n;
   #seq = 0;
+  #liveEntries = 0;
   readonly #live: { name: string; entries: readonly Entry[] }[] = [];
   /** shadow directory's inode -> the directory of the container it stands for */
   readonly #standsFor = new Map<bigint, string>();
@@ -111,13 +113,15 @@ export class ShadowDirs {
   make(entries: readonly Entry[], path: string): number {
     const sys = this.#sys;
     if (this.#tree < 0) {
-      const made = sys(NR.mkdirat, this.#root, this.#name, 0o555);
+      // 0700: a raced walk of the kernel's from a shadow ("..") takes a non-root caller no further.
+      const made = sys(NR.mkdirat, this.#root, this.#name, 0o700);
       if (made < 0 && made !== -17 /* EEXIST */) return made;
       const t = this.#openat(this.#root, this.#name, O_PATH | O_DIRECTORY);
       if (t < 0) return t;
       this.#tree = t;
     }
-    while (this.#live.length >= LIVE) this.#evict();
+    while (this.#live.length >= LIVE || (this.#live.length > 0 && this.#liveEntries + entries.length > LIVE_ENTRIES)) this.#evict();
+    this.#liveEntries += entries.length;
     const name = String(this.#seq++);
     let r = sys(NR.mkdirat, this.#tree, name, 0o555);
     if (r < 0) return r;
@@ -152,6 +156,7 @@ export class ShadowDirs {
   #evict(): void {
     const old = this.#live.shift();
     if (old === undefined) return;
+    this.#liveEntries -= old.entries.length;
     const dir = this.#openat(this.#tree, old.name, O_PATH | O_DIRECTORY);
     if (dir >= 0) {
       for (const e of old.entries) this.#sys(NR.unlinkat, dir, e.name, e.dir ? AT_REMOVEDIR : 0);

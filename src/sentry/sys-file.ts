@@ -255,7 +255,11 @@ function readlink(s: Sentry, n: Notification, dirfd: number, addr: bigint, out: 
   if (typeof t === 'number') return t;
   let r = s.asCaller(n, false);
   if (r < 0) return r;
-  if (!t.inRoot) r = s.onHost(() => s.k.sys(NR.readlinkat, AT_FDCWD, t.path, dataBuf, len));
+  const shadow = t.inRoot ? undefined : s.shadowLink(t.path);
+  if (shadow !== undefined) {
+    // The fd of a shadow of /proc or /sys reads as the directory it stands for, as procfs's would.
+    r = Math.min(dataBuf.write(shadow, 0), len);
+  } else if (!t.inRoot) r = s.onHost(() => s.k.sys(NR.readlinkat, AT_FDCWD, t.path, dataBuf, len));
   else {
     const fd = s.open(t, O_PATH | O_NOFOLLOW, 0);
     if (fd < 0) return fd;
