@@ -2,10 +2,7 @@
 // itself off, the mounts and listeners arrive from stockade-init, a Sentry is made per listener,
 // and the thread confines itself. The sentry process does these on its main thread (daemon.ts,
 // SentryHost).
-import {
-  CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, FSCONFIG_CMD_CREATE, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, MOUNT_ATTR_NODEV,
-  MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
-} from '../abi/linux/constants';
+import { CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP } from '../abi/linux/constants';
 import { sentryNative } from '../native/addon';
 import { Sentry, type SentryDenial, type SentryMount, type SentryOptions, type TraceSink } from './kernel';
 import { compileSentryThreadFilter } from './confine';
@@ -13,6 +10,7 @@ import { denialJudge } from './denials';
 import { nativeArch } from '../seccomp/arch';
 import { sentrySyscallTable } from './syscalls';
 import { NR, sayOnStderr, type SentryKernel } from './native';
+import { mountShadowTmpfs } from './shadow-dirs';
 
 /** Who the workload runs as, and the names uname reports: what a Sentry serving it is made with. */
 export interface WorkloadIdentity {
@@ -70,20 +68,7 @@ let shadows = 0;
  */
 export function makeShadowRoot(): void {
   if (shadowRoot >= 0) return;
-  const sys = sentryNative().syscall;
-  const fs = sys(NR.fsopen, 'tmpfs', FSOPEN_CLOEXEC);
-  if (fs < 0) {
-    sayOnStderr(`no tmpfs for shadow directories (fsopen: errno ${-fs}): directories of /proc and /sys will be refused`);
-    return;
-  }
-  let r = 0;
-  // The shadows' names cost inodes and no pages; a caller can write only into a placeholder a raced walk reached.
-  for (const [key, value] of [['mode', '0700'], ['nr_inodes', '65536'], ['size', '1m']]) {
-    if (r >= 0) r = sys(NR.fsconfig, fs, FSCONFIG_SET_STRING, key, value, 0);
-  }
-  if (r >= 0) r = sys(NR.fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0);
-  const m = r < 0 ? r : sys(NR.fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSYMFOLLOW);
-  sys(NR.close, fs);
+  const m = mountShadowTmpfs(sentryNative().syscall);
   if (m < 0) {
     sayOnStderr(`no tmpfs for shadow directories (errno ${-m}): directories of /proc and /sys will be refused`);
     return;

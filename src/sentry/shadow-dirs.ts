@@ -10,7 +10,8 @@
 // nosymfollow): listing it with getdents is the kernel's, and every path from it reaches the sentry,
 // which knows which directory of its tree each shadow stands for.
 import {
-  AT_EMPTY_PATH, AT_REMOVEDIR, EINTR, O_CLOEXEC, O_DIRECTORY, O_PATH, S_IFREG,
+  AT_EMPTY_PATH, AT_REMOVEDIR, EINTR, FSCONFIG_CMD_CREATE, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, MOUNT_ATTR_NODEV,
+  MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, O_CLOEXEC, O_DIRECTORY, O_PATH, S_IFREG,
 } from '../abi/linux/constants';
 import { STAT_DEV, STAT_INO, STATX_INO_OFFSET, STATX_MNT_ID, STATX_MNT_ID_OFFSET } from '../abi/linux/structs';
 import { NR, type RawSyscall } from './native';
@@ -24,6 +25,25 @@ const LIVE_ENTRIES = 16384;
 const REMEMBERED = 4096;
 /** Entries of one listing at most (a /proc of more processes lists the first ones). */
 const MAX_ENTRIES = LIVE_ENTRIES;
+
+/**
+ * A tmpfs for shadows: a detached mount of the caller's alone (fsopen, fsmount), nosymfollow,
+ * noexec, nosuid, nodev, bounded in inodes and bytes (the shadows' names cost inodes and no pages;
+ * a caller can write only into a placeholder a raced walk of the kernel's reached), 0700. Its
+ * root's fd, or a negative errno. Needs CAP_SYS_ADMIN, and a thread not yet confined.
+ */
+export function mountShadowTmpfs(sys: RawSyscall): number {
+  const fs = sys(NR.fsopen, 'tmpfs', FSOPEN_CLOEXEC);
+  if (fs < 0) return fs;
+  let r = 0;
+  for (const [key, value] of [['mode', '0700'], ['nr_inodes', '65536'], ['size', '1m']]) {
+    if (r >= 0) r = sys(NR.fsconfig, fs, FSCONFIG_SET_STRING, key, value, 0);
+  }
+  if (r >= 0) r = sys(NR.fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0);
+  const m = r < 0 ? r : sys(NR.fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSYMFOLLOW);
+  sys(NR.close, fs);
+  return m;
+}
 
 export interface Entry {
   readonly name: string;
