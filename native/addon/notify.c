@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -294,17 +295,46 @@ static napi_value js_confine_thread(napi_env env, napi_callback_info info) {
 
 /* ---- the workload's memory --------------------------------------------------------------------- */
 
-/* memRead(pid, addr, buf, len) / memWrite(pid, addr, data, len): bytes moved, or -errno. A short
- * count means the range ran into unmapped memory. */
+/*
+ * The optional last argument of memRead and memReadString: a Buffer of at least 12 bytes that
+ * receives the effective capability set of thread `pid` (two u32, low word first), then 0 or -errno
+ * (an int32 at byte 8). capget runs before the memory is read, so that the sentry's NOTIF_ID_VALID
+ * check after the read says both were the caller's; and in the same call, as a JS call into the
+ * addon costs more than the capget itself (src/sentry/kernel.ts, Sentry.asCaller).
+ */
+static bool caps_into(napi_env env, napi_value v, int32_t pid) {
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) != napi_ok) return type_error(env, "caps", "readable");
+  if (type == napi_undefined) return true;
+  void *buf;
+  size_t len;
+  if (!get_bytes(env, v, "caps", &buf, &len)) return false;
+  if (len < 12) {
+    range_error(env, "caps", "shorter than 12 bytes");
+    return false;
+  }
+  struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = pid};
+  struct __user_cap_data_struct data[2] = {{0}};
+  int32_t status = syscall(SYS_capget, &header, data) < 0 ? -errno : 0;
+  uint32_t lo = status == 0 ? data[0].effective : 0, hi = status == 0 ? data[1].effective : 0;
+  memcpy((char *)buf, &lo, 4);
+  memcpy((char *)buf + 4, &hi, 4);
+  memcpy((char *)buf + 8, &status, 4);
+  return true;
+}
+
+/* memRead(pid, addr, buf, len[, caps]) / memWrite(pid, addr, data, len): bytes moved, or -errno. A
+ * short count means the range ran into unmapped memory. */
 static napi_value mem_rw(napi_env env, napi_callback_info info, bool write) {
-  napi_value argv[4];
+  napi_value argv[5];
   int32_t pid;
   uint64_t addr;
   uint32_t len;
   void *buf;
   size_t buflen;
-  if (!get_argv(env, info, 4, argv) || !get_i32(env, argv[0], "pid", &pid) || !get_u64(env, argv[1], "addr", &addr) ||
-      !get_bytes(env, argv[2], write ? "data" : "buf", &buf, &buflen) || !get_u32(env, argv[3], "len", &len))
+  if (!get_argv(env, info, 5, argv) || !get_i32(env, argv[0], "pid", &pid) || !get_u64(env, argv[1], "addr", &addr) ||
+      !get_bytes(env, argv[2], write ? "data" : "buf", &buf, &buflen) || !get_u32(env, argv[3], "len", &len) ||
+      (!write && !caps_into(env, argv[4], pid)))
     return NULL;
   if (len > buflen) {
     range_error(env, "len", "longer than the buffer");
@@ -325,19 +355,19 @@ static napi_value js_mem_write(napi_env env, napi_callback_info info) {
 }
 
 /*
- * memReadString(pid, addr, max): the NUL-terminated string at addr, whose NUL must come within max
+ * memReadString(pid, addr, max[, caps]): the NUL-terminated string at addr, whose NUL must come within max
  * bytes (else -ENAMETOOLONG), or -EFAULT / another -errno. Read a page at a time, so that a string
  * ending just before an unmapped page reads although a read of max bytes would fault.
  * Decoded as UTF-8: a path whose bytes are not UTF-8 comes back with U+FFFD in place of the bad
  * bytes and no longer names the same file. Accepted for now; a lossless variant would return bytes.
  */
 static napi_value js_mem_read_string(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
+  napi_value argv[4];
   int32_t pid;
   uint64_t addr;
   uint32_t max;
-  if (!get_argv(env, info, 3, argv) || !get_i32(env, argv[0], "pid", &pid) || !get_u64(env, argv[1], "addr", &addr) ||
-      !get_u32(env, argv[2], "max", &max))
+  if (!get_argv(env, info, 4, argv) || !get_i32(env, argv[0], "pid", &pid) || !get_u64(env, argv[1], "addr", &addr) ||
+      !get_u32(env, argv[2], "max", &max) || !caps_into(env, argv[3], pid))
     return NULL;
   if (max == 0 || max > READ_STRING_MAX) {
     range_error(env, "max", "must be 1 to 1 MiB");

@@ -72,12 +72,14 @@ export interface SentryNative {
   notifIdValid(listener: number, id: bigint): boolean;
   /** SECCOMP_IOCTL_NOTIF_SET_FLAGS (SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, Linux 6.6): 0 or -errno. */
   notifSetFlags(listener: number, flags: number): number;
-  /** process_vm_readv of len bytes into buf: the bytes read (short at unmapped memory) or -errno. */
-  memRead(pid: number, addr: bigint, buf: Uint8Array, len: number): number;
+  /** process_vm_readv of len bytes into buf: the bytes read (short at unmapped memory) or -errno.
+   *  `caps` (12 bytes or more): first receives thread pid's effective capabilities (u32 low, u32 high)
+   *  and 0, or -errno, as an int32 at byte 8 (capget). */
+  memRead(pid: number, addr: bigint, buf: Uint8Array, len: number, caps?: Uint8Array): number;
   /** The NUL-terminated string at addr, read a page at a time; its NUL must lie within max bytes
    *  (else -ENAMETOOLONG); -EFAULT on a bad address. Decoded as UTF-8, so a path whose bytes are
    *  not UTF-8 comes back changed (U+FFFD). */
-  memReadString(pid: number, addr: bigint, max: number): string | number;
+  memReadString(pid: number, addr: bigint, max: number, caps?: Uint8Array): string | number;
   /** process_vm_writev of len bytes of data: the bytes written or -errno. */
   memWrite(pid: number, addr: bigint, data: Uint8Array, len: number): number;
   /** syscall(2) on this thread: the result, or -errno. EINTR is not retried. */

@@ -19,9 +19,13 @@ export interface Listener {
 
 /** The workload's memory, by the pid the notification names (process_vm_readv/writev). */
 export interface WorkloadMemory {
-  read(pid: number, addr: bigint, buf: Buffer, len: number): number;
+  /**
+   * `caps`, when given, is filled first with the thread's effective capabilities and a status
+   * (memRead in src/native/addon.ts); a memory that leaves it as it was has the sentry read them itself.
+   */
+  read(pid: number, addr: bigint, buf: Buffer, len: number, caps?: Buffer): number;
   /** A NUL-terminated string of at most `max` bytes, or a negative errno (EFAULT, ENAMETOOLONG). */
-  readString(pid: number, addr: bigint, max: number): string | number;
+  readString(pid: number, addr: bigint, max: number, caps?: Buffer): string | number;
   write(pid: number, addr: bigint, data: Uint8Array, len: number): number;
 }
 

@@ -12,7 +12,7 @@
 //   - a FIFO, only when opening it cannot block (O_NONBLOCK, or O_RDWR, which never waits);
 //   - the /dev/null a masked path is bound to;
 //   - anything else: EXDEV, "the kernel cannot finish this here", never a blocking open in the sentry.
-import { EXDEV, O_ACCMODE, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDWR, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG } from '../abi/linux/constants';
+import { EISDIR, EXDEV, O_ACCMODE, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDWR, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG } from '../abi/linux/constants';
 import { STAT_MODE, STAT_RDEV } from '../abi/linux/structs';
 import type { Sentry } from './kernel';
 import { NR } from './native';
@@ -37,7 +37,9 @@ export function openInsteadOfKernel(s: Sentry, n: Notification, pfd: number, fla
   const type = stat.readUInt32LE(STAT_MODE) & S_IFMT;
   const asPath = (flags & O_PATH) !== 0;
   let open: number;
-  if (type === S_IFDIR && s.landedIn !== undefined) open = s.shadowOf(pfd);
+  // A directory opened for writing is EISDIR, as the kernel says; a shadow is read-only anyway.
+  if (type === S_IFDIR && !asPath && (flags & O_ACCMODE) !== 0) open = -EISDIR;
+  else if (type === S_IFDIR && s.landedIn !== undefined) open = s.shadowOf(pfd);
   else if (type === S_IFDIR) open = s.openHost(`/proc/self/fd/${pfd}`, O_DIRECTORY | (asPath ? 0 : flags & ~(O_NOFOLLOW | O_ACCMODE)), 0);
   else if (type === S_IFREG && asPath && (flags & O_DIRECTORY) === 0) {
     const generated = openGenerated(s, n.pid, pfd, stat, 0, cloexec);

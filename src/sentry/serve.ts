@@ -99,8 +99,8 @@ export function sentryFor(listener: number, who: WorkloadIdentity, hooks: ServeH
       idValid: (id) => native.notifIdValid(listener, id),
     },
     memory: {
-      read: (pid, addr, buf, len) => native.memRead(pid, addr, buf, len),
-      readString: (pid, addr, max) => native.memReadString(pid, addr, max),
+      read: (pid, addr, buf, len, caps) => native.memRead(pid, addr, buf, len, caps),
+      readString: (pid, addr, max, caps) => native.memReadString(pid, addr, max, caps),
       write: (pid, addr, d, len) => native.memWrite(pid, addr, d, len),
     },
     sys: native.syscall,
