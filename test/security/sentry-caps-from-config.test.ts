@@ -81,6 +81,16 @@ describe('the sentry acts with the caller\'s capabilities as the kernel holds th
     assert.deepEqual(verdicts(r.sentry), verdicts(r.namespaces), table);
   });
 
+  test('capabilities are per thread: a thread that dropped DAC_OVERRIDE is refused /etc/shadow, the thread that kept it is not', () => {
+    const args = ['thread-capdrop'];
+    const r = {
+      namespaces: runAt<{ thread: string; main: string }>(rt, 'namespaces', attackSpec(args, user(0, DOCKER_CAPS)), 'thread-capdrop'),
+      sentry: runAt<{ thread: string; main: string }>(rt, 'sentry', attackSpec(args, user(0, DOCKER_CAPS)), 'thread-capdrop'),
+    };
+    assert.deepEqual(r.namespaces, { thread: 'EACCES', main: 'ok' }, JSON.stringify(r));
+    assert.deepEqual(r.sentry, r.namespaces, JSON.stringify(r));
+  });
+
   test('uid 1000 executes a setuid-root copy of itself: no_new_privs keeps it uid 1000 and the sentry gives it nothing more', () => {
     const r = both(['exec', '/bin/suid-attack', 'rights'], user(1000, DOCKER_CAPS), 'setuid binary');
     const table = JSON.stringify(r);
