@@ -72,6 +72,13 @@ export function readListing(sys: RawSyscall, fd: number, buf: Buffer): Entry[] |
   }
 }
 
+function sameEntries(a: readonly Entry[], b: readonly Entry[]): boolean {
+  return a.length === b.length && a.every((e, i) => {
+    const f = b[i];
+    return f !== undefined && e.name === f.name && e.dir === f.dir && e.link === f.link;
+  });
+}
+
 /** The shadow directories of one Sentry, in a directory of its own of the sentry's tmpfs. */
 export class ShadowDirs {
   readonly #sys: RawSyscall;
@@ -82,7 +89,7 @@ export class ShadowDirs {
   #dev = -1n;
   #seq = 0;
   #liveEntries = 0;
-  readonly #live: { name: string; entries: readonly Entry[] }[] = [];
+  readonly #live: { name: string; path: string; entries: readonly Entry[] }[] = [];
   /** shadow directory's inode -> the directory of the container it stands for */
   readonly #standsFor = new Map<bigint, string>();
   readonly #statx = Buffer.alloc(256);
@@ -140,12 +147,16 @@ export class ShadowDirs {
       if (t < 0) return t;
       this.#tree = t;
     }
+    // The same directory listed the same way again (a static one of /sys, a process's own fds in a
+    // loop): a new fd of the same shadow, one call instead of one per name.
+    const same = this.#live.find((l) => l.path === path && sameEntries(l.entries, entries));
+    if (same !== undefined) return this.#openat(this.#tree, same.name, O_DIRECTORY);
     while (this.#live.length >= LIVE || (this.#live.length > 0 && this.#liveEntries + entries.length > LIVE_ENTRIES)) this.#evict();
     this.#liveEntries += entries.length;
     const name = String(this.#seq++);
     let r = sys(NR.mkdirat, this.#tree, name, 0o555);
     if (r < 0) return r;
-    this.#live.push({ name, entries });
+    this.#live.push({ name, path, entries });
     const dir = this.#openat(this.#tree, name, O_PATH | O_DIRECTORY);
     if (dir < 0) return dir;
     // tmpfs lists a directory newest first: made last to first, the shadow lists in the real order
