@@ -13,9 +13,9 @@
 import { AUDIT_ARCH_X86_64 } from '../abi/linux/syscalls-x86_64';
 import {
   AT_EMPTY_PATH, AT_FDCWD, EACCES, EAGAIN, EFAULT, EINTR, EINVAL, ELOOP, ENOENT, EPERM, ENOSYS, ENOTDIR, EXDEV, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
-  RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS, SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+  RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS, S_IFDIR, S_IFMT, SECCOMP_USER_NOTIF_FLAG_CONTINUE,
 } from '../abi/linux/constants';
-import { STATX_MNT_ID, STATX_MNT_ID_OFFSET } from '../abi/linux/structs';
+import { STATX_MNT_ID, STATX_MNT_ID_OFFSET, STATX_MODE, STATX_TYPE } from '../abi/linux/structs';
 import { posix } from 'node:path';
 import { nativeArch } from '../seccomp/arch';
 import { sentrySyscallTable } from './syscalls';
@@ -358,13 +358,17 @@ export class Sentry {
    * sentry cannot name (a shadow it no longer remembers, or the real tree, which no caller is given).
    */
   #ownedStart(link: string): string | number | undefined {
-    let r = this.k.sys(NR.statx, AT_FDCWD, link, 0, STATX_MNT_ID, this.#statx);
+    const mask = STATX_MNT_ID | STATX_TYPE;
+    let r = this.k.sys(NR.statx, AT_FDCWD, link, 0, mask, this.#statx);
     // The caller's cwd or fd through the host's /proc: refused to another caller's ids (asSeen).
-    if (r === -EPERM || r === -EACCES) r = this.onHost(() => this.k.sys(NR.statx, AT_FDCWD, link, 0, STATX_MNT_ID, this.#statx));
+    if (r === -EPERM || r === -EACCES) r = this.onHost(() => this.k.sys(NR.statx, AT_FDCWD, link, 0, mask, this.#statx));
     if (r < 0) return undefined;
     const mnt = this.#statx.readBigUInt64LE(STATX_MNT_ID_OFFSET);
     if (this.#shadows !== undefined && mnt === this.#shadows.mountId) return this.#shadows.standsForStatx(this.#statx) ?? -EXDEV;
-    return this.#mounts.some((m) => m.mntId === mnt) ? -EXDEV : undefined;
+    // A directory of the real trees, which no caller is given; a file of them (/proc/self/status
+    // open) is the caller's object like any other, and no place to start a walk.
+    const dir = (this.#statx.readUInt16LE(STATX_MODE) & S_IFMT) === S_IFDIR;
+    return dir && this.#mounts.some((m) => m.mntId === mnt) ? -EXDEV : undefined;
   }
 
   /** The owned directory a caller's fd or cwd (a host /proc link) stands for, when it is a shadow. */

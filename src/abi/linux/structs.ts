@@ -9,6 +9,8 @@ export const STATX_SIZE = 256;
 export const STATX_MODE = 0x1c;
 export const STATX_DEV_MAJOR = 0x88;
 export const STATX_DEV_MINOR = 0x8c;
+/** statx's mask bit for the file type in stx_mode. */
+export const STATX_TYPE = 0x1;
 /** statx's mask bit for stx_mnt_id, and that field's offset. */
 export const STATX_MNT_ID = 0x1000;
 /** struct statx's stx_ino. */
