@@ -453,7 +453,6 @@ export class Sentry {
     return at < 0 ? [...listing, own] : [...listing.slice(0, at), own, ...listing.slice(at)];
   }
 
-
   /** `abs` with /proc/self and /proc/thread-self naming the caller `pid` in its own pid namespace. */
   #procView(pid: number, abs: string): string | number {
     // procfs's own links to the reader's entry, which for the sentry (in no pid namespace of the
@@ -724,9 +723,9 @@ export class Sentry {
   }
 
   /**
-   * Reads the caller's effective capabilities for notification `n`, once per notification and
-   * before anything of its memory is read: the NOTIF_ID_VALID check that follows that read then
-   * also says the thread read is still the caller (not a task that reused its id).
+   * Reads the caller's effective capabilities for notification `n` (capget), once per
+   * notification, unless a read of its memory brought them (#capsInto): the NOTIF_ID_VALID check
+   * that follows says the thread read is still the caller (not a task that reused its id).
    */
   #takeCallerCaps(n: Notification): void {
     if (this.#capsId === n.id) return;
