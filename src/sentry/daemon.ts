@@ -10,6 +10,8 @@ import { SentryHost } from './host';
 import { NR, sayOnStderr } from './native';
 import { confineThisThread, prepareToServe, wallThisThread } from './serve';
 import { TraceReaders } from './trace-readers';
+import { prepareResolverSockets } from './dns';
+import { parseNetPolicy, policyNames } from './net-policy';
 
 /** How long the sentry waits with nothing to do before it gives back the pages it touched. */
 const IDLE_MS = 1000;
@@ -45,11 +47,15 @@ function runDaemon(config: DaemonConfig, fds: { readonly handoff: number; readon
     // touched far more of it than serving does. Read while the thread may still open files.
     const code = ownPageCacheMappings();
     prepareToServe(config.cacheDir);
+    const network = config.network === undefined ? undefined : parseNetPolicy(config.network);
+    // The sentry's own DNS sockets, for the names a policy allows: made in the sentry's network
+    // namespace before the thread leaves it for an empty one.
+    if (network !== undefined && policyNames(network).length > 0) prepareResolverSockets(sys);
     wallThisThread();
     confineThisThread();
     // The container's mounts arrive at create, its listener at start; joins are taken meanwhile.
     // From here the host owns the sockets.
-    const who = { user: { ...config.user, caps: BigInt(config.user.caps) }, hostname: config.hostname, domainname: config.domainname };
+    const who = { user: { ...config.user, caps: BigInt(config.user.caps) }, hostname: config.hostname, domainname: config.domainname, network };
     const group = host.container(config.id, handoff, who, trace, joinServer);
     handoff = -1;
     trace = undefined;

@@ -30,6 +30,8 @@ export interface SentryKernel {
   readonly listener: Listener;
   readonly memory: WorkloadMemory;
   readonly sys: RawSyscall;
+  /** sendmsg(2) with one iovec, a name and ancillary data (native sendMessage): the network wall's sends. */
+  readonly sendMessage?: ((fd: number, data: Uint8Array, name: Uint8Array | null, control: Uint8Array | null, flags: number) => number) | undefined;
 }
 
 const HOST_CALLS = [
@@ -38,6 +40,7 @@ const HOST_CALLS = [
   'getxattr', 'lgetxattr', 'setxattr', 'lsetxattr', 'listxattr', 'llistxattr', 'removexattr', 'lremovexattr',
   'setfsuid', 'setfsgid', 'setgroups', 'umask', 'capget', 'capset', 'unshare', 'read', 'uname', 'sysinfo', 'syncfs',
   'pidfd_open', 'pidfd_getfd', 'inotify_add_watch', 'memfd_create', 'write', 'fchmod', 'ppoll', 'accept4', 'exit_group',
+  'connect', 'bind', 'getsockopt', 'socket',
 ] as const;
 export type HostCall = (typeof HOST_CALLS)[number];
 

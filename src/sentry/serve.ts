@@ -10,12 +10,15 @@ import { denialJudge } from './denials';
 import { nativeArch } from '../seccomp/arch';
 import { sentrySyscallTable } from './syscalls';
 import { NR, type SentryKernel } from './native';
+import type { NetPolicy } from './net-policy';
 
 /** Who the workload runs as, and the names uname reports: what a Sentry serving it is made with. */
 export interface WorkloadIdentity {
   readonly user: SentryOptions['user'];
   readonly hostname: string;
   readonly domainname: string;
+  /** Where the workload may connect and send; absent: everywhere (policy `all`). */
+  readonly network?: NetPolicy | undefined;
 }
 
 export interface ServeHooks {
@@ -84,9 +87,11 @@ export function sentryFor(listener: number, who: WorkloadIdentity, hooks: ServeH
       write: (pid, addr, d, len) => native.memWrite(pid, addr, d, len),
     },
     sys: native.syscall,
+    sendMessage: native.sendMessage,
   };
   const sentry = new Sentry(kernel, {
     user: who.user, hostname: who.hostname, domainname: who.domainname, trace: hooks.trace, mounts, denied: hooks.denied,
+    network: who.network,
   });
   sentry.init();
   return sentry;
