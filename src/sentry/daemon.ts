@@ -1,6 +1,6 @@
 // The sentry process: one per container, or per pod, started by the create (or do, or run) of its
 // first container; fd 3 is its socket to stockade-init. It serves on its main thread (runDaemon).
-import { closeSync } from 'node:fs';
+import { closeSync, readlinkSync } from 'node:fs';
 import { AT_FDCWD } from '../abi/linux/constants';
 import { Logger } from '../log/logger';
 import { sentryNative } from '../native/addon';
@@ -12,6 +12,7 @@ import { confineThisThread, prepareToServe, wallThisThread } from './serve';
 import { TraceReaders } from './trace-readers';
 import { prepareResolverSockets } from './dns';
 import { parseNetPolicy, policyNames } from './net-policy';
+import { noteHostNetwork } from './sys-socket';
 
 /** How long the sentry waits with nothing to do before it gives back the pages it touched. */
 const IDLE_MS = 1000;
@@ -51,6 +52,7 @@ function runDaemon(config: DaemonConfig, fds: { readonly handoff: number; readon
     // The sentry's own DNS sockets, for the names a policy allows: made in the sentry's network
     // namespace before the thread leaves it for an empty one.
     if (network !== undefined && policyNames(network).length > 0) prepareResolverSockets(sys);
+    if (network !== undefined) noteHostNetwork((path) => { try { return readlinkSync(path); } catch { return -1; } });
     wallThisThread();
     confineThisThread();
     // The container's mounts arrive at create, its listener at start; joins are taken meanwhile.

@@ -55,8 +55,6 @@ interface NetState {
   readonly policy: NetPolicy;
   /** The container's resolvers (its /etc/resolv.conf), read at first need. */
   resolvers: IpAddr[] | undefined;
-  /** The host's network namespace (/proc/1/ns/net's inode), whose abstract unix names are not the container's. */
-  hostNet: string | undefined;
   resolver: Resolver | undefined;
 }
 
@@ -65,7 +63,7 @@ const states = new WeakMap<Sentry, NetState>();
 function state(s: Sentry): NetState {
   let st = states.get(s);
   if (st === undefined) {
-    st = { policy: s.opts.network ?? { kind: 'all' }, resolvers: undefined, hostNet: undefined, resolver: undefined };
+    st = { policy: s.opts.network ?? { kind: 'all' }, resolvers: undefined, resolver: undefined };
     states.set(s, st);
   }
   return st;
@@ -150,11 +148,19 @@ interface Checked {
   readonly hold: number[];
 }
 
-/** Whether the caller's network namespace is the host's, whose abstract unix names belong to the host. */
-function inHostNet(s: Sentry, st: NetState, n: Notification): boolean {
-  st.hostNet ??= String(s.onHost(() => s.readlinkHost('/proc/1/ns/net')));
+/** The network namespace the sentry process was started in (the host's, to the container), as readlink names it. */
+let hostNet: string | undefined;
+
+/** Notes the sentry's own network namespace: called before its serving thread leaves it for an empty one. */
+export function noteHostNetwork(readlink: (path: string) => string | number): void {
+  const r = readlink('/proc/thread-self/ns/net');
+  hostNet = typeof r === 'string' ? r : undefined;
+}
+
+/** Whether the caller's network namespace is the host's, whose abstract unix names belong to the host (or unknown: taken as the host's). */
+function inHostNet(s: Sentry, n: Notification): boolean {
   const own = s.onHost(() => s.readlinkHost(`/proc/${n.pid}/ns/net`));
-  return typeof own !== 'string' || own === st.hostNet;
+  return hostNet === undefined || typeof own !== 'string' || own === hostNet;
 }
 
 function resolversOf(s: Sentry, st: NetState): IpAddr[] {
@@ -192,7 +198,7 @@ function check(s: Sentry, n: Notification, syscall: string, raw: Buffer, forBind
     case 'unix-abstract':
       // An abstract name lives in the network namespace: in the host's, it reaches the host's
       // daemons (containerd-shim's, CVE-2020-15257), which no policy but `all` lists.
-      if (inHostNet(s, st, n)) return s.refuse(n, syscall, EPERM, where, 'abstract unix names of the host\'s network namespace');
+      if (inHostNet(s, n)) return s.refuse(n, syscall, EPERM, where, 'abstract unix names of the host\'s network namespace');
       return { name: raw, hold: [] };
     default:
       // AF_UNSPEC disconnects; a netlink address names the kernel or a multicast group of the
