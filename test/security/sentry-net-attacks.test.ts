@@ -338,6 +338,15 @@ describe('the sentry\'s network wall, to addresses that are not loopback', { ski
     assert.equal((await inside.counts()).counts[`${net}.2:${udp}`], 1);
   });
 
+  test('a blocking connect that takes seconds does not stall the sentry: the caller\'s other threads are served meanwhile', () => {
+    // .9 is on the veth's network and no one has it: ARP gives up after some 3 s.
+    const r = report<{ opens_ms: number; connect: string; connect_ms: number }>(
+      sandbox(rt, allow(`${net}.9:${port}`), [ATTACK, 'stall', `${net}.9`, String(port)]), 'stall');
+    assert.ok(r.connect_ms > 1000, `the connect did not wait: ${JSON.stringify(r)}`);
+    assert.ok(['EHOSTUNREACH', 'ETIMEDOUT'].includes(r.connect), JSON.stringify(r));
+    assert.ok(r.opens_ms < r.connect_ms / 2 && r.opens_ms < 1000, `50 opens waited for the connect: ${JSON.stringify(r)}`);
+  });
+
   test('an allowed name whose record changes: the old address is refused once its TTL is over, the new one allowed', () => {
     const steps = [
       { resolve: 'moving.test' },
