@@ -359,6 +359,25 @@ function rebuildControl(s: Sentry, n: Notification, control: Buffer, fds: number
   return out;
 }
 
+/** SOL_IP's IP_RETOPTS and SOL_IPV6's routing headers: per-message source routes. */
+const SOURCE_ROUTES: readonly (readonly [number, number])[] = [[0, 7], [41, 57], [41, 5]];
+
+/**
+ * Ancillary data of an inet send, as given, unless it carries a source route, which would send
+ * the packet to its first hop rather than to the address checked: EPERM, as setsockopt's.
+ */
+function routeFree(control: Buffer): Buffer | number {
+  for (let at = 0; at + 16 <= control.length;) {
+    const len = Number(control.readBigUInt64LE(at));
+    if (len < 16 || at + len > control.length) return -EINVAL;
+    const level = control.readInt32LE(at + 8);
+    const type = control.readInt32LE(at + 12);
+    if (SOURCE_ROUTES.some(([l, t]) => l === level && t === type)) return -EPERM;
+    at += (len + 7) & ~7;
+  }
+  return control;
+}
+
 /** Any of the caller's fds (not only a socket), taken. */
 function takeFile(s: Sentry, n: Notification, fd: number): number {
   const pidfd = s.k.sys(NR.pidfd_open, n.pid, PIDFD_THREAD);
@@ -398,7 +417,8 @@ function readMsghdr(s: Sentry, n: Notification, addr: bigint, syscall: string, d
     if (controlLen > BigInt(CONTROL_MAX)) return -ENOBUFS;
     const c = s.readStruct(n, controlAddr, Number(controlLen));
     if (typeof c === 'number') return c;
-    const rebuilt = domain === AF_UNIX ? rebuildControl(s, n, c, fds) : c;
+    let rebuilt = domain === AF_UNIX ? rebuildControl(s, n, c, fds) : routeFree(c);
+    if (rebuilt === -EPERM && domain !== AF_UNIX) rebuilt = s.refuse(n, syscall, EPERM, 'a source route (ancillary data)', 'source routes send past the network policy');
     if (typeof rebuilt === 'number') {
       for (const fd of fds) s.close(fd);
       return rebuilt;

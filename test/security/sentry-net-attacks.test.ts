@@ -173,6 +173,11 @@ describe('the sentry\'s network wall', { skip }, () => {
     assert.equal(r['unix'], '0');
   });
 
+  test('source routes, which send to their first hop and not to the address checked, are refused', () => {
+    const r = report<Record<string, string>>(sandbox(rt, allow(`127.0.0.1:${goodUdp}`), [ATTACK, 'source-route', '127.0.0.1', String(goodUdp)]), 'source-route');
+    assert.deepEqual(r, { ip_options: 'EPERM', ipv6_rthdr: 'EPERM', retopts: 'EPERM' });
+  });
+
   describe('unix sockets', () => {
     let dir = '';
     let server: Server | undefined;
