@@ -163,6 +163,9 @@ export class SentryHost {
     this.#listeners.delete(fd);
     this.#o.sys(NR.close, fd);
     if (l === undefined) return;
+    // Calls answered later whose callers are gone with the listener: their sockets go too.
+    for (const w of l.sentry.later) this.#o.sys(NR.close, w.fd);
+    l.sentry.later.clear();
     this.#o.served?.(l.group.id, l.sentry.stats);
     l.group.listeners.delete(fd);
     this.#closeIfGone(l.group);
