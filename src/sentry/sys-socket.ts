@@ -102,14 +102,44 @@ const socket: Handler = (s, n) => {
 
 // ---- the socket and the address --------------------------------------------------------------
 
-/** The caller's fd `fd`, taken into the sentry (the same open socket), or -errno. */
+/**
+ * pidfds of the threads that made socket calls, kept: a pidfd names one thread for good (a tid
+ * reused later is another pid, and the old pidfd then fails with ESRCH), so keeping them is
+ * safe and saves two calls per call. Bounded: the oldest go first.
+ */
+const pidfds = new Map<number, number>();
+const PIDFDS_KEPT = 64;
+
+function pidfdOf(s: Sentry, tid: number): number {
+  const kept = pidfds.get(tid);
+  if (kept !== undefined) return kept;
+  const fd = s.onHost(() => s.k.sys(NR.pidfd_open, tid, PIDFD_THREAD));
+  if (fd < 0) return fd;
+  if (pidfds.size >= PIDFDS_KEPT) {
+    const [oldest, ofd] = pidfds.entries().next().value as [number, number];
+    pidfds.delete(oldest);
+    s.close(ofd);
+  }
+  pidfds.set(tid, fd);
+  return fd;
+}
+
+/** The caller's fd `fd`, taken into the sentry (the same open file), or -errno. */
 function take(s: Sentry, n: Notification, fd: number): number {
   if (fd < 0) return -EBADF;
-  // The notification names a thread: its pidfd reaches its fd table, shared or not.
-  const pidfd = s.onHost(() => s.k.sys(NR.pidfd_open, n.pid, PIDFD_THREAD));
+  // The notification names a thread: its pidfd reaches its fd table, shared or not. As the caller
+  // first (its own ids pass the kernel's ptrace check), else as the sentry (another user's).
+  let pidfd = pidfdOf(s, n.pid);
   if (pidfd < 0) return pidfd === -ESRCH ? -ENOENT : pidfd;
-  const sock = s.onHost(() => s.k.sys(NR.pidfd_getfd, pidfd, fd, 0));
-  s.close(pidfd);
+  let sock = s.asSeen(() => s.k.sys(NR.pidfd_getfd, pidfd, fd, 0));
+  if (sock === -ESRCH) {
+    // A kept pidfd of a thread that is gone, whose tid this caller now has.
+    s.close(pidfd);
+    pidfds.delete(n.pid);
+    pidfd = pidfdOf(s, n.pid);
+    if (pidfd < 0) return pidfd === -ESRCH ? -ENOENT : pidfd;
+    sock = s.asSeen(() => s.k.sys(NR.pidfd_getfd, pidfd, fd, 0));
+  }
   if (sock < 0) return sock;
   // The thread was still the caller once the fd was taken: no pid reused in between. A file
   // that is no socket gets ENOTSOCK from the call the sentry then makes on it, as from the kernel.
@@ -388,11 +418,8 @@ function routeFree(control: Buffer): Buffer | number {
 
 /** Any of the caller's fds (not only a socket), taken. */
 function takeFile(s: Sentry, n: Notification, fd: number): number {
-  const pidfd = s.k.sys(NR.pidfd_open, n.pid, PIDFD_THREAD);
-  if (pidfd < 0) return pidfd;
-  const r = s.k.sys(NR.pidfd_getfd, pidfd, fd, 0);
-  s.close(pidfd);
-  return r;
+  const pidfd = pidfdOf(s, n.pid);
+  return pidfd < 0 ? pidfd : s.k.sys(NR.pidfd_getfd, pidfd, fd, 0);
 }
 
 /** struct msghdr at `addr`, read and checked: a Message, or -errno. */
