@@ -19,7 +19,7 @@ import {
 import {
   EALREADY, EINPROGRESS, EMSGSIZE, IOVEC_SIZE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IP, IPPROTO_TCP, IPPROTO_UDP,
   IPPROTO_UDPLITE, MMSGHDR_SIZE, MSG_DONTWAIT, MSG_FASTOPEN, MSGHDR_SIZE, NETLINK_ROUTE, SCM_CREDENTIALS, SCM_RIGHTS,
-  SO_DOMAIN, SO_ERROR, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET, UIO_MAXIOV,
+  SO_DOMAIN, SO_ERROR, SOCK_DGRAM, SOCK_STREAM, SOCKADDR_IN_SIZE, SOL_SOCKET, UIO_MAXIOV,
 } from '../abi/linux/net';
 import { posix } from 'node:path';
 import { continueBecause, intArg, uintArg, type Notification, type Reply } from './notification';
@@ -201,8 +201,15 @@ function resolversOf(s: Sentry, st: NetState): IpAddr[] {
  */
 function check(s: Sentry, n: Notification, syscall: string, raw: Buffer, forBind: boolean): Checked | number {
   const st = state(s);
-  const a = decodeSockaddr(raw);
+  let a = decodeSockaddr(raw);
   if (typeof a === 'number') return a;
+  // IPv4 UDP and UDP-Lite send to an AF_UNSPEC address as to AF_INET (BSD's old leniency, in
+  // udp_sendmsg), and IPv4 bind takes AF_UNSPEC with INADDR_ANY as AF_INET; connect takes it as a
+  // disconnect, and IPv6 sends as no address. Sends and binds judge the bytes as the IPv4 address
+  // they may be (refusing, at worst, a send the v6 socket would have made to its connected peer).
+  if (a.kind === 'unspec' && syscall !== 'connect' && raw.length >= SOCKADDR_IN_SIZE) {
+    a = { kind: 'inet', ip: { v6: false, value: BigInt(raw.readUInt32BE(4)) }, port: raw.readUInt16BE(2) };
+  }
   const where = describeSockaddr(a);
   s.traceArg(where);
   switch (a.kind) {

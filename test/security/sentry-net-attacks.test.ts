@@ -135,6 +135,11 @@ describe('the sentry\'s network wall', { skip }, () => {
     assert.deepEqual(udpOk, { ok: true });
     const udpNo = report<Connected>(sandbox(rt, a, [ATTACK, 'udp', '127.0.0.1', String(badUdp)]), 'udp denied');
     assert.deepEqual(udpNo, { ok: false, error: 'EPERM' });
+    // IPv4 UDP sends to an AF_UNSPEC address as to AF_INET: judged as such.
+    const unspecNo = report<Connected>(sandbox(rt, a, [ATTACK, 'udp-unspec', '127.0.0.1', String(badUdp)]), 'udp AF_UNSPEC denied');
+    assert.deepEqual(unspecNo, { ok: false, error: 'EPERM' });
+    const unspecOk = report<Connected>(sandbox(rt, a, [ATTACK, 'udp-unspec', '127.0.0.1', String(goodUdp)]), 'udp AF_UNSPEC allowed');
+    assert.deepEqual(unspecOk, { ok: true });
   });
 
   test('each refusal is a --log line (JSON) and a trace record naming the address and the rule', () => {
