@@ -6,11 +6,15 @@
 #   sentry-allow   do --allow-net 127.0.0.1:PORT                      (the sentry's network wall: connect checked and performed by it)
 # Prints us per request for each (the median of RUNS runs, interleaved) and allow/namespaces,
 # the goal of issue 15 (at most 1.3x).
-# Usage: sudo bash bench/net-http.sh [RUNS]   (default 5; NET_HTTP_MS, default 1000: each run's length)
+# Usage: sudo bash bench/net-http.sh [RUNS]   (default 5; NET_HTTP_MS, default 1000: each run's length;
+#   NET_HTTP_CPU=N runs the server and every sandbox on CPU N alone, taskset -c N: no cross-CPU
+#   wake-ups, which on a busy or nested-VM host are most of the spread)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-5}"
 ms="${NET_HTTP_MS:-1000}"
+pin=()
+[ -n "${NET_HTTP_CPU:-}" ] && pin=(taskset -c "$NET_HTTP_CPU")
 unset NODE_EXTRA_CA_CERTS
 stockade="$PWD/bin/stockade"
 for tool in gcc node; do command -v "$tool" >/dev/null || { echo "bench/net-http.sh: $tool is not installed" >&2; exit 1; }; done
@@ -25,7 +29,7 @@ trap cleanup EXIT
 gcc -static -O2 -Wall -o "$work/net-http" bench/net-http.c
 
 # The server: node's http, no keep-alive; its port on stdout.
-node -e '
+"${pin[@]}" node -e '
 const http = require("http");
 const s = http.createServer((q, r) => { r.setHeader("Connection", "close"); r.end("ok\n"); });
 s.keepAliveTimeout = 0;
@@ -46,7 +50,7 @@ for ((r = 0; r < runs; r++)); do
   for k in "${order[@]}"; do
     # shellcheck disable=SC2086
     # `do` gives the sandbox a fresh /tmp: --cwd binds $work back.
-    out=$("$stockade" --root "$work/root" do ${args[$k]} --cwd "$work" -- "$work/net-http" 127.0.0.1 "$port" "$ms")
+    out=$("${pin[@]}" "$stockade" --root "$work/root" do ${args[$k]} --cwd "$work" -- "$work/net-http" 127.0.0.1 "$port" "$ms")
     us=$(node -e 'console.log(JSON.parse(process.argv[1]).us_per_request)' "$out")
     results[$k]="${results[$k]:-} $us"
   done
