@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/native/paths';
-import { Runtime, integrationSkip, json, leftovers, probeSpec, type Result } from './harness';
+import { Runtime, has, integrationSkip, json, leftovers, probeSpec, type Result } from './harness';
 import { Peers } from '../helpers/net-peers';
 import type { Spec } from '../../src/oci/spec';
 
@@ -55,6 +55,49 @@ describe('the network policy, as users give it', { skip }, () => {
       s.annotations = { 'dev.stockade.isolation': 'namespaces', [NET]: 'none' };
     }));
     refused(rt, rt.run(['run', '-b', ns.dir, 'net-ns']), /annotations\["dev\.stockade\.network"\]: a network policy needs isolation sentry/);
+  });
+
+  test('under a policy the sentry sends: sendmmsg sends each datagram it allows and stops at the first it refuses', async () => {
+    const good = await peers.udp('127.0.0.1');
+    const bad = await peers.udp('127.0.0.1');
+    const r = rt.run(['do', '--allow-net', `127.0.0.1:${good}`, '--', ATTACK, 'sendmmsg', '127.0.0.1', String(good), String(bad)]);
+    assert.equal(r.status, 0, r.stderr);
+    // As the kernel: the count sent, each one's msg_len written back; alone, the refusal's errno.
+    assert.deepEqual(json(r.stdout.trim()), { sent: 2, lens: [3, 5, 0], alone: 'EPERM' });
+    await new Promise((res) => setTimeout(res, 200));
+    const c = (await peers.counts()).counts;
+    assert.equal(c[`127.0.0.1:${good}`], 2);
+    assert.equal(c[`127.0.0.1:${bad}`], undefined);
+  });
+
+  test('unix sockets under a policy work as without: SCM_RIGHTS, a datagram by path, bind and connect by a relative path through a symlink', { skip: has('python3') ? undefined : 'the program is python3' }, () => {
+    const program = [
+      'import socket, os, json',
+      'out = {}',
+      'a, b = socket.socketpair()',
+      'r, w = os.pipe()',
+      "socket.send_fds(a, [b'fd'], [w])",
+      'msg, fds, flags, addr = socket.recv_fds(b, 10, 1)',
+      "os.write(fds[0], b'through')",
+      "out['scm_rights'] = os.read(r, 10).decode()",
+      'srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+      "srv.bind('/var/tmp/d.sock')",
+      'cli = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+      "cli.sendto(b'dgram', '/var/tmp/d.sock')",
+      "out['dgram'] = srv.recv(10).decode()",
+      "os.chdir('/var/tmp')",
+      "st = socket.socket(socket.AF_UNIX); st.bind('s.sock'); st.listen(1)",
+      "os.symlink('/var/tmp/s.sock', '/var/tmp/l.sock')",
+      "c = socket.socket(socket.AF_UNIX); c.connect('l.sock')",
+      "conn, _ = st.accept(); c.sendall(b'stream'); out['stream'] = conn.recv(10).decode()",
+      'print(json.dumps(out))',
+    ].join('\n');
+    const want = { scm_rights: 'through', dgram: 'dgram', stream: 'stream' };
+    for (const args of [['--allow-net', `127.0.0.1:${port}`], ['--isolation', 'sentry']]) {
+      const r = rt.run(['do', ...args, '--', 'python3', '-c', program], { cwd: '/' });
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.deepEqual(json(r.stdout.trim()), want, args.join(' '));
+    }
   });
 
   test('a bundle with the annotation none, on the host\'s network: loopback only, both ways', () => {
