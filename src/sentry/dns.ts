@@ -8,12 +8,13 @@
 //
 // The queries go over UDP sockets made before the serving thread walled itself off (its own
 // network namespace is empty, and its filter allows no new socket): they are in the sentry
-// process's network namespace, the host's, from which the resolvers are asked. Each query waits
-// at most QUERY_TIMEOUT_MS for its answer, on the serving thread: a name's first use, and its
-// first use after its TTL, costs the sentry that wait (not the other calls' answers once cached).
+// process's network namespace, the host's, from which the resolvers are asked. The A and AAAA
+// queries go together and wait at most QUERY_TIMEOUT_MS for their answers, on the serving thread:
+// a name's first use, and its first use after its TTL, costs the sentry that wait per resolver
+// that does not answer (not the other calls' answers once cached).
 import { randomBytes } from 'node:crypto';
 import { AF_INET, AF_INET6, EINTR, POLLIN, SOCK_CLOEXEC, SOCK_NONBLOCK } from '../abi/linux/constants';
-import { SOCK_DGRAM } from '../abi/linux/net';
+import { ECONNREFUSED, SOCK_DGRAM } from '../abi/linux/net';
 import { encodeSockaddr } from './sockaddr';
 import { formatIp, type IpAddr } from './net-policy';
 import { NR, type RawSyscall } from './native';
@@ -154,15 +155,14 @@ export class Resolver {
     const addrs: IpAddr[] = [];
     let ttl = MAX_TTL_S;
     let answered = false;
-    for (const type of [TYPE_A, TYPE_AAAA]) {
-      for (const server of servers) {
-        const a = this.#ask(server, name, type);
-        if (a === undefined) continue;
-        answered = true;
+    for (const server of servers) {
+      const got = this.#ask(server, name, [TYPE_A, TYPE_AAAA]);
+      for (const a of got) {
         addrs.push(...a.addrs);
         if (a.addrs.length > 0) ttl = Math.min(ttl, a.ttl);
-        break;
       }
+      answered = got.length > 0;
+      if (answered) break;
     }
     if (!answered) this.#said(`dns: no resolver of ${servers.map(formatIp).join(', ') || '(none)'} answered for ${name}`);
     // What was just asked holds for the call that asked, whatever its TTL.
@@ -171,23 +171,34 @@ export class Resolver {
     return addrs;
   }
 
-  /** One query to one resolver, waited for at most QUERY_TIMEOUT_MS. */
-  #ask(server: IpAddr, name: string, type: number): { addrs: IpAddr[]; ttl: number } | undefined {
+  /**
+   * One query per type to one resolver, sent together and waited for together, at most
+   * QUERY_TIMEOUT_MS in all: the answers that came (none when the resolver did not answer).
+   */
+  #ask(server: IpAddr, name: string, types: readonly number[]): { addrs: IpAddr[]; ttl: number }[] {
     const fd = server.v6 ? sockets?.v6 : sockets?.v4;
-    if (fd === undefined || fd < 0) return undefined;
+    if (fd === undefined || fd < 0) return [];
     const sys = this.#sys;
     // Connected: the socket takes datagrams from that resolver alone.
     const to = encodeSockaddr(server, 53);
-    if (sys(NR.connect, fd, to, to.length) < 0) return undefined;
+    if (sys(NR.connect, fd, to, to.length) < 0) return [];
     // Whatever an earlier, timed-out query left behind is not this one's answer.
     while (sys(NR.read, fd, this.#buf, this.#buf.length) > 0);
-    const id = randomBytes(2).readUInt16BE(0);
-    const q = dnsQuery(name, type, id);
-    if (sys(NR.write, fd, q, q.length) !== q.length) return undefined;
+    const waiting = new Map<number, number>();
+    for (const type of types) {
+      const id = randomBytes(2).readUInt16BE(0);
+      const q = dnsQuery(name, type, id);
+      if (waiting.has(id)) continue;
+      const w = sys(NR.write, fd, q, q.length);
+      // The first query's ICMP port unreachable, reported to this write: no resolver there.
+      if (w === -ECONNREFUSED) return [];
+      if (w === q.length) waiting.set(id, type);
+    }
+    const got: { addrs: IpAddr[]; ttl: number }[] = [];
     const deadline = Date.now() + QUERY_TIMEOUT_MS;
-    for (;;) {
+    while (waiting.size > 0) {
       const left = deadline - Date.now();
-      if (left <= 0) return undefined;
+      if (left <= 0) break;
       this.#pollfd.writeInt32LE(fd, 0);
       this.#pollfd.writeInt16LE(POLLIN, 4);
       this.#pollfd.writeInt16LE(0, 6);
@@ -195,11 +206,19 @@ export class Resolver {
       this.#timeout.writeBigInt64LE(BigInt((left % 1000) * 1_000_000), 8);
       const r = sys(NR.ppoll, this.#pollfd, 1, this.#timeout, null, 0);
       if (r === -EINTR) continue;
-      if (r <= 0) return undefined;
+      if (r <= 0) break;
       const n = sys(NR.read, fd, this.#buf, this.#buf.length);
-      if (n <= 0) continue;
+      // ICMP port unreachable: no resolver there, no answer to wait for.
+      if (n === -ECONNREFUSED) break;
+      if (n < 12) continue;
+      const id = this.#buf.readUInt16BE(0);
+      const type = waiting.get(id);
+      if (type === undefined) continue;
       const a = parseAnswer(this.#buf.subarray(0, n), id, name, type);
-      if (a !== undefined) return a;
+      if (a === undefined) continue;
+      waiting.delete(id);
+      got.push(a);
     }
+    return got;
   }
 }
