@@ -19,7 +19,7 @@ import {
 import {
   EALREADY, EINPROGRESS, EMSGSIZE, IOVEC_SIZE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IP, IPPROTO_TCP, IPPROTO_UDP,
   IPPROTO_UDPLITE, MMSGHDR_SIZE, MSG_DONTWAIT, MSG_FASTOPEN, MSGHDR_SIZE, NETLINK_ROUTE, SCM_CREDENTIALS, SCM_RIGHTS,
-  SO_DOMAIN, SO_ERROR, SOCK_DGRAM, SOCK_STREAM, SOCKADDR_IN_SIZE, SOL_SOCKET, UIO_MAXIOV,
+  SO_DOMAIN, SOCK_DGRAM, SOCK_STREAM, SOCKADDR_IN_SIZE, SOL_SOCKET, UIO_MAXIOV,
 } from '../abi/linux/net';
 import { posix } from 'node:path';
 import { continueBecause, intArg, uintArg, type Notification, type Reply } from './notification';
@@ -309,25 +309,40 @@ const connect: Handler = (s, n) => {
   if (typeof raw === 'number') return closing(s, sock, raw);
   const c = check(s, n, 'connect', raw, false);
   if (typeof c === 'number') return closing(s, sock, c);
-  // The taken socket shares the workload's file: for a blocking one, O_NONBLOCK is set for the
+  // The taken socket shares the workload's file: for a blocking one, O_NONBLOCK is set for each
   // call alone, so the sentry starts the connection and answers when it is made.
   const b = blocking(s, sock);
-  if (b.blocking) s.k.sys(NR.fcntl, sock, F_SETFL, b.flags | O_NONBLOCK);
-  let r: number;
-  do r = s.k.sys(NR.connect, sock, c.name, c.name?.length ?? 0);
-  while (r === -EINTR);
-  if (b.blocking) s.k.sys(NR.fcntl, sock, F_SETFL, b.flags);
-  release(s, c);
+  const once = (): number => {
+    if (b.blocking) s.k.sys(NR.fcntl, sock, F_SETFL, b.flags | O_NONBLOCK);
+    let r: number;
+    do r = s.k.sys(NR.connect, sock, c.name, c.name?.length ?? 0);
+    while (r === -EINTR);
+    if (b.blocking) s.k.sys(NR.fcntl, sock, F_SETFL, b.flags);
+    return r;
+  };
+  const r = once();
   // A non-blocking caller gets EINPROGRESS, as from the kernel, and polls its socket itself.
-  if (!b.blocking || (r !== -EINPROGRESS && r !== -EALREADY)) return closing(s, sock, r);
-  const result = (): number => {
-    const e = sockInt(s, sock, SO_ERROR);
-    return e < 0 ? e : -e;
+  if (!b.blocking || (r !== -EINPROGRESS && r !== -EALREADY)) {
+    release(s, c);
+    return closing(s, sock, r);
+  }
+  // Once the socket is writable, the same connect again finishes it as the kernel's blocking
+  // connect does after its wait: 0 and the socket connected, or the error, the socket reset
+  // (an error read with SO_ERROR instead would leave it "connecting": the next connect would
+  // get ECONNABORTED). EALREADY: not done yet.
+  const finish = (): number | undefined => {
+    const again = once();
+    if (again === -EALREADY || again === -EINPROGRESS) return undefined;
+    release(s, c);
+    return again;
   };
   // Over loopback the handshake is done by the time connect returns: answer now, not after
   // another turn of the host's wait.
-  if (writableNow(s, sock)) return closing(s, sock, result());
-  return later(s, n, sock, POLLOUT, 'connect in progress', result);
+  if (writableNow(s, sock)) {
+    const now = finish();
+    if (now !== undefined) return closing(s, sock, now);
+  }
+  return later(s, n, sock, POLLOUT, 'connect in progress', finish);
 };
 
 const pollfd = Buffer.alloc(8);

@@ -131,6 +131,12 @@ describe('the sentry\'s network wall', { skip }, () => {
     const nb = report<Connected>(sandbox(rt, a, [ATTACK, 'connect-nb', '127.0.0.1', String(good)]), 'connect-nb');
     assert.equal(nb.ok, true, JSON.stringify(nb));
     assert.ok(nb.first === 'EINPROGRESS' || nb.first === '0', JSON.stringify(nb));
+    // A connect refused by the peer leaves the socket as the kernel's would: a second connect
+    // tries again (ECONNREFUSED again, not ECONNABORTED) and a connected one says EISCONN.
+    const closed = report<Record<string, string>>(sandbox(rt, allow('127.0.0.1:1'), [ATTACK, 'connect-twice', '127.0.0.1', '1']), 'connect-twice refused');
+    assert.deepEqual(closed, { first: 'ECONNREFUSED', second: 'ECONNREFUSED' });
+    const twice = report<Record<string, string>>(sandbox(rt, a, [ATTACK, 'connect-twice', '127.0.0.1', String(good)]), 'connect-twice');
+    assert.deepEqual(twice, { first: '0', second: 'EISCONN' });
     const udpOk = report<Connected>(sandbox(rt, a, [ATTACK, 'udp', '127.0.0.1', String(goodUdp)]), 'udp');
     assert.deepEqual(udpOk, { ok: true });
     const udpNo = report<Connected>(sandbox(rt, a, [ATTACK, 'udp', '127.0.0.1', String(badUdp)]), 'udp denied');
