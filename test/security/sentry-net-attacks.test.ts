@@ -148,6 +148,16 @@ describe('the sentry\'s network wall', { skip }, () => {
     assert.deepEqual(unspecOk, { ok: true });
   });
 
+  test('IPv6: a CIDR of its own, and an IPv4-mapped address judged as the IPv4 address it is', async () => {
+    const six = await peers.tcp('::1');
+    const a = allow(`[::1]:${six}`, `127.0.0.1:${good}`);
+    assert.deepEqual(report<Connected>(sandbox(rt, a, [ATTACK, 'connect6', '::1', String(six)]), 'connect6'), { ok: true });
+    assert.deepEqual(report<Connected>(sandbox(rt, allow(`127.0.0.1:${good}`), [ATTACK, 'connect6', '::1', String(six)]), 'connect6 denied'), { ok: false, error: 'EPERM' });
+    // ::ffff:127.0.0.1 on an IPv6 socket is 127.0.0.1 on the wire: the IPv4 rule decides.
+    assert.deepEqual(report<Connected>(sandbox(rt, a, [ATTACK, 'connect6', '::ffff:127.0.0.1', String(good)]), 'mapped'), { ok: true });
+    assert.deepEqual(report<Connected>(sandbox(rt, a, [ATTACK, 'connect6', '::ffff:127.0.0.1', String(bad)]), 'mapped denied'), { ok: false, error: 'EPERM' });
+  });
+
   test('each refusal is a --log line (JSON) and a trace record naming the address and the rule', () => {
     const r = sandbox(rt, allow(`127.0.0.1:${good}`), [ATTACK, 'connect', '127.0.0.1', String(bad)], { trace: true });
     assert.deepEqual(report<Connected>(r, 'connect'), { ok: false, error: 'EPERM' });
