@@ -114,6 +114,7 @@ function pidfdOf(s: Sentry, tid: number): number {
   const kept = pidfds.get(tid);
   if (kept !== undefined) return kept;
   const fd = s.onHost(() => s.k.sys(NR.pidfd_open, tid, PIDFD_THREAD));
+  if (fd === -EINVAL) return processPidfd(s, tid);
   if (fd < 0) return fd;
   if (pidfds.size >= PIDFDS_KEPT) {
     const [oldest, ofd] = pidfds.entries().next().value as [number, number];
@@ -124,6 +125,19 @@ function pidfdOf(s: Sentry, tid: number): number {
   return fd;
 }
 
+/**
+ * Before Linux 6.9 (no PIDFD_THREAD): a pidfd of the thread's process, whose fd table its threads
+ * share. Not kept: it names the process, not the thread, and a tid reused by another process's
+ * thread must not reach this one's files (the NOTIF_ID_VALID after the take covers one call).
+ */
+function processPidfd(s: Sentry, tid: number): number {
+  const status = s.onHost(() => s.readHostFile(`/proc/${tid}/status`));
+  if (typeof status === 'number') return status;
+  const tgid = Number(/^Tgid:\s*(\d+)/m.exec(status)?.[1] ?? -1);
+  if (tgid <= 0) return -ESRCH;
+  return s.onHost(() => s.k.sys(NR.pidfd_open, tgid, 0));
+}
+
 /** The caller's fd `fd`, taken into the sentry (the same open file), or -errno. */
 function take(s: Sentry, n: Notification, fd: number): number {
   if (fd < 0) return -EBADF;
@@ -132,13 +146,15 @@ function take(s: Sentry, n: Notification, fd: number): number {
   let pidfd = pidfdOf(s, n.pid);
   if (pidfd < 0) return pidfd === -ESRCH ? -ENOENT : pidfd;
   let sock = s.asSeen(() => s.k.sys(NR.pidfd_getfd, pidfd, fd, 0));
-  if (sock === -ESRCH) {
+  if (!pidfds.has(n.pid)) s.close(pidfd);
+  else if (sock === -ESRCH) {
     // A kept pidfd of a thread that is gone, whose tid this caller now has.
     s.close(pidfd);
     pidfds.delete(n.pid);
     pidfd = pidfdOf(s, n.pid);
     if (pidfd < 0) return pidfd === -ESRCH ? -ENOENT : pidfd;
     sock = s.asSeen(() => s.k.sys(NR.pidfd_getfd, pidfd, fd, 0));
+    if (!pidfds.has(n.pid)) s.close(pidfd);
   }
   if (sock < 0) return sock;
   // The thread was still the caller once the fd was taken: no pid reused in between. A file
@@ -441,7 +457,10 @@ function routeFree(control: Buffer): Buffer | number {
 /** Any of the caller's fds (not only a socket), taken. */
 function takeFile(s: Sentry, n: Notification, fd: number): number {
   const pidfd = pidfdOf(s, n.pid);
-  return pidfd < 0 ? pidfd : s.k.sys(NR.pidfd_getfd, pidfd, fd, 0);
+  if (pidfd < 0) return pidfd;
+  const r = s.k.sys(NR.pidfd_getfd, pidfd, fd, 0);
+  if (!pidfds.has(n.pid)) s.close(pidfd);
+  return r;
 }
 
 /** struct msghdr at `addr`, read and checked: a Message, or -errno. */
