@@ -21,6 +21,7 @@
 #include <linux/filter.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -403,6 +404,37 @@ static napi_value js_mem_read_string(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---- the network wall --------------------------------------------------------------------------- */
+
+/* sendMessage(fd, data, name, control, flags): sendmsg(2) of data (one iovec) to name (a sockaddr
+ * the sentry checked, or null) with control (ancillary data the sentry rebuilt, or null): the
+ * bytes sent or -errno. The sentry sends what the workload asked for on the socket it took, with
+ * the address it checked: a msghdr holds pointers, which only C can build. */
+static napi_value js_send_message(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  int32_t fd;
+  uint32_t flags;
+  void *data = NULL, *name = NULL, *control = NULL;
+  size_t data_len = 0, name_len = 0, control_len = 0;
+  napi_valuetype t;
+  if (!get_argv(env, info, 5, argv) || !get_i32(env, argv[0], "fd", &fd) || !get_bytes(env, argv[1], "data", &data, &data_len) ||
+      !get_u32(env, argv[4], "flags", &flags))
+    return NULL;
+  napi_typeof(env, argv[2], &t);
+  if (t != napi_null && t != napi_undefined && !get_bytes(env, argv[2], "name", &name, &name_len)) return NULL;
+  napi_typeof(env, argv[3], &t);
+  if (t != napi_null && t != napi_undefined && !get_bytes(env, argv[3], "control", &control, &control_len)) return NULL;
+  struct iovec iov = {.iov_base = data, .iov_len = data_len};
+  struct msghdr msg = {
+      .msg_name = name_len > 0 ? name : NULL, .msg_namelen = (socklen_t)name_len, .msg_iov = &iov, .msg_iovlen = 1,
+      .msg_control = control_len > 0 ? control : NULL, .msg_controllen = control_len,
+  };
+  ssize_t n;
+  do n = sendmsg(fd, &msg, (int)flags);
+  while (n < 0 && errno == EINTR);
+  return number(env, n < 0 ? -errno : n);
+}
+
 /* ---- raw syscalls ------------------------------------------------------------------------------ */
 
 struct strings {
@@ -505,6 +537,7 @@ bool stk_notify_register(napi_env env, napi_value exports) {
       {"memReadString", NULL, js_mem_read_string, NULL, NULL, NULL, napi_enumerable, NULL},
       {"memWrite", NULL, js_mem_write, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syscall", NULL, js_syscall, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendMessage", NULL, js_send_message, NULL, NULL, NULL, napi_enumerable, NULL},
       {"confineThread", NULL, js_confine_thread, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) == napi_ok;

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 
 /* Adds notifSizes, notifRecv, notifSend, notifAddfd, notifIdValid, notifSetFlags, memRead,
- * memReadString, memWrite, syscall and confineThread to exports; false with an exception pending on failure. */
+ * memReadString, memWrite, syscall, sendMessage and confineThread to exports; false with an exception pending on failure. */
 bool stk_notify_register(napi_env env, napi_value exports);
 
 #endif

@@ -21,7 +21,7 @@ import { forceKill } from './kill';
 import { checkPidFile, writePidFile } from './pid-file';
 import { StateStore, type ContainerRecord } from './state-store';
 import { watchSupervisor } from './supervisor-watch';
-import { ISOLATION_ANNOTATION, type IsolationLevels, type SupervisedLevel, type Supervisor } from './supervisor';
+import { ISOLATION_ANNOTATION, NETWORK_ANNOTATION, type IsolationLevels, type SupervisedLevel, type Supervisor } from './supervisor';
 
 export interface CreateOptions {
   store: StateStore;
@@ -187,7 +187,16 @@ function levelOf(spec: Spec, levels: IsolationLevels | undefined): SupervisedLev
       ? new StockadeError('USAGE', `--isolation ${name} is not available: namespaces or sentry`)
       : new StockadeError('CONFIG_INVALID', `config.json: ${field}: must be namespaces or sentry, not ${JSON.stringify(name)}`, { field });
   }
-  return name === 'namespaces' ? undefined : levels?.level(name);
+  const network = spec.annotations?.[NETWORK_ANNOTATION];
+  if (name === 'namespaces' && network !== undefined && network !== 'all') {
+    // Fail closed: a policy the namespaces level cannot keep is not silently dropped.
+    const field = `annotations["${NETWORK_ANNOTATION}"]`;
+    throw new StockadeError('CONFIG_INVALID', `config.json: ${field}: a network policy needs isolation sentry (this container runs at namespaces)`, { field });
+  }
+  if (name === 'namespaces') return undefined;
+  const level = levels?.level(name);
+  level?.validate?.(spec);
+  return level;
 }
 
 /** A setup killed by the OOM killer is a memory limit too low to start in: say so, naming the field. */

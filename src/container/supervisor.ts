@@ -15,6 +15,8 @@ export interface SupervisedLevel {
    * detaches them from the workload's mount namespace and hands the supervisor clones (TAG_SENTRY_MOUNT).
    */
   ownedMounts(mounts: readonly Mount[]): string[];
+  /** Throws for a config the level cannot run as asked (its annotations), before anything is made. */
+  validate?(spec: Spec): void;
   /** Starts the supervisor of one container, once its config is known and its id taken. */
   supervise(ctx: SuperviseContext): Supervisor;
 }
@@ -57,6 +59,8 @@ export interface SuperviseContext {
 
 /** The annotation that picks a container's level, over the runtime's --isolation. */
 export const ISOLATION_ANNOTATION = 'dev.stockade.isolation';
+/** The sentry's network policy (src/sentry/net-policy.ts); only a supervising level can keep it. */
+export const NETWORK_ANNOTATION = 'dev.stockade.network';
 
 /** The levels create can run a container at: `namespaces` needs no supervisor. */
 export interface IsolationLevels {

@@ -85,6 +85,9 @@ export interface SentryNative {
   /** syscall(2) on this thread: the result, or -errno. EINTR is not retried. */
   syscall(nr: number, a0?: SyscallArg, a1?: SyscallArg, a2?: SyscallArg, a3?: SyscallArg, a4?: SyscallArg,
     a5?: SyscallArg): number;
+  /** sendmsg(2) of `data` (one iovec) on fd to `name` (a sockaddr, or null) with `control`
+   *  (ancillary data, or null): the bytes sent or -errno. EINTR is retried. */
+  sendMessage(fd: number, data: Uint8Array, name: Uint8Array | null, control: Uint8Array | null, flags: number): number;
   /** Sets no_new_privs and loads `program` (struct sock_filter[]) as a seccomp filter on the
    *  calling thread only: 0 or -errno. */
   confineThread(program: Buffer): number;
@@ -92,7 +95,7 @@ export interface SentryNative {
 
 const SENTRY_FUNCTIONS = [
   'notifSizes', 'notifRecv', 'notifSend', 'notifAddfd', 'notifIdValid', 'notifSetFlags', 'memRead',
-  'memReadString', 'memWrite', 'syscall', 'confineThread',
+  'memReadString', 'memWrite', 'syscall', 'sendMessage', 'confineThread',
 ] as const satisfies readonly (keyof SentryNative)[];
 
 /** The binding exactly as the C side exports it. */

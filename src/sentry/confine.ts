@@ -4,7 +4,7 @@
 // main thread of the sentry process) confines itself and Node's other threads (libuv's, V8's)
 // keep working as before. What
 // a bug in a handler, or a workload that found one, could make this thread do is then bounded:
-// no exec, no fork, no socket or connect, no ptrace, no mount or namespace change, no signals to
+// no exec, no fork, no new socket (connect, bind and send only on the workload's own, taken, and the resolver sockets made before), no ptrace, no mount or namespace change, no signals to
 // other processes; the only ioctls are the listener's.
 import { ALLOW, errno } from '../seccomp/actions';
 import { compile, type CompiledFilter } from '../seccomp/compile';
@@ -28,6 +28,11 @@ export const SENTRY_THREAD_CALLS: Readonly<Record<string, readonly string[]>> = 
   'answering uname and sysinfo': ['uname', 'sysinfo'],
   'taking `stockade trace` readers and exec\'d processes (the detached sentry, between notifications)': ['accept4', 'recvmsg'],
   'the /proc files it generates (sealed memfds)': ['memfd_create', 'fchmod'],
+  // No socket(): the sockets are the workload's, taken with pidfd_getfd, and the resolver
+  // sockets made before the thread confined itself (dns.ts).
+  'the network wall: connecting, binding and sending on the workload\'s sockets, and its own DNS queries': [
+    'connect', 'bind', 'sendmsg', 'getsockopt',
+  ],
   'what V8 and libuv do on the thread': [
     'mmap', 'munmap', 'mprotect', 'madvise', 'mremap', 'brk', 'futex', 'write', 'getpid', 'gettid', 'clock_gettime',
     'clock_nanosleep', 'nanosleep', 'sched_yield', 'sched_getaffinity', 'rt_sigprocmask', 'rt_sigreturn', 'getrandom',

@@ -48,10 +48,18 @@ export interface DaemonConfig {
   readonly cacheDir?: string | undefined;
   /** --debug: what each process it served came to, as a debug line of the --log file. */
   readonly debug?: boolean | undefined;
+  /** The network policy (net-policy.ts: the dev.stockade.network annotation), as text; absent: all. */
+  readonly network?: string | undefined;
 }
 
 /** One refusal as a --log line (JSON lines with --log-format json): what the workload tried and what it got. */
 export function logDenial(log: Logger, id: string, d: SentryDenial): void {
+  if (d.address !== undefined) {
+    // A refusal of the network policy: what was refused and by which rule.
+    log.log('warning', `sentry: ${id} denied ${d.syscall} to ${d.address} (${errnoName(d.errno)}) to pid ${d.pid}: ${d.rule ?? ''}`,
+      { container: id, syscall: d.syscall, errno: errnoName(d.errno), pid: d.pid, address: d.address, rule: d.rule });
+    return;
+  }
   log.log('warning', `sentry: ${id} denied ${d.syscall} (${errnoName(d.errno)}) to pid ${d.pid}`,
     { container: id, syscall: d.syscall, errno: errnoName(d.errno), pid: d.pid });
 }

@@ -1,6 +1,6 @@
 // The sentry process: one per container, or per pod, started by the create (or do, or run) of its
 // first container; fd 3 is its socket to stockade-init. It serves on its main thread (runDaemon).
-import { closeSync } from 'node:fs';
+import { closeSync, readlinkSync } from 'node:fs';
 import { AT_FDCWD } from '../abi/linux/constants';
 import { Logger } from '../log/logger';
 import { sentryNative } from '../native/addon';
@@ -10,6 +10,9 @@ import { SentryHost } from './host';
 import { NR, sayOnStderr } from './native';
 import { confineThisThread, makeShadowRoot, prepareToServe, wallThisThread } from './serve';
 import { TraceReaders } from './trace-readers';
+import { prepareResolverSockets } from './dns';
+import { parseNetPolicy, policyNames } from './net-policy';
+import { noteHostNetwork } from './sys-socket';
 
 /** How long the sentry waits with nothing to do before it gives back the pages it touched. */
 const IDLE_MS = 1000;
@@ -46,11 +49,16 @@ function runDaemon(config: DaemonConfig, fds: { readonly handoff: number; readon
     const code = ownPageCacheMappings();
     prepareToServe(config.cacheDir);
     makeShadowRoot();
+    const network = config.network === undefined ? undefined : parseNetPolicy(config.network);
+    // The sentry's own DNS sockets, for the names a policy allows: made in the sentry's network
+    // namespace before the thread leaves it for an empty one.
+    if (network !== undefined && policyNames(network).length > 0) prepareResolverSockets(sys);
+    if (network !== undefined) noteHostNetwork((path) => { try { return readlinkSync(path); } catch { return -1; } });
     wallThisThread();
     confineThisThread();
     // The container's mounts arrive at create, its listener at start; joins are taken meanwhile.
     // From here the host owns the sockets.
-    const who = { user: { ...config.user, caps: BigInt(config.user.caps) }, hostname: config.hostname, domainname: config.domainname };
+    const who = { user: { ...config.user, caps: BigInt(config.user.caps) }, hostname: config.hostname, domainname: config.domainname, network };
     const group = host.container(config.id, handoff, who, trace, joinServer);
     handoff = -1;
     trace = undefined;

@@ -21,12 +21,15 @@ import { NR, sayOnStderr, type RawSyscall } from './native';
 import { Poller, type Watch } from './poll';
 import { sentryFor, type WorkloadIdentity } from './serve';
 import { TraceReaders } from './trace-readers';
+import { parseNetPolicy, type NetPolicy } from './net-policy';
 
 /** The join message: "J" and this, as JSON (a capability mask is a decimal string: JSON has no bigint). */
 export interface JoinRequest {
   readonly user: Omit<WorkloadIdentity['user'], 'caps'> & { readonly caps: string };
   readonly hostname: string;
   readonly domainname: string;
+  /** The container's network policy (net-policy.ts), as text; absent: all. */
+  readonly network?: string | undefined;
   /** Set when a whole container joins (a pod's), not a process exec'd into one: its id. */
   readonly container?: string | undefined;
 }
@@ -143,6 +146,8 @@ export class SentryHost {
     const out: Watch[] = [];
     for (const [fd, { sentry }] of this.#listeners) {
       out.push({ fd, events: POLLIN, ready: guarded(() => { if (!sentry.serveNext()) this.#dropListener(fd); }, () => this.#dropListener(fd)) });
+      // Calls a handler answers later (a blocking connect): waited on with the listeners.
+      for (const w of sentry.later) out.push({ fd: w.fd, events: w.events, ready: guarded((revents: number) => w.ready(revents)) });
     }
     for (const g of this.#groups) {
       if (g.joinServer >= 0) out.push({ fd: g.joinServer, events: POLLIN, ready: () => this.#accept(g) });
@@ -158,6 +163,9 @@ export class SentryHost {
     this.#listeners.delete(fd);
     this.#o.sys(NR.close, fd);
     if (l === undefined) return;
+    // Calls answered later whose callers are gone with the listener: their sockets go too.
+    for (const w of l.sentry.later) this.#o.sys(NR.close, w.fd);
+    l.sentry.later.clear();
     this.#o.served?.(l.group.id, l.sentry.stats);
     l.group.listeners.delete(fd);
     this.#closeIfGone(l.group);
@@ -269,10 +277,10 @@ export class SentryHost {
  * One listener, join or hand-off that fails is said on stderr (sentry.log) and given up
  * (`giveUp`), not the sentry: it still serves the container's other processes.
  */
-function guarded(ready: () => void, giveUp?: () => void): () => void {
-  return () => {
+function guarded(ready: (revents: number) => void, giveUp?: () => void): (revents: number) => void {
+  return (revents) => {
     try {
-      ready();
+      ready(revents);
     } catch (e) {
       sayOnStderr((e as Error).message);
       giveUp?.();
@@ -322,6 +330,14 @@ export function parseJoin(text: string): { who: WorkloadIdentity; container?: st
   if (j.container !== undefined && !validId(j.container)) return undefined;
   const caps = BigInt(u.caps);
   if (caps >= 1n << 64n) return undefined;
-  const who = { user: { uid: u.uid, gid: u.gid, groups: u.groups, caps }, hostname: j.hostname, domainname: j.domainname };
+  if (j.network !== undefined && typeof j.network !== 'string') return undefined;
+  let network: NetPolicy | undefined;
+  try {
+    network = j.network === undefined ? undefined : parseNetPolicy(j.network);
+  } catch {
+    return undefined;
+  }
+  const base = { user: { uid: u.uid, gid: u.gid, groups: u.groups, caps }, hostname: j.hostname, domainname: j.domainname };
+  const who: WorkloadIdentity = network === undefined ? base : { ...base, network };
   return j.container === undefined ? { who } : { who, container: j.container };
 }

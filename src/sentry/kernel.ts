@@ -26,6 +26,8 @@ import { HANDLERS, type Handler } from './handlers';
 import { denialJudge, type Denial, type DenialJudge } from './denials';
 import { errnoName } from './table/render';
 import { readListing, ShadowDirs, type Entry } from './shadow-dirs';
+import type { NetPolicy } from './net-policy';
+import type { Watch } from './poll';
 
 
 export interface SentryOptions {
@@ -39,13 +41,15 @@ export interface SentryOptions {
   readonly rootFd?: number | undefined;
   /** The mounts the sentry owns (/proc, /sys): paths under them resolve in these trees, not the root. */
   readonly mounts?: readonly SentryMount[] | undefined;
-  /** Told each refusal the filter sent to be recorded (SentryProfileOptions.reportDenials). */
+  /** Told each refusal the filter sent to be recorded (SentryProfileOptions.reportDenials), and the network policy's. */
   readonly denied?: ((d: SentryDenial) => void) | undefined;
   /**
    * The sentry's tmpfs for shadow directories (serve.ts makeShadowRoot) and this Sentry's
    * directory name in it. Without it, directories of the mounts the sentry owns are refused.
    */
   readonly shadowRoot?: { readonly fd: number; readonly name: string } | undefined;
+  /** Where the workload may connect and send (net-policy.ts); absent: everywhere its network namespace reaches. */
+  readonly network?: NetPolicy | undefined;
 }
 
 /** A mount the sentry owns: a clone of its tree, detached from the workload's mount namespace (native/init/sentry.c). */
@@ -57,7 +61,12 @@ export interface SentryMount {
 }
 
 /** A refusal as recorded: the syscall, the errno the caller got, and the caller's pid on the host. */
-export type SentryDenial = Denial & { readonly pid: number };
+export type SentryDenial = Denial & {
+  readonly pid: number;
+  /** A refusal of the network policy: the address refused and the rule that refused it. */
+  readonly address?: string | undefined;
+  readonly rule?: string | undefined;
+};
 
 export interface TraceSink {
   /** Checked per call, so that records are only built while someone reads them. */
@@ -127,6 +136,11 @@ export class Sentry {
   readonly creds: ThreadCreds;
   readonly stats: SentryStats = { notifications: 0, continued: 0, injected: 0, errors: 0, denied: 0 };
   readonly started = Date.now();
+  /**
+   * Calls answered later (a Later reply): what each waits for, and what answers it then. The
+   * host waits on these with the listeners; each removes itself once it has answered.
+   */
+  readonly later = new Set<Watch>();
   /** The workload's root, opened from its first caller: every path resolves beneath it. */
   #rootFd = -1;
   /** Set once any identity call was made: from then on each caller's ids are read from /proc. */
@@ -151,6 +165,8 @@ export class Sentry {
   #tracing = false;
   /** The pid of the caller being served. */
   #caller = 0;
+  /** A refusal of the call being served by its handler (refuse), for its trace record. */
+  #refusal: string | undefined;
   readonly #dispatch = new Map<number, { name: string; handler: Handler }>();
   readonly #judge: DenialJudge;
   /** The mounts the sentry owns, longest path first, with the ids that tell their files apart. */
@@ -240,6 +256,8 @@ export class Sentry {
     if (typeof reply === 'number') {
       if (reply < 0) this.stats.errors++;
       l.send(n.id, reply < 0 ? 0n : BigInt(reply), reply < 0 ? reply : 0, 0);
+    } else if (reply.kind === 'later') {
+      // Answered by the watch the handler left in `later`.
     } else if (reply.kind === 'continue') {
       this.stats.continued++;
       l.send(n.id, 0n, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE);
@@ -253,9 +271,27 @@ export class Sentry {
     }
     if (this.#tracing) {
       const name = entry?.name ?? denial?.syscall ?? `syscall_${n.nr}`;
-      this.opts.trace?.record(traceRecord(n, name, this.#resolved, denial === undefined ? reply : `denied: ${errnoName(denial.errno)}`, injectedAs));
+      const result = denial !== undefined ? `denied: ${errnoName(denial.errno)}` : this.#refusal ?? reply;
+      this.opts.trace?.record(traceRecord(n, name, this.#resolved, result, injectedAs));
       this.#resolved = [];
     }
+    this.#refusal = undefined;
+  }
+
+  /**
+   * A refusal a handler decides (the network policy): counted and recorded as the filter's are
+   * (--log, `stockade trace`), naming what was refused and the rule. Returns -errno, the answer.
+   */
+  refuse(n: Notification, syscall: string, errno: number, address: string, rule: string): number {
+    this.stats.denied++;
+    this.opts.denied?.({ syscall, errno, pid: n.pid, address, rule });
+    if (this.#tracing) this.#refusal = `denied: ${errnoName(errno)} ${address} (${rule})`;
+    return -errno;
+  }
+
+  /** An argument as the handler read it (an address), for the call's trace record. */
+  traceArg(text: string): void {
+    if (this.#tracing) this.#resolved.push(text);
   }
 
   #run(handler: Handler, n: Notification): Reply {
@@ -801,7 +837,8 @@ export class Sentry {
 }
 
 function traceRecord(n: Notification, name: string, paths: readonly string[], reply: Reply | string, injectedAs: number): TraceRecord {
-  const result = typeof reply === 'number' || typeof reply === 'string' ? reply : reply.kind === 'continue' ? `continue: ${reply.why}` : injectedAs >= 0 ? `fd ${injectedAs}` : injectedAs;
+  const result = typeof reply === 'number' || typeof reply === 'string' ? reply : reply.kind === 'continue' ? `continue: ${reply.why}`
+    : reply.kind === 'later' ? `later: ${reply.what}` : injectedAs >= 0 ? `fd ${injectedAs}` : injectedAs;
   const args = paths.length > 0 ? paths : n.args.map((a) => `0x${a.toString(16)}`);
   return { time: new Date().toISOString(), pid: n.pid, syscall: name, args, result };
 }

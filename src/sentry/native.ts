@@ -39,6 +39,8 @@ export interface SentryKernel {
    * capget(2) when absent. A seam for tests whose caller is this (root) process.
    */
   readonly callerCaps?: ((pid: number) => bigint | number) | undefined;
+  /** sendmsg(2) with one iovec, a name and ancillary data (native sendMessage): the network wall's sends. */
+  readonly sendMessage?: ((fd: number, data: Uint8Array, name: Uint8Array | null, control: Uint8Array | null, flags: number) => number) | undefined;
 }
 
 const HOST_CALLS = [
@@ -48,6 +50,7 @@ const HOST_CALLS = [
   'setfsuid', 'setfsgid', 'setgroups', 'umask', 'capget', 'capset', 'unshare', 'read', 'uname', 'sysinfo', 'syncfs',
   'pidfd_open', 'pidfd_getfd', 'inotify_add_watch', 'memfd_create', 'write', 'fchmod', 'ppoll', 'accept4', 'exit_group',
   'getdents64', 'fsopen', 'fsconfig', 'fsmount',
+  'connect', 'bind', 'getsockopt', 'socket',
 ] as const;
 export type HostCall = (typeof HOST_CALLS)[number];
 

@@ -61,8 +61,18 @@ export interface Inject {
   readonly cloexec: boolean;
 }
 
-/** A handler's answer: a result (>= 0), a negative errno, or one of the two above. */
-export type Reply = number | Continue | Inject;
+/**
+ * The handler answers the call itself, later: it started something that must not stall the
+ * sentry (a blocking connect) and left a watch in `Sentry.later` that sends the answer.
+ */
+export interface Later {
+  readonly kind: 'later';
+  /** what the trace records now */
+  readonly what: string;
+}
+
+/** A handler's answer: a result (>= 0), a negative errno, or one of the three above. */
+export type Reply = number | Continue | Inject | Later;
 
 export function continueBecause(why: string): Continue {
   return Object.freeze({ kind: 'continue', why });

@@ -11,12 +11,15 @@ import { nativeArch } from '../seccomp/arch';
 import { sentrySyscallTable } from './syscalls';
 import { NR, sayOnStderr, type SentryKernel } from './native';
 import { mountShadowTmpfs } from './shadow-dirs';
+import type { NetPolicy } from './net-policy';
 
 /** Who the workload runs as, and the names uname reports: what a Sentry serving it is made with. */
 export interface WorkloadIdentity {
   readonly user: SentryOptions['user'];
   readonly hostname: string;
   readonly domainname: string;
+  /** Where the workload may connect and send; absent: everywhere (policy `all`). */
+  readonly network?: NetPolicy | undefined;
 }
 
 export interface ServeHooks {
@@ -104,10 +107,12 @@ export function sentryFor(listener: number, who: WorkloadIdentity, hooks: ServeH
       write: (pid, addr, d, len) => native.memWrite(pid, addr, d, len),
     },
     sys: native.syscall,
+    sendMessage: native.sendMessage,
   };
   const sentry = new Sentry(kernel, {
     user: who.user, hostname: who.hostname, domainname: who.domainname, trace: hooks.trace, mounts, denied: hooks.denied,
     shadowRoot: shadowRoot < 0 ? undefined : { fd: shadowRoot, name: String(shadows++) },
+    network: who.network,
   });
   sentry.init();
   return sentry;

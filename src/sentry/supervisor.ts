@@ -6,9 +6,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { CAPABILITIES } from '../abi/linux/constants';
-import type { ProcessRef, SupervisedLevel, SuperviseContext, Supervisor } from '../container/supervisor';
+import { NETWORK_ANNOTATION, type ProcessRef, type SupervisedLevel, type SuperviseContext, type Supervisor } from '../container/supervisor';
 import { isSameLiveProcess, readProcessStat } from '../container/process-identity';
-import type { Mount } from '../oci/spec';
+import { parseNetPolicy } from './net-policy';
+import type { Mount, Spec } from '../oci/spec';
 import { sendFd, socketpair, unixConnect } from '../native/addon';
 import type { Creds } from './creds';
 import type { Logger } from '../log/logger';
@@ -107,6 +108,22 @@ function sentryProcess(cfg: SentryConfig, stateDir: string, attached: boolean): 
   };
 }
 
+/**
+ * The config's network policy as the sentry is given it (checked here: a bad one is the config's
+ * error, named, before anything is made), or undefined for `all`.
+ */
+function networkOf(spec: Spec): string | undefined {
+  const text = spec.annotations?.[NETWORK_ANNOTATION];
+  if (text === undefined) return undefined;
+  const field = `annotations["${NETWORK_ANNOTATION}"]`;
+  try {
+    const p = parseNetPolicy(text, field);
+    return p.kind === 'all' ? undefined : text;
+  } catch (e) {
+    throw new StockadeError('CONFIG_INVALID', `config.json: ${(e as Error).message}`, { field });
+  }
+}
+
 /** Annotations containerd's and CRI-O's CRI plugins put on every container of a pod. */
 const POD_ANNOTATIONS = [
   { type: 'io.kubernetes.cri.container-type', sandbox: 'io.kubernetes.cri.sandbox-id' },
@@ -149,7 +166,7 @@ function joinSentry(cfg: SentryConfig, path: string, container?: { readonly id: 
   const [mine, theirs] = socketpair();
   const held = [mine, conn];
   try {
-    const req: JoinRequest = { user: wireUser(cfg.user), hostname: cfg.hostname, domainname: cfg.domainname, container: container?.id };
+    const req: JoinRequest = { user: wireUser(cfg.user), hostname: cfg.hostname, domainname: cfg.domainname, network: cfg.network, container: container?.id };
     sendFd(conn, mine, Buffer.from(`J${JSON.stringify(req)}`));
     if (container !== undefined) {
       const { trace, joins } = containerSockets(container.stateDir, held);
@@ -225,6 +242,9 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
   return {
     filter: { flags: compiled.flags, program: compiled.program },
     ownedMounts: sentryMounts,
+    validate(spec): void {
+      networkOf(spec);
+    },
     supervise(ctx: SuperviseContext): Supervisor {
       // The sentry acts for a caller with the caller's capabilities, and it holds them in the
       // host's user namespace: for a workload in a user namespace of its own, whose capabilities
@@ -250,6 +270,7 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
         debug: opts.log?.debugging === true,
         cacheDir: opts.cacheDir,
         id: ctx.id,
+        network: networkOf(ctx.spec),
       };
       // A process exec'd into a container joins the container's sentry: the same /proc and /sys,
       // trace and --log records.

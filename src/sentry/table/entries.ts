@@ -55,6 +55,13 @@ function deny(errno: number): Verdict {
 }
 
 /** The low 32 bits of an int argument equal `value` (what the kernel reads of an int). */
+/** Socket options that route a packet through addresses of the sender's choosing (linux/in.h, linux/in6.h). */
+const IPPROTO_IP = 0;
+const IP_OPTIONS = 4;
+const IPPROTO_IPV6 = 41;
+const IPV6_2292RTHDR = 5;
+const IPV6_RTHDR = 57;
+
 function intEq(index: ArgIndex, value: number): ArgCondition {
   return { index, op: 'MASKED_EQ', value: 0xffffffffn, valueTwo: BigInt(value >>> 0) };
 }
@@ -198,10 +205,22 @@ export const SYSCALL_SPECS: readonly SyscallSpec[] = [
     note: 'scheduling, limits and randomness within the container; raising them needs capabilities it lacks',
   },
   {
-    names: ['accept', 'accept4', 'listen', 'shutdown', 'getsockname', 'getpeername', 'getsockopt', 'setsockopt',
+    names: ['accept', 'accept4', 'listen', 'shutdown', 'getsockname', 'getpeername', 'getsockopt',
       'recvfrom', 'recv', 'recvmsg', 'recvmmsg', 'recvmmsg_time64', 'send'],
     verdict: ALLOW,
     note: 'on a socket the workload holds, whose creation, bind and connect the sentry mediated',
+  },
+  {
+    names: ['setsockopt'],
+    verdict: ALLOW,
+    rules: [
+      // A source route sends each packet to its first hop, not to the address connect or sendto
+      // named (tcp_v4_connect's nexthop, udp_sendmsg's faddr): past the network policy.
+      { when: [intEq(1, IPPROTO_IP), intEq(2, IP_OPTIONS)], verdict: deny(EPERM), why: 'IP_OPTIONS: a source route (LSRR, SSRR) sends to an address the network policy never saw' },
+      { when: [intEq(1, IPPROTO_IPV6), intEq(2, IPV6_RTHDR)], verdict: deny(EPERM), why: 'IPV6_RTHDR: a routing header sends to an address the network policy never saw' },
+      { when: [intEq(1, IPPROTO_IPV6), intEq(2, IPV6_2292RTHDR)], verdict: deny(EPERM), why: 'IPV6_2292RTHDR: the same routing header, in RFC 2292\'s spelling' },
+    ],
+    note: 'on a socket the workload holds; source routes (IP_OPTIONS, IPV6_RTHDR) get EPERM: they would send past the network policy',
   },
   {
     names: ['sendto'],
@@ -213,7 +232,7 @@ export const SYSCALL_SPECS: readonly SyscallSpec[] = [
       why: 'no destination address: the socket is connected, and its peer was checked when it connected',
     }],
     served: 'partial',
-    note: 'with an address: reaches the sentry, which lets the kernel send it in the container\'s network namespace (no egress policy yet)',
+    note: 'with an address: under a network policy, checked and sent by the sentry on the socket it takes with pidfd_getfd (MSG_FASTOPEN: EOPNOTSUPP); under policy all, the kernel\'s',
   },
   {
     names: ['shmget', 'shmat', 'shmctl', 'shmdt', 'semget', 'semop', 'semctl', 'semtimedop', 'semtimedop_time64',
@@ -303,25 +322,25 @@ export const SYSCALL_SPECS: readonly SyscallSpec[] = [
       { when: [intEq(0, AF_PACKET)], verdict: deny(EPERM), why: 'AF_PACKET sees and forges link-layer frames' },
       { when: [intEq(0, AF_NETLINK), intEq(2, NETLINK_AUDIT)], verdict: deny(EPROTONOSUPPORT), why: 'NETLINK_AUDIT: the answer of a kernel without audit, which libaudit callers (login, sudo, useradd) carry on from' },
       // Before the SOCK_RAW rule: netlink sockets are SOCK_RAW or SOCK_DGRAM by definition.
-      { when: [intEq(0, AF_NETLINK)], verdict: MEDIATED, why: 'other netlink protocols: the sentry refuses them or answers from its own view' },
+      { when: [intEq(0, AF_NETLINK)], verdict: MEDIATED, why: 'other netlink protocols: the sentry lets NETLINK_ROUTE through (address and route dumps) and refuses the rest' },
       { when: [{ index: 1, op: 'MASKED_EQ', value: BigInt(SOCK_TYPE_MASK), valueTwo: BigInt(SOCK_RAW) }], verdict: deny(EPERM), why: 'SOCK_RAW, whatever SOCK_NONBLOCK or SOCK_CLOEXEC: what a process without CAP_NET_RAW gets' },
       { when: [{ index: 1, op: 'MASKED_EQ', value: BigInt(SOCK_TYPE_MASK), valueTwo: BigInt(SOCK_PACKET) }], verdict: deny(EPERM), why: 'SOCK_PACKET, the obsolete packet socket type' },
       ...([[AF_UNIX, 'AF_UNIX'], [AF_INET, 'AF_INET'], [AF_INET6, 'AF_INET6']] as const).map(([f, name]) => ({
-        when: [intEq(0, f)], verdict: MEDIATED, why: `${name}: the sentry creates the socket and applies the network policy`,
+        when: [intEq(0, f)], verdict: MEDIATED, why: `${name}: the kernel creates it in the caller's network namespace; its addresses come to the sentry`,
       })),
     ],
     served: 'partial',
-    note: 'AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK reach the sentry, which lets the kernel create them in the container\'s network namespace (no egress policy yet); other families get EAFNOSUPPORT',
+    note: 'AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK reach the sentry, which lets the kernel create them in the container\'s network namespace; netlink only NETLINK_ROUTE (others EPROTONOSUPPORT); under a network policy, inet sockets only TCP, UDP, UDP-Lite and ping (SCTP and MPTCP connect where the sentry cannot see: EPROTONOSUPPORT); other families get EAFNOSUPPORT',
   },
   {
     names: ['connect', 'bind'],
     verdict: MEDIATED, family: 'socket', served: 'partial',
-    note: 'the address is checked against the egress policy (or, for AF_UNIX, resolved as a path) and the sentry performs the call on the socket it takes with pidfd_getfd',
+    note: 'under a network policy, the address is checked (a unix path resolved in the root as the caller) and the sentry performs the call on the socket it takes with pidfd_getfd; a blocking connect is answered when done, the sentry serving others meanwhile; refusals EPERM (connect), EACCES (bind); under policy all, the kernel\'s',
   },
   {
     names: ['sendmsg', 'sendmmsg'],
     verdict: MEDIATED, family: 'socket', served: 'partial',
-    note: 'the destination is inside msghdr, in memory: every call reaches the sentry, connected or not',
+    note: 'the destination is inside msghdr, in memory: under a network policy the sentry sends every message itself, with the address it checked (SCM_RIGHTS fds taken from the caller; SCM_CREDENTIALS and source routes EPERM); under policy all, the kernel\'s',
   },
   {
     names: ['mq_open', 'mq_unlink'],

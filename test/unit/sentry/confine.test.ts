@@ -28,10 +28,15 @@ test('the /proc files the sentry generates: memfd_create, write, fchmod and fcnt
 });
 
 test('escape routes are refused: exec, fork, sockets, ptrace, mounts, namespaces, signals, plain open', { skip }, () => {
-  for (const name of ['execve', 'execveat', 'fork', 'vfork', 'clone', 'clone3', 'socket', 'connect', 'ptrace', 'mount',
+  for (const name of ['execve', 'execveat', 'fork', 'vfork', 'clone', 'clone3', 'socket', 'ptrace', 'mount',
     'umount2', 'unshare', 'setns', 'kill', 'tgkill', 'open', 'openat', 'chroot', 'setuid', 'bpf', 'seccomp', 'prctl']) {
     assert.equal(verdict(name), 'ERRNO(1)', name);
   }
+});
+
+test('the network wall: connect, bind, sendmsg and getsockopt on sockets it holds; never a new socket', { skip }, () => {
+  for (const name of ['connect', 'bind', 'sendmsg', 'getsockopt']) assert.equal(verdict(name), 'ALLOW', name);
+  for (const name of ['socket', 'socketpair', 'sendto', 'listen', 'accept']) assert.equal(verdict(name), 'ERRNO(1)', name);
 });
 
 test('ioctl only on the listener: SECCOMP_IOCTL_NOTIF_*, not a terminal\'s TIOCSTI', { skip }, () => {

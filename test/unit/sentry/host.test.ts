@@ -12,6 +12,10 @@ test('a join names the identity the exec\'d process is served as; the capability
   });
   // A whole container of a pod names itself.
   assert.equal(parseJoin(JSON.stringify({ ...good, container: 'app-1' }))?.container, 'app-1');
+  // A container's network policy travels with its join, parsed; a bad one is no join.
+  assert.deepEqual(parseJoin(JSON.stringify({ ...good, network: 'none' }))?.who.network, { kind: 'none' });
+  assert.equal(parseJoin(JSON.stringify({ ...good, network: 'example.com:99999' })), undefined);
+  assert.equal(parseJoin(JSON.stringify({ ...good, network: 7 })), undefined);
 });
 
 test('anything else is no join: bad JSON, missing or wrong-typed fields, ids out of range, a mask that is not a number', () => {
