@@ -19,4 +19,7 @@ export const COMMANDS: Readonly<Record<string, () => Command>> = {
   features: () => (require('./features') as { command: Command }).command,
   do: () => (require('./do') as { command: Command }).command,
   trace: () => (require('./trace') as { command: Command }).command,
+  pull: () => (require('./pull') as { command: Command }).command,
+  images: () => (require('./images') as { command: Command }).command,
+  rmi: () => (require('./rmi') as { command: Command }).command,
 };

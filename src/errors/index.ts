@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'SECCOMP_INVALID'
   | 'CGROUP_FAILED'
   | 'HOOK_FAILED'
+  | 'IMAGE_INVALID'         // an image, layer or reference refused (bad digest, hostile layer, unknown format)
+  | 'IMAGE_NOT_FOUND'       // no such image in the store or at the source
   | 'SYSTEM';               // an unexpected failure of a host call
 
 export type ErrorContext = Readonly<Record<string, string | number | boolean | undefined>>;
