@@ -10,8 +10,10 @@ import { CREATE_FLAGS, singleId } from './create';
 
 export const command: Command = {
   summary: 'create and start a container',
-  usage: 'stockade run [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] [--detach] [--keep] [--no-pivot] [--no-new-keyring] [--preserve-fds N] ID',
+  usage: 'stockade run [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] [--detach] [--keep] [--no-pivot] [--no-new-keyring] [--preserve-fds N] ID\n       stockade run --image REF [--env KEY=VALUE]... [ID] [-- CMD [ARG...]]',
   async run(argv, ctx) {
+    const own = argv.indexOf('--') < 0 ? argv : argv.slice(0, argv.indexOf('--'));
+    if (own.some((a) => a === '--image' || a.startsWith('--image='))) return (require('./run-image') as { command: Command }).command.run(argv, ctx);
     const p = parseArgs(argv, [...CREATE_FLAGS, { name: 'detach', type: 'bool', short: 'd' }, { name: 'keep', type: 'bool' }], 'run');
     const id = parseContainerId(singleId(p.positional, 'run'));
     if (bool(p, 'detach') && bool(p, 'keep')) throw new StockadeError('USAGE', 'run: --keep cannot be used with --detach');

@@ -148,3 +148,11 @@ export function tryCanonical(ref: string): string {
     return ref;
   }
 }
+
+/** An image already in the store, by name, canonical name or id, with its config re-read and re-verified. */
+export function loadImage(store: ImageStore, ref: string): Pulled | undefined {
+  const record = store.find(ref) ?? store.find(tryCanonical(ref));
+  if (record === undefined) return undefined;
+  const what = `config ${record.config}`;
+  return { record, config: parseImageConfig(store.readBlob(record.config, DEFAULT_LIMITS.maxJsonBytes, what), what) };
+}

@@ -1,0 +1,136 @@
+// An image config applied to a process as Docker applies it: Entrypoint + Cmd, Env, WorkingDir, User.
+import { closeSync, constants as fsc, openSync, readSync } from 'node:fs';
+import { O_CLOEXEC, O_DIRECTORY, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS } from '../abi/linux/constants';
+import { StockadeError } from '../errors';
+import { openat2 } from '../native/addon';
+import type { ImageConfig } from './manifest';
+
+export interface ImageProcess {
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: { uid: number; gid: number; additionalGids?: number[] };
+}
+
+/** Docker's PATH for an image that sets none. */
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * Reads a small file of the container's root, resolving every symlink inside that root
+ * (RESOLVE_IN_ROOT): an image's /etc/passwd -> /host/file names the rootfs's own file, never the host's.
+ */
+function readInRoot(rootfs: string, path: string): string | undefined {
+  const dirfd = openSync(rootfs, fsc.O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  let fd: number;
+  try {
+    fd = openat2(dirfd, path, fsc.O_RDONLY | O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(dirfd);
+  }
+  try {
+    const buf = Buffer.alloc(1024 * 1024);
+    let off = 0;
+    for (;;) {
+      const n = readSync(fd, buf, off, buf.length - off, null);
+      if (n === 0 || off + n >= buf.length) { off += n; break; }
+      off += n;
+    }
+    return buf.subarray(0, off).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+interface PasswdEntry { name: string; uid: number; gid: number; home: string }
+interface GroupEntry { name: string; gid: number; members: string[] }
+
+function passwd(rootfs: string): PasswdEntry[] {
+  return (readInRoot(rootfs, 'etc/passwd') ?? '').split('\n').flatMap((line) => {
+    const f = line.split(':');
+    if (f.length < 7 || !/^\d+$/.test(f[2] ?? '') || !/^\d+$/.test(f[3] ?? '')) return [];
+    return [{ name: f[0] ?? '', uid: Number(f[2]), gid: Number(f[3]), home: f[5] ?? '' }];
+  });
+}
+
+function groups(rootfs: string): GroupEntry[] {
+  return (readInRoot(rootfs, 'etc/group') ?? '').split('\n').flatMap((line) => {
+    const f = line.split(':');
+    if (f.length < 4 || !/^\d+$/.test(f[2] ?? '')) return [];
+    return [{ name: f[0] ?? '', gid: Number(f[2]), members: (f[3] ?? '').split(',').filter((m) => m !== '') }];
+  });
+}
+
+const ID_MAX = 0xffffffff - 1;
+
+function numeric(s: string): number | undefined {
+  if (!/^\d+$/.test(s)) return undefined;
+  const n = Number(s);
+  return n <= ID_MAX ? n : undefined;
+}
+
+/** User as Docker reads it: "", "uid", "name", "uid:gid", "name:group"; names from the image's files. */
+export function resolveUser(spec: string, rootfs: string): { uid: number; gid: number; additionalGids: number[]; home: string } {
+  const [u = '', g] = spec.split(':', 2);
+  const users = passwd(rootfs);
+  let uid = 0;
+  let gid = 0;
+  let home = '/';
+  let name: string | undefined;
+  if (u !== '') {
+    const n = numeric(u);
+    const entry = n !== undefined ? users.find((e) => e.uid === n) : users.find((e) => e.name === u);
+    if (entry === undefined && n === undefined) throw new StockadeError('IMAGE_INVALID', `user ${JSON.stringify(u)} is not in the image's /etc/passwd`, { user: spec });
+    uid = n ?? entry?.uid ?? 0;
+    gid = entry?.gid ?? 0;
+    home = entry?.home || '/';
+    name = entry?.name;
+  } else {
+    const root = users.find((e) => e.uid === 0);
+    home = root?.home || '/';
+    name = root?.name;
+  }
+  const all = groups(rootfs);
+  if (g !== undefined && g !== '') {
+    const n = numeric(g);
+    const entry = n !== undefined ? undefined : all.find((e) => e.name === g);
+    if (n === undefined && entry === undefined) throw new StockadeError('IMAGE_INVALID', `group ${JSON.stringify(g)} is not in the image's /etc/group`, { user: spec });
+    gid = n ?? entry?.gid ?? 0;
+  }
+  // Supplementary groups: those that list the user by name, as Docker adds them.
+  const additionalGids = name === undefined ? [] : [...new Set(all.filter((e) => e.members.includes(name) && e.gid !== gid).map((e) => e.gid))];
+  return { uid, gid, additionalGids, home };
+}
+
+export interface ProcessOverrides {
+  /** Replaces the image's Cmd (the Entrypoint stays), as `docker run IMAGE CMD...`. */
+  cmd?: readonly string[] | undefined;
+  /** KEY=VALUE, over the image's Env. */
+  env?: readonly string[] | undefined;
+}
+
+function envKey(kv: string): string {
+  const i = kv.indexOf('=');
+  return i < 0 ? kv : kv.slice(0, i);
+}
+
+export function imageProcess(config: ImageConfig, rootfs: string, overrides: ProcessOverrides = {}): ImageProcess {
+  const cmd = overrides.cmd !== undefined && overrides.cmd.length > 0 ? [...overrides.cmd] : config.cmd ?? [];
+  const args = [...(config.entrypoint ?? []), ...cmd];
+  if (args.length === 0) throw new StockadeError('USAGE', 'the image has no Entrypoint or Cmd: give a command after --');
+  const user = resolveUser(config.user, rootfs);
+  const env = new Map<string, string>();
+  const put = (kv: string): void => { env.set(envKey(kv), kv); };
+  put(DEFAULT_PATH);
+  put(`HOME=${user.home}`);
+  for (const kv of config.env) put(kv);
+  for (const kv of overrides.env ?? []) put(kv.includes('=') ? kv : `${kv}=${process.env[kv] ?? ''}`);
+  const cwd = config.workingDir === '' ? '/' : config.workingDir.startsWith('/') ? config.workingDir : `/${config.workingDir}`;
+  return {
+    args,
+    env: [...env.values()],
+    cwd,
+    user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length > 0 ? { additionalGids: user.additionalGids } : {}) },
+  };
+}
