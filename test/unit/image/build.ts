@@ -54,7 +54,7 @@ export async function busyboxLayer(): Promise<Buffer> {
   return layerTar([
     { name: 'bin/', type: 'directory' },
     { name: 'bin/busybox', body: readFileSync('/bin/busybox'), mode: 0o755 },
-    { name: 'bin/sh', type: 'symlink', linkname: '/bin/busybox' },
+    ...['sh', 'cat', 'ls', 'id', 'echo', 'grep', 'pwd', 'touch', 'stat', 'wc'].map((a): Entry => ({ name: `bin/${a}`, type: 'symlink', linkname: '/bin/busybox' })),
     { name: 'etc/', type: 'directory' },
     { name: 'etc/passwd', body: 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n' },
     { name: 'etc/group', body: 'root:x:0:\nnogroup:x:65534:\nalice:x:1000:\nstaff:x:50:alice\n' },

@@ -1,0 +1,117 @@
+// stockade pull / images / rmi / run --image through the real CLI, on images the test builds from busybox-static.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { listMountsUnder } from '../helpers/cleanup';
+import { Runtime, integrationSkip, runProcesses } from './harness';
+import { busyboxLayer, dockerArchive, layerTar, ociLayout } from '../unit/image/build';
+
+const skip = integrationSkip() ?? (existsSync('/bin/busybox') ? undefined : 'busybox-static is not installed');
+
+/** What a run --image left behind: containers, mounts, bundles, in-use marks, init processes. */
+function leftovers(rt: Runtime): string[] {
+  const found: string[] = [];
+  for (const d of rt.containerDirs()) if (d !== 'images') found.push(`state dir ${d}`);
+  for (const m of listMountsUnder(rt.root)) found.push(`mount ${m.mountpoint}`);
+  for (const sub of ['run', 'in-use', 'tmp']) {
+    const dir = join(rt.root, 'images', sub);
+    if (existsSync(dir)) for (const f of readdirSync(dir)) found.push(`images/${sub}/${f}`);
+  }
+  for (const p of runProcesses('stockade-init')) found.push(`process ${p.pid} ${p.cmdline}`);
+  return found;
+}
+
+describe('images through the CLI', { skip }, () => {
+  let rt: Runtime;
+  let layout: string;
+  before(async () => {
+    rt = new Runtime();
+    const top = await layerTar([
+      { name: 'srv/', type: 'directory', uid: 1000, gid: 1000 },
+      { name: 'srv/greeting', body: 'from the top layer\n' },
+      { name: 'etc/', type: 'directory' },
+      { name: 'etc/.wh.motd', body: '' },
+      { name: 'bin/su-copy', body: 'x', mode: 0o4755 },
+    ]);
+    const base = await layerTar([{ name: 'etc/', type: 'directory' }, { name: 'etc/motd', body: 'hidden by a whiteout\n' }]);
+    layout = ociLayout(join(rt.root, '..', 'layout'), {
+      layers: [{ data: await busyboxLayer(), gzip: true }, { data: base }, { data: top, gzip: true }],
+      config: { Entrypoint: ['/bin/sh', '-c'], Cmd: ['echo "$(id -u):$(id -g) $(pwd) $GREETING $HOME"; cat greeting'], Env: ['GREETING=hello', 'PATH=/bin'], WorkingDir: '/srv', User: 'alice' },
+      tag: 'v1',
+    }).dir;
+  });
+  after(() => rt.cleanup());
+
+  test('pull, images, run --image with the image config applied, rmi', () => {
+    const ref = `oci:${layout}:v1`;
+    const pulled = rt.run(['pull', ref]);
+    assert.equal(pulled.status, 0, pulled.stderr);
+    assert.match(pulled.stdout, new RegExp(`^${ref} [a-f0-9]{12}\\n$`));
+    const list = rt.run(['images']);
+    assert.match(list.stdout, /^REFERENCE\s+IMAGE ID\s+PLATFORM\s+LAYERS\s+SIZE\s+PULLED\n/);
+    assert.match(list.stdout, new RegExp(`${ref}\\s+[a-f0-9]{12}\\s+linux/amd64\\s+3\\s`));
+
+    const r = rt.run(['run', '--image', ref, 'img-one']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, '1000:1000 /srv hello /home/alice\nfrom the top layer\n');
+    assert.deepEqual(leftovers(rt), []);
+
+    // A command after -- replaces Cmd and keeps the Entrypoint; --env adds to Env; the whiteout hides motd;
+    // the root is nosuid and no_new_privs is set, so the image's setuid file raises nothing.
+    const o = rt.run(['run', '--image', ref, '--env', 'GREETING=bye', '--', 'echo $GREETING; ls /etc; grep " / / " /proc/self/mountinfo | grep -c nosuid; grep NoNewPrivs /proc/self/status']);
+    assert.equal(o.status, 0, o.stderr);
+    assert.equal(o.stdout, 'bye\ngroup\npasswd\n1\nNoNewPrivs:\t1\n');
+    assert.deepEqual(leftovers(rt), []);
+
+    // Writes go to the container's upper dir and go with it: the next container sees the image as it was.
+    const w = rt.run(['run', '--image', ref, '--', 'echo changed > new; mv greeting old; ls']);
+    assert.equal(w.stdout, 'new\nold\n', w.stderr);
+    const again = rt.run(['run', '--image', ref, '--', 'ls; cat greeting']);
+    assert.equal(again.stdout, 'greeting\nfrom the top layer\n');
+
+    // The exit status is the command's.
+    assert.equal(rt.run(['run', '--image', ref, '--', 'exit 7']).status, 7);
+
+    const rm = rt.run(['rmi', ref]);
+    assert.equal(rm.status, 0, rm.stderr);
+    assert.equal(rt.run(['images', '-q']).stdout, '');
+    assert.deepEqual(readdirSync(join(rt.root, 'images', 'snapshots')), []);
+    assert.deepEqual(readdirSync(join(rt.root, 'images', 'blobs', 'sha256')), []);
+    const gone = rt.run(['rmi', ref]);
+    assert.equal(gone.status, 1);
+    assert.match(gone.stderr, /^stockade: no image "oci:.*:v1" in the store\n$/);
+    assert.match(readFileSync(rt.log, 'utf8'), /"code":"IMAGE_NOT_FOUND"/);
+  });
+
+  test('run --image pulls an image the store lacks (a docker archive), and removes everything on a failed start', async () => {
+    const file = join(rt.root, '..', 'img.tar');
+    await dockerArchive(file, { layers: [{ data: await busyboxLayer() }], config: { Cmd: ['/bin/echo', 'from the archive'] } });
+    const r = rt.run(['run', '--image', `docker-archive:${file}`]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'from the archive\n');
+    const bad = rt.run(['run', '--image', `docker-archive:${file}`, '--', '/no/such/program']);
+    assert.notEqual(bad.status, 0);
+    assert.deepEqual(leftovers(rt), []);
+    const user = rt.run(['run', '--image', `oci:${layout}:v1`, '--env', 'X=1', 'img-x', '--', 'true']);
+    assert.equal(user.status, 0, user.stderr);
+  });
+
+  test('bad input: one line, non-zero, nothing left', () => {
+    for (const [args, pattern] of [
+      [['pull'], /pull: needs exactly one image reference/],
+      [['pull', 'oci:/nonexistent/layout'], /oci-layout .*does not exist/],
+      [['run', '--image', `oci:${layout}:nope`], /no image tagged "nope"/],
+      [['run', '--image', `oci:${layout}:v1`, 'a', 'b'], /at most one container id/],
+      [['run', '--image', `oci:${layout}:v1`, 'bad/id'], /container id/i],
+      [['pull', '--platform', 'linux', `oci:${layout}:v1`], /--platform must be OS\/ARCH/],
+      [['rmi'], /needs at least one image/],
+    ] as const) {
+      const r = rt.run([...args]);
+      assert.equal(r.status, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, pattern);
+    }
+    assert.deepEqual(leftovers(rt), []);
+  });
+});
