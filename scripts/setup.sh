@@ -5,12 +5,14 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 need=()
 # podman, docker.io and containerd: the client tier (test/clients) runs each of them against stockade.
+# docker-registry, skopeo, umoci: the image tests run a registry and push to it; bench/pull.sh compares with skopeo + umoci.
+# attr: setfattr writes overlayfs opaque-directory markers when layers are unpacked.
 # apparmor: where the kernel has AppArmor on, dockerd and podman load their default profile with
 # apparmor_parser and refuse to start any container without it (it is only a Recommends).
 # qemu-system-x86: the vm level's VMM (qemu-system-x86_64 -M microvm) and virtiofsd (from
 # qemu-system-common); the guest kernel is fetched with apt-get download on first use.
 for pkg in gcc make g++ python3 libc6-dev busybox-static procps util-linux runc crun runsc hyperfine iproute2 \
-  podman docker.io containerd apparmor qemu-system-x86; do
+  podman docker.io containerd apparmor qemu-system-x86 docker-registry skopeo umoci attr; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -19,7 +19,7 @@ import { defaultSpec } from '../oci/default-spec';
 import { list, parseArgs, str } from './args';
 import type { Command } from './context';
 import { isolationLevels } from './isolation';
-import { maxLayerSize } from './pull';
+import { maxLayerSize, registryOptions } from './pull';
 
 export const command: Command = {
   summary: 'run a container from an image',
@@ -31,7 +31,7 @@ export const command: Command = {
     const cmd = dash < 0 ? undefined : argv.slice(dash + 1);
     const p = parseArgs(own, [
       { name: 'image', type: 'string' }, { name: 'env', type: 'list', short: 'e' }, { name: 'platform', type: 'string' },
-      { name: 'max-layer-size', type: 'string' },
+      { name: 'max-layer-size', type: 'string' }, { name: 'creds', type: 'string' }, { name: 'plain-http', type: 'bool' },
     ], 'run --image');
     const ref = str(p, 'image');
     if (ref === undefined || ref === '') throw new StockadeError('USAGE', 'run: --image needs a reference');
@@ -41,6 +41,7 @@ export const command: Command = {
     const max = maxLayerSize(str(p, 'max-layer-size'));
     const store = new ImageStore(ctx.store.root);
     const image = loadImage(store, ref) ?? await pullImage(store, ref, {
+      registry: registryOptions(p),
       ...(platform !== undefined ? { platform: parsePlatform(platform) } : {}),
       ...(max !== undefined ? { limits: { maxLayerBytes: max } } : {}),
       warn: (m) => ctx.log.warn(m),

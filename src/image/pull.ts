@@ -10,6 +10,7 @@ import { canonicalName, parseReference, type ImageRef } from './reference';
 import type { ImageSource } from './source';
 import { DockerArchiveSource } from './source-docker-archive';
 import { OciLayoutSource } from './source-oci-layout';
+import { RegistrySource, type RegistryOptions } from './source-registry';
 import type { ImageRecord, ImageStore } from './store';
 import { unpackLayer } from './unpack';
 
@@ -18,8 +19,7 @@ export interface PullOptions {
   limits?: Partial<ImageLimits>;
   warn?: (msg: string) => void;
   debug?: (msg: string) => void;
-  /** Registry sources, supplied from above so this file needs no network code to read layouts. */
-  openRegistry?: (ref: Extract<ImageRef, { kind: 'registry' }>, limits: ImageLimits) => ImageSource;
+  registry?: RegistryOptions;
 }
 
 export const DEFAULT_PLATFORM: Platform = { os: 'linux', architecture: 'amd64' };
@@ -28,9 +28,7 @@ function sourceFor(ref: ImageRef, store: ImageStore, limits: ImageLimits, opts: 
   switch (ref.kind) {
     case 'oci': return new OciLayoutSource(ref.dir, ref.tag, limits);
     case 'docker-archive': return new DockerArchiveSource(ref.file, store, limits);
-    case 'registry':
-      if (opts.openRegistry === undefined) throw new StockadeError('UNSUPPORTED', `pulling from a registry (${canonicalName(ref)}) is not supported here`);
-      return opts.openRegistry(ref, limits);
+    case 'registry': return new RegistrySource(ref, limits, opts.registry);
   }
 }
 
