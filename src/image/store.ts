@@ -1,6 +1,7 @@
 // The image store under the state root: verified blobs by digest, layer snapshots by diff-id, names.
+// A dot-name, as the state root's .cache: `list` and test harnesses take other names for containers.
 //
-//   <root>/images/            0700: only root reaches the snapshots (their setuid files included)
+//   <root>/.images/           0700: only root reaches the snapshots (their setuid files included)
 //     blobs/sha256/<hex>      manifests, configs and layers, each verified against its digest on the way in
 //     snapshots/<hex>/        one unpacked layer per diff-id, shared by every image and container that has it
 //     tmp/                    blobs and snapshots being written; renamed into place once verified
@@ -60,8 +61,10 @@ class Verifier extends Transform {
 
 export class ImageStore {
   readonly dir: string;
+  readonly #stateRoot: string;
   constructor(stateRoot: string) {
-    this.dir = join(stateRoot, 'images');
+    this.#stateRoot = stateRoot;
+    this.dir = join(stateRoot, '.images');
   }
 
   blobPath(d: Digest): string { return join(this.dir, 'blobs', 'sha256', hexOf(d)); }
@@ -71,6 +74,9 @@ export class ImageStore {
   hasSnapshot(diffId: Digest): boolean { return existsSync(this.snapshotPath(diffId)); }
 
   ensure(): void {
+    // The state root as the container store makes it (0711: a container's root in a user namespace
+    // traverses it to its rootfs), not 0700 as a recursive mkdir of the store would.
+    mkdirSync(this.#stateRoot, { recursive: true, mode: 0o711 });
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     for (const sub of ['blobs/sha256', 'snapshots', 'tmp', 'in-use']) mkdirSync(join(this.dir, sub), { recursive: true, mode: 0o700 });
   }

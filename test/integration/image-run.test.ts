@@ -12,11 +12,11 @@ const skip = integrationSkip() ?? (existsSync('/bin/busybox') ? undefined : 'bus
 /** What a run --image left behind: containers, mounts, bundles, in-use marks, init processes. */
 function leftovers(rt: Runtime): string[] {
   const found: string[] = [];
-  for (const d of rt.containerDirs()) if (d !== 'images') found.push(`state dir ${d}`);
+  for (const d of rt.containerDirs()) found.push(`state dir ${d}`);
   for (const m of listMountsUnder(rt.root)) found.push(`mount ${m.mountpoint}`);
   for (const sub of ['run', 'in-use', 'tmp']) {
-    const dir = join(rt.root, 'images', sub);
-    if (existsSync(dir)) for (const f of readdirSync(dir)) found.push(`images/${sub}/${f}`);
+    const dir = join(rt.root, '.images', sub);
+    if (existsSync(dir)) for (const f of readdirSync(dir)) found.push(`.images/${sub}/${f}`);
   }
   for (const p of runProcesses('stockade-init')) found.push(`process ${p.pid} ${p.cmdline}`);
   return found;
@@ -76,8 +76,8 @@ describe('images through the CLI', { skip }, () => {
     const rm = rt.run(['rmi', ref]);
     assert.equal(rm.status, 0, rm.stderr);
     assert.equal(rt.run(['images', '-q']).stdout, '');
-    assert.deepEqual(readdirSync(join(rt.root, 'images', 'snapshots')), []);
-    assert.deepEqual(readdirSync(join(rt.root, 'images', 'blobs', 'sha256')), []);
+    assert.deepEqual(readdirSync(join(rt.root, '.images', 'snapshots')), []);
+    assert.deepEqual(readdirSync(join(rt.root, '.images', 'blobs', 'sha256')), []);
     const gone = rt.run(['rmi', ref]);
     assert.equal(gone.status, 1);
     assert.match(gone.stderr, /^stockade: no image "oci:.*:v1" in the store\n$/);

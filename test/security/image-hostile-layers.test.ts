@@ -38,7 +38,7 @@ function assertUntouched(w: World): void {
   assert.deepEqual(readdirSync(w.outside), ['secret'], 'nothing written beside the secret');
   assert.equal(readFileSync(w.secret, 'utf8'), 'secret\n');
   assert.equal(statSync(w.secret).nlink, 1, 'the secret gained no hardlink');
-  const images = join(w.state, 'images');
+  const images = join(w.state, '.images');
   for (const sub of ['snapshots', 'tmp', 'blobs/sha256']) {
     if (existsSync(join(images, sub))) assert.deepEqual(readdirSync(join(images, sub)), [], `${sub} left empty`);
   }
@@ -103,9 +103,9 @@ describe('hostile layers', { skip }, () => {
       ]]);
       assert.equal(r.status, 0, r.stderr);
       assert.equal(readFileSync(w.secret, 'utf8'), 'secret\n');
-      const snaps = readdirSync(join(w.state, 'images', 'snapshots'));
+      const snaps = readdirSync(join(w.state, '.images', 'snapshots'));
       assert.equal(snaps.length, 1);
-      const snap = join(w.state, 'images', 'snapshots', snaps[0] ?? '');
+      const snap = join(w.state, '.images', 'snapshots', snaps[0] ?? '');
       assert.ok(lstatSync(join(snap, 'etc/passwd')).isSymbolicLink());
       assert.ok(lstatSync(join(snap, 'x')).isFile());
       assert.equal(readFileSync(join(snap, 'x'), 'utf8'), 'overwritten?');
@@ -124,8 +124,8 @@ describe('hostile layers', { skip }, () => {
         { name: 'ok', body: 'ok' },
       ]]);
       assert.equal(r.status, 0, r.stderr);
-      const snaps = readdirSync(join(w.state, 'images', 'snapshots'));
-      const snap = join(w.state, 'images', 'snapshots', snaps[0] ?? '');
+      const snaps = readdirSync(join(w.state, '.images', 'snapshots'));
+      const snap = join(w.state, '.images', 'snapshots', snaps[0] ?? '');
       assert.deepEqual(readdirSync(join(snap, 'dev')), []);
       assert.equal(readFileSync(join(snap, 'ok'), 'utf8'), 'ok');
       assert.match(readFileSync(w.log, 'utf8'), /device node dev\/sda skipped/);
