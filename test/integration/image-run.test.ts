@@ -97,6 +97,13 @@ describe('images through the CLI', { skip }, () => {
     assert.equal(user.status, 0, user.stderr);
   });
 
+  test('run --image at the sentry level', () => {
+    const r = rt.run(['--isolation', 'sentry', 'run', '--image', `oci:${layout}:v1`, '--', 'echo "$GREETING $(id -u)"; cat greeting; ls /etc']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'hello 1000\nfrom the top layer\ngroup\npasswd\n');
+    assert.deepEqual(leftovers(rt), []);
+  });
+
   test('bad input: one line, non-zero, nothing left', () => {
     for (const [args, pattern] of [
       [['pull'], /pull: needs exactly one image reference/],
