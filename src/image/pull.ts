@@ -77,6 +77,30 @@ async function ensureSnapshot(store: ImageStore, layer: Descriptor, diffId: Dige
   }
 }
 
+/** Layers fetched and unpacked at once: enough to overlap the network with the disk on two cores. */
+const LAYER_CONCURRENCY = 3;
+
+/**
+ * Runs `fn` over `items`, `limit` at a time; every started task is awaited before the first
+ * failure is thrown, so nothing is still writing to tmp/ when the caller cleans up.
+ */
+async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { e: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (e) {
+        failure ??= { e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure.e;
+}
+
 export interface Pulled { record: ImageRecord; config: ImageConfig }
 
 export async function pullImage(store: ImageStore, refText: string, opts: PullOptions = {}): Promise<Pulled> {
@@ -98,12 +122,17 @@ export async function pullImage(store: ImageStore, refText: string, opts: PullOp
       if (config.diffIds.length !== manifest.layers.length) {
         throw new StockadeError('IMAGE_INVALID', `${configWhat}: ${config.diffIds.length} diff-ids for ${manifest.layers.length} layers; refused`);
       }
-      for (const [i, layer] of manifest.layers.entries()) {
+      // Each layer's snapshot stands alone (overlay stacks them later), so layers are fetched and
+      // unpacked side by side; one snapshot per diff-id, even when an image repeats a layer.
+      const todo = new Map<Digest, Descriptor>();
+      manifest.layers.forEach((layer, i) => {
         const diffId = config.diffIds[i] as Digest;
-        if (store.hasSnapshot(diffId)) continue;
+        if (!store.hasSnapshot(diffId) && !todo.has(diffId)) todo.set(diffId, layer);
+      });
+      await inParallel([...todo], LAYER_CONCURRENCY, async ([diffId, layer]) => {
         await store.ingest(await src.open(layer), `layer ${layer.digest}`, { digest: layer.digest, size: layer.size }, layer.size);
         await ensureSnapshot(store, layer, diffId, limits, opts);
-      }
+      });
       const record: ImageRecord = {
         name,
         manifest: desc.digest,
