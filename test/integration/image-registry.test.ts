@@ -3,7 +3,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import * as http from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -49,19 +50,25 @@ function get(url: string): Promise<number> {
 
 interface Registry { port: number; proc: ChildProcess }
 
-async function startRegistry(dir: string, name: string, auth = ''): Promise<Registry> {
+async function startRegistry(dir: string, name: string, auth = '', opts: { host?: string; tls?: { cert: string; key: string } } = {}): Promise<Registry> {
   const port = await freePort();
+  const host = opts.host ?? '127.0.0.1';
   const cfg = join(dir, `${name}.yml`);
-  writeFileSync(cfg, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, `${name}-data`)}\nhttp:\n  addr: 127.0.0.1:${port}\n${auth}`);
+  const tls = opts.tls !== undefined ? `  tls:\n    certificate: ${opts.tls.cert}\n    key: ${opts.tls.key}\n` : '';
+  writeFileSync(cfg, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, `${name}-data`)}\nhttp:\n  addr: ${host}:${port}\n${tls}${auth}`);
   const proc = spawn('docker-registry', ['serve', cfg], { stdio: 'ignore' });
-  await until(async () => (await get(`http://127.0.0.1:${port}/v2/`)) !== 0);
+  // Any answer, even a TLS alert to plain http, says it listens.
+  await until(async () => (await get(`http://${host}:${port}/v2/`)) !== 0 || opts.tls !== undefined && (await new Promise<boolean>((r) => {
+    const c = require('node:net').connect(port, host, () => { c.destroy(); r(true); }) as import('node:net').Socket;
+    c.on('error', () => r(false));
+  })));
   return { port, proc };
 }
 
 /** stockade without blocking the event loop (the token server and proxy answer from this process). */
-function stockade(rt: Runtime, args: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function stockade(rt: Runtime, args: readonly string[], env: Record<string, string> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const c = spawn(STOCKADE, ['--root', rt.root, '--log', rt.log, '--log-format', 'json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(STOCKADE, ['--root', rt.root, '--log', rt.log, '--log-format', 'json', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
@@ -165,5 +172,39 @@ describe('pull from a registry', { skip }, () => {
     const denied = await stockade(rt, ['pull', '--creds', 'hubuser:nope', ref]);
     assert.equal(denied.status, 1);
     assert.match(denied.stderr, /^stockade: .*the token server refused \(401\)\n$/);
+  });
+
+  test('https: verified against the CAs, never downgraded to http on a bad certificate', async (t) => {
+    if (!has('openssl')) { t.skip('openssl is not installed'); return; }
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
+      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const reg = await startRegistry(dir, 'tls', '', { tls: { cert, key } });
+    procs.push(reg.proc);
+    execFileSync('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${layout}:latest`, `docker://127.0.0.1:${reg.port}/test/busybox:v1`]);
+    const ref = `127.0.0.1:${reg.port}/test/busybox:v1`;
+    // Unknown CA: refused, one line, and no retry in plain http (that would answer 400, not this).
+    const untrusted = await stockade(rt, ['pull', ref]);
+    assert.equal(untrusted.status, 1);
+    assert.match(untrusted.stderr, /^stockade: 127\.0\.0\.1:\d+\/test\/busybox: cannot reach https:\/\/127\.0\.0\.1:\d+ \(self.signed certificate\)\n$/);
+    // With its CA added as Node users add one (bin/stockade moves the variable aside; the client reads it back).
+    const trusted = await stockade(rt, ['pull', ref], { NODE_EXTRA_CA_CERTS: cert });
+    assert.equal(trusted.status, 0, trusted.stderr);
+    assert.ok(readFileSync(rt.log, 'utf8').length > 0);
+  });
+
+  test('plain http is not used for a registry off the loopback unless asked', async (t) => {
+    const ip = Object.values(networkInterfaces()).flat().find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
+    if (ip === undefined) { t.skip('no non-loopback IPv4 address on this machine'); return; }
+    const reg = await startRegistry(dir, 'offloop', '', { host: ip });
+    procs.push(reg.proc);
+    execFileSync('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${layout}:latest`, `docker://${ip}:${reg.port}/test/busybox:v1`]);
+    const ref = `${ip}:${reg.port}/test/busybox:v1`;
+    const refused = await stockade(rt, ['pull', ref]);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /cannot reach https:\/\//);
+    const asked = await stockade(rt, ['pull', '--plain-http', ref]);
+    assert.equal(asked.status, 0, asked.stderr);
   });
 });
