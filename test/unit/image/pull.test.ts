@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pullImage, removeImage } from '../../../src/image/pull';
 import { ImageStore } from '../../../src/image/store';
+import { hexOf } from '../../../src/image/digest';
 import { parseReference, canonicalName } from '../../../src/image/reference';
 import { busyboxLayer, dockerArchive, layerTar, ociLayout, sha256hex } from './build';
 
@@ -132,3 +133,22 @@ test('the platform is chosen from an index; a missing one is named', { skip }, a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('rmi keeps the layers a running container stacks, until it is gone', { skip }, async () => {
+  const dir = tmp();
+  try {
+    const layout = ociLayout(join(dir, 'layout'), { layers: [{ data: await layerTar([{ name: 'a', body: 'a' }]) }] });
+    const store = new ImageStore(join(dir, 'state'));
+    const { record } = await pullImage(store, `oci:${layout.dir}`);
+    store.markInUse('c1', record.diffIds);
+    await removeImage(store, hexOf(record.config).slice(0, 8));
+    assert.ok(store.hasSnapshot(record.diffIds[0] as never), 'kept while in use');
+    assert.equal(store.refs().length, 0);
+    store.clearInUse('c1');
+    await store.locked(async () => store.collect());
+    assert.ok(!store.hasSnapshot(record.diffIds[0] as never), 'collected once no container uses it');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
