@@ -13,6 +13,7 @@ import { OciLayoutSource } from './source-oci-layout';
 import { RegistrySource, type RegistryOptions } from './source-registry';
 import type { ImageRecord, ImageStore } from './store';
 import { unpackLayer } from './unpack';
+import { removeImageRootfs } from './overlay';
 
 export interface PullOptions {
   platform?: Platform;
@@ -103,6 +104,11 @@ async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) =
 
 export interface Pulled { record: ImageRecord; config: ImageConfig }
 
+/** Overlays left by a `run --image` that was killed: unmounted and removed once their container is gone. */
+function sweepOrphans(store: ImageStore): void {
+  for (const id of store.orphans()) removeImageRootfs(store, id);
+}
+
 export async function pullImage(store: ImageStore, refText: string, opts: PullOptions = {}): Promise<Pulled> {
   const ref = parseReference(refText);
   const limits: ImageLimits = { ...DEFAULT_LIMITS, ...opts.limits };
@@ -110,6 +116,7 @@ export async function pullImage(store: ImageStore, refText: string, opts: PullOp
   const name = canonicalName(ref);
   if (process.getuid?.() !== 0) throw new StockadeError('UNSUPPORTED', 'pull needs root: layers keep their owners and whiteouts are device nodes');
   return store.locked(async () => {
+    sweepOrphans(store);
     const src = sourceFor(ref, store, limits, opts);
     try {
       const top = await src.resolve();
@@ -162,6 +169,7 @@ export async function removeImage(store: ImageStore, ref: string): Promise<Image
     const hit = store.find(ref) ?? store.find(tryCanonical(ref));
     if (hit === undefined) throw new StockadeError('IMAGE_NOT_FOUND', `no image ${JSON.stringify(ref)} in the store`, { ref });
     store.saveRefs(store.refs().filter((r) => r.name !== hit.name));
+    sweepOrphans(store);
     store.collect();
     return hit;
   });

@@ -59,6 +59,28 @@ class Verifier extends Transform {
   }
 }
 
+interface InUseMark { diffIds: Digest[]; pid: number; start: string }
+
+function readMark(path: string): InUseMark | undefined {
+  try {
+    const v = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    const diffIds = Array.isArray(v['diffIds']) ? v['diffIds'].filter(isDigest) : [];
+    return { diffIds, pid: typeof v['pid'] === 'number' ? v['pid'] : 0, start: typeof v['start'] === 'string' ? v['start'] : '' };
+  } catch {
+    return undefined; // gone meanwhile, or half-written: its container is being set up
+  }
+}
+
+/** Field 22 of /proc/PID/stat: with the pid, names one process (pids are reused). */
+function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
 export class ImageStore {
   readonly dir: string;
   readonly #stateRoot: string;
@@ -189,9 +211,24 @@ export class ImageStore {
     return hits[0];
   }
 
+  /** Records the layers container `id` stacks, and this process as the one that will remove them. */
   markInUse(id: string, diffIds: readonly Digest[]): void {
     this.ensure();
-    writeFileSync(join(this.dir, 'in-use', id), JSON.stringify(diffIds), { mode: 0o600 });
+    const mark: InUseMark = { diffIds: [...diffIds], pid: process.pid, start: processStart(process.pid) ?? '' };
+    writeFileSync(join(this.dir, 'in-use', id), JSON.stringify(mark), { mode: 0o600 });
+  }
+
+  /** Containers whose `run --image` process died without removing their overlay (killed). */
+  orphans(): string[] {
+    const dir = join(this.dir, 'in-use');
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir).filter((id) => {
+      const mark = readMark(join(dir, id));
+      if (mark === undefined) return false;
+      const alive = processStart(mark.pid) === mark.start;
+      // A container still in the state root may be running on that overlay: its delete comes first.
+      return !alive && !existsSync(join(this.#stateRoot, id, 'state.json'));
+    });
   }
 
   clearInUse(id: string): void {
@@ -208,10 +245,7 @@ export class ImageStore {
     }
     const inUseDir = join(this.dir, 'in-use');
     for (const f of existsSync(inUseDir) ? readdirSync(inUseDir) : []) {
-      try {
-        const v = JSON.parse(readFileSync(join(inUseDir, f), 'utf8')) as unknown;
-        if (Array.isArray(v)) for (const d of v) if (isDigest(d)) keepSnaps.add(hexOf(d));
-      } catch { /* a half-written marker: its container is being set up and will rewrite it */ }
+      for (const d of readMark(join(inUseDir, f))?.diffIds ?? []) keepSnaps.add(hexOf(d));
     }
     let blobs = 0;
     let snapshots = 0;

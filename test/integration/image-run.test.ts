@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listMountsUnder } from '../helpers/cleanup';
-import { Runtime, integrationSkip, runProcesses } from './harness';
+import { Runtime, integrationSkip, runProcesses, waitFor } from './harness';
 import { busyboxLayer, dockerArchive, layerTar, ociLayout } from '../unit/image/build';
 
 const skip = integrationSkip() ?? (existsSync('/bin/busybox') ? undefined : 'busybox-static is not installed');
@@ -101,6 +101,20 @@ describe('images through the CLI', { skip }, () => {
     const r = rt.run(['--isolation', 'sentry', 'run', '--image', `oci:${layout}:v1`, '--', 'echo "$GREETING $(id -u)"; cat greeting; ls /etc']);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, 'hello 1000\nfrom the top layer\ngroup\npasswd\n');
+    assert.deepEqual(leftovers(rt), []);
+  });
+
+  test('a run --image killed outright: its overlay is removed by the next pull or rmi once the container is deleted', async () => {
+    const ref = `oci:${layout}:v1`;
+    assert.equal(rt.run(['pull', ref]).status, 0);
+    const child = rt.spawn(['run', '--image', ref, 'img-killed', '--', 'sleep 100']);
+    await waitFor(() => rt.run(['state', 'img-killed']).stdout.includes('"running"'), 15_000);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('close', r));
+    assert.ok(listMountsUnder(rt.root).length > 0, 'the overlay outlived its owner');
+    const del = rt.run(['delete', '--force', 'img-killed']);
+    assert.equal(del.status, 0, del.stderr);
+    assert.equal(rt.run(['rmi', ref]).status, 0);
     assert.deepEqual(leftovers(rt), []);
   });
 
