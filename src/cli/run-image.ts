@@ -13,7 +13,7 @@ import { StockadeError } from '../errors';
 import { parsePlatform } from '../image/manifest';
 import { mountImageRootfs, removeImageRootfs } from '../image/overlay';
 import { loadImage, pullImage } from '../image/pull';
-import { imageProcess } from '../image/runtime-config';
+import { ensureWorkingDir, imageProcess } from '../image/runtime-config';
 import { ImageStore } from '../image/store';
 import { defaultSpec } from '../oci/default-spec';
 import { list, parseArgs, str } from './args';
@@ -51,6 +51,7 @@ export const command: Command = {
     const { bundle, rootfs } = mountImageRootfs(store, id, image.record.diffIds);
     try {
       const proc = imageProcess(image.config, rootfs, { cmd, env: list(p, 'env') });
+      ensureWorkingDir(rootfs, proc.cwd);
       const spec = defaultSpec();
       spec.root = { path: rootfs, readonly: false };
       spec.hostname = id.slice(0, 63);

@@ -1,5 +1,6 @@
 // An image config applied to a process as Docker applies it: Entrypoint + Cmd, Env, WorkingDir, User.
-import { closeSync, constants as fsc, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsc, lstatSync, mkdirSync, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
 import { O_CLOEXEC, O_DIRECTORY, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS } from '../abi/linux/constants';
 import { StockadeError } from '../errors';
 import { openat2 } from '../native/addon';
@@ -133,4 +134,29 @@ export function imageProcess(config: ImageConfig, rootfs: string, overrides: Pro
     cwd,
     user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length > 0 ? { additionalGids: user.additionalGids } : {}) },
   };
+}
+
+/**
+ * Makes WorkingDir when the image lacks it, as Docker does (root-owned, 0755). Nothing runs in
+ * the new root yet, so an lstat walk holds; a symlink on the way is refused rather than
+ * followed (Docker would resolve it inside the root: create such a directory in the image).
+ */
+export function ensureWorkingDir(rootfs: string, cwd: string): void {
+  const parts = cwd.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new StockadeError('IMAGE_INVALID', `WorkingDir ${JSON.stringify(cwd)} has a ".." component`, { cwd });
+  let path = rootfs;
+  for (const part of parts) {
+    path = join(path, part);
+    let st;
+    try {
+      st = lstatSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirSync(path, { mode: 0o755 });
+      continue;
+    }
+    if (!st.isDirectory()) {
+      throw new StockadeError('IMAGE_INVALID', `WorkingDir ${JSON.stringify(cwd)} goes through ${path.slice(rootfs.length)}, which is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}`, { cwd });
+    }
+  }
 }

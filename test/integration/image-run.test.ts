@@ -86,10 +86,12 @@ describe('images through the CLI', { skip }, () => {
 
   test('run --image pulls an image the store lacks (a docker archive), and removes everything on a failed start', async () => {
     const file = join(rt.root, '..', 'img.tar');
-    await dockerArchive(file, { layers: [{ data: await busyboxLayer() }], config: { Cmd: ['/bin/echo', 'from the archive'] } });
+    await dockerArchive(file, { layers: [{ data: await busyboxLayer() }], config: { Cmd: ['/bin/echo', 'from the archive'], WorkingDir: '/made/here' } });
     const r = rt.run(['run', '--image', `docker-archive:${file}`]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, 'from the archive\n');
+    const wd = rt.run(['run', '--image', `docker-archive:${file}`, '--', '/bin/pwd']);
+    assert.equal(wd.stdout, '/made/here\n', wd.stderr);
     const bad = rt.run(['run', '--image', `docker-archive:${file}`, '--', '/no/such/program']);
     assert.notEqual(bad.status, 0);
     assert.deepEqual(leftovers(rt), []);

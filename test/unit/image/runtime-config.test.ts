@@ -1,11 +1,11 @@
 // The image config applied to the process as Docker applies it; user names read inside the root only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ImageConfig } from '../../../src/image/manifest';
-import { imageProcess, resolveUser } from '../../../src/image/runtime-config';
+import { ensureWorkingDir, imageProcess, resolveUser } from '../../../src/image/runtime-config';
 
 function rootfs(passwd: string, group: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'stockade-imgcfg-'));
@@ -75,3 +75,20 @@ test('Entrypoint + Cmd, a command replacing Cmd, Env over defaults, WorkingDir',
     rmSync(r, { recursive: true, force: true });
   }
 });
+
+test('a missing WorkingDir is made; one through a symlink is refused, nothing made outside', () => {
+  const r = rootfs(PASSWD, GROUP);
+  const outside = mkdtempSync(join(tmpdir(), 'stockade-wd-'));
+  try {
+    ensureWorkingDir(r, '/srv/app/data');
+    assert.ok(statSync(join(r, 'srv/app/data')).isDirectory());
+    ensureWorkingDir(r, '/srv/app/data');
+    symlinkSync(outside, join(r, 'link'));
+    assert.throws(() => ensureWorkingDir(r, '/link/x'), /WorkingDir "\/link\/x" goes through \/link, which is a symlink/);
+    assert.equal(existsSync(join(outside, 'x')), false);
+  } finally {
+    rmSync(r, { recursive: true, force: true });
+    rmSync(outside, { recursive: true, force: true });
+  }
+});
+
