@@ -23,7 +23,7 @@ import { maxLayerSize, registryOptions } from './pull';
 
 export const command: Command = {
   summary: 'run a container from an image',
-  usage: 'stockade run --image REF [--env KEY=VALUE]... [--platform OS/ARCH] [--max-layer-size BYTES] [ID] [-- CMD [ARG...]]',
+  usage: 'stockade run --image REF [--env KEY=VALUE]... [--platform OS/ARCH] [--creds USER:PASSWORD] [--plain-http] [--max-layer-size BYTES] [ID] [-- CMD [ARG...]]',
   async run(argv, ctx) {
     // Split at the first "--" here: the id and the command are both positional.
     const dash = argv.indexOf('--');

@@ -10,7 +10,7 @@ import { CREATE_FLAGS, singleId } from './create';
 
 export const command: Command = {
   summary: 'create and start a container',
-  usage: 'stockade run [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] [--detach] [--keep] [--no-pivot] [--no-new-keyring] [--preserve-fds N] ID\n       stockade run --image REF [--env KEY=VALUE]... [ID] [-- CMD [ARG...]]',
+  usage: 'stockade run [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] [--detach] [--keep] [--no-pivot] [--no-new-keyring] [--preserve-fds N] ID\n       stockade run --image REF [--env KEY=VALUE]... [--platform OS/ARCH] [--creds USER:PASSWORD] [--plain-http] [--max-layer-size BYTES] [ID] [-- CMD [ARG...]]',
   async run(argv, ctx) {
     const own = argv.indexOf('--') < 0 ? argv : argv.slice(0, argv.indexOf('--'));
     if (own.some((a) => a === '--image' || a.startsWith('--image='))) return (require('./run-image') as { command: Command }).command.run(argv, ctx);
