@@ -187,7 +187,12 @@ export class ImageStore {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw e;
     }
-    const v = JSON.parse(text) as unknown;
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch {
+      throw new StockadeError('IMAGE_INVALID', `${join(this.dir, 'refs.json')} is damaged (not JSON); remove it and pull again`);
+    }
     return Array.isArray(v) ? (v as ImageRecord[]) : [];
   }
 
