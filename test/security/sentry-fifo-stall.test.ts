@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Runtime, waitFor } from '../integration/harness';
 import { processesWithCmdline } from '../helpers/cleanup';
-import { buildRace, race, raceSkip, report, show } from './sentry-race-fixture';
+import { buildRace, endOwnSentries, race, raceSkip, report, show } from './sentry-race-fixture';
 
 describe('a FIFO opened through a caller\'s fd (stockade do --isolation sentry)', { skip: raceSkip() }, () => {
   let rt: Runtime;
@@ -17,7 +17,10 @@ describe('a FIFO opened through a caller\'s fd (stockade do --isolation sentry)'
     buildRace();
     rt = new Runtime();
   });
-  after(() => rt.cleanup());
+  after(() => {
+    endOwnSentries(rt);
+    rt.cleanup();
+  });
 
   interface Stall { stats: number; max_gap_ms: number; tries: number; opened: string; opened_after_ms: number }
 

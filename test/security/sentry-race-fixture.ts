@@ -1,11 +1,12 @@
 // The racing workload of the sentry's attack tests (test/fixtures/sentry-race.c), built with gcc -static and run under `stockade do`.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { sentryNative } from '../../src/native/addon';
 import { packageRoot } from '../../src/native/paths';
-import { integrationSkip, json, type Result, type Runtime } from '../integration/harness';
+import { processesWithCmdline } from '../helpers/cleanup';
+import { STOCKADE, integrationSkip, json, type Result, type Runtime } from '../integration/harness';
 
 const FIXTURES = join(packageRoot(), 'test', 'fixtures');
 const SOURCE = join(FIXTURES, 'sentry-race.c');
@@ -49,20 +50,38 @@ export type Level = 'sentry' | 'namespaces';
 
 /**
  * `stockade do --isolation LEVEL -- sentry-race ARGS` from / (the cwd is bound into the container,
- * read-only: / keeps the container's fresh /tmp writable), with `env` added for the call.
+ * read-only: / keeps the container's fresh /tmp writable), with `env` added for the call. As
+ * Runtime.run, but killed with SIGKILL at its timeout: an attached do waits for its sentry, and a
+ * sentry that is wedged (what these tests look for) would keep a SIGTERM'd do, and the test, waiting.
  */
 export function race(rt: Runtime, level: Level, args: readonly string[], opts: { env?: Record<string, string>; timeout?: number } = {}): Result {
-  const saved = new Map<string, string | undefined>();
-  for (const [k, v] of Object.entries(opts.env ?? {})) {
-    saved.set(k, process.env[k]);
-    process.env[k] = v;
-  }
+  const dir = join(rt.root, '..');
+  const tag = `race-${process.pid}-${Date.now()}`;
+  const outPath = join(dir, `${tag}.out`);
+  const errPath = join(dir, `${tag}.err`);
+  const outFd = openSync(outPath, 'w+');
+  const errFd = openSync(errPath, 'w+');
   try {
-    return rt.run(['do', '--isolation', level, '--', RACE, ...args], { timeout: opts.timeout ?? 60_000, cwd: '/' });
+    const r = spawnSync(STOCKADE, ['--root', rt.root, '--log', rt.log, '--log-format', 'json', 'do', '--isolation', level, '--', RACE, ...args], {
+      stdio: ['ignore', outFd, errFd], timeout: opts.timeout ?? 60_000, killSignal: 'SIGKILL', cwd: '/', env: { ...process.env, ...opts.env },
+    });
+    return { status: r.status, signal: r.signal, stdout: readFileSync(outPath, 'utf8'), stderr: readFileSync(errPath, 'utf8') };
   } finally {
-    for (const [k, v] of saved) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
+    closeSync(outFd);
+    closeSync(errFd);
+    rmSync(outPath, { force: true });
+    rmSync(errPath, { force: true });
+  }
+}
+
+/** Ends this runtime's sentries that outlived their do (a wedged one does), by pid: for the suite's after(). */
+export function endOwnSentries(rt: Runtime): void {
+  for (const p of processesWithCmdline('stockade-sentryd')) {
+    if (!p.cmdline.includes(rt.root)) continue;
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // Gone meanwhile.
     }
   }
 }
