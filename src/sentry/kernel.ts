@@ -195,7 +195,6 @@ export class Sentry {
   #refusal: string | undefined;
   /** Opens handed to threads of their own and not reported yet, by token: what their trace record needs. */
   readonly #pending = new Map<number, { readonly name: string; readonly args: readonly string[] }>();
-  #tokens = 0;
   readonly #dispatch = new Map<number, { name: string; handler: Handler }>();
   readonly #judge: DenialJudge;
   /** The mounts the sentry owns, longest path first, with the ids that tell their files apart. */
@@ -811,7 +810,7 @@ export class Sentry {
    * caller itself; or refuses it (EAGAIN) when no thread can take it.
    */
   handOff(n: Notification, src: number, flags: number, cloexec: boolean): Reply {
-    const token = (this.#tokens = (this.#tokens + 1) >>> 0);
+    const token = nextToken();
     const creds = this.creds.current;
     const r = this.k.blocking?.({
       id: n.id, pid: n.pid, src, flags, cloexec, token, limitMs: this.opts.blockLimitMs ?? DEFAULT_BLOCK_LIMIT_MS,
@@ -923,6 +922,14 @@ export class Sentry {
     this.#capsValid = true;
     return this.creds.become({ uid: ids.uid, gid: ids.gid, groups: ids.groups, caps });
   }
+}
+
+let tokens = 0;
+
+/** Tokens are the process's, not a Sentry's: a late report of a listener gone, whose fd number a new one took, matches nothing. */
+function nextToken(): number {
+  tokens = (tokens + 1) >>> 0;
+  return tokens;
 }
 
 function callerFdTarget(pid: number, fd: number, thread: boolean): Target {
