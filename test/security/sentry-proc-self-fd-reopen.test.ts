@@ -83,4 +83,16 @@ describe('a caller\'s fd reopened by its magic link (stockade do --isolation sen
     });
     assert.deepEqual(table('sentry'), table('namespaces'));
   });
+
+  test('what programs do with the links works as under namespaces: cat /dev/stdin of a pipe, > /dev/stderr, > /proc/self/fd/3, bash\'s <(...)', () => {
+    const script = 'echo piped | cat /dev/stdin; echo to-stderr > /dev/stderr; exec 3>/tmp/x; echo via-3 > /proc/self/fd/3; cat /tmp/x; if [ -x /bin/bash ]; then /bin/bash -c "cat <(echo substituted)"; else echo substituted; fi';
+    const out = (level: 'sentry' | 'namespaces'): string => {
+      const r = rt.run(['do', '--isolation', level, '--', '/bin/sh', '-c', `(${script}) 2>&1 | cat`], { cwd: '/' });
+      assert.equal(r.status, 0, `${level}: ${r.stdout} ${r.stderr}`);
+      return r.stdout;
+    };
+    const n = out('namespaces');
+    assert.equal(n, 'piped\nto-stderr\nvia-3\nsubstituted\n');
+    assert.equal(out('sentry'), n);
+  });
 });
