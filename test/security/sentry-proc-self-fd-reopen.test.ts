@@ -7,8 +7,10 @@
 // the kernel does: the answers are the kernel's (ENOENT while N is closed, EACCES while it is not).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Runtime } from '../integration/harness';
-import { buildRace, endOwnSentries, race, raceSkip, report, show, type Counts } from './sentry-race-fixture';
+import { copyFileSync, chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Runtime, json, probeSpec } from '../integration/harness';
+import { RACE, buildRace, endOwnSentries, race, raceSkip, report, show, type Counts } from './sentry-race-fixture';
 
 const LINKS = ['/proc/self/fd/%d', '/dev/fd/%d', '/proc/thread-self/fd/%d', '/proc/%p/fd/%d'];
 // Long enough that the race is won on the code this test was written against (it was, within a
@@ -94,5 +96,29 @@ describe('a caller\'s fd reopened by its magic link (stockade do --isolation sen
     const n = out('namespaces');
     assert.equal(n, 'piped\nto-stderr\nvia-3\nsubstituted\n');
     assert.equal(out('sentry'), n);
+  });
+
+  test('the finding as reported: a uid-1000 workload of a bundle (run) races its O_PATH fd of /etc/shadow (0600, root\'s) into fd 100: never the file\'s content', () => {
+    const outcome = (level: 'sentry' | 'namespaces'): Record<string, number> => {
+      const b = rt.bundle(({ rootfs }) => {
+        copyFileSync(RACE, join(rootfs, 'bin', 'sentry-race'));
+        chmodSync(join(rootfs, 'bin', 'sentry-race'), 0o755);
+        writeFileSync(join(rootfs, 'etc', 'shadow'), 'root:SHADOW-HASH:19000::::::\n', { mode: 0o600 });
+        return probeSpec(['/bin/sentry-race', 'fd-race', 'path:/etc/shadow', 'rdonly|creat', RACE_MS, ...LINKS], (spec) => {
+          if (spec.process !== undefined) spec.process.user = { uid: 1000, gid: 1000 };
+        });
+      });
+      const id = `shadow-${level}`;
+      const r = rt.run(['--isolation', level, 'run', '--bundle', b.dir, id], { timeout: 60_000 });
+      rt.run(['delete', '--force', id]);
+      assert.equal(r.status, 0, `${level}: ${r.stdout} ${r.stderr}`);
+      return json<Counts>(r.stdout.trim()).counts;
+    };
+    const n = outcome('namespaces');
+    const s = outcome('sentry');
+    const outcomes = `sentry ${show(s)}, namespaces ${show(n)}`;
+    assert.deepEqual(opened(n), [], outcomes);
+    assert.deepEqual(opened(s), [], `the uid-1000 caller got an fd of /etc/shadow: ${outcomes}`);
+    assert.ok((s['ENOENT'] ?? 0) > 0 && (s['EACCES'] ?? 0) > 0, outcomes);
   });
 });
