@@ -47,7 +47,10 @@
 #define THREAD_STACK (128 * 1024)
 
 /* The request, as the TypeScript side writes it (blocking.ts BlockingRequest). */
-#define REQ_SIZE 56
+#define REQ_SIZE 64
+/* What the thread does with src: open it as the caller, or syncfs its file system (sync(2), which
+ * waits for the writeback of the whole file system and needs no identity). */
+enum { OP_OPEN = 0, OP_SYNCFS = 1 };
 /* A report, as the TypeScript side reads it (blocking.ts decodeReport). */
 struct report {
   uint64_t id;
@@ -75,6 +78,7 @@ struct job {
   uint32_t token;
   int32_t key;
   uint64_t caps;
+  uint32_t op;
   uint32_t groups[];
 };
 
@@ -222,9 +226,17 @@ static void *serve_job(void *arg) {
   pthread_sigmask(SIG_UNBLOCK, &tick, NULL);
 
   uint32_t outcome = OUTCOME_ANSWERED;
-  int fd = take_creds(j);
-  if (fd == 0) fd = open_bounded(j, start, &outcome);
-  int32_t result = fd;
+  int fd;
+  int32_t result;
+  if (j->op == OP_SYNCFS) {
+    /* Not interruptible, and the kernel's own sync would wait as long: no timer. */
+    result = syscall(SYS_syncfs, j->src) < 0 ? -errno : 0;
+    fd = result < 0 ? result : -1;
+  } else {
+    fd = take_creds(j);
+    if (fd == 0) fd = open_bounded(j, start, &outcome);
+    result = fd;
+  }
   /*
    * A call answered EINTR past its limit is reported first: once answered, its caller may end the
    * container at once, and the serving thread stop reading reports, before this one arrived.
@@ -232,7 +244,11 @@ static void *serve_job(void *arg) {
   if (outcome == OUTCOME_LIMIT) send_report(j, result, outcome, start);
   if (outcome != OUTCOME_GONE) {
     int r;
-    if (fd >= 0) {
+    if (j->op == OP_SYNCFS && result == 0) {
+      struct seccomp_notif_resp resp = {.id = j->id, .val = 0, .error = 0, .flags = 0};
+      do r = ioctl(j->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+      while (r < 0 && errno == EINTR);
+    } else if (fd >= 0) {
       /* With SEND the install and the answer are one step: the caller never sees a half-done open. */
       struct seccomp_notif_addfd add;
       memset(&add, 0, sizeof add);
@@ -346,6 +362,12 @@ static napi_value js_blocking_open(napi_env env, napi_callback_info info) {
   j->token = u32_at(b, 40);
   j->key = (int32_t)u32_at(b, 44);
   j->caps = u64_at(b, 48);
+  j->op = u32_at(b, 56);
+  if (j->op != OP_OPEN && j->op != OP_SYNCFS) {
+    free(j);
+    atomic_fetch_sub(&waiting, 1);
+    return number(env, -EINVAL);
+  }
   memcpy(j->groups, groups, (size_t)ngroups * 4);
   j->listener = fcntl(listener, F_DUPFD_CLOEXEC, 0);
   int err = j->listener < 0 ? errno : 0;

@@ -29,6 +29,8 @@ export interface BlockingRequest {
   readonly limitMs: number;
   /** Names the request in its report. */
   readonly token: number;
+  /** What the thread does with src: opens it (the default), or syncfs's its file system (sync(2)). */
+  readonly op?: 'open' | 'syncfs' | undefined;
 }
 
 /** Hands a request to a thread of its own: 0, the request's src fd the thread's from then on; or -errno, src still the caller's. */
@@ -52,7 +54,7 @@ export interface BlockingReport {
 /** The limit when the configuration sets none: a FIFO open through /dev/fd waits this long for its other end. */
 export const DEFAULT_BLOCK_LIMIT_MS = 60_000;
 
-const REQUEST_SIZE = 56;
+const REQUEST_SIZE = 64;
 export const REPORT_SIZE = 32;
 const O_CLOEXEC = 0o2000000;
 const OUTCOMES: readonly BlockingOutcome[] = ['answered', 'gone', 'limit'];
@@ -72,6 +74,7 @@ export function encodeRequest(r: BlockingRequest, key: number): { request: Buffe
   b.writeUInt32LE(r.token >>> 0, 40);
   b.writeInt32LE(key, 44);
   b.writeBigUInt64LE(BigInt.asUintN(64, r.creds.caps), 48);
+  b.writeUInt32LE(r.op === 'syncfs' ? 1 : 0, 56);
   const groups = Buffer.alloc(4 * Math.max(1, r.creds.groups.length));
   r.creds.groups.forEach((g, i) => groups.writeUInt32LE(g >>> 0, 4 * i));
   return { request: b, groups };

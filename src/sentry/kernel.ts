@@ -194,7 +194,7 @@ export class Sentry {
   /** A refusal of the call being served by its handler (refuse), for its trace record. */
   #refusal: string | undefined;
   /** Opens handed to threads of their own and not reported yet, by token: what their trace record needs. */
-  readonly #pending = new Map<number, { readonly name: string; readonly args: readonly string[] }>();
+  readonly #pending = new Map<number, { readonly name: string; readonly args: readonly string[]; readonly opens: boolean }>();
   readonly #dispatch = new Map<number, { name: string; handler: Handler }>();
   readonly #judge: DenialJudge;
   /** The mounts the sentry owns, longest path first, with the ids that tell their files apart. */
@@ -292,7 +292,7 @@ export class Sentry {
     } else if (reply.kind === 'pending') {
       // A thread of its own answers it (blocking.ts); its report comes to finished().
       this.stats.handedOff++;
-      this.#pending.set(reply.token, { name: entry?.name ?? `syscall_${n.nr}`, args: this.#tracing ? this.#resolved : [] });
+      this.#pending.set(reply.token, { name: entry?.name ?? `syscall_${n.nr}`, args: this.#tracing ? this.#resolved : [], opens: reply.opens });
       this.#resolved = [];
       return;
     } else {
@@ -809,14 +809,14 @@ export class Sentry {
    * as the identity the serving thread holds now (the caller's: asCaller ran), which answers the
    * caller itself; or refuses it (EAGAIN) when no thread can take it.
    */
-  handOff(n: Notification, src: number, flags: number, cloexec: boolean): Reply {
+  handOff(n: Notification, src: number, flags: number, cloexec: boolean, op: 'open' | 'syncfs' = 'open'): Reply {
     const token = nextToken();
     const creds = this.creds.current;
     const r = this.k.blocking?.({
       id: n.id, pid: n.pid, src, flags, cloexec, token, limitMs: this.opts.blockLimitMs ?? DEFAULT_BLOCK_LIMIT_MS,
-      creds: { ...creds, groups: creds.groups.filter((g) => g >= 0) },
+      creds: { ...creds, groups: creds.groups.filter((g) => g >= 0) }, op,
     }) ?? -EAGAIN;
-    if (r >= 0) return { kind: 'pending', token };
+    if (r >= 0) return { kind: 'pending', token, opens: op === 'open' };
     this.close(src);
     const name = this.#dispatch.get(n.nr)?.name ?? `syscall_${n.nr}`;
     this.opts.stuck?.({ syscall: name, pid: n.pid, waitedMs: 0, errno: -r });
@@ -829,12 +829,12 @@ export class Sentry {
     if (p === undefined) return;
     this.#pending.delete(rep.token);
     if (rep.outcome !== 'gone') {
-      if (rep.result >= 0) this.stats.injected++;
-      else this.stats.errors++;
+      if (rep.result < 0) this.stats.errors++;
+      else if (p.opens) this.stats.injected++;
     }
     if (rep.outcome === 'limit') this.opts.stuck?.({ syscall: p.name, pid: rep.pid, waitedMs: rep.waitedMs, errno: -rep.result });
     if (this.opts.trace?.enabled() === true) {
-      const result = rep.outcome === 'gone' ? `gone after ${rep.waitedMs} ms` : rep.result >= 0 ? `fd ${rep.result}` : rep.result;
+      const result = rep.outcome === 'gone' ? `gone after ${rep.waitedMs} ms` : rep.result >= 0 && p.opens ? `fd ${rep.result}` : rep.result;
       this.opts.trace.record({ time: new Date().toISOString(), pid: rep.pid, syscall: p.name, args: p.args, result });
     }
   }

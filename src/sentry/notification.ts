@@ -78,6 +78,8 @@ export interface Later {
 export interface Pending {
   readonly kind: 'pending';
   readonly token: number;
+  /** An open, whose result is the caller's new fd; else a call whose result is a value (sync). */
+  readonly opens: boolean;
 }
 
 /** A handler's answer: a result (>= 0), a negative errno, or one of the four above. */

@@ -578,9 +578,14 @@ export const FILE_HANDLERS: Readonly<Record<string, Handler>> = {
   fremovexattr: (s, n) => removexattr(s, n, fdTarget(s, n, intArg(a(n, 0))), a(n, 1)),
 
   inotify_add_watch: inotifyAddWatch,
-  sync: (s) => {
-    // syncfs of the workload's root, not a flush of every file system on the host.
-    const r = s.k.sys(NR.syncfs, s.rootFd);
-    return r < 0 ? r : 0;
+  sync: (s, n) => {
+    // syncfs of the workload's root, not a flush of every file system on the host; on a thread of
+    // its own (blocking.ts): it waits for the writeback of the whole file system, which a workload
+    // that just wrote a lot makes long, and every other caller would wait behind it.
+    // syncfs takes a file that is open, not the O_PATH fd the sentry holds of the root (EBADF):
+    // the root opened as the sentry, its own, for the one call (a directory's open does not wait).
+    const root = s.onHost(() => s.openHost(`/proc/self/fd/${s.rootFd}`, O_DIRECTORY, 0));
+    if (root < 0) return root;
+    return s.handOff(n, root, 0, false, 'syncfs');
   },
 };

@@ -61,4 +61,18 @@ describe('a FIFO opened through a caller\'s fd (stockade do --isolation sentry)'
     assert.match(r.stderr, /STOCKADE_SENTRY_BLOCK_LIMIT_MS must be a number of milliseconds/);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   });
+
+  test('sync, which waits for the writeback of the whole root, is served on a thread of its own and answered 0 (the sentry answered EBADF before: syncfs of its O_PATH fd)', () => {
+    const saved = process.env['STOCKADE_SENTRY_TRACE'];
+    process.env['STOCKADE_SENTRY_TRACE'] = '1';
+    try {
+      const r = rt.run(['do', '--isolation', 'sentry', '--', '/bin/sh', '-c', 'sync'], { cwd: '/' });
+      assert.equal(r.status, 0, r.stderr.slice(-2000));
+      const syncs = r.stderr.split('\n').filter((l) => l.startsWith('{') && l.includes('"syscall":"sync"')).map((l) => JSON.parse(l) as { result: unknown });
+      assert.deepEqual(syncs.map((x) => x.result), [0], r.stderr.slice(-2000));
+    } finally {
+      if (saved === undefined) delete process.env['STOCKADE_SENTRY_TRACE'];
+      else process.env['STOCKADE_SENTRY_TRACE'] = saved;
+    }
+  });
 });
