@@ -57,7 +57,7 @@ export interface SentryOptions {
   readonly stuck?: ((s: StuckCall) => void) | undefined;
 }
 
-/** An open that could not be served as asked: it waited `waitedMs` and was answered EINTR, or no thread was left to wait on (EAGAIN). */
+/** A call handed to a thread of its own (an open that may wait, sync) that could not be served as asked: it waited `waitedMs` and was answered EINTR, or no thread was left to wait on (EAGAIN). */
 export interface StuckCall {
   readonly syscall: string;
   readonly pid: number;
