@@ -37,7 +37,9 @@ function takeCallerFd(s: Sentry, pid: number, c: CallerFd): number {
   // /proc/self/fd is the thread group's table (its leader's), /proc/thread-self/fd the thread's own:
   // they differ only for a thread made without CLONE_FILES.
   let pidfd = s.k.sys(NR.pidfd_open, pid, c.thread ? PIDFD_THREAD : 0);
-  if (pidfd === -EINVAL && !c.thread) {
+  // Without PIDFD_THREAD only a thread group's leader has a pidfd: a caller that is another thread
+  // of its process (ENOENT, or EINVAL before Linux 6.9) is taken by its process's.
+  if (pidfd < 0 && !c.thread) {
     const tgid = tgidOf(s, pid);
     pidfd = typeof tgid === 'number' && tgid > 0 ? s.k.sys(NR.pidfd_open, tgid, 0) : -EINVAL;
   }

@@ -75,4 +75,11 @@ describe('a FIFO opened through a caller\'s fd (stockade do --isolation sentry)'
       else process.env['STOCKADE_SENTRY_TRACE'] = saved;
     }
   });
+
+  test('300 threads wait in such opens at once: 256 wait on threads of the sentry\'s, the rest are answered EAGAIN and logged; the process\'s other calls are served; one writer releases every waiter', () => {
+    const r = report<{ stats: number; writer: boolean; ok: number; EAGAIN: number; other: number }>(race(rt, 'sentry', ['fifo-flood', '300']), 'fifo-flood');
+    assert.deepEqual({ writer: r.writer, ok: r.ok, EAGAIN: r.EAGAIN, other: r.other }, { writer: true, ok: 256, EAGAIN: 44, other: 0 }, show(r));
+    assert.ok(r.stats > 100, `stat was served while they waited: ${show(r)}`);
+    assert.ok(rt.logLines().filter((l) => /found no thread to wait on/.test(l.msg)).length >= 44, 'each refusal is in the --log file');
+  });
 });
