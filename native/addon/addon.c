@@ -23,6 +23,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "blocking.h"
 #include "bpf.h"
 #include "notify.h"
 #include "stk-scm.h"
@@ -788,6 +789,7 @@ NAPI_MODULE_INIT() {
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
   if (!stk_notify_register(env, exports)) return throw_napi_failure(env, "stk_notify_register");
   if (!stk_bpf_register(env, exports)) return throw_napi_failure(env, "stk_bpf_register");
+  if (!stk_blocking_register(env, exports)) return throw_napi_failure(env, "stk_blocking_register");
 
   napi_value constants;
   NAPI_CALL(env, napi_create_object(env, &constants));

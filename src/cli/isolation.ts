@@ -2,6 +2,15 @@
 import type { IsolationLevels } from '../container/supervisor';
 import { seccompCacheDir } from '../container/seccomp';
 import type { Context } from './context';
+import { StockadeError } from '../errors';
+
+/** STOCKADE_SENTRY_BLOCK_LIMIT_MS: how long the sentry lets an open wait for a FIFO's other end or a device (blocking.ts). */
+function blockLimitMs(): number | undefined {
+  const v = process.env['STOCKADE_SENTRY_BLOCK_LIMIT_MS'];
+  if (v === undefined || v === '') return undefined;
+  if (!/^[1-9]\d{0,8}$/.test(v)) throw new StockadeError('USAGE', `STOCKADE_SENTRY_BLOCK_LIMIT_MS must be a number of milliseconds from 1 to 999999999, not ${JSON.stringify(v)}`);
+  return Number(v);
+}
 
 export function isolationLevels(ctx: Context, defaultLevel: string = ctx.isolation): IsolationLevels {
   return {
@@ -14,6 +23,7 @@ export function isolationLevels(ctx: Context, defaultLevel: string = ctx.isolati
       return sentryLevel({
         log: ctx.log,
         traceAll: process.env['STOCKADE_SENTRY_TRACE'] === '1',
+        blockLimitMs: blockLimitMs(),
         cacheDir: seccompCacheDir(ctx.store.root),
       });
     },

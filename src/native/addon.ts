@@ -91,11 +91,18 @@ export interface SentryNative {
   /** Sets no_new_privs and loads `program` (struct sock_filter[]) as a seccomp filter on the
    *  calling thread only: 0 or -errno. */
   confineThread(program: Buffer): number;
+  /** The fd the reports of blocking opens come on (non-blocking), or -errno; installs the threads'
+   *  tick signal. Once per process, before the serving thread confines itself. */
+  blockingInit(): number;
+  /** Hands an open that may block to a thread of its own, which answers the notification itself
+   *  (native/addon/blocking.c; the request's layout is src/sentry/blocking.ts's): 0, the request's
+   *  src fd the thread's from then on, or -errno (-EAGAIN: too many wait already). */
+  blockingOpen(listener: number, request: Buffer, groups: Buffer): number;
 }
 
 const SENTRY_FUNCTIONS = [
   'notifSizes', 'notifRecv', 'notifSend', 'notifAddfd', 'notifIdValid', 'notifSetFlags', 'memRead',
-  'memReadString', 'memWrite', 'syscall', 'sendMessage', 'confineThread',
+  'memReadString', 'memWrite', 'syscall', 'sendMessage', 'confineThread', 'blockingInit', 'blockingOpen',
 ] as const satisfies readonly (keyof SentryNative)[];
 
 /** The binding exactly as the C side exports it. */

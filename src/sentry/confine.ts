@@ -9,7 +9,7 @@
 import { ALLOW, errno } from '../seccomp/actions';
 import { compile, type CompiledFilter } from '../seccomp/compile';
 import type { SeccompProfile } from '../seccomp/types';
-import { EPERM } from '../abi/linux/constants';
+import { CLONE_THREAD, ENOSYS, EPERM } from '../abi/linux/constants';
 
 /** SECCOMP_IOCTL_NOTIF_RECV, _SEND, _ID_VALID, _ADDFD and _SET_FLAGS (linux/seccomp.h, x86_64 and aarch64). */
 const LISTENER_IOCTLS = [0xc0502100, 0xc0182101, 0x40082102, 0x40182103, 0x40082104];
@@ -33,6 +33,9 @@ export const SENTRY_THREAD_CALLS: Readonly<Record<string, readonly string[]>> = 
   'the network wall: connecting, binding and sending on the workload\'s sockets, and its own DNS queries': [
     'connect', 'bind', 'sendmsg', 'getsockopt',
   ],
+  'the threads that wait in opens of FIFOs and devices (blocking.ts), each interrupted by a timer of its own': [
+    'timer_create', 'timer_settime', 'timer_delete',
+  ],
   'what V8 and libuv do on the thread': [
     'mmap', 'munmap', 'mprotect', 'madvise', 'mremap', 'brk', 'futex', 'write', 'getpid', 'gettid', 'clock_gettime',
     'clock_nanosleep', 'nanosleep', 'sched_yield', 'sched_getaffinity', 'rt_sigprocmask', 'rt_sigreturn', 'getrandom',
@@ -47,6 +50,13 @@ export function sentryThreadProfile(): SeccompProfile {
     flags: [],
     syscalls: [
       { names: Object.values(SENTRY_THREAD_CALLS).flat(), action: ALLOW, args: [] },
+      // Threads of this process (the blocking opens'), never a process: CLONE_THREAD is required.
+      {
+        names: ['clone'], action: ALLOW,
+        args: [{ index: 0 as const, op: 'MASKED_EQ' as const, value: BigInt(CLONE_THREAD), valueTwo: BigInt(CLONE_THREAD) }],
+      },
+      // clone3 passes its flags in memory, out of a filter's reach: ENOSYS, and glibc falls back to clone.
+      { names: ['clone3'], action: errno(ENOSYS), args: [] },
       ...LISTENER_IOCTLS.map((cmd) => ({
         names: ['ioctl'], action: ALLOW,
         args: [{ index: 1 as const, op: 'MASKED_EQ' as const, value: 0xffffffffn, valueTwo: BigInt(cmd) }],

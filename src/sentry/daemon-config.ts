@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import type { Logger, LogFormat } from '../log/logger';
 import { unixListen } from '../native/addon';
 import type { Creds } from './creds';
-import type { SentryDenial } from './kernel';
+import type { SentryDenial, StuckCall } from './kernel';
 import { errnoName } from './table/render';
 
 /** The sentry process's socket to stockade-init. */
@@ -50,6 +50,8 @@ export interface DaemonConfig {
   readonly debug?: boolean | undefined;
   /** The network policy (net-policy.ts: the dev.stockade.network annotation), as text; absent: all. */
   readonly network?: string | undefined;
+  /** How long an open handed to a thread of its own may wait (blocking.ts DEFAULT_BLOCK_LIMIT_MS). */
+  readonly blockLimitMs?: number | undefined;
 }
 
 /** One refusal as a --log line (JSON lines with --log-format json): what the workload tried and what it got. */
@@ -62,6 +64,14 @@ export function logDenial(log: Logger, id: string, d: SentryDenial): void {
   }
   log.log('warning', `sentry: ${id} denied ${d.syscall} (${errnoName(d.errno)}) to pid ${d.pid}`,
     { container: id, syscall: d.syscall, errno: errnoName(d.errno), pid: d.pid });
+}
+
+/** An open that waited past its limit, or found no thread to wait on, as a --log line. */
+export function logStuck(log: Logger, id: string, s: StuckCall): void {
+  const what = s.waitedMs > 0 ? `waited ${s.waitedMs} ms for a FIFO or device and was answered ${errnoName(s.errno)}`
+    : `found no thread to wait on and was answered ${errnoName(s.errno)}`;
+  log.log('warning', `sentry: ${id} ${s.syscall} of pid ${s.pid} ${what}`,
+    { container: id, syscall: s.syscall, errno: errnoName(s.errno), pid: s.pid, waitedMs: s.waitedMs });
 }
 
 /**

@@ -5,10 +5,10 @@ import { AT_FDCWD } from '../abi/linux/constants';
 import { Logger } from '../log/logger';
 import { sentryNative } from '../native/addon';
 import { giveBack, ownPageCacheMappings } from '../native/working-set';
-import { DAEMON_JOIN_FD, DAEMON_SOCKET_FD, DAEMON_TRACE_FD, logDenial, type DaemonConfig } from './daemon-config';
+import { DAEMON_JOIN_FD, DAEMON_SOCKET_FD, DAEMON_TRACE_FD, logDenial, logStuck, type DaemonConfig } from './daemon-config';
 import { SentryHost } from './host';
 import { NR, sayOnStderr } from './native';
-import { confineThisThread, makeShadowRoot, prepareToServe, wallThisThread } from './serve';
+import { confineThisThread, makeShadowRoot, prepareBlocking, prepareToServe, wallThisThread } from './serve';
 import { TraceReaders } from './trace-readers';
 import { prepareResolverSockets } from './dns';
 import { parseNetPolicy, policyNames } from './net-policy';
@@ -33,12 +33,17 @@ const collectGarbage = (globalThis as { gc?: () => void }).gc;
 function runDaemon(config: DaemonConfig, fds: { readonly handoff: number; readonly trace: number; readonly join: number }): number {
   const sys = sentryNative().syscall;
   const log = config.log === undefined ? undefined : Logger.held(config.log.path, config.log.format, config.debug === true);
+  // Made before the thread confines itself (below), which may make neither a pipe nor a signal handler.
+  const blockingReports = prepareBlocking();
   const host = new SentryHost({
     sys,
     denied: log === undefined ? undefined : (id, d) => logDenial(log, id, d),
+    stuck: log === undefined ? undefined : (id, s) => logStuck(log, id, s),
+    blockingReports,
+    blockLimitMs: config.blockLimitMs,
     // An exec that finds no join socket is told the container is gone, not left waiting.
     onLast: () => void sys(NR.unlinkat, AT_FDCWD, config.joinSocket, 0),
-    served: (id, st) => log?.debug(`sentry: ${id}: ${st.notifications} calls served, ${st.injected} fds injected, ${st.continued} continued, ${st.errors} errors, ${st.denied} denied`),
+    served: (id, st) => log?.debug(`sentry: ${id}: ${st.notifications} calls served, ${st.injected} fds injected, ${st.continued} continued, ${st.handedOff} handed to threads, ${st.errors} errors, ${st.denied} denied`),
   });
   let trace: TraceReaders | undefined = new TraceReaders(sys, fds.trace, config.traceAll === true ? 2 : -1);
   let joinServer = fds.join;

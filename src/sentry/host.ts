@@ -16,7 +16,8 @@ import { AT_FDCWD, F_SETFL, O_NONBLOCK, PATH_MAX, POLLIN, SOCK_CLOEXEC } from '.
 import { parseContainerId } from '../container/id';
 import { recvFd, type ReceivedFd } from '../native/addon';
 import { HANDOFF } from '../native/protocol';
-import type { Sentry, SentryDenial, SentryMount, SentryStats } from './kernel';
+import type { Sentry, SentryDenial, SentryMount, SentryStats, StuckCall } from './kernel';
+import { decodeReports, REPORT_SIZE } from './blocking';
 import { NR, sayOnStderr, type RawSyscall } from './native';
 import { Poller, type Watch } from './poll';
 import { sentryFor, type WorkloadIdentity } from './serve';
@@ -45,6 +46,12 @@ export interface HostOptions {
   readonly onLast?: (() => void) | undefined;
   /** Told what serving a process (a listener) of container `id` came to, once it is gone. */
   readonly served?: ((id: string, stats: SentryStats) => void) | undefined;
+  /** The pipe the threads of blocking opens report on (serve.ts prepareBlocking), or undefined. */
+  readonly blockingReports?: number | undefined;
+  /** How long an open handed to a thread of its own may wait. */
+  readonly blockLimitMs?: number | undefined;
+  /** Records an open of container `id` that waited past that limit or found no thread (the --log file). */
+  readonly stuck?: ((id: string, s: StuckCall) => void) | undefined;
 }
 
 /** One container the host serves: the mounts its paths resolve in, its trace readers, where its exec'd processes join. */
@@ -80,6 +87,7 @@ export class SentryHost {
   readonly #joins = new Map<number, Group>();
   readonly #handoffs = new Map<number, Handoff>();
   readonly #link = Buffer.alloc(64);
+  readonly #reports = Buffer.alloc(REPORT_SIZE * 64);
 
   constructor(o: HostOptions) {
     this.#o = o;
@@ -104,7 +112,9 @@ export class SentryHost {
   add(group: Group, listener: number, who: WorkloadIdentity): void {
     let sentry: Sentry;
     try {
-      sentry = sentryFor(listener, who, { trace: group.trace, denied: (d) => this.#o.denied?.(group.id, d) }, group.mounts);
+      sentry = sentryFor(listener, who, {
+        trace: group.trace, denied: (d) => this.#o.denied?.(group.id, d), stuck: (s) => this.#o.stuck?.(group.id, s), blockLimitMs: this.#o.blockLimitMs,
+      }, group.mounts);
     } catch (e) {
       this.#o.sys(NR.close, listener);
       throw e;
@@ -144,6 +154,9 @@ export class SentryHost {
 
   #watches(): Watch[] {
     const out: Watch[] = [];
+    // First: a report of a listener that hangs up in the same wait still finds its Sentry.
+    const reports = this.#o.blockingReports;
+    if (reports !== undefined) out.push({ fd: reports, events: POLLIN, ready: guarded(() => this.#blockingReports(reports)) });
     for (const [fd, { sentry }] of this.#listeners) {
       out.push({ fd, events: POLLIN, ready: guarded(() => { if (!sentry.serveNext()) this.#dropListener(fd); }, () => this.#dropListener(fd)) });
       // Calls a handler answers later (a blocking connect): waited on with the listeners.
@@ -156,6 +169,16 @@ export class SentryHost {
     for (const fd of this.#joins.keys()) out.push({ fd, events: POLLIN, ready: guarded(() => this.#join(fd)) });
     for (const fd of this.#handoffs.keys()) out.push({ fd, events: POLLIN, ready: guarded(() => this.#handoff(fd), () => this.#dropHandoff(fd)) });
     return out;
+  }
+
+  /** What the threads of blocking opens answered (blocking.ts), each to the Sentry of the listener it came from. */
+  #blockingReports(fd: number): void {
+    for (;;) {
+      const n = this.#o.sys(NR.read, fd, this.#reports, this.#reports.length);
+      if (n <= 0) return;
+      for (const r of decodeReports(this.#reports, n)) this.#listeners.get(r.key)?.sentry.finished(r);
+      if (n < this.#reports.length) return;
+    }
   }
 
   #dropListener(fd: number): void {

@@ -24,6 +24,7 @@ import { NR, sayOnStderr, type SentryKernel } from './native';
 import { decodeNotification, NOTIF_SIZE, type Notification, type Reply } from './notification';
 import { HANDLERS, type Handler } from './handlers';
 import { denialJudge, type Denial, type DenialJudge } from './denials';
+import { DEFAULT_BLOCK_LIMIT_MS, type BlockingReport } from './blocking';
 import { errnoName } from './table/render';
 import { readListing, ShadowDirs, type Entry } from './shadow-dirs';
 import type { NetPolicy } from './net-policy';
@@ -50,6 +51,18 @@ export interface SentryOptions {
   readonly shadowRoot?: { readonly fd: number; readonly name: string } | undefined;
   /** Where the workload may connect and send (net-policy.ts); absent: everywhere its network namespace reaches. */
   readonly network?: NetPolicy | undefined;
+  /** How long an open handed to a thread of its own (a FIFO, a device) may wait; DEFAULT_BLOCK_LIMIT_MS. */
+  readonly blockLimitMs?: number | undefined;
+  /** Told each call that waited past that limit, or found no thread to wait on: the --log file. */
+  readonly stuck?: ((s: StuckCall) => void) | undefined;
+}
+
+/** A call handed to a thread of its own (an open that may wait, sync) that could not be served as asked: it waited `waitedMs` and was answered EINTR, or no thread was left to wait on (EAGAIN). */
+export interface StuckCall {
+  readonly syscall: string;
+  readonly pid: number;
+  readonly waitedMs: number;
+  readonly errno: number;
 }
 
 /** A mount the sentry owns: a clone of its tree, detached from the workload's mount namespace (native/init/sentry.c). */
@@ -90,6 +103,14 @@ export interface Target {
   readonly path: string;
   /** A relative path from a cwd or dirfd in a tree the sentry owns (a shadow): the kernel must not walk it. */
   readonly fromOwned?: boolean;
+  /** The path names one of the caller's own descriptors (/proc/self/fd/N, /dev/fd/N, /dev/std*): its number. */
+  readonly callerFd?: CallerFd | undefined;
+}
+
+/** A caller's descriptor a path names: its number, and whether in the calling thread's table (/proc/thread-self/fd) or its process's. */
+export interface CallerFd {
+  readonly fd: number;
+  readonly thread: boolean;
 }
 
 export interface SentryStats {
@@ -99,13 +120,18 @@ export interface SentryStats {
   errors: number;
   /** refusals the filter sent to be recorded */
   denied: number;
+  /** opens handed to a thread of their own (blocking.ts), counted again as injected or errors once answered */
+  handedOff: number;
 }
 
 /** Every flag open(2) knows on x86_64 and aarch64, O_ACCMODE's four values included. */
 const OPEN_FLAGS = 0o37777777;
 
-const FD_PATH = /^\/(?:dev\/fd|proc\/(?:self|thread-self)\/fd)\/(\d+)$/;
+// procfs takes an fd number only in its plain spelling: "/proc/self/fd/007" names nothing.
+const FD_PATH = /^\/(?:dev\/fd|proc\/(self|thread-self)\/fd)\/(0|[1-9]\d{0,9})$/;
 const STD_PATH = /^\/dev\/std(in|out|err)$/;
+/** A caller's fd by its pid (or its thread's) in its own pid namespace, as #procView spells /proc/self. */
+const OWN_FD_PATH = /^\/proc\/(\d+)(?:\/task\/(\d+))?\/fd\/(0|[1-9]\d{0,9})$/;
 const PROC_SELF = /^\/proc\/(self|thread-self)(?=\/|$)/;
 /**
  * What of sysfs a workload under the sentry may reach, as paths below /sys: the CPUs and NUMA nodes
@@ -134,7 +160,7 @@ export class Sentry {
   readonly k: SentryKernel;
   readonly opts: SentryOptions;
   readonly creds: ThreadCreds;
-  readonly stats: SentryStats = { notifications: 0, continued: 0, injected: 0, errors: 0, denied: 0 };
+  readonly stats: SentryStats = { notifications: 0, continued: 0, injected: 0, errors: 0, denied: 0, handedOff: 0 };
   readonly started = Date.now();
   /**
    * Calls answered later (a Later reply): what each waits for, and what answers it then. The
@@ -167,6 +193,8 @@ export class Sentry {
   #caller = 0;
   /** A refusal of the call being served by its handler (refuse), for its trace record. */
   #refusal: string | undefined;
+  /** Opens handed to threads of their own and not reported yet, by token: what their trace record needs. */
+  readonly #pending = new Map<number, { readonly name: string; readonly args: readonly string[]; readonly opens: boolean }>();
   readonly #dispatch = new Map<number, { name: string; handler: Handler }>();
   readonly #judge: DenialJudge;
   /** The mounts the sentry owns, longest path first, with the ids that tell their files apart. */
@@ -261,6 +289,12 @@ export class Sentry {
     } else if (reply.kind === 'continue') {
       this.stats.continued++;
       l.send(n.id, 0n, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE);
+    } else if (reply.kind === 'pending') {
+      // A thread of its own answers it (blocking.ts); its report comes to finished().
+      this.stats.handedOff++;
+      this.#pending.set(reply.token, { name: entry?.name ?? `syscall_${n.nr}`, args: this.#tracing ? this.#resolved : [], opens: reply.opens });
+      this.#resolved = [];
+      return;
     } else {
       this.stats.injected++;
       // With ADDFD_FLAG_SEND the install and the answer are one step: the caller never sees a half-done open.
@@ -379,13 +413,28 @@ export class Sentry {
       abs = base === '/' ? `/${path}` : `${base}/${path}`;
     }
     const fd = FD_PATH.exec(abs);
-    if (fd !== null) return { inRoot: false, path: `/proc/${n.pid}/fd/${fd[1] ?? ''}` };
+    if (fd !== null) return callerFdTarget(n.pid, Number(fd[2]), fd[1] === 'thread-self');
     const std = STD_PATH.exec(abs);
-    if (std !== null) return { inRoot: false, path: `/proc/${n.pid}/fd/${std[1] === 'in' ? 0 : std[1] === 'out' ? 1 : 2}` };
+    if (std !== null) return callerFdTarget(n.pid, std[1] === 'in' ? 0 : std[1] === 'out' ? 1 : 2, false);
     // /dev/fd is the runtime's link to /proc/self/fd, which the sentry resolves per caller.
     if (abs === '/dev/fd' || abs.startsWith('/dev/fd/')) abs = `/proc/self/fd${abs.slice(7)}`;
     const view = this.#procView(n.pid, abs);
-    return typeof view === 'number' ? view : { inRoot: true, path: view, fromOwned };
+    if (typeof view === 'number') return view;
+    return this.#ownFd(n.pid, view) ?? { inRoot: true, path: view, fromOwned };
+  }
+
+  /**
+   * /proc/PID/fd/N or /proc/PID/task/TID/fd/N where PID (and TID) are the caller's own, in its pid
+   * namespace: the caller's descriptor, as /proc/self/fd/N is. Another process's fds stay links the
+   * sentry does not follow.
+   */
+  #ownFd(pid: number, path: string): Target | undefined {
+    const m = OWN_FD_PATH.exec(path);
+    if (m === null) return undefined;
+    const ids = this.nsIds(pid);
+    if (typeof ids === 'number' || String(ids.tgid) !== m[1]) return undefined;
+    if (m[2] !== undefined && String(ids.tid) !== m[2]) return undefined;
+    return callerFdTarget(pid, Number(m[3]), m[2] !== undefined);
   }
 
   /**
@@ -517,7 +566,9 @@ export class Sentry {
       const owned = this.#shadows === undefined || (flags & O_NOFOLLOW) !== 0 ? undefined : this.#ownedStart(t.path);
       if (typeof owned === 'string') return this.open({ inRoot: true, path: owned }, flags, mode);
       if (typeof owned === 'number') return owned;
-      return this.onHost(() => this.openHost(t.path, flags, mode));
+      // Followed as the sentry only ever to pin the object (O_PATH grants no access): opening a
+      // caller's fd is openCallerFd's, as the caller.
+      return (flags & O_PATH) === 0 ? -EACCES : this.onHost(() => this.openHost(t.path, flags, mode));
     }
     const at = this.#route(t.path);
     const r = this.#openRouted(at, flags, mode);
@@ -751,6 +802,43 @@ export class Sentry {
     return { tgid, tid };
   }
 
+  // ---- opens that may block ---------------------------------------------------------------------
+
+  /**
+   * Hands the open of `src` (an fd of the sentry's, taken over) with `flags` to a thread of its own,
+   * as the identity the serving thread holds now (the caller's: asCaller ran), which answers the
+   * caller itself; or refuses it (EAGAIN) when no thread can take it.
+   */
+  handOff(n: Notification, src: number, flags: number, cloexec: boolean, op: 'open' | 'syncfs' = 'open'): Reply {
+    const token = nextToken();
+    const creds = this.creds.current;
+    const r = this.k.blocking?.({
+      id: n.id, pid: n.pid, src, flags, cloexec, token, limitMs: this.opts.blockLimitMs ?? DEFAULT_BLOCK_LIMIT_MS,
+      creds: { ...creds, groups: creds.groups.filter((g) => g >= 0) }, op,
+    }) ?? -EAGAIN;
+    if (r >= 0) return { kind: 'pending', token, opens: op === 'open' };
+    this.close(src);
+    const name = this.#dispatch.get(n.nr)?.name ?? `syscall_${n.nr}`;
+    this.opts.stuck?.({ syscall: name, pid: n.pid, waitedMs: 0, errno: -r });
+    return r;
+  }
+
+  /** A thread's report on an open it was handed: counted, traced, and logged when it waited past its limit. */
+  finished(rep: BlockingReport): void {
+    const p = this.#pending.get(rep.token);
+    if (p === undefined) return;
+    this.#pending.delete(rep.token);
+    if (rep.outcome !== 'gone') {
+      if (rep.result < 0) this.stats.errors++;
+      else if (p.opens) this.stats.injected++;
+    }
+    if (rep.outcome === 'limit') this.opts.stuck?.({ syscall: p.name, pid: rep.pid, waitedMs: rep.waitedMs, errno: -rep.result });
+    if (this.opts.trace?.enabled() === true) {
+      const result = rep.outcome === 'gone' ? `gone after ${rep.waitedMs} ms` : rep.result >= 0 && p.opens ? `fd ${rep.result}` : rep.result;
+      this.opts.trace.record({ time: new Date().toISOString(), pid: rep.pid, syscall: p.name, args: p.args, result });
+    }
+  }
+
   // ---- identity --------------------------------------------------------------------------------
 
   /** An identity call was made: callers' ids can no longer be assumed to be the plan's. */
@@ -836,9 +924,21 @@ export class Sentry {
   }
 }
 
+let tokens = 0;
+
+/** Tokens are the process's, not a Sentry's: a late report of a listener gone, whose fd number a new one took, matches nothing. */
+function nextToken(): number {
+  tokens = (tokens + 1) >>> 0;
+  return tokens;
+}
+
+function callerFdTarget(pid: number, fd: number, thread: boolean): Target {
+  return { inRoot: false, path: `/proc/${pid}/fd/${fd}`, callerFd: { fd, thread } };
+}
+
 function traceRecord(n: Notification, name: string, paths: readonly string[], reply: Reply | string, injectedAs: number): TraceRecord {
   const result = typeof reply === 'number' || typeof reply === 'string' ? reply : reply.kind === 'continue' ? `continue: ${reply.why}`
-    : reply.kind === 'later' ? `later: ${reply.what}` : injectedAs >= 0 ? `fd ${injectedAs}` : injectedAs;
+    : reply.kind === 'later' ? `later: ${reply.what}` : reply.kind === 'pending' ? 'pending' : injectedAs >= 0 ? `fd ${injectedAs}` : injectedAs;
   const args = paths.length > 0 ? paths : n.args.map((a) => `0x${a.toString(16)}`);
   return { time: new Date().toISOString(), pid: n.pid, syscall: name, args, result };
 }

@@ -1,6 +1,7 @@
 // The sentry's seam to the kernel: the listener, the workload's memory and the host's own syscalls, as interfaces a test can fake.
 import { writeSync } from 'node:fs';
 import type { SyscallArg } from '../native/addon';
+import type { BlockingOpener } from './blocking';
 import { abiOf, nativeArch, syscallNumber } from '../seccomp/arch';
 
 
@@ -41,6 +42,8 @@ export interface SentryKernel {
   readonly callerCaps?: ((pid: number) => bigint | number) | undefined;
   /** sendmsg(2) with one iovec, a name and ancillary data (native sendMessage): the network wall's sends. */
   readonly sendMessage?: ((fd: number, data: Uint8Array, name: Uint8Array | null, control: Uint8Array | null, flags: number) => number) | undefined;
+  /** Hands an open that may block to a thread of its own (blocking.ts); without it such opens are refused (EAGAIN). */
+  readonly blocking?: BlockingOpener | undefined;
 }
 
 const HOST_CALLS = [

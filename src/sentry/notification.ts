@@ -71,8 +71,19 @@ export interface Later {
   readonly what: string;
 }
 
-/** A handler's answer: a result (>= 0), a negative errno, or one of the three above. */
-export type Reply = number | Continue | Inject | Later;
+/**
+ * Handed to a thread of its own (blocking.ts), which answers the caller itself: an open that may
+ * wait. `token` names it in the thread's report.
+ */
+export interface Pending {
+  readonly kind: 'pending';
+  readonly token: number;
+  /** An open, whose result is the caller's new fd; else a call whose result is a value (sync). */
+  readonly opens: boolean;
+}
+
+/** A handler's answer: a result (>= 0), a negative errno, or one of the four above. */
+export type Reply = number | Continue | Inject | Later | Pending;
 
 export function continueBecause(why: string): Continue {
   return Object.freeze({ kind: 'continue', why });

@@ -4,7 +4,8 @@
 // SentryHost).
 import { CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP } from '../abi/linux/constants';
 import { sentryNative } from '../native/addon';
-import { Sentry, type SentryDenial, type SentryMount, type SentryOptions, type TraceSink } from './kernel';
+import { Sentry, type SentryDenial, type SentryMount, type SentryOptions, type StuckCall, type TraceSink } from './kernel';
+import { encodeRequest } from './blocking';
 import { compileSentryThreadFilter } from './confine';
 import { denialJudge } from './denials';
 import { nativeArch } from '../seccomp/arch';
@@ -25,6 +26,19 @@ export interface WorkloadIdentity {
 export interface ServeHooks {
   readonly trace?: TraceSink | undefined;
   readonly denied?: ((d: SentryDenial) => void) | undefined;
+  readonly stuck?: ((s: StuckCall) => void) | undefined;
+  /** How long an open handed to a thread of its own may wait (blocking.ts). */
+  readonly blockLimitMs?: number | undefined;
+}
+
+/**
+ * The pipe the threads that perform blocking opens report on (blocking.ts), and their tick
+ * signal: made before the thread confines itself, which may make neither.
+ */
+export function prepareBlocking(): number {
+  const fd = sentryNative().blockingInit();
+  if (fd < 0) throw new Error(`cannot prepare the sentry's blocking opens: errno ${-fd}`);
+  return fd;
 }
 
 /**
@@ -108,11 +122,17 @@ export function sentryFor(listener: number, who: WorkloadIdentity, hooks: ServeH
     },
     sys: native.syscall,
     sendMessage: native.sendMessage,
+    // Reports name the listener by its fd here: the host finds this Sentry by it.
+    blocking: (r) => {
+      const { request, groups } = encodeRequest(r, listener);
+      return native.blockingOpen(listener, request, groups);
+    },
   };
   const sentry = new Sentry(kernel, {
     user: who.user, hostname: who.hostname, domainname: who.domainname, trace: hooks.trace, mounts, denied: hooks.denied,
     shadowRoot: shadowRoot < 0 ? undefined : { fd: shadowRoot, name: String(shadows++) },
     network: who.network,
+    stuck: hooks.stuck, blockLimitMs: hooks.blockLimitMs,
   });
   sentry.init();
   return sentry;

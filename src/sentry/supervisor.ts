@@ -215,6 +215,8 @@ export interface SentryLevelOptions {
   readonly log?: Logger | undefined;
   /** Where compiled filters are kept between calls (the state root's cache). */
   readonly cacheDir?: string | undefined;
+  /** How long an open may wait for a FIFO's other end or a device (STOCKADE_SENTRY_BLOCK_LIMIT_MS). */
+  readonly blockLimitMs?: number | undefined;
 }
 
 /**
@@ -269,6 +271,7 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
         log: opts.log?.file,
         debug: opts.log?.debugging === true,
         cacheDir: opts.cacheDir,
+        blockLimitMs: opts.blockLimitMs,
         id: ctx.id,
         network: networkOf(ctx.spec),
       };

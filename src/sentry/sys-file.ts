@@ -7,7 +7,7 @@
 // the sentry acts on its own copy, and on the object it opened, never on the path again.
 import {
   AT_EMPTY_PATH, AT_EACCESS, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, E2BIG, EBADF, EBUSY, EEXIST, EISDIR,
-  EINVAL, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR, EPERM, ERANGE, EXDEV, O_ACCMODE, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_PATH, O_TMPFILE, O_WRONLY, O_TRUNC, PATH_MAX,
+  EINVAL, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR, EPERM, ERANGE, EXDEV, O_ACCMODE, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TMPFILE, O_WRONLY, O_TRUNC, PATH_MAX,
   RESOLVE_BENEATH, RESOLVE_IN_ROOT, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG,
 } from '../abi/linux/constants';
 import { STAT_MODE, STAT_SIZE, STATFS_SIZE, STATX_SIZE } from '../abi/linux/structs';
@@ -17,6 +17,8 @@ import { continueBecause, intArg, uintArg, type Notification, type Reply } from 
 import type { Handler } from './handlers';
 import { openGenerated, statGenerated, statxGenerated } from './procfs';
 import { openInsteadOfKernel } from './owned-open';
+import { openCallerFd } from './caller-fd';
+import { lookupOrCreate, reopenAsCaller, type Lookup } from './open-as-caller';
 
 const XATTR_NAME_MAX = 255;
 const XATTR_SIZE_MAX = 65536;
@@ -125,6 +127,7 @@ function openFile(s: Sentry, n: Notification, dirfd: number, addr: bigint, flags
   const path = s.readPath(n, addr);
   if (typeof path === 'number') return path;
   const cloexec = (flags & 0o2000000) !== 0;
+  const creates = (flags & O_CREAT) !== 0 || (flags & O_TMPFILE) === O_TMPFILE;
   // The caller's own RESOLVE_BENEATH or RESOLVE_IN_ROOT confine it below its dirfd: the sentry
   // resolves below that directory too, with the caller's flags and its own.
   if ((resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT)) !== 0) {
@@ -132,43 +135,53 @@ function openFile(s: Sentry, n: Notification, dirfd: number, addr: bigint, flags
     if (typeof dir === 'number') return dir;
     // Beneath a directory of /proc or /sys the caller holds: a shadow, which only the sentry may walk.
     if (!dir.inRoot && s.ownedObject(dir.path)) return -EXDEV;
-    let r = s.asCaller(n, (flags & O_CREAT) !== 0);
+    const r = s.asCaller(n, creates);
     if (r < 0) return r;
     const dfd = s.open(dir, O_PATH | O_DIRECTORY, 0);
     if (dfd < 0) return dfd;
-    r = s.openBeneath(dfd, path, flags, mode, resolve);
+    // An absolute symlink below it leads to dfd itself with RESOLVE_IN_ROOT; RESOLVE_BENEATH refuses it.
+    const absolute = (resolve & RESOLVE_IN_ROOT) !== 0 ? (text: string): string => text : undefined;
+    const reply = openAt(s, n, (p, f, m) => s.openBeneath(dfd, p, f, m, resolve), path, flags, mode, cloexec, absolute);
     s.close(dfd);
-    return r < 0 ? r : { kind: 'inject', fd: r, cloexec };
+    return reply;
   }
   const t = s.target(n, dirfd, path, false);
   if (typeof t === 'number') return t;
-  const creates = (flags & O_CREAT) !== 0 || (flags & O_TMPFILE) === O_TMPFILE;
   const r = s.asCaller(n, creates);
   if (r < 0) return r;
-  if ((flags & O_TMPFILE) === O_TMPFILE) {
-    const fd = s.open(t, flags, mode);
-    return fd < 0 ? fd : { kind: 'inject', fd, cloexec };
-  }
+  // The caller's own descriptor by its magic link: its object, taken from it (caller-fd.ts).
+  if (t.callerFd !== undefined) return openCallerFd(s, n, t.callerFd, flags, mode, cloexec);
   // A process's executable, read (a program reading itself): see Sentry.openExe.
-  if (t.inRoot && (flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_PATH)) === 0) {
+  if (t.inRoot && (flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_PATH | O_TMPFILE)) === 0) {
     const exe = s.openExe(t.path);
     if (exe !== undefined) return exe < 0 ? exe : { kind: 'inject', fd: exe, cloexec };
   }
-  // First the object, without opening it: an O_PATH descriptor has no side effects on a FIFO,
-  // a tape or a terminal. The real open then goes through that descriptor, so what is opened is
-  // exactly what was looked at.
-  const pfd = s.open(t, O_PATH | (flags & (O_NOFOLLOW | O_DIRECTORY)), 0);
-  if (pfd < 0) {
-    if (pfd !== -ENOENT || (flags & O_CREAT) === 0) return pfd;
-    const fd = s.open(t, flags, mode);
+  return openAt(s, n, (p, f, m) => s.open({ inRoot: t.inRoot, path: p }, f, m), t.path, flags, mode, cloexec, (text) => text);
+}
+
+/**
+ * Opens `path` as `lookup` resolves it, as the caller (asCaller ran). First the object, without
+ * opening it: an O_PATH descriptor has no side effects on a FIFO, a tape or a terminal. What is
+ * opened then is exactly what was looked at, through that descriptor, after the checks of its type;
+ * what O_CREAT creates is a new file, never something a racing thread put there (open-as-caller.ts).
+ */
+function openAt(s: Sentry, n: Notification, lookup: Lookup, path: string, flags: number, mode: number, cloexec: boolean,
+  absolute: ((text: string) => string) | undefined): Reply {
+  if ((flags & O_TMPFILE) === O_TMPFILE) {
+    // O_TMPFILE names a directory (it holds O_DIRECTORY) and makes a new file: nothing there is opened.
+    const fd = lookup(path, flags, mode);
     return fd < 0 ? fd : { kind: 'inject', fd, cloexec };
   }
+  const found = lookupOrCreate(s, lookup, path, flags, mode, absolute);
+  if (typeof found === 'number') return found;
+  if ('created' in found) return { kind: 'inject', fd: found.created, cloexec };
+  const pfd = found.pinned;
   if ((flags & O_PATH) !== 0) {
     if (!s.kernelMayFinish()) return openInsteadOfKernel(s, n, pfd, flags, cloexec);
     s.close(pfd);
     return PATH_IN_CALLER;
   }
-  let r2 = fstatEmpty(s, pfd);
+  const r2 = fstatEmpty(s, pfd);
   if (r2 < 0) {
     s.close(pfd);
     return r2;
@@ -193,10 +206,7 @@ function openFile(s: Sentry, n: Notification, dirfd: number, addr: bigint, flags
       return generated;
     }
   }
-  // O_NOFOLLOW would refuse the magic link itself; the object is already pinned.
-  r2 = s.openHost(`/proc/self/fd/${pfd}`, flags & ~O_NOFOLLOW, mode);
-  s.close(pfd);
-  return r2 < 0 ? r2 : { kind: 'inject', fd: r2, cloexec };
+  return reopenAsCaller(s, n, pfd, type, flags, mode, cloexec);
 }
 
 // ---- metadata -----------------------------------------------------------------------------------
@@ -349,7 +359,9 @@ function truncatePath(s: Sentry, n: Notification, addr: bigint, length: bigint):
     const type = fileType();
     if (type === S_IFDIR) return -EISDIR;
     if (type !== S_IFREG) return -EINVAL;
-    const fd = s.openHost(`/proc/self/fd/${pfd}`, O_WRONLY, 0);
+    // O_NONBLOCK: a lease on the file answers EWOULDBLOCK at once, where the open would wait for
+    // it to be broken with the serving thread (open-as-caller.ts).
+    const fd = s.openHost(`/proc/self/fd/${pfd}`, O_WRONLY | O_NONBLOCK, 0);
     if (fd < 0) return fd;
     const t = s.k.sys(NR.ftruncate, fd, length);
     s.close(fd);
@@ -566,9 +578,14 @@ export const FILE_HANDLERS: Readonly<Record<string, Handler>> = {
   fremovexattr: (s, n) => removexattr(s, n, fdTarget(s, n, intArg(a(n, 0))), a(n, 1)),
 
   inotify_add_watch: inotifyAddWatch,
-  sync: (s) => {
-    // syncfs of the workload's root, not a flush of every file system on the host.
-    const r = s.k.sys(NR.syncfs, s.rootFd);
-    return r < 0 ? r : 0;
+  sync: (s, n) => {
+    // syncfs of the workload's root, not a flush of every file system on the host; on a thread of
+    // its own (blocking.ts): it waits for the writeback of the whole file system, which a workload
+    // that just wrote a lot makes long, and every other caller would wait behind it.
+    // syncfs takes a file that is open, not the O_PATH fd the sentry holds of the root (EBADF):
+    // the root opened as the sentry, its own, for the one call (a directory's open does not wait).
+    const root = s.onHost(() => s.openHost(`/proc/self/fd/${s.rootFd}`, O_DIRECTORY, 0));
+    if (root < 0) return root;
+    return s.handOff(n, root, 0, false, 'syncfs');
   },
 };

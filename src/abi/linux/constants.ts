@@ -187,6 +187,14 @@ export const S_IFLNK = 0o120000;
 export const S_IFSOCK = 0o140000;
 
 export const F_SETFL = 4;
+export const F_GETFL = 3;
+/** What F_SETFL may change besides O_APPEND and O_NONBLOCK (x86_64 values). */
+export const O_DIRECT = 0o40000;
+export const O_NOATIME = 0o1000000;
+/** pidfd_open(2): a pidfd of the thread itself, not of its thread group (Linux 6.9). */
+export const PIDFD_THREAD = O_EXCL;
+/** clone(2): the new task is a thread of the caller's process. */
+export const CLONE_THREAD = 0x10000;
 /** memfd_create(2) flags and file seals (fcntl F_ADD_SEALS), for the sentry's generated files. */
 export const MFD_CLOEXEC = 0x1;
 export const MFD_ALLOW_SEALING = 0x2;

@@ -28,7 +28,7 @@ test('the /proc files the sentry generates: memfd_create, write, fchmod and fcnt
 });
 
 test('escape routes are refused: exec, fork, sockets, ptrace, mounts, namespaces, signals, plain open', { skip }, () => {
-  for (const name of ['execve', 'execveat', 'fork', 'vfork', 'clone', 'clone3', 'socket', 'ptrace', 'mount',
+  for (const name of ['execve', 'execveat', 'fork', 'vfork', 'clone', 'socket', 'ptrace', 'mount',
     'umount2', 'unshare', 'setns', 'kill', 'tgkill', 'open', 'openat', 'chroot', 'setuid', 'bpf', 'seccomp', 'prctl']) {
     assert.equal(verdict(name), 'ERRNO(1)', name);
   }
@@ -37,6 +37,15 @@ test('escape routes are refused: exec, fork, sockets, ptrace, mounts, namespaces
 test('the network wall: connect, bind, sendmsg and getsockopt on sockets it holds; never a new socket', { skip }, () => {
   for (const name of ['connect', 'bind', 'sendmsg', 'getsockopt']) assert.equal(verdict(name), 'ALLOW', name);
   for (const name of ['socket', 'socketpair', 'sendto', 'listen', 'accept']) assert.equal(verdict(name), 'ERRNO(1)', name);
+});
+
+test('threads, never processes: clone only with CLONE_THREAD, clone3 ENOSYS (its flags are out of the filter\'s reach; glibc then uses clone)', { skip }, () => {
+  // glibc's pthread_create: CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID.
+  assert.equal(verdict('clone', [0x3d0f00n]), 'ALLOW');
+  // fork as glibc makes it (SIGCHLD|CLONE_CHILD_SETTID|CLONE_CHILD_CLEARTID), and a new user namespace.
+  assert.equal(verdict('clone', [0x1200011n]), 'ERRNO(1)');
+  assert.equal(verdict('clone', [0x10000000n | 17n]), 'ERRNO(1)');
+  assert.equal(verdict('clone3'), 'ERRNO(38)');
 });
 
 test('ioctl only on the listener: SECCOMP_IOCTL_NOTIF_*, not a terminal\'s TIOCSTI', { skip }, () => {
