@@ -584,6 +584,77 @@ static napi_value js_set_onlcr(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * Signals held for the hand-over to stockade-light's wait. Node's (libuv's) handler only notes a
+ * signal in a pipe that the event loop reads later: one caught just before execv is lost with the
+ * process image (an attached run's SIGTERM never reached its container under load). So from
+ * holdSignals on, a handler of ours takes them: on the main thread it notes them; on another
+ * thread it passes them to the main thread, where execBlocked's mask keeps them pending across
+ * execv. releaseSignals gives them back to Node's handlers when there is no execv after all.
+ */
+static pthread_t g_hold_thread;
+static sigset_t g_held_set;
+static volatile sig_atomic_t g_held[65];
+static struct sigaction g_saved[65];
+
+static void hold_handler(int sig) {
+  int saved = errno;
+  if (!pthread_equal(pthread_self(), g_hold_thread)) pthread_kill(g_hold_thread, sig);
+  else if (sig > 0 && sig < 65) g_held[sig] = 1;
+  errno = saved;
+}
+
+static bool get_signal_set(napi_env env, napi_value list, sigset_t *set) {
+  bool is_array = false;
+  uint32_t n = 0;
+  if (napi_is_array(env, list, &is_array) != napi_ok || !is_array || napi_get_array_length(env, list, &n) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "signals must be an array of signal numbers");
+    return false;
+  }
+  sigemptyset(set);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    int64_t sig;
+    if (napi_get_element(env, list, i, &e) != napi_ok || !get_integer(env, e, "signal", 1, 64, &sig)) return false;
+    sigaddset(set, (int)sig);
+  }
+  return true;
+}
+
+static napi_value js_hold_signals(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  sigset_t set;
+  if (!get_signal_set(env, argv[0], &set)) return NULL;
+  g_hold_thread = pthread_self();
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = hold_handler;
+  sa.sa_flags = SA_RESTART;
+  sa.sa_mask = set;
+  for (int sig = 1; sig < 65; sig++) {
+    if (sigismember(&set, sig) != 1 || sigismember(&g_held_set, sig) == 1) continue;
+    if (sigaction(sig, &sa, &g_saved[sig]) < 0) return throw_errno(env, errno, "sigaction");
+    sigaddset(&g_held_set, sig);
+  }
+  return NULL;
+}
+
+static napi_value js_release_signals(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+  for (int sig = 1; sig < 65; sig++) {
+    if (sigismember(&g_held_set, sig) != 1) continue;
+    sigaction(sig, &g_saved[sig], NULL);
+    sigdelset(&g_held_set, sig);
+    if (g_held[sig]) {
+      g_held[sig] = 0;
+      raise(sig);
+    }
+  }
+  return NULL;
+}
+
+/*
  * execv(path, argv) with `signals` blocked, so that a signal sent while one program gives way to
  * the other waits for the new one's handlers instead of meeting the default action in between
  * (stockade-light's wait, which an attached run becomes). Returns only when execv fails: the
@@ -624,6 +695,13 @@ static napi_value js_exec_blocked(napi_env env, napi_callback_info info) {
     sigaddset(&block, (int)sig);
   }
   pthread_sigmask(SIG_BLOCK, &block, &old);
+  /* What hold_handler noted goes back to this thread, pending under the mask, so execv keeps it. */
+  for (int sig = 1; sig < 65; sig++) {
+    if (g_held[sig] && sigismember(&block, sig) == 1) {
+      g_held[sig] = 0;
+      pthread_kill(pthread_self(), sig);
+    }
+  }
   execv(path, args);
   int err = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -785,6 +863,8 @@ NAPI_MODULE_INIT() {
       {"setOnlcr", NULL, js_set_onlcr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
       {"execBlocked", NULL, js_exec_blocked, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"holdSignals", NULL, js_hold_signals, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"releaseSignals", NULL, js_release_signals, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
   if (!stk_notify_register(env, exports)) return throw_napi_failure(env, "stk_notify_register");

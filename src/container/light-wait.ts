@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import type { LogFormat } from '../log/logger';
-import { execBlocked } from '../native/addon';
+import { execBlocked, holdSignals, releaseSignals } from '../native/addon';
 import { flushTiming, mark } from '../log/timing';
 import { packageRoot } from '../native/paths';
 import type { ContainerId } from './id';
@@ -27,24 +27,36 @@ export interface LightWait {
   /** Leave the container there once it has stopped (run --keep). */
   readonly keep: boolean;
   readonly globals: readonly string[];
+  /** Whether stockade-init is still unreaped: Node may reap it while the loop turns. */
+  readonly helperRunning: () => boolean;
 }
 
 /**
  * Becomes stockade-light's wait, when it can: the light entry is built, not turned off
  * (STOCKADE_LIGHT=off), and the container has a light record (no hooks that Node must run).
- * Returns only when it does not (the caller then waits itself); never once it has.
+ * Resolves only when it does not (the caller then waits itself); never once it has.
  */
-export function waitInLight(w: LightWait): void {
+export async function waitInLight(w: LightWait): Promise<void> {
   if (process.env['STOCKADE_LIGHT'] === 'off') return;
   const light = join(packageRoot(), 'build', 'Release', 'stockade-light');
   if (!existsSync(light) || !existsSync(join(w.store.dir(w.id), LIGHT_RECORD))) return;
   const args = [light, ...w.globals, 'wait', ...(w.keep ? ['--keep'] : []), w.id, String(w.helperPid)];
+  const signals = FORWARDED.map((s) => constants.signals[s]);
+  // Signals from here on are held for the wait; those Node caught before are still in its loop,
+  // and one turn of it forwards them (an attached run's SIGTERM was lost under load without it).
+  holdSignals(signals);
+  await new Promise((r) => setImmediate(r));
+  if (!w.helperRunning()) {
+    releaseSignals();
+    return;
+  }
   try {
-    // The signals this process forwards are blocked across the execve: the wait forwards them.
+    // The held signals stay pending across the execve: the wait forwards them.
     mark('exec light wait');
     flushTiming();
-    execBlocked(light, args, FORWARDED.map((s) => constants.signals[s]));
+    execBlocked(light, args, signals);
   } catch {
     // Not replaced: this process waits, as it did before there was a light entry.
+    releaseSignals();
   }
 }

@@ -51,7 +51,10 @@ export async function runContainer(opts: RunOptions): Promise<number> {
   // forwarded from here; from the execve on, the wait forwards them.
   const helper = launched.helper;
   if (terminal === undefined && opts.lightGlobals !== undefined && helper.pid !== undefined && helper.exitCode === null && helper.signalCode === null) {
-    waitInLight({ store: opts.store, id: opts.id, helperPid: helper.pid, keep: opts.keep, globals: opts.lightGlobals });
+    await waitInLight({
+      store: opts.store, id: opts.id, helperPid: helper.pid, keep: opts.keep, globals: opts.lightGlobals,
+      helperRunning: () => helper.exitCode === null && helper.signalCode === null,
+    });
   }
   const stopTrimming = trimWhileWaiting();
   const { code, signal } = await launched.helperExit;

@@ -125,6 +125,8 @@ interface Binding extends SentryNative {
   setOnlcr(fd: number, on: boolean): boolean;
   mallocTrim(): boolean;
   execBlocked(path: string, args: readonly string[], signals: readonly number[]): never;
+  holdSignals(signals: readonly number[]): void;
+  releaseSignals(): void;
   bpfDeviceProgLoad(insns: Buffer, license: string): number;
   bpfCgroupDeviceAttach(cgroupFd: number, progFd: number): number;
   bpfCgroupDevicePrograms(cgroupFd: number): number[];
@@ -134,7 +136,7 @@ interface Binding extends SentryNative {
 const FUNCTIONS = [
   'flock', 'flockAsync', 'pidfdOpen', 'pidfdSendSignal', 'pidfdGetfd', 'waitPidfd',
   'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'setWinsize', 'setOnlcr',
-  'mallocTrim', 'execBlocked', 'bpfDeviceProgLoad', 'bpfCgroupDeviceAttach', 'bpfCgroupDevicePrograms', ...SENTRY_FUNCTIONS,
+  'mallocTrim', 'execBlocked', 'holdSignals', 'releaseSignals', 'bpfDeviceProgLoad', 'bpfCgroupDeviceAttach', 'bpfCgroupDevicePrograms', ...SENTRY_FUNCTIONS,
 ] as const;
 
 let loaded: Binding | undefined;
@@ -298,6 +300,20 @@ export function setWinsize(fd: number, rows: number, cols: number): void {
 /** Sets or clears ONLCR on a terminal (tcsetattr); whether it was set before. */
 export function setOnlcr(fd: number, on: boolean): boolean {
   return binding().setOnlcr(fd, on);
+}
+
+/**
+ * From now on `signals` are taken from Node's handlers and held (noted, or kept pending on this
+ * thread), for execBlocked to carry across its execv: Node's handlers only note a signal for the
+ * event loop, which an execv ends. Signals Node caught before are still in its loop.
+ */
+export function holdSignals(signals: readonly number[]): void {
+  binding().holdSignals(signals);
+}
+
+/** Gives the held signals back to Node's handlers, and those that came meanwhile with them. */
+export function releaseSignals(): void {
+  binding().releaseSignals();
 }
 
 /**
