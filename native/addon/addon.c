@@ -557,6 +557,20 @@ static napi_value js_set_winsize(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+/* The thread that calls execBlocked, and the signals it caught itself before blocking them. */
+static pid_t exec_tid;
+static volatile sig_atomic_t exec_caught[65];
+
+/* Runs on whichever thread took a forwarded signal during execBlocked: the signal is made pending
+ * on the exec'ing thread, where it is blocked and survives the execve. Node's own handler (libuv's)
+ * would put it in a pipe that the new program never reads. */
+static void redirect_to_exec_thread(int sig) {
+  int saved = errno;
+  if ((pid_t)syscall(SYS_gettid) == exec_tid) exec_caught[sig] = 1;
+  else syscall(SYS_tgkill, getpid(), exec_tid, sig);
+  errno = saved;
+}
+
 /*
  * Sets or clears ONLCR on a terminal and says whether it was set. The relay of a container's pty
  * clears it on the caller's terminal: the pty has turned "\n" into "\r\n" already, and a second
@@ -586,8 +600,10 @@ static napi_value js_set_onlcr(napi_env env, napi_callback_info info) {
 /*
  * execv(path, argv) with `signals` blocked, so that a signal sent while one program gives way to
  * the other waits for the new one's handlers instead of meeting the default action in between
- * (stockade-light's wait, which an attached run becomes). Returns only when execv fails: the
- * mask is restored and the errno thrown.
+ * (stockade-light's wait, which an attached run becomes). A process-directed signal may go to any
+ * thread that does not block it, and only this one can: so, first, every thread hands it to this
+ * one (redirect_to_exec_thread), and what this one caught before its mask changed is raised again
+ * once it is blocked. Returns only when execv fails: handlers and mask restored, the errno thrown.
  */
 static napi_value js_exec_blocked(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -623,9 +639,23 @@ static napi_value js_exec_blocked(napi_env env, napi_callback_info info) {
     if (napi_get_element(env, argv[2], i, &e) != napi_ok || !get_integer(env, e, "signal", 1, 64, &sig)) goto out;
     sigaddset(&block, (int)sig);
   }
+  struct sigaction redirect, saved[65];
+  memset(&redirect, 0, sizeof redirect);
+  redirect.sa_handler = redirect_to_exec_thread;
+  redirect.sa_flags = SA_RESTART;
+  sigfillset(&redirect.sa_mask);
+  exec_tid = (pid_t)syscall(SYS_gettid);
+  for (int sig = 1; sig < 65; sig++) {
+    exec_caught[sig] = 0;
+    if (sigismember(&block, sig) == 1) sigaction(sig, &redirect, &saved[sig]);
+  }
   pthread_sigmask(SIG_BLOCK, &block, &old);
+  for (int sig = 1; sig < 65; sig++)
+    if (exec_caught[sig]) syscall(SYS_tgkill, getpid(), exec_tid, sig);
   execv(path, args);
   int err = errno;
+  for (int sig = 1; sig < 65; sig++)
+    if (sigismember(&block, sig) == 1) sigaction(sig, &saved[sig], NULL);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   throw_errno(env, err, "execv");
 out:

@@ -1,6 +1,8 @@
-// stockade do [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--env K=V] -- CMD ARGS: a host command in a sandbox.
+// stockade do [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--env K=V] [--memory N] [--pids N] [--cpus N] -- CMD ARGS: a host command in a sandbox.
 import { randomBytes } from 'node:crypto';
-import { doSpec } from '../container/do-spec';
+import { realpathSync } from 'node:fs';
+import { DO_DEFAULT_LIMITS, DO_MIN_MEMORY, doSpec, doTmpfsSizes, doWorkingDirectory, type DoLimits } from '../container/do-spec';
+import { sweepAbandoned } from '../container/do-sweep';
 import { parseContainerId } from '../container/id';
 import { runContainer } from '../container/run';
 import { lightGlobals } from '../container/light-wait';
@@ -10,10 +12,38 @@ import { bool, list, parseArgs, str } from './args';
 import type { Command } from './context';
 import { NETWORK_ANNOTATION } from '../container/supervisor';
 import { parseNetPolicy } from '../sentry/net-policy';
+import { parseMemory } from './units';
+
+const USAGE = `stockade do [OPTIONS] -- CMD [ARGS...]
+
+Runs CMD in a sandbox: the host's root file system read-only (nosuid, nodev, all the way down),
+fresh /proc, /sys, /dev, and /tmp, /var/tmp, /run in memory, its own pid, mount, ipc, uts, cgroup
+and network namespaces, few capabilities, no_new_privs, an init in front of CMD. Stdio passes
+through; signals sent to stockade reach CMD; the exit status is CMD's (128+N if signal N killed
+it). Killing stockade ends the sandbox.
+
+Options:
+  --isolation namespaces|sentry  the wall (default: the global --isolation, else namespaces)
+  --rw                 writes anywhere succeed, into memory, and vanish at the end
+  --network none|host  none (default): loopback only; host: the host's network
+  --allow-net DEST     at --isolation sentry (the default with it), reach DEST from the host's
+                       network and nothing else: HOST[:PORT], CIDR[:PORT], N, N-M, dns=ADDR
+  --cwd DIR            where CMD starts (default: the current directory); resolved on the host,
+                       it must be a directory the sandbox shows as the host has it (not under
+                       /tmp, /var/tmp, /run, /proc, /sys or /dev, which are the sandbox's own)
+  -e, --env K=V        set a variable (the caller's environment is passed on otherwise)
+  --memory SIZE        memory limit, tmpfs contents included (default 2g; at least 32m). The
+                       in-memory file systems are sized from it: /tmp 1/4, /var/tmp 1/8, /run 1/16,
+                       /dev/shm 1/16 (at most 64m), /dev 1/32 (at most 64m), --rw's writes 1/4
+  --pids N             processes and threads at most (default 1024)
+  --cpus N             CPU time, in CPUs (e.g. 0.5, 2); default: no limit
+
+Example:
+  stockade do --memory 512m --pids 200 -- sh -c 'echo hello from $(hostname)'`;
 
 export const command: Command = {
   summary: 'run a host command in a sandbox: host root read-only, writes in memory',
-  usage: 'stockade do [--isolation namespaces|sentry] [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--env K=V]... -- CMD [ARGS...]',
+  usage: USAGE,
   async run(argv, ctx) {
     const p = parseArgs(argv, [
       { name: 'rw', type: 'bool' },
@@ -22,6 +52,9 @@ export const command: Command = {
       { name: 'cwd', type: 'string' },
       { name: 'env', type: 'list', short: 'e' },
       { name: 'isolation', type: 'string' },
+      { name: 'memory', type: 'string' },
+      { name: 'pids', type: 'string' },
+      { name: 'cpus', type: 'string' },
     ], 'do', { stopAfterPositionals: 1 });
     const allowNet = list(p, 'allow-net');
     // Only the sentry can keep an allow list: --allow-net asks for it unless --isolation says otherwise.
@@ -35,16 +68,25 @@ export const command: Command = {
     const network = str(p, 'network') ?? (allowNet.length > 0 ? 'host' : 'none');
     if (network !== 'none' && network !== 'host') throw new StockadeError('USAGE', `do: --network must be none or host, not ${JSON.stringify(network)}`);
     const policy = allowNetPolicy(allowNet, network, isolation);
+    const limits = doLimits(str(p, 'memory'), str(p, 'pids'), str(p, 'cpus'));
     const env = mergeEnv(hostEnv(), list(p, 'env'));
+    ctx.store.ensureRoot();
+    // The state root, as the host resolves it, is hidden from the command: other containers' state lives there.
+    const stateRoot = realpathSync(ctx.store.root);
+    const cwd = doWorkingDirectory(str(p, 'cwd'), process.cwd(), [stateRoot]);
+    // What a `do` killed before it could clean up left behind: its own call is the next one.
+    await sweepAbandoned(ctx.store, (m) => ctx.log.debug(m));
     const id = parseContainerId(`do-${process.pid}-${randomBytes(4).toString('hex')}`);
     const spec = doSpec({
       args: p.positional,
       env,
-      cwd: str(p, 'cwd') ?? process.cwd(),
+      cwd,
       network,
       rw: bool(p, 'rw'),
       uid: process.getuid?.() ?? 0,
       gid: process.getgid?.() ?? 0,
+      limits,
+      hidden: [stateRoot],
     });
     if (policy !== undefined) spec.annotations = { ...spec.annotations, [NETWORK_ANNOTATION]: policy };
     return runContainer({
@@ -58,6 +100,7 @@ export const command: Command = {
       keep: false,
       debug: (m) => ctx.log.debug(m),
       lightGlobals: lightGlobals(ctx.store.root, ctx.log.file),
+      sandbox: { init: true, tiedTo: process.pid, envOnDisk: false, overlayTmpfs: doTmpfsSizes(limits.memory).overlay },
     });
   },
 };
@@ -73,6 +116,31 @@ function allowNetPolicy(dests: readonly string[], network: string, isolation: st
   const items = dests.flatMap((d) => d.split(',')).filter((d) => d !== '');
   parseNetPolicy(items.join(','), 'do: --allow-net');
   return items.join(',');
+}
+
+/** --memory, --pids and --cpus over the defaults, each checked. */
+export function doLimits(memory: string | undefined, pids: string | undefined, cpus: string | undefined): DoLimits {
+  const limits: DoLimits = { ...DO_DEFAULT_LIMITS };
+  if (memory !== undefined) {
+    let bytes = NaN;
+    try {
+      if (memory !== '-1') bytes = parseMemory(memory, 'memory');
+    } catch { /* worded below */ }
+    if (!(bytes >= DO_MIN_MEMORY)) throw new StockadeError('USAGE', `do: --memory ${JSON.stringify(memory)}: a size of at least 32m (e.g. 512m, 2g): the tmpfs mounts are sized from it`, { flag: 'memory' });
+    limits.memory = bytes;
+  }
+  if (pids !== undefined) {
+    if (!/^\d+$/.test(pids) || Number(pids) < 1 || Number(pids) > 4_194_304) {
+      throw new StockadeError('USAGE', `do: --pids ${JSON.stringify(pids)}: a whole number from 1 to 4194304`, { flag: 'pids' });
+    }
+    limits.pids = Number(pids);
+  }
+  if (cpus !== undefined) {
+    const n = /^\d+(?:\.\d+)?$/.test(cpus) ? Number(cpus) : NaN;
+    if (!(n >= 0.01 && n <= 1024)) throw new StockadeError('USAGE', `do: --cpus ${JSON.stringify(cpus)}: a number of CPUs from 0.01 (e.g. 0.5, 2)`, { flag: 'cpus' });
+    limits.cpus = n;
+  }
+  return limits;
 }
 
 const SAVED_CA = 'STOCKADE_SAVED_NODE_EXTRA_CA_CERTS';

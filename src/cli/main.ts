@@ -78,7 +78,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (load === undefined) throw new StockadeError('USAGE', `unknown command ${JSON.stringify(command)} (see stockade --help)`);
     const cmd = load();
     mark('loaded');
-    if (rest.includes('--help') || rest.includes('-h')) {
+    // Only the command's own flags: what follows `--` belongs to the program `do` runs.
+    const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+    if (own.includes('--help') || own.includes('-h')) {
       out(`${cmd.usage}\n`);
       return 0;
     }

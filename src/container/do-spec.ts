@@ -1,24 +1,79 @@
-// The config behind `stockade do`: the host's root read-only (or overlaid in memory), fresh /proc, /dev, /tmp.
-import type { Spec } from '../oci/spec';
+// The config behind `stockade do`: the host's root read-only (or overlaid in memory), fresh /proc, /dev, /tmp, limits.
+import { realpathSync, statSync } from 'node:fs';
+import { StockadeError, errnoCode } from '../errors';
+import type { Mount, Spec } from '../oci/spec';
 import { defaultSeccompProfile } from '../seccomp';
+
+/** What `do` bounds by default; every in-memory file system is sized from the memory limit. */
+export interface DoLimits {
+  /** Bytes of memory for the whole container, its tmpfs contents included (they are charged to it). */
+  memory: number;
+  /** Processes and threads. */
+  pids: number;
+  /** CPUs' worth of time per period; undefined: no CPU limit. */
+  cpus?: number | undefined;
+}
+
+export const DO_DEFAULT_LIMITS: DoLimits = { memory: 2 * 1024 ** 3, pids: 1024 };
+/** Below this the tmpfs sizes round to nothing useful, and the runtime's own setup may not fit. */
+export const DO_MIN_MEMORY = 32 * 1024 ** 2;
+const CPU_PERIOD = 100_000;
 
 export interface DoOptions {
   args: string[];
   env: string[];
+  /** A path the host resolved (doWorkingDirectory): only ever the process's cwd, never a mount. */
   cwd: string;
   network: 'none' | 'host';
   rw: boolean;
   uid: number;
   gid: number;
+  limits: DoLimits;
+  /** Host directories the command must not see (the state root): covered by an empty read-only tmpfs. */
+  hidden: readonly string[];
 }
 
 const DEFAULT_CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
 
-// Fresh in-memory mounts over the host's; a working directory below one is bound back, read-only.
-const FRESH = ['/tmp', '/var/tmp', '/run'];
+/** The directories `do` replaces with fresh mounts: the host's are not what the container sees there. */
+export const DO_FRESH = ['/proc', '/sys', '/dev', '/tmp', '/var/tmp', '/run'] as const;
 
 function under(path: string, dir: string): boolean {
-  return path === dir || path.startsWith(`${dir}/`);
+  return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
+}
+
+/**
+ * The working directory the command starts in: the given path (else the caller's own) resolved
+ * through every symlink and `..`. It decides no mount: a directory the sandbox does not show as
+ * the host has it (below a fresh /tmp, /run, /proc, ..., or a hidden state root) is refused.
+ */
+export function doWorkingDirectory(given: string | undefined, callerCwd: string, hidden: readonly string[]): string {
+  const what = given === undefined ? 'the working directory' : '--cwd';
+  let path: string;
+  try {
+    path = realpathSync(given ?? callerCwd);
+    if (!statSync(path).isDirectory()) throw new StockadeError('USAGE', `do: ${what} ${given ?? callerCwd} is not a directory`);
+  } catch (e) {
+    if (e instanceof StockadeError) throw e;
+    const code = errnoCode(e);
+    throw new StockadeError('USAGE', `do: ${what} ${given ?? callerCwd}: ${code === 'ENOENT' ? 'no such directory' : (e as Error).message}`);
+  }
+  for (const dir of DO_FRESH) {
+    if (path !== dir && under(path, dir)) {
+      throw new StockadeError('USAGE', `do: ${what} ${path} is not in the sandbox, whose ${dir} is its own and empty: start elsewhere or give --cwd DIR`);
+    }
+  }
+  for (const dir of hidden) {
+    if (under(path, dir)) throw new StockadeError('USAGE', `do: ${what} ${path} is in stockade's state directory ${dir}, which the sandbox hides`);
+  }
+  return path;
+}
+
+/** The size options of each in-memory file system: together they stay below the memory limit. */
+export function doTmpfsSizes(memory: number): { tmp: string; varTmp: string; run: string; dev: string; shm: string; overlay: string } {
+  const kb = (fraction: number, cap = Infinity): string => `size=${Math.max(64, Math.floor(Math.min(memory * fraction, cap) / 1024))}k`;
+  // 1/4 + 1/8 + 1/16 + 1/32 + 1/16 + 1/4 = 25/32 of the limit at most, the overlay's included.
+  return { tmp: kb(1 / 4), varTmp: kb(1 / 8), run: kb(1 / 16), dev: kb(1 / 32, 64 * 1024 ** 2), shm: kb(1 / 16, 64 * 1024 ** 2), overlay: kb(1 / 4) };
 }
 
 export function doSpec(opts: DoOptions): Spec {
@@ -27,9 +82,12 @@ export function doSpec(opts: DoOptions): Spec {
   ];
   if (opts.network === 'none') namespaces.push({ type: 'network' });
   const caps = opts.uid === 0 ? DEFAULT_CAPS : [];
-  const cwdMount = FRESH.some((d) => under(opts.cwd, d))
-    ? [{ destination: opts.cwd, type: 'bind', source: opts.cwd, options: ['rbind', 'ro', 'nosuid', 'nodev'] }]
-    : [];
+  const size = doTmpfsSizes(opts.limits.memory);
+  // A state root outside the fresh directories would show every container's state: covered.
+  const hide: Mount[] = opts.hidden.filter((d) => d !== '/' && !DO_FRESH.some((f) => under(d, f))).map((d) => ({
+    destination: d, type: 'tmpfs', source: 'tmpfs', options: ['ro', 'nosuid', 'nodev', 'noexec', 'size=4k', 'nr_inodes=1', 'mode=000'],
+  }));
+  const { cpus } = opts.limits;
   return {
     ociVersion: '1.3.0',
     process: {
@@ -45,18 +103,23 @@ export function doSpec(opts: DoOptions): Spec {
     hostname: 'stockade',
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', size.dev] },
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
-      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', size.shm] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-      { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
-      { destination: '/var/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
-      { destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=755'] },
-      ...cwdMount,
+      { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', size.tmp] },
+      { destination: '/var/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', size.varTmp] },
+      { destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=755', size.run] },
+      ...hide,
     ],
     linux: {
       namespaces,
+      resources: {
+        memory: { limit: opts.limits.memory },
+        pids: { limit: opts.limits.pids },
+        ...(cpus === undefined ? {} : { cpu: { quota: Math.max(1000, Math.round(cpus * CPU_PERIOD)), period: CPU_PERIOD } }),
+      },
       // Docker's default profile, cut to these capabilities: no mount, unshare, keyctl, bpf, ...
       seccomp: defaultSeccompProfile({ capabilities: caps }),
       maskedPaths: [

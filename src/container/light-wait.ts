@@ -34,11 +34,16 @@ export interface LightWait {
  * (STOCKADE_LIGHT=off), and the container has a light record (no hooks that Node must run).
  * Returns only when it does not (the caller then waits itself); never once it has.
  */
-export function waitInLight(w: LightWait): void {
+export async function waitInLight(w: LightWait, stillOurs: () => boolean): Promise<void> {
   if (process.env['STOCKADE_LIGHT'] === 'off') return;
   const light = join(packageRoot(), 'build', 'Release', 'stockade-light');
   if (!existsSync(light) || !existsSync(join(w.store.dir(w.id), LIGHT_RECORD))) return;
   const args = [light, ...w.globals, 'wait', ...(w.keep ? ['--keep'] : []), w.id, String(w.helperPid)];
+  // Signals Node has caught but not yet handed to JavaScript sit in libuv's pipe, which the new
+  // program does not read: one turn of the event loop forwards them (signal-forward.ts).
+  await new Promise((r) => setImmediate(r));
+  // That turn may have reaped stockade-init: the wait must find it.
+  if (!stillOurs()) return;
   try {
     // The signals this process forwards are blocked across the execve: the wait forwards them.
     mark('exec light wait');

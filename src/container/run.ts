@@ -50,8 +50,9 @@ export async function runContainer(opts: RunOptions): Promise<number> {
   // since it was last checked here): the wait must find it. Signals that came meanwhile were
   // forwarded from here; from the execve on, the wait forwards them.
   const helper = launched.helper;
-  if (terminal === undefined && opts.lightGlobals !== undefined && helper.pid !== undefined && helper.exitCode === null && helper.signalCode === null) {
-    waitInLight({ store: opts.store, id: opts.id, helperPid: helper.pid, keep: opts.keep, globals: opts.lightGlobals });
+  const unreaped = (): boolean => helper.exitCode === null && helper.signalCode === null;
+  if (terminal === undefined && opts.lightGlobals !== undefined && helper.pid !== undefined && unreaped()) {
+    await waitInLight({ store: opts.store, id: opts.id, helperPid: helper.pid, keep: opts.keep, globals: opts.lightGlobals }, unreaped);
   }
   const stopTrimming = trimWhileWaiting();
   const { code, signal } = await launched.helperExit;
