@@ -93,7 +93,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       throw new StockadeError('USAGE', `--isolation must be one of ${ISOLATION_LEVELS.join(', ')}, not ${JSON.stringify(isolation)}`);
     }
     if (isolation === 'vm') throw new StockadeError('UNSUPPORTED', '--isolation vm is not available yet: the vm level is not implemented');
-    log.debug(`stockade ${argv.join(' ')}`);
+    log.debug(`stockade ${withoutEnvValues(argv).join(' ')}`);
     return await cmd.run(rest, {
       store: new StateStore(str(g, 'root') ?? DEFAULT_ROOT),
       log,
@@ -140,4 +140,33 @@ if (require.main === module) {
   // Exit as soon as the command is done: its output is written synchronously (out(), the log), and
   // a natural exit would first tear the whole heap down, several ms of every call.
   void main(process.argv.slice(2)).then((code) => process.exit(code));
+}
+
+/**
+ * The command line as the --log file may keep it: the values of -e/--env (do, exec) replaced,
+ * since they are the secrets a caller hands a sandbox (API tokens) and the log outlives it.
+ * Only the flags before `--`: what follows is the sandboxed program's.
+ */
+export function withoutEnvValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  let flags = true;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    if (a === '--') flags = false;
+    const m = flags ? /^(-e|--env)(=?)(.*)$/.exec(a) : null;
+    if (m === null) {
+      out.push(a);
+    } else if (m[2] === '=' || (m[1] === '-e' && m[3] !== '')) {
+      out.push(`${m[1]}${m[2]}${redact(m[3] ?? '')}`);
+    } else {
+      out.push(a, redact(argv[i + 1] ?? ''));
+      i++;
+    }
+  }
+  return out;
+}
+
+function redact(entry: string): string {
+  const eq = entry.indexOf('=');
+  return eq < 0 ? entry : `${entry.slice(0, eq)}=...`;
 }

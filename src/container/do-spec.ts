@@ -111,6 +111,9 @@ export function doSpec(opts: DoOptions): Spec {
       { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', size.tmp] },
       { destination: '/var/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', size.varTmp] },
       { destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=755', size.run] },
+      // With the host's network the host's /sys is bound (sysfs belongs to a network namespace),
+      // and with it the host's cgroup hierarchies: read-only, but no business of the command's.
+      ...(opts.network === 'host' ? [{ destination: '/sys/fs/cgroup', type: 'tmpfs', source: 'tmpfs', options: ['ro', 'nosuid', 'nodev', 'noexec', 'size=4k', 'mode=555'] }] : []),
       ...hide,
     ],
     linux: {

@@ -25,7 +25,8 @@ export async function sweepAbandoned(store: StateStore, debug?: (m: string) => v
     const id = name as ContainerId;
     try {
       const held = store.read(id).heldBy;
-      if (held === undefined || isSameLiveProcess(held.pid, held.startTime)) continue;
+      // Without a start time the holder cannot be told from a later process with its pid: left alone.
+      if (held === undefined || held.startTime === '' || isSameLiveProcess(held.pid, held.startTime)) continue;
       await deleteContainer(store, id, true);
       debug?.(`deleted ${id}, left behind by stockade do (pid ${held.pid}), which is gone`);
     } catch (e) {
