@@ -98,6 +98,9 @@ void stk_child_main(int go_fd)
 	stk.exit_code = 1;
 	stk.err_fd = stk.sync_fd;
 	wait_for_go(go_fd, plan->tied_to != 0);
+	/* Now, so that a caller killed during setup (C waiting for start) takes C along; again below,
+	 * since a change of credentials may clear it. */
+	stk_tie_to_p(plan, go_fd);
 
 	/* Modes in the plan are exact; the process's own umask comes with its user. */
 	umask(0);
@@ -163,7 +166,7 @@ void stk_child_main(int go_fd)
 	 * success, an ERROR frame is the exec failure. */
 
 	stk_clear_nonblock_stdio();
-	/* With its final identity (a change of credentials clears the parent-death signal). */
+	/* With its final identity. */
 	stk_tie_to_p(plan, go_fd);
 	/* From here on, with an init, this is the command, pid 2: the init stays behind. */
 	stk_become_init(plan);

@@ -17,7 +17,8 @@
  * process) dies and C asks the same of P; each checks after its prctl that the parent it asked
  * about is still there, since a parent that died before would never send the signal. C's check is
  * the go pipe, whose write end P keeps open for its whole life. The setting does not survive a
- * change of credentials, so C sets it once it has its final identity. */
+ * change of credentials, so C sets it as soon as P releases it (a caller killed while the
+ * container waits for start takes it along) and again once it has its final identity. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
