@@ -1,7 +1,7 @@
-// stockade do [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--env K=V] [--memory N] [--pids N] [--cpus N] -- CMD ARGS: a host command in a sandbox.
+// stockade do [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--bind SRC[:DST][:ro|:rw]] [--env K=V] [--memory N] [--pids N] [--cpus N] -- CMD ARGS: a host command in a sandbox.
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
-import { DO_DEFAULT_LIMITS, DO_MIN_MEMORY, doSpec, doTmpfsSizes, doWorkingDirectory, type DoLimits } from '../container/do-spec';
+import { DO_DEFAULT_LIMITS, DO_MIN_MEMORY, doBind, doSpec, doTmpfsSizes, doWorkingDirectory, type DoLimits } from '../container/do-spec';
 import { sweepAbandoned } from '../container/do-sweep';
 import { parseContainerId } from '../container/id';
 import { runContainer } from '../container/run';
@@ -30,7 +30,13 @@ Options:
                        network and nothing else: HOST[:PORT], CIDR[:PORT], N, N-M, dns=ADDR
   --cwd DIR            where CMD starts (default: the current directory); resolved on the host,
                        it must be a directory the sandbox shows as the host has it (not under
-                       /tmp, /var/tmp, /run, /proc, /sys or /dev, which are the sandbox's own)
+                       /tmp, /var/tmp, /run, /proc, /sys or /dev, which are the sandbox's own,
+                       unless a --bind of it, or of a directory above it, shares it there)
+  --bind SRC[:DST][:ro|:rw]
+                       share a host path, at DST (default: SRC's own path), read-only (default;
+                       every mount below it too) or writable (:rw, that file system only, nosuid,
+                       nodev). SRC is resolved on the host (symlinks, ..); not /proc, /sys, /dev
+                       or stockade's state. --bind .:rw lets a build write the current directory
   -e, --env K=V        set a variable (the caller's environment is passed on otherwise)
   --memory SIZE        memory limit, tmpfs contents included (default 2g; at least 32m). The
                        in-memory file systems are sized from it: /tmp 1/4, /var/tmp 1/8, /run 1/16,
@@ -38,8 +44,9 @@ Options:
   --pids N             processes and threads at most (default 1024)
   --cpus N             CPU time, in CPUs (e.g. 0.5, 2); default: no limit
 
-Example:
-  stockade do --memory 512m --pids 200 -- sh -c 'echo hello from $(hostname)'`;
+Examples:
+  stockade do --memory 512m --pids 200 -- sh -c 'echo hello from $(hostname)'
+  stockade do --bind .:rw -- make        # the build writes the current directory, nothing else`;
 
 export const command: Command = {
   summary: 'run a host command in a sandbox: host root read-only, writes in memory',
@@ -55,6 +62,7 @@ export const command: Command = {
       { name: 'memory', type: 'string' },
       { name: 'pids', type: 'string' },
       { name: 'cpus', type: 'string' },
+      { name: 'bind', type: 'list' },
     ], 'do', { stopAfterPositionals: 1 });
     const allowNet = list(p, 'allow-net');
     // Only the sentry can keep an allow list: --allow-net asks for it unless --isolation says otherwise.
@@ -73,7 +81,8 @@ export const command: Command = {
     ctx.store.ensureRoot();
     // The state root, as the host resolves it, is hidden from the command: other containers' state lives there.
     const stateRoot = realpathSync(ctx.store.root);
-    const cwd = doWorkingDirectory(str(p, 'cwd'), process.cwd(), [stateRoot]);
+    const binds = list(p, 'bind').map((b) => doBind(b, process.cwd(), [stateRoot], bool(p, 'rw')));
+    const cwd = doWorkingDirectory(str(p, 'cwd'), process.cwd(), [stateRoot], binds);
     // What a `do` killed before it could clean up left behind: its own call is the next one.
     await sweepAbandoned(ctx.store, (m) => ctx.log.debug(m));
     const id = parseContainerId(`do-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -87,6 +96,7 @@ export const command: Command = {
       gid: process.getgid?.() ?? 0,
       limits,
       hidden: [stateRoot],
+      binds,
     });
     if (policy !== undefined) spec.annotations = { ...spec.annotations, [NETWORK_ANNOTATION]: policy };
     return runContainer({

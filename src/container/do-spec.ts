@@ -1,5 +1,6 @@
 // The config behind `stockade do`: the host's root read-only (or overlaid in memory), fresh /proc, /dev, /tmp, limits.
-import { realpathSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { posix } from 'node:path';
 import { StockadeError, errnoCode } from '../errors';
 import type { Mount, Spec } from '../oci/spec';
 import { defaultSeccompProfile } from '../seccomp';
@@ -31,6 +32,15 @@ export interface DoOptions {
   limits: DoLimits;
   /** Host directories the command must not see (the state root): covered by an empty read-only tmpfs. */
   hidden: readonly string[];
+  /** Host paths shared on purpose (--bind), checked by doBind. */
+  binds?: readonly DoBind[] | undefined;
+}
+
+/** One --bind: a host path resolved on the host, where the command sees it, and whether it may write there. */
+export interface DoBind {
+  source: string;
+  destination: string;
+  writable: boolean;
 }
 
 const DEFAULT_CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
@@ -42,12 +52,56 @@ function under(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
 }
 
+// The sandbox's own kernel interfaces: no host path is bound there, and none of the host's is shared.
+const KERNEL_DIRS = ['/proc', '/sys', '/dev'] as const;
+
+/**
+ * A --bind SRC[:DST][:ro|:rw] (read-only unless :rw): SRC resolved on the host through every
+ * symlink and `..` (relative to callerCwd), DST made absolute and normal (`..` cannot climb out
+ * of the container's root, which resolves it again at mount time). Refused: a source or
+ * destination among the kernel's interfaces (/proc, /sys, /dev), the destination /, and a source
+ * that holds or lies in a hidden directory (the state root).
+ */
+export function doBind(value: string, callerCwd: string, hidden: readonly string[], rootWritable = false): DoBind {
+  const parts = value.split(':');
+  let writable = false;
+  if (parts.length > 1 && (parts[parts.length - 1] === 'ro' || parts[parts.length - 1] === 'rw')) writable = parts.pop() === 'rw';
+  const [src, dst] = parts;
+  if (parts.length > 2 || src === undefined || src === '' || dst === '') {
+    throw new StockadeError('USAGE', `do: --bind ${JSON.stringify(value)}: expected SRC[:DST][:ro|:rw] (paths without ':')`, { flag: 'bind' });
+  }
+  let source: string;
+  try {
+    source = realpathSync(posix.resolve(callerCwd, src));
+  } catch (e) {
+    throw new StockadeError('USAGE', `do: --bind ${JSON.stringify(value)}: ${errnoCode(e) === 'ENOENT' ? `${src} does not exist` : (e as Error).message}`, { flag: 'bind' });
+  }
+  const destination = dst === undefined ? source : posix.resolve('/', dst);
+  const refuse = (why: string): never => { throw new StockadeError('USAGE', `do: --bind ${JSON.stringify(value)}: ${why}`, { flag: 'bind' }); };
+  for (const dir of KERNEL_DIRS) {
+    if (under(source, dir)) refuse(`the host's ${dir} is not shared`);
+    if (under(destination, dir)) refuse(`${dir} is the sandbox's own`);
+  }
+  if (destination === '/') refuse('the destination cannot be /');
+  for (const dir of hidden) {
+    if (under(source, dir) || under(dir, source)) refuse(`it would show stockade's state directory ${dir}`);
+    if (under(destination, dir)) refuse(`${destination} is in stockade's state directory`);
+  }
+  // The host's root is read-only in the sandbox: a mount point can be made only in its own
+  // directories, or anywhere with --rw (in memory).
+  if (!rootWritable && !DO_FRESH.some((d) => under(destination, d)) && !existsSync(destination)) {
+    refuse(`${destination} does not exist in the sandbox's read-only root: use a directory that does, one under /tmp, or --rw`);
+  }
+  return { source, destination, writable };
+}
+
 /**
  * The working directory the command starts in: the given path (else the caller's own) resolved
  * through every symlink and `..`. It decides no mount: a directory the sandbox does not show as
- * the host has it (below a fresh /tmp, /run, /proc, ..., or a hidden state root) is refused.
+ * the host has it (below a fresh /tmp, /run, /proc, ..., or a hidden state root) is refused,
+ * unless a --bind shows it there.
  */
-export function doWorkingDirectory(given: string | undefined, callerCwd: string, hidden: readonly string[]): string {
+export function doWorkingDirectory(given: string | undefined, callerCwd: string, hidden: readonly string[], binds: readonly DoBind[] = []): string {
   const what = given === undefined ? 'the working directory' : '--cwd';
   let path: string;
   try {
@@ -58,9 +112,11 @@ export function doWorkingDirectory(given: string | undefined, callerCwd: string,
     const code = errnoCode(e);
     throw new StockadeError('USAGE', `do: ${what} ${given ?? callerCwd}: ${code === 'ENOENT' ? 'no such directory' : (e as Error).message}`);
   }
+  // Shown where the host has it: a bind of the directory, or of one above it, at its own path.
+  if (binds.some((b) => b.source === b.destination && under(path, b.destination))) return path;
   for (const dir of DO_FRESH) {
     if (path !== dir && under(path, dir)) {
-      throw new StockadeError('USAGE', `do: ${what} ${path} is not in the sandbox, whose ${dir} is its own and empty: start elsewhere or give --cwd DIR`);
+      throw new StockadeError('USAGE', `do: ${what} ${path} is not in the sandbox, whose ${dir} is its own and empty: start elsewhere, give --cwd DIR, or share it with --bind ${path}`);
     }
   }
   for (const dir of hidden) {
@@ -114,6 +170,13 @@ export function doSpec(opts: DoOptions): Spec {
       // With the host's network the host's /sys is bound (sysfs belongs to a network namespace),
       // and with it the host's cgroup hierarchies: read-only, but no business of the command's.
       ...(opts.network === 'host' ? [{ destination: '/sys/fs/cgroup', type: 'tmpfs', source: 'tmpfs', options: ['ro', 'nosuid', 'nodev', 'noexec', 'size=4k', 'mode=555'] }] : []),
+      // After the fresh mounts (a destination below /tmp lands in the sandbox's own), before the
+      // state root's cover. Read-only: recursive, every submount too (plan.ts turns ro, nosuid
+      // and nodev of an rbind into rro, rnosuid, rnodev). Writable: this one file system only.
+      ...(opts.binds ?? []).map((b) => ({
+        destination: b.destination, type: 'bind', source: b.source,
+        options: b.writable ? ['bind', 'rw', 'nosuid', 'nodev'] : ['rbind', 'ro', 'nosuid', 'nodev'],
+      })),
       ...hide,
     ],
     linux: {
