@@ -129,6 +129,7 @@ struct stk_plan {
 
 	bool no_new_privs, monitor, loopback_up, terminal;
 	bool init;          /* C stays pid 1 and forks the command (TAG_INIT) */
+	uint32_t timeout_ms, grace_ms; /* the init's deadline for the command (TAG_INIT_TIMEOUT); 0: none */
 	uint32_t tied_to;   /* P's parent, whose death ends the container (TAG_TIED); 0: none */
 	const char *overlay_tmpfs; /* options of an overlay root's tmpfs (TAG_OVERLAY_TMPFS) */
 	const char *cwd;

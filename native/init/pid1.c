@@ -8,7 +8,8 @@
  * filters and execve, keeps every signal blocked and takes them with sigwaitinfo (a blocked signal
  * is queued even for pid 1), passes each one on to the command, reaps whatever exits, and exits
  * with the command's status, 128+N when signal N killed it. The kernel then kills whatever is left
- * in the namespace.
+ * in the namespace. With a deadline (`do --timeout`) it ends the command as timeout(1) does, and
+ * everything else in the namespace after a grace, and exits with 124.
  *
  * The init runs no filter: it makes no call the workload chooses, holds no fd but the tie to P,
  * and cannot be traced or read (it is not dumpable and the workload has no CAP_SYS_PTRACE).
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "init.h"
 #include "syscalls.h"
@@ -62,10 +64,39 @@ static bool synchronous(int sig)
 	       sig == SIGSYS || sig == SIGABRT;
 }
 
-__attribute__((noreturn)) static void serve(pid_t command)
+static int64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* A deadline (TAG_INIT_TIMEOUT): SIGTERM to the command when it passes, SIGKILL to everything in
+ * the namespace (kill(-1) from its pid 1 spares only the init) once the grace has passed too. */
+struct deadline {
+	int64_t at;   /* ms on CLOCK_MONOTONIC; 0: none left */
+	int64_t grace;
+	bool expired; /* the command ran out of time: the init exits with 124 */
+};
+
+static void on_deadline(struct deadline *d, pid_t command)
+{
+	if (!d->expired) {
+		d->expired = true;
+		kill(command, SIGTERM);
+		d->at = d->grace > 0 ? now_ms() + d->grace : 0;
+		if (d->grace > 0)
+			return;
+	}
+	kill(-1, SIGKILL);
+	d->at = 0;
+}
+
+__attribute__((noreturn)) static void serve(pid_t command, const struct stk_plan *plan)
 {
 	sigset_t all;
 	sigfillset(&all);
+	struct deadline d = { .at = plan->timeout_ms ? now_ms() + plan->timeout_ms : 0, .grace = plan->grace_ms };
 
 	/* Nothing of the container stays open in the init: the start connection must see EOF at
 	 * the command's execve, the sentry's socket is the command's, and a reader of the command's
@@ -74,9 +105,20 @@ __attribute__((noreturn)) static void serve(pid_t command)
 
 	for (;;) {
 		siginfo_t si;
-		int sig = sigwaitinfo(&all, &si);
+		int sig;
+		if (d.at > 0) {
+			int64_t left = d.at - now_ms();
+			if (left <= 0) {
+				on_deadline(&d, command);
+				continue;
+			}
+			struct timespec ts = { .tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000 };
+			sig = sigtimedwait(&all, &si, &ts);
+		} else {
+			sig = sigwaitinfo(&all, &si);
+		}
 		if (sig < 0)
-			continue;
+			continue; /* EAGAIN: the deadline, met at the top; EINTR */
 		if (sig != SIGCHLD) {
 			if (!synchronous(sig))
 				kill(command, sig);
@@ -87,6 +129,8 @@ __attribute__((noreturn)) static void serve(pid_t command)
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 			if (pid != command)
 				continue;
+			if (d.expired)
+				_exit(124);
 			if (WIFEXITED(status))
 				_exit(WEXITSTATUS(status));
 			if (WIFSIGNALED(status))
@@ -110,7 +154,7 @@ void stk_become_init(const struct stk_plan *plan)
 	if (command < 0)
 		stk_fail_errno("init", "fork the command");
 	if (command > 0)
-		serve(command);
+		serve(command, plan);
 	if (sigprocmask(SIG_SETMASK, &old, NULL) < 0)
 		stk_fail_errno("init", "unblock signals");
 }

@@ -321,6 +321,13 @@ static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 		if (pl->tied_to == 0)
 			plan_fail("tied to pid 0");
 		break;
+	case STK_PLAN_TAG_INIT_TIMEOUT:
+		once(seen, c->tag);
+		pl->timeout_ms = get_u32(c);
+		pl->grace_ms = get_u32(c);
+		if (pl->timeout_ms == 0)
+			plan_fail("a timeout of 0 ms");
+		break;
 	case STK_PLAN_TAG_OVERLAY_TMPFS:
 		once(seen, c->tag);
 		pl->overlay_tmpfs = get_str(c);
@@ -441,6 +448,8 @@ static void check_plan(struct stk_plan *pl)
 		plan_fail("mounts, devices, links or a new mount namespace without a root file system");
 	if (pl->terminal && pl->console_socket == NULL)
 		plan_fail("a terminal without a console socket");
+	if (pl->timeout_ms && !pl->init)
+		plan_fail("a timeout without an init to keep it");
 	if (pl->init && !(pl->clone_flags & CLONE_NEWPID))
 		plan_fail("an init without a pid namespace of its own");
 	if (pl->tied_to && !pl->monitor)

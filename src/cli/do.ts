@@ -1,4 +1,4 @@
-// stockade do [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--bind SRC[:DST][:ro|:rw]] [--env K=V] [--memory N] [--pids N] [--cpus N] -- CMD ARGS: a host command in a sandbox.
+// stockade do [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--bind SRC[:DST][:ro|:rw]] [--env K=V] [--memory N] [--pids N] [--cpus N] [--timeout D] -- CMD ARGS: a host command in a sandbox.
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { DO_DEFAULT_LIMITS, DO_MIN_MEMORY, doBind, doSpec, doTmpfsSizes, doWorkingDirectory, type DoLimits } from '../container/do-spec';
@@ -10,9 +10,7 @@ import { isolationLevels } from './isolation';
 import { StockadeError } from '../errors';
 import { bool, list, parseArgs, str } from './args';
 import type { Command } from './context';
-import { NETWORK_ANNOTATION } from '../container/supervisor';
-import { parseNetPolicy } from '../sentry/net-policy';
-import { parseMemory } from './units';
+import { parseDuration, parseMemory } from './units';
 
 const USAGE = `stockade do [OPTIONS] -- CMD [ARGS...]
 
@@ -43,6 +41,9 @@ Options:
                        /dev/shm 1/16 (at most 64m), /dev 1/32 (at most 64m), --rw's writes 1/4
   --pids N             processes and threads at most (default 1024)
   --cpus N             CPU time, in CPUs (e.g. 0.5, 2); default: no limit
+  --timeout DURATION   end CMD after DURATION (30s, 5m, 1h30m, or seconds): SIGTERM, then 5 s
+                       later SIGKILL to everything left; the exit status is then 124, as
+                       timeout(1) gives. Default: none
 
 Examples:
   stockade do --memory 512m --pids 200 -- sh -c 'echo hello from $(hostname)'
@@ -63,6 +64,7 @@ export const command: Command = {
       { name: 'pids', type: 'string' },
       { name: 'cpus', type: 'string' },
       { name: 'bind', type: 'list' },
+      { name: 'timeout', type: 'string' },
     ], 'do', { stopAfterPositionals: 1 });
     const allowNet = list(p, 'allow-net');
     // Only the sentry can keep an allow list: --allow-net asks for it unless --isolation says otherwise.
@@ -77,6 +79,7 @@ export const command: Command = {
     if (network !== 'none' && network !== 'host') throw new StockadeError('USAGE', `do: --network must be none or host, not ${JSON.stringify(network)}`);
     const policy = allowNetPolicy(allowNet, network, isolation);
     const limits = doLimits(str(p, 'memory'), str(p, 'pids'), str(p, 'cpus'));
+    const timeout = doTimeout(str(p, 'timeout'));
     const env = mergeEnv(hostEnv(), list(p, 'env'));
     ctx.store.ensureRoot();
     // The state root, as the host resolves it, is hidden from the command: other containers' state lives there.
@@ -110,22 +113,25 @@ export const command: Command = {
       keep: false,
       debug: (m) => ctx.log.debug(m),
       lightGlobals: lightGlobals(ctx.store.root, ctx.log.file),
-      sandbox: { init: true, tiedTo: process.pid, envOnDisk: false, overlayTmpfs: doTmpfsSizes(limits.memory).overlay },
+      sandbox: { init: true, tiedTo: process.pid, envOnDisk: false, overlayTmpfs: doTmpfsSizes(limits.memory).overlay, timeout },
     });
   },
 };
 
-/**
- * The sentry's network policy for --allow-net's destinations (HOST[:PORT], CIDR[:PORT], N, N-M,
- * dns=ADDR), each checked here; undefined without any.
- */
-function allowNetPolicy(dests: readonly string[], network: string, isolation: string): string | undefined {
-  if (dests.length === 0) return undefined;
-  if (isolation !== 'sentry') throw new StockadeError('USAGE', 'do: --allow-net needs --isolation sentry (the namespaces level has no network policy)');
-  if (network !== 'host') throw new StockadeError('USAGE', 'do: --allow-net with --network none reaches nothing but loopback: leave --network out, or give host');
-  const items = dests.flatMap((d) => d.split(',')).filter((d) => d !== '');
-  parseNetPolicy(items.join(','), 'do: --allow-net');
-  return items.join(',');
+/** After --timeout, the command has this long to end on SIGTERM before everything is killed. */
+export const DO_TIMEOUT_GRACE_MS = 5000;
+
+/** --timeout DURATION (5s, 1m30s, 500ms, or seconds as a plain number, as timeout(1) takes them). */
+export function doTimeout(value: string | undefined): { timeoutMs: number; graceMs: number } | undefined {
+  if (value === undefined) return undefined;
+  let ms = NaN;
+  try {
+    ms = /^\d+(?:\.\d+)?$/.test(value) ? Number(value) * 1000 : parseDuration(value, 'timeout');
+  } catch { /* worded below */ }
+  if (!(ms >= 1 && ms <= 0xffffffff)) {
+    throw new StockadeError('USAGE', `do: --timeout ${JSON.stringify(value)}: a duration from 1ms to 49 days (e.g. 30s, 5m, 1h, or seconds)`, { flag: 'timeout' });
+  }
+  return { timeoutMs: Math.ceil(ms), graceMs: DO_TIMEOUT_GRACE_MS };
 }
 
 /** --memory, --pids and --cpus over the defaults, each checked. */

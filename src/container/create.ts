@@ -54,6 +54,8 @@ export interface SandboxOptions {
   envOnDisk: boolean;
   /** Options of the tmpfs an overlay root (--rw) keeps its writes on (size=...). */
   overlayTmpfs?: string | undefined;
+  /** The init ends the process at timeoutMs, everything graceMs later, and exits with 124. */
+  timeout?: { timeoutMs: number; graceMs: number } | undefined;
 }
 
 export interface Created {
@@ -109,6 +111,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     init: opts.sandbox?.init ?? false,
     tiedTo: opts.sandbox?.tiedTo,
     overlayTmpfs: opts.sandbox?.overlayTmpfs,
+    initTimeout: opts.sandbox?.timeout,
   };
   mark('seccomp');
   const plan = encodePlan(buildPlan(spec, planOpts));

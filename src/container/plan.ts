@@ -45,6 +45,8 @@ export interface PlanOptions {
   tiedTo?: number | undefined;
   /** Options of the tmpfs an overlay root keeps its writes on (size=...). */
   overlayTmpfs?: string | undefined;
+  /** The init's deadline for the process and the grace before everything is killed (do --timeout); needs init. */
+  initTimeout?: { timeoutMs: number; graceMs: number } | undefined;
 }
 
 /** This process's capability bounding set, the ceiling of any container's capabilities. */
@@ -141,6 +143,9 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
   if (opts.init === true) {
     if ((cloneFlags & CLONE_NEWPID) === 0) throw new StockadeError('CONFIG_INVALID', 'config.json: linux.namespaces: an init in front of the process needs a new pid namespace', { field: 'linux.namespaces' });
     plan.push({ tag: PLAN.TAG_INIT });
+    if (opts.initTimeout !== undefined) plan.push({ tag: PLAN.TAG_INIT_TIMEOUT, ...opts.initTimeout });
+  } else if (opts.initTimeout !== undefined) {
+    throw new StockadeError('USAGE', 'a timeout needs an init in front of the process');
   }
   if (process.terminal === true) {
     if (opts.consoleSocket === undefined) {

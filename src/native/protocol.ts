@@ -152,6 +152,10 @@ export const PLAN = {
   TAG_TIED: 38,
   /** str: mount options of the tmpfs an overlay root keeps its writes on (size=...). */
   TAG_OVERLAY_TMPFS: 39,
+  /** u32 ms, u32 ms: the init's deadline for the command (from its fork) and the grace after it:
+   *  SIGTERM to the command at the deadline, SIGKILL to every process of the namespace once the
+   *  grace has passed too; the init then exits with 124, as timeout(1). Requires TAG_INIT. */
+  TAG_INIT_TIMEOUT: 40,
 } as const;
 
 /**
@@ -248,6 +252,7 @@ export type PlanRecord =
   | { tag: typeof PLAN.TAG_ROOTFS_PROPAGATION; flags: number }
   | { tag: typeof PLAN.TAG_TIED; pid: number }
   | { tag: typeof PLAN.TAG_OVERLAY_TMPFS; data: string }
+  | { tag: typeof PLAN.TAG_INIT_TIMEOUT; timeoutMs: number; graceMs: number }
   | { tag: typeof PLAN.TAG_MOUNT; flags: number; propagation: number; recursiveAttr: number; mountFlags: number;
       source: string; target: string; fstype: string; data: string }
   | { tag: typeof PLAN.TAG_DEVICE; type: 'c' | 'b' | 'u' | 'p'; major: number; minor: number; mode: number;
@@ -333,6 +338,7 @@ function payload(r: PlanRecord): Buffer {
       return w.build();
     case PLAN.TAG_TIED: return w.u32(r.pid).build();
     case PLAN.TAG_OVERLAY_TMPFS: return w.str(r.data).build();
+    case PLAN.TAG_INIT_TIMEOUT: return w.u32(r.timeoutMs).u32(r.graceMs).build();
     case PLAN.TAG_CWD: return w.str(r.path).build();
     case PLAN.TAG_ARG: case PLAN.TAG_ENV: return w.str(r.value).build();
     case PLAN.TAG_CONSOLE_SOCKET: case PLAN.TAG_START_SOCKET: case PLAN.TAG_CGROUP_JOIN: return w.str(r.path).build();

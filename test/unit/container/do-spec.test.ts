@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY } from '../../../src/abi/linux/constants';
 import { DO_DEFAULT_LIMITS, doSpec, doTmpfsSizes, doWorkingDirectory, type DoOptions } from '../../../src/container/do-spec';
 import { buildPlan, type PlanOptions } from '../../../src/container/plan';
-import { doLimits } from '../../../src/cli/do';
+import { doLimits, doTimeout } from '../../../src/cli/do';
 import { withoutEnvValues } from '../../../src/cli/main';
 import { PLAN } from '../../../src/native/protocol';
 
@@ -92,6 +92,16 @@ test('do\'s plan: an init, tied to its caller, the host root read-only all the w
   assert.throws(() => buildPlan(spec, { ...base, monitor: false, tiedTo: 1 }), /attached/);
   const noPid = { ...spec, linux: { ...spec.linux, namespaces: [{ type: 'mount' as const }] } };
   assert.throws(() => buildPlan(noPid, { ...base, monitor: true, init: true }), /pid namespace/);
+  const timed = buildPlan(spec, { ...base, monitor: true, init: true, initTimeout: { timeoutMs: 1500, graceMs: 5000 } });
+  assert.deepEqual(timed.filter((r) => r.tag === PLAN.TAG_INIT_TIMEOUT), [{ tag: PLAN.TAG_INIT_TIMEOUT, timeoutMs: 1500, graceMs: 5000 }]);
+  assert.throws(() => buildPlan(spec, { ...base, monitor: true, initTimeout: { timeoutMs: 1, graceMs: 0 } }), /init/);
+});
+
+test('--timeout: durations as timeout(1) and runc take them', () => {
+  assert.deepEqual(doTimeout('1.5'), { timeoutMs: 1500, graceMs: 5000 });
+  assert.deepEqual(doTimeout('1m30s'), { timeoutMs: 90_000, graceMs: 5000 });
+  assert.equal(doTimeout(undefined), undefined);
+  for (const bad of ['0', '', 'x', '-5', '1d']) assert.throws(() => doTimeout(bad), /--timeout/);
 });
 
 test('an rbind asked ro, nosuid, nodev is so on every submount', () => {
