@@ -1,7 +1,7 @@
-// stockade do [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--bind SRC[:DST][:ro|:rw]] [--env K=V] [--memory N] [--pids N] [--cpus N] [--timeout D] -- CMD ARGS: a host command in a sandbox.
+// stockade do [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--bind SRC[:DST][:ro|:rw]] [--tmpfs DST] [--env K=V] [--env-file F] [--user UID[:GID]] [--memory N] [--pids N] [--cpus N] [--timeout D] -- CMD ARGS: a host command in a sandbox.
 import { randomBytes } from 'node:crypto';
-import { realpathSync } from 'node:fs';
-import { DO_DEFAULT_LIMITS, DO_MIN_MEMORY, doBind, doSpec, doTmpfsSizes, doWorkingDirectory, type DoLimits } from '../container/do-spec';
+import { readFileSync, realpathSync } from 'node:fs';
+import { DO_DEFAULT_LIMITS, DO_MAX_TMPFS, DO_MIN_MEMORY, doBind, doSpec, doTmpfs, doTmpfsSizes, doWorkingDirectory, type DoLimits } from '../container/do-spec';
 import { sweepAbandoned } from '../container/do-sweep';
 import { parseContainerId } from '../container/id';
 import { runContainer } from '../container/run';
@@ -35,7 +35,13 @@ Options:
                        every mount below it too) or writable (:rw, that file system only, nosuid,
                        nodev). SRC is resolved on the host (symlinks, ..); not /proc, /sys, /dev
                        or stockade's state. --bind .:rw lets a build write the current directory
+  --tmpfs DST          a fresh, writable in-memory directory at DST (sized from --memory, with
+                       the others); DST must exist, or lie under /tmp, or --rw
   -e, --env K=V        set a variable (the caller's environment is passed on otherwise)
+  --env-file FILE      KEY=VALUE lines (# comments; a bare KEY takes the caller's value); --env
+                       entries win over them
+  -u, --user UID[:GID] run CMD as this uid (and gid: default the uid's group in /etc/passwd, else
+                       the uid's own number), with no capabilities
   --memory SIZE        memory limit, tmpfs contents included (default 2g; at least 32m). The
                        in-memory file systems are sized from it: /tmp 1/4, /var/tmp 1/8, /run 1/16,
                        /dev/shm 1/16 (at most 64m), /dev 1/32 (at most 64m), --rw's writes 1/4
@@ -65,6 +71,9 @@ export const command: Command = {
       { name: 'cpus', type: 'string' },
       { name: 'bind', type: 'list' },
       { name: 'timeout', type: 'string' },
+      { name: 'tmpfs', type: 'list' },
+      { name: 'env-file', type: 'list' },
+      { name: 'user', type: 'string', short: 'u' },
     ], 'do', { stopAfterPositionals: 1 });
     const allowNet = list(p, 'allow-net');
     // Only the sentry can keep an allow list: --allow-net asks for it unless --isolation says otherwise.
@@ -80,11 +89,14 @@ export const command: Command = {
     const policy = allowNetPolicy(allowNet, network, isolation);
     const limits = doLimits(str(p, 'memory'), str(p, 'pids'), str(p, 'cpus'));
     const timeout = doTimeout(str(p, 'timeout'));
-    const env = mergeEnv(hostEnv(), list(p, 'env'));
+    const env = mergeEnv([...hostEnv(), ...list(p, 'env-file').flatMap(readEnvFile)], list(p, 'env'));
+    const user = doUser(str(p, 'user'));
     ctx.store.ensureRoot();
     // The state root, as the host resolves it, is hidden from the command: other containers' state lives there.
     const stateRoot = realpathSync(ctx.store.root);
     const binds = list(p, 'bind').map((b) => doBind(b, process.cwd(), [stateRoot], bool(p, 'rw')));
+    const tmpfs = list(p, 'tmpfs').map((t) => doTmpfs(t, [stateRoot], bool(p, 'rw')));
+    if (tmpfs.length > DO_MAX_TMPFS) throw new StockadeError('USAGE', `do: at most ${DO_MAX_TMPFS} --tmpfs (they share the memory limit)`, { flag: 'tmpfs' });
     const cwd = doWorkingDirectory(str(p, 'cwd'), process.cwd(), [stateRoot], binds);
     // What a `do` killed before it could clean up left behind: its own call is the next one.
     await sweepAbandoned(ctx.store, (m) => ctx.log.debug(m));
@@ -95,11 +107,12 @@ export const command: Command = {
       cwd,
       network,
       rw: bool(p, 'rw'),
-      uid: process.getuid?.() ?? 0,
-      gid: process.getgid?.() ?? 0,
+      uid: user?.uid ?? process.getuid?.() ?? 0,
+      gid: user?.gid ?? process.getgid?.() ?? 0,
       limits,
       hidden: [stateRoot],
       binds,
+      tmpfs,
     });
     if (policy !== undefined) spec.annotations = { ...spec.annotations, [NETWORK_ANNOTATION]: policy };
     return runContainer({
@@ -157,6 +170,52 @@ export function doLimits(memory: string | undefined, pids: string | undefined, c
     limits.cpus = n;
   }
   return limits;
+}
+
+/**
+ * --user UID[:GID], numbers only: the host's root file system is the container's, so its
+ * /etc/passwd names the user's group when GID is left out; a uid it does not know gets its own
+ * number as gid (never group 0, which opens root's group-readable files).
+ */
+export function doUser(value: string | undefined, passwd = '/etc/passwd'): { uid: number; gid: number } | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(value);
+  const uid = Number(m?.[1]);
+  if (m === null || uid > 0xfffffffe || Number(m[2] ?? 0) > 0xfffffffe) {
+    throw new StockadeError('USAGE', `do: --user ${JSON.stringify(value)}: expected UID[:GID], numbers (e.g. 1000 or 1000:1000)`, { flag: 'user' });
+  }
+  if (m[2] !== undefined) return { uid, gid: Number(m[2]) };
+  let gid = uid;
+  try {
+    for (const line of readFileSync(passwd, 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f[2] === String(uid) && f[3] !== undefined && /^\d+$/.test(f[3])) { gid = Number(f[3]); break; }
+    }
+  } catch { /* no passwd: the uid's own number */ }
+  return { uid, gid };
+}
+
+/** KEY=VALUE lines of an --env-file, as docker reads them: # comments and blank lines skipped, a bare KEY taken from this environment. */
+export function readEnvFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new StockadeError('USAGE', `do: --env-file ${path}: ${(e as Error).message}`, { flag: 'env-file' });
+  }
+  const out: string[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '');
+    if (line.trim() === '' || line.trimStart().startsWith('#')) return;
+    const eq = line.indexOf('=');
+    const key = eq < 0 ? line.trim() : line.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(key)) {
+      throw new StockadeError('USAGE', `do: --env-file ${path}: line ${i + 1}: ${JSON.stringify(key)} is not a variable name`, { flag: 'env-file' });
+    }
+    if (eq >= 0) out.push(line);
+    else if (process.env[key] !== undefined) out.push(`${key}=${process.env[key] ?? ''}`);
+  });
+  return out;
 }
 
 const SAVED_CA = 'STOCKADE_SAVED_NODE_EXTRA_CA_CERTS';

@@ -53,8 +53,11 @@ function splitGlobal(argv: readonly string[]): { global: string[]; command: stri
   return { global, command: argv[i], rest: argv.slice(i + 1) };
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
+export async function main(given: readonly string[]): Promise<number> {
   mark('main');
+  // bin/stockade and the light entry start `node stockade.js -- ARGS`: Node 20 takes an
+  // --env-file anywhere on its command line for its own unless a `--` comes first.
+  const argv = given[0] === '--' ? given.slice(1) : given;
   let log = new Logger(undefined, 'text', false);
   try {
     const { global, command, rest } = splitGlobal(argv);

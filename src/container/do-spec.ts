@@ -34,6 +34,8 @@ export interface DoOptions {
   hidden: readonly string[];
   /** Host paths shared on purpose (--bind), checked by doBind. */
   binds?: readonly DoBind[] | undefined;
+  /** Fresh in-memory file systems (--tmpfs), checked by doTmpfs. */
+  tmpfs?: readonly string[] | undefined;
 }
 
 /** One --bind: a host path resolved on the host, where the command sees it, and whether it may write there. */
@@ -77,22 +79,39 @@ export function doBind(value: string, callerCwd: string, hidden: readonly string
     throw new StockadeError('USAGE', `do: --bind ${JSON.stringify(value)}: ${errnoCode(e) === 'ENOENT' ? `${src} does not exist` : (e as Error).message}`, { flag: 'bind' });
   }
   const destination = dst === undefined ? source : posix.resolve('/', dst);
-  const refuse = (why: string): never => { throw new StockadeError('USAGE', `do: --bind ${JSON.stringify(value)}: ${why}`, { flag: 'bind' }); };
-  for (const dir of KERNEL_DIRS) {
-    if (under(source, dir)) refuse(`the host's ${dir} is not shared`);
-    if (under(destination, dir)) refuse(`${dir} is the sandbox's own`);
-  }
+  const refuse = refusal('bind', value);
+  for (const dir of KERNEL_DIRS) if (under(source, dir)) refuse(`the host's ${dir} is not shared`);
+  for (const dir of hidden) if (under(source, dir) || under(dir, source)) refuse(`it would show stockade's state directory ${dir}`);
+  checkDestination(destination, refuse, hidden, rootWritable);
+  return { source, destination, writable };
+}
+
+function refusal(flag: string, value: string): (why: string) => never {
+  return (why) => { throw new StockadeError('USAGE', `do: --${flag} ${JSON.stringify(value)}: ${why}`, { flag }); };
+}
+
+/** Where a --bind or --tmpfs may go: not /, not the sandbox's kernel interfaces or the state root, and somewhere a mount point can be. */
+function checkDestination(destination: string, refuse: (why: string) => never, hidden: readonly string[], rootWritable: boolean): void {
+  for (const dir of KERNEL_DIRS) if (under(destination, dir)) refuse(`${dir} is the sandbox's own`);
   if (destination === '/') refuse('the destination cannot be /');
-  for (const dir of hidden) {
-    if (under(source, dir) || under(dir, source)) refuse(`it would show stockade's state directory ${dir}`);
-    if (under(destination, dir)) refuse(`${destination} is in stockade's state directory`);
-  }
+  for (const dir of hidden) if (under(destination, dir)) refuse(`${destination} is in stockade's state directory`);
   // The host's root is read-only in the sandbox: a mount point can be made only in its own
   // directories, or anywhere with --rw (in memory).
   if (!rootWritable && !DO_FRESH.some((d) => under(destination, d)) && !existsSync(destination)) {
     refuse(`${destination} does not exist in the sandbox's read-only root: use a directory that does, one under /tmp, or --rw`);
   }
-  return { source, destination, writable };
+}
+
+/** At most this many --tmpfs: each gets an equal share of what the memory limit leaves (see doTmpfsSizes). */
+export const DO_MAX_TMPFS = 16;
+
+/** A --tmpfs DST: an absolute, normal path where a fresh in-memory file system goes. */
+export function doTmpfs(value: string, hidden: readonly string[], rootWritable = false): string {
+  const refuse = refusal('tmpfs', value);
+  if (!value.startsWith('/')) refuse('an absolute path is expected');
+  const destination = posix.resolve('/', value);
+  checkDestination(destination, refuse, hidden, rootWritable);
+  return destination;
 }
 
 /**
@@ -126,10 +145,14 @@ export function doWorkingDirectory(given: string | undefined, callerCwd: string,
 }
 
 /** The size options of each in-memory file system: together they stay below the memory limit. */
-export function doTmpfsSizes(memory: number): { tmp: string; varTmp: string; run: string; dev: string; shm: string; overlay: string } {
+export function doTmpfsSizes(memory: number, extra = 0): { tmp: string; varTmp: string; run: string; dev: string; shm: string; overlay: string; extra: string } {
   const kb = (fraction: number, cap = Infinity): string => `size=${Math.max(64, Math.floor(Math.min(memory * fraction, cap) / 1024))}k`;
-  // 1/4 + 1/8 + 1/16 + 1/32 + 1/16 + 1/4 = 25/32 of the limit at most, the overlay's included.
-  return { tmp: kb(1 / 4), varTmp: kb(1 / 8), run: kb(1 / 16), dev: kb(1 / 32, 64 * 1024 ** 2), shm: kb(1 / 16, 64 * 1024 ** 2), overlay: kb(1 / 4) };
+  // 1/4 + 1/8 + 1/16 + 1/32 + 1/16 + 1/4 = 25/32 of the limit at most, the overlay's included;
+  // the --tmpfs mounts share the 7/32 left (448 KiB each at worst: 16 of them under 32 MiB).
+  return {
+    tmp: kb(1 / 4), varTmp: kb(1 / 8), run: kb(1 / 16), dev: kb(1 / 32, 64 * 1024 ** 2), shm: kb(1 / 16, 64 * 1024 ** 2), overlay: kb(1 / 4),
+    extra: kb(7 / 32 / Math.max(1, extra)),
+  };
 }
 
 export function doSpec(opts: DoOptions): Spec {
@@ -138,7 +161,7 @@ export function doSpec(opts: DoOptions): Spec {
   ];
   if (opts.network === 'none') namespaces.push({ type: 'network' });
   const caps = opts.uid === 0 ? DEFAULT_CAPS : [];
-  const size = doTmpfsSizes(opts.limits.memory);
+  const size = doTmpfsSizes(opts.limits.memory, opts.tmpfs?.length ?? 0);
   // A state root outside the fresh directories would show every container's state: covered.
   const hide: Mount[] = opts.hidden.filter((d) => d !== '/' && !DO_FRESH.some((f) => under(d, f))).map((d) => ({
     destination: d, type: 'tmpfs', source: 'tmpfs', options: ['ro', 'nosuid', 'nodev', 'noexec', 'size=4k', 'nr_inodes=1', 'mode=000'],
@@ -177,6 +200,7 @@ export function doSpec(opts: DoOptions): Spec {
         destination: b.destination, type: 'bind', source: b.source,
         options: b.writable ? ['bind', 'rw', 'nosuid', 'nodev'] : ['rbind', 'ro', 'nosuid', 'nodev'],
       })),
+      ...(opts.tmpfs ?? []).map((d) => ({ destination: d, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', size.extra] })),
       ...hide,
     ],
     linux: {
