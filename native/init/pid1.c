@@ -27,6 +27,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "init.h"
 #include "syscalls.h"
@@ -155,6 +156,11 @@ void stk_become_init(const struct stk_plan *plan)
 		stk_fail_errno("init", "fork the command");
 	if (command > 0)
 		serve(command, plan);
+	/* On a terminal the command leads a process group of its own, the terminal's foreground one:
+	 * ^C and ^Z reach it (and what it starts) from the line discipline, and not the init too,
+	 * which would pass them on a second time. SIGTTOU is still blocked here, as tcsetpgrp needs. */
+	if (plan->terminal && (setpgid(0, 0) < 0 || tcsetpgrp(0, getpid()) < 0))
+		stk_fail_errno("init", "make the command the terminal's foreground process group");
 	if (sigprocmask(SIG_SETMASK, &old, NULL) < 0)
 		stk_fail_errno("init", "unblock signals");
 }

@@ -22,6 +22,9 @@ it). Killing stockade ends the sandbox.
 
 Options:
   --isolation namespaces|sentry  the wall (default: the global --isolation, else namespaces)
+  -t, --tty            give CMD a terminal of its own (the default when stdin is a terminal),
+                       relayed raw: window size, ^C and ^Z to its foreground job; -T, --no-tty:
+                       none, stdio passed as it is
   --rw                 writes anywhere succeed, into memory, and vanish at the end
   --network none|host  none (default): loopback only; host: the host's network
   --allow-net DEST     at --isolation sentry (the default with it), reach DEST from the host's
@@ -74,6 +77,8 @@ export const command: Command = {
       { name: 'tmpfs', type: 'list' },
       { name: 'env-file', type: 'list' },
       { name: 'user', type: 'string', short: 'u' },
+      { name: 'tty', type: 'bool', short: 't' },
+      { name: 'no-tty', type: 'bool', short: 'T' },
     ], 'do', { stopAfterPositionals: 1 });
     const allowNet = list(p, 'allow-net');
     // Only the sentry can keep an allow list: --allow-net asks for it unless --isolation says otherwise.
@@ -113,6 +118,8 @@ export const command: Command = {
       hidden: [stateRoot],
       binds,
       tmpfs,
+      // As docker -t and ssh: a terminal when asked, else when stdin is one; -T never.
+      terminal: bool(p, 'tty') || (!bool(p, 'no-tty') && process.stdin.isTTY === true),
     });
     if (policy !== undefined) spec.annotations = { ...spec.annotations, [NETWORK_ANNOTATION]: policy };
     return runContainer({

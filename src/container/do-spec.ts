@@ -36,6 +36,8 @@ export interface DoOptions {
   binds?: readonly DoBind[] | undefined;
   /** Fresh in-memory file systems (--tmpfs), checked by doTmpfs. */
   tmpfs?: readonly string[] | undefined;
+  /** A pseudo-terminal of the container's own, relayed to the caller's (-t, or stdin a terminal). */
+  terminal?: boolean | undefined;
 }
 
 /** One --bind: a host path resolved on the host, where the command sees it, and whether it may write there. */
@@ -170,7 +172,7 @@ export function doSpec(opts: DoOptions): Spec {
   return {
     ociVersion: '1.3.0',
     process: {
-      terminal: false,
+      terminal: opts.terminal === true,
       user: { uid: opts.uid, gid: opts.gid },
       args: opts.args,
       env: opts.env,
