@@ -88,7 +88,7 @@ test('do\'s plan: an init, tied to its caller, the host root read-only all the w
   } satisfies PlanOptions);
   assert.equal(plan.filter((r) => r.tag === PLAN.TAG_INIT).length, 1);
   assert.deepEqual(plan.filter((r) => r.tag === PLAN.TAG_TIED), [{ tag: PLAN.TAG_TIED, pid: 4242 }]);
-  const base: Omit<PlanOptions, 'monitor'> = { id: 'c', bundle: '/', rootfsMountpoint: '/x', startSocket: undefined, consoleSocket: undefined, preserveFds: 0, noPivot: false, noNewKeyring: false, rootfsMode: 'bind', createHooks: false, heldCapabilities: 1n, cgroupPaths: [] };
+  const base: Omit<PlanOptions, 'monitor'> = { id: 'c', bundle: '/', rootfsMountpoint: '/x', startSocket: undefined, consoleSocket: undefined, preserveFds: 0, noPivot: false, noNewKeyring: false, rootfsMode: 'bind', createHooks: false, heldCapabilities: (1n << 41n) - 1n, cgroupPaths: [] };
   assert.throws(() => buildPlan(spec, { ...base, monitor: false, tiedTo: 1 }), /attached/);
   const noPid = { ...spec, linux: { ...spec.linux, namespaces: [{ type: 'mount' as const }] } };
   assert.throws(() => buildPlan(noPid, { ...base, monitor: true, init: true }), /pid namespace/);
@@ -109,7 +109,7 @@ test('an rbind asked ro, nosuid, nodev is so on every submount', () => {
   spec.mounts?.push({ destination: '/mnt/x', type: 'bind', source: '/', options: ['rbind', 'ro', 'nosuid', 'nodev'] });
   const plan = buildPlan(spec, {
     id: 'c', bundle: '/', rootfsMountpoint: '/x', startSocket: undefined, consoleSocket: undefined, preserveFds: 0, noPivot: false,
-    noNewKeyring: false, monitor: false, rootfsMode: 'bind', createHooks: false, heldCapabilities: 1n, cgroupPaths: [],
+    noNewKeyring: false, monitor: false, rootfsMode: 'bind', createHooks: false, heldCapabilities: (1n << 41n) - 1n, cgroupPaths: [],
   });
   const mounts = plan.filter((r): r is Extract<typeof r, { tag: typeof PLAN.TAG_MOUNT }> => r.tag === PLAN.TAG_MOUNT);
   const all = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
