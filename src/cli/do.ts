@@ -23,8 +23,8 @@ it). Killing stockade ends the sandbox.
 Options:
   --isolation namespaces|sentry  the wall (default: the global --isolation, else namespaces)
   -t, --tty            give CMD a terminal of its own (the default when stdin is a terminal),
-                       relayed raw: window size, ^C and ^Z to its foreground job; -T, --no-tty:
-                       none, stdio passed as it is
+                       relayed raw: window size, ^C and ^Z to its foreground job
+  -T, --no-tty         no terminal: stdio passed as it is
   --rw                 writes anywhere succeed, into memory, and vanish at the end
   --network none|host  none (default): loopback only; host: the host's network
   --allow-net DEST     at --isolation sentry (the default with it), reach DEST from the host's

@@ -4,6 +4,8 @@ import { StateStore, DEFAULT_ROOT } from '../container/state-store';
 import { StockadeError, errnoCode, isStockadeError } from '../errors';
 import { parseArgs, bool, str, type FlagSpec } from './args';
 import { COMMANDS } from './commands';
+import type { Command } from './context';
+import { HELP } from './help';
 import { Logger, out, type LogFormat } from '../log/logger';
 import { mark } from '../log/timing';
 import { exitStatusOf } from './exit-status';
@@ -31,7 +33,7 @@ const GLOBAL_FLAGS: readonly FlagSpec[] = [
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, load]) => `   ${name.padEnd(10)}${load().summary}`);
-  return `stockade ${VERSION}: an OCI container runtime with a choice of wall\n\nUSAGE: stockade [global options] command [command options] [arguments...]\n\nCOMMANDS:\n${lines.join('\n')}\n\nGLOBAL OPTIONS:\n   --root DIR          state directory (default ${DEFAULT_ROOT})\n   --log FILE          log file\n   --log-format FMT    text or json\n   --debug             log debug messages\n   --isolation LEVEL   namespaces or sentry (a config's dev.stockade.isolation annotation overrides it)\n   --systemd-cgroup    place containers with systemd (needs systemd)\n`;
+  return `stockade ${VERSION}: an OCI container runtime with a choice of wall\n\nUSAGE: stockade [global options] command [command options] [arguments...]\n       stockade help COMMAND   (or stockade COMMAND --help): every option of COMMAND, with an example\n\nCOMMANDS:\n${lines.join('\n')}\n\nGLOBAL OPTIONS:\n   --root DIR          state directory (default ${DEFAULT_ROOT})\n   --log FILE          log file\n   --log-format FMT    text or json\n   --debug             log debug messages\n   --isolation LEVEL   namespaces or sentry (a config's dev.stockade.isolation annotation overrides it)\n   --systemd-cgroup    place containers with systemd (needs systemd)\n`;
 }
 
 /** Splits global flags (before the command name) from the command and its arguments. */
@@ -73,6 +75,14 @@ export async function main(given: readonly string[]): Promise<number> {
       out(`stockade version ${VERSION}\nspec: 1.3.0\n`);
       return 0;
     }
+    // `stockade help CMD` is `stockade CMD --help`.
+    const about = command === 'help' ? rest[0] : undefined;
+    if (about !== undefined) {
+      const load = COMMANDS[about];
+      if (load === undefined) throw new StockadeError('USAGE', `help: unknown command ${JSON.stringify(about)} (see stockade --help)`);
+      out(`${helpOf(about, load())}\n`);
+      return 0;
+    }
     if (command === undefined || bool(g, 'help') || command === 'help') {
       out(usage());
       return command === undefined && !bool(g, 'help') ? 1 : 0;
@@ -84,7 +94,7 @@ export async function main(given: readonly string[]): Promise<number> {
     // Only the command's own flags: what follows `--` belongs to the program `do` runs.
     const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
     if (own.includes('--help') || own.includes('-h')) {
-      out(`${cmd.usage}\n`);
+      out(`${helpOf(command, cmd)}\n`);
       return 0;
     }
     // Only commands that place processes in cgroups need systemd; state, kill, delete still work.
@@ -133,6 +143,11 @@ function openLogFile(path: string): void {
 
 function oneLine(s: string): string {
   return s.replace(/\s*\n\s*/g, '; ');
+}
+
+/** A command's whole help: its entry in help.ts, else (do) the usage it carries itself. */
+function helpOf(name: string, cmd: Command): string {
+  return HELP[name] ?? cmd.usage;
 }
 
 function isSystemdRunning(): boolean {
