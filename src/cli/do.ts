@@ -11,6 +11,8 @@ import { StockadeError } from '../errors';
 import { bool, list, parseArgs, str } from './args';
 import type { Command } from './context';
 import { parseDuration, parseMemory } from './units';
+import { NETWORK_ANNOTATION } from '../container/supervisor';
+import { parseNetPolicy } from '../sentry/net-policy';
 
 const USAGE = `stockade do [OPTIONS] -- CMD [ARGS...]
 
@@ -137,6 +139,19 @@ export const command: Command = {
     });
   },
 };
+
+/**
+ * The sentry's network policy for --allow-net's destinations (HOST[:PORT], CIDR[:PORT], N, N-M,
+ * dns=ADDR), each checked here; undefined without any.
+ */
+function allowNetPolicy(dests: readonly string[], network: string, isolation: string): string | undefined {
+  if (dests.length === 0) return undefined;
+  if (isolation !== 'sentry') throw new StockadeError('USAGE', 'do: --allow-net needs --isolation sentry (the namespaces level has no network policy)');
+  if (network !== 'host') throw new StockadeError('USAGE', 'do: --allow-net with --network none reaches nothing but loopback: leave --network out, or give host');
+  const items = dests.flatMap((d) => d.split(',')).filter((d) => d !== '');
+  parseNetPolicy(items.join(','), 'do: --allow-net');
+  return items.join(',');
+}
 
 /** After --timeout, the command has this long to end on SIGTERM before everything is killed. */
 export const DO_TIMEOUT_GRACE_MS = 5000;
