@@ -28,18 +28,61 @@ Example:
   stockade start web1`,
 
   run: `stockade run [OPTIONS] ID
+stockade run --image REF [IMAGE OPTIONS] [ID] [-- CMD [ARG...]]
 
 Creates and starts a container, then, unless --detach, waits for it: stdio passes through,
 signals sent to stockade reach the container, and the exit status is its process's. The
-container is deleted when it ends, unless --keep.
+container is deleted when it ends, unless --keep. With --image, the bundle is made from an image
+(pulled into the store first when it is not there).
 
 Options:
 ${CREATE_OPTIONS}
   -d, --detach           return once the process runs, leaving the container
   --keep                 leave the stopped container for \`delete\` instead of deleting it
 
+Image options:
+  --image REF            the image (HOST/NAME:TAG, docker://..., oci:DIR[:TAG], docker-archive:FILE)
+  -e, --env KEY=VALUE    add or replace a variable of the image's (repeatable)
+  --platform OS/ARCH     which platform of a multi-platform image (default: this host's)
+  --creds USER:PASSWORD  registry credentials
+  --plain-http           talk to the registry over HTTP
+  --max-layer-size BYTES refuse a layer larger than this
+
+Examples:
+  stockade run --bundle /srv/bundles/job job1
+  stockade run --image docker.io/library/busybox:latest -- echo hi`,
+
+  pull: `stockade pull [OPTIONS] REF
+
+Pulls an image into the store under --root: HOST/NAME:TAG, docker://..., oci:DIR[:TAG] or
+docker-archive:FILE.
+
+Options:
+  --platform OS/ARCH[/VARIANT]  which platform of a multi-platform image (default: this host's)
+  --max-layer-size BYTES        refuse a layer larger than this
+  --creds USER:PASSWORD         registry credentials
+  --plain-http                  talk to the registry over HTTP
+
 Example:
-  stockade run --bundle /srv/bundles/job job1`,
+  stockade pull docker.io/library/alpine:3.20`,
+
+  images: `stockade images [OPTIONS]
+
+Lists the images in the store.
+
+Options:
+  -f, --format table|json  table (default) or JSON
+  -q, --quiet              ids only
+
+Example:
+  stockade images --format json`,
+
+  rmi: `stockade rmi REF|ID...
+
+Removes images from the store.
+
+Example:
+  stockade rmi docker.io/library/alpine:3.20`,
 
   exec: `stockade exec [OPTIONS] ID [COMMAND ARGS...]
 
