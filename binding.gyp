@@ -17,7 +17,8 @@
       "native/init/child.c",
       "native/init/hooks.c",
       "native/init/sentry.c",
-      "native/init/home.c"
+      "native/init/home.c",
+      "native/init/pid1.c"
     ]
   },
   "targets": [

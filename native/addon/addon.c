@@ -657,8 +657,10 @@ static napi_value js_release_signals(napi_env env, napi_callback_info info) {
 /*
  * execv(path, argv) with `signals` blocked, so that a signal sent while one program gives way to
  * the other waits for the new one's handlers instead of meeting the default action in between
- * (stockade-light's wait, which an attached run becomes). Returns only when execv fails: the
- * mask is restored and the errno thrown.
+ * (stockade-light's wait, which an attached run becomes). After holdSignals, every thread hands
+ * such a signal to this one (hold_handler), and what this one noted before its mask changed is
+ * raised again once it is blocked. Returns only when execv fails: the mask restored, the errno
+ * thrown (the caller then gives the held signals back with releaseSignals).
  */
 static napi_value js_exec_blocked(napi_env env, napi_callback_info info) {
   napi_value argv[3];

@@ -10,7 +10,8 @@
 
 #include "init.h"
 
-static void wait_for_go(int go_fd)
+/* Tied to P (TAG_TIED), C keeps the pipe: its write end closing is how C learns P died. */
+static void wait_for_go(int go_fd, bool keep)
 {
 	char c;
 	ssize_t n;
@@ -20,7 +21,8 @@ static void wait_for_go(int go_fd)
 	/* EOF: P failed before releasing us and reports why itself. */
 	if (n != 1)
 		_exit(1);
-	close(go_fd);
+	if (!keep)
+		close(go_fd);
 }
 
 /* A user namespace whose setgroups file says "deny" refuses setgroups(2) for good. */
@@ -95,7 +97,10 @@ void stk_child_main(int go_fd)
 	stk.child = 0;
 	stk.exit_code = 1;
 	stk.err_fd = stk.sync_fd;
-	wait_for_go(go_fd);
+	wait_for_go(go_fd, plan->tied_to != 0);
+	/* Now, so that a caller killed during setup (C waiting for start) takes C along; again below,
+	 * since a change of credentials may clear it. */
+	stk_tie_to_p(plan, go_fd);
 
 	/* Modes in the plan are exact; the process's own umask comes with its user. */
 	umask(0);
@@ -161,6 +166,10 @@ void stk_child_main(int go_fd)
 	 * success, an ERROR frame is the exec failure. */
 
 	stk_clear_nonblock_stdio();
+	/* With its final identity. */
+	stk_tie_to_p(plan, go_fd);
+	/* From here on, with an init, this is the command, pid 2: the init stays behind. */
+	stk_become_init(plan);
 	stk_sentry_prepare(plan, &sentry);
 	if (plan->has_seccomp && plan->no_new_privs)
 		stk_load_seccomp(plan);

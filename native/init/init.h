@@ -128,6 +128,10 @@ struct stk_plan {
 	uint64_t cap_bounding, cap_effective, cap_inheritable, cap_permitted, cap_ambient;
 
 	bool no_new_privs, monitor, loopback_up, terminal;
+	bool init;          /* C stays pid 1 and forks the command (TAG_INIT) */
+	uint32_t timeout_ms, grace_ms; /* the init's deadline for the command (TAG_INIT_TIMEOUT); 0: none */
+	uint32_t tied_to;   /* P's parent, whose death ends the container (TAG_TIED); 0: none */
+	const char *overlay_tmpfs; /* options of an overlay root's tmpfs (TAG_OVERLAY_TMPFS) */
 	const char *cwd;
 	const char *chroot_path; /* TAG_CHROOT: exec into a container that shares the host's mount namespace */
 
@@ -242,6 +246,10 @@ unsigned long stk_locked_flags(int fd);
 int stk_bind_remount(const char *path, int fd, unsigned long flags, bool always_keep);
 
 void stk_rootfs_prepare(const struct stk_plan *plan);
+/* pid1.c */
+void stk_tie_to_caller(const struct stk_plan *plan);
+void stk_tie_to_p(const struct stk_plan *plan, int tie_fd);
+void stk_become_init(const struct stk_plan *plan);
 void stk_rootfs_enter(const struct stk_plan *plan);
 void stk_rootfs_propagation(const struct stk_plan *plan);
 void stk_rootfs_readonly(const struct stk_plan *plan);

@@ -143,16 +143,23 @@ static int connect_console_socket(const char *path, unsigned int first)
 	return fd;
 }
 
-static void close_fds_from_3(void)
+/* Closes every fd from 3 on but keep_fd (-1: none). */
+static void close_fds_from_3(int keep_fd)
 {
-	if (sys_close_range(3, ~0U, 0) == 0)
+	if (keep_fd < 3) {
+		if (sys_close_range(3, ~0U, 0) == 0)
+			return;
+	} else if ((keep_fd == 3 || sys_close_range(3, (unsigned)keep_fd - 1, 0) == 0) &&
+		   sys_close_range((unsigned)keep_fd + 1, ~0U, 0) == 0) {
 		return;
+	}
 	for (int fd = 3; fd < 65536; fd++)
-		close(fd);
+		if (fd != keep_fd)
+			close(fd);
 }
 
 /* Attached mode: stand in for C towards our caller, exiting as it exits. */
-__attribute__((noreturn)) static void monitor(pid_t child)
+__attribute__((noreturn)) static void monitor(pid_t child, int keep_fd)
 {
 	int status;
 	static const int from_terminal[] = { SIGINT, SIGQUIT, SIGHUP, SIGTSTP, SIGTTIN, SIGTTOU };
@@ -161,7 +168,7 @@ __attribute__((noreturn)) static void monitor(pid_t child)
 	 * passes such signals on to C itself, and dying of one would lose C's status. */
 	for (size_t i = 0; i < sizeof from_terminal / sizeof from_terminal[0]; i++)
 		signal(from_terminal[i], SIG_IGN);
-	close_fds_from_3();
+	close_fds_from_3(keep_fd);
 	while (waitpid(child, &status, 0) < 0)
 		if (errno != EINTR)
 			_exit(1);
@@ -220,6 +227,7 @@ int main(int argc, char **argv)
 
 	stk_plan_read(plan_fd, plan);
 	close(plan_fd);
+	stk_tie_to_caller(plan);
 	unsigned int first = 3 + plan->preserve_fds;
 	if ((unsigned int)sync_fd < first || (unsigned int)plan_fd < first)
 		stk_fail(EINVAL, "plan", "plan fd %d or sync fd %d lies among the %u preserved fds", plan_fd,
@@ -266,9 +274,13 @@ int main(int argc, char **argv)
 		stk_fail_errno("sync", "report the container's pid %d", (int)child);
 	if (stk_write_all(go[1], "g", 1) < 0)
 		stk_fail_errno("go", "release the container process");
-	close(go[1]);
+	/* Tied (TAG_TIED): the write end stays open as long as P lives, C's sign that it does. */
+	if (!plan->tied_to) {
+		close(go[1]);
+		go[1] = -1;
+	}
 
 	if (plan->monitor)
-		monitor(child);
+		monitor(child, go[1]);
 	return 0;
 }

@@ -311,6 +311,27 @@ static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 		once(seen, c->tag);
 		pl->loopback_up = true;
 		break;
+	case STK_PLAN_TAG_INIT:
+		once(seen, c->tag);
+		pl->init = true;
+		break;
+	case STK_PLAN_TAG_TIED:
+		once(seen, c->tag);
+		pl->tied_to = get_u32(c);
+		if (pl->tied_to == 0)
+			plan_fail("tied to pid 0");
+		break;
+	case STK_PLAN_TAG_INIT_TIMEOUT:
+		once(seen, c->tag);
+		pl->timeout_ms = get_u32(c);
+		pl->grace_ms = get_u32(c);
+		if (pl->timeout_ms == 0)
+			plan_fail("a timeout of 0 ms");
+		break;
+	case STK_PLAN_TAG_OVERLAY_TMPFS:
+		once(seen, c->tag);
+		pl->overlay_tmpfs = get_str(c);
+		break;
 	case STK_PLAN_TAG_TERMINAL:
 		once(seen, c->tag);
 		pl->terminal = true;
@@ -427,6 +448,14 @@ static void check_plan(struct stk_plan *pl)
 		plan_fail("mounts, devices, links or a new mount namespace without a root file system");
 	if (pl->terminal && pl->console_socket == NULL)
 		plan_fail("a terminal without a console socket");
+	if (pl->timeout_ms && !pl->init)
+		plan_fail("a timeout without an init to keep it");
+	if (pl->init && !(pl->clone_flags & CLONE_NEWPID))
+		plan_fail("an init without a pid namespace of its own");
+	if (pl->tied_to && !pl->monitor)
+		plan_fail("a container tied to its caller without a monitor");
+	if (pl->overlay_tmpfs && !(pl->rootfs_flags & STK_ROOTFS_OVERLAY))
+		plan_fail("overlay tmpfs options without an overlay root");
 	if ((pl->clone_flags & CLONE_NEWNS) && joins(pl, CLONE_NEWNS))
 		plan_fail("both a new and a joined mount namespace");
 	/* Without no_new_privs the filter would have to go in before the user switch, and setup

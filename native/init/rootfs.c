@@ -37,7 +37,11 @@ static void build_overlay_root(const struct stk_plan *plan)
 	static const char *const dirs[] = { "upper", "work", "merged" };
 	char lower[PATH_MAX * 2], base[PATH_MAX * 2], data[PATH_MAX * 6 + 64];
 
-	if (mount("tmpfs", mp, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+	char tmpfs_data[256];
+	if ((size_t)snprintf(tmpfs_data, sizeof tmpfs_data, "mode=0755%s%s", plan->overlay_tmpfs ? "," : "",
+			     plan->overlay_tmpfs ? plan->overlay_tmpfs : "") >= sizeof tmpfs_data)
+		stk_fail(ENAMETOOLONG, "rootfs", "the overlay's tmpfs options %s", plan->overlay_tmpfs);
+	if (mount("tmpfs", mp, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_data) < 0)
 		stk_fail_errno("rootfs", "mount the overlay's tmpfs on %s", mp);
 	_cleanup_close_ int mp_fd = open(mp, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (mp_fd < 0)
@@ -54,15 +58,30 @@ static void build_overlay_root(const struct stk_plan *plan)
 	if ((size_t)snprintf(root_path, sizeof root_path, "%s/merged", mp) >= sizeof root_path)
 		stk_fail(ENAMETOOLONG, "rootfs", "overlay root under %s", mp);
 
-	if (mount("overlay", root_path, "overlay", 0, data) == 0)
+	/* The lower layer is the host's: its set-id programs and device nodes stay inert. */
+	if (mount("overlay", root_path, "overlay", MS_NOSUID | MS_NODEV, data) == 0)
 		return;
 	/* An overlay mounted from inside a user namespace cannot use trusted.* xattrs. */
 	if (stk.in_userns && errno == EINVAL) {
 		strncat(data, ",userxattr", sizeof data - strlen(data) - 1);
-		if (mount("overlay", root_path, "overlay", 0, data) == 0)
+		if (mount("overlay", root_path, "overlay", MS_NOSUID | MS_NODEV, data) == 0)
 			return;
 	}
 	stk_fail_errno("rootfs", "mount the overlay of %s on %s", plan->rootfs_source, root_path);
+}
+
+/* Every mount below `path` read-only, `path` itself as it was: mount_setattr has no way to skip
+ * the top of a tree, so the tree goes read-only and the top is given back its write access. */
+static void submounts_readonly(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		stk_fail_errno("rootfs", "open %s", path);
+	bool top_was_readonly = (stk_locked_flags(fd) & MS_RDONLY) != 0;
+	if (sys_mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0) < 0)
+		stk_fail_errno("mount_setattr", "make the mounts below %s read-only", path);
+	if (!top_was_readonly && sys_mount_setattr(fd, "", AT_EMPTY_PATH, 0, MOUNT_ATTR_RDONLY) < 0)
+		stk_fail_errno("mount_setattr", "give %s its write access back until setup ends", path);
 }
 
 void stk_rootfs_prepare(const struct stk_plan *plan)
@@ -91,9 +110,18 @@ void stk_rootfs_prepare(const struct stk_plan *plan)
 		if (host_ns && mount(NULL, root_path, NULL, MS_PRIVATE | MS_REC, NULL) < 0)
 			stk_fail_errno("rootfs", "make %s rprivate", root_path);
 	}
+	/* A host root (stockade do): read-only, nosuid and nodev all the way down, so no host
+	 * mount below it (procfs, sysfs, devtmpfs, a tmpfs someone mounted) is writable or lends
+	 * its set-id programs or device nodes. */
 	if ((plan->rootfs_flags & STK_ROOTFS_RECURSIVE_READONLY) &&
-	    sys_mount_setattr(AT_FDCWD, root_path, AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0) < 0)
-		stk_fail_errno("mount_setattr", "make %s and every mount below it read-only", root_path);
+	    sys_mount_setattr(AT_FDCWD, root_path, AT_RECURSIVE,
+			      MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0) < 0)
+		stk_fail_errno("mount_setattr", "make %s and every mount below it read-only, nosuid and nodev", root_path);
+	/* root.readonly: the host mounts the recursive bind brought along below the root are made
+	 * read-only now, the root itself only at the end (stk_rootfs_readonly), once the config's
+	 * mount points exist in it. */
+	if ((plan->rootfs_flags & STK_ROOTFS_READONLY) && !(plan->rootfs_flags & (STK_ROOTFS_RECURSIVE_READONLY | STK_ROOTFS_OVERLAY)))
+		submounts_readonly(root_path);
 
 	stk.root = root_path;
 	stk.root_fd = open(root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -93,13 +93,16 @@ static void __attribute__((noreturn)) to_node(void)
 	int argc = 0;
 	while (g_argv[argc] != NULL)
 		argc++;
-	char **args = calloc((size_t)argc + 2, sizeof *args);
+	char **args = calloc((size_t)argc + 3, sizeof *args);
 	if (args == NULL)
 		exit(1);
 	args[0] = "node";
 	args[1] = bundle;
+	/* Node 20 takes an --env-file anywhere on its command line (`stockade do --env-file F`) for
+	 * its own, unless a `--` comes before it; the CLI drops this one. */
+	args[2] = "--";
 	for (int i = 1; i < argc; i++)
-		args[i + 1] = g_argv[i];
+		args[i + 2] = g_argv[i];
 	execvp("node", args);
 	dprintf(2, "stockade: cannot run node: %s\n", strerror(errno));
 	exit(1);

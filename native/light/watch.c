@@ -96,6 +96,9 @@ static void kill_container(bool own_pid_namespace, int ncgroups)
 	}
 }
 
+/* How long an init with a pid namespace of its own may take to exit after its sentry did. */
+#define INIT_GRACE_MS 250
+
 int sentry_watch(char **argv)
 {
 	/* argv: stockade-light sentry-watch ID pidns|shared NCGROUPS */
@@ -152,9 +155,19 @@ int sentry_watch(char **argv)
 		}
 		if (p[0].revents != 0) {
 			/* Also when the init has gone first: the kill then finds nobody, and the message
-			 * is only worth writing while the container was alive. */
+			 * is only worth writing while the container was alive. An init in front of the
+			 * command (stockade do) is no process of the sentry's: it outlives its command,
+			 * whose exit ended the sentry, by the moment it takes to reap it and exit with its
+			 * status, which a kill now would replace with 137. It gets that moment; meanwhile
+			 * the kernel answers whatever the filter sends the gone sentry with ENOSYS. */
 			struct pollfd init = { .fd = INIT_FD, .events = POLLIN };
-			bool alive = poll(&init, 1, 0) == 0; /* a pidfd reads as ready once its process has exited */
+			int r;
+			do
+				r = poll(&init, 1, own_pid_namespace ? INIT_GRACE_MS : 0);
+			while (r < 0 && errno == EINTR);
+			bool alive = r == 0; /* a pidfd reads as ready once its process has exited */
+			if (!alive && own_pid_namespace)
+				return 0;
 			kill_container(own_pid_namespace, (int)ncgroups);
 			if (alive)
 				dprintf(2, "stockade: container %s: its sentry exited while the container ran: the container is killed\n", id);

@@ -49,7 +49,10 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], c
     const eq = body.indexOf('=');
     const name = eq < 0 ? body : body.slice(0, eq);
     const spec = byName.get(name);
-    if (spec === undefined) throw new StockadeError('USAGE', `${context}: unknown flag ${arg.split('=')[0] ?? arg}`, { flag: arg });
+    if (spec === undefined) {
+      const help = context === 'stockade' ? 'stockade --help' : `stockade ${context} --help`;
+      throw new StockadeError('USAGE', `${context}: unknown flag ${arg.split('=')[0] ?? arg} (see ${help})`, { flag: arg });
+    }
     let value: string | undefined = eq < 0 ? undefined : body.slice(eq + 1);
     if (spec.type === 'bool') {
       if (value !== undefined && value !== 'true' && value !== 'false') {

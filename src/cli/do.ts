@@ -1,6 +1,8 @@
-// stockade do [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--env K=V] -- CMD ARGS: a host command in a sandbox.
+// stockade do [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--bind SRC[:DST][:ro|:rw]] [--tmpfs DST] [--env K=V] [--env-file F] [--user UID[:GID]] [--memory N] [--pids N] [--cpus N] [--timeout D] -- CMD ARGS: a host command in a sandbox.
 import { randomBytes } from 'node:crypto';
-import { doSpec } from '../container/do-spec';
+import { readFileSync, realpathSync } from 'node:fs';
+import { DO_DEFAULT_LIMITS, DO_MAX_TMPFS, DO_MIN_MEMORY, doBind, doSpec, doTmpfs, doTmpfsSizes, doWorkingDirectory, type DoLimits } from '../container/do-spec';
+import { sweepAbandoned } from '../container/do-sweep';
 import { parseContainerId } from '../container/id';
 import { runContainer } from '../container/run';
 import { lightGlobals } from '../container/light-wait';
@@ -8,12 +10,59 @@ import { isolationLevels } from './isolation';
 import { StockadeError } from '../errors';
 import { bool, list, parseArgs, str } from './args';
 import type { Command } from './context';
+import { parseDuration, parseMemory } from './units';
 import { NETWORK_ANNOTATION } from '../container/supervisor';
 import { parseNetPolicy } from '../sentry/net-policy';
 
+const USAGE = `stockade do [OPTIONS] -- CMD [ARGS...]
+
+Runs CMD in a sandbox: the host's root file system read-only (nosuid, nodev, all the way down),
+fresh /proc, /sys, /dev, and /tmp, /var/tmp, /run in memory, its own pid, mount, ipc, uts, cgroup
+and network namespaces, few capabilities, no_new_privs, an init in front of CMD. Stdio passes
+through; signals sent to stockade reach CMD; the exit status is CMD's (128+N if signal N killed
+it). Killing stockade ends the sandbox.
+
+Options:
+  --isolation namespaces|sentry  the wall (default: the global --isolation, else namespaces)
+  -t, --tty            give CMD a terminal of its own (the default when stdin is a terminal),
+                       relayed raw: window size, ^C and ^Z to its foreground job
+  -T, --no-tty         no terminal: stdio passed as it is
+  --rw                 writes anywhere succeed, into memory, and vanish at the end
+  --network none|host  none (default): loopback only; host: the host's network
+  --allow-net DEST     at --isolation sentry (the default with it), reach DEST from the host's
+                       network and nothing else: HOST[:PORT], CIDR[:PORT], N, N-M, dns=ADDR
+  --cwd DIR            where CMD starts (default: the current directory); resolved on the host,
+                       it must be a directory the sandbox shows as the host has it (not under
+                       /tmp, /var/tmp, /run, /proc, /sys or /dev, which are the sandbox's own,
+                       unless a --bind of it, or of a directory above it, shares it there)
+  --bind SRC[:DST][:ro|:rw]
+                       share a host path, at DST (default: SRC's own path), read-only (default;
+                       every mount below it too) or writable (:rw, that file system only, nosuid,
+                       nodev). SRC is resolved on the host (symlinks, ..); not /proc, /sys, /dev
+                       or stockade's state. --bind .:rw lets a build write the current directory
+  --tmpfs DST          a fresh, writable in-memory directory at DST (sized from --memory, with
+                       the others); DST must exist, or lie under /tmp, or --rw
+  -e, --env K=V        set a variable (the caller's environment is passed on otherwise)
+  --env-file FILE      KEY=VALUE lines (# comments; a bare KEY takes the caller's value); --env
+                       entries win over them
+  -u, --user UID[:GID] run CMD as this uid (and gid: default the uid's group in /etc/passwd, else
+                       the uid's own number), with no capabilities
+  --memory SIZE        memory limit, tmpfs contents included (default 2g; at least 32m). The
+                       in-memory file systems are sized from it: /tmp 1/4, /var/tmp 1/8, /run 1/16,
+                       /dev/shm 1/16 (at most 64m), /dev 1/32 (at most 64m), --rw's writes 1/4
+  --pids N             processes and threads at most (default 1024)
+  --cpus N             CPU time, in CPUs (e.g. 0.5, 2); default: no limit
+  --timeout DURATION   end CMD after DURATION (30s, 5m, 1h30m, or seconds): SIGTERM, then 5 s
+                       later SIGKILL to everything left; the exit status is then 124, as
+                       timeout(1) gives. Default: none
+
+Examples:
+  stockade do --memory 512m --pids 200 -- sh -c 'echo hello from $(hostname)'
+  stockade do --bind .:rw -- make        # the build writes the current directory, nothing else`;
+
 export const command: Command = {
   summary: 'run a host command in a sandbox: host root read-only, writes in memory',
-  usage: 'stockade do [--isolation namespaces|sentry] [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--env K=V]... -- CMD [ARGS...]',
+  usage: USAGE,
   async run(argv, ctx) {
     const p = parseArgs(argv, [
       { name: 'rw', type: 'bool' },
@@ -22,6 +71,16 @@ export const command: Command = {
       { name: 'cwd', type: 'string' },
       { name: 'env', type: 'list', short: 'e' },
       { name: 'isolation', type: 'string' },
+      { name: 'memory', type: 'string' },
+      { name: 'pids', type: 'string' },
+      { name: 'cpus', type: 'string' },
+      { name: 'bind', type: 'list' },
+      { name: 'timeout', type: 'string' },
+      { name: 'tmpfs', type: 'list' },
+      { name: 'env-file', type: 'list' },
+      { name: 'user', type: 'string', short: 'u' },
+      { name: 'tty', type: 'bool', short: 't' },
+      { name: 'no-tty', type: 'bool', short: 'T' },
     ], 'do', { stopAfterPositionals: 1 });
     const allowNet = list(p, 'allow-net');
     // Only the sentry can keep an allow list: --allow-net asks for it unless --isolation says otherwise.
@@ -35,16 +94,34 @@ export const command: Command = {
     const network = str(p, 'network') ?? (allowNet.length > 0 ? 'host' : 'none');
     if (network !== 'none' && network !== 'host') throw new StockadeError('USAGE', `do: --network must be none or host, not ${JSON.stringify(network)}`);
     const policy = allowNetPolicy(allowNet, network, isolation);
-    const env = mergeEnv(hostEnv(), list(p, 'env'));
+    const limits = doLimits(str(p, 'memory'), str(p, 'pids'), str(p, 'cpus'));
+    const timeout = doTimeout(str(p, 'timeout'));
+    const env = mergeEnv([...hostEnv(), ...list(p, 'env-file').flatMap(readEnvFile)], list(p, 'env'));
+    const user = doUser(str(p, 'user'));
+    ctx.store.ensureRoot();
+    // The state root, as the host resolves it, is hidden from the command: other containers' state lives there.
+    const stateRoot = realpathSync(ctx.store.root);
+    const binds = list(p, 'bind').map((b) => doBind(b, process.cwd(), [stateRoot], bool(p, 'rw')));
+    const tmpfs = list(p, 'tmpfs').map((t) => doTmpfs(t, [stateRoot], bool(p, 'rw')));
+    if (tmpfs.length > DO_MAX_TMPFS) throw new StockadeError('USAGE', `do: at most ${DO_MAX_TMPFS} --tmpfs (they share the memory limit)`, { flag: 'tmpfs' });
+    const cwd = doWorkingDirectory(str(p, 'cwd'), process.cwd(), [stateRoot], binds);
+    // What a `do` killed before it could clean up left behind: its own call is the next one.
+    await sweepAbandoned(ctx.store, (m) => ctx.log.debug(m));
     const id = parseContainerId(`do-${process.pid}-${randomBytes(4).toString('hex')}`);
     const spec = doSpec({
       args: p.positional,
       env,
-      cwd: str(p, 'cwd') ?? process.cwd(),
+      cwd,
       network,
       rw: bool(p, 'rw'),
-      uid: process.getuid?.() ?? 0,
-      gid: process.getgid?.() ?? 0,
+      uid: user?.uid ?? process.getuid?.() ?? 0,
+      gid: user?.gid ?? process.getgid?.() ?? 0,
+      limits,
+      hidden: [stateRoot],
+      binds,
+      tmpfs,
+      // As docker -t and ssh: a terminal when asked, else when stdin is one; -T never.
+      terminal: bool(p, 'tty') || (!bool(p, 'no-tty') && process.stdin.isTTY === true),
     });
     if (policy !== undefined) spec.annotations = { ...spec.annotations, [NETWORK_ANNOTATION]: policy };
     return runContainer({
@@ -58,6 +135,7 @@ export const command: Command = {
       keep: false,
       debug: (m) => ctx.log.debug(m),
       lightGlobals: lightGlobals(ctx.store.root, ctx.log.file),
+      sandbox: { init: true, tiedTo: process.pid, envOnDisk: false, overlayTmpfs: doTmpfsSizes(limits.memory).overlay, timeout },
     });
   },
 };
@@ -73,6 +151,93 @@ function allowNetPolicy(dests: readonly string[], network: string, isolation: st
   const items = dests.flatMap((d) => d.split(',')).filter((d) => d !== '');
   parseNetPolicy(items.join(','), 'do: --allow-net');
   return items.join(',');
+}
+
+/** After --timeout, the command has this long to end on SIGTERM before everything is killed. */
+export const DO_TIMEOUT_GRACE_MS = 5000;
+
+/** --timeout DURATION (5s, 1m30s, 500ms, or seconds as a plain number, as timeout(1) takes them). */
+export function doTimeout(value: string | undefined): { timeoutMs: number; graceMs: number } | undefined {
+  if (value === undefined) return undefined;
+  let ms = NaN;
+  try {
+    ms = /^\d+(?:\.\d+)?$/.test(value) ? Number(value) * 1000 : parseDuration(value, 'timeout');
+  } catch { /* worded below */ }
+  if (!(ms >= 1 && ms <= 0xffffffff)) {
+    throw new StockadeError('USAGE', `do: --timeout ${JSON.stringify(value)}: a duration from 1ms to 49 days (e.g. 30s, 5m, 1h, or seconds)`, { flag: 'timeout' });
+  }
+  return { timeoutMs: Math.ceil(ms), graceMs: DO_TIMEOUT_GRACE_MS };
+}
+
+/** --memory, --pids and --cpus over the defaults, each checked. */
+export function doLimits(memory: string | undefined, pids: string | undefined, cpus: string | undefined): DoLimits {
+  const limits: DoLimits = { ...DO_DEFAULT_LIMITS };
+  if (memory !== undefined) {
+    let bytes = NaN;
+    try {
+      if (memory !== '-1') bytes = parseMemory(memory, 'memory');
+    } catch { /* worded below */ }
+    if (!(bytes >= DO_MIN_MEMORY)) throw new StockadeError('USAGE', `do: --memory ${JSON.stringify(memory)}: a size of at least 32m (e.g. 512m, 2g): the tmpfs mounts are sized from it`, { flag: 'memory' });
+    limits.memory = bytes;
+  }
+  if (pids !== undefined) {
+    if (!/^\d+$/.test(pids) || Number(pids) < 1 || Number(pids) > 4_194_304) {
+      throw new StockadeError('USAGE', `do: --pids ${JSON.stringify(pids)}: a whole number from 1 to 4194304`, { flag: 'pids' });
+    }
+    limits.pids = Number(pids);
+  }
+  if (cpus !== undefined) {
+    const n = /^\d+(?:\.\d+)?$/.test(cpus) ? Number(cpus) : NaN;
+    if (!(n >= 0.01 && n <= 1024)) throw new StockadeError('USAGE', `do: --cpus ${JSON.stringify(cpus)}: a number of CPUs from 0.01 (e.g. 0.5, 2)`, { flag: 'cpus' });
+    limits.cpus = n;
+  }
+  return limits;
+}
+
+/**
+ * --user UID[:GID], numbers only: the host's root file system is the container's, so its
+ * /etc/passwd names the user's group when GID is left out; a uid it does not know gets its own
+ * number as gid (never group 0, which opens root's group-readable files).
+ */
+export function doUser(value: string | undefined, passwd = '/etc/passwd'): { uid: number; gid: number } | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(value);
+  const uid = Number(m?.[1]);
+  if (m === null || uid > 0xfffffffe || Number(m[2] ?? 0) > 0xfffffffe) {
+    throw new StockadeError('USAGE', `do: --user ${JSON.stringify(value)}: expected UID[:GID], numbers (e.g. 1000 or 1000:1000)`, { flag: 'user' });
+  }
+  if (m[2] !== undefined) return { uid, gid: Number(m[2]) };
+  let gid = uid;
+  try {
+    for (const line of readFileSync(passwd, 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f[2] === String(uid) && f[3] !== undefined && /^\d+$/.test(f[3])) { gid = Number(f[3]); break; }
+    }
+  } catch { /* no passwd: the uid's own number */ }
+  return { uid, gid };
+}
+
+/** KEY=VALUE lines of an --env-file, as docker reads them: # comments and blank lines skipped, a bare KEY taken from this environment. */
+export function readEnvFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new StockadeError('USAGE', `do: --env-file ${path}: ${(e as Error).message}`, { flag: 'env-file' });
+  }
+  const out: string[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '');
+    if (line.trim() === '' || line.trimStart().startsWith('#')) return;
+    const eq = line.indexOf('=');
+    const key = eq < 0 ? line.trim() : line.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(key)) {
+      throw new StockadeError('USAGE', `do: --env-file ${path}: line ${i + 1}: ${JSON.stringify(key)} is not a variable name`, { flag: 'env-file' });
+    }
+    if (eq >= 0) out.push(line);
+    else if (process.env[key] !== undefined) out.push(`${key}=${process.env[key] ?? ''}`);
+  });
+  return out;
 }
 
 const SAVED_CA = 'STOCKADE_SAVED_NODE_EXTRA_CA_CERTS';

@@ -1,4 +1,5 @@
 // stockade list [--format table|json] [-q]
+import { sweepAbandoned } from '../container/do-sweep';
 import { listStates } from '../container/query';
 import { StockadeError } from '../errors';
 import { bool, parseArgs, str } from './args';
@@ -12,6 +13,8 @@ export const command: Command = {
     const p = parseArgs(argv, [{ name: 'format', type: 'string', short: 'f' }, { name: 'quiet', type: 'bool', short: 'q' }], 'list');
     const format = str(p, 'format') ?? 'table';
     if (format !== 'table' && format !== 'json') throw new StockadeError('USAGE', `list: --format must be table or json, not ${JSON.stringify(format)}`);
+    // A `do` killed before it could delete its container left it behind: it goes now, unlisted.
+    await sweepAbandoned(ctx.store, (m) => ctx.log.debug(m));
     const states = listStates(ctx.store);
     if (bool(p, 'quiet')) {
       out(states.map((s) => `${s.id}\n`).join(''));

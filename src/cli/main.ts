@@ -4,6 +4,8 @@ import { StateStore, DEFAULT_ROOT } from '../container/state-store';
 import { StockadeError, errnoCode, isStockadeError } from '../errors';
 import { parseArgs, bool, str, type FlagSpec } from './args';
 import { COMMANDS } from './commands';
+import type { Command } from './context';
+import { HELP } from './help';
 import { Logger, out, type LogFormat } from '../log/logger';
 import { mark } from '../log/timing';
 import { exitStatusOf } from './exit-status';
@@ -31,7 +33,7 @@ const GLOBAL_FLAGS: readonly FlagSpec[] = [
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, load]) => `   ${name.padEnd(10)}${load().summary}`);
-  return `stockade ${VERSION}: an OCI container runtime with a choice of wall\n\nUSAGE: stockade [global options] command [command options] [arguments...]\n\nCOMMANDS:\n${lines.join('\n')}\n\nGLOBAL OPTIONS:\n   --root DIR          state directory (default ${DEFAULT_ROOT})\n   --log FILE          log file\n   --log-format FMT    text or json\n   --debug             log debug messages\n   --isolation LEVEL   namespaces or sentry (a config's dev.stockade.isolation annotation overrides it)\n   --systemd-cgroup    place containers with systemd (needs systemd)\n`;
+  return `stockade ${VERSION}: an OCI container runtime with a choice of wall\n\nUSAGE: stockade [global options] command [command options] [arguments...]\n       stockade help COMMAND   (or stockade COMMAND --help): every option of COMMAND, with an example\n\nCOMMANDS:\n${lines.join('\n')}\n\nGLOBAL OPTIONS:\n   --root DIR          state directory (default ${DEFAULT_ROOT})\n   --log FILE          log file\n   --log-format FMT    text or json\n   --debug             log debug messages\n   --isolation LEVEL   namespaces or sentry (a config's dev.stockade.isolation annotation overrides it)\n   --systemd-cgroup    place containers with systemd (needs systemd)\n`;
 }
 
 /** Splits global flags (before the command name) from the command and its arguments. */
@@ -53,8 +55,11 @@ function splitGlobal(argv: readonly string[]): { global: string[]; command: stri
   return { global, command: argv[i], rest: argv.slice(i + 1) };
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
+export async function main(given: readonly string[]): Promise<number> {
   mark('main');
+  // bin/stockade and the light entry start `node stockade.js -- ARGS`: Node 20 takes an
+  // --env-file anywhere on its command line for its own unless a `--` comes first.
+  const argv = given[0] === '--' ? given.slice(1) : given;
   let log = new Logger(undefined, 'text', false);
   try {
     const { global, command, rest } = splitGlobal(argv);
@@ -70,6 +75,14 @@ export async function main(argv: readonly string[]): Promise<number> {
       out(`stockade version ${VERSION}\nspec: 1.3.0\n`);
       return 0;
     }
+    // `stockade help CMD` is `stockade CMD --help`.
+    const about = command === 'help' ? rest[0] : undefined;
+    if (about !== undefined) {
+      const load = COMMANDS[about];
+      if (load === undefined) throw new StockadeError('USAGE', `help: unknown command ${JSON.stringify(about)} (see stockade --help)`);
+      out(`${helpOf(about, load())}\n`);
+      return 0;
+    }
     if (command === undefined || bool(g, 'help') || command === 'help') {
       out(usage());
       return command === undefined && !bool(g, 'help') ? 1 : 0;
@@ -78,8 +91,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (load === undefined) throw new StockadeError('USAGE', `unknown command ${JSON.stringify(command)} (see stockade --help)`);
     const cmd = load();
     mark('loaded');
-    if (rest.includes('--help') || rest.includes('-h')) {
-      out(`${cmd.usage}\n`);
+    // Only the command's own flags: what follows `--` belongs to the program `do` runs.
+    const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+    if (own.includes('--help') || own.includes('-h')) {
+      out(`${helpOf(command, cmd)}\n`);
       return 0;
     }
     // Only commands that place processes in cgroups need systemd; state, kill, delete still work.
@@ -91,7 +106,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       throw new StockadeError('USAGE', `--isolation must be one of ${ISOLATION_LEVELS.join(', ')}, not ${JSON.stringify(isolation)}`);
     }
     if (isolation === 'vm') throw new StockadeError('UNSUPPORTED', '--isolation vm is not available yet: the vm level is not implemented');
-    log.debug(`stockade ${argv.join(' ')}`);
+    log.debug(`stockade ${withoutEnvValues(argv).join(' ')}`);
     return await cmd.run(rest, {
       store: new StateStore(str(g, 'root') ?? DEFAULT_ROOT),
       log,
@@ -130,6 +145,11 @@ function oneLine(s: string): string {
   return s.replace(/\s*\n\s*/g, '; ');
 }
 
+/** A command's whole help: its entry in help.ts, else (do) the usage it carries itself. */
+function helpOf(name: string, cmd: Command): string {
+  return HELP[name] ?? cmd.usage;
+}
+
 function isSystemdRunning(): boolean {
   return (require('node:fs') as typeof import('node:fs')).existsSync('/run/systemd/system');
 }
@@ -138,4 +158,33 @@ if (require.main === module) {
   // Exit as soon as the command is done: its output is written synchronously (out(), the log), and
   // a natural exit would first tear the whole heap down, several ms of every call.
   void main(process.argv.slice(2)).then((code) => process.exit(code));
+}
+
+/**
+ * The command line as the --log file may keep it: the values of -e/--env (do, exec) replaced,
+ * since they are the secrets a caller hands a sandbox (API tokens) and the log outlives it.
+ * Only the flags before `--`: what follows is the sandboxed program's.
+ */
+export function withoutEnvValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  let flags = true;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    if (a === '--') flags = false;
+    const m = flags ? /^(-e|--env)(=?)(.*)$/.exec(a) : null;
+    if (m === null) {
+      out.push(a);
+    } else if (m[2] === '=' || (m[1] === '-e' && m[3] !== '')) {
+      out.push(`${m[1]}${m[2]}${redact(m[3] ?? '')}`);
+    } else {
+      out.push(a, redact(argv[i + 1] ?? ''));
+      i++;
+    }
+  }
+  return out;
+}
+
+function redact(entry: string): string {
+  const eq = entry.indexOf('=');
+  return eq < 0 ? entry : `${entry.slice(0, eq)}=...`;
 }

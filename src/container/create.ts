@@ -41,6 +41,21 @@ export interface CreateOptions {
   warn?: Warn | undefined;
   /** The isolation levels to choose from (the config's dev.stockade.isolation, else the default); namespaces when absent. */
   levels?: IsolationLevels | undefined;
+  /** What `stockade do` asks beyond a config (undefined for create and run). */
+  sandbox?: SandboxOptions | undefined;
+}
+
+export interface SandboxOptions {
+  /** An init in front of the command (stockade-init's TAG_INIT). */
+  init: boolean;
+  /** The container dies with this process (TAG_TIED; it must be stockade-init's parent, this one). */
+  tiedTo?: number | undefined;
+  /** false: the environment given to the process is kept off disk (the stored config has none). */
+  envOnDisk: boolean;
+  /** Options of the tmpfs an overlay root (--rw) keeps its writes on (size=...). */
+  overlayTmpfs?: string | undefined;
+  /** The init ends the process at timeoutMs, everything graceMs later, and exits with 124. */
+  timeout?: { timeoutMs: number; graceMs: number } | undefined;
 }
 
 export interface Created {
@@ -93,12 +108,16 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     sentry: level?.filter,
     sentryMounts: level?.ownedMounts(spec.mounts ?? []) ?? [],
     cgroupPaths: cgroups === undefined ? [] : [...cgroups.paths],
+    init: opts.sandbox?.init ?? false,
+    tiedTo: opts.sandbox?.tiedTo,
+    overlayTmpfs: opts.sandbox?.overlayTmpfs,
+    initTimeout: opts.sandbox?.timeout,
   };
   mark('seccomp');
   const plan = encodePlan(buildPlan(spec, planOpts));
   mark('planned');
 
-  const lock = store.createLocked(id);
+  const lock = store.createLocked(id, (spec.linux?.namespaces ?? []).some((ns) => ns.type === 'user'));
   let pid = 0;
   let supervisor: Supervisor | undefined;
   let poststop: HookState | undefined;
@@ -125,9 +144,11 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       createdOk: false,
       cgroupPaths: planOpts.cgroupPaths,
       supervisor: supervisor?.server,
+      ...(opts.sandbox?.tiedTo === undefined ? {} : { heldBy: { pid: opts.sandbox.tiedTo, startTime: readProcessStat(opts.sandbox.tiedTo)?.startTime ?? '' } }),
     };
     store.write(id, record);
-    store.writeConfig(id, spec);
+    // exec, update and delete read the config again; the environment only the process needs.
+    store.writeConfig(id, opts.sandbox?.envOnDisk === false && spec.process !== undefined ? { ...spec, process: { ...spec.process, env: [] } } : spec);
     mark('state written');
     await cgroups?.create(effectiveResources(spec.linux?.resources, spec.linux?.devices), (m) => (opts.warn ?? opts.debug)?.(m));
     mark('cgroups made');

@@ -3,7 +3,8 @@ import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, posix, resolve } from 'node:path';
 import {
   CAPABILITIES, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME,
-  CLONE_NEWUSER, CLONE_NEWUTS, MS_BIND, MS_PRIVATE, MS_REC, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, RLIMITS,
+  CLONE_NEWUSER, CLONE_NEWUTS, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MS_BIND, MS_NODEV, MS_NOSUID,
+  MS_PRIVATE, MS_RDONLY, MS_REC, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, RLIMITS,
   type CapabilityName, type RlimitName,
 } from '../abi/linux/constants';
 import { StockadeError } from '../errors';
@@ -38,6 +39,14 @@ export interface PlanOptions {
   heldCapabilities: bigint;
   /** Cgroup directories (host paths) stockade-init moves itself into before anything else. */
   cgroupPaths: string[];
+  /** An init in front of the process (stockade do): needs a pid namespace of the container's own. */
+  init?: boolean | undefined;
+  /** The pid of stockade-init's parent, with whose death the container ends (stockade do); needs monitor. */
+  tiedTo?: number | undefined;
+  /** Options of the tmpfs an overlay root keeps its writes on (size=...). */
+  overlayTmpfs?: string | undefined;
+  /** The init's deadline for the process and the grace before everything is killed (do --timeout); needs init. */
+  initTimeout?: { timeoutMs: number; graceMs: number } | undefined;
 }
 
 /** This process's capability bounding set, the ceiling of any container's capabilities. */
@@ -127,6 +136,17 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
   if (process.oomScoreAdj !== undefined) plan.push({ tag: PLAN.TAG_OOM_SCORE_ADJ, value: process.oomScoreAdj });
   if (opts.startSocket !== undefined) plan.push({ tag: PLAN.TAG_START_SOCKET, path: opts.startSocket });
   if (opts.monitor) plan.push({ tag: PLAN.TAG_MONITOR });
+  if (opts.tiedTo !== undefined) {
+    if (!opts.monitor) throw new StockadeError('USAGE', 'a container tied to its caller must be attached');
+    plan.push({ tag: PLAN.TAG_TIED, pid: opts.tiedTo });
+  }
+  if (opts.init === true) {
+    if ((cloneFlags & CLONE_NEWPID) === 0) throw new StockadeError('CONFIG_INVALID', 'config.json: linux.namespaces: an init in front of the process needs a new pid namespace', { field: 'linux.namespaces' });
+    plan.push({ tag: PLAN.TAG_INIT });
+    if (opts.initTimeout !== undefined) plan.push({ tag: PLAN.TAG_INIT_TIMEOUT, ...opts.initTimeout });
+  } else if (opts.initTimeout !== undefined) {
+    throw new StockadeError('USAGE', 'a timeout needs an init in front of the process');
+  }
   if (process.terminal === true) {
     if (opts.consoleSocket === undefined) {
       throw new StockadeError('USAGE', 'process.terminal is true but no --console-socket was given', { field: 'process.terminal' });
@@ -271,6 +291,7 @@ function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs:
   if (opts.rootfsMode === 'recursive-readonly') flags |= ROOTFS.RECURSIVE_READONLY;
   if (opts.rootfsMode === 'overlay') flags |= ROOTFS.OVERLAY;
   plan.push({ tag: PLAN.TAG_ROOTFS, flags, source, mountpoint: opts.rootfsMountpoint });
+  if (opts.rootfsMode === 'overlay' && opts.overlayTmpfs !== undefined) plan.push({ tag: PLAN.TAG_OVERLAY_TMPFS, data: opts.overlayTmpfs });
   if (linux.rootfsPropagation !== undefined) {
     const p = PROPAGATION[linux.rootfsPropagation];
     if (p === undefined) throw new StockadeError('CONFIG_INVALID', `config.json: linux.rootfsPropagation: unknown value ${JSON.stringify(linux.rootfsPropagation)}`, { field: 'linux.rootfsPropagation' });
@@ -296,6 +317,14 @@ function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs:
     }
     let mountFlags = parsed.copyUp ? MOUNTF.COPYUP : 0;
     let flags = parsed.flags;
+    // A recursive bind asked read-only, nosuid or nodev is so all the way down: the host mounts
+    // it brings along (a tmpfs, a procfs someone mounted there) must not stay writable below it.
+    let recursiveAttr = parsed.recursiveAttr;
+    if (bind && parsed.recursive) {
+      if ((parsed.flags & MS_RDONLY) !== 0) recursiveAttr |= MOUNT_ATTR_RDONLY;
+      if ((parsed.flags & MS_NOSUID) !== 0) recursiveAttr |= MOUNT_ATTR_NOSUID;
+      if ((parsed.flags & MS_NODEV) !== 0) recursiveAttr |= MOUNT_ATTR_NODEV;
+    }
     if (bind) {
       mountFlags |= MOUNTF.BIND;
       flags |= MS_BIND | (parsed.recursive ? MS_REC : 0);
@@ -303,7 +332,7 @@ function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs:
       if ((parsed.flags & ~(MS_BIND | MS_REC)) !== 0) mountFlags |= MOUNTF.REMOUNT;
     }
     plan.push({
-      tag: PLAN.TAG_MOUNT, flags, propagation: parsed.propagation, recursiveAttr: parsed.recursiveAttr, mountFlags,
+      tag: PLAN.TAG_MOUNT, flags, propagation: parsed.propagation, recursiveAttr, mountFlags,
       source: src, target: m.destination, fstype: bind ? '' : (m.type ?? ''), data: parsed.data,
     });
   });

@@ -1,5 +1,5 @@
 // The state directory: one folder per container holding state.json, the start socket and the root mountpoint.
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StockadeError, errnoCode } from '../errors';
 import { freezerStateOf } from '../cgroups';
@@ -42,6 +42,9 @@ export interface ContainerRecord {
   ownMountNamespace?: boolean | undefined;
   /** The process serving the container's calls (its sentry, or its pod's): a container of the pod finds it here. */
   supervisor?: { pid: number; startTime: string } | undefined;
+  /** The process that owns the container's lifetime (`stockade do`); once it is gone, so is the
+   *  container, and the next call deletes what is left (do-sweep.ts). */
+  heldBy?: { pid: number; startTime: string } | undefined;
 }
 
 export class ContainerLock {
@@ -62,16 +65,25 @@ export class StateStore {
   startSocket(id: ContainerId): string { return join(this.root, id, START_SOCKET); }
   rootfsMountpoint(id: ContainerId): string { return join(this.root, id, 'rootfs'); }
 
-  /** 0711: container root in a user namespace must traverse to its rootfs mountpoint, but not list ids. */
+  /** 0700: the state root is root's alone (a container in a user namespace adds search, see createLocked). */
   ensureRoot(): void {
-    mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
   }
 
-  /** Creates the container's directory exclusively and locks it: the id is taken atomically. */
-  createLocked(id: ContainerId): ContainerLock {
+  /**
+   * Creates the container's directory exclusively and locks it: the id is taken atomically. 0700;
+   * `traversable`: 0711, and search added to the root, since a container's root in a user
+   * namespace is no root of the host's and must still reach its rootfs mountpoint below both.
+   * Nothing in either is readable but by root: files 0600, sockets root's.
+   */
+  createLocked(id: ContainerId, traversable = false): ContainerLock {
     this.ensureRoot();
+    if (traversable) {
+      const mode = statSync(this.root).mode & 0o7777;
+      if ((mode & 0o011) !== 0o011) chmodSync(this.root, mode | 0o011);
+    }
     try {
-      mkdirSync(this.dir(id), { mode: 0o711 });
+      mkdirSync(this.dir(id), { mode: traversable ? 0o711 : 0o700 });
     } catch (e) {
       if (errnoCode(e) === 'EEXIST') throw new StockadeError('CONTAINER_EXISTS', `container with id ${id} already exists`, { id });
       if (errnoCode(e) === 'ENAMETOOLONG') {

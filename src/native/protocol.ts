@@ -142,6 +142,20 @@ export const PLAN = {
    *  the namespaces are joined, before any path is looked up; without it the process would run
    *  in the host's root (as runc's exec does). Never with TAG_ROOTFS or a mount namespace joined. */
   TAG_CHROOT: 36,
+  /** no payload: C stays the container's init (pid 1 of its own pid namespace): it forks the
+   *  command just before the filters go in, passes every signal it gets on to it, reaps orphans
+   *  and exits with the command's status (128+N when signal N killed it). Requires CLONE_NEWPID. */
+  TAG_INIT: 37,
+  /** u32 pid: the container lives no longer than that process, P's parent (`stockade do`): P dies
+   *  with it (PR_SET_PDEATHSIG) and C with P, each checking after the prctl that its parent is
+   *  still there. Requires TAG_MONITOR. */
+  TAG_TIED: 38,
+  /** str: mount options of the tmpfs an overlay root keeps its writes on (size=...). */
+  TAG_OVERLAY_TMPFS: 39,
+  /** u32 ms, u32 ms: the init's deadline for the command (from its fork) and the grace after it:
+   *  SIGTERM to the command at the deadline, SIGKILL to every process of the namespace once the
+   *  grace has passed too; the init then exits with 124, as timeout(1). Requires TAG_INIT. */
+  TAG_INIT_TIMEOUT: 40,
 } as const;
 
 /**
@@ -236,6 +250,9 @@ export type PlanRecord =
   | { tag: typeof PLAN.TAG_HOSTNAME | typeof PLAN.TAG_DOMAINNAME; name: string }
   | { tag: typeof PLAN.TAG_ROOTFS; flags: number; source: string; mountpoint: string }
   | { tag: typeof PLAN.TAG_ROOTFS_PROPAGATION; flags: number }
+  | { tag: typeof PLAN.TAG_TIED; pid: number }
+  | { tag: typeof PLAN.TAG_OVERLAY_TMPFS; data: string }
+  | { tag: typeof PLAN.TAG_INIT_TIMEOUT; timeoutMs: number; graceMs: number }
   | { tag: typeof PLAN.TAG_MOUNT; flags: number; propagation: number; recursiveAttr: number; mountFlags: number;
       source: string; target: string; fstype: string; data: string }
   | { tag: typeof PLAN.TAG_DEVICE; type: 'c' | 'b' | 'u' | 'p'; major: number; minor: number; mode: number;
@@ -249,7 +266,7 @@ export type PlanRecord =
   | { tag: typeof PLAN.TAG_CAPS; bounding: bigint; effective: bigint; inheritable: bigint; permitted: bigint;
       ambient: bigint }
   | { tag: typeof PLAN.TAG_NO_NEW_PRIVS | typeof PLAN.TAG_MONITOR | typeof PLAN.TAG_LOOPBACK_UP
-      | typeof PLAN.TAG_TERMINAL }
+      | typeof PLAN.TAG_TERMINAL | typeof PLAN.TAG_INIT }
   | { tag: typeof PLAN.TAG_CWD; path: string }
   | { tag: typeof PLAN.TAG_ARG | typeof PLAN.TAG_ENV; value: string }
   | { tag: typeof PLAN.TAG_CONSOLE_SOCKET | typeof PLAN.TAG_START_SOCKET | typeof PLAN.TAG_CGROUP_JOIN; path: string }
@@ -317,7 +334,11 @@ function payload(r: PlanRecord): Buffer {
     case PLAN.TAG_CAPS:
       return w.u64(r.bounding).u64(r.effective).u64(r.inheritable).u64(r.permitted).u64(r.ambient).build();
     case PLAN.TAG_NO_NEW_PRIVS: case PLAN.TAG_MONITOR: case PLAN.TAG_LOOPBACK_UP: case PLAN.TAG_TERMINAL:
+    case PLAN.TAG_INIT:
       return w.build();
+    case PLAN.TAG_TIED: return w.u32(r.pid).build();
+    case PLAN.TAG_OVERLAY_TMPFS: return w.str(r.data).build();
+    case PLAN.TAG_INIT_TIMEOUT: return w.u32(r.timeoutMs).u32(r.graceMs).build();
     case PLAN.TAG_CWD: return w.str(r.path).build();
     case PLAN.TAG_ARG: case PLAN.TAG_ENV: return w.str(r.value).build();
     case PLAN.TAG_CONSOLE_SOCKET: case PLAN.TAG_START_SOCKET: case PLAN.TAG_CGROUP_JOIN: return w.str(r.path).build();

@@ -74,7 +74,8 @@ describe('stockade do', { skip }, () => {
     const r = rt.run(['do', '--', 'sh', '-c', 'echo $$; readlink /proc/self/ns/net /proc/self/ns/mnt /proc/self/ns/pid; ls /sys/class/net']);
     assert.equal(r.status, 0, r.stderr);
     const [pid, net, mnt, , ifaces] = r.stdout.trim().split('\n');
-    assert.equal(pid, '1');
+    // Its own pid namespace, where pid 1 is the init in front of the command.
+    assert.equal(pid, '2');
     assert.notEqual(net, readlinkSync('/proc/self/ns/net'));
     assert.notEqual(mnt, readlinkSync('/proc/self/ns/mnt'));
     assert.equal(ifaces, 'lo');
@@ -112,14 +113,20 @@ describe('stockade do', { skip }, () => {
     assert.doesNotMatch(r.stdout, /do-/);
   });
 
-  test('a working directory below the fresh /tmp stays visible, read-only', () => {
+  test('a working directory below the fresh /tmp is refused in one line, and binds nothing', () => {
     const dir = mkdtempSync(join(tmpdir(), 'stockade-do-cwd-'));
     try {
       writeFileSync(join(dir, 'f'), 'host file\n');
-      const r = rt.run(['do', '--', 'sh', '-c', 'pwd; cat f; echo x > g 2>/dev/null || echo read-only'], { cwd: dir });
-      assert.equal(r.status, 0, r.stderr);
-      assert.equal(r.stdout, `${dir}\nhost file\nread-only\n`);
-      assert.equal(existsSync(join(dir, 'g')), false);
+      const r = rt.run(['do', '--', 'sh', '-c', 'pwd; cat f'], { cwd: dir });
+      assert.notEqual(r.status, 0);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, new RegExp(`working directory ${dir} is not in the sandbox`));
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1);
+      // /tmp itself is the sandbox's own, empty /tmp.
+      const t = rt.run(['do', '--', 'sh', '-c', 'pwd; ls -A'], { cwd: '/tmp' });
+      assert.equal(t.status, 0, t.stderr);
+      assert.equal(t.stdout, '/tmp\n');
+      assert.deepEqual(rt.containerDirs(), []);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,0 +1,48 @@
+// stockade do --timeout (issue 19, item 4 in part): the init in front of the command ends it when
+// its time runs out, as timeout(1) does (SIGTERM, status 124), and everything left 5 s later.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Runtime, integrationSkip } from './harness';
+import { processesWithCmdline } from '../helpers/cleanup';
+
+const skip = integrationSkip();
+
+describe('stockade do --timeout', { skip }, () => {
+  let rt: Runtime;
+  before(() => { rt = new Runtime(); });
+  after(() => rt.cleanup());
+
+  for (const level of ['namespaces', 'sentry'] as const) {
+    test(`${level}: a command that runs out of time ends with 124; one that finishes in time keeps its status`, () => {
+      const start = Date.now();
+      const r = rt.run(['do', '--isolation', level, '--timeout', '1s', '--', 'sh', '-c', 'trap "echo got TERM; exit 3" TERM; sleep 30 & wait']);
+      const took = Date.now() - start;
+      assert.equal(r.status, 124, r.stderr);
+      assert.match(r.stdout, /got TERM/, 'SIGTERM first, as timeout(1)');
+      assert.ok(took < 5000, `took ${took} ms`);
+      const fast = rt.run(['do', '--isolation', level, '--timeout', '20', '--', 'sh', '-c', 'exit 7']);
+      assert.equal(fast.status, 7);
+      assert.deepEqual(rt.containerDirs(), []);
+    });
+
+    test(`${level}: a command that ignores SIGTERM, and what it started, are killed after the grace`, () => {
+      const start = Date.now();
+      const r = rt.run(['do', '--isolation', level, '--timeout', '500ms', '--', 'sh', '-c', 'trap "" TERM; sleep 61.7 & sleep 61.8; wait']);
+      const took = Date.now() - start;
+      assert.equal(r.status, 124, r.stderr);
+      assert.ok(took >= 5000 && took < 12_000, `took ${took} ms`);
+      assert.deepEqual(processesWithCmdline('sleep 61.').filter((p) => p.cmdline.startsWith('sleep')), []);
+      assert.deepEqual(rt.containerDirs(), []);
+    });
+  }
+
+  test('a bad duration is a one-line error', () => {
+    for (const d of ['0', '-1', 'soon', '1d', '']) {
+      const r = rt.run(['do', '--timeout', d, '--', 'true']);
+      assert.notEqual(r.status, 0, d);
+      assert.match(r.stderr, /--timeout/);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1);
+    }
+    assert.deepEqual(rt.containerDirs(), []);
+  });
+});

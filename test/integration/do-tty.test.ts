@@ -1,0 +1,117 @@
+// stockade do at a terminal (issue 19, item 1): the command gets a pseudo-terminal of its own,
+// relayed raw, with the window size and its changes, job control for an interactive shell, ^C to
+// its foreground job, and the caller's terminal restored however it ends. Driven through a real
+// pseudo-terminal on the test's side (python3's pty module).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { Runtime, STOCKADE, integrationSkip, has } from './harness';
+
+const skip = integrationSkip() ?? (has('python3') ? undefined : 'python3 (for a test-side pty) is not installed');
+
+// Runs argv on a pty of the given size, then steps: ["wait", text] until the output holds text,
+// ["write", text], ["resize", rows, cols], ["sleep", s]; reports the exit code, the output, and
+// whether the terminal was cooked (ICANON and ECHO) before and after.
+const DRIVER = `
+import fcntl, json, os, pty, select, struct, sys, termios, time
+spec = json.loads(sys.argv[1])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(spec['argv'][0], spec['argv'])
+def size(r, c):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', r, c, 0, 0))
+size(spec['rows'], spec['cols'])
+def cooked():
+    l = termios.tcgetattr(fd)[3]
+    return bool(l & termios.ICANON) and bool(l & termios.ECHO)
+before = cooked()
+out = b''
+def drain(t):
+    global out
+    r, _, _ = select.select([fd], [], [], t)
+    if r:
+        try:
+            out += os.read(fd, 65536)
+        except OSError:
+            time.sleep(t)
+def fail(why):
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
+    print(json.dumps({'error': why, 'out': out.decode(errors='replace')}))
+    sys.exit(0)
+for step in spec['steps']:
+    if step[0] == 'wait':
+        end = time.time() + 20
+        while step[1].encode() not in out:
+            if time.time() > end:
+                fail('never saw %r' % step[1])
+            drain(0.05)
+    elif step[0] == 'write':
+        os.write(fd, step[1].encode())
+    elif step[0] == 'resize':
+        size(step[1], step[2])
+    elif step[0] == 'sleep':
+        end = time.time() + step[1]
+        while time.time() < end:
+            drain(0.05)
+end = time.time() + 20
+while True:
+    drain(0.05)
+    w, st = os.waitpid(pid, os.WNOHANG)
+    if w == pid:
+        break
+    if time.time() > end:
+        fail('still running')
+drain(0.1)
+print(json.dumps({'code': os.waitstatus_to_exitcode(st), 'out': out.decode(errors='replace'), 'before': before, 'after': cooked()}))
+`;
+
+interface Report { code?: number; out: string; before?: boolean; after?: boolean; error?: string }
+
+describe('stockade do at a terminal', { skip }, () => {
+  let rt: Runtime;
+  before(() => { rt = new Runtime(); });
+  after(() => rt.cleanup());
+
+  const onPty = (args: readonly string[], steps: unknown[], rows = 33, cols = 101): Report => {
+    const spec = { argv: [STOCKADE, '--root', rt.root, 'do', ...args], rows, cols, steps };
+    const r = spawnSync('python3', ['-c', DRIVER, JSON.stringify(spec)], { encoding: 'utf8', timeout: 60_000 });
+    const report = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Report;
+    assert.equal(report.error, undefined, `${report.error ?? ''}: ${report.out} ${r.stderr}`);
+    return report;
+  };
+
+  for (const level of ['namespaces', 'sentry'] as const) {
+    test(`${level}: a terminal of its own, its size and its changes; the caller's terminal restored`, () => {
+      const r = onPty(['--isolation', level, '--', 'sh', '-c', 'tty; stty size; echo ready; read x; stty size; exit 3'],
+        [['wait', 'ready'], ['resize', 20, 70], ['sleep', 0.5], ['write', 'go\r']]);
+      assert.equal(r.code, 3, r.out);
+      // Node's raw mode keeps the caller's ONLCR: the container's \r\n arrives as \r\r\n, as with run -t.
+      assert.match(r.out, /^\/dev\/pts\/\d+\r+\n33 101\r+\nready\r+\n/);
+      assert.match(r.out, /20 70\r+\n$/);
+      assert.deepEqual([r.before, r.after], [true, true]);
+    });
+
+    test(`${level}: an interactive shell has job control; ^C and ^Z reach its foreground job, not the shell`, { skip: has('bash') ? false : 'bash is not installed' }, () => {
+      const r = onPty(['--isolation', level, '-e', 'PS1=ready> ', '--', 'bash', '--norc', '--noprofile', '-i'],
+        [['wait', 'ready> '], ['write', 'sleep 30\r'], ['sleep', 1], ['write', '\x03'], ['wait', 'ready> '], ['write', 'echo "status $?"\r'],
+          ['wait', 'status'], ['write', 'sleep 31\r'], ['sleep', 1], ['write', '\x1a'], ['wait', 'Stopped'], ['write', 'kill -9 %1; sleep 0.5\r'], ['wait', 'Killed'], ['write', 'exit 5\r']]);
+      assert.equal(r.code, 5, r.out);
+      assert.match(r.out, /\[1\]\+\s+Stopped\s+sleep 31/, '^Z stops the foreground job');
+      assert.doesNotMatch(r.out, /no job control|cannot set terminal process group/);
+      assert.match(r.out, /status 130/);
+      assert.deepEqual([r.before, r.after], [true, true]);
+    });
+
+    test(`${level}: killed by a signal, the command gives 128+N and the terminal comes back cooked; -T gives none`, () => {
+      const r = onPty(['--isolation', level, '--', 'sh', '-c', 'echo up; kill -KILL $$'], [['wait', 'up']]);
+      assert.equal(r.code, 137, r.out);
+      assert.deepEqual([r.before, r.after], [true, true]);
+      const t = onPty(['--isolation', level, '-T', '--', 'sh', '-c', 'tty || true'], []);
+      assert.match(t.out, /not a tty/);
+    });
+  }
+});
