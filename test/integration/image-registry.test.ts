@@ -77,6 +77,12 @@ function stockade(rt: Runtime, args: readonly string[], env: Record<string, stri
   });
 }
 
+// Machine checks, made before any test starts: a skip is declared with its test, never taken from inside it.
+const bcryptSkip = bcrypt('probe') === undefined ? "crypt (python3) is needed to make htpasswd's bcrypt hashes" : undefined;
+const opensslSkip = has('openssl') ? undefined : 'openssl is not installed';
+const offLoopback = Object.values(networkInterfaces()).flat().find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
+const offLoopbackSkip = offLoopback === undefined ? 'no non-loopback IPv4 address on this machine' : undefined;
+
 describe('pull from a registry', { skip }, () => {
   let rt: Runtime;
   let dir: string;
@@ -111,9 +117,9 @@ describe('pull from a registry', { skip }, () => {
     assert.match(missing.stderr, /^stockade: 127\.0\.0\.1:\d+\/test\/busybox:nope: no such manifest\n$/);
   });
 
-  test('htpasswd: basic auth with --creds; refused without', async (t) => {
+  test('htpasswd: basic auth with --creds; refused without', { skip: bcryptSkip }, async () => {
     const hash = bcrypt('s3cret');
-    if (hash === undefined) { t.skip('no bcrypt here (python3 crypt)'); return; }
+    assert.ok(hash !== undefined, 'python3 made a bcrypt hash before and not now');
     writeFileSync(join(dir, 'htpasswd'), `tester:${hash}\n`);
     const reg = await startRegistry(dir, 'basic', `auth:\n  htpasswd:\n    realm: test\n    path: ${join(dir, 'htpasswd')}\n`);
     procs.push(reg.proc);
@@ -174,8 +180,7 @@ describe('pull from a registry', { skip }, () => {
     assert.match(denied.stderr, /^stockade: .*the token server refused \(401\)\n$/);
   });
 
-  test('https: verified against the CAs, never downgraded to http on a bad certificate', async (t) => {
-    if (!has('openssl')) { t.skip('openssl is not installed'); return; }
+  test('https: verified against the CAs, never downgraded to http on a bad certificate', { skip: opensslSkip }, async () => {
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
@@ -194,9 +199,8 @@ describe('pull from a registry', { skip }, () => {
     assert.ok(readFileSync(rt.log, 'utf8').length > 0);
   });
 
-  test('plain http is not used for a registry off the loopback unless asked', async (t) => {
-    const ip = Object.values(networkInterfaces()).flat().find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
-    if (ip === undefined) { t.skip('no non-loopback IPv4 address on this machine'); return; }
+  test('plain http is not used for a registry off the loopback unless asked', { skip: offLoopbackSkip }, async () => {
+    const ip = offLoopback ?? '';
     const reg = await startRegistry(dir, 'offloop', '', { host: ip });
     procs.push(reg.proc);
     execFileSync('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${layout}:latest`, `docker://${ip}:${reg.port}/test/busybox:v1`]);
