@@ -17,7 +17,7 @@ npm ci --no-audit --no-fund --loglevel=error
 work="$base/work"
 mkdir "$work"
 (cd "$work" && "$copy/bin/stockade" spec && test -s config.json)
-"$copy/bin/stockade" --root "$base/state" do -- true
+(cd "$copy" && bin/stockade --root "$base/state" do -- true)
 npx tsc -p tsconfig.test.json
 node --test --test-concurrency=1 dist-test/test/unit/oci/*.test.js dist-test/test/unit/layering.test.js
 echo "check-standalone: a copy of HEAD in $copy built and ran with nothing beside it"

@@ -104,7 +104,11 @@ export const command: Command = {
     const binds = list(p, 'bind').map((b) => doBind(b, process.cwd(), [stateRoot], bool(p, 'rw')));
     const tmpfs = list(p, 'tmpfs').map((t) => doTmpfs(t, [stateRoot], bool(p, 'rw')));
     if (tmpfs.length > DO_MAX_TMPFS) throw new StockadeError('USAGE', `do: at most ${DO_MAX_TMPFS} --tmpfs (they share the memory limit)`, { flag: 'tmpfs' });
-    const cwd = doWorkingDirectory(str(p, 'cwd'), process.cwd(), [stateRoot], binds);
+    const cwd = doWorkingDirectory(str(p, 'cwd'), process.cwd(), [stateRoot], binds, (why) => {
+      ctx.log.debug(`do: ${why}`);
+      // Said at a terminal, where a person wonders why `ls` lists /; a script's stderr stays the command's.
+      if (process.stderr.isTTY) process.stderr.write(`stockade: do: ${why}\n`);
+    });
     // What a `do` killed before it could clean up left behind: its own call is the next one.
     await sweepAbandoned(ctx.store, (m) => ctx.log.debug(m));
     const id = parseContainerId(`do-${process.pid}-${randomBytes(4).toString('hex')}`);

@@ -119,10 +119,25 @@ export function doTmpfs(value: string, hidden: readonly string[], rootWritable =
 /**
  * The working directory the command starts in: the given path (else the caller's own) resolved
  * through every symlink and `..`. It decides no mount: a directory the sandbox does not show as
- * the host has it (below a fresh /tmp, /run, /proc, ..., or a hidden state root) is refused,
- * unless a --bind shows it there.
+ * the host has it (below a fresh /tmp, /run, /proc, ..., or a hidden state root) is refused when
+ * --cwd names it, unless a --bind shows it there; when it is only the caller's own directory, the
+ * command starts in / instead (`onHidden` says so): a checkout under /tmp must still run the
+ * README's first command.
  */
-export function doWorkingDirectory(given: string | undefined, callerCwd: string, hidden: readonly string[], binds: readonly DoBind[] = []): string {
+export function doWorkingDirectory(
+  given: string | undefined, callerCwd: string, hidden: readonly string[], binds: readonly DoBind[] = [],
+  onHidden: (why: string) => void = () => undefined,
+): string {
+  try {
+    return checkedWorkingDirectory(given, callerCwd, hidden, binds);
+  } catch (e) {
+    if (given !== undefined || !(e instanceof StockadeError) || !/not in the sandbox|which the sandbox hides/.test(e.message)) throw e;
+    onHidden(`${e.message.replace(/^do: /, '').replace(/: start elsewhere.*$/, '')}: the command starts in / (share it with --bind DIR)`);
+    return '/';
+  }
+}
+
+function checkedWorkingDirectory(given: string | undefined, callerCwd: string, hidden: readonly string[], binds: readonly DoBind[]): string {
   const what = given === undefined ? 'the working directory' : '--cwd';
   let path: string;
   try {

@@ -43,7 +43,11 @@ test('a working directory the sandbox replaces or hides is refused in one line',
   const sub = mkdtempSync('/tmp/stockade-do-unit-');
   try {
     assert.throws(() => doWorkingDirectory(sub, '/', []), /--cwd .* is not in the sandbox, whose \/tmp is its own/);
-    assert.throws(() => doWorkingDirectory(undefined, sub, []), /the working directory .* is not in the sandbox/);
+    // Only the caller's own directory: the command starts in / and is told why.
+    const said: string[] = [];
+    assert.equal(doWorkingDirectory(undefined, sub, [], [], (why) => said.push(why)), '/');
+    assert.match(said.join('\n'), /^the working directory .* is not in the sandbox, whose \/tmp is its own and empty: the command starts in \//);
+    assert.equal(doWorkingDirectory(undefined, sub, [], [{ source: sub, destination: sub, writable: false }]), sub, 'a --bind of it shows it');
   } finally {
     rmSync(sub, { recursive: true, force: true });
   }
