@@ -113,15 +113,19 @@ describe('stockade do', { skip }, () => {
     assert.doesNotMatch(r.stdout, /do-/);
   });
 
-  test('a working directory below the fresh /tmp is refused in one line, and binds nothing', () => {
+  test('a working directory below the fresh /tmp binds nothing: --cwd naming it is refused in one line, the caller\'s own starts the command in /', () => {
     const dir = mkdtempSync(join(tmpdir(), 'stockade-do-cwd-'));
     try {
       writeFileSync(join(dir, 'f'), 'host file\n');
-      const r = rt.run(['do', '--', 'sh', '-c', 'pwd; cat f'], { cwd: dir });
+      const r = rt.run(['do', '--cwd', dir, '--', 'sh', '-c', 'pwd; cat f'], { cwd: '/' });
       assert.notEqual(r.status, 0);
       assert.equal(r.stdout, '');
-      assert.match(r.stderr, new RegExp(`working directory ${dir} is not in the sandbox`));
+      assert.match(r.stderr, new RegExp(`--cwd ${dir} is not in the sandbox`));
       assert.equal(r.stderr.trimEnd().split('\n').length, 1);
+      // Started there without --cwd: the command runs in /, and the host's file is not in its view.
+      const own = rt.run(['do', '--', 'sh', '-c', `pwd; cat ${dir}/f || echo unseen`], { cwd: dir });
+      assert.equal(own.status, 0, own.stderr);
+      assert.equal(own.stdout, '/\nunseen\n');
       // /tmp itself is the sandbox's own, empty /tmp.
       const t = rt.run(['do', '--', 'sh', '-c', 'pwd; ls -A'], { cwd: '/tmp' });
       assert.equal(t.status, 0, t.stderr);
