@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { Runtime, STOCKADE, integrationSkip, has } from './harness';
+import { Runtime, STOCKADE, integrationSkip, has, checkoutShare } from './harness';
 
 const skip = integrationSkip() ?? (has('python3') ? undefined : 'python3 (for a test-side pty) is not installed');
 
@@ -77,7 +77,7 @@ describe('stockade do at a terminal', { skip }, () => {
   after(() => rt.cleanup());
 
   const onPty = (args: readonly string[], steps: unknown[], rows = 33, cols = 101): Report => {
-    const spec = { argv: [STOCKADE, '--root', rt.root, 'do', ...args], rows, cols, steps };
+    const spec = { argv: [STOCKADE, '--root', rt.root, 'do', ...checkoutShare(), ...args], rows, cols, steps };
     const r = spawnSync('python3', ['-c', DRIVER, JSON.stringify(spec)], { encoding: 'utf8', timeout: 60_000 });
     const report = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Report;
     assert.equal(report.error, undefined, `${report.error ?? ''}: ${report.out} ${r.stderr}`);

@@ -17,6 +17,24 @@ enterRunCgroup();
 export const STOCKADE = join(packageRoot(), 'bin', 'stockade');
 
 /** Why integration tests cannot run here, or undefined when they can. */
+/**
+ * `do`'s /tmp, /var/tmp and /run are its own: a checkout below one (the suite runs wherever the
+ * checkout is) is not in the sandbox unless shared. The tests' programs live in the checkout, so
+ * they share it, read-only, as a user would (--bind); elsewhere this adds nothing.
+ */
+export function checkoutShare(): string[] {
+  const root = realpathSync(packageRoot());
+  return ['/tmp', '/var/tmp', '/run'].some((d) => root.startsWith(`${d}/`)) ? ['--bind', root] : [];
+}
+
+/** `args` with checkoutShare() after a `do` command (the first word that is `do`, before any `--`). */
+export function withCheckoutShared(args: readonly string[]): string[] {
+  const i = args.indexOf('do');
+  const end = args.indexOf('--');
+  if (i < 0 || (end >= 0 && end < i)) return [...args];
+  return [...args.slice(0, i + 1), ...checkoutShare(), ...args.slice(i + 1)];
+}
+
 export function integrationSkip(): string | undefined {
   if (process.platform !== 'linux') return 'containers need Linux';
   if (process.getuid?.() !== 0) return 'creating namespaces and mounts as the tests do needs root';
@@ -85,7 +103,7 @@ export class Runtime {
 
   /** The program and arguments of one call: the CLI, or the CLI in a cgroup-v2-only mount namespace. */
   #command(args: readonly string[]): { file: string; args: string[]; env: NodeJS.ProcessEnv } {
-    const full = ['--root', this.root, '--log', this.log, '--log-format', 'json', ...args];
+    const full = ['--root', this.root, '--log', this.log, '--log-format', 'json', ...withCheckoutShared(args)];
     if (this.#v2 === undefined) return { file: STOCKADE, args: full, env: process.env };
     return {
       file: 'unshare',

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { Runtime, STOCKADE, integrationSkip, has, waitFor } from '../integration/harness';
+import { Runtime, STOCKADE, integrationSkip, has, waitFor, checkoutShare } from '../integration/harness';
 import { processesWithCmdline } from '../helpers/cleanup';
 
 const skip = integrationSkip();
@@ -67,7 +67,7 @@ describe('do: an init in front of the command (issue 22, finding 4)', { skip }, 
   for (const level of ['namespaces', 'sentry'] as const) {
     test(`${level}: ^C at a terminal stops sleep, status 130`, { skip: has('python3') ? false : 'python3 (for a test-side pty) is not installed' }, () => {
       const marker = `sleep 27.${level === 'sentry' ? 1 : 2}`;
-      const r = spawnSync('python3', ['-c', PTY_DRIVER, marker, STOCKADE, '--root', rt.root, 'do', '--isolation', level, '--', ...marker.split(' ')], { encoding: 'utf8', timeout: 40_000 });
+      const r = spawnSync('python3', ['-c', PTY_DRIVER, marker, STOCKADE, '--root', rt.root, 'do', ...checkoutShare(), '--isolation', level, '--', ...marker.split(' ')], { encoding: 'utf8', timeout: 40_000 });
       const report = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { code?: number; error?: string; out?: string };
       assert.equal(report.error, undefined, `${report.error ?? ''}: ${report.out ?? ''} ${r.stderr}`);
       assert.equal(report.code, 130);

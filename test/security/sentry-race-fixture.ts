@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { sentryNative } from '../../src/native/addon';
 import { packageRoot } from '../../src/native/paths';
 import { processesWithCmdline } from '../helpers/cleanup';
-import { STOCKADE, integrationSkip, json, type Result, type Runtime } from '../integration/harness';
+import { STOCKADE, integrationSkip, json, type Result, type Runtime, checkoutShare } from '../integration/harness';
 
 const FIXTURES = join(packageRoot(), 'test', 'fixtures');
 const SOURCE = join(FIXTURES, 'sentry-race.c');
@@ -62,7 +62,7 @@ export function race(rt: Runtime, level: Level, args: readonly string[], opts: {
   const outFd = openSync(outPath, 'w+');
   const errFd = openSync(errPath, 'w+');
   try {
-    const r = spawnSync(STOCKADE, ['--root', rt.root, '--log', rt.log, '--log-format', 'json', 'do', '--isolation', level, '--', RACE, ...args], {
+    const r = spawnSync(STOCKADE, ['--root', rt.root, '--log', rt.log, '--log-format', 'json', 'do', ...checkoutShare(), '--isolation', level, '--', RACE, ...args], {
       stdio: ['ignore', outFd, errFd], timeout: opts.timeout ?? 60_000, killSignal: 'SIGKILL', cwd: '/', env: { ...process.env, ...opts.env },
     });
     return { status: r.status, signal: r.signal, stdout: readFileSync(outPath, 'utf8'), stderr: readFileSync(errPath, 'utf8') };

@@ -1,6 +1,7 @@
 // stockade do's config: the working directory resolved and never mounted, the limits, the tmpfs sizes, the hidden state root.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { homedir } from 'node:os';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY } from '../../../src/abi/linux/constants';
@@ -11,7 +12,8 @@ import { withoutEnvValues } from '../../../src/cli/main';
 import { PLAN } from '../../../src/native/protocol';
 
 // Not under /tmp: do refuses working directories there.
-const base = mkdtempSync(join(process.cwd(), '.do-spec-test-'));
+// Not in the checkout: a checkout below /tmp is a directory the sandbox replaces.
+const base = mkdtempSync(join(homedir(), '.stockade-do-spec-test-'));
 process.on('exit', () => rmSync(base, { recursive: true, force: true }));
 
 function options(over: Partial<DoOptions> = {}): DoOptions {
