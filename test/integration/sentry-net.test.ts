@@ -1,15 +1,15 @@
 // The network policy as users give it: `do --allow-net` and a bundle's dev.stockade.network annotation, good and bad.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync } from 'node:fs';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../../src/native/paths';
+import { NET_ATTACK, buildNetAttack, netAttackCompilerSkip } from '../helpers/net-attack';
 import { Runtime, has, integrationSkip, json, leftovers, probeSpec, type Result } from './harness';
 import { Peers } from '../helpers/net-peers';
 import type { Spec } from '../../src/oci/spec';
 
-const ATTACK = join(packageRoot(), 'test', 'fixtures', 'bin', 'net-attack');
-const skip = integrationSkip() ?? (existsSync(ATTACK) ? undefined : `${ATTACK} is built by test/security/sentry-net-attacks.test.ts (gcc -static); run that first`);
+const ATTACK = NET_ATTACK;
+const skip = integrationSkip() ?? netAttackCompilerSkip();
 
 const NET = 'dev.stockade.network';
 
@@ -29,6 +29,7 @@ describe('the network policy, as users give it', { skip }, () => {
   let port = 0;
 
   before(async () => {
+    buildNetAttack();
     rt = new Runtime();
     peers = new Peers();
     port = await peers.tcp('127.0.0.1');

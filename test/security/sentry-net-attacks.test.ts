@@ -6,45 +6,27 @@
 // addresses that are not loopback, in a network namespace the test makes with ip netns and veth.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sentryNative } from '../../src/native/addon';
-import { packageRoot } from '../../src/native/paths';
 import { Runtime, has, integrationSkip, json, type Result } from '../integration/harness';
 import { Peers } from '../helpers/net-peers';
+import { NET_ATTACK, buildNetAttack, netAttackCompilerSkip } from '../helpers/net-attack';
 
-const FIXTURES = join(packageRoot(), 'test', 'fixtures');
-const SOURCE = join(FIXTURES, 'net-attack.c');
-const ATTACK = join(FIXTURES, 'bin', 'net-attack');
-
-function compilerSkip(): string | undefined {
-  const r = spawnSync(process.env['CC'] ?? 'gcc', ['--version'], { stdio: 'ignore' });
-  return r.status === 0 ? undefined : 'the attacker is built with gcc -static, which is not available';
-}
+const ATTACK = NET_ATTACK;
 
 function notificationSkip(): string | undefined {
   const sizes = sentryNative().notifSizes();
   return typeof sizes === 'number' ? `seccomp user notification is missing here (SECCOMP_GET_NOTIF_SIZES: ${sizes})` : undefined;
 }
 
-const skip = integrationSkip() ?? compilerSkip() ?? notificationSkip();
+const skip = integrationSkip() ?? netAttackCompilerSkip() ?? notificationSkip();
 const netnsSkip = skip ?? (has('ip') ? undefined : 'the non-loopback tests make a network namespace with ip (iproute2), which is not installed');
 
-function buildAttack(): string {
-  if (existsSync(ATTACK) && statSync(ATTACK).mtimeMs >= statSync(SOURCE).mtimeMs) return ATTACK;
-  mkdirSync(join(FIXTURES, 'bin'), { recursive: true });
-  const tmp = `${ATTACK}.${process.pid}.tmp`;
-  try {
-    execFileSync(process.env['CC'] ?? 'gcc', ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-pthread', '-o', tmp, SOURCE]);
-    renameSync(tmp, ATTACK);
-  } finally {
-    rmSync(tmp, { force: true });
-  }
-  return ATTACK;
-}
+const buildAttack = buildNetAttack;
 
 /** `stockade do ARGS -- CMD...`; with trace, the sentry's records come on stderr. */
 function sandbox(rt: Runtime, doArgs: readonly string[], cmd: readonly string[], opts: { trace?: boolean } = {}): Result {
