@@ -27,11 +27,13 @@ describe('stockade do --timeout', { skip }, () => {
 
     test(`${level}: a command that ignores SIGTERM, and what it started, are killed after the grace`, () => {
       const start = Date.now();
-      const r = rt.run(['do', '--isolation', level, '--timeout', '500ms', '--', 'sh', '-c', 'trap "" TERM; sleep 61.7 & sleep 61.8; wait']);
+      // Durations of this run's own: another run on the host sleeps too.
+      const nap = `61.${process.pid}`;
+      const r = rt.run(['do', '--isolation', level, '--timeout', '500ms', '--', 'sh', '-c', `trap "" TERM; sleep ${nap}7 & sleep ${nap}8; wait`]);
       const took = Date.now() - start;
       assert.equal(r.status, 124, r.stderr);
       assert.ok(took >= 5000 && took < 12_000, `took ${took} ms`);
-      assert.deepEqual(processesWithCmdline('sleep 61.').filter((p) => p.cmdline.startsWith('sleep')), []);
+      assert.deepEqual(processesWithCmdline(`sleep ${nap}`).filter((p) => p.cmdline.startsWith('sleep')), []);
       assert.deepEqual(rt.containerDirs(), []);
     });
   }

@@ -11,6 +11,7 @@ import type { Spec } from '../../src/oci/spec';
 import { packageRoot } from '../../src/native/paths';
 import type { Bundle } from '../helpers/rootfs';
 import { Runtime, alive, has, integrationSkip, json, leftovers, probeSpec, waitFor } from './harness';
+import { isRunProcess } from '../helpers/run-scope';
 
 const skip = integrationSkip();
 
@@ -20,7 +21,8 @@ function processesWith(...parts: string[]): number[] {
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-      if (parts.every((p) => cmd.includes(p)) && alive(Number(pid))) found.push(Number(pid));
+      // This run's only (isRunProcess): another run on the host uses the same ids.
+      if (parts.every((p) => cmd.includes(p)) && alive(Number(pid)) && isRunProcess(Number(pid))) found.push(Number(pid));
     } catch { /* gone meanwhile */ }
   }
   return found;
