@@ -43,7 +43,7 @@ export interface LevelContainer {
   readonly data: unknown;
 }
 
-/** What create asks of a driver once the id is taken, the record written and the cgroups made. */
+/** What create asks of a driver: plan() gets it before the id is taken, CreatePlan.create() makes it. */
 export interface CreateRequest {
   readonly store: StateStore;
   readonly id: ContainerId;
@@ -51,7 +51,7 @@ export interface CreateRequest {
   readonly bundle: string;
   /** The config to run, as the driver's prepare() returned it; the stored config.json is this one. */
   readonly spec: Spec;
-  /** The container's cgroups, made by the lifecycle (undefined: none asked): the driver places its workload in them. */
+  /** The container's cgroups (undefined: none asked), made by the lifecycle before CreatePlan.create(): the driver places its workload in them. */
   readonly cgroups: CgroupManager | undefined;
   readonly consoleSocket: string | undefined;
   readonly preserveFds: number;
@@ -76,6 +76,16 @@ export interface CreateRequest {
   onPid(pid: number): void;
   readonly debug: ((msg: string) => void) | undefined;
   readonly warn: Warn | undefined;
+}
+
+/** A create the driver has planned: the lifecycle has taken the id, written the record and made the cgroups when it calls create(). */
+export interface CreatePlan {
+  /**
+   * Makes the workload, stopped before its program runs (created). On failure it has stopped
+   * what it started itself; the lifecycle then SIGKILLs the pid reported through onPid, removes
+   * the cgroups and the state directory, and runs the poststop hooks.
+   */
+  create(): Promise<Workload>;
 }
 
 export interface SandboxOptions {
@@ -112,7 +122,10 @@ export interface Workload {
    * create, which then calls abort().
    */
   created(record: Readonly<ContainerRecord>): void;
-  /** Stops what create started, at once (create failed after the driver returned). */
+  /**
+   * Stops what create started in this process, at once (create failed after the driver
+   * returned); the lifecycle then SIGKILLs the pid and cleans up as after a failed create().
+   */
   abort(): void;
 }
 
@@ -164,7 +177,7 @@ export interface LevelStats {
 }
 
 /**
- * One isolation level. Every method but prepare and create acts on a recorded container; each
+ * One isolation level. Every method but prepare and plan acts on a recorded container; each
  * throws a StockadeError with a one-line message naming what failed. The lifecycle has checked
  * the status table before calling (status.ts's ALLOWED), except for status and destroy.
  */
@@ -177,11 +190,11 @@ export interface LevelDriver {
    */
   prepare(spec: Spec): Spec;
   /**
-   * Makes the workload, stopped before its program runs (created). On failure it has stopped what
-   * it started itself; the lifecycle then removes the cgroups and the state directory and runs
-   * the poststop hooks.
+   * Works out what create will do, before the id is taken: everything that can fail on the
+   * config or the bundle fails here, where nothing is made yet (no state directory, no cgroup, no
+   * hook run). Makes nothing itself.
    */
-  create(req: CreateRequest): Promise<Workload>;
+  plan(req: CreateRequest): CreatePlan;
   /** Lets a created workload run its program; `hookState` is the state JSON for its startContainer hooks, if any. */
   start(c: LevelContainer, hookState: Buffer | undefined): Promise<void>;
   /** Sends a signal to the workload's init, or to all its processes. Throws STATE_TRANSITION when it has stopped. */
