@@ -64,8 +64,12 @@ export interface CreateRequest {
   readonly sandbox: SandboxOptions | undefined;
   /** True when the config has createRuntime or createContainer hooks: the driver calls createHooks() once the workload is at that point. */
   readonly hasCreateHooks: boolean;
-  /** Runs the runtime's create hooks (createRuntime; the container's own come from inside); rejects with their failure. */
-  createHooks(): Promise<void>;
+  /**
+   * Runs the runtime's create hooks (prestart, createRuntime); rejects with their failure.
+   * Resolves with the state JSON the container's own createContainer hooks are fed from inside
+   * (undefined: it has none).
+   */
+  createHooks(): Promise<Buffer | undefined>;
   /**
    * The driver reports the host process that stands for the workload as soon as there is one,
    * before anything that can fail after it: the lifecycle records it (state's `pid`, the pid file,
