@@ -144,7 +144,7 @@ static char *read_small(int dirfd, const char *path, size_t max)
 	return buf;
 }
 
-/* Parses <dir>/light; false when it is missing or not understood. */
+/* Parses <dir>/light; false when it is missing, not understood, or does not let this entry act. */
 static bool read_light(int dirfd, struct light *l)
 {
 	memset(l, 0, sizeof *l);
@@ -154,6 +154,11 @@ static bool read_light(int dirfd, struct light *l)
 	char *save = NULL;
 	char *line = strtok_r(text, "\n", &save);
 	if (line == NULL || strcmp(line, STK_LIGHT_FORMAT) != 0)
+		return false;
+	/* The first key says whether this entry may act at all: the level's choice, made in TypeScript. */
+	line = strtok_r(NULL, "\n", &save);
+	if (line == NULL || strncmp(line, STK_LIGHT_KEY_ACT " ", sizeof STK_LIGHT_KEY_ACT) != 0 ||
+	    strcmp(line + sizeof STK_LIGHT_KEY_ACT, STK_LIGHT_ACT_YES) != 0)
 		return false;
 	while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
 		char *value = strchr(line, ' ');

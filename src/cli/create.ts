@@ -4,7 +4,6 @@ import { parseContainerId } from '../container/id';
 import { StockadeError } from '../errors';
 import { bool, int, parseArgs, str, type FlagSpec } from './args';
 import type { Command } from './context';
-import { isolationLevels } from './isolation';
 
 export const CREATE_FLAGS: readonly FlagSpec[] = [
   { name: 'bundle', type: 'string', short: 'b' },
@@ -40,7 +39,7 @@ export const command: Command = {
       noNewKeyring: bool(p, 'no-new-keyring'),
       debug: (m) => ctx.log.debug(m),
       warn: (m) => ctx.log.warn(m),
-      levels: isolationLevels(ctx),
+      levels: ctx.levels,
     });
     return 0;
   },

@@ -14,7 +14,7 @@ export const command: Command = {
     for (const raw of p.positional) {
       const id = parseContainerId(raw);
       try {
-        await deleteContainer(ctx.store, id, bool(p, 'force'), { warn: (m) => ctx.log.warn(m) });
+        await deleteContainer(ctx.store, ctx.levels, id, bool(p, 'force'), { warn: (m) => ctx.log.warn(m) });
       } catch (e) {
         // As runc: a forced delete of a container that is already gone succeeds, so clients can retry.
         if (!(bool(p, 'force') && isStockadeError(e) && e.code === 'CONTAINER_NOT_FOUND')) throw e;

@@ -6,13 +6,17 @@ import { sweepAbandoned } from '../container/do-sweep';
 import { parseContainerId } from '../container/id';
 import { runContainer } from '../container/run';
 import { lightGlobals } from '../container/light-wait';
-import { isolationLevels } from './isolation';
+import { availableLevels, DEFAULT_LEVEL, levelEntry, levelRegistry, LEVELS } from '../levels/registry';
 import { StockadeError } from '../errors';
 import { bool, list, parseArgs, str } from './args';
 import type { Command } from './context';
 import { parseDuration, parseMemory } from './units';
-import { NETWORK_ANNOTATION } from '../container/supervisor';
+import { NETWORK_ANNOTATION } from '../container/level';
 import { parseNetPolicy } from '../sentry/net-policy';
+
+/** The levels that keep a network policy, as the registry lists them: --allow-net asks for the first. */
+const POLICY_LEVELS = LEVELS.filter((l) => l.networkPolicy && l.unavailable === undefined).map((l) => l.name);
+const POLICY_LEVEL = POLICY_LEVELS[0] ?? '';
 
 const USAGE = `stockade do [OPTIONS] -- CMD [ARGS...]
 
@@ -23,13 +27,13 @@ through; signals sent to stockade reach CMD; the exit status is CMD's (128+N if 
 it). Killing stockade ends the sandbox.
 
 Options:
-  --isolation namespaces|sentry  the wall (default: the global --isolation, else namespaces)
+  --isolation ${availableLevels().join('|')}  the wall (default: the global --isolation, else ${DEFAULT_LEVEL})
   -t, --tty            give CMD a terminal of its own (the default when stdin is a terminal),
                        relayed raw: window size, ^C and ^Z to its foreground job
   -T, --no-tty         no terminal: stdio passed as it is
   --rw                 writes anywhere succeed, into memory, and vanish at the end
   --network none|host  none (default): loopback only; host: the host's network
-  --allow-net DEST     at --isolation sentry (the default with it), reach DEST from the host's
+  --allow-net DEST     at --isolation ${POLICY_LEVEL} (the default with it), reach DEST from the host's
                        network and nothing else: HOST[:PORT], CIDR[:PORT], N, N-M, dns=ADDR
   --cwd DIR            where CMD starts (default: the current directory); resolved on the host,
                        it must be a directory the sandbox shows as the host has it (not under
@@ -83,17 +87,18 @@ export const command: Command = {
       { name: 'no-tty', type: 'bool', short: 'T' },
     ], 'do', { stopAfterPositionals: 1 });
     const allowNet = list(p, 'allow-net');
-    // Only the sentry can keep an allow list: --allow-net asks for it unless --isolation says otherwise.
-    const isolation = str(p, 'isolation') ?? (allowNet.length > 0 ? 'sentry' : ctx.isolation);
-    if (isolation !== 'namespaces' && isolation !== 'sentry') {
-      throw new StockadeError('USAGE', `do: --isolation must be namespaces or sentry, not ${JSON.stringify(isolation)}`);
+    // Only a level with a network policy can keep an allow list: --allow-net asks for one unless --isolation says otherwise.
+    const isolation = str(p, 'isolation') ?? (allowNet.length > 0 ? POLICY_LEVEL : ctx.isolation);
+    const level = levelEntry(isolation);
+    if (level === undefined || level.unavailable !== undefined) {
+      throw new StockadeError('USAGE', `do: --isolation must be ${availableLevels().join(' or ')}, not ${JSON.stringify(isolation)}`);
     }
     if (p.positional.length === 0) throw new StockadeError('USAGE', 'do: expects a command after --');
     // --allow-net reaches its destinations from the host's network; without it, a network of the
     // sandbox's own (loopback only). `--network host` alone reaches everything the host does.
     const network = str(p, 'network') ?? (allowNet.length > 0 ? 'host' : 'none');
     if (network !== 'none' && network !== 'host') throw new StockadeError('USAGE', `do: --network must be none or host, not ${JSON.stringify(network)}`);
-    const policy = allowNetPolicy(allowNet, network, isolation);
+    const policy = allowNetPolicy(allowNet, network, isolation, level.networkPolicy);
     const limits = doLimits(str(p, 'memory'), str(p, 'pids'), str(p, 'cpus'));
     const timeout = doTimeout(str(p, 'timeout'));
     const env = mergeEnv([...hostEnv(), ...list(p, 'env-file').flatMap(readEnvFile)], list(p, 'env'));
@@ -110,7 +115,8 @@ export const command: Command = {
       if (process.stderr.isTTY) process.stderr.write(`stockade: do: ${why}\n`);
     });
     // What a `do` killed before it could clean up left behind: its own call is the next one.
-    await sweepAbandoned(ctx.store, (m) => ctx.log.debug(m));
+    const levels = levelRegistry({ log: ctx.log, root: ctx.store.root }, isolation);
+    await sweepAbandoned(ctx.store, levels, (m) => ctx.log.debug(m));
     const id = parseContainerId(`do-${process.pid}-${randomBytes(4).toString('hex')}`);
     const spec = doSpec({
       args: p.positional,
@@ -129,7 +135,7 @@ export const command: Command = {
     });
     if (policy !== undefined) spec.annotations = { ...spec.annotations, [NETWORK_ANNOTATION]: policy };
     return runContainer({
-      levels: isolationLevels(ctx, isolation),
+      levels,
       store: ctx.store,
       id,
       bundle: '/',
@@ -148,9 +154,9 @@ export const command: Command = {
  * The sentry's network policy for --allow-net's destinations (HOST[:PORT], CIDR[:PORT], N, N-M,
  * dns=ADDR), each checked here; undefined without any.
  */
-function allowNetPolicy(dests: readonly string[], network: string, isolation: string): string | undefined {
+function allowNetPolicy(dests: readonly string[], network: string, isolation: string, keepsPolicy: boolean): string | undefined {
   if (dests.length === 0) return undefined;
-  if (isolation !== 'sentry') throw new StockadeError('USAGE', 'do: --allow-net needs --isolation sentry (the namespaces level has no network policy)');
+  if (!keepsPolicy) throw new StockadeError('USAGE', `do: --allow-net needs --isolation ${POLICY_LEVELS.join(' or ')} (the ${isolation} level has no network policy)`);
   if (network !== 'host') throw new StockadeError('USAGE', 'do: --allow-net with --network none reaches nothing but loopback: leave --network out, or give host');
   const items = dests.flatMap((d) => d.split(',')).filter((d) => d !== '');
   parseNetPolicy(items.join(','), 'do: --allow-net');

@@ -17,10 +17,10 @@ export const command: Command = {
     const interval = parseDuration(str(p, 'interval') ?? '5s', 'interval');
     if (interval <= 0) throw new StockadeError('USAGE', '--interval: must be positive', { flag: 'interval' });
     if (bool(p, 'stats')) {
-      out(statsEvent(ctx.store, id));
+      out(await statsEvent(ctx.store, ctx.levels, id));
       return 0;
     }
-    await streamEvents(ctx.store, id, interval, out);
+    await streamEvents(ctx.store, ctx.levels, id, interval, out);
     return 0;
   },
 };

@@ -1,6 +1,5 @@
 // stockade exec [flags] ID [COMMAND ARGS...]: runc's exec flags, a new process in a created or running container.
 import { execInContainer } from '../container/exec';
-import { isolationLevels } from './isolation';
 import { parseContainerId } from '../container/id';
 import { StockadeError } from '../errors';
 import { bool, int, list, parseArgs, str, type FlagSpec } from './args';
@@ -65,7 +64,7 @@ export const command: Command = {
         ignorePaused: bool(p, 'ignore-paused'),
         subCgroups: list(p, 'cgroup'),
         debug: (m) => ctx.log.debug(m),
-        levels: isolationLevels(ctx),
+        levels: ctx.levels,
       });
     } catch (e) {
       throw failingWith(e, EXEC_FAILED);

@@ -1,6 +1,7 @@
 // stockade features: the runtime-spec features document, or with --syscalls the sentry's syscall table.
 import { StockadeError } from '../errors';
 import { featuresDocument } from '../oci/features';
+import { availableLevels } from '../levels/registry';
 import { nativeArch } from '../seccomp/arch';
 import { renderTable, tableJson } from '../sentry/syscalls';
 import { bool, parseArgs, str } from './args';
@@ -15,7 +16,7 @@ export const command: Command = {
     const format = str(p, 'format');
     if (!bool(p, 'syscalls')) {
       if (format !== undefined) throw new StockadeError('USAGE', 'features: --format goes with --syscalls', { flag: 'format' });
-      out(`${JSON.stringify(featuresDocument(), null, 4)}\n`);
+      out(`${JSON.stringify(featuresDocument({ levels: availableLevels() }), null, 4)}\n`);
       return 0;
     }
     const arch = nativeArch();

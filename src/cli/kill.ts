@@ -14,7 +14,7 @@ export const command: Command = {
     if (p.positional.length < 1 || p.positional.length > 2) throw new StockadeError('USAGE', 'kill: expects a container id and an optional signal');
     const id = parseContainerId(p.positional[0]);
     const signal = parseSignal(p.positional[1] ?? 'SIGTERM', { zero: true });
-    await killContainer(ctx.store, id, signal, bool(p, 'all'));
+    await killContainer(ctx.store, ctx.levels, id, signal, bool(p, 'all'));
     return 0;
   },
 };

@@ -14,8 +14,8 @@ export const command: Command = {
     const format = str(p, 'format') ?? 'table';
     if (format !== 'table' && format !== 'json') throw new StockadeError('USAGE', `list: --format must be table or json, not ${JSON.stringify(format)}`);
     // A `do` killed before it could delete its container left it behind: it goes now, unlisted.
-    await sweepAbandoned(ctx.store, (m) => ctx.log.debug(m));
-    const states = listStates(ctx.store);
+    await sweepAbandoned(ctx.store, ctx.levels, (m) => ctx.log.debug(m));
+    const states = await listStates(ctx.store, ctx.levels);
     if (bool(p, 'quiet')) {
       out(states.map((s) => `${s.id}\n`).join(''));
     } else if (format === 'json') {

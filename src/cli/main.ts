@@ -9,6 +9,7 @@ import { HELP } from './help';
 import { Logger, out, type LogFormat } from '../log/logger';
 import { mark } from '../log/timing';
 import { exitStatusOf } from './exit-status';
+import { availableLevels, DEFAULT_LEVEL, levelEntry, levelNames, levelRegistry, LEVELS } from '../levels/registry';
 
 // The build's code cache warm-up reaches it through the bundle's exports.
 export { warmUp } from './warm-up';
@@ -16,7 +17,6 @@ export { warmUp } from './warm-up';
 const VERSION = '0.1.0';
 
 const CGROUP_COMMANDS = new Set(['create', 'run', 'exec', 'update', 'do']);
-const ISOLATION_LEVELS: readonly string[] = ['namespaces', 'sentry', 'vm'];
 
 const GLOBAL_FLAGS: readonly FlagSpec[] = [
   { name: 'root', type: 'string' },
@@ -33,7 +33,13 @@ const GLOBAL_FLAGS: readonly FlagSpec[] = [
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, load]) => `   ${name.padEnd(10)}${load().summary}`);
-  return `stockade ${VERSION}: an OCI container runtime with a choice of wall\n\nUSAGE: stockade [global options] command [command options] [arguments...]\n       stockade help COMMAND   (or stockade COMMAND --help): every option of COMMAND, with an example\n\nCOMMANDS:\n${lines.join('\n')}\n\nGLOBAL OPTIONS:\n   --root DIR          state directory (default ${DEFAULT_ROOT})\n   --log FILE          log file\n   --log-format FMT    text or json\n   --debug             log debug messages\n   --isolation LEVEL   namespaces or sentry (a config's dev.stockade.isolation annotation overrides it)\n   --systemd-cgroup    place containers with systemd (needs systemd)\n`;
+  return `stockade ${VERSION}: an OCI container runtime with a choice of wall\n\nUSAGE: stockade [global options] command [command options] [arguments...]\n       stockade help COMMAND   (or stockade COMMAND --help): every option of COMMAND, with an example\n\nCOMMANDS:\n${lines.join('\n')}\n\nGLOBAL OPTIONS:\n   --root DIR          state directory (default ${DEFAULT_ROOT})\n   --log FILE          log file\n   --log-format FMT    text or json\n   --debug             log debug messages\n   --isolation LEVEL   ${availableLevels().join(' or ')} (a config's dev.stockade.isolation annotation overrides it)\n   --systemd-cgroup    place containers with systemd (needs systemd)\n\nLEVELS:\n${levelLines()}`;
+}
+
+/** A line per level of the registry: its wall, and why this build cannot run it where it cannot. */
+function levelLines(): string {
+  const width = Math.max(...LEVELS.map((l) => l.name.length)) + 2;
+  return LEVELS.map((l) => `   ${l.name.padEnd(width)}${l.help}${l.unavailable === undefined ? '' : ` (not available yet: ${l.unavailable})`}\n`).join('');
 }
 
 /** Splits global flags (before the command name) from the command and its arguments. */
@@ -101,17 +107,20 @@ export async function main(given: readonly string[]): Promise<number> {
     if (bool(g, 'systemd-cgroup') && CGROUP_COMMANDS.has(command) && !isSystemdRunning()) {
       throw new StockadeError('UNSUPPORTED', '--systemd-cgroup needs systemd, which is not running on this host (/run/systemd/system is missing)');
     }
-    const isolation = str(g, 'isolation') ?? 'namespaces';
-    if (!ISOLATION_LEVELS.includes(isolation)) {
-      throw new StockadeError('USAGE', `--isolation must be one of ${ISOLATION_LEVELS.join(', ')}, not ${JSON.stringify(isolation)}`);
+    const isolation = str(g, 'isolation') ?? DEFAULT_LEVEL;
+    const level = levelEntry(isolation);
+    if (level === undefined) {
+      throw new StockadeError('USAGE', `--isolation must be one of ${levelNames().join(', ')}, not ${JSON.stringify(isolation)}`);
     }
-    if (isolation === 'vm') throw new StockadeError('UNSUPPORTED', '--isolation vm is not available yet: the vm level is not implemented');
+    if (level.unavailable !== undefined) throw new StockadeError('UNSUPPORTED', `--isolation ${isolation} is not available yet: ${level.unavailable}`);
     log.debug(`stockade ${withoutEnvValues(argv).join(' ')}`);
+    const store = new StateStore(str(g, 'root') ?? DEFAULT_ROOT);
     return await cmd.run(rest, {
-      store: new StateStore(str(g, 'root') ?? DEFAULT_ROOT),
+      store,
       log,
       systemdCgroup: bool(g, 'systemd-cgroup'),
       isolation,
+      levels: levelRegistry({ log, root: store.root }, isolation),
     });
   } catch (e) {
     const msg = oneLine(e instanceof Error ? e.message : String(e));

@@ -11,7 +11,7 @@ export const command: Command = {
   async run(argv, ctx) {
     const p = parseArgs(argv, [], 'pause');
     if (p.positional.length !== 1) throw new StockadeError('USAGE', 'pause: expects exactly one container id');
-    await pauseContainer(ctx.store, parseContainerId(p.positional[0]));
+    await pauseContainer(ctx.store, ctx.levels, parseContainerId(p.positional[0]));
     return 0;
   },
 };

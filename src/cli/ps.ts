@@ -16,7 +16,7 @@ export const command: Command = {
     const id = parseContainerId(p.positional[0]);
     const format = str(p, 'format') ?? 'table';
     if (format !== 'table' && format !== 'json') throw new StockadeError('USAGE', `ps: --format must be table or json, not ${JSON.stringify(format)}`, { flag: 'format' });
-    const pids = containerPids(ctx.store, id);
+    const pids = await containerPids(ctx.store, ctx.levels, id);
     if (format === 'json') {
       out(`${JSON.stringify(pids)}\n`);
       return 0;

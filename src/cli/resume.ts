@@ -11,7 +11,7 @@ export const command: Command = {
   async run(argv, ctx) {
     const p = parseArgs(argv, [], 'resume');
     if (p.positional.length !== 1) throw new StockadeError('USAGE', 'resume: expects exactly one container id');
-    await resumeContainer(ctx.store, parseContainerId(p.positional[0]));
+    await resumeContainer(ctx.store, ctx.levels, parseContainerId(p.positional[0]));
     return 0;
   },
 };

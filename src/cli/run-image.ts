@@ -18,7 +18,6 @@ import { ImageStore } from '../image/store';
 import { defaultSpec } from '../oci/default-spec';
 import { list, parseArgs, str } from './args';
 import type { Command } from './context';
-import { isolationLevels } from './isolation';
 import { maxLayerSize, registryOptions } from './pull';
 
 export const command: Command = {
@@ -66,7 +65,7 @@ export const command: Command = {
         keep: false,
         debug: (m) => ctx.log.debug(m),
         warn: (m) => ctx.log.warn(m),
-        levels: isolationLevels(ctx),
+        levels: ctx.levels,
       });
     } finally {
       removeImageRootfs(store, id);

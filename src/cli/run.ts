@@ -5,7 +5,6 @@ import { lightGlobals } from '../container/light-wait';
 import { StockadeError } from '../errors';
 import { bool, int, parseArgs, str } from './args';
 import type { Command } from './context';
-import { isolationLevels } from './isolation';
 import { CREATE_FLAGS, singleId } from './create';
 
 export const command: Command = {
@@ -30,7 +29,7 @@ export const command: Command = {
       keep: bool(p, 'keep'),
       debug: (m) => ctx.log.debug(m),
       warn: (m) => ctx.log.warn(m),
-      levels: isolationLevels(ctx),
+      levels: ctx.levels,
       lightGlobals: lightGlobals(ctx.store.root, ctx.log.file),
     });
   },

@@ -19,7 +19,7 @@ export const command: Command = {
       const m = decodeMessage(MSG.ERROR, Buffer.from(reply, 'hex'));
       if (m.type === 'error') throw initError(m);
     }
-    await startContainer(ctx.store, parseContainerId(singleId(p.positional, 'start')), { warn: (m) => ctx.log.warn(m) });
+    await startContainer(ctx.store, ctx.levels, parseContainerId(singleId(p.positional, 'start')), { warn: (m) => ctx.log.warn(m) });
     return 0;
   },
 };

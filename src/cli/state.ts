@@ -11,7 +11,7 @@ export const command: Command = {
   usage: 'stockade state ID',
   async run(argv, ctx) {
     const p = parseArgs(argv, [], 'state');
-    const state = containerState(ctx.store, parseContainerId(singleId(p.positional, 'state')));
+    const state = await containerState(ctx.store, ctx.levels, parseContainerId(singleId(p.positional, 'state')));
     out(`${JSON.stringify(state, null, 2)}\n`);
     return 0;
   },

@@ -7,6 +7,12 @@ import { parseArgs } from './args';
 import type { Command } from './context';
 import { singleId } from './create';
 import { TRACE_SOCKET } from '../container/sentry-mounts';
+import { LEVELS, levelEntry } from '../levels/registry';
+
+/** The levels whose workload's syscalls can be streamed. */
+function traceLevels(): string[] {
+  return LEVELS.filter((l) => l.trace).map((l) => l.name);
+}
 
 export const command: Command = {
   summary: 'stream the syscalls a sentry container makes, one JSON line each',
@@ -15,8 +21,8 @@ export const command: Command = {
     const p = parseArgs(argv, [], 'trace');
     const id = parseContainerId(singleId(p.positional, 'trace'));
     const record = ctx.store.read(id);
-    if (record.isolation !== 'sentry') {
-      throw new StockadeError('UNSUPPORTED', `container ${id} runs at the ${record.isolation} level: only the sentry sees its syscalls`, { id });
+    if (levelEntry(record.level)?.trace !== true) {
+      throw new StockadeError('UNSUPPORTED', `container ${id} runs at the ${record.level} level: only the ${traceLevels().join(' or ')} sees its syscalls`, { id });
     }
     const path = join(ctx.store.dir(id), TRACE_SOCKET);
     return new Promise<number>((resolve, reject) => {

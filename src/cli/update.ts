@@ -79,7 +79,7 @@ export const command: Command = {
       throw new StockadeError('UNSUPPORTED', 'update: Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported by stockade');
     }
     if (p.flags.size === 0) throw new StockadeError('USAGE', 'update: nothing to update: give --resources or a limit flag');
-    await updateContainer(ctx.store, id, requested(p), (m) => ctx.log.warn(m));
+    await updateContainer(ctx.store, ctx.levels, id, requested(p), (m) => ctx.log.warn(m));
     return 0;
   },
 };

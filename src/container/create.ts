@@ -1,27 +1,24 @@
-// create: validate the bundle, take the id, run stockade-init's plan, record the container.
-import { mkdirSync } from 'node:fs';
+// create: validate the bundle, take the id, record the container, and have its level's driver make the workload.
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { effectiveResources, managerFor, type CgroupManager } from '../cgroups';
 import { StockadeError } from '../errors';
-import { launchInit, type Launched } from '../native/launcher';
-import { encodePlan } from '../native/protocol';
 import { readInputFile } from '../oci/input-file';
 import { parseConfig } from '../oci/validate';
 import type { Spec } from '../oci/spec';
 import type { ContainerId } from './id';
 import { hasCreateHooks, hookState, runCreateHooks, runHooksWarning, type HookState, type Warn } from './hooks';
-import { buildPlan, heldCapabilities, NAMESPACE_FLAGS, type PlanOptions } from './plan';
+import { NAMESPACE_FLAGS, type PlanOptions } from './plan';
 import { mark } from '../log/timing';
 import { writeLightRecord } from './light';
 import { readMountNamespace, readProcessStat } from './process-identity';
-import { seccompFor } from './seccomp';
 import { emptyCgroup } from './cgroups';
 import { forceKill } from './kill';
 import { checkPidFile, writePidFile } from './pid-file';
 import { StateStore, type ContainerRecord } from './state-store';
-import { watchSupervisor } from './supervisor-watch';
-import { ISOLATION_ANNOTATION, NETWORK_ANNOTATION, type IsolationLevels, type SupervisedLevel, type Supervisor } from './supervisor';
+import { ISOLATION_ANNOTATION, NETWORK_ANNOTATION, type LevelEntry, type Levels, type SandboxOptions, type Workload } from './level';
+
+export type { SandboxOptions } from './level';
 
 export interface CreateOptions {
   store: StateStore;
@@ -39,30 +36,16 @@ export interface CreateOptions {
   debug?: (msg: string) => void;
   /** Where a failing poststop hook (run when a failed create is cleaned up) is reported. */
   warn?: Warn | undefined;
-  /** The isolation levels to choose from (the config's dev.stockade.isolation, else the default); namespaces when absent. */
-  levels?: IsolationLevels | undefined;
+  /** The isolation levels to choose from (the config's dev.stockade.isolation, else their default). */
+  levels: Levels;
   /** What `stockade do` asks beyond a config (undefined for create and run). */
   sandbox?: SandboxOptions | undefined;
 }
 
-export interface SandboxOptions {
-  /** An init in front of the command (stockade-init's TAG_INIT). */
-  init: boolean;
-  /** The container dies with this process (TAG_TIED; it must be stockade-init's parent, this one). */
-  tiedTo?: number | undefined;
-  /** false: the environment given to the process is kept off disk (the stored config has none). */
-  envOnDisk: boolean;
-  /** Options of the tmpfs an overlay root (--rw) keeps its writes on (size=...). */
-  overlayTmpfs?: string | undefined;
-  /** The init ends the process at timeoutMs, everything graceMs later, and exits with 124. */
-  timeout?: { timeoutMs: number; graceMs: number } | undefined;
-}
-
 export interface Created {
   record: ContainerRecord;
-  launched: Launched;
-  /** The workload's supervisor, at a supervised level. */
-  supervisor?: Supervisor | undefined;
+  /** The workload as its level's driver made it: its exit (run, do) and what to wait for after delete. */
+  workload: Workload;
 }
 
 export function loadSpec(bundle: string): Spec {
@@ -83,51 +66,44 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   if (opts.pidFile !== undefined) checkPidFile(opts.pidFile);
   const given = opts.spec ?? loadSpec(bundle);
   mark('config validated');
-  // A supervised workload always runs with no_new_privs: a setuid binary or file capabilities
-  // would otherwise grant privileges the supervisor never decided on.
   const level = levelOf(given, opts.levels);
-  const spec = level === undefined || given.process === undefined || given.process.noNewPrivileges === true
-    ? given
-    : { ...given, process: { ...given.process, noNewPrivileges: true } };
+  const driver = opts.levels.driver(level.name);
+  const spec = driver.prepare(given);
   // Only where the directories go is worked out here; they are made once the id is ours.
   const cgroups = managerFor(spec.linux?.cgroupsPath, id);
-  const planOpts: PlanOptions = {
+  let record: ContainerRecord | undefined;
+  let pid = 0;
+  const planned = driver.plan({
+    store,
     id,
     bundle,
-    rootfsMountpoint: store.rootfsMountpoint(id),
-    startSocket: store.startSocket(id),
+    spec,
+    cgroups,
     consoleSocket: opts.consoleSocket === undefined ? undefined : resolve(opts.consoleSocket),
     preserveFds: opts.preserveFds ?? 0,
     noPivot: opts.noPivot ?? false,
     noNewKeyring: opts.noNewKeyring ?? false,
     monitor: opts.monitor ?? false,
     rootfsMode: opts.rootfsMode ?? 'bind',
-    createHooks: hasCreateHooks(spec),
-    heldCapabilities: heldCapabilities(),
-    seccomp: seccompFor(spec, store.root, opts.debug),
-    sentry: level?.filter,
-    sentryMounts: level?.ownedMounts(spec.mounts ?? []) ?? [],
-    cgroupPaths: cgroups === undefined ? [] : [...cgroups.paths],
-    init: opts.sandbox?.init ?? false,
-    tiedTo: opts.sandbox?.tiedTo,
-    overlayTmpfs: opts.sandbox?.overlayTmpfs,
-    initTimeout: opts.sandbox?.timeout,
-  };
-  mark('seccomp');
-  const plan = encodePlan(buildPlan(spec, planOpts));
-  mark('planned');
+    sandbox: opts.sandbox,
+    hasCreateHooks: hasCreateHooks(spec),
+    createHooks: () => runCreateHooks(spec, hookState(created(record), 'creating')),
+    onPid: (p) => {
+      pid = p;
+      const r = created(record);
+      r.pid = p;
+      r.pidStartTime = readProcessStat(p)?.startTime ?? '';
+      store.write(id, r);
+    },
+    debug: opts.debug,
+    warn: opts.warn,
+  });
 
   const lock = store.createLocked(id, (spec.linux?.namespaces ?? []).some((ns) => ns.type === 'user'));
-  let pid = 0;
-  let supervisor: Supervisor | undefined;
+  let workload: Workload | undefined;
   let poststop: HookState | undefined;
   try {
-    mkdirSync(planOpts.rootfsMountpoint, { mode: 0o700 });
-    // The supervisor first, as soon as the state directory is ours: a sentry process takes longer
-    // to start than stockade-init takes to set the container up, and the container's first call
-    // waits for it.
-    supervisor = level?.supervise({ spec, id, stateDir: store.dir(id), detached: !planOpts.monitor });
-    const record: ContainerRecord = {
+    record = {
       ociVersion: spec.ociVersion,
       id,
       pid: 0,
@@ -137,13 +113,12 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       created: new Date().toISOString(),
       owner: userInfo().username,
       annotations: spec.annotations ?? {},
-      isolation: level === undefined ? 'namespaces' : 'sentry',
+      level: level.name,
       ownPidNamespace: (spec.linux?.namespaces ?? []).some((ns) => NAMESPACE_FLAGS[ns.type] !== undefined && ns.type === 'pid' && (ns.path ?? '') === ''),
       // Recorded only when false: the container's mounts are the host's until delete detaches them.
       ...((spec.linux?.namespaces ?? []).some((ns) => ns.type === 'mount') ? {} : { ownMountNamespace: false }),
       createdOk: false,
-      cgroupPaths: planOpts.cgroupPaths,
-      supervisor: supervisor?.server,
+      cgroupPaths: cgroups === undefined ? [] : [...cgroups.paths],
       ...(opts.sandbox?.tiedTo === undefined ? {} : { heldBy: { pid: opts.sandbox.tiedTo, startTime: readProcessStat(opts.sandbox.tiedTo)?.startTime ?? '' } }),
     };
     store.write(id, record);
@@ -153,41 +128,20 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     await cgroups?.create(effectiveResources(spec.linux?.resources, spec.linux?.devices), (m) => (opts.warn ?? opts.debug)?.(m));
     mark('cgroups made');
     poststop = hookState(record, 'stopped');
-    const launched = await launchInit({
-      plan,
-      preserveFds: planOpts.preserveFds,
-      ...(supervisor === undefined ? {} : { sentrySocket: supervisor.childSocket }),
-      onPid: (p) => {
-        pid = p;
-        record.pid = p;
-        record.pidStartTime = readProcessStat(p)?.startTime ?? '';
-        store.write(id, record);
-      },
-      // Only HOOKF.CREATE exists; the pid is in the record by now (MSG_PID comes first).
-      onHook: () => runCreateHooks(spec, hookState(record, 'creating')),
-    });
-    mark('init done');
-    if (supervisor !== undefined) {
-      // Fail closed: the workload must not outlive the process that serves its calls.
-      if (supervisor.server === undefined) throw new StockadeError('SYSTEM', `container ${id}: its sentry is not running`, { id });
-      watchSupervisor(supervisor.server, {
-        id, stateDir: store.dir(id), init: { pid, startTime: record.pidStartTime },
-        ownPidNamespace: record.ownPidNamespace, cgroupPaths: record.cgroupPaths,
-      });
-      mark('sentry watched');
-    }
-    supervisor?.launched();
-    // Read now, not at the pid: stockade-init has entered the container's namespaces by the time it is done.
+    workload = await planned.create();
+    if (workload.data !== undefined) record.levelData = workload.data;
+    workload.created(record);
+    // Read now, not at the pid: the workload's process has entered the container's namespaces by the time it is done.
     record.pidMntNs = readMountNamespace(record.pid);
     record.createdOk = true;
     store.write(id, record);
-    writeLightRecord(store, id, record, spec);
+    writeLightRecord(store, id, record, spec, level.light);
     if (opts.pidFile !== undefined) writePidFile(opts.pidFile, pid);
-    if (!planOpts.monitor) await launched.helperExit;
+    if (opts.monitor !== true) await workload.exit;
     opts.debug?.(`created container ${id} with pid ${pid}`);
-    return { record, launched, supervisor };
+    return { record, workload };
   } catch (caught) {
-    supervisor?.abort();
+    workload?.abort();
     const e = oomExplained(caught, cgroups, spec);
     await cleanupFailedCreate(store, id, pid, cgroups, e);
     // As runc: the container is gone, so its poststop hooks run (they may undo what createRuntime did).
@@ -198,25 +152,34 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   }
 }
 
-/** The level the container runs at: its config's annotation, else the runtime's default. */
-function levelOf(spec: Spec, levels: IsolationLevels | undefined): SupervisedLevel | undefined {
+/** The record once create has written it: the driver reports the pid and runs hooks only after. */
+function created(record: ContainerRecord | undefined): ContainerRecord {
+  if (record === undefined) throw new Error('create: the driver acted before the container was recorded');
+  return record;
+}
+
+/**
+ * The level the container runs at: its config's annotation, else the runtime's default; refused
+ * when this build cannot run it, or when the config asks for what the level cannot keep.
+ */
+function levelOf(spec: Spec, levels: Levels): LevelEntry {
   const named = spec.annotations?.[ISOLATION_ANNOTATION];
-  const name = named ?? levels?.default ?? 'namespaces';
-  if (name !== 'namespaces' && name !== 'sentry') {
+  const name = named ?? levels.default;
+  const level = levels.entry(name);
+  if (level === undefined || level.unavailable !== undefined) {
+    const offered = levels.entries.filter((l) => l.unavailable === undefined).map((l) => l.name).join(' or ');
     const field = `annotations["${ISOLATION_ANNOTATION}"]`;
     throw named === undefined
-      ? new StockadeError('USAGE', `--isolation ${name} is not available: namespaces or sentry`)
-      : new StockadeError('CONFIG_INVALID', `config.json: ${field}: must be namespaces or sentry, not ${JSON.stringify(name)}`, { field });
+      ? new StockadeError('USAGE', `--isolation ${name} is not available: ${offered}`)
+      : new StockadeError('CONFIG_INVALID', `config.json: ${field}: must be ${offered}, not ${JSON.stringify(name)}`, { field });
   }
   const network = spec.annotations?.[NETWORK_ANNOTATION];
-  if (name === 'namespaces' && network !== undefined && network !== 'all') {
-    // Fail closed: a policy the namespaces level cannot keep is not silently dropped.
+  if (!level.networkPolicy && network !== undefined && network !== 'all') {
+    // Fail closed: a policy the level cannot keep is not silently dropped.
     const field = `annotations["${NETWORK_ANNOTATION}"]`;
-    throw new StockadeError('CONFIG_INVALID', `config.json: ${field}: a network policy needs isolation sentry (this container runs at namespaces)`, { field });
+    const keepers = levels.entries.filter((l) => l.networkPolicy && l.unavailable === undefined).map((l) => l.name).join(' or ');
+    throw new StockadeError('CONFIG_INVALID', `config.json: ${field}: a network policy needs isolation ${keepers} (this container runs at ${name})`, { field });
   }
-  if (name === 'namespaces') return undefined;
-  const level = levels?.level(name);
-  level?.validate?.(spec);
   return level;
 }
 

@@ -3,8 +3,9 @@ import { StockadeError } from '../errors';
 import type { Spec } from '../oci/spec';
 import { hookState, runHooksWarning, type Warn } from './hooks';
 import type { ContainerId } from './id';
-import { containerCgroups, removeContainerCgroups } from './cgroups';
-import { forceKill } from './kill';
+import { removeContainerCgroups } from './cgroups';
+import { driven, statusOf } from './driver-of';
+import type { Levels } from './level';
 import type { StateStore } from './state-store';
 import { mark } from '../log/timing';
 
@@ -13,7 +14,7 @@ export interface DeleteOptions {
   warn?: Warn | undefined;
 }
 
-export async function deleteContainer(store: StateStore, id: ContainerId, force: boolean, opts: DeleteOptions = {}): Promise<void> {
+export async function deleteContainer(store: StateStore, levels: Levels, id: ContainerId, force: boolean, opts: DeleteOptions = {}): Promise<void> {
   const lock = await store.lock(id);
   try {
     const record = store.read(id);
@@ -25,15 +26,12 @@ export async function deleteContainer(store: StateStore, id: ContainerId, force:
     } catch {
       spec = undefined;
     }
-    const status = store.status(id, record);
-    if (status !== 'stopped') {
-      if (status !== 'created' && !force) {
-        throw new StockadeError('STATE_TRANSITION', `cannot delete container ${id} that is not stopped: ${status} (use --force)`, { id, from: status, operation: 'delete' });
-      }
-      // A frozen task holds its SIGKILL until thawed.
-      if (status === 'paused') containerCgroups(record)?.thaw();
-      await forceKill(record.pid, record.pidStartTime, record.pidMntNs ?? '');
+    const d = driven(levels, store, id, record);
+    const status = await statusOf(d);
+    if (status !== 'stopped' && status !== 'created' && !force) {
+      throw new StockadeError('STATE_TRANSITION', `cannot delete container ${id} that is not stopped: ${status} (use --force)`, { id, from: status, operation: 'delete' });
     }
+    await d.driver.destroy(d.container, status);
     // Processes that outlived init (no pid namespace of its own) are killed before the directories go;
     // if that fails the state stays, so delete can be tried again.
     mark('del killed');

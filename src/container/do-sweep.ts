@@ -7,13 +7,14 @@
 import { readdirSync } from 'node:fs';
 import { deleteContainer } from './delete';
 import type { ContainerId } from './id';
+import type { Levels } from './level';
 import { isSameLiveProcess } from './process-identity';
 import type { StateStore } from './state-store';
 
 /** The ids `do` gives its containers (cli/do.ts); only these can carry a holder. */
 const DO_ID = /^do-\d+-[0-9a-f]+$/;
 
-export async function sweepAbandoned(store: StateStore, debug?: (m: string) => void): Promise<void> {
+export async function sweepAbandoned(store: StateStore, levels: Levels, debug?: (m: string) => void): Promise<void> {
   let names: string[];
   try {
     names = readdirSync(store.root);
@@ -27,7 +28,7 @@ export async function sweepAbandoned(store: StateStore, debug?: (m: string) => v
       const held = store.read(id).heldBy;
       // Without a start time the holder cannot be told from a later process with its pid: left alone.
       if (held === undefined || held.startTime === '' || isSameLiveProcess(held.pid, held.startTime)) continue;
-      await deleteContainer(store, id, true);
+      await deleteContainer(store, levels, id, true);
       debug?.(`deleted ${id}, left behind by stockade do (pid ${held.pid}), which is gone`);
     } catch (e) {
       // Another call deleting it meanwhile, or a record half written: the next sweep sees.

@@ -1,8 +1,9 @@
-// events: the container's cgroup statistics as runc prints them, once or every interval, and OOM kills as they happen.
+// events: the container's statistics as runc prints them, once or every interval, and OOM kills as they happen.
 import { statsJson, toJson } from '../cgroups';
 import { StockadeError } from '../errors';
-import { requireCgroups } from './cgroups';
+import { driven, statusOf, type Driven } from './driver-of';
 import type { ContainerId } from './id';
+import type { Levels } from './level';
 import type { StateStore } from './state-store';
 
 /** One event line: {"type":"stats","id":ID,"data":{...}} or {"type":"oom","id":ID}. */
@@ -10,31 +11,27 @@ export function eventLine(type: 'stats' | 'oom', id: string, data?: ReturnType<t
   return `${toJson({ type, id, ...(data === undefined ? {} : { data }) })}\n`;
 }
 
-function liveRecord(store: StateStore, id: ContainerId): ReturnType<StateStore['read']> {
-  const record = store.read(id);
-  const status = store.status(id, record);
+async function live(store: StateStore, levels: Levels, id: ContainerId): Promise<Driven> {
+  const d = driven(levels, store, id, store.read(id));
+  const status = await statusOf(d);
   if (status === 'stopped') throw new StockadeError('STATE_TRANSITION', `container ${id} is not running: it is stopped`, { id, from: status, operation: 'events' });
-  return record;
+  return d;
 }
 
-export function statsEvent(store: StateStore, id: ContainerId): string {
-  return eventLine('stats', id, statsJson(requireCgroups(liveRecord(store, id), 'read the statistics of').stats()));
+export async function statsEvent(store: StateStore, levels: Levels, id: ContainerId): Promise<string> {
+  const d = await live(store, levels, id);
+  return eventLine('stats', id, statsJson((await d.driver.stats(d.container)).stats));
 }
 
 /**
- * Writes a stats line every `intervalMs` and an oom line whenever the kernel's OOM kill count
+ * Writes a stats line every `intervalMs` and an oom line whenever the level's OOM kill count
  * rises (polled: the v1 eventfd interface is out of Node's reach), until the container stops.
  */
-export async function streamEvents(store: StateStore, id: ContainerId, intervalMs: number, write: (line: string) => void): Promise<void> {
-  const cgroups = requireCgroups(liveRecord(store, id), 'watch the events of');
-  let ooms = cgroups.oomKills();
+export async function streamEvents(store: StateStore, levels: Levels, id: ContainerId, intervalMs: number, write: (line: string) => void): Promise<void> {
+  const d = await live(store, levels, id);
+  let ooms = (await d.driver.stats(d.container)).oomKills;
   const poll = Math.min(intervalMs, 200);
   let nextStats = Date.now() + intervalMs;
-  const checkOom = (): void => {
-    const now = cgroups.oomKills();
-    if (now > ooms) write(eventLine('oom', id));
-    ooms = now;
-  };
   for (;;) {
     await new Promise((r) => setTimeout(r, poll));
     let record;
@@ -43,10 +40,13 @@ export async function streamEvents(store: StateStore, id: ContainerId, intervalM
     } catch {
       return; // deleted
     }
-    checkOom();
-    if (store.status(id, record) === 'stopped') return;
+    const now = driven(levels, store, id, record);
+    const sample = await d.driver.stats(d.container);
+    if (sample.oomKills > ooms) write(eventLine('oom', id));
+    ooms = sample.oomKills;
+    if (await statusOf(now) === 'stopped') return;
     if (Date.now() >= nextStats) {
-      write(eventLine('stats', id, statsJson(cgroups.stats())));
+      write(eventLine('stats', id, statsJson(sample.stats)));
       nextStats += intervalMs;
     }
   }

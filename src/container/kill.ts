@@ -1,10 +1,11 @@
-// kill: signals through a pidfd, so a pid the kernel reused for another process is never hit.
+// kill: the lifecycle's verb, and the pidfd-based signalling every host process gets (a reused pid is never hit).
 import { closeSync, readdirSync, readlinkSync } from 'node:fs';
 import { errnoCode, StockadeError } from '../errors';
 import { pidfdOpen, pidfdSendSignal } from '../native/addon';
 import type { ContainerId } from './id';
-import { isSameLiveProcess, readProcessStat, waitGone } from './process-identity';
-import { containerCgroups, signalCgroup } from './cgroups';
+import { isSameLiveProcess, waitGone } from './process-identity';
+import { driven, statusOf } from './driver-of';
+import type { Levels } from './level';
 import { assertCanPerform } from './status';
 import type { StateStore } from './state-store';
 
@@ -56,27 +57,10 @@ export function pidNamespaceMembers(pid: number): number[] {
   return members;
 }
 
-export async function killContainer(store: StateStore, id: ContainerId, signal: number, all: boolean): Promise<void> {
-  const record = store.read(id);
-  const status = store.status(id, record);
+/** Sends `signal` to the container's init, or with `all` to every process of it. */
+export async function killContainer(store: StateStore, levels: Levels, id: ContainerId, signal: number, all: boolean): Promise<void> {
+  const d = driven(levels, store, id, store.read(id));
+  const status = await statusOf(d);
   assertCanPerform('kill', status, id);
-  const cgroups = containerCgroups(record);
-  // The cgroup holds every process of the container, pid namespace or not.
-  if (all && cgroups !== undefined) {
-    signalCgroup(cgroups, signal);
-    return;
-  }
-  if (all && record.ownPidNamespace && signal !== SIGKILL) {
-    for (const member of pidNamespaceMembers(record.pid)) {
-      const stat = readProcessStat(member);
-      if (stat !== undefined) signalProcess(member, stat.startTime, signal);
-    }
-    return;
-  }
-  // With its own pid namespace, SIGKILL to init takes every process in the container with it.
-  if (!signalProcess(record.pid, record.pidStartTime, signal, record.pidMntNs ?? '')) {
-    throw new StockadeError('STATE_TRANSITION', `cannot kill container ${id}: it is stopped`, { id, from: 'stopped', operation: 'kill' });
-  }
-  // A frozen process holds a SIGKILL until thawed; as runc, the kill wins over the pause.
-  if (signal === SIGKILL && status === 'paused') cgroups?.thaw();
+  await d.driver.signal(d.container, { signal, all, status });
 }

@@ -10,7 +10,7 @@ import { execBlocked, holdSignals, releaseSignals } from '../native/addon';
 import { flushTiming, mark } from '../log/timing';
 import { packageRoot } from '../native/paths';
 import type { ContainerId } from './id';
-import { LIGHT_RECORD } from './light';
+import { lightMayAct } from './light';
 import { FORWARDED } from './signal-forward';
 import type { StateStore } from './state-store';
 
@@ -33,13 +33,14 @@ export interface LightWait {
 
 /**
  * Becomes stockade-light's wait, when it can: the light entry is built, not turned off
- * (STOCKADE_LIGHT=off), and the container has a light record (no hooks that Node must run).
+ * (STOCKADE_LIGHT=off), and the container's light record lets it act (its level allows the
+ * light entry, and no hooks that Node must run).
  * Resolves only when it does not (the caller then waits itself); never once it has.
  */
 export async function waitInLight(w: LightWait): Promise<void> {
   if (process.env['STOCKADE_LIGHT'] === 'off') return;
   const light = join(packageRoot(), 'build', 'Release', 'stockade-light');
-  if (!existsSync(light) || !existsSync(join(w.store.dir(w.id), LIGHT_RECORD))) return;
+  if (!existsSync(light) || !lightMayAct(w.store, w.id)) return;
   const args = [light, ...w.globals, 'wait', ...(w.keep ? ['--keep'] : []), w.id, String(w.helperPid)];
   const signals = FORWARDED.map((s) => constants.signals[s]);
   // Signals from here on are held for the wait; those Node caught before are still in its loop,

@@ -1,11 +1,13 @@
-// ps: the host pids in a container's cgroups, and `ps` output cut down to them as runc does.
+// ps: the pids of a container's processes as its level lists them, and `ps` output cut down to them as runc does.
 import { StockadeError } from '../errors';
-import { requireCgroups } from './cgroups';
+import { driven } from './driver-of';
 import type { ContainerId } from './id';
+import type { Levels } from './level';
 import type { StateStore } from './state-store';
 
-export function containerPids(store: StateStore, id: ContainerId): number[] {
-  return requireCgroups(store.read(id), 'list the processes of').pids().sort((a, b) => a - b);
+export async function containerPids(store: StateStore, levels: Levels, id: ContainerId): Promise<number[]> {
+  const d = driven(levels, store, id, store.read(id));
+  return d.driver.pids(d.container);
 }
 
 /** Keeps the header and the lines whose PID column holds one of `pids`. */

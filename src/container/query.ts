@@ -1,5 +1,7 @@
 // state and list: the OCI state of containers as runc prints it.
+import { driven, statusOf } from './driver-of';
 import type { ContainerId } from './id';
+import type { Levels } from './level';
 import type { Status } from './status';
 import type { StateStore } from './state-store';
 
@@ -15,9 +17,9 @@ export interface ContainerState {
   annotations?: Record<string, string>;
 }
 
-export function containerState(store: StateStore, id: ContainerId): ContainerState {
+export async function containerState(store: StateStore, levels: Levels, id: ContainerId): Promise<ContainerState> {
   const record = store.read(id);
-  const status = store.status(id, record);
+  const status = await statusOf(driven(levels, store, id, record));
   const state: ContainerState = {
     ociVersion: record.ociVersion,
     id: record.id,
@@ -33,11 +35,11 @@ export function containerState(store: StateStore, id: ContainerId): ContainerSta
   return state;
 }
 
-export function listStates(store: StateStore): ContainerState[] {
+export async function listStates(store: StateStore, levels: Levels): Promise<ContainerState[]> {
   const out: ContainerState[] = [];
   for (const id of store.list()) {
     try {
-      out.push(containerState(store, id));
+      out.push(await containerState(store, levels, id));
     } catch { /* removed while listing */ }
   }
   return out;

@@ -34,30 +34,31 @@ export async function runContainer(opts: RunOptions): Promise<number> {
     throw e;
   }
   mark('created');
-  const { launched, record } = created;
+  const { workload, record } = created;
   const terminal = relay === undefined ? undefined : relayTerminal(relay.receiveMaster());
   const startTime = readProcessStat(record.pid)?.startTime ?? record.pidStartTime;
   const stopForwarding = opts.detach ? () => undefined : forwardSignals(record.pid, startTime);
   try {
-    await startContainer(opts.store, opts.id, { warn: opts.warn });
+    await startContainer(opts.store, opts.levels, opts.id, { warn: opts.warn });
   } catch (e) {
-    if (!opts.keep) await deleteContainer(opts.store, opts.id, true, { warn: opts.warn }).catch(() => undefined);
+    if (!opts.keep) await deleteContainer(opts.store, opts.levels, opts.id, true, { warn: opts.warn }).catch(() => undefined);
     throw e;
   }
   mark('started');
   if (opts.detach) return 0;
-  // Only while stockade-init is unreaped (Node reaps a child on the event loop, and none has run
-  // since it was last checked here): the wait must find it. Signals that came meanwhile were
-  // forwarded from here; from the execve on, the wait forwards them.
-  const helper = launched.helper;
-  if (terminal === undefined && opts.lightGlobals !== undefined && helper.pid !== undefined && helper.exitCode === null && helper.signalCode === null) {
+  // Only while the workload's monitor (stockade-init) is unreaped (Node reaps a child on the event
+  // loop, and none has run since it was last checked here): the wait must find it. Signals that
+  // came meanwhile were forwarded from here; from the execve on, the wait forwards them. The wait
+  // itself goes only where the container's light record lets it (light-wait.ts).
+  const helper = workload.monitor;
+  if (terminal === undefined && opts.lightGlobals !== undefined && helper?.pid !== undefined && helper.exitCode === null && helper.signalCode === null) {
     await waitInLight({
       store: opts.store, id: opts.id, helperPid: helper.pid, keep: opts.keep, globals: opts.lightGlobals,
       helperRunning: () => helper.exitCode === null && helper.signalCode === null,
     });
   }
   const stopTrimming = trimWhileWaiting();
-  const { code, signal } = await launched.helperExit;
+  const { code, signal } = await workload.exit;
   stopTrimming();
   mark('exited');
   if (terminal !== undefined) {
@@ -65,10 +66,10 @@ export async function runContainer(opts: RunOptions): Promise<number> {
     terminal.stop();
   }
   stopForwarding();
-  if (!opts.keep) await deleteContainer(opts.store, opts.id, true, { warn: opts.warn });
+  if (!opts.keep) await deleteContainer(opts.store, opts.levels, opts.id, true, { warn: opts.warn });
   mark('deleted');
-  // Every supervised process is gone once the container is deleted: the supervisor stops on its own.
-  await created.supervisor?.done;
+  // Every supervised process is gone once the container is deleted: what the level runs beside it stops on its own.
+  await workload.done;
   if (code === null) throw new StockadeError('SYSTEM', `stockade-init was killed by ${signal ?? 'a signal'}`);
   return code;
 }

@@ -2,13 +2,10 @@
 import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StockadeError, errnoCode } from '../errors';
-import { freezerStateOf } from '../cgroups';
 import { flockAsync, flockSync } from '../native/addon';
 import type { Spec } from '../oci/spec';
 import type { ContainerId } from './id';
 import { detachMountsBelow } from './mounts-below';
-import { isSameLiveProcess } from './process-identity';
-import type { Status } from './status';
 
 /** The state root without --root; the C entry's too (STK_DEFAULT_ROOT in the generated header). */
 export const DEFAULT_ROOT = '/run/stockade';
@@ -31,7 +28,12 @@ export interface ContainerRecord {
   created: string;
   owner: string;
   annotations: Record<string, string>;
-  isolation: 'namespaces' | 'sentry';
+  /** The level the container runs at: the name of its driver in the registry (src/levels/). */
+  level: string;
+  /** The driver's own data (Workload.data at create), JSON; only that driver reads it. */
+  levelData?: unknown;
+  /** The level, as records written before `level` named it; read() turns it into `level`. */
+  isolation?: string | undefined;
   /** True when the container has its own pid namespace: killing its init kills everything in it. */
   ownPidNamespace: boolean;
   /** Set once creation completed; a record without it belongs to a create in progress or one that died. */
@@ -40,7 +42,7 @@ export interface ContainerRecord {
   cgroupPaths: string[];
   /** False when the container shares the runtime's mount namespace (none in linux.namespaces): its mounts stay on the host until delete. */
   ownMountNamespace?: boolean | undefined;
-  /** The process serving the container's calls (its sentry, or its pod's): a container of the pod finds it here. */
+  /** Records older than levelData: the process serving the container's calls (now the sentry's levelData). */
   supervisor?: { pid: number; startTime: string } | undefined;
   /** The process that owns the container's lifetime (`stockade do`); once it is gone, so is the
    *  container, and the next call deletes what is left (do-sweep.ts). */
@@ -134,7 +136,10 @@ export class StateStore {
       if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') throw notFound(id);
       throw e;
     }
-    return JSON.parse(text) as ContainerRecord;
+    const record = JSON.parse(text) as ContainerRecord;
+    // A record from before `level` names its level in `isolation`.
+    if (typeof record.level !== 'string' && typeof record.isolation === 'string') record.level = record.isolation;
+    return record;
   }
 
   /**
@@ -177,15 +182,6 @@ export class StateStore {
       throw e;
     }
     return names.filter((n) => existsSync(join(this.root, n, 'state.json'))).sort() as ContainerId[];
-  }
-
-  /** The status as the kernel sees it now. */
-  status(id: ContainerId, record: ContainerRecord): Status {
-    if (!record.createdOk) return isSameLiveProcess(record.pid, record.pidStartTime, record.pidMntNs ?? '') ? 'creating' : 'stopped';
-    if (!isSameLiveProcess(record.pid, record.pidStartTime, record.pidMntNs ?? '')) return 'stopped';
-    if (existsSync(this.startSocket(id))) return 'created';
-    if (freezerStateOf(record.cgroupPaths ?? []) === 'frozen') return 'paused';
-    return 'running';
   }
 }
 

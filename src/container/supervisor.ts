@@ -1,4 +1,5 @@
-// How a level that supervises the workload's syscalls plugs into create: the lifecycle knows this interface, not the levels.
+// How a syscall supervisor (the sentry) plugs into the host-process driver (src/namespaces/): the
+// contract between the two, kept here, below both, since neither level imports the other.
 import type { Mount, Spec } from '../oci/spec';
 import type { ContainerId } from './id';
 
@@ -31,11 +32,15 @@ export interface ProcessRef {
 export interface Supervisor {
   /**
    * The process that serves the container (its own, or its pod's): the container cannot live
-   * without it, and create leaves a watch that kills the container when it exits
-   * (supervisor-watch.ts). Undefined for a process exec'd into a container, which its
-   * container's watch covers.
+   * without it (guard() leaves a watch that kills the container when it exits). Undefined for a
+   * process exec'd into a container, which its container's watch covers.
    */
   readonly server: ProcessRef | undefined;
+  /**
+   * The container's init runs (create): from here on the container must die with `server`.
+   * Throws when that cannot be made sure of, and create fails (fail closed).
+   */
+  guard(target: GuardTarget): void;
   /** An fd of this process, passed to stockade-init; its copy here is closed by `launched`. */
   readonly childSocket: number;
   /** stockade-init holds its end now: this process's copy is closed. */
@@ -57,15 +62,11 @@ export interface SuperviseContext {
   readonly exec?: boolean | undefined;
 }
 
-/** The annotation that picks a container's level, over the runtime's --isolation. */
-export const ISOLATION_ANNOTATION = 'dev.stockade.isolation';
-/** The sentry's network policy (src/sentry/net-policy.ts); only a supervising level can keep it. */
-export const NETWORK_ANNOTATION = 'dev.stockade.network';
-
-/** The levels create can run a container at: `namespaces` needs no supervisor. */
-export interface IsolationLevels {
-  /** The level of a container whose config does not name one (--isolation). */
-  readonly default: string;
-  /** The supervised level of that name; undefined for namespaces; throws for one this build lacks. */
-  level(name: string): SupervisedLevel | undefined;
+/** What a supervisor's guard watches: the container, once its init runs. */
+export interface GuardTarget {
+  readonly id: ContainerId;
+  readonly stateDir: string;
+  readonly init: ProcessRef;
+  readonly ownPidNamespace: boolean;
+  readonly cgroupPaths: readonly string[];
 }

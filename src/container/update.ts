@@ -1,9 +1,10 @@
-// update: new resource limits for a live container, applied to its cgroups and kept in its stored config.
-import { effectiveResources, type Warn } from '../cgroups';
+// update: new resource limits for a live container, applied by its level and kept in its stored config.
+import type { Warn } from '../cgroups';
 import { StockadeError } from '../errors';
 import type { Resources } from '../oci/spec';
-import { requireCgroups } from './cgroups';
+import { driven, statusOf } from './driver-of';
 import type { ContainerId } from './id';
+import type { Levels } from './level';
 import { assertCanPerform } from './status';
 import type { StateStore } from './state-store';
 
@@ -55,16 +56,15 @@ export function mergeResources(base: Resources, over: Resources): Resources {
   return out;
 }
 
-export async function updateContainer(store: StateStore, id: ContainerId, change: Resources, warn: Warn): Promise<void> {
+export async function updateContainer(store: StateStore, levels: Levels, id: ContainerId, change: Resources, warn: Warn): Promise<void> {
   const lock = await store.lock(id);
   try {
-    const record = store.read(id);
-    assertCanPerform('update', store.status(id, record), id);
-    const cgroups = requireCgroups(record, 'update');
+    const d = driven(levels, store, id, store.read(id));
+    assertCanPerform('update', await statusOf(d), id);
     const spec = store.readConfig(id);
     const merged = mergeResources(spec.linux?.resources ?? {}, change);
     // As runc, the whole merged set is applied: v2's swap and v1's memory/swap order depend on both values.
-    cgroups.apply(effectiveResources(merged, spec.linux?.devices), warn);
+    await d.driver.update(d.container, merged, warn);
     spec.linux = { ...(spec.linux ?? {}), resources: merged };
     store.writeConfig(id, spec);
   } finally {

@@ -51,6 +51,11 @@ export interface FeaturesOptions {
   /** Reported as the dev.stockade.version annotation; default: package.json's version. */
   version?: string;
   seccomp?: Partial<SeccompFeatures>;
+  /**
+   * The isolation levels this build can run (the registry's, src/levels/), reported as the
+   * dev.stockade.isolation.levels annotation, comma-separated: the values dev.stockade.isolation takes.
+   */
+  levels?: readonly string[];
 }
 
 /** The version in stockade's package.json. */
@@ -98,7 +103,10 @@ export function featuresDocument(options: FeaturesOptions = {}): Features {
       mountExtensions: { idmap: { enabled: false } },
       netDevices: { enabled: false },
     },
-    annotations: { 'dev.stockade.version': options.version ?? packageVersion() },
+    annotations: {
+      'dev.stockade.version': options.version ?? packageVersion(),
+      ...(options.levels === undefined ? {} : { 'dev.stockade.isolation.levels': options.levels.join(',') }),
+    },
     potentiallyUnsafeConfigAnnotations: [...UNSAFE_ANNOTATIONS],
   };
 }

@@ -6,7 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { CAPABILITIES } from '../abi/linux/constants';
-import { NETWORK_ANNOTATION, type ProcessRef, type SupervisedLevel, type SuperviseContext, type Supervisor } from '../container/supervisor';
+import type { GuardTarget, ProcessRef, SupervisedLevel, SuperviseContext, Supervisor } from '../container/supervisor';
+import { NETWORK_ANNOTATION } from '../container/level';
+import { watchSupervisor } from './watch';
 import { isSameLiveProcess, readProcessStat } from '../container/process-identity';
 import { parseNetPolicy } from './net-policy';
 import type { Mount, Spec } from '../oci/spec';
@@ -98,6 +100,7 @@ function sentryProcess(cfg: SentryConfig, stateDir: string, attached: boolean): 
   const closeTheirs = closerOf(theirs);
   return {
     server,
+    guard: (target) => guarded(server, target),
     childSocket: theirs,
     launched: closeTheirs,
     done,
@@ -106,6 +109,27 @@ function sentryProcess(cfg: SentryConfig, stateDir: string, attached: boolean): 
       daemon.kill('SIGKILL');
     },
   };
+}
+
+/**
+ * The sentry acts for a caller with the caller's capabilities, and it holds them in the host's
+ * user namespace: for a workload in a user namespace of its own, whose capabilities the kernel
+ * honours only over what that namespace maps, it would act as host root (a container root read a
+ * host file bound in that the namespaces level refuses it). Its thread cannot enter the
+ * workload's namespace (Node is multi-threaded): refused.
+ */
+function refuseUserNamespace(spec: Spec): void {
+  if ((spec.linux?.namespaces ?? []).some((ns) => ns.type === 'user')) {
+    throw new StockadeError('CONFIG_INVALID',
+      'config.json: linux.namespaces: the sentry level does not run a container in a user namespace (it would act for the workload with the host\'s capabilities); use --isolation namespaces',
+      { field: 'linux.namespaces' });
+  }
+}
+
+/** Fail closed: the workload must not outlive the process that serves its calls. */
+function guarded(server: ProcessRef | undefined, target: GuardTarget): void {
+  if (server === undefined) throw new StockadeError('SYSTEM', `container ${target.id}: its sentry is not running`, { id: target.id });
+  watchSupervisor(server, target);
 }
 
 /**
@@ -180,7 +204,8 @@ function joinSentry(cfg: SentryConfig, path: string, container?: { readonly id: 
     for (const fd of held) closeSync(fd);
   }
   const closeTheirs = closerOf(theirs);
-  return { server: container?.server, childSocket: theirs, launched: closeTheirs, done: Promise.resolve(), abort: closeTheirs };
+  const server = container?.server;
+  return { server, guard: (target) => guarded(server, target), childSocket: theirs, launched: closeTheirs, done: Promise.resolve(), abort: closeTheirs };
 }
 
 /** The sentry a container's state record names as serving it, while that process lives. */
@@ -191,7 +216,10 @@ function recordedServer(stateDir: string): ProcessRef | undefined {
   } catch {
     return undefined;
   }
-  const s = typeof record === 'object' && record !== null ? (record as { supervisor?: unknown }).supervisor : undefined;
+  // The sentry's levelData keeps it (namespaces/create.ts's SupervisedData); a record older than levelData, at the top.
+  const r = typeof record === 'object' && record !== null ? record as { supervisor?: unknown; levelData?: unknown } : undefined;
+  const data = typeof r?.levelData === 'object' && r.levelData !== null ? (r.levelData as { supervisor?: unknown }) : undefined;
+  const s = data?.supervisor ?? r?.supervisor;
   if (typeof s !== 'object' || s === null) return undefined;
   const { pid, startTime } = s as { pid?: unknown; startTime?: unknown };
   if (typeof pid !== 'number' || typeof startTime !== 'string' || !isSameLiveProcess(pid, startTime)) return undefined;
@@ -246,18 +274,10 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
     ownedMounts: sentryMounts,
     validate(spec): void {
       networkOf(spec);
+      refuseUserNamespace(spec);
     },
     supervise(ctx: SuperviseContext): Supervisor {
-      // The sentry acts for a caller with the caller's capabilities, and it holds them in the
-      // host's user namespace: for a workload in a user namespace of its own, whose capabilities
-      // the kernel honours only over what that namespace maps, it would act as host root (a
-      // container root read a host file bound in that the namespaces level refuses it). Its
-      // thread cannot enter the workload's namespace (Node is multi-threaded): refused.
-      if ((ctx.spec.linux?.namespaces ?? []).some((ns) => ns.type === 'user')) {
-        throw new StockadeError('CONFIG_INVALID',
-          'config.json: linux.namespaces: the sentry level does not run a container in a user namespace (it would act for the workload with the host\'s capabilities); use --isolation namespaces',
-          { field: 'linux.namespaces' });
-      }
+      refuseUserNamespace(ctx.spec);
       const user = ctx.spec.process?.user;
       const cfg: SentryConfig = {
         user: {
@@ -286,7 +306,7 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
       }
       // A container of a pod joins the sentry of the pod's sandbox, when that one serves (else,
       // as a runtime without pods would, it gets one of its own).
-      // Only a sentry whose process is known: the container must die with it (supervisor-watch.ts).
+      // Only a sentry whose process is known: the container must die with it (watch.ts).
       const sandbox = podSandbox(ctx.spec.annotations, ctx.id);
       const server = sandbox === undefined ? undefined : recordedServer(join(ctx.stateDir, '..', sandbox));
       const pod = sandbox === undefined || server === undefined ? undefined

@@ -6,7 +6,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CAPABILITIES, FORWARDED_SIGNALS, RLIMITS, SIGNALS, SIGRTMAX } from '../abi/linux/constants';
 import { ID_EXTRA_CHARS, ID_MAX_LENGTH } from '../container/id';
-import { LIGHT_FORMAT, LIGHT_KEYS, LIGHT_RECORD } from '../container/light';
+import { LIGHT_ACT, LIGHT_FORMAT, LIGHT_KEYS, LIGHT_RECORD } from '../container/light';
 import { DEFAULT_ROOT, START_SOCKET } from '../container/state-store';
 import { ALLOWED, STATUSES, type Operation, type Status } from '../container/status';
 import { PLAN, ROOTFS, MOUNTF, DEVICEF, HOOKF, HOOK_PHASE, HANDOFF, MSG, UMASK_UNSET } from '../native/protocol';
@@ -71,6 +71,7 @@ export function renderHeader(): string {
     `#define STK_LIGHT_RECORD ${cString(LIGHT_RECORD)}`,
     `#define STK_LIGHT_FORMAT ${cString(LIGHT_FORMAT)}`,
     ...Object.entries(LIGHT_KEYS).map(([k, v]) => `#define STK_LIGHT_KEY_${k.toUpperCase()} ${cString(v)}`),
+    `#define STK_LIGHT_ACT_YES ${cString(LIGHT_ACT.yes)}`,
     '',
     '/* Statuses as bits, and the statuses start, kill and delete may act on (src/container/status.ts). */',
     ...STATUSES.map((st) => `#define STK_STATUS_${st.toUpperCase()} ${hex(statusBit(st))}`),

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parseContainerId } from '../../../src/container/id';
 import { readProcessStat } from '../../../src/container/process-identity';
 import { StateStore, type ContainerRecord } from '../../../src/container/state-store';
+import { hostStatus } from '../../../src/namespaces/status';
 
 function store(): StateStore {
   const dir = mkdtempSync(join(tmpdir(), 'stockade-state-'));
@@ -18,7 +19,7 @@ function store(): StateStore {
 function record(id: string, pid: number, startTime: string): ContainerRecord {
   return {
     ociVersion: '1.3.0', id, pid, pidStartTime: startTime, bundle: '/b', rootfs: '/b/rootfs', created: new Date().toISOString(),
-    owner: 'root', annotations: {}, isolation: 'namespaces', ownPidNamespace: true, createdOk: true, cgroupPaths: [],
+    owner: 'root', annotations: {}, level: 'namespaces', ownPidNamespace: true, createdOk: true, cgroupPaths: [],
   };
 }
 
@@ -41,18 +42,30 @@ test('records are written atomically and read back; list shows only complete con
   assert.throws(() => s.read(parseContainerId('nope')), /container nope does not exist/);
 });
 
-test('status: stopped when the pid is gone or reused, created while the start socket exists', () => {
+test('host-process status: stopped when the pid is gone or reused, created while the start socket exists', () => {
   const s = store();
   const id = parseContainerId('c');
   s.createLocked(id).release();
   const me = readProcessStat(process.pid);
   assert.ok(me !== undefined);
-  assert.equal(s.status(id, record('c', process.pid, me.startTime)), 'running');
+  const status = (r: ContainerRecord): string => hostStatus({ store: s, id, record: r, data: undefined });
+  assert.equal(status(record('c', process.pid, me.startTime)), 'running');
   writeFileSync(s.startSocket(id), '');
-  assert.equal(s.status(id, record('c', process.pid, me.startTime)), 'created');
-  assert.equal(s.status(id, record('c', process.pid, String(Number(me.startTime) + 1))), 'stopped', 'a reused pid is not the container');
-  assert.equal(s.status(id, record('c', 2 ** 22 + 7, '1')), 'stopped');
-  assert.equal(s.status(id, { ...record('c', process.pid, me.startTime), createdOk: false }), 'creating');
+  assert.equal(status(record('c', process.pid, me.startTime)), 'created');
+  assert.equal(status(record('c', process.pid, String(Number(me.startTime) + 1))), 'stopped', 'a reused pid is not the container');
+  assert.equal(status(record('c', 2 ** 22 + 7, '1')), 'stopped');
+  assert.equal(status({ ...record('c', process.pid, me.startTime), createdOk: false }), 'creating');
+});
+
+test('a record from before `level` reads as the level its `isolation` named', () => {
+  const s = store();
+  const id = parseContainerId('old');
+  s.createLocked(id).release();
+  const { level: _level, ...rest } = record('old', 1, '0');
+  writeFileSync(join(s.dir(id), 'state.json'), JSON.stringify({ ...rest, isolation: 'sentry', supervisor: { pid: 1, startTime: '0' } }));
+  const read = s.read(id);
+  assert.equal(read.level, 'sentry');
+  assert.equal(read.levelData, undefined);
 });
 
 test('the lock serialises two commands on one container, and a deleted container is not found after waiting', async () => {

@@ -1,21 +1,13 @@
-// A supervised container dies with its supervisor: create leaves stockade-light's sentry-watch beside it.
+// A sentry container dies with its sentry: create leaves stockade-light's sentry-watch beside it.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, StockadeError } from '../errors';
 import { pidfdOpen } from '../native/addon';
 import { packageRoot } from '../native/paths';
-import type { ContainerId } from './id';
-import { isSameLiveProcess } from './process-identity';
-import type { ProcessRef } from './supervisor';
-
-export interface WatchTarget {
-  readonly id: ContainerId;
-  readonly stateDir: string;
-  readonly init: ProcessRef;
-  readonly ownPidNamespace: boolean;
-  readonly cgroupPaths: readonly string[];
-}
+import type { ContainerId } from '../container/id';
+import { isSameLiveProcess } from '../container/process-identity';
+import type { GuardTarget, ProcessRef } from '../container/supervisor';
 
 /** The watch's program: the light entry, which every build makes beside stockade-init. */
 export function watchBinary(): string {
@@ -47,7 +39,7 @@ function pinned(p: ProcessRef, what: string, id: ContainerId): number {
  * words go to sentry.log in the state directory. Throws (create then fails and cleans up) when
  * the watch cannot be started: a sentry container is never left without one.
  */
-export function watchSupervisor(server: ProcessRef, target: WatchTarget): void {
+export function watchSupervisor(server: ProcessRef, target: GuardTarget): void {
   const program = watchBinary();
   if (!existsSync(program)) {
     throw new StockadeError('UNSUPPORTED', `${program} is not built (it watches a sentry container's sentry): run npm run build`, { path: program });

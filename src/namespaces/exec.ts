@@ -1,0 +1,126 @@
+// exec at a host-process level: stockade-init joins the container's namespaces and cgroups and starts the process there.
+import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { StockadeError } from '../errors';
+import { launchInit, type Launched } from '../native/launcher';
+import { encodePlan } from '../native/protocol';
+import { hierarchyOf, hostLayout } from '../cgroups';
+import { ConsoleRelay, relayTerminal } from '../container/console-relay';
+import { subCgroupDirs } from '../container/exec-cgroup';
+import { buildExecPlan } from '../container/exec-plan';
+import { forceKill } from '../container/kill';
+import type { ExecProcess, ExecRequest, LevelContainer } from '../container/level';
+import { heldCapabilities } from '../container/plan';
+import { readProcessStat } from '../container/process-identity';
+import { seccompFor } from '../container/seccomp';
+import { signalForwarder, type SignalForwarder } from '../container/signal-forward';
+import type { SupervisedLevel, Supervisor } from '../container/supervisor';
+
+export async function execHostProcess(c: LevelContainer, req: ExecRequest, level: SupervisedLevel | undefined): Promise<ExecProcess> {
+  const { store, id, record } = c;
+  const proc = { ...req.process };
+  // The container's wall is the exec'd process's too: under a supervisor it joins the
+  // container's supervisor process (the sentry's /proc and /sys, trace and --log records).
+  if (level !== undefined) proc.noNewPrivileges = true;
+  const terminal = proc.terminal === true;
+  let relay: ConsoleRelay | undefined;
+  let forwarder: SignalForwarder | undefined;
+  let supervisor: Supervisor | undefined;
+  let launched: Launched;
+  try {
+    if (terminal && !req.detach) relay = ConsoleRelay.listen(join(store.root, `.exec-console-${id}-${process.pid}.sock`));
+    const consoleSocket = relay?.path ?? req.consoleSocket;
+    if (level !== undefined) {
+      supervisor = level.supervise({ spec: { ...req.config, process: proc }, id, stateDir: store.dir(id), detached: true, exec: true });
+    }
+    const plan = encodePlan(buildExecPlan(req.config, proc, {
+      id,
+      initPid: record.pid,
+      cgroupPaths: subCgroupDirs(record.cgroupPaths ?? [], req.subCgroups, controllersOf),
+      consoleSocket,
+      preserveFds: req.preserveFds,
+      monitor: !req.detach,
+      seccomp: seccompFor(req.config, store.root, req.debug),
+      sentry: level?.filter,
+      heldCapabilities: heldCapabilities(),
+      // Its root is no mount namespace's: the process is put in it as the init is (runc's exec
+      // would run it in the host's root).
+      chroot: record.ownMountNamespace === false ? store.rootfsMountpoint(id) : undefined,
+    }));
+    if (!req.detach) forwarder = signalForwarder();
+    // A process joining a frozen cgroup is frozen before it reports ready; the resume that thaws
+    // it takes the lock, so it must not be ours meanwhile.
+    if (req.paused) req.unlock();
+    launched = await launch(plan, req.preserveFds, supervisor?.childSocket);
+    supervisor?.launched();
+    req.debug?.(`exec in container ${id}: process ${launched.pid}`);
+  } catch (e) {
+    supervisor?.abort();
+    forwarder?.stop();
+    relay?.close();
+    throw e;
+  }
+  const fwd = forwarder;
+  return {
+    pid: launched.pid,
+    kill(): void {
+      try { process.kill(launched.pid, 'SIGKILL'); } catch { /* already gone */ }
+      fwd?.stop();
+    },
+    async finish(): Promise<number> {
+      if (fwd === undefined) {
+        await launched.helperExit;
+        return 0;
+      }
+      fwd.to(launched.pid, readProcessStat(launched.pid)?.startTime ?? '');
+      const tty = relay === undefined ? undefined : relayTerminal(relay.receiveMaster());
+      const { code, signal } = await launched.helperExit;
+      if (tty !== undefined) {
+        // The pty may still hold the process's last output when the helper reports its exit.
+        await Promise.race([tty.finished, new Promise((r) => setTimeout(r, 500))]);
+        tty.stop();
+      }
+      fwd.stop();
+      if (code === null) throw new StockadeError('SYSTEM', `stockade-init was killed by ${signal ?? 'a signal'} while waiting for the exec'd process`);
+      return code;
+    },
+  };
+}
+
+/** The controllers of a v1 hierarchy's directory; undefined for cgroup2 (or a directory of no hierarchy). */
+function controllersOf(dir: string): readonly string[] | undefined {
+  const h = hierarchyOf(hostLayout(), dir);
+  return h === undefined || h.version === 2 ? undefined : h.controllers;
+}
+
+/** Launches the plan; on failure neither the helper nor a half-started process outlives the call. */
+async function launch(plan: Buffer, preserveFds: number, sentrySocket: number | undefined): Promise<Launched> {
+  let pid = 0;
+  let helper: ChildProcess | undefined;
+  let helperExit: Launched['helperExit'] | undefined;
+  try {
+    return await launchInit({
+      plan,
+      preserveFds,
+      ...(sentrySocket === undefined ? {} : { sentrySocket }),
+      awaitExec: true,
+      onPid: (p) => { pid = p; },
+      onSpawn: (h, exit) => { helper = h; helperExit = exit; },
+    });
+  } catch (e) {
+    const problems: string[] = [];
+    const stat = pid > 0 ? readProcessStat(pid) : undefined;
+    if (stat !== undefined && stat.state !== 'Z') {
+      await forceKill(pid, stat.startTime).catch((k: unknown) => problems.push(`cannot kill process ${pid}: ${(k as Error).message}`));
+    }
+    if (helperExit !== undefined) {
+      const exited = await Promise.race([helperExit.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+      if (!exited) {
+        helper?.kill('SIGKILL');
+        await helperExit;
+      }
+    }
+    if (problems.length > 0 && e instanceof Error) e.message = `${e.message}; cleanup also failed: ${problems.join('; ')}`;
+    throw e;
+  }
+}
