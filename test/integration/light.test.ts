@@ -159,6 +159,25 @@ describe('light entry', { skip }, () => {
     assert.deepEqual(leftovers(rt), []);
   });
 
+  test('a container whose level does not declare the light entry safe goes to Node for every call', async () => {
+    const b = rt.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
+    assert.equal(rt.run(['create', '--bundle', b.dir, 'l8']).status, 0);
+    const path = join(rt.root, 'l8', 'light');
+    const record = readFileSync(path, 'utf8').split('\n');
+    assert.equal(record[1], 'act yes', 'create names whether the light entry may act, first');
+    // What create writes for such a level has nothing but `act no`; with every other key still
+    // there, `act` alone is shown to decide.
+    writeFileSync(path, [record[0], 'act no', ...record.slice(2)].join('\n'));
+    for (const args of [['start', 'l8'], ['kill', 'l8', 'KILL'], ['delete', '--force', 'l8']]) {
+      assert.match(light(rt, args).stderr, WENT_TO_NODE, args.join(' '));
+    }
+    assert.equal(statusOf(rt, 'l8'), 'created');
+    assert.equal(light(rt, ['start', 'l8'], { withNode: true }).status, 0);
+    assert.equal(statusOf(rt, 'l8'), 'running');
+    assert.equal(light(rt, ['delete', '--force', 'l8'], { withNode: true }).status, 0);
+    assert.deepEqual(leftovers(rt), []);
+  });
+
   test('an exec that fails at start is reported by Node, word for word as without the light entry', () => {
     const results: Ran[] = [];
     const logged = rt.logLines().length;

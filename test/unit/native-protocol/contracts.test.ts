@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ID_EXTRA_CHARS, ID_MAX_LENGTH, parseContainerId } from '../../../src/container/id';
-import { LIGHT_FORMAT, LIGHT_KEYS, LIGHT_RECORD } from '../../../src/container/light';
+import { LIGHT_ACT, LIGHT_FORMAT, LIGHT_KEYS, LIGHT_RECORD, lightRecord } from '../../../src/container/light';
+import type { ContainerRecord } from '../../../src/container/state-store';
+import type { Spec } from '../../../src/oci/spec';
 import { DEFAULT_ROOT, START_SOCKET } from '../../../src/container/state-store';
 import { ALLOWED, STATUSES } from '../../../src/container/status';
 import { packageRoot } from '../../../src/native/paths';
@@ -31,6 +33,7 @@ test('the header carries the light entry\'s contracts and the hand-off bytes, fr
   assert.equal(define(h, 'STK_LIGHT_RECORD'), JSON.stringify(LIGHT_RECORD));
   assert.equal(define(h, 'STK_LIGHT_FORMAT'), JSON.stringify(LIGHT_FORMAT));
   for (const [key, value] of Object.entries(LIGHT_KEYS)) assert.equal(define(h, `STK_LIGHT_KEY_${key.toUpperCase()}`), JSON.stringify(value));
+  assert.equal(define(h, 'STK_LIGHT_ACT_YES'), JSON.stringify(LIGHT_ACT.yes));
   assert.equal(define(h, 'STK_ID_EXTRA_CHARS'), JSON.stringify(ID_EXTRA_CHARS));
   assert.equal(define(h, 'STK_ID_MAX_LENGTH'), String(ID_MAX_LENGTH));
   assert.equal(define(h, 'STK_HANDOFF_LISTENER'), `0x${HANDOFF.LISTENER.toString(16)}u`);
@@ -44,7 +47,7 @@ test('the header carries the light entry\'s contracts and the hand-off bytes, fr
 
 test('the C sources keep no copy of a shared contract', () => {
   const light = code('light/light.c');
-  for (const literal of [DEFAULT_ROOT, START_SOCKET, LIGHT_FORMAT, ...Object.values(LIGHT_KEYS)]) {
+  for (const literal of [DEFAULT_ROOT, START_SOCKET, LIGHT_FORMAT, ...Object.values(LIGHT_KEYS), LIGHT_ACT.yes]) {
     assert.ok(!light.includes(JSON.stringify(literal)), `light.c spells out ${JSON.stringify(literal)}: take it from stockade-abi.h`);
   }
   assert.ok(!light.includes(`"${LIGHT_RECORD}"`), 'light.c names the light record itself');
@@ -60,4 +63,14 @@ test('the id rules the header carries are parseContainerId\'s', () => {
   for (const c of ' /\\:;*?"<>|é') assert.throws(() => parseContainerId(`a${c}b`), /invalid container id/);
   assert.equal(parseContainerId('x'.repeat(ID_MAX_LENGTH)).length, ID_MAX_LENGTH);
   assert.throws(() => parseContainerId('x'.repeat(ID_MAX_LENGTH + 1)), /is too long/);
+});
+
+test('the light record names first whether the light entry may act: a level that does not declare it safe gets only that', () => {
+  const record: ContainerRecord = {
+    ociVersion: '1.3.0', id: 'c', pid: 42, pidStartTime: '7', bundle: '/b', rootfs: '/b/rootfs', created: '', owner: 'root',
+    annotations: {}, level: 'x', ownPidNamespace: true, createdOk: true, cgroupPaths: [],
+  };
+  const SPEC: Spec = { ociVersion: '1.3.0' };
+  assert.equal(lightRecord(record, SPEC, true), `${LIGHT_FORMAT}\n${LIGHT_KEYS.act} ${LIGHT_ACT.yes}\n${LIGHT_KEYS.pid} 42\n${LIGHT_KEYS.starttime} 7\n`);
+  assert.equal(lightRecord(record, SPEC, false), `${LIGHT_FORMAT}\n${LIGHT_KEYS.act} ${LIGHT_ACT.no}\n`);
 });
