@@ -9,8 +9,6 @@ import { requireCgroups, containerCgroups } from '../container/cgroups';
 import { forceKill } from '../container/kill';
 import type { LevelDriver } from '../container/level';
 import type { SupervisedLevel } from '../container/supervisor';
-import { planHostProcess } from './create';
-import { execHostProcess } from './exec';
 import { signalHost } from './signal';
 import { releaseStart } from './start';
 import { hostStatus } from './status';
@@ -44,12 +42,14 @@ export function hostProcessDriver(opts: HostDriverOptions): LevelDriver {
         ? spec
         : { ...spec, process: { ...spec.process, noNewPrivileges: true } };
     },
-    plan: (req) => planHostProcess(req, supervised()),
+    // Required here, not above: planning and launching bring the plan encoder, the seccomp
+    // compiler and the launcher, which state, kill and delete never need.
+    plan: (req) => (require('./create') as typeof import('./create')).planHostProcess(req, supervised()),
     start: (c, hookState) => releaseStart(c, hookState),
     async signal(c, req) {
       signalHost(c, req);
     },
-    exec: (c, req) => execHostProcess(c, req, supervised()),
+    exec: (c, req) => (require('./exec') as typeof import('./exec')).execHostProcess(c, req, supervised()),
     async pause(c) {
       await requireCgroups(c.record, 'pause').freeze();
     },
