@@ -50,6 +50,8 @@ async function createHostProcess(req: CreateRequest, level: SupervisedLevel | un
   mkdirSync(rootfsMountpoint, { mode: 0o700 });
   let supervisor: Supervisor | undefined;
   try {
+    // The supervisor first: a sentry process takes longer to start than stockade-init takes to
+    // set the container up, and the container's first call waits for it.
     supervisor = level?.supervise({ spec, id, stateDir: store.dir(id), detached: !req.monitor });
     let pid = 0;
     const launched = await launchInit({
