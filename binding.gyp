@@ -52,7 +52,8 @@
         "native/agent/boot.c",
         "native/agent/channel.c",
         "native/agent/procs.c",
-        "native/agent/serve.c"
+        "native/agent/serve.c",
+        "native/agent/container.c"
       ],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"],

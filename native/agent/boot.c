@@ -60,6 +60,20 @@ int agent_mount_basics(void)
   if (mount_one("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) return -1;
   if (mount_one("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) return -1;
   if (mount_one("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0) return -1;
+  return agent_leave_rootfs();
+}
+
+/* The initramfs is the kernel's rootfs, which pivot_root(2) refuses to move (it has no parent
+ * mount): stockade-init's pivot_root into a container's root would fail with EINVAL. So the agent
+ * moves a recursive bind of it over / and chroots there, as switch_root does; every process it
+ * starts then has a root that is a mount with a parent. */
+int agent_leave_rootfs(void)
+{
+  if (mkdir("/newroot", 0755) < 0 && errno != EEXIST) return agent_log("mkdir /newroot: %s", strerror(errno)), -1;
+  if (mount("/", "/newroot", NULL, MS_BIND | MS_REC, NULL) < 0) return agent_log("bind / on /newroot: %s", strerror(errno)), -1;
+  if (chdir("/newroot") < 0 || mount("/newroot", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0) {
+    return agent_log("move the root: %s", strerror(errno)), -1;
+  }
   return 0;
 }
 

@@ -22,10 +22,28 @@ struct proc *proc_find(uint32_t handle)
   return NULL;
 }
 
-static void close_fd(int *fd)
+void proc_close_fd(int *fd)
 {
   if (*fd >= 0) close(*fd);
   *fd = -1;
+}
+#define close_fd proc_close_fd
+
+/* A free slot, cleared, with a new handle; NULL when all are taken. */
+struct proc *proc_alloc(void)
+{
+  for (unsigned i = 0; i < STK_AGENT_MAX_PROCS; i++) {
+    struct proc *p = &procs[i];
+    if (p->used) continue;
+    memset(p, 0, sizeof *p);
+    p->used = 1;
+    p->handle = next_handle++;
+    if (next_handle == 0) next_handle = 1;
+    for (int s = 0; s < 3; s++) p->fd[s] = -1;
+    p->sync_fd = p->start_fd = p->console_fd = -1;
+    return p;
+  }
+  return NULL;
 }
 
 /* A failed step in the child, reported to the agent through the exec pipe as {errno, step}. */
@@ -91,10 +109,10 @@ static void __attribute__((noreturn)) child(const struct stk_agent_h_spawn *m, i
 int proc_spawn(uint32_t id, const struct stk_agent_h_spawn *m)
 {
   if (m->args_count == 0) return send_error(id, EINVAL, "spawn: no args");
-  struct proc *p = NULL;
-  for (unsigned i = 0; i < STK_AGENT_MAX_PROCS && p == NULL; i++)
-    if (!procs[i].used) p = &procs[i];
-  if (p == NULL) return send_error(id, EAGAIN, "spawn: %u processes already", STK_AGENT_MAX_PROCS);
+  int free_slot = 0;
+  for (unsigned i = 0; i < STK_AGENT_MAX_PROCS; i++)
+    if (!procs[i].used) free_slot = 1;
+  if (!free_slot) return send_error(id, EAGAIN, "spawn: %u processes already", STK_AGENT_MAX_PROCS);
 
   int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, report[2] = { -1, -1 };
   int ok = pipe2(out, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0 && pipe2(report, O_CLOEXEC) == 0;
@@ -132,9 +150,9 @@ int proc_spawn(uint32_t id, const struct stk_agent_h_spawn *m)
     f.step[sizeof f.step - 1] = 0;
     return send_error(id, f.err, "%s %s: %s", f.step, strcmp(f.step, "execve") == 0 ? m->args[0] : "", strerror(f.err));
   }
-  memset(p, 0, sizeof *p);
-  p->used = 1;
-  p->handle = next_handle++;
+  struct proc *p = proc_alloc();
+  p->kind = PROC_SPAWN;
+  p->announced = 1;
   p->pid = pid;
   p->fd[0] = in[1];
   p->fd[1] = out[0];
@@ -159,13 +177,36 @@ int proc_send_exit(struct proc *p, uint32_t id)
   return channel_send(buf, stk_agent_encode_exited(buf, sizeof buf, id, &r));
 }
 
-/* A slot is free again once its exit was reported and both output streams ended. */
+/* A slot is free again once its exit was reported and both output streams ended; an orphan's
+ * (a setup that failed before the host knew it) once its processes are reaped. */
 void proc_release_if_done(struct proc *p)
 {
-  if (!p->used || !p->exit_reported || p->fd[1] >= 0 || p->fd[2] >= 0) return;
-  close_fd(&p->fd[0]);
+  if (!p->used) return;
+  if (p->orphan) {
+    if ((p->pid != 0 && !p->exited) || p->helper != 0) return;
+  } else if (!p->exit_reported || p->fd[1] >= 0 || p->fd[2] >= 0) {
+    return;
+  }
+  for (int s = 0; s < 3; s++) close_fd(&p->fd[s]);
+  close_fd(&p->sync_fd);
+  close_fd(&p->start_fd);
+  close_fd(&p->console_fd);
+  if (p->kind != PROC_SPAWN) container_release(p);
   free(p->inbuf);
+  free(p->syncbuf);
   memset(p, 0, sizeof *p);
+}
+
+/* The slot a reaped pid belongs to: as the process the host waits for, or as stockade-init's P. */
+static struct proc *match_exit(pid_t pid, int *as_helper)
+{
+  for (unsigned i = 0; i < STK_AGENT_MAX_PROCS; i++) {
+    struct proc *p = &procs[i];
+    if (!p->used) continue;
+    if (p->pid == pid && !p->exited) { *as_helper = 0; return p; }
+    if (p->helper == pid) { *as_helper = 1; return p; }
+  }
+  return NULL;
 }
 
 /* Reaps every child that exited: the host's processes are recorded, orphans that PID 1 inherited
@@ -175,9 +216,21 @@ void proc_reap(void)
   int status;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-    for (unsigned i = 0; i < STK_AGENT_MAX_PROCS; i++) {
-      struct proc *p = &procs[i];
-      if (!p->used || p->pid != pid || p->exited) continue;
+    int as_helper = 0;
+    struct proc *p = match_exit(pid, &as_helper);
+    if (p == NULL) {
+      /* A container's init is ours to reap only once stockade-init exited, after it wrote
+       * MSG_PID: read what the sync sockets hold, and the pid is known. */
+      container_drain_syncs();
+      p = match_exit(pid, &as_helper);
+    }
+    if (p == NULL) continue; /* an orphan PID 1 inherited */
+    if (as_helper) {
+      p->helper = 0;
+      proc_release_if_done(p);
+      continue;
+    }
+    {
       p->exited = 1;
       p->code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
       p->signal = WIFSIGNALED(status) ? (uint32_t)WTERMSIG(status) : 0;

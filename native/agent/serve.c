@@ -16,8 +16,10 @@ static uint32_t inlen;
 static int shutting_down;
 static int in_guest;
 
+int agent_in_guest(void) { return in_guest; }
+
 /* mkdir -p for a mount target inside the guest. */
-static int make_dirs(const char *path)
+int make_dirs(const char *path)
 {
   char buf[4096];
   if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return errno = ENAMETOOLONG, -1;
@@ -55,7 +57,10 @@ static int do_signal(uint32_t id, const struct stk_agent_h_signal *m)
   struct proc *p = proc_find(m->proc);
   if (p == NULL) return send_error(id, ESRCH, "signal: no process %u", m->proc);
   if (m->signal < 1 || m->signal > 64) return send_error(id, EINVAL, "signal: %u is not a signal", m->signal);
+  if ((m->flags & ~STK_AGENT_SIGNAL_ALL) != 0) return send_error(id, EINVAL, "signal: unknown flags 0x%x", m->flags);
+  if (m->flags & STK_AGENT_SIGNAL_ALL) return container_signal_all(id, p, (int)m->signal);
   if (p->exited) return send_error(id, ESRCH, "signal: process %u has exited", m->proc);
+  if (p->pid <= 0) return send_error(id, ESRCH, "signal: process %u has no pid yet", m->proc);
   if (kill(p->pid, (int)m->signal) < 0) return send_error(id, errno, "kill: %s", strerror(errno));
   return send_ok(id);
 }
@@ -88,6 +93,7 @@ static int do_hello(uint32_t id, const struct stk_agent_h_hello *m)
 static int dispatch(uint32_t tag, uint32_t id, const uint8_t *p, uint32_t n)
 {
   static struct stk_agent_h_spawn spawn; /* 64 KiB of pointers: not on the stack */
+  struct proc *pr;
   const char *bad;
   int stream = STK_AGENT_H_IS_STREAM(tag);
   if (stream != (id == 0)) {
@@ -106,6 +112,13 @@ static int dispatch(uint32_t tag, uint32_t id, const uint8_t *p, uint32_t n)
       return proc_spawn(id, &spawn);
     case STK_AGENT_H_SIGNAL: { struct stk_agent_h_signal m; DECODE(signal, m); return do_signal(id, &m); }
     case STK_AGENT_H_WAIT: { struct stk_agent_h_wait m; DECODE(wait, m); return do_wait(id, &m); }
+    case STK_AGENT_H_CREATE: { struct stk_agent_h_create m; DECODE(create, m); return container_create(id, &m); }
+    case STK_AGENT_H_CONTINUE: { struct stk_agent_h_continue m; DECODE(continue, m); return container_continue(id, &m); }
+    case STK_AGENT_H_START: { struct stk_agent_h_start m; DECODE(start, m); return container_start(id, &m); }
+    case STK_AGENT_H_EXEC: { struct stk_agent_h_exec m; DECODE(exec, m); return container_exec(id, &m); }
+    case STK_AGENT_H_PIDS: { struct stk_agent_h_pids m; DECODE(pids, m); return container_pids(id, &m); }
+    case STK_AGENT_H_STATS: { struct stk_agent_h_stats m; DECODE(stats, m); return container_stats(id, &m); }
+    case STK_AGENT_H_RESIZE: { struct stk_agent_h_resize m; DECODE(resize, m); container_resize(&m); return 0; }
     case STK_AGENT_H_SHUTDOWN: {
       struct stk_agent_h_shutdown m;
       DECODE(shutdown, m);
@@ -115,14 +128,14 @@ static int dispatch(uint32_t tag, uint32_t id, const uint8_t *p, uint32_t n)
     case STK_AGENT_H_STDIN: {
       struct stk_agent_h_stdin m;
       DECODE(stdin, m);
-      struct proc *pr = proc_find(m.proc);
-      if (pr != NULL) proc_stdin_data(pr, m.data, m.data_len);
+      pr = proc_find(m.proc);
+      if (pr != NULL && pr->announced) proc_stdin_data(pr, m.data, m.data_len);
       return 0;
     }
     case STK_AGENT_H_WINDOW: {
       struct stk_agent_h_window m;
       DECODE(window, m);
-      struct proc *pr = proc_find(m.proc);
+      pr = proc_find(m.proc);
       if (pr == NULL || (m.stream != STK_AGENT_STREAM_STDOUT && m.stream != STK_AGENT_STREAM_STDERR)) return 0;
       /* Saturate: a confused host must not wrap the counter into a huge credit. */
       uint64_t c = (uint64_t)pr->credit[m.stream] + m.bytes;
@@ -174,8 +187,9 @@ int agent_serve(int guest)
     agent_log("signalfd: %s", strerror(errno));
     return -1;
   }
-  struct pollfd fds[2 + 3 * STK_AGENT_MAX_PROCS];
-  struct { struct proc *p; int stream; } who[3 * STK_AGENT_MAX_PROCS];
+  /* Per process: stdin, stdout, stderr, and a container's sync or start socket (stream 3, 4). */
+  struct pollfd fds[2 + 5 * STK_AGENT_MAX_PROCS];
+  struct { struct proc *p; int stream; } who[5 * STK_AGENT_MAX_PROCS];
   int disconnected = 0;
   while (!shutting_down) {
     int n = 0;
@@ -185,6 +199,16 @@ int agent_serve(int guest)
     int k = 0;
     for (unsigned i = 0; i < STK_AGENT_MAX_PROCS; i++) {
       if (!t[i].used) continue;
+      if (t[i].sync_fd >= 0) {
+        who[k++] = (typeof(who[0])){ &t[i], 3 };
+        fds[n++] = (struct pollfd){ .fd = t[i].sync_fd, .events = POLLIN };
+      }
+      if (t[i].start_fd >= 0) {
+        who[k++] = (typeof(who[0])){ &t[i], 4 };
+        fds[n++] = (struct pollfd){ .fd = t[i].start_fd, .events = POLLIN };
+      }
+      /* Output waits until the host knows the process it belongs to. */
+      if (!t[i].announced) continue;
       for (int s = 1; s <= 2; s++)
         if (t[i].fd[s] >= 0 && t[i].credit[s] > 0) {
           who[k++] = (typeof(who[0])){ &t[i], s };
@@ -211,7 +235,14 @@ int agent_serve(int guest)
       struct proc *p = who[j - 2].p;
       int s = who[j - 2].stream;
       if (!p->used) continue;
-      if (s == 0 ? proc_stdin_flush(p) < 0 : proc_output(p, s) < 0) return -1;
+      int rc;
+      switch (s) {
+        case 0: rc = p->fd[0] >= 0 ? proc_stdin_flush(p) : 0; break;
+        case 3: rc = p->sync_fd >= 0 ? container_sync(p) : 0; break;
+        case 4: rc = p->start_fd >= 0 ? container_start_reply(p) : 0; break;
+        default: rc = p->fd[s] >= 0 ? proc_output(p, s) : 0;
+      }
+      if (rc < 0) return -1;
     }
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       int r = read_frames();

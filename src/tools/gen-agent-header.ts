@@ -2,7 +2,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  AGENT_LIMITS, AGENT_PROTOCOL_VERSION, GUEST_MESSAGES, HOST_MESSAGES, MOUNT_FLAGS, MOUNT_TYPES, SPAWN_FLAGS, STREAMS,
+  AGENT_LIMITS, AGENT_PROTOCOL_VERSION, CREATE_FLAGS, GUEST_MESSAGES, GUEST_PATHS, HOST_MESSAGES, MOUNT_FLAGS, MOUNT_TYPES,
+  SIGNAL_FLAGS, SPAWN_FLAGS, STREAMS,
   type FieldKind, type MessageDef,
 } from '../vm/protocol';
 
@@ -16,6 +17,9 @@ function structField(name: string, kind: FieldKind): string[] {
   switch (kind) {
     case 'u32': return [`uint32_t ${name};`];
     case 'i32': return [`int32_t ${name};`];
+    case 'u64': return [`uint64_t ${name};`];
+    case 'blob': return [`const uint8_t *${name};`, `uint32_t ${name}_len;`];
+    case 'u32s': return [`const uint32_t *${name};`, `uint32_t ${name}_count;`];
     // Points into the frame: the wire form ends every string with a NUL the decoder checked.
     case 'str': return [`const char *${name};`, `uint32_t ${name}_len;`];
     case 'bytes': return [`const uint8_t *${name};`, `uint32_t ${name}_len;`];
@@ -30,12 +34,18 @@ function struct(side: string, name: string, def: MessageDef): string {
   return `struct stk_agent_${side}_${lower(name)} {\n${body}\n};`;
 }
 
+function unsupported(message: string, kind: FieldKind): never {
+  throw new Error(`gen-agent-header: ${message}: a ${kind} field in this direction has no C helper`);
+}
+
 function decoder(name: string, def: MessageDef): string {
   const reads = Object.entries(def.fields).map(([f, k]) => {
     const call = k === 'strs' ? `stk_rd_strs(&r, m->${f}, &m->${f}_count)`
       : k === 'str' ? `stk_rd_str(&r, &m->${f}, &m->${f}_len)`
         : k === 'bytes' ? `stk_rd_bytes(&r, &m->${f}, &m->${f}_len)`
-          : `stk_rd_${k}(&r, &m->${f})`;
+          : k === 'blob' ? `stk_rd_blob(&r, &m->${f}, &m->${f}_len)`
+            : k === 'u32s' || k === 'u64' ? unsupported(name, k)
+              : `stk_rd_${k}(&r, &m->${f})`;
     return `  if (${call} < 0) return "${f}";`;
   });
   return [
@@ -55,7 +65,9 @@ function encoder(name: string, def: MessageDef): string {
     const call = k === 'str' ? `stk_wr_str(&w, m->${f})`
       : k === 'bytes' ? `stk_wr_bytes(&w, m->${f}, m->${f}_len)`
         : k === 'strs' ? `stk_wr_strs(&w, m->${f}, m->${f}_count)`
-          : `stk_wr_${k}(&w, m->${f})`;
+          : k === 'u32s' ? `stk_wr_u32s(&w, m->${f}, m->${f}_count)`
+            : k === 'blob' ? unsupported(name, k)
+              : `stk_wr_${k}(&w, m->${f})`;
     return `  ${call};`;
   });
   return [
@@ -124,6 +136,16 @@ static inline int stk_rd_bytes(struct stk_rd *r, const uint8_t **b, uint32_t *le
   return 0;
 }
 
+/* A blob is bounded by the frame alone (the plan of a CREATE, the state JSON of a hook). */
+static inline int stk_rd_blob(struct stk_rd *r, const uint8_t **b, uint32_t *len)
+{
+  uint32_t l;
+  if (stk_rd_u32(r, &l) < 0 || l > r->n) return -1;
+  *b = r->p; *len = l;
+  r->p += l; r->n -= l;
+  return 0;
+}
+
 static inline int stk_rd_strs(struct stk_rd *r, const char **v, uint32_t *count)
 {
   uint32_t c, len;
@@ -152,6 +174,19 @@ static inline void stk_wr_u32(struct stk_wr *w, uint32_t v)
 }
 
 static inline void stk_wr_i32(struct stk_wr *w, int32_t v) { stk_wr_u32(w, (uint32_t)v); }
+
+static inline void stk_wr_u64(struct stk_wr *w, uint64_t v)
+{
+  stk_wr_u32(w, (uint32_t)v);
+  stk_wr_u32(w, (uint32_t)(v >> 32));
+}
+
+static inline void stk_wr_u32s(struct stk_wr *w, const uint32_t *v, uint32_t n)
+{
+  if (n > STK_AGENT_MAX_U32S) { w->overflow = 1; return; }
+  stk_wr_u32(w, n);
+  for (uint32_t i = 0; i < n; i++) stk_wr_u32(w, v[i]);
+}
 
 static inline void stk_wr_str(struct stk_wr *w, const char *s)
 {
@@ -190,6 +225,9 @@ export function renderAgentHeader(): string {
     ...defines('STK_AGENT_MOUNT_', MOUNT_FLAGS),
     ...defines('STK_AGENT_FS_', MOUNT_TYPES),
     ...defines('STK_AGENT_STREAM_', STREAMS),
+    ...defines('STK_AGENT_CREATE_', CREATE_FLAGS),
+    ...defines('STK_AGENT_SIGNAL_', SIGNAL_FLAGS),
+    ...Object.entries(GUEST_PATHS).map(([name, value]) => `#define STK_AGENT_PATH_${name} ${JSON.stringify(value)}`),
     '',
     '/* Tags of what the host sends (H) and what the agent sends (G). */',
     ...hostDefs.map(([n, d]) => `#define STK_AGENT_H_${n} 0x${d.tag.toString(16)}u`),

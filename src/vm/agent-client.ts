@@ -1,9 +1,10 @@
 // The host's end of the agent channel: requests with their replies, process streams with credit, all checked.
 import type { Duplex } from 'node:stream';
+import { getSystemErrorMap } from 'node:util';
 import { FrameDecoder, ProtocolViolation, encodeHost } from './codec';
 import { VmError } from './errors';
 import {
-  AGENT_LIMITS, AGENT_PROTOCOL_VERSION, HOST_MESSAGES, MOUNT_FLAGS, MOUNT_TYPES, SPAWN_FLAGS, STREAMS,
+  AGENT_LIMITS, AGENT_PROTOCOL_VERSION, CREATE_FLAGS, HOST_MESSAGES, MOUNT_FLAGS, MOUNT_TYPES, SIGNAL_FLAGS, SPAWN_FLAGS, STREAMS,
   type GuestMessage, type GuestMessageName, type GuestMessageOf, type HostMessage, type HostMessageName, type MessageDef,
 } from './protocol';
 
@@ -27,6 +28,46 @@ export interface SpawnRequest {
   readonly stdin: boolean;
   readonly onStdout: Sink;
   readonly onStderr: Sink;
+}
+
+/** A container (CREATE) or a process exec'd into one (EXEC): stockade-init runs `plan` in the guest. */
+export interface ContainerRequest {
+  /** One path component, unique among the VM's live containers and execs (GUEST_PATHS). */
+  readonly name: string;
+  /** The encoded plan, with guest paths (src/vm/guest-plan.ts). */
+  readonly plan: Buffer;
+  readonly stdin: boolean;
+  /** The plan has TAG_TERMINAL: the pty's output comes on stdout, and there is no stderr. */
+  readonly terminal: boolean;
+  readonly onStdout: Sink;
+  readonly onStderr: Sink;
+}
+
+/** What the agent answered for a container or exec: its handle and its pid in the guest. */
+export interface Started {
+  readonly proc: number;
+  readonly pid: number;
+  readonly outputDone: Promise<void>;
+}
+
+/** A container's cgroup figures from the guest (cgroup v2); U64_MAX where the file says "max". */
+export interface GuestStats {
+  readonly cpuUsageUsec: bigint;
+  readonly cpuUserUsec: bigint;
+  readonly cpuSystemUsec: bigint;
+  readonly memoryCurrent: bigint;
+  readonly memoryMax: bigint;
+  readonly memoryAnon: bigint;
+  readonly memoryFile: bigint;
+  readonly pidsCurrent: bigint;
+  readonly pidsMax: bigint;
+}
+
+/** An agent's error message with its errno's text and name, unless it says them already (as initError does for the host). */
+function withErrno(message: string, err: number): string {
+  const entry = err === 0 ? undefined : getSystemErrorMap().get(-Math.abs(err));
+  if (entry === undefined) return message;
+  return message.toLowerCase().includes(entry[1].toLowerCase()) ? `${message} (${entry[0]})` : `${message}: ${entry[1]} (${entry[0]})`;
 }
 
 /** The host messages that are requests (they name their replies). */
@@ -53,8 +94,11 @@ class ProcStreams {
   stdinOpen: boolean;
   readonly outputDone: Promise<void>;
   #endOutput!: () => void;
-  constructor(readonly sinks: readonly [Sink, Sink], stdin: boolean) {
-    this.stdinOpen = stdin;
+  constructor(readonly sinks: readonly [Sink, Sink], stdin: boolean, terminal = false) {
+    // A pty is written to as its input whatever the flags say.
+    this.stdinOpen = stdin || terminal;
+    // A pty has one output stream: stderr is the same terminal, and never comes on its own.
+    if (terminal) this.ended[2] = true;
     this.outputDone = new Promise((resolve) => {
       this.#endOutput = resolve;
     });
@@ -247,7 +291,7 @@ export class AgentClient {
         reject,
         resolve: (m) => {
           if (m.type === 'ERROR') {
-            reject(new VmError('AGENT', `vm agent: ${m.message}`, { errno: m.err, request: type }));
+            reject(new VmError('AGENT', `vm agent: ${withErrno(m.message, m.err)}`, { errno: m.err, request: type }));
           } else {
             resolve(m as GuestMessageOf<ReplyOf<N>>);
           }
@@ -305,8 +349,92 @@ export class AgentClient {
     });
   }
 
-  async signal(proc: number, signal: number): Promise<void> {
-    await this.request({ type: 'SIGNAL', id: 0, proc, signal });
+  /** Signals a process; `all`: every process in its container's cgroup (a container's handle only). */
+  async signal(proc: number, signal: number, all = false): Promise<void> {
+    await this.request({ type: 'SIGNAL', id: 0, proc, signal, flags: all ? SIGNAL_FLAGS.ALL : 0 });
+  }
+
+  /** Registers a process's streams as the reply naming it is read (its output may be in the same read). */
+  #register(proc: number, streams: ProcStreams): void {
+    const known = this.#procs.get(proc);
+    if (known === streams) return;
+    if (known !== undefined) return this.#violation(`the agent names process ${proc}, which is already running`);
+    this.#procs.set(proc, streams);
+  }
+
+  /** Forgets a process the agent will send nothing more for (its setup failed after it was named). */
+  #forget(proc: number, streams: ProcStreams): void {
+    if (this.#procs.get(proc) !== streams) return;
+    this.#procs.delete(proc);
+    streams.end(1);
+    streams.end(2);
+  }
+
+  static #flags(r: ContainerRequest): number {
+    return (r.stdin ? CREATE_FLAGS.STDIN : 0) | (r.terminal ? CREATE_FLAGS.TERMINAL : 0);
+  }
+
+  /**
+   * Has the agent run stockade-init with a container's plan; resolves once the container is ready
+   * (it waits for start()). At each hook point (HOOK) `onHook` runs on the host and its result is
+   * CONTINUE's state. A failure once the agent named the container kills what it had started.
+   */
+  async create(r: ContainerRequest, onHook: (point: number, pid: number) => Promise<Buffer | undefined>): Promise<Started> {
+    const streams = new ProcStreams([r.onStdout, r.onStderr], r.stdin, r.terminal);
+    let proc: number | undefined;
+    const named = (reply: GuestMessage): void => {
+      if (reply.type !== 'HOOK' && reply.type !== 'CREATED') return;
+      if (proc !== undefined && reply.proc !== proc) return this.#violation(`${reply.type} names process ${reply.proc}, not ${proc}`);
+      proc = reply.proc;
+      this.#register(reply.proc, streams);
+    };
+    let m = await this.request({ type: 'CREATE', id: 0, name: r.name, flags: AgentClient.#flags(r), plan: r.plan }, undefined, named);
+    try {
+      while (m.type === 'HOOK') {
+        const state = await onHook(m.point, m.pid);
+        m = await this.request({ type: 'CONTINUE', id: 0, proc: m.proc, state: state ?? Buffer.alloc(0) }, undefined, named);
+      }
+    } catch (e) {
+      if (proc !== undefined && this.#failed === undefined) {
+        const p = proc;
+        await this.signal(p, 9).catch(() => undefined);
+        await this.wait(p).catch(() => undefined);
+        this.#forget(p, streams);
+      }
+      throw e;
+    }
+    return { proc: m.proc, pid: m.pid, outputDone: streams.outputDone };
+  }
+
+  /** Releases a created container to exec its process (the start socket's MSG_START); resolves once it did. */
+  async start(proc: number, state: Buffer = Buffer.alloc(0)): Promise<void> {
+    await this.request({ type: 'START', id: 0, proc, state });
+  }
+
+  /** Runs a process in a container's namespaces and cgroup (an exec plan); resolves once it exec'd. */
+  async exec(container: number, r: ContainerRequest): Promise<Started> {
+    const streams = new ProcStreams([r.onStdout, r.onStderr], r.stdin, r.terminal);
+    const m = await this.request({ type: 'EXEC', id: 0, container, name: r.name, flags: AgentClient.#flags(r), plan: r.plan }, undefined, (reply) => {
+      if (reply.type === 'CREATED') this.#register(reply.proc, streams);
+    });
+    return { proc: m.proc, pid: m.pid, outputDone: streams.outputDone };
+  }
+
+  /** A terminal's new size (no reply; the agent ignores it for a process without a pty). */
+  resize(proc: number, rows: number, cols: number): void {
+    if (this.#failed !== undefined) throw this.#failed;
+    this.#send({ type: 'RESIZE', id: 0, proc, rows, cols });
+  }
+
+  /** The guest pids of every process in a container's cgroup. */
+  async pids(proc: number): Promise<number[]> {
+    const r = await this.request({ type: 'PIDS', id: 0, proc });
+    return [...r.pids];
+  }
+
+  async stats(proc: number): Promise<GuestStats> {
+    const { type: _t, id: _i, ...stats } = await this.request({ type: 'STATS', id: 0, proc });
+    return stats;
   }
 
   /** The exit status, once the process exited and both its output streams ended. */

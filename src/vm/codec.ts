@@ -52,6 +52,20 @@ function encodeField(kind: FieldKind, value: unknown, out: Buffer[], name: strin
       out.push(b);
       return;
     }
+    case 'u64': {
+      if (typeof value !== 'bigint' || value < 0n || value > 0xffffffffffffffffn) throw new RangeError(`field ${name}: ${String(value)} is not a u64`);
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(value);
+      out.push(b);
+      return;
+    }
+    case 'u32s': {
+      if (!Array.isArray(value)) throw new TypeError(`field ${name}: not an array`);
+      if (value.length > AGENT_LIMITS.MAX_U32S) throw new RangeError(`field ${name}: more than ${AGENT_LIMITS.MAX_U32S} numbers`);
+      out.push(u32(value.length));
+      value.forEach((n: unknown, i) => encodeField('u32', n, out, `${name}[${i}]`));
+      return;
+    }
     case 'str': {
       if (typeof value !== 'string') throw new TypeError(`field ${name}: not a string`);
       if (value.includes('\0')) throw new RangeError(`field ${name}: holds a NUL byte`);
@@ -59,8 +73,10 @@ function encodeField(kind: FieldKind, value: unknown, out: Buffer[], name: strin
       out.push(u32(bytes.length), bytes, Buffer.alloc(1));
       return;
     }
-    case 'bytes': {
+    case 'bytes':
+    case 'blob': {
       if (!Buffer.isBuffer(value)) throw new TypeError(`field ${name}: not a Buffer`);
+      if (kind === 'bytes' && value.length > AGENT_LIMITS.MAX_CHUNK) throw new RangeError(`field ${name}: ${value.length} bytes exceed ${AGENT_LIMITS.MAX_CHUNK}`);
       out.push(u32(value.length), value);
       return;
     }
@@ -118,6 +134,31 @@ class Reader {
     const v = this.buf.readInt32LE(this.#pos);
     this.#pos += 4;
     return v;
+  }
+
+  u64(field: string): bigint {
+    this.#need(8, field);
+    const v = this.buf.readBigUInt64LE(this.#pos);
+    this.#pos += 8;
+    return v;
+  }
+
+  u32s(field: string): number[] {
+    const count = this.u32(field);
+    if (count > AGENT_LIMITS.MAX_U32S) throw new ProtocolViolation(`${this.what}.${field}: ${count} numbers exceed ${AGENT_LIMITS.MAX_U32S}`);
+    this.#need(count * 4, field);
+    const out: number[] = [];
+    for (let i = 0; i < count; i++) out.push(this.u32(field));
+    return out;
+  }
+
+  /** A blob is bounded only by the frame it is in (the payload limit was checked from the header). */
+  blob(field: string): Buffer {
+    const len = this.u32(field);
+    this.#need(len, field);
+    const out = Buffer.from(this.buf.subarray(this.#pos, this.#pos + len));
+    this.#pos += len;
+    return out;
   }
 
   str(field: string): string {

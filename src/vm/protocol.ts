@@ -15,6 +15,17 @@
 //        |  ------------- SIGNAL(proc, signal) ------------>  |  kill(pid, signal)
 //        |  ------------------ WAIT(proc) ----------------->  |  (answered when the process is reaped)
 //        |  <--------- EXITED(proc, code, signal) ---------  |
+//        |  - CREATE(name, flags, plan) -------------------->  |  stockade-init with the plan (memfd), the
+//        |  <---- HOOK(proc, point) | CREATED(proc, pid) ---  |  container's sync socket relayed: HOOK at
+//        |  --- CONTINUE(proc, state) (after a HOOK) ------>  |  MSG_HOOK, CREATED at MSG_READY, ERROR at
+//        |  <---- HOOK | CREATED | ERROR ------------------  |  MSG_ERROR; the container waits for START
+//        |  ----------- START(proc, state) --------------->  |  MSG_START on its start socket
+//        |  <------------ OK (at its execve) | ERROR ------  |
+//        |  - EXEC(container, name, flags, plan) --------->  |  stockade-init joining the container
+//        |  <------- CREATED(proc, pid) (at its execve) ---  |
+//        |  --- RESIZE(proc, rows, cols) (stream) -------->  |  TIOCSWINSZ on the pty master
+//        |  ---- PIDS(proc) / STATS(proc) ---------------->  |  the container's cgroup in the guest
+//        |  <-------- PIDS_OK(pids) / STATS_OK(...) -------  |
 //        |  ------------------ SHUTDOWN ------------------->  |  kill everything, sync, reboot(2)
 //        |  <----------------------- OK -------------------  |  QEMU exits (-no-reboot)
 //
@@ -23,7 +34,16 @@
 // ERROR. Stream messages carry id 0 and get no reply. Payload fields follow in the order written
 // here: u32/i32 are 4 bytes; `str` is [u32 length][bytes][NUL] (the length excludes the NUL, and
 // the bytes hold no NUL), so C reads it in place; `bytes` is [u32 length][bytes]; `strs` is
-// [u32 count] then that many `str`. A payload must be consumed exactly.
+// [u32 count] then that many `str`; `blob` is [u32 length][bytes] up to the payload limit (a plan,
+// hook state); `u64` is 8 bytes; `u32s` is [u32 count] then that many u32. A payload must be
+// consumed exactly.
+//
+// A container (CREATE) is stockade-init's work in the guest, as on the host for the namespaces
+// level: the host computes the plan (src/vm/guest-plan.ts puts guest paths in it), the agent runs
+// /sbin/stockade-init from the initramfs with it and stands where the runtime stands on the host:
+// it answers the sync socket, keeps the start socket's client end, receives the pty master on
+// the console socket. The guest paths are derived from CREATE's name (GUEST_PATHS): the
+// container's directory (start and console sockets, the root's mount point) and its cgroup.
 //
 // Back-pressure is by credit, as SSH channels do it: the agent sends a stream's OUTPUT only while
 // it holds credit for it (STREAM_WINDOW to start with, then what the host grants back in WINDOW
@@ -35,7 +55,7 @@
 // length and the exact end; src/vm/agent-client.ts checks that a reply answers an open request
 // and that output stays within its credit); any breach ends the VM.
 
-export type FieldKind = 'u32' | 'i32' | 'str' | 'bytes' | 'strs';
+export type FieldKind = 'u32' | 'i32' | 'u64' | 'str' | 'bytes' | 'blob' | 'strs' | 'u32s';
 
 export interface MessageDef {
   readonly tag: number;
@@ -47,7 +67,7 @@ export interface MessageDef {
   readonly stream?: true;
 }
 
-export const AGENT_PROTOCOL_VERSION = 1;
+export const AGENT_PROTOCOL_VERSION = 2;
 
 export const AGENT_LIMITS = {
   /** [u32 tag][u32 id][u32 length] */
@@ -66,7 +86,41 @@ export const AGENT_LIMITS = {
   STREAM_WINDOW: 262144,
   /** Longest `str` the guest may send (an error message, the kernel release). */
   MAX_GUEST_STR: 4096,
+  /** Most u32 in a `u32s` field (the pids of a container). */
+  MAX_U32S: 8192,
+  /** Longest name of a container or exec (one path component in the guest). */
+  MAX_NAME: 64,
 } as const;
+
+/**
+ * Where a container named N lives in the guest: DIR/N holds its start socket, its console socket
+ * and the (empty) mount point its root is built on; CGROUP/N is its cgroup (v2), which exec'd
+ * processes join too. The agent makes both at CREATE and removes them when the container is gone.
+ */
+export const GUEST_PATHS = {
+  DIR: '/run/stockade/c',
+  CGROUP: '/sys/fs/cgroup/stockade',
+  START_SOCKET: 'start.sock',
+  CONSOLE_SOCKET: 'console.sock',
+  ROOT_MOUNTPOINT: 'root',
+} as const;
+
+/** CREATE and EXEC flags. */
+export const CREATE_FLAGS = {
+  /** Give the container's process a stdin pipe (otherwise /dev/null). */
+  STDIN: 1,
+  /** The plan has TAG_TERMINAL: the agent listens on the console socket for the pty master. */
+  TERMINAL: 2,
+} as const;
+
+/** SIGNAL flags. */
+export const SIGNAL_FLAGS = {
+  /** Every process of the container's cgroup, not only its init (kill --all). */
+  ALL: 1,
+} as const;
+
+/** What a `u64` of STATS_OK holds for "max" (no limit). */
+export const U64_MAX = 0xffffffffffffffffn;
 
 /** SPAWN flags. */
 export const SPAWN_FLAGS = {
@@ -99,13 +153,27 @@ export const HOST_MESSAGES = {
     fields: { root: 'str', cwd: 'str', uid: 'u32', gid: 'u32', flags: 'u32', args: 'strs', env: 'strs' },
     replies: ['SPAWNED'],
   },
-  SIGNAL: { tag: 0x04, fields: { proc: 'u32', signal: 'u32' }, replies: ['OK'] },
+  SIGNAL: { tag: 0x04, fields: { proc: 'u32', signal: 'u32', flags: 'u32' }, replies: ['OK'] },
   WAIT: { tag: 0x05, fields: { proc: 'u32' }, replies: ['EXITED'] },
   SHUTDOWN: { tag: 0x06, fields: {}, replies: ['OK'] },
+  /** A container: stockade-init runs `plan`; answered at its first hook point or once it is ready. */
+  CREATE: { tag: 0x07, fields: { name: 'str', flags: 'u32', plan: 'blob' }, replies: ['HOOK', 'CREATED'] },
+  /** After a HOOK: the container goes on (state: the JSON its createContainer hooks read, or empty). */
+  CONTINUE: { tag: 0x08, fields: { proc: 'u32', state: 'blob' }, replies: ['HOOK', 'CREATED'] },
+  /** A created container runs its process (state: the JSON its startContainer hooks read); OK once it exec'd. */
+  START: { tag: 0x09, fields: { proc: 'u32', state: 'blob' }, replies: ['OK'] },
+  /** A process in a running container's namespaces and cgroup (an exec plan); CREATED once it exec'd. */
+  EXEC: { tag: 0x0a, fields: { container: 'u32', name: 'str', flags: 'u32', plan: 'blob' }, replies: ['CREATED'] },
+  /** The pids (in the guest) of every process in a container's cgroup. */
+  PIDS: { tag: 0x0b, fields: { proc: 'u32' }, replies: ['PIDS_OK'] },
+  /** A container's cgroup statistics. */
+  STATS: { tag: 0x0c, fields: { proc: 'u32' }, replies: ['STATS_OK'] },
   /** Stream: stdin bytes for a process; empty data closes its stdin. */
   STDIN: { tag: 0x10, fields: { proc: 'u32', data: 'bytes' }, stream: true },
   /** Stream: the host took `bytes` more of a process's output stream; the agent may send that much more. */
   WINDOW: { tag: 0x11, fields: { proc: 'u32', stream: 'u32', bytes: 'u32' }, stream: true },
+  /** Stream: a terminal's new size (TIOCSWINSZ on the pty master); ignored for a process without one. */
+  RESIZE: { tag: 0x12, fields: { proc: 'u32', rows: 'u32', cols: 'u32' }, stream: true },
 } as const satisfies Record<string, MessageDef>;
 
 /** Replies and streams the guest sends. */
@@ -116,6 +184,20 @@ export const GUEST_MESSAGES = {
   SPAWNED: { tag: 0x84, fields: { proc: 'u32', pid: 'u32' } },
   /** code is the exit status, or -1 when the process died of `signal`. */
   EXITED: { tag: 0x85, fields: { proc: 'u32', code: 'i32', signal: 'u32' } },
+  /** The container stopped at a hook point (HOOKF_*); the host runs its hooks and sends CONTINUE. */
+  HOOK: { tag: 0x86, fields: { proc: 'u32', pid: 'u32', point: 'u32' } },
+  /** A container is ready and waits for START (CREATE), or an exec'd process runs (EXEC); pid in the guest. */
+  CREATED: { tag: 0x87, fields: { proc: 'u32', pid: 'u32' } },
+  PIDS_OK: { tag: 0x88, fields: { pids: 'u32s' } },
+  /** cgroup v2 figures; U64_MAX where the file says "max". */
+  STATS_OK: {
+    tag: 0x89,
+    fields: {
+      cpuUsageUsec: 'u64', cpuUserUsec: 'u64', cpuSystemUsec: 'u64',
+      memoryCurrent: 'u64', memoryMax: 'u64', memoryAnon: 'u64', memoryFile: 'u64',
+      pidsCurrent: 'u64', pidsMax: 'u64',
+    },
+  },
   /** Stream: output of a process; empty data is the end of that stream. */
   OUTPUT: { tag: 0x90, fields: { proc: 'u32', stream: 'u32', data: 'bytes' }, stream: true },
   /** Stream: the agent wrote `bytes` more of a process's stdin; the host may send that much more. */
@@ -126,7 +208,8 @@ export type HostMessageName = keyof typeof HOST_MESSAGES;
 export type GuestMessageName = keyof typeof GUEST_MESSAGES;
 
 type FieldValue<K extends FieldKind> =
-  K extends 'u32' | 'i32' ? number : K extends 'str' ? string : K extends 'bytes' ? Buffer : K extends 'strs' ? readonly string[] : never;
+  K extends 'u32' | 'i32' ? number : K extends 'u64' ? bigint : K extends 'str' ? string : K extends 'bytes' | 'blob' ? Buffer
+    : K extends 'strs' ? readonly string[] : K extends 'u32s' ? readonly number[] : never;
 
 type Fields<D extends MessageDef> = { -readonly [F in keyof D['fields']]: D['fields'][F] extends FieldKind ? FieldValue<D['fields'][F]> : never };
 

@@ -4,7 +4,7 @@
 // the way it has already killed what it started and removed its directory. A VM fails closed:
 // if QEMU or virtiofsd exits, or the guest breaks the protocol, the other is killed, every open
 // request fails with a VmError saying which, and `ended` resolves to that error.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,17 +13,34 @@ import { SIGNALS } from '../abi/linux/constants';
 import { StockadeError, isStockadeError } from '../errors';
 import { tcgClockArgs, type AccelChoice } from './accel';
 import { resolveAccel } from './accel-probe';
-import { AgentClient, type ExitStatus, type Sink } from './agent-client';
+import { AgentClient, type ExitStatus, type GuestStats, type Sink, type Started } from './agent-client';
+import type { PlanRecord } from '../native/protocol';
+import { guestCreatePlan, guestExecPlan, type GuestPlan, type GuestShares } from './guest-plan';
 import { defaultCacheDir, ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
 import { VmError } from './errors';
 import { connectVirtiofsd, killVm, startJailed, vmProcesses, within, type Jailed } from './host-processes';
 import { makeQemuJail } from './jail';
-import { ROOTFS_TAG, jailedQemu, jailedVirtiofsd, requireVmm, vmmUser } from './vmm';
+import { ROOTFS_TAG, jailedQemu, jailedVirtiofsd, requireVmm, vmmUser, type ShareEntry } from './vmm';
 
 export { vmProcesses } from './host-processes';
 
-/** Where the container's root is mounted in the guest. */
-export const GUEST_ROOT = '/run/stockade/root';
+/**
+ * Where the guest mounts the VM's one virtiofs share: a directory on the host (in the VM's
+ * private directory) into which virtiofsd's own mount namespace binds the rootfs, at `root`, and
+ * each bind source, at `b0`, `b1`, ... (vmm.ts SHARE_SCRIPT). One virtiofsd and one device serve
+ * them all; nothing else of the host is in it.
+ */
+export const GUEST_SHARE = '/run/stockade/share';
+/** Where the container's root is in the guest. */
+export const GUEST_ROOT = `${GUEST_SHARE}/root`;
+
+/** A host file or directory the VM gets, for a bind mount of a container in it. */
+export interface VmBind {
+  /** Absolute host path; it must exist at boot. */
+  readonly source: string;
+  /** Read-only in the host kernel (virtiofsd's bind), whatever the guest does. */
+  readonly readonly?: boolean;
+}
 
 export interface BootOptions {
   /** The host directory that becomes the container's root (shared by virtiofs). */
@@ -42,6 +59,8 @@ export interface BootOptions {
   /** Debug lines: the accelerator chosen and why, the command lines, the boot time. */
   readonly debug?: (line: string) => void;
   readonly kernelArgs?: readonly string[];
+  /** Bind-mount sources the VM's containers may use (fixed at boot: virtiofs shares cannot be added later). */
+  readonly binds?: readonly VmBind[];
 }
 
 export interface SpawnOptions {
@@ -70,6 +89,34 @@ export interface RunResult extends ExitStatus {
 
 const DEFAULT_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'TERM=xterm'];
 
+/** Options of a container in the guest (Vm.createContainer). */
+export interface VmContainerOptions {
+  /**
+   * buildPlan's records (src/container/plan.ts), as for the namespaces level; its paths for the
+   * root's mount point, the start and console sockets and the cgroups may be anything
+   * (GUEST_PLAN_PLACEHOLDERS): the guest's replace them. The root must be this VM's rootfs and
+   * every bind source one of its binds (guest-plan.ts says what else is refused).
+   */
+  readonly plan: readonly PlanRecord[];
+  /** Give the process a stdin pipe (write() and end()); otherwise /dev/null. Ignored with a terminal. */
+  readonly stdin?: boolean;
+  /** Its stdout, or with a terminal (TAG_TERMINAL in the plan) everything the pty shows. */
+  readonly onStdout?: Sink;
+  readonly onStderr?: Sink;
+  /** At a hook point (HOOKF_*, the plan's TAG_HOOK_POINTS): run the runtime's hooks; resolves to the state JSON for createContainer hooks. */
+  readonly onHook?: (point: number, pid: number) => Promise<Buffer | undefined>;
+}
+
+/** Options of a process exec'd into a container (VmContainer.exec). */
+export interface VmExecOptions {
+  /** buildExecPlan's records built with initPid = the container's guest pid, cgroupPaths [] and any consoleSocket. */
+  readonly plan: readonly PlanRecord[];
+  readonly stdin?: boolean;
+  readonly onStdout?: Sink;
+  readonly onStderr?: Sink;
+}
+
+/** A process in the guest: spawned (Vm.spawn), a container's init (Vm.createContainer) or exec'd into one. */
 export class VmProcess {
   constructor(
     readonly vm: Vm,
@@ -78,7 +125,14 @@ export class VmProcess {
     /** Its pid in the guest. */
     readonly pid: number,
     readonly outputDone: Promise<void>,
+    /** It has a pty (its output is the terminal's, on stdout; resize() applies). */
+    readonly terminal = false,
   ) {}
+
+  /** A terminal's new size; nothing for a process without one. */
+  resize(rows: number, cols: number): void {
+    if (this.terminal) this.vm.client.resize(this.handle, rows, cols);
+  }
 
   write(data: Buffer | string): Promise<void> {
     const b = typeof data === 'string' ? Buffer.from(data) : data;
@@ -100,8 +154,53 @@ export class VmProcess {
   }
 }
 
+/**
+ * A container in the guest, made by stockade-init there with the host's plan: created (stopped
+ * before its process's execve) until start(). Its pid is its init's in the guest.
+ */
+export class VmContainer extends VmProcess {
+  #execs = 0;
+  constructor(vm: Vm, started: Started, terminal: boolean, readonly name: string) {
+    super(vm, started.proc, started.pid, started.outputDone, terminal);
+  }
+
+  /** Runs the process (MSG_START on the start socket; `state`: the JSON for startContainer hooks); resolves once it exec'd. */
+  start(state?: Buffer): Promise<void> {
+    return this.vm.client.start(this.handle, state);
+  }
+
+  /** The init, or with `all` every process of the container's cgroup (kill --all). */
+  override signal(sig: number | keyof typeof SIGNALS, opts: { all?: boolean } = {}): Promise<void> {
+    return this.vm.client.signal(this.handle, typeof sig === 'number' ? sig : SIGNALS[sig], opts.all === true);
+  }
+
+  /** A process in the container's namespaces and cgroup, confined as its plan says; resolves once it exec'd. */
+  async exec(o: VmExecOptions): Promise<VmProcess> {
+    const name = `${this.name}.x${++this.#execs}`;
+    const g = guestExecPlan(o.plan, name, { name: this.name, pid: this.pid });
+    const ignore: Sink = () => undefined;
+    const r = await this.vm.client.exec(this.handle, {
+      name, plan: g.plan, stdin: o.stdin ?? false, terminal: g.terminal, onStdout: o.onStdout ?? ignore, onStderr: o.onStderr ?? ignore,
+    });
+    return new VmProcess(this.vm, r.proc, r.pid, r.outputDone, g.terminal);
+  }
+
+  /** The guest pids of the container's processes (its cgroup's cgroup.procs). */
+  pids(): Promise<number[]> {
+    return this.vm.client.pids(this.handle);
+  }
+
+  /** The container's cgroup figures in the guest: CPU time, memory, pids. */
+  stats(): Promise<GuestStats> {
+    return this.vm.client.stats(this.handle);
+  }
+}
+
 export class Vm {
   readonly client: AgentClient;
+  /** How the host's rootfs and bind sources appear in the guest (set by bootVm). */
+  shares: GuestShares = { rootfs: { host: '', guest: GUEST_ROOT }, binds: new Map() };
+  #containers = 0;
   readonly ended: Promise<VmError | null>;
   /** Set once booted. */
   kernelRelease = '';
@@ -184,6 +283,21 @@ export class Vm {
       onStderr: o.onStderr ?? ignore,
     });
     return new VmProcess(this, r.proc, r.pid, r.outputDone);
+  }
+
+  /**
+   * Has stockade-init build a container in the guest from a plan computed on the host (the
+   * namespaces level's wall, inside the VM); resolves once it waits for start().
+   */
+  async createContainer(o: VmContainerOptions): Promise<VmContainer> {
+    const name = `c${++this.#containers}`;
+    const g: GuestPlan = guestCreatePlan(o.plan, name, this.shares);
+    const ignore: Sink = () => undefined;
+    const r = await this.client.create({
+      name, plan: g.plan, stdin: (o.stdin ?? false) && !g.terminal, terminal: g.terminal,
+      onStdout: o.onStdout ?? ignore, onStderr: o.onStderr ?? ignore,
+    }, o.onHook ?? (async () => undefined));
+    return new VmContainer(this, r, g.terminal, name);
   }
 
   /**
@@ -304,7 +418,9 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
   let vm: Vm | undefined;
   let vmmUid = -1;
   try {
-    const fsArgv = jailedVirtiofsd(opts.rootfs, fsSocket);
+    const share = join(runDir, 'share');
+    const entries = shareEntries(opts, share);
+    const fsArgv = jailedVirtiofsd(share, fsSocket, entries);
     debug(`vm: ${fsArgv.join(' ')}`);
     virtiofsd = startJailed('virtiofsd', fsArgv, ['ignore', 'pipe', 'pipe']);
     const fsConn = await connectVirtiofsd(fsSocket, virtiofsd, 10000);
@@ -323,6 +439,10 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     // virtiofsd took its one connection; the name is no longer needed.
     rmSync(fsSocket, { force: true });
     vm = new Vm(runDir, qemu, virtiofsd, vmmUid, opts.requestTimeoutMs ?? 30000, accel, assets);
+    vm.shares = {
+      rootfs: { host: realpathSync(opts.rootfs), guest: GUEST_ROOT },
+      binds: new Map((opts.binds ?? []).map((b, i) => [b.source, `${GUEST_SHARE}/b${i}`])),
+    };
     const failed = vm.ended.then((e) => {
       throw e ?? new VmError('DESTROYED', 'vm: destroyed during boot');
     });
@@ -330,7 +450,8 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     vm.kernelRelease = await Promise.race([vm.client.hello(timeout), failed]);
     vm.bootMs = performance.now() - t0;
     debug(`vm: agent ready after ${vm.bootMs.toFixed(0)} ms (guest kernel ${vm.kernelRelease})`);
-    await Promise.race([vm.client.mount('VIRTIOFS', ROOTFS_TAG, GUEST_ROOT, opts.readonlyRoot ?? false), failed]);
+    // Read-only parts are read-only binds on the host (shareEntries); the share itself is not.
+    await Promise.race([vm.client.mount('VIRTIOFS', ROOTFS_TAG, GUEST_SHARE, false), failed]);
     await Promise.race([vm.client.mount('PROC', '', `${GUEST_ROOT}/proc`, false), failed]);
     failed.catch(() => undefined);
     return vm;
@@ -348,4 +469,23 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     }
     throw e;
   }
+}
+
+/**
+ * The share's skeleton under `share` (the rootfs's mount point, one per bind source: a directory,
+ * or an empty file for a file) and the binds virtiofsd's namespace makes on it. A bind source
+ * that does not exist is refused by name before anything starts.
+ */
+function shareEntries(opts: BootOptions, share: string): ShareEntry[] {
+  mkdirSync(join(share, 'root'), { recursive: true, mode: 0o755 });
+  const entries: ShareEntry[] = [{ source: realpathSync(opts.rootfs), name: 'root', readonly: opts.readonlyRoot ?? false }];
+  (opts.binds ?? []).forEach((b, i) => {
+    const st = statSync(b.source, { throwIfNoEntry: false });
+    if (st === undefined) throw new VmError('ASSETS', `vm: bind source ${b.source} does not exist`, { path: b.source });
+    const name = `b${i}`;
+    if (st.isDirectory()) mkdirSync(join(share, name), { mode: 0o755 });
+    else writeFileSync(join(share, name), '', { mode: 0o644 });
+    entries.push({ source: b.source, name, readonly: b.readonly ?? false });
+  });
+  return entries;
 }

@@ -136,16 +136,49 @@ export function jailedQemu(c: VmmConfig, jailRoot: string): string[] {
   ];
 }
 
+/** A host path bound into the share's directory, at `name` below it. */
+export interface ShareEntry {
+  readonly source: string;
+  readonly name: string;
+  readonly readonly: boolean;
+}
+
 /**
- * virtiofsd serving `source` on a socket it creates at socketPath, inside its own sandbox.
- * (Debian's C virtiofsd has no read-only export; a read-only root is the guest's MS_RDONLY.)
+ * Binds each entry's source onto SHARE/NAME (made by the caller: a directory, or an empty file
+ * for a file) in virtiofsd's own mount namespace, read-only where asked, then runs virtiofsd:
+ *   sh -c SCRIPT sh SHARE N SOURCE NAME RO ... -- COMMAND...
+ * The host's mount table never sees these binds; they die with virtiofsd. A read-only entry is
+ * read-only in the host kernel: the guest cannot write it whatever it does to its own.
  */
-export function jailedVirtiofsd(source: string, socketPath: string): string[] {
+export const SHARE_SCRIPT = [
+  'set -eu',
+  'S=$1',
+  'shift',
+  'while [ "$1" != -- ]; do',
+  '  mount --rbind -- "$1" "$S/$2"',
+  '  if [ "$3" = 1 ]; then mount -o remount,bind,ro,nosuid,nodev -- "$S/$2"; fi',
+  '  shift 3',
+  'done',
+  'shift',
+  'exec "$@"',
+].join('\n');
+
+/**
+ * virtiofsd serving `share` on a socket it creates at socketPath, inside its own sandbox; the
+ * entries are bound into `share` first, in a mount namespace of virtiofsd's own (SHARE_SCRIPT).
+ * (Debian's C virtiofsd has no read-only export: a read-only entry is a read-only bind.)
+ */
+export function jailedVirtiofsd(share: string, socketPath: string, entries: readonly ShareEntry[] = []): string[] {
+  const binds = entries.length === 0 ? [] : [
+    UNSHARE, '--mount', '--propagation', 'private',
+    SH, '-c', SHARE_SCRIPT, 'sh', share, ...entries.flatMap((e) => [e.source, e.name, e.readonly ? '1' : '0']), '--',
+  ];
   return [
     SETPRIV, '--pdeathsig', 'KILL',
+    ...binds,
     VIRTIOFSD,
     `--socket-path=${socketPath}`,
-    '-o', `source=${source}`,
+    '-o', `source=${share}`,
     '-o', 'sandbox=namespace',
     '-o', 'cache=auto',
     '-o', 'no_posix_lock',

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { FrameDecoder, encodeHost } from '../../../src/vm/codec';
 import { agentBinary } from '../../../src/vm/assets';
-import { AGENT_LIMITS, HOST_MESSAGES, type GuestMessage, type HostMessage } from '../../../src/vm/protocol';
+import { AGENT_LIMITS, AGENT_PROTOCOL_VERSION, HOST_MESSAGES, type GuestMessage, type HostMessage } from '../../../src/vm/protocol';
 import { frame } from '../../helpers/agent-frame';
 
 const skip = existsSync(agentBinary()) ? undefined : `${agentBinary()} is not built (npm run build:native)`;
@@ -62,7 +62,8 @@ class Agent {
 test('the agent answers HELLO, and refuses MOUNT and SPAWN outside a guest only after they decode', { skip }, async () => {
   const a = new Agent();
   try {
-    assert.deepEqual(await a.ask({ type: 'HELLO', id: 1, version: 1 }), { type: 'HELLO_OK', id: 1, version: 1, kernel: release() });
+    const v = AGENT_PROTOCOL_VERSION;
+    assert.deepEqual(await a.ask({ type: 'HELLO', id: 1, version: v }), { type: 'HELLO_OK', id: 1, version: v, kernel: release() });
     const wrongVersion = await a.ask({ type: 'HELLO', id: 2, version: 99 });
     assert.equal(wrongVersion.type, 'ERROR');
     const spawn1 = await a.ask({ type: 'SPAWN', id: 3, root: '', cwd: '/', uid: 0, gid: 0, flags: 0, args: ['true'], env: [] });
@@ -73,7 +74,19 @@ test('the agent answers HELLO, and refuses MOUNT and SPAWN outside a guest only 
       { type: 'ERROR', id: 5, err: 22, message: 'mount: unknown file system type 99' });
     assert.deepEqual(await a.ask({ type: 'MOUNT', id: 6, fstype: 2, source: '', target: 'relative', flags: 0 }),
       { type: 'ERROR', id: 6, err: 22, message: 'mount: target relative is not a clean absolute path' });
-    assert.deepEqual(await a.ask({ type: 'SIGNAL', id: 7, proc: 12, signal: 9 }), { type: 'ERROR', id: 7, err: 3, message: 'signal: no process 12' });
+    assert.deepEqual(await a.ask({ type: 'SIGNAL', id: 7, proc: 12, signal: 9, flags: 0 }), { type: 'ERROR', id: 7, err: 3, message: 'signal: no process 12' });
+    assert.deepEqual(await a.ask({ type: 'SIGNAL', id: 9, proc: 12, signal: 9, flags: 0x80 }), { type: 'ERROR', id: 9, err: 3, message: 'signal: no process 12' });
+    // Containers: CREATE and EXEC decode (a plan of any bytes: it is stockade-init's to read) and
+    // are refused outside a guest; the rest name a container that does not exist.
+    const plan = Buffer.from('STK1 not read here');
+    assert.deepEqual(await a.ask({ type: 'CREATE', id: 10, name: 'c1', flags: 0, plan }), { type: 'ERROR', id: 10, err: 1, message: 'create: not in the guest' });
+    assert.deepEqual(await a.ask({ type: 'EXEC', id: 11, container: 1, name: 'x1', flags: 0, plan }), { type: 'ERROR', id: 11, err: 1, message: 'exec: not in the guest' });
+    assert.deepEqual(await a.ask({ type: 'CONTINUE', id: 12, proc: 1, state: Buffer.from('{}') }), { type: 'ERROR', id: 12, err: 22, message: 'continue: process 1 is not at a hook point' });
+    assert.deepEqual(await a.ask({ type: 'START', id: 13, proc: 1, state: Buffer.alloc(0) }), { type: 'ERROR', id: 13, err: 22, message: 'start: container 1 is not created and waiting' });
+    assert.deepEqual(await a.ask({ type: 'PIDS', id: 14, proc: 1 }), { type: 'ERROR', id: 14, err: 3, message: 'pids: no container 1' });
+    assert.deepEqual(await a.ask({ type: 'STATS', id: 15, proc: 1 }), { type: 'ERROR', id: 15, err: 3, message: 'stats: no container 1' });
+    // A resize is a stream message: no answer, and the agent goes on.
+    a.send(encodeHost({ type: 'RESIZE', id: 0, proc: 1, rows: 0xffffffff, cols: 80 }));
     assert.deepEqual(await a.ask({ type: 'SHUTDOWN', id: 8 }), { type: 'OK', id: 8 });
     assert.equal(await a.exited, 0);
   } finally {
@@ -97,12 +110,23 @@ test('malformed requests get EBADMSG naming the field; the agent keeps serving',
       [frame(HOST_MESSAGES.SPAWN.tag, 6, Buffer.concat([str(''), str('/'), u32(0), u32(0), u32(0), u32(AGENT_LIMITS.MAX_STRS + 1)])), 'spawn: field args malformed'],
       [frame(HOST_MESSAGES.SPAWN.tag, 7, Buffer.concat([str(''), str('/'), u32(0), u32(0), u32(0), u32(2), str('sh')])), 'spawn: field args malformed'],
       [frame(HOST_MESSAGES.SIGNAL.tag, 8, u32(1)), 'signal: field signal malformed'],
+      [frame(HOST_MESSAGES.SIGNAL.tag, 9, Buffer.concat([u32(1), u32(9)])), 'signal: field flags malformed'],
+      // A plan longer than what follows; a name without its NUL; a state blob cut short; bytes after the last field.
+      [frame(HOST_MESSAGES.CREATE.tag, 10, Buffer.concat([str('c1'), u32(0), u32(100), Buffer.alloc(10)])), 'create: field plan malformed'],
+      [frame(HOST_MESSAGES.CREATE.tag, 11, Buffer.concat([u32(2), Buffer.from('c1x'), u32(0), u32(0)])), 'create: field name malformed'],
+      [frame(HOST_MESSAGES.CONTINUE.tag, 12, Buffer.concat([u32(1), u32(5), Buffer.from('{}')])), 'continue: field state malformed'],
+      [frame(HOST_MESSAGES.START.tag, 13, u32(1)), 'start: field state malformed'],
+      [frame(HOST_MESSAGES.EXEC.tag, 14, Buffer.concat([u32(1), str('x1'), u32(0)])), 'exec: field plan malformed'],
+      [frame(HOST_MESSAGES.PIDS.tag, 15, Buffer.concat([u32(1), u32(1)])), 'pids: field (end) malformed'],
+      [frame(HOST_MESSAGES.STATS.tag, 16, Buffer.alloc(3)), 'stats: field proc malformed'],
     ];
     for (const [bytes, message] of cases) {
       const r = await (a.send(bytes), a.next());
       assert.deepEqual(r, { type: 'ERROR', id: bytes.readUInt32LE(4), err: 74, message });
     }
-    assert.equal((await a.ask({ type: 'HELLO', id: 99, version: 1 })).type, 'HELLO_OK');
+    // A malformed RESIZE (a stream message) is logged and dropped, not answered.
+    a.send(frame(HOST_MESSAGES.RESIZE.tag, 0, u32(1)));
+    assert.equal((await a.ask({ type: 'HELLO', id: 99, version: AGENT_PROTOCOL_VERSION })).type, 'HELLO_OK');
   } finally {
     await a.stop();
   }

@@ -21,6 +21,14 @@ const samples: GuestMessage[] = [
   { type: 'EXITED', id: 5, proc: 7, code: -1, signal: 9 },
   { type: 'OUTPUT', id: 0, proc: 7, stream: 1, data: Buffer.from('hello\n') },
   { type: 'WINDOW', id: 0, proc: 7, stream: 0, bytes: 4096 },
+  { type: 'HOOK', id: 6, proc: 8, pid: 120, point: 1 },
+  { type: 'CREATED', id: 7, proc: 8, pid: 120 },
+  { type: 'PIDS_OK', id: 8, pids: [120, 121, 0xffffffff] },
+  { type: 'PIDS_OK', id: 9, pids: [] },
+  {
+    type: 'STATS_OK', id: 10, cpuUsageUsec: 12345n, cpuUserUsec: 1n, cpuSystemUsec: 0n, memoryCurrent: 1n << 40n,
+    memoryMax: 0xffffffffffffffffn, memoryAnon: 4096n, memoryFile: 0n, pidsCurrent: 3n, pidsMax: 0xffffffffffffffffn,
+  },
 ];
 
 test('every guest message survives encode and decode, whole and split byte by byte', () => {
@@ -36,12 +44,21 @@ test('every guest message survives encode and decode, whole and split byte by by
 test('host frames round-trip too, argv and env included', () => {
   const spawn = { type: 'SPAWN' as const, id: 9, root: '/r', cwd: '/', uid: 0, gid: 0, flags: 1, args: ['sh', '-c', 'echo ü'], env: ['A=1'] };
   assert.deepEqual(FrameDecoder.fromHost().push(encodeHost(spawn)), [spawn]);
+  // A plan larger than an output chunk: a blob is bounded by the frame, not by MAX_CHUNK.
+  const create = { type: 'CREATE' as const, id: 10, name: 'c1', flags: 3, plan: randomBytes(AGENT_LIMITS.MAX_CHUNK * 3) };
+  const exec = { type: 'EXEC' as const, id: 11, container: 4, name: 'c1.x1', flags: 0, plan: Buffer.alloc(0) };
+  const resize = { type: 'RESIZE' as const, id: 0, proc: 4, rows: 33, cols: 77 };
+  assert.deepEqual(FrameDecoder.fromHost().push(Buffer.concat([create, exec, resize].map(encodeHost))), [create, exec, resize]);
 });
 
 test('the encoder refuses what the wire cannot carry', () => {
   assert.throws(() => encodeHost({ type: 'SPAWN', id: 1, root: '', cwd: 'a\0b', uid: 0, gid: 0, flags: 0, args: ['x'], env: [] }), /NUL/);
-  assert.throws(() => encodeHost({ type: 'SIGNAL', id: 1, proc: -1, signal: 9 }), /u32/);
+  assert.throws(() => encodeHost({ type: 'SIGNAL', id: 1, proc: -1, signal: 9, flags: 0 }), /u32/);
   assert.throws(() => encodeHost({ type: 'SPAWN', id: 1, root: '', cwd: '/', uid: 0, gid: 0, flags: 0, args: ['x'], env: Array(AGENT_LIMITS.MAX_STRS + 1).fill('A=1') }), /more than/);
+  assert.throws(() => encodeHost({ type: 'CREATE', id: 1, name: 'c', flags: 0, plan: Buffer.alloc(AGENT_LIMITS.MAX_HOST_PAYLOAD) }), /exceeds/);
+  assert.throws(() => encodeHost({ type: 'STDIN', id: 0, proc: 1, data: Buffer.alloc(AGENT_LIMITS.MAX_CHUNK + 1) }), /exceed/);
+  assert.throws(() => encodeGuest({ type: 'PIDS_OK', id: 1, pids: Array(AGENT_LIMITS.MAX_U32S + 1).fill(1) }), /more than/);
+  assert.throws(() => encodeGuest({ type: 'STATS_OK', id: 1, cpuUsageUsec: -1n, cpuUserUsec: 0n, cpuSystemUsec: 0n, memoryCurrent: 0n, memoryMax: 0n, memoryAnon: 0n, memoryFile: 0n, pidsCurrent: 0n, pidsMax: 0n }), /u64/);
 });
 
 function refuses(bytes: Buffer, why: RegExp): void {
@@ -67,6 +84,16 @@ test('hostile frames are refused with the reason', () => {
   refuses(frame(G.OUTPUT.tag, 0, Buffer.concat([u32(1), u32(1), u32(AGENT_LIMITS.MAX_CHUNK + 1), Buffer.alloc(AGENT_LIMITS.MAX_CHUNK + 1)])), /exceed/);
   refuses(frame(G.OUTPUT.tag, 5, Buffer.concat([u32(1), u32(1), u32(0)])), /stream message with request id 5/);
   refuses(frame(G.OK.tag, 0, Buffer.alloc(0)), /id 0/);
+  // The container messages: a pid list longer than the limit or than its frame, u64 cut short,
+  // a reply without its last field, host-only tags (CREATE, RESIZE) from the guest.
+  refuses(frame(G.PIDS_OK.tag, 1, u32(AGENT_LIMITS.MAX_U32S + 1)), /PIDS_OK.pids: 8193 numbers exceed/);
+  refuses(frame(G.PIDS_OK.tag, 1, Buffer.concat([u32(3), u32(1), u32(2)])), /PIDS_OK.pids: payload ends early/);
+  refuses(frame(G.PIDS_OK.tag, 1, Buffer.concat([u32(1), u32(1), Buffer.alloc(2)])), /2 bytes after the last field/);
+  refuses(frame(G.STATS_OK.tag, 1, Buffer.alloc(8 * 8 + 4)), /STATS_OK.pidsMax: payload ends early/);
+  refuses(frame(G.HOOK.tag, 1, Buffer.concat([u32(1), u32(2)])), /HOOK.point: payload ends early/);
+  refuses(frame(G.CREATED.tag, 0, Buffer.concat([u32(1), u32(2)])), /id 0/);
+  refuses(frame(0x07, 1, Buffer.alloc(0)), /unknown message tag 0x7/);
+  refuses(frame(0x12, 0, Buffer.alloc(12)), /unknown message tag 0x12/);
 });
 
 test('an oversized frame is refused from its header alone, before its payload is buffered', () => {

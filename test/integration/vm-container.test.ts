@@ -1,0 +1,213 @@
+// Containers inside the guest: stockade-init there with a plan computed on the host, the namespaces level's wall inside a VM.
+//
+// One VM serves every check: each container in it is made by its own stockade-init run, so a
+// fresh VM per container would show nothing more (the VM's own boot and teardown are vm.test's).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildExecPlan } from '../../src/container/exec-plan';
+import { buildPlan, heldCapabilities, type PlanOptions } from '../../src/container/plan';
+import { seccompFor } from '../../src/container/seccomp';
+import type { Process, Spec } from '../../src/oci/spec';
+import { ensureGuestAssets, type GuestAssets } from '../../src/vm/assets';
+import { GUEST_PLAN_PLACEHOLDERS } from '../../src/vm/guest-plan';
+import { bootVm, vmProcesses, type Vm, type VmContainer } from '../../src/vm/vm';
+import { vmmUnavailable } from '../../src/vm/vmm';
+import { probeSpec } from './harness';
+import { makeRootfs, rootfsUnavailable } from '../helpers/rootfs';
+
+let assets: GuestAssets | undefined;
+function unavailable(): string | undefined {
+  const why = vmmUnavailable() ?? rootfsUnavailable();
+  if (why !== undefined) return why;
+  try {
+    assets = ensureGuestAssets();
+    return undefined;
+  } catch (e) {
+    return `the guest kernel or initramfs cannot be had: ${(e as Error).message}`;
+  }
+}
+const skip = unavailable();
+
+const hex = (bits: readonly number[]): string => bits.reduce((m, b) => m | (1n << BigInt(b)), 0n).toString(16).padStart(16, '0');
+
+/** Output collected as it comes, with a wait for a pattern in it. */
+class Collected {
+  #text = '';
+  #waiters: (() => void)[] = [];
+  readonly sink = (c: Buffer): void => {
+    this.#text += c.toString();
+    for (const w of this.#waiters.splice(0)) w();
+  };
+  get text(): string { return this.#text; }
+  async until(re: RegExp, ms = 60000): Promise<string> {
+    const deadline = Date.now() + ms;
+    while (!re.test(this.#text)) {
+      if (Date.now() > deadline) throw new Error(`no ${re} in output: ${JSON.stringify(this.#text)}`);
+      await new Promise<void>((r) => { this.#waiters.push(r); setTimeout(r, 200); });
+    }
+    return this.#text;
+  }
+}
+
+interface Ctx { vm: Vm; parent: string; bundle: string; hostDir: string }
+
+function plan(ctx: Ctx, spec: Spec, id: string): ReturnType<typeof buildPlan> {
+  writeFileSync(join(ctx.bundle, 'config.json'), JSON.stringify(spec));
+  const opts: PlanOptions = {
+    id, bundle: ctx.bundle, ...GUEST_PLAN_PLACEHOLDERS, cgroupPaths: [], noPivot: false, noNewKeyring: false,
+    rootfsMode: 'bind', createHooks: false, heldCapabilities: heldCapabilities(), seccomp: seccompFor(spec, ctx.parent),
+  };
+  return buildPlan(spec, opts);
+}
+
+async function exec(ctx: Ctx, c: VmContainer, spec: Spec, proc: Partial<Process> & { args: string[] }): Promise<{ code: number | null; out: string }> {
+  const out = new Collected();
+  const process: Process = { ...spec.process!, ...proc };
+  const p = await c.exec({
+    plan: buildExecPlan(spec, process, {
+      id: 'x', initPid: c.pid, cgroupPaths: [], consoleSocket: process.terminal === true ? GUEST_PLAN_PLACEHOLDERS.consoleSocket : undefined,
+      preserveFds: 0, monitor: false, seccomp: seccompFor(spec, ctx.parent), heldCapabilities: heldCapabilities(),
+    }),
+    onStdout: out.sink, onStderr: out.sink,
+  });
+  const status = await p.wait();
+  return { code: status.code, out: out.text };
+}
+
+test('containers in the guest: the config applied by stockade-init there, exec, a pty, pids and stats, kill --all, failures', { skip, timeout: 300000 }, async () => {
+  const parent = mkdtempSync(join(tmpdir(), 'stockade-vmc-test-'));
+  const bundle = join(parent, 'bundle');
+  const rootfs = join(bundle, 'rootfs');
+  makeRootfs(rootfs);
+  const hostDir = join(parent, 'shared');
+  makeRootfs(hostDir);
+  writeFileSync(join(hostDir, 'data'), 'from the host');
+  let vm: Vm | undefined;
+  try {
+    vm = await bootVm({ rootfs, assets: assets!, runParent: parent, binds: [{ source: hostDir, readonly: true }] });
+    const ctx: Ctx = { vm, parent, bundle, hostDir };
+
+    // The config-field probe, from inside a container made in the guest.
+    const spec = probeSpec(['sh', '-c', '/bin/probe report; echo; uname -r; exec /bin/probe signal-exit'], (s) => {
+      s.hostname = 'vmbox';
+      s.root = { path: 'rootfs', readonly: true };
+      const p = s.process!;
+      p.user = { uid: 1000, gid: 1000, additionalGids: [10, 20] };
+      p.cwd = '/home/test';
+      p.env = ['PATH=/bin', 'FOO=bar baz'];
+      p.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 1000, hard: 2000 }];
+      p.capabilities = { bounding: ['CAP_KILL', 'CAP_CHOWN', 'CAP_NET_RAW'], effective: ['CAP_KILL'], permitted: ['CAP_KILL', 'CAP_CHOWN'], inheritable: ['CAP_KILL'], ambient: ['CAP_KILL'] };
+      p.noNewPrivileges = true;
+      s.mounts!.push({ destination: '/mnt/host', type: 'bind', source: hostDir, options: ['rbind', 'ro'] });
+      s.linux!.maskedPaths = ['/proc/keys', '/proc/acpi'];
+      s.linux!.readonlyPaths = ['/proc/sys'];
+      s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['kexec_load'], action: 'SCMP_ACT_ERRNO' }] };
+    });
+    const out = new Collected();
+    const c = await vm.createContainer({ plan: plan(ctx, spec, 'probe'), onStdout: out.sink, onStderr: out.sink });
+    assert.ok(c.pid > 1, `the container's init has a guest pid (${c.pid})`);
+    // Created, it waits for start: nothing ran yet.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(out.text, '');
+    await c.start();
+    const text = await out.until(/"ready":true/);
+    const [json, ...rest] = text.split('\n');
+    const kernel = rest.find((l) => /^\d+\.\d+/.test(l));
+    const rep = JSON.parse(json!) as Record<string, unknown> & { caps: Record<string, string>; rlimits: Record<string, number[]>; mounts: { mountpoint: string; fstype: string; options: string }[] };
+    assert.equal(rep['pid'], 2, 'its own pid namespace: sh is 1 there, the probe its child');
+    assert.equal(rep['hostname'], 'vmbox');
+    assert.equal(rep['uid'], 1000);
+    assert.equal(rep['gid'], 1000);
+    assert.deepEqual([...(rep['groups'] as number[])].sort((a, b) => a - b), [10, 20]);
+    assert.equal(rep['cwd'], '/home/test');
+    // sh adds SHLVL and PWD; the config's entries and HOME (from /etc/passwd, as runc sets it) are there.
+    for (const e of ['PATH=/bin', 'FOO=bar baz', 'HOME=/home/test']) assert.ok((rep['env'] as string[]).includes(e), `${e} in ${String(rep['env'])}`);
+    assert.deepEqual(rep.rlimits['NOFILE'], [1000, 2000]);
+    assert.equal(rep.caps['bnd'], hex([0, 5, 13]));
+    assert.equal(rep.caps['eff'], hex([5]));
+    assert.equal(rep['seccomp'], 2, 'the config\'s seccomp filter is on');
+    assert.equal(rep['noNewPrivs'], true);
+    const mount = (mp: string): { fstype: string; options: string } | undefined => rep.mounts.filter((m) => m.mountpoint === mp).at(-1);
+    assert.match(mount('/')?.options ?? '', /^ro\b/, 'read-only root');
+    assert.match(mount('/mnt/host')?.options ?? '', /^ro\b/, 'read-only bind');
+    assert.equal(mount('/proc')?.fstype, 'proc');
+    assert.match(mount('/proc/sys')?.options ?? '', /^ro\b/, 'read-only path');
+    assert.ok(mount('/proc/keys') !== undefined, 'masked file covered');
+    assert.equal(mount('/proc/acpi')?.fstype, 'tmpfs', 'masked directory covered');
+    assert.ok(rep.mounts.every((m) => !m.mountpoint.startsWith('/run/stockade')), 'no guest plumbing visible');
+    assert.equal(kernel, assets!.release, 'uname -r is the guest kernel');
+    assert.notEqual(kernel, release());
+
+    // exec: the container's namespaces, identity and filter; the bind's content, read-only.
+    const inside = await exec(ctx, c, spec, { args: ['/bin/probe', 'report'] });
+    assert.equal(inside.code, 0, inside.out);
+    const er = JSON.parse(inside.out) as Record<string, unknown>;
+    assert.equal(er['hostname'], 'vmbox');
+    assert.notEqual(er['pid'], 1);
+    assert.equal(er['uid'], 1000);
+    assert.equal(er['seccomp'], 2);
+    assert.match((await exec(ctx, c, spec, { args: ['/bin/probe', 'cat', '/mnt/host/data'] })).out, /from the host/);
+    assert.match((await exec(ctx, c, spec, { args: ['/bin/probe', 'try-write', '/mnt/host/new'] })).out, /"error":"EROFS"/);
+    const failed = await exec(ctx, c, spec, { args: ['sh', '-c', 'exit 7'] });
+    assert.equal(failed.code, 7);
+    await assert.rejects(exec(ctx, c, spec, { args: ['/no/such/program'] }), /no\/such\/program.*No such file/);
+
+    // pids and stats from the guest's cgroup.
+    const pids = await c.pids();
+    assert.ok(pids.includes(c.pid), `${c.pid} in ${pids.join(',')}`);
+    const stats = await c.stats();
+    assert.ok(stats.pidsCurrent >= 1n, `pids.current ${stats.pidsCurrent}`);
+    assert.ok(stats.memoryCurrent > 0n, `memory.current ${stats.memoryCurrent}`);
+    assert.ok(stats.cpuUsageUsec > 0n, `cpu usage ${stats.cpuUsageUsec}`);
+
+    await c.signal('SIGTERM');
+    assert.deepEqual(await c.wait(), { code: 0, signal: null });
+    assert.match(out.text, /"signal":15/);
+
+    // A pty for the container's process: tty, and a resize seen by stty.
+    const tspec = probeSpec(['sh', '-c', 'tty; stty size; read x; stty size; echo "got $x"; exec sleep 1000'], (s) => {
+      s.process!.terminal = true;
+    });
+    const tout = new Collected();
+    const t = await vm.createContainer({ plan: plan(ctx, tspec, 't'), onStdout: tout.sink });
+    assert.equal(t.terminal, true);
+    await t.start();
+    await tout.until(/\/dev\/pts\/0\r?\n.*\r?\n/);
+    t.resize(33, 77);
+    await t.write('go\n');
+    await tout.until(/got go/);
+    assert.match(tout.text, /^\/dev\/pts\/0\r\n/);
+    assert.match(tout.text, /33 77\r\ngot go/);
+    // exec with a pty of its own.
+    const ttyExec = await exec(ctx, t, tspec, { args: ['tty'], terminal: true });
+    assert.equal(ttyExec.code, 0);
+    assert.match(ttyExec.out, /^\/dev\/pts\/\d+\r\n$/);
+
+    // kill --all: every process of the container's cgroup.
+    await t.exec({ plan: buildExecPlan(tspec, { ...tspec.process!, terminal: false, args: ['sleep', '1000'] }, {
+      id: 't', initPid: t.pid, cgroupPaths: [], consoleSocket: undefined, preserveFds: 0, monitor: false, seccomp: undefined, heldCapabilities: heldCapabilities(),
+    }) });
+    assert.ok((await t.pids()).length >= 2);
+    await t.signal('SIGKILL', { all: true });
+    assert.deepEqual(await t.wait(), { code: null, signal: 9 });
+
+    // Failures: one line naming what failed; the VM serves the next container.
+    const bad = probeSpec(['true'], (s) => { s.mounts!.push({ destination: '/mnt/x', type: 'no-such-fs', source: 'none' }); });
+    await assert.rejects(vm.createContainer({ plan: plan(ctx, bad, 'bad') }), (e: Error) => /no-such-fs/.test(e.message) && !e.message.includes('\n'));
+    const unshared = probeSpec(['true'], (s) => { s.mounts!.push({ destination: '/mnt/x', type: 'bind', source: parent, options: ['rbind'] }); });
+    await assert.rejects(vm.createContainer({ plan: plan(ctx, unshared, 'unshared') }), new RegExp(`bind source ${parent} was not shared`));
+    const noCmd = probeSpec(['/no/such/cmd']);
+    // As runc: the command is looked up at create, in the container's root.
+    await assert.rejects(vm.createContainer({ plan: plan(ctx, noCmd, 'nocmd') }), /vm agent: exec-lookup: "\/no\/such\/cmd": No such file or directory \(ENOENT\)$/);
+    const ok = await vm.createContainer({ plan: plan(ctx, probeSpec(['/bin/probe', 'exit', '3']), 'after') });
+    await ok.start();
+    assert.deepEqual(await ok.wait(), { code: 3, signal: null });
+  } finally {
+    await vm?.destroy();
+    if (vm !== undefined) assert.deepEqual(vmProcesses(vm.vmmUid, vm.runDir), []);
+    rmSync(parent, { recursive: true, force: true });
+  }
+});
