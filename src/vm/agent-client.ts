@@ -193,7 +193,8 @@ export class AgentClient {
         this.#pending.delete(m.id);
         if (p.timer !== undefined) clearTimeout(p.timer);
         p.onReply?.(m);
-        if (this.#failed !== undefined) return;
+        // A reply its own check refused fails its request too (it is out of the open set by now).
+        if (this.#failed !== undefined) return p.reject(this.#failed);
         p.resolve(m);
       }
     }

@@ -169,3 +169,105 @@ test('an agent that does not answer in time ends the VM', async () => {
   await assert.rejects(g.client.signal(1, 9), (e: unknown) => e instanceof VmError && e.reason === 'TIMEOUT');
   assert.equal(g.violations[0]?.reason, 'TIMEOUT');
 });
+
+const container = { name: 'c1', plan: Buffer.from('plan'), stdin: false, terminal: false };
+
+test('a container: HOOK runs the host\'s hooks and CONTINUE carries their state; its output flows from the reply that names it', async () => {
+  const g = new FakeGuest();
+  const out: string[] = [];
+  const hooks: [number, number][] = [];
+  const created = g.client.create({ ...container, onStdout: (c) => void out.push(c.toString()), onStderr: () => undefined }, async (point, pid) => {
+    hooks.push([point, pid]);
+    return Buffer.from('{"status":"creating"}');
+  });
+  const req = await g.take('CREATE');
+  assert.deepEqual([req.name, req.flags, req.plan.toString()], ['c1', 0, 'plan']);
+  // Output in the same read as the HOOK that names the process.
+  g.send({ type: 'HOOK', id: req.id, proc: 3, pid: 50, point: 1 }, { type: 'OUTPUT', id: 0, proc: 3, stream: 2, data: Buffer.from('x') });
+  const cont = await g.take('CONTINUE');
+  assert.deepEqual([cont.proc, cont.state.toString()], [3, '{"status":"creating"}']);
+  g.send({ type: 'CREATED', id: cont.id, proc: 3, pid: 50 }, { type: 'OUTPUT', id: 0, proc: 3, stream: 1, data: Buffer.from('hi') });
+  const c = await created;
+  assert.deepEqual([c.proc, c.pid, hooks], [3, 50, [[1, 50]]]);
+  await tick();
+  assert.deepEqual(out, ['hi']);
+  assert.deepEqual(g.violations, []);
+});
+
+test('a container whose hook fails is killed and waited for, and the failure is what create reports', async () => {
+  const g = new FakeGuest();
+  const created = g.client.create({ ...container, onStdout: () => undefined, onStderr: () => undefined }, async () => {
+    throw new Error('prestart hook failed');
+  });
+  const req = await g.take('CREATE');
+  g.send({ type: 'HOOK', id: req.id, proc: 3, pid: 50, point: 1 });
+  const sig = await g.take('SIGNAL');
+  assert.deepEqual([sig.proc, sig.signal, sig.flags], [3, 9, 0]);
+  g.send({ type: 'OK', id: sig.id });
+  const w = await g.take('WAIT');
+  g.send({ type: 'EXITED', id: w.id, proc: 3, code: -1, signal: 9 }, { type: 'OUTPUT', id: 0, proc: 3, stream: 1, data: Buffer.alloc(0) },
+    { type: 'OUTPUT', id: 0, proc: 3, stream: 2, data: Buffer.alloc(0) });
+  await assert.rejects(created, /prestart hook failed/);
+  assert.deepEqual(g.violations, []);
+});
+
+test('a terminal has one output stream: the exit waits for stdout alone, and stderr output is a breach', async () => {
+  const g = new FakeGuest();
+  const created = g.client.create({ ...container, terminal: true, onStdout: () => undefined, onStderr: () => undefined }, async () => undefined);
+  const req = await g.take('CREATE');
+  assert.equal(req.flags, 2);
+  g.send({ type: 'CREATED', id: req.id, proc: 4, pid: 60 });
+  await created;
+  // A pty is written to even without the STDIN flag.
+  await g.client.writeStdin(4, Buffer.from('ls\n'));
+  assert.equal((await g.take('STDIN')).data.toString(), 'ls\n');
+  g.client.resize(4, 33, 77);
+  const rs = await g.take('RESIZE');
+  assert.deepEqual([rs.proc, rs.rows, rs.cols], [4, 33, 77]);
+  const waited = g.client.wait(4);
+  const w = await g.take('WAIT');
+  g.send({ type: 'EXITED', id: w.id, proc: 4, code: 0, signal: 0 }, { type: 'OUTPUT', id: 0, proc: 4, stream: 1, data: Buffer.alloc(0) });
+  assert.deepEqual(await waited, { code: 0, signal: null });
+  const g2 = new FakeGuest();
+  const c2 = g2.client.create({ ...container, terminal: true, onStdout: () => undefined, onStderr: () => undefined }, async () => undefined);
+  const r2 = await g2.take('CREATE');
+  g2.send({ type: 'CREATED', id: r2.id, proc: 4, pid: 60 }, { type: 'OUTPUT', id: 0, proc: 4, stream: 2, data: Buffer.from('x') });
+  await c2;
+  await tick();
+  assert.match(g2.violations[0]?.message ?? '', /stream 2 of process 4 after its end/);
+});
+
+test('a CREATED that names another process than its HOOK, or a process already running, ends the VM', async () => {
+  const g = new FakeGuest();
+  const created = g.client.create({ ...container, onStdout: () => undefined, onStderr: () => undefined }, async () => undefined);
+  const req = await g.take('CREATE');
+  g.send({ type: 'HOOK', id: req.id, proc: 3, pid: 50, point: 1 });
+  const cont = await g.take('CONTINUE');
+  g.send({ type: 'CREATED', id: cont.id, proc: 9, pid: 50 });
+  await assert.rejects(created, /CREATED names process 9, not 3/);
+  assert.equal(g.violations.length, 1);
+
+  const g2 = new FakeGuest();
+  await spawned(g2);
+  const e = g2.client.exec(1, { ...container, onStdout: () => undefined, onStderr: () => undefined });
+  const r = await g2.take('EXEC');
+  g2.send({ type: 'CREATED', id: r.id, proc: 1, pid: 70 });
+  await assert.rejects(e, /process 1, which is already running/);
+});
+
+test('pids and stats come back typed; a STATS_OK for a PIDS request ends the VM', async () => {
+  const g = new FakeGuest();
+  const pids = g.client.pids(3);
+  const p = await g.take('PIDS');
+  g.send({ type: 'PIDS_OK', id: p.id, pids: [50, 51] });
+  assert.deepEqual(await pids, [50, 51]);
+  const stats = g.client.stats(3);
+  const s = await g.take('STATS');
+  const figures = { cpuUsageUsec: 5n, cpuUserUsec: 3n, cpuSystemUsec: 2n, memoryCurrent: 1024n, memoryMax: 0xffffffffffffffffn, memoryAnon: 512n, memoryFile: 0n, pidsCurrent: 2n, pidsMax: 100n };
+  g.send({ type: 'STATS_OK', id: s.id, ...figures });
+  assert.deepEqual(await stats, figures);
+  const again = g.client.pids(3);
+  const p2 = await g.take('PIDS');
+  g.send({ type: 'STATS_OK', id: p2.id, ...figures });
+  await assert.rejects(again, /STATS_OK cannot answer PIDS/);
+});
