@@ -6,6 +6,7 @@
 // are in the container's directory, the cgroup is the container's cgroup in the guest (all from
 // GUEST_PATHS and the name). What would reach outside the VM (a namespace joined by a host path,
 // a host chroot, preserved fds, the sentry) or has the host wait (monitor, tied) is refused by name.
+import { realpathSync } from 'node:fs';
 import { posix } from 'node:path';
 import { StockadeError } from '../errors';
 import { MOUNTF, PLAN, encodePlan, type PlanRecord } from '../native/protocol';
@@ -30,9 +31,20 @@ export interface GuestShares {
 }
 
 export interface GuestPlan {
+  /** The records as the guest gets them, and their encoding. */
+  readonly records: readonly PlanRecord[];
   readonly plan: Buffer;
   /** The plan has TAG_TERMINAL (the agent takes the pty master on the console socket). */
   readonly terminal: boolean;
+}
+
+/** A path as the kernel would resolve it, or as written when it does not resolve. */
+function realOrSelf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return posix.normalize(path);
+  }
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -69,7 +81,9 @@ function refuseHostOnly(r: PlanRecord): void {
 }
 
 /** The guest path of a bind source: its share, or a path below a shared directory. */
-function bindSource(source: string, shares: GuestShares): string {
+function bindSource(given: string, shares: GuestShares): string {
+  // Normalized first: a "share/../.." must not lead out of the share (into the guest's own tree).
+  const source = posix.normalize(given);
   const exact = shares.binds.get(source);
   if (exact !== undefined) return exact;
   for (const [host, guest] of shares.binds) {
@@ -94,7 +108,7 @@ export function guestCreatePlan(records: readonly PlanRecord[], name: string, sh
       case PLAN.TAG_CGROUP_JOIN: continue;
       case PLAN.TAG_JOIN_NS: refuse(`joining a namespace by path (${r.path}) has no meaning in a VM of the container's own`);
       case PLAN.TAG_ROOTFS:
-        if (posix.normalize(r.source) !== posix.normalize(shares.rootfs.host)) {
+        if (realOrSelf(r.source) !== realOrSelf(shares.rootfs.host)) {
           refuse(`the plan's root ${r.source} is not the directory shared with the VM (${shares.rootfs.host})`);
         }
         rootfs = true;
@@ -114,7 +128,7 @@ export function guestCreatePlan(records: readonly PlanRecord[], name: string, sh
   }
   if (!rootfs) refuse('the plan has no root file system');
   if (!startSocket) refuse('the plan has no start socket: a container in the guest waits for start');
-  return { plan: encodePlan(out), terminal };
+  return { records: out, plan: encodePlan(out), terminal };
 }
 
 /**
@@ -141,5 +155,5 @@ export function guestExecPlan(records: readonly PlanRecord[], name: string, cont
     }
     out.push(r);
   }
-  return { plan: encodePlan(out), terminal };
+  return { records: out, plan: encodePlan(out), terminal };
 }

@@ -4,7 +4,7 @@
 // fresh VM per container would show nothing more (the VM's own boot and teardown are vm.test's).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildExecPlan } from '../../src/container/exec-plan';
@@ -202,9 +202,15 @@ test('containers in the guest: the config applied by stockade-init there, exec, 
     const noCmd = probeSpec(['/no/such/cmd']);
     // As runc: the command is looked up at create, in the container's root.
     await assert.rejects(vm.createContainer({ plan: plan(ctx, noCmd, 'nocmd') }), /vm agent: exec-lookup: "\/no\/such\/cmd": No such file or directory \(ENOENT\)$/);
-    const ok = await vm.createContainer({ plan: plan(ctx, probeSpec(['/bin/probe', 'exit', '3']), 'after') });
+    // A bind asked read-write of a source the VM got read-only: the host kernel refuses the write
+    // (virtiofsd's read-only bind), whatever the guest's mount says.
+    const rwOut = new Collected();
+    const rw = probeSpec(['/bin/probe', 'try-write', '/mnt/rw/new'], (s) => { s.mounts!.push({ destination: '/mnt/rw', type: 'bind', source: hostDir, options: ['rbind', 'rw'] }); });
+    const ok = await vm.createContainer({ plan: plan(ctx, rw, 'after'), onStdout: rwOut.sink });
     await ok.start();
-    assert.deepEqual(await ok.wait(), { code: 3, signal: null });
+    assert.deepEqual(await ok.wait(), { code: 0, signal: null });
+    assert.match(rwOut.text, /"error":"EROFS"/);
+    assert.equal(existsSync(join(hostDir, 'new')), false);
   } finally {
     await vm?.destroy();
     if (vm !== undefined) assert.deepEqual(vmProcesses(vm.vmmUid, vm.runDir), []);

@@ -10,7 +10,7 @@ import { buildInitramfs } from '../../../src/vm/assets';
 import { readCpio, writeCpio } from '../../../src/vm/cpio';
 import { modinfo, resolveModules, stripSignature } from '../../../src/vm/modules';
 import { extractVmlinux, hasPvhNote, lz4Block } from '../../../src/vm/vmlinux';
-import { jailedQemu, jailedVirtiofsd, qemuArgs } from '../../../src/vm/vmm';
+import { SHARE_SCRIPT, jailedQemu, jailedVirtiofsd, qemuArgs } from '../../../src/vm/vmm';
 import { JAIL_SCRIPT } from '../../../src/vm/jail';
 import { renderAgentHeader } from '../../../src/tools/gen-agent-header';
 import { packageRoot } from '../../../src/native/paths';
@@ -141,6 +141,13 @@ test('VMM: no default devices, no network, no disk; modern virtio-mmio, shared m
   assert.equal(jail[jail.indexOf('-kernel') + 1], '/boot/kernel');
   assert.equal(jail[jail.indexOf('-initrd') + 1], '/boot/initramfs');
   assert.match(jailedVirtiofsd('/root', '/run/x.sock').join(' '), /sandbox=namespace .*modcaps=-mknod:-setfcap/);
+  // The share's binds: made in virtiofsd's own mount namespace, then virtiofsd serves the directory.
+  const fs = jailedVirtiofsd('/run/vm/share', '/run/x.sock', [{ source: '/srv/rootfs', name: 'root', readonly: true }, { source: '/etc/hosts', name: 'b0', readonly: false }]);
+  assert.deepEqual(fs.slice(0, 9), ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '/usr/bin/unshare', '--mount', '--propagation', 'private', '/bin/sh', '-c']);
+  assert.equal(fs[9], SHARE_SCRIPT);
+  assert.deepEqual(fs.slice(10, fs.indexOf('--') + 1), ['sh', '/run/vm/share', '/srv/rootfs', 'root', '1', '/etc/hosts', 'b0', '0', '--']);
+  assert.match(fs[fs.indexOf('--') + 1] ?? '', /virtiofsd$/);
+  assert.ok(fs.includes('source=/run/vm/share'));
   assert.throws(() => qemuArgs({ ...c, memoryMiB: 1 }), /out of range/);
 });
 
@@ -164,7 +171,9 @@ test('lz4: literals, overlapping matches and bounds', () => {
 const cachedKernel = ((): string | undefined => {
   try {
     const dir = join('/var/lib/stockade/vm/kernels');
-    const k = readdirSync(dir).find((d) => !d.startsWith('.') && existsSync(join(dir, d, 'vmlinuz')));
+    // The cloud kernel's: the cache may hold others (a user's, or Debian's generic one, whose
+    // bzImage is not LZ4-compressed and is refused as such).
+    const k = readdirSync(dir).find((d) => d.includes('-cloud-') && existsSync(join(dir, d, 'vmlinuz')));
     return k === undefined ? undefined : join(dir, k, 'vmlinuz');
   } catch {
     return undefined;
