@@ -166,6 +166,8 @@ test('containers in the guest: the config applied by stockade-init there, exec, 
     await c.signal('SIGTERM');
     assert.deepEqual(await c.wait(), { code: 0, signal: null });
     assert.match(out.text, /"signal":15/);
+    // Gone from the agent once waited for: its directory and cgroup with it.
+    await assert.rejects(c.pids(), /pids: no container/);
 
     // A pty for the container's process: tty, and a resize seen by stty.
     const tspec = probeSpec(['sh', '-c', 'tty; stty size; read x; stty size; echo "got $x"; exec sleep 1000'], (s) => {
@@ -193,6 +195,19 @@ test('containers in the guest: the config applied by stockade-init there, exec, 
     assert.ok((await t.pids()).length >= 2);
     await t.signal('SIGKILL', { all: true });
     assert.deepEqual(await t.wait(), { code: null, signal: 9 });
+
+    // The runtime's hooks at the create point run on the host while the container waits in the
+    // guest, and what they return is the state the container's own hooks get.
+    const hooked: [number, number][] = [];
+    const hspec = probeSpec(['/bin/probe', 'exit', '0']);
+    const hrecords = buildPlan(hspec, {
+      id: 'h', bundle, ...GUEST_PLAN_PLACEHOLDERS, cgroupPaths: [], noPivot: false, noNewKeyring: false,
+      rootfsMode: 'bind', createHooks: true, heldCapabilities: heldCapabilities(), seccomp: undefined,
+    });
+    const h = await vm.createContainer({ plan: hrecords, onHook: async (point, pid) => { hooked.push([point, pid]); return Buffer.from('{}'); } });
+    assert.deepEqual(hooked, [[1, h.pid]]);
+    await h.start();
+    assert.deepEqual(await h.wait(), { code: 0, signal: null });
 
     // Failures: one line naming what failed; the VM serves the next container.
     const bad = probeSpec(['true'], (s) => { s.mounts!.push({ destination: '/mnt/x', type: 'no-such-fs', source: 'none' }); });
