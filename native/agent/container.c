@@ -590,6 +590,56 @@ int container_stats(uint32_t id, const struct stk_agent_h_stats *m)
   return channel_send(buf, stk_agent_encode_stats_ok(buf, sizeof buf, id, &r));
 }
 
+/* Writes one cgroup file of the container; the error names it. */
+static int write_limit(const char *dir, const char *file, const char *value, char *why, size_t whylen)
+{
+  char path[300];
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  ssize_t n = fd < 0 ? -1 : write(fd, value, strlen(value));
+  int e = errno;
+  if (fd >= 0) close(fd);
+  if (n == (ssize_t)strlen(value)) return 0;
+  snprintf(why, whylen, "update: write %s to %s: %s", value, path, strerror(e));
+  errno = e;
+  return -1;
+}
+
+static void limit_text(char *buf, size_t len, uint64_t v)
+{
+  if (v == UINT64_MAX) snprintf(buf, len, "max");
+  else snprintf(buf, len, "%" PRIu64, v);
+}
+
+int container_update(uint32_t id, const struct stk_agent_h_update *m)
+{
+  struct proc *p = container_of(m->proc);
+  if (p == NULL) return send_error(id, ESRCH, "update: no container %u", m->proc);
+  if ((m->cpuQuota != 0) != (m->cpuPeriod != 0)) return send_error(id, EINVAL, "update: cpu quota and period go together");
+  if (m->cpuWeight != 0 && (m->cpuWeight < 1 || m->cpuWeight > 10000)) return send_error(id, EINVAL, "update: cpu weight %" PRIu64 " is not 1 to 10000", m->cpuWeight);
+  char dir[256], v[64], why[400];
+  snprintf(dir, sizeof dir, "%s/%s", STK_AGENT_PATH_CGROUP, p->name);
+  if (m->pidsMax != 0) {
+    limit_text(v, sizeof v, m->pidsMax);
+    if (write_limit(dir, "pids.max", v, why, sizeof why) < 0) return send_error(id, errno, "%s", why);
+  }
+  if (m->memoryMax != 0) {
+    limit_text(v, sizeof v, m->memoryMax);
+    if (write_limit(dir, "memory.max", v, why, sizeof why) < 0) return send_error(id, errno, "%s", why);
+  }
+  if (m->cpuQuota != 0) {
+    char q[32];
+    limit_text(q, sizeof q, m->cpuQuota);
+    snprintf(v, sizeof v, "%s %" PRIu64, q, m->cpuPeriod);
+    if (write_limit(dir, "cpu.max", v, why, sizeof why) < 0) return send_error(id, errno, "%s", why);
+  }
+  if (m->cpuWeight != 0) {
+    limit_text(v, sizeof v, m->cpuWeight);
+    if (write_limit(dir, "cpu.weight", v, why, sizeof why) < 0) return send_error(id, errno, "%s", why);
+  }
+  return send_ok(id);
+}
+
 void container_resize(const struct stk_agent_h_resize *m)
 {
   struct proc *p = proc_find(m->proc);

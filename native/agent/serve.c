@@ -118,6 +118,7 @@ static int dispatch(uint32_t tag, uint32_t id, const uint8_t *p, uint32_t n)
     case STK_AGENT_H_EXEC: { struct stk_agent_h_exec m; DECODE(exec, m); return container_exec(id, &m); }
     case STK_AGENT_H_PIDS: { struct stk_agent_h_pids m; DECODE(pids, m); return container_pids(id, &m); }
     case STK_AGENT_H_STATS: { struct stk_agent_h_stats m; DECODE(stats, m); return container_stats(id, &m); }
+    case STK_AGENT_H_UPDATE: { struct stk_agent_h_update m; DECODE(update, m); return container_update(id, &m); }
     case STK_AGENT_H_RESIZE: { struct stk_agent_h_resize m; DECODE(resize, m); container_resize(&m); return 0; }
     case STK_AGENT_H_SHUTDOWN: {
       struct stk_agent_h_shutdown m;

@@ -44,7 +44,7 @@ function decoder(name: string, def: MessageDef): string {
       : k === 'str' ? `stk_rd_str(&r, &m->${f}, &m->${f}_len)`
         : k === 'bytes' ? `stk_rd_bytes(&r, &m->${f}, &m->${f}_len)`
           : k === 'blob' ? `stk_rd_blob(&r, &m->${f}, &m->${f}_len)`
-            : k === 'u32s' || k === 'u64' ? unsupported(name, k)
+            : k === 'u32s' ? unsupported(name, k)
               : `stk_rd_${k}(&r, &m->${f})`;
     return `  if (${call} < 0) return "${f}";`;
   });
@@ -133,6 +133,14 @@ static inline int stk_rd_bytes(struct stk_rd *r, const uint8_t **b, uint32_t *le
   if (stk_rd_u32(r, &l) < 0 || l > r->n || l > STK_AGENT_MAX_CHUNK) return -1;
   *b = r->p; *len = l;
   r->p += l; r->n -= l;
+  return 0;
+}
+
+static inline int stk_rd_u64(struct stk_rd *r, uint64_t *v)
+{
+  uint32_t lo, hi;
+  if (stk_rd_u32(r, &lo) < 0 || stk_rd_u32(r, &hi) < 0) return -1;
+  *v = (uint64_t)hi << 32 | lo;
   return 0;
 }
 

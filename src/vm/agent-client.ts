@@ -70,6 +70,18 @@ function withErrno(message: string, err: number): string {
   return message.toLowerCase().includes(entry[1].toLowerCase()) ? `${message} (${entry[0]})` : `${message}: ${entry[1]} (${entry[0]})`;
 }
 
+/**
+ * Limits for a container's cgroup in the guest; an absent one stays as it is, U64_MAX is "max".
+ * cpuQuota and cpuPeriod (µs) go together into cpu.max; cpuWeight is 1 to 10000.
+ */
+export interface GuestLimits {
+  readonly pidsMax?: bigint;
+  readonly memoryMax?: bigint;
+  readonly cpuQuota?: bigint;
+  readonly cpuPeriod?: bigint;
+  readonly cpuWeight?: bigint;
+}
+
 /** The host messages that are requests (they name their replies). */
 type RequestName = { [N in HostMessageName]: (typeof HOST_MESSAGES)[N] extends { replies: readonly string[] } ? N : never }[HostMessageName];
 type ReplyOf<N extends RequestName> = Extract<Extract<(typeof HOST_MESSAGES)[N], { replies: readonly string[] }>['replies'][number], GuestMessageName>;
@@ -431,6 +443,14 @@ export class AgentClient {
   async pids(proc: number): Promise<number[]> {
     const r = await this.request({ type: 'PIDS', id: 0, proc });
     return [...r.pids];
+  }
+
+  /** Sets limits of a container's cgroup in the guest (0: as it is, U64_MAX: no limit). */
+  async update(proc: number, l: GuestLimits): Promise<void> {
+    await this.request({
+      type: 'UPDATE', id: 0, proc, pidsMax: l.pidsMax ?? 0n, memoryMax: l.memoryMax ?? 0n,
+      cpuQuota: l.cpuQuota ?? 0n, cpuPeriod: l.cpuPeriod ?? 0n, cpuWeight: l.cpuWeight ?? 0n,
+    });
   }
 
   async stats(proc: number): Promise<GuestStats> {

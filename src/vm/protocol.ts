@@ -26,6 +26,8 @@
 //        |  --- RESIZE(proc, rows, cols) (stream) -------->  |  TIOCSWINSZ on the pty master
 //        |  ---- PIDS(proc) / STATS(proc) ---------------->  |  the container's cgroup in the guest
 //        |  <-------- PIDS_OK(pids) / STATS_OK(...) -------  |
+//        |  ---- UPDATE(proc, limits) -------------------->  |  pids.max, memory.max, cpu.max, cpu.weight
+//        |  <----------------------- OK | ERROR ----------  |
 //        |  ------------------ SHUTDOWN ------------------->  |  kill everything, sync, reboot(2)
 //        |  <----------------------- OK -------------------  |  QEMU exits (-no-reboot)
 //
@@ -168,6 +170,15 @@ export const HOST_MESSAGES = {
   PIDS: { tag: 0x0b, fields: { proc: 'u32' }, replies: ['PIDS_OK'] },
   /** A container's cgroup statistics. */
   STATS: { tag: 0x0c, fields: { proc: 'u32' }, replies: ['STATS_OK'] },
+  /**
+   * Limits of a container's cgroup in the guest: pids.max, memory.max, cpu.max (quota and period,
+   * in µs) and cpu.weight; 0 leaves a limit as it is, U64_MAX writes "max" (no limit).
+   */
+  UPDATE: {
+    tag: 0x0d,
+    fields: { proc: 'u32', pidsMax: 'u64', memoryMax: 'u64', cpuQuota: 'u64', cpuPeriod: 'u64', cpuWeight: 'u64' },
+    replies: ['OK'],
+  },
   /** Stream: stdin bytes for a process; empty data closes its stdin. */
   STDIN: { tag: 0x10, fields: { proc: 'u32', data: 'bytes' }, stream: true },
   /** Stream: the host took `bytes` more of a process's output stream; the agent may send that much more. */

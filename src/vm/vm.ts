@@ -13,7 +13,7 @@ import { SIGNALS } from '../abi/linux/constants';
 import { StockadeError, isStockadeError } from '../errors';
 import { tcgClockArgs, type AccelChoice } from './accel';
 import { resolveAccel } from './accel-probe';
-import { AgentClient, type ExitStatus, type GuestStats, type Sink, type Started } from './agent-client';
+import { AgentClient, type ExitStatus, type GuestLimits, type GuestStats, type Sink, type Started } from './agent-client';
 import type { PlanRecord } from '../native/protocol';
 import { guestCreatePlan, guestExecPlan, type GuestPlan, type GuestShares } from './guest-plan';
 import { defaultCacheDir, ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
@@ -188,6 +188,11 @@ export class VmContainer extends VmProcess {
   /** The guest pids of the container's processes (its cgroup's cgroup.procs). */
   pids(): Promise<number[]> {
     return this.vm.client.pids(this.handle);
+  }
+
+  /** Sets its cgroup's limits in the guest (pids.max, memory.max, cpu.max, cpu.weight); what is absent stays. */
+  update(limits: GuestLimits): Promise<void> {
+    return this.vm.client.update(this.handle, limits);
   }
 
   /** The container's cgroup figures in the guest: CPU time, memory, pids. */

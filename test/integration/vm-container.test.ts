@@ -162,6 +162,15 @@ test('containers in the guest: the config applied by stockade-init there, exec, 
     assert.ok(stats.pidsCurrent >= 1n, `pids.current ${stats.pidsCurrent}`);
     assert.ok(stats.memoryCurrent > 0n, `memory.current ${stats.memoryCurrent}`);
     assert.ok(stats.cpuUsageUsec > 0n, `cpu usage ${stats.cpuUsageUsec}`);
+    // Limits of its cgroup in the guest: seen in the stats, and kept: with pids.max at what runs
+    // now, an exec (one process more in the cgroup) cannot start.
+    await c.update({ pidsMax: BigInt(pids.length), memoryMax: 64n << 20n, cpuQuota: 50000n, cpuPeriod: 100000n });
+    const limited = await c.stats();
+    assert.deepEqual([limited.pidsMax, limited.memoryMax], [BigInt(pids.length), 64n << 20n]);
+    await assert.rejects(exec(ctx, c, spec, { args: ['true'] }), /Resource temporarily unavailable|EAGAIN/);
+    await assert.rejects(c.update({ cpuWeight: 20000n }), /cpu weight 20000 is not 1 to 10000/);
+    await c.update({ pidsMax: 0xffffffffffffffffn });
+    assert.equal((await c.stats()).pidsMax, 0xffffffffffffffffn);
 
     await c.signal('SIGTERM');
     assert.deepEqual(await c.wait(), { code: 0, signal: null });

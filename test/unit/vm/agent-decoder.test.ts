@@ -85,6 +85,8 @@ test('the agent answers HELLO, and refuses MOUNT and SPAWN outside a guest only 
     assert.deepEqual(await a.ask({ type: 'START', id: 13, proc: 1, state: Buffer.alloc(0) }), { type: 'ERROR', id: 13, err: 22, message: 'start: container 1 is not created and waiting' });
     assert.deepEqual(await a.ask({ type: 'PIDS', id: 14, proc: 1 }), { type: 'ERROR', id: 14, err: 3, message: 'pids: no container 1' });
     assert.deepEqual(await a.ask({ type: 'STATS', id: 15, proc: 1 }), { type: 'ERROR', id: 15, err: 3, message: 'stats: no container 1' });
+    assert.deepEqual(await a.ask({ type: 'UPDATE', id: 16, proc: 1, pidsMax: 5n, memoryMax: 0n, cpuQuota: 0n, cpuPeriod: 0n, cpuWeight: 0n }),
+      { type: 'ERROR', id: 16, err: 3, message: 'update: no container 1' });
     // A resize is a stream message: no answer, and the agent goes on.
     a.send(encodeHost({ type: 'RESIZE', id: 0, proc: 1, rows: 0xffffffff, cols: 80 }));
     assert.deepEqual(await a.ask({ type: 'SHUTDOWN', id: 8 }), { type: 'OK', id: 8 });
@@ -119,6 +121,8 @@ test('malformed requests get EBADMSG naming the field; the agent keeps serving',
       [frame(HOST_MESSAGES.EXEC.tag, 14, Buffer.concat([u32(1), str('x1'), u32(0)])), 'exec: field plan malformed'],
       [frame(HOST_MESSAGES.PIDS.tag, 15, Buffer.concat([u32(1), u32(1)])), 'pids: field (end) malformed'],
       [frame(HOST_MESSAGES.STATS.tag, 16, Buffer.alloc(3)), 'stats: field proc malformed'],
+      // A u64 cut in half.
+      [frame(HOST_MESSAGES.UPDATE.tag, 17, Buffer.alloc(4 + 8 * 4 + 4)), 'update: field cpuWeight malformed'],
     ];
     for (const [bytes, message] of cases) {
       const r = await (a.send(bytes), a.next());

@@ -48,7 +48,8 @@ test('host frames round-trip too, argv and env included', () => {
   const create = { type: 'CREATE' as const, id: 10, name: 'c1', flags: 3, plan: randomBytes(AGENT_LIMITS.MAX_CHUNK * 3) };
   const exec = { type: 'EXEC' as const, id: 11, container: 4, name: 'c1.x1', flags: 0, plan: Buffer.alloc(0) };
   const resize = { type: 'RESIZE' as const, id: 0, proc: 4, rows: 33, cols: 77 };
-  assert.deepEqual(FrameDecoder.fromHost().push(Buffer.concat([create, exec, resize].map(encodeHost))), [create, exec, resize]);
+  const update = { type: 'UPDATE' as const, id: 12, proc: 4, pidsMax: 0xffffffffffffffffn, memoryMax: 1n << 33n, cpuQuota: 1n, cpuPeriod: 2n, cpuWeight: 0n };
+  assert.deepEqual(FrameDecoder.fromHost().push(Buffer.concat([create, exec, resize, update].map(encodeHost))), [create, exec, resize, update]);
 });
 
 test('the encoder refuses what the wire cannot carry', () => {
