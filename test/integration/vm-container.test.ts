@@ -178,6 +178,22 @@ test('containers in the guest: the config applied by stockade-init there, exec, 
     // Gone from the agent once waited for: its directory and cgroup with it.
     await assert.rejects(c.pids(), /pids: no container/);
 
+    // Stdio through the agent's streams: stdin to the container's process, and a MiB of output to a
+    // slow reader (credit runs out and comes back; nothing is lost).
+    let got = 0;
+    const slow = async (chunk: Buffer): Promise<void> => { got += chunk.length; await new Promise((r) => setTimeout(r, 2)); };
+    const big = await vm.createContainer({ plan: plan(ctx, probeSpec(['sh', '-c', 'yes 0123456789abcdef | head -c 1048576']), 'big'), onStdout: slow });
+    await big.start();
+    assert.deepEqual(await big.wait(), { code: 0, signal: null });
+    assert.equal(got, 1048576);
+    const echoed = new Collected();
+    const cat = await vm.createContainer({ plan: plan(ctx, probeSpec(['cat']), 'cat'), stdin: true, onStdout: echoed.sink });
+    await cat.start();
+    await cat.write('through the guest\n');
+    await cat.end();
+    assert.deepEqual(await cat.wait(), { code: 0, signal: null });
+    assert.equal(echoed.text, 'through the guest\n');
+
     // A pty for the container's process: tty, and a resize seen by stty.
     const tspec = probeSpec(['sh', '-c', 'tty; stty size; read x; stty size; echo "got $x"; exec sleep 1000'], (s) => {
       s.process!.terminal = true;
