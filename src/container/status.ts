@@ -27,6 +27,11 @@ export function canPerform(op: Operation, from: Status): boolean {
 
 export function assertCanPerform(op: Operation, from: Status, id: string): void {
   if (!canPerform(op, from)) {
-    throw new StockadeError('STATE_TRANSITION', `cannot ${op} container ${id}: it is ${from} (${op} needs ${ALLOWED[op].join(' or ')})`, { id, from, operation: op });
+    // Killing a container that has stopped is routine for containerd's runc shim (CRI kills a task
+    // whose init has exited, to be sure its other processes are gone): the shim takes runc's words
+    // "container not running" for "already finished" and anything else for a failure it retries forever.
+    const needs = `${op} needs ${ALLOWED[op].join(' or ')}`;
+    const why = op === 'kill' && from === 'stopped' ? `container not running (it is stopped; ${needs})` : `it is ${from} (${needs})`;
+    throw new StockadeError('STATE_TRANSITION', `cannot ${op} container ${id}: ${why}`, { id, from, operation: op });
   }
 }

@@ -25,7 +25,7 @@ export function signalHost(c: LevelContainer, req: SignalRequest): void {
   }
   // With its own pid namespace, SIGKILL to init takes every process in the container with it.
   if (!signalProcess(record.pid, record.pidStartTime, signal, record.pidMntNs ?? '')) {
-    throw new StockadeError('STATE_TRANSITION', `cannot kill container ${id}: it is stopped`, { id, from: 'stopped', operation: 'kill' });
+    throw new StockadeError('STATE_TRANSITION', `cannot kill container ${id}: container not running (it has just stopped)`, { id, from: 'stopped', operation: 'kill' });
   }
   // A frozen process holds a SIGKILL until thawed; as runc, the kill wins over the pause.
   if (signal === SIGKILL && status === 'paused') cgroups?.thaw();

@@ -208,6 +208,25 @@ function joinSentry(cfg: SentryConfig, path: string, container?: { readonly id: 
   return { server, guard: (target) => guarded(server, target), childSocket: theirs, launched: closeTheirs, done: Promise.resolve(), abort: closeTheirs };
 }
 
+/**
+ * The host and domain names of a pod's container that joins its sandbox's UTS namespace (CRI gives
+ * such a container a uts path and no hostname): the sandbox's, as the kernel would show it in that
+ * namespace; nothing to override for a container with a UTS namespace of its own.
+ */
+function sharedNames(spec: Spec, sandboxDir: string): { hostname?: string; domainname?: string } {
+  const uts = spec.linux?.namespaces?.find((ns) => ns.type === 'uts');
+  if (uts?.path === undefined || uts.path === '') return {};
+  let sandboxSpec: Spec;
+  try {
+    const record = JSON.parse(readFileSync(join(sandboxDir, 'state.json'), 'utf8')) as { bundle?: unknown };
+    if (typeof record.bundle !== 'string') return {};
+    sandboxSpec = JSON.parse(readFileSync(join(record.bundle, 'config.json'), 'utf8')) as Spec;
+  } catch {
+    return {};
+  }
+  return { hostname: sandboxSpec.hostname ?? '', domainname: sandboxSpec.domainname ?? '' };
+}
+
 /** The sentry a container's state record names as serving it, while that process lives. */
 function recordedServer(stateDir: string): ProcessRef | undefined {
   let record: unknown;
@@ -279,6 +298,9 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
     supervise(ctx: SuperviseContext): Supervisor {
       refuseUserNamespace(ctx.spec);
       const user = ctx.spec.process?.user;
+      // A container of a pod (its sandbox named in CRI's annotations) joins the sandbox's sentry.
+      const sandbox = podSandbox(ctx.spec.annotations, ctx.id);
+      const sandboxDir = sandbox === undefined ? undefined : join(ctx.stateDir, '..', sandbox);
       const cfg: SentryConfig = {
         user: {
           uid: user?.uid ?? 0, gid: user?.gid ?? 0, groups: user?.additionalGids ?? [],
@@ -294,6 +316,7 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
         blockLimitMs: opts.blockLimitMs,
         id: ctx.id,
         network: networkOf(ctx.spec),
+        ...(sandboxDir === undefined ? {} : sharedNames(ctx.spec, sandboxDir)),
       };
       // A process exec'd into a container joins the container's sentry: the same /proc and /sys,
       // trace and --log records.
@@ -307,10 +330,9 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
       // A container of a pod joins the sentry of the pod's sandbox, when that one serves (else,
       // as a runtime without pods would, it gets one of its own).
       // Only a sentry whose process is known: the container must die with it (watch.ts).
-      const sandbox = podSandbox(ctx.spec.annotations, ctx.id);
-      const server = sandbox === undefined ? undefined : recordedServer(join(ctx.stateDir, '..', sandbox));
-      const pod = sandbox === undefined || server === undefined ? undefined
-        : joinSentry(cfg, join(ctx.stateDir, '..', sandbox, SENTRY_JOIN_SOCKET), { id: ctx.id, stateDir: ctx.stateDir, server });
+      const server = sandboxDir === undefined ? undefined : recordedServer(sandboxDir);
+      const pod = sandboxDir === undefined || server === undefined ? undefined
+        : joinSentry(cfg, join(sandboxDir, SENTRY_JOIN_SOCKET), { id: ctx.id, stateDir: ctx.stateDir, server });
       if (pod !== undefined) return pod;
       return sentryProcess(cfg, ctx.stateDir, !ctx.detached);
     },

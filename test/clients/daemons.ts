@@ -58,7 +58,15 @@ export class Daemon {
     const end = Date.now() + timeout;
     for (;;) {
       if (daemon.#exited) throw new Error(`${file} exited while starting:\n${daemon.logTail()}`);
-      if (await ready()) return daemon;
+      let isReady: boolean;
+      try {
+        isReady = await ready();
+      } catch (e) {
+        // ready() saw the daemon fail for good: no point waiting, nor leaving it running.
+        await daemon.stop();
+        throw e;
+      }
+      if (isReady) return daemon;
       if (Date.now() > end) {
         await daemon.stop();
         throw new Error(`${file} not ready after ${timeout} ms:\n${daemon.logTail()}`);

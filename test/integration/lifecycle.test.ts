@@ -48,6 +48,11 @@ describe('lifecycle', { skip }, () => {
     assert.equal(rt.run(['kill', 'c1', 'TERM']).status, 0);
     await waitFor(() => !alive(running.pid));
     assert.equal(json<OciState>(rt.run(['state', 'c1']).stdout).status, 'stopped');
+    // In runc's words, which containerd's runc shim reads as "already finished" (CRI kills every
+    // task whose init has exited); any other words make it retry the kill for ever.
+    const late = rt.run(['kill', 'c1', 'KILL']);
+    assert.notEqual(late.status, 0);
+    assert.match(late.stderr, /cannot kill container c1: container not running/);
     assert.equal(rt.run(['delete', 'c1']).status, 0);
     assert.deepEqual(leftovers(rt, b), []);
     assert.match(rt.run(['state', 'c1']).stderr, /container c1 does not exist/);
