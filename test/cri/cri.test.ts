@@ -74,6 +74,7 @@ describe('CRI (containerd)', { skip: skip ?? false }, () => {
       let sandboxPid = 0;
       let netns = '';
       let workId = '';
+      let sentryPid = 0;
       const made: string[] = [];
       const cgroups: string[] = [];
 
@@ -177,7 +178,8 @@ describe('CRI (containerd)', { skip: skip ?? false }, () => {
           const work = stockadeRecord(cls, workId).supervisor?.pid;
           assert.ok(sandbox !== undefined && sandbox > 0, 'the sandbox has a sentry');
           assert.equal(work, sandbox, 'the workload container is served by its pod\'s sentry');
-          assert.ok(existsSync(`/proc/${sandbox}`), 'that sentry is alive');
+          assert.match(readFileSync(`/proc/${sandbox}/cmdline`, 'utf8'), /stockade-sentryd/, `process ${sandbox} is a live sentry`);
+          sentryPid = sandbox;
         });
       }
 
@@ -223,6 +225,7 @@ describe('CRI (containerd)', { skip: skip ?? false }, () => {
           assert.deepEqual(procs, [], `no process names ${id}`);
         }
         assert.ok(!existsSync(`/proc/${sandboxPid}`), `the sandbox's process ${sandboxPid} is gone`);
+        if (sentryPid !== 0) assert.ok(!existsSync(`/proc/${sentryPid}`), `the pod's sentry ${sentryPid} is gone`);
         for (const path of cgroups) {
           for (const controller of ['memory', 'cpu', 'pids']) {
             assert.ok(!existsSync(cgroupDir(controller, path)), `the cgroup ${controller}:${path} is gone`);
