@@ -126,9 +126,17 @@ function containerdConfig(dir: string, classes: readonly RuntimeClass[]): string
   return lines.join('\n');
 }
 
+/** The /24s (as "a.b.c") the host already routes, which a pod range must not shadow. */
+function routedPrefixes(): Set<string> {
+  const out = spawnSync('ip', ['-4', 'route', 'show'], { encoding: 'utf8' }).stdout ?? '';
+  return new Set(out.split('\n').map((l) => /^(\d+\.\d+\.\d+)\.\d+/.exec(l)?.[1]).filter((p): p is string => p !== undefined));
+}
+
 function pickNetwork(): PodNetwork {
   // Per run: two suites at once must not share a bridge or a range (their gateways would collide).
-  const prefix = `10.${200 + randomInt(8)}.${randomInt(256)}`;
+  const taken = routedPrefixes();
+  let prefix: string;
+  do prefix = `10.${200 + randomInt(8)}.${randomInt(256)}`; while (taken.has(prefix));
   return { bridge: `scri${RUN_TAG.split('-')[1] ?? randomInt(1 << 24).toString(16)}`.slice(0, 15), subnet: `${prefix}.0/24`, gateway: `${prefix}.1`, prefix };
 }
 
