@@ -38,9 +38,15 @@ async function waitState(cri: CriClient, id: string, state: ContainerState, ms =
   }
 }
 
-/** The stockade state record of a container (the runc shim runs its binary with --root ROOT/NAMESPACE). */
-function stockadeRecord(cls: RuntimeClass, id: string): { isolation: string; supervisor?: { pid: number } } {
-  return JSON.parse(readFileSync(join(theNode().stateRoot(cls.handler), 'k8s.io', id, 'state.json'), 'utf8')) as { isolation: string; supervisor?: { pid: number } };
+/**
+ * What stockade's state record says of a container (the runc shim runs its binary with --root
+ * ROOT/NAMESPACE): its level, and at sentry the sentry serving it (the level's data).
+ */
+function stockadeRecord(cls: RuntimeClass, id: string): { level: string; sentry?: number } {
+  const r = JSON.parse(readFileSync(join(theNode().stateRoot(cls.handler), 'k8s.io', id, 'state.json'), 'utf8')) as
+    { level: string; levelData?: { supervisor?: { pid: number } } };
+  const sentry = r.levelData?.supervisor?.pid;
+  return sentry === undefined ? { level: r.level } : { level: r.level, sentry };
 }
 
 function cgroupDir(controller: string, cgroupsPath: string): string {
@@ -88,7 +94,7 @@ describe('CRI (containerd)', { skip: skip ?? false }, () => {
         assert.equal(status.runtimeHandler, cls.handler);
         podIp = status.network?.ip ?? '';
         assert.ok(podIp.startsWith(`${n.network.prefix}.`), `the pod's address ${podIp} is not in host-local's range ${n.network.subnet}`);
-        assert.equal(stockadeRecord(cls, sandboxId).isolation, level, 'stockade ran the sandbox at the class\'s level');
+        assert.equal(stockadeRecord(cls, sandboxId).level, level, 'stockade ran the sandbox at the class\'s level');
         sandboxPid = info.pid;
         netns = info.runtimeSpec.linux?.namespaces?.find((ns) => ns.type === 'network')?.path ?? '';
         assert.ok(netns !== '' && existsSync(netns), `the pod's network namespace ${netns} exists`);
@@ -112,7 +118,7 @@ describe('CRI (containerd)', { skip: skip ?? false }, () => {
         const { status, info } = await n.client.containerStatus(workId);
         assert.equal(status.state, 'CONTAINER_RUNNING');
         assert.ok(status.startedAt > 0, 'a running container has a start time');
-        assert.equal(stockadeRecord(cls, workId).isolation, level, 'stockade ran the workload at the class\'s level');
+        assert.equal(stockadeRecord(cls, workId).level, level, 'stockade ran the workload at the class\'s level');
         cgroups.push(info.runtimeSpec.linux?.cgroupsPath ?? '');
 
         const r = await n.client.execSync(workId, ['sh', '-c', 'echo "$GREETING from $(hostname)"; echo to-stderr >&2; exit 3']);
@@ -182,8 +188,8 @@ describe('CRI (containerd)', { skip: skip ?? false }, () => {
 
       if (level === 'sentry') {
         test('one sentry serves the pod: the sandbox and the workload container name the same live sentry', () => {
-          const sandbox = stockadeRecord(cls, sandboxId).supervisor?.pid;
-          const work = stockadeRecord(cls, workId).supervisor?.pid;
+          const sandbox = stockadeRecord(cls, sandboxId).sentry;
+          const work = stockadeRecord(cls, workId).sentry;
           assert.ok(sandbox !== undefined && sandbox > 0, 'the sandbox has a sentry');
           assert.equal(work, sandbox, 'the workload container is served by its pod\'s sentry');
           assert.match(readFileSync(`/proc/${sandbox}/cmdline`, 'utf8'), /stockade-sentryd/, `process ${sandbox} is a live sentry`);
