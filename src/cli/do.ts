@@ -1,7 +1,10 @@
 // stockade do [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--bind SRC[:DST][:ro|:rw]] [--tmpfs DST] [--env K=V] [--env-file F] [--user UID[:GID]] [--memory N] [--pids N] [--cpus N] [--timeout D] -- CMD ARGS: a host command in a sandbox.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
-import { DO_DEFAULT_LIMITS, DO_MAX_TMPFS, DO_MIN_MEMORY, doBind, doSpec, doTmpfs, doTmpfsSizes, doWorkingDirectory, type DoLimits } from '../container/do-spec';
+import { DO_DEFAULT_LIMITS, DO_FRESH, DO_MAX_TMPFS, DO_MIN_MEMORY, doBind, doSpec, doTmpfs, doTmpfsSizes, doWorkingDirectory, type DoLimits } from '../container/do-spec';
+import { canReach, doBindIdmap, doIdentity } from '../container/do-identity';
+import { checkHiddenChoice, existingHidden, homeDirectories, maskedForDo } from '../container/do-hidden';
+import type { MountIdmap } from '../container/plan';
 import { sweepAbandoned } from '../container/do-sweep';
 import { parseContainerId } from '../container/id';
 import { runContainer } from '../container/run';
@@ -85,6 +88,8 @@ export const command: Command = {
       { name: 'user', type: 'string', short: 'u' },
       { name: 'tty', type: 'bool', short: 't' },
       { name: 'no-tty', type: 'bool', short: 'T' },
+      { name: 'show', type: 'list' },
+      { name: 'hide', type: 'list' },
     ], 'do', { stopAfterPositionals: 1 });
     const allowNet = list(p, 'allow-net');
     // Only a level with a network policy can keep an allow list: --allow-net asks for one unless --isolation says otherwise.
@@ -102,18 +107,27 @@ export const command: Command = {
     const limits = doLimits(str(p, 'memory'), str(p, 'pids'), str(p, 'cpus'));
     const timeout = doTimeout(str(p, 'timeout'));
     const env = mergeEnv([...hostEnv(), ...list(p, 'env-file').flatMap(readEnvFile)], list(p, 'env'));
-    const user = doUser(str(p, 'user'));
+    const identity = doIdentity(doUser(str(p, 'user')));
     ctx.store.ensureRoot();
     // The state root, as the host resolves it, is hidden from the command: other containers' state lives there.
     const stateRoot = realpathSync(ctx.store.root);
     const binds = list(p, 'bind').map((b) => doBind(b, process.cwd(), [stateRoot], bool(p, 'rw')));
     const tmpfs = list(p, 'tmpfs').map((t) => doTmpfs(t, [stateRoot], bool(p, 'rw')));
     if (tmpfs.length > DO_MAX_TMPFS) throw new StockadeError('USAGE', `do: at most ${DO_MAX_TMPFS} --tmpfs (they share the memory limit)`, { flag: 'tmpfs' });
+    // A writable bind is written with the caller's ownership where the command's ids are not the caller's.
+    const bindIdmap = doBindIdmap(identity);
+    const idmaps = new Map<string, MountIdmap>();
+    if (bindIdmap !== undefined) for (const b of binds) if (b.writable) idmaps.set(b.destination, bindIdmap);
+    const mapped = binds.filter((b) => idmaps.has(b.destination) && b.source === b.destination).map((b) => b.source);
     const cwd = doWorkingDirectory(str(p, 'cwd'), process.cwd(), [stateRoot], binds, (why) => {
       ctx.log.debug(`do: ${why}`);
       // Said at a terminal, where a person wonders why `ls` lists /; a script's stderr stays the command's.
       if (process.stderr.isTTY) process.stderr.write(`stockade: do: ${why}\n`);
-    });
+    }, { canEnter: (dir) => canReach(dir, identity, mapped), who: `uid ${identity.uid}` });
+    const homes = homeDirectories();
+    const fresh = [...DO_FRESH, stateRoot];
+    const choice = checkHiddenChoice(list(p, 'show'), list(p, 'hide'), process.cwd(), homes, DO_FRESH);
+    const masked = maskedForDo(existingHidden(homes), choice, binds, fresh);
     // What a `do` killed before it could clean up left behind: its own call is the next one.
     const levels = levelRegistry({ log: ctx.log, root: ctx.store.root }, isolation);
     await sweepAbandoned(ctx.store, levels, (m) => ctx.log.debug(m));
@@ -124,14 +138,15 @@ export const command: Command = {
       cwd,
       network,
       rw: bool(p, 'rw'),
-      uid: user?.uid ?? process.getuid?.() ?? 0,
-      gid: user?.gid ?? process.getgid?.() ?? 0,
+      uid: identity.uid,
+      gid: identity.gid,
       limits,
       hidden: [stateRoot],
       binds,
       tmpfs,
       // As docker -t and ssh: a terminal when asked, else when stdin is one; -T never.
       terminal: bool(p, 'tty') || (!bool(p, 'no-tty') && process.stdin.isTTY === true),
+      masked,
     });
     if (policy !== undefined) spec.annotations = { ...spec.annotations, [NETWORK_ANNOTATION]: policy };
     return runContainer({
@@ -145,7 +160,7 @@ export const command: Command = {
       keep: false,
       debug: (m) => ctx.log.debug(m),
       lightGlobals: lightGlobals(ctx.store.root, ctx.log.file),
-      sandbox: { init: true, tiedTo: process.pid, envOnDisk: false, overlayTmpfs: doTmpfsSizes(limits.memory).overlay, timeout },
+      sandbox: { init: true, tiedTo: process.pid, envOnDisk: false, overlayTmpfs: doTmpfsSizes(limits.memory).overlay, timeout, idmaps },
     });
   },
 };
