@@ -1,4 +1,4 @@
-// stockade do [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--bind SRC[:DST][:ro|:rw]] [--tmpfs DST] [--env K=V] [--env-file F] [--user UID[:GID]] [--memory N] [--pids N] [--cpus N] [--timeout D] -- CMD ARGS: a host command in a sandbox.
+// stockade do [--rw] [--show PATH] [--hide PATH] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--bind SRC[:DST][:ro|:rw]] [--tmpfs DST] [--env K=V] [--env-file F] [--user UID[:GID]] [--memory N] [--pids N] [--cpus N] [--timeout D] -- CMD ARGS: a host command in a sandbox.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
 import { DO_DEFAULT_LIMITS, DO_FRESH, DO_MAX_TMPFS, DO_MIN_MEMORY, doBind, doSpec, doTmpfs, doTmpfsSizes, doWorkingDirectory, type DoLimits } from '../container/do-spec';
@@ -25,16 +25,31 @@ const USAGE = `stockade do [OPTIONS] -- CMD [ARGS...]
 
 Runs CMD in a sandbox: the host's root file system read-only (nosuid, nodev, all the way down),
 fresh /proc, /sys, /dev, and /tmp, /var/tmp, /run in memory, its own pid, mount, ipc, uts, cgroup
-and network namespaces, few capabilities, no_new_privs, an init in front of CMD. Stdio passes
-through; signals sent to stockade reach CMD; the exit status is CMD's (128+N if signal N killed
-it). Killing stockade ends the sandbox.
+and network namespaces, no_new_privs, an init in front of CMD. Stdio passes through; signals sent
+to stockade reach CMD; the exit status is CMD's (128+N if signal N killed it). Killing stockade
+ends the sandbox.
+
+CMD is not root on the host: it runs as the user who ran sudo (SUDO_UID, SUDO_GID), else as the
+caller when that is not root, else as nobody (65534:65534), with no capabilities and HOME that
+user's. What only root may read (/etc/shadow, /root) it cannot read. In every home directory
+(/root, /home/*) the places credentials and histories are kept are hidden, as an empty read-only
+directory or an empty file: ~/.ssh ~/.gnupg ~/.password-store ~/.local/share/keyrings ~/.pki
+~/.aws ~/.config/gcloud ~/.azure ~/.kube ~/.oci ~/.config/doctl ~/.vault-token
+~/.terraform.d/credentials.tfrc.json ~/.docker/config.json ~/.netrc ~/.git-credentials
+~/.config/git/credentials ~/.config/gh ~/.config/hub ~/.npmrc ~/.pypirc ~/.cargo/credentials[.toml]
+~/.gem/credentials and shell, python, node, psql, mysql, sqlite, redis and less histories.
 
 Options:
   --isolation ${availableLevels().join('|')}  the wall (default: the global --isolation, else ${DEFAULT_LEVEL})
   -t, --tty            give CMD a terminal of its own (the default when stdin is a terminal),
                        relayed raw: window size, ^C and ^Z to its foreground job
   -T, --no-tty         no terminal: stdio passed as it is
-  --rw                 writes anywhere succeed, into memory, and vanish at the end
+  --rw                 writes succeed wherever CMD's user may write, into memory, and vanish at
+                       the end (root's directories stay closed to it: --user 0 opens them, and
+                       with them everything root reads)
+  --show PATH          show a hidden credential location (or every one below a directory:
+                       --show ~/.aws, --show /home/alice)
+  --hide PATH          hide a file or directory too (an empty read-only one over it)
   --network none|host  none (default): loopback only; host: the host's network
   --allow-net DEST     at --isolation ${POLICY_LEVEL} (the default with it), reach DEST from the host's
                        network and nothing else: HOST[:PORT], CIDR[:PORT], N, N-M, dns=ADDR
@@ -46,14 +61,18 @@ Options:
                        share a host path, at DST (default: SRC's own path), read-only (default;
                        every mount below it too) or writable (:rw, that file system only, nosuid,
                        nodev). SRC is resolved on the host (symlinks, ..); not /proc, /sys, /dev
-                       or stockade's state. --bind .:rw lets a build write the current directory
+                       or stockade's state. --bind .:rw lets a build write the current directory:
+                       what CMD writes there is the caller's (root's, started by root as nobody),
+                       and so is what the caller owns there. Read-only, CMD reads with its own
+                       rights. The hidden locations stay hidden inside a bind too
   --tmpfs DST          a fresh, writable in-memory directory at DST (sized from --memory, with
                        the others); DST must exist, or lie under /tmp, or --rw
   -e, --env K=V        set a variable (the caller's environment is passed on otherwise)
   --env-file FILE      KEY=VALUE lines (# comments; a bare KEY takes the caller's value); --env
                        entries win over them
-  -u, --user UID[:GID] run CMD as this uid (and gid: default the uid's group in /etc/passwd, else
-                       the uid's own number), with no capabilities
+  -u, --user UID[:GID] run CMD as this host uid (and gid: default the uid's group in /etc/passwd,
+                       else the uid's own number), with no capabilities; 0 runs it as root, with
+                       root's reads and CAP_KILL, CAP_NET_BIND_SERVICE, CAP_AUDIT_WRITE
   --memory SIZE        memory limit, tmpfs contents included (default 2g; at least 32m). The
                        in-memory file systems are sized from it: /tmp 1/4, /var/tmp 1/8, /run 1/16,
                        /dev/shm 1/16 (at most 64m), /dev 1/32 (at most 64m), --rw's writes 1/4
@@ -65,7 +84,8 @@ Options:
 
 Examples:
   stockade do --memory 512m --pids 200 -- sh -c 'echo hello from $(hostname)'
-  stockade do --bind .:rw -- make        # the build writes the current directory, nothing else`;
+  stockade do --bind .:rw -- make        # the build writes the current directory, nothing else
+  sudo stockade do --show ~/.aws -- aws s3 ls   # as you, with your AWS credentials only`;
 
 export const command: Command = {
   summary: 'run a host command in a sandbox: host root read-only, writes in memory',
@@ -106,8 +126,13 @@ export const command: Command = {
     const policy = allowNetPolicy(allowNet, network, isolation, level.networkPolicy);
     const limits = doLimits(str(p, 'memory'), str(p, 'pids'), str(p, 'cpus'));
     const timeout = doTimeout(str(p, 'timeout'));
-    const env = mergeEnv([...hostEnv(), ...list(p, 'env-file').flatMap(readEnvFile)], list(p, 'env'));
     const identity = doIdentity(doUser(str(p, 'user')));
+    const fileEnv = list(p, 'env-file').flatMap(readEnvFile);
+    const given = [...fileEnv, ...list(p, 'env')];
+    // The caller's HOME is not the command's when the command is someone else (root's /root,
+    // which nobody may not enter): the user's own, unless --env or --env-file name one.
+    const home = identity.uid !== (process.getuid?.() ?? 0) && !given.some((e) => e.startsWith('HOME=')) ? [`HOME=${homeOf(identity.uid)}`] : [];
+    const env = mergeEnv([...hostEnv(), ...home, ...fileEnv], list(p, 'env'));
     ctx.store.ensureRoot();
     // The state root, as the host resolves it, is hidden from the command: other containers' state lives there.
     const stateRoot = realpathSync(ctx.store.root);
@@ -240,6 +265,17 @@ export function doUser(value: string | undefined, passwd = '/etc/passwd'): { uid
     }
   } catch { /* no passwd: the uid's own number */ }
   return { uid, gid };
+}
+
+/** The home directory /etc/passwd gives `uid` (its first entry, as getpwuid), else "/". */
+export function homeOf(uid: number, passwd = '/etc/passwd'): string {
+  try {
+    for (const line of readFileSync(passwd, 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f[2] === String(uid) && f[5] !== undefined && f[5] !== '') return f[5];
+    }
+  } catch { /* no passwd */ }
+  return '/';
 }
 
 /** KEY=VALUE lines of an --env-file, as docker reads them: # comments and blank lines skipped, a bare KEY taken from this environment. */

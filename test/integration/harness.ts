@@ -104,11 +104,14 @@ export class Runtime {
   /** The program and arguments of one call: the CLI, or the CLI in a cgroup-v2-only mount namespace. */
   #command(args: readonly string[]): { file: string; args: string[]; env: NodeJS.ProcessEnv } {
     const full = ['--root', this.root, '--log', this.log, '--log-format', 'json', ...withCheckoutShared(args)];
-    if (this.#v2 === undefined) return { file: STOCKADE, args: full, env: process.env };
+    // A suite started through sudo must not make `do`'s command the user who ran it: the tests
+    // that mean that case set these themselves.
+    const { SUDO_UID: _uid, SUDO_GID: _gid, ...env } = process.env;
+    if (this.#v2 === undefined) return { file: STOCKADE, args: full, env };
     return {
       file: 'unshare',
       args: ['--mount', '--propagation', 'private', '/bin/sh', '-c', V2_ONLY, 'sh', STOCKADE, ...full],
-      env: { ...process.env, STOCKADE_TEST_V2_RUNNER: this.#v2.path },
+      env: { ...env, STOCKADE_TEST_V2_RUNNER: this.#v2.path },
     };
   }
 
@@ -119,7 +122,7 @@ export class Runtime {
   }
 
   /** stockade --root R --log L --log-format json ARGS */
-  run(args: readonly string[], opts: { input?: string; timeout?: number; cwd?: string; extraFds?: number[] } = {}): Result {
+  run(args: readonly string[], opts: { input?: string; timeout?: number; cwd?: string; extraFds?: number[]; env?: Readonly<Record<string, string>> } = {}): Result {
     // Files, not pipes, for stdout and stderr: a detached container keeps them open, and a pipe
     // would make spawnSync wait for the container rather than for stockade.
     const dir = join(this.root, '..');
@@ -130,7 +133,7 @@ export class Runtime {
     try {
       const cmd = this.#command(args);
       const r = spawnSync(cmd.file, cmd.args, {
-        env: cmd.env,
+        env: { ...cmd.env, ...opts.env },
         input: opts.input ?? '',
         stdio: ['pipe', outFd, errFd, ...(opts.extraFds ?? [])],
         timeout: opts.timeout ?? 30_000,
