@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Runtime, integrationSkip } from '../integration/harness';
 
@@ -136,5 +137,32 @@ describe('do: secrets stay unreadable (issue 19, item 2)', { skip }, () => {
       assert.deepEqual(rt.containerDirs(), []);
     }
     assert.deepEqual(readdirSync(secretDir), ['root-only']);
+  });
+
+  test('a working directory the command may not enter (/root, started by root): --cwd refused in one line, the caller\'s own becomes /', () => {
+    const r = rt.run(['do', '--cwd', '/root', '--', 'pwd']);
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, 'stockade: do: --cwd /root is not open to the command\'s user (uid 65534): start elsewhere, or give --user\n');
+    const own = rt.run(['do', '--', 'pwd'], { cwd: '/root' });
+    assert.equal(own.status, 0, own.stderr);
+    assert.equal(own.stdout, '/\n');
+    const root = rt.run(['do', '--user', '0', '--', 'pwd'], { cwd: '/root' });
+    assert.equal(root.stdout, '/root\n', root.stderr);
+  });
+
+  test('a writable bind on a file system that cannot be id-mapped is a one-line error, nothing left', () => {
+    // ramfs takes no id map; started by root, the command (nobody) would write it with root's ownership.
+    const dir = mkdtempSync('/var/lib/stockade-ramfs-');
+    execFileSync('mount', ['-t', 'ramfs', 'ramfs', dir]);
+    try {
+      const r = rt.run(['do', '--bind', `${dir}:rw`, '--', 'sh', '-c', `echo x > ${dir}/f`]);
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.stderr, `stockade: mount: id-map bind ${dir} on ${dir}: its file system cannot be id-mapped: invalid argument (EINVAL)\n`);
+      assert.deepEqual(readdirSync(dir), []);
+      assert.deepEqual(rt.containerDirs(), []);
+    } finally {
+      execFileSync('umount', ['-l', dir]);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
