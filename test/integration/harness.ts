@@ -1,6 +1,6 @@
 // Runs the real stockade CLI as a client would, each test with its own --root and --log.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostLayout } from '../../src/cgroups/layout';
@@ -24,7 +24,12 @@ export const STOCKADE = join(packageRoot(), 'bin', 'stockade');
  */
 export function checkoutShare(): string[] {
   const root = realpathSync(packageRoot());
-  return ['/tmp', '/var/tmp', '/run'].some((d) => root.startsWith(`${d}/`)) ? ['--bind', root] : [];
+  if (!['/tmp', '/var/tmp', '/run'].some((d) => root.startsWith(`${d}/`))) return [];
+  // do's command is nobody, and reads a read-only bind with its own rights: a clone made in a
+  // directory of mktemp's (0700) must let others in, as a checkout anywhere else does.
+  const mode = statSync(root).mode & 0o777;
+  if ((mode & 0o005) !== 0o005) chmodSync(root, mode | 0o005);
+  return ['--bind', root];
 }
 
 /** `args` with checkoutShare() after a `do` command (the first word that is `do`, before any `--`). */
