@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `run` of a trivial container with stockade (namespaces and sentry) and its peers side by side (hyperfine), and stockade's per-call cost.
 # Usage: sudo bash bench/start.sh [RUNS]   (root: it creates containers)
+#        STOCKADE_BEFORE=/path/to/other/checkout sudo bash bench/start.sh [RUNS]: that build's `do -- true` too, in the same run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-30}"
@@ -21,7 +22,14 @@ stockade="$PWD/bin/stockade"
 cmds=(-n "node -e 0" "node -e 0"
       -n "stockade list (one CLI call)" "$stockade --root $work/s0 list -q"
       -n "stockade run" "$stockade --root $work/s1 run -b $work/bundle bench-s"
-      -n "stockade run (sentry)" "$stockade --root $work/s2 --isolation sentry run -b $work/bundle bench-ss")
+      -n "stockade run (sentry)" "$stockade --root $work/s2 --isolation sentry run -b $work/bundle bench-ss"
+      -n "stockade do -- true" "$stockade --root $work/s3 do -T -- true"
+      -n "stockade do -- true (sentry)" "$stockade --root $work/s4 do -T --isolation sentry -- true")
+# A build to compare `do` with (issue 19's goal: no dearer than before), run alongside this one's.
+if [ -n "${STOCKADE_BEFORE:-}" ]; then
+  cmds+=(-n "before: stockade do -- true" "$STOCKADE_BEFORE/bin/stockade --root $work/b3 do -T -- true"
+         -n "before: stockade do -- true (sentry)" "$STOCKADE_BEFORE/bin/stockade --root $work/b4 do -T --isolation sentry -- true")
+fi
 command -v runc >/dev/null && cmds+=(-n "runc run" "runc --root $work/r1 run -b $work/bundle bench-r")
 # The floor of any runtime whose every call is a Node process (DESIGN.md): Node, doing nothing of its
 # own, hands the whole run to runc. Against runc this is what Node's start-up alone costs a `run`.
@@ -39,6 +47,7 @@ console.log(`\nstockade per-call cost above node -e 0: ${(call - node).toFixed(1
 for (const peer of ["runc run", "crun run (in unshare -m)", "runsc run"]) if (by[peer]) console.log(`stockade run / ${peer}: ${(s / by[peer]).toFixed(2)}x`);
 const floor = by["node + runc run (floor)"];
 if (floor && by["runc run"]) console.log(`floor of a Node-fronted run (node handing the run to runc) / runc run: ${(floor / by["runc run"]).toFixed(2)}x; stockade run / that floor: ${(s / floor).toFixed(2)}x`);
+for (const k of ["stockade do -- true", "stockade do -- true (sentry)"]) if (by[`before: ${k}`]) console.log(`${k}: this build / the one before: ${(by[k] / by[`before: ${k}`]).toFixed(2)}x`);
 // The sentry level against gVisor, the runtime it answers: both put a kernel of their own between the workload and the host.
 if (by["runsc run"]) console.log(`stockade run --isolation sentry / runsc run: ${(by["stockade run (sentry)"] / by["runsc run"]).toFixed(2)}x`);
 ' "$work/result.json"

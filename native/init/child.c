@@ -117,6 +117,7 @@ void stk_child_main(int go_fd)
 	stk_rootfs_prepare(plan);
 	for (size_t i = 0; i < plan->n_mounts; i++)
 		stk_do_mount(&plan->mounts[i]);
+	stk_idmap_release(&stk.plan);
 	stk_create_devices(plan);
 	stk_create_symlinks(plan);
 

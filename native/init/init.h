@@ -51,6 +51,8 @@ struct stk_mount {
 	uint32_t rattr;       /* MOUNT_ATTR_* applied with AT_RECURSIVE */
 	uint32_t mflags;      /* STK_MOUNTF_* */
 	const char *source, *target, *fstype, *data;
+	const char *uid_map, *gid_map; /* TAG_MOUNT_IDMAP: an id-mapped bind; NULL otherwise */
+	int userns_fd;        /* the user namespace with those maps, made by P (stk_idmap_prepare); -1 */
 };
 
 struct stk_device {
@@ -215,6 +217,10 @@ void stk_plan_read(int fd, struct stk_plan *plan);
 void stk_join_namespaces(const struct stk_plan *plan);
 pid_t stk_clone_child(uint32_t clone_flags);
 void stk_write_id_maps(const struct stk_plan *plan, pid_t child);
+/* P: a user namespace fd for each id-mapped bind (TAG_MOUNT_IDMAP), numbered from `first` on. */
+void stk_idmap_prepare(struct stk_plan *plan, unsigned int first);
+/* Closes them: in P once C is cloned, in C once the mounts are made. */
+void stk_idmap_release(struct stk_plan *plan);
 void stk_write_oom_score_adj(const struct stk_plan *plan, pid_t child);
 void stk_become_ns_root(void);
 void stk_set_names(const struct stk_plan *plan);

@@ -250,6 +250,8 @@ int main(int argc, char **argv)
 
 	stk.in_userns = (plan->clone_flags & CLONE_NEWUSER) != 0;
 	stk_join_namespaces(plan);
+	/* In the namespaces joined (a joined user namespace owns these too), before C is cloned with them. */
+	stk_idmap_prepare(plan, first);
 
 	if (pipe2(go, O_CLOEXEC) < 0)
 		stk_fail_errno("clone", "pipe for the go signal");
@@ -263,6 +265,7 @@ int main(int argc, char **argv)
 	}
 	stk.child = child;
 	close(go[0]);
+	stk_idmap_release(plan);
 	/* A C that died early must show up as EPIPE on the go pipe, not kill us unreported. */
 	signal(SIGPIPE, SIG_IGN);
 

@@ -111,6 +111,23 @@ static char *tmpfs_data_with_mode(const struct stk_mount *m)
 	return data;
 }
 
+/* An id-mapped bind (TAG_MOUNT_IDMAP): a clone of the source's tree, given the user namespace's
+ * mapping while it is detached (the only time the kernel takes one), then moved onto the target. */
+static int idmapped_bind(const struct stk_mount *m, const char *source, int target_fd)
+{
+	unsigned int rec = (m->flags & MS_REC) ? AT_RECURSIVE : 0;
+	_cleanup_close_ int tree = sys_open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+	if (tree < 0)
+		return -1;
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)m->userns_fd };
+	if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec, &attr, sizeof attr) < 0) {
+		if (errno == EINVAL)
+			stk_fail(EINVAL, "mount", "id-map bind %s on %s: its file system cannot be id-mapped", m->source, m->target);
+		return -1;
+	}
+	return sys_move_mount(tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+}
+
 void stk_do_mount(const struct stk_mount *m)
 {
 	char src_path[32], target_path[32];
@@ -143,7 +160,9 @@ void stk_do_mount(const struct stk_mount *m)
 	const char *target = stk_fd_path(target_fd, target_path);
 
 	int r;
-	if (bind)
+	if (bind && m->userns_fd >= 0)
+		r = idmapped_bind(m, source, target_fd);
+	else if (bind)
 		r = mount(source, target, NULL, MS_BIND | (m->flags & MS_REC), NULL);
 	else if (strcmp(m->fstype, "cgroup") == 0)
 		r = mount_cgroup(target, m);

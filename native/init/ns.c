@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "init.h"
 #include "syscalls.h"
@@ -86,6 +87,72 @@ static void write_proc_file(pid_t pid, const char *name, const char *content, co
 		stk_fail_errno(step, "write %s", path);
 	if ((size_t)n != len)
 		stk_fail(EIO, step, "short write to %s", path);
+}
+
+/*
+ * A user namespace with these maps, as an fd, for id-mapped binds (TAG_MOUNT_IDMAP): a child is
+ * cloned into a new one, where it waits on a pipe while its maps are written and the namespace
+ * opened, then goes. In P, before C exists: P sees the host's /proc and pids, and may write any
+ * map (CAP_SETUID and CAP_SETGID over the namespace's parent).
+ */
+static int userns_with_maps(const char *uid_map, const char *gid_map, const char *target)
+{
+	int hold[2];
+	if (pipe2(hold, O_CLOEXEC) < 0)
+		stk_fail_errno("idmap", "pipe for the id map of %s", target);
+	pid_t pid = (pid_t)sys_clone_fork(CLONE_NEWUSER | SIGCHLD);
+	if (pid < 0)
+		stk_fail_errno("idmap", "create a user namespace for the id map of %s", target);
+	if (pid == 0) {
+		char c;
+		close(hold[1]);
+		while (read(hold[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(hold[0]);
+	char path[64];
+	write_proc_file(pid, "uid_map", uid_map, "idmap");
+	write_proc_file(pid, "gid_map", gid_map, "idmap");
+	snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int saved = errno;
+	close(hold[1]);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (fd < 0) {
+		errno = saved;
+		stk_fail_errno("idmap", "open the user namespace for the id map of %s", target);
+	}
+	return fd;
+}
+
+void stk_idmap_prepare(struct stk_plan *plan, unsigned int first)
+{
+	for (size_t i = 0; i < plan->n_mounts; i++) {
+		struct stk_mount *m = &plan->mounts[i];
+		if (m->uid_map == NULL)
+			continue;
+		int fd = userns_with_maps(m->uid_map, m->gid_map, m->target);
+		if ((unsigned int)fd < first) {
+			/* Above the preserved fds, as every fd of ours. */
+			int high = fcntl(fd, F_DUPFD_CLOEXEC, (int)first);
+			if (high < 0)
+				stk_fail_errno("idmap", "move the user namespace fd of %s", m->target);
+			close(fd);
+			fd = high;
+		}
+		m->userns_fd = fd;
+	}
+}
+
+void stk_idmap_release(struct stk_plan *plan)
+{
+	for (size_t i = 0; i < plan->n_mounts; i++) {
+		if (plan->mounts[i].userns_fd >= 0)
+			close(plan->mounts[i].userns_fd);
+		plan->mounts[i].userns_fd = -1;
+	}
 }
 
 void stk_write_id_maps(const struct stk_plan *plan, pid_t child)

@@ -211,6 +211,8 @@ static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 		m->target = get_abs_path(c);
 		m->fstype = get_str(c);
 		m->data = get_str(c);
+		m->uid_map = m->gid_map = NULL;
+		m->userns_fd = -1;
 		if (m->mflags & ~(STK_MOUNTF_BIND | STK_MOUNTF_REMOUNT | STK_MOUNTF_SOURCE_IN_CONTAINER | STK_MOUNTF_COPYUP))
 			plan_fail("mount %s: unknown flags 0x%x", m->target, m->mflags);
 		if ((m->mflags & STK_MOUNTF_SOURCE_IN_CONTAINER) && m->source[0] != '/')
@@ -328,6 +330,16 @@ static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 		if (pl->timeout_ms == 0)
 			plan_fail("a timeout of 0 ms");
 		break;
+	case STK_PLAN_TAG_MOUNT_IDMAP: {
+		struct stk_mount *m = pl->n_mounts > 0 ? &pl->mounts[pl->n_mounts - 1] : NULL;
+		if (m == NULL || !(m->mflags & STK_MOUNTF_BIND) || (m->mflags & STK_MOUNTF_SOURCE_IN_CONTAINER) || m->uid_map != NULL)
+			plan_fail("an id map that follows no host bind, or a second one for it");
+		m->uid_map = get_str(c);
+		m->gid_map = get_str(c);
+		if (m->uid_map[0] == '\0' || m->gid_map[0] == '\0')
+			plan_fail("mount %s: an empty id map", m->target);
+		break;
+	}
 	case STK_PLAN_TAG_OVERLAY_TMPFS:
 		once(seen, c->tag);
 		pl->overlay_tmpfs = get_str(c);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 
 #include "init.h"
@@ -140,7 +141,7 @@ static const char *env_path(const struct stk_plan *plan)
 	return DEFAULT_PATH;
 }
 
-const char *stk_lookup_executable(const struct stk_plan *plan)
+static const char *lookup_executable(const struct stk_plan *plan)
 {
 	const char *name = plan->argv[0];
 
@@ -174,6 +175,26 @@ const char *stk_lookup_executable(const struct stk_plan *plan)
 		p += n + 1;
 	}
 	stk_fail(ENOENT, "exec-lookup", "\"%s\": executable file not found in $PATH", name);
+}
+
+/* Looked up with the file system rights of the user the process will be, as execvp looks as it:
+ * a PATH entry that user cannot search (root's 0700 home under a non-root --user, or stockade do's
+ * nobody) is passed over instead of found by root and then refused at execve. */
+const char *stk_lookup_executable(const struct stk_plan *plan)
+{
+	bool as_user = plan->has_user && plan->uid != 0;
+	uid_t old_uid = 0;
+	gid_t old_gid = 0;
+	if (as_user) {
+		old_gid = (gid_t)setfsgid(plan->gid);
+		old_uid = (uid_t)setfsuid(plan->uid);
+	}
+	const char *exe = lookup_executable(plan);
+	if (as_user) {
+		setfsuid(old_uid);
+		setfsgid(old_gid);
+	}
+	return exe;
 }
 
 void stk_load_seccomp(const struct stk_plan *plan)

@@ -19,6 +19,21 @@ struct mount_attr {
 };
 #define MOUNT_ATTR_RDONLY 0x00000001
 #endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
 #ifndef MOUNT_ATTR__ATIME
 #define MOUNT_ATTR__ATIME 0x00000070
 #endif
@@ -51,6 +66,12 @@ static inline int sys_mount_setattr(int dirfd, const char *path, unsigned int fl
 static inline int sys_open_tree(int dirfd, const char *path, unsigned int flags)
 {
 	return (int)syscall(SYS_open_tree, dirfd, path, flags);
+}
+
+static inline int sys_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path,
+				 unsigned int flags)
+{
+	return (int)syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags);
 }
 
 static inline int sys_pivot_root(const char *new_root, const char *put_old)

@@ -1,7 +1,10 @@
-// stockade do [--rw] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--bind SRC[:DST][:ro|:rw]] [--tmpfs DST] [--env K=V] [--env-file F] [--user UID[:GID]] [--memory N] [--pids N] [--cpus N] [--timeout D] -- CMD ARGS: a host command in a sandbox.
+// stockade do [--rw] [--show PATH] [--hide PATH] [--network none|host] [--allow-net DEST]... [--cwd DIR] [--bind SRC[:DST][:ro|:rw]] [--tmpfs DST] [--env K=V] [--env-file F] [--user UID[:GID]] [--memory N] [--pids N] [--cpus N] [--timeout D] -- CMD ARGS: a host command in a sandbox.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
-import { DO_DEFAULT_LIMITS, DO_MAX_TMPFS, DO_MIN_MEMORY, doBind, doSpec, doTmpfs, doTmpfsSizes, doWorkingDirectory, type DoLimits } from '../container/do-spec';
+import { DO_DEFAULT_LIMITS, DO_FRESH, DO_MAX_TMPFS, DO_MIN_MEMORY, doBind, doSpec, doTmpfs, doTmpfsSizes, doWorkingDirectory, type DoLimits } from '../container/do-spec';
+import { canReach, doBindIdmap, doIdentity } from '../container/do-identity';
+import { checkHiddenChoice, existingHidden, homeDirectories, maskedForDo } from '../container/do-hidden';
+import type { MountIdmap } from '../container/plan';
 import { sweepAbandoned } from '../container/do-sweep';
 import { parseContainerId } from '../container/id';
 import { runContainer } from '../container/run';
@@ -22,16 +25,31 @@ const USAGE = `stockade do [OPTIONS] -- CMD [ARGS...]
 
 Runs CMD in a sandbox: the host's root file system read-only (nosuid, nodev, all the way down),
 fresh /proc, /sys, /dev, and /tmp, /var/tmp, /run in memory, its own pid, mount, ipc, uts, cgroup
-and network namespaces, few capabilities, no_new_privs, an init in front of CMD. Stdio passes
-through; signals sent to stockade reach CMD; the exit status is CMD's (128+N if signal N killed
-it). Killing stockade ends the sandbox.
+and network namespaces, no_new_privs, an init in front of CMD. Stdio passes through; signals sent
+to stockade reach CMD; the exit status is CMD's (128+N if signal N killed it). Killing stockade
+ends the sandbox.
+
+CMD is not root on the host: it runs as the user who ran sudo (SUDO_UID, SUDO_GID), else as the
+caller when that is not root, else as nobody (65534:65534), with no capabilities and HOME that
+user's. What only root may read (/etc/shadow, /root) it cannot read. In every home directory
+(/root, /home/*) the places credentials and histories are kept are hidden, as an empty read-only
+directory or an empty file: ~/.ssh ~/.gnupg ~/.password-store ~/.local/share/keyrings ~/.pki
+~/.aws ~/.config/gcloud ~/.azure ~/.kube ~/.oci ~/.config/doctl ~/.vault-token
+~/.terraform.d/credentials.tfrc.json ~/.docker/config.json ~/.netrc ~/.git-credentials
+~/.config/git/credentials ~/.config/gh ~/.config/hub ~/.npmrc ~/.pypirc ~/.cargo/credentials[.toml]
+~/.gem/credentials and shell, python, node, psql, mysql, sqlite, redis and less histories.
 
 Options:
   --isolation ${availableLevels().join('|')}  the wall (default: the global --isolation, else ${DEFAULT_LEVEL})
   -t, --tty            give CMD a terminal of its own (the default when stdin is a terminal),
                        relayed raw: window size, ^C and ^Z to its foreground job
   -T, --no-tty         no terminal: stdio passed as it is
-  --rw                 writes anywhere succeed, into memory, and vanish at the end
+  --rw                 writes succeed wherever CMD's user may write, into memory, and vanish at
+                       the end (root's directories stay closed to it: --user 0 opens them, and
+                       with them everything root reads)
+  --show PATH          show a hidden credential location (or every one below a directory:
+                       --show ~/.aws, --show /home/alice)
+  --hide PATH          hide a file or directory too (an empty read-only one over it)
   --network none|host  none (default): loopback only; host: the host's network
   --allow-net DEST     at --isolation ${POLICY_LEVEL} (the default with it), reach DEST from the host's
                        network and nothing else: HOST[:PORT], CIDR[:PORT], N, N-M, dns=ADDR
@@ -43,14 +61,18 @@ Options:
                        share a host path, at DST (default: SRC's own path), read-only (default;
                        every mount below it too) or writable (:rw, that file system only, nosuid,
                        nodev). SRC is resolved on the host (symlinks, ..); not /proc, /sys, /dev
-                       or stockade's state. --bind .:rw lets a build write the current directory
+                       or stockade's state. --bind .:rw lets a build write the current directory:
+                       what CMD writes there is the caller's (root's, started by root as nobody),
+                       and so is what the caller owns there. Read-only, CMD reads with its own
+                       rights. The hidden locations stay hidden inside a bind too
   --tmpfs DST          a fresh, writable in-memory directory at DST (sized from --memory, with
                        the others); DST must exist, or lie under /tmp, or --rw
   -e, --env K=V        set a variable (the caller's environment is passed on otherwise)
   --env-file FILE      KEY=VALUE lines (# comments; a bare KEY takes the caller's value); --env
                        entries win over them
-  -u, --user UID[:GID] run CMD as this uid (and gid: default the uid's group in /etc/passwd, else
-                       the uid's own number), with no capabilities
+  -u, --user UID[:GID] run CMD as this host uid (and gid: default the uid's group in /etc/passwd,
+                       else the uid's own number), with no capabilities; 0 runs it as root, with
+                       root's reads and CAP_KILL, CAP_NET_BIND_SERVICE, CAP_AUDIT_WRITE
   --memory SIZE        memory limit, tmpfs contents included (default 2g; at least 32m). The
                        in-memory file systems are sized from it: /tmp 1/4, /var/tmp 1/8, /run 1/16,
                        /dev/shm 1/16 (at most 64m), /dev 1/32 (at most 64m), --rw's writes 1/4
@@ -62,7 +84,8 @@ Options:
 
 Examples:
   stockade do --memory 512m --pids 200 -- sh -c 'echo hello from $(hostname)'
-  stockade do --bind .:rw -- make        # the build writes the current directory, nothing else`;
+  stockade do --bind .:rw -- make        # the build writes the current directory, nothing else
+  sudo stockade do --show ~/.aws -- aws s3 ls   # as you, with your AWS credentials only`;
 
 export const command: Command = {
   summary: 'run a host command in a sandbox: host root read-only, writes in memory',
@@ -85,6 +108,8 @@ export const command: Command = {
       { name: 'user', type: 'string', short: 'u' },
       { name: 'tty', type: 'bool', short: 't' },
       { name: 'no-tty', type: 'bool', short: 'T' },
+      { name: 'show', type: 'list' },
+      { name: 'hide', type: 'list' },
     ], 'do', { stopAfterPositionals: 1 });
     const allowNet = list(p, 'allow-net');
     // Only a level with a network policy can keep an allow list: --allow-net asks for one unless --isolation says otherwise.
@@ -101,19 +126,33 @@ export const command: Command = {
     const policy = allowNetPolicy(allowNet, network, isolation, level.networkPolicy);
     const limits = doLimits(str(p, 'memory'), str(p, 'pids'), str(p, 'cpus'));
     const timeout = doTimeout(str(p, 'timeout'));
-    const env = mergeEnv([...hostEnv(), ...list(p, 'env-file').flatMap(readEnvFile)], list(p, 'env'));
-    const user = doUser(str(p, 'user'));
+    const identity = doIdentity(doUser(str(p, 'user')));
+    const fileEnv = list(p, 'env-file').flatMap(readEnvFile);
+    const given = [...fileEnv, ...list(p, 'env')];
+    // The caller's HOME is not the command's when the command is someone else (root's /root,
+    // which nobody may not enter): the user's own, unless --env or --env-file name one.
+    const home = identity.uid !== (process.getuid?.() ?? 0) && !given.some((e) => e.startsWith('HOME=')) ? [`HOME=${homeOf(identity.uid)}`] : [];
+    const env = mergeEnv([...hostEnv(), ...home, ...fileEnv], list(p, 'env'));
     ctx.store.ensureRoot();
     // The state root, as the host resolves it, is hidden from the command: other containers' state lives there.
     const stateRoot = realpathSync(ctx.store.root);
     const binds = list(p, 'bind').map((b) => doBind(b, process.cwd(), [stateRoot], bool(p, 'rw')));
     const tmpfs = list(p, 'tmpfs').map((t) => doTmpfs(t, [stateRoot], bool(p, 'rw')));
     if (tmpfs.length > DO_MAX_TMPFS) throw new StockadeError('USAGE', `do: at most ${DO_MAX_TMPFS} --tmpfs (they share the memory limit)`, { flag: 'tmpfs' });
+    // A writable bind is written with the caller's ownership where the command's ids are not the caller's.
+    const bindIdmap = doBindIdmap(identity);
+    const idmaps = new Map<string, MountIdmap>();
+    if (bindIdmap !== undefined) for (const b of binds) if (b.writable) idmaps.set(b.destination, bindIdmap);
+    const mapped = binds.filter((b) => idmaps.has(b.destination) && b.source === b.destination).map((b) => b.source);
     const cwd = doWorkingDirectory(str(p, 'cwd'), process.cwd(), [stateRoot], binds, (why) => {
       ctx.log.debug(`do: ${why}`);
       // Said at a terminal, where a person wonders why `ls` lists /; a script's stderr stays the command's.
       if (process.stderr.isTTY) process.stderr.write(`stockade: do: ${why}\n`);
-    });
+    }, { canEnter: (dir) => canReach(dir, identity, mapped), who: `uid ${identity.uid}` });
+    const homes = homeDirectories();
+    const fresh = [...DO_FRESH, stateRoot];
+    const choice = checkHiddenChoice(list(p, 'show'), list(p, 'hide'), process.cwd(), homes, DO_FRESH);
+    const masked = maskedForDo(existingHidden(homes), choice, binds, fresh);
     // What a `do` killed before it could clean up left behind: its own call is the next one.
     const levels = levelRegistry({ log: ctx.log, root: ctx.store.root }, isolation);
     await sweepAbandoned(ctx.store, levels, (m) => ctx.log.debug(m));
@@ -124,14 +163,15 @@ export const command: Command = {
       cwd,
       network,
       rw: bool(p, 'rw'),
-      uid: user?.uid ?? process.getuid?.() ?? 0,
-      gid: user?.gid ?? process.getgid?.() ?? 0,
+      uid: identity.uid,
+      gid: identity.gid,
       limits,
       hidden: [stateRoot],
       binds,
       tmpfs,
       // As docker -t and ssh: a terminal when asked, else when stdin is one; -T never.
       terminal: bool(p, 'tty') || (!bool(p, 'no-tty') && process.stdin.isTTY === true),
+      masked,
     });
     if (policy !== undefined) spec.annotations = { ...spec.annotations, [NETWORK_ANNOTATION]: policy };
     return runContainer({
@@ -145,7 +185,7 @@ export const command: Command = {
       keep: false,
       debug: (m) => ctx.log.debug(m),
       lightGlobals: lightGlobals(ctx.store.root, ctx.log.file),
-      sandbox: { init: true, tiedTo: process.pid, envOnDisk: false, overlayTmpfs: doTmpfsSizes(limits.memory).overlay, timeout },
+      sandbox: { init: true, tiedTo: process.pid, envOnDisk: false, overlayTmpfs: doTmpfsSizes(limits.memory).overlay, timeout, idmaps },
     });
   },
 };
@@ -225,6 +265,17 @@ export function doUser(value: string | undefined, passwd = '/etc/passwd'): { uid
     }
   } catch { /* no passwd: the uid's own number */ }
   return { uid, gid };
+}
+
+/** The home directory /etc/passwd gives `uid` (its first entry, as getpwuid), else "/". */
+export function homeOf(uid: number, passwd = '/etc/passwd'): string {
+  try {
+    for (const line of readFileSync(passwd, 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f[2] === String(uid) && f[5] !== undefined && f[5] !== '') return f[5];
+    }
+  } catch { /* no passwd */ }
+  return '/';
 }
 
 /** KEY=VALUE lines of an --env-file, as docker reads them: # comments and blank lines skipped, a bare KEY taken from this environment. */

@@ -38,6 +38,8 @@ export interface DoOptions {
   tmpfs?: readonly string[] | undefined;
   /** A pseudo-terminal of the container's own, relayed to the caller's (-t, or stdin a terminal). */
   terminal?: boolean | undefined;
+  /** Container paths covered by an empty read-only directory or an empty file (credentials, --hide): see maskedForDo. */
+  masked?: readonly string[] | undefined;
 }
 
 /** One --bind: a host path resolved on the host, where the command sees it, and whether it may write there. */
@@ -127,12 +129,20 @@ export function doTmpfs(value: string, hidden: readonly string[], rootWritable =
 export function doWorkingDirectory(
   given: string | undefined, callerCwd: string, hidden: readonly string[], binds: readonly DoBind[] = [],
   onHidden: (why: string) => void = () => undefined,
+  reach: { canEnter: (dir: string) => boolean; who: string } = { canEnter: () => true, who: '' },
 ): string {
   try {
-    return checkedWorkingDirectory(given, callerCwd, hidden, binds);
+    const path = checkedWorkingDirectory(given, callerCwd, hidden, binds);
+    // The command is not root: a directory it may not enter (root's 0700 /root) is no start.
+    if (!reach.canEnter(path)) {
+      const what = given === undefined ? 'the working directory' : '--cwd';
+      throw new StockadeError('USAGE', `do: ${what} ${path} is not open to the command's user (${reach.who}): start elsewhere, or give --user`);
+    }
+    return path;
   } catch (e) {
-    if (given !== undefined || !(e instanceof StockadeError) || !/not in the sandbox|which the sandbox hides/.test(e.message)) throw e;
-    onHidden(`${e.message.replace(/^do: /, '').replace(/: start elsewhere.*$/, '')}: the command starts in / (share it with --bind DIR)`);
+    if (given !== undefined || !(e instanceof StockadeError) || !/not in the sandbox|which the sandbox hides|not open to the command/.test(e.message)) throw e;
+    const closed = /not open to the command/.test(e.message);
+    onHidden(`${e.message.replace(/^do: /, '').replace(/: start elsewhere.*$/, '')}: the command starts in /${closed ? '' : ' (share it with --bind DIR)'}`);
     return '/';
   }
 }
@@ -229,7 +239,10 @@ export function doSpec(opts: DoOptions): Spec {
       },
       // Docker's default profile, cut to these capabilities: no mount, unshare, keyctl, bpf, ...
       seccomp: defaultSeccompProfile({ capabilities: caps }),
+      // Not root, the command could not listen on a port below 1024 even on its own loopback.
+      ...(opts.network === 'none' && opts.uid !== 0 ? { sysctl: { 'net.ipv4.ip_unprivileged_port_start': '0' } } : {}),
       maskedPaths: [
+        ...(opts.masked ?? []),
         '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
         '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
       ],

@@ -16,7 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { CgroupManager, Stats, Warn } from '../cgroups';
 import type { Process, Resources, Spec } from '../oci/spec';
 import type { ContainerId } from './id';
-import type { PlanOptions } from './plan';
+import type { MountIdmap, PlanOptions } from './plan';
 import type { ContainerRecord, StateStore } from './state-store';
 import type { Status } from './status';
 
@@ -103,6 +103,8 @@ export interface SandboxOptions {
   overlayTmpfs?: string | undefined;
   /** The init ends the process at timeoutMs, everything graceMs later, and exits with 124. */
   timeout?: { timeoutMs: number; graceMs: number } | undefined;
+  /** Binds id-mapped by destination (a --bind :rw written with the caller's ownership): uid and gid map lines. */
+  idmaps?: ReadonlyMap<string, MountIdmap> | undefined;
 }
 
 /** A created container's workload, as create returns it to its caller (create, run, do). */

@@ -47,6 +47,14 @@ export interface PlanOptions {
   overlayTmpfs?: string | undefined;
   /** The init's deadline for the process and the grace before everything is killed (do --timeout); needs init. */
   initTimeout?: { timeoutMs: number; graceMs: number } | undefined;
+  /** Bind mounts to id-map, by destination (TAG_MOUNT_IDMAP); each must be a bind of the config's. */
+  idmaps?: ReadonlyMap<string, MountIdmap> | undefined;
+}
+
+/** The maps of an id-mapped bind, as /proc/PID/uid_map takes them ("0 65534 1\n"): container ids are the file system's, host ids the processes'. */
+export interface MountIdmap {
+  uidMap: string;
+  gidMap: string;
 }
 
 /** This process's capability bounding set, the ceiling of any container's capabilities. */
@@ -335,7 +343,17 @@ function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs:
       tag: PLAN.TAG_MOUNT, flags, propagation: parsed.propagation, recursiveAttr, mountFlags,
       source: src, target: m.destination, fstype: bind ? '' : (m.type ?? ''), data: parsed.data,
     });
+    const idmap = opts.idmaps?.get(m.destination);
+    if (idmap !== undefined) {
+      if (!bind) throw new StockadeError('CONFIG_INVALID', `${field}: only a bind can be id-mapped`, { field });
+      plan.push({ tag: PLAN.TAG_MOUNT_IDMAP, ...idmap });
+    }
   });
+  for (const destination of opts.idmaps?.keys() ?? []) {
+    if (!(spec.mounts ?? []).some((m) => m.destination === destination)) {
+      throw new StockadeError('CONFIG_INVALID', `an id map for ${destination}, which no mount has`, { field: 'mounts' });
+    }
+  }
 
   if (!devIsBind) {
     // As runc: a default device the config lists too is made as the config says (its mode and

@@ -38,6 +38,7 @@ export function planHostProcess(req: CreateRequest, level: SupervisedLevel | und
     tiedTo: req.sandbox?.tiedTo,
     overlayTmpfs: req.sandbox?.overlayTmpfs,
     initTimeout: req.sandbox?.timeout,
+    idmaps: req.sandbox?.idmaps,
   };
   mark('seccomp');
   const plan = encodePlan(buildPlan(spec, planOpts));

@@ -156,6 +156,11 @@ export const PLAN = {
    *  SIGTERM to the command at the deadline, SIGKILL to every process of the namespace once the
    *  grace has passed too; the init then exits with 124, as timeout(1). Requires TAG_INIT. */
   TAG_INIT_TIMEOUT: 40,
+  /** str uid map, str gid map (as /proc/PID/uid_map takes them): the TAG_MOUNT before it, a bind,
+   *  is id-mapped (MOUNT_ATTR_IDMAP, every submount too when the bind is recursive) through a user
+   *  namespace with these maps, which P makes before C exists: a file the maps' host id writes
+   *  lands owned by its container id, and a file of that id is the host id's. */
+  TAG_MOUNT_IDMAP: 41,
 } as const;
 
 /**
@@ -253,6 +258,7 @@ export type PlanRecord =
   | { tag: typeof PLAN.TAG_TIED; pid: number }
   | { tag: typeof PLAN.TAG_OVERLAY_TMPFS; data: string }
   | { tag: typeof PLAN.TAG_INIT_TIMEOUT; timeoutMs: number; graceMs: number }
+  | { tag: typeof PLAN.TAG_MOUNT_IDMAP; uidMap: string; gidMap: string }
   | { tag: typeof PLAN.TAG_MOUNT; flags: number; propagation: number; recursiveAttr: number; mountFlags: number;
       source: string; target: string; fstype: string; data: string }
   | { tag: typeof PLAN.TAG_DEVICE; type: 'c' | 'b' | 'u' | 'p'; major: number; minor: number; mode: number;
@@ -339,6 +345,7 @@ function payload(r: PlanRecord): Buffer {
     case PLAN.TAG_TIED: return w.u32(r.pid).build();
     case PLAN.TAG_OVERLAY_TMPFS: return w.str(r.data).build();
     case PLAN.TAG_INIT_TIMEOUT: return w.u32(r.timeoutMs).u32(r.graceMs).build();
+    case PLAN.TAG_MOUNT_IDMAP: return w.str(r.uidMap).str(r.gidMap).build();
     case PLAN.TAG_CWD: return w.str(r.path).build();
     case PLAN.TAG_ARG: case PLAN.TAG_ENV: return w.str(r.value).build();
     case PLAN.TAG_CONSOLE_SOCKET: case PLAN.TAG_START_SOCKET: case PLAN.TAG_CGROUP_JOIN: return w.str(r.path).build();

@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Runtime, integrationSkip } from './harness';
 
@@ -15,6 +15,9 @@ describe('stockade do --bind', { skip }, () => {
   before(() => {
     rt = new Runtime();
     dir = mkdtempSync('/tmp/stockade-do-bind-');
+    // A project directory as git makes it: the command (nobody, started by root) reads a
+    // read-only bind with its own rights, which mkdtemp's 0700 would refuse it.
+    chmodSync(dir, 0o755);
     writeFileSync(join(dir, 'src.txt'), 'host file\n');
     mkdirSync(join(dir, 'sub'));
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', join(dir, 'sub')]);

@@ -1,7 +1,7 @@
 // stockade do: a host command in a sandbox, the host's root read-only, writes kept in memory.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Runtime, integrationSkip, runProcesses, waitFor, checkoutShare } from './harness';
@@ -62,12 +62,25 @@ describe('stockade do', { skip }, () => {
     assert.equal(existsSync(marker), false, 'the container /tmp is not the host /tmp');
   });
 
-  test('--rw keeps writes in memory', () => {
-    const r = rt.run(['do', '--rw', '--', 'sh', '-c', 'echo data > /etc/stockade-rw && cat /etc/stockade-rw']);
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout, 'data\n');
-    assert.equal(existsSync('/etc/stockade-rw'), false);
-    rmSync('/etc/stockade-rw', { force: true });
+  test('--rw keeps writes in memory, where the command\'s user may write', () => {
+    // Started by root, the command is nobody: a directory of nobody's on the host takes its
+    // writes (in memory), root's /etc does not; --user 0 writes there too, in memory.
+    const own = `/var/lib/stockade-do-rw-${process.pid}`;
+    mkdirSync(own, { mode: 0o755 });
+    chownSync(own, 65534, 65534);
+    try {
+      const r = rt.run(['do', '--rw', '--', 'sh', '-c', `echo data > ${own}/f && cat ${own}/f; echo x > /etc/stockade-rw 2>/dev/null || echo no-etc`]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, 'data\nno-etc\n');
+      assert.deepEqual(readdirSync(own), []);
+      const root = rt.run(['do', '--rw', '--user', '0', '--', 'sh', '-c', 'echo data > /etc/stockade-rw && cat /etc/stockade-rw']);
+      assert.equal(root.status, 0, root.stderr);
+      assert.equal(root.stdout, 'data\n');
+      assert.equal(existsSync('/etc/stockade-rw'), false);
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+      rmSync('/etc/stockade-rw', { force: true });
+    }
   });
 
   test('own namespaces; --network none has only loopback, --network host shares the host', () => {
@@ -90,13 +103,19 @@ describe('stockade do', { skip }, () => {
     assert.equal(r.stdout, 'bar /usr/bin:/bin\n/usr\n');
   });
 
-  test('few capabilities and no_new_privs', () => {
-    const r = rt.run(['do', '--', 'sh', '-c', 'grep -E "^(CapEff|NoNewPrivs)" /proc/self/status']);
+  test('no capabilities as nobody, few as root (--user 0), and no_new_privs', () => {
+    const status = 'grep -E "^(Uid|CapEff|NoNewPrivs)" /proc/self/status';
+    const capEff = (out: string): bigint => BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(out)?.[1] ?? 'ff'}`);
+    const r = rt.run(['do', '--', 'sh', '-c', status]);
     assert.equal(r.status, 0, r.stderr);
-    const caps = BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(r.stdout)?.[1] ?? 'ff'}`);
-    // CAP_KILL (5), CAP_NET_BIND_SERVICE (10), CAP_AUDIT_WRITE (29) only: no CAP_SYS_ADMIN, no CAP_DAC_OVERRIDE.
-    assert.equal(caps, (1n << 5n) | (1n << 10n) | (1n << 29n));
+    assert.match(r.stdout, /Uid:\s+65534\s/);
+    assert.equal(capEff(r.stdout), 0n);
     assert.match(r.stdout, /NoNewPrivs:\s*1/);
+    const root = rt.run(['do', '--user', '0', '--', 'sh', '-c', status]);
+    assert.equal(root.status, 0, root.stderr);
+    // CAP_KILL (5), CAP_NET_BIND_SERVICE (10), CAP_AUDIT_WRITE (29) only: no CAP_SYS_ADMIN, no CAP_DAC_OVERRIDE.
+    assert.equal(capEff(root.stdout), (1n << 5n) | (1n << 10n) | (1n << 29n));
+    assert.match(root.stdout, /NoNewPrivs:\s*1/);
   });
 
   test('a missing command is a one-line error', () => {

@@ -1,6 +1,6 @@
 // Runs the real stockade CLI as a client would, each test with its own --root and --log.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostLayout } from '../../src/cgroups/layout';
@@ -24,7 +24,12 @@ export const STOCKADE = join(packageRoot(), 'bin', 'stockade');
  */
 export function checkoutShare(): string[] {
   const root = realpathSync(packageRoot());
-  return ['/tmp', '/var/tmp', '/run'].some((d) => root.startsWith(`${d}/`)) ? ['--bind', root] : [];
+  if (!['/tmp', '/var/tmp', '/run'].some((d) => root.startsWith(`${d}/`))) return [];
+  // do's command is nobody, and reads a read-only bind with its own rights: a clone made in a
+  // directory of mktemp's (0700) must let others in, as a checkout anywhere else does.
+  const mode = statSync(root).mode & 0o777;
+  if ((mode & 0o005) !== 0o005) chmodSync(root, mode | 0o005);
+  return ['--bind', root];
 }
 
 /** `args` with checkoutShare() after a `do` command (the first word that is `do`, before any `--`). */
@@ -104,11 +109,14 @@ export class Runtime {
   /** The program and arguments of one call: the CLI, or the CLI in a cgroup-v2-only mount namespace. */
   #command(args: readonly string[]): { file: string; args: string[]; env: NodeJS.ProcessEnv } {
     const full = ['--root', this.root, '--log', this.log, '--log-format', 'json', ...withCheckoutShared(args)];
-    if (this.#v2 === undefined) return { file: STOCKADE, args: full, env: process.env };
+    // A suite started through sudo must not make `do`'s command the user who ran it: the tests
+    // that mean that case set these themselves.
+    const { SUDO_UID: _uid, SUDO_GID: _gid, ...env } = process.env;
+    if (this.#v2 === undefined) return { file: STOCKADE, args: full, env };
     return {
       file: 'unshare',
       args: ['--mount', '--propagation', 'private', '/bin/sh', '-c', V2_ONLY, 'sh', STOCKADE, ...full],
-      env: { ...process.env, STOCKADE_TEST_V2_RUNNER: this.#v2.path },
+      env: { ...env, STOCKADE_TEST_V2_RUNNER: this.#v2.path },
     };
   }
 
@@ -119,7 +127,7 @@ export class Runtime {
   }
 
   /** stockade --root R --log L --log-format json ARGS */
-  run(args: readonly string[], opts: { input?: string; timeout?: number; cwd?: string; extraFds?: number[] } = {}): Result {
+  run(args: readonly string[], opts: { input?: string; timeout?: number; cwd?: string; extraFds?: number[]; env?: Readonly<Record<string, string>> } = {}): Result {
     // Files, not pipes, for stdout and stderr: a detached container keeps them open, and a pipe
     // would make spawnSync wait for the container rather than for stockade.
     const dir = join(this.root, '..');
@@ -130,7 +138,7 @@ export class Runtime {
     try {
       const cmd = this.#command(args);
       const r = spawnSync(cmd.file, cmd.args, {
-        env: cmd.env,
+        env: { ...cmd.env, ...opts.env },
         input: opts.input ?? '',
         stdio: ['pipe', outFd, errFd, ...(opts.extraFds ?? [])],
         timeout: opts.timeout ?? 30_000,

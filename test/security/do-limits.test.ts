@@ -48,9 +48,9 @@ describe('do: limits on by default (issue 22, finding 5)', { skip }, () => {
   });
 
   for (const level of ['namespaces', 'sentry'] as const) {
-    test(`${level}: the default memory and pids limits are in the container's cgroups`, async () => {
+    test(`${level}: the default memory and pids limits, and --cpus, are in the container's cgroups`, async () => {
       const arg = `51.${level === 'sentry' ? 1 : 2}`;
-      const child = rt.spawn(['do', '--isolation', level, '--', 'sleep', arg]);
+      const child = rt.spawn(['do', '--isolation', level, '--cpus', '0.5', '--', 'sleep', arg]);
       const exited = new Promise((r) => child.once('exit', r));
       try {
         await waitFor(() => processesWithCmdline(`sleep ${arg}`).some((p) => p.cmdline.startsWith('sleep ')), 15_000);
@@ -66,6 +66,9 @@ describe('do: limits on by default (issue 22, finding 5)', { skip }, () => {
         const memory = read('memory.limit_in_bytes') ?? read('memory.max');
         assert.equal(Number(memory), DEFAULT_MEMORY);
         assert.equal(read('pids.max'), String(DEFAULT_PIDS));
+        // Half a CPU: 50 ms in every 100 ms, in v1's two files or v2's one.
+        const quota = read('cpu.max') ?? `${read('cpu.cfs_quota_us') ?? '?'} ${read('cpu.cfs_period_us') ?? '?'}`;
+        assert.equal(quota, '50000 100000');
       } finally {
         child.kill('SIGTERM');
         await exited;
