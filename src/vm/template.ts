@@ -250,6 +250,11 @@ async function resolveTemplate(opts: TemplateOptions): Promise<Resolved> {
   return { assets, memoryMiB, cpus, accel, kernelArgs, inputs, key, cacheDir };
 }
 
+/** The key of the template these options make (without building it). */
+export async function templateKey(opts: TemplateOptions = {}): Promise<string> {
+  return (await resolveTemplate(opts)).key;
+}
+
 /** Why the template in dir may not be restored, or undefined when it may (the memory is checked by the holder). */
 export function templateFault(dir: string, r: { key: string; inputs: Record<string, string | number> }): string | undefined {
   let m: TemplateManifest;
