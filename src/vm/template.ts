@@ -584,7 +584,14 @@ export async function startVm(opts: StartOptions): Promise<Vm> {
     ...(opts.runParent !== undefined ? { runParent: opts.runParent } : {}),
   };
   for (let attempt = 0; ; attempt++) {
-    const t = await buildTemplate(topts);
+    let t: Template;
+    try {
+      t = await buildTemplate(topts);
+    } catch (e) {
+      // No template fits (its kernel cannot be had, its guest would not boot): boot cold.
+      debug(`vm: no template, booting cold: ${e instanceof Error ? e.message : String(e)}`);
+      return bootVm(opts);
+    }
     try {
       return await restoreVm({ ...opts, template: t });
     } catch (e) {
