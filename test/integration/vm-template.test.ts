@@ -55,7 +55,9 @@ test('clones of one template are not twins: own random bytes, hostname and clock
       await vm.destroy();
     }
   }
-  assert.equal(twins[0]![0], twins[1]![0], 'unrefreshed clones draw the same random bytes');
+  // (Their random bytes were equal too in every run seen; not asserted: a clone whose guest
+  // clock passes the CRNG's reseed interval before the read reseeds itself from interrupt timing.)
+  assert.deepEqual([twins[0]![1], twins[1]![1]], ['(none)', '(none)'], 'unrefreshed clones keep the template\'s (unset) name');
   const clones = await Promise.all([0, 1].map(() => restoreVm({ rootfs, template: t })));
   try {
     const outs = await Promise.all(clones.map(async (vm) => {
@@ -126,7 +128,13 @@ test('a corrupt, foreign or half-written template is refused, thrown away and re
   await assert.rejects(restoreVm({ rootfs, template: { ...t, manifest: JSON.parse(manifest) as Template['manifest'] } }), /another qemu/);
   writeFileSync(manifestPath, manifest);
   // Corrupt memory: caught when a holder loads it (the running one is stopped first).
-  process.kill(holderPid(t), 'SIGKILL');
+  // (The kill is asynchronous: until the holder is gone, its verified memfd is what a restore
+  // takes, which is safe, but not this check.)
+  const holder = holderPid(t);
+  process.kill(holder, 'SIGKILL');
+  for (let i = 0; i < 500 && ((): boolean => { try { readlinkSync(`/proc/${holder}/fd/3`); return true; } catch { return false; } })(); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
   const ram = openSync(join(t.dir, 'ram'), 'r+');
   writeSync(ram, Buffer.from([0x5a]), 0, 1, 0x100000 + 17);
   closeSync(ram);
