@@ -60,6 +60,12 @@
       "ldflags": ["-static"]
     },
     {
+      "target_name": "stockade-template-hold",
+      "type": "executable",
+      "sources": ["native/template/hold.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
+    },
+    {
       "target_name": "stockade-light",
       "type": "executable",
       "sources": ["native/light/light.c", "native/light/watch.c"],

@@ -4,10 +4,15 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/random.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 #include "agent.h"
 
@@ -39,16 +44,20 @@ static int do_mount(uint32_t id, const struct stk_agent_h_mount *m)
   if ((m->flags & ~STK_AGENT_MOUNT_RDONLY) != 0) return send_error(id, EINVAL, "mount: unknown flags 0x%x", m->flags);
   unsigned long flags = MS_NOSUID | (m->flags & STK_AGENT_MOUNT_RDONLY ? MS_RDONLY : 0);
   const char *type;
+  const char *data = NULL;
   const char *source = m->source;
   switch (m->fstype) {
     case STK_AGENT_FS_VIRTIOFS: type = "virtiofs"; break;
     case STK_AGENT_FS_PROC: type = "proc"; source = "proc"; flags |= MS_NODEV | MS_NOEXEC; break;
     case STK_AGENT_FS_TMPFS: type = "tmpfs"; source = "tmpfs"; flags |= MS_NODEV; break;
+    /* cache=mmap: page-cache backed mmap (executables, shared writable maps) with the host's
+     * files read afresh otherwise, as Kata mounts a 9p root. */
+    case STK_AGENT_FS_NINEP: type = "9p"; data = "trans=virtio,version=9p2000.L,msize=262144,cache=mmap"; break;
     default: return send_error(id, EINVAL, "mount: unknown file system type %u", m->fstype);
   }
   if (!in_guest) return send_error(id, EPERM, "mount: not in the guest");
   if (make_dirs(m->target) < 0) return send_error(id, errno, "mkdir %s: %s", m->target, strerror(errno));
-  if (mount(source, m->target, type, flags, NULL) < 0) return send_error(id, errno, "mount %s on %s: %s", type, m->target, strerror(errno));
+  if (mount(source, m->target, type, flags, data) < 0) return send_error(id, errno, "mount %s on %s: %s", type, m->target, strerror(errno));
   return send_ok(id);
 }
 
@@ -79,6 +88,33 @@ static int do_wait(uint32_t id, const struct stk_agent_h_wait *m)
   return rc;
 }
 
+/* A clone of a template: its own entropy, clock and name before anything runs in it. */
+static int do_refresh(uint32_t id, const struct stk_agent_h_refresh *m)
+{
+  if (m->seed_len < 32 || m->seed_len > 512) return send_error(id, EINVAL, "refresh: seed of %u bytes (32 to 512)", m->seed_len);
+  size_t hn = strlen(m->hostname);
+  if (hn == 0 || hn > 64) return send_error(id, EINVAL, "refresh: hostname of %zu bytes (1 to 64)", hn);
+  if (m->nanoseconds >= 1000000000u) return send_error(id, EINVAL, "refresh: %u nanoseconds", m->nanoseconds);
+  if (!in_guest) return send_error(id, EPERM, "refresh: not in the guest");
+  struct { struct rand_pool_info info; uint8_t bytes[512]; } pool;
+  pool.info.entropy_count = (int)(m->seed_len * 8);
+  pool.info.buf_size = (int)m->seed_len;
+  memcpy(pool.bytes, m->seed, m->seed_len);
+  int fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return send_error(id, errno, "refresh: open /dev/urandom: %s", strerror(errno));
+  /* Added and credited, then the CRNG reseeded now: without the reseed the clone would go on
+   * drawing from the template's CRNG state until the next scheduled reseed. */
+  int bad = ioctl(fd, RNDADDENTROPY, &pool) < 0 ? 1 : ioctl(fd, RNDRESEEDCRNG) < 0 ? 2 : 0;
+  int e = errno;
+  close(fd);
+  explicit_bzero(&pool, sizeof pool);
+  if (bad != 0) return send_error(id, e, "refresh: %s: %s", bad == 1 ? "RNDADDENTROPY" : "RNDRESEEDCRNG", strerror(e));
+  struct timespec ts = { .tv_sec = (time_t)(((uint64_t)m->secondsHigh << 32) | m->secondsLow), .tv_nsec = (long)m->nanoseconds };
+  if (clock_settime(CLOCK_REALTIME, &ts) < 0) return send_error(id, errno, "refresh: clock_settime: %s", strerror(errno));
+  if (sethostname(m->hostname, hn) < 0) return send_error(id, errno, "refresh: sethostname: %s", strerror(errno));
+  return send_ok(id);
+}
+
 static int do_hello(uint32_t id, const struct stk_agent_h_hello *m)
 {
   if (m->version != STK_AGENT_VERSION) return send_error(id, EPROTO, "hello: host speaks version %u, agent %u", m->version, STK_AGENT_VERSION);
@@ -106,6 +142,7 @@ static int dispatch(uint32_t tag, uint32_t id, const uint8_t *p, uint32_t n)
   switch (tag) {
     case STK_AGENT_H_HELLO: { struct stk_agent_h_hello m; DECODE(hello, m); return do_hello(id, &m); }
     case STK_AGENT_H_MOUNT: { struct stk_agent_h_mount m; DECODE(mount, m); return do_mount(id, &m); }
+    case STK_AGENT_H_REFRESH: { struct stk_agent_h_refresh m; DECODE(refresh, m); return do_refresh(id, &m); }
     case STK_AGENT_H_SPAWN:
       DECODE(spawn, spawn);
       if (!in_guest) return send_error(id, EPERM, "spawn: not in the guest");

@@ -22,4 +22,5 @@ export const COMMANDS: Readonly<Record<string, () => Command>> = {
   pull: () => (require('./pull') as { command: Command }).command,
   images: () => (require('./images') as { command: Command }).command,
   rmi: () => (require('./rmi') as { command: Command }).command,
+  'vm-template': () => (require('./vm-template') as { command: Command }).command,
 };

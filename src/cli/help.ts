@@ -77,6 +77,20 @@ Options:
 Example:
   stockade images --format json`,
 
+  'vm-template': `stockade vm-template [OPTIONS]
+
+Builds the vm level's template for a guest of this size: a guest booted once and saved, which
+vm containers are restored from instead of booting (docs/design/vm-templates.md). Done on a
+container's first need otherwise; a cached template that checks out is used as it is.
+
+Options:
+  --memory MIB  guest memory (default 256)
+  --cpus N      vCPUs (default 1)
+  --json        the template's key, directory and timings as JSON
+
+Example:
+  stockade vm-template --memory 512`,
+
   rmi: `stockade rmi REF|ID...
 
 Removes images from the store.

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { StockadeError } from '../errors';
 import { packageRoot } from '../native/paths';
 import { writeCpio, type CpioEntry } from './cpio';
-import { debianCloudKernel, userKernel, type GuestKernel } from './kernel';
+import { debianCloudKernel, userKernel, type GuestKernel, type KernelFlavour } from './kernel';
 import { stripSignature } from './modules';
 
 /** Bump when the initramfs layout changes, so cached guests of the old layout are not used. */
@@ -37,6 +37,8 @@ export interface GuestAssetOptions {
   readonly init?: string;
   /** Boot the compressed bzImage even when an uncompressed vmlinux is at hand (for comparison). */
   readonly compressed?: boolean;
+  /** Another of Debian's kernels than the cloud one (templates take the generic one for its 9p). */
+  readonly flavour?: KernelFlavour;
 }
 
 export function defaultCacheDir(): string {
@@ -95,7 +97,7 @@ export function buildInitramfs(kernel: GuestKernel, agent: Buffer, init: Buffer)
  */
 export function ensureGuestAssets(opts: GuestAssetOptions = {}): GuestAssets {
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
-  const kernel = opts.kernel !== undefined ? userKernel(opts.kernel.vmlinuz, opts.kernel.moduleDir) : debianCloudKernel(cacheDir);
+  const kernel = opts.kernel !== undefined ? userKernel(opts.kernel.vmlinuz, opts.kernel.moduleDir) : debianCloudKernel(cacheDir, opts.flavour);
   const agentPath = opts.agent ?? agentBinary();
   const initPath = opts.init ?? guestInitBinary();
   const agent = readInput(agentPath, 'the agent');

@@ -10,6 +10,7 @@ export type VmFailure =
   | 'AGENT'        // the agent refused a request (errno in context)
   | 'TIMEOUT'      // the agent did not answer a request in time
   | 'LIMIT'        // a process's output passed what the caller agreed to hold
+  | 'TEMPLATE'     // a VM template was corrupt, made by other inputs or half written: refused
   | 'DESTROYED';   // the VM was destroyed while the request was open
 
 export class VmError extends StockadeError {

@@ -29,7 +29,7 @@ export interface Jailed {
   readonly tail: Tail;
 }
 
-export function startJailed(name: 'qemu' | 'virtiofsd', argv: readonly string[], stdio: ('ignore' | 'pipe' | Socket)[]): Jailed {
+export function startJailed(name: 'qemu' | 'virtiofsd', argv: readonly string[], stdio: ('ignore' | 'pipe' | Socket | number)[]): Jailed {
   const [file, ...args] = argv;
   // detached: its own process group, so one kill reaches the wrappers and what they started.
   const child = spawn(file!, args, { stdio, detached: true, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });

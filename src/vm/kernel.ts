@@ -14,6 +14,19 @@ import { extractVmlinux } from './vmlinux';
 /** The metapackage that always depends on the current cloud kernel. */
 export const KERNEL_METAPACKAGE = 'linux-image-cloud-amd64';
 
+/**
+ * Which of Debian's kernels: the cloud one (the default), or the generic one, which templates use
+ * because it has 9p (the cloud kernel is built without CONFIG_NET_9P; see docs/design/vm-templates.md).
+ */
+export interface KernelFlavour {
+  readonly metapackage: string;
+  /** The kernel package the metapackage depends on. */
+  readonly pattern: RegExp;
+  readonly modules: readonly string[];
+}
+
+export const CLOUD_KERNEL: KernelFlavour = { metapackage: KERNEL_METAPACKAGE, pattern: /Depends:\s+(linux-image-[0-9][^\s]*-cloud-amd64)\s*$/m, modules: GUEST_MODULES };
+
 export interface GuestKernel {
   /** The bzImage as packaged. */
   readonly vmlinuz: string;
@@ -50,7 +63,7 @@ function run(cmd: string, args: readonly string[], cwd?: string): string {
  * answer is remembered in `<cacheDir>/kernels/current.json` with the modification times of apt's
  * lists and package cache: an `apt-get update` changes them, and the next boot asks apt again.
  */
-export function currentKernelPackage(cacheDir?: string): { name: string; version: string } {
+export function currentKernelPackage(cacheDir?: string, flavour: KernelFlavour = CLOUD_KERNEL): { name: string; version: string } {
   const stamp = ['/var/lib/apt/lists', '/var/cache/apt/pkgcache.bin'].map((p) => {
     try {
       return String(statSync(p).mtimeMs);
@@ -58,7 +71,7 @@ export function currentKernelPackage(cacheDir?: string): { name: string; version
       return '-';
     }
   }).join(',');
-  const memo = cacheDir !== undefined ? join(cacheDir, 'kernels', 'current.json') : undefined;
+  const memo = cacheDir !== undefined ? join(cacheDir, 'kernels', flavour === CLOUD_KERNEL ? 'current.json' : `current-${flavour.metapackage}.json`) : undefined;
   if (memo !== undefined) {
     try {
       const m = JSON.parse(readFileSync(memo, 'utf8')) as { stamp?: unknown; name?: unknown; version?: unknown };
@@ -67,7 +80,7 @@ export function currentKernelPackage(cacheDir?: string): { name: string; version
       /* not remembered yet */
     }
   }
-  const found = askApt();
+  const found = askApt(flavour);
   if (memo !== undefined) {
     mkdirSync(join(cacheDir!, 'kernels'), { recursive: true, mode: 0o755 });
     writeFileSync(`${memo}.${process.pid}`, `${JSON.stringify({ stamp, ...found })}\n`);
@@ -76,11 +89,11 @@ export function currentKernelPackage(cacheDir?: string): { name: string; version
   return found;
 }
 
-function askApt(): { name: string; version: string } {
-  const deps = run('apt-cache', ['depends', KERNEL_METAPACKAGE]);
-  const m = /Depends:\s+(linux-image-[0-9][^\s]*-cloud-amd64)\s*$/m.exec(deps);
+function askApt(flavour: KernelFlavour): { name: string; version: string } {
+  const deps = run('apt-cache', ['depends', flavour.metapackage]);
+  const m = flavour.pattern.exec(deps);
   if (m === null || m[1] === undefined) {
-    throw new StockadeError('UNSUPPORTED', `guest kernel: apt-cache depends ${KERNEL_METAPACKAGE} names no cloud kernel (run apt-get update?)`);
+    throw new StockadeError('UNSUPPORTED', `guest kernel: apt-cache depends ${flavour.metapackage} names no kernel (run apt-get update?)`);
   }
   const name = m[1];
   const show = run('apt-cache', ['show', '--no-all-versions', name]);
@@ -129,12 +142,12 @@ function readManifest(dir: string): Manifest | undefined {
  * `cacheDir` holds `kernels/<package>_<version>-<module set>/{vmlinuz, vmlinux, modules/, manifest.json}`; a
  * directory appears there whole (renamed from a private temporary one) or not at all.
  */
-export function debianCloudKernel(cacheDir: string): GuestKernel {
-  const pkg = currentKernelPackage(cacheDir);
+export function debianCloudKernel(cacheDir: string, flavour: KernelFlavour = CLOUD_KERNEL): GuestKernel {
+  const pkg = currentKernelPackage(cacheDir, flavour);
   const identity = `${pkg.name}_${pkg.version}`;
   const kernels = join(cacheDir, 'kernels');
   // The module set is part of the name: a stockade that needs another module fetches anew.
-  const moduleSet = createHash('sha256').update(GUEST_MODULES.join(',')).digest('hex').slice(0, 8);
+  const moduleSet = createHash('sha256').update(flavour.modules.join(',')).digest('hex').slice(0, 8);
   const final = join(kernels, `${identity.replace(/[^A-Za-z0-9._+-]/g, '_')}-${moduleSet}`);
   const cached = readManifest(final);
   if (cached !== undefined) return fromDir(final, identity, cached);
@@ -156,7 +169,7 @@ export function debianCloudKernel(cacheDir: string): GuestKernel {
     const out = join(work, 'kernel');
     mkdirSync(join(out, 'modules'), { recursive: true, mode: 0o755 });
     copyFileSync(join(unpacked, 'boot', `vmlinuz-${release}`), join(out, 'vmlinuz'));
-    const modules = resolveModules(join(unpacked, 'lib', 'modules', release), GUEST_MODULES);
+    const modules = resolveModules(join(unpacked, 'lib', 'modules', release), flavour.modules);
     for (const m of modules) copyFileSync(m.path, join(out, 'modules', `${m.name}.ko`));
     const manifest: Manifest = { package: pkg.name, version: pkg.version, release, modules: modules.map((m) => m.name) };
     writeFileSync(join(out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o644 });

@@ -28,6 +28,8 @@
 //        |  <-------- PIDS_OK(pids) / STATS_OK(...) -------  |
 //        |  ---- UPDATE(proc, limits) -------------------->  |  pids.max, memory.max, cpu.max, cpu.weight
 //        |  <----------------------- OK | ERROR ----------  |
+//        |  -- REFRESH(seed, time, hostname) (a clone) ---->  |  reseed the CRNG, set the clock and name
+//        |  <----------------------- OK | ERROR ----------  |
 //        |  ------------------ SHUTDOWN ------------------->  |  kill everything, sync, reboot(2)
 //        |  <----------------------- OK -------------------  |  QEMU exits (-no-reboot)
 //
@@ -141,6 +143,8 @@ export const MOUNT_TYPES = {
   VIRTIOFS: 1,
   PROC: 2,
   TMPFS: 3,
+  /** source is the 9p mount tag (a VM restored from a template: src/vm/template.ts). */
+  NINEP: 4,
 } as const;
 
 /** Stream numbers of OUTPUT, STDIN credit and WINDOW. */
@@ -179,6 +183,13 @@ export const HOST_MESSAGES = {
     fields: { proc: 'u32', pidsMax: 'u64', memoryMax: 'u64', cpuQuota: 'u64', cpuPeriod: 'u64', cpuWeight: 'u64' },
     replies: ['OK'],
   },
+  /**
+   * A VM restored from a template is not its template's twin: `seed` (32 to 512 bytes from the
+   * host) is credited to the guest's pool and the CRNG reseeded at once (RNDADDENTROPY,
+   * RNDRESEEDCRNG), the clock set to the host's (seconds as two u32, nanoseconds), the hostname
+   * set. Sent before anything runs in a clone (docs/design/vm-templates.md).
+   */
+  REFRESH: { tag: 0x0f, fields: { seed: 'bytes', secondsHigh: 'u32', secondsLow: 'u32', nanoseconds: 'u32', hostname: 'str' }, replies: ['OK'] },
   /** Stream: stdin bytes for a process; empty data closes its stdin. */
   STDIN: { tag: 0x10, fields: { proc: 'u32', data: 'bytes' }, stream: true },
   /** Stream: the host took `bytes` more of a process's output stream; the agent may send that much more. */

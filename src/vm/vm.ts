@@ -213,7 +213,8 @@ export class Vm {
   readonly #runDir: string;
   readonly #vmmUid: number;
   readonly #qemu: Jailed;
-  readonly #virtiofsd: Jailed;
+  /** None for a VM restored from a template: QEMU serves its root itself (src/vm/template.ts). */
+  readonly #virtiofsd: Jailed | undefined;
   #end!: (e: VmError | null) => void;
   #state: 'running' | 'failed' | 'destroying' | 'destroyed' = 'running';
   #destroyed: Promise<void> | undefined;
@@ -221,7 +222,7 @@ export class Vm {
 
   /** @internal use bootVm */
   constructor(
-    runDir: string, qemu: Jailed, virtiofsd: Jailed, vmmUid: number, requestTimeoutMs: number,
+    runDir: string, qemu: Jailed, virtiofsd: Jailed | undefined, vmmUid: number, requestTimeoutMs: number,
     readonly accel: AccelChoice, readonly assets: GuestAssets,
   ) {
     this.#runDir = runDir;
@@ -240,7 +241,7 @@ export class Vm {
     };
     void qemu.exited.then((how) => report(qemu, how));
     // virtiofsd leaves when QEMU does: name QEMU when both go, since its exit is the cause.
-    void virtiofsd.exited.then(async (how) => {
+    void virtiofsd?.exited.then(async (how) => {
       let qemuHow: string | undefined;
       await within(qemu.exited.then((h) => { qemuHow = h; }), 300);
       if (qemuHow !== undefined) report(qemu, qemuHow);
@@ -250,7 +251,7 @@ export class Vm {
 
   /** The guest console and the VMMs' own output, for diagnosing a failed boot. */
   get console(): string {
-    return this.#qemu.tail.text() + this.#virtiofsd.tail.text();
+    return this.#qemu.tail.text() + (this.#virtiofsd?.tail.text() ?? '');
   }
 
   #fail(e: VmError): void {
@@ -358,7 +359,7 @@ export class Vm {
         /* the kill below ends it either way */
       }
       // virtiofsd leaves once QEMU hangs up; give it a moment before the kill.
-      await within(this.#virtiofsd.exited, 2000);
+      if (this.#virtiofsd !== undefined) await within(this.#virtiofsd.exited, 2000);
       this.client.fail(new VmError('DESTROYED', 'vm: destroyed'));
       try {
         await this.#teardown();
@@ -384,7 +385,7 @@ export class Vm {
 
   /** Every process the VM has on the host: the jails' wrappers, QEMU, virtiofsd and its worker. */
   get hostProcesses(): number[] {
-    const wrappers = [this.#qemu.child.pid, this.#virtiofsd.child.pid].filter((p): p is number => p !== undefined);
+    const wrappers = [this.#qemu.child.pid, this.#virtiofsd?.child.pid].filter((p): p is number => p !== undefined);
     return [...new Set([...wrappers, ...vmProcesses(this.#vmmUid, this.#runDir)])];
   }
 

@@ -1,0 +1,602 @@
+// VM templates (issue 18): one guest booted once to the point where its agent waits, its state
+// saved; every later VM of the same inputs is restored from it instead of booted, its memory
+// mapped copy-on-write from the template's. docs/design/vm-templates.md says why it is built
+// this way (9p, not virtiofs; a sealed memfd; the generic kernel) and what clones share.
+//
+//   <cache>/templates/<key>/           appears whole (renamed from .build-<key>-*) or not at all
+//       ram                            the guest's memory at the save (sparse), 0444
+//       state                          QEMU's device state (the migration stream without RAM)
+//       manifest.json                  every input, and each file's size and sha256
+//   <cache>/templates/<key>.lock       flock: one builder per key; a second waits and uses its work
+//   <cache>/templates/<key>.holder     pid of the stockade-template-hold that keeps the memfd
+//
+// A template is checked before every restore (manifest, inputs, sizes, the state's hash) and
+// its memory once per holder (hashed from the sealed memfd the clones map): anything that does
+// not match is renamed away and removed, and the template is built again; it is never restored.
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  chmodSync, chownSync, closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync,
+  readFileSync, readlinkSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync,
+} from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { StockadeError, isStockadeError } from '../errors';
+import { packageRoot } from '../native/paths';
+import { flockAsync } from '../native/addon';
+import { tcgClockArgs } from './accel';
+import { resolveAccel } from './accel-probe';
+import { defaultCacheDir, ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
+import { VmError } from './errors';
+import { killVm, startJailed, within, type Jailed } from './host-processes';
+import { JAIL_INITRAMFS, JAIL_KERNEL, makeQemuJail } from './jail';
+import type { KernelFlavour } from './kernel';
+import { GUEST_MODULES } from './modules';
+import { Qmp } from './qmp';
+import { GUEST_ROOT, Vm, bootVm, type BootOptions } from './vm';
+import { AGENT_PORT, QEMU, requireVmm, vmmUser } from './vmm';
+
+/** Bump when the layout or the machine below changes: templates of the old one are rebuilt. */
+const FORMAT = 1;
+
+/**
+ * Debian's generic kernel: the cloud kernel is built without 9p (CONFIG_NET_9P is not set), and
+ * a template's root cannot be virtiofs (see the design note).
+ */
+export const TEMPLATE_KERNEL: KernelFlavour = {
+  metapackage: 'linux-image-amd64',
+  pattern: /Depends:\s+(linux-image-[0-9][^\s]*[0-9]-amd64)\s*$/m,
+  modules: [...GUEST_MODULES, '9pnet_virtio', '9p'],
+};
+
+/** QEMU's fds in a template's VM: agent channel, QMP, device state (restore), guest memory. */
+const FD = { AGENT: 3, QMP: 4, STATE: 5, RAM: 6 } as const;
+/** The 9p tag and where the root's host directory appears in QEMU's jail. */
+const ROOT_TAG = 'rootfs';
+const JAIL_ROOTFS = '/rootfs';
+/** What a clone's QEMU may do to files: serve the root as virtiofsd would, nothing else (virtiofsd keeps more). */
+const FILE_CAPS = '+chown,+dac_override,+fowner,+fsetid';
+
+export interface TemplateOptions {
+  readonly memoryMiB?: number;
+  readonly cpus?: number;
+  /** Where the kernel and initramfs come from (the cache by default); the kernel is always TEMPLATE_KERNEL. */
+  readonly assets?: Omit<GuestAssetOptions, 'flavour' | 'compressed'>;
+  /** Extra kernel command line words (part of the key). */
+  readonly kernelArgs?: readonly string[];
+  readonly bootTimeoutMs?: number;
+  readonly runParent?: string;
+  readonly debug?: (line: string) => void;
+  /** The directory templates live in (<cache>/templates by default). */
+  readonly templateDir?: string;
+}
+
+export interface TemplateManifest {
+  readonly format: number;
+  readonly key: string;
+  readonly inputs: Record<string, string | number>;
+  readonly ram: { readonly bytes: number; readonly sha256: string };
+  readonly state: { readonly bytes: number; readonly sha256: string };
+  readonly builtAt: string;
+  readonly buildMs: number;
+}
+
+export interface Template {
+  readonly key: string;
+  readonly dir: string;
+  readonly manifest: TemplateManifest;
+  readonly assets: GuestAssets;
+  readonly memoryMiB: number;
+  readonly cpus: number;
+  readonly kernelArgs: readonly string[];
+  /** True when this call built it (false: it was there, or another process built it while we waited). */
+  readonly built: boolean;
+}
+
+function templatesDir(cacheDir: string): string {
+  return join(cacheDir, 'templates');
+}
+
+export function holderBinary(): string {
+  return process.env['STOCKADE_TEMPLATE_HOLD'] ?? join(packageRoot(), 'build', 'Release', 'stockade-template-hold');
+}
+
+/** QEMU's version line and its binary's size and time: a QEMU upgrade makes other templates. */
+function qemuIdentity(): string {
+  const st = statSync(QEMU);
+  return `${QEMU}:${st.size}:${st.mtimeMs}:${st.ino}`;
+}
+
+/** The machine: the same for the save and every restore, but for the memory's sharing and -incoming. */
+function machineArgs(assets: GuestAssets, memoryMiB: number, cpus: number, kernelArgs: readonly string[], accel: 'kvm' | 'tcg', restore: boolean): string[] {
+  const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', 'pci=off', 'cryptomgr.notests', ...kernelArgs].join(' ');
+  return [
+    '-M', 'microvm,memory-backend=mem,x-option-roms=off',
+    '-accel', accel === 'tcg' ? `tcg,tb-size=${process.env['STOCKADE_VM_TB_MIB'] ?? 32}` : 'kvm',
+    '-cpu', accel === 'kvm' ? 'host' : 'max',
+    '-m', `${memoryMiB}M`,
+    '-smp', String(cpus),
+    // Saved: QEMU writes the memory to the template's file (shared), and x-ignore-shared keeps it
+    // out of the stream. Restored: the sealed memfd mapped privately, so what the clone writes is
+    // its own and what it never writes stays the one page every clone maps.
+    '-object', `memory-backend-file,id=mem,size=${memoryMiB}M,mem-path=/proc/self/fd/${FD.RAM},share=${restore ? 'off' : 'on'}`,
+    '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+    '-global', 'virtio-mmio.force-legacy=false',
+    '-kernel', JAIL_KERNEL,
+    '-initrd', JAIL_INITRAMFS,
+    '-append', cmdline,
+    '-serial', 'stdio',
+    '-device', 'virtio-serial-device,max_ports=2',
+    '-chardev', `socket,id=agent,fd=${FD.AGENT}`,
+    '-device', `virtserialport,chardev=agent,name=${AGENT_PORT}`,
+    '-chardev', `socket,id=qmp,fd=${FD.QMP}`,
+    '-mon', 'chardev=qmp,mode=control',
+    // The root: 9p, served by QEMU from the directory its jail shows at /rootfs (empty while the
+    // template is built: the guest mounts it only after a restore, and 9p blocks migration once
+    // mounted). No balloon: QEMU 7.2 discards a freed page of a private file mapping by punching
+    // a hole in the file, which the seal refuses; and no virtio-rng (REFRESH reseeds at once).
+    '-fsdev', `local,id=root,path=${JAIL_ROOTFS},security_model=passthrough`,
+    '-device', `virtio-9p-device,fsdev=root,mount_tag=${ROOT_TAG}`,
+    '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+    ...(restore ? ['-incoming', 'defer'] : []),
+  ];
+}
+
+/**
+ * QEMU's jail for a template's VM: the one of src/vm/jail.ts (its own namespaces, /usr, the
+ * kernel and initramfs read-only, three devices, its /proc, chroot), plus /rootfs: the
+ * container's root bound read-write for a clone, an empty directory for the build.
+ */
+const JAIL_SCRIPT = [
+  'set -eu',
+  'J=$1 K=$2 I=$3 R=$4',
+  'shift 4',
+  'ro() { mount --bind "$1" "$2"; mount -o remount,bind,ro,nosuid "$2"; }',
+  'ro /usr "$J/usr"',
+  `ro "$K" "$J${JAIL_KERNEL}"`,
+  `ro "$I" "$J${JAIL_INITRAMFS}"`,
+  'for d in null zero urandom; do mount --bind "/dev/$d" "$J/dev/$d"; done',
+  `if [ "$R" != - ]; then mount --bind "$R" "$J${JAIL_ROOTFS}"; mount -o remount,bind,nosuid,nodev "$J${JAIL_ROOTFS}"; fi`,
+  'mount -t proc -o nosuid,nodev,noexec proc "$J/proc"',
+  'exec /usr/sbin/chroot "$J" "$@"',
+].join('\n');
+
+function jailedTemplateQemu(runDir: string, assets: GuestAssets, rootfs: string | undefined, uid: number, qemuArgs: readonly string[]): string[] {
+  const jail = makeQemuJail(runDir, false);
+  mkdirSync(join(jail, JAIL_ROOTFS.slice(1)), { mode: 0o755 });
+  // A clone's QEMU is the root's file server: the four capabilities that takes, kept across its
+  // exec as ambient ones, under a uid of its own; the build's QEMU gets none.
+  const caps = rootfs !== undefined ? [`--inh-caps=-all,${FILE_CAPS}`, `--ambient-caps=-all,${FILE_CAPS}`, `--bounding-set=-all,${FILE_CAPS}`] : ['--inh-caps=-all', '--bounding-set=-all'];
+  return [
+    '/usr/bin/setpriv', '--pdeathsig', 'KILL',
+    '/usr/bin/unshare', '--net', '--ipc', '--uts', '--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private',
+    '/bin/sh', '-c', JAIL_SCRIPT, 'sh', jail, assets.kernel, assets.initramfs, rootfs ?? '-',
+    '/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', ...caps, '--no-new-privs', '--pdeathsig', 'KILL',
+    QEMU, ...qemuArgs,
+  ];
+}
+
+function sha256File(path: string): { bytes: number; sha256: string } {
+  const fd = openSync(path, 'r');
+  try {
+    return hashFd(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function hashFd(fd: number): { bytes: number; sha256: string } {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  let bytes = 0;
+  for (let n; (n = readSync(fd, buf, 0, buf.length, bytes)) > 0; bytes += n) h.update(buf.subarray(0, n));
+  return { bytes, sha256: h.digest('hex') };
+}
+
+function syncFile(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Everything a template depends on; its hash is the key. */
+function templateInputs(assets: GuestAssets, memoryMiB: number, cpus: number, accel: 'kvm' | 'tcg', kernelArgs: readonly string[]): Record<string, string | number> {
+  return {
+    format: FORMAT,
+    qemu: qemuIdentity(),
+    guest: assets.key,
+    kernel: assets.kernel,
+    release: assets.release,
+    memoryMiB,
+    cpus,
+    accel,
+    machine: machineArgs(assets, memoryMiB, cpus, kernelArgs, accel, false).join(' '),
+  };
+}
+
+interface Resolved {
+  readonly assets: GuestAssets;
+  readonly memoryMiB: number;
+  readonly cpus: number;
+  readonly accel: 'kvm' | 'tcg';
+  readonly kernelArgs: readonly string[];
+  readonly inputs: Record<string, string | number>;
+  readonly key: string;
+  readonly cacheDir: string;
+}
+
+async function resolveTemplate(opts: TemplateOptions): Promise<Resolved> {
+  requireVmm();
+  const memoryMiB = opts.memoryMiB ?? 256;
+  const cpus = opts.cpus ?? 1;
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 64 || memoryMiB > 65536) throw new StockadeError('USAGE', `vm template: memory of ${memoryMiB} MiB is out of range (64 to 65536)`, { field: 'memoryMiB' });
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new StockadeError('USAGE', `vm template: ${cpus} vCPUs is out of range (1 to 64)`, { field: 'cpus' });
+  const cacheDir = opts.assets?.cacheDir ?? defaultCacheDir();
+  let assets: GuestAssets;
+  try {
+    assets = ensureGuestAssets({ ...opts.assets, cacheDir, flavour: TEMPLATE_KERNEL });
+  } catch (e) {
+    throw new VmError('ASSETS', `vm template: ${isStockadeError(e) ? e.message : String(e)}`, {}, { cause: e });
+  }
+  const accel = (await resolveAccel(assets, cacheDir)).accel;
+  const kernelArgs = [...(accel === 'tcg' ? tcgClockArgs() : []), ...(opts.kernelArgs ?? [])];
+  const inputs = templateInputs(assets, memoryMiB, cpus, accel, kernelArgs);
+  const key = createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 32);
+  return { assets, memoryMiB, cpus, accel, kernelArgs, inputs, key, cacheDir };
+}
+
+/** The key of the template these options make (without building it). */
+export async function templateKey(opts: TemplateOptions = {}): Promise<string> {
+  return (await resolveTemplate(opts)).key;
+}
+
+/** Why the template in dir may not be restored, or undefined when it may (the memory is checked by the holder). */
+export function templateFault(dir: string, r: { key: string; inputs: Record<string, string | number> }): string | undefined {
+  let m: TemplateManifest;
+  try {
+    m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as TemplateManifest;
+  } catch (e) {
+    return `its manifest cannot be read: ${(e as Error).message}`;
+  }
+  if (m.format !== FORMAT || m.key !== r.key) return `its manifest is of format ${m.format} and key ${m.key}`;
+  for (const [k, v] of Object.entries(r.inputs)) if (m.inputs?.[k] !== v) return `it was made with another ${k} (${String(m.inputs?.[k])})`;
+  for (const f of ['ram', 'state'] as const) {
+    let size: number;
+    try {
+      size = statSync(join(dir, f)).size;
+    } catch {
+      return `its ${f} file is missing`;
+    }
+    if (size !== m[f]?.bytes) return `its ${f} file has ${size} bytes, the manifest says ${m[f]?.bytes}`;
+  }
+  return undefined;
+}
+
+/** Renames a bad template away (a holder watching it leaves) and removes it. */
+function discard(dir: string, why: string, debug: (l: string) => void): void {
+  const trash = `${dir}.trash-${randomBytes(4).toString('hex')}`;
+  debug(`vm template: ${dir} discarded: ${why}`);
+  try {
+    renameSync(dir, trash);
+  } catch {
+    return;
+  }
+  rmSync(trash, { recursive: true, force: true });
+}
+
+async function withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  const fd = openSync(path, 'a', 0o600);
+  try {
+    await flockAsync(fd, 'ex');
+    return await fn();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The template for these inputs: the one in the cache if it checks out, else built now. Two
+ * callers at once (processes or not) build it once: the second waits on the key's lock and
+ * finds the first one's template.
+ */
+export async function buildTemplate(opts: TemplateOptions = {}): Promise<Template> {
+  const r = await resolveTemplate(opts);
+  const debug = opts.debug ?? ((): void => undefined);
+  const root = opts.templateDir ?? templatesDir(r.cacheDir);
+  mkdirSync(root, { recursive: true, mode: 0o755 });
+  const dir = join(root, r.key);
+  const done = (built: boolean): Template => ({
+    key: r.key, dir, assets: r.assets, memoryMiB: r.memoryMiB, cpus: r.cpus, kernelArgs: r.kernelArgs, built,
+    manifest: JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as TemplateManifest,
+  });
+  return withLock(join(root, `${r.key}.lock`), async () => {
+    if (existsSync(dir)) {
+      const why = templateFault(dir, r);
+      if (why === undefined) return done(false);
+      discard(dir, why, debug);
+    }
+    // What a builder that died left (under this lock no other one is at work on this key).
+    for (const name of readdirSync(root)) {
+      if (name.startsWith(`.build-${r.key}-`) || name.startsWith(`${r.key}.trash-`)) rmSync(join(root, name), { recursive: true, force: true });
+    }
+    const work = mkdtempSync(join(root, `.build-${r.key}-`));
+    try {
+      await saveTemplate(r, work, opts);
+      renameSync(work, dir);
+      syncFile(root);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+    debug(`vm template: built ${dir}`);
+    return done(true);
+  });
+}
+
+/** Boots the template's guest to its agent's first answer and saves it into work/. */
+async function saveTemplate(r: Resolved, work: string, opts: TemplateOptions): Promise<void> {
+  const debug = opts.debug ?? ((): void => undefined);
+  const t0 = performance.now();
+  chmodSync(work, 0o755);
+  const ramPath = join(work, 'ram');
+  const statePath = join(work, 'state');
+  const user = vmmUser();
+  // The file QEMU writes the guest's memory to: its own while it runs, root's and read-only after.
+  writeFileSync(ramPath, '', { mode: 0o600 });
+  const ramFd = openSync(ramPath, 'r+');
+  const runDir = mkdtempSync(join(opts.runParent ?? tmpdir(), 'stockade-vm-template-'));
+  let qemu: Jailed | undefined;
+  let qmp: Qmp | undefined;
+  let vm: Vm | undefined;
+  try {
+    // Sized here, sparse: pages the guest never touched stay holes, in the file and in the memfd.
+    ftruncateSync(ramFd, r.memoryMiB * 1024 * 1024);
+    chownSync(ramPath, user.uid, user.gid);
+    const argv = jailedTemplateQemu(runDir, r.assets, undefined, user.uid, machineArgs(r.assets, r.memoryMiB, r.cpus, r.kernelArgs, r.accel, false));
+    debug(`vm template: ${argv.join(' ')}`);
+    qemu = startJailed('qemu', argv, ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'ignore', ramFd]);
+    vm = new Vm(runDir, qemu, undefined, user.uid, 30000, { accel: r.accel, reason: 'template' }, r.assets);
+    qmp = new Qmp(qemu.child.stdio[FD.QMP] as Socket);
+    const failed = vm.ended.then((e) => {
+      throw e ?? new VmError('DESTROYED', 'vm: destroyed while the template was built');
+    });
+    failed.catch(() => undefined);
+    await Promise.race([vm.client.hello(opts.bootTimeoutMs ?? 120000), failed]);
+    debug(`vm template: agent ready after ${(performance.now() - t0).toFixed(0)} ms`);
+    await qmp.execute('qmp_capabilities');
+    await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+    // The stream comes to us over a socket in QEMU's jail: its seccomp filter forbids exec:, and
+    // QEMU 7.2 has no file: migration.
+    const jailRoot = join(runDir, 'qemu-root');
+    const sockPath = join(jailRoot, 'save.sock');
+    const stateFd = openSync(statePath, 'w', 0o644);
+    const received = new Promise<void>((resolve, reject) => {
+      const srv = createServer((s) => {
+        srv.close();
+        s.on('data', (d: Buffer) => {
+          try {
+            writeSync(stateFd, d);
+          } catch (e) {
+            reject(e as Error);
+          }
+        });
+        s.on('end', () => resolve());
+        s.on('error', reject);
+      });
+      srv.on('error', reject);
+      srv.listen(sockPath, () => chmodSync(sockPath, 0o666));
+    });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await qmp.execute('stop');
+    await qmp.execute('migrate', { uri: 'unix:/save.sock' });
+    await qmp.migrationDone(60000);
+    await Promise.race([received, failed]);
+    fsyncSync(stateFd);
+    closeSync(stateFd);
+    await qmp.execute('quit').catch(() => undefined);
+    await within(qemu.exited, 5000);
+    fsyncSync(ramFd);
+    chownSync(ramPath, 0, 0);
+    chmodSync(ramPath, 0o444);
+    const manifest: TemplateManifest = {
+      format: FORMAT, key: r.key, inputs: r.inputs,
+      ram: sha256File(ramPath), state: sha256File(statePath),
+      builtAt: new Date().toISOString(), buildMs: Math.round(performance.now() - t0),
+    };
+    writeFileSync(join(work, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o644 });
+    for (const f of ['manifest.json', 'state', '.']) syncFile(join(work, f));
+  } finally {
+    qmp?.close();
+    closeSync(ramFd);
+    if (vm !== undefined) await vm.destroy();
+    else {
+      await killVm([qemu], user.uid, runDir);
+      rmSync(runDir, { recursive: true, force: true });
+    }
+  }
+}
+
+function holderAlive(pid: number, key: string): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/fd/3`) === `/memfd:stockade-template-${key} (deleted)`;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * An fd of the template's sealed memfd (the caller closes it): from its holder, started (and the
+ * memory's hash checked against the manifest) when none runs.
+ */
+async function templateMemory(t: Template, debug: (l: string) => void): Promise<number> {
+  const pidFile = join(t.dir, '..', `${t.key}.holder`);
+  const take = (pid: number): number | undefined => {
+    if (!holderAlive(pid, t.key)) return undefined;
+    try {
+      return openSync(`/proc/${pid}/fd/3`, 'r');
+    } catch {
+      return undefined;
+    }
+  };
+  const known = Number(existsSync(pidFile) ? readFileSync(pidFile, 'utf8') : 'NaN');
+  const fd = Number.isInteger(known) ? take(known) : undefined;
+  if (fd !== undefined) return fd;
+  return withLock(join(t.dir, '..', `${t.key}.lock`), async () => {
+    const again = Number(existsSync(pidFile) ? readFileSync(pidFile, 'utf8') : 'NaN');
+    const fd2 = Number.isInteger(again) ? take(again) : undefined;
+    if (fd2 !== undefined) return fd2;
+    const child = spawn(holderBinary(), [join(t.dir, 'ram'), t.key], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    const ok = await new Promise<boolean>((resolve) => {
+      child.stdout.on('end', () => resolve(out.startsWith('ready')));
+      child.once('error', () => resolve(false));
+    });
+    if (!ok || child.pid === undefined) {
+      child.kill('SIGKILL');
+      throw new VmError('TEMPLATE', `vm template: its memory could not be held: ${out.trim() || 'the holder did not start'}`);
+    }
+    child.stderr.destroy();
+    child.unref();
+    const mem = openSync(`/proc/${child.pid}/fd/3`, 'r');
+    const h = hashFd(mem);
+    if (h.sha256 !== t.manifest.ram.sha256 || h.bytes !== t.manifest.ram.bytes) {
+      closeSync(mem);
+      child.kill('SIGKILL');
+      throw new VmError('TEMPLATE', `vm template: its memory does not match its manifest (sha256 ${h.sha256.slice(0, 12)}, expected ${t.manifest.ram.sha256.slice(0, 12)})`);
+    }
+    writeFileSync(pidFile, String(child.pid));
+    debug(`vm template: memory held by pid ${child.pid}`);
+    return mem;
+  });
+}
+
+export interface RestoreOptions extends Omit<BootOptions, 'assets' | 'kernelArgs'> {
+  readonly template: Template;
+  /** The guest's hostname (a random one by default). */
+  readonly hostname?: string;
+  /** @internal Leave the clone its template's entropy, clock and name: only for the test that shows why REFRESH is sent. */
+  readonly twin?: true;
+}
+
+/**
+ * A VM restored from a template over opts.rootfs: not booted, its memory the template's
+ * (copy-on-write), its entropy, clock and hostname its own before the root is mounted. Returns
+ * the same Vm as bootVm. Throws VmError TEMPLATE when the template does not check out.
+ */
+export async function restoreVm(opts: RestoreOptions): Promise<Vm> {
+  const t = opts.template;
+  const debug = opts.debug ?? ((): void => undefined);
+  const t0 = performance.now();
+  if (!existsSync(opts.rootfs)) throw new VmError('ASSETS', `vm: rootfs ${opts.rootfs} does not exist`, { path: opts.rootfs });
+  const fault = templateFault(t.dir, { key: t.key, inputs: t.manifest.inputs });
+  if (fault !== undefined) throw new VmError('TEMPLATE', `vm template ${t.key}: ${fault}`);
+  const statePath = join(t.dir, 'state');
+  const stateFd = openSync(statePath, 'r');
+  let memFd: number | undefined;
+  const runDir = mkdtempSync(join(opts.runParent ?? tmpdir(), 'stockade-vm-'));
+  const user = vmmUser();
+  let qemu: Jailed | undefined;
+  let vm: Vm | undefined;
+  let qmp: Qmp | undefined;
+  try {
+    const st = hashFd(stateFd);
+    if (st.sha256 !== t.manifest.state.sha256) throw new VmError('TEMPLATE', `vm template ${t.key}: its state does not match its manifest`);
+    memFd = await templateMemory(t, debug);
+    const accel = t.manifest.inputs['accel'] === 'kvm' ? 'kvm' : 'tcg';
+    const argv = jailedTemplateQemu(runDir, t.assets, opts.rootfs, user.uid, machineArgs(t.assets, t.memoryMiB, t.cpus, t.kernelArgs, accel, true));
+    debug(`vm: ${argv.join(' ')}`);
+    qemu = startJailed('qemu', argv, ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', stateFd, memFd]);
+    vm = new Vm(runDir, qemu, undefined, user.uid, opts.requestTimeoutMs ?? 30000, { accel, reason: `restored from template ${t.key}` }, t.assets);
+    const failed = vm.ended.then((e) => {
+      throw e ?? new VmError('DESTROYED', 'vm: destroyed during restore');
+    });
+    failed.catch(() => undefined);
+    qmp = new Qmp(qemu.child.stdio[FD.QMP] as Socket);
+    const q = qmp;
+    await Promise.race([(async (): Promise<void> => {
+      await q.execute('qmp_capabilities');
+      await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+      await q.execute('migrate-incoming', { uri: `fd:${FD.STATE}` });
+      await q.migrationDone(opts.bootTimeoutMs ?? 60000);
+      await q.execute('cont');
+    })(), failed]);
+    qmp.close();
+    // Before anything else runs in it: the clone's own entropy, time and name.
+    const now = Date.now();
+    const seconds = Math.floor(now / 1000);
+    if (opts.twin !== true) await Promise.race([vm.client.request({
+      type: 'REFRESH', id: 0, seed: randomBytes(64),
+      secondsHigh: Math.floor(seconds / 2 ** 32), secondsLow: seconds >>> 0, nanoseconds: (now % 1000) * 1e6,
+      hostname: opts.hostname ?? `stockade-${randomBytes(6).toString('hex')}`,
+    }), failed]);
+    vm.kernelRelease = t.assets.release;
+    vm.bootMs = performance.now() - t0;
+    debug(`vm: restored from template ${t.key} in ${vm.bootMs.toFixed(0)} ms`);
+    await Promise.race([vm.client.mount('NINEP', ROOT_TAG, GUEST_ROOT, opts.readonlyRoot ?? false), failed]);
+    await Promise.race([vm.client.mount('PROC', '', `${GUEST_ROOT}/proc`, false), failed]);
+    return vm;
+  } catch (e) {
+    qmp?.close();
+    if (vm !== undefined) await vm.destroy();
+    else {
+      await killVm([qemu], user.uid, runDir);
+      rmSync(runDir, { recursive: true, force: true });
+    }
+    throw e;
+  } finally {
+    closeSync(stateFd);
+    if (memFd !== undefined) closeSync(memFd);
+  }
+}
+
+export interface StartOptions extends BootOptions {
+  /**
+   * Start from a template (built on first need) unless false. A user kernel (assets.kernel) or a
+   * STOCKADE_VM_TEMPLATE=0 in the environment boots cold.
+   */
+  readonly template?: boolean;
+  readonly hostname?: string;
+  /** Where templates live (<cache>/templates by default). */
+  readonly templateDir?: string;
+}
+
+/**
+ * The fast start the vm driver uses: a VM restored from the template of these inputs when one
+ * fits (building it first if it is missing; a bad one is thrown away and built again, once),
+ * else booted cold. Returns the same Vm either way.
+ */
+export async function startVm(opts: StartOptions): Promise<Vm> {
+  const debug = opts.debug ?? ((): void => undefined);
+  const custom = opts.assets !== undefined && ('initramfs' in opts.assets || opts.assets.kernel !== undefined || opts.assets.compressed === true);
+  if (opts.template === false || process.env['STOCKADE_VM_TEMPLATE'] === '0' || custom || opts.kernelArgs !== undefined) return bootVm(opts);
+  const assetOpts = opts.assets !== undefined && !('initramfs' in opts.assets) ? opts.assets : {};
+  const topts: TemplateOptions = {
+    ...(opts.memoryMiB !== undefined ? { memoryMiB: opts.memoryMiB } : {}),
+    ...(opts.cpus !== undefined ? { cpus: opts.cpus } : {}),
+    assets: assetOpts, debug,
+    ...(opts.templateDir !== undefined ? { templateDir: opts.templateDir } : {}),
+    ...(opts.runParent !== undefined ? { runParent: opts.runParent } : {}),
+  };
+  for (let attempt = 0; ; attempt++) {
+    let t: Template;
+    try {
+      t = await buildTemplate(topts);
+    } catch (e) {
+      // No template fits (its kernel cannot be had, its guest would not boot): boot cold.
+      debug(`vm: no template, booting cold: ${e instanceof Error ? e.message : String(e)}`);
+      return bootVm(opts);
+    }
+    try {
+      return await restoreVm({ ...opts, template: t });
+    } catch (e) {
+      if (!(e instanceof VmError) || e.reason !== 'TEMPLATE' || attempt > 0) throw e;
+      discard(t.dir, e.message, debug);
+    }
+  }
+}
