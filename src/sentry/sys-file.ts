@@ -29,12 +29,14 @@ const statBuf = Buffer.alloc(STATX_SIZE);
 const dataBuf = Buffer.alloc(XATTR_SIZE_MAX);
 
 /**
- * A FIFO or device opens in the caller itself. Opened by the sentry, a terminal would become the
- * sentry's controlling terminal (/dev/tty would even name the sentry's own), and a FIFO would block
- * the sentry until a writer came. Which nodes exist at all is the mount namespace's (the root
- * only) and the device cgroup's to decide, and the kernel re-checks the caller's permissions.
+ * A device node reached by a path in the root opens in the caller itself. Opened by the sentry, a
+ * terminal would become the sentry's (/dev/tty would name the sentry's own controlling terminal,
+ * which it has none of), and the device cgroup, which allows or refuses a device's open, checks the
+ * opener: the sentry is not in the container's cgroup. Which nodes exist at all is the mount
+ * namespace's (the root only, no procfs or sysfs) and the device cgroup's to decide, and the kernel
+ * re-checks the caller's permissions. FIFOs and O_PATH opens are the sentry's (owned-open.ts).
  */
-const OPEN_IN_CALLER = continueBecause('a FIFO or device node opens in the caller (device cgroup and mount namespace confine it)');
+const OPEN_IN_CALLER = continueBecause('a device node opens in the caller (its device cgroup and mount namespace confine it)');
 
 /**
  * The working directory is the caller's kernel state: the sentry checked that the path names a
@@ -43,13 +45,6 @@ const OPEN_IN_CALLER = continueBecause('a FIFO or device node opens in the calle
  * directory in the same root.
  */
 const CHDIR_IN_CALLER = continueBecause('the cwd is the caller\'s own: checked, then set by the kernel inside the root');
-
-/**
- * An O_PATH descriptor cannot be installed by NOTIF_ADDFD (the kernel takes only files that can
- * be read or written). It grants no access, only a handle to name the object by: the sentry has
- * checked the path resolves for the caller, and the kernel opens it again inside the caller's root.
- */
-const PATH_IN_CALLER = continueBecause('O_PATH: no access, only a name; checked, then opened by the kernel inside the root');
 
 /** getcwd reads no argument from the caller and reports only the caller's own view of its root. */
 const GETCWD_IN_CALLER = continueBecause('reads nothing from the caller, reveals only its own root');
@@ -176,11 +171,8 @@ function openAt(s: Sentry, n: Notification, lookup: Lookup, path: string, flags:
   if (typeof found === 'number') return found;
   if ('created' in found) return { kind: 'inject', fd: found.created, cloexec };
   const pfd = found.pinned;
-  if ((flags & O_PATH) !== 0) {
-    if (!s.kernelMayFinish()) return openInsteadOfKernel(s, n, pfd, flags, cloexec);
-    s.close(pfd);
-    return PATH_IN_CALLER;
-  }
+  // Never finished by the kernel, which would walk the path again: served on the pinned object.
+  if ((flags & O_PATH) !== 0) return openInsteadOfKernel(s, n, pfd, flags, cloexec);
   const r2 = fstatEmpty(s, pfd);
   if (r2 < 0) {
     s.close(pfd);
@@ -192,7 +184,7 @@ function openAt(s: Sentry, n: Notification, lookup: Lookup, path: string, flags:
     return -ELOOP;
   }
   if (type !== S_IFREG && type !== S_IFDIR) {
-    if (!s.kernelMayFinish()) return openInsteadOfKernel(s, n, pfd, flags, cloexec);
+    if (type === S_IFIFO || !s.kernelMayFinish()) return openInsteadOfKernel(s, n, pfd, flags, cloexec);
     s.close(pfd);
     return OPEN_IN_CALLER;
   }
