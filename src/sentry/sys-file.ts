@@ -6,7 +6,7 @@
 // RESOLVE_NO_MAGICLINKS. A second thread rewriting the path after the notification changes nothing:
 // the sentry acts on its own copy, and on the object it opened, never on the path again.
 import {
-  AT_EMPTY_PATH, AT_EACCESS, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, E2BIG, EBADF, EBUSY, EEXIST, EISDIR,
+  AT_EMPTY_PATH, AT_EACCESS, EFAULT, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, E2BIG, EBADF, EBUSY, EEXIST, EISDIR,
   EINVAL, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR, EPERM, ERANGE, EXDEV, O_ACCMODE, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TMPFILE, O_WRONLY, O_TRUNC, PATH_MAX,
   RESOLVE_BENEATH, RESOLVE_IN_ROOT, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG,
 } from '../abi/linux/constants';
@@ -253,12 +253,22 @@ function access(s: Sentry, n: Notification, dirfd: number, addr: bigint, mode: n
 function readlink(s: Sentry, n: Notification, dirfd: number, addr: bigint, out: bigint, size: number): number {
   if (size <= 0) return -EINVAL;
   const len = Math.min(size, PATH_MAX);
-  const t = targetOf(s, n, dirfd, addr, true);
+  const path = addr === 0n ? -EFAULT : s.readPath(n, addr);
+  if (typeof path === 'number') return path;
+  const t = s.target(n, dirfd, path, true);
   if (typeof t === 'number') return t;
   let r = s.asCaller(n, false);
   if (r < 0) return r;
   const shadow = t.inRoot ? undefined : s.shadowLink(t.path);
-  if (shadow !== undefined) {
+  if (path === '') {
+    // The object dirfd (or the cwd) holds: its text if it is a symlink (an O_PATH | O_NOFOLLOW
+    // fd of one), else ENOENT, as the kernel says; never the text of the /proc link that names it.
+    if (shadow !== undefined) return -ENOENT;
+    const fd = s.open(t, O_PATH, 0);
+    if (fd < 0) return fd;
+    r = s.k.sys(NR.readlinkat, fd, '', dataBuf, len);
+    s.close(fd);
+  } else if (shadow !== undefined) {
     // The fd of a shadow of /proc or /sys reads as the directory it stands for, as procfs's would.
     r = Math.min(dataBuf.write(shadow, 0), len);
   } else if (!t.inRoot) r = s.onHost(() => s.k.sys(NR.readlinkat, AT_FDCWD, t.path, dataBuf, len));
@@ -315,7 +325,14 @@ function linkAt(s: Sentry, n: Notification, od: number, oa: bigint, nd: number, 
     // The source as an object: linked through the descriptor the sentry opened.
     const src = openPath(s, n, od, oa, false, (flags & AT_EMPTY_PATH) !== 0);
     if (src < 0) return src;
-    const r = withParent(s, n, nd, na, true, (to) => s.k.sys(NR.linkat, src, '', to.fd, to.base, AT_EMPTY_PATH));
+    // AT_EMPTY_PATH asks for CAP_DAC_READ_SEARCH (ENOENT without it); following a link does not,
+    // and an O_TMPFILE file is linked into place through /proc/self/fd/N that way. So the caller's
+    // AT_SYMLINK_FOLLOW follows the sentry's own link to the object, as the caller, and only the
+    // caller's AT_EMPTY_PATH is checked as AT_EMPTY_PATH.
+    const byLink = (flags & AT_EMPTY_PATH) === 0;
+    const r = withParent(s, n, nd, na, true, (to) => (byLink
+      ? s.k.sys(NR.linkat, AT_FDCWD, `/proc/thread-self/fd/${src}`, to.fd, to.base, AT_SYMLINK_FOLLOW)
+      : s.k.sys(NR.linkat, src, '', to.fd, to.base, AT_EMPTY_PATH)));
     s.close(src);
     return r;
   }

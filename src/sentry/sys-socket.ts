@@ -13,7 +13,7 @@
 // socket call with an address is ever CONTINUEd under a policy other than `all`; sendmsg and
 // sendmmsg, whose address is in memory, are always sent by the sentry then.
 import {
-  AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, AT_FDCWD, EAGAIN, EBADF, EFAULT, EINTR, EINVAL, ENOENT, EPERM, EPROTONOSUPPORT,
+  AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, AT_FDCWD, EAFNOSUPPORT, EAGAIN, EBADF, EFAULT, EINTR, EINVAL, ENOENT, EPERM, EPROTONOSUPPORT,
   ESRCH, F_SETFL, O_DIRECTORY, O_NONBLOCK, O_PATH, POLLOUT, SOCK_TYPE_MASK, EOPNOTSUPP, ENAMETOOLONG, EACCES,
 } from '../abi/linux/constants';
 import {
@@ -82,10 +82,25 @@ function inetProtocolOk(domain: number, type: number, protocol: number): boolean
   return false;
 }
 
+/** AF_MAX on Linux 6.x: families at or past it are out of range before any is looked up. */
+const AF_MAX = 46;
+/** SOCK_PACKET + 1: types at or past it are out of range. */
+const SOCK_MAX = 11;
+const SOCK_FLAGS = 0o4000 /* SOCK_NONBLOCK */ | 0o2000000 /* SOCK_CLOEXEC */;
+
 const socket: Handler = (s, n) => {
   const domain = intArg(n.args[0]);
-  const type = intArg(n.args[1]) & SOCK_TYPE_MASK;
+  const rawType = intArg(n.args[1]);
+  const type = rawType & SOCK_TYPE_MASK;
   const protocol = intArg(n.args[2]);
+  // The kernel's argument checks, in its order (__sys_socket, __sock_create), before any family's
+  // own: the filter sends here what it cannot judge (a bit no flag is, a type or family past the last).
+  if ((rawType & ~(SOCK_TYPE_MASK | SOCK_FLAGS)) !== 0) return -EINVAL;
+  if (domain < 0 || domain >= AF_MAX) return -EAFNOSUPPORT;
+  if (type >= SOCK_MAX) return -EINVAL;
+  if (domain !== AF_UNIX && domain !== AF_INET && domain !== AF_INET6 && domain !== AF_NETLINK) {
+    return s.refuse(n, 'socket', EAFNOSUPPORT, `family ${domain}`, 'families: unix, inet, inet6 and netlink');
+  }
   // A route socket lists addresses, links and routes; changing them needs CAP_NET_ADMIN over the
   // network namespace, which the kernel checks. The other netlink protocols reach the host
   // kernel's subsystems (netfilter, xfrm, uevents, ...): refused as a kernel without them would.
