@@ -187,6 +187,8 @@ export class Sentry {
   #startedOwned = false;
   /** The owned mount the last open() resolved in, if it did not resolve in the root. */
   #landedIn: string | undefined;
+  /** Whether the last open() followed a /proc/PID/ns link (#openNamespace): to be looked at, never handed out. */
+  #landedNamespace = false;
   /** The path arguments of the notification being served, as read, for its trace record. */
   #resolved: string[] = [];
   #tracing = false;
@@ -491,6 +493,11 @@ export class Sentry {
     return this.#landedIn;
   }
 
+  /** Whether the last open() followed a /proc/PID/ns link: stat and access may look at it, no open hands it out. */
+  get landedNamespace(): boolean {
+    return this.#landedNamespace;
+  }
+
   /**
    * Whether the kernel may finish the call being served (CONTINUE): only if no path of it starts
    * in a tree the sentry owns or resolved in one. The kernel walks the caller's mount namespace,
@@ -564,6 +571,7 @@ export class Sentry {
    */
   open(t: Target, flags: number, mode: number): number {
     this.#landedIn = undefined;
+    this.#landedNamespace = false;
     if (!t.inRoot) {
       // The caller's fd or cwd: a shadow is the directory it stands for, and an entry of a shadow
       // (what a raced walk of the kernel's could give) is nothing the sentry acts on. With
@@ -706,7 +714,9 @@ export class Sentry {
    * /proc/PID/ns/NAME followed (stat, access, an open), from the pid's directory in the
    * container's own procfs, as the caller (the kernel's ptrace check on the process applies): the
    * namespace file, whose inode programs compare to learn whether two processes share a namespace
-   * (`test -e /proc/self/ns/user`, `-ef`). Read-only: no flag that writes or creates. Undefined when
+   * (`test -e /proc/self/ns/user`, `-ef`). Looked at only: an open of one stays refused (ELOOP,
+   * sys-file.ts openAt), as a namespace fd serves setns and NS_GET_* ioctls, which no program in a
+   * sentry container may use. No flag that writes or creates. Undefined when
    * `path` is no such link; a negative errno when it is one the caller may not follow.
    */
   #openNamespace(path: string, flags: number): number | undefined {
@@ -719,6 +729,7 @@ export class Sentry {
     if (dir < 0) return dir;
     const fd = this.#openat2(dir, path.slice(slash + 1), flags, 0, 0);
     this.close(dir);
+    this.#landedNamespace = fd >= 0;
     return fd;
   }
 
