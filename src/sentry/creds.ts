@@ -143,9 +143,11 @@ export class ThreadCreds {
     try {
       return r < 0 ? r : op();
     } finally {
-      // Back to 0, which the saved uid still is: the kernel restores the effective set from the
-      // permitted one, and the groups, gids and exact capabilities follow.
-      const back = [this.#sys(NR.setresuid, this.#own.uid, this.#own.uid, -1), this.#sys(NR.setresgid, this.#own.gid, this.#own.gid, -1)];
+      // The sentry's effective set first (within the permitted set, which the saved uid 0 kept: no
+      // privilege needed), for a root caller's effective uid 0 leaves the caller's set in place; then
+      // back to 0, which the saved uid still is, and the groups and gids follow.
+      const back = [this.#setCaps(this.#own.caps), this.#sys(NR.setresuid, this.#own.uid, this.#own.uid, -1),
+        this.#sys(NR.setresgid, this.#own.gid, this.#own.gid, -1)];
       this.#current = { ...this.#own, groups: [-1] };
       if (back.some((b) => b < 0) || this.become(this.#own) < 0) throw new Error('the sentry could not take its own identity back');
     }
