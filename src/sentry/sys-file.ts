@@ -6,7 +6,7 @@
 // RESOLVE_NO_MAGICLINKS. A second thread rewriting the path after the notification changes nothing:
 // the sentry acts on its own copy, and on the object it opened, never on the path again.
 import {
-  AT_EMPTY_PATH, AT_EACCESS, EACCES, EFAULT, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, E2BIG, EBADF, EBUSY, EEXIST, EISDIR,
+  AT_EMPTY_PATH, AT_EACCESS, EACCES, EFAULT, ENXIO, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, E2BIG, EBADF, EBUSY, EEXIST, EISDIR,
   EINVAL, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR, EPERM, ERANGE, EXDEV, O_ACCMODE, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TMPFILE, O_WRONLY, O_TRUNC, PATH_MAX,
   RESOLVE_BENEATH, RESOLVE_IN_ROOT, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG,
 } from '../abi/linux/constants';
@@ -47,13 +47,14 @@ const OPEN_IN_CALLER = continueBecause('a device node opens in the caller (its d
 const CHDIR_IN_CALLER = continueBecause('the cwd is the caller\'s own: checked, then set by the kernel inside the root');
 
 /**
- * An O_PATH open of an object the caller may not read (a 0000 file, a 0711 directory): the sentry
- * serves O_PATH opens with a read-only open of the object it pinned (NOTIF_ADDFD cannot install an
- * O_PATH file), which such an object refuses, and O_PATH asks for no permission. It grants no
+ * An O_PATH open of an object the caller may not read (a 0000 file, a 0711 directory), of a symlink
+ * itself (O_NOFOLLOW), of a device or a socket: the sentry serves O_PATH opens with a read-only open
+ * of the object it pinned (NOTIF_ADDFD cannot install an O_PATH file), which these refuse, and
+ * O_PATH asks for no permission. It grants no
  * access, only a name; the kernel opens it again inside the caller's root, whose mount namespace
  * holds no procfs or sysfs: what the caller could name there with its own search permission.
  */
-const PATH_IN_CALLER = continueBecause('O_PATH of an object the caller may not read: no access, only a name; opened by the kernel inside the root');
+const PATH_IN_CALLER = continueBecause('O_PATH of an object the sentry cannot open for reading (unreadable, a symlink, a device, a socket): no access, only a name; opened by the kernel inside the root');
 
 /** getcwd reads no argument from the caller and reports only the caller's own view of its root. */
 const GETCWD_IN_CALLER = continueBecause('reads nothing from the caller, reveals only its own root');
@@ -186,12 +187,14 @@ function openAt(s: Sentry, n: Notification, lookup: Lookup, path: string, flags:
     return -ELOOP;
   }
   // Not finished by the kernel, which would walk the path again: served on the pinned object. But
-  // the open served is a read-only one, which an object the caller may not read refuses, where
-  // O_PATH asks for no permission at all: such an object is the kernel's to open (see PATH_IN_CALLER).
+  // the open served is a read-only one, which an object the caller may not read refuses (EACCES),
+  // and a symlink itself (ELOOP), a device or a socket (ENXIO) have none to give, where O_PATH asks
+  // for no permission and opens anything: such an object is the kernel's to open (PATH_IN_CALLER).
+  // glibc's fchmodat(AT_SYMLINK_NOFOLLOW) and lchmod open a symlink so, and tar calls them.
   if ((flags & O_PATH) !== 0) {
     const mayFinish = s.kernelMayFinish();
     const reply = openInsteadOfKernel(s, n, pfd, flags, cloexec);
-    return reply === -EACCES && mayFinish ? PATH_IN_CALLER : reply;
+    return (reply === -EACCES || reply === -ELOOP || reply === -ENXIO) && mayFinish ? PATH_IN_CALLER : reply;
   }
   const r2 = fstatEmpty(s, pfd);
   if (r2 < 0) {

@@ -157,9 +157,9 @@ test('O_PATH and FIFO opens are the sentry\'s: the object it checked, read-only,
   // A path that names nothing the caller may reach is refused by the sentry, not left to the kernel.
   call(user.s, 'openat', AT_FDCWD, user.w.put('/etc/missing'), O_PATH);
   assert.equal(lastError(user.w), -2);
-  // A symlink itself (O_PATH | O_NOFOLLOW) cannot be installed: ELOOP, as O_NOFOLLOW answers without O_PATH.
+  // A symlink itself (O_PATH | O_NOFOLLOW, as glibc's fchmodat opens one) has no readable open: the kernel's too.
   call(r.s, 'openat', AT_FDCWD, r.w.put('/hostname-link'), O_PATH | 0o400000n);
-  assert.equal(lastError(r.w), -40);
+  assert.equal(r.w.replies.at(-1)?.flags, CONTINUE);
 });
 
 test('mkdir, symlink, rename, unlink and rmdir act inside the root', { skip }, () => {
