@@ -18,6 +18,7 @@ import { NR } from './native';
 import type { Notification, Reply } from './notification';
 import { openGenerated } from './procfs';
 import { reopenAsCaller } from './open-as-caller';
+import { openInsteadOfKernel } from './owned-open';
 
 const statBuf = Buffer.alloc(STAT_SIZE);
 
@@ -67,9 +68,9 @@ function openTaken(s: Sentry, n: Notification, taken: number, flags: number, mod
   if ((flags & (O_CREAT | O_EXCL)) === (O_CREAT | O_EXCL)) return refuse(-EEXIST);
   if ((flags & O_NOFOLLOW) !== 0 && (flags & O_PATH) === 0) return refuse(-ELOOP);
   // An O_PATH file cannot be installed in the caller (NOTIF_ADDFD takes only files that can be read
-  // or written), and the caller's own mount namespace holds no procfs for the kernel to open it
-  // in: refused, as the kernel there says.
-  if ((flags & O_PATH) !== 0) return refuse(-ENOENT);
+  // or written): the object's read-only open, as for any O_PATH open (owned-open.ts). The link
+  // itself (O_PATH | O_NOFOLLOW) is not an object the caller can be given.
+  if ((flags & O_PATH) !== 0) return (flags & O_NOFOLLOW) !== 0 ? refuse(-ELOOP) : openInsteadOfKernel(s, n, taken, flags, cloexec);
   const st = s.k.sys(NR.newfstatat, taken, '', statBuf, AT_EMPTY_PATH);
   if (st < 0) return refuse(st);
   const type = statBuf.readUInt32LE(STAT_MODE) & S_IFMT;

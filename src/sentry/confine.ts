@@ -25,6 +25,9 @@ export const SENTRY_THREAD_CALLS: Readonly<Record<string, readonly string[]>> = 
   ],
   'listing the /proc and /sys directories it hands out as shadows (shadow-dirs.ts)': ['getdents64'],
   'taking the caller\'s identity and umask': ['setfsuid', 'setfsgid', 'setgroups', 'umask', 'capget', 'capset'],
+  // Its own ids only (raw calls change the calling thread), within its saved uid 0: a unix peer of a
+  // call the sentry makes reads the caller's ids (creds.ts asProcess).
+  'taking the caller\'s process ids for a unix peer': ['setresuid', 'setresgid'],
   'answering uname and sysinfo': ['uname', 'sysinfo'],
   'taking `stockade trace` readers and exec\'d processes (the detached sentry, between notifications)': ['accept4', 'recvmsg'],
   'the /proc files it generates (sealed memfds)': ['memfd_create', 'fchmod'],

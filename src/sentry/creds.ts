@@ -122,6 +122,37 @@ export class ThreadCreds {
     return 0;
   }
 
+  /**
+   * Runs `op` with the thread's real and effective ids (and groups, and effective capabilities)
+   * those of a caller's process, then takes the sentry's own back: for the calls whose result
+   * records who made them rather than who may touch a file. A unix socket connected by the sentry
+   * gives its peer SO_PEERCRED's uid and gid from the connector's effective ids, and a message it
+   * sends carries SCM_CREDENTIALS' uid and gid from its real ids. Raw setres*id change this thread
+   * alone; the saved uid stays 0, so the thread keeps its permitted capabilities and may go back.
+   * Returns op's result, or a negative errno when the thread could not take `p`.
+   */
+  asProcess<T>(p: ProcessIds, op: () => T): T | number {
+    let r = this.become(this.#own);
+    if (r < 0) return r;
+    for (let i = 0; i < p.groups.length; i++) this.#groupsBuf.writeUInt32LE(p.groups[i] ?? 0, 4 * i);
+    r = this.#sys(NR.setgroups, p.groups.length, this.#groupsBuf);
+    if (r >= 0) r = this.#sys(NR.setresgid, p.rgid, p.egid, -1);
+    if (r >= 0) r = this.#sys(NR.setresuid, p.ruid, p.euid, -1);
+    // The effective set is cleared by an effective uid other than 0 and kept by 0: the caller's exactly.
+    if (r >= 0) r = this.#setCaps(p.caps & this.#permitted);
+    try {
+      return r < 0 ? r : op();
+    } finally {
+      // The sentry's effective set first (within the permitted set, which the saved uid 0 kept: no
+      // privilege needed), for a root caller's effective uid 0 leaves the caller's set in place; then
+      // back to 0, which the saved uid still is, and the groups and gids follow.
+      const back = [this.#setCaps(this.#own.caps), this.#sys(NR.setresuid, this.#own.uid, this.#own.uid, -1),
+        this.#sys(NR.setresgid, this.#own.gid, this.#own.gid, -1)];
+      this.#current = { ...this.#own, groups: [-1] };
+      if (back.some((b) => b < 0) || this.become(this.#own) < 0) throw new Error('the sentry could not take its own identity back');
+    }
+  }
+
   #setCaps(effective: bigint): number {
     this.#capHeader.writeUInt32LE(CAPABILITY_VERSION_3, 0);
     this.#capHeader.writeInt32LE(0, 4);
@@ -156,6 +187,29 @@ export function threadCreds(sys: RawSyscall): ThreadCreds {
     perThread.set(sys, c);
   }
   return c;
+}
+
+/** A process's real and effective ids and groups, and its thread's effective capabilities: who it is to a peer. */
+export interface ProcessIds {
+  readonly ruid: number;
+  readonly euid: number;
+  readonly rgid: number;
+  readonly egid: number;
+  readonly groups: readonly number[];
+  readonly caps: bigint;
+}
+
+/** The real and effective ids of /proc/PID/status (Uid and Gid: real, effective, saved, fs). */
+export function parseStatusIds(status: string, caps: bigint): ProcessIds | undefined {
+  const ids = (key: string): number[] | undefined => {
+    const m = new RegExp(`^${key}:\\s*(\\d+)\\s+(\\d+)`, 'm').exec(status);
+    return m === null ? undefined : [Number(m[1]), Number(m[2])];
+  };
+  const u = ids('Uid');
+  const g = ids('Gid');
+  if (u === undefined || g === undefined) return undefined;
+  const groups = (/^Groups:(.*)$/m.exec(status)?.[1] ?? '').trim().split(/\s+/).filter((f) => f !== '').map(Number);
+  return { ruid: u[0] ?? 0, euid: u[1] ?? 0, rgid: g[0] ?? 0, egid: g[1] ?? 0, groups, caps };
 }
 
 /** Parses the Uid, Gid, Groups and Umask lines of /proc/PID/status. */

@@ -12,7 +12,7 @@
 // the kernel's own confinement makes that safe (each such handler says why).
 import { AUDIT_ARCH_X86_64 } from '../abi/linux/syscalls-x86_64';
 import {
-  AT_EMPTY_PATH, AT_FDCWD, EACCES, EAGAIN, EFAULT, EINTR, EINVAL, ELOOP, ENOENT, EPERM, ENOSYS, ENOTDIR, EXDEV, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
+  AT_EMPTY_PATH, AT_FDCWD, EACCES, EAGAIN, EFAULT, EINTR, EINVAL, ELOOP, ENOENT, EPERM, ENOSYS, ENOTDIR, EXDEV, O_ACCMODE, O_TRUNC, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
   RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS, S_IFDIR, S_IFMT, SECCOMP_USER_NOTIF_FLAG_CONTINUE,
 } from '../abi/linux/constants';
 import { STATX_MNT_ID, STATX_MNT_ID_OFFSET, STATX_MODE, STATX_TYPE } from '../abi/linux/structs';
@@ -138,8 +138,8 @@ const PROC_SELF = /^\/proc\/(self|thread-self)(?=\/|$)/;
  * (glibc's get_nprocs, Go, Java and libnuma read them), the cgroup mount a config may put there, the
  * transparent-hugepage settings (jemalloc, the JVM) and the container's own network interfaces.
  * The rest (DMI ids such as product_uuid, PCI and block devices, modules, firmware, power, debug and
- * security file systems) is host data a container has no use for: ENOENT. Listing a directory
- * still shows its names, as the directory is the kernel's.
+ * security file systems) is host data a container has no use for: ENOENT. A listing (a shadow,
+ * shadowOf) shows only these names.
  */
 const SYS_VISIBLE: readonly string[] = [
   '/devices/system/cpu', '/devices/system/node', '/fs/cgroup', '/kernel/mm/transparent_hugepage',
@@ -154,6 +154,7 @@ function sysVisible(rest: string): boolean {
 }
 
 const EXE_PATH = /^\/proc\/\d+(?:\/task\/\d+)?\/exe$/;
+const NS_PATH = /^\/proc\/\d+(?:\/task\/\d+)?\/ns\/[a-z_]+$/;
 const PROC_SELF_LINK = /^\/proc\/(mounts|net)(?=\/|$)/;
 
 export class Sentry {
@@ -186,6 +187,8 @@ export class Sentry {
   #startedOwned = false;
   /** The owned mount the last open() resolved in, if it did not resolve in the root. */
   #landedIn: string | undefined;
+  /** Whether the last open() followed a /proc/PID/ns link (#openNamespace): to be looked at, never handed out. */
+  #landedNamespace = false;
   /** The path arguments of the notification being served, as read, for its trace record. */
   #resolved: string[] = [];
   #tracing = false;
@@ -490,6 +493,11 @@ export class Sentry {
     return this.#landedIn;
   }
 
+  /** Whether the last open() followed a /proc/PID/ns link: stat and access may look at it, no open hands it out. */
+  get landedNamespace(): boolean {
+    return this.#landedNamespace;
+  }
+
   /**
    * Whether the kernel may finish the call being served (CONTINUE): only if no path of it starts
    * in a tree the sentry owns or resolved in one. The kernel walks the caller's mount namespace,
@@ -517,7 +525,11 @@ export class Sentry {
     const inTree = this.readlinkHost(`/proc/self/fd/${pfd}`);
     if (typeof inTree === 'number') return inTree;
     const path = inTree === '/' ? mount : `${mount}${inTree}`;
-    return this.onHost(() => shadows.make(this.#withOwnFd(listing, path), path));
+    // Of /sys a listing shows only the names a lookup finds (SYS_VISIBLE): a program that walks
+    // what it lists must not meet ENOENT for a name it was just given.
+    const base = inTree === '/' ? '' : inTree;
+    const shown = mount === '/sys' ? listing.filter((e) => sysVisible(`${base}/${e.name}`)) : listing;
+    return this.onHost(() => shadows.make(this.#withOwnFd(shown, path), path));
   }
 
   /**
@@ -559,6 +571,7 @@ export class Sentry {
    */
   open(t: Target, flags: number, mode: number): number {
     this.#landedIn = undefined;
+    this.#landedNamespace = false;
     if (!t.inRoot) {
       // The caller's fd or cwd: a shadow is the directory it stands for, and an entry of a shadow
       // (what a raced walk of the kernel's could give) is nothing the sentry acts on. With
@@ -569,6 +582,10 @@ export class Sentry {
       // Followed as the sentry only ever to pin the object (O_PATH grants no access): opening a
       // caller's fd is openCallerFd's, as the caller.
       return (flags & O_PATH) === 0 ? -EACCES : this.onHost(() => this.openHost(t.path, flags, mode));
+    }
+    if ((flags & O_NOFOLLOW) === 0) {
+      const ns = this.#openNamespace(t.path, flags);
+      if (ns !== undefined) return ns;
     }
     const at = this.#route(t.path);
     const r = this.#openRouted(at, flags, mode);
@@ -690,6 +707,29 @@ export class Sentry {
     if (dir < 0) return dir;
     const fd = this.#openat2(dir, 'exe', 0 /* O_RDONLY */, 0, 0);
     this.close(dir);
+    return fd;
+  }
+
+  /**
+   * /proc/PID/ns/NAME followed (stat, access, an open), from the pid's directory in the
+   * container's own procfs, as the caller (the kernel's ptrace check on the process applies): the
+   * namespace file, whose inode programs compare to learn whether two processes share a namespace
+   * (`test -e /proc/self/ns/user`, `-ef`). Looked at only: an open of one stays refused (ELOOP,
+   * sys-file.ts openAt), as a namespace fd serves setns and NS_GET_* ioctls, which no program in a
+   * sentry container may use. No flag that writes or creates. Undefined when
+   * `path` is no such link; a negative errno when it is one the caller may not follow.
+   */
+  #openNamespace(path: string, flags: number): number | undefined {
+    if (!NS_PATH.test(path)) return undefined;
+    if ((flags & (O_ACCMODE | O_CREAT | O_TMPFILE | O_TRUNC)) !== 0) return -EACCES;
+    const slash = path.lastIndexOf('/');
+    const at = this.#route(path.slice(0, slash));
+    if (at.fd === this.#rootFd) return undefined;
+    const dir = this.#openat2(at.fd, at.rest, O_PATH | O_DIRECTORY, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    if (dir < 0) return dir;
+    const fd = this.#openat2(dir, path.slice(slash + 1), flags, 0, 0);
+    this.close(dir);
+    this.#landedNamespace = fd >= 0;
     return fd;
   }
 

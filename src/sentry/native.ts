@@ -50,7 +50,7 @@ const HOST_CALLS = [
   'openat2', 'close', 'newfstatat', 'statx', 'readlinkat', 'faccessat2', 'mkdirat', 'mknodat', 'unlinkat',
   'renameat2', 'linkat', 'symlinkat', 'fchmodat2', 'fchownat', 'utimensat', 'fstatfs', 'ftruncate', 'fcntl',
   'getxattr', 'lgetxattr', 'setxattr', 'lsetxattr', 'listxattr', 'llistxattr', 'removexattr', 'lremovexattr',
-  'setfsuid', 'setfsgid', 'setgroups', 'umask', 'capget', 'capset', 'unshare', 'read', 'uname', 'sysinfo', 'syncfs',
+  'setfsuid', 'setfsgid', 'setgroups', 'setresuid', 'setresgid', 'umask', 'capget', 'capset', 'unshare', 'read', 'uname', 'sysinfo', 'syncfs',
   'pidfd_open', 'pidfd_getfd', 'inotify_add_watch', 'memfd_create', 'write', 'fchmod', 'ppoll', 'accept4', 'exit_group',
   'getdents64', 'fsopen', 'fsconfig', 'fsmount',
   'connect', 'bind', 'getsockopt', 'socket',

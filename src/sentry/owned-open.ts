@@ -1,18 +1,24 @@
-// Opens the kernel must not finish: an object reached in, or from, a tree the sentry owns (/proc, /sys), served by the sentry itself.
+// Opens served on the object the sentry pinned, never by the kernel walking the path again: O_PATH opens, FIFOs, and what is reached in or from a tree the sentry owns (/proc, /sys).
 //
-// The sentry lets the kernel finish an O_PATH open and the open of a FIFO or a device node
-// (CONTINUE): NOTIF_ADDFD cannot install an O_PATH file, and a FIFO or a terminal must not be opened
-// by the sentry. But the kernel walks the path again, from the caller's cwd or dirfd in the
-// caller's mount namespace. From a directory of an owned tree, or to an object that is only in
-// one, that walk would be a different one from the sentry's (issue 21: `..` from the cwd /proc, a
-// FIFO planted at /version, and the kernel opened procfs's own /version). So such an open is the
-// sentry's, on the object it resolved and pinned, as the caller:
-//   - a directory of an owned tree: a shadow of it (shadow-dirs.ts); of the root: read-only;
-//   - a regular file: read-only (an O_PATH open asks for no read permission; this one does);
-//   - a FIFO, only when opening it cannot block (O_NONBLOCK, or O_RDWR, which never waits);
-//   - the /dev/null a masked path is bound to;
-//   - anything else: EXDEV, "the kernel cannot finish this here", never a blocking open in the sentry.
-import { EISDIR, EXDEV, O_ACCMODE, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDWR, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG } from '../abi/linux/constants';
+// The kernel walks a CONTINUEd open's path again, from the caller's memory, cwd or dirfd, after
+// the sentry's check: a second thread can change what it walks (issue 21: `..` from the cwd /proc,
+// a FIFO planted at /version, and the kernel opened procfs's own /version; issue 15, item 3: every
+// CONTINUEd O_PATH and FIFO open). So these opens are the sentry's, on the object it resolved and
+// pinned (O_PATH, as the caller), opened again as the caller through its own /proc/self/fd link:
+//   - O_PATH: NOTIF_ADDFD cannot install an O_PATH file (the kernel's fget() refuses them), so the
+//     caller gets a read-only open of the same object, which needs read permission where O_PATH
+//     needs none (EACCES otherwise, the kernel's answer to a caller without it):
+//     a directory O_RDONLY | O_DIRECTORY (of an owned tree: a shadow, shadow-dirs.ts), a regular
+//     file O_RDONLY (without waiting on a lease), a FIFO O_RDONLY | O_NONBLOCK (never waits), the
+//     /dev/null a masked path is bound to; a symlink (O_PATH | O_NOFOLLOW) ELOOP, as O_NOFOLLOW
+//     answers without O_PATH; a device or a socket ENXIO, as their opens answer when there is
+//     nothing to open (a device's open is the caller's device cgroup's to allow, which the sentry
+//     is not in);
+//   - a FIFO: opened at once when that cannot wait (O_NONBLOCK, or O_RDWR); otherwise on a thread
+//     of its own, as the caller, which answers the caller when the other end comes (blocking.ts);
+//   - a device node reached in an owned tree: only the /dev/null a masked path is bound to
+//     (anything else EXDEV); in the root, a device opens in the caller (sys-file.ts says why).
+import { EACCES, EISDIR, ELOOP, ENXIO, EXDEV, F_SETFL, O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDWR, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from '../abi/linux/constants';
 import { STAT_MODE, STAT_RDEV } from '../abi/linux/structs';
 import type { Sentry } from './kernel';
 import { NR } from './native';
@@ -25,8 +31,8 @@ const stat = Buffer.alloc(144);
 const DEV_NULL = 0x103n;
 
 /**
- * Serves an open of the pinned object `pfd` (O_PATH, resolved as the caller) that the kernel may
- * not finish, with the caller's `flags`; closes `pfd`.
+ * Serves an open of the pinned object `pfd` (O_PATH, resolved as the caller; the thread holds the
+ * caller's identity) with the caller's `flags`, on that object alone; takes `pfd` over.
  */
 export function openInsteadOfKernel(s: Sentry, n: Notification, pfd: number, flags: number, cloexec: boolean): Reply {
   const r = s.k.sys(NR.newfstatat, pfd, '', stat, 0x1000 /* AT_EMPTY_PATH */);
@@ -36,23 +42,36 @@ export function openInsteadOfKernel(s: Sentry, n: Notification, pfd: number, fla
   }
   const type = stat.readUInt32LE(STAT_MODE) & S_IFMT;
   const asPath = (flags & O_PATH) !== 0;
+  const reopen = (f: number): number => s.openHost(`/proc/self/fd/${pfd}`, f, 0);
   let open: number;
   // A directory opened for writing is EISDIR, as the kernel says; a shadow is read-only anyway.
   if (type === S_IFDIR && !asPath && (flags & O_ACCMODE) !== 0) open = -EISDIR;
   else if (type === S_IFDIR && s.landedIn !== undefined) open = s.shadowOf(pfd);
-  else if (type === S_IFDIR) open = s.openHost(`/proc/self/fd/${pfd}`, O_DIRECTORY | (asPath ? 0 : flags & ~(O_NOFOLLOW | O_ACCMODE)), 0);
+  else if (type === S_IFDIR) open = reopen(O_DIRECTORY | (asPath ? 0 : flags & ~(O_NOFOLLOW | O_ACCMODE)));
   else if (type === S_IFREG && asPath && (flags & O_DIRECTORY) === 0) {
     const generated = openGenerated(s, n.pid, pfd, stat, 0, cloexec);
     if (generated !== undefined) {
       s.close(pfd);
       return generated;
     }
-    open = s.openHost(`/proc/self/fd/${pfd}`, 0, 0);
-  } else if (type === S_IFIFO && !asPath && ((flags & O_NONBLOCK) !== 0 || (flags & O_ACCMODE) === O_RDWR)) {
-    open = s.openHost(`/proc/self/fd/${pfd}`, flags & ~O_NOFOLLOW, 0);
+    // A lease another process holds would make a read-only open wait for it to be broken (a write
+    // lease), which an O_PATH open never does: O_NONBLOCK says EWOULDBLOCK instead, then it is put back.
+    open = reopen(O_NONBLOCK);
+    if (open >= 0 && s.k.sys(NR.fcntl, open, F_SETFL, 0) < 0) {
+      s.close(open);
+      open = -EACCES;
+    }
+  } else if (type === S_IFIFO && asPath) open = reopen(O_NONBLOCK);
+  else if (type === S_IFIFO && ((flags & O_NONBLOCK) !== 0 || (flags & O_ACCMODE) === O_RDWR)) {
+    open = reopen(flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL));
+  } else if (type === S_IFIFO) {
+    // Opened for reading or writing alone, a FIFO waits for its other end: not on this thread.
+    return s.handOff(n, pfd, flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL), cloexec);
   } else if (type === S_IFCHR && stat.readBigUInt64LE(STAT_RDEV) === DEV_NULL && (flags & O_DIRECTORY) === 0) {
-    open = s.openHost(`/proc/self/fd/${pfd}`, asPath ? 0 : flags & ~O_NOFOLLOW, 0);
-  } else open = -EXDEV;
+    open = reopen(asPath ? 0 : flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL));
+  } else if (type === S_IFLNK) open = -ELOOP;
+  else if (asPath) open = -ENXIO;
+  else open = -EXDEV;
   s.close(pfd);
   return open < 0 ? open : { kind: 'inject', fd: open, cloexec };
 }

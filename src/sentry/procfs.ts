@@ -4,7 +4,8 @@
 //
 //   file                        source             why
 //   cpuinfo                     generated          one entry per CPU the caller may run on (its affinity, which the kernel
-//                                                  keeps inside the container's cpuset: what nproc counts), numbered from 0;
+//                                                  keeps inside the container's cpuset: what nproc counts), at most what its
+//                                                  CPU quota is worth, rounded up (LXCFS does the same), numbered from 0;
 //                                                  the fields programs parse (vendor, family, model, flags, bogomips...) from
 //                                                  the host's first CPU; no microcode, bugs or topology ids
 //   meminfo                     generated          MemTotal the cgroup's memory limit (the host's total without one), the
@@ -20,6 +21,8 @@
 //   sys/kernel/pid_max          generated          what the container's pid namespace holds: from Linux 6.14 each has its
 //                                                  own, PID_MAX_LIMIT in a new one (the kernel would answer the sentry's,
 //                                                  the host's); before, the host's one limit
+//   /sys/devices/system/cpu/    generated          "0-N": the CPUs cpuinfo lists, which glibc's get_nprocs and
+//     online, possible, present                    get_nprocs_conf (getconf, sysconf) count
 //   PID/stat                    real, rebased      the start time counted from the container's start, like btime, so that
 //                                                  ps and top compute ages from the two consistently
 //   PID/cgroup                  generated          "0::/": the container is the root of its own cgroup view
@@ -68,6 +71,8 @@ const SYSTEM_FILES = new Set([
   '/sys/kernel/hostname', '/sys/kernel/osrelease', '/sys/kernel/ngroups_max', '/sys/kernel/pid_max',
 ]);
 const PROCESS_FILE = /^\/\d+(?:\/task\/\d+)?\/(stat|cgroup|mounts|mountinfo)$/;
+/** Files of the /sys the sentry owns that it generates: the CPUs glibc's get_nprocs and get_nprocs_conf count. */
+const SYS_FILES = new Set(['/devices/system/cpu/online', '/devices/system/cpu/possible', '/devices/system/cpu/present']);
 
 /** cpuinfo fields kept from the host's first CPU; the rest (microcode, bugs, power management, topology) are the host's business. */
 const CPU_FIELDS = new Set([
@@ -138,14 +143,35 @@ function findProcMount(s: Sentry): ProcMount | null {
   });
 }
 
-/** The name under /proc of the object `fd` (O_PATH, regular, `dev` its st_dev) when it is a file the sentry generates. */
+/** The name under /proc (or under /sys, as "/sys/..." would not be: "sys:/devices/...") of the object `fd` (O_PATH, regular, `dev` its st_dev) when it is a file the sentry generates. */
 function generatedName(s: Sentry, fd: number, dev: bigint): string | undefined {
   const m = procMount(s);
-  if (m === undefined || dev !== m.dev) return undefined;
+  if (m === undefined) return undefined;
+  if (dev !== m.dev) return sysGeneratedName(s, fd, dev);
   const link = s.onHost(() => s.readlinkHost(`/proc/self/fd/${fd}`));
   if (typeof link === 'number') return undefined;
   const name = m.prefix === '/' ? link : link.startsWith(`${m.prefix}/`) ? link.slice(m.prefix.length) : undefined;
   return name !== undefined && (SYSTEM_FILES.has(name) || PROCESS_FILE.test(name)) ? name : undefined;
+}
+
+const sysMounts = new WeakMap<Sentry, { readonly dev: bigint; readonly prefix: string } | null>();
+
+function sysGeneratedName(s: Sentry, fd: number, dev: bigint): string | undefined {
+  let m = sysMounts.get(s);
+  if (m === undefined) {
+    const sfd = s.opts.mounts?.find((x) => x.path === '/sys')?.fd;
+    m = sfd === undefined ? null : s.onHost(() => {
+      if (s.k.sys(NR.newfstatat, sfd, '', st, AT_EMPTY_PATH) < 0) return null;
+      const prefix = s.readlinkHost(`/proc/self/fd/${sfd}`);
+      return typeof prefix === 'number' ? null : { dev: st.readBigUInt64LE(STAT_DEV), prefix };
+    });
+    sysMounts.set(s, m);
+  }
+  if (m === null || dev !== m.dev) return undefined;
+  const link = s.onHost(() => s.readlinkHost(`/proc/self/fd/${fd}`));
+  if (typeof link === 'number') return undefined;
+  const name = m.prefix === '/' ? link : link.startsWith(`${m.prefix}/`) ? link.slice(m.prefix.length) : undefined;
+  return name !== undefined && SYS_FILES.has(name) ? `sys:${name}` : undefined;
 }
 
 /**
@@ -156,7 +182,7 @@ export function openGenerated(s: Sentry, callerPid: number, pfd: number, stat: B
   const name = generatedName(s, pfd, stat.readBigUInt64LE(STAT_DEV));
   if (name === undefined) return undefined;
   if ((flags & (O_CREAT | O_EXCL)) === (O_CREAT | O_EXCL)) return -EEXIST;
-  if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0) return name.startsWith('/sys/') ? -EROFS : -EACCES;
+  if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0) return name.startsWith('/sys/') || name.startsWith('sys:') ? -EROFS : -EACCES;
   const text = contentOf(s, callerPid, name, pfd);
   if (typeof text === 'number') return text;
   return s.onHost(() => sealedFile(s, name, text, flags, cloexec));
@@ -251,6 +277,13 @@ function systemFile(s: Sentry, m: ProcMount, pid: number, name: string): string 
     case '/sys/kernel/osrelease': return `${uname[2] ?? ''}\n`;
     case '/sys/kernel/ngroups_max': return `${NGROUPS_MAX}\n`;
     case '/sys/kernel/pid_max': return `${pidMax(s)}\n`;
+    // /sys/devices/system/cpu: the container's CPUs as cpuinfo numbers them.
+    case 'sys:/devices/system/cpu/online':
+    case 'sys:/devices/system/cpu/possible':
+    case 'sys:/devices/system/cpu/present': {
+      const n = cpusOf(s, pid).length;
+      return n === 1 ? '0\n' : `0-${n - 1}\n`;
+    }
     default: return '';
   }
 }
@@ -295,8 +328,38 @@ function rebasedStat(s: Sentry, m: ProcMount, real: string): string {
   return `${real.slice(0, close + 2)}${fields.join(' ')}\n`;
 }
 
-/** The CPUs the caller may run on, from its Cpus_allowed_list. */
+/**
+ * The CPUs the container has: those the caller may run on (its Cpus_allowed_list, which the
+ * kernel keeps inside the container's cpuset), no more than its CPU quota is worth, rounded up
+ * (cgroup v2 cpu.max, v1 cpu.cfs_quota_us over cpu.cfs_period_us): what LXCFS shows, and what a
+ * program that sizes its threads by /proc/cpuinfo or /sys/devices/system/cpu/online should see.
+ */
 function cpusOf(s: Sentry, pid: number): number[] {
+  const all = affinityOf(s, pid);
+  const limit = cpuQuota(s, pid);
+  return limit === undefined || limit >= all.length ? all : all.slice(0, Math.max(1, limit));
+}
+
+/** The CPUs a quota of the caller's cgroup is worth, rounded up; undefined without one. */
+function cpuQuota(s: Sentry, pid: number): number | undefined {
+  const dir = cgroupDir(s, pid, 'cpu');
+  if (dir === undefined) return undefined;
+  const max = readHost(s, `${dir}/cpu.max`)?.trim().split(/\s+/);
+  let quota: number;
+  let period: number;
+  if (max !== undefined && max.length === 2) {
+    if (max[0] === 'max') return undefined;
+    quota = Number(max[0]);
+    period = Number(max[1]);
+  } else {
+    quota = Number(readHost(s, `${dir}/cpu.cfs_quota_us`)?.trim() ?? '-1');
+    period = Number(readHost(s, `${dir}/cpu.cfs_period_us`)?.trim() ?? '0');
+  }
+  return quota > 0 && period > 0 ? Math.ceil(quota / period) : undefined;
+}
+
+/** The CPUs the caller may run on, from its Cpus_allowed_list. */
+function affinityOf(s: Sentry, pid: number): number[] {
   const status = readHost(s, `/proc/${pid}/status`) ?? '';
   const list = /^Cpus_allowed_list:\s*(.*)$/m.exec(status)?.[1] ?? '';
   const out: number[] = [];

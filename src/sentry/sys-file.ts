@@ -6,7 +6,7 @@
 // RESOLVE_NO_MAGICLINKS. A second thread rewriting the path after the notification changes nothing:
 // the sentry acts on its own copy, and on the object it opened, never on the path again.
 import {
-  AT_EMPTY_PATH, AT_EACCESS, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, E2BIG, EBADF, EBUSY, EEXIST, EISDIR,
+  AT_EMPTY_PATH, AT_EACCESS, EACCES, EFAULT, ENXIO, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, E2BIG, EBADF, EBUSY, EEXIST, EISDIR,
   EINVAL, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR, EPERM, ERANGE, EXDEV, O_ACCMODE, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TMPFILE, O_WRONLY, O_TRUNC, PATH_MAX,
   RESOLVE_BENEATH, RESOLVE_IN_ROOT, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG,
 } from '../abi/linux/constants';
@@ -29,12 +29,14 @@ const statBuf = Buffer.alloc(STATX_SIZE);
 const dataBuf = Buffer.alloc(XATTR_SIZE_MAX);
 
 /**
- * A FIFO or device opens in the caller itself. Opened by the sentry, a terminal would become the
- * sentry's controlling terminal (/dev/tty would even name the sentry's own), and a FIFO would block
- * the sentry until a writer came. Which nodes exist at all is the mount namespace's (the root
- * only) and the device cgroup's to decide, and the kernel re-checks the caller's permissions.
+ * A device node reached by a path in the root opens in the caller itself. Opened by the sentry, a
+ * terminal would become the sentry's (/dev/tty would name the sentry's own controlling terminal,
+ * which it has none of), and the device cgroup, which allows or refuses a device's open, checks the
+ * opener: the sentry is not in the container's cgroup. Which nodes exist at all is the mount
+ * namespace's (the root only, no procfs or sysfs) and the device cgroup's to decide, and the kernel
+ * re-checks the caller's permissions. FIFOs and O_PATH opens are the sentry's (owned-open.ts).
  */
-const OPEN_IN_CALLER = continueBecause('a FIFO or device node opens in the caller (device cgroup and mount namespace confine it)');
+const OPEN_IN_CALLER = continueBecause('a device node opens in the caller (its device cgroup and mount namespace confine it)');
 
 /**
  * The working directory is the caller's kernel state: the sentry checked that the path names a
@@ -45,11 +47,14 @@ const OPEN_IN_CALLER = continueBecause('a FIFO or device node opens in the calle
 const CHDIR_IN_CALLER = continueBecause('the cwd is the caller\'s own: checked, then set by the kernel inside the root');
 
 /**
- * An O_PATH descriptor cannot be installed by NOTIF_ADDFD (the kernel takes only files that can
- * be read or written). It grants no access, only a handle to name the object by: the sentry has
- * checked the path resolves for the caller, and the kernel opens it again inside the caller's root.
+ * An O_PATH open of an object the caller may not read (a 0000 file, a 0711 directory), of a symlink
+ * itself (O_NOFOLLOW), of a device or a socket: the sentry serves O_PATH opens with a read-only open
+ * of the object it pinned (NOTIF_ADDFD cannot install an O_PATH file), which these refuse, and
+ * O_PATH asks for no permission. It grants no
+ * access, only a name; the kernel opens it again inside the caller's root, whose mount namespace
+ * holds no procfs or sysfs: what the caller could name there with its own search permission.
  */
-const PATH_IN_CALLER = continueBecause('O_PATH: no access, only a name; checked, then opened by the kernel inside the root');
+const PATH_IN_CALLER = continueBecause('O_PATH of an object the sentry cannot open for reading (unreadable, a symlink, a device, a socket): no access, only a name; opened by the kernel inside the root');
 
 /** getcwd reads no argument from the caller and reports only the caller's own view of its root. */
 const GETCWD_IN_CALLER = continueBecause('reads nothing from the caller, reveals only its own root');
@@ -176,10 +181,20 @@ function openAt(s: Sentry, n: Notification, lookup: Lookup, path: string, flags:
   if (typeof found === 'number') return found;
   if ('created' in found) return { kind: 'inject', fd: found.created, cloexec };
   const pfd = found.pinned;
-  if ((flags & O_PATH) !== 0) {
-    if (!s.kernelMayFinish()) return openInsteadOfKernel(s, n, pfd, flags, cloexec);
+  // A namespace file, which stat and access may look at, is not handed out.
+  if (s.landedNamespace) {
     s.close(pfd);
-    return PATH_IN_CALLER;
+    return -ELOOP;
+  }
+  // Not finished by the kernel, which would walk the path again: served on the pinned object. But
+  // the open served is a read-only one, which an object the caller may not read refuses (EACCES),
+  // and a symlink itself (ELOOP), a device or a socket (ENXIO) have none to give, where O_PATH asks
+  // for no permission and opens anything: such an object is the kernel's to open (PATH_IN_CALLER).
+  // glibc's fchmodat(AT_SYMLINK_NOFOLLOW) and lchmod open a symlink so, and tar calls them.
+  if ((flags & O_PATH) !== 0) {
+    const mayFinish = s.kernelMayFinish();
+    const reply = openInsteadOfKernel(s, n, pfd, flags, cloexec);
+    return (reply === -EACCES || reply === -ELOOP || reply === -ENXIO) && mayFinish ? PATH_IN_CALLER : reply;
   }
   const r2 = fstatEmpty(s, pfd);
   if (r2 < 0) {
@@ -192,7 +207,7 @@ function openAt(s: Sentry, n: Notification, lookup: Lookup, path: string, flags:
     return -ELOOP;
   }
   if (type !== S_IFREG && type !== S_IFDIR) {
-    if (!s.kernelMayFinish()) return openInsteadOfKernel(s, n, pfd, flags, cloexec);
+    if (type === S_IFIFO || !s.kernelMayFinish()) return openInsteadOfKernel(s, n, pfd, flags, cloexec);
     s.close(pfd);
     return OPEN_IN_CALLER;
   }
@@ -261,12 +276,22 @@ function access(s: Sentry, n: Notification, dirfd: number, addr: bigint, mode: n
 function readlink(s: Sentry, n: Notification, dirfd: number, addr: bigint, out: bigint, size: number): number {
   if (size <= 0) return -EINVAL;
   const len = Math.min(size, PATH_MAX);
-  const t = targetOf(s, n, dirfd, addr, true);
+  const path = addr === 0n ? -EFAULT : s.readPath(n, addr);
+  if (typeof path === 'number') return path;
+  const t = s.target(n, dirfd, path, true);
   if (typeof t === 'number') return t;
   let r = s.asCaller(n, false);
   if (r < 0) return r;
   const shadow = t.inRoot ? undefined : s.shadowLink(t.path);
-  if (shadow !== undefined) {
+  if (path === '') {
+    // The object dirfd (or the cwd) holds: its text if it is a symlink (an O_PATH | O_NOFOLLOW
+    // fd of one), else ENOENT, as the kernel says; never the text of the /proc link that names it.
+    if (shadow !== undefined) return -ENOENT;
+    const fd = s.open(t, O_PATH, 0);
+    if (fd < 0) return fd;
+    r = s.k.sys(NR.readlinkat, fd, '', dataBuf, len);
+    s.close(fd);
+  } else if (shadow !== undefined) {
     // The fd of a shadow of /proc or /sys reads as the directory it stands for, as procfs's would.
     r = Math.min(dataBuf.write(shadow, 0), len);
   } else if (!t.inRoot) r = s.onHost(() => s.k.sys(NR.readlinkat, AT_FDCWD, t.path, dataBuf, len));
@@ -323,7 +348,14 @@ function linkAt(s: Sentry, n: Notification, od: number, oa: bigint, nd: number, 
     // The source as an object: linked through the descriptor the sentry opened.
     const src = openPath(s, n, od, oa, false, (flags & AT_EMPTY_PATH) !== 0);
     if (src < 0) return src;
-    const r = withParent(s, n, nd, na, true, (to) => s.k.sys(NR.linkat, src, '', to.fd, to.base, AT_EMPTY_PATH));
+    // AT_EMPTY_PATH asks for CAP_DAC_READ_SEARCH (ENOENT without it); following a link does not,
+    // and an O_TMPFILE file is linked into place through /proc/self/fd/N that way. So the caller's
+    // AT_SYMLINK_FOLLOW follows the sentry's own link to the object, as the caller, and only the
+    // caller's AT_EMPTY_PATH is checked as AT_EMPTY_PATH.
+    const byLink = (flags & AT_EMPTY_PATH) === 0;
+    const r = withParent(s, n, nd, na, true, (to) => (byLink
+      ? s.k.sys(NR.linkat, AT_FDCWD, `/proc/thread-self/fd/${src}`, to.fd, to.base, AT_SYMLINK_FOLLOW)
+      : s.k.sys(NR.linkat, src, '', to.fd, to.base, AT_EMPTY_PATH)));
     s.close(src);
     return r;
   }

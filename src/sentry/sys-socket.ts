@@ -13,7 +13,7 @@
 // socket call with an address is ever CONTINUEd under a policy other than `all`; sendmsg and
 // sendmmsg, whose address is in memory, are always sent by the sentry then.
 import {
-  AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, AT_FDCWD, EAGAIN, EBADF, EFAULT, EINTR, EINVAL, ENOENT, EPERM, EPROTONOSUPPORT,
+  AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, AT_FDCWD, EAFNOSUPPORT, EAGAIN, EBADF, EFAULT, EINTR, EINVAL, ENOENT, EPERM, EPROTONOSUPPORT,
   ESRCH, F_SETFL, O_DIRECTORY, O_NONBLOCK, O_PATH, POLLOUT, SOCK_TYPE_MASK, EOPNOTSUPP, ENAMETOOLONG, EACCES,
 } from '../abi/linux/constants';
 import {
@@ -30,6 +30,7 @@ import {
   isLoopback, judge, resolvConfServers, type IpAddr, type NetPolicy,
 } from './net-policy';
 import { Resolver } from './dns';
+import { effectiveCapsOf, parseStatusIds, type ProcessIds } from './creds';
 import { decodeSockaddr, describeSockaddr, SOCKADDR_MAX, unixSockaddr, type SockAddr } from './sockaddr';
 
 /**
@@ -81,10 +82,25 @@ function inetProtocolOk(domain: number, type: number, protocol: number): boolean
   return false;
 }
 
+/** AF_MAX on Linux 6.x: families at or past it are out of range before any is looked up. */
+const AF_MAX = 46;
+/** SOCK_PACKET + 1: types at or past it are out of range. */
+const SOCK_MAX = 11;
+const SOCK_FLAGS = 0o4000 /* SOCK_NONBLOCK */ | 0o2000000 /* SOCK_CLOEXEC */;
+
 const socket: Handler = (s, n) => {
   const domain = intArg(n.args[0]);
-  const type = intArg(n.args[1]) & SOCK_TYPE_MASK;
+  const rawType = intArg(n.args[1]);
+  const type = rawType & SOCK_TYPE_MASK;
   const protocol = intArg(n.args[2]);
+  // The kernel's argument checks, in its order (__sys_socket, __sock_create), before any family's
+  // own: the filter sends here what it cannot judge (a bit no flag is, a type or family past the last).
+  if ((rawType & ~(SOCK_TYPE_MASK | SOCK_FLAGS)) !== 0) return -EINVAL;
+  if (domain < 0 || domain >= AF_MAX) return -EAFNOSUPPORT;
+  if (type >= SOCK_MAX) return -EINVAL;
+  if (domain !== AF_UNIX && domain !== AF_INET && domain !== AF_INET6 && domain !== AF_NETLINK) {
+    return s.refuse(n, 'socket', EAFNOSUPPORT, `family ${domain}`, 'families: unix, inet, inet6 and netlink');
+  }
   // A route socket lists addresses, links and routes; changing them needs CAP_NET_ADMIN over the
   // network namespace, which the kernel checks. The other netlink protocols reach the host
   // kernel's subsystems (netfilter, xfrm, uevents, ...): refused as a kernel without them would.
@@ -315,6 +331,27 @@ function later(s: Sentry, n: Notification, fd: number, events: number, what: str
   return { kind: 'later', what };
 }
 
+/**
+ * Who the caller is to a unix peer: its process's real and effective ids, groups and effective
+ * capabilities (read from /proc, then the caller checked to be still waiting), for the calls the
+ * sentry makes on a unix socket (Sentry.creds.asProcess); undefined for any other socket.
+ */
+function peerIds(s: Sentry, n: Notification, sock: number): ProcessIds | undefined | number {
+  if (sockInt(s, sock, SO_DOMAIN) !== AF_UNIX) return undefined;
+  const status = s.asSeen(() => s.readHostFile(`/proc/${n.pid}/status`));
+  if (typeof status === 'number') return status;
+  const caps = s.k.callerCaps?.(n.pid) ?? effectiveCapsOf(s.k.sys, n.pid);
+  if (typeof caps === 'number') return caps;
+  const ids = parseStatusIds(status, caps);
+  if (ids === undefined) return -EINVAL;
+  return s.k.listener.idValid(n.id) ? ids : -ENOENT;
+}
+
+/** Runs the sentry's own call on the caller's socket as the caller's process when it is a unix socket (peerIds). */
+function asPeer(s: Sentry, ids: ProcessIds | undefined, op: () => number): number {
+  return ids === undefined ? op() : s.creds.asProcess(ids, op);
+}
+
 // ---- connect and bind --------------------------------------------------------------------------
 
 const connect: Handler = (s, n) => {
@@ -325,13 +362,19 @@ const connect: Handler = (s, n) => {
   if (typeof raw === 'number') return closing(s, sock, raw);
   const c = check(s, n, 'connect', raw, false);
   if (typeof c === 'number') return closing(s, sock, c);
+  // A unix peer reads who connected (SO_PEERCRED): the caller's ids, not the sentry's.
+  const ids = peerIds(s, n, sock);
+  if (typeof ids === 'number') {
+    release(s, c);
+    return closing(s, sock, ids);
+  }
   // The taken socket shares the workload's file: for a blocking one, O_NONBLOCK is set for each
   // call alone, so the sentry starts the connection and answers when it is made.
   const b = blocking(s, sock);
   const once = (): number => {
     if (b.blocking) s.k.sys(NR.fcntl, sock, F_SETFL, b.flags | O_NONBLOCK);
     let r: number;
-    do r = s.k.sys(NR.connect, sock, c.name, c.name?.length ?? 0);
+    do r = asPeer(s, ids, () => s.k.sys(NR.connect, sock, c.name, c.name?.length ?? 0));
     while (r === -EINTR);
     if (b.blocking) s.k.sys(NR.fcntl, sock, F_SETFL, b.flags);
     return r;
@@ -520,11 +563,12 @@ function done(s: Sentry, m: Message): void {
 }
 
 /** Sends `m` on the taken socket without waiting: the bytes sent or -errno (EAGAIN when it would block). */
-function sendNow(s: Sentry, sock: number, m: Message, flags: number): number {
+function sendNow(s: Sentry, sock: number, m: Message, flags: number, ids: ProcessIds | undefined): number {
   const send = s.k.sendMessage;
   if (send === undefined) return -EOPNOTSUPP;
-  // MSG_NOSIGNAL: a broken pipe is the caller's EPIPE, not a signal to the sentry.
-  return send(sock, m.data, m.to.name, m.control, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+  // MSG_NOSIGNAL: a broken pipe is the caller's EPIPE, not a signal to the sentry. On a unix
+  // socket as the caller's process: a receiver with SO_PASSCRED reads the sender's ids.
+  return asPeer(s, ids, () => send(sock, m.data, m.to.name, m.control, flags | MSG_DONTWAIT | MSG_NOSIGNAL));
 }
 
 /**
@@ -534,6 +578,8 @@ function sendNow(s: Sentry, sock: number, m: Message, flags: number): number {
  */
 function sendAll(s: Sentry, n: Notification, sock: number, flags: number, count: number,
   next: (i: number) => Message | number, wrote: (i: number, r: number) => void, answer: (sent: number, last: number) => number): Reply {
+  const ids = peerIds(s, n, sock);
+  if (typeof ids === 'number') return closing(s, sock, ids);
   const b = blocking(s, sock);
   const wait = b.blocking && (flags & MSG_DONTWAIT) === 0;
   let sent = 0;
@@ -545,7 +591,7 @@ function sendAll(s: Sentry, n: Notification, sock: number, flags: number, count:
       const m = pending ?? next(sent);
       pending = undefined;
       if (typeof m === 'number') return answer(sent, m);
-      last = sendNow(s, sock, m, flags);
+      last = sendNow(s, sock, m, flags, ids);
       if (last === -EAGAIN && sent === 0 && wait) {
         pending = m;
         return undefined;

@@ -1,11 +1,10 @@
-// The network attacker (test/fixtures/net-attack.c), built once with gcc -static for every suite that runs it.
+// The network attacker (test/fixtures/net-attack.c) and the other static fixtures, built once with gcc -static for every suite that runs them.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/native/paths';
 
 const FIXTURES = join(packageRoot(), 'test', 'fixtures');
-const SOURCE = join(FIXTURES, 'net-attack.c');
 export const NET_ATTACK = join(FIXTURES, 'bin', 'net-attack');
 
 export function netAttackCompilerSkip(): string | undefined {
@@ -14,14 +13,21 @@ export function netAttackCompilerSkip(): string | undefined {
 }
 
 export function buildNetAttack(): string {
-  if (existsSync(NET_ATTACK) && statSync(NET_ATTACK).mtimeMs >= statSync(SOURCE).mtimeMs) return NET_ATTACK;
+  return buildStaticFixture('net-attack');
+}
+
+/** Builds test/fixtures/NAME.c into test/fixtures/bin/NAME when its source is newer, under a private name renamed into place. */
+export function buildStaticFixture(name: string): string {
+  const source = join(FIXTURES, `${name}.c`);
+  const out = join(FIXTURES, 'bin', name);
+  if (existsSync(out) && statSync(out).mtimeMs >= statSync(source).mtimeMs) return out;
   mkdirSync(join(FIXTURES, 'bin'), { recursive: true });
-  const tmp = `${NET_ATTACK}.${process.pid}.tmp`;
+  const tmp = `${out}.${process.pid}.tmp`;
   try {
-    execFileSync(process.env['CC'] ?? 'gcc', ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-pthread', '-o', tmp, SOURCE]);
-    renameSync(tmp, NET_ATTACK);
+    execFileSync(process.env['CC'] ?? 'gcc', ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-pthread', '-o', tmp, source]);
+    renameSync(tmp, out);
   } finally {
     rmSync(tmp, { force: true });
   }
-  return NET_ATTACK;
+  return out;
 }

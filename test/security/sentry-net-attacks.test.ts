@@ -228,6 +228,26 @@ describe('the sentry\'s network wall', { skip }, () => {
       for (const x of results) assert.equal(x.ok, false, `reached the host's socket: ${r.stdout}`);
     });
 
+    test('a unix peer of a connect or send the sentry performs under a policy sees the caller\'s uid and gid, not the sentry\'s root', () => {
+      interface Cred { pid: number; uid: number; gid: number }
+      interface Peer { child: number; status: number; uid: number; gid: number; peercred: Cred; passcred: Cred }
+      const user = ['--user', '1000:1000'];
+      const n = report<Peer>(sandbox(rt, ['--isolation', 'namespaces', '--network', 'host', ...user], [ATTACK, 'peercred']), 'peercred (namespaces)');
+      const s = report<Peer>(sandbox(rt, [...allow(`127.0.0.1:${good}`), ...user], [ATTACK, 'peercred']), 'peercred (sentry)');
+      const outcomes = `namespaces ${JSON.stringify(n)}, sentry ${JSON.stringify(s)}`;
+      assert.equal(n.status, 0, outcomes);
+      assert.equal(s.status, 0, outcomes);
+      const ids = (c: Cred): number[] => [c.uid, c.gid];
+      // The uid a root daemon trusts: the caller's, as the kernel gives it at the namespaces level.
+      assert.deepEqual(ids(n.peercred), [1000, 1000], outcomes);
+      assert.deepEqual(ids(s.peercred), ids(n.peercred), outcomes);
+      assert.deepEqual(ids(s.passcred), ids(n.passcred), outcomes);
+      assert.equal(n.peercred.pid, n.child, outcomes);
+      // The kernel records the connecting task's pid, and the sentry is in no pid namespace of the
+      // container's: the pid a peer there reads is 0, never another process's (docs/design/sentry.md).
+      assert.deepEqual([s.peercred.pid, s.passcred.pid], [0, 0], outcomes);
+    });
+
     test('an abstract unix name of the host\'s network namespace is refused under a policy', { skip: has('python3') ? undefined : 'the abstract listener is python3\'s' }, () => {
       // The name is there, and the host's network reaches it (policy all: the wall of today).
       const all = report<{ ok: boolean; data?: string }>(

@@ -29,7 +29,7 @@ import {
   CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS,
   AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_UNIX, EAFNOSUPPORT, ENOSYS, EOPNOTSUPP, EPERM, EPROTONOSUPPORT,
   FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR, FS_IOC_SETFLAGS, NETLINK_AUDIT, PER_LINUX, PER_LINUX32, PERSONALITY_QUERY,
-  SOCK_PACKET, SOCK_RAW, SOCK_TYPE_MASK, TIOCLINUX, TIOCSTI, UNAME26,
+  SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_PACKET, SOCK_RAW, SOCK_TYPE_MASK, TIOCLINUX, TIOCSTI, UNAME26,
 } from '../../abi/linux/constants';
 import type { ArgRule, HandlerFamily, Verdict } from './types';
 
@@ -61,6 +61,9 @@ const IP_OPTIONS = 4;
 const IPPROTO_IPV6 = 41;
 const IPV6_2292RTHDR = 5;
 const IPV6_RTHDR = 57;
+
+/** socket(2)'s type with no bit but the type and SOCK_NONBLOCK and SOCK_CLOEXEC: what the kernel checks before anything else. */
+const cleanType: ArgCondition = { index: 1, op: 'MASKED_EQ', value: BigInt((~(SOCK_TYPE_MASK | SOCK_NONBLOCK | SOCK_CLOEXEC)) >>> 0), valueTwo: 0n };
 
 function intEq(index: ArgIndex, value: number): ArgCondition {
   return { index, op: 'MASKED_EQ', value: 0xffffffffn, valueTwo: BigInt(value >>> 0) };
@@ -316,21 +319,33 @@ export const SYSCALL_SPECS: readonly SyscallSpec[] = [
   // ---------------------------------------------------------------- MEDIATED: sockets
   {
     names: ['socket'],
-    verdict: deny(EAFNOSUPPORT),
+    // Argument errors first, in the kernel's order (__sys_socket, then __sock_create): flags the
+    // type does not have (EINVAL), a family out of range (EAFNOSUPPORT), a type out of range
+    // (EINVAL), and only then the family's own answer. The filter cannot say "any of these bits",
+    // so a call whose type carries a bit no flag is, or a family no rule names, reaches the
+    // sentry's handler, which answers in that order (sys-socket.ts); the rules below apply to
+    // clean types only, and a type past SOCK_PACKET goes to the handler too.
+    verdict: MEDIATED,
     family: 'socket',
     rules: [
-      { when: [intEq(0, AF_PACKET)], verdict: deny(EPERM), why: 'AF_PACKET sees and forges link-layer frames' },
-      { when: [intEq(0, AF_NETLINK), intEq(2, NETLINK_AUDIT)], verdict: deny(EPROTONOSUPPORT), why: 'NETLINK_AUDIT: the answer of a kernel without audit, which libaudit callers (login, sudo, useradd) carry on from' },
-      // Before the SOCK_RAW rule: netlink sockets are SOCK_RAW or SOCK_DGRAM by definition.
+      ...[11, 12, 13, 14, 15].map((t) => ({
+        when: [{ index: 1 as const, op: 'MASKED_EQ' as const, value: BigInt(SOCK_TYPE_MASK), valueTwo: BigInt(t) }],
+        verdict: MEDIATED, why: `type ${t}, past SOCK_PACKET: the sentry answers EINVAL, or EAFNOSUPPORT for a family out of range, as the kernel checks them`,
+      })),
+      { when: [cleanType, intEq(0, AF_PACKET)], verdict: deny(EPERM), why: 'AF_PACKET sees and forges link-layer frames' },
+      { when: [cleanType, intEq(0, AF_NETLINK), intEq(2, NETLINK_AUDIT)], verdict: deny(EPROTONOSUPPORT), why: 'NETLINK_AUDIT: the answer of a kernel without audit, which libaudit callers (login, sudo, useradd) carry on from' },
+      // Before the SOCK_RAW rule: netlink sockets are SOCK_RAW or SOCK_DGRAM by definition, and a
+      // unix SOCK_RAW socket is a datagram one (unix_create), no raw access.
       { when: [intEq(0, AF_NETLINK)], verdict: MEDIATED, why: 'other netlink protocols: the sentry lets NETLINK_ROUTE through (address and route dumps) and refuses the rest' },
-      { when: [{ index: 1, op: 'MASKED_EQ', value: BigInt(SOCK_TYPE_MASK), valueTwo: BigInt(SOCK_RAW) }], verdict: deny(EPERM), why: 'SOCK_RAW, whatever SOCK_NONBLOCK or SOCK_CLOEXEC: what a process without CAP_NET_RAW gets' },
-      { when: [{ index: 1, op: 'MASKED_EQ', value: BigInt(SOCK_TYPE_MASK), valueTwo: BigInt(SOCK_PACKET) }], verdict: deny(EPERM), why: 'SOCK_PACKET, the obsolete packet socket type' },
-      ...([[AF_UNIX, 'AF_UNIX'], [AF_INET, 'AF_INET'], [AF_INET6, 'AF_INET6']] as const).map(([f, name]) => ({
+      { when: [intEq(0, AF_UNIX)], verdict: MEDIATED, why: 'AF_UNIX: the kernel creates it in the caller\'s network namespace; its addresses come to the sentry' },
+      { when: [cleanType, { index: 1, op: 'MASKED_EQ', value: BigInt(SOCK_TYPE_MASK), valueTwo: BigInt(SOCK_RAW) }], verdict: deny(EPERM), why: 'SOCK_RAW, whatever SOCK_NONBLOCK or SOCK_CLOEXEC: what a process without CAP_NET_RAW gets' },
+      { when: [cleanType, { index: 1, op: 'MASKED_EQ', value: BigInt(SOCK_TYPE_MASK), valueTwo: BigInt(SOCK_PACKET) }], verdict: deny(EPERM), why: 'SOCK_PACKET, the obsolete packet socket type' },
+      ...([[AF_INET, 'AF_INET'], [AF_INET6, 'AF_INET6']] as const).map(([f, name]) => ({
         when: [intEq(0, f)], verdict: MEDIATED, why: `${name}: the kernel creates it in the caller's network namespace; its addresses come to the sentry`,
       })),
     ],
     served: 'partial',
-    note: 'AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK reach the sentry, which lets the kernel create them in the container\'s network namespace; netlink only NETLINK_ROUTE (others EPROTONOSUPPORT); under a network policy, inet sockets only TCP, UDP, UDP-Lite and ping (SCTP and MPTCP connect where the sentry cannot see: EPROTONOSUPPORT); other families get EAFNOSUPPORT',
+    note: 'AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK reach the sentry, which lets the kernel create them in the container\'s network namespace; netlink only NETLINK_ROUTE (others EPROTONOSUPPORT); under a network policy, inet sockets only TCP, UDP, UDP-Lite and ping (SCTP and MPTCP connect where the sentry cannot see: EPROTONOSUPPORT); other families get EAFNOSUPPORT from the sentry, after the kernel\'s argument checks (flags and type EINVAL, a family out of range EAFNOSUPPORT)',
   },
   {
     names: ['connect', 'bind'],

@@ -82,9 +82,8 @@ export class FakeWorkload {
         addfd: (id, fd, newfdFlags) => {
           const path = readlinkSync(`/proc/self/fd/${fd}`);
           let content: string | undefined;
-          try {
-            content = readFileSync(`/proc/self/fd/${fd}`, 'utf8');
-          } catch { /* a directory */ }
+          // Reopening a FIFO by its link would wait for a writer: only regular files are read.
+          if (fstatSync(fd).isFile()) content = readFileSync(`/proc/self/fd/${fd}`, 'utf8');
           let writable = true;
           try {
             // A zero-length write asks only whether the description was opened for writing.

@@ -3,6 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Sentry } from '../../../src/sentry/kernel';
 import { HANDLERS } from '../../../src/sentry/handlers';
@@ -132,6 +133,33 @@ test('the caller\'s identity decides: a user cannot open root\'s 0600 file, root
   // A file the user creates is the user's.
   call(user.s, 'open', user.w.put('/home/user/mine'), 0o100n | 0o1n, 0o600n);
   assert.equal(statSync(join(root, 'home/user/mine')).uid, 1000);
+});
+
+test('O_PATH and FIFO opens are the sentry\'s: the object it checked, read-only, as the caller; only an unreadable object\'s O_PATH is the kernel\'s', { skip }, () => {
+  const O_PATH = 0o10000000n;
+  const O_NONBLOCK = 0o4000n;
+  const CONTINUE = 1;
+  if (!existsSync(join(root, 'fifo'))) execFileSync('mkfifo', [join(root, 'fifo')]);
+  const r = setup();
+  call(r.s, 'openat', AT_FDCWD, r.w.put('/etc/hostname'), O_PATH);
+  assert.equal(r.w.injected.at(-1)?.content, 'inside\n');
+  assert.equal(r.w.injected.at(-1)?.writable, false);
+  call(r.s, 'openat', AT_FDCWD, r.w.put('/fifo'), O_NONBLOCK);
+  call(r.s, 'openat', AT_FDCWD, r.w.put('/fifo'), O_PATH);
+  assert.equal(r.w.injected.length, 3);
+  assert.ok(r.w.replies.every((x) => x.flags !== CONTINUE), 'nothing was left to the kernel');
+  // O_PATH needs no read permission, the read-only open the sentry serves does: an object the caller
+  // may not read is the one O_PATH open left to the kernel, which grants no access (PATH_IN_CALLER).
+  const user = setup({ uid: 1000, gid: 1000, groups: [], caps: 0n });
+  call(user.s, 'openat', AT_FDCWD, user.w.put('/etc/secret'), O_PATH);
+  assert.equal(user.w.injected.length, 0);
+  assert.equal(user.w.replies.at(-1)?.flags, CONTINUE);
+  // A path that names nothing the caller may reach is refused by the sentry, not left to the kernel.
+  call(user.s, 'openat', AT_FDCWD, user.w.put('/etc/missing'), O_PATH);
+  assert.equal(lastError(user.w), -2);
+  // A symlink itself (O_PATH | O_NOFOLLOW, as glibc's fchmodat opens one) has no readable open: the kernel's too.
+  call(r.s, 'openat', AT_FDCWD, r.w.put('/hostname-link'), O_PATH | 0o400000n);
+  assert.equal(r.w.replies.at(-1)?.flags, CONTINUE);
 });
 
 test('mkdir, symlink, rename, unlink and rmdir act inside the root', { skip }, () => {
