@@ -2,7 +2,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { listMountsUnder, processesWithCmdline } from '../helpers/cleanup';
+import { listMountsUnder } from '../helpers/cleanup';
+import { processesMarked } from '../helpers/run-scope';
 import { sleep } from './exec';
 
 /**
@@ -98,7 +99,8 @@ export class Daemon {
 
 function killProcessesMentioning(dir: string): string[] {
   const killed: string[] = [];
-  for (const p of processesWithCmdline(dir)) {
+  // dir is this client's mkdtemp directory: only its daemons, shims and containers name it.
+  for (const p of processesMarked(dir)) {
     if (p.pid === process.pid) continue;
     try {
       process.kill(p.pid, 'SIGKILL');

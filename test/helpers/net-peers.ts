@@ -6,12 +6,14 @@
 //   {"udp":[{"host":H,"port":P}]}      binds; counts the datagrams each gets; answers {"ports":[...]}
 //   {"counts":true}                    answers {"counts":{"H:P":N}}
 //   {"dns":{"host":H,"stages":[{NAME:{"a":[IP...],"ttl":S}}...]}}
-//                                      a DNS server on H:53 answering A queries from the first stage;
+//                                      a DNS server on H:53 answering A queries from the first stage
+//                                      (answers {"ok":true}, or {"error":...} when H:53 is taken);
 //                                      a query for next.control.test moves to the next stage (the
 //                                      workload itself changes the record between two connects).
 //                                      Every query is counted: {"queries":N} from {"counts":true}.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { randomLoopback } from './net-scope';
 
 const SCRIPT = String.raw`
 const net = require('net'), dgram = require('dgram'), readline = require('readline');
@@ -57,8 +59,8 @@ readline.createInterface({ input: process.stdin }).on('line', async (line) => {
     stages = c.dns.stages; stage = 0;
     const s = dgram.createSocket('udp4');
     s.on('message', (m, from) => { try { s.send(answer(m), from.port, from.address); } catch {} });
-    s.on('error', (e) => out({ error: String(e) }));
-    s.bind(53, c.dns.host, () => out({ ok: true }));
+    s.once('error', (e) => { s.close(); out({ error: String(e) }); });
+    s.bind(53, c.dns.host, () => { s.removeAllListeners('error'); s.on('error', () => {}); out({ ok: true }); });
   } else if (c.counts) {
     out({ counts, queries });
   }
@@ -103,8 +105,20 @@ export class Peers {
     return (await this.#ask<{ ports: number[] }>({ udp: [{ host, port }] })).ports[0] as number;
   }
 
-  async dns(host: string, stages: readonly Record<string, { a: string[]; ttl: number }>[]): Promise<void> {
-    await this.#ask({ dns: { host, stages } });
+  /**
+   * A DNS server on port 53 of a loopback address of its own (the sentry's dns= rule names an
+   * address, on port 53): a random 127.A.B.C, drawn again while another run holds it. Returns it.
+   */
+  async dns(stages: readonly Record<string, { a: string[]; ttl: number }>[]): Promise<string> {
+    for (let attempt = 0; ; attempt++) {
+      const host = randomLoopback();
+      try {
+        await this.#ask({ dns: { host, stages } });
+        return host;
+      } catch (e) {
+        if (attempt >= 8 || !/EADDRINUSE/.test((e as Error).message)) throw e;
+      }
+    }
   }
 
   async counts(): Promise<{ counts: Record<string, number>; queries: number }> {

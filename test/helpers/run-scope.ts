@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { layoutFrom, parseProcCgroup } from '../../src/cgroups/layout';
+import { processesWithCmdline, type ProcessEntry } from './cleanup';
 
 export const RUN_ENV = 'STOCKADE_TEST_RUN';
 /** Unique per test process and per host: its pid (unique while it runs) and random bytes. */
@@ -107,4 +108,23 @@ export function isRunProcess(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Processes of this test run (in its cgroup or started with its tag, as isRunProcess says) whose
+ * command line contains substring: another run's or another user's are none of its business.
+ */
+export function runProcesses(substring: string): ProcessEntry[] {
+  return processesWithCmdline(substring).filter((p) => isRunProcess(p.pid));
+}
+
+/**
+ * Processes whose command line contains `marker`, a string no one else's command line holds: a
+ * directory this run made (mkdtemp), a VM's drawn uid as `--reuid=N`. For processes that carry
+ * neither the run's cgroup nor its tag (a jailed QEMU, a client daemon's containers, both given
+ * a cgroup and an environment of their own), the marker is what keeps the look to this run's.
+ */
+export function processesMarked(marker: string): ProcessEntry[] {
+  if (marker.length < 8) throw new Error(`processesMarked: "${marker}" is too short to be this run's alone`);
+  return processesWithCmdline(marker);
 }

@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Runtime, integrationSkip } from './harness';
-import { processesWithCmdline } from '../helpers/cleanup';
+import { runProcesses } from '../helpers/run-scope';
 
 const skip = integrationSkip();
 
@@ -36,7 +36,7 @@ describe('stockade do --timeout', { skip }, () => {
       const took = Date.now() - start;
       assert.equal(r.status, 124, r.stderr);
       assert.ok(took >= 7000 && took < 15_000, `took ${took} ms`);
-      assert.deepEqual(processesWithCmdline(`sleep ${nap}`).filter((p) => p.cmdline.startsWith('sleep')), []);
+      assert.deepEqual(runProcesses(`sleep ${nap}`).filter((p) => p.cmdline.startsWith('sleep')), []);
       assert.deepEqual(rt.containerDirs(), []);
     });
   }

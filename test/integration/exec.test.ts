@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { processesWithCmdline } from '../helpers/cleanup';
+import { runProcesses } from '../helpers/run-scope';
 import { startConsoleReceiver } from '../helpers/console-receiver';
 import { Runtime, STOCKADE, alive, freezerUnavailable, integrationSkip, json, probeSpec, waitFor } from './harness';
 
@@ -46,7 +46,7 @@ describe('exec', { skip }, () => {
   // Scoped to the container's mount namespace, which a helper joins: other tests on the host run their own.
   const helpers = (): string[] => {
     const mnt = readlinkSync(`/proc/${initPid}/ns/mnt`);
-    return processesWithCmdline('stockade-init').filter((p) => {
+    return runProcesses('stockade-init').filter((p) => {
       try {
         return readlinkSync(`/proc/${p.pid}/ns/mnt`) === mnt;
       } catch {

@@ -2,7 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CAPABILITIES } from '../../src/abi/linux/constants';
@@ -11,21 +11,16 @@ import type { Spec } from '../../src/oci/spec';
 import { packageRoot } from '../../src/native/paths';
 import type { Bundle } from '../helpers/rootfs';
 import { Runtime, alive, has, integrationSkip, json, leftovers, probeSpec, waitFor } from './harness';
-import { isRunProcess } from '../helpers/run-scope';
+import { runProcesses } from '../helpers/run-scope';
 
 const skip = integrationSkip();
 
-/** Processes whose command line holds every one of `parts` (NUL-separated arguments joined by spaces). */
-function processesWith(...parts: string[]): number[] {
-  const found: number[] = [];
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-      // This run's only (isRunProcess): another run on the host uses the same ids.
-      if (parts.every((p) => cmd.includes(p)) && alive(Number(pid)) && isRunProcess(Number(pid))) found.push(Number(pid));
-    } catch { /* gone meanwhile */ }
-  }
-  return found;
+/**
+ * This run's processes whose command line holds every one of `parts` (NUL-separated arguments
+ * joined by spaces); another run on the host uses the same ids.
+ */
+function processesWith(first: string, ...rest: string[]): number[] {
+  return runProcesses(first).filter((p) => rest.every((r) => p.cmdline.includes(r)) && alive(p.pid)).map((p) => p.pid);
 }
 
 /**

@@ -8,8 +8,9 @@ import { initBinary, packageRoot } from '../../src/native/paths';
 import { defaultSpec } from '../../src/oci/default-spec';
 import type { Spec } from '../../src/oci/spec';
 import { makeBundle, rootfsUnavailable, type Bundle } from '../helpers/rootfs';
-import { listMountsUnder, processesWithCmdline, type ProcessEntry } from '../helpers/cleanup';
-import { enterRunCgroup, isRunProcess, runV2Runner } from '../helpers/run-scope';
+import { listMountsUnder } from '../helpers/cleanup';
+import { enterRunCgroup, runProcesses, runV2Runner } from '../helpers/run-scope';
+export { runProcesses };
 
 // Before any container is made: this run's containers go below a cgroup of its own (see run-scope).
 enterRunCgroup();
@@ -200,13 +201,6 @@ export function probeSpec(args: string[], mutate?: (spec: Spec) => void): Spec {
   return spec;
 }
 
-/**
- * Processes of this test run (see run-scope: in its cgroup or started with its tag) whose command
- * line contains substring; another run's or another user's stockade is none of its business.
- */
-export function runProcesses(substring: string): ProcessEntry[] {
-  return processesWithCmdline(substring).filter((p) => isRunProcess(p.pid));
-}
 
 /** What of a container outlived it: state dirs, mounts under the state root or bundle, this run's stockade-init, sentry or marked processes. */
 export function leftovers(rt: Runtime, bundle?: Bundle, marker?: string): string[] {

@@ -15,6 +15,7 @@ import { bootVm, vmProcesses, type Vm } from '../../src/vm/vm';
 import { probeBoot } from '../../src/vm/accel-probe';
 import { vmmUnavailable } from '../../src/vm/vmm';
 import { makeRootfs, rootfsUnavailable } from '../helpers/rootfs';
+import { processesMarked } from '../helpers/run-scope';
 
 let assets: GuestAssets | undefined;
 function unavailable(): string | undefined {
@@ -29,23 +30,21 @@ function unavailable(): string | undefined {
 }
 const skip = unavailable();
 
-/** Every process on the host whose command line names this path (QEMU names the initramfs). */
-function processesNaming(path: string): number[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(path);
-    } catch {
-      return false;
-    }
-  }).map(Number);
+/**
+ * Every process one VM may leave on the host, found by what is its own (every run on the host
+ * boots the same cached kernel and initramfs): QEMU by its drawn uid, virtiofsd and the jail by
+ * the VM's directory, and the jail's root wrappers (setpriv, unshare, sh) by the `--reuid=UID`
+ * they hand QEMU.
+ */
+function leftOf(uid: number, dir: string): string[] {
+  const byUid = vmProcesses(uid, dir).map((pid) => `${pid} (uid ${uid} or naming ${dir})`);
+  const wrappers = processesMarked(`--reuid=${uid}`).map((p) => `${p.pid} ${p.cmdline.slice(0, 120)}`);
+  return [...byUid, ...wrappers];
 }
 
 function assertNothingLeft(vm: Vm): void {
-  assert.deepEqual(vmProcesses(vm.vmmUid, vm.runDir), [], 'processes of the VM left');
+  assert.deepEqual(leftOf(vm.vmmUid, vm.runDir), [], 'processes of the VM left');
   assert.equal(existsSync(vm.runDir), false, `${vm.runDir} left`);
-  // This VM's QEMU: its own uid (every run on the host boots the same cached initramfs).
-  const ownUid = (pid: number): boolean => { try { return new RegExp(`^Uid:\\s+${vm.vmmUid}\\s`, 'm').test(readFileSync(`/proc/${pid}/status`, 'utf8')); } catch { return false; } };
-  assert.deepEqual(processesNaming(vm.assets.initramfs).filter(ownUid), [], 'a QEMU left');
 }
 
 function withRootfs<T>(fn: (rootfs: string, parent: string) => Promise<T>): Promise<T> {
@@ -135,7 +134,7 @@ for (const victim of ['qemu', 'virtiofsd'] as const) {
       // QEMU by its uid; virtiofsd (the parent we started and its sandboxed worker) by its binary and the VM's directory.
       const pids = victim === 'qemu'
         ? vmProcesses(vm.vmmUid, '\0none\0')
-        : processesNaming(vm.runDir).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('/usr/lib/qemu/virtiofsd\0'));
+        : processesMarked(vm.runDir).filter((p) => p.cmdline.startsWith('/usr/lib/qemu/virtiofsd ')).map((p) => p.pid);
       assert.equal(pids.length, victim === 'qemu' ? 1 : 2, `${victim}: ${pids.join(',')}`);
       for (const pid of pids) process.kill(pid, 'SIGKILL');
       await assert.rejects(waited, (e: unknown) => e instanceof VmError && e.reason === 'VMM_EXITED' && new RegExp(`vm: ${victim} `).test(e.message));
@@ -156,11 +155,19 @@ test('a guest whose init is not the agent: the boot fails naming QEMU\'s exit an
   execFileSync('gcc', ['-static', '-O2', '-o', join(parent, 'exit0'), src]);
   const broken = ensureGuestAssets({ agent: join(parent, 'exit0') });
   const before = Date.now();
-  await assert.rejects(bootVm({ rootfs, assets: broken, runParent: parent, bootTimeoutMs: 50000 }),
+  // The uid drawn for this VM's QEMU, from the command line the boot logs.
+  let uid: number | undefined;
+  const debug = (l: string): void => {
+    const m = /--reuid=(\d+)/.exec(l);
+    if (m !== null) uid = Number(m[1]);
+  };
+  await assert.rejects(bootVm({ rootfs, assets: broken, runParent: parent, bootTimeoutMs: 50000, debug }),
     (e: unknown) => e instanceof VmError && e.reason === 'VMM_EXITED' && /qemu exited/.test(e.message) && /console: .*(panic|Kernel)/i.test(e.message));
   assert.ok(Date.now() - before < 45000, 'the failure was noticed, not timed out');
   assert.deepEqual(readdirSync(parent).filter((n) => n.startsWith('stockade-vm-')), []);
-  assert.deepEqual(processesNaming(broken.initramfs), []);
+  assert.ok(uid !== undefined, 'the boot logged QEMU\'s command line');
+  // This VM's only: another run on the host boots the same broken initramfs (the same agent bytes).
+  assert.deepEqual(leftOf(uid, parent), [], 'processes of the VM left');
 }));
 
 test('a missing kernel or rootfs, or a memory size out of range, is refused before anything starts', { skip }, async () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Runtime, integrationSkip, has, waitFor } from '../integration/harness';
-import { processesWithCmdline } from '../helpers/cleanup';
+import { runProcesses } from '../helpers/run-scope';
 
 const skip = integrationSkip();
 
@@ -53,7 +53,7 @@ describe('do: limits on by default (issue 22, finding 5)', { skip }, () => {
       const child = rt.spawn(['do', '--isolation', level, '--cpus', '0.5', '--', 'sleep', arg]);
       const exited = new Promise((r) => child.once('exit', r));
       try {
-        await waitFor(() => processesWithCmdline(`sleep ${arg}`).some((p) => p.cmdline.startsWith('sleep ')), 15_000);
+        await waitFor(() => runProcesses(`sleep ${arg}`).some((p) => p.cmdline.startsWith('sleep ')), 15_000);
         const [id] = rt.containerDirs();
         assert.ok(id !== undefined);
         const paths = (JSON.parse(readFileSync(join(rt.root, id, 'state.json'), 'utf8')) as { cgroupPaths: string[] }).cgroupPaths;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Runtime, integrationSkip, probeSpec, waitFor } from '../integration/harness';
-import { processesWithCmdline } from '../helpers/cleanup';
+import { runProcesses } from '../helpers/run-scope';
 
 const skip = integrationSkip();
 
@@ -51,7 +51,7 @@ describe('do: no secret at rest, no state root in view (issue 22, finding 6)', {
       child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
       const exited = new Promise((r) => child.once('exit', r));
       try {
-        await waitFor(() => processesWithCmdline(`sleep ${arg}`).some((p) => p.cmdline.startsWith('sleep ')), 15_000);
+        await waitFor(() => runProcesses(`sleep ${arg}`).some((p) => p.cmdline.startsWith('sleep ')), 15_000);
         await waitFor(() => out.includes(secret), 5000);
         // The command has its environment ...
         assert.equal(out.trim(), `${secret}-env ${secret}-flag`);

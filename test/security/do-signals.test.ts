@@ -6,12 +6,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Runtime, STOCKADE, integrationSkip, has, waitFor, checkoutShare } from '../integration/harness';
-import { processesWithCmdline } from '../helpers/cleanup';
+import { runProcesses } from '../helpers/run-scope';
 
 const skip = integrationSkip();
 
 /** The container's own `sleep ARG` (not the stockade command line that names it too). */
-const sleeping = (arg: string): boolean => processesWithCmdline(`sleep ${arg}`).some((p) => p.cmdline.startsWith('sleep '));
+// This run's (another run on the host sleeps the same durations).
+const sleeping = (arg: string): boolean => runProcesses(`sleep ${arg}`).some((p) => p.cmdline.startsWith('sleep '));
 
 // A terminal of the test's own: python3's pty module runs stockade on a pseudo-terminal, waits for
 // the command to run, types ^C and reports how stockade ended.

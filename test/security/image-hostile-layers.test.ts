@@ -13,9 +13,13 @@ import { gzipSync } from 'node:zlib';
 import { packageRoot } from '../../src/native/paths';
 import { parseManifestOrIndex } from '../../src/image/manifest';
 import { busyboxLayer, layerTar, ociLayout, sha256hex, type Entry } from '../unit/image/build';
+import { RUN_TAG } from '../helpers/run-scope';
 
 const STOCKADE = join(packageRoot(), 'bin', 'stockade');
 const skip = process.getuid?.() !== 0 ? 'pull keeps owners and makes whiteout devices: needs root' : false;
+
+// The name an escape would write in the host's /tmp: this run's own, so another run's test cannot be taken for one.
+const PWNED = `stockade-pwned-${RUN_TAG}`;
 
 interface World { dir: string; state: string; log: string; outside: string; secret: string }
 
@@ -61,11 +65,11 @@ async function pullLayers(w: World, layers: Entry[][], extra: string[] = []): Pr
 describe('hostile layers', { skip }, () => {
   const refusals: [string, (w: World) => Entry[][], RegExp][] = [
     ['a ".." path', (w) => [[{ name: `../../../../../../../..${w.outside}/pwned`, body: 'x' }]], /"\.\." component; refused/],
-    ['a ".." path in the middle', () => [[{ name: 'a/../../pwned', body: 'x' }]], /"\.\." component; refused/],
+    ['a ".." path in the middle', () => [[{ name: `a/../../${PWNED}`, body: 'x' }]], /"\.\." component; refused/],
     ['a file written through an absolute symlink planted by an earlier entry', (w) => [[
       { name: 'evil', type: 'symlink', linkname: w.outside }, { name: 'evil/pwned', body: 'x' }]], /goes through the symlink evil; refused/],
     ['a file written through a relative symlink out of the snapshot', () => [[
-      { name: 'evil', type: 'symlink', linkname: '../../../../../../../../tmp' }, { name: 'evil/pwned', body: 'x' }]], /goes through the symlink evil/],
+      { name: 'evil', type: 'symlink', linkname: '../../../../../../../../tmp' }, { name: `evil/${PWNED}`, body: 'x' }]], /goes through the symlink evil/],
     ['a directory made through a symlink', (w) => [[
       { name: 'd', type: 'symlink', linkname: w.outside }, { name: 'd/sub/', type: 'directory' }]], /goes through the symlink d/],
     ['a symlink made through a symlink', (w) => [[
@@ -87,7 +91,7 @@ describe('hostile layers', { skip }, () => {
       const w = world();
       try {
         assertRefused(w, await pullLayers(w, layers(w)), pattern);
-        assert.equal(existsSync('/tmp/pwned'), false);
+        assert.equal(existsSync(join('/tmp', PWNED)), false);
       } finally {
         rmSync(w.dir, { recursive: true, force: true });
       }

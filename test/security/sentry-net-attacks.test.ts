@@ -6,7 +6,7 @@
 // addresses that are not loopback, in a network namespace the test makes with ip netns and veth.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { sentryNative } from '../../src/native/addon';
 import { Runtime, has, integrationSkip, json, type Result } from '../integration/harness';
 import { Peers } from '../helpers/net-peers';
+import { makeVethNetns, type VethNetns } from '../helpers/net-scope';
 import { NET_ATTACK, buildNetAttack, netAttackCompilerSkip } from '../helpers/net-attack';
 
 const ATTACK = NET_ATTACK;
@@ -260,12 +261,12 @@ describe('the sentry\'s network wall', { skip }, () => {
   });
 
   describe('names', () => {
-    const DNS = '127.0.0.77';
+    let DNS = '';
     let dnsPeers: Peers;
 
     before(async () => {
       dnsPeers = new Peers();
-      await dnsPeers.dns(DNS, [{ 'rebind.test': { a: ['127.0.0.1'], ttl: 60 } }]);
+      DNS = await dnsPeers.dns([{ 'rebind.test': { a: ['127.0.0.1'], ttl: 60 } }]);
     });
 
     after(() => dnsPeers.stop());
@@ -309,44 +310,33 @@ type Step = { resolved?: string[]; resolveError?: string; ip?: string; ok?: bool
  * a veth pair (host side .1, the namespace's .2 and .3), with the peers listening inside.
  */
 describe('the sentry\'s network wall, to addresses that are not loopback', { skip: netnsSkip }, () => {
-  const tag = `sn${process.pid % 100000}`;
-  const ns = `${tag}-ns`;
-  const net = `10.${200 + (process.pid % 50)}.${process.pid % 250}`;
-  const DNS = '127.0.0.78';
+  let net = '';
+  let DNS = '';
   let rt: Runtime;
+  let veth: VethNetns | undefined;
   let inside: Peers;
   let dns: Peers;
   let port = 0;
   let udp = 0;
   let other = 0;
 
-  const ip = (...args: string[]): void => void execFileSync('ip', args, { stdio: 'pipe' });
-
   before(async () => {
     buildAttack();
     rt = new Runtime();
-    ip('netns', 'add', ns);
-    ip('link', 'add', `${tag}h`, 'type', 'veth', 'peer', 'name', `${tag}n`);
-    ip('link', 'set', `${tag}n`, 'netns', ns);
-    ip('addr', 'add', `${net}.1/24`, 'dev', `${tag}h`);
-    ip('link', 'set', `${tag}h`, 'up');
-    ip('-n', ns, 'addr', 'add', `${net}.2/24`, 'dev', `${tag}n`);
-    ip('-n', ns, 'addr', 'add', `${net}.3/24`, 'dev', `${tag}n`);
-    ip('-n', ns, 'link', 'set', `${tag}n`, 'up');
-    ip('-n', ns, 'link', 'set', 'lo', 'up');
-    inside = new Peers(ns);
+    veth = makeVethNetns();
+    net = veth.net;
+    inside = new Peers(veth.ns);
     port = await inside.tcp('0.0.0.0');
     other = await inside.tcp('0.0.0.0');
     udp = await inside.udp(`${net}.2`);
     dns = new Peers();
-    await dns.dns(DNS, [{ 'moving.test': { a: [`${net}.2`], ttl: 1 } }, { 'moving.test': { a: [`${net}.3`], ttl: 1 } }]);
+    DNS = await dns.dns([{ 'moving.test': { a: [`${net}.2`], ttl: 1 } }, { 'moving.test': { a: [`${net}.3`], ttl: 1 } }]);
   });
 
   after(() => {
     inside?.stop();
     dns?.stop();
-    try { ip('link', 'del', `${tag}h`); } catch { /* gone with the namespace */ }
-    try { ip('netns', 'del', ns); } catch { /* never made */ }
+    veth?.remove();
     rt?.cleanup();
   });
 

@@ -5,7 +5,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, r
 import { join } from 'node:path';
 import { sentryNative } from '../../src/native/addon';
 import { packageRoot } from '../../src/native/paths';
-import { processesWithCmdline } from '../helpers/cleanup';
+import { processesMarked } from '../helpers/run-scope';
 import { STOCKADE, integrationSkip, json, type Result, type Runtime, checkoutShare } from '../integration/harness';
 
 const FIXTURES = join(packageRoot(), 'test', 'fixtures');
@@ -71,8 +71,8 @@ export function race(rt: Runtime, level: Level, args: readonly string[], opts: {
 
 /** Ends this runtime's sentries that outlived their do (a wedged one does), by pid: for the suite's after(). */
 export function endOwnSentries(rt: Runtime): void {
-  for (const p of processesWithCmdline('stockade-sentryd')) {
-    if (!p.cmdline.includes(rt.root)) continue;
+  for (const p of processesMarked(rt.root)) {
+    if (!p.cmdline.includes('stockade-sentryd')) continue;
     try {
       process.kill(p.pid, 'SIGKILL');
     } catch {
