@@ -416,10 +416,12 @@ static int parse_signal(const char *raw)
 		const char *name;
 		int number;
 	} names[] = STK_SIGNALS;
-	char *end;
-	long n = strtol(raw, &end, 10);
-	if (*raw != '\0' && *end == '\0')
-		return n >= 0 && n <= STK_SIGRTMAX ? (int)n : -1; /* 0: only checks the container runs, as runc */
+	/* Digits only, as Node's parseSignal: strtol alone took "+10", which Node refuses (" 10" goes to Node, which trims it). */
+	if (*raw >= '0' && *raw <= '9') {
+		char *end;
+		long n = strtol(raw, &end, 10);
+		return *end == '\0' && n <= STK_SIGRTMAX ? (int)n : -1; /* 0: only checks the container runs, as runc */
+	}
 	const char *bare = strncasecmp(raw, "SIG", 3) == 0 ? raw + 3 : raw;
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (strcasecmp(bare, names[i].name + 3) == 0)

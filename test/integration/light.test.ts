@@ -89,9 +89,10 @@ describe('light entry', { skip }, () => {
     assert.deepEqual(leftovers(rt, b), []);
   });
 
-  test('signals by name, SIG name and number are delivered directly; RTMIN+n and RTMAX-n go to Node and are delivered', async () => {
+  test('every signal form kill accepts is delivered as its number, by the light entry and by Node; the forms it refuses deliver nothing', async () => {
     // The init records each signal it gets, by number, in /dev/shm (seen here through its root).
-    const traps = [[10, 'USR1'], [12, 'USR2'], [1, 'HUP'], [35, '35'], [62, '62']].map(([n, s]) => `trap "echo ${n} >> /dev/shm/got" ${s};`).join(' ');
+    const trapped = [1, 10, 12, 15, 34, 35, 62, 64];
+    const traps = trapped.map((n) => `trap "echo ${n} >> /dev/shm/got" ${n};`).join(' ');
     const b = rt.bundle(probeSpec(['/bin/sh', '-c', `${traps} echo up > /dev/shm/up; while :; do sleep 0.05; done`]));
     assert.equal(rt.run(['run', '--detach', '--bundle', b.dir, 'l3']).status, 0);
     const pid = pidOf(rt, 'l3');
@@ -111,17 +112,33 @@ describe('light entry', { skip }, () => {
       await waitFor(() => got().length >= expected.length);
       assert.deepEqual(got(), expected, `${sig} arrived as signal ${n}`);
     };
-    for (const [sig, n] of [['usr1', 10], ['SIGUSR2', 12], ['Hup', 1], ['10', 10]] as const) await delivered(sig, n, () => light(rt, ['kill', 'l3', sig]));
-    assert.match(light(rt, ['kill', 'l3', 'RTMIN+1']).stderr, WENT_TO_NODE);
-    await delivered('RTMIN+1', 35, () => rt.run(['kill', 'l3', 'RTMIN+1']));
-    await delivered('SIGRTMAX-2', 62, () => rt.run(['kill', 'l3', 'SIGRTMAX-2']));
+    // Every form parseSignal and the light entry take: a name in any case, with or without SIG, a
+    // number (an RT one too), RTMIN/RTMAX alone and with an offset, with or without SIG; no signal
+    // at all is SIGTERM.
+    const direct: [string, number][] = [['usr1', 10], ['SIGUSR2', 12], ['Hup', 1], ['sigHup', 1], ['10', 10], ['35', 35], ['64', 64]];
+    for (const [sig, n] of direct) await delivered(sig, n, () => light(rt, ['kill', 'l3', sig]));
+    await delivered('(none)', 15, () => light(rt, ['kill', 'l3']));
+    const rtForms: [string, number][] = [['RTMIN+1', 35], ['SIGRTMAX-2', 62], ['rtmin', 34], ['SIGRTMAX', 64], ['sigrtmin+1', 35]];
+    for (const [sig] of rtForms) assert.match(light(rt, ['kill', 'l3', sig]).stderr, WENT_TO_NODE, `${sig} goes to Node`);
+    assert.deepEqual(got(), expected, 'the light entry delivered none of the RT names it handed on');
+    for (const [sig, n] of rtForms) await delivered(sig, n, () => rt.run(['kill', 'l3', sig]));
     // The same forms through Node's own kill (STOCKADE_LIGHT=off sends every call there).
-    const viaNode = (sig: string) => (): Ran => light(rt, ['kill', 'l3', sig], { withNode: true, env: { STOCKADE_LIGHT: 'off' } });
-    for (const [sig, n] of [['hup', 1], ['SIGUSR2', 12], ['10', 10], ['RTMIN+1', 35]] as const) await delivered(`${sig} (Node)`, n, viaNode(sig));
+    const viaNode = (...sig: string[]) => (): Ran => light(rt, ['kill', 'l3', ...sig], { withNode: true, env: { STOCKADE_LIGHT: 'off' } });
+    for (const [sig, n] of [...direct, ...rtForms]) await delivered(`${sig} (Node)`, n, viaNode(sig));
+    await delivered('(none) (Node)', 15, viaNode());
+    // Signal 0 sends nothing and says the container runs, both ways.
+    assert.equal(light(rt, ['kill', 'l3', '0']).status, 0);
+    assert.equal(viaNode('0')().status, 0);
     assert.match(light(rt, ['kill', '--all', 'l3', 'KILL']).stderr, WENT_TO_NODE);
-    const unknown = light(rt, ['kill', 'l3', 'SIGNOPE'], { withNode: true });
-    assert.notEqual(unknown.status, 0);
-    assert.match(unknown.stderr, /unknown signal "SIGNOPE"/);
+    // Refused by both: unknown names, numbers out of range, signs, RT offsets out of range.
+    for (const bad of ['SIGNOPE', '65', '+10', '-0', '10x', 'RTMIN+40', 'SIGRTMAX+1', 'SIG']) {
+      for (const [how, send] of [['light entry', () => light(rt, ['kill', 'l3', bad], { withNode: true })], ['Node', viaNode(bad)]] as const) {
+        const r = send();
+        assert.notEqual(r.status, 0, `${bad} (${how})`);
+        assert.match(r.stderr, /unknown signal|flag|usage/i, `${bad} (${how}): ${r.stderr}`);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual(got(), expected, 'a refused signal delivered nothing');
     assert.equal(light(rt, ['kill', 'l3', 'KILL']).status, 0);
     await waitFor(() => !alive(pid));
