@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Runtime, waitFor } from '../integration/harness';
-import { processesWithCmdline } from '../helpers/cleanup';
+import { processesMarked } from '../helpers/run-scope';
 import { buildRace, endOwnSentries, race, raceSkip, report, show } from './sentry-race-fixture';
 
 describe('a FIFO opened through a caller\'s fd (stockade do --isolation sentry)', { skip: raceSkip() }, () => {
@@ -42,7 +42,7 @@ describe('a FIFO opened through a caller\'s fd (stockade do --isolation sentry)'
     assert.ok(r.child > 0, show(r));
     assert.ok(Date.now() - started < 15_000, `do took ${Date.now() - started} ms`);
     // This test's own: its sentry names its state root on its command line (other tests' run beside it).
-    const mine = (): string[] => [...rt.containerDirs(), ...processesWithCmdline('stockade-sentryd').filter((p) => p.cmdline.includes(rt.root)).map((p) => `${p.pid}`)];
+    const mine = (): string[] => [...rt.containerDirs(), ...processesMarked(rt.root).filter((p) => p.cmdline.includes('stockade-sentryd')).map((p) => `${p.pid}`)];
     await waitFor(() => mine().length === 0, 5000).catch(() => assert.deepEqual(mine(), [], 'left behind'));
   });
 
@@ -66,7 +66,10 @@ describe('a FIFO opened through a caller\'s fd (stockade do --isolation sentry)'
     const saved = process.env['STOCKADE_SENTRY_TRACE'];
     process.env['STOCKADE_SENTRY_TRACE'] = '1';
     try {
-      const r = rt.run(['do', '--isolation', 'sentry', '--', '/bin/sh', '-c', 'sync'], { cwd: '/' });
+      // The thread answers sync, and its report reaches the trace on a later turn of the sentry's
+      // loop: calls after it give the loop those turns before the workload ends (with sync last,
+      // the record went missing once on a loaded machine).
+      const r = rt.run(['do', '--isolation', 'sentry', '--', '/bin/sh', '-c', 'sync; for i in 1 2 3 4 5 6 7 8 9 10; do cat /etc/hostname > /dev/null; done'], { cwd: '/' });
       assert.equal(r.status, 0, r.stderr.slice(-2000));
       const syncs = r.stderr.split('\n').filter((l) => l.startsWith('{') && l.includes('"syscall":"sync"')).map((l) => JSON.parse(l) as { result: unknown });
       assert.deepEqual(syncs.map((x) => x.result), [0], r.stderr.slice(-2000));
