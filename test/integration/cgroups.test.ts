@@ -291,7 +291,9 @@ function cgroupSuite(host: CgroupHost): void {
       let output = '';
       events.stdout?.on('data', (d: Buffer) => { output += d.toString(); });
       const exited = new Promise<number | null>((r) => events.on('exit', r));
-      await sleep(200);
+      // Started once events watches (its first stats line): events refuses a container that has
+      // stopped already, and on a slow machine (a TCG guest) its Node took longer than the workload.
+      await waitFor(() => output.includes('"type":"stats"'), 60_000);
       assert.equal(rt.run(['start', 'oom']).status, 0);
       const code = await Promise.race([exited, sleep(15_000).then(() => 'timeout' as const)]);
       assert.equal(code, 0, `events did not end with the container: ${output}`);
