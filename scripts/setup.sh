@@ -12,8 +12,9 @@ need=()
 # containernetworking-plugins: bridge, host-local and loopback give the CRI test's pods (test/cri) their network.
 # qemu-system-x86: the vm level's VMM (qemu-system-x86_64 -M microvm) and virtiofsd (from
 # qemu-system-common); the guest kernel is fetched with apt-get download on first use.
+# cpio: scripts/cgroup-v2-guest.sh packs its guest's initramfs with it.
 for pkg in gcc make g++ python3 libc6-dev busybox-static procps util-linux runc crun runsc hyperfine iproute2 \
-  podman docker.io containerd containernetworking-plugins apparmor qemu-system-x86 docker-registry skopeo umoci attr; do
+  podman docker.io containerd containernetworking-plugins apparmor qemu-system-x86 docker-registry skopeo umoci attr cpio; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
