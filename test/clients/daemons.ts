@@ -86,14 +86,19 @@ export class Daemon {
     }
   }
 
-  /** SIGTERM, and SIGKILL after grace ms; resolves once the process has exited. */
-  async stop(grace = 20_000): Promise<void> {
-    if (this.#exited) return;
+  /** SIGTERM, and SIGKILL after grace ms; resolves once the process has exited, true if it took the SIGKILL. */
+  async stop(grace = 20_000): Promise<boolean> {
+    if (this.#exited) return false;
     const exited = new Promise<void>((resolve) => this.#child.once('exit', () => resolve()));
     this.#child.kill('SIGTERM');
-    const timer = setTimeout(() => this.#child.kill('SIGKILL'), grace);
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      this.#child.kill('SIGKILL');
+    }, grace);
     await exited;
     clearTimeout(timer);
+    return killed;
   }
 }
 

@@ -31,9 +31,13 @@ export async function startDocker(dir: string, archive: string): Promise<Started
   let client: DockerLikeClient | undefined;
   const stop = async (): Promise<string[]> => {
     await client?.removeAll().catch(() => undefined);
-    await dockerd?.stop();
+    const killed = await dockerd?.stop();
+    // Read before the sweep deletes it: what dockerd said while it shut down is why anything is left.
+    const log = dockerd?.logTail();
     await containerd.daemon.stop();
-    return sweep(dir, [CGROUP_PARENT]);
+    const found = await sweep(dir, [CGROUP_PARENT]);
+    if (found.length === 0) return found;
+    return [...found, `dockerd ${killed === true ? 'did not exit on SIGTERM within the grace and was killed' : 'exited on SIGTERM'}; its log ends:\n${log ?? '(no log)'}`];
   };
   try {
     // Registered as a user would: a runtimes entry naming the absolute path of bin/stockade.

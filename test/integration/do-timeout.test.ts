@@ -32,9 +32,10 @@ describe('stockade do --timeout', { skip }, () => {
       const nap = `61.${process.pid}`;
       // 2 s: on a loaded host a shell under the sentry took more than 500 ms to reach its trap,
       // and SIGTERM ended it at once (seen at a load of 20 on 2 cores, main's build alike).
-      const r = rt.run(['do', '--isolation', level, '--timeout', '2s', '--', 'sh', '-c', `trap "" TERM; sleep ${nap}7 & sleep ${nap}8; wait`]);
+      const r = rt.run(['do', '--isolation', level, '--timeout', '2s', '--', 'sh', '-c', `trap "" TERM; echo trapped; sleep ${nap}7 & sleep ${nap}8; wait`]);
       const took = Date.now() - start;
       assert.equal(r.status, 124, r.stderr);
+      assert.equal(r.stdout, 'trapped\n', 'the shell set its trap before the timeout');
       assert.ok(took >= 7000 && took < 15_000, `took ${took} ms`);
       assert.deepEqual(runProcesses(`sleep ${nap}`).filter((p) => p.cmdline.startsWith('sleep')), []);
       assert.deepEqual(rt.containerDirs(), []);
