@@ -6,13 +6,12 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { integrationSkip } from '../integration/harness';
-import { processesWithCmdline } from '../helpers/cleanup';
 import { makeStateDir } from '../clients/daemons';
 import { sleep } from '../clients/exec';
 import type { ContainerConfig, ContainerState, CriClient, NamespaceOption, PodSandboxConfig } from './cri-client';
 import { streamExec } from './cri-client';
 import { criMissing, startCriNode, STOCKADE_CLASSES, WORKLOAD_IMAGE, type CriNode, type RuntimeClass } from './node';
-import { RUN_TAG } from '../helpers/run-scope';
+import { RUN_TAG, processesMarked } from '../helpers/run-scope';
 
 const skip = integrationSkip() ?? criMissing();
 
@@ -235,7 +234,8 @@ describe('CRI (containerd)', { skip: skip ?? false }, () => {
         for (const id of [sandboxId, ...made]) {
           assert.ok(!existsSync(join(root, id)), `stockade's state directory of ${id} is gone`);
           // The shim (its argv names the sandbox id), the containers and the sentry are all gone.
-          const procs = processesWithCmdline(id).filter((p) => p.pid !== process.pid);
+          // The id is containerd's, 64 random hex digits: no other run's process names it.
+          const procs = processesMarked(id).filter((p) => p.pid !== process.pid);
           assert.deepEqual(procs, [], `no process names ${id}`);
         }
         assert.ok(!existsSync(`/proc/${sandboxPid}`), `the sandbox's process ${sandboxPid} is gone`);
