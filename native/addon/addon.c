@@ -558,6 +558,57 @@ static napi_value js_set_winsize(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * A new pty pair, both ends close-on-exec: the vm level's keeper stands for a guest process's
+ * terminal on the host with it (the master goes to the client's console socket, the keeper relays
+ * the slave to the guest). Returns [master, slave, name].
+ */
+static napi_value js_open_pty(napi_env env, napi_callback_info info) {
+  (void)info;
+  int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return throw_errno(env, errno, "open /dev/ptmx");
+  int unlock = 0, ptn = -1;
+  if (ioctl(master, TIOCSPTLCK, &unlock) < 0 || ioctl(master, TIOCGPTN, &ptn) < 0) {
+    int e = errno;
+    close(master);
+    return throw_errno(env, e, "ioctl pty");
+  }
+  char name[64];
+  snprintf(name, sizeof name, "/dev/pts/%d", ptn);
+  int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) {
+    int e = errno;
+    close(master);
+    return throw_errno(env, e, "open pty slave");
+  }
+  napi_value arr, v;
+  NAPI_CALL(env, napi_create_array_with_length(env, 3, &arr));
+  NAPI_CALL(env, napi_create_int32(env, master, &v));
+  NAPI_CALL(env, napi_set_element(env, arr, 0, v));
+  NAPI_CALL(env, napi_create_int32(env, slave, &v));
+  NAPI_CALL(env, napi_set_element(env, arr, 1, v));
+  NAPI_CALL(env, napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v));
+  NAPI_CALL(env, napi_set_element(env, arr, 2, v));
+  return arr;
+}
+
+/* TIOCGWINSZ: [rows, cols] of a terminal (Node sizes only its own stdio streams). */
+static napi_value js_get_winsize(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int fd;
+  if (!get_fd(env, argv[0], "fd", &fd)) return NULL;
+  struct winsize ws;
+  if (ioctl(fd, TIOCGWINSZ, &ws) < 0) return throw_errno(env, errno, "ioctl");
+  napi_value arr, v;
+  NAPI_CALL(env, napi_create_array_with_length(env, 2, &arr));
+  NAPI_CALL(env, napi_create_int32(env, ws.ws_row, &v));
+  NAPI_CALL(env, napi_set_element(env, arr, 0, v));
+  NAPI_CALL(env, napi_create_int32(env, ws.ws_col, &v));
+  NAPI_CALL(env, napi_set_element(env, arr, 1, v));
+  return arr;
+}
+
+/*
  * Sets or clears ONLCR on a terminal and says whether it was set. The relay of a container's pty
  * clears it on the caller's terminal: the pty has turned "\n" into "\r\n" already, and a second
  * conversion (libuv's raw mode keeps ONLCR) made it "\r\r\n".
@@ -863,6 +914,8 @@ NAPI_MODULE_INIT() {
       {"accept", NULL, js_accept, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setWinsize", NULL, js_set_winsize, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setOnlcr", NULL, js_set_onlcr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openPty", NULL, js_open_pty, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getWinsize", NULL, js_get_winsize, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
       {"execBlocked", NULL, js_exec_blocked, NULL, NULL, NULL, napi_enumerable, NULL},
       {"holdSignals", NULL, js_hold_signals, NULL, NULL, NULL, napi_enumerable, NULL},

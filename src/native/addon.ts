@@ -123,6 +123,8 @@ interface Binding extends SentryNative {
   accept(socketFd: number): number;
   setWinsize(fd: number, rows: number, cols: number): void;
   setOnlcr(fd: number, on: boolean): boolean;
+  openPty(): [number, number, string];
+  getWinsize(fd: number): [number, number];
   mallocTrim(): boolean;
   execBlocked(path: string, args: readonly string[], signals: readonly number[]): never;
   holdSignals(signals: readonly number[]): void;
@@ -135,7 +137,7 @@ interface Binding extends SentryNative {
 
 const FUNCTIONS = [
   'flock', 'flockAsync', 'pidfdOpen', 'pidfdSendSignal', 'pidfdGetfd', 'waitPidfd',
-  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'setWinsize', 'setOnlcr',
+  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'setWinsize', 'setOnlcr', 'openPty', 'getWinsize',
   'mallocTrim', 'execBlocked', 'holdSignals', 'releaseSignals', 'bpfDeviceProgLoad', 'bpfCgroupDeviceAttach', 'bpfCgroupDevicePrograms', ...SENTRY_FUNCTIONS,
 ] as const;
 
@@ -295,6 +297,18 @@ export function accept(socketFd: number): number {
 /** Sets a terminal's window size (TIOCSWINSZ), e.g. on a container's pty master. */
 export function setWinsize(fd: number, rows: number, cols: number): void {
   binding().setWinsize(fd, rows, cols);
+}
+
+/** A new pty pair, both ends close-on-exec: master, slave and the slave's name. */
+export function openPty(): { master: number; slave: number; name: string } {
+  const [master, slave, name] = binding().openPty();
+  return { master, slave, name };
+}
+
+/** A terminal's window size (TIOCGWINSZ). */
+export function getWinsize(fd: number): { rows: number; cols: number } {
+  const [rows, cols] = binding().getWinsize(fd);
+  return { rows, cols };
 }
 
 /** Sets or clears ONLCR on a terminal (tcsetattr); whether it was set before. */

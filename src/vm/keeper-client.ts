@@ -1,0 +1,306 @@
+// The runtime's side of a vm container's keeper: starting it, and the requests of every later CLI call.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, write } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { StockadeError } from '../errors';
+import { readProcessStat } from '../container/process-identity';
+import {
+  FRAME, FrameReader, KEEPER_LOG, KEEPER_SOCKET, KEEPER_STATUS_FD, MAX_FRAME, encodeFrame,
+  type GuestProcess, type KeeperConfig, type KeeperReply, type KeeperRequest, type WireExit,
+} from './keeper-wire';
+
+const SUN_PATH_MAX = 107;
+
+/** The keeper's script: the compiled module beside this one, or, from the bundled CLI, the bundle beside it. */
+export function keeperScript(): string {
+  const module = join(__dirname, 'keeper.js');
+  return existsSync(module) ? module : join(__dirname, 'stockade-vmkeeper.js');
+}
+
+export interface StartedKeeper {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly startTime: string;
+}
+
+/**
+ * Starts the keeper and waits until it says the container is created (the VM booted, the agent
+ * answered), or why not. `stdio`: the workload's fds 0-2 (the caller's own, for create and run).
+ * Detached (create, run -d): its own session, and this process does not wait for it.
+ */
+export async function startKeeper(
+  cfg: KeeperConfig, stdio: readonly [number | 'ignore', number | 'ignore', number | 'ignore'], detached: boolean, onPid: (pid: number) => void,
+): Promise<StartedKeeper> {
+  const child = spawn(process.execPath, [keeperScript(), JSON.stringify(cfg)], {
+    detached: true,
+    stdio: [...stdio, 'pipe'],
+    env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+  });
+  if (child.pid === undefined) {
+    await new Promise((r) => child.once('error', r));
+    throw new StockadeError('SYSTEM', `vm: cannot start the VM keeper (${process.execPath})`);
+  }
+  const pid = child.pid;
+  const startTime = readProcessStat(pid)?.startTime ?? '';
+  // Recorded before the boot: a create that fails from here on is cleaned up by that pid.
+  onPid(pid);
+  const status = child.stdio[KEEPER_STATUS_FD] as Socket;
+  let said = '';
+  status.on('data', (c: Buffer) => {
+    if (said.length < 65536) said += c.toString('utf8');
+  });
+  const exited = new Promise<string>((resolve) => child.once('exit', (code, sig) => resolve(sig !== null ? `killed by ${sig}` : `exited with status ${code}`)));
+  await new Promise<void>((resolve) => {
+    status.once('close', () => resolve());
+    status.once('error', () => resolve());
+  });
+  const line = said.split('\n')[0] ?? '';
+  if (line !== 'ok') {
+    const how = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r(''), 5000))]);
+    const why = line.startsWith('error ') ? line.slice(6) : `the VM keeper ${how || 'said nothing'}${lastLogLine(cfg.stateDir)}`;
+    throw new StockadeError('SYSTEM', `container ${cfg.id}: ${why}`, { id: cfg.id });
+  }
+  if (detached) child.unref();
+  return { child, pid, startTime };
+}
+
+function lastLogLine(stateDir: string): string {
+  try {
+    const lines = readFileSync(join(stateDir, KEEPER_LOG), 'utf8').trim().split('\n');
+    const last = lines[lines.length - 1];
+    return last === undefined || last === '' ? '' : `: ${last.replace(/^\S+ /, '')}`;
+  } catch {
+    return '';
+  }
+}
+
+/** Connects to the keeper's socket (through a directory fd when the path is too long for sun_path). */
+async function connectKeeper(stateDir: string, id: string): Promise<Socket> {
+  const path = join(stateDir, KEEPER_SOCKET);
+  let dirFd = -1;
+  let target = path;
+  if (Buffer.byteLength(path) > SUN_PATH_MAX) {
+    dirFd = openSync(stateDir, 'r');
+    target = `/proc/self/fd/${dirFd}/${KEEPER_SOCKET}`;
+  }
+  try {
+    return await new Promise<Socket>((resolve, reject) => {
+      const s = connect({ path: target });
+      s.once('connect', () => resolve(s));
+      s.once('error', (e) => reject(new StockadeError('SYSTEM', `container ${id}: its VM keeper does not answer: ${e.message}`, { id })));
+    });
+  } finally {
+    if (dirFd >= 0) closeSync(dirFd);
+  }
+}
+
+/** One request and its reply; a keeper that does not answer in timeoutMs is an error naming it. */
+export async function keeperRequest(stateDir: string, id: string, req: KeeperRequest, timeoutMs = 30000): Promise<KeeperReply & { ok: true }> {
+  const sock = await connectKeeper(stateDir, id);
+  const reader = new FrameReader();
+  try {
+    const reply = await new Promise<KeeperReply>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new StockadeError('SYSTEM', `container ${id}: its VM keeper did not answer ${req.op} within ${timeoutMs} ms`, { id })), timeoutMs);
+      sock.on('data', (c: Buffer) => {
+        try {
+          for (const f of reader.push(c)) {
+            if (f.kind === FRAME.REPLY) {
+              clearTimeout(timer);
+              resolve(JSON.parse(f.payload.toString('utf8')) as KeeperReply);
+            }
+          }
+        } catch (e) {
+          clearTimeout(timer);
+          reject(e);
+        }
+      });
+      sock.on('close', () => {
+        clearTimeout(timer);
+        reject(new StockadeError('SYSTEM', `container ${id}: its VM keeper closed the connection without answering ${req.op}`, { id }));
+      });
+      sock.write(encodeFrame(FRAME.REQUEST, req));
+    });
+    if (!reply.ok) throw new StockadeError('SYSTEM', `container ${id}: ${req.op}: ${reply.error}`, { id });
+    return reply;
+  } finally {
+    sock.destroy();
+  }
+}
+
+/**
+ * Sends a request without waiting for its answer: a paused VM's keeper is frozen with it and
+ * reads the request once resumed (a signal to a paused container is delivered at resume, as the
+ * kernel does for a frozen process).
+ */
+export async function keeperNotify(stateDir: string, id: string, req: KeeperRequest): Promise<void> {
+  const sock = await connectKeeper(stateDir, id);
+  await new Promise<void>((resolve) => sock.end(encodeFrame(FRAME.REQUEST, req), () => resolve()));
+  sock.destroy();
+}
+
+export interface ExecStdio {
+  /** Read for the process's stdin; -1: none (the process reads /dev/null's end at once). */
+  readonly stdin: number;
+  readonly stdout: number;
+  readonly stderr: number;
+  /** A terminal's size, polled and sent when it changes. */
+  readonly winsize?: (() => { rows: number; cols: number } | undefined) | undefined;
+}
+
+/**
+ * Runs a process in the container through the keeper, relaying stdio between the given fds and the
+ * guest, and returns its exit status. `onStarted` gets its guest pid once it runs.
+ */
+export async function keeperExec(stateDir: string, id: string, proc: GuestProcess, stdio: ExecStdio, onStarted?: (pid: number) => void): Promise<WireExit> {
+  const sock = await connectKeeper(stateDir, id);
+  const reader = new FrameReader();
+  const out = new OrderedWrites();
+  let stopInput = (): void => undefined;
+  try {
+    return await new Promise<WireExit>((resolve, reject) => {
+      let started = false;
+      let exit: WireExit | undefined;
+      sock.on('data', (c: Buffer) => {
+        let frames;
+        try {
+          frames = reader.push(c);
+        } catch (e) {
+          reject(e);
+          sock.destroy();
+          return;
+        }
+        for (const f of frames) {
+          if (f.kind === FRAME.REPLY) {
+            const r = JSON.parse(f.payload.toString('utf8')) as KeeperReply;
+            if (!r.ok) {
+              reject(new StockadeError('SYSTEM', `container ${id}: exec: ${r.error}`, { id }));
+              return;
+            }
+            if (!started) {
+              started = true;
+              onStarted?.(r.pid ?? 0);
+              stopInput = relayInput(sock, stdio);
+            }
+          } else if (f.kind === FRAME.STDOUT || f.kind === FRAME.STDERR) {
+            // Back-pressure: the keeper's socket fills, so the guest's credit stops coming back.
+            sock.pause();
+            void out.write(f.kind === FRAME.STDOUT ? stdio.stdout : stdio.stderr, Buffer.from(f.payload)).then(() => sock.resume());
+          } else if (f.kind === FRAME.EXIT) {
+            exit = JSON.parse(f.payload.toString('utf8')) as WireExit;
+          }
+        }
+      });
+      sock.on('error', () => undefined);
+      sock.on('close', () => {
+        if (exit !== undefined) void out.drained().then(() => resolve(exit!));
+        else reject(new StockadeError('SYSTEM', `container ${id}: its VM keeper went away during exec (the container stopped)`, { id }));
+      });
+      sock.write(encodeFrame(FRAME.REQUEST, { op: 'exec', process: proc }));
+    });
+  } finally {
+    stopInput();
+    sock.destroy();
+  }
+}
+
+function relayInput(sock: Socket, stdio: ExecStdio): () => void {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  if (stdio.winsize !== undefined) {
+    let last = '';
+    const poll = (): void => {
+      const ws = stdio.winsize?.();
+      const key = ws === undefined ? '' : `${ws.rows}x${ws.cols}`;
+      if (ws !== undefined && key !== last && !sock.destroyed) sock.write(encodeFrame(FRAME.RESIZE, ws));
+      last = key;
+    };
+    poll();
+    timer = setInterval(poll, 250);
+  }
+  if (stdio.stdin < 0) {
+    sock.write(encodeFrame(FRAME.STDIN, Buffer.alloc(0)));
+  } else {
+    const { read } = require('node:fs') as typeof import('node:fs');
+    const next = (): void => {
+      if (stopped) return;
+      const buf = Buffer.allocUnsafe(32 * 1024);
+      read(stdio.stdin, buf, 0, buf.length, null, (err, n) => {
+        if (stopped || sock.destroyed) return;
+        if (err !== null && err.code === 'EAGAIN') {
+          setTimeout(next, 20);
+          return;
+        }
+        if (err !== null || n === 0) {
+          sock.write(encodeFrame(FRAME.STDIN, Buffer.alloc(0)));
+          return;
+        }
+        const parts: Buffer[] = [];
+        for (let o = 0; o < n; o += MAX_FRAME) parts.push(encodeFrame(FRAME.STDIN, buf.subarray(o, Math.min(n, o + MAX_FRAME))));
+        if (sock.write(Buffer.concat(parts))) next();
+        else sock.once('drain', next);
+      });
+    };
+    next();
+  }
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
+}
+
+/** Writes to fds in the thread pool, in order. */
+class OrderedWrites {
+  #tail: Promise<void> = Promise.resolve();
+  write(fd: number, chunk: Buffer): Promise<void> {
+    this.#tail = this.#tail.then(async () => {
+      let off = 0;
+      while (off < chunk.length) {
+        const n = await new Promise<number>((resolve) => {
+          write(fd, chunk, off, chunk.length - off, null, (err, w) => {
+            if (err === null) resolve(w);
+            else if (err.code === 'EAGAIN') setTimeout(() => resolve(0), 5);
+            else resolve(-1);
+          });
+        });
+        if (n < 0) return;
+        off += n;
+      }
+    });
+    return this.#tail;
+  }
+  drained(): Promise<void> {
+    return this.#tail;
+  }
+}
+
+/**
+ * The stand-in of a detached exec: a process of its own (the keeper's script with --exec) that
+ * relays the caller's stdio, or a pty whose master goes to consoleSocket, and exits with the exec'd
+ * process's status; its pid is the one exec's --pid-file names. Returns once the process runs.
+ */
+export async function startExecStandIn(stateDir: string, id: string, proc: GuestProcess, consoleSocket: string | undefined): Promise<{ pid: number; kill: () => void }> {
+  const arg = JSON.stringify({ stateDir, id, process: proc, consoleSocket });
+  const child = spawn(process.execPath, [keeperScript(), '--exec', arg], {
+    detached: true,
+    stdio: [0, 1, 2, 'pipe'],
+    env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+  });
+  const status = child.stdio[KEEPER_STATUS_FD] as Socket;
+  let said = '';
+  status.on('data', (c: Buffer) => {
+    if (said.length < 65536) said += c.toString('utf8');
+  });
+  await new Promise<void>((resolve) => {
+    status.once('close', () => resolve());
+    status.once('error', () => resolve());
+  });
+  const line = said.split('\n')[0] ?? '';
+  if (line !== 'ok' || child.pid === undefined) {
+    child.kill('SIGKILL');
+    throw new StockadeError('SYSTEM', line.startsWith('error ') ? line.slice(6) : `container ${id}: exec: its stand-in process said nothing`, { id });
+  }
+  child.unref();
+  const pid = child.pid;
+  return { pid, kill: () => child.kill('SIGKILL') };
+}

@@ -1,0 +1,171 @@
+// The VM keeper's control socket: the frames the CLI and the keeper exchange, and the requests they carry.
+//
+//   CLI (create/start/kill/exec/ps/events/update/delete)          keeper (one per vm container)
+//     |  REQUEST {op:"start"}                     ------------------->  |  spawns the workload in the guest
+//     |  <------------------- REPLY {ok:true} | {ok:false, error}       |
+//     |  REQUEST {op:"exec", process}             ------------------->  |  spawns it in the guest
+//     |  <------------------- REPLY {ok:true, pid}                       |
+//     |  STDIN bytes ... STDIN (empty: end)       ------------------->  |  to the guest process's stdin
+//     |  RESIZE {rows, cols}                      ------------------->  |  to its terminal
+//     |  <------------------- STDOUT / STDERR bytes ...                  |  credit back to the guest once written
+//     |  <------------------- EXIT {code, signal}                        |  then the keeper closes the connection
+//
+// One request per connection. The socket is the keeper's, 0600 in the container's state directory
+// (root's alone): only the runtime reaches it. The keeper still checks every frame, as any server
+// on a socket should: a bad frame ends that connection and nothing else.
+import { StockadeError } from '../errors';
+
+/** The keeper's socket in the container's state directory. */
+export const KEEPER_SOCKET = 'vm.sock';
+/** Where the keeper writes what it says about itself (the workload has its stdio). */
+export const KEEPER_LOG = 'keeper.log';
+/** Written by the keeper once the workload was started: the status is `running` from then on. */
+export const KEEPER_STARTED = 'vm.started';
+/** Written by the keeper once the workload exited (its status, as JSON), before the VM is torn down. */
+export const KEEPER_EXITED = 'vm.exited';
+/** The VM's host side, for a delete that finds the keeper gone: {runDir, vmmUid}. */
+export const KEEPER_VM = 'vm.json';
+
+export const FRAME = { REQUEST: 1, REPLY: 2, STDIN: 3, STDOUT: 4, STDERR: 5, EXIT: 6, RESIZE: 7 } as const;
+export type FrameKind = (typeof FRAME)[keyof typeof FRAME];
+const KINDS = new Set<number>(Object.values(FRAME));
+
+/** A frame's payload at most: stdio is cut into chunks below this. */
+export const MAX_FRAME = 1 << 20;
+const HEADER = 5;
+
+export interface Frame {
+  readonly kind: FrameKind;
+  readonly payload: Buffer;
+}
+
+export function encodeFrame(kind: FrameKind, payload: Buffer | string | object): Buffer {
+  const body = Buffer.isBuffer(payload) ? payload : Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
+  if (body.length > MAX_FRAME) throw new RangeError(`keeper frame of ${body.length} bytes is over ${MAX_FRAME}`);
+  const h = Buffer.alloc(HEADER);
+  h.writeUInt8(kind, 0);
+  h.writeUInt32BE(body.length, 1);
+  return Buffer.concat([h, body]);
+}
+
+/** Splits a byte stream into frames; throws on an unknown kind or an oversized length, from the header alone. */
+export class FrameReader {
+  #buf: Buffer = Buffer.alloc(0);
+  push(chunk: Buffer): Frame[] {
+    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    const out: Frame[] = [];
+    while (this.#buf.length >= HEADER) {
+      const kind = this.#buf.readUInt8(0);
+      const len = this.#buf.readUInt32BE(1);
+      if (!KINDS.has(kind)) throw new StockadeError('SYSTEM', `vm keeper: unknown frame kind ${kind}`);
+      if (len > MAX_FRAME) throw new StockadeError('SYSTEM', `vm keeper: frame of ${len} bytes is over ${MAX_FRAME}`);
+      if (this.#buf.length < HEADER + len) break;
+      out.push({ kind: kind as FrameKind, payload: this.#buf.subarray(HEADER, HEADER + len) });
+      this.#buf = this.#buf.subarray(HEADER + len);
+    }
+    return out;
+  }
+}
+
+/** A process to run in the container, as the guest is asked for it. */
+export interface GuestProcess {
+  readonly args: readonly string[];
+  readonly env: readonly string[];
+  readonly cwd: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly terminal: boolean;
+}
+
+export type KeeperRequest =
+  | { readonly op: 'start' }
+  | { readonly op: 'signal'; readonly signal: number; readonly all: boolean }
+  | { readonly op: 'exec'; readonly process: GuestProcess }
+  | { readonly op: 'pids' }
+  | { readonly op: 'stats' }
+  | { readonly op: 'update'; readonly memoryBytes?: number | undefined; readonly cpus?: number | undefined };
+
+export type KeeperReply =
+  | { readonly ok: true; readonly pid?: number; readonly pids?: number[]; readonly stats?: GuestStats }
+  | { readonly ok: false; readonly error: string };
+
+/** What the guest says of the container's use: its cgroup (or the guest's whole memory). */
+export interface GuestStats {
+  readonly memoryUsageBytes: number;
+  readonly memoryLimitBytes: number;
+  readonly cpuUsageNs: number;
+  readonly pids: number;
+}
+
+export interface WireExit {
+  readonly code: number | null;
+  readonly signal: number | null;
+}
+
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((s) => typeof s === 'string');
+}
+
+function uint(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+}
+
+/** A request as it came off the socket, checked field by field. */
+export function parseRequest(payload: Buffer): KeeperRequest {
+  let v: unknown;
+  try {
+    v = JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw new StockadeError('USAGE', 'vm keeper: a request that is not JSON');
+  }
+  if (typeof v !== 'object' || v === null) throw new StockadeError('USAGE', 'vm keeper: a request that is not an object');
+  const r = v as Record<string, unknown>;
+  switch (r['op']) {
+    case 'start':
+    case 'pids':
+    case 'stats':
+      return { op: r['op'] };
+    case 'signal':
+      if (!uint(r['signal']) || r['signal'] < 1 || r['signal'] > 64) throw new StockadeError('USAGE', 'vm keeper: signal: a number from 1 to 64');
+      return { op: 'signal', signal: r['signal'], all: r['all'] === true };
+    case 'update': {
+      const m = r['memoryBytes'];
+      const c = r['cpus'];
+      if (m !== undefined && (typeof m !== 'number' || !Number.isSafeInteger(m) || m <= 0)) throw new StockadeError('USAGE', 'vm keeper: memoryBytes: a positive integer');
+      if (c !== undefined && (!uint(c) || c < 1)) throw new StockadeError('USAGE', 'vm keeper: cpus: a positive integer');
+      return { op: 'update', memoryBytes: m as number | undefined, cpus: c as number | undefined };
+    }
+    case 'exec': {
+      const p = r['process'] as Record<string, unknown> | undefined;
+      if (typeof p !== 'object' || p === null) throw new StockadeError('USAGE', 'vm keeper: exec: no process');
+      if (!isStringArray(p['args']) || p['args'].length === 0) throw new StockadeError('USAGE', 'vm keeper: exec: process.args: a non-empty list of strings');
+      if (!isStringArray(p['env'])) throw new StockadeError('USAGE', 'vm keeper: exec: process.env: a list of strings');
+      if (typeof p['cwd'] !== 'string' || !p['cwd'].startsWith('/')) throw new StockadeError('USAGE', 'vm keeper: exec: process.cwd: an absolute path');
+      if (!uint(p['uid']) || !uint(p['gid'])) throw new StockadeError('USAGE', 'vm keeper: exec: process.uid and gid: numbers');
+      return { op: 'exec', process: { args: p['args'], env: p['env'], cwd: p['cwd'], uid: p['uid'], gid: p['gid'], terminal: p['terminal'] === true } };
+    }
+    default:
+      throw new StockadeError('USAGE', `vm keeper: unknown request ${JSON.stringify(r['op'])}`);
+  }
+}
+
+/** The keeper's configuration: its only argument, as JSON. */
+export interface KeeperConfig {
+  readonly id: string;
+  /** The container's state directory: the keeper's socket, log and marks go there. */
+  readonly stateDir: string;
+  readonly rootfs: string;
+  readonly readonlyRoot: boolean;
+  readonly memoryMiB: number;
+  readonly cpus: number;
+  readonly process: GuestProcess;
+  /** Cgroup directories the keeper joins before it starts QEMU and virtiofsd (they inherit them). */
+  readonly cgroupPaths: readonly string[];
+  /** Where the host pty's master goes (runc's --console-socket), for a terminal process. */
+  readonly consoleSocket?: string | undefined;
+  readonly bootTimeoutMs?: number | undefined;
+  readonly debug?: boolean | undefined;
+}
+
+/** The keeper's fd on which it says it is ready ("ok PID\n") or why it is not ("error MESSAGE\n"), then closes. */
+export const KEEPER_STATUS_FD = 3;

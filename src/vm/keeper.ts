@@ -1,0 +1,412 @@
+// The VM keeper: the local process that stands for a vm container's workload under the runc contract.
+//
+// One per container, started detached by `create` (or attached by `run`), its pid the one in
+// --pid-file and in state.json. It joins the container's cgroups, boots the VM (QEMU and
+// virtiofsd inherit the cgroups), says "ok" on fd 3 once the container is created, and then:
+//   - serves the CLI on vm.sock in the state directory (keeper-wire.ts): start, signal, exec,
+//     pids, stats, update;
+//   - relays the workload's stdio: its own fds 0-2 are what the client gave `create` (pipes,
+//     fifos, files), or a pty whose master went to the client's --console-socket;
+//   - passes the signals it gets (FORWARDED_SIGNALS) to the workload;
+//   - exits with the workload's status (by the same signal when the workload died of one), after
+//     the VM is torn down.
+// Fail closed: if QEMU, virtiofsd or the agent fails, the workload is gone with its VM; the keeper
+// says why in keeper.log and exits 255. Its own death (even SIGKILL) takes QEMU and virtiofsd with
+// it: their wrappers hold parent-death signals (vmm.ts).
+import { appendFileSync, closeSync, write, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { FORWARDED_SIGNALS, SIGNALS } from '../abi/linux/constants';
+import type { ExitStatus } from './agent-client';
+import {
+  FRAME, FrameReader, KEEPER_EXITED, KEEPER_LOG, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_STATUS_FD, KEEPER_VM, MAX_FRAME, encodeFrame, parseRequest,
+  type GuestProcess, type KeeperConfig, type KeeperReply, type KeeperRequest,
+} from './keeper-wire';
+import { bootVm, type Vm, type VmProcess } from './vm';
+
+/** What the keeper exits with when the VM failed under the workload (the reason is in keeper.log). */
+export const KEEPER_VM_FAILED = 255;
+
+const SIGNAL_NAMES = new Map<number, string>(Object.entries(SIGNALS).map(([k, v]) => [v, k]));
+
+/** Writes to an fd in the thread pool (a pipe, fifo, file or tty alike), in order, never blocking the loop. */
+class FdWriter {
+  #tail: Promise<void> = Promise.resolve();
+  #broken = false;
+  constructor(readonly fd: number) {}
+  write(chunk: Buffer): Promise<void> {
+    this.#tail = this.#tail.then(() => this.#writeAll(chunk));
+    return this.#tail;
+  }
+  async #writeAll(chunk: Buffer): Promise<void> {
+    let off = 0;
+    while (off < chunk.length && !this.#broken) {
+      off += await new Promise<number>((resolve) => {
+        write(this.fd, chunk, off, chunk.length - off, null, (err, n) => {
+          if (err !== null) {
+            // EAGAIN on a non-blocking fd: try again shortly; anything else (EPIPE) ends the stream.
+            if (err.code === 'EAGAIN') setTimeout(() => resolve(0), 5);
+            else {
+              this.#broken = true;
+              resolve(0);
+            }
+          } else resolve(n);
+        });
+      });
+    }
+  }
+  drained(): Promise<void> {
+    return this.#tail;
+  }
+}
+
+/** Reads an fd in chunks until EOF or an error, handing each chunk on and waiting for it to be taken. */
+function pumpFd(fd: number, onChunk: (b: Buffer) => Promise<void>, onEnd: () => void): void {
+  const { read } = require('node:fs') as typeof import('node:fs');
+  const next = (): void => {
+    const buf = Buffer.allocUnsafe(32 * 1024);
+    read(fd, buf, 0, buf.length, null, (err, n) => {
+      if (err !== null && err.code === 'EAGAIN') {
+        setTimeout(next, 20);
+        return;
+      }
+      if (err !== null || n === 0) {
+        onEnd();
+        return;
+      }
+      void onChunk(buf.subarray(0, n)).then(next, onEnd);
+    });
+  };
+  next();
+}
+
+class Keeper {
+  readonly #cfg: KeeperConfig;
+  #vm: Vm | undefined;
+  #main: VmProcess | undefined;
+  readonly #execs = new Set<VmProcess>();
+  #exiting = false;
+  #server: import('node:net').Server | undefined;
+  #stdout: FdWriter;
+  #stderr: FdWriter;
+  /** The host pty's slave, standing for the workload's terminal (the client holds the master). */
+  #ttyIn: import('node:tty').ReadStream | undefined;
+
+  constructor(cfg: KeeperConfig) {
+    this.#cfg = cfg;
+    this.#stdout = new FdWriter(1);
+    this.#stderr = new FdWriter(2);
+  }
+
+  log(line: string): void {
+    try {
+      appendFileSync(join(this.#cfg.stateDir, KEEPER_LOG), `${new Date().toISOString()} ${line}\n`, { mode: 0o600 });
+    } catch { /* the state directory went: nothing to say it to */ }
+  }
+
+  async run(): Promise<void> {
+    const cfg = this.#cfg;
+    joinCgroups(cfg.cgroupPaths);
+    // Before the boot: a signal now ends the container (as it ends a runc container's init waiting for start).
+    for (const name of FORWARDED_SIGNALS) process.on(name, () => void this.#signal(SIGNALS[name], false));
+    let vm: Vm;
+    try {
+      vm = await bootVm({
+        rootfs: cfg.rootfs,
+        readonlyRoot: cfg.readonlyRoot,
+        memoryMiB: cfg.memoryMiB,
+        cpus: cfg.cpus,
+        runParent: cfg.stateDir,
+        ...(cfg.bootTimeoutMs === undefined ? {} : { bootTimeoutMs: cfg.bootTimeoutMs }),
+        ...(cfg.debug === true ? { debug: (l: string) => this.log(l) } : {}),
+      });
+    } catch (e) {
+      const msg = (e as Error).message.replace(/\n/g, ' ');
+      this.log(`boot failed: ${msg}`);
+      tellCreate(`error ${msg}`);
+      process.exit(1);
+    }
+    this.#vm = vm;
+    writeFileSync(join(cfg.stateDir, KEEPER_VM), JSON.stringify({ runDir: vm.runDir, vmmUid: vm.vmmUid }), { mode: 0o600 });
+    void vm.ended.then((e) => {
+      if (e !== null && !this.#exiting) void this.#vmFailed(e.message);
+    });
+    if (cfg.process.terminal) this.#openTerminal();
+    await this.#listen();
+    this.log(`created: VM booted in ${vm.bootMs.toFixed(0)} ms, guest kernel ${vm.kernelRelease}`);
+    tellCreate('ok');
+  }
+
+  /** A host pty for the workload's terminal: the master to the client, as runc's init sends its own. */
+  #openTerminal(): void {
+    const { openPty, sendFd, unixConnect, setOnlcr } = require('../native/addon') as typeof import('../native/addon');
+    const pty = openPty();
+    // The guest's own line discipline does the terminal's work; the host side passes bytes as they are.
+    const { ReadStream } = require('node:tty') as typeof import('node:tty');
+    const slave = new ReadStream(pty.slave);
+    slave.setRawMode(true);
+    setOnlcr(pty.slave, false);
+    slave.pause();
+    this.#ttyIn = slave;
+    this.#stdout = new FdWriter(pty.slave);
+    this.#stderr = this.#stdout;
+    if (this.#cfg.consoleSocket === undefined) throw new Error('a terminal process needs --console-socket');
+    const conn = unixConnect(this.#cfg.consoleSocket);
+    try {
+      sendFd(conn, pty.master, Buffer.from(pty.name));
+    } finally {
+      closeSync(conn);
+      closeSync(pty.master);
+    }
+  }
+
+  #listen(): Promise<void> {
+    const server = createServer((sock) => this.#serve(sock));
+    this.#server = server;
+    server.on('error', (e) => this.log(`control socket: ${e.message}`));
+    // Relative to the state directory: a long --root still fits sun_path.
+    process.chdir(this.#cfg.stateDir);
+    const umask = process.umask(0o177);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(KEEPER_SOCKET, () => {
+        process.umask(umask);
+        resolve();
+      });
+    });
+  }
+
+  #serve(sock: Socket): void {
+    const reader = new FrameReader();
+    let request: KeeperRequest | undefined;
+    let exec: VmProcess | undefined;
+    let stdinEnded = false;
+    const reply = (r: KeeperReply): void => void sock.write(encodeFrame(FRAME.REPLY, r));
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      // An exec nobody waits for any more must not hold the container: it goes with its caller.
+      if (exec !== undefined && this.#execs.has(exec)) void exec.signal('SIGKILL').catch(() => undefined);
+    });
+    sock.on('data', (chunk: Buffer) => {
+      let frames;
+      try {
+        frames = reader.push(chunk);
+      } catch (e) {
+        this.log((e as Error).message);
+        sock.destroy();
+        return;
+      }
+      for (const f of frames) {
+        if (request === undefined) {
+          if (f.kind !== FRAME.REQUEST) {
+            sock.destroy();
+            return;
+          }
+          try {
+            request = parseRequest(f.payload);
+          } catch (e) {
+            reply({ ok: false, error: (e as Error).message });
+            sock.end();
+            return;
+          }
+          const r = request;
+          if (r.op === 'exec') {
+            sock.pause();
+            void this.#exec(r.process, sock).then((p) => {
+              exec = p;
+              sock.resume();
+            }, (e: unknown) => {
+              reply({ ok: false, error: (e as Error).message });
+              sock.end();
+            });
+          } else {
+            void this.#handle(r).then(reply, (e: unknown) => reply({ ok: false, error: (e as Error).message })).then(() => sock.end());
+          }
+        } else if (exec !== undefined && f.kind === FRAME.STDIN && !stdinEnded) {
+          if (f.payload.length === 0) {
+            stdinEnded = true;
+            void exec.end().catch(() => undefined);
+          } else {
+            // Held until the guest took it: the client's stdin is read no faster than the process reads.
+            sock.pause();
+            void exec.write(Buffer.from(f.payload)).catch(() => undefined).then(() => sock.resume());
+          }
+        } else if (f.kind === FRAME.RESIZE) {
+          /* the guest terminal's size: applied once the agent carries it (vmagent) */
+        } else {
+          sock.destroy();
+          return;
+        }
+      }
+    });
+  }
+
+  async #handle(r: KeeperRequest): Promise<KeeperReply> {
+    switch (r.op) {
+      case 'start':
+        return this.#start();
+      case 'signal':
+        await this.#signal(r.signal, r.all);
+        return { ok: true };
+      case 'pids': {
+        const pids = [this.#main?.pid, ...[...this.#execs].map((p) => p.pid)].filter((p): p is number => p !== undefined);
+        return { ok: true, pids };
+      }
+      case 'stats':
+        return { ok: false, error: 'the guest does not report statistics yet' };
+      case 'update':
+        return { ok: false, error: 'the guest does not apply limits yet' };
+      case 'exec':
+        return { ok: false, error: 'exec is served on its own connection' };
+    }
+  }
+
+  async #start(): Promise<KeeperReply> {
+    const vm = this.#vm;
+    if (vm === undefined || this.#exiting) return { ok: false, error: 'the container is not running' };
+    if (this.#main !== undefined) return { ok: false, error: 'the container was started already' };
+    const p = this.#cfg.process;
+    const main = await vm.spawn({
+      args: p.args, env: p.env, cwd: p.cwd, uid: p.uid, gid: p.gid, stdin: true,
+      onStdout: (c) => this.#stdout.write(c),
+      onStderr: (c) => this.#stderr.write(c),
+    });
+    this.#main = main;
+    writeFileSync(join(this.#cfg.stateDir, KEEPER_STARTED), `${main.pid}\n`, { mode: 0o600 });
+    const tty = this.#ttyIn;
+    if (tty !== undefined) {
+      // Read by libuv (which made the fd non-blocking), paused while the guest takes each chunk.
+      tty.on('data', (b: Buffer) => {
+        tty.pause();
+        void main.write(b).catch(() => undefined).then(() => tty.resume());
+      });
+      tty.on('error', () => undefined);
+      tty.resume();
+    } else {
+      pumpFd(0, (b) => main.write(b).catch(() => undefined), () => void main.end().catch(() => undefined));
+    }
+    void main.wait().then((st) => this.#exit(st), (e: unknown) => {
+      if (!this.#exiting) void this.#vmFailed((e as Error).message);
+    });
+    this.log(`started: pid ${main.pid} in the guest`);
+    return { ok: true, pid: main.pid };
+  }
+
+  async #exec(p: GuestProcess, sock: Socket): Promise<VmProcess> {
+    const vm = this.#vm;
+    if (vm === undefined || this.#exiting) throw new Error('the container is not running');
+    const send = (kind: typeof FRAME.STDOUT | typeof FRAME.STDERR) => (c: Buffer): Promise<void> => {
+      if (sock.destroyed) return Promise.resolve();
+      const parts: Buffer[] = [];
+      for (let o = 0; o < c.length; o += MAX_FRAME) parts.push(encodeFrame(kind, c.subarray(o, o + MAX_FRAME)));
+      // Credit goes back to the guest only once the client's socket took it.
+      return new Promise((resolve) => {
+        if (sock.write(Buffer.concat(parts))) resolve();
+        else {
+          sock.once('drain', () => resolve());
+          sock.once('close', () => resolve());
+        }
+      });
+    };
+    const proc = await vm.spawn({
+      args: p.args, env: p.env, cwd: p.cwd, uid: p.uid, gid: p.gid, stdin: true,
+      onStdout: send(FRAME.STDOUT), onStderr: send(FRAME.STDERR),
+    });
+    this.#execs.add(proc);
+    sock.write(encodeFrame(FRAME.REPLY, { ok: true, pid: proc.pid }));
+    void proc.wait().then((st) => {
+      this.#execs.delete(proc);
+      if (!sock.destroyed) sock.end(encodeFrame(FRAME.EXIT, { code: st.code, signal: st.signal }));
+    }, (e: unknown) => {
+      this.#execs.delete(proc);
+      if (!sock.destroyed) sock.end(encodeFrame(FRAME.REPLY, { ok: false, error: (e as Error).message }));
+    });
+    return proc;
+  }
+
+  async #signal(sig: number, all: boolean): Promise<void> {
+    if (this.#exiting) return;
+    const main = this.#main;
+    if (main === undefined) {
+      // Created, not started: the container's init dies of any signal but those ignored by default.
+      if (sig === SIGNALS.SIGCHLD || sig === SIGNALS.SIGWINCH || sig === SIGNALS.SIGCONT || sig === SIGNALS.SIGURG) return;
+      await this.#exit({ code: null, signal: sig });
+      return;
+    }
+    await main.signal(sig).catch(() => undefined);
+    if (all) for (const p of this.#execs) await p.signal(sig).catch(() => undefined);
+  }
+
+  async #vmFailed(why: string): Promise<void> {
+    if (this.#exiting) return;
+    this.#exiting = true;
+    this.log(`the VM failed: ${why}`);
+    writeFileSync(join(this.#cfg.stateDir, KEEPER_EXITED), JSON.stringify({ code: KEEPER_VM_FAILED, signal: null, error: why }), { mode: 0o600 });
+    this.#server?.close();
+    await this.#vm?.destroy().catch((e: unknown) => this.log(`teardown: ${(e as Error).message}`));
+    process.exit(KEEPER_VM_FAILED);
+  }
+
+  async #exit(st: ExitStatus): Promise<void> {
+    if (this.#exiting) return;
+    this.#exiting = true;
+    writeFileSync(join(this.#cfg.stateDir, KEEPER_EXITED), JSON.stringify(st), { mode: 0o600 });
+    // Its socket goes with it: a later call finds the container stopped, not a socket nobody serves.
+    this.#server?.close();
+    this.log(`exited: ${st.signal !== null ? `killed by ${SIGNAL_NAMES.get(st.signal) ?? st.signal}` : `status ${st.code}`}`);
+    await Promise.all([this.#stdout.drained(), this.#stderr.drained()]);
+    await this.#vm?.destroy().catch((e: unknown) => this.log(`teardown: ${(e as Error).message}`));
+    if (st.signal !== null) {
+      // Dies of the same signal, so a parent's wait (conmon, the shim, `run`) sees what the workload did.
+      for (const name of FORWARDED_SIGNALS) process.removeAllListeners(name);
+      const name = SIGNAL_NAMES.get(st.signal);
+      if (name !== undefined && name !== 'SIGSTOP' && name !== 'SIGTSTP' && name !== 'SIGCONT' && name !== 'SIGCHLD' && name !== 'SIGWINCH' && name !== 'SIGURG') {
+        process.kill(process.pid, name as NodeJS.Signals);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      process.exit(128 + st.signal);
+    }
+    process.exit(st.code ?? 0);
+  }
+}
+
+/** Moves this process into the container's cgroups: everything it starts from now on is in them too. */
+function joinCgroups(paths: readonly string[]): void {
+  for (const dir of paths) writeFileSync(join(dir, 'cgroup.procs'), `${process.pid}\n`);
+}
+
+function tellCreate(line: string): void {
+  try {
+    writeFileSync(KEEPER_STATUS_FD, `${line}\n`);
+    closeSync(KEEPER_STATUS_FD);
+  } catch { /* create is gone: it cleans up on its own */ }
+}
+
+export async function runKeeper(cfg: KeeperConfig): Promise<void> {
+  const k = new Keeper(cfg);
+  // Its stderr is the workload's: nothing of the keeper's own goes there.
+  process.on('uncaughtException', (e) => {
+    k.log(`failed: ${e.stack ?? e.message}`);
+    process.exit(KEEPER_VM_FAILED);
+  });
+  try {
+    await k.run();
+  } catch (e) {
+    k.log(`failed: ${(e as Error).message}`);
+    tellCreate(`error ${(e as Error).message.replace(/\n/g, ' ')}`);
+    process.exit(1);
+  }
+}
+
+if (require.main === module) {
+  const arg = process.argv[2];
+  if (arg === '--exec' && process.argv[3] !== undefined) {
+    const { runExecStandIn } = require('./exec-relay') as typeof import('./exec-relay');
+    void runExecStandIn(JSON.parse(process.argv[3]) as Parameters<typeof runExecStandIn>[0]);
+  } else if (arg === undefined) {
+    process.stderr.write('usage: stockade-vmkeeper CONFIG_JSON (started by stockade create, its status pipe as fd 3)\n');
+    process.exit(2);
+  } else {
+    void runKeeper(JSON.parse(arg) as KeeperConfig);
+  }
+}

@@ -1,0 +1,66 @@
+// How a vm container's limits size its VM, and what its host cgroup allows the VMM on top.
+import { cpus as hostCpus } from 'node:os';
+import type { Resources } from '../oci/spec';
+
+const MiB = 1024 * 1024;
+
+/** A guest without a memory limit gets this much. */
+export const DEFAULT_GUEST_MIB = 256;
+/** The smallest guest the kernel and agent boot in (bootVm's floor). */
+export const MIN_GUEST_MIB = 64;
+
+/**
+ * What the host cgroup allows on top of the guest's memory: QEMU's own (its heap and TCG's code
+ * cache: ~51 MB measured, tb-size 32), the pages of its binary, libraries and the kernel image it
+ * maps (~60 MB, page cache charged to whoever touched it first), the keeper (Node, ~45 MB) and
+ * virtiofsd (~3 MB). The VMM is then confined, and a guest that uses all its memory is not the
+ * reason the host kills its VMM.
+ */
+export const VMM_HEADROOM_MIB = 192;
+
+export interface VmSize {
+  readonly memoryMiB: number;
+  readonly cpus: number;
+}
+
+/**
+ * The VM for a container's limits: memory.limit as the guest's RAM (at least MIN_GUEST_MIB; the
+ * limit itself is kept inside the guest, on the container's cgroup there), and as many vCPUs as
+ * the CPU quota covers (quota/period rounded up), or as cpuset.cpus names, at most the host's.
+ */
+export function vmSize(r: Resources | undefined): VmSize {
+  const limit = r?.memory?.limit;
+  const memoryMiB = limit !== undefined && limit > 0 ? Math.max(MIN_GUEST_MIB, Math.ceil(limit / MiB)) : DEFAULT_GUEST_MIB;
+  let cpus = 1;
+  const quota = r?.cpu?.quota;
+  const period = r?.cpu?.period ?? 100000;
+  if (quota !== undefined && quota > 0 && period > 0) cpus = Math.ceil(quota / period);
+  const set = r?.cpu?.cpus;
+  if (set !== undefined && set !== '') cpus = Math.max(cpus, cpusetCount(set));
+  return { memoryMiB, cpus: Math.max(1, Math.min(cpus, hostCpus().length)) };
+}
+
+/** How many CPUs a cpuset list ("0-2,4") names. */
+export function cpusetCount(list: string): number {
+  let n = 0;
+  for (const part of list.split(',')) {
+    const m = /^\s*(\d+)(?:-(\d+))?\s*$/.exec(part);
+    if (m === null) continue;
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (b >= a) n += b - a + 1;
+  }
+  return n;
+}
+
+/**
+ * The resources the host cgroup gets: the container's, with the memory limit (and swap, when
+ * set) raised by the VMM's headroom over the guest's RAM. The guest's RAM is what the workload
+ * can use; the headroom is QEMU's, virtiofsd's and the keeper's.
+ */
+export function hostResources(r: Resources | undefined, size: VmSize): Resources {
+  const hostLimit = (size.memoryMiB + VMM_HEADROOM_MIB) * MiB;
+  const memory = r?.memory ?? {};
+  const swap = memory.swap !== undefined && memory.swap > 0 ? Math.max(memory.swap, hostLimit) : memory.swap;
+  return { ...(r ?? {}), memory: { ...memory, limit: hostLimit, ...(swap === undefined ? {} : { swap }) } };
+}
