@@ -1,0 +1,234 @@
+// The vm level's driver: each container in a microVM of its own, a local keeper process standing for its workload.
+//
+// create starts the keeper (keeper.ts), which joins the container's cgroups, boots the VM and has
+// the container made in it; the keeper's pid is the container's pid (state.json, --pid-file), it
+// relays stdio and signals and exits with the workload's status. Every later verb asks the keeper
+// over vm.sock in the state directory (keeper-client.ts), except those that must work when it
+// cannot answer: status (files and the keeper's liveness), pause/resume (the cgroup freezer over
+// the keeper, QEMU and virtiofsd: the whole VM stops), a SIGKILL (the cgroup), destroy.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { managerFromPaths, type CgroupManager } from '../cgroups';
+import { StockadeError } from '../errors';
+import type { Spec } from '../oci/spec';
+import type {
+  CreatePlan, CreateRequest, ExecProcess, ExecRequest, LevelContainer, LevelDriver, LevelStats, SignalRequest, Workload,
+} from '../container/level';
+import { NETWORK_ANNOTATION } from '../container/level';
+import { emptyCgroup, signalCgroup } from '../container/cgroups';
+import { isSameLiveProcess, waitGone } from '../container/process-identity';
+import type { Status } from '../container/status';
+import { vmProcesses, killVm } from './host-processes';
+import { keeperNotify, keeperRequest, startKeeper, startExecStandIn } from './keeper-client';
+import { KEEPER_EXITED, KEEPER_STARTED, KEEPER_VM, type GuestProcess, type KeeperConfig } from './keeper-wire';
+import { hostResources, vmSize } from './sizing';
+import { vmmUnavailable } from './vmm';
+
+const SIGKILL = 9;
+
+function guestProcess(p: NonNullable<Spec['process']>): GuestProcess {
+  return {
+    args: p.args ?? [],
+    env: p.env ?? [],
+    cwd: p.cwd,
+    uid: p.user.uid,
+    gid: p.user.gid,
+    terminal: p.terminal === true,
+  };
+}
+
+function keeperAlive(c: LevelContainer): boolean {
+  return isSameLiveProcess(c.record.pid, c.record.pidStartTime);
+}
+
+function cgroupsOf(c: LevelContainer, operation: string): CgroupManager {
+  const cg = managerFromPaths(c.record.cgroupPaths ?? []);
+  if (cg === undefined) throw new StockadeError('UNSUPPORTED', `cannot ${operation} container ${c.id}: it has no cgroups (its VM is frozen through them)`, { id: c.id, operation });
+  return cg;
+}
+
+function stopped(c: LevelContainer, operation: string): StockadeError {
+  return new StockadeError('STATE_TRANSITION', `cannot ${operation} container ${c.id}: it is stopped`, { id: c.id, from: 'stopped', operation });
+}
+
+/** What the keeper said of a VM that failed under the workload, if it did. */
+function vmFailure(stateDir: string): string | undefined {
+  try {
+    const e = (JSON.parse(readFileSync(join(stateDir, KEEPER_EXITED), 'utf8')) as { error?: unknown }).error;
+    return typeof e === 'string' ? e : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, rootfs: string): Promise<Workload> {
+  const spec = req.spec;
+  const size = vmSize(spec.linux?.resources);
+  // The VMM's own memory is confined with the guest's: the cgroup holds guest RAM and headroom.
+  req.cgroups?.apply(hostResources(spec.linux?.resources, size), (m) => req.warn?.(m));
+  if (req.hasCreateHooks) await req.createHooks();
+  const stateDir = req.store.dir(req.id);
+  const cfg: KeeperConfig = {
+    id: req.id,
+    stateDir,
+    rootfs,
+    readonlyRoot: spec.root?.readonly === true,
+    memoryMiB: size.memoryMiB,
+    cpus: size.cpus,
+    process: guestProcess(proc),
+    cgroupPaths: req.cgroups?.paths ?? [],
+    consoleSocket: req.consoleSocket,
+    ...(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS'] !== undefined ? { bootTimeoutMs: Number(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS']) } : {}),
+    debug: req.debug !== undefined,
+  };
+  const keeper = await startKeeper(cfg, [0, 1, 2], !req.monitor, (pid) => req.onPid(pid));
+  const child = keeper.child;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  const exit = req.monitor
+    ? exited.then((st) => {
+      const failed = vmFailure(stateDir);
+      if (failed !== undefined) req.warn?.(`container ${req.id}: ${failed}`);
+      return st;
+    })
+    : Promise.resolve({ code: 0, signal: null });
+  return {
+    pid: keeper.pid,
+    data: undefined,
+    monitor: req.monitor ? child : undefined,
+    exit,
+    done: req.monitor ? exited.then(() => undefined) : Promise.resolve(),
+    created: () => undefined,
+    abort: () => {
+      try {
+        process.kill(keeper.pid, 'SIGKILL');
+      } catch { /* gone */ }
+    },
+  };
+}
+
+export const vmDriver: LevelDriver = {
+  name: 'vm',
+
+  prepare(spec: Spec): Spec {
+    const why = vmmUnavailable();
+    if (why !== undefined) throw new StockadeError('UNSUPPORTED', `isolation vm: ${why}`);
+    const network = spec.annotations?.[NETWORK_ANNOTATION];
+    if (network !== undefined && network !== 'all') {
+      const field = `annotations["${NETWORK_ANNOTATION}"]`;
+      throw new StockadeError('CONFIG_INVALID', `config.json: ${field}: a network policy needs isolation sentry (a vm container has no network device at all)`, { field });
+    }
+    if (spec.process === undefined) throw new StockadeError('CONFIG_INVALID', 'config.json: process: a vm container needs a process to run', { field: 'process' });
+    return spec;
+  },
+
+  plan(req: CreateRequest): CreatePlan {
+    const proc = req.spec.process;
+    if (proc === undefined) throw new StockadeError('CONFIG_INVALID', 'config.json: process: a vm container needs a process to run', { field: 'process' });
+    if (proc.terminal === true && req.consoleSocket === undefined) {
+      throw new StockadeError('USAGE', 'process.terminal is true: a vm container with a terminal needs --console-socket', { field: 'process.terminal' });
+    }
+    if (req.preserveFds > 0) throw new StockadeError('UNSUPPORTED', '--preserve-fds: a vm container cannot be given host fds', {});
+    if (req.sandbox?.timeout !== undefined) throw new StockadeError('UNSUPPORTED', 'do --timeout: not yet at isolation vm', {});
+    const rootfs = join(req.bundle, req.spec.root?.path ?? 'rootfs');
+    if (!existsSync(rootfs)) throw new StockadeError('BUNDLE_INVALID', `bundle ${req.bundle}: root.path ${rootfs} does not exist`, { field: 'root.path' });
+    return { create: () => createVm(req, proc, rootfs) };
+  },
+
+  async start(c: LevelContainer): Promise<void> {
+    if (!keeperAlive(c)) throw stopped(c, 'start');
+    await keeperRequest(c.store.dir(c.id), c.id, { op: 'start' });
+  },
+
+  async signal(c: LevelContainer, req: SignalRequest): Promise<void> {
+    if (!keeperAlive(c)) throw stopped(c, 'kill');
+    if (req.status === 'paused') {
+      if (req.signal === SIGKILL) {
+        // The keeper is frozen with its VM: SIGKILL to all of them, then thaw so they die now.
+        signalCgroup(cgroupsOf(c, 'kill'), SIGKILL);
+        return;
+      }
+      await keeperNotify(c.store.dir(c.id), c.id, { op: 'signal', signal: req.signal, all: req.all });
+      return;
+    }
+    await keeperRequest(c.store.dir(c.id), c.id, { op: 'signal', signal: req.signal, all: req.all });
+  },
+
+  async exec(c: LevelContainer, req: ExecRequest): Promise<ExecProcess> {
+    if (!keeperAlive(c)) throw stopped(c, 'exec');
+    if (req.preserveFds > 0) throw new StockadeError('UNSUPPORTED', '--preserve-fds: a process in a vm container cannot be given host fds', {});
+    if (req.subCgroups.size > 0) throw new StockadeError('UNSUPPORTED', '--cgroup: a vm container\'s sub-cgroups are the guest\'s, which exec cannot name yet', {});
+    const proc = guestProcess(req.process);
+    const stateDir = c.store.dir(c.id);
+    if (req.detach) {
+      const standIn = await startExecStandIn(stateDir, c.id, proc, req.consoleSocket);
+      return { pid: standIn.pid, finish: () => Promise.resolve(0), kill: () => standIn.kill() };
+    }
+    // Attached: this process stands for the exec'd one, relaying its own stdio (or terminal).
+    const { attachedExec } = await import('./exec-relay');
+    return attachedExec(stateDir, c.id, proc);
+  },
+
+  async pause(c: LevelContainer): Promise<void> {
+    await cgroupsOf(c, 'pause').freeze();
+  },
+
+  async resume(c: LevelContainer): Promise<void> {
+    cgroupsOf(c, 'resume').thaw();
+  },
+
+  async update(c, resources, warn): Promise<void> {
+    const size = vmSize(resources);
+    cgroupsOf(c, 'update').apply(hostResources(resources, size), warn);
+  },
+
+  async stats(c: LevelContainer): Promise<LevelStats> {
+    const cg = cgroupsOf(c, 'read the statistics of');
+    return { stats: cg.stats(), oomKills: cg.oomKills() };
+  },
+
+  async pids(c: LevelContainer): Promise<number[]> {
+    if (!keeperAlive(c)) return [];
+    const r = await keeperRequest(c.store.dir(c.id), c.id, { op: 'pids' }, 10000);
+    return [...(r.pids ?? [])].sort((a, b) => a - b);
+  },
+
+  async status(c: LevelContainer): Promise<Status> {
+    const dir = c.store.dir(c.id);
+    const alive = keeperAlive(c);
+    if (!c.record.createdOk) return alive ? 'creating' : 'stopped';
+    if (!alive || existsSync(join(dir, KEEPER_EXITED))) return 'stopped';
+    const cg = managerFromPaths(c.record.cgroupPaths ?? []);
+    const frozen = cg?.freezerState();
+    if (frozen === 'frozen' || frozen === 'freezing') return 'paused';
+    return existsSync(join(dir, KEEPER_STARTED)) ? 'running' : 'created';
+  },
+
+  async destroy(c: LevelContainer): Promise<void> {
+    const dir = c.store.dir(c.id);
+    const cg = managerFromPaths(c.record.cgroupPaths ?? []);
+    if (cg !== undefined && (cg.freezerState() === 'frozen' || cg.freezerState() === 'freezing')) cg.thaw();
+    const pid = c.record.pid;
+    if (isSameLiveProcess(pid, c.record.pidStartTime)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch { /* gone meanwhile */ }
+      if (!(await waitGone(pid, c.record.pidStartTime, 5000))) throw new StockadeError('SYSTEM', `container ${c.id}: its VM keeper ${pid} did not die after SIGKILL`, { id: c.id });
+    }
+    // QEMU and virtiofsd die with the keeper (parent-death signals); whatever is left of them,
+    // found by the VM's uid and directory, is killed here, and the directory goes.
+    let vm: { runDir?: unknown; vmmUid?: unknown } = {};
+    try {
+      vm = JSON.parse(readFileSync(join(dir, KEEPER_VM), 'utf8')) as typeof vm;
+    } catch { /* the boot never got that far */ }
+    if (typeof vm.runDir === 'string' && typeof vm.vmmUid === 'number') {
+      if (vmProcesses(vm.vmmUid, vm.runDir).length > 0) await killVm([], vm.vmmUid, vm.runDir);
+      rmSync(vm.runDir, { recursive: true, force: true });
+    }
+    if (cg !== undefined) await emptyCgroup(cg);
+  },
+};
+
+export default vmDriver;
