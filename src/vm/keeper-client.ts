@@ -12,6 +12,13 @@ import {
 
 const SUN_PATH_MAX = 107;
 
+/** The keeper's environment: a PATH, and the STOCKADE_* settings of the VM (QEMU, the cache, the accelerator, ...). */
+function keeperEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith('STOCKADE_')) env[k] = v;
+  return env;
+}
+
 /** The keeper's script: the compiled module beside this one, or, from the bundled CLI, the bundle beside it. */
 export function keeperScript(): string {
   const module = join(__dirname, 'keeper.js');
@@ -35,7 +42,7 @@ export async function startKeeper(
   const child = spawn(process.execPath, [keeperScript(), JSON.stringify(cfg)], {
     detached: true,
     stdio: [...stdio, 'pipe'],
-    env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+    env: keeperEnv(),
   });
   if (child.pid === undefined) {
     await new Promise((r) => child.once('error', r));

@@ -1,0 +1,139 @@
+// The vm level through the runtime's CLI: run (attached and -d), create/start/state/kill/delete, exec, ps, pause/resume, update, events.
+//
+// Boots are seconds under TCG, so one long-lived container carries every check that a fresh
+// VM would not make stronger (state, exec, ps, pause, update, events, kill); run, run -d with
+// delete --force and the annotation each need a VM of their own.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureGuestAssets } from '../../src/vm/assets';
+import { VMM_HEADROOM_MIB } from '../../src/vm/sizing';
+import { Runtime, json, probeSpec, waitFor } from './harness';
+import { cgroupPids, memoryCgroup, vmGone, vmHostProcesses, vmSkip, vmTrace, VM_CALL } from './vm-helpers';
+
+const skip = vmSkip();
+const MiB = 1024 * 1024;
+
+describe('the vm level through the CLI', { skip }, () => {
+  let rt: Runtime;
+  let guestRelease = '';
+  before(() => {
+    rt = new Runtime();
+    guestRelease = ensureGuestAssets().release;
+  });
+  after(() => rt.cleanup());
+
+  test('run --isolation vm: the guest\'s kernel, stdin, stdout and stderr relayed, the exit status passed on, nothing left', async () => {
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'uname -r; read line; echo "got $line"; echo oops >&2; exit 3']));
+    const r = rt.run(['--isolation', 'vm', 'run', '--bundle', b.dir, 'vm-run'], { ...VM_CALL, input: 'hello\n' });
+    assert.equal(r.status, 3, r.stderr);
+    assert.equal(r.stdout, `${guestRelease}\ngot hello\n`);
+    assert.notEqual(guestRelease, release());
+    assert.equal(r.stderr, 'oops\n');
+    assert.deepEqual(rt.containerDirs(), []);
+  });
+
+  test('create, start, state, exec, ps, pause, resume, update, events --stats, kill and delete on one vm container', async () => {
+    const id = 'vm-life';
+    const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'echo started > /tmp/started; trap "exit 7" TERM; while true; do sleep 0.1; done'], (s) => {
+      s.annotations = { 'dev.stockade.isolation': 'vm' };
+      s.linux = { ...s.linux, resources: { memory: { limit: 128 * MiB } } };
+    }));
+    const work = mkdtempSync(join(tmpdir(), 'stockade-vm-pid-'));
+    try {
+      const pidFile = join(work, 'pid');
+      // The annotation picks the level: no --isolation here.
+      const c = rt.run(['create', '--bundle', b.dir, '--pid-file', pidFile, id], VM_CALL);
+      assert.equal(c.status, 0, c.stderr);
+      const t = vmTrace(rt, id);
+      const st = json<{ status: string; pid: number }>(rt.run(['state', id]).stdout);
+      assert.equal(st.status, 'created');
+      // The pid is the keeper's: a live host process, the one in the pid file.
+      assert.equal(st.pid, Number(readFileSync(pidFile, 'utf8')));
+      assert.equal(st.pid, t.keeper);
+      // The VMM is jailed in the container's cgroup (item 6): the keeper, QEMU and virtiofsd.
+      const mem = memoryCgroup(t);
+      assert.ok(mem !== undefined, `no memory cgroup among ${t.cgroupPaths.join(', ')}`);
+      const inCgroup = new Set(cgroupPids(mem));
+      const host = vmHostProcesses(t);
+      assert.ok(host.length >= 4, `the VM's host processes: ${host.join(', ')}`);
+      for (const p of host) assert.ok(inCgroup.has(p), `process ${p} of the VM is not in ${mem}`);
+      // The guest's RAM is the limit; the host cgroup holds it and the VMM's headroom.
+      const limitFile = existsSync(join(mem, 'memory.max')) ? 'memory.max' : 'memory.limit_in_bytes';
+      assert.equal(Number(readFileSync(join(mem, limitFile), 'utf8')), (128 + VMM_HEADROOM_MIB) * MiB);
+      // The keeper's socket is root's alone.
+      assert.equal(statSync(join(t.stateDir, 'vm.sock')).mode & 0o777, 0o600);
+      const list = rt.run(['list', '--format', 'json']);
+      assert.deepEqual(json<{ id: string; status: string }[]>(list.stdout).map((x) => [x.id, x.status]), [[id, 'created']]);
+
+      const s = rt.run(['start', id], VM_CALL);
+      assert.equal(s.status, 0, s.stderr);
+      assert.equal(json<{ status: string }>(rt.run(['state', id]).stdout).status, 'running');
+
+      const e = rt.run(['exec', id, '/bin/sh', '-c', 'cat /tmp/started; echo to-err >&2; exit 4'], VM_CALL);
+      assert.equal(e.status, 4, e.stderr);
+      assert.equal(e.stdout, 'started\n');
+      assert.equal(e.stderr, 'to-err\n');
+      const input = rt.run(['exec', id, '/bin/cat'], { ...VM_CALL, input: 'through stdin\n' });
+      assert.equal(input.stdout, 'through stdin\n', input.stderr);
+      const missing = rt.run(['exec', id, '/no/such'], VM_CALL);
+      assert.notEqual(missing.status, 0);
+      assert.match(missing.stderr, /no\/such/);
+
+      const ps = rt.run(['ps', '--format', 'json', id], VM_CALL);
+      assert.equal(ps.status, 0, ps.stderr);
+      const pids = json<number[]>(ps.stdout);
+      assert.ok(pids.length >= 1 && pids.every((p) => Number.isInteger(p) && p > 0), ps.stdout);
+
+      const p = rt.run(['pause', id]);
+      assert.equal(p.status, 0, p.stderr);
+      assert.equal(json<{ status: string }>(rt.run(['state', id]).stdout).status, 'paused');
+      // The whole VM is stopped: the keeper, QEMU and virtiofsd are in the frozen cgroup.
+      const freezer = t.cgroupPaths.find((d) => existsSync(join(d, 'freezer.state')) || existsSync(join(d, 'cgroup.freeze')));
+      assert.ok(freezer !== undefined, `no freezer among ${t.cgroupPaths.join(', ')}`);
+      if (existsSync(join(freezer, 'freezer.state'))) assert.equal(readFileSync(join(freezer, 'freezer.state'), 'utf8').trim(), 'FROZEN');
+      else assert.match(readFileSync(join(freezer, 'cgroup.events'), 'utf8'), /^frozen 1$/m);
+      const frozen = new Set(cgroupPids(freezer));
+      for (const pid of host) assert.ok(frozen.has(pid), `process ${pid} of the VM is not in the frozen ${freezer}`);
+      assert.equal(rt.run(['exec', id, '/bin/true']).status === 0, false, 'exec into a paused vm container succeeded');
+      const r = rt.run(['resume', id]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(json<{ status: string }>(rt.run(['state', id]).stdout).status, 'running');
+      assert.equal(rt.run(['exec', id, '/bin/true'], VM_CALL).status, 0, 'the VM does not run after resume');
+
+      const u = rt.run(['update', '--memory', String(96 * MiB), id], VM_CALL);
+      assert.equal(u.status, 0, u.stderr);
+      assert.equal(Number(readFileSync(join(mem, limitFile), 'utf8')), (96 + VMM_HEADROOM_MIB) * MiB);
+
+      const ev = rt.run(['events', '--stats', id], VM_CALL);
+      assert.equal(ev.status, 0, ev.stderr);
+      const line = json<{ type: string; id: string; data: { memory?: { usage?: { usage?: number } }; pids?: { current?: number } } }>(ev.stdout.trim());
+      assert.equal(line.type, 'stats');
+      assert.ok((line.data.memory?.usage?.usage ?? 0) > 0, ev.stdout);
+
+      const k = rt.run(['kill', id, 'TERM'], VM_CALL);
+      assert.equal(k.status, 0, k.stderr);
+      await waitFor(() => json<{ status: string }>(rt.run(['state', id]).stdout).status === 'stopped', 30000);
+      const d = rt.run(['delete', id], VM_CALL);
+      assert.equal(d.status, 0, d.stderr);
+      await vmGone(t);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  test('run -d, then delete --force of the running vm container: no keeper, QEMU, virtiofsd, cgroup or state left', async () => {
+    const id = 'vm-detached';
+    const b = rt.bundle(probeSpec(['/bin/sleep', '1000']));
+    const r = rt.run(['--isolation', 'vm', 'run', '-d', '--bundle', b.dir, id], VM_CALL);
+    assert.equal(r.status, 0, r.stderr);
+    const t = vmTrace(rt, id);
+    assert.equal(json<{ status: string }>(rt.run(['state', id]).stdout).status, 'running');
+    assert.equal(rt.run(['delete', id]).status === 0, false, 'delete without --force of a running container succeeded');
+    const d = rt.run(['delete', '--force', id], VM_CALL);
+    assert.equal(d.status, 0, d.stderr);
+    await vmGone(t);
+  });
+});
