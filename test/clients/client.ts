@@ -2,8 +2,16 @@
 import { readFileSync } from 'node:fs';
 import type { CmdResult } from './exec';
 
-/** The OCI runtimes each scenario runs under: stockade, and runc as the reference. */
-export type RuntimeName = 'stockade' | 'runc';
+/**
+ * The OCI runtimes each scenario runs under: stockade, runc as the reference, and stockade at the
+ * vm level (the same binary with --isolation vm: each container in a microVM).
+ */
+export type RuntimeName = 'stockade' | 'runc' | 'stockade-vm';
+
+/** The global flags a runtime name adds to the binary it runs. */
+export function runtimeArgs(rt: RuntimeName): string[] {
+  return rt === 'stockade-vm' ? ['--isolation', 'vm'] : [];
+}
 
 export interface RunOptions {
   readonly env?: readonly string[];

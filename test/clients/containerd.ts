@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { STOCKADE } from '../integration/harness';
 import { RUN_TAG } from '../helpers/run-scope';
-import { Unsupported, type Client, type ContainerStatus, type RunOptions, type RuntimeName } from './client';
+import { Unsupported, runtimeArgs, type Client, type ContainerStatus, type RunOptions, type RuntimeName } from './client';
 import { Daemon, onPath, sweep } from './daemons';
 import { mustRun, runCmd, runOnPty, waitFor, type CmdResult } from './exec';
 import { IMAGE } from './image';
@@ -81,8 +81,15 @@ class CtrClient implements Client {
   }
 
   #runtimeFlags(rt: RuntimeName): string[] {
-    const binary = rt === 'stockade' ? STOCKADE : onPath('runc') ?? 'runc';
+    const binary = rt === 'runc' ? onPath('runc') ?? 'runc' : rt === 'stockade' ? STOCKADE : this.#wrapper(rt);
     return ['--runtime', 'io.containerd.runc.v2', '--runc-binary', binary, '--runc-root', join(this.#dir, `runtime-${rt}`)];
+  }
+
+  /** The runc shim runs one binary with no flags of ours: a runtime with global flags gets a script that adds them. */
+  #wrapper(rt: RuntimeName): string {
+    const path = join(this.#dir, `${rt}.sh`);
+    if (!existsSync(path)) writeFileSync(path, `#!/bin/sh\nexec ${[STOCKADE, ...runtimeArgs(rt)].map((a) => `'${a}'`).join(' ')} "$@"\n`, { mode: 0o755 });
+    return path;
   }
 
   #fifoDir(): string[] {

@@ -3,6 +3,7 @@ import { chmodSync, mkdirSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { STOCKADE } from '../integration/harness';
 import { RUN_TAG } from '../helpers/run-scope';
+import { runtimeArgs } from './client';
 import { onPath, sweep } from './daemons';
 import { DockerLikeClient } from './docker-like';
 import { mustRun, shQuote } from './exec';
@@ -33,10 +34,10 @@ export function podmanMissing(): string | undefined {
  * passes --runtime-flag to create and start but not to the delete its cleanup process runs, which
  * would then look in the runtime's default root (/run/runc, /run/stockade) and leave the state.
  */
-function runtimeWrapper(dir: string, name: string, binary: string): string {
+function runtimeWrapper(dir: string, name: string, binary: string, args: readonly string[] = []): string {
   const path = join(dir, 'runtimes', name);
   mkdirSync(join(dir, 'runtimes'), { recursive: true });
-  writeFileSync(path, `#!/bin/sh\nexec ${shQuote(binary)} --root ${shQuote(join(dir, `state-${name}`))} "$@"\n`);
+  writeFileSync(path, `#!/bin/sh\nexec ${[binary, '--root', join(dir, `state-${name}`), ...args].map(shQuote).join(' ')} "$@"\n`);
   chmodSync(path, 0o755);
   return path;
 }
@@ -52,6 +53,7 @@ export async function startPodman(dir: string, archive: string): Promise<Started
     '[engine.runtimes]',
     `stockade = ["${runtimeWrapper(dir, 'stockade', STOCKADE)}"]`,
     `runc = ["${runtimeWrapper(dir, 'runc', onPath('runc') ?? 'runc')}"]`,
+    `stockade-vm = ["${runtimeWrapper(dir, 'stockade-vm', STOCKADE, runtimeArgs('stockade-vm'))}"]`,
     '',
   ].join('\n'));
   const env = { ...process.env, CONTAINERS_CONF: conf };

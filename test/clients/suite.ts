@@ -3,6 +3,7 @@ import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { integrationSkip } from '../integration/harness';
+import { vmSkip } from '../integration/vm-helpers';
 import type { Client, RuntimeName } from './client';
 import { makeStateDir } from './daemons';
 import { buildImageArchive } from './image';
@@ -42,11 +43,20 @@ function record(client: string, runtime: RuntimeName, scenario: string, outcome:
   if (file !== undefined && file !== '') appendFileSync(file, `${JSON.stringify({ client, runtime, scenario, outcome, ms, note })}\n`);
 }
 
+/**
+ * The scenarios that run at the vm level too (stockade-vm): those that need no network and whose
+ * checks hold for a workload in a guest. Not pause (it reads the container's files through the
+ * host's /proc/PID/root, which at vm is the keeper's, on the host), update (it reads the host
+ * cgroup's limit, which at vm is the guest's RAM plus the VMM's headroom: vm-level.test.ts checks
+ * that), top (ps of guest pids), tty and oom (the guest's pty and cgroup limits are the agent's).
+ */
+const VM_SCENARIOS: ReadonlySet<string> = new Set(['run', 'exit-code', 'detached', 'stop-kill']);
+
 export function clientSuite(tier: ClientTier): void {
   const full = fullTier();
-  const runtimes: RuntimeName[] = full ? ['stockade', 'runc'] : ['stockade'];
-  const scenarios = full ? SCENARIOS : SCENARIOS.filter((s) => s.trimmed);
+  const runtimes: RuntimeName[] = full ? ['stockade', 'runc', 'stockade-vm'] : ['stockade', 'stockade-vm'];
   const skip = integrationSkip() ?? tier.missing();
+  const vmSkipped = vmSkip();
 
   describe(`${tier.name} client`, { skip: skip ?? false }, () => {
     let dir = '';
@@ -69,7 +79,8 @@ export function clientSuite(tier: ClientTier): void {
     });
 
     for (const rt of runtimes) {
-      describe(rt, () => {
+      const scenarios = SCENARIOS.filter((s) => (full || s.trimmed) && (rt !== 'stockade-vm' || VM_SCENARIOS.has(s.id)));
+      describe(rt, { skip: rt === 'stockade-vm' ? vmSkipped ?? false : false }, () => {
         for (const scenario of scenarios) {
           const lacks = tier.lacks?.[scenario.id];
           if (lacks !== undefined) record(tier.name, rt, scenario.id, 'skip', 0, lacks);
