@@ -54,9 +54,8 @@ const REGISTRY: readonly Registered[] = [
     light: false,
     networkPolicy: false,
     trace: false,
-    // Its driver is src/vm/driver.ts, loaded here once it exists.
-    unavailable: 'the vm level is not implemented',
-    load: undefined,
+    unavailable: undefined,
+    load: () => (require('../vm/driver') as typeof import('../vm/driver')).vmDriver,
   },
 ];
 

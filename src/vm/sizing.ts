@@ -55,12 +55,19 @@ export function cpusetCount(list: string): number {
 
 /**
  * The resources the host cgroup gets: the container's, with the memory limit (and swap, when
- * set) raised by the VMM's headroom over the guest's RAM. The guest's RAM is what the workload
+ * set) raised by the VMM's headroom over the guest's RAM, and every device allowed. The guest's RAM is what the workload
  * can use; the headroom is QEMU's, virtiofsd's and the keeper's.
  */
 export function hostResources(r: Resources | undefined, size: VmSize): Resources {
   const hostLimit = (size.memoryMiB + VMM_HEADROOM_MIB) * MiB;
   const memory = r?.memory ?? {};
   const swap = memory.swap !== undefined && memory.swap > 0 ? Math.max(memory.swap, hostLimit) : memory.swap;
-  return { ...(r ?? {}), memory: { ...memory, limit: hostLimit, ...(swap === undefined ? {} : { swap }) } };
+  return {
+    ...(r ?? {}),
+    memory: { ...memory, limit: hostLimit, ...(swap === undefined ? {} : { swap }) },
+    // The config's device rules are the guest container's (applied in the guest); on the host they
+    // would deny QEMU and virtiofsd what they open (/dev/null for their stdio, /dev/kvm). The VMM's
+    // devices are bounded by its jail instead: QEMU's root holds null, zero, urandom (and kvm).
+    devices: [{ allow: true, access: 'rwm' }],
+  };
 }
