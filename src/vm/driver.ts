@@ -20,7 +20,7 @@ import { isSameLiveProcess, waitGone } from '../container/process-identity';
 import type { Status } from '../container/status';
 import { vmProcesses, killVm } from './host-processes';
 import { keeperNotify, keeperRequest, startKeeper, startExecStandIn } from './keeper-client';
-import { KEEPER_EXITED, KEEPER_STARTED, KEEPER_VM, type GuestProcess, type KeeperConfig } from './keeper-wire';
+import { KEEPER_EXITED, KEEPER_LOG, KEEPER_STARTED, KEEPER_VM, type GuestProcess, type KeeperConfig } from './keeper-wire';
 import { hostResources, vmSize } from './sizing';
 import { vmmUnavailable } from './vmm';
 
@@ -51,6 +51,14 @@ function stopped(c: LevelContainer, operation: string): StockadeError {
   return new StockadeError('STATE_TRANSITION', `cannot ${operation} container ${c.id}: it is stopped`, { id: c.id, from: 'stopped', operation });
 }
 
+function keeperLog(stateDir: string): string[] {
+  try {
+    return readFileSync(join(stateDir, KEEPER_LOG), 'utf8').split('\n');
+  } catch {
+    return [];
+  }
+}
+
 /** What the keeper said of a VM that failed under the workload, if it did. */
 function vmFailure(stateDir: string): string | undefined {
   try {
@@ -79,9 +87,11 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     cgroupPaths: req.cgroups?.paths ?? [],
     consoleSocket: req.consoleSocket,
     ...(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS'] !== undefined ? { bootTimeoutMs: Number(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS']) } : {}),
-    debug: req.debug !== undefined,
+    // The keeper's log keeps its debug lines (the accelerator and why, QEMU's command line, the boot time).
+    debug: true,
   };
   const keeper = await startKeeper(cfg, [0, 1, 2], !req.monitor, (pid) => req.onPid(pid));
+  for (const line of keeperLog(stateDir)) if (/ vm: (accelerator|agent ready)/.test(line)) req.debug?.(line.replace(/^\S+ /, ''));
   const child = keeper.child;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });

@@ -47,7 +47,7 @@ export async function attachedExec(stateDir: string, id: string, proc: GuestProc
   }
   // The signals this process gets are the exec'd process's (`kill` of the stand-in's pid reaches it).
   const handlers = FORWARDED_SIGNALS.map((name) => {
-    const h = (): void => void keeperRequest(stateDir, id, { op: 'signal', signal: SIGNALS[name], all: false }).catch(() => undefined);
+    const h = (): void => void keeperRequest(stateDir, id, { op: 'signal', signal: SIGNALS[name], all: false, pid: guestPid }).catch(() => undefined);
     process.on(name, h);
     return [name, h] as const;
   });
@@ -61,7 +61,7 @@ export async function attachedExec(stateDir: string, id: string, proc: GuestProc
         restore();
       }
     },
-    kill: () => void keeperRequest(stateDir, id, { op: 'signal', signal: 9, all: true }).catch(() => undefined),
+    kill: () => void keeperRequest(stateDir, id, { op: 'signal', signal: 9, all: false, pid: guestPid }).catch(() => undefined),
   };
 }
 
@@ -98,7 +98,13 @@ export async function runExecStandIn(o: { stateDir: string; id: string; process:
     winsize = () => getWinsize(pty.slave);
   }
   try {
-    const st = await keeperExec(o.stateDir, o.id, o.process, { ...fds, ...(winsize === undefined ? {} : { winsize }) }, () => say('ok'));
+    const st = await keeperExec(o.stateDir, o.id, o.process, { ...fds, ...(winsize === undefined ? {} : { winsize }) }, (pid) => {
+      // A signal to the stand-in (the pid in exec's --pid-file) is the exec'd process's.
+      for (const name of FORWARDED_SIGNALS) {
+        process.on(name, () => void keeperRequest(o.stateDir, o.id, { op: 'signal', signal: SIGNALS[name], all: false, pid }).catch(() => undefined));
+      }
+      say('ok');
+    });
     if (st.signal !== null) process.exit(128 + st.signal);
     process.exit(st.code ?? 0);
   } catch (e) {

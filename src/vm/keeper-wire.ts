@@ -79,7 +79,8 @@ export interface GuestProcess {
 
 export type KeeperRequest =
   | { readonly op: 'start' }
-  | { readonly op: 'signal'; readonly signal: number; readonly all: boolean }
+  /** To the workload, or with `all` to it and every exec'd process, or to the exec'd process of guest pid `pid`. */
+  | { readonly op: 'signal'; readonly signal: number; readonly all: boolean; readonly pid?: number | undefined }
   | { readonly op: 'exec'; readonly process: GuestProcess }
   | { readonly op: 'pids' }
   | { readonly op: 'stats' }
@@ -127,7 +128,8 @@ export function parseRequest(payload: Buffer): KeeperRequest {
       return { op: r['op'] };
     case 'signal':
       if (!uint(r['signal']) || r['signal'] < 1 || r['signal'] > 64) throw new StockadeError('USAGE', 'vm keeper: signal: a number from 1 to 64');
-      return { op: 'signal', signal: r['signal'], all: r['all'] === true };
+      if (r['pid'] !== undefined && !uint(r['pid'])) throw new StockadeError('USAGE', 'vm keeper: signal: pid: a number');
+      return { op: 'signal', signal: r['signal'], all: r['all'] === true, pid: r['pid'] as number | undefined };
     case 'update': {
       const m = r['memoryBytes'];
       const c = r['cpus'];

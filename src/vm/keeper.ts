@@ -245,9 +245,16 @@ class Keeper {
     switch (r.op) {
       case 'start':
         return this.#start();
-      case 'signal':
-        await this.#signal(r.signal, r.all);
+      case 'signal': {
+        if (r.pid === undefined) {
+          await this.#signal(r.signal, r.all);
+          return { ok: true };
+        }
+        const target = [...this.#execs].find((p) => p.pid === r.pid);
+        if (target === undefined) return { ok: false, error: `no process ${r.pid} was exec'd into the container` };
+        await target.signal(r.signal);
         return { ok: true };
+      }
       case 'pids': {
         const pids = [this.#main?.pid, ...[...this.#execs].map((p) => p.pid)].filter((p): p is number => p !== undefined);
         return { ok: true, pids };

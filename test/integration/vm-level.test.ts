@@ -39,6 +39,7 @@ describe('the vm level through the CLI', { skip }, () => {
     const id = 'vm-life';
     const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'echo started > /tmp/started; trap "exit 7" TERM; while true; do sleep 0.1; done'], (s) => {
       s.annotations = { 'dev.stockade.isolation': 'vm' };
+      s.root = { path: 'rootfs', readonly: false };
       s.linux = { ...s.linux, resources: { memory: { limit: 128 * MiB } } };
     }));
     const work = mkdtempSync(join(tmpdir(), 'stockade-vm-pid-'));
@@ -72,7 +73,8 @@ describe('the vm level through the CLI', { skip }, () => {
       assert.equal(s.status, 0, s.stderr);
       assert.equal(json<{ status: string }>(rt.run(['state', id]).stdout).status, 'running');
 
-      const e = rt.run(['exec', id, '/bin/sh', '-c', 'cat /tmp/started; echo to-err >&2; exit 4'], VM_CALL);
+      // The workload writes the file once it runs: waited for, then read through exec.
+      const e = rt.run(['exec', id, '/bin/sh', '-c', 'while [ ! -e /tmp/started ]; do sleep 0.1; done; cat /tmp/started; echo to-err >&2; exit 4'], VM_CALL);
       assert.equal(e.status, 4, e.stderr);
       assert.equal(e.stdout, 'started\n');
       assert.equal(e.stderr, 'to-err\n');
