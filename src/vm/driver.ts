@@ -7,8 +7,9 @@
 // cannot answer: status (files and the keeper's liveness), pause/resume (the cgroup freezer over
 // the keeper, QEMU and virtiofsd: the whole VM stops), a SIGKILL (the cgroup), destroy.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { managerFromPaths, type CgroupManager } from '../cgroups';
+import { emptyStats } from '../cgroups/stats';
 import { StockadeError } from '../errors';
 import type { Spec } from '../oci/spec';
 import type {
@@ -20,21 +21,26 @@ import { isSameLiveProcess, waitGone } from '../container/process-identity';
 import type { Status } from '../container/status';
 import { vmProcesses, killVm } from './host-processes';
 import { keeperNotify, keeperRequest, startKeeper, startExecStandIn } from './keeper-client';
-import { KEEPER_EXITED, KEEPER_LOG, KEEPER_STARTED, KEEPER_VM, type GuestProcess, type KeeperConfig } from './keeper-wire';
+import { KEEPER_EXITED, KEEPER_LOG, KEEPER_STARTED, KEEPER_VM, type KeeperConfig } from './keeper-wire';
 import { hostResources, vmSize } from './sizing';
 import { vmmUnavailable } from './vmm';
 
 const SIGKILL = 9;
 
-function guestProcess(p: NonNullable<Spec['process']>): GuestProcess {
-  return {
-    args: p.args ?? [],
-    env: p.env ?? [],
-    cwd: p.cwd,
-    uid: p.user.uid,
-    gid: p.user.gid,
-    terminal: p.terminal === true,
-  };
+/**
+ * The host paths the config's bind mounts name, shared with the VM at boot (virtiofs shares are
+ * fixed then): read-only where every mount of that source asks for ro.
+ */
+function bindSources(spec: Spec, bundle: string): { source: string; readonly: boolean }[] {
+  const out = new Map<string, boolean>();
+  for (const m of spec.mounts ?? []) {
+    const opts = m.options ?? [];
+    if (m.type !== 'bind' && !opts.includes('bind') && !opts.includes('rbind')) continue;
+    if (m.source === undefined || m.source === '/sys' || m.source === '/proc') continue;
+    const source = isAbsolute(m.source) ? m.source : join(bundle, m.source);
+    out.set(source, (out.get(source) ?? true) && opts.includes('ro'));
+  }
+  return [...out].map(([source, readonly]) => ({ source, readonly }));
 }
 
 function keeperAlive(c: LevelContainer): boolean {
@@ -79,11 +85,16 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
   const cfg: KeeperConfig = {
     id: req.id,
     stateDir,
+    stateRoot: req.store.root,
+    bundle: req.bundle,
+    spec,
+    noPivot: req.noPivot,
+    noNewKeyring: req.noNewKeyring,
+    binds: bindSources(spec, req.bundle),
     rootfs,
     readonlyRoot: spec.root?.readonly === true,
     memoryMiB: size.memoryMiB,
     cpus: size.cpus,
-    process: guestProcess(proc),
     cgroupPaths: req.cgroups?.paths ?? [],
     consoleSocket: req.consoleSocket,
     ...(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS'] !== undefined ? { bootTimeoutMs: Number(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS']) } : {}),
@@ -141,6 +152,9 @@ export const vmDriver: LevelDriver = {
       throw new StockadeError('USAGE', 'process.terminal is true: a vm container with a terminal needs --console-socket', { field: 'process.terminal' });
     }
     if (req.preserveFds > 0) throw new StockadeError('UNSUPPORTED', '--preserve-fds: a vm container cannot be given host fds', {});
+    for (const h of ['createContainer', 'startContainer'] as const) {
+      if ((req.spec.hooks?.[h] ?? []).length > 0) throw new StockadeError('UNSUPPORTED', `config.json: hooks.${h}: hooks that run in the container's namespaces are not run inside a VM yet`, { field: `hooks.${h}` });
+    }
     if (req.sandbox?.timeout !== undefined) throw new StockadeError('UNSUPPORTED', 'do --timeout: not yet at isolation vm', {});
     const rootfs = join(req.bundle, req.spec.root?.path ?? 'rootfs');
     if (!existsSync(rootfs)) throw new StockadeError('BUNDLE_INVALID', `bundle ${req.bundle}: root.path ${rootfs} does not exist`, { field: 'root.path' });
@@ -170,7 +184,7 @@ export const vmDriver: LevelDriver = {
     if (!keeperAlive(c)) throw stopped(c, 'exec');
     if (req.preserveFds > 0) throw new StockadeError('UNSUPPORTED', '--preserve-fds: a process in a vm container cannot be given host fds', {});
     if (req.subCgroups.size > 0) throw new StockadeError('UNSUPPORTED', '--cgroup: a vm container\'s sub-cgroups are the guest\'s, which exec cannot name yet', {});
-    const proc = guestProcess(req.process);
+    const proc = req.process;
     const stateDir = c.store.dir(c.id);
     if (req.detach) {
       const standIn = await startExecStandIn(stateDir, c.id, proc, req.consoleSocket);
@@ -195,8 +209,23 @@ export const vmDriver: LevelDriver = {
   },
 
   async stats(c: LevelContainer): Promise<LevelStats> {
-    const cg = cgroupsOf(c, 'read the statistics of');
-    return { stats: cg.stats(), oomKills: cg.oomKills() };
+    if (!keeperAlive(c)) throw stopped(c, 'read the statistics of');
+    const r = await keeperRequest(c.store.dir(c.id), c.id, { op: 'stats' }, 10000);
+    const g = r.stats;
+    if (g === undefined) throw new StockadeError('SYSTEM', `container ${c.id}: the guest sent no statistics`, { id: c.id });
+    // The container's cgroup in the guest; an OOM kill the host saw is the VMM's (the guest's RAM
+    // plus headroom exhausted), which ends the container as surely.
+    const n = (v: string): bigint => (/^\d+$/.test(v) ? BigInt(v) : 0n);
+    const stats = emptyStats();
+    stats.cpu.usage.total = n(g.cpuUsageUsec) * 1000n;
+    stats.cpu.usage.user = n(g.cpuUserUsec) * 1000n;
+    stats.cpu.usage.kernel = n(g.cpuSystemUsec) * 1000n;
+    stats.memory.usage = { ...stats.memory.usage, usage: n(g.memoryCurrent), limit: n(g.memoryMax) };
+    stats.memory.raw.set('anon', n(g.memoryAnon));
+    stats.memory.raw.set('file', n(g.memoryFile));
+    stats.memory.cache = n(g.memoryFile);
+    stats.pids = { current: n(g.pidsCurrent), limit: n(g.pidsMax) };
+    return { stats, oomKills: managerFromPaths(c.record.cgroupPaths ?? [])?.oomKills() ?? 0n };
   },
 
   async pids(c: LevelContainer): Promise<number[]> {

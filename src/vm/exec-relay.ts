@@ -3,7 +3,8 @@ import { closeSync } from 'node:fs';
 import type { ExecProcess } from '../container/level';
 import { FORWARDED_SIGNALS, SIGNALS } from '../abi/linux/constants';
 import { keeperExec, keeperRequest } from './keeper-client';
-import type { GuestProcess, WireExit } from './keeper-wire';
+import type { Process } from '../oci/spec';
+import type { WireExit } from './keeper-wire';
 
 /** The exit code a shell would show: the code, or 128+N for signal N. */
 export function exitCode(st: WireExit): number {
@@ -15,7 +16,7 @@ export function exitCode(st: WireExit): number {
  * (or, with a terminal, the caller's terminal goes raw and its size follows), and the signals it
  * gets go to the workload through the keeper.
  */
-export async function attachedExec(stateDir: string, id: string, proc: GuestProcess): Promise<ExecProcess> {
+export async function attachedExec(stateDir: string, id: string, proc: Process): Promise<ExecProcess> {
   let guestPid = 0;
   let resolveStarted!: () => void;
   const started = new Promise<void>((r) => { resolveStarted = r; });
@@ -70,7 +71,7 @@ export async function attachedExec(stateDir: string, id: string, proc: GuestProc
  * host pty whose master went to the console socket, and exits with the process's status. Says
  * "ok" on fd 3 once the process runs in the guest.
  */
-export async function runExecStandIn(o: { stateDir: string; id: string; process: GuestProcess; consoleSocket?: string | undefined }): Promise<never> {
+export async function runExecStandIn(o: { stateDir: string; id: string; process: Process; consoleSocket?: string | undefined }): Promise<never> {
   const say = (line: string): void => {
     try {
       require('node:fs').writeFileSync(3, `${line}\n`);

@@ -4,13 +4,21 @@ import { closeSync, existsSync, openSync, readFileSync, write } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { StockadeError } from '../errors';
+import type { Process } from '../oci/spec';
 import { readProcessStat } from '../container/process-identity';
 import {
-  FRAME, FrameReader, KEEPER_LOG, KEEPER_SOCKET, KEEPER_STATUS_FD, MAX_FRAME, encodeFrame,
-  type GuestProcess, type KeeperConfig, type KeeperReply, type KeeperRequest, type WireExit,
+  FRAME, FrameReader, KEEPER_CONFIG_FD, KEEPER_LOG, KEEPER_SOCKET, KEEPER_STATUS_FD, MAX_FRAME, encodeFrame,
+  type KeeperConfig, type KeeperReply, type KeeperRequest, type WireExit,
 } from './keeper-wire';
 
 const SUN_PATH_MAX = 107;
+
+/** Writes the configuration to the child's KEEPER_CONFIG_FD and closes it. */
+function sendConfig(child: ChildProcess, cfg: object): void {
+  const pipe = child.stdio[KEEPER_CONFIG_FD] as Socket | null;
+  pipe?.on('error', () => undefined);
+  pipe?.end(JSON.stringify(cfg));
+}
 
 /** The keeper's environment: a PATH, and the STOCKADE_* settings of the VM (QEMU, the cache, the accelerator, ...). */
 function keeperEnv(): NodeJS.ProcessEnv {
@@ -39,11 +47,12 @@ export interface StartedKeeper {
 export async function startKeeper(
   cfg: KeeperConfig, stdio: readonly [number | 'ignore', number | 'ignore', number | 'ignore'], detached: boolean, onPid: (pid: number) => void,
 ): Promise<StartedKeeper> {
-  const child = spawn(process.execPath, [keeperScript(), JSON.stringify(cfg)], {
+  const child = spawn(process.execPath, [keeperScript(), '--keep'], {
     detached: true,
-    stdio: [...stdio, 'pipe'],
+    stdio: [...stdio, 'pipe', 'pipe'],
     env: keeperEnv(),
   });
+  sendConfig(child, cfg);
   if (child.pid === undefined) {
     await new Promise((r) => child.once('error', r));
     throw new StockadeError('SYSTEM', `vm: cannot start the VM keeper (${process.execPath})`);
@@ -159,7 +168,7 @@ export interface ExecStdio {
  * Runs a process in the container through the keeper, relaying stdio between the given fds and the
  * guest, and returns its exit status. `onStarted` gets its guest pid once it runs.
  */
-export async function keeperExec(stateDir: string, id: string, proc: GuestProcess, stdio: ExecStdio, onStarted?: (pid: number) => void): Promise<WireExit> {
+export async function keeperExec(stateDir: string, id: string, proc: Process, stdio: ExecStdio, onStarted?: (pid: number) => void): Promise<WireExit> {
   const sock = await connectKeeper(stateDir, id);
   const reader = new FrameReader();
   const out = new OrderedWrites();
@@ -286,13 +295,13 @@ class OrderedWrites {
  * relays the caller's stdio, or a pty whose master goes to consoleSocket, and exits with the exec'd
  * process's status; its pid is the one exec's --pid-file names. Returns once the process runs.
  */
-export async function startExecStandIn(stateDir: string, id: string, proc: GuestProcess, consoleSocket: string | undefined): Promise<{ pid: number; kill: () => void }> {
-  const arg = JSON.stringify({ stateDir, id, process: proc, consoleSocket });
-  const child = spawn(process.execPath, [keeperScript(), '--exec', arg], {
+export async function startExecStandIn(stateDir: string, id: string, proc: Process, consoleSocket: string | undefined): Promise<{ pid: number; kill: () => void }> {
+  const child = spawn(process.execPath, [keeperScript(), '--exec'], {
     detached: true,
-    stdio: [0, 1, 2, 'pipe'],
+    stdio: [0, 1, 2, 'pipe', 'pipe'],
     env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
   });
+  sendConfig(child, { stateDir, id, process: proc, consoleSocket });
   const status = child.stdio[KEEPER_STATUS_FD] as Socket;
   let said = '';
   status.on('data', (c: Buffer) => {

@@ -14,6 +14,7 @@
 // (root's alone): only the runtime reaches it. The keeper still checks every frame, as any server
 // on a socket should: a bad frame ends that connection and nothing else.
 import { StockadeError } from '../errors';
+import type { Process, Spec } from '../oci/spec';
 
 /** The keeper's socket in the container's state directory. */
 export const KEEPER_SOCKET = 'vm.sock';
@@ -67,21 +68,12 @@ export class FrameReader {
   }
 }
 
-/** A process to run in the container, as the guest is asked for it. */
-export interface GuestProcess {
-  readonly args: readonly string[];
-  readonly env: readonly string[];
-  readonly cwd: string;
-  readonly uid: number;
-  readonly gid: number;
-  readonly terminal: boolean;
-}
 
 export type KeeperRequest =
   | { readonly op: 'start' }
   /** To the workload, or with `all` to it and every exec'd process, or to the exec'd process of guest pid `pid`. */
   | { readonly op: 'signal'; readonly signal: number; readonly all: boolean; readonly pid?: number | undefined }
-  | { readonly op: 'exec'; readonly process: GuestProcess }
+  | { readonly op: 'exec'; readonly process: Process }
   | { readonly op: 'pids' }
   | { readonly op: 'stats' }
   | { readonly op: 'update'; readonly memoryBytes?: number | undefined; readonly cpus?: number | undefined };
@@ -90,12 +82,17 @@ export type KeeperReply =
   | { readonly ok: true; readonly pid?: number; readonly pids?: number[]; readonly stats?: GuestStats }
   | { readonly ok: false; readonly error: string };
 
-/** What the guest says of the container's use: its cgroup (or the guest's whole memory). */
+/** What the guest says of the container's use: its cgroup there (numbers as decimal strings: JSON has no bigint). */
 export interface GuestStats {
-  readonly memoryUsageBytes: number;
-  readonly memoryLimitBytes: number;
-  readonly cpuUsageNs: number;
-  readonly pids: number;
+  readonly cpuUsageUsec: string;
+  readonly cpuUserUsec: string;
+  readonly cpuSystemUsec: string;
+  readonly memoryCurrent: string;
+  readonly memoryMax: string;
+  readonly memoryAnon: string;
+  readonly memoryFile: string;
+  readonly pidsCurrent: string;
+  readonly pidsMax: string;
 }
 
 export interface WireExit {
@@ -138,29 +135,40 @@ export function parseRequest(payload: Buffer): KeeperRequest {
       return { op: 'update', memoryBytes: m as number | undefined, cpus: c as number | undefined };
     }
     case 'exec': {
+      // The runtime built it from a validated config and exec's flags; its shape is checked here,
+      // its meaning by buildExecPlan, as for an exec at any level.
       const p = r['process'] as Record<string, unknown> | undefined;
       if (typeof p !== 'object' || p === null) throw new StockadeError('USAGE', 'vm keeper: exec: no process');
       if (!isStringArray(p['args']) || p['args'].length === 0) throw new StockadeError('USAGE', 'vm keeper: exec: process.args: a non-empty list of strings');
-      if (!isStringArray(p['env'])) throw new StockadeError('USAGE', 'vm keeper: exec: process.env: a list of strings');
+      if (p['env'] !== undefined && !isStringArray(p['env'])) throw new StockadeError('USAGE', 'vm keeper: exec: process.env: a list of strings');
       if (typeof p['cwd'] !== 'string' || !p['cwd'].startsWith('/')) throw new StockadeError('USAGE', 'vm keeper: exec: process.cwd: an absolute path');
-      if (!uint(p['uid']) || !uint(p['gid'])) throw new StockadeError('USAGE', 'vm keeper: exec: process.uid and gid: numbers');
-      return { op: 'exec', process: { args: p['args'], env: p['env'], cwd: p['cwd'], uid: p['uid'], gid: p['gid'], terminal: p['terminal'] === true } };
+      const u = p['user'] as Record<string, unknown> | undefined;
+      if (typeof u !== 'object' || u === null || !uint(u['uid']) || !uint(u['gid'])) throw new StockadeError('USAGE', 'vm keeper: exec: process.user: uid and gid');
+      return { op: 'exec', process: p as unknown as Process };
     }
     default:
       throw new StockadeError('USAGE', `vm keeper: unknown request ${JSON.stringify(r['op'])}`);
   }
 }
 
-/** The keeper's configuration: its only argument, as JSON. */
+/** The keeper's configuration, as JSON on fd KEEPER_CONFIG_FD (not its command line, which every user can read: the environment is in it). */
 export interface KeeperConfig {
   readonly id: string;
   /** The container's state directory: the keeper's socket, log and marks go there. */
   readonly stateDir: string;
+  /** The state root (--root): the compiled seccomp filters' cache is below it. */
+  readonly stateRoot: string;
+  readonly bundle: string;
+  /** The config, as the driver's prepare() returned it: the plan for the guest is built from it. */
+  readonly spec: Spec;
+  readonly noPivot: boolean;
+  readonly noNewKeyring: boolean;
   readonly rootfs: string;
   readonly readonlyRoot: boolean;
+  /** Host paths the container's bind mounts name: shared with the VM at boot. */
+  readonly binds: readonly { readonly source: string; readonly readonly: boolean }[];
   readonly memoryMiB: number;
   readonly cpus: number;
-  readonly process: GuestProcess;
   /** Cgroup directories the keeper joins before it starts QEMU and virtiofsd (they inherit them). */
   readonly cgroupPaths: readonly string[];
   /** Where the host pty's master goes (runc's --console-socket), for a terminal process. */
@@ -171,3 +179,5 @@ export interface KeeperConfig {
 
 /** The keeper's fd on which it says it is ready ("ok PID\n") or why it is not ("error MESSAGE\n"), then closes. */
 export const KEEPER_STATUS_FD = 3;
+/** The keeper reads its configuration from this fd, to its end. */
+export const KEEPER_CONFIG_FD = 4;

@@ -18,11 +18,16 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { FORWARDED_SIGNALS, SIGNALS } from '../abi/linux/constants';
 import type { ExitStatus } from './agent-client';
+import type { Process } from '../oci/spec';
+import { buildExecPlan } from '../container/exec-plan';
+import { buildPlan, heldCapabilities } from '../container/plan';
+import { seccompFor } from '../container/seccomp';
+import { GUEST_PLAN_PLACEHOLDERS } from './guest-plan';
 import {
-  FRAME, FrameReader, KEEPER_EXITED, KEEPER_LOG, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_STATUS_FD, KEEPER_VM, MAX_FRAME, encodeFrame, parseRequest,
-  type GuestProcess, type KeeperConfig, type KeeperReply, type KeeperRequest,
+  FRAME, FrameReader, KEEPER_CONFIG_FD, KEEPER_EXITED, KEEPER_LOG, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_STATUS_FD, KEEPER_VM, MAX_FRAME,
+  encodeFrame, parseRequest, type GuestStats, type KeeperConfig, type KeeperReply, type KeeperRequest,
 } from './keeper-wire';
-import { bootVm, type Vm, type VmProcess } from './vm';
+import { bootVm, type Vm, type VmContainer, type VmProcess } from './vm';
 
 /** What the keeper exits with when the VM failed under the workload (the reason is in keeper.log). */
 export const KEEPER_VM_FAILED = 255;
@@ -83,7 +88,9 @@ function pumpFd(fd: number, onChunk: (b: Buffer) => Promise<void>, onEnd: () => 
 class Keeper {
   readonly #cfg: KeeperConfig;
   #vm: Vm | undefined;
-  #main: VmProcess | undefined;
+  /** The container in the guest: created (stockade-init there waits for start) once the keeper says ok. */
+  #container: VmContainer | undefined;
+  #started = false;
   readonly #execs = new Set<VmProcess>();
   #exiting = false;
   #server: import('node:net').Server | undefined;
@@ -91,6 +98,7 @@ class Keeper {
   #stderr: FdWriter;
   /** The host pty's slave, standing for the workload's terminal (the client holds the master). */
   #ttyIn: import('node:tty').ReadStream | undefined;
+  #ttyFd = -1;
 
   constructor(cfg: KeeperConfig) {
     this.#cfg = cfg;
@@ -117,6 +125,7 @@ class Keeper {
         memoryMiB: cfg.memoryMiB,
         cpus: cfg.cpus,
         runParent: cfg.stateDir,
+        binds: cfg.binds,
         ...(cfg.bootTimeoutMs === undefined ? {} : { bootTimeoutMs: cfg.bootTimeoutMs }),
         ...(cfg.debug === true ? { debug: (l: string) => this.log(l) } : {}),
       });
@@ -131,10 +140,35 @@ class Keeper {
     void vm.ended.then((e) => {
       if (e !== null && !this.#exiting) void this.#vmFailed(e.message);
     });
-    if (cfg.process.terminal) this.#openTerminal();
+    if (cfg.spec.process?.terminal === true) this.#openTerminal();
+    await this.#createContainer(vm);
     await this.#listen();
     this.log(`created: VM booted in ${vm.bootMs.toFixed(0)} ms, guest kernel ${vm.kernelRelease}`);
     tellCreate('ok');
+  }
+
+  /**
+   * Has stockade-init make the container in the guest from the plan the namespaces level would
+   * run on the host (namespaces, capabilities, seccomp, masked paths), stopped before its execve.
+   */
+  async #createContainer(vm: Vm): Promise<void> {
+    const cfg = this.#cfg;
+    const terminal = cfg.spec.process?.terminal === true;
+    const plan = buildPlan(cfg.spec, {
+      id: cfg.id, bundle: cfg.bundle, ...GUEST_PLAN_PLACEHOLDERS,
+      consoleSocket: terminal ? GUEST_PLAN_PLACEHOLDERS.consoleSocket : undefined,
+      cgroupPaths: [], noPivot: cfg.noPivot, noNewKeyring: cfg.noNewKeyring, rootfsMode: 'bind', createHooks: false,
+      heldCapabilities: heldCapabilities(), seccomp: seccompFor(cfg.spec, cfg.stateRoot),
+    });
+    const c = await vm.createContainer({
+      plan, stdin: !terminal,
+      onStdout: (b) => this.#stdout.write(b),
+      onStderr: (b) => this.#stderr.write(b),
+    });
+    this.#container = c;
+    void c.wait().then((st) => this.#exit(st), (e: unknown) => {
+      if (!this.#exiting) void this.#vmFailed((e as Error).message);
+    });
   }
 
   /** A host pty for the workload's terminal: the master to the client, as runc's init sends its own. */
@@ -148,6 +182,7 @@ class Keeper {
     setOnlcr(pty.slave, false);
     slave.pause();
     this.#ttyIn = slave;
+    this.#ttyFd = pty.slave;
     this.#stdout = new FdWriter(pty.slave);
     this.#stderr = this.#stdout;
     if (this.#cfg.consoleSocket === undefined) throw new Error('a terminal process needs --console-socket');
@@ -232,7 +267,10 @@ class Keeper {
             void exec.write(Buffer.from(f.payload)).catch(() => undefined).then(() => sock.resume());
           }
         } else if (f.kind === FRAME.RESIZE) {
-          /* the guest terminal's size: applied once the agent carries it (vmagent) */
+          try {
+            const ws = JSON.parse(f.payload.toString('utf8')) as { rows?: unknown; cols?: unknown };
+            if (exec !== undefined && typeof ws.rows === 'number' && typeof ws.cols === 'number') exec.resize(ws.rows & 0xffff, ws.cols & 0xffff);
+          } catch { /* not a size: ignored */ }
         } else {
           sock.destroy();
           return;
@@ -256,11 +294,15 @@ class Keeper {
         return { ok: true };
       }
       case 'pids': {
-        const pids = [this.#main?.pid, ...[...this.#execs].map((p) => p.pid)].filter((p): p is number => p !== undefined);
-        return { ok: true, pids };
+        if (this.#container === undefined) return { ok: false, error: 'the container is not running' };
+        return { ok: true, pids: await this.#container.pids() };
       }
-      case 'stats':
-        return { ok: false, error: 'the guest does not report statistics yet' };
+      case 'stats': {
+        if (this.#container === undefined) return { ok: false, error: 'the container is not running' };
+        const st = await this.#container.stats();
+        const stats = Object.fromEntries(Object.entries(st).map(([k, v]) => [k, String(v)])) as unknown as GuestStats;
+        return { ok: true, stats };
+      }
       case 'update':
         return { ok: false, error: 'the guest does not apply limits yet' };
       case 'exec':
@@ -269,39 +311,48 @@ class Keeper {
   }
 
   async #start(): Promise<KeeperReply> {
-    const vm = this.#vm;
-    if (vm === undefined || this.#exiting) return { ok: false, error: 'the container is not running' };
-    if (this.#main !== undefined) return { ok: false, error: 'the container was started already' };
-    const p = this.#cfg.process;
-    const main = await vm.spawn({
-      args: p.args, env: p.env, cwd: p.cwd, uid: p.uid, gid: p.gid, stdin: true,
-      onStdout: (c) => this.#stdout.write(c),
-      onStderr: (c) => this.#stderr.write(c),
-    });
-    this.#main = main;
-    writeFileSync(join(this.#cfg.stateDir, KEEPER_STARTED), `${main.pid}\n`, { mode: 0o600 });
+    const c = this.#container;
+    if (c === undefined || this.#exiting) return { ok: false, error: 'the container is not running' };
+    if (this.#started) return { ok: false, error: 'the container was started already' };
+    this.#started = true;
+    await c.start();
+    writeFileSync(join(this.#cfg.stateDir, KEEPER_STARTED), `${c.pid}\n`, { mode: 0o600 });
     const tty = this.#ttyIn;
     if (tty !== undefined) {
       // Read by libuv (which made the fd non-blocking), paused while the guest takes each chunk.
       tty.on('data', (b: Buffer) => {
         tty.pause();
-        void main.write(b).catch(() => undefined).then(() => tty.resume());
+        void c.write(b).catch(() => undefined).then(() => tty.resume());
       });
       tty.on('error', () => undefined);
       tty.resume();
+      this.#followWindow(c, this.#ttyFd);
     } else {
-      pumpFd(0, (b) => main.write(b).catch(() => undefined), () => void main.end().catch(() => undefined));
+      pumpFd(0, (b) => c.write(b).catch(() => undefined), () => void c.end().catch(() => undefined));
     }
-    void main.wait().then((st) => this.#exit(st), (e: unknown) => {
-      if (!this.#exiting) void this.#vmFailed((e as Error).message);
-    });
-    this.log(`started: pid ${main.pid} in the guest`);
-    return { ok: true, pid: main.pid };
+    this.log(`started: pid ${c.pid} in the guest`);
+    return { ok: true, pid: c.pid };
   }
 
-  async #exec(p: GuestProcess, sock: Socket): Promise<VmProcess> {
-    const vm = this.#vm;
-    if (vm === undefined || this.#exiting) throw new Error('the container is not running');
+  /** The client sizes the host pty's master; the guest's pty follows (polled: the keeper is not the pty's session leader, so no SIGWINCH). */
+  #followWindow(p: VmProcess, slave: number): void {
+    const { getWinsize } = require('../native/addon') as typeof import('../native/addon');
+    let last = '';
+    const poll = (): void => {
+      try {
+        const ws = getWinsize(slave);
+        const key = `${ws.rows}x${ws.cols}`;
+        if (key !== last && ws.rows > 0 && ws.cols > 0) p.resize(ws.rows, ws.cols);
+        last = key;
+      } catch { /* the pty is gone */ }
+    };
+    poll();
+    setInterval(poll, 250).unref();
+  }
+
+  async #exec(p: Process, sock: Socket): Promise<VmProcess> {
+    const c = this.#container;
+    if (c === undefined || this.#exiting) throw new Error('the container is not running');
     const send = (kind: typeof FRAME.STDOUT | typeof FRAME.STDERR) => (c: Buffer): Promise<void> => {
       if (sock.destroyed) return Promise.resolve();
       const parts: Buffer[] = [];
@@ -315,9 +366,13 @@ class Keeper {
         }
       });
     };
-    const proc = await vm.spawn({
-      args: p.args, env: p.env, cwd: p.cwd, uid: p.uid, gid: p.gid, stdin: true,
-      onStdout: send(FRAME.STDOUT), onStderr: send(FRAME.STDERR),
+    const terminal = p.terminal === true;
+    const proc = await c.exec({
+      plan: buildExecPlan(this.#cfg.spec, p, {
+        id: this.#cfg.id, initPid: c.pid, cgroupPaths: [], consoleSocket: terminal ? GUEST_PLAN_PLACEHOLDERS.consoleSocket : undefined,
+        preserveFds: 0, monitor: false, seccomp: seccompFor(this.#cfg.spec, this.#cfg.stateRoot), heldCapabilities: heldCapabilities(),
+      }),
+      stdin: true, onStdout: send(FRAME.STDOUT), onStderr: send(FRAME.STDERR),
     });
     this.#execs.add(proc);
     sock.write(encodeFrame(FRAME.REPLY, { ok: true, pid: proc.pid }));
@@ -333,15 +388,8 @@ class Keeper {
 
   async #signal(sig: number, all: boolean): Promise<void> {
     if (this.#exiting) return;
-    const main = this.#main;
-    if (main === undefined) {
-      // Created, not started: the container's init dies of any signal but those ignored by default.
-      if (sig === SIGNALS.SIGCHLD || sig === SIGNALS.SIGWINCH || sig === SIGNALS.SIGCONT || sig === SIGNALS.SIGURG) return;
-      await this.#exit({ code: null, signal: sig });
-      return;
-    }
-    await main.signal(sig).catch(() => undefined);
-    if (all) for (const p of this.#execs) await p.signal(sig).catch(() => undefined);
+    // Created or running alike: stockade-init waiting for start dies of it as the workload would.
+    await this.#container?.signal(sig, { all }).catch((e: unknown) => this.log(`signal ${sig}: ${(e as Error).message}`));
   }
 
   async #vmFailed(why: string): Promise<void> {
@@ -407,13 +455,15 @@ export async function runKeeper(cfg: KeeperConfig): Promise<void> {
 
 if (require.main === module) {
   const arg = process.argv[2];
-  if (arg === '--exec' && process.argv[3] !== undefined) {
+  if (arg === '--exec') {
     const { runExecStandIn } = require('./exec-relay') as typeof import('./exec-relay');
-    void runExecStandIn(JSON.parse(process.argv[3]) as Parameters<typeof runExecStandIn>[0]);
-  } else if (arg === undefined) {
-    process.stderr.write('usage: stockade-vmkeeper CONFIG_JSON (started by stockade create, its status pipe as fd 3)\n');
+    const { readFileSync } = require('node:fs') as typeof import('node:fs');
+    void runExecStandIn(JSON.parse(readFileSync(KEEPER_CONFIG_FD, 'utf8')) as Parameters<typeof runExecStandIn>[0]);
+  } else if (arg !== '--keep') {
+    process.stderr.write('usage: stockade-vmkeeper --keep (started by stockade create: its configuration on fd 4, its status pipe fd 3)\n');
     process.exit(2);
   } else {
-    void runKeeper(JSON.parse(arg) as KeeperConfig);
+    const { readFileSync } = require('node:fs') as typeof import('node:fs');
+    void runKeeper(JSON.parse(readFileSync(KEEPER_CONFIG_FD, 'utf8')) as KeeperConfig);
   }
 }
