@@ -92,7 +92,9 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     noNewKeyring: req.noNewKeyring,
     binds: bindSources(spec, req.bundle),
     rootfs,
-    readonlyRoot: spec.root?.readonly === true,
+    // do's root is the host's: read-only in the host kernel (virtiofsd's bind), whatever the guest does.
+    readonlyRoot: spec.root?.readonly === true || req.rootfsMode !== 'bind',
+    rootfsMode: req.rootfsMode,
     memoryMiB: size.memoryMiB,
     cpus: size.cpus,
     cgroupPaths: req.cgroups?.paths ?? [],
@@ -155,6 +157,9 @@ export const vmDriver: LevelDriver = {
     for (const h of ['createContainer', 'startContainer'] as const) {
       if ((req.spec.hooks?.[h] ?? []).length > 0) throw new StockadeError('UNSUPPORTED', `config.json: hooks.${h}: hooks that run in the container's namespaces are not run inside a VM yet`, { field: `hooks.${h}` });
     }
+    // do --rw keeps writes to the host's root in a tmpfs over it: that overlay is not built in the
+    // guest yet, and without it the writes would reach the host's root through the share.
+    if (req.rootfsMode === 'overlay') throw new StockadeError('UNSUPPORTED', 'do --rw: not yet at isolation vm (the host root is shared read-only into the VM)', {});
     if (req.sandbox?.timeout !== undefined) throw new StockadeError('UNSUPPORTED', 'do --timeout: not yet at isolation vm', {});
     const rootfs = join(req.bundle, req.spec.root?.path ?? 'rootfs');
     if (!existsSync(rootfs)) throw new StockadeError('BUNDLE_INVALID', `bundle ${req.bundle}: root.path ${rootfs} does not exist`, { field: 'root.path' });

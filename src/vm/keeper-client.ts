@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, write } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { readInput } from './fd-input';
 import { StockadeError } from '../errors';
 import type { Process } from '../oci/spec';
 import { readProcessStat } from '../container/process-identity';
@@ -234,33 +235,24 @@ function relayInput(sock: Socket, stdio: ExecStdio): () => void {
     poll();
     timer = setInterval(poll, 250);
   }
+  let stopReading = (): void => undefined;
+  const sendEnd = (): void => {
+    if (!sock.destroyed) sock.write(encodeFrame(FRAME.STDIN, Buffer.alloc(0)));
+  };
   if (stdio.stdin < 0) {
-    sock.write(encodeFrame(FRAME.STDIN, Buffer.alloc(0)));
+    sendEnd();
   } else {
-    const { read } = require('node:fs') as typeof import('node:fs');
-    const next = (): void => {
-      if (stopped) return;
-      const buf = Buffer.allocUnsafe(32 * 1024);
-      read(stdio.stdin, buf, 0, buf.length, null, (err, n) => {
-        if (stopped || sock.destroyed) return;
-        if (err !== null && err.code === 'EAGAIN') {
-          setTimeout(next, 20);
-          return;
-        }
-        if (err !== null || n === 0) {
-          sock.write(encodeFrame(FRAME.STDIN, Buffer.alloc(0)));
-          return;
-        }
-        const parts: Buffer[] = [];
-        for (let o = 0; o < n; o += MAX_FRAME) parts.push(encodeFrame(FRAME.STDIN, buf.subarray(o, Math.min(n, o + MAX_FRAME))));
-        if (sock.write(Buffer.concat(parts))) next();
-        else sock.once('drain', next);
-      });
-    };
-    next();
+    stopReading = readInput(stdio.stdin, (b) => new Promise<void>((resolve) => {
+      if (stopped || sock.destroyed) return resolve();
+      const parts: Buffer[] = [];
+      for (let o = 0; o < b.length; o += MAX_FRAME) parts.push(encodeFrame(FRAME.STDIN, b.subarray(o, o + MAX_FRAME)));
+      if (sock.write(Buffer.concat(parts))) resolve();
+      else sock.once('drain', () => resolve());
+    }), sendEnd);
   }
   return () => {
     stopped = true;
+    stopReading();
     clearInterval(timer);
   };
 }

@@ -163,6 +163,8 @@ export interface KeeperConfig {
   readonly spec: Spec;
   readonly noPivot: boolean;
   readonly noNewKeyring: boolean;
+  /** How the guest's stockade-init builds the root (`bind`, or do's `recursive-readonly`). */
+  readonly rootfsMode: 'bind' | 'recursive-readonly' | 'overlay';
   readonly rootfs: string;
   readonly readonlyRoot: boolean;
   /** Host paths the container's bind mounts name: shared with the VM at boot. */

@@ -22,6 +22,7 @@ import type { Process } from '../oci/spec';
 import { buildExecPlan } from '../container/exec-plan';
 import { buildPlan, heldCapabilities } from '../container/plan';
 import { seccompFor } from '../container/seccomp';
+import { readInput } from './fd-input';
 import { GUEST_PLAN_PLACEHOLDERS } from './guest-plan';
 import {
   FRAME, FrameReader, KEEPER_CONFIG_FD, KEEPER_EXITED, KEEPER_LOG, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_STATUS_FD, KEEPER_VM, MAX_FRAME,
@@ -63,26 +64,6 @@ class FdWriter {
   drained(): Promise<void> {
     return this.#tail;
   }
-}
-
-/** Reads an fd in chunks until EOF or an error, handing each chunk on and waiting for it to be taken. */
-function pumpFd(fd: number, onChunk: (b: Buffer) => Promise<void>, onEnd: () => void): void {
-  const { read } = require('node:fs') as typeof import('node:fs');
-  const next = (): void => {
-    const buf = Buffer.allocUnsafe(32 * 1024);
-    read(fd, buf, 0, buf.length, null, (err, n) => {
-      if (err !== null && err.code === 'EAGAIN') {
-        setTimeout(next, 20);
-        return;
-      }
-      if (err !== null || n === 0) {
-        onEnd();
-        return;
-      }
-      void onChunk(buf.subarray(0, n)).then(next, onEnd);
-    });
-  };
-  next();
 }
 
 class Keeper {
@@ -157,7 +138,7 @@ class Keeper {
     const plan = buildPlan(cfg.spec, {
       id: cfg.id, bundle: cfg.bundle, ...GUEST_PLAN_PLACEHOLDERS,
       consoleSocket: terminal ? GUEST_PLAN_PLACEHOLDERS.consoleSocket : undefined,
-      cgroupPaths: [], noPivot: cfg.noPivot, noNewKeyring: cfg.noNewKeyring, rootfsMode: 'bind', createHooks: false,
+      cgroupPaths: [], noPivot: cfg.noPivot, noNewKeyring: cfg.noNewKeyring, rootfsMode: cfg.rootfsMode, createHooks: false,
       heldCapabilities: heldCapabilities(), seccomp: seccompFor(cfg.spec, cfg.stateRoot),
     });
     const c = await vm.createContainer({
@@ -328,7 +309,7 @@ class Keeper {
       tty.resume();
       this.#followWindow(c, this.#ttyFd);
     } else {
-      pumpFd(0, (b) => c.write(b).catch(() => undefined), () => void c.end().catch(() => undefined));
+      readInput(0, (b) => c.write(b).catch(() => undefined), () => void c.end().catch(() => undefined));
     }
     this.log(`started: pid ${c.pid} in the guest`);
     return { ok: true, pid: c.pid };
@@ -398,7 +379,9 @@ class Keeper {
     this.log(`the VM failed: ${why}`);
     writeFileSync(join(this.#cfg.stateDir, KEEPER_EXITED), JSON.stringify({ code: KEEPER_VM_FAILED, signal: null, error: why }), { mode: 0o600 });
     this.#server?.close();
-    await this.#vm?.destroy().catch((e: unknown) => this.log(`teardown: ${(e as Error).message}`));
+    // The VM tears itself down on a failure; what it has not killed in 5 s dies with the keeper
+    // (parent-death signals) or is found by delete.
+    await Promise.race([this.#vm?.destroy().catch((e: unknown) => this.log(`teardown: ${(e as Error).message}`)), new Promise((r) => setTimeout(r, 5000))]);
     process.exit(KEEPER_VM_FAILED);
   }
 

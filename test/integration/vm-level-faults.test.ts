@@ -91,7 +91,7 @@ describe('the vm level when something fails', { skip }, () => {
       await waitFor(() => json<{ status: string }>(rt.run(['state', id]).stdout).status === 'stopped', 20000);
       // Fail closed: nothing of the VM runs on without its keeper, nor the keeper without its VM.
       await waitFor(() => vmHostProcesses(t).length === 0, 15000);
-      if (victim === 'qemu') assert.match(readFileSync(join(t.stateDir, 'keeper.log'), 'utf8'), /the VM failed: vm: qemu killed by SIGKILL/);
+      if (victim === 'qemu') assert.match(readFileSync(join(t.stateDir, 'keeper.log'), 'utf8'), /the VM failed: vm: qemu /);
       const d = rt.run(['delete', '--force', id], VM_CALL);
       assert.equal(d.status, 0, d.stderr);
       await vmGone(t);
@@ -113,9 +113,9 @@ describe('the vm level when something fails', { skip }, () => {
     const qemu = vmHostProcesses(t).find((p) => /qemu-system/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0] ?? ''));
     assert.ok(qemu !== undefined, 'no QEMU found');
     process.kill(qemu, 'SIGKILL');
-    const code = await exited;
+    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running 60 s after'), 60000))]);
     assert.equal(code, 255, err);
-    assert.match(err, /qemu killed by SIGKILL/);
+    assert.match(err, /vm-run-qemu: vm: qemu /);
     await vmGone(t);
   });
 });

@@ -126,6 +126,18 @@ describe('the vm level through the CLI', { skip }, () => {
     }
   });
 
+  test('do --isolation vm: the host\'s root read-only in a guest of its own kernel, a fresh /tmp, --rw refused', () => {
+    const probe = `/root/stockade-vm-do-${process.pid}`;
+    const r = rt.run(['do', '--isolation', 'vm', '--', '/bin/sh', '-c', `uname -r; touch ${probe} 2>/dev/null && echo wrote; touch /tmp/x && echo tmp-ok`], VM_CALL);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `${guestRelease}\ntmp-ok\n`);
+    assert.equal(existsSync(probe), false);
+    const rw = rt.run(['do', '--isolation', 'vm', '--rw', '--', '/bin/true'], VM_CALL);
+    assert.notEqual(rw.status, 0);
+    assert.match(rw.stderr, /--rw: not yet at isolation vm/);
+    assert.deepEqual(rt.containerDirs(), []);
+  });
+
   test('run -d, then delete --force of the running vm container: no keeper, QEMU, virtiofsd, cgroup or state left', async () => {
     const id = 'vm-detached';
     const b = rt.bundle(probeSpec(['/bin/sleep', '1000']));
