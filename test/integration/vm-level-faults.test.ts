@@ -115,7 +115,9 @@ describe('the vm level when something fails', { skip }, () => {
     process.kill(qemu, 'SIGKILL');
     const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running 60 s after'), 60000))]);
     assert.equal(code, 255, err);
-    assert.match(err, /vm-run-qemu: vm: qemu /);
+    // Said as a warning: on stderr, or in the --log file when there is one (as here).
+    const said = [err, ...rt.logLines().map((l) => l.msg)].join('\n');
+    assert.match(said, /container vm-run-qemu: vm: qemu /);
     await vmGone(t);
   });
 });
