@@ -60,10 +60,12 @@ async function floorBoot(assets: GuestAssets, accel: 'kvm' | 'tcg'): Promise<num
 
 function cli(state: string, args: string[], level?: string): { ms: number; out: string } {
   const t0 = performance.now();
-  const r = spawnSync(stockade, ['--root', state, ...(level === undefined ? [] : ['--isolation', level]), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  // A detached container's keeper holds the caller's stdio: pipes would make this wait for it.
+  const detached = args.includes('-d');
+  const r = spawnSync(stockade, ['--root', state, ...(level === undefined ? [] : ['--isolation', level]), ...args], { encoding: 'utf8', stdio: ['ignore', detached ? 'ignore' : 'pipe', detached ? 'ignore' : 'pipe'] });
   const ms = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`stockade ${args.join(' ')} exited with ${r.status}: ${r.stderr.trim()}`);
-  return { ms, out: r.stdout };
+  if (r.status !== 0) throw new Error(`stockade ${args.join(' ')} exited with ${r.status}: ${(r.stderr ?? '').trim()}`);
+  return { ms, out: r.stdout ?? '' };
 }
 
 function bundle(dir: string, args: string[], extraBin?: string): string {
