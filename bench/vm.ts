@@ -42,7 +42,7 @@ function pss(pid: number): number {
 
 function cmdline(pid: number): string {
   try {
-    return (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').find((a, i) => i > 0 && !a.startsWith('-') && a.includes('/')) ?? '').split('/').pop() ?? '';
+    return (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '').split('/').pop() ?? '';
   } catch {
     return '';
   }
