@@ -7,7 +7,7 @@
 // cannot answer: status (files and the keeper's liveness), pause/resume (the cgroup freezer over
 // the keeper, QEMU and virtiofsd: the whole VM stops), a SIGKILL (the cgroup), destroy.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { managerFromPaths, type CgroupManager } from '../cgroups';
 import { emptyStats } from '../cgroups/stats';
 import { StockadeError } from '../errors';
@@ -161,7 +161,7 @@ export const vmDriver: LevelDriver = {
     // guest yet, and without it the writes would reach the host's root through the share.
     if (req.rootfsMode === 'overlay') throw new StockadeError('UNSUPPORTED', 'do --rw: not yet at isolation vm (the host root is shared read-only into the VM)', {});
     if (req.sandbox?.timeout !== undefined) throw new StockadeError('UNSUPPORTED', 'do --timeout: not yet at isolation vm', {});
-    const rootfs = join(req.bundle, req.spec.root?.path ?? 'rootfs');
+    const rootfs = resolve(req.bundle, req.spec.root?.path ?? 'rootfs');
     if (!existsSync(rootfs)) throw new StockadeError('BUNDLE_INVALID', `bundle ${req.bundle}: root.path ${rootfs} does not exist`, { field: 'root.path' });
     return { create: () => createVm(req, proc, rootfs) };
   },

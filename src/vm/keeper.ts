@@ -105,7 +105,10 @@ class Keeper {
         readonlyRoot: cfg.readonlyRoot,
         memoryMiB: cfg.memoryMiB,
         cpus: cfg.cpus,
-        runParent: cfg.stateDir,
+        // The VM's private directory goes with the state directory, unless virtiofsd's socket in it
+        // would not fit in sun_path (a client's 64-character ids under a deep --root): then the
+        // system's temporary directory, recorded in vm.json for delete.
+        ...(Buffer.byteLength(join(cfg.stateDir, 'stockade-vm-XXXXXX', 'virtiofs.sock')) <= 107 ? { runParent: cfg.stateDir } : {}),
         binds: cfg.binds,
         ...(cfg.bootTimeoutMs === undefined ? {} : { bootTimeoutMs: cfg.bootTimeoutMs }),
         ...(cfg.debug === true ? { debug: (l: string) => this.log(l) } : {}),
