@@ -80,7 +80,6 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
   const size = vmSize(spec.linux?.resources);
   // The VMM's own memory is confined with the guest's: the cgroup holds guest RAM and headroom.
   req.cgroups?.apply(hostResources(spec.linux?.resources, size), (m) => req.warn?.(m));
-  if (req.hasCreateHooks) await req.createHooks();
   const stateDir = req.store.dir(req.id);
   const cfg: KeeperConfig = {
     id: req.id,
@@ -104,6 +103,16 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     debug: true,
   };
   const keeper = await startKeeper(cfg, [0, 1, 2], !req.monitor, (pid) => req.onPid(pid));
+  // The runtime's create hooks (prestart, createRuntime) see the container's pid, the keeper's, as
+  // runc's see its init's once its namespaces exist (Docker's prestart hook reads /proc/PID/ns/net).
+  if (req.hasCreateHooks) {
+    try {
+      await req.createHooks();
+    } catch (e) {
+      try { process.kill(keeper.pid, 'SIGKILL'); } catch { /* gone */ }
+      throw e;
+    }
+  }
   for (const line of keeperLog(stateDir)) if (/ vm: (accelerator|agent ready)/.test(line)) req.debug?.(line.replace(/^\S+ /, ''));
   const child = keeper.child;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
