@@ -14,7 +14,7 @@ import { StockadeError } from '../errors';
 import { bool, list, parseArgs, str } from './args';
 import type { Command } from './context';
 import { parseDuration, parseMemory } from './units';
-import { NETWORK_ANNOTATION } from '../container/level';
+import { NETWORK_ANNOTATION, oneOf } from '../container/level';
 import { parseNetPolicy } from '../sentry/net-policy';
 
 /** The levels that keep a network policy, as the registry lists them: --allow-net asks for the first. */
@@ -116,7 +116,7 @@ export const command: Command = {
     const isolation = str(p, 'isolation') ?? (allowNet.length > 0 ? POLICY_LEVEL : ctx.isolation);
     const level = levelEntry(isolation);
     if (level === undefined || level.unavailable !== undefined) {
-      throw new StockadeError('USAGE', `do: --isolation must be ${availableLevels().join(' or ')}, not ${JSON.stringify(isolation)}`);
+      throw new StockadeError('USAGE', `do: --isolation must be ${oneOf(availableLevels())}, not ${JSON.stringify(isolation)}`);
     }
     if (p.positional.length === 0) throw new StockadeError('USAGE', 'do: expects a command after --');
     // --allow-net reaches its destinations from the host's network; without it, a network of the
@@ -196,7 +196,7 @@ export const command: Command = {
  */
 function allowNetPolicy(dests: readonly string[], network: string, isolation: string, keepsPolicy: boolean): string | undefined {
   if (dests.length === 0) return undefined;
-  if (!keepsPolicy) throw new StockadeError('USAGE', `do: --allow-net needs --isolation ${POLICY_LEVELS.join(' or ')} (the ${isolation} level has no network policy)`);
+  if (!keepsPolicy) throw new StockadeError('USAGE', `do: --allow-net needs --isolation ${oneOf(POLICY_LEVELS)} (the ${isolation} level has no network policy)`);
   if (network !== 'host') throw new StockadeError('USAGE', 'do: --allow-net with --network none reaches nothing but loopback: leave --network out, or give host');
   const items = dests.flatMap((d) => d.split(',')).filter((d) => d !== '');
   parseNetPolicy(items.join(','), 'do: --allow-net');

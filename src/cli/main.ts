@@ -10,6 +10,7 @@ import { Logger, out, type LogFormat } from '../log/logger';
 import { mark } from '../log/timing';
 import { exitStatusOf } from './exit-status';
 import { availableLevels, DEFAULT_LEVEL, levelEntry, levelNames, levelRegistry, LEVELS } from '../levels/registry';
+import { oneOf } from '../container/level';
 
 // The build's code cache warm-up reaches it through the bundle's exports.
 export { warmUp } from './warm-up';
@@ -33,7 +34,7 @@ const GLOBAL_FLAGS: readonly FlagSpec[] = [
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, load]) => `   ${name.padEnd(10)}${load().summary}`);
-  return `stockade ${VERSION}: an OCI container runtime with a choice of wall\n\nUSAGE: stockade [global options] command [command options] [arguments...]\n       stockade help COMMAND   (or stockade COMMAND --help): every option of COMMAND, with an example\n\nCOMMANDS:\n${lines.join('\n')}\n\nGLOBAL OPTIONS:\n   --root DIR          state directory (default ${DEFAULT_ROOT})\n   --log FILE          log file\n   --log-format FMT    text or json\n   --debug             log debug messages\n   --isolation LEVEL   ${availableLevels().join(' or ')} (a config's dev.stockade.isolation annotation overrides it)\n   --systemd-cgroup    place containers with systemd (needs systemd)\n\nLEVELS:\n${levelLines()}`;
+  return `stockade ${VERSION}: an OCI container runtime with a choice of wall\n\nUSAGE: stockade [global options] command [command options] [arguments...]\n       stockade help COMMAND   (or stockade COMMAND --help): every option of COMMAND, with an example\n\nCOMMANDS:\n${lines.join('\n')}\n\nGLOBAL OPTIONS:\n   --root DIR          state directory (default ${DEFAULT_ROOT})\n   --log FILE          log file\n   --log-format FMT    text or json\n   --debug             log debug messages\n   --isolation LEVEL   ${oneOf(availableLevels())} (a config's dev.stockade.isolation annotation overrides it)\n   --systemd-cgroup    place containers with systemd (needs systemd)\n\nLEVELS:\n${levelLines()}`;
 }
 
 /** A line per level of the registry: its wall, and why this build cannot run it where it cannot. */

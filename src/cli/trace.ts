@@ -8,6 +8,7 @@ import type { Command } from './context';
 import { singleId } from './create';
 import { TRACE_SOCKET } from '../container/sentry-mounts';
 import { LEVELS, levelEntry } from '../levels/registry';
+import { oneOf } from '../container/level';
 
 /** The levels whose workload's syscalls can be streamed. */
 function traceLevels(): string[] {
@@ -22,7 +23,7 @@ export const command: Command = {
     const id = parseContainerId(singleId(p.positional, 'trace'));
     const record = ctx.store.read(id);
     if (levelEntry(record.level)?.trace !== true) {
-      throw new StockadeError('UNSUPPORTED', `container ${id} runs at the ${record.level} level: only the ${traceLevels().join(' or ')} sees its syscalls`, { id });
+      throw new StockadeError('UNSUPPORTED', `container ${id} runs at the ${record.level} level: only the ${oneOf(traceLevels())} sees its syscalls`, { id });
     }
     const path = join(ctx.store.dir(id), TRACE_SOCKET);
     return new Promise<number>((resolve, reject) => {

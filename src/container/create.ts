@@ -16,7 +16,7 @@ import { emptyCgroup } from './cgroups';
 import { forceKill } from './kill';
 import { checkPidFile, writePidFile } from './pid-file';
 import { StateStore, type ContainerRecord } from './state-store';
-import { ISOLATION_ANNOTATION, NETWORK_ANNOTATION, type LevelEntry, type Levels, type SandboxOptions, type Workload } from './level';
+import { ISOLATION_ANNOTATION, NETWORK_ANNOTATION, oneOf, type LevelEntry, type Levels, type SandboxOptions, type Workload } from './level';
 
 export type { SandboxOptions } from './level';
 
@@ -167,7 +167,7 @@ function levelOf(spec: Spec, levels: Levels): LevelEntry {
   const name = named ?? levels.default;
   const level = levels.entry(name);
   if (level === undefined || level.unavailable !== undefined) {
-    const offered = levels.entries.filter((l) => l.unavailable === undefined).map((l) => l.name).join(' or ');
+    const offered = oneOf(levels.entries.filter((l) => l.unavailable === undefined).map((l) => l.name));
     const field = `annotations["${ISOLATION_ANNOTATION}"]`;
     throw named === undefined
       ? new StockadeError('USAGE', `--isolation ${name} is not available: ${offered}`)
@@ -177,7 +177,7 @@ function levelOf(spec: Spec, levels: Levels): LevelEntry {
   if (!level.networkPolicy && network !== undefined && network !== 'all') {
     // Fail closed: a policy the level cannot keep is not silently dropped.
     const field = `annotations["${NETWORK_ANNOTATION}"]`;
-    const keepers = levels.entries.filter((l) => l.networkPolicy && l.unavailable === undefined).map((l) => l.name).join(' or ');
+    const keepers = oneOf(levels.entries.filter((l) => l.networkPolicy && l.unavailable === undefined).map((l) => l.name));
     throw new StockadeError('CONFIG_INVALID', `config.json: ${field}: a network policy needs isolation ${keepers} (this container runs at ${name})`, { field });
   }
   return level;

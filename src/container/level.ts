@@ -264,3 +264,8 @@ export interface Levels {
 export const ISOLATION_ANNOTATION = 'dev.stockade.isolation';
 /** A network policy (src/sentry/net-policy.ts's form); only a level whose entry says networkPolicy keeps it. */
 export const NETWORK_ANNOTATION = 'dev.stockade.network';
+
+/** Level names as a message offers them: "namespaces", "namespaces or sentry", "namespaces, sentry or vm". */
+export function oneOf(names: readonly string[]): string {
+  return names.length <= 1 ? names.join('') : `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`;
+}

@@ -390,7 +390,7 @@ describe('the sentry level through create and start', { skip }, () => {
     const bad = rt.bundle(probeSpec(['/bin/true'], (s) => { s.annotations = { 'dev.stockade.isolation': 'moat' }; }));
     const e = rt.run(['run', '--bundle', bad.dir, 'sentry-bad']);
     assert.notEqual(e.status, 0);
-    assert.match(e.stderr, /annotations\["dev\.stockade\.isolation"\]: must be namespaces or sentry, not "moat"/);
+    assert.match(e.stderr, /annotations\["dev\.stockade\.isolation"\]: must be namespaces, sentry or vm, not "moat"/);
     assert.deepEqual(leftovers(rt, bad), []);
   });
 });

@@ -45,8 +45,9 @@ const RULES: readonly Rule[] = [
   {
     name: 'a look at every process on the host',
     pattern: /readdirSync\(\s*['"`]\/proc['"`]\s*\)|\bprocessesWithCmdline\(|\b(?:pgrep|pkill|pidof|killall)\b|\bps\s+(?:-e|-A|aux)\b/,
-    // cleanup.ts is the primitive, run-scope.ts scopes it; rootfs-helpers tests the primitive with a marker of its own.
-    home: ['helpers/cleanup.ts', 'helpers/run-scope.ts', 'unit/native/rootfs-helpers.test.ts'],
+    // cleanup.ts is the primitive, run-scope.ts scopes it; rootfs-helpers tests the primitive with a marker of its own;
+    // vm-helpers keeps only the VM's keeper, its QEMU's drawn uid and processes naming its state directory.
+    home: ['helpers/cleanup.ts', 'helpers/run-scope.ts', 'unit/native/rootfs-helpers.test.ts', 'integration/vm-helpers.ts'],
     remedy: 'runProcesses() (this run\'s cgroup or tag) or processesMarked() with a marker this run made (a mkdtemp directory, a drawn uid)',
   },
   {
