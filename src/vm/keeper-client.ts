@@ -48,7 +48,8 @@ export interface StartedKeeper {
 export async function startKeeper(
   cfg: KeeperConfig, stdio: readonly [number | 'ignore', number | 'ignore', number | 'ignore'], detached: boolean, onPid: (pid: number) => void,
 ): Promise<StartedKeeper> {
-  const child = spawn(process.execPath, [keeperScript(), '--keep'], {
+  const [command, args] = inContainerNetwork(cfg.spec, [process.execPath, keeperScript(), '--keep']);
+  const child = spawn(command, args, {
     detached: true,
     stdio: [...stdio, 'pipe', 'pipe'],
     env: keeperEnv(),
@@ -80,6 +81,21 @@ export async function startKeeper(
   }
   if (detached) child.unref();
   return { child, pid, startTime };
+}
+
+/**
+ * The keeper stands for the workload, and clients treat its pid as the container's: Docker's
+ * prestart hook configures the network namespace of that pid (addresses, routes, and sysctls such
+ * as net.ipv6.conf.all.disable_ipv6). So the keeper lives in the network namespace the config
+ * gives the container (joined by path, or a new one), never in the host's unless the config says
+ * so: started in the host's, Docker's hook reconfigured the host's network. QEMU has a network
+ * namespace of its own anyway (its jail), so the VM sees none of this.
+ */
+function inContainerNetwork(spec: KeeperConfig['spec'], argv: readonly string[]): [string, string[]] {
+  const net = spec.linux?.namespaces?.find((ns) => ns.type === 'network');
+  if (net === undefined) return [argv[0] ?? '', argv.slice(1)];
+  if (net.path !== undefined && net.path !== '') return ['nsenter', [`--net=${net.path}`, '--', ...argv]];
+  return ['unshare', ['--net', '--', ...argv]];
 }
 
 function lastLogLine(stateDir: string): string {

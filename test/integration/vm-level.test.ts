@@ -5,7 +5,7 @@
 // delete --force and the annotation each need a VM of their own.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureGuestAssets } from '../../src/vm/assets';
@@ -54,6 +54,12 @@ describe('the vm level through the CLI', { skip }, () => {
       // The pid is the keeper's: a live host process, the one in the pid file.
       assert.equal(st.pid, Number(readFileSync(pidFile, 'utf8')));
       assert.equal(st.pid, t.keeper);
+      // Clients configure the network namespace of that pid (Docker's prestart hook sets addresses
+      // and sysctls there): it is the container's own, never the host's (a keeper in the host's let
+      // Docker's hook set net.ipv6.conf.all.disable_ipv6 on the host).
+      const config = json<{ linux?: { namespaces?: { type: string }[] } }>(readFileSync(b.configPath, 'utf8'));
+      assert.ok((config.linux?.namespaces ?? []).some((ns) => ns.type === 'network'), 'the probe config has a network namespace');
+      assert.notEqual(readlinkSync(`/proc/${t.keeper}/ns/net`), readlinkSync('/proc/self/ns/net'));
       // The VMM is jailed in the container's cgroup (item 6): the keeper, QEMU and virtiofsd.
       const mem = memoryCgroup(t);
       assert.ok(mem !== undefined, `no memory cgroup among ${t.cgroupPaths.join(', ')}`);
