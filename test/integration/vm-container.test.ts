@@ -11,25 +11,13 @@ import { buildExecPlan } from '../../src/container/exec-plan';
 import { buildPlan, heldCapabilities, type PlanOptions } from '../../src/container/plan';
 import { seccompFor } from '../../src/container/seccomp';
 import type { Process, Spec } from '../../src/oci/spec';
-import { ensureGuestAssets, type GuestAssets } from '../../src/vm/assets';
 import { GUEST_PLAN_PLACEHOLDERS } from '../../src/vm/guest-plan';
 import { bootVm, vmProcesses, type Vm, type VmContainer } from '../../src/vm/vm';
-import { vmmUnavailable } from '../../src/vm/vmm';
 import { probeSpec } from './harness';
 import { makeRootfs, rootfsUnavailable } from '../helpers/rootfs';
+import { guestAssetsOr } from './vm-helpers';
 
-let assets: GuestAssets | undefined;
-function unavailable(): string | undefined {
-  const why = vmmUnavailable() ?? rootfsUnavailable();
-  if (why !== undefined) return why;
-  try {
-    assets = ensureGuestAssets();
-    return undefined;
-  } catch (e) {
-    return `the guest kernel or initramfs cannot be had: ${(e as Error).message}`;
-  }
-}
-const skip = unavailable();
+const { assets, skip } = guestAssetsOr(rootfsUnavailable);
 
 const hex = (bits: readonly number[]): string => bits.reduce((m, b) => m | (1n << BigInt(b)), 0n).toString(16).padStart(16, '0');
 

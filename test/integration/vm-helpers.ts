@@ -1,20 +1,27 @@
 // What the vm level's CLI tests share: when they can run, and what a vm container leaves on the host.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureGuestAssets } from '../../src/vm/assets';
+import { ensureGuestAssets, type GuestAssets } from '../../src/vm/assets';
 import { vmmUnavailable } from '../../src/vm/vmm';
 import { integrationSkip, type Runtime } from './harness';
 
+/**
+ * The guest's kernel and initramfs, or why a VM cannot run here: `first` names what else the
+ * tests need (root, a rootfs), then QEMU and virtiofsd, then the assets themselves.
+ */
+export function guestAssetsOr(first: () => string | undefined): { assets?: GuestAssets; skip?: string } {
+  const why = first() ?? vmmUnavailable();
+  if (why !== undefined) return { skip: why };
+  try {
+    return { assets: ensureGuestAssets() };
+  } catch (e) {
+    return { skip: `the guest kernel or initramfs cannot be had: ${(e as Error).message}` };
+  }
+}
+
 /** Why the vm level cannot run here (no QEMU, virtiofsd or guest kernel), or undefined. */
 export function vmSkip(): string | undefined {
-  const why = integrationSkip() ?? vmmUnavailable();
-  if (why !== undefined) return why;
-  try {
-    ensureGuestAssets();
-    return undefined;
-  } catch (e) {
-    return `the guest kernel or initramfs cannot be had: ${(e as Error).message}`;
-  }
+  return guestAssetsOr(integrationSkip).skip;
 }
 
 /** A vm container's host side, read from its state directory while it is there. */

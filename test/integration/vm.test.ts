@@ -8,27 +8,16 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureGuestAssets, type GuestAssets } from '../../src/vm/assets';
 import { StockadeError } from '../../src/errors';
 import { VmError } from '../../src/vm/errors';
 import { bootVm, vmProcesses, type Vm } from '../../src/vm/vm';
+import { ensureGuestAssets } from '../../src/vm/assets';
 import { probeBoot } from '../../src/vm/accel-probe';
-import { vmmUnavailable } from '../../src/vm/vmm';
 import { makeRootfs, rootfsUnavailable } from '../helpers/rootfs';
+import { guestAssetsOr } from './vm-helpers';
 import { processesMarked } from '../helpers/run-scope';
 
-let assets: GuestAssets | undefined;
-function unavailable(): string | undefined {
-  const why = vmmUnavailable() ?? rootfsUnavailable();
-  if (why !== undefined) return why;
-  try {
-    assets = ensureGuestAssets();
-    return undefined;
-  } catch (e) {
-    return `the guest kernel or initramfs cannot be had: ${(e as Error).message}`;
-  }
-}
-const skip = unavailable();
+const { assets, skip } = guestAssetsOr(rootfsUnavailable);
 
 /**
  * Every process one VM may leave on the host, found by what is its own (every run on the host
