@@ -26,7 +26,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-gcc -static -O2 -Wall -o "$work/net-http" bench/net-http.c
+mkdir -p "$work/prog"
+gcc -static -O2 -Wall -o "$work/prog/net-http" bench/net-http.c
 
 # The server: node's http, no keep-alive; its port on stdout.
 "${pin[@]}" node -e '
@@ -49,8 +50,8 @@ declare -A results
 for ((r = 0; r < runs; r++)); do
   for k in "${order[@]}"; do
     # shellcheck disable=SC2086
-    # `do` gives the sandbox a fresh /tmp: --cwd binds $work back.
-    out=$("${pin[@]}" "$stockade" --root "$work/root" do ${args[$k]} --cwd "$work" -- "$work/net-http" 127.0.0.1 "$port" "$ms")
+    # `do` gives the sandbox a fresh /tmp: --bind shares $work/prog back.
+    out=$("${pin[@]}" "$stockade" --root "$work/root" do ${args[$k]} --bind "$work/prog" --cwd "$work/prog" -- "$work/prog/net-http" 127.0.0.1 "$port" "$ms")
     us=$(node -e 'console.log(JSON.parse(process.argv[1]).us_per_request)' "$out")
     results[$k]="${results[$k]:-} $us"
   done

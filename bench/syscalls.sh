@@ -10,6 +10,7 @@
 #   program per runtime, interleaved, median taken; default 3)
 #   SYSCALLS_MS (default 100): the program times each call in 5 rounds of at least this many ms,
 #   the iteration count adapting to the call's cost (see bench/syscalls.c).
+#   SYSCALLS_ONLY (default: all): the columns to run, by name (e.g. "sentry c-supervisor").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
@@ -39,14 +40,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-gcc -static -O2 -Wall -o "$work/syscalls" bench/syscalls.c
+mkdir -p "$work/prog"
+gcc -static -O2 -Wall -o "$work/prog/syscalls" bench/syscalls.c
 gcc -O2 -Wall -o "$work/c-supervisor" bench/c-supervisor.c
 gcc -O2 -Wall -pthread -o "$work/switch" bench/switch.c
 bundle="$work/bundle"
 mkdir -p "$bundle/rootfs"/{bin,dev,proc,sys,tmp,etc,run}
 cp /bin/busybox "$bundle/rootfs/bin/busybox"
 ln -s busybox "$bundle/rootfs/bin/sh"
-cp "$work/syscalls" "$bundle/rootfs/bin/syscalls"
+cp "$work/prog/syscalls" "$bundle/rootfs/bin/syscalls"
 # One config for every runtime: what `stockade spec` writes (Docker's default seccomp profile,
 # Docker's capabilities, masked and read-only paths), running the program without a terminal.
 "$stockade" spec --bundle "$bundle"
@@ -57,14 +59,16 @@ fs.writeFileSync(p, JSON.stringify(c, null, 2));
 ' "$bundle/config.json" "$round_ms"
 
 # The columns, in order, and how each runs the program. `stockade do` makes the host's root the
-# container's, read-only, with a fresh /tmp: --cwd binds $work (below /tmp) back, so the program
-# runs from the same host path and opens and stats itself there (/proc/self/exe). Every `do`
-# container lives under $work/root-do, so the cleanup finds one left by an interrupted run.
+# container's, read-only, with a fresh /tmp: --bind shares $work/prog (below /tmp) back, so the
+# program runs from the same host path and opens and stats itself there (/proc/self/exe). It runs
+# as root (--user 0), as the C supervisor's program does: neither then switches identity per call.
+# Every `do` container lives under $work/root-do, so the cleanup finds one left by an interrupted run.
 names=(host stockade-namespaces stockade-do runc)
 declare -A cmd
-cmd[host]="$work/syscalls $round_ms"
+cmd[host]="$work/prog/syscalls $round_ms"
 cmd[stockade-namespaces]="$stockade --root $work/root-stockade run --bundle $bundle sc-stockade-RUN"
-cmd[stockade-do]="$stockade --root $work/root-do do --cwd $work -- $work/syscalls $round_ms"
+inside="--user 0 --bind $work/prog --cwd $work/prog -- $work/prog/syscalls"
+cmd[stockade-do]="$stockade --root $work/root-do do $inside $round_ms"
 cmd[runc]="runc --root $work/root-runc run --bundle $bundle sc-runc-RUN"
 if command -v runsc >/dev/null; then
   names+=(runsc)
@@ -72,14 +76,15 @@ if command -v runsc >/dev/null; then
 else
   echo "runsc: not installed"
 fi
-if ! why=$("$stockade" --root "$work/root-do" do --isolation sentry --cwd "$work" -- "$work/syscalls" noop 2>&1 >/dev/null); then
+# shellcheck disable=SC2086 # $inside: plain words
+if ! why=$("$stockade" --root "$work/root-do" do --isolation sentry $inside noop 2>&1 >/dev/null); then
   echo "sentry: not available (stockade do --isolation sentry: ${why:-failed})"
 else
   names+=(sentry)
-  cmd[sentry]="$stockade --root $work/root-do do --isolation sentry --cwd $work -- $work/syscalls $round_ms"
+  cmd[sentry]="$stockade --root $work/root-do do --isolation sentry $inside $round_ms"
 fi
 names+=(c-supervisor)
-cmd[c-supervisor]="$work/c-supervisor $work/syscalls $round_ms"
+cmd[c-supervisor]="$work/c-supervisor $work/prog/syscalls $round_ms"
 # The same supervisors with everything on one CPU (taskset: the container, its sentry or gVisor's):
 # a mediated call wakes the supervisor and then the caller, and on a VM a wake-up that crosses to
 # an idle CPU can cost more than the rest of the call (bench/switch.c measures both).
@@ -89,6 +94,15 @@ if command -v taskset >/dev/null; then
     names+=("$name-1cpu")
     cmd[$name-1cpu]="taskset -c 0 ${cmd[$name]//sc-runsc-RUN/sc-runsc1-RUN}"
   done
+fi
+
+# SYSCALLS_ONLY="sentry c-supervisor": only those columns (and their one-CPU runs), for a quicker A/B.
+if [ -n "${SYSCALLS_ONLY:-}" ]; then
+  kept=()
+  for name in "${names[@]}"; do
+    for want in $SYSCALLS_ONLY; do [ "$name" = "$want" ] || [ "$name" = "$want-1cpu" ] && kept+=("$name"); done
+  done
+  names=("${kept[@]}")
 fi
 
 mkdir -p "$work/out"
