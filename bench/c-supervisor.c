@@ -2,7 +2,11 @@
 // does (src/sentry/kernel.ts, sys-file.ts), so bench/syscalls.sh can say how much of the sentry's
 // cost per mediated call is the kernel's round trip and how much is the TypeScript around it.
 //
-//   c-supervisor PROG [ARGS...]   runs PROG under the filter below and serves it; exits with its status
+//   c-supervisor [--cgroup PROCS_FILE]... PROG [ARGS...]
+//                                 runs PROG under the filter below and serves it; exits with its status.
+//                                 --cgroup: the child first writes its pid to PROCS_FILE (a cgroup's
+//                                 cgroup.procs), so that it runs in a cgroup apart from its
+//                                 supervisor, as a container's workload does from the sentry
 //
 //   parent (supervisor)                     child
 //                                           no_new_privs; seccomp(NEW_LISTENER) -> listener
@@ -104,7 +108,11 @@ static void send_fd(int sock, int fd) {
   if (sendmsg(sock, &msg, 0) != 1) die("child: sendmsg of the listener");
 }
 
-static void child(int sock, char **argv) {
+static void child(int sock, char **argv, char **cgroups, int n_cgroups) {
+  for (int i = 0; i < n_cgroups; i++) {
+    FILE *f = fopen(cgroups[i], "w");
+    if (f == NULL || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0) die("child: joining its cgroup");
+  }
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("child: PR_SET_NO_NEW_PRIVS");
   struct sock_fprog prog = {.len = sizeof filter / sizeof filter[0], .filter = filter};
   int listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
@@ -315,8 +323,15 @@ static struct answer serve(const struct seccomp_notif *n) {
 }
 
 int main(int argc, char **argv) {
+  char *cgroups[8];
+  int n_cgroups = 0;
+  while (argc > 2 && strcmp(argv[1], "--cgroup") == 0 && n_cgroups < 8) {
+    cgroups[n_cgroups++] = argv[2];
+    argc -= 2;
+    argv += 2;
+  }
   if (argc < 2 || argv[1][0] == '-') {
-    fprintf(stderr, "usage: c-supervisor PROG [ARGS...]\n");
+    fprintf(stderr, "usage: c-supervisor [--cgroup PROCS_FILE]... PROG [ARGS...]\n");
     return 2;
   }
   page_size = sysconf(_SC_PAGESIZE);
@@ -326,7 +341,7 @@ int main(int argc, char **argv) {
   if (pid < 0) die("fork");
   if (pid == 0) {
     close(sv[0]);
-    child(sv[1], argv + 1);
+    child(sv[1], argv + 1, cgroups, n_cgroups);
   }
   close(sv[1]);
   listener = recv_fd(sv[0]);
