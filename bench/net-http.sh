@@ -27,6 +27,8 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$work/prog"
+# The sandboxed program runs as nobody (do's default user): it must reach its directory.
+chmod 755 "$work" "$work/prog"
 gcc -static -O2 -Wall -o "$work/prog/net-http" bench/net-http.c
 
 # The server: node's http, no keep-alive; its port on stdout.

@@ -29,6 +29,7 @@ import { errnoName } from './table/render';
 import { readListing, ShadowDirs, type Entry } from './shadow-dirs';
 import type { NetPolicy } from './net-policy';
 import type { Watch } from './poll';
+import { containerCpuCount } from './procfs';
 
 
 export interface SentryOptions {
@@ -152,6 +153,9 @@ function sysVisible(rest: string): boolean {
   if (p === '') return true;
   return SYS_VISIBLE.some((v) => p === v || p.startsWith(`${v}/`) || v.startsWith(`${p}/`));
 }
+
+/** A CPU's directory below /sys, or a NUMA node's link to one: its number. */
+const SYS_CPU = /^\/devices\/system\/(?:cpu|node\/node\d+)\/cpu(\d+)(?=\/|$)/;
 
 const EXE_PATH = /^\/proc\/\d+(?:\/task\/\d+)?\/exe$/;
 const NS_PATH = /^\/proc\/\d+(?:\/task\/\d+)?\/ns\/[a-z_]+$/;
@@ -528,7 +532,7 @@ export class Sentry {
     // Of /sys a listing shows only the names a lookup finds (SYS_VISIBLE): a program that walks
     // what it lists must not meet ENOENT for a name it was just given.
     const base = inTree === '/' ? '' : inTree;
-    const shown = mount === '/sys' ? listing.filter((e) => sysVisible(`${base}/${e.name}`)) : listing;
+    const shown = mount === '/sys' ? listing.filter((e) => this.#sysVisible(`${base}/${e.name}`)) : listing;
     return this.onHost(() => shadows.make(this.#withOwnFd(shown, path), path));
   }
 
@@ -626,15 +630,26 @@ export class Sentry {
   }
 
   /**
+   * Whether the caller sees a path below /sys: what SYS_VISIBLE names, and of the CPUs as many as
+   * the container has (cpuinfo's count, /sys/devices/system/cpu/online's "0-N"): a program that
+   * counts the cpuN directories (hwloc, lscpu, the JVM) must find the same number.
+   */
+  #sysVisible(rest: string): boolean {
+    if (!sysVisible(rest)) return false;
+    const cpu = SYS_CPU.exec(rest);
+    return cpu === null || Number(cpu[1]) < containerCpuCount(this, this.#caller);
+  }
+
+  /**
    * Opens a path of sysfs, of which the workload sees only what SYS_VISIBLE names: sysfs is full of
    * links (a CPU's `subsystem`, a NIC's `device`) that lead elsewhere in it, so the sentry follows
    * them itself, component by component, and checks where the path really is before the kernel,
    * told to follow no link at all, opens it.
    */
   #openSys(fd: number, rest: string, flags: number, mode: number): number {
-    const w = this.#walk(fd, rest, (flags & O_NOFOLLOW) === 0, (p) => (sysVisible(p) ? undefined : -ENOENT));
+    const w = this.#walk(fd, rest, (flags & O_NOFOLLOW) === 0, (p) => (this.#sysVisible(p) ? undefined : -ENOENT));
     if (typeof w === 'number') return w;
-    return sysVisible(w.at) ? this.#openat2(fd, w.at, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS) : -ENOENT;
+    return this.#sysVisible(w.at) ? this.#openat2(fd, w.at, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS) : -ENOENT;
   }
 
   /**

@@ -23,6 +23,8 @@
 //                                                  the host's); before, the host's one limit
 //   /sys/devices/system/cpu/    generated          "0-N": the CPUs cpuinfo lists, which glibc's get_nprocs and
 //     online, possible, present                    get_nprocs_conf (getconf, sysconf) count
+//   /sys/devices/system/cpu/    real, bounded      only cpu0 to cpuN-1 of those, in a listing and to a lookup (kernel.ts
+//     cpuN, node/nodeM/cpuN                        #sysVisible): hwloc, lscpu and the JVM count these directories
 //   PID/stat                    real, rebased      the start time counted from the container's start, like btime, so that
 //                                                  ps and top compute ages from the two consistently
 //   PID/cgroup                  generated          "0::/": the container is the root of its own cgroup view
@@ -338,6 +340,11 @@ function cpusOf(s: Sentry, pid: number): number[] {
   const all = affinityOf(s, pid);
   const limit = cpuQuota(s, pid);
   return limit === undefined || limit >= all.length ? all : all.slice(0, Math.max(1, limit));
+}
+
+/** How many CPUs the container has (cpusOf): /sys shows as many cpuN directories, numbered from 0. */
+export function containerCpuCount(s: Sentry, pid: number): number {
+  return cpusOf(s, pid).length;
 }
 
 /** The CPUs a quota of the caller's cgroup is worth, rounded up; undefined without one. */

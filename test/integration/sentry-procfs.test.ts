@@ -42,17 +42,20 @@ describe('/proc under the sentry', { skip }, () => {
     assert.deepEqual(leftovers(rt), []);
   });
 
-  test('the CPU count is the CPU limit\'s wherever a program reads it: cpuinfo, /sys/devices/system/cpu/online, getconf', { skip: has('getconf') ? undefined : 'getconf is not installed' }, () => {
-    const script = 'cat /sys/devices/system/cpu/online /sys/devices/system/cpu/possible; grep -c ^processor /proc/cpuinfo; getconf _NPROCESSORS_ONLN; getconf _NPROCESSORS_CONF; grep -c "^cpu[0-9]" /proc/stat';
+  test('the CPU count is the CPU limit\'s wherever a program reads it: cpuinfo, /sys/devices/system/cpu/online and its cpuN directories, getconf', { skip: has('getconf') ? undefined : 'getconf is not installed' }, () => {
+    // The cpuN directories counted from a listing, and looked up one by one past the count: a
+    // listing and a lookup agree (cpu1 was listed, and found, under a one-CPU limit before).
+    const script = 'cat /sys/devices/system/cpu/online /sys/devices/system/cpu/possible; grep -c ^processor /proc/cpuinfo; getconf _NPROCESSORS_ONLN; getconf _NPROCESSORS_CONF; grep -c "^cpu[0-9]" /proc/stat; '
+      + 'ls /sys/devices/system/cpu | grep -c "^cpu[0-9]"; n=0; while [ -e /sys/devices/system/cpu/cpu$n ]; do n=$((n+1)); done; echo $n';
     const r = rt.run(['do', '--isolation', 'sentry', '--cpus', '1', '--cwd', '/', '--', 'sh', '-c', script]);
     assert.equal(r.status, 0, r.stderr);
     // One CPU's worth of quota: one CPU, numbered 0, in every file.
-    assert.deepEqual(r.stdout.trim().split('\n'), ['0', '0', '1', '1', '1', '1'], r.stdout);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['0', '0', '1', '1', '1', '1', '1', '1'], r.stdout);
     const half = rt.run(['do', '--isolation', 'sentry', '--cpus', '1.5', '--cwd', '/', '--', 'sh', '-c', script]);
     assert.equal(half.status, 0, half.stderr);
     const cpus = Math.min(2, availableParallelism());
     const online = cpus === 1 ? '0' : `0-${cpus - 1}`;
-    assert.deepEqual(half.stdout.trim().split('\n'), [online, online, ...Array(4).fill(String(cpus))], `1.5 CPUs round up: ${half.stdout}`);
+    assert.deepEqual(half.stdout.trim().split('\n'), [online, online, ...Array(6).fill(String(cpus))], `1.5 CPUs round up: ${half.stdout}`);
   });
 
   test('MemTotal is the memory limit; free and top agree; no host path in mounts or links', () => {
