@@ -3,6 +3,10 @@
 //
 //   syscalls [MS]   times each operation in rounds of at least MS milliseconds (default 100)
 //   syscalls noop   exits 0 at once: the program fork+exec+wait runs
+//   syscalls cpu stat|open N
+//                   N stats (or opens and closes) of itself, with a 1.5 s pause before and after and a
+//                   line "done" between: bench/supervisor-cpu.sh reads the supervisor's CPU time in
+//                   the pauses, so that it counts exactly those N calls
 //
 // The iteration count adapts to the cost of the call, which differs 1000-fold between the host
 // and runsc's ptrace platform: for each operation the count is doubled until one batch takes MS
@@ -105,6 +109,20 @@ static double measure(void (*op)(void), uint64_t round_ns, long *count) {
 
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "noop") == 0) return 0;
+  if (argc > 3 && strcmp(argv[1], "cpu") == 0) {
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) die("readlink /proc/self/exe");
+    self[len] = '\0';
+    void (*op)(void) = strcmp(argv[2], "open") == 0 ? op_open_close : op_stat;
+    long n = atol(argv[3]);
+    struct timespec pause = {1, 500000000};
+    nanosleep(&pause, NULL);
+    uint64_t ns = run_batch(op, n);
+    printf("done %.2f us per call\n", (double)ns / 1000.0 / (double)n);
+    fflush(stdout);
+    nanosleep(&pause, NULL);
+    return 0;
+  }
   long ms = argc > 1 ? atol(argv[1]) : 100;
   if (ms <= 0) {
     fprintf(stderr, "usage: syscalls [MS] | syscalls noop\n");
