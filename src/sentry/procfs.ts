@@ -33,7 +33,8 @@
 //                                                  lowerdir, upperdir, workdir) are dropped; /proc and /sys, which the
 //                                                  sentry owns and the workload's mount namespace no longer holds, listed
 //   PID/mountinfo               real, rewritten    the same sources and options, and each mount's root in its file system
-//                                                  (a bind mount's host path) shown as "/"; /proc and /sys are not added
+//                                                  (a bind mount's host path) shown as "/"; /proc and /sys listed too, with
+//                                                  the clones' mount ids and devices
 //   PID/status, cmdline,        real               the process's own data, pids of the container's namespace (the procfs is
 //     environ, comm, statm,                        the container's); opened as the caller, so the kernel's ptrace checks on
 //     limits, maps, task/...                       environ and the like apply
@@ -52,7 +53,7 @@ import {
   AT_EMPTY_PATH, EACCES, EEXIST, EINTR, EIO, EROFS, F_ADD_SEALS, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE,
   MFD_ALLOW_SEALING, MFD_CLOEXEC, O_ACCMODE, O_CREAT, O_EXCL, O_NONBLOCK, O_TRUNC, RESOLVE_IN_ROOT, S_IFMT, S_IFREG,
 } from '../abi/linux/constants';
-import { STAT_DEV, STAT_MODE, STATFS_FLAGS, STATX_DEV_MAJOR, STATX_DEV_MINOR, STATX_MODE } from '../abi/linux/structs';
+import { STAT_DEV, STAT_MODE, STATFS_FLAGS, STATX_DEV_MAJOR, STATX_DEV_MINOR, STATX_MNT_ID, STATX_MNT_ID_OFFSET, STATX_MODE } from '../abi/linux/structs';
 import { layoutFrom, parseProcCgroup, type Layout } from '../cgroups/layout';
 import type { Sentry } from './kernel';
 import { NR } from './native';
@@ -256,7 +257,7 @@ function contentOf(s: Sentry, callerPid: number, name: string, pfd: number): str
     if (fd < 0) return fd;
     const real = s.readFd(fd);
     if (typeof real === 'number') return real;
-    return s.onHost(() => (what === 'stat' ? rebasedStat(s, m, real) : what === 'mounts' ? containerMounts(s, real) : containerMountinfo(real)));
+    return s.onHost(() => (what === 'stat' ? rebasedStat(s, m, real) : what === 'mounts' ? containerMounts(s, real) : containerMountinfo(s, real)));
   }
   return s.onHost(() => systemFile(s, m, callerPid, name));
 }
@@ -562,9 +563,16 @@ function cleanSource(source: string, fstype: string): string {
   return source.startsWith('/') ? fstype : source;
 }
 
-/** The mounts the sentry owns as /proc/mounts lines: their type and flags from fstatfs on the clone. */
-function ownedMountLines(s: Sentry, listed: ReadonlySet<string>): string[] {
-  const out: string[] = [];
+/** A mount the sentry owns as its mounts and mountinfo lines show it: its type and flags from fstatfs on the clone. */
+interface OwnedMount {
+  readonly path: string;
+  readonly fd: number;
+  readonly type: string;
+  readonly opts: string;
+}
+
+function ownedMounts(s: Sentry, listed: ReadonlySet<string>): OwnedMount[] {
+  const out: OwnedMount[] = [];
   for (const mount of s.opts.mounts ?? []) {
     if (listed.has(mount.path)) continue;
     if (s.k.sys(NR.fstatfs, mount.fd, st) < 0) continue;
@@ -576,7 +584,7 @@ function ownedMountLines(s: Sentry, listed: ReadonlySet<string>): string[] {
     if ((f & 4) !== 0) opts.push('nodev');
     if ((f & 8) !== 0) opts.push('noexec');
     if ((f & 0x1000) !== 0) opts.push('relatime');
-    out.push(`${type} ${mount.path} ${type} ${opts.join(',')} 0 0`);
+    out.push({ path: mount.path, fd: mount.fd, type, opts: opts.join(',') });
   }
   return out;
 }
@@ -593,19 +601,38 @@ function containerMounts(s: Sentry, real: string): string {
     lines.push([cleanSource(source, fstype), point, fstype, cleanOptions(opts), ...f.slice(4)].join(' '));
     if (point === '/') afterRoot = lines.length;
   }
-  lines.splice(afterRoot, 0, ...ownedMountLines(s, listed));
+  lines.splice(afterRoot, 0, ...ownedMounts(s, listed).map((m) => `${m.type} ${m.path} ${m.type} ${m.opts} 0 0`));
   return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
 }
 
-function containerMountinfo(real: string): string {
+function containerMountinfo(s: Sentry, real: string): string {
   const out: string[] = [];
+  const listed = new Set<string>();
+  let afterRoot = 0;
+  let rootId: string | undefined;
   for (const line of real.split('\n')) {
     const dash = line.indexOf(' - ');
     if (dash < 0) continue;
     const left = line.slice(0, dash).split(' ');
     const [fstype = '', source = '', superOpts = ''] = line.slice(dash + 3).split(' ');
     left[3] = '/';
+    listed.add(left[4] ?? '');
     out.push(`${left.join(' ')} - ${fstype} ${cleanSource(source, fstype)} ${cleanOptions(superOpts)}`);
+    if (left[4] === '/') {
+      afterRoot = out.length;
+      rootId = left[0];
+    }
   }
+  // The /proc and /sys the sentry owns, as /proc/mounts lists them: a program that reads one of the
+  // two files (findmnt, systemd's and libmount's checks) finds what the other says. Their ids and
+  // devices are the clones' own; their parent the container's root.
+  const owned: string[] = [];
+  for (const m of ownedMounts(s, listed)) {
+    if (rootId === undefined || s.k.sys(NR.statx, m.fd, '', AT_EMPTY_PATH, STATX_MNT_ID, st) < 0) continue;
+    const id = st.readBigUInt64LE(STATX_MNT_ID_OFFSET);
+    const dev = `${st.readUInt32LE(STATX_DEV_MAJOR)}:${st.readUInt32LE(STATX_DEV_MINOR)}`;
+    owned.push(`${id} ${rootId} ${dev} / ${m.path} ${m.opts} - ${m.type} ${m.type} ${m.opts.startsWith('ro') ? 'ro' : 'rw'}`);
+  }
+  out.splice(afterRoot, 0, ...owned);
   return out.length === 0 ? '' : `${out.join('\n')}\n`;
 }

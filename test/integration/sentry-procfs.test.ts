@@ -36,6 +36,9 @@ describe('/proc under the sentry', { skip }, () => {
     assert.equal(section('self/cgroup'), '0::/');
     assert.doesNotMatch(section('self/mounts'), /(lowerdir|upperdir|workdir)=/);
     assert.match(section('mounts'), /^proc \/proc proc /m);
+    // mountinfo agrees with mounts on the /proc and /sys the sentry owns (it listed neither before).
+    assert.match(section('self/mountinfo'), /^\d+ \d+ \d+:\d+ \/ \/proc \S+ - proc proc r[ow]$/m);
+    assert.match(section('self/mountinfo'), /^\d+ \d+ \d+:\d+ \/ \/sys \S+ - sysfs sysfs r[ow]$/m);
     assert.match(section('cpuinfo'), /^processor\t: 0$/m);
     assert.match(section('stat'), /^btime \d+$/m);
     assert.equal(section('links'), '/usr/bin/readlink\n/\n/\n');
