@@ -1,7 +1,8 @@
 // Real programs under the sentry (stockade do --isolation sentry), each compared with the same program under namespaces.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Runtime, integrationSkip, leftovers, waitFor, has } from './harness';
 
@@ -110,19 +111,40 @@ describe('programs under the sentry', { skip }, () => {
     assert.deepEqual(leftovers(rt), []);
   });
 
-  test('the workload\'s own mount namespace holds no procfs or sysfs, not even the host\'s from beneath', () => {
-    // mountinfo is read through the sentry's procfs clone: it lists the caller's own namespace.
-    const script = 'awk \'{ print $9 }\' /proc/self/mountinfo | sort -u | tr "\\n" " "; echo; '
-      + 'cd /proc/1 2>/dev/null && echo "chdir /proc/1: ok" || echo "chdir /proc/1: refused"; ls -d /proc/1';
+  test('the workload\'s own mount namespace holds no procfs or sysfs, not even the host\'s from beneath', async () => {
+    // The namespace's own table, read on the host from /proc/PID/mountinfo of the workload: its
+    // /proc/self/mountinfo is the sentry's view, which lists the /proc and /sys the sentry owns.
+    const types = async (level: string): Promise<string> => {
+      const marker = `${process.pid}.${level.length}`;
+      const child = rt.spawn(['do', '--isolation', level, '--', 'sleep', marker]);
+      try {
+        let pid = '';
+        await waitFor(() => {
+          try {
+            pid = execFileSync('pgrep', ['-x', '-n', '-f', `sleep ${marker}`], { encoding: 'utf8' }).trim();
+          } catch { /* not there yet: pgrep exits 1 */ }
+          return pid !== '';
+        }, 10000).catch(() => undefined);
+        assert.notEqual(pid, '', `the workload of ${level} is running`);
+        const table = readFileSync(`/proc/${pid}/mountinfo`, 'utf8');
+        return [...new Set(table.split('\n').map((l) => l.split(' - ')[1]?.split(' ')[0]).filter((t) => t !== undefined))].sort().join(' ');
+      } finally {
+        child.kill('SIGKILL');
+        await new Promise((r) => child.once('exit', r));
+      }
+    };
+    const nsTypes = await types('namespaces');
+    const sentryTypes = await types('sentry');
+    assert.match(nsTypes, /\bproc\b/, 'under namespaces procfs is mounted');
+    assert.match(nsTypes, /\bsysfs\b/);
+    assert.doesNotMatch(sentryTypes, /\b(proc|sysfs|cgroup2?)\b/, `the sentry's workload's namespace holds: ${sentryTypes}`);
+    const script = 'cd /proc/1 2>/dev/null && echo "chdir /proc/1: ok" || echo "chdir /proc/1: refused"; ls -d /proc/1';
     const ns = rt.run(['do', '--', 'sh', '-c', script]);
     const sentry = rt.run(['do', '--isolation', 'sentry', '--', 'sh', '-c', script]);
     assert.equal(ns.status, 0, ns.stderr);
     assert.equal(sentry.status, 0, sentry.stderr);
-    const [nsTypes = '', nsChdir] = ns.stdout.split('\n');
-    const [types = '', chdir, listed] = sentry.stdout.split('\n');
-    assert.match(nsTypes, /\bproc\b/, 'under namespaces procfs is mounted');
-    assert.match(nsTypes, /\bsysfs\b/);
-    assert.doesNotMatch(types, /\b(proc|sysfs|cgroup2?)\b/, `the sentry's workload sees: ${types}`);
+    const [nsChdir] = ns.stdout.split('\n');
+    const [chdir, listed] = sentry.stdout.split('\n');
     assert.equal(nsChdir, 'chdir /proc/1: ok');
     // chdir is finished by the kernel in the workload's namespace: /proc there is an empty directory.
     assert.equal(chdir, 'chdir /proc/1: refused');
