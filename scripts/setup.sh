@@ -13,8 +13,11 @@ need=()
 # qemu-system-x86: the vm level's VMM (qemu-system-x86_64 -M microvm) and virtiofsd (from
 # qemu-system-common); the guest kernel is fetched with apt-get download on first use.
 # cpio: scripts/cgroup-v2-guest.sh packs its guest's initramfs with it.
+# curl, openjdk-17-jdk-headless: programs no one here wrote, run under the sentry and namespaces
+# (test/integration/sentry-peers.test.ts: an HTTP client, a JVM sizing its heap from the limit).
 for pkg in gcc make g++ python3 libc6-dev busybox-static procps util-linux runc crun runsc hyperfine iproute2 \
-  podman docker.io containerd containernetworking-plugins apparmor qemu-system-x86 docker-registry skopeo umoci attr cpio; do
+  podman docker.io containerd containernetworking-plugins apparmor qemu-system-x86 docker-registry skopeo umoci attr cpio \
+  curl openjdk-17-jdk-headless; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
