@@ -66,6 +66,12 @@
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
     },
     {
+      "target_name": "stockade-rbind",
+      "type": "executable",
+      "sources": ["native/template/rbind.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
+    },
+    {
       "target_name": "stockade-light",
       "type": "executable",
       "sources": ["native/light/light.c", "native/light/watch.c"],

@@ -81,6 +81,15 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
   // The VMM's own memory is confined with the guest's: the cgroup holds guest RAM and headroom.
   req.cgroups?.apply(hostResources(spec.linux?.resources, size), (m) => req.warn?.(m));
   const stateDir = req.store.dir(req.id);
+  // The template is chosen here, in the create call, and not in the keeper: a template built or a
+  // holder started now lives in the caller's cgroups and network namespace, not in this
+  // container's (whose delete would kill it and whose memory limit would pay its pages).
+  const { chooseTemplate } = await import('./template');
+  const choice = await chooseTemplate({
+    rootfs, memoryMiB: size.memoryMiB, cpus: size.cpus,
+    debug: (l) => req.debug?.(l),
+  });
+  req.debug?.(choice.cold === undefined ? `vm: from template ${choice.template.key} (${choice.template.dir})` : `vm: booting cold: ${choice.cold}`);
   const cfg: KeeperConfig = {
     id: req.id,
     stateDir,
@@ -101,6 +110,7 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     ...(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS'] !== undefined ? { bootTimeoutMs: Number(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS']) } : {}),
     // The keeper's log keeps its debug lines (the accelerator and why, QEMU's command line, the boot time).
     debug: true,
+    ...(choice.cold !== undefined ? { coldBecause: choice.cold } : {}),
   };
   const keeper = await startKeeper(cfg, [0, 1, 2], !req.monitor, (pid) => req.onPid(pid));
   // The runtime's create hooks (prestart, createRuntime) see the container's pid, the keeper's, as
@@ -113,7 +123,7 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
       throw e;
     }
   }
-  for (const line of keeperLog(stateDir)) if (/ vm: (accelerator|agent ready)/.test(line)) req.debug?.(line.replace(/^\S+ /, ''));
+  for (const line of keeperLog(stateDir)) if (/ vm: (accelerator|agent ready|restored from template)/.test(line)) req.debug?.(line.replace(/^\S+ /, ''));
   const child = keeper.child;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });

@@ -177,6 +177,8 @@ export interface KeeperConfig {
   readonly consoleSocket?: string | undefined;
   readonly bootTimeoutMs?: number | undefined;
   readonly debug?: boolean | undefined;
+  /** Why the VM boots cold (the driver's chooseTemplate found no template for it); absent: from the template. */
+  readonly coldBecause?: string | undefined;
 }
 
 /** The keeper's fd on which it says it is ready ("ok PID\n") or why it is not ("error MESSAGE\n"), then closes. */

@@ -28,7 +28,8 @@ import {
   FRAME, FrameReader, KEEPER_CONFIG_FD, KEEPER_EXITED, KEEPER_LOG, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_STATUS_FD, KEEPER_VM, MAX_FRAME,
   encodeFrame, parseRequest, type GuestStats, type KeeperConfig, type KeeperReply, type KeeperRequest,
 } from './keeper-wire';
-import { bootVm, type Vm, type VmContainer, type VmProcess } from './vm';
+import { startVm } from './template';
+import type { Vm, VmContainer, VmProcess } from './vm';
 
 /** What the keeper exits with when the VM failed under the workload (the reason is in keeper.log). */
 export const KEEPER_VM_FAILED = 255;
@@ -100,7 +101,14 @@ class Keeper {
     for (const name of FORWARDED_SIGNALS) process.on(name, () => void this.#signal(SIGNALS[name], false));
     let vm: Vm;
     try {
-      vm = await bootVm({
+      if (cfg.coldBecause !== undefined) this.log(`vm: booting cold: ${cfg.coldBecause}`);
+      vm = await startVm({
+        // The driver chose in the create call (and started the template's holder there, outside
+        // this container's cgroups); a template found bad now is rebuilt, once, or it boots cold.
+        template: cfg.coldBecause === undefined,
+        // The clone's name before the workload runs (a container with a UTS namespace of its own
+        // sets its own over it, as on the host); a cold guest's is the kernel's default.
+        hostname: guestHostname(cfg),
         rootfs: cfg.rootfs,
         readonlyRoot: cfg.readonlyRoot,
         memoryMiB: cfg.memoryMiB,
@@ -127,7 +135,7 @@ class Keeper {
     if (cfg.spec.process?.terminal === true) this.#openTerminal();
     await this.#createContainer(vm);
     await this.#listen();
-    this.log(`created: VM booted in ${vm.bootMs.toFixed(0)} ms, guest kernel ${vm.kernelRelease}`);
+    this.log(`created: VM ${vm.accel.reason.startsWith('restored') ? vm.accel.reason : 'booted'} in ${vm.bootMs.toFixed(0)} ms, guest kernel ${vm.kernelRelease}`);
     tellCreate('ok');
   }
 
@@ -412,6 +420,12 @@ class Keeper {
 }
 
 /** Moves this process into the container's cgroups: everything it starts from now on is in them too. */
+/** The config's hostname, else the container's id, cut to the kernel's 64 bytes. */
+function guestHostname(cfg: KeeperConfig): string {
+  const name = Buffer.from(cfg.spec.hostname ?? cfg.id);
+  return name.subarray(0, 64).toString('utf8').replace(/\uFFFD+$/, '') || cfg.id.slice(0, 8);
+}
+
 function joinCgroups(paths: readonly string[]): void {
   for (const dir of paths) writeFileSync(join(dir, 'cgroup.procs'), `${process.pid}\n`);
 }

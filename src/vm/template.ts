@@ -25,7 +25,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { StockadeError, isStockadeError } from '../errors';
 import { packageRoot } from '../native/paths';
-import { flockAsync } from '../native/addon';
+import { flockAsync, flockSync } from '../native/addon';
+import { layoutFrom } from '../cgroups/layout';
 import { tcgClockArgs } from './accel';
 import { resolveAccel } from './accel-probe';
 import { defaultCacheDir, ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
@@ -35,11 +36,11 @@ import { JAIL_INITRAMFS, JAIL_KERNEL, makeQemuJail } from './jail';
 import type { KernelFlavour } from './kernel';
 import { GUEST_MODULES } from './modules';
 import { Qmp } from './qmp';
-import { GUEST_ROOT, Vm, bootVm, type BootOptions } from './vm';
-import { AGENT_PORT, QEMU, requireVmm, vmmUser } from './vmm';
+import { GUEST_ROOT, GUEST_SHARE, Vm, bootVm, guestShares, shareEntries, type BootOptions } from './vm';
+import { AGENT_PORT, QEMU, rbindBinary, requireVmm, vmmUser } from './vmm';
 
 /** Bump when the layout or the machine below changes: templates of the old one are rebuilt. */
-const FORMAT = 1;
+const FORMAT = 2;
 
 /**
  * Debian's generic kernel: the cloud kernel is built without 9p (CONFIG_NET_9P is not set), and
@@ -53,9 +54,12 @@ export const TEMPLATE_KERNEL: KernelFlavour = {
 
 /** QEMU's fds in a template's VM: agent channel, QMP, device state (restore), guest memory. */
 const FD = { AGENT: 3, QMP: 4, STATE: 5, RAM: 6 } as const;
-/** The 9p tag and where the root's host directory appears in QEMU's jail. */
+/**
+ * The 9p tag, and where the share appears in QEMU's jail: the directory that holds the root at
+ * `root` and each bind source at `b0`, `b1`, ..., as virtiofsd's share does in a cold VM.
+ */
 const ROOT_TAG = 'rootfs';
-const JAIL_ROOTFS = '/rootfs';
+const JAIL_SHARE = '/share';
 /** What a clone's QEMU may do to files: serve the root as virtiofsd would, nothing else (virtiofsd keeps more). */
 const FILE_CAPS = '+chown,+dac_override,+fowner,+fsetid';
 
@@ -133,11 +137,12 @@ function machineArgs(assets: GuestAssets, memoryMiB: number, cpus: number, kerne
     '-device', `virtserialport,chardev=agent,name=${AGENT_PORT}`,
     '-chardev', `socket,id=qmp,fd=${FD.QMP}`,
     '-mon', 'chardev=qmp,mode=control',
-    // The root: 9p, served by QEMU from the directory its jail shows at /rootfs (empty while the
+    // The share: 9p, served by QEMU from the directory its jail shows at /share (empty while the
     // template is built: the guest mounts it only after a restore, and 9p blocks migration once
-    // mounted). No balloon: QEMU 7.2 discards a freed page of a private file mapping by punching
+    // mounted). Its binds are other file systems (remap: inode numbers of two of them stay
+    // apart in the guest instead of colliding). No balloon: QEMU 7.2 discards a freed page of a private file mapping by punching
     // a hole in the file, which the seal refuses; and no virtio-rng (REFRESH reseeds at once).
-    '-fsdev', `local,id=root,path=${JAIL_ROOTFS},security_model=passthrough`,
+    '-fsdev', `local,id=root,path=${JAIL_SHARE},security_model=passthrough,multidevs=remap`,
     '-device', `virtio-9p-device,fsdev=root,mount_tag=${ROOT_TAG}`,
     '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
     ...(restore ? ['-incoming', 'defer'] : []),
@@ -146,33 +151,48 @@ function machineArgs(assets: GuestAssets, memoryMiB: number, cpus: number, kerne
 
 /**
  * QEMU's jail for a template's VM: the one of src/vm/jail.ts (its own namespaces, /usr, the
- * kernel and initramfs read-only, three devices, its /proc, chroot), plus /rootfs: the
- * container's root bound read-write for a clone, an empty directory for the build.
+ * kernel and initramfs read-only, three devices, its /proc, chroot), plus /share: for a clone,
+ * the container's root and bind sources bound into it as a cold VM's virtiofsd binds them
+ * (stockade-rbind: recursive, read-only on every submount where asked); empty for the build.
+ *   sh -c SCRIPT sh JAIL KERNEL INITRAMFS RBIND SOURCE NAME RO ... -- COMMAND...
+ * The share's binds come first, so that a bind of the host's / (`do`) holds none of the jail's.
  */
 const JAIL_SCRIPT = [
   'set -eu',
-  'J=$1 K=$2 I=$3 R=$4',
+  'J=$1 K=$2 I=$3 B=$4',
   'shift 4',
+  'while [ "$1" != -- ]; do',
+  `  if [ "$3" = 1 ]; then "$B" --ro "$1" "$J${JAIL_SHARE}/$2"; else "$B" "$1" "$J${JAIL_SHARE}/$2"; fi`,
+  '  shift 3',
+  'done',
+  'shift',
   'ro() { mount --bind "$1" "$2"; mount -o remount,bind,ro,nosuid "$2"; }',
   'ro /usr "$J/usr"',
   `ro "$K" "$J${JAIL_KERNEL}"`,
   `ro "$I" "$J${JAIL_INITRAMFS}"`,
   'for d in null zero urandom; do mount --bind "/dev/$d" "$J/dev/$d"; done',
-  `if [ "$R" != - ]; then mount --bind "$R" "$J${JAIL_ROOTFS}"; mount -o remount,bind,nosuid,nodev "$J${JAIL_ROOTFS}"; fi`,
   'mount -t proc -o nosuid,nodev,noexec proc "$J/proc"',
   'exec /usr/sbin/chroot "$J" "$@"',
 ].join('\n');
 
-function jailedTemplateQemu(runDir: string, assets: GuestAssets, rootfs: string | undefined, uid: number, qemuArgs: readonly string[]): string[] {
+/**
+ * QEMU's command line in its jail. `share`: a clone's (the root and bind sources, bound into the
+ * jail's /share), or undefined for the template's build (an empty /share).
+ */
+function jailedTemplateQemu(runDir: string, assets: GuestAssets, share: BootOptions | undefined, uid: number, qemuArgs: readonly string[]): string[] {
   const jail = makeQemuJail(runDir, false);
-  mkdirSync(join(jail, JAIL_ROOTFS.slice(1)), { mode: 0o755 });
-  // A clone's QEMU is the root's file server: the four capabilities that takes, kept across its
+  const dir = join(jail, JAIL_SHARE.slice(1));
+  mkdirSync(dir, { mode: 0o755 });
+  // The same skeleton and binds as a cold VM's share (vm.ts): b0, b1, ... are the binds' guest names there too.
+  const entries = share === undefined ? [] : shareEntries(share, dir);
+  // A clone's QEMU is the share's file server: the four capabilities that takes, kept across its
   // exec as ambient ones, under a uid of its own; the build's QEMU gets none.
-  const caps = rootfs !== undefined ? [`--inh-caps=-all,${FILE_CAPS}`, `--ambient-caps=-all,${FILE_CAPS}`, `--bounding-set=-all,${FILE_CAPS}`] : ['--inh-caps=-all', '--bounding-set=-all'];
+  const caps = share !== undefined ? [`--inh-caps=-all,${FILE_CAPS}`, `--ambient-caps=-all,${FILE_CAPS}`, `--bounding-set=-all,${FILE_CAPS}`] : ['--inh-caps=-all', '--bounding-set=-all'];
   return [
     '/usr/bin/setpriv', '--pdeathsig', 'KILL',
     '/usr/bin/unshare', '--net', '--ipc', '--uts', '--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private',
-    '/bin/sh', '-c', JAIL_SCRIPT, 'sh', jail, assets.kernel, assets.initramfs, rootfs ?? '-',
+    '/bin/sh', '-c', JAIL_SCRIPT, 'sh', jail, assets.kernel, assets.initramfs, rbindBinary(),
+    ...entries.flatMap((e) => [e.source, e.name, e.readonly ? '1' : '0']), '--',
     '/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', ...caps, '--no-new-privs', '--pdeathsig', 'KILL',
     QEMU, ...qemuArgs,
   ];
@@ -314,7 +334,7 @@ export async function buildTemplate(opts: TemplateOptions = {}): Promise<Templat
     key: r.key, dir, assets: r.assets, memoryMiB: r.memoryMiB, cpus: r.cpus, kernelArgs: r.kernelArgs, built,
     manifest: JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as TemplateManifest,
   });
-  return withLock(join(root, `${r.key}.lock`), async () => {
+  const t = await withLock(join(root, `${r.key}.lock`), async () => {
     if (existsSync(dir)) {
       const why = templateFault(dir, r);
       if (why === undefined) return done(false);
@@ -335,6 +355,9 @@ export async function buildTemplate(opts: TemplateOptions = {}): Promise<Templat
     debug(`vm template: built ${dir}`);
     return done(true);
   });
+  // A new template is what makes old ones old (another QEMU, guest or kernel): they go now.
+  if (t.built) await pruneTemplates(opts).catch((e: unknown) => debug(`vm template: prune failed: ${e instanceof Error ? e.message : String(e)}`));
+  return t;
 }
 
 /** Boots the template's guest to its agent's first answer and saves it into work/. */
@@ -428,6 +451,40 @@ function holderAlive(pid: number, key: string): boolean {
   }
 }
 
+/** The cgroup every holder lives in, in each mounted hierarchy (at its root): made on need. */
+export const HOLDER_CGROUP = 'stockade-vm-templates';
+
+/** sh -c SCRIPT sh CGROUP-DIR... -- HOLDER ARGS...: joins each cgroup it can, then becomes the holder (same pid). */
+const HOLDER_SCRIPT = [
+  'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" 2>/dev/null || true; shift; done',
+  'shift',
+  'exec "$@"',
+].join('\n');
+
+function holderCgroups(): string[] {
+  let layout: ReturnType<typeof layoutFrom>;
+  try {
+    layout = layoutFrom(readFileSync('/proc/self/mountinfo', 'utf8'), readFileSync('/proc/self/cgroup', 'utf8'));
+  } catch {
+    return [];
+  }
+  const dirs: string[] = [];
+  for (const h of [...layout.v1, ...(layout.unified === undefined ? [] : [layout.unified])]) {
+    const dir = join(h.mountpoint, HOLDER_CGROUP);
+    try {
+      if (!existsSync(dir)) {
+        mkdirSync(dir);
+        // A new v1 cpuset has no cpus or mems, and nothing joins it until both are set.
+        if (h.version === 1 && h.controllers.includes('cpuset')) {
+          for (const f of ['cpuset.cpus', 'cpuset.mems']) writeFileSync(join(dir, f), readFileSync(join(h.mountpoint, f), 'utf8').trim());
+        }
+      }
+      dirs.push(dir);
+    } catch { /* a hierarchy it cannot write: the holder stays in the caller's cgroup there */ }
+  }
+  return dirs;
+}
+
 /**
  * An fd of the template's sealed memfd (the caller closes it): from its holder, started (and the
  * memory's hash checked against the manifest) when none runs.
@@ -449,7 +506,9 @@ async function templateMemory(t: Template, debug: (l: string) => void): Promise<
     const again = Number(existsSync(pidFile) ? readFileSync(pidFile, 'utf8') : 'NaN');
     const fd2 = Number.isInteger(again) ? take(again) : undefined;
     if (fd2 !== undefined) return fd2;
-    const child = spawn(holderBinary(), [join(t.dir, 'ram'), t.key], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // Into a cgroup of the templates' own before it copies a page: not the caller's (a test run's,
+    // a service's, a container's), which would be charged its pages and could not go while it lives.
+    const child = spawn('/bin/sh', ['-c', HOLDER_SCRIPT, 'sh', ...holderCgroups(), '--', holderBinary(), join(t.dir, 'ram'), t.key], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let out = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
@@ -485,9 +544,11 @@ export interface RestoreOptions extends Omit<BootOptions, 'assets' | 'kernelArgs
 }
 
 /**
- * A VM restored from a template over opts.rootfs: not booted, its memory the template's
- * (copy-on-write), its entropy, clock and hostname its own before the root is mounted. Returns
- * the same Vm as bootVm. Throws VmError TEMPLATE when the template does not check out.
+ * A VM restored from a template over opts.rootfs and opts.binds: not booted, its memory the
+ * template's (copy-on-write), its entropy, clock and hostname its own before the share is
+ * mounted. Returns the same Vm as bootVm (the same guest paths: the root at GUEST_ROOT, each
+ * bind source at GUEST_SHARE/bN). Throws VmError TEMPLATE when the template does not check out,
+ * BOOT_TIMEOUT when the clone is not refreshed within opts.bootTimeoutMs (60 s).
  */
 export async function restoreVm(opts: RestoreOptions): Promise<Vm> {
   const t = opts.template;
@@ -504,44 +565,55 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vm> {
   let qemu: Jailed | undefined;
   let vm: Vm | undefined;
   let qmp: Qmp | undefined;
+  let timer: NodeJS.Timeout | undefined;
   try {
     const st = hashFd(stateFd);
     if (st.sha256 !== t.manifest.state.sha256) throw new VmError('TEMPLATE', `vm template ${t.key}: its state does not match its manifest`);
     memFd = await templateMemory(t, debug);
     const accel = t.manifest.inputs['accel'] === 'kvm' ? 'kvm' : 'tcg';
-    const argv = jailedTemplateQemu(runDir, t.assets, opts.rootfs, user.uid, machineArgs(t.assets, t.memoryMiB, t.cpus, t.kernelArgs, accel, true));
+    const argv = jailedTemplateQemu(runDir, t.assets, opts, user.uid, machineArgs(t.assets, t.memoryMiB, t.cpus, t.kernelArgs, accel, true));
     debug(`vm: ${argv.join(' ')}`);
     qemu = startJailed('qemu', argv, ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', stateFd, memFd]);
     vm = new Vm(runDir, qemu, undefined, user.uid, opts.requestTimeoutMs ?? 30000, { accel, reason: `restored from template ${t.key}` }, t.assets);
+    vm.shares = guestShares(opts);
     const failed = vm.ended.then((e) => {
       throw e ?? new VmError('DESTROYED', 'vm: destroyed during restore');
     });
     failed.catch(() => undefined);
+    // The boot timeout of a cold VM, over the whole restore: QEMU's start to the clone refreshed.
+    const timeoutMs = opts.bootTimeoutMs ?? 60000;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new VmError('BOOT_TIMEOUT', `vm: the restore from template ${t.key} did not finish within ${timeoutMs} ms`)), timeoutMs);
+    });
     qmp = new Qmp(qemu.child.stdio[FD.QMP] as Socket);
     const q = qmp;
+    const v = vm;
     await Promise.race([(async (): Promise<void> => {
       await q.execute('qmp_capabilities');
       await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
       await q.execute('migrate-incoming', { uri: `fd:${FD.STATE}` });
-      await q.migrationDone(opts.bootTimeoutMs ?? 60000);
+      await q.migrationDone(timeoutMs);
       await q.execute('cont');
-    })(), failed]);
-    qmp.close();
-    // Before anything else runs in it: the clone's own entropy, time and name.
-    const now = Date.now();
-    const seconds = Math.floor(now / 1000);
-    if (opts.twin !== true) await Promise.race([vm.client.request({
-      type: 'REFRESH', id: 0, seed: randomBytes(64),
-      secondsHigh: Math.floor(seconds / 2 ** 32), secondsLow: seconds >>> 0, nanoseconds: (now % 1000) * 1e6,
-      hostname: opts.hostname ?? `stockade-${randomBytes(6).toString('hex')}`,
-    }), failed]);
+      q.close();
+      // Before anything else runs in it: the clone's own entropy, time and name.
+      const now = Date.now();
+      const seconds = Math.floor(now / 1000);
+      if (opts.twin !== true) await v.client.request({
+        type: 'REFRESH', id: 0, seed: randomBytes(64),
+        secondsHigh: Math.floor(seconds / 2 ** 32), secondsLow: seconds >>> 0, nanoseconds: (now % 1000) * 1e6,
+        hostname: opts.hostname ?? `stockade-${randomBytes(6).toString('hex')}`,
+      });
+    })(), failed, late]);
+    clearTimeout(timer);
     vm.kernelRelease = t.assets.release;
     vm.bootMs = performance.now() - t0;
     debug(`vm: restored from template ${t.key} in ${vm.bootMs.toFixed(0)} ms`);
-    await Promise.race([vm.client.mount('NINEP', ROOT_TAG, GUEST_ROOT, opts.readonlyRoot ?? false), failed]);
+    // Read-only parts are read-only binds in QEMU's jail (stockade-rbind); the share itself is not.
+    await Promise.race([vm.client.mount('NINEP', ROOT_TAG, GUEST_SHARE, false), failed]);
     await Promise.race([vm.client.mount('PROC', '', `${GUEST_ROOT}/proc`, false), failed]);
     return vm;
   } catch (e) {
+    clearTimeout(timer);
     qmp?.close();
     if (vm !== undefined) await vm.destroy();
     else {
@@ -557,8 +629,8 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vm> {
 
 export interface StartOptions extends BootOptions {
   /**
-   * Start from a template (built on first need) unless false. A user kernel (assets.kernel) or a
-   * STOCKADE_VM_TEMPLATE=0 in the environment boots cold.
+   * Start from a template unless false. A user kernel (assets.kernel), kernel arguments of the
+   * caller's or STOCKADE_VM_TEMPLATE=0 in the environment boot cold.
    */
   readonly template?: boolean;
   readonly hostname?: string;
@@ -567,36 +639,180 @@ export interface StartOptions extends BootOptions {
 }
 
 /**
- * The fast start the vm driver uses: a VM restored from the template of these inputs when one
- * fits (building it first if it is missing; a bad one is thrown away and built again, once),
- * else booted cold. Returns the same Vm either way.
+ * The machine startVm builds a missing template of on first need: the vm level's default guest.
+ * Another shape is restored only from a template `stockade vm-template --memory M --cpus N`
+ * built; without one it boots cold, as a build (a full boot of the template's kernel, several
+ * times a cold boot) on a container's create would cost more than it saves.
  */
-export async function startVm(opts: StartOptions): Promise<Vm> {
-  const debug = opts.debug ?? ((): void => undefined);
-  const custom = opts.assets !== undefined && ('initramfs' in opts.assets || opts.assets.kernel !== undefined || opts.assets.compressed === true);
-  if (opts.template === false || process.env['STOCKADE_VM_TEMPLATE'] === '0' || custom || opts.kernelArgs !== undefined) return bootVm(opts);
-  const assetOpts = opts.assets !== undefined && !('initramfs' in opts.assets) ? opts.assets : {};
-  const topts: TemplateOptions = {
+export const ON_NEED_SHAPE = { memoryMiB: 256, cpus: 1 } as const;
+
+/** A template to restore from, or why the VM boots cold. */
+export type TemplateChoice = { readonly template: Template; readonly cold?: undefined } | { readonly cold: string; readonly template?: undefined };
+
+/** Why these options boot cold whatever the cache holds, or undefined. */
+export function coldReason(opts: StartOptions, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (opts.template === false) return 'templates are off for this VM';
+  if (env['STOCKADE_VM_TEMPLATE'] === '0') return 'STOCKADE_VM_TEMPLATE=0';
+  if (opts.assets !== undefined && ('initramfs' in opts.assets || opts.assets.kernel !== undefined || opts.assets.compressed === true)) return 'the guest\'s kernel or initramfs is the caller\'s own';
+  if (opts.kernelArgs !== undefined) return 'the guest has kernel arguments of the caller\'s own';
+  return undefined;
+}
+
+function templateOptions(opts: StartOptions): TemplateOptions {
+  return {
     ...(opts.memoryMiB !== undefined ? { memoryMiB: opts.memoryMiB } : {}),
     ...(opts.cpus !== undefined ? { cpus: opts.cpus } : {}),
-    assets: assetOpts, debug,
+    assets: opts.assets !== undefined && !('initramfs' in opts.assets) ? opts.assets : {},
+    ...(opts.debug !== undefined ? { debug: opts.debug } : {}),
     ...(opts.templateDir !== undefined ? { templateDir: opts.templateDir } : {}),
     ...(opts.runParent !== undefined ? { runParent: opts.runParent } : {}),
   };
+}
+
+/**
+ * The template a VM of these options starts from, checked and with its memory held (built on
+ * first need for ON_NEED_SHAPE; a bad one thrown away and built again, once), or why it boots
+ * cold. The holder is started by the caller when none runs: the vm driver calls this in the
+ * create call, so that the holder lives in the caller's cgroups and network namespace, not in
+ * the first container's (whose delete would kill it, and whose memory limit would be charged
+ * the template's pages).
+ */
+export async function chooseTemplate(opts: StartOptions): Promise<TemplateChoice> {
+  const why = coldReason(opts);
+  if (why !== undefined) return { cold: why };
+  const topts = templateOptions(opts);
+  const debug = opts.debug ?? ((): void => undefined);
+  const memoryMiB = opts.memoryMiB ?? ON_NEED_SHAPE.memoryMiB;
+  const cpus = opts.cpus ?? ON_NEED_SHAPE.cpus;
   for (let attempt = 0; ; attempt++) {
     let t: Template;
     try {
+      if (memoryMiB !== ON_NEED_SHAPE.memoryMiB || cpus !== ON_NEED_SHAPE.cpus) {
+        const r = await resolveTemplate(topts);
+        if (!existsSync(join(topts.templateDir ?? templatesDir(r.cacheDir), r.key))) {
+          return { cold: `no template of ${memoryMiB} MiB and ${cpus} vCPU (one of ${ON_NEED_SHAPE.memoryMiB} MiB and ${ON_NEED_SHAPE.cpus} vCPU is built on first need; \`stockade vm-template --memory ${memoryMiB} --cpus ${cpus}\` builds this one)` };
+        }
+      }
       t = await buildTemplate(topts);
     } catch (e) {
       // No template fits (its kernel cannot be had, its guest would not boot): boot cold.
-      debug(`vm: no template, booting cold: ${e instanceof Error ? e.message : String(e)}`);
-      return bootVm(opts);
+      return { cold: `no template: ${e instanceof Error ? e.message : String(e)}` };
     }
     try {
-      return await restoreVm({ ...opts, template: t });
+      closeSync(await templateMemory(t, debug));
+      return { template: t };
     } catch (e) {
-      if (!(e instanceof VmError) || e.reason !== 'TEMPLATE' || attempt > 0) throw e;
+      if (!(e instanceof VmError) || e.reason !== 'TEMPLATE' || attempt > 0) return { cold: `no template: ${e instanceof Error ? e.message : String(e)}` };
       discard(t.dir, e.message, debug);
     }
   }
+}
+
+/**
+ * The fast start the vm driver uses: a VM restored from the template of these inputs when one
+ * fits (chooseTemplate; a template found bad at the restore is thrown away and built again,
+ * once), else booted cold, the reason in a debug line. Returns the same Vm either way.
+ */
+export async function startVm(opts: StartOptions): Promise<Vm> {
+  const debug = opts.debug ?? ((): void => undefined);
+  for (let attempt = 0; ; attempt++) {
+    const c = await chooseTemplate(opts);
+    if (c.cold !== undefined) {
+      debug(`vm: booting cold: ${c.cold}`);
+      return bootVm(opts);
+    }
+    try {
+      return await restoreVm({ ...opts, template: c.template });
+    } catch (e) {
+      if (!(e instanceof VmError) || e.reason !== 'TEMPLATE' || attempt > 0) throw e;
+      discard(c.template.dir, e.message, debug);
+    }
+  }
+}
+
+/** Pids of the processes that map a template's memory: the VMs running from it (its holder only keeps the fd). */
+function templateUsers(key: string): number[] {
+  const name = `/memfd:stockade-template-${key} `;
+  const users: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/maps`, 'utf8').includes(name)) users.push(Number(p));
+    } catch { /* gone, or not ours to read */ }
+  }
+  return users;
+}
+
+export interface PruneResult {
+  /** Keys removed (their holders gone). */
+  readonly removed: string[];
+  /** Keys of old templates kept because a VM runs from them, with those VMs' QEMU pids. */
+  readonly inUse: { readonly key: string; readonly pids: number[] }[];
+}
+
+/**
+ * Removes the templates this host would no longer restore (made with another QEMU, guest,
+ * kernel, format or machine: their key is not the one their shape has now) that no running VM
+ * maps; their holders leave (the directory is renamed away first). Templates of the current
+ * inputs stay, whatever their shape; so does an old one a VM still runs from (a later prune
+ * removes it). Done after every build and by `stockade vm-template --prune`.
+ */
+export async function pruneTemplates(opts: TemplateOptions = {}): Promise<PruneResult> {
+  const debug = opts.debug ?? ((): void => undefined);
+  const cacheDir = opts.assets?.cacheDir ?? defaultCacheDir();
+  const root = opts.templateDir ?? templatesDir(cacheDir);
+  const removed: string[] = [];
+  const inUse: { key: string; pids: number[] }[] = [];
+  if (!existsSync(root)) return { removed, inUse };
+  const current = new Map<string, string>();
+  for (const name of readdirSync(root)) {
+    const dir = join(root, name);
+    if (!/^[0-9a-f]{32}$/.test(name) || !statSync(dir).isDirectory()) continue;
+    let shape: { memoryMiB: number; cpus: number } | undefined;
+    try {
+      const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as TemplateManifest;
+      shape = { memoryMiB: Number(m.inputs['memoryMiB']), cpus: Number(m.inputs['cpus']) };
+    } catch { /* unreadable: never restored, so old */ }
+    if (shape !== undefined) {
+      const id = `${shape.memoryMiB}/${shape.cpus}`;
+      if (!current.has(id)) {
+        try {
+          current.set(id, (await resolveTemplate({ ...opts, memoryMiB: shape.memoryMiB, cpus: shape.cpus })).key);
+        } catch {
+          current.set(id, '');
+        }
+      }
+      // Keys of this host's inputs stay; so does every template when those cannot be told (the assets cannot be had).
+      const key = current.get(id);
+      if (key === name || key === '') continue;
+    }
+    const pids = templateUsers(name);
+    if (pids.length > 0) {
+      inUse.push({ key: name, pids });
+      debug(`vm template: ${name} is old but VMs run from it (${pids.join(', ')}): kept`);
+      continue;
+    }
+    // A builder of that key (another environment's inputs) holds its lock: leave it be.
+    const lockPath = join(root, `${name}.lock`);
+    const lockFd = openSync(lockPath, 'a', 0o600);
+    try {
+      try {
+        flockSync(lockFd, 'ex', true);
+      } catch {
+        continue;
+      }
+      const holder = Number(existsSync(join(root, `${name}.holder`)) ? readFileSync(join(root, `${name}.holder`), 'utf8') : 'NaN');
+      discard(dir, 'made with other inputs than this host\'s, and no VM runs from it', debug);
+      // The holder leaves when its directory is renamed; a holder that did not is stopped.
+      if (Number.isInteger(holder) && holderAlive(holder, name)) {
+        try { process.kill(holder, 'SIGTERM'); } catch { /* gone meanwhile */ }
+      }
+      rmSync(join(root, `${name}.holder`), { force: true });
+      rmSync(lockPath, { force: true });
+      removed.push(name);
+    } finally {
+      closeSync(lockFd);
+    }
+  }
+  return { removed, inUse };
 }

@@ -445,10 +445,7 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     // virtiofsd took its one connection; the name is no longer needed.
     rmSync(fsSocket, { force: true });
     vm = new Vm(runDir, qemu, virtiofsd, vmmUid, opts.requestTimeoutMs ?? 30000, accel, assets);
-    vm.shares = {
-      rootfs: { host: realpathSync(opts.rootfs), guest: GUEST_ROOT },
-      binds: new Map((opts.binds ?? []).map((b, i) => [b.source, `${GUEST_SHARE}/b${i}`])),
-    };
+    vm.shares = guestShares(opts);
     const failed = vm.ended.then((e) => {
       throw e ?? new VmError('DESTROYED', 'vm: destroyed during boot');
     });
@@ -477,12 +474,20 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
   }
 }
 
+/** Where the root and each bind source of the share appear in the guest (shareEntries' names). */
+export function guestShares(opts: Pick<BootOptions, 'rootfs' | 'binds'>): GuestShares {
+  return {
+    rootfs: { host: realpathSync(opts.rootfs), guest: GUEST_ROOT },
+    binds: new Map((opts.binds ?? []).map((b, i) => [b.source, `${GUEST_SHARE}/b${i}`])),
+  };
+}
+
 /**
  * The share's skeleton under `share` (the rootfs's mount point, one per bind source: a directory,
  * or an empty file for a file) and the binds virtiofsd's namespace makes on it. A bind source
  * that does not exist is refused by name before anything starts.
  */
-function shareEntries(opts: BootOptions, share: string): ShareEntry[] {
+export function shareEntries(opts: Pick<BootOptions, 'rootfs' | 'readonlyRoot' | 'binds'>, share: string): ShareEntry[] {
   mkdirSync(join(share, 'root'), { recursive: true, mode: 0o755 });
   const entries: ShareEntry[] = [{ source: realpathSync(opts.rootfs), name: 'root', readonly: opts.readonlyRoot ?? false }];
   (opts.binds ?? []).forEach((b, i) => {

@@ -21,7 +21,9 @@
 // its own sandbox (namespaces, pivot_root into the shared directory, seccomp) confines it, and
 // it keeps only the capabilities it needs (-o modcaps drops mknod and setfcap on top).
 import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
+import { packageRoot } from '../native/paths';
 import type { GuestAssets } from './assets';
 import { VmError } from './errors';
 import { JAIL_INITRAMFS, JAIL_KERNEL, JAIL_SCRIPT } from './jail';
@@ -144,24 +146,32 @@ export interface ShareEntry {
 }
 
 /**
- * Binds each entry's source onto SHARE/NAME (made by the caller: a directory, or an empty file
- * for a file) in virtiofsd's own mount namespace, read-only where asked, then runs virtiofsd:
- *   sh -c SCRIPT sh SHARE N SOURCE NAME RO ... -- COMMAND...
+ * Binds each entry's source (and every mount below it) onto SHARE/NAME (made by the caller: a
+ * directory, or an empty file for a file) in the server's own mount namespace, read-only on
+ * every mount where asked, then runs the server:
+ *   sh -c SCRIPT sh SHARE RBIND SOURCE NAME RO ... -- COMMAND...
  * The host's mount table never sees these binds; they die with virtiofsd. A read-only entry is
  * read-only in the host kernel: the guest cannot write it whatever it does to its own.
  */
 export const SHARE_SCRIPT = [
   'set -eu',
-  'S=$1',
-  'shift',
+  'S=$1 B=$2',
+  'shift 2',
   'while [ "$1" != -- ]; do',
-  '  mount --rbind -- "$1" "$S/$2"',
-  '  if [ "$3" = 1 ]; then mount -o remount,bind,ro,nosuid,nodev -- "$S/$2"; fi',
+  '  if [ "$3" = 1 ]; then "$B" --ro "$1" "$S/$2"; else "$B" "$1" "$S/$2"; fi',
   '  shift 3',
   'done',
   'shift',
   'exec "$@"',
 ].join('\n');
+
+/**
+ * stockade-rbind (native/template/rbind.c): a recursive bind, read-only on every submount when
+ * asked (`mount --rbind` and a remount leave the submounts of a read-only source writable).
+ */
+export function rbindBinary(): string {
+  return process.env['STOCKADE_RBIND'] ?? join(packageRoot(), 'build', 'Release', 'stockade-rbind');
+}
 
 /**
  * virtiofsd serving `share` on a socket it creates at socketPath, inside its own sandbox; the
@@ -171,7 +181,7 @@ export const SHARE_SCRIPT = [
 export function jailedVirtiofsd(share: string, socketPath: string, entries: readonly ShareEntry[] = []): string[] {
   const binds = entries.length === 0 ? [] : [
     UNSHARE, '--mount', '--propagation', 'private',
-    SH, '-c', SHARE_SCRIPT, 'sh', share, ...entries.flatMap((e) => [e.source, e.name, e.readonly ? '1' : '0']), '--',
+    SH, '-c', SHARE_SCRIPT, 'sh', share, rbindBinary(), ...entries.flatMap((e) => [e.source, e.name, e.readonly ? '1' : '0']), '--',
   ];
   return [
     SETPRIV, '--pdeathsig', 'KILL',

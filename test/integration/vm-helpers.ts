@@ -2,6 +2,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureGuestAssets, type GuestAssets } from '../../src/vm/assets';
+import { TEMPLATE_KERNEL } from '../../src/vm/template';
 import { vmmUnavailable } from '../../src/vm/vmm';
 import { integrationSkip, type Runtime } from './harness';
 
@@ -17,6 +18,14 @@ export function guestAssetsOr(first: () => string | undefined): { assets?: Guest
   } catch (e) {
     return { skip: `the guest kernel or initramfs cannot be had: ${(e as Error).message}` };
   }
+}
+
+/**
+ * The guest kernel a vm container runs: Debian's generic one, which templates boot (the cold
+ * path's is the cloud kernel, ensureGuestAssets().release).
+ */
+export function templateRelease(): string {
+  return ensureGuestAssets({ flavour: TEMPLATE_KERNEL }).release;
 }
 
 /** Why the vm level cannot run here (no QEMU, virtiofsd or guest kernel), or undefined. */

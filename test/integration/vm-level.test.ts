@@ -1,17 +1,19 @@
 // The vm level through the runtime's CLI: run (attached and -d), create/start/state/kill/delete, exec, ps, pause/resume, update, events.
 //
-// Boots are seconds under TCG, so one long-lived container carries every check that a fresh
-// VM would not make stronger (state, exec, ps, pause, update, events, kill); run, run -d with
-// delete --force and the annotation each need a VM of their own.
+// Each container's VM is restored from the template (built by the first one that needs it, in
+// the shared cache), or with STOCKADE_VM_TEMPLATE=0 booted cold (one test keeps that path). VM
+// starts are still seconds under TCG, so one long-lived container carries every check that a
+// fresh VM would not make stronger (state, exec, ps, pause, update, events, kill); run, run -d
+// with delete --force, the annotation and the template's binds each need a VM of their own.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureGuestAssets } from '../../src/vm/assets';
 import { VMM_HEADROOM_MIB } from '../../src/vm/sizing';
 import { Runtime, json, probeSpec, waitFor } from './harness';
-import { cgroupPids, memoryCgroup, vmGone, vmHostProcesses, vmSkip, vmTrace, VM_CALL } from './vm-helpers';
+import { cgroupPids, memoryCgroup, templateRelease, vmGone, vmHostProcesses, vmSkip, vmTrace, VM_CALL } from './vm-helpers';
 
 const skip = vmSkip();
 const MiB = 1024 * 1024;
@@ -19,16 +21,19 @@ const MiB = 1024 * 1024;
 describe('the vm level through the CLI', { skip }, () => {
   let rt: Runtime;
   let guestRelease = '';
+  let coldRelease = '';
   before(() => {
     rt = new Runtime();
-    guestRelease = ensureGuestAssets().release;
+    guestRelease = templateRelease();
+    coldRelease = ensureGuestAssets().release;
   });
   after(() => rt.cleanup());
 
   test('run --isolation vm: the guest\'s kernel, stdin, stdout and stderr relayed, the exit status passed on, nothing left', async () => {
     const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'uname -r; read line; echo "got $line"; echo oops >&2; exit 3']));
-    const r = rt.run(['--isolation', 'vm', 'run', '--bundle', b.dir, 'vm-run'], { ...VM_CALL, input: 'hello\n' });
+    const r = rt.run(['--debug', '--isolation', 'vm', 'run', '--bundle', b.dir, 'vm-run'], { ...VM_CALL, input: 'hello\n' });
     assert.equal(r.status, 3, r.stderr);
+    assert.ok(rt.logLines().some((l) => /^vm: from template [0-9a-f]{32}/.test(l.msg)), 'the VM was restored from the template');
     assert.equal(r.stdout, `${guestRelease}\ngot hello\n`);
     assert.notEqual(guestRelease, release());
     assert.equal(r.stderr, 'oops\n');
@@ -40,7 +45,8 @@ describe('the vm level through the CLI', { skip }, () => {
     const b = rt.bundle(probeSpec(['/bin/sh', '-c', 'echo started > /tmp/started; trap "exit 7" TERM; while true; do sleep 0.1; done'], (s) => {
       s.annotations = { 'dev.stockade.isolation': 'vm' };
       s.root = { path: 'rootfs', readonly: false };
-      s.linux = { ...s.linux, resources: { memory: { limit: 128 * MiB } } };
+      // The template's machine (256 MiB, 1 vCPU): this container's VM is a clone.
+      s.linux = { ...s.linux, resources: { memory: { limit: 256 * MiB } } };
     }));
     const work = mkdtempSync(join(tmpdir(), 'stockade-vm-pid-'));
     try {
@@ -69,7 +75,8 @@ describe('the vm level through the CLI', { skip }, () => {
       for (const p of host) assert.ok(inCgroup.has(p), `process ${p} of the VM is not in ${mem}`);
       // The guest's RAM is the limit; the host cgroup holds it and the VMM's headroom.
       const limitFile = existsSync(join(mem, 'memory.max')) ? 'memory.max' : 'memory.limit_in_bytes';
-      assert.equal(Number(readFileSync(join(mem, limitFile), 'utf8')), (128 + VMM_HEADROOM_MIB) * MiB);
+      assert.equal(Number(readFileSync(join(mem, limitFile), 'utf8')), (256 + VMM_HEADROOM_MIB) * MiB);
+      assert.match(readFileSync(join(t.stateDir, 'keeper.log'), 'utf8'), /created: VM restored from template [0-9a-f]{32} in/);
       // The keeper's socket is root's alone.
       assert.equal(statSync(join(t.stateDir, 'vm.sock')).mode & 0o777, 0o600);
       const list = rt.run(['list', '--format', 'json']);
@@ -132,6 +139,48 @@ describe('the vm level through the CLI', { skip }, () => {
     }
   });
 
+  test('from the template: the config\'s bind mounts (read-only refused for writes), its hostname, random bytes of each container\'s own', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'stockade-vm-binds-'));
+    try {
+      const ro = join(work, 'ro');
+      const rw = join(work, 'rw');
+      for (const d of [ro, rw]) mkdirSync(d);
+      writeFileSync(join(ro, 'data'), 'read only\n');
+      const restored = (): number => rt.logLines().filter((l) => /^vm: from template /.test(l.msg)).length;
+      const before = restored();
+      const outs: string[][] = [];
+      for (const i of [0, 1]) {
+        const b = rt.bundle(probeSpec(['/bin/sh', '-c', [
+          'cat /proc/sys/kernel/random/uuid', 'hostname', 'cat /mnt/ro/data',
+          '/bin/probe try-write /mnt/ro/new x', `/bin/probe try-write /mnt/rw/from-${i} written`,
+        ].join('; ')], (s) => {
+          s.hostname = `tmpl-box-${i}`;
+          s.root = { path: 'rootfs', readonly: false };
+          s.mounts!.push({ destination: '/mnt/ro', type: 'bind', source: ro, options: ['rbind', 'ro'] });
+          s.mounts!.push({ destination: '/mnt/rw', type: 'bind', source: rw, options: ['rbind', 'rw'] });
+        }));
+        const r = rt.run(['--debug', '--isolation', 'vm', 'run', '--bundle', b.dir, `vm-binds-${i}`], VM_CALL);
+        assert.equal(r.status, 0, r.stderr);
+        outs.push(r.stdout.split('\n'));
+      }
+      assert.equal(restored() - before, 2, 'both VMs were restored from the template');
+      const [a, b] = outs as [string[], string[]];
+      assert.match(a[0]!, /^[0-9a-f-]{36}$/);
+      assert.notEqual(a[0], b[0], 'two containers from one template read different random bytes');
+      assert.deepEqual([a[1], b[1]], ['tmpl-box-0', 'tmpl-box-1']);
+      for (const [i, o] of [a, b].entries()) {
+        assert.equal(o[2], 'read only');
+        assert.match(o[3]!, /"error":"EROFS"/, 'a write to the read-only bind is refused');
+        assert.match(o[4]!, /"ok":true/, o[4]);
+        assert.equal(readFileSync(join(rw, `from-${i}`), 'utf8'), 'written', 'the read-write bind reaches the host');
+      }
+      assert.equal(existsSync(join(ro, 'new')), false);
+      assert.deepEqual(rt.containerDirs(), []);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
   test('do --isolation vm: the host\'s root read-only in a guest of its own kernel, a fresh /tmp, --rw refused', () => {
     const probe = `/root/stockade-vm-do-${process.pid}`;
     const r = rt.run(['do', '--isolation', 'vm', '--', '/bin/sh', '-c', `uname -r; touch ${probe} 2>/dev/null && echo wrote; touch /tmp/x && echo tmp-ok`], VM_CALL);
@@ -144,12 +193,17 @@ describe('the vm level through the CLI', { skip }, () => {
     assert.deepEqual(rt.containerDirs(), []);
   });
 
-  test('run -d, then delete --force of the running vm container: no keeper, QEMU, virtiofsd, cgroup or state left', async () => {
+  test('booted cold (STOCKADE_VM_TEMPLATE=0): run -d, then delete --force of the running vm container: no keeper, QEMU, virtiofsd, cgroup or state left', async () => {
     const id = 'vm-detached';
     const b = rt.bundle(probeSpec(['/bin/sleep', '1000']));
-    const r = rt.run(['--isolation', 'vm', 'run', '-d', '--bundle', b.dir, id], VM_CALL);
+    const r = rt.run(['--isolation', 'vm', 'run', '-d', '--bundle', b.dir, id], { ...VM_CALL, env: { STOCKADE_VM_TEMPLATE: '0' } });
     assert.equal(r.status, 0, r.stderr);
     const t = vmTrace(rt, id);
+    // The cold path end to end: virtiofsd serves the root, the cloud kernel booted.
+    const log = readFileSync(join(t.stateDir, 'keeper.log'), 'utf8');
+    assert.match(log, /vm: booting cold: STOCKADE_VM_TEMPLATE=0/);
+    assert.ok(log.includes(`created: VM booted in `) && log.includes(`guest kernel ${coldRelease}`), log);
+    assert.ok(vmHostProcesses(t).some((p) => /virtiofsd/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8'))), 'virtiofsd serves the cold VM');
     assert.equal(json<{ status: string }>(rt.run(['state', id]).stdout).status, 'running');
     assert.equal(rt.run(['delete', id]).status === 0, false, 'delete without --force of a running container succeeded');
     const d = rt.run(['delete', '--force', id], VM_CALL);

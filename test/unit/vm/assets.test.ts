@@ -10,7 +10,7 @@ import { buildInitramfs } from '../../../src/vm/assets';
 import { readCpio, writeCpio } from '../../../src/vm/cpio';
 import { modinfo, resolveModules, stripSignature } from '../../../src/vm/modules';
 import { extractVmlinux, hasPvhNote, lz4Block } from '../../../src/vm/vmlinux';
-import { SHARE_SCRIPT, jailedQemu, jailedVirtiofsd, qemuArgs } from '../../../src/vm/vmm';
+import { SHARE_SCRIPT, jailedQemu, rbindBinary, jailedVirtiofsd, qemuArgs } from '../../../src/vm/vmm';
 import { JAIL_SCRIPT } from '../../../src/vm/jail';
 import { renderAgentHeader } from '../../../src/tools/gen-agent-header';
 import { packageRoot } from '../../../src/native/paths';
@@ -145,7 +145,7 @@ test('VMM: no default devices, no network, no disk; modern virtio-mmio, shared m
   const fs = jailedVirtiofsd('/run/vm/share', '/run/x.sock', [{ source: '/srv/rootfs', name: 'root', readonly: true }, { source: '/etc/hosts', name: 'b0', readonly: false }]);
   assert.deepEqual(fs.slice(0, 9), ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '/usr/bin/unshare', '--mount', '--propagation', 'private', '/bin/sh', '-c']);
   assert.equal(fs[9], SHARE_SCRIPT);
-  assert.deepEqual(fs.slice(10, fs.indexOf('--') + 1), ['sh', '/run/vm/share', '/srv/rootfs', 'root', '1', '/etc/hosts', 'b0', '0', '--']);
+  assert.deepEqual(fs.slice(10, fs.indexOf('--') + 1), ['sh', '/run/vm/share', rbindBinary(), '/srv/rootfs', 'root', '1', '/etc/hosts', 'b0', '0', '--']);
   assert.match(fs[fs.indexOf('--') + 1] ?? '', /virtiofsd$/);
   assert.ok(fs.includes('source=/run/vm/share'));
   assert.throws(() => qemuArgs({ ...c, memoryMiB: 1 }), /out of range/);
