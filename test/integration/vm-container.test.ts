@@ -2,9 +2,12 @@
 //
 // One VM serves every check: each container in it is made by its own stockade-init run, so a
 // fresh VM per container would show nothing more (the VM's own boot and teardown are vm.test's).
+// It is the vm level's VM: restored from the template (startVm), its root and bind source served
+// by QEMU's 9p from binds in QEMU's own mount namespace.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildExecPlan } from '../../src/container/exec-plan';
@@ -12,12 +15,13 @@ import { buildPlan, heldCapabilities, type PlanOptions } from '../../src/contain
 import { seccompFor } from '../../src/container/seccomp';
 import type { Process, Spec } from '../../src/oci/spec';
 import { GUEST_PLAN_PLACEHOLDERS } from '../../src/vm/guest-plan';
-import { bootVm, vmProcesses, type Vm, type VmContainer } from '../../src/vm/vm';
+import { startVm } from '../../src/vm/template';
+import { vmProcesses, type Vm, type VmContainer } from '../../src/vm/vm';
 import { probeSpec } from './harness';
 import { makeRootfs, rootfsUnavailable } from '../helpers/rootfs';
-import { guestAssetsOr } from './vm-helpers';
+import { guestAssetsOr, templateRelease } from './vm-helpers';
 
-const { assets, skip } = guestAssetsOr(rootfsUnavailable);
+const { skip } = guestAssetsOr(rootfsUnavailable);
 
 const hex = (bits: readonly number[]): string => bits.reduce((m, b) => m | (1n << BigInt(b)), 0n).toString(16).padStart(16, '0');
 
@@ -73,9 +77,15 @@ test('containers in the guest: the config applied by stockade-init there, exec, 
   const hostDir = join(parent, 'shared');
   makeRootfs(hostDir);
   writeFileSync(join(hostDir, 'data'), 'from the host');
+  // A mount below the read-only source: read-only too in QEMU's namespace (stockade-rbind), where
+  // a bind and a remount would have left it writable.
+  const sub = join(hostDir, 'sub');
+  mkdirSync(sub);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'stockade-vmc-sub', sub]);
   let vm: Vm | undefined;
   try {
-    vm = await bootVm({ rootfs, assets: assets!, runParent: parent, binds: [{ source: hostDir, readonly: true }] });
+    vm = await startVm({ rootfs, runParent: parent, binds: [{ source: hostDir, readonly: true }] });
+    assert.match(vm.accel.reason, /^restored from template /);
     const ctx: Ctx = { vm, parent, bundle, hostDir };
 
     // The config-field probe, from inside a container made in the guest.
@@ -126,7 +136,7 @@ test('containers in the guest: the config applied by stockade-init there, exec, 
     assert.ok(mount('/proc/keys') !== undefined, 'masked file covered');
     assert.equal(mount('/proc/acpi')?.fstype, 'tmpfs', 'masked directory covered');
     assert.ok(rep.mounts.every((m) => !m.mountpoint.startsWith('/run/stockade')), 'no guest plumbing visible');
-    assert.equal(kernel, assets!.release, 'uname -r is the guest kernel');
+    assert.equal(kernel, templateRelease(), 'uname -r is the guest kernel');
     assert.notEqual(kernel, release());
 
     // exec: the container's namespaces, identity and filter; the bind's content, read-only.
@@ -233,13 +243,15 @@ test('containers in the guest: the config applied by stockade-init there, exec, 
     // A bind asked read-write of a source the VM got read-only: the host kernel refuses the write
     // (virtiofsd's read-only bind), whatever the guest's mount says.
     const rwOut = new Collected();
-    const rw = probeSpec(['/bin/probe', 'try-write', '/mnt/rw/new'], (s) => { s.mounts!.push({ destination: '/mnt/rw', type: 'bind', source: hostDir, options: ['rbind', 'rw'] }); });
+    const rw = probeSpec(['sh', '-c', '/bin/probe try-write /mnt/rw/new; echo; /bin/probe try-write /mnt/rw/sub/new'], (s) => { s.mounts!.push({ destination: '/mnt/rw', type: 'bind', source: hostDir, options: ['rbind', 'rw'] }); });
     const ok = await vm.createContainer({ plan: plan(ctx, rw, 'after'), onStdout: rwOut.sink });
     await ok.start();
     assert.deepEqual(await ok.wait(), { code: 0, signal: null });
-    assert.match(rwOut.text, /"error":"EROFS"/);
+    assert.equal(rwOut.text.match(/"error":"EROFS"/g)?.length, 2, `both writes refused by the host kernel: ${rwOut.text}`);
     assert.equal(existsSync(join(hostDir, 'new')), false);
+    assert.equal(existsSync(join(sub, 'new')), false);
   } finally {
+    execFileSync('umount', [sub]);
     await vm?.destroy();
     if (vm !== undefined) assert.deepEqual(vmProcesses(vm.vmmUid, vm.runDir), []);
     rmSync(parent, { recursive: true, force: true });
