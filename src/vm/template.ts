@@ -653,6 +653,8 @@ export type TemplateChoice = { readonly template: Template; readonly cold?: unde
 export function coldReason(opts: StartOptions, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (opts.template === false) return 'templates are off for this VM';
   if (env['STOCKADE_VM_TEMPLATE'] === '0') return 'STOCKADE_VM_TEMPLATE=0';
+  // An agent of the caller's own (a developer's, a test's broken one) is not worth a template's build.
+  if (env['STOCKADE_AGENT'] !== undefined) return 'the guest\'s agent is the caller\'s own (STOCKADE_AGENT)';
   if (opts.assets !== undefined && ('initramfs' in opts.assets || opts.assets.kernel !== undefined || opts.assets.compressed === true)) return 'the guest\'s kernel or initramfs is the caller\'s own';
   if (opts.kernelArgs !== undefined) return 'the guest has kernel arguments of the caller\'s own';
   return undefined;

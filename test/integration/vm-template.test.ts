@@ -1,15 +1,19 @@
 // VM templates (issue 18) end to end: built once under a lock, clones that are not twins, the
-// template's memory sealed against a clone's QEMU, and bad templates refused, thrown away, rebuilt.
+// template's memory sealed against a clone's QEMU, bad templates refused, thrown away, rebuilt,
+// old ones pruned.
 //
-// Each build is a TCG boot (tens of seconds on this loaded machine): the tests share one
-// template in a private directory, and only the fault test builds a second.
+// Each build is a TCG boot of the generic kernel (tens of seconds on this loaded machine): the
+// tests take the shared cache's template (built there by whichever vm test needs it first, as
+// the vm level does) and copy it into a private directory, where they may break it; only the
+// fault test builds one (two builders at once, one build).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VmError } from '../../src/vm/errors';
-import { buildTemplate, restoreVm, startVm, templateFault, templateKey, type Template } from '../../src/vm/template';
+import { buildTemplate, chooseTemplate, coldReason, holderBinary, pruneTemplates, restoreVm, startVm, templateFault, templateKey, type Template } from '../../src/vm/template';
 import { vmmUnavailable } from '../../src/vm/vmm';
 import { makeRootfs, rootfsUnavailable } from '../helpers/rootfs';
 
@@ -26,18 +30,48 @@ function holderPid(t: Template): number {
   return Number(readFileSync(join(templateDir, `${t.key}.holder`), 'utf8'));
 }
 
-test('two builders of a missing template at once build it once', { skip, timeout: 600000 }, async () => {
+function holderGone(pid: number, key: string): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/fd/3`) !== `/memfd:stockade-template-${key} (deleted)`;
+  } catch {
+    return true;
+  }
+}
+
+async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A copy of template t under another key in templateDir: a template this host would no longer restore (an old one). */
+function oldCopy(t: Template, key: string): Template {
+  const dir = join(templateDir, key);
+  execFileSync('cp', ['-a', '--sparse=always', t.dir, dir]);
+  const m = { ...(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Template['manifest']), key };
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
+  return { ...t, key, dir, manifest: m };
+}
+
+test('the template: built on first need in the shared cache (or found there), every input in its key; a shape without one boots cold', { skip, timeout: 600000 }, async () => {
   makeRootfs(rootfs);
-  const [a, b] = await Promise.all([buildTemplate({ templateDir }), buildTemplate({ templateDir })]);
-  assert.equal(a.key, b.key);
-  assert.deepEqual([a.built, b.built].sort(), [false, true], 'exactly one of the two built it');
-  assert.equal(templateFault(a.dir, { key: a.key, inputs: a.manifest.inputs }), undefined);
-  assert.deepEqual(readdirSync(templateDir).filter((n) => n.startsWith('.build-')), [], 'no build directory left');
+  const shared = await buildTemplate({});
+  assert.equal(templateFault(shared.dir, { key: shared.key, inputs: shared.manifest.inputs }), undefined);
   // Every input is in the key: another memory size is another template.
-  assert.notEqual(await templateKey({ memoryMiB: 192 }), a.key);
-  assert.notEqual(await templateKey({ cpus: 2 }), a.key);
-  assert.equal(await templateKey({}), a.key);
-  template = a;
+  assert.notEqual(await templateKey({ memoryMiB: 192 }), shared.key);
+  assert.notEqual(await templateKey({ cpus: 2 }), shared.key);
+  assert.equal(await templateKey({}), shared.key);
+  mkdirSync(templateDir);
+  execFileSync('cp', ['-a', '--sparse=always', shared.dir, join(templateDir, shared.key)]);
+  template = { ...shared, dir: join(templateDir, shared.key) };
+  // Another shape is not built on a container's first need (a build costs several cold boots): cold, saying how to build it.
+  const other = await chooseTemplate({ rootfs, memoryMiB: 192, templateDir });
+  assert.match(other.cold ?? '', /no template of 192 MiB and 1 vCPU .*stockade vm-template --memory 192 --cpus 1/);
+  assert.deepEqual(readdirSync(templateDir).filter((n) => !n.startsWith(shared.key)), [], 'nothing built for it');
+  assert.equal(coldReason({ rootfs }, { STOCKADE_VM_TEMPLATE: '0' }), 'STOCKADE_VM_TEMPLATE=0');
+  assert.equal(coldReason({ rootfs }, {}), undefined);
 });
 
 test('clones of one template are not twins: own random bytes, hostname and clock; the same root and kernel', { skip, timeout: 300000 }, async () => {
@@ -145,13 +179,57 @@ test('a corrupt, foreign or half-written template is refused, thrown away and re
   mkdirSync(half);
   writeFileSync(join(half, 'state'), good.subarray(0, 100));
   assert.match(templateFault(half, { key: t.key, inputs: t.manifest.inputs }) ?? '', /manifest cannot be read/);
-  // startVm throws the corrupt one away and builds anew, then starts from the new one.
-  const vm = await startVm({ rootfs, templateDir });
+  // An old template beside it, which the new build will prune.
+  const old = oldCopy(t, 'b'.repeat(32));
+  // Two VMs started at once: each finds the template corrupt (its memory), one throws it away
+  // and builds anew while the other waits on the key's lock and then takes the new one.
+  const lines: string[] = [];
+  const vms = await Promise.all([0, 1].map(() => startVm({ rootfs, templateDir, debug: (l) => lines.push(l) })));
   try {
-    assert.equal((await vm.run({ args: ['cat', '/shared'] })).stdout.toString(), 'from the host\n');
+    for (const vm of vms) {
+      assert.match(vm.accel.reason, /^restored from template /);
+      assert.equal((await vm.run({ args: ['cat', '/shared'] })).stdout.toString(), 'from the host\n');
+    }
+  } finally {
+    await Promise.all(vms.map((vm) => vm.destroy()));
+  }
+  assert.equal(lines.filter((l) => /^vm template: built /.test(l)).length, 1, `built once: ${lines.filter((l) => /vm template/.test(l)).join(' | ')}`);
+  assert.notEqual((JSON.parse(readFileSync(manifestPath, 'utf8')) as { builtAt: string }).builtAt, t.manifest.builtAt, 'rebuilt');
+  assert.equal(existsSync(half), false, 'the half-written build was cleared');
+  assert.equal(existsSync(old.dir), false, 'the build pruned the old template');
+  assert.deepEqual(readdirSync(templateDir).filter((n) => n.startsWith('.build-') || n.includes('.trash-')), []);
+});
+
+test('old templates: one no VM runs from is removed and its holder leaves; one a VM runs from stays until it stops', { skip, timeout: 300000 }, async () => {
+  const t = template;
+  assert.ok(t !== undefined);
+  const busy = oldCopy(t, 'c'.repeat(32));
+  const idle = oldCopy(t, 'd'.repeat(32));
+  // A VM running from the old template `busy` (restored before the host's inputs changed, as it were).
+  const vm = await restoreVm({ rootfs, template: busy });
+  // `idle` has a holder and no VM.
+  const h = spawn(holderBinary(), [join(idle.dir, 'ram'), idle.key], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+  await new Promise<void>((resolve) => h.stdout.once('data', () => resolve()));
+  h.unref();
+  const idleHolder = h.pid!;
+  writeFileSync(join(templateDir, `${idle.key}.holder`), String(idleHolder));
+  const busyHolder = holderPid(busy);
+  try {
+    const r = await pruneTemplates({ templateDir });
+    assert.deepEqual(r.removed, [idle.key]);
+    assert.deepEqual(r.inUse.map((u) => u.key), [busy.key]);
+    assert.ok(r.inUse[0]!.pids.some((p) => vm.hostProcesses.includes(p)), 'the VM named is the one running from it');
+    assert.equal(existsSync(idle.dir), false);
+    await until(() => holderGone(idleHolder, idle.key), 5000, 'the removed template\'s holder left');
+    assert.ok(existsSync(busy.dir));
+    assert.equal((await vm.run({ args: ['cat', '/shared'] })).stdout.toString(), 'from the host\n', 'the VM runs on');
   } finally {
     await vm.destroy();
   }
-  assert.notEqual((JSON.parse(readFileSync(manifestPath, 'utf8')) as { builtAt: string }).builtAt, t.manifest.builtAt, 'rebuilt');
-  assert.equal(existsSync(half), false, 'the half-written build was cleared');
+  const again = await pruneTemplates({ templateDir });
+  assert.deepEqual(again.removed, [busy.key]);
+  await until(() => holderGone(busyHolder, busy.key), 5000, 'its holder left');
+  // The current template stays.
+  assert.equal(templateFault(t.dir, { key: t.key, inputs: t.manifest.inputs }), undefined);
+  assert.deepEqual(readdirSync(templateDir).filter((n) => n.startsWith(busy.key) || n.startsWith(idle.key)), [], 'nothing of either left');
 });
