@@ -1,0 +1,42 @@
+// stockade-rbind: a VM share's bind, read-only on every mount below a read-only source (the attack:
+// a write below a submount of a source the VM was given read-only, which `mount --rbind` and a
+// remount let through).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { rbindBinary } from '../../../src/vm/vmm';
+
+const skip = process.getuid?.() !== 0 ? 'needs root (mounts in a mount namespace of its own)'
+  : !existsSync(rbindBinary()) ? `${rbindBinary()} is not built` : undefined;
+
+/** Runs SCRIPT in a private mount namespace with $R = stockade-rbind, $S = source, $D = target; returns its stdout. */
+function inNamespace(script: string, source: string, target: string): string {
+  const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', rbindBinary(), source, target], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
+test('a read-only rbind is read-only on the source and on every mount below it; a read-write one is not', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stockade-rbind-test-'));
+  try {
+    const src = join(dir, 'src');
+    mkdirSync(join(src, 'sub'), { recursive: true });
+    writeFileSync(join(src, 'data'), 'x');
+    mkdirSync(join(dir, 'ro'));
+    mkdirSync(join(dir, 'rw'));
+    const try2 = 'touch "$D/new" 2>/dev/null && echo top-written || echo top-refused; touch "$D/sub/new" 2>/dev/null && echo sub-written || echo sub-refused; cat "$D/data"; echo';
+    const setup = 'R=$1 S=$2 D=$3; mount -t tmpfs -o size=1m sub "$S/sub"';
+    // The old way, for contrast: the submount stays writable.
+    assert.equal(inNamespace(`${setup}; mount --rbind "$S" "$D"; mount -o remount,bind,ro "$D"; ${try2}`, src, join(dir, 'ro')), 'top-refused\nsub-written\nx\n');
+    assert.equal(inNamespace(`${setup}; "$R" --ro "$S" "$D"; ${try2}`, src, join(dir, 'ro')), 'top-refused\nsub-refused\nx\n');
+    assert.equal(inNamespace(`${setup}; "$R" "$S" "$D"; ${try2}`, src, join(dir, 'rw')), 'top-written\nsub-written\nx\n');
+    const bad = spawnSync(rbindBinary(), ['--ro', join(dir, 'absent'), join(dir, 'ro')], { encoding: 'utf8' });
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /^stockade-rbind: open_tree .*absent: No such file or directory\n$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
