@@ -1,14 +1,19 @@
 // The vm level measured through the CLI against its floor and the namespaces level (run through bench/vm.sh).
+// Issues 13 and 18 in one run: the cold boot and the template side by side.
 //
-// (a) Each round, in turn: the floor (QEMU with the same kernel, initramfs, machine and memory, no
-//     devices, and stockade_probe=1, on which the agent powers the guest off as soon as it runs),
-//     then `stockade --isolation vm run` of `true` (create: keeper, VM boot, agent; start; the
-//     exit status; the VM torn down; delete), then the same at the namespaces level for scale.
-// (b) One `run -d` vm container of `sleep`, left idle: the PSS of every process in its cgroup (the
-//     keeper, QEMU and virtiofsd with their jails' wrappers) from smaps_rollup, summed.
+// (a) Each round, in turn: the floor (QEMU with the cold path's kernel, initramfs, machine and
+//     memory, no devices, and stockade_probe=1, on which the agent powers the guest off as soon as
+//     it runs), then `stockade --isolation vm run` of `true` (create: keeper, VM; start; the exit
+//     status; the VM torn down; delete) booted cold (STOCKADE_VM_TEMPLATE=0) and restored from the
+//     template (built before the rounds, its build time printed), then the namespaces level.
+// (b) COUNT (10) `run -d` vm containers of `sleep` at once, cold, then from the template, idle for
+//     VM_SETTLE s: the PSS of every process in their cgroups (the keeper, QEMU and, cold,
+//     virtiofsd, with their jails' wrappers) from smaps_rollup, summed, per container; for the
+//     clones also the template's memfd (kept by its holder, outside the containers) divided
+//     among them, an upper bound (what the clones map of it is in their PSS already).
 // (c) bench/syscalls.c, static, inside a vm container and a namespaces one: getppid and stat.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -19,6 +24,8 @@ import { QEMU } from '../src/vm/vmm';
 import { makeRootfs } from '../test/helpers/rootfs';
 
 const rounds = Number(process.argv[2] ?? 3);
+const count = Number(process.argv[3] ?? 10);
+const COLD = { STOCKADE_VM_TEMPLATE: '0' };
 const root = process.cwd();
 const stockade = join(root, 'bin', 'stockade');
 const GUEST_MIB = 256;
@@ -58,11 +65,13 @@ async function floorBoot(assets: GuestAssets, accel: 'kvm' | 'tcg'): Promise<num
   return performance.now() - t0;
 }
 
-function cli(state: string, args: string[], level?: string): { ms: number; out: string } {
+function cli(state: string, args: string[], level?: string, env: Record<string, string> = {}): { ms: number; out: string } {
   const t0 = performance.now();
   // A detached container's keeper holds the caller's stdio: pipes would make this wait for it.
   const detached = args.includes('-d');
-  const r = spawnSync(stockade, ['--root', state, ...(level === undefined ? [] : ['--isolation', level]), ...args], { encoding: 'utf8', stdio: ['ignore', detached ? 'ignore' : 'pipe', detached ? 'ignore' : 'pipe'] });
+  const r = spawnSync(stockade, ['--root', state, ...(level === undefined ? [] : ['--isolation', level]), ...args], {
+    encoding: 'utf8', stdio: ['ignore', detached ? 'ignore' : 'pipe', detached ? 'ignore' : 'pipe'], env: { ...process.env, ...env },
+  });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`stockade ${args.join(' ')} exited with ${r.status}: ${(r.stderr ?? '').trim()}`);
   return { ms, out: r.stdout ?? '' };
@@ -86,48 +95,82 @@ async function main(): Promise<void> {
   try {
     const assets = ensureGuestAssets();
     const accel = chooseAccel();
-    console.log(`accelerator: ${accel.accel} (${accel.reason}); guest memory ${GUEST_MIB} MiB (the vm level's default)`);
+    console.log(`accelerator: ${accel.accel} (${accel.reason}); guest memory ${GUEST_MIB} MiB (the vm level's default); ${rounds} rounds, ${count} containers at once`);
     console.log(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    const tb = performance.now();
+    const tmpl = JSON.parse(execFileSync(stockade, ['vm-template', '--json'], { encoding: 'utf8' })) as { key: string; dir: string; built: boolean; buildMs: number; kernel: string };
+    console.log(`template ${tmpl.key} (kernel ${tmpl.kernel}): ${tmpl.built ? `built now in ${(performance.now() - tb).toFixed(0)} ms` : `in the cache (its build took ${tmpl.buildMs} ms)`}`);
     const trivial = bundle(join(work, 'true'), ['/bin/true']);
 
     // (a)
     const floor: number[] = [];
-    const vmRun: number[] = [];
+    const cold: number[] = [];
+    const fromTemplate: number[] = [];
     const nsRun: number[] = [];
     for (let i = 0; i < rounds; i++) {
       floor.push(await floorBoot(assets, accel.accel));
-      vmRun.push(cli(state, ['run', '--bundle', trivial, `vm-true-${i}`], 'vm').ms);
+      cold.push(cli(state, ['run', '--bundle', trivial, `vm-cold-${i}`], 'vm', COLD).ms);
+      fromTemplate.push(cli(state, ['run', '--bundle', trivial, `vm-tmpl-${i}`], 'vm').ms);
       nsRun.push(cli(state, ['run', '--bundle', trivial, `ns-true-${i}`]).ms);
     }
-    const ratio = median(vmRun) / median(floor);
-    console.log('(a) boot to workload');
-    console.log(`  floor: bare QEMU boot to poweroff                   ${fmt(floor)}`);
-    console.log(`  stockade --isolation vm run true (create..delete)   ${fmt(vmRun)}   ${ratio.toFixed(2)}x the floor (goal 1.2x: ${ratio <= 1.2 ? 'met' : 'not met'})`);
-    console.log(`  stockade run true at namespaces, for scale          ${fmt(nsRun)}`);
+    const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+    const rc = median(cold) / median(floor);
+    const rt = median(fromTemplate) / median(floor);
+    const tc = median(fromTemplate) / median(cold);
+    console.log('(a) run --isolation vm of true (create..delete), against the floor');
+    console.log(`  floor: bare QEMU boot to poweroff (cloud kernel)   ${fmt(floor)}`);
+    console.log(`  vm, booted cold                                    ${fmt(cold)}   ${rc.toFixed(2)}x the floor`);
+    console.log(`  vm, from the template                              ${fmt(fromTemplate)}   ${rt.toFixed(2)}x the floor`);
+    console.log(`  namespaces, for scale                              ${fmt(nsRun)}`);
+    console.log(`  issue 13, boot to workload <= 1.2x the floor: cold ${rc.toFixed(2)}x ${met(rc <= 1.2)}; template ${rt.toFixed(2)}x ${met(rt <= 1.2)}`);
+    console.log(`  issue 18, template start <= 0.25x cold: ${tc.toFixed(3)}x ${met(tc <= 0.25)}`);
 
     // (b)
     const idle = bundle(join(work, 'idle'), ['/bin/sleep', '100000']);
-    cli(state, ['run', '-d', '--bundle', idle, 'vm-idle'], 'vm');
-    try {
-      await new Promise((r) => setTimeout(r, Number(process.env['VM_SETTLE'] ?? 3) * 1000));
-      const st = JSON.parse(cli(state, ['state', 'vm-idle']).out) as { pid: number };
-      // Every process of the container on the host: the keeper and what it started (QEMU,
-      // virtiofsd, the jails' wrappers) are in its cgroups, which /proc/PID/cgroup names.
-      const cg = readFileSync(`/proc/${st.pid}/cgroup`, 'utf8').split('\n').find((l) => /:pids:|^0::/.test(l))?.split(':')[2] ?? '';
-      const procsFile = cg === '' ? '' : readdirFirst([`/sys/fs/cgroup/pids${cg}/cgroup.procs`, `/sys/fs/cgroup${cg}/cgroup.procs`, `/sys/fs/cgroup/unified${cg}/cgroup.procs`]);
-      const pids = procsFile === '' ? [st.pid] : readFileSync(procsFile, 'utf8').trim().split('\n').map(Number);
-      let total = 0;
-      console.log('(b) idle memory of one vm container (PSS)');
-      for (const pid of pids) {
-        const kb = pss(pid);
-        total += kb;
-        console.log(`  pid ${String(pid).padEnd(8)} ${(pid === st.pid ? 'keeper (node)' : cmdline(pid)).padEnd(24)} ${(kb / 1024).toFixed(1)} MB`);
+    const perKind: Record<string, number> = {};
+    for (const [kind, env] of [['cold', COLD], ['template', {}]] as const) {
+      const ids = Array.from({ length: count }, (_, i) => `vm-idle-${kind}-${i}`);
+      try {
+        const t0 = performance.now();
+        for (const id of ids) cli(state, ['run', '-d', '--bundle', idle, id], 'vm', env);
+        const startMs = performance.now() - t0;
+        await new Promise((r) => setTimeout(r, Number(process.env['VM_SETTLE'] ?? 5) * 1000));
+        const byName = new Map<string, number>();
+        let total = 0;
+        let procs = 0;
+        for (const id of ids) {
+          const st = JSON.parse(cli(state, ['state', id]).out) as { pid: number };
+          // Every process of the container on the host: the keeper and what it started (QEMU,
+          // virtiofsd, the jails' wrappers) are in its cgroups, which /proc/PID/cgroup names.
+          const cg = readFileSync(`/proc/${st.pid}/cgroup`, 'utf8').split('\n').find((l) => /:pids:|^0::/.test(l))?.split(':')[2] ?? '';
+          const procsFile = cg === '' ? '' : readdirFirst([`/sys/fs/cgroup/pids${cg}/cgroup.procs`, `/sys/fs/cgroup${cg}/cgroup.procs`, `/sys/fs/cgroup/unified${cg}/cgroup.procs`]);
+          const pids = procsFile === '' ? [st.pid] : readFileSync(procsFile, 'utf8').trim().split('\n').map(Number);
+          for (const pid of pids) {
+            const kb = pss(pid);
+            total += kb;
+            procs++;
+            const name = pid === st.pid ? 'keeper (node)' : cmdline(pid);
+            byName.set(name, (byName.get(name) ?? 0) + kb);
+          }
+        }
+        let perContainer = total / 1024 / count;
+        console.log(`(b) ${count} idle vm containers at once, ${kind} (started one after another in ${(startMs / 1000).toFixed(1)} s): PSS per container`);
+        for (const [name, kb] of [...byName].sort((a, b) => b[1] - a[1])) console.log(`  ${name.padEnd(26)} ${(kb / 1024 / count).toFixed(1).padStart(6)} MB`);
+        if (kind === 'template') {
+          const holder = Number(readFileSync(join(tmpl.dir, '..', `${tmpl.key}.holder`), 'utf8'));
+          const held = statSync(`/proc/${holder}/fd/3`).blocks * 512 / 2 ** 20;
+          console.log(`  total ${perContainer.toFixed(1)} MB over ${procs} processes; with the template's ${held.toFixed(1)} MB memfd divided among them ${(perContainer + held / count).toFixed(1)} MB`);
+          perContainer += held / count;
+        } else console.log(`  total ${perContainer.toFixed(1)} MB over ${procs} processes`);
+        perKind[kind] = perContainer;
+      } finally {
+        for (const id of ids) spawnSync(stockade, ['--root', state, 'delete', '--force', id], { stdio: 'ignore' });
       }
-      const mb = total / 1024;
-      console.log(`  total ${mb.toFixed(1)} MB over ${pids.length} processes (goal 64 MB: ${mb <= 64 ? 'met' : `not met, ${(mb / 64).toFixed(2)}x`})`);
-    } finally {
-      spawnSync(stockade, ['--root', state, 'delete', '--force', 'vm-idle'], { stdio: 'ignore' });
     }
+    const c = perKind['cold'] ?? NaN;
+    const m = perKind['template'] ?? NaN;
+    console.log(`  issue 13, <= 64 MB PSS per idle container: cold ${c.toFixed(1)} MB ${met(c <= 64)}; template ${m.toFixed(1)} MB ${met(m <= 64)} (${(m / 64).toFixed(2)}x)`);
+    console.log(`  issue 18, template <= 0.5x cold with ${count} idle: ${(m / c).toFixed(3)}x ${met(m / c <= 0.5)}`);
 
     // (c)
     const bin = join(work, 'syscalls');
@@ -140,7 +183,7 @@ async function main(): Promise<void> {
       vmCalls.push(parse(cli(state, ['run', '--bundle', sc, `vm-sc-${i}`], 'vm').out));
       nsCalls.push(parse(cli(state, ['run', '--bundle', sc, `ns-sc-${i}`]).out));
     }
-    console.log('(c) system calls inside the container, ns per call (median of runs)');
+    console.log('(c) system calls inside the container (from the template), ns per call (median of runs)');
     for (const op of ['getppid', 'stat']) {
       const v = median(vmCalls.map((r) => r[op] ?? NaN));
       const n = median(nsCalls.map((r) => r[op] ?? NaN));

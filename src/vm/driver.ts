@@ -110,7 +110,7 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     ...(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS'] !== undefined ? { bootTimeoutMs: Number(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS']) } : {}),
     // The keeper's log keeps its debug lines (the accelerator and why, QEMU's command line, the boot time).
     debug: true,
-    ...(choice.cold !== undefined ? { coldBecause: choice.cold } : {}),
+    ...(choice.cold !== undefined ? { coldBecause: choice.cold } : { template: choice.template }),
   };
   const keeper = await startKeeper(cfg, [0, 1, 2], !req.monitor, (pid) => req.onPid(pid));
   // The runtime's create hooks (prestart, createRuntime) see the container's pid, the keeper's, as

@@ -15,6 +15,7 @@
 // on a socket should: a bad frame ends that connection and nothing else.
 import { StockadeError } from '../errors';
 import type { Process, Spec } from '../oci/spec';
+import type { Template } from './template';
 
 /** The keeper's socket in the container's state directory. */
 export const KEEPER_SOCKET = 'vm.sock';
@@ -179,6 +180,8 @@ export interface KeeperConfig {
   readonly debug?: boolean | undefined;
   /** Why the VM boots cold (the driver's chooseTemplate found no template for it); absent: from the template. */
   readonly coldBecause?: string | undefined;
+  /** The template the driver chose (checked, its memory held): the keeper restores from it without choosing again. */
+  readonly template?: Template | undefined;
 }
 
 /** The keeper's fd on which it says it is ready ("ok PID\n") or why it is not ("error MESSAGE\n"), then closes. */

@@ -106,6 +106,7 @@ class Keeper {
         // The driver chose in the create call (and started the template's holder there, outside
         // this container's cgroups); a template found bad now is rebuilt, once, or it boots cold.
         template: cfg.coldBecause === undefined,
+        ...(cfg.template !== undefined ? { chosen: cfg.template } : {}),
         // The clone's name before the workload runs (a container with a UTS namespace of its own
         // sets its own over it, as on the host); a cold guest's is the kernel's default.
         hostname: guestHostname(cfg),

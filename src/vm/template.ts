@@ -636,6 +636,8 @@ export interface StartOptions extends BootOptions {
   readonly hostname?: string;
   /** Where templates live (<cache>/templates by default). */
   readonly templateDir?: string;
+  /** What chooseTemplate gave the caller for these options already: restored from without choosing again. */
+  readonly chosen?: Template;
 }
 
 /**
@@ -718,7 +720,7 @@ export async function chooseTemplate(opts: StartOptions): Promise<TemplateChoice
 export async function startVm(opts: StartOptions): Promise<Vm> {
   const debug = opts.debug ?? ((): void => undefined);
   for (let attempt = 0; ; attempt++) {
-    const c = await chooseTemplate(opts);
+    const c = attempt === 0 && opts.chosen !== undefined && opts.template !== false ? { template: opts.chosen } : await chooseTemplate(opts);
     if (c.cold !== undefined) {
       debug(`vm: booting cold: ${c.cold}`);
       return bootVm(opts);
