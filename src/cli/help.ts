@@ -80,16 +80,20 @@ Example:
   'vm-template': `stockade vm-template [OPTIONS]
 
 Builds the vm level's template for a guest of this size: a guest booted once and saved, which
-vm containers are restored from instead of booting (docs/design/vm-templates.md). Done on a
-container's first need otherwise; a cached template that checks out is used as it is.
+vm containers are restored from instead of booting (docs/design/vm-templates.md). The 256 MiB,
+1 vCPU one is built on a container's first need otherwise; a container of another size boots
+cold until its template is built here. A cached template that checks out is used as it is.
 
 Options:
   --memory MIB  guest memory (default 256)
   --cpus N      vCPUs (default 1)
-  --json        the template's key, directory and timings as JSON
+  --prune       instead: remove the templates this host would no longer restore (another QEMU,
+                guest or kernel made them) that no VM runs from; a build does this too
+  --json        the template's key, directory and timings (with --prune: what was removed) as JSON
 
-Example:
-  stockade vm-template --memory 512`,
+Examples:
+  stockade vm-template --memory 512
+  stockade vm-template --prune`,
 
   rmi: `stockade rmi REF|ID...
 
