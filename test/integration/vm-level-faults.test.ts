@@ -113,7 +113,8 @@ describe('the vm level when something fails', { skip }, () => {
     const qemu = vmHostProcesses(t).find((p) => /qemu-system/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0] ?? ''));
     assert.ok(qemu !== undefined, 'no QEMU found');
     process.kill(qemu, 'SIGKILL');
-    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running 60 s after'), 60000))]);
+    // unref: a pending timer would keep this file's process alive its full minute after the last test.
+    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running 60 s after'), 60000).unref())]);
     assert.equal(code, 255, err);
     // Said as a warning: on stderr, or in the --log file when there is one (as here).
     const said = [err, ...rt.logLines().map((l) => l.msg)].join('\n');
