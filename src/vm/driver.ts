@@ -100,13 +100,15 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     noNewKeyring: req.noNewKeyring,
     binds: bindSources(spec, req.bundle),
     rootfs,
-    // do's root is the host's: read-only in the host kernel (virtiofsd's bind), whatever the guest does.
-    readonlyRoot: spec.root?.readonly === true || req.rootfsMode !== 'bind',
+    // do's root is the host's: read-only in the host kernel (virtiofsd's bind) whatever the guest
+    // does, or with --rw an overlay of it made there (its writes in memory).
+    readonlyRoot: spec.root?.readonly === true || req.rootfsMode === 'recursive-readonly',
     rootfsMode: req.rootfsMode,
     memoryMiB: size.memoryMiB,
     cpus: size.cpus,
     cgroupPaths: req.cgroups?.paths ?? [],
     consoleSocket: req.consoleSocket,
+    ...(req.sandbox === undefined ? {} : { sandbox: { init: req.sandbox.init, timeout: req.sandbox.timeout, overlayTmpfs: req.sandbox.overlayTmpfs } }),
     ...(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS'] !== undefined ? { bootTimeoutMs: Number(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS']) } : {}),
     // The keeper's log keeps its debug lines (the accelerator and why, QEMU's command line, the boot time).
     debug: true,
@@ -176,10 +178,6 @@ export const vmDriver: LevelDriver = {
     for (const h of ['createContainer', 'startContainer'] as const) {
       if ((req.spec.hooks?.[h] ?? []).length > 0) throw new StockadeError('UNSUPPORTED', `config.json: hooks.${h}: hooks that run in the container's namespaces are not run inside a VM yet`, { field: `hooks.${h}` });
     }
-    // do --rw keeps writes to the host's root in a tmpfs over it: that overlay is not built in the
-    // guest yet, and without it the writes would reach the host's root through the share.
-    if (req.rootfsMode === 'overlay') throw new StockadeError('UNSUPPORTED', 'do --rw: not yet at isolation vm (the host root is shared read-only into the VM)', {});
-    if (req.sandbox?.timeout !== undefined) throw new StockadeError('UNSUPPORTED', 'do --timeout: not yet at isolation vm', {});
     const rootfs = resolve(req.bundle, req.spec.root?.path ?? 'rootfs');
     if (!existsSync(rootfs)) throw new StockadeError('BUNDLE_INVALID', `bundle ${req.bundle}: root.path ${rootfs} does not exist`, { field: 'root.path' });
     return { create: () => createVm(req, proc, rootfs) };

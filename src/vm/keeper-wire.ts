@@ -182,6 +182,12 @@ export interface KeeperConfig {
   readonly coldBecause?: string | undefined;
   /** The template the driver chose (checked, its memory held): the keeper restores from it without choosing again. */
   readonly template?: Template | undefined;
+  /** What `stockade do` asks of the guest's stockade-init: an init in front of the command, its deadline, the overlay root's tmpfs. */
+  readonly sandbox?: {
+    readonly init: boolean;
+    readonly timeout?: { readonly timeoutMs: number; readonly graceMs: number } | undefined;
+    readonly overlayTmpfs?: string | undefined;
+  } | undefined;
 }
 
 /** The keeper's fd on which it says it is ready ("ok PID\n") or why it is not ("error MESSAGE\n"), then closes. */

@@ -112,6 +112,11 @@ class Keeper {
         hostname: guestHostname(cfg),
         rootfs: cfg.rootfs,
         readonlyRoot: cfg.readonlyRoot,
+        // do --rw: the guest kernel has no overlayfs (the initramfs carries no overlay module), so
+        // the overlay is made on the host, in virtiofsd's own mount namespace, its writes on a tmpfs
+        // there (charged to the container's cgroup, which holds virtiofsd): the host's root is its
+        // lower layer and never written.
+        ...(cfg.rootfsMode === 'overlay' ? { rootOverlay: cfg.sandbox?.overlayTmpfs ?? '' } : {}),
         memoryMiB: cfg.memoryMiB,
         cpus: cfg.cpus,
         // The VM's private directory goes with the state directory, unless virtiofsd's socket in it
@@ -150,8 +155,13 @@ class Keeper {
     const plan = buildPlan(cfg.spec, {
       id: cfg.id, bundle: cfg.bundle, ...GUEST_PLAN_PLACEHOLDERS,
       consoleSocket: terminal ? GUEST_PLAN_PLACEHOLDERS.consoleSocket : undefined,
-      cgroupPaths: [], noPivot: cfg.noPivot, noNewKeyring: cfg.noNewKeyring, rootfsMode: cfg.rootfsMode, createHooks: false,
+      // do --rw's overlay is the share itself (bootVm's rootOverlay): the guest binds it as any root.
+      cgroupPaths: [], noPivot: cfg.noPivot, noNewKeyring: cfg.noNewKeyring, rootfsMode: cfg.rootfsMode === 'overlay' ? 'bind' : cfg.rootfsMode, createHooks: false,
       heldCapabilities: heldCapabilities(), seccomp: seccompFor(cfg.spec, cfg.stateRoot),
+      // do's init (and its deadline) runs in the guest, as pid 1 of the container's pid namespace
+      // there: it ends the command at the timeout and exits 124, which the agent's WAIT reports.
+      init: cfg.sandbox?.init ?? false,
+      initTimeout: cfg.sandbox?.timeout,
     });
     const c = await vm.createContainer({
       plan, stdin: !terminal,

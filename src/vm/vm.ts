@@ -46,6 +46,11 @@ export interface BootOptions {
   /** The host directory that becomes the container's root (shared by virtiofs). */
   readonly rootfs: string;
   readonly readonlyRoot?: boolean;
+  /**
+   * The root shared as an overlay of rootfs whose writes stay in memory (a tmpfs of these options,
+   * size=..., in virtiofsd's mount namespace; do --rw): rootfs itself is never written.
+   */
+  readonly rootOverlay?: string;
   readonly memoryMiB?: number;
   readonly cpus?: number;
   /** Ready assets, or how to find and build them (the cache by default). */
@@ -489,7 +494,14 @@ export function guestShares(opts: Pick<BootOptions, 'rootfs' | 'binds'>): GuestS
  */
 export function shareEntries(opts: Pick<BootOptions, 'rootfs' | 'readonlyRoot' | 'binds'>, share: string): ShareEntry[] {
   mkdirSync(join(share, 'root'), { recursive: true, mode: 0o755 });
-  const entries: ShareEntry[] = [{ source: realpathSync(opts.rootfs), name: 'root', readonly: opts.readonlyRoot ?? false }];
+  const root = realpathSync(opts.rootfs);
+  if (opts.rootOverlay !== undefined) {
+    // overlayfs splits its options on ',' and ':' (and escapes with '\\'); the tmpfs options are ours.
+    if (/[,:\\]/.test(root)) throw new VmError('ASSETS', `vm: an overlay root over ${root}: a path with ',', ':' or '\\' cannot be overlaid`, { path: root });
+    if (!/^[A-Za-z0-9=_]*$/.test(opts.rootOverlay.replace(/,/g, '_'))) throw new VmError('ASSETS', `vm: overlay tmpfs options ${JSON.stringify(opts.rootOverlay)}`);
+    mkdirSync(join(share, '..', 'upper-root'), { mode: 0o700 });
+  }
+  const entries: ShareEntry[] = [{ source: root, name: 'root', readonly: opts.readonlyRoot ?? false, overlay: opts.rootOverlay }];
   (opts.binds ?? []).forEach((b, i) => {
     const st = statSync(b.source, { throwIfNoEntry: false });
     if (st === undefined) throw new VmError('ASSETS', `vm: bind source ${b.source} does not exist`, { path: b.source });

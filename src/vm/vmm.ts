@@ -143,13 +143,22 @@ export interface ShareEntry {
   readonly source: string;
   readonly name: string;
   readonly readonly: boolean;
+  /**
+   * Shared as an overlay instead of a bind: the source its read-only lower layer, its writes on a
+   * tmpfs of these options (size=...) in virtiofsd's namespace, gone with it (do --rw).
+   */
+  readonly overlay?: string | undefined;
 }
 
 /**
  * Binds each entry's source (and every mount below it) onto SHARE/NAME (made by the caller: a
  * directory, or an empty file for a file) in the server's own mount namespace, read-only on
  * every mount where asked, then runs the server:
- *   sh -c SCRIPT sh SHARE RBIND SOURCE NAME RO ... -- COMMAND...
+ *   sh -c SCRIPT sh SHARE RBIND SOURCE NAME MODE ... -- COMMAND...
+ * MODE is 0 (a bind), 1 (a read-only bind) or overlay,TMPFS-OPTIONS: an overlay whose lower layer
+ * is the source and whose upper layer and work directory are on a tmpfs at SHARE/../upper-NAME,
+ * outside the share (virtiofsd's sandbox pivots into the share: the guest sees only the overlay,
+ * whose lower layer is never written).
  * The host's mount table never sees these binds; they die with virtiofsd. A read-only entry is
  * read-only in the host kernel: the guest cannot write it whatever it does to its own.
  */
@@ -158,7 +167,17 @@ export const SHARE_SCRIPT = [
   'S=$1 B=$2',
   'shift 2',
   'while [ "$1" != -- ]; do',
-  '  if [ "$3" = 1 ]; then "$B" --ro "$1" "$S/$2"; else "$B" "$1" "$S/$2"; fi',
+  '  case "$3" in',
+  '  overlay,*)',
+  '    U="${S%/*}/upper-$2"',
+  '    O=${3#overlay}',
+  '    mount -t tmpfs -o "mode=0755$O" tmpfs "$U"',
+  '    mkdir "$U/upper" "$U/work"',
+  '    mount -t overlay -o "nosuid,nodev,lowerdir=$1,upperdir=$U/upper,workdir=$U/work" overlay "$S/$2"',
+  '    ;;',
+  '  1) "$B" --ro "$1" "$S/$2" ;;',
+  '  *) "$B" "$1" "$S/$2" ;;',
+  '  esac',
   '  shift 3',
   'done',
   'shift',
@@ -181,7 +200,7 @@ export function rbindBinary(): string {
 export function jailedVirtiofsd(share: string, socketPath: string, entries: readonly ShareEntry[] = []): string[] {
   const binds = entries.length === 0 ? [] : [
     UNSHARE, '--mount', '--propagation', 'private',
-    SH, '-c', SHARE_SCRIPT, 'sh', share, rbindBinary(), ...entries.flatMap((e) => [e.source, e.name, e.readonly ? '1' : '0']), '--',
+    SH, '-c', SHARE_SCRIPT, 'sh', share, rbindBinary(), ...entries.flatMap((e) => [e.source, e.name, e.overlay !== undefined ? `overlay,${e.overlay}` : e.readonly ? '1' : '0']), '--',
   ];
   return [
     SETPRIV, '--pdeathsig', 'KILL',

@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Runtime, integrationSkip } from './harness';
 import { runProcesses } from '../helpers/run-scope';
+import { vmSkip, VM_CALL } from './vm-helpers';
 
 const skip = integrationSkip();
 
@@ -41,6 +42,20 @@ describe('stockade do --timeout', { skip }, () => {
       assert.deepEqual(rt.containerDirs(), []);
     });
   }
+
+  // In the guest, stockade-init's init keeps the deadline as at the other levels, from the
+  // command's start (after the boot, which the host's clock cannot tell apart from the run).
+  test('vm: SIGTERM at the deadline, then everything killed after the grace; the status is 124', { skip: vmSkip() }, () => {
+    const start = Date.now();
+    const r = rt.run(['do', '--isolation', 'vm', '--timeout', '2s', '--', 'sh', '-c',
+      'trap "echo got TERM" TERM; echo trapped; sleep 30 & wait; echo after; sleep 30 & wait; echo survived'], VM_CALL);
+    const took = Date.now() - start;
+    assert.equal(r.status, 124, r.stderr);
+    assert.equal(r.stdout, 'trapped\ngot TERM\nafter\n', 'SIGTERM first, as timeout(1); SIGKILL after the grace');
+    // 2 s and the 5 s grace after the boot, not the 60 s of sleeps.
+    assert.ok(took >= 7000 && took < 60_000, `took ${took} ms`);
+    assert.deepEqual(rt.containerDirs(), []);
+  });
 
   test('a bad duration is a one-line error', () => {
     for (const d of ['0', '-1', 'soon', '1d', '']) {

@@ -181,7 +181,7 @@ describe('the vm level through the CLI', { skip }, () => {
     }
   });
 
-  test('do --isolation vm: the host\'s root read-only in a guest of its own kernel, a fresh /tmp, --rw refused', () => {
+  test('do --isolation vm: the host\'s root read-only in a guest of its own kernel, a fresh /tmp; --rw writes in memory only', () => {
     const probe = `/root/stockade-vm-do-${process.pid}`;
     // 256 MiB: the template's machine (do's default 2 GiB has no template, and would boot cold).
     const r = rt.run(['--debug', 'do', '--isolation', 'vm', '--memory', '256m', '--', '/bin/sh', '-c', `uname -r; touch ${probe} 2>/dev/null && echo wrote; touch /tmp/x && echo tmp-ok`], VM_CALL);
@@ -190,9 +190,13 @@ describe('the vm level through the CLI', { skip }, () => {
     assert.ok(rt.logLines().some((l) => /^vm: from template /.test(l.msg)), 'the VM was restored from the template');
     assert.equal(r.stdout, `${guestRelease}\ntmp-ok\n`);
     assert.equal(existsSync(probe), false);
-    const rw = rt.run(['do', '--isolation', 'vm', '--rw', '--', '/bin/true'], VM_CALL);
-    assert.notEqual(rw.status, 0);
-    assert.match(rw.stderr, /--rw: not yet at isolation vm/);
+    // Root on purpose (--user 0): the writes reach the overlay's memory, never the host's root.
+    const rw = rt.run(['do', '--isolation', 'vm', '--rw', '--user', '0', '--', '/bin/sh', '-c',
+      `echo mem > ${probe} && cat ${probe}; rm /etc/hostname && echo removed; ls /etc/hostname 2>/dev/null || echo gone`], VM_CALL);
+    assert.equal(rw.status, 0, rw.stderr);
+    assert.equal(rw.stdout, 'mem\nremoved\ngone\n');
+    assert.equal(existsSync(probe), false);
+    assert.equal(existsSync('/etc/hostname'), true);
     assert.deepEqual(rt.containerDirs(), []);
   });
 
