@@ -585,6 +585,7 @@ int container_stats(uint32_t id, const struct stk_agent_h_stats *m)
     .memoryFile = read_keyed(dir, "memory.stat", "file"),
     .pidsCurrent = read_value(dir, "pids.current"),
     .pidsMax = read_value(dir, "pids.max"),
+    .oomKills = read_keyed(dir, "memory.events", "oom_kill"),
   };
   uint8_t buf[256];
   return channel_send(buf, stk_agent_encode_stats_ok(buf, sizeof buf, id, &r));

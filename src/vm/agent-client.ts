@@ -61,6 +61,8 @@ export interface GuestStats {
   readonly memoryFile: bigint;
   readonly pidsCurrent: bigint;
   readonly pidsMax: bigint;
+  /** OOM kills in the container's cgroup (memory.events oom_kill). */
+  readonly oomKills: bigint;
 }
 
 /** An agent's error message with its errno's text and name, unless it says them already (as initError does for the host). */

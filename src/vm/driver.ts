@@ -22,7 +22,7 @@ import type { Status } from '../container/status';
 import { vmProcesses, killVm } from './host-processes';
 import { keeperNotify, keeperRequest, startKeeper, startExecStandIn } from './keeper-client';
 import { KEEPER_EXITED, KEEPER_LOG, KEEPER_STARTED, KEEPER_VM, type KeeperConfig } from './keeper-wire';
-import { hostResources, vmSize } from './sizing';
+import { guestLimits, hostResources, vmSize } from './sizing';
 import { vmmUnavailable } from './vmm';
 
 const SIGKILL = 9;
@@ -226,8 +226,10 @@ export const vmDriver: LevelDriver = {
   },
 
   async update(c, resources, warn): Promise<void> {
-    const size = vmSize(resources);
-    cgroupsOf(c, 'update').apply(hostResources(resources, size), warn);
+    if (!keeperAlive(c)) throw stopped(c, 'update');
+    // The container's cgroup in the guest first: a limit the guest refuses changes nothing on the host.
+    await keeperRequest(c.store.dir(c.id), c.id, { op: 'update', limits: guestLimits(resources) }, 10000);
+    cgroupsOf(c, 'update').apply(hostResources(resources, vmSize(resources)), warn);
   },
 
   async stats(c: LevelContainer): Promise<LevelStats> {
@@ -236,7 +238,7 @@ export const vmDriver: LevelDriver = {
     const g = r.stats;
     if (g === undefined) throw new StockadeError('SYSTEM', `container ${c.id}: the guest sent no statistics`, { id: c.id });
     // The container's cgroup in the guest; an OOM kill the host saw is the VMM's (the guest's RAM
-    // plus headroom exhausted), which ends the container as surely.
+    // plus headroom exhausted), which ends the container as surely: both are counted.
     const n = (v: string): bigint => (/^\d+$/.test(v) ? BigInt(v) : 0n);
     const stats = emptyStats();
     stats.cpu.usage.total = n(g.cpuUsageUsec) * 1000n;
@@ -247,7 +249,8 @@ export const vmDriver: LevelDriver = {
     stats.memory.raw.set('file', n(g.memoryFile));
     stats.memory.cache = n(g.memoryFile);
     stats.pids = { current: n(g.pidsCurrent), limit: n(g.pidsMax) };
-    return { stats, oomKills: managerFromPaths(c.record.cgroupPaths ?? [])?.oomKills() ?? 0n };
+    // OOM kills in the guest's cgroup (the limit kept there), and any of the VMM on the host.
+    return { stats, oomKills: n(g.oomKills) + (managerFromPaths(c.record.cgroupPaths ?? [])?.oomKills() ?? 0n) };
   },
 
   async pids(c: LevelContainer): Promise<number[]> {

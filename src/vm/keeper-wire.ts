@@ -16,6 +16,7 @@
 import { StockadeError } from '../errors';
 import type { Process, Spec } from '../oci/spec';
 import type { Template } from './template';
+import type { GuestLimitsWire } from './sizing';
 
 /** The keeper's socket in the container's state directory. */
 export const KEEPER_SOCKET = 'vm.sock';
@@ -77,7 +78,8 @@ export type KeeperRequest =
   | { readonly op: 'exec'; readonly process: Process }
   | { readonly op: 'pids' }
   | { readonly op: 'stats' }
-  | { readonly op: 'update'; readonly memoryBytes?: number | undefined; readonly cpus?: number | undefined };
+  /** Limits of the container's cgroup in the guest: decimal strings, 2^64-1 for "max" (GuestLimitsWire). */
+  | { readonly op: 'update'; readonly limits: GuestLimitsWire };
 
 export type KeeperReply =
   | { readonly ok: true; readonly pid?: number; readonly pids?: number[]; readonly stats?: GuestStats }
@@ -94,6 +96,7 @@ export interface GuestStats {
   readonly memoryFile: string;
   readonly pidsCurrent: string;
   readonly pidsMax: string;
+  readonly oomKills: string;
 }
 
 export interface WireExit {
@@ -108,6 +111,8 @@ function isStringArray(v: unknown): v is string[] {
 function uint(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
 }
+
+const LIMIT_FIELDS: ReadonlySet<string> = new Set(['pidsMax', 'memoryMax', 'cpuQuota', 'cpuPeriod', 'cpuWeight']);
 
 /** A request as it came off the socket, checked field by field. */
 export function parseRequest(payload: Buffer): KeeperRequest {
@@ -129,11 +134,16 @@ export function parseRequest(payload: Buffer): KeeperRequest {
       if (r['pid'] !== undefined && !uint(r['pid'])) throw new StockadeError('USAGE', 'vm keeper: signal: pid: a number');
       return { op: 'signal', signal: r['signal'], all: r['all'] === true, pid: r['pid'] as number | undefined };
     case 'update': {
-      const m = r['memoryBytes'];
-      const c = r['cpus'];
-      if (m !== undefined && (typeof m !== 'number' || !Number.isSafeInteger(m) || m <= 0)) throw new StockadeError('USAGE', 'vm keeper: memoryBytes: a positive integer');
-      if (c !== undefined && (!uint(c) || c < 1)) throw new StockadeError('USAGE', 'vm keeper: cpus: a positive integer');
-      return { op: 'update', memoryBytes: m as number | undefined, cpus: c as number | undefined };
+      const l = r['limits'];
+      if (typeof l !== 'object' || l === null || Array.isArray(l)) throw new StockadeError('USAGE', 'vm keeper: update: limits: an object');
+      const limits: Record<string, string> = {};
+      for (const [k, v] of Object.entries(l as Record<string, unknown>)) {
+        if (!LIMIT_FIELDS.has(k)) throw new StockadeError('USAGE', `vm keeper: update: limits: unknown field ${JSON.stringify(k)}`);
+        // A u64 in decimal, not 0 (which the agent reads as "leave it").
+        if (typeof v !== 'string' || !/^[1-9]\d{0,19}$/.test(v) || BigInt(v) >= 1n << 64n) throw new StockadeError('USAGE', `vm keeper: update: limits.${k}: a decimal number from 1 to 2^64-1`);
+        limits[k] = v;
+      }
+      return { op: 'update', limits };
     }
     case 'exec': {
       // The runtime built it from a validated config and exec's flags; its shape is checked here,

@@ -17,7 +17,8 @@ import { appendFileSync, closeSync, write, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { FORWARDED_SIGNALS, SIGNALS } from '../abi/linux/constants';
-import type { ExitStatus } from './agent-client';
+import type { ExitStatus, GuestLimits } from './agent-client';
+import { guestLimits, type GuestLimitsWire } from './sizing';
 import type { Process } from '../oci/spec';
 import { buildExecPlan } from '../container/exec-plan';
 import { buildPlan, heldCapabilities } from '../container/plan';
@@ -169,6 +170,10 @@ class Keeper {
       onStderr: (b) => this.#stderr.write(b),
     });
     this.#container = c;
+    // The config's limits on the container's cgroup in the guest, before its process runs: the
+    // VM's size is only their ceiling (a guest kernel and agent need room of their own).
+    const limits = limitsOf(guestLimits(cfg.spec.linux?.resources));
+    if (Object.keys(limits).length > 0) await c.update(limits);
     void c.wait().then((st) => this.#exit(st), (e: unknown) => {
       if (!this.#exiting) void this.#vmFailed((e as Error).message);
     });
@@ -306,8 +311,11 @@ class Keeper {
         const stats = Object.fromEntries(Object.entries(st).map(([k, v]) => [k, String(v)])) as unknown as GuestStats;
         return { ok: true, stats };
       }
-      case 'update':
-        return { ok: false, error: 'the guest does not apply limits yet' };
+      case 'update': {
+        if (this.#container === undefined) return { ok: false, error: 'the container is not running' };
+        await this.#container.update(limitsOf(r.limits));
+        return { ok: true };
+      }
       case 'exec':
         return { ok: false, error: 'exec is served on its own connection' };
     }
@@ -428,6 +436,13 @@ class Keeper {
     }
     process.exit(st.code ?? 0);
   }
+}
+
+/** The wire's decimal strings as the agent client's numbers. */
+function limitsOf(w: GuestLimitsWire): GuestLimits {
+  const out: Record<string, bigint> = {};
+  for (const [k, v] of Object.entries(w)) if (typeof v === 'string') out[k] = BigInt(v);
+  return out as GuestLimits;
 }
 
 /** Moves this process into the container's cgroups: everything it starts from now on is in them too. */

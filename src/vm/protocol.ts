@@ -218,6 +218,8 @@ export const GUEST_MESSAGES = {
       cpuUsageUsec: 'u64', cpuUserUsec: 'u64', cpuSystemUsec: 'u64',
       memoryCurrent: 'u64', memoryMax: 'u64', memoryAnon: 'u64', memoryFile: 'u64',
       pidsCurrent: 'u64', pidsMax: 'u64',
+      /** memory.events oom_kill: the guest kernel's OOM kills in the container's cgroup (appended last). */
+      oomKills: 'u64',
     },
   },
   /** Stream: output of a process; empty data is the end of that stream. */

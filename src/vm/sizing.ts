@@ -1,5 +1,6 @@
 // How a vm container's limits size its VM, and what its host cgroup allows the VMM on top.
 import { cpus as hostCpus } from 'node:os';
+import { sharesToWeight } from '../cgroups/resources';
 import type { Resources } from '../oci/spec';
 
 const MiB = 1024 * 1024;
@@ -70,4 +71,38 @@ export function hostResources(r: Resources | undefined, size: VmSize): Resources
     // devices are bounded by its jail instead: QEMU's root holds null, zero, urandom (and kvm).
     devices: [{ allow: true, access: 'rwm' }],
   };
+}
+
+/** "max" as the agent's UPDATE takes it. */
+const U64_MAX = (1n << 64n) - 1n;
+
+/** The limits of the container's cgroup in the guest, as decimal strings (they cross the keeper's JSON socket): absent ones stay as they are. */
+export interface GuestLimitsWire {
+  readonly pidsMax?: string;
+  readonly memoryMax?: string;
+  readonly cpuQuota?: string;
+  readonly cpuPeriod?: string;
+  readonly cpuWeight?: string;
+}
+
+/**
+ * linux.resources as the container's cgroup in the guest keeps them (pids, memory, CPU quota and
+ * weight): the VM's RAM and vCPUs are only the ceiling, fixed at boot. A non-positive limit is
+ * "max", as runc writes it; what the guest has no use for (swap: it has none; io, hugetlb) is left out.
+ */
+export function guestLimits(r: Resources | undefined): GuestLimitsWire {
+  const out: Record<string, string> = {};
+  const limit = (v: number): string => String(v > 0 ? BigInt(Math.floor(v)) : U64_MAX);
+  const pids = r?.pids?.limit;
+  if (pids !== undefined && pids !== 0) out['pidsMax'] = limit(pids);
+  const memory = r?.memory?.limit;
+  if (memory !== undefined && memory !== 0) out['memoryMax'] = limit(memory);
+  const quota = r?.cpu?.quota;
+  if (quota !== undefined && quota !== 0) {
+    out['cpuQuota'] = limit(quota);
+    out['cpuPeriod'] = String(r?.cpu?.period !== undefined && r.cpu.period > 0 ? Math.floor(r.cpu.period) : 100000);
+  }
+  const shares = r?.cpu?.shares;
+  if (shares !== undefined && shares > 0) out['cpuWeight'] = String(sharesToWeight(shares));
+  return out;
 }

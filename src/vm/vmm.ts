@@ -86,6 +86,12 @@ export function qemuArgs(c: VmmConfig): string[] {
     // with and without); they check the implementations of Debian's own kernel, which the
     // guest runs unchanged.
     'cryptomgr.notests',
+    // The guest's RAM is the container's memory limit: under the default heuristic, one
+    // allocation larger than that RAM fails (MemoryError, ENOMEM) where on a host with more RAM it
+    // succeeds and the container's cgroup OOM-kills the process at the limit. Always overcommitting
+    // makes the limit act as it does at the other levels: the process is killed (137), and the
+    // guest's cgroup (memory.max) or its OOM killer decides, never a refused mmap.
+    'sysctl.vm.overcommit_memory=1',
     ...(c.kernelArgs ?? []),
   ].join(' ');
   return [

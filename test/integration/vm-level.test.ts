@@ -118,15 +118,32 @@ describe('the vm level through the CLI', { skip }, () => {
       assert.equal(json<{ status: string }>(rt.run(['state', id]).stdout).status, 'running');
       assert.equal(rt.run(['exec', id, '/bin/true'], VM_CALL).status, 0, 'the VM does not run after resume');
 
-      const u = rt.run(['update', '--memory', String(96 * MiB), id], VM_CALL);
+      type StatsLine = { type: string; id: string; data: { memory?: { usage?: { usage?: number; limit?: number } }; pids?: { current?: number; limit?: number } } };
+      const stats = (): StatsLine => {
+        const ev = rt.run(['events', '--stats', id], VM_CALL);
+        assert.equal(ev.status, 0, ev.stderr);
+        return json<StatsLine>(ev.stdout.trim());
+      };
+      // The config's limit is the guest cgroup's from the start (the VM's RAM is only its ceiling).
+      const first = stats();
+      assert.equal(first.type, 'stats');
+      assert.ok((first.data.memory?.usage?.usage ?? 0) > 0, JSON.stringify(first));
+      assert.equal(first.data.memory?.usage?.limit, 128 * MiB);
+      assert.ok((first.data.pids?.current ?? 0) >= 1, JSON.stringify(first));
+
+      // update reaches the container's cgroup in the guest (read back through events --stats,
+      // which the guest answers) and the VMM's cgroup on the host.
+      const u = rt.run(['update', '--memory', String(96 * MiB), '--pids-limit', '50', id], VM_CALL);
       assert.equal(u.status, 0, u.stderr);
       assert.equal(Number(readFileSync(join(mem, limitFile), 'utf8')), (96 + VMM_HEADROOM_MIB) * MiB);
-
-      const ev = rt.run(['events', '--stats', id], VM_CALL);
-      assert.equal(ev.status, 0, ev.stderr);
-      const line = json<{ type: string; id: string; data: { memory?: { usage?: { usage?: number } }; pids?: { current?: number } } }>(ev.stdout.trim());
-      assert.equal(line.type, 'stats');
-      assert.ok((line.data.memory?.usage?.usage ?? 0) > 0, ev.stdout);
+      const updated = stats();
+      assert.equal(updated.data.memory?.usage?.limit, 96 * MiB);
+      assert.equal(updated.data.pids?.limit, 50);
+      // A limit the guest refuses is a one-line error, and nothing changed on the host either.
+      const bad = rt.run(['update', '--cpu-quota', '500', '--cpu-period', '100', id], VM_CALL);
+      assert.notEqual(bad.status, 0);
+      assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+      assert.equal(Number(readFileSync(join(mem, limitFile), 'utf8')), (96 + VMM_HEADROOM_MIB) * MiB);
 
       const k = rt.run(['kill', id, 'TERM'], VM_CALL);
       assert.equal(k.status, 0, k.stderr);

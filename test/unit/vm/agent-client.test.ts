@@ -263,7 +263,7 @@ test('pids and stats come back typed; a STATS_OK for a PIDS request ends the VM'
   assert.deepEqual(await pids, [50, 51]);
   const stats = g.client.stats(3);
   const s = await g.take('STATS');
-  const figures = { cpuUsageUsec: 5n, cpuUserUsec: 3n, cpuSystemUsec: 2n, memoryCurrent: 1024n, memoryMax: 0xffffffffffffffffn, memoryAnon: 512n, memoryFile: 0n, pidsCurrent: 2n, pidsMax: 100n };
+  const figures = { cpuUsageUsec: 5n, cpuUserUsec: 3n, cpuSystemUsec: 2n, memoryCurrent: 1024n, memoryMax: 0xffffffffffffffffn, memoryAnon: 512n, memoryFile: 0n, pidsCurrent: 2n, pidsMax: 100n, oomKills: 1n };
   g.send({ type: 'STATS_OK', id: s.id, ...figures });
   assert.deepEqual(await stats, figures);
   const again = g.client.pids(3);

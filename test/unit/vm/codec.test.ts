@@ -27,7 +27,7 @@ const samples: GuestMessage[] = [
   { type: 'PIDS_OK', id: 9, pids: [] },
   {
     type: 'STATS_OK', id: 10, cpuUsageUsec: 12345n, cpuUserUsec: 1n, cpuSystemUsec: 0n, memoryCurrent: 1n << 40n,
-    memoryMax: 0xffffffffffffffffn, memoryAnon: 4096n, memoryFile: 0n, pidsCurrent: 3n, pidsMax: 0xffffffffffffffffn,
+    memoryMax: 0xffffffffffffffffn, memoryAnon: 4096n, memoryFile: 0n, pidsCurrent: 3n, pidsMax: 0xffffffffffffffffn, oomKills: 2n,
   },
 ];
 
@@ -59,7 +59,7 @@ test('the encoder refuses what the wire cannot carry', () => {
   assert.throws(() => encodeHost({ type: 'CREATE', id: 1, name: 'c', flags: 0, plan: Buffer.alloc(AGENT_LIMITS.MAX_HOST_PAYLOAD) }), /exceeds/);
   assert.throws(() => encodeHost({ type: 'STDIN', id: 0, proc: 1, data: Buffer.alloc(AGENT_LIMITS.MAX_CHUNK + 1) }), /exceed/);
   assert.throws(() => encodeGuest({ type: 'PIDS_OK', id: 1, pids: Array(AGENT_LIMITS.MAX_U32S + 1).fill(1) }), /more than/);
-  assert.throws(() => encodeGuest({ type: 'STATS_OK', id: 1, cpuUsageUsec: -1n, cpuUserUsec: 0n, cpuSystemUsec: 0n, memoryCurrent: 0n, memoryMax: 0n, memoryAnon: 0n, memoryFile: 0n, pidsCurrent: 0n, pidsMax: 0n }), /u64/);
+  assert.throws(() => encodeGuest({ type: 'STATS_OK', id: 1, cpuUsageUsec: -1n, cpuUserUsec: 0n, cpuSystemUsec: 0n, memoryCurrent: 0n, memoryMax: 0n, memoryAnon: 0n, memoryFile: 0n, pidsCurrent: 0n, pidsMax: 0n, oomKills: 0n }), /u64/);
 });
 
 function refuses(bytes: Buffer, why: RegExp): void {
