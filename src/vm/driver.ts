@@ -178,6 +178,12 @@ export const vmDriver: LevelDriver = {
     for (const h of ['createContainer', 'startContainer'] as const) {
       if ((req.spec.hooks?.[h] ?? []).length > 0) throw new StockadeError('UNSUPPORTED', `config.json: hooks.${h}: hooks that run in the container's namespaces are not run inside a VM yet`, { field: `hooks.${h}` });
     }
+    // do --bind SRC:rw writes with the caller's ownership through an id-mapped mount; the guest's
+    // kernel (6.1) cannot id-map a virtiofs mount, and without the map the command (nobody) could
+    // not write there at all: refused by name rather than failing inside.
+    for (const dst of req.sandbox?.idmaps?.keys() ?? []) {
+      throw new StockadeError('UNSUPPORTED', `do --bind ${dst}:rw: a writable bind owned by the caller needs an id-mapped mount, which isolation vm cannot make yet (give --user UID to write as that user)`, { flag: 'bind' });
+    }
     const rootfs = resolve(req.bundle, req.spec.root?.path ?? 'rootfs');
     if (!existsSync(rootfs)) throw new StockadeError('BUNDLE_INVALID', `bundle ${req.bundle}: root.path ${rootfs} does not exist`, { field: 'root.path' });
     return { create: () => createVm(req, proc, rootfs) };

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Runtime, integrationSkip, has, waitFor } from '../integration/harness';
 import { runProcesses } from '../helpers/run-scope';
+import { vmSkip, VM_CALL } from '../integration/vm-helpers';
 
 const skip = integrationSkip();
 
@@ -75,18 +76,6 @@ describe('do: limits on by default (issue 22, finding 5)', { skip }, () => {
       }
     });
 
-    test(`${level}: a fork bomb stops at --pids`, { skip: has('python3') ? false : 'python3 is not installed' }, () => {
-      const r = rt.run(['do', '--isolation', level, '--pids', '64', '--', 'python3', '-c', BOMB, '3000'], { timeout: 60_000 });
-      assert.equal(r.status, 0, r.stderr);
-      const n = Number(/forked (\d+)/.exec(r.stdout)?.[1]);
-      assert.ok(n > 10 && n < 64, `${n} processes forked under --pids 64`);
-    });
-
-    test(`${level}: memory beyond --memory ends the command (OOM: 128+9)`, { skip: has('python3') ? false : 'python3 is not installed' }, () => {
-      const r = rt.run(['do', '--isolation', level, '--memory', '128m', '--', 'python3', '-c', 'b = bytearray(b"x") * (400 << 20); print("allocated")'], { timeout: 60_000 });
-      assert.doesNotMatch(r.stdout, /allocated/);
-      assert.equal(r.status, 137, r.stderr);
-    });
 
     test(`${level}: the in-memory file systems together fit in the memory limit`, () => {
       for (const [flags, limit] of [[[], DEFAULT_MEMORY], [['--memory', '256m'], 256 * 1024 ** 2], [['--rw', '--memory', '512m'], 512 * 1024 ** 2]] as const) {
@@ -97,6 +86,55 @@ describe('do: limits on by default (issue 22, finding 5)', { skip }, () => {
       }
     });
   }
+
+  // The limits hold in the guest's cgroup at vm (the VM is sized from them, and only bounded by them).
+  for (const level of ['namespaces', 'sentry', 'vm'] as const) {
+    const skip = level === 'vm' ? vmSkip() ?? (has('python3') ? false : 'python3 is not installed') : has('python3') ? false : 'python3 is not installed';
+    const call = level === 'vm' ? VM_CALL : { timeout: 60_000 };
+    test(`${level}: a fork bomb stops at --pids`, { skip }, () => {
+      const r = rt.run(['do', '--isolation', level, '--pids', '64', '--', 'python3', '-c', BOMB, '3000'], call);
+      assert.equal(r.status, 0, r.stderr);
+      const n = Number(/forked (\d+)/.exec(r.stdout)?.[1]);
+      assert.ok(n > 10 && n < 64, `${n} processes forked under --pids 64`);
+    });
+
+    test(`${level}: memory beyond --memory ends the command (OOM: 128+9)`, { skip }, () => {
+      const r = rt.run(['do', '--isolation', level, '--memory', '128m', '--', 'python3', '-c', 'b = bytearray(b"x") * (400 << 20); print("allocated")'], call);
+      assert.doesNotMatch(r.stdout, /allocated/);
+      assert.equal(r.status, 137, r.stderr);
+    });
+  }
+
+  test('vm: the default memory and pids limits, and --cpus, in the guest\'s cgroup (events --stats) and on the VMM\'s host cgroup', { skip: vmSkip() }, async () => {
+    const child = rt.spawn(['do', '--isolation', 'vm', '--cpus', '0.5', '--', 'sleep', '300']);
+    const exited = new Promise((r) => child.once('exit', r));
+    try {
+      let id: string | undefined;
+      await waitFor(() => {
+        id = rt.containerDirs()[0];
+        return id !== undefined && rt.run(['state', id]).stdout.includes('"running"');
+      }, 150_000);
+      assert.ok(id !== undefined);
+      const ev = rt.run(['events', '--stats', id], VM_CALL);
+      assert.equal(ev.status, 0, ev.stderr);
+      const data = (JSON.parse(ev.stdout.trim()) as { data: { memory: { usage: { limit: number } }; pids: { limit: number } } }).data;
+      assert.equal(data.memory.usage.limit, DEFAULT_MEMORY);
+      assert.equal(data.pids.limit, DEFAULT_PIDS);
+      const paths = (JSON.parse(readFileSync(join(rt.root, id, 'state.json'), 'utf8')) as { cgroupPaths: string[] }).cgroupPaths;
+      const read = (file: string): string | undefined => {
+        for (const p of paths) {
+          try { return readFileSync(join(p, file), 'utf8').trim(); } catch { /* not this hierarchy */ }
+        }
+        return undefined;
+      };
+      // The VMM's vCPU thread is held to half a CPU on the host as well.
+      const quota = read('cpu.max') ?? `${read('cpu.cfs_quota_us') ?? '?'} ${read('cpu.cfs_period_us') ?? '?'}`;
+      assert.equal(quota, '50000 100000');
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
 
   test('bad limits are one-line errors', () => {
     for (const args of [['--memory', 'lots'], ['--pids', '0'], ['--pids', 'x'], ['--cpus', '-1'], ['--memory', '1k']]) {
