@@ -43,6 +43,19 @@ export function startJailed(name: 'qemu' | 'virtiofsd', argv: readonly string[],
   return { name, child, exited, tail };
 }
 
+/**
+ * How a jailed VMM ended, in its own terms: the host only sees its jail's wrapper exit. When
+ * QEMU (unshare's forked child) dies of SIGKILL, unshare tries to die of the same signal, cannot
+ * reset SIGKILL's handler, and exits 1 saying "unshare: sigprocmask unblock failed: Invalid
+ * argument": that is QEMU killed, not a message of QEMU's. Other wrapper lines are named as the jail's.
+ */
+export function vmmExit(j: Jailed, how: string): string {
+  const last = j.tail.lastLine();
+  if (/^unshare: sigprocmask unblock failed/.test(last)) return `${j.name} killed by SIGKILL`;
+  if (/^(unshare|setpriv|sh): /.test(last)) return `${j.name} ${how} (its jail's ${last})`;
+  return `${j.name} ${how}${last !== '' ? `: ${last}` : ''}`;
+}
+
 export function killGroup(j: Jailed | undefined): void {
   if (j?.child.pid === undefined || j.child.exitCode !== null || j.child.signalCode !== null) return;
   try {

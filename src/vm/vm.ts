@@ -18,7 +18,7 @@ import type { PlanRecord } from '../native/protocol';
 import { guestCreatePlan, guestExecPlan, type GuestPlan, type GuestShares } from './guest-plan';
 import { defaultCacheDir, ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
 import { VmError } from './errors';
-import { connectVirtiofsd, killVm, startJailed, vmProcesses, within, type Jailed } from './host-processes';
+import { connectVirtiofsd, killVm, startJailed, vmmExit, vmProcesses, within, type Jailed } from './host-processes';
 import { makeQemuJail } from './jail';
 import { ROOTFS_TAG, jailedQemu, jailedVirtiofsd, requireVmm, vmmUser, type ShareEntry } from './vmm';
 
@@ -239,18 +239,25 @@ export class Vm {
     });
     const channel = qemu.child.stdio[3] as Socket;
     this.client = new AgentClient(channel, { requestTimeoutMs, onViolation: (e) => this.#fail(e) });
-    const report = (j: Jailed, how: string): void => {
+    const report = async (j: Jailed, how: string): Promise<void> => {
       if (this.#state !== 'running') return;
-      const why = j.tail.lastLine();
-      this.#fail(new VmError('VMM_EXITED', `vm: ${j.name} ${how}${why !== '' ? `: ${why}` : ''}`, { process: j.name }));
+      // The console's last lines may still be in flight when the exit is seen.
+      const out = j.child.stdout;
+      if (out !== null && out !== undefined && !out.readableEnded) await within(new Promise((r) => out.once('close', r)), 500);
+      if (this.#state !== 'running') return;
+      // The agent is the guest's init: its death panics the guest kernel, which makes QEMU exit
+      // (panic=-1, -no-reboot). That is the agent failing, not QEMU: named as such.
+      const died = j === qemu ? /Kernel panic - not syncing: Attempted to kill init!.*/.exec(j.tail.text())?.[0]?.trim() : undefined;
+      if (died !== undefined) this.#fail(new VmError('VMM_EXITED', `vm: the agent (the guest's init) died: ${died}`, { process: 'agent' }));
+      else this.#fail(new VmError('VMM_EXITED', `vm: ${vmmExit(j, how)}`, { process: j.name }));
     };
     void qemu.exited.then((how) => report(qemu, how));
     // virtiofsd leaves when QEMU does: name QEMU when both go, since its exit is the cause.
     void virtiofsd?.exited.then(async (how) => {
       let qemuHow: string | undefined;
       await within(qemu.exited.then((h) => { qemuHow = h; }), 300);
-      if (qemuHow !== undefined) report(qemu, qemuHow);
-      else report(virtiofsd, how);
+      if (qemuHow !== undefined) await report(qemu, qemuHow);
+      else await report(virtiofsd, how);
     });
   }
 
