@@ -51,22 +51,37 @@ export function encodeFrame(kind: FrameKind, payload: Buffer | string | object):
   return Buffer.concat([h, body]);
 }
 
-/** Splits a byte stream into frames; throws on an unknown kind or an oversized length, from the header alone. */
+/**
+ * Splits a byte stream into frames; throws on an unknown kind or an oversized length, from the
+ * header alone (nothing is buffered for such a frame). Once out of step it refuses everything
+ * after: a stream that broke once is not read on from a guess.
+ */
 export class FrameReader {
   #buf: Buffer = Buffer.alloc(0);
+  #broken: StockadeError | undefined;
   push(chunk: Buffer): Frame[] {
+    if (this.#broken !== undefined) throw this.#broken;
     this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
     const out: Frame[] = [];
     while (this.#buf.length >= HEADER) {
       const kind = this.#buf.readUInt8(0);
       const len = this.#buf.readUInt32BE(1);
-      if (!KINDS.has(kind)) throw new StockadeError('SYSTEM', `vm keeper: unknown frame kind ${kind}`);
-      if (len > MAX_FRAME) throw new StockadeError('SYSTEM', `vm keeper: frame of ${len} bytes is over ${MAX_FRAME}`);
+      if (!KINDS.has(kind)) this.#break(`vm keeper: unknown frame kind ${kind}`);
+      if (len > MAX_FRAME) this.#break(`vm keeper: frame of ${len} bytes is over ${MAX_FRAME}`);
       if (this.#buf.length < HEADER + len) break;
       out.push({ kind: kind as FrameKind, payload: this.#buf.subarray(HEADER, HEADER + len) });
       this.#buf = this.#buf.subarray(HEADER + len);
     }
     return out;
+  }
+  /** Bytes held for a frame not yet whole. */
+  get buffered(): number {
+    return this.#buf.length;
+  }
+  #break(why: string): never {
+    this.#buf = Buffer.alloc(0);
+    this.#broken = new StockadeError('SYSTEM', why);
+    throw this.#broken;
   }
 }
 

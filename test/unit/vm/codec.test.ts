@@ -91,6 +91,9 @@ test('hostile frames are refused with the reason', () => {
   refuses(frame(G.PIDS_OK.tag, 1, Buffer.concat([u32(3), u32(1), u32(2)])), /PIDS_OK.pids: payload ends early/);
   refuses(frame(G.PIDS_OK.tag, 1, Buffer.concat([u32(1), u32(1), Buffer.alloc(2)])), /2 bytes after the last field/);
   refuses(frame(G.STATS_OK.tag, 1, Buffer.alloc(8 * 8 + 4)), /STATS_OK.pidsMax: payload ends early/);
+  // An agent from before oomKills was appended: its reply is short by that field, and refused.
+  refuses(frame(G.STATS_OK.tag, 1, Buffer.alloc(9 * 8)), /STATS_OK.oomKills: payload ends early/);
+  refuses(frame(G.STATS_OK.tag, 1, Buffer.alloc(10 * 8 + 1)), /1 bytes after the last field/);
   refuses(frame(G.HOOK.tag, 1, Buffer.concat([u32(1), u32(2)])), /HOOK.point: payload ends early/);
   refuses(frame(G.CREATED.tag, 0, Buffer.concat([u32(1), u32(2)])), /id 0/);
   refuses(frame(0x07, 1, Buffer.alloc(0)), /unknown message tag 0x7/);
