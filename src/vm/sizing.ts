@@ -7,8 +7,13 @@ const MiB = 1024 * 1024;
 
 /** A guest without a memory limit gets this much. */
 export const DEFAULT_GUEST_MIB = 256;
-/** The smallest guest the kernel and agent boot in (bootVm's floor). */
-export const MIN_GUEST_MIB = 64;
+/**
+ * The smallest guest a container gets. The guest kernel keeps ~36 MiB of its RAM for itself (its
+ * image is loaded uncompressed, through PVH): at 64 MiB it panicked during boot ("System is
+ * deadlocked on memory"), at 96 MiB 28 MiB were left available. A smaller limit is still the
+ * container's: its cgroup in the guest holds it (guestLimits).
+ */
+export const MIN_GUEST_MIB = 128;
 
 /**
  * What the host cgroup allows on top of the guest's memory: QEMU's own (its heap and TCG's code

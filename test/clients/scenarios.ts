@@ -149,6 +149,21 @@ export const SCENARIOS: readonly Scenario[] = [
       const memFile = cgroupFile(pid, 'memory', 'memory.limit_in_bytes', 'memory.max');
       const cpuFile = cgroupFile(pid, 'cpu', 'cpu.cfs_quota_us', 'cpu.max');
       await client.update(n, 64 * MiB, 50_000);
+      if (rt === 'stockade-vm') {
+        // The limit is the container's cgroup's in the guest (read from inside, where the
+        // container's cgroup namespace shows its own); the host cgroup (the pid is the VM's
+        // keeper) holds the VMM, whose memory limit is the guest's plus the VMM's headroom.
+        // Its own cgroup, as /proc/self/cgroup names it: "/" in a cgroup namespace of its own,
+        // the guest's path without one (podman gives none here).
+        const own = (file: string): string[] => ['sh', '-c', `cat "/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)/${file}"`];
+        const mem = await client.exec(n, own('memory.max'));
+        assert.equal(mem.stdout.trim(), String(64 * MiB), describeResult(mem));
+        const cpu = await client.exec(n, own('cpu.max'));
+        assert.match(cpu.stdout.trim(), /^50000\b/, describeResult(cpu));
+        assert.ok(Number(readFileSync(memFile, 'utf8').trim()) > 64 * MiB, memFile);
+        assert.match(readFileSync(cpuFile, 'utf8').trim(), /^50000\b/, cpuFile);
+        return;
+      }
       assert.equal(readFileSync(memFile, 'utf8').trim(), String(64 * MiB), memFile);
       assert.match(readFileSync(cpuFile, 'utf8').trim(), /^50000\b/, cpuFile);
     },
@@ -188,6 +203,13 @@ export const SCENARIOS: readonly Scenario[] = [
       await client.runDetached(rt, n, ['tail', '/dev/zero'], { memory: 16 * MiB });
       await client.wait(n);
       assert.equal(await client.exitCode(n), 137);
+      if (rt === 'stockade-vm') {
+        // Killed by the guest kernel in the container's guest cgroup; the clients read OOMKilled
+        // from the host cgroup's memory.events (the VMM's), where no OOM happened.
+        ctx.note = 'exit status 137 checked, the OOM report not: the OOM kill is the guest kernel\'s, and clients read it from the host cgroup (the VMM\'s)';
+        ctx.t.diagnostic(ctx.note);
+        return;
+      }
       try {
         assert.equal(await client.oomKilled(n), true, 'the client does not report the container OOM-killed');
       } catch (e) {

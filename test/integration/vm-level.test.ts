@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync,
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureGuestAssets } from '../../src/vm/assets';
-import { VMM_HEADROOM_MIB } from '../../src/vm/sizing';
+import { MIN_GUEST_MIB, VMM_HEADROOM_MIB } from '../../src/vm/sizing';
 import { Runtime, json, probeSpec, waitFor } from './harness';
 import { cgroupPids, memoryCgroup, templateRelease, vmGone, vmHostProcesses, vmSkip, vmTrace, VM_CALL } from './vm-helpers';
 
@@ -135,7 +135,8 @@ describe('the vm level through the CLI', { skip }, () => {
       // which the guest answers) and the VMM's cgroup on the host.
       const u = rt.run(['update', '--memory', String(96 * MiB), '--pids-limit', '50', id], VM_CALL);
       assert.equal(u.status, 0, u.stderr);
-      assert.equal(Number(readFileSync(join(mem, limitFile), 'utf8')), (96 + VMM_HEADROOM_MIB) * MiB);
+      // The host cgroup is sized for the VM's RAM, which is at least MIN_GUEST_MIB (here its 128).
+      assert.equal(Number(readFileSync(join(mem, limitFile), 'utf8')), (Math.max(96, MIN_GUEST_MIB) + VMM_HEADROOM_MIB) * MiB);
       const updated = stats();
       assert.equal(updated.data.memory?.usage?.limit, 96 * MiB);
       assert.equal(updated.data.pids?.limit, 50);
@@ -143,7 +144,7 @@ describe('the vm level through the CLI', { skip }, () => {
       const bad = rt.run(['update', '--cpu-quota', '500', '--cpu-period', '100', id], VM_CALL);
       assert.notEqual(bad.status, 0);
       assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
-      assert.equal(Number(readFileSync(join(mem, limitFile), 'utf8')), (96 + VMM_HEADROOM_MIB) * MiB);
+      assert.equal(Number(readFileSync(join(mem, limitFile), 'utf8')), (Math.max(96, MIN_GUEST_MIB) + VMM_HEADROOM_MIB) * MiB);
 
       const k = rt.run(['kill', id, 'TERM'], VM_CALL);
       assert.equal(k.status, 0, k.stderr);
