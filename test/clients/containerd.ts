@@ -118,7 +118,8 @@ class CtrClient implements Client {
   }
 
   runTty(rt: RuntimeName, name: string, cmd: readonly string[], input: string, prompt: RegExp): Promise<CmdResult> {
-    return runOnPty([...this.#base, 'run', '--rm', '--tty', ...this.#fifoDir(), ...this.#runtimeFlags(rt), IMAGE, name, ...cmd], { input, prompt });
+    // A VM boots before the prompt (seconds under TCG, tens on a loaded host).
+    return runOnPty([...this.#base, 'run', '--rm', '--tty', ...this.#fifoDir(), ...this.#runtimeFlags(rt), IMAGE, name, ...cmd], { input, prompt, ...(rt === 'stockade-vm' ? { timeout: 120_000 } : {}) });
   }
 
   async runDetached(rt: RuntimeName, name: string, cmd: readonly string[], opts: RunOptions = {}): Promise<void> {

@@ -82,7 +82,8 @@ export class DockerLikeClient implements Client {
   }
 
   runTty(rt: RuntimeName, name: string, cmd: readonly string[], input: string, prompt: RegExp): Promise<CmdResult> {
-    return runOnPty([...this.#base, ...this.#runArgs(rt, name, ['--rm', '-it'], {}), ...cmd], { input, prompt, env: this.#env, cwd: this.#cwd });
+    // A VM boots before the prompt (seconds under TCG, tens on a loaded host).
+    return runOnPty([...this.#base, ...this.#runArgs(rt, name, ['--rm', '-it'], {}), ...cmd], { input, prompt, env: this.#env, cwd: this.#cwd, ...(rt === 'stockade-vm' ? { timeout: 120_000 } : {}) });
   }
 
   async runDetached(rt: RuntimeName, name: string, cmd: readonly string[], opts: RunOptions = {}): Promise<void> {
