@@ -114,7 +114,12 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     debug: true,
     ...(choice.cold !== undefined ? { coldBecause: choice.cold } : { template: choice.template }),
   };
-  const keeper = await startKeeper(cfg, [0, 1, 2], !req.monitor, (pid) => req.onPid(pid));
+  // With a terminal the workload's stdio is the pty whose master goes to --console-socket: the
+  // keeper keeps none of the caller's fds. containerd's runc shim (docker, ctr) gives create a
+  // pipe for its output when it gives no stdio and waits for its EOF: a keeper holding that pipe
+  // made `run -it` hang before the prompt.
+  const stdio = proc.terminal === true ? ['ignore', 'ignore', 'ignore'] as const : [0, 1, 2] as const;
+  const keeper = await startKeeper(cfg, stdio, !req.monitor, (pid) => req.onPid(pid));
   // The runtime's create hooks (prestart, createRuntime) see the container's pid, the keeper's, as
   // runc's see its init's once its namespaces exist (Docker's prestart hook reads /proc/PID/ns/net).
   if (req.hasCreateHooks) {

@@ -306,7 +306,9 @@ class OrderedWrites {
 export async function startExecStandIn(stateDir: string, id: string, proc: Process, consoleSocket: string | undefined): Promise<{ pid: number; kill: () => void }> {
   const child = spawn(process.execPath, [keeperScript(), '--exec'], {
     detached: true,
-    stdio: [0, 1, 2, 'pipe', 'pipe'],
+    // With a terminal, the pty whose master goes to consoleSocket is its stdio: none of the
+    // caller's fds are kept (a client waiting for the EOF of exec's output pipe would wait on).
+    stdio: [...(proc.terminal === true && consoleSocket !== undefined ? ['ignore', 'ignore', 'ignore'] as const : [0, 1, 2] as const), 'pipe', 'pipe'],
     env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
   });
   sendConfig(child, { stateDir, id, process: proc, consoleSocket });

@@ -255,7 +255,8 @@ export class Vm {
     // virtiofsd leaves when QEMU does: name QEMU when both go, since its exit is the cause.
     void virtiofsd?.exited.then(async (how) => {
       let qemuHow: string | undefined;
-      await within(qemu.exited.then((h) => { qemuHow = h; }), 300);
+      // (Its exit can be seen well before QEMU's wrapper's on a loaded host: 2 s, not 300 ms.)
+      await within(qemu.exited.then((h) => { qemuHow = h; }), 2000);
       if (qemuHow !== undefined) await report(qemu, qemuHow);
       else await report(virtiofsd, how);
     });

@@ -1,5 +1,5 @@
 // The client tier for containerd: ctr scenarios under stockade (and runc, in the full run) on a private containerd.
 import { CONTAINERD_LACKS, containerdMissing, startContainerdClient } from './containerd';
-import { clientSuite, VM_SHIM_TTY } from './suite';
+import { clientSuite } from './suite';
 
-clientSuite({ name: 'containerd', missing: containerdMissing, start: startContainerdClient, lacks: CONTAINERD_LACKS, vmLacks: { tty: VM_SHIM_TTY } });
+clientSuite({ name: 'containerd', missing: containerdMissing, start: startContainerdClient, lacks: CONTAINERD_LACKS });

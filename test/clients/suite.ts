@@ -24,8 +24,6 @@ export interface ClientTier {
    * before they start; a scenario that finds a gap while it runs fails.
    */
   readonly lacks?: Readonly<Record<string, string>>;
-  /** Scenarios that do not pass with this client at the vm level yet (scenario id -> why): left out there, recorded in the matrix. */
-  readonly vmLacks?: Readonly<Record<string, string>>;
   start(dir: string, archive: string): Promise<StartedClient>;
 }
 
@@ -51,8 +49,6 @@ function record(client: string, runtime: RuntimeName, scenario: string, outcome:
  * exit status, see its note). The others, with why, go into the matrix as skips at vm.
  */
 const VM_SCENARIOS: ReadonlySet<string> = new Set(['run', 'exit-code', 'detached', 'stop-kill', 'update', 'tty', 'oom']);
-/** What docker and ctr share at vm: containerd's runc shim holds the terminal. */
-export const VM_SHIM_TTY = 'run -it at vm through containerd\'s runc shim (docker, ctr): no output reaches the client in 120 s, while podman\'s (conmon) passes; not yet diagnosed';
 export const VM_EXCLUDED: Readonly<Record<string, string>> = {
   pause: 'it reads the container\'s files through the host\'s /proc/PID/root, which at vm is the keeper\'s (the host\'s root); vm-level.test.ts checks that pause freezes the keeper, QEMU and virtiofsd',
   top: 'docker runs ps on the host and podman reads /proc in the pid\'s namespace, both for the pids the runtime lists, which at vm are the guest\'s',
@@ -85,10 +81,10 @@ export function clientSuite(tier: ClientTier): void {
     });
 
     for (const rt of runtimes) {
-      const scenarios = SCENARIOS.filter((s) => (full || s.trimmed) && (rt !== 'stockade-vm' || (VM_SCENARIOS.has(s.id) && tier.vmLacks?.[s.id] === undefined)));
+      const scenarios = SCENARIOS.filter((s) => (full || s.trimmed) && (rt !== 'stockade-vm' || VM_SCENARIOS.has(s.id)));
       if (rt === 'stockade-vm' && vmSkipped === undefined) {
         for (const s of SCENARIOS) {
-          const why = VM_EXCLUDED[s.id] ?? tier.vmLacks?.[s.id];
+          const why = VM_EXCLUDED[s.id];
           if ((full || s.trimmed) && why !== undefined) record(tier.name, rt, s.id, 'skip', 0, `not at vm: ${why}`);
         }
       }
