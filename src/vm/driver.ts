@@ -85,10 +85,14 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
   // holder started now lives in the caller's cgroups and network namespace, not in this
   // container's (whose delete would kill it and whose memory limit would pay its pages).
   const { chooseTemplate } = await import('./template');
-  const choice = await chooseTemplate({
-    rootfs, memoryMiB: size.memoryMiB, cpus: size.cpus,
-    debug: (l) => req.debug?.(l),
-  });
+  // do --rw's overlay is made in virtiofsd's mount namespace (bootVm's rootOverlay): a clone's 9p
+  // share has none, and would share the host's root writable. Such a VM boots cold.
+  const choice = req.rootfsMode === 'overlay'
+    ? { cold: 'do --rw: its overlay root is made for a cold boot\'s virtiofs share', template: undefined }
+    : await chooseTemplate({
+      rootfs, memoryMiB: size.memoryMiB, cpus: size.cpus,
+      debug: (l) => req.debug?.(l),
+    });
   req.debug?.(choice.cold === undefined ? `vm: from template ${choice.template.key} (${choice.template.dir})` : `vm: booting cold: ${choice.cold}`);
   const cfg: KeeperConfig = {
     id: req.id,

@@ -500,7 +500,7 @@ export function guestShares(opts: Pick<BootOptions, 'rootfs' | 'binds'>): GuestS
  * or an empty file for a file) and the binds virtiofsd's namespace makes on it. A bind source
  * that does not exist is refused by name before anything starts.
  */
-export function shareEntries(opts: Pick<BootOptions, 'rootfs' | 'readonlyRoot' | 'binds'>, share: string): ShareEntry[] {
+export function shareEntries(opts: Pick<BootOptions, 'rootfs' | 'readonlyRoot' | 'binds' | 'rootOverlay'>, share: string): ShareEntry[] {
   mkdirSync(join(share, 'root'), { recursive: true, mode: 0o755 });
   const root = realpathSync(opts.rootfs);
   if (opts.rootOverlay !== undefined) {
