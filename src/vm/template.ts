@@ -37,7 +37,7 @@ import type { KernelFlavour } from './kernel';
 import { GUEST_MODULES } from './modules';
 import { Qmp } from './qmp';
 import { GUEST_ROOT, GUEST_SHARE, Vm, bootVm, guestShares, shareEntries, type BootOptions } from './vm';
-import { AGENT_PORT, QEMU, rbindBinary, requireVmm, vmmUser } from './vmm';
+import { AGENT_PORT, GUEST_KERNEL_ARGS, QEMU, rbindBinary, requireVmm, vmmUser } from './vmm';
 
 /** Bump when the layout or the machine below changes: templates of the old one are rebuilt. */
 const FORMAT = 2;
@@ -115,7 +115,7 @@ function qemuIdentity(): string {
 
 /** The machine: the same for the save and every restore, but for the memory's sharing and -incoming. */
 function machineArgs(assets: GuestAssets, memoryMiB: number, cpus: number, kernelArgs: readonly string[], accel: 'kvm' | 'tcg', restore: boolean): string[] {
-  const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', 'pci=off', 'cryptomgr.notests', ...kernelArgs].join(' ');
+  const cmdline = [...GUEST_KERNEL_ARGS, ...kernelArgs].join(' ');
   return [
     '-M', 'microvm,memory-backend=mem,x-option-roms=off',
     '-accel', accel === 'tcg' ? `tcg,tb-size=${process.env['STOCKADE_VM_TB_MIB'] ?? 32}` : 'kvm',

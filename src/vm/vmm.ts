@@ -75,25 +75,27 @@ export function vmmUser(): { uid: number; gid: number } {
   return { uid: id, gid: id };
 }
 
+/** The guest kernel's command line before a caller's own arguments: the same for a cold boot and a template's. */
+export const GUEST_KERNEL_ARGS: readonly string[] = [
+  'console=ttyS0', 'quiet', 'panic=-1',
+  // microvm has no PCI bus; without this the kernel spends time probing for one.
+  'pci=off',
+  // The crypto self-tests cost 0.7-1.1 s of a TCG boot here (time to "Run /init", measured
+  // with and without); they check the implementations of Debian's own kernel, which the
+  // guest runs unchanged.
+  'cryptomgr.notests',
+  // The guest's RAM is the container's memory limit: under the default heuristic, one
+  // allocation larger than that RAM fails (MemoryError, ENOMEM) where on a host with more RAM it
+  // succeeds and the container's cgroup OOM-kills the process at the limit. Always overcommitting
+  // makes the limit act as it does at the other levels: the process is killed (137), and the
+  // guest's cgroup (memory.max) or its OOM killer decides, never a refused mmap.
+  'sysctl.vm.overcommit_memory=1',
+];
+
 export function qemuArgs(c: VmmConfig): string[] {
   if (!Number.isInteger(c.memoryMiB) || c.memoryMiB < 64 || c.memoryMiB > 65536) throw new RangeError(`vm memory ${c.memoryMiB} MiB is out of range (64..65536)`);
   if (!Number.isInteger(c.cpus) || c.cpus < 1 || c.cpus > 64) throw new RangeError(`vm cpus ${c.cpus} is out of range (1..64)`);
-  const cmdline = [
-    'console=ttyS0', 'quiet', 'panic=-1',
-    // microvm has no PCI bus; without this the kernel spends time probing for one.
-    'pci=off',
-    // The crypto self-tests cost 0.7-1.1 s of a TCG boot here (time to "Run /init", measured
-    // with and without); they check the implementations of Debian's own kernel, which the
-    // guest runs unchanged.
-    'cryptomgr.notests',
-    // The guest's RAM is the container's memory limit: under the default heuristic, one
-    // allocation larger than that RAM fails (MemoryError, ENOMEM) where on a host with more RAM it
-    // succeeds and the container's cgroup OOM-kills the process at the limit. Always overcommitting
-    // makes the limit act as it does at the other levels: the process is killed (137), and the
-    // guest's cgroup (memory.max) or its OOM killer decides, never a refused mmap.
-    'sysctl.vm.overcommit_memory=1',
-    ...(c.kernelArgs ?? []),
-  ].join(' ');
+  const cmdline = [...GUEST_KERNEL_ARGS, ...(c.kernelArgs ?? [])].join(' ');
   return [
     '-M', 'microvm,memory-backend=mem,x-option-roms=off',
     '-accel', c.accel === 'tcg' ? `tcg,tb-size=${process.env['STOCKADE_VM_TB_MIB'] ?? 32}` : 'kvm',
