@@ -44,13 +44,14 @@ function record(client: string, runtime: RuntimeName, scenario: string, outcome:
 }
 
 /**
- * The scenarios that run at the vm level too (stockade-vm): those that need no network and whose
+ * The scenarios that run at the vm level too (stockade-vm): network (the container's interfaces wired
+ * to its VM's), and those whose
  * checks hold for a workload in a guest. Not pause (it reads the container's files through the
  * host's /proc/PID/root, which at vm is the keeper's, on the host), update (it reads the host
  * cgroup's limit, which at vm is the guest's RAM plus the VMM's headroom: vm-level.test.ts checks
  * that), top (ps of guest pids), tty and oom (the guest's pty and cgroup limits are the agent's).
  */
-const VM_SCENARIOS: ReadonlySet<string> = new Set(['run', 'exit-code', 'detached', 'stop-kill']);
+const VM_SCENARIOS: ReadonlySet<string> = new Set(['run', 'exit-code', 'detached', 'stop-kill', 'network']);
 
 export function clientSuite(tier: ClientTier): void {
   const full = fullTier();
