@@ -53,7 +53,8 @@
         "native/agent/channel.c",
         "native/agent/procs.c",
         "native/agent/serve.c",
-        "native/agent/container.c"
+        "native/agent/container.c",
+        "native/agent/net.c"
       ],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"],

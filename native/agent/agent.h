@@ -93,6 +93,12 @@ int container_update(uint32_t id, const struct stk_agent_h_update *m);
 void container_resize(const struct stk_agent_h_resize *m);
 void container_release(struct proc *p);
 
+/* net.c: the guest's interfaces, addresses and routes. */
+int net_loopback_up(void);
+int net_link(uint32_t id, const struct stk_agent_h_net_link *m);
+int net_addr(uint32_t id, const struct stk_agent_h_net_addr *m);
+int net_route(uint32_t id, const struct stk_agent_h_net_route *m);
+
 /* serve.c */
 int agent_serve(int guest);
 int agent_in_guest(void);

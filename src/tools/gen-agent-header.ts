@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AGENT_LIMITS, AGENT_PROTOCOL_VERSION, CREATE_FLAGS, GUEST_MESSAGES, GUEST_PATHS, HOST_MESSAGES, MOUNT_FLAGS, MOUNT_TYPES,
-  SIGNAL_FLAGS, SPAWN_FLAGS, STREAMS,
+  SIGNAL_FLAGS, SPAWN_FLAGS, STREAMS, NET_ROUTE_FLAGS, NET_FAMILIES,
   type FieldKind, type MessageDef,
 } from '../vm/protocol';
 
@@ -235,6 +235,8 @@ export function renderAgentHeader(): string {
     ...defines('STK_AGENT_STREAM_', STREAMS),
     ...defines('STK_AGENT_CREATE_', CREATE_FLAGS),
     ...defines('STK_AGENT_SIGNAL_', SIGNAL_FLAGS),
+    ...defines('STK_AGENT_NET_ROUTE_', NET_ROUTE_FLAGS),
+    ...defines('STK_AGENT_NET_', NET_FAMILIES),
     ...Object.entries(GUEST_PATHS).map(([name, value]) => `#define STK_AGENT_PATH_${name} ${JSON.stringify(value)}`),
     '',
     '/* Tags of what the host sends (H) and what the agent sends (G). */',

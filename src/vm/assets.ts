@@ -11,13 +11,19 @@ import { StockadeError } from '../errors';
 import { packageRoot } from '../native/paths';
 import { writeCpio, type CpioEntry } from './cpio';
 import { debianCloudKernel, userKernel, type GuestKernel, type KernelFlavour } from './kernel';
-import { stripSignature } from './modules';
+import { NET_ONLY_MODULES, stripSignature } from './modules';
 
 /** Bump when the initramfs layout changes, so cached guests of the old layout are not used. */
-const FORMAT = 2;
+const FORMAT = 3;
 
 /** Where the guest finds its module list (native/agent/main.c reads it). */
 export const MODULE_ORDER_FILE = 'lib/modules/load-order';
+/**
+ * The modules the agent loads at a VM's first NET_LINK (native/agent/net.c): every module, in
+ * order, the boot ones again (finit_module's EEXIST is no failure), so the file is right whatever
+ * NET_ONLY_MODULES' dependencies are.
+ */
+export const NET_MODULE_ORDER_FILE = 'lib/modules/net-order';
 
 export interface GuestAssets {
   readonly kernel: string;
@@ -86,7 +92,8 @@ export function buildInitramfs(kernel: GuestKernel, agent: Buffer, init: Buffer)
     { kind: 'file', path: 'init', mode: 0o755, data: agent },
     { kind: 'file', path: 'sbin/stockade-init', mode: 0o755, data: init },
     ...modules.map((m) => ({ kind: 'file' as const, path: `lib/modules/${m.name}.ko`, mode: 0o644, data: m.data })),
-    { kind: 'file', path: MODULE_ORDER_FILE, mode: 0o644, data: Buffer.from(modules.map((m) => `/lib/modules/${m.name}.ko\n`).join('')) },
+    { kind: 'file', path: MODULE_ORDER_FILE, mode: 0o644, data: Buffer.from(modules.filter((m) => !NET_ONLY_MODULES.has(m.name)).map((m) => `/lib/modules/${m.name}.ko\n`).join('')) },
+    { kind: 'file', path: NET_MODULE_ORDER_FILE, mode: 0o644, data: Buffer.from(modules.map((m) => `/lib/modules/${m.name}.ko\n`).join('')) },
   ];
   return writeCpio(entries);
 }

@@ -6,7 +6,8 @@
 // over vm.sock in the state directory (keeper-client.ts), except those that must work when it
 // cannot answer: status (files and the keeper's liveness), pause/resume (the cgroup freezer over
 // the keeper, QEMU and virtiofsd: the whole VM stops), a SIGKILL (the cgroup), destroy.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { managerFromPaths, type CgroupManager } from '../cgroups';
 import { emptyStats } from '../cgroups/stats';
@@ -21,9 +22,10 @@ import { isSameLiveProcess, waitGone } from '../container/process-identity';
 import type { Status } from '../container/status';
 import { vmProcesses, killVm } from './host-processes';
 import { keeperNotify, keeperRequest, startKeeper, startExecStandIn } from './keeper-client';
-import { KEEPER_EXITED, KEEPER_LOG, KEEPER_STARTED, KEEPER_VM, type KeeperConfig } from './keeper-wire';
+import { KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_STARTED, KEEPER_VM, type KeeperConfig } from './keeper-wire';
 import { guestLimits, hostResources, vmSize } from './sizing';
 import { vmmUnavailable } from './vmm';
+import { ensureGuestAssets, type GuestAssets } from './assets';
 
 const SIGKILL = 9;
 
@@ -41,6 +43,52 @@ function bindSources(spec: Spec, bundle: string): { source: string; readonly: bo
     out.set(source, (out.get(source) ?? true) && opts.includes('ro'));
   }
   return [...out].map(([source, readonly]) => ({ source, readonly }));
+}
+
+/**
+ * Host networking at vm is refused: the VM's devices are wired to the container's network
+ * namespace's interfaces and take all their traffic (src/vm/network.ts); done to the host's, the
+ * host's own interfaces would carry the guest's traffic only, which is not what a user asking for
+ * host networking means (docs/design/vm.md, Network).
+ */
+function refuseHostNetwork(spec: Spec): void {
+  const net = spec.linux?.namespaces?.find((ns) => ns.type === 'network');
+  const field = 'linux.namespaces';
+  const why = 'a vm container cannot share the host\'s network (host networking); give it a network namespace of its own';
+  if (net === undefined) throw new StockadeError('UNSUPPORTED', `config.json: ${field}: no network namespace: ${why}`, { field });
+  if (net.path === undefined || net.path === '') return;
+  // The host's: the namespace the runtime was called in (the client's), or init's where it can be read.
+  let same = false;
+  try {
+    const given = statSync(net.path);
+    for (const host of ['/proc/self/ns/net', '/proc/1/ns/net']) {
+      const h = statSync(host, { throwIfNoEntry: false });
+      if (h !== undefined && h.dev === given.dev && h.ino === given.ino) same = true;
+    }
+  } catch { /* a path that cannot be read is the lifecycle's (or nsenter's) to report */ }
+  if (same) throw new StockadeError('UNSUPPORTED', `config.json: ${field}: the network namespace ${net.path} is the host's: ${why}`, { field });
+}
+
+/**
+ * A keeper killed before its own cleanup leaves tc's redirects on the interfaces of a namespace
+ * joined by path, pointing at taps that went with QEMU: taken off here (quietly: the namespace
+ * may be gone, or the keeper may have done it).
+ */
+function unwireLeftovers(stateDir: string): void {
+  let net: { netns?: unknown; wired?: unknown } = {};
+  try {
+    net = JSON.parse(readFileSync(join(stateDir, KEEPER_NET), 'utf8')) as typeof net;
+  } catch {
+    return;
+  }
+  if (typeof net.netns !== 'string' || !Array.isArray(net.wired)) return;
+  const inNs = (args: string[]): ReturnType<typeof spawnSync> => spawnSync('nsenter', [`--net=${net.netns}`, '--', ...args], { encoding: 'utf8' });
+  for (const w of net.wired as { iface?: unknown; tap?: unknown }[]) {
+    if (typeof w.iface !== 'string' || typeof w.tap !== 'string' || !/^[^\s/]{1,15}$/.test(w.iface)) continue;
+    // Only a redirect to this VM's tap, or to none (the tap went with QEMU): another VM may hold the interface since.
+    const target = /Redirect to device (\S+?)\)/.exec(String(inNs(['tc', 'filter', 'show', 'dev', w.iface, 'ingress']).stdout ?? ''))?.[1];
+    if (target === w.tap || target === '*') inNs(['tc', 'qdisc', 'del', 'dev', w.iface, 'ingress']);
+  }
 }
 
 function keeperAlive(c: LevelContainer): boolean {
@@ -72,6 +120,15 @@ function vmFailure(stateDir: string): string | undefined {
     return typeof e === 'string' ? e : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** The guest's assets, found or fetched here, in the host's network namespace (the keeper's is the container's). */
+function guestAssets(): GuestAssets {
+  try {
+    return ensureGuestAssets();
+  } catch (e) {
+    throw new StockadeError('UNSUPPORTED', `isolation vm: ${(e as Error).message}`, {}, { cause: e });
   }
 }
 
@@ -114,6 +171,8 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     consoleSocket: req.consoleSocket,
     ...(req.sandbox === undefined ? {} : { sandbox: { init: req.sandbox.init, timeout: req.sandbox.timeout, overlayTmpfs: req.sandbox.overlayTmpfs } }),
     ...(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS'] !== undefined ? { bootTimeoutMs: Number(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS']) } : {}),
+    // Only for a cold boot (a clone needs none); the keeper finds them itself when it must boot cold after all.
+    ...(choice.cold !== undefined ? { assets: guestAssets() } : {}),
     // The keeper's log keeps its debug lines (the accelerator and why, QEMU's command line, the boot time).
     debug: true,
     ...(choice.cold !== undefined ? { coldBecause: choice.cold } : { template: choice.template }),
@@ -123,17 +182,10 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
   // pipe for its output when it gives no stdio and waits for its EOF: a keeper holding that pipe
   // made `run -it` hang before the prompt.
   const stdio = proc.terminal === true ? ['ignore', 'ignore', 'ignore'] as const : [0, 1, 2] as const;
-  const keeper = await startKeeper(cfg, stdio, !req.monitor, (pid) => req.onPid(pid));
   // The runtime's create hooks (prestart, createRuntime) see the container's pid, the keeper's, as
-  // runc's see its init's once its namespaces exist (Docker's prestart hook reads /proc/PID/ns/net).
-  if (req.hasCreateHooks) {
-    try {
-      await req.createHooks();
-    } catch (e) {
-      try { process.kill(keeper.pid, 'SIGKILL'); } catch { /* gone */ }
-      throw e;
-    }
-  }
+  // runc's see its init's once its namespaces exist (Docker's prestart hook reads /proc/PID/ns/net
+  // and fills it), and run before the VM boots, which takes the namespace's interfaces as they are.
+  const keeper = await startKeeper(cfg, stdio, !req.monitor, (pid) => req.onPid(pid), req.hasCreateHooks ? async () => { await req.createHooks(); } : undefined);
   for (const line of keeperLog(stateDir)) if (/ vm: (accelerator|agent ready|restored from template)/.test(line)) req.debug?.(line.replace(/^\S+ /, ''));
   const child = keeper.child;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -171,9 +223,10 @@ export const vmDriver: LevelDriver = {
     const network = spec.annotations?.[NETWORK_ANNOTATION];
     if (network !== undefined && network !== 'all') {
       const field = `annotations["${NETWORK_ANNOTATION}"]`;
-      throw new StockadeError('CONFIG_INVALID', `config.json: ${field}: a network policy needs isolation sentry (a vm container has no network device at all)`, { field });
+      throw new StockadeError('CONFIG_INVALID', `config.json: ${field}: a network policy needs isolation sentry (a vm container's guest has the network namespace's interfaces as they are)`, { field });
     }
     if (spec.process === undefined) throw new StockadeError('CONFIG_INVALID', 'config.json: process: a vm container needs a process to run', { field: 'process' });
+    refuseHostNetwork(spec);
     return spec;
   },
 
@@ -306,6 +359,7 @@ export const vmDriver: LevelDriver = {
       if (vmProcesses(vm.vmmUid, vm.runDir).length > 0) await killVm([], vm.vmmUid, vm.runDir);
       rmSync(vm.runDir, { recursive: true, force: true });
     }
+    unwireLeftovers(dir);
     if (cg !== undefined) await emptyCgroup(cg);
   },
 };

@@ -47,6 +47,7 @@ export interface StartedKeeper {
  */
 export async function startKeeper(
   cfg: KeeperConfig, stdio: readonly [number | 'ignore', number | 'ignore', number | 'ignore'], detached: boolean, onPid: (pid: number) => void,
+  beforeBoot?: () => Promise<void>,
 ): Promise<StartedKeeper> {
   const [command, args] = inContainerNetwork(cfg.spec, [process.execPath, keeperScript(), '--keep']);
   const child = spawn(command, args, {
@@ -54,7 +55,6 @@ export async function startKeeper(
     stdio: [...stdio, 'pipe', 'pipe'],
     env: keeperEnv(),
   });
-  sendConfig(child, cfg);
   if (child.pid === undefined) {
     await new Promise((r) => child.once('error', r));
     throw new StockadeError('SYSTEM', `vm: cannot start the VM keeper (${process.execPath})`);
@@ -63,6 +63,18 @@ export async function startKeeper(
   const startTime = readProcessStat(pid)?.startTime ?? '';
   // Recorded before the boot: a create that fails from here on is cleaned up by that pid.
   onPid(pid);
+  // The keeper waits for its configuration before it boots: what runs here (the runtime's create
+  // hooks: Docker's puts the container's interfaces into the keeper's network namespace) is done
+  // by then, and the VM gets the namespace's interfaces as they are (microvm has no hotplug).
+  if (beforeBoot !== undefined) {
+    try {
+      await beforeBoot();
+    } catch (e) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      throw e;
+    }
+  }
+  sendConfig(child, cfg);
   const status = child.stdio[KEEPER_STATUS_FD] as Socket;
   let said = '';
   status.on('data', (c: Buffer) => {
@@ -91,11 +103,18 @@ export async function startKeeper(
  * so: started in the host's, Docker's hook reconfigured the host's network. QEMU has a network
  * namespace of its own anyway (its jail), so the VM sees none of this.
  */
-function inContainerNetwork(spec: KeeperConfig['spec'], argv: readonly string[]): [string, string[]] {
+function inContainerNetwork(spec: KeeperConfig['spec'], keeper: readonly string[]): [string, string[]] {
+  let argv = [...keeper];
+  // A UTS namespace of the container's own: the keeper gets one too, named as the container, so a
+  // pod's other containers that join it by the keeper's pid (CRI) read the pod's hostname, not the host's.
+  const uts = spec.linux?.namespaces?.find((ns) => ns.type === 'uts');
+  if (uts !== undefined && (uts.path === undefined || uts.path === '') && spec.hostname !== undefined && spec.hostname !== '') {
+    argv = ['unshare', '--uts', '--', 'sh', '-c', 'hostname -- "$0" && exec "$@"', spec.hostname, ...argv];
+  }
   const net = spec.linux?.namespaces?.find((ns) => ns.type === 'network');
-  if (net === undefined) return [argv[0] ?? '', argv.slice(1)];
-  if (net.path !== undefined && net.path !== '') return ['nsenter', [`--net=${net.path}`, '--', ...argv]];
-  return ['unshare', ['--net', '--', ...argv]];
+  if (net !== undefined && net.path !== undefined && net.path !== '') argv = ['nsenter', `--net=${net.path}`, '--', ...argv];
+  else if (net !== undefined) argv = ['unshare', '--net', '--', ...argv];
+  return [argv[0] ?? '', argv.slice(1)];
 }
 
 function lastLogLine(stateDir: string): string {

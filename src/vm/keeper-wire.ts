@@ -17,6 +17,7 @@ import { StockadeError } from '../errors';
 import type { Process, Spec } from '../oci/spec';
 import type { Template } from './template';
 import type { GuestLimitsWire } from './sizing';
+import type { GuestAssets } from './assets';
 
 /** The keeper's socket in the container's state directory. */
 export const KEEPER_SOCKET = 'vm.sock';
@@ -28,6 +29,11 @@ export const KEEPER_STARTED = 'vm.started';
 export const KEEPER_EXITED = 'vm.exited';
 /** The VM's host side, for a delete that finds the keeper gone: {runDir, vmmUid}. */
 export const KEEPER_VM = 'vm.json';
+/**
+ * The interfaces whose traffic the VM took, in a network namespace joined by path (which outlives
+ * the keeper): {netns, interfaces}. delete takes the redirects off them when the keeper could not.
+ */
+export const KEEPER_NET = 'vm.net.json';
 
 export const FRAME = { REQUEST: 1, REPLY: 2, STDIN: 3, STDOUT: 4, STDERR: 5, EXIT: 6, RESIZE: 7 } as const;
 export type FrameKind = (typeof FRAME)[keyof typeof FRAME];
@@ -213,6 +219,12 @@ export interface KeeperConfig {
     readonly timeout?: { readonly timeoutMs: number; readonly graceMs: number } | undefined;
     readonly overlayTmpfs?: string | undefined;
   } | undefined;
+  /**
+   * The guest's kernel and initramfs, found (and on first use fetched) by create in the host's
+   * network namespace: the keeper's is the container's, where the kernel package's mirror may be
+   * out of reach.
+   */
+  readonly assets?: GuestAssets | undefined;
 }
 
 /** The keeper's fd on which it says it is ready ("ok PID\n") or why it is not ("error MESSAGE\n"), then closes. */

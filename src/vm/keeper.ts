@@ -26,9 +26,11 @@ import { seccompFor } from '../container/seccomp';
 import { readInput } from './fd-input';
 import { GUEST_PLAN_PLACEHOLDERS } from './guest-plan';
 import {
-  FRAME, FrameReader, KEEPER_CONFIG_FD, KEEPER_EXITED, KEEPER_LOG, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_STATUS_FD, KEEPER_VM, MAX_FRAME,
+  FRAME, FrameReader, KEEPER_CONFIG_FD, KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_STATUS_FD, KEEPER_VM, MAX_FRAME,
   encodeFrame, parseRequest, type GuestStats, type KeeperConfig, type KeeperReply, type KeeperRequest,
 } from './keeper-wire';
+import { readNetwork, unwireInterfaces, wireInterfaces, type ContainerNetwork, type VmNic, type Wired } from './network';
+import { makeMountPoints } from './mount-points';
 import { startVm } from './template';
 import type { Vm, VmContainer, VmProcess } from './vm';
 
@@ -82,11 +84,33 @@ class Keeper {
   /** The host pty's slave, standing for the workload's terminal (the client holds the master). */
   #ttyIn: import('node:tty').ReadStream | undefined;
   #ttyFd = -1;
+  /** The container's network namespace's interfaces, given to the VM (src/vm/network.ts). */
+  #network: ContainerNetwork = { interfaces: [], routes: [] };
+  #wired: Wired[] = [];
+  /** The spec the guest's plans are built from: the container shares the guest's network namespace, which stands for its own. */
+  readonly #guestSpec: KeeperConfig['spec'];
 
   constructor(cfg: KeeperConfig) {
     this.#cfg = cfg;
+    const linux = cfg.spec.linux;
+    // A namespace joined by path (a pod's IPC or UTS, the pause container's) is the host's, out of
+    // the guest's reach: the container gets a new one in its VM (until a pod's containers share
+    // one VM, issue 14 item 2).
+    // The hostname a joined UTS namespace holds (the pod's, set by its sandbox) goes with it.
+    const uts = linux?.namespaces?.find((ns) => ns.type === 'uts' && ns.path !== undefined && ns.path !== '');
+    const hostname = cfg.spec.hostname ?? (uts?.path !== undefined ? joinedHostname(uts.path) : undefined);
+    this.#guestSpec = linux?.namespaces === undefined ? cfg.spec : {
+      ...cfg.spec,
+      ...(hostname !== undefined ? { hostname } : {}),
+      linux: { ...linux, namespaces: linux.namespaces.filter((ns) => ns.type !== 'network').map((ns) => ({ type: ns.type })) },
+    };
     this.#stdout = new FdWriter(1);
     this.#stderr = new FdWriter(2);
+  }
+
+  /** Takes the redirects off the container's interfaces, once the VM that used them is gone. */
+  unwireNetwork(): void {
+    unwireInterfaces(this.#wired);
   }
 
   log(line: string): void {
@@ -101,16 +125,36 @@ class Keeper {
     // Before the boot: a signal now ends the container (as it ends a runc container's init waiting for start).
     for (const name of FORWARDED_SIGNALS) process.on(name, () => void this.#signal(SIGNALS[name], false));
     let vm: Vm;
+    let nics: VmNic[] = [];
     try {
-      if (cfg.coldBecause !== undefined) this.log(`vm: booting cold: ${cfg.coldBecause}`);
+      // The keeper is in the container's network namespace (keeper-client.ts), now complete: the
+      // client's hooks that fill it ran before the configuration came.
+      // A read-only root is read-only in the host kernel: its mount points are made here first.
+      if (cfg.readonlyRoot && cfg.rootfsMode === 'bind') makeMountPoints(cfg.spec, cfg.rootfs, cfg.bundle);
+      // A pod's sandbox (pause) container holds the pod's namespaces and runs nothing: its VM
+      // leaves the pod's interfaces to the pod's workload, a VM of its own for now.
+      if (isPodSandbox(cfg.spec)) this.log('network: a pod sandbox: its interfaces are left to the pod\'s containers');
+      else this.#network = readNetwork();
+      for (const held of this.#network.heldElsewhere ?? []) this.log(`network: ${held} is another VM's (a pod's containers do not share one VM yet): not given to this one`);
+      const wired = wireInterfaces(this.#network);
+      nics = wired.nics;
+      this.#wired = wired.wired;
+      const netnsPath = cfg.spec.linux?.namespaces?.find((ns) => ns.type === 'network')?.path;
+      if (netnsPath !== undefined && netnsPath !== '' && this.#wired.length > 0) {
+        writeFileSync(join(cfg.stateDir, KEEPER_NET), JSON.stringify({ netns: netnsPath, wired: this.#wired }), { mode: 0o600 });
+      }
+      if (nics.length > 0) this.log(`network: ${this.#network.interfaces.map((i) => `${i.name} ${i.mac} ${i.addresses.map((a) => `${a.address}/${a.prefix}`).join(' ')}`).join('; ')}`);
+      // microvm has no hotplug: a clone cannot take devices its template was saved without.
+      const cold = cfg.coldBecause ?? (nics.length > 0 ? 'the container has network interfaces (a clone cannot take devices its template lacks)' : undefined);
+      if (cold !== undefined) this.log(`vm: booting cold: ${cold}`);
       vm = await startVm({
         // The driver chose in the create call (and started the template's holder there, outside
         // this container's cgroups); a template found bad now is rebuilt, once, or it boots cold.
-        template: cfg.coldBecause === undefined,
+        template: cold === undefined,
         ...(cfg.template !== undefined ? { chosen: cfg.template } : {}),
         // The clone's name before the workload runs (a container with a UTS namespace of its own
         // sets its own over it, as on the host); a cold guest's is the kernel's default.
-        hostname: guestHostname(cfg),
+        hostname: guestHostname(this.#guestSpec.hostname, cfg.id),
         rootfs: cfg.rootfs,
         readonlyRoot: cfg.readonlyRoot,
         // do --rw: the guest kernel has no overlayfs (the initramfs carries no overlay module), so
@@ -125,14 +169,25 @@ class Keeper {
         // system's temporary directory, recorded in vm.json for delete.
         ...(Buffer.byteLength(join(cfg.stateDir, 'stockade-vm-XXXXXX', 'virtiofs.sock')) <= 107 ? { runParent: cfg.stateDir } : {}),
         binds: cfg.binds,
+        nics,
+        ...(cfg.assets !== undefined ? { assets: cfg.assets } : {}),
         ...(cfg.bootTimeoutMs === undefined ? {} : { bootTimeoutMs: cfg.bootTimeoutMs }),
         ...(cfg.debug === true ? { debug: (l: string) => this.log(l) } : {}),
+      });
+      // The guest's interfaces as the namespace's, before the container (which shares them) exists.
+      await vm.configureNetwork(this.#network).catch(async (e: unknown) => {
+        await vm.destroy();
+        throw e;
       });
     } catch (e) {
       const msg = (e as Error).message.replace(/\n/g, ' ');
       this.log(`boot failed: ${msg}`);
+      unwireInterfaces(this.#wired);
       tellCreate(`error ${msg}`);
       process.exit(1);
+    } finally {
+      // QEMU holds its own copies; the taps go with QEMU.
+      for (const n of nics) closeSync(n.fd);
     }
     this.#vm = vm;
     writeFileSync(join(cfg.stateDir, KEEPER_VM), JSON.stringify({ runDir: vm.runDir, vmmUid: vm.vmmUid }), { mode: 0o600 });
@@ -153,7 +208,7 @@ class Keeper {
   async #createContainer(vm: Vm): Promise<void> {
     const cfg = this.#cfg;
     const terminal = cfg.spec.process?.terminal === true;
-    const plan = buildPlan(cfg.spec, {
+    const plan = buildPlan(this.#guestSpec, {
       id: cfg.id, bundle: cfg.bundle, ...GUEST_PLAN_PLACEHOLDERS,
       consoleSocket: terminal ? GUEST_PLAN_PLACEHOLDERS.consoleSocket : undefined,
       // do --rw's overlay is the share itself (bootVm's rootOverlay): the guest binds it as any root.
@@ -379,7 +434,7 @@ class Keeper {
     };
     const terminal = p.terminal === true;
     const proc = await c.exec({
-      plan: buildExecPlan(this.#cfg.spec, p, {
+      plan: buildExecPlan(this.#guestSpec, p, {
         id: this.#cfg.id, initPid: c.pid, cgroupPaths: [], consoleSocket: terminal ? GUEST_PLAN_PLACEHOLDERS.consoleSocket : undefined,
         preserveFds: 0, monitor: false, seccomp: seccompFor(this.#cfg.spec, this.#cfg.stateRoot), heldCapabilities: heldCapabilities(),
       }),
@@ -407,6 +462,7 @@ class Keeper {
     if (this.#exiting) return;
     this.#exiting = true;
     this.log(`the VM failed: ${why}`);
+    unwireInterfaces(this.#wired);
     writeFileSync(join(this.#cfg.stateDir, KEEPER_EXITED), JSON.stringify({ code: KEEPER_VM_FAILED, signal: null, error: why }), { mode: 0o600 });
     this.#server?.close();
     // The VM tears itself down on a failure; what it has not killed in 5 s dies with the keeper
@@ -424,6 +480,7 @@ class Keeper {
     this.log(`exited: ${st.signal !== null ? `killed by ${SIGNAL_NAMES.get(st.signal) ?? st.signal}` : `status ${st.code}`}`);
     await Promise.all([this.#stdout.drained(), this.#stderr.drained()]);
     await this.#vm?.destroy().catch((e: unknown) => this.log(`teardown: ${(e as Error).message}`));
+    unwireInterfaces(this.#wired);
     if (st.signal !== null) {
       // Dies of the same signal, so a parent's wait (conmon, the shim, `run`) sees what the workload did.
       for (const name of FORWARDED_SIGNALS) process.removeAllListeners(name);
@@ -445,13 +502,27 @@ function limitsOf(w: GuestLimitsWire): GuestLimits {
   return out as GuestLimits;
 }
 
-/** Moves this process into the container's cgroups: everything it starts from now on is in them too. */
-/** The config's hostname, else the container's id, cut to the kernel's 64 bytes. */
-function guestHostname(cfg: KeeperConfig): string {
-  const name = Buffer.from(cfg.spec.hostname ?? cfg.id);
-  return name.subarray(0, 64).toString('utf8').replace(/\uFFFD+$/, '') || cfg.id.slice(0, 8);
+/** A pod's sandbox container, by the annotations containerd's CRI and CRI-O set. */
+function isPodSandbox(spec: KeeperConfig['spec']): boolean {
+  const a = spec.annotations ?? {};
+  return a['io.kubernetes.cri.container-type'] === 'sandbox' || a['io.kubernetes.cri-o.ContainerType'] === 'sandbox';
 }
 
+/** The hostname of the UTS namespace at `path`, or undefined when it cannot be entered. */
+function joinedHostname(path: string): string | undefined {
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const r = spawnSync('nsenter', [`--uts=${path}`, '--', 'hostname'], { encoding: 'utf8' });
+  const name = r.status === 0 ? r.stdout.trim() : '';
+  return name !== '' ? name : undefined;
+}
+
+/** The config's hostname, else the container's id, cut to the kernel's 64 bytes. */
+function guestHostname(hostname: string | undefined, id: string): string {
+  const name = Buffer.from(hostname ?? id);
+  return name.subarray(0, 64).toString('utf8').replace(/\uFFFD+$/, '') || id.slice(0, 8);
+}
+
+/** Moves this process into the container's cgroups: everything it starts from now on is in them too. */
 function joinCgroups(paths: readonly string[]): void {
   for (const dir of paths) writeFileSync(join(dir, 'cgroup.procs'), `${process.pid}\n`);
 }
@@ -474,6 +545,7 @@ export async function runKeeper(cfg: KeeperConfig): Promise<void> {
     await k.run();
   } catch (e) {
     k.log(`failed: ${(e as Error).message}`);
+    k.unwireNetwork();
     tellCreate(`error ${(e as Error).message.replace(/\n/g, ' ')}`);
     process.exit(1);
   }

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StockadeError } from '../errors';
-import { GUEST_MODULES, resolveModules } from './modules';
+import { GUEST_MODULES, NET_MODULES, resolveModules } from './modules';
 import { extractVmlinux } from './vmlinux';
 
 /** The metapackage that always depends on the current cloud kernel. */
@@ -25,7 +25,7 @@ export interface KernelFlavour {
   readonly modules: readonly string[];
 }
 
-export const CLOUD_KERNEL: KernelFlavour = { metapackage: KERNEL_METAPACKAGE, pattern: /Depends:\s+(linux-image-[0-9][^\s]*-cloud-amd64)\s*$/m, modules: GUEST_MODULES };
+export const CLOUD_KERNEL: KernelFlavour = { metapackage: KERNEL_METAPACKAGE, pattern: /Depends:\s+(linux-image-[0-9][^\s]*-cloud-amd64)\s*$/m, modules: [...GUEST_MODULES, ...NET_MODULES] };
 
 export interface GuestKernel {
   /** The bzImage as packaged. */

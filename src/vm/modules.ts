@@ -10,6 +10,15 @@ import { StockadeError } from '../errors';
 /** What the agent needs: the virtio-mmio transport, the console port it talks over, virtiofs. */
 export const GUEST_MODULES = ['virtio_mmio', 'virtio_console', 'virtiofs', 'virtio_balloon'] as const;
 
+/** The network device's driver, for a container with interfaces (src/vm/network.ts). */
+export const NET_MODULES = ['virtio_net'] as const;
+/**
+ * The modules only the network needs (virtio_net and what it depends on beyond GUEST_MODULES'
+ * set): the agent loads them at the first NET_LINK, so a VM without interfaces does not pay for
+ * them at boot. A module listed here that GUEST_MODULES also needed would still load at boot.
+ */
+export const NET_ONLY_MODULES: ReadonlySet<string> = new Set(['virtio_net', 'net_failover', 'failover']);
+
 export interface KernelModule {
   readonly name: string;
   readonly path: string;

@@ -30,6 +30,10 @@
 //        |  <----------------------- OK | ERROR ----------  |
 //        |  -- REFRESH(seed, time, hostname) (a clone) ---->  |  reseed the CRNG, set the clock and name
 //        |  <----------------------- OK | ERROR ----------  |
+//        |  -- NET_LINK(mac, name, mtu) -------------------->  |  the NIC with that MAC renamed, sized, up
+//        |  -- NET_ADDR(name, family, address, prefix) ---->  |  RTM_NEWADDR
+//        |  -- NET_ROUTE(name, family, dst, prefix, gw, ..) ->  |  RTM_NEWROUTE
+//        |  <----------------------- OK | ERROR ----------  |  (the container's network, src/vm/network.ts)
 //        |  ------------------ SHUTDOWN ------------------->  |  kill everything, sync, reboot(2)
 //        |  <----------------------- OK -------------------  |  QEMU exits (-no-reboot)
 //
@@ -137,6 +141,15 @@ export const MOUNT_FLAGS = {
   RDONLY: 1,
 } as const;
 
+/** NET_ROUTE flags. */
+export const NET_ROUTE_FLAGS = {
+  /** The gateway is on the link even outside the interface's prefixes (RTNH_F_ONLINK; Calico's 169.254.1.1). */
+  ONLINK: 1,
+} as const;
+
+/** NET_ADDR and NET_ROUTE families (the kernel's AF_* numbers). */
+export const NET_FAMILIES = { INET: 2, INET6: 10 } as const;
+
 /** The file systems MOUNT may ask for: a closed set, so the host cannot have the agent mount anything else. */
 export const MOUNT_TYPES = {
   /** source is the virtiofs tag. */
@@ -190,6 +203,24 @@ export const HOST_MESSAGES = {
    * set. Sent before anything runs in a clone (docs/design/vm-templates.md).
    */
   REFRESH: { tag: 0x0f, fields: { seed: 'bytes', secondsHigh: 'u32', secondsLow: 'u32', nanoseconds: 'u32', hostname: 'str' }, replies: ['OK'] },
+  /**
+   * The guest's interface whose MAC is `mac` (6 bytes; the virtio-net device the host gave that
+   * MAC) renamed to `name`, its MTU set, brought up. The first one loads the network modules
+   * (NET_MODULE_ORDER_FILE). The guest's own lo is up from boot.
+   */
+  NET_LINK: { tag: 0x20, fields: { mac: 'bytes', name: 'str', mtu: 'u32' }, replies: ['OK'] },
+  /** An address on the interface `name` (after its NET_LINK): family AF_INET (4 bytes) or AF_INET6 (16 bytes), prefix length. */
+  NET_ADDR: { tag: 0x21, fields: { name: 'str', family: 'u32', address: 'bytes', prefix: 'u32' }, replies: ['OK'] },
+  /**
+   * A route in the main table: to `dst`/`prefix` (empty dst: the default route), through
+   * `gateway` (empty: on the link), out of `name` ("" for none), with `metric`; flags:
+   * NET_ROUTE_FLAGS.
+   */
+  NET_ROUTE: {
+    tag: 0x22,
+    fields: { name: 'str', family: 'u32', dst: 'bytes', prefix: 'u32', gateway: 'bytes', metric: 'u32', flags: 'u32' },
+    replies: ['OK'],
+  },
   /** Stream: stdin bytes for a process; empty data closes its stdin. */
   STDIN: { tag: 0x10, fields: { proc: 'u32', data: 'bytes' }, stream: true },
   /** Stream: the host took `bytes` more of a process's output stream; the agent may send that much more. */

@@ -20,6 +20,8 @@ import { defaultCacheDir, ensureGuestAssets, type GuestAssetOptions, type GuestA
 import { VmError } from './errors';
 import { connectVirtiofsd, killVm, startJailed, vmmExit, vmProcesses, within, type Jailed } from './host-processes';
 import { makeQemuJail } from './jail';
+import type { ContainerNetwork, VmNic } from './network';
+import { guestNetworkRequests } from './network';
 import { ROOTFS_TAG, jailedQemu, jailedVirtiofsd, requireVmm, vmmUser, type ShareEntry } from './vmm';
 
 export { vmProcesses } from './host-processes';
@@ -66,6 +68,12 @@ export interface BootOptions {
   readonly kernelArgs?: readonly string[];
   /** Bind-mount sources the VM's containers may use (fixed at boot: virtiofs shares cannot be added later). */
   readonly binds?: readonly VmBind[];
+  /**
+   * Network devices (fixed at boot: microvm has no hotplug): a tap's fd on the host and the MAC
+   * of the guest's NIC behind it (src/vm/network.ts wires them). QEMU gets its own copies of the
+   * fds; the caller's stay the caller's.
+   */
+  readonly nics?: readonly VmNic[];
 }
 
 export interface SpawnOptions {
@@ -402,6 +410,15 @@ export class Vm {
     return [...new Set([...wrappers, ...vmProcesses(this.#vmmUid, this.#runDir)])];
   }
 
+  /**
+   * Makes the guest's network the container's (src/vm/network.ts): each NIC renamed as its
+   * interface, with its MTU, addresses and routes. Before the container is created: it shares
+   * the guest's network namespace.
+   */
+  async configureNetwork(net: ContainerNetwork): Promise<void> {
+    for (const r of guestNetworkRequests(net)) await this.client.request({ ...r, id: 0 });
+  }
+
   /** The failure that ended the VM, if one did. */
   get failure(): VmError | undefined {
     return this.#failure;
@@ -446,12 +463,13 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     const user = vmmUser();
     vmmUid = user.uid;
     const kernelArgs = [...(accel.accel === 'tcg' ? tcgClockArgs() : []), ...(opts.kernelArgs ?? [])];
-    const qemuArgv = jailedQemu({ assets, accel: accel.accel, memoryMiB, cpus, user, kernelArgs }, makeQemuJail(runDir, accel.accel === 'kvm'));
+    const nics = opts.nics ?? [];
+    const qemuArgv = jailedQemu({ assets, accel: accel.accel, memoryMiB, cpus, user, kernelArgs, nics }, makeQemuJail(runDir, accel.accel === 'kvm'));
     debug(`vm: ${qemuArgv.join(' ')}`);
     // Spawned and our copy of the connection closed in one tick: virtiofsd speaks only when
     // QEMU asks, so nothing can have been read from it on our side.
     try {
-      qemu = startJailed('qemu', qemuArgv, ['ignore', 'pipe', 'pipe', 'pipe', fsConn]);
+      qemu = startJailed('qemu', qemuArgv, ['ignore', 'pipe', 'pipe', 'pipe', fsConn, ...nics.map((n) => n.fd)]);
     } finally {
       fsConn.destroy();
     }

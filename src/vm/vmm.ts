@@ -41,6 +41,8 @@ export const AGENT_PORT = 'stockade.agent';
 /** QEMU's fds: the agent channel and the vhost-user connection to virtiofsd. */
 export const AGENT_FD = 3;
 export const VIRTIOFS_FD = 4;
+/** QEMU's fd of the first network device's tap (src/vm/network.ts); the next ones follow. */
+export const FIRST_TAP_FD = 5;
 
 export interface VmmConfig {
   readonly assets: GuestAssets;
@@ -51,6 +53,8 @@ export interface VmmConfig {
   readonly user: { readonly uid: number; readonly gid: number };
   /** Extra kernel command line words (e.g. for debugging: loglevel=7). */
   readonly kernelArgs?: readonly string[];
+  /** One virtio-net device each, with this MAC, on QEMU's fd FIRST_TAP_FD + i (a tap the host opened). */
+  readonly nics?: readonly { readonly mac: string }[];
 }
 
 /** Why the VM cannot run on this host, or undefined when it can. */
@@ -120,6 +124,12 @@ export function qemuArgs(c: VmmConfig): string[] {
     // Free page reporting: the guest hands pages it freed back to the host (QEMU drops them from
     // the memfd), so host memory follows what the guest uses, not the most it ever touched.
     '-device', 'virtio-balloon-device,free-page-reporting=on',
+    // The container's interfaces: taps opened in its network namespace by the host, so QEMU
+    // opens nothing and needs no CAP_NET_ADMIN.
+    ...(c.nics ?? []).flatMap((n, i) => {
+      if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(n.mac)) throw new RangeError(`vm nic ${i}: MAC ${JSON.stringify(n.mac)} is not aa:bb:cc:dd:ee:ff`);
+      return ['-netdev', `tap,id=net${i},fd=${FIRST_TAP_FD + i}`, '-device', `virtio-net-device,netdev=net${i},mac=${n.mac}`];
+    }),
     '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
   ];
 }

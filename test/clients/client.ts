@@ -24,6 +24,10 @@ export interface RunOptions {
   readonly binds?: readonly { readonly host: string; readonly container: string }[];
   /** Bytes. */
   readonly memory?: number;
+  /** A network the client made (createNetwork) instead of none. */
+  readonly network?: string;
+  /** host port (on 127.0.0.1) -> container port. */
+  readonly publish?: { readonly host: number; readonly container: number };
 }
 
 /** A scenario step the client cannot express: the scenario skips with this reason. */
@@ -63,6 +67,11 @@ export interface Client {
   pid(name: string): Promise<number>;
   /** Updates the memory limit (bytes) and CPU quota (microseconds per 100 ms period). */
   update(name: string, memory: number, cpuQuota: number): Promise<void>;
+  /** A bridge network of the client's own (its name), and its removal; Unsupported where the client has none. */
+  createNetwork(name: string): Promise<string>;
+  removeNetwork(name: string): Promise<void>;
+  /** The container's address on a network. */
+  addressOn(name: string, network: string): Promise<string>;
   /** The client's process listing (top/ps) as text. */
   top(name: string): Promise<string>;
   /** Whether the client says the container was killed for memory. */

@@ -46,6 +46,7 @@ export async function startContainerd(dir: string): Promise<Containerd> {
 /** Scenarios ctr cannot express, declared so they skip before they start (see ClientTier.lacks). */
 export const CONTAINERD_LACKS: Readonly<Record<string, string>> = {
   update: 'ctr 1.6 has no task update command',
+  network: 'ctr has no networks of its own (CNI is the CRI plugin\'s: test/cri)',
 };
 
 /** Why the containerd tier cannot run here, or undefined. */
@@ -209,6 +210,16 @@ class CtrClient implements Client {
 
   update(): Promise<void> {
     throw new Unsupported(CONTAINERD_LACKS.update);
+  }
+
+  async createNetwork(): Promise<string> {
+    throw new Unsupported(CONTAINERD_LACKS.network);
+  }
+
+  async removeNetwork(): Promise<void> { /* none made */ }
+
+  async addressOn(): Promise<string> {
+    throw new Unsupported('ctr has no networks of its own');
   }
 
   async top(name: string): Promise<string> { return (await this.#must(['task', 'ps', name])).stdout; }

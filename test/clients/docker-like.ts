@@ -35,7 +35,18 @@ function runOptionFlags(opts: RunOptions): string[] {
   for (const b of opts.binds ?? []) flags.push('--volume', `${b.host}:${b.container}`);
   // Swap equal to memory: with swap the limit would page rather than kill.
   if (opts.memory !== undefined) flags.push('--memory', String(opts.memory), '--memory-swap', String(opts.memory));
+  if (opts.publish !== undefined) flags.push('--publish', `127.0.0.1:${opts.publish.host}:${opts.publish.container}`);
   return flags;
+}
+
+/** The run flags with `--network none` replaced by the network asked for. */
+function withNetwork(runFlags: readonly string[], network: string | undefined): string[] {
+  if (network === undefined) return [...runFlags];
+  const out = [...runFlags];
+  const i = out.indexOf('--network');
+  if (i >= 0) out.splice(i, 2, '--network', network);
+  else out.push('--network', network);
+  return out;
 }
 
 export class DockerLikeClient implements Client {
@@ -73,7 +84,7 @@ export class DockerLikeClient implements Client {
     const runtime = ['--runtime', rt];
     return [
       ...(this.#runtimeFlag === 'global' ? runtime : []), 'run', ...(this.#runtimeFlag === 'run' ? runtime : []),
-      ...mode, '--name', name, ...this.#runFlags, ...runOptionFlags(opts), IMAGE,
+      ...mode, '--name', name, ...withNetwork(this.#runFlags, opts.network), ...runOptionFlags(opts), IMAGE,
     ];
   }
 
@@ -109,6 +120,19 @@ export class DockerLikeClient implements Client {
 
   async remove(name: string): Promise<void> {
     await this.#must(['rm', '--force', ...this.#rmFlags, name]);
+  }
+
+  async createNetwork(name: string): Promise<string> {
+    await this.#must(['network', 'create', name]);
+    return name;
+  }
+
+  async removeNetwork(name: string): Promise<void> {
+    await this.#must(['network', 'rm', name]);
+  }
+
+  async addressOn(name: string, network: string): Promise<string> {
+    return this.#inspect(name, `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`);
   }
 
   async pause(name: string): Promise<void> { await this.#must(['pause', name]); }

@@ -1,6 +1,7 @@
 // The scenario list each client runs under each runtime: what a user does with a container, checked from outside.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { cgroupFile, Unsupported } from './client';
 import { describeResult, sleep, waitFor, type CmdResult } from './exec';
@@ -16,6 +17,21 @@ export interface Scenario {
 }
 
 const MiB = 1024 * 1024;
+
+/** GET http://127.0.0.1:port/ from the host: its body, or undefined when nothing answers yet. */
+function httpGet(port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = get({ host: '127.0.0.1', port, path: '/', timeout: 3000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { body += c; });
+      res.on('end', () => resolve(body));
+      res.on('error', () => resolve(undefined));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+  });
+}
 
 function expectStatus(r: CmdResult, status: number): void {
   assert.equal(r.status, status, describeResult(r));
@@ -276,6 +292,33 @@ export const SCENARIOS: readonly Scenario[] = [
       });
       expectStatus(r, 0);
       assert.equal(r.stdout, 'root-ro\ntmpfs-ok\n', describeResult(r));
+    },
+  },
+  {
+    id: 'network',
+    title: 'bridge network: a server in one container reached from another by its address, and from the host through a published port',
+    trimmed: false,
+    async run({ client, rt, name }) {
+      const net = await client.createNetwork(name('net'));
+      const server = name('srv');
+      try {
+        const port = 20000 + Math.floor(Math.random() * 10000);
+        await client.runDetached(rt, server, ['sh', '-c', `mkdir -p /w && echo served-by-${rt} > /w/index.html && exec httpd -f -p 80 -h /w`],
+          { network: net, publish: { host: port, container: 80 } });
+        const address = await client.addressOn(server, net);
+        assert.match(address, /^\d+\.\d+\.\d+\.\d+$/, `${server}'s address on ${net}`);
+        const fromPeer = await client.run(rt, name('peer'), ['sh', '-c', `for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://${address}/ && exit 0; sleep 1; done; exit 1`], { network: net });
+        expectStatus(fromPeer, 0);
+        assert.equal(fromPeer.stdout, `served-by-${rt}\n`, describeResult(fromPeer));
+        const fromHost = await waitFor(`127.0.0.1:${port} to answer`, async () => {
+          const r = await httpGet(port);
+          return r === undefined ? undefined : r;
+        }, 30_000);
+        assert.equal(fromHost, `served-by-${rt}\n`);
+      } finally {
+        await client.remove(server).catch(() => undefined);
+        await client.removeNetwork(net).catch(() => undefined);
+      }
     },
   },
 ];

@@ -12,6 +12,7 @@ import type { ContainerConfig, ContainerState, CriClient, NamespaceOption, PodSa
 import { streamExec } from './cri-client';
 import { criMissing, startCriNode, STOCKADE_CLASSES, WORKLOAD_IMAGE, type CriNode, type RuntimeClass } from './node';
 import { RUN_TAG, processesMarked } from '../helpers/run-scope';
+import { VMM_HEADROOM_MIB } from '../../src/vm/sizing';
 
 const skip = integrationSkip() ?? criMissing();
 
@@ -175,10 +176,12 @@ describe('CRI (containerd)', { skip: skip ?? false }, () => {
         const path = cgroups[0] ?? '';
         assert.ok(path.startsWith(n.cgroupParent(`pod-${level}`)), `the container's cgroup ${path} is below the pod's cgroup parent`);
         const read = (controller: string, file: string): string => readFileSync(join(cgroupDir(controller, path), file), 'utf8').trim();
-        assert.equal(read('memory', 'memory.limit_in_bytes'), String(256 * 1024 * 1024), 'CreateContainer\'s memory limit');
+        // At vm the host cgroup holds the VM: the guest's RAM (the limit) and the VMM's headroom.
+        const hostMemory = (bytes: number): string => String(level === 'vm' ? bytes + VMM_HEADROOM_MIB * 1024 * 1024 : bytes);
+        assert.equal(read('memory', 'memory.limit_in_bytes'), hostMemory(256 * 1024 * 1024), 'CreateContainer\'s memory limit');
         assert.equal(read('cpu', 'cpu.cfs_quota_us'), '50000');
         await n.client.updateContainerResources(workId, { memoryLimitInBytes: 128 * 1024 * 1024, cpuPeriod: 100_000, cpuQuota: 20_000, cpuShares: 512 });
-        assert.equal(read('memory', 'memory.limit_in_bytes'), String(128 * 1024 * 1024));
+        assert.equal(read('memory', 'memory.limit_in_bytes'), hostMemory(128 * 1024 * 1024));
         assert.equal(read('cpu', 'cpu.cfs_quota_us'), '20000');
         assert.equal(read('cpu', 'cpu.shares'), '512');
         // The workload still runs under the new limits.

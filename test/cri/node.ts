@@ -27,11 +27,12 @@ export interface RuntimeClass {
  *   the pause container ran at the default level), and at `sentry` the sandbox is what starts the
  *   pod's sentry;
  * - the pod_annotations pass-through would make the level each pod's choice, not the class's.
- * The vm level joins as one row here once it is wired in.
+ * At vm each of a pod's containers is a VM of its own for now (issue 14 item 2: one VM per pod).
  */
 export const STOCKADE_CLASSES: readonly RuntimeClass[] = [
   { handler: 'stockade', level: 'namespaces' },
   { handler: 'stockade-sentry', level: 'sentry' },
+  { handler: 'stockade-vm', level: 'vm' },
 ];
 
 /** runc's class, for the benchmark's baseline. */

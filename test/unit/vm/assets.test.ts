@@ -80,17 +80,22 @@ test('modules: ordered after what their depends= names, cycles and missing ones 
   }
 });
 
-test('initramfs: the agent as /init, stockade-init, the modules and their load order, nothing else', () => {
+test('initramfs: the agent as /init, stockade-init, the modules and their load order (the network\'s apart), nothing else', () => {
   const dir = mkdtempSync(join(tmpdir(), 'stockade-mods-'));
   try {
     fakeModule(dir, 'virtio_ring', '');
     fakeModule(dir, 'virtio', 'virtio_ring');
-    const kernel = { vmlinuz: '/nonexistent', vmlinux: undefined, release: 'r', identity: 'test', modules: resolveModules(dir, ['virtio']) };
+    fakeModule(dir, 'failover', '');
+    fakeModule(dir, 'virtio_net', 'virtio,failover');
+    const kernel = { vmlinuz: '/nonexistent', vmlinux: undefined, release: 'r', identity: 'test', modules: resolveModules(dir, ['virtio', 'virtio_net']) };
     const entries = readCpio(buildInitramfs(kernel, Buffer.from('AGENT'), Buffer.from('INIT')));
     assert.deepEqual(entries.map((e) => e.path), [
-      'dev', 'dev/console', 'init', 'lib', 'lib/modules', 'lib/modules/load-order', 'lib/modules/virtio.ko',
-      'lib/modules/virtio_ring.ko', 'proc', 'run', 'sbin', 'sbin/stockade-init', 'sys',
+      'dev', 'dev/console', 'init', 'lib', 'lib/modules', 'lib/modules/failover.ko', 'lib/modules/load-order', 'lib/modules/net-order',
+      'lib/modules/virtio.ko', 'lib/modules/virtio_net.ko', 'lib/modules/virtio_ring.ko', 'proc', 'run', 'sbin', 'sbin/stockade-init', 'sys',
     ]);
+    // The network's modules load at the first NET_LINK, after (again) the boot's: EEXIST is no failure there.
+    assert.equal(entries.find((e) => e.path === 'lib/modules/net-order')?.data.toString(),
+      '/lib/modules/virtio_ring.ko\n/lib/modules/virtio.ko\n/lib/modules/failover.ko\n/lib/modules/virtio_net.ko\n');
     const get = (p: string): Buffer => entries.find((e) => e.path === p)!.data;
     assert.equal(get('init').toString(), 'AGENT');
     assert.equal(get('sbin/stockade-init').toString(), 'INIT');
