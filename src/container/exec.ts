@@ -23,10 +23,17 @@ export interface ExecOptions extends ExecProcessFlags {
   levels: Levels;
   /** --cgroup values: [CONTROLLER[,CONTROLLER...]:]PATH, sub-cgroups (that exist) of the container's to join. */
   subCgroups?: readonly string[] | undefined;
+  /** Attached, with stdio as pipes to this process and no signal passed on (the SDK): see ExecRequest.pipes. */
+  pipes?: boolean | undefined;
 }
 
 /** Starts the process; detached, returns 0 once it runs; attached, returns its exit status (128+N for signal N). */
 export async function execInContainer(opts: ExecOptions): Promise<number> {
+  return (await startExec(opts)).finish();
+}
+
+/** Starts the process and returns it running (the pid file written): the caller waits with finish(). */
+export async function startExec(opts: ExecOptions): Promise<ExecProcess> {
   const { store, id } = opts;
   if (opts.preserveFds < 0) throw new StockadeError('USAGE', 'exec: --preserve-fds must not be negative');
   if (opts.pidFile !== undefined) checkPidFile(opts.pidFile);
@@ -64,6 +71,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       paused: status === 'paused',
       unlock: () => lock.release(),
       debug: opts.debug,
+      pipes: opts.pipes,
     });
   } finally {
     // Held until the process runs, so a delete cannot tear the container down under a half-joined process.
@@ -79,5 +87,5 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       throw e;
     }
   }
-  return started.finish();
+  return started;
 }

@@ -27,6 +27,9 @@ export interface LaunchOptions {
    *  caller closes this end once launchInit has returned or failed, so that the other end sees EOF
    *  should the container die before the hand-off. */
   sentrySocket?: number;
+  /** The container process's fds 0-2: this process's own (the default: the CLI's caller's), none
+   *  (/dev/null), or pipes to this process (helper.stdin/stdout/stderr; the SDK reads and writes them). */
+  stdio?: 'inherit' | 'ignore' | 'pipe';
 }
 
 export interface Launched {
@@ -53,7 +56,8 @@ export function initError(m: Extract<InitMessage, { type: 'error' }>): StockadeE
 
 export function launchInit(opts: LaunchOptions): Promise<Launched> {
   const { planFd, syncFd } = initFds(opts.preserveFds);
-  const stdio: StdioOptions = ['inherit', 'inherit', 'inherit'];
+  const own = opts.stdio ?? 'inherit';
+  const stdio: StdioOptions = [own, own, own];
   for (let fd = 3; fd < planFd; fd++) stdio.push(fd);
   stdio.push('pipe', 'pipe');
   // At initFds().sentryFd, the slot after the sync socket.

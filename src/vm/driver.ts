@@ -111,8 +111,11 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     // The keeper's log keeps its debug lines (the accelerator and why, QEMU's command line, the boot time).
     debug: true,
     ...(choice.cold !== undefined ? { coldBecause: choice.cold } : { template: choice.template }),
+    ...(req.sandbox?.hold === true ? { hold: true } : {}),
   };
-  const keeper = await startKeeper(cfg, [0, 1, 2], !req.monitor, (pid) => req.onPid(pid));
+  // Held open, the container runs nothing that would read or write the caller's stdio.
+  const stdio = req.sandbox?.hold === true ? ['ignore', 'ignore', 'ignore'] as const : [0, 1, 2] as const;
+  const keeper = await startKeeper(cfg, stdio, !req.monitor, (pid) => req.onPid(pid));
   // The runtime's create hooks (prestart, createRuntime) see the container's pid, the keeper's, as
   // runc's see its init's once its namespaces exist (Docker's prestart hook reads /proc/PID/ns/net).
   if (req.hasCreateHooks) {
@@ -214,6 +217,7 @@ export const vmDriver: LevelDriver = {
       const standIn = await startExecStandIn(stateDir, c.id, proc, req.consoleSocket);
       return { pid: standIn.pid, finish: () => Promise.resolve(0), kill: () => standIn.kill() };
     }
+    if (req.pipes === true) return (await import('./exec-relay')).pipedExec(stateDir, c.id, proc);
     // Attached: this process stands for the exec'd one, relaying its own stdio (or terminal).
     const { attachedExec } = await import('./exec-relay');
     return attachedExec(stateDir, c.id, proc);

@@ -182,6 +182,8 @@ export interface KeeperConfig {
   readonly coldBecause?: string | undefined;
   /** The template the driver chose (checked, its memory held): the keeper restores from it without choosing again. */
   readonly template?: Template | undefined;
+  /** No command runs: stockade-init's init holds the container open for exec (SandboxOptions.hold). */
+  readonly hold?: boolean | undefined;
 }
 
 /** The keeper's fd on which it says it is ready ("ok PID\n") or why it is not ("error MESSAGE\n"), then closes. */

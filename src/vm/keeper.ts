@@ -152,6 +152,7 @@ class Keeper {
       consoleSocket: terminal ? GUEST_PLAN_PLACEHOLDERS.consoleSocket : undefined,
       cgroupPaths: [], noPivot: cfg.noPivot, noNewKeyring: cfg.noNewKeyring, rootfsMode: cfg.rootfsMode, createHooks: false,
       heldCapabilities: heldCapabilities(), seccomp: seccompFor(cfg.spec, cfg.stateRoot),
+      ...(cfg.hold === true ? { init: true, hold: true } : {}),
     });
     const c = await vm.createContainer({
       plan, stdin: !terminal,
