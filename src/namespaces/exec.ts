@@ -62,14 +62,14 @@ export async function execHostProcess(c: LevelContainer, req: ExecRequest, level
     throw e;
   }
   const fwd = forwarder;
-  const helper = launched.helper;
-  if (req.pipes === true && !req.detach) {
+  const pipes = launched.pipes;
+  if (pipes !== undefined) {
     // Once stockade-init has reaped the process its pid may be another's: no signal after that.
     let reaped = false;
     void launched.helperExit.then(() => { reaped = true; });
     return {
       pid: launched.pid,
-      stdio: { stdin: helper.stdin!, stdout: helper.stdout!, stderr: helper.stderr! },
+      stdio: pipes,
       kill(): void {
         if (reaped) return;
         // Its process group too (stockade-init made it a session leader): what a shell started

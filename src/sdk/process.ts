@@ -77,12 +77,26 @@ export class SandboxProcess {
    * daemon the command started ends.
    */
   async drain(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all([streamEnd(this.stdout), streamEnd(this.stderr)]),
-      new Promise<void>((r) => { timer = setTimeout(r, PIPE_GRACE_MS); }),
-    ]);
-    clearTimeout(timer);
+    let ended = false;
+    const ends = Promise.all([streamEnd(this.stdout), streamEnd(this.stderr)]).then(() => { ended = true; });
+    // exec reads both pipes already (flowing): one more listener only counts what comes.
+    let got = 0;
+    const count = (b: Buffer): void => { got += b.length; };
+    this.stdout.on('data', count);
+    this.stderr.on('data', count);
+    let read = got;
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([ends, new Promise<void>((r) => { timer = setTimeout(r, PIPE_GRACE_MS); })]);
+      clearTimeout(timer);
+      // Timers run before the loop polls for I/O: after a long synchronous stretch elsewhere in
+      // the program the grace may be over before the pipes were read at all. One poll first
+      // (setImmediate runs after it); only pipes that gave nothing since are given up on.
+      await new Promise((r) => setImmediate(r));
+      if (ended) break;
+      if (got === read) break;
+      read = got;
+    }
     for (const s of [this.stdout, this.stderr]) if (!s.readableEnded) s.destroy();
     this.stdin.destroy();
   }
