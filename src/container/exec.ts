@@ -1,6 +1,7 @@
 // exec: runs a new process inside a created or running container, attached (passing its exit status on) or detached.
 import { resolve } from 'node:path';
 import { StockadeError } from '../errors';
+import { mark } from '../log/timing';
 import { driven, statusOf } from './driver-of';
 import { parseSubCgroups } from './exec-cgroup';
 import { execProcess, type ExecProcessFlags } from './exec-process';
@@ -38,7 +39,9 @@ export async function startExec(opts: ExecOptions): Promise<ExecProcess> {
   if (opts.preserveFds < 0) throw new StockadeError('USAGE', 'exec: --preserve-fds must not be negative');
   if (opts.pidFile !== undefined) checkPidFile(opts.pidFile);
   const subCgroups = parseSubCgroups(opts.subCgroups ?? []);
+  mark('exec');
   const lock = await store.lock(id);
+  mark('exec locked');
   let started: ExecProcess;
   try {
     const d = driven(opts.levels, store, id, store.read(id));
@@ -47,8 +50,10 @@ export async function startExec(opts: ExecOptions): Promise<ExecProcess> {
       throw new StockadeError('STATE_TRANSITION', `cannot exec in paused container ${id} (use --ignore-paused to override)`, { id, from: status, operation: 'exec' });
     }
     if (status !== 'paused') assertCanPerform('exec', status, id);
+    mark('exec status read');
     const config = store.readConfig(id);
     const proc = execProcess(config, opts);
+    mark('exec process built');
     if (proc.selinuxLabel !== undefined || proc.apparmorProfile !== undefined) {
       // As create does: this build applies neither (features reports both disabled).
       opts.debug?.('exec: process label and AppArmor profile are not applied by this build');

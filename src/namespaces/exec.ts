@@ -2,6 +2,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { StockadeError } from '../errors';
+import { mark } from '../log/timing';
 import { launchInit, type Launched } from '../native/launcher';
 import { encodePlan } from '../native/protocol';
 import { hierarchyOf, hostLayout } from '../cgroups';
@@ -48,6 +49,7 @@ export async function execHostProcess(c: LevelContainer, req: ExecRequest, level
       chroot: record.ownMountNamespace === false ? store.rootfsMountpoint(id) : undefined,
     }));
     // Piped (the SDK), the caller's own signals are its own: none is passed on.
+    mark('exec planned');
     if (!req.detach && req.pipes !== true) forwarder = signalForwarder();
     // A process joining a frozen cgroup is frozen before it reports ready; the resume that thaws
     // it takes the lock, so it must not be ours meanwhile.
