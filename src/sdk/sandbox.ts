@@ -24,6 +24,7 @@ import { removeImageRootfs } from '../image/overlay';
 import { ImageStore } from '../image/store';
 import { levelRegistry } from '../levels/registry';
 import { Logger, type Level } from '../log/logger';
+import { mark } from '../log/timing';
 import {
   SandboxAbortError, SandboxClosedError, SandboxCreateError, SandboxError, SandboxExecError, SandboxExitError,
   SandboxOptionsError, SandboxOutOfMemoryError,
@@ -240,7 +241,9 @@ export class Sandbox implements AsyncDisposable {
     const stderr = collect(p.stderr, opts.onStderr);
     const fed = feed(p, opts.stdin);
     const { exitCode, reason } = await p.ended();
+    mark('sdk exec exited');
     await p.drain();
+    mark('sdk exec drained');
     await fed.catch(() => undefined);
     const result: ExecResult = { exitCode, stdout: stdout().toString('utf8'), stderr: stderr().toString('utf8') };
     const cut = reasonError(this.#closed !== undefined && reason?.kind === 'closed' ? this.#closeReason() : reason, result.stdout, result.stderr);
