@@ -8,6 +8,7 @@
 // `stockade do` is: should it die without kill(), the container dies with it, and the next
 // Sandbox.create (or `stockade do`, or `stockade list`) deletes what it left.
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import type { Readable } from 'node:stream';
 import { createContainer } from '../container/create';
@@ -193,7 +194,7 @@ export class Sandbox implements AsyncDisposable {
     // What a process killed before it could kill() its sandboxes left: deleted, its overlays removed.
     await sweepAbandoned(store, levels, debug);
     const images = new ImageStore(store.root);
-    if (c.source.kind === 'image') {
+    if (existsSync(images.dir)) {
       await images.locked(async () => { for (const orphan of images.orphans()) removeImageRootfs(images, orphan); }).catch(() => undefined);
     }
     const id = parseContainerId(`sdk-${process.pid}-${randomBytes(6).toString('hex')}`);

@@ -7,13 +7,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   Sandbox, SandboxAbortError, SandboxClosedError, SandboxCreateError, SandboxExecError, SandboxExitError, SandboxFileError,
   SandboxOptionsError, SandboxOutOfMemoryError, SandboxTimeoutError,
 } from '../../src/sdk';
-import { integrationSkip } from './harness';
+import { integrationSkip, waitFor } from './harness';
 import { cgroupsOf, leftBehind, nothingLeft, sdkDir, sdkImage } from './sdk-helpers';
 
 const skip = integrationSkip();
@@ -209,6 +210,23 @@ for (const isolation of ['namespaces', 'sentry'] as const) {
       assert.deepEqual(leftBehind(root, cgroups).filter((l) => !l.includes(sb.id) && !/^process/.test(l)), []);
       await assert.rejects(kept.exec('true'), (e: unknown) => e instanceof SandboxClosedError && /was killed/.test(e.message));
       await kept.kill();
+    });
+
+    test('a program killed outright: its sandbox dies with it, and the next create removes what it left', async () => {
+      const script = `const { Sandbox } = require(${JSON.stringify(join(__dirname, '../../src/sdk'))});
+        Sandbox.create({ image: ${JSON.stringify(image)}, isolation: ${JSON.stringify(isolation)}, root: ${JSON.stringify(root)} })
+          .then((sb) => { process.stdout.write(sb.id); process.kill(process.pid, 'SIGKILL'); });`;
+      const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(child.signal, 'SIGKILL', child.stderr);
+      const id = child.stdout;
+      assert.match(id, /^sdk-\d+-[0-9a-f]+$/);
+      const cgroups = cgroupsOf(root, id);
+      // Tied to its program: every process of the container is gone without anyone deleting it.
+      await waitFor(() => cgroups.every((c) => !existsSync(join(c, 'cgroup.procs')) || readFileSync(join(c, 'cgroup.procs'), 'utf8').trim() === ''), 10_000);
+      assert.ok(existsSync(join(root, id)), 'its state is there until the next create');
+      await (await Sandbox.create({ hostRoot: true, isolation, root })).kill();
+      assert.deepEqual(leftBehind(root, cgroups).filter((l) => l.includes(id) || cgroups.some((c) => l.includes(c))), []);
+      assert.equal(existsSync(join(root, '.images', 'run', id)), false, 'its overlay is gone');
     });
 
     test("the sandbox's timeoutMs ends it, and what runs then fails with SandboxTimeoutError", async () => {
