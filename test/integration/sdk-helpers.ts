@@ -45,9 +45,10 @@ export function cgroupsOf(root: string, id: string): string[] {
 /**
  * What sandboxes left under `root` and on the host: a state directory, a mount, an image overlay
  * or in-use mark, one of the given cgroups, a process of this test run (in its cgroup or with its
- * tag: the containers' inits, the sentries, VM keepers and helpers all are).
+ * tag: the containers' inits, the sentries, VM keepers and helpers all are), but for those
+ * `shared` names, which outlive any one container by design (a vm template's holder).
  */
-export function leftBehind(root: string, cgroups: readonly string[] = []): string[] {
+export function leftBehind(root: string, cgroups: readonly string[] = [], shared: RegExp | undefined = undefined): string[] {
   const found: string[] = [];
   if (existsSync(root)) for (const d of readdirSync(root)) if (!d.startsWith('.')) found.push(`state dir ${d}`);
   for (const m of listMountsUnder(root)) found.push(`mount ${m.mountpoint}`);
@@ -56,15 +57,15 @@ export function leftBehind(root: string, cgroups: readonly string[] = []): strin
     if (existsSync(d)) for (const f of readdirSync(d)) found.push(`image ${sub}/${f}`);
   }
   for (const c of cgroups) if (existsSync(c)) found.push(`cgroup ${c}`);
-  for (const p of runProcesses('')) found.push(`process ${p.pid} ${p.cmdline}`);
+  for (const p of runProcesses('')) if (shared === undefined || !shared.test(p.cmdline)) found.push(`process ${p.pid} ${p.cmdline}`);
   return found;
 }
 
 /** Waits for leftBehind to find nothing, else fails naming what is there. */
-export async function nothingLeft(root: string, cgroups: readonly string[] = [], ms = 5000): Promise<void> {
+export async function nothingLeft(root: string, cgroups: readonly string[] = [], ms = 5000, shared: RegExp | undefined = undefined): Promise<void> {
   const end = Date.now() + ms;
   for (;;) {
-    const left = leftBehind(root, cgroups);
+    const left = leftBehind(root, cgroups, shared);
     if (left.length === 0) return;
     if (Date.now() > end) throw new Error(`left behind: ${left.join('; ')}`);
     await new Promise((r) => setTimeout(r, 100));

@@ -48,6 +48,7 @@ describe('sdk at vm', { skip }, () => {
     assert.equal((await sb.exec('echo alive')).stdout, 'alive\n');
     const cgroups = cgroupsOf(root, sb.id);
     await sb.kill();
-    await nothingLeft(root, cgroups, 15_000);
+    // The template the VM was restored from stays for the next VMs, its holder with it (vm-templates.md).
+    await nothingLeft(root, cgroups, 15_000, /stockade-template-hold /);
   });
 });
