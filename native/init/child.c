@@ -139,7 +139,8 @@ void stk_child_main(int go_fd)
 	stk_join_session_keyring(plan);
 	/* In the root the process will have, before the user switch, as runc does. */
 	stk_fill_home(&stk.plan);
-	const char *exe = stk_lookup_executable(plan);
+	/* Held open, nothing is executed: the args need name no file of the root. */
+	const char *exe = plan->hold ? NULL : stk_lookup_executable(plan);
 
 	/* Without no_new_privs, loading a filter takes CAP_SYS_ADMIN, which the user switch below
 	 * may drop, so the filter goes in now and the rest of setup runs under it (runc does the
@@ -182,6 +183,8 @@ void stk_child_main(int go_fd)
 	 * no_new_privs and seccomp filter, after pivot_root, so their paths resolve in the container. */
 	stk_run_hooks(plan, STK_HOOK_PHASE_START_CONTAINER, start_state, start_state_len);
 	free(start_state);
+	if (plan->hold)
+		stk_hold();
 	execve(exe, (char *const *)plan->argv, (char *const *)plan->envp);
 	int err = errno;
 	stk.exit_code = 127;

@@ -131,6 +131,7 @@ struct stk_plan {
 
 	bool no_new_privs, monitor, loopback_up, terminal;
 	bool init;          /* C stays pid 1 and forks the command (TAG_INIT) */
+	bool hold;          /* no command: pid 2 waits for a signal where it would execve (TAG_HOLD) */
 	uint32_t timeout_ms, grace_ms; /* the init's deadline for the command (TAG_INIT_TIMEOUT); 0: none */
 	uint32_t tied_to;   /* P's parent, whose death ends the container (TAG_TIED); 0: none */
 	const char *overlay_tmpfs; /* options of an overlay root's tmpfs (TAG_OVERLAY_TMPFS) */
@@ -256,6 +257,7 @@ void stk_rootfs_prepare(const struct stk_plan *plan);
 void stk_tie_to_caller(const struct stk_plan *plan);
 void stk_tie_to_p(const struct stk_plan *plan, int tie_fd);
 void stk_become_init(const struct stk_plan *plan);
+__attribute__((noreturn)) void stk_hold(void);
 void stk_rootfs_enter(const struct stk_plan *plan);
 void stk_rootfs_propagation(const struct stk_plan *plan);
 void stk_rootfs_readonly(const struct stk_plan *plan);

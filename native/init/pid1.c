@@ -164,3 +164,22 @@ void stk_become_init(const struct stk_plan *plan)
 	if (sigprocmask(SIG_SETMASK, &old, NULL) < 0)
 		stk_fail_errno("init", "unblock signals");
 }
+
+/* TAG_HOLD: the command that is none. It is pid 2 under the init, with the workload's identity,
+ * no_new_privs and filters already in place, so it can do nothing the workload could not; it holds
+ * no fd (the start connection's EOF tells the runtime it has started, as an execve would), and
+ * waits in sigsuspend (allowed by every filter: signals) until a signal the init passes on, or
+ * SIGKILL, ends it, and with it the container. */
+__attribute__((noreturn)) void stk_hold(void)
+{
+	sys_close_range(0, ~0U, 0);
+	/* The default action of the signals that end a process, whatever the runtime set before. */
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	const int ending[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM };
+	for (size_t i = 0; i < sizeof ending / sizeof ending[0]; i++)
+		sigaction(ending[i], &dfl, NULL);
+	sigset_t none;
+	sigemptyset(&none);
+	for (;;)
+		sigsuspend(&none);
+}

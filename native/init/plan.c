@@ -317,6 +317,10 @@ static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 		once(seen, c->tag);
 		pl->init = true;
 		break;
+	case STK_PLAN_TAG_HOLD:
+		once(seen, c->tag);
+		pl->hold = true;
+		break;
 	case STK_PLAN_TAG_TIED:
 		once(seen, c->tag);
 		pl->tied_to = get_u32(c);
@@ -462,6 +466,8 @@ static void check_plan(struct stk_plan *pl)
 		plan_fail("a terminal without a console socket");
 	if (pl->timeout_ms && !pl->init)
 		plan_fail("a timeout without an init to keep it");
+	if (pl->hold && !pl->init)
+		plan_fail("a container held open without an init");
 	if (pl->init && !(pl->clone_flags & CLONE_NEWPID))
 		plan_fail("an init without a pid namespace of its own");
 	if (pl->tied_to && !pl->monitor)

@@ -1,4 +1,4 @@
-// What a `stockade do` killed before it could delete its container left behind, deleted by the next call.
+// What a `stockade do` (or an SDK program) killed before it could delete its container left behind, deleted by the next call.
 //
 // `do` owns its container: the container dies with the `do` process (stockade-init's TAG_TIED),
 // but a process killed by SIGKILL deletes nothing. Its state directory and cgroups stay, the
@@ -11,8 +11,8 @@ import type { Levels } from './level';
 import { isSameLiveProcess } from './process-identity';
 import type { StateStore } from './state-store';
 
-/** The ids `do` gives its containers (cli/do.ts); only these can carry a holder. */
-const DO_ID = /^do-\d+-[0-9a-f]+$/;
+/** The ids `do` and the SDK's sandboxes get (cli/do.ts, sdk/sandbox.ts); only these can carry a holder. */
+const DO_ID = /^(?:do|sdk)-\d+-[0-9a-f]+$/;
 
 export async function sweepAbandoned(store: StateStore, levels: Levels, debug?: (m: string) => void): Promise<void> {
   let names: string[];

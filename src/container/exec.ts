@@ -1,6 +1,7 @@
 // exec: runs a new process inside a created or running container, attached (passing its exit status on) or detached.
 import { resolve } from 'node:path';
 import { StockadeError } from '../errors';
+import { mark } from '../log/timing';
 import { driven, statusOf } from './driver-of';
 import { parseSubCgroups } from './exec-cgroup';
 import { execProcess, type ExecProcessFlags } from './exec-process';
@@ -23,15 +24,24 @@ export interface ExecOptions extends ExecProcessFlags {
   levels: Levels;
   /** --cgroup values: [CONTROLLER[,CONTROLLER...]:]PATH, sub-cgroups (that exist) of the container's to join. */
   subCgroups?: readonly string[] | undefined;
+  /** Attached, with stdio as pipes to this process and no signal passed on (the SDK): see ExecRequest.pipes. */
+  pipes?: boolean | undefined;
 }
 
 /** Starts the process; detached, returns 0 once it runs; attached, returns its exit status (128+N for signal N). */
 export async function execInContainer(opts: ExecOptions): Promise<number> {
+  return (await startExec(opts)).finish();
+}
+
+/** Starts the process and returns it running (the pid file written): the caller waits with finish(). */
+export async function startExec(opts: ExecOptions): Promise<ExecProcess> {
   const { store, id } = opts;
   if (opts.preserveFds < 0) throw new StockadeError('USAGE', 'exec: --preserve-fds must not be negative');
   if (opts.pidFile !== undefined) checkPidFile(opts.pidFile);
   const subCgroups = parseSubCgroups(opts.subCgroups ?? []);
+  mark('exec');
   const lock = await store.lock(id);
+  mark('exec locked');
   let started: ExecProcess;
   try {
     const d = driven(opts.levels, store, id, store.read(id));
@@ -40,8 +50,10 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       throw new StockadeError('STATE_TRANSITION', `cannot exec in paused container ${id} (use --ignore-paused to override)`, { id, from: status, operation: 'exec' });
     }
     if (status !== 'paused') assertCanPerform('exec', status, id);
+    mark('exec status read');
     const config = store.readConfig(id);
     const proc = execProcess(config, opts);
+    mark('exec process built');
     if (proc.selinuxLabel !== undefined || proc.apparmorProfile !== undefined) {
       // As create does: this build applies neither (features reports both disabled).
       opts.debug?.('exec: process label and AppArmor profile are not applied by this build');
@@ -64,6 +76,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       paused: status === 'paused',
       unlock: () => lock.release(),
       debug: opts.debug,
+      pipes: opts.pipes,
     });
   } finally {
     // Held until the process runs, so a delete cannot tear the container down under a half-joined process.
@@ -79,5 +92,5 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       throw e;
     }
   }
-  return started.finish();
+  return started;
 }

@@ -105,6 +105,11 @@ export interface SandboxOptions {
   timeout?: { timeoutMs: number; graceMs: number } | undefined;
   /** Binds id-mapped by destination (a --bind :rw written with the caller's ownership): uid and gid map lines. */
   idmaps?: ReadonlyMap<string, MountIdmap> | undefined;
+  /**
+   * No command runs: the init holds the container open for the processes exec'd into it (the
+   * SDK's sandboxes), its stdio /dev/null; needs init. process.args is then never executed.
+   */
+  hold?: boolean | undefined;
 }
 
 /** A created container's workload, as create returns it to its caller (create, run, do). */
@@ -152,6 +157,11 @@ export interface ExecRequest {
   readonly paused: boolean;
   /** Releases the container's lock early (a resume must be able to take it while the process waits to thaw). */
   unlock(): void;
+  /**
+   * Attached, the process's stdin, stdout and stderr are pipes to this process (ExecProcess.stdio),
+   * not the caller's own, and the signals this process gets are not passed on (the SDK).
+   */
+  readonly pipes?: boolean | undefined;
   readonly debug: ((msg: string) => void) | undefined;
 }
 
@@ -166,6 +176,15 @@ export interface ExecProcess {
   finish(): Promise<number>;
   /** Kills the process (the pid file could not be written: it must not run on unaccounted). */
   kill(): void;
+  /** With ExecRequest.pipes: the process's stdio, as this process writes and reads it. */
+  readonly stdio?: ExecPipes | undefined;
+}
+
+/** The pipes of a process exec'd with ExecRequest.pipes. */
+export interface ExecPipes {
+  readonly stdin: import('node:stream').Writable;
+  readonly stdout: import('node:stream').Readable;
+  readonly stderr: import('node:stream').Readable;
 }
 
 /** The sender of `kill`, with the status the lifecycle read (a frozen workload holds a SIGKILL until thawed). */

@@ -47,6 +47,8 @@ export interface PlanOptions {
   overlayTmpfs?: string | undefined;
   /** The init's deadline for the process and the grace before everything is killed (do --timeout); needs init. */
   initTimeout?: { timeoutMs: number; graceMs: number } | undefined;
+  /** No command runs: the init holds the container open for exec (the SDK's sandboxes); needs init. */
+  hold?: boolean | undefined;
   /** Bind mounts to id-map, by destination (TAG_MOUNT_IDMAP); each must be a bind of the config's. */
   idmaps?: ReadonlyMap<string, MountIdmap> | undefined;
 }
@@ -152,8 +154,11 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
     if ((cloneFlags & CLONE_NEWPID) === 0) throw new StockadeError('CONFIG_INVALID', 'config.json: linux.namespaces: an init in front of the process needs a new pid namespace', { field: 'linux.namespaces' });
     plan.push({ tag: PLAN.TAG_INIT });
     if (opts.initTimeout !== undefined) plan.push({ tag: PLAN.TAG_INIT_TIMEOUT, ...opts.initTimeout });
+    if (opts.hold === true) plan.push({ tag: PLAN.TAG_HOLD });
   } else if (opts.initTimeout !== undefined) {
     throw new StockadeError('USAGE', 'a timeout needs an init in front of the process');
+  } else if (opts.hold === true) {
+    throw new StockadeError('USAGE', 'a container held open for exec needs an init in front of it');
   }
   if (process.terminal === true) {
     if (opts.consoleSocket === undefined) {

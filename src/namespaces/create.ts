@@ -39,6 +39,7 @@ export function planHostProcess(req: CreateRequest, level: SupervisedLevel | und
     overlayTmpfs: req.sandbox?.overlayTmpfs,
     initTimeout: req.sandbox?.timeout,
     idmaps: req.sandbox?.idmaps,
+    hold: req.sandbox?.hold,
   };
   mark('seccomp');
   const plan = encodePlan(buildPlan(spec, planOpts));
@@ -65,6 +66,8 @@ async function createHostProcess(req: CreateRequest, level: SupervisedLevel | un
       },
       // Only HOOKF.CREATE exists; the pid is in the record by now (MSG_PID comes first).
       onHook: () => req.createHooks(),
+      // A container held open for exec runs nothing that would read or write the caller's stdio.
+      ...(req.sandbox?.hold === true ? { stdio: 'ignore' as const } : {}),
     });
     mark('init done');
     const sup = supervisor;

@@ -2,6 +2,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { StockadeError } from '../errors';
+import { mark } from '../log/timing';
 import { launchInit, type Launched } from '../native/launcher';
 import { encodePlan } from '../native/protocol';
 import { hierarchyOf, hostLayout } from '../cgroups';
@@ -47,11 +48,13 @@ export async function execHostProcess(c: LevelContainer, req: ExecRequest, level
       // would run it in the host's root).
       chroot: record.ownMountNamespace === false ? store.rootfsMountpoint(id) : undefined,
     }));
-    if (!req.detach) forwarder = signalForwarder();
+    // Piped (the SDK), the caller's own signals are its own: none is passed on.
+    mark('exec planned');
+    if (!req.detach && req.pipes !== true) forwarder = signalForwarder();
     // A process joining a frozen cgroup is frozen before it reports ready; the resume that thaws
     // it takes the lock, so it must not be ours meanwhile.
     if (req.paused) req.unlock();
-    launched = await launch(plan, req.preserveFds, supervisor?.childSocket);
+    launched = await launch(plan, req.preserveFds, supervisor?.childSocket, req.pipes === true && !req.detach);
     supervisor?.launched();
     req.debug?.(`exec in container ${id}: process ${launched.pid}`);
   } catch (e) {
@@ -61,6 +64,28 @@ export async function execHostProcess(c: LevelContainer, req: ExecRequest, level
     throw e;
   }
   const fwd = forwarder;
+  const pipes = launched.pipes;
+  if (pipes !== undefined) {
+    // Once stockade-init has reaped the process its pid may be another's: no signal after that.
+    let reaped = false;
+    void launched.helperExit.then(() => { reaped = true; });
+    return {
+      pid: launched.pid,
+      stdio: pipes,
+      kill(): void {
+        if (reaped) return;
+        // Its process group too (stockade-init made it a session leader): what a shell started
+        // for it must not hold its pipes open after it.
+        try { process.kill(-launched.pid, 'SIGKILL'); } catch { /* already gone */ }
+        try { process.kill(launched.pid, 'SIGKILL'); } catch { /* already gone */ }
+      },
+      async finish(): Promise<number> {
+        const { code, signal } = await launched.helperExit;
+        if (code === null) throw new StockadeError('SYSTEM', `stockade-init was killed by ${signal ?? 'a signal'} while waiting for the exec'd process`);
+        return code;
+      },
+    };
+  }
   return {
     pid: launched.pid,
     kill(): void {
@@ -94,7 +119,7 @@ function controllersOf(dir: string): readonly string[] | undefined {
 }
 
 /** Launches the plan; on failure neither the helper nor a half-started process outlives the call. */
-async function launch(plan: Buffer, preserveFds: number, sentrySocket: number | undefined): Promise<Launched> {
+async function launch(plan: Buffer, preserveFds: number, sentrySocket: number | undefined, pipes: boolean): Promise<Launched> {
   let pid = 0;
   let helper: ChildProcess | undefined;
   let helperExit: Launched['helperExit'] | undefined;
@@ -104,6 +129,7 @@ async function launch(plan: Buffer, preserveFds: number, sentrySocket: number | 
       preserveFds,
       ...(sentrySocket === undefined ? {} : { sentrySocket }),
       awaitExec: true,
+      ...(pipes ? { stdio: 'pipe' as const } : {}),
       onPid: (p) => { pid = p; },
       onSpawn: (h, exit) => { helper = h; helperExit = exit; },
     });

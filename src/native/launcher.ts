@@ -1,6 +1,6 @@
 // Starts stockade-init with a setup plan and follows it until the container is ready or has failed.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import type { Duplex, Writable } from 'node:stream';
+import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
 import { getSystemErrorMap } from 'node:util';
 import { StockadeError } from '../errors';
 import { initBinary } from './paths';
@@ -27,6 +27,9 @@ export interface LaunchOptions {
    *  caller closes this end once launchInit has returned or failed, so that the other end sees EOF
    *  should the container die before the hand-off. */
   sentrySocket?: number;
+  /** The container process's fds 0-2: this process's own (the default: the CLI's caller's), none
+   *  (/dev/null), or pipes to this process (helper.stdin/stdout/stderr; the SDK reads and writes them). */
+  stdio?: 'inherit' | 'ignore' | 'pipe';
 }
 
 export interface Launched {
@@ -34,6 +37,8 @@ export interface Launched {
   /** stockade-init itself; in monitor mode it exits with the container's status. */
   helper: ChildProcess;
   helperExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** With stdio 'pipe': the process's stdin, and its stdout and stderr as read from the moment of the spawn. */
+  pipes?: { stdin: Writable; stdout: Readable; stderr: Readable } | undefined;
 }
 
 export function initError(m: Extract<InitMessage, { type: 'error' }>): StockadeError {
@@ -53,12 +58,20 @@ export function initError(m: Extract<InitMessage, { type: 'error' }>): StockadeE
 
 export function launchInit(opts: LaunchOptions): Promise<Launched> {
   const { planFd, syncFd } = initFds(opts.preserveFds);
-  const stdio: StdioOptions = ['inherit', 'inherit', 'inherit'];
+  const own = opts.stdio ?? 'inherit';
+  const stdio: StdioOptions = [own, own, own];
   for (let fd = 3; fd < planFd; fd++) stdio.push(fd);
   stdio.push('pipe', 'pipe');
   // At initFds().sentryFd, the slot after the sync socket.
   if (opts.sentrySocket !== undefined) stdio.push(opts.sentrySocket);
   const helper = spawn(initBinary(), [String(planFd), String(syncFd)], { stdio });
+  // Read at once: a pipe nobody listens to yet when the helper's exit is handled is resumed by
+  // Node (its flushStdio) and its data dropped, and a fast process exits before launchInit resolves.
+  const pipes = own === 'pipe' ? {
+    stdin: helper.stdin as Writable,
+    stdout: (helper.stdout as Readable).pipe(new PassThrough()),
+    stderr: (helper.stderr as Readable).pipe(new PassThrough()),
+  } : undefined;
   const helperExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
     helper.once('exit', (code, signal) => res({ code, signal }));
   });
@@ -114,7 +127,7 @@ export function launchInit(opts: LaunchOptions): Promise<Launched> {
             if (!settled && opts.awaitExec !== true) {
               settled = true;
               sync.destroy();
-              resolvePromise({ pid, helper, helperExit });
+              resolvePromise({ pid, helper, helperExit, pipes });
             }
             break;
         }
@@ -125,7 +138,7 @@ export function launchInit(opts: LaunchOptions): Promise<Launched> {
       if (settled) return;
       if (ready) {
         settled = true;
-        resolvePromise({ pid, helper, helperExit });
+        resolvePromise({ pid, helper, helperExit, pipes });
         return;
       }
       void helperExit.then(({ code, signal }) => {

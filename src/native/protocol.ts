@@ -161,6 +161,11 @@ export const PLAN = {
    *  namespace with these maps, which P makes before C exists: a file the maps' host id writes
    *  lands owned by its container id, and a file of that id is the host id's. */
   TAG_MOUNT_IDMAP: 41,
+  /** no payload: the container runs no command. Where C would execve it, the command (pid 2)
+   *  closes every fd and waits until a signal ends it, so the container stays up, holding its
+   *  namespaces, for the processes exec'd into it (the SDK's sandboxes): an image need not have a
+   *  program that waits forever. Requires TAG_INIT. */
+  TAG_HOLD: 42,
 } as const;
 
 /**
@@ -272,7 +277,7 @@ export type PlanRecord =
   | { tag: typeof PLAN.TAG_CAPS; bounding: bigint; effective: bigint; inheritable: bigint; permitted: bigint;
       ambient: bigint }
   | { tag: typeof PLAN.TAG_NO_NEW_PRIVS | typeof PLAN.TAG_MONITOR | typeof PLAN.TAG_LOOPBACK_UP
-      | typeof PLAN.TAG_TERMINAL | typeof PLAN.TAG_INIT }
+      | typeof PLAN.TAG_TERMINAL | typeof PLAN.TAG_INIT | typeof PLAN.TAG_HOLD }
   | { tag: typeof PLAN.TAG_CWD; path: string }
   | { tag: typeof PLAN.TAG_ARG | typeof PLAN.TAG_ENV; value: string }
   | { tag: typeof PLAN.TAG_CONSOLE_SOCKET | typeof PLAN.TAG_START_SOCKET | typeof PLAN.TAG_CGROUP_JOIN; path: string }
@@ -340,7 +345,7 @@ function payload(r: PlanRecord): Buffer {
     case PLAN.TAG_CAPS:
       return w.u64(r.bounding).u64(r.effective).u64(r.inheritable).u64(r.permitted).u64(r.ambient).build();
     case PLAN.TAG_NO_NEW_PRIVS: case PLAN.TAG_MONITOR: case PLAN.TAG_LOOPBACK_UP: case PLAN.TAG_TERMINAL:
-    case PLAN.TAG_INIT:
+    case PLAN.TAG_INIT: case PLAN.TAG_HOLD:
       return w.build();
     case PLAN.TAG_TIED: return w.u32(r.pid).build();
     case PLAN.TAG_OVERLAY_TMPFS: return w.str(r.data).build();

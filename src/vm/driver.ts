@@ -176,12 +176,14 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     // The keeper's log keeps its debug lines (the accelerator and why, QEMU's command line, the boot time).
     debug: true,
     ...(choice.cold !== undefined ? { coldBecause: choice.cold } : { template: choice.template }),
+    ...(req.sandbox?.hold === true ? { hold: true } : {}),
   };
   // With a terminal the workload's stdio is the pty whose master goes to --console-socket: the
   // keeper keeps none of the caller's fds. containerd's runc shim (docker, ctr) gives create a
   // pipe for its output when it gives no stdio and waits for its EOF: a keeper holding that pipe
   // made `run -it` hang before the prompt.
-  const stdio = proc.terminal === true ? ['ignore', 'ignore', 'ignore'] as const : [0, 1, 2] as const;
+  // Held open (the SDK's sandbox), the container runs nothing that would read or write them either.
+  const stdio = proc.terminal === true || req.sandbox?.hold === true ? ['ignore', 'ignore', 'ignore'] as const : [0, 1, 2] as const;
   // The runtime's create hooks (prestart, createRuntime) see the container's pid, the keeper's, as
   // runc's see its init's once its namespaces exist (Docker's prestart hook reads /proc/PID/ns/net
   // and fills it), and run before the VM boots, which takes the namespace's interfaces as they are.
@@ -280,6 +282,7 @@ export const vmDriver: LevelDriver = {
       const standIn = await startExecStandIn(stateDir, c.id, proc, req.consoleSocket);
       return { pid: standIn.pid, finish: () => Promise.resolve(0), kill: () => standIn.kill() };
     }
+    if (req.pipes === true) return (await import('./exec-relay')).pipedExec(stateDir, c.id, proc);
     // Attached: this process stands for the exec'd one, relaying its own stdio (or terminal).
     const { attachedExec } = await import('./exec-relay');
     return attachedExec(stateDir, c.id, proc);

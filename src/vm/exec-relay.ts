@@ -113,3 +113,43 @@ export async function runExecStandIn(o: { stateDir: string; id: string; process:
     process.exit(1);
   }
 }
+
+/**
+ * A process exec'd with pipes (the SDK): its stdin, stdout and stderr are streams of this
+ * process, relayed to and from the guest with the channel's back-pressure; no signal of this
+ * process is passed on.
+ */
+export async function pipedExec(stateDir: string, id: string, proc: Process): Promise<ExecProcess> {
+  const { PassThrough } = require('node:stream') as typeof import('node:stream');
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let guestPid = 0;
+  let resolveStarted!: () => void;
+  const started = new Promise<void>((r) => { resolveStarted = r; });
+  const finished = keeperExec(stateDir, id, proc, { stdin, stdout, stderr }, (pid) => {
+    guestPid = pid;
+    resolveStarted();
+  });
+  finished.catch(() => resolveStarted());
+  await started;
+  if (guestPid === 0) {
+    stdin.destroy();
+    await finished;
+    throw new Error(`exec into container ${id} ended before it started`);
+  }
+  return {
+    pid: guestPid,
+    stdio: { stdin, stdout, stderr },
+    finish: async () => {
+      try {
+        return exitCode(await finished);
+      } finally {
+        stdout.end();
+        stderr.end();
+        stdin.destroy();
+      }
+    },
+    kill: () => void keeperRequest(stateDir, id, { op: 'signal', signal: 9, all: false, pid: guestPid }).catch(() => undefined),
+  };
+}

@@ -1,4 +1,4 @@
-// Reads an inherited fd (stdin) to its end with back-pressure, without holding a thread-pool thread.
+// Reads an inherited fd (stdin), or a stream the SDK writes, to its end with back-pressure, without holding a thread-pool thread.
 //
 // A read of a pipe or terminal in libuv's thread pool blocks that thread until data comes, and
 // Node's exit joins the pool's threads: a keeper whose client never closed its stdin hung in
@@ -10,12 +10,8 @@ import { isatty, ReadStream } from 'node:tty';
 import type { Readable } from 'node:stream';
 
 /** Hands each chunk on and reads the next once it was taken; onEnd at EOF or on an error. */
-export function readInput(fd: number, onChunk: (b: Buffer) => Promise<void>, onEnd: () => void): () => void {
-  let stream: Readable;
-  const st = fstatSync(fd);
-  if (st.isFIFO() || st.isSocket()) stream = new Socket({ fd, readable: true, writable: false });
-  else if (isatty(fd)) stream = new ReadStream(fd);
-  else stream = createReadStream('', { fd, autoClose: false });
+export function readInput(input: number | Readable, onChunk: (b: Buffer) => Promise<void>, onEnd: () => void): () => void {
+  const stream = typeof input === 'number' ? fdStream(input) : input;
   let ended = false;
   const end = (): void => {
     if (ended) return;
@@ -32,4 +28,12 @@ export function readInput(fd: number, onChunk: (b: Buffer) => Promise<void>, onE
     ended = true;
     stream.destroy();
   };
+}
+
+/** A stream of the fd, read as described above. */
+function fdStream(fd: number): Readable {
+  const st = fstatSync(fd);
+  if (st.isFIFO() || st.isSocket()) return new Socket({ fd, readable: true, writable: false });
+  if (isatty(fd)) return new ReadStream(fd);
+  return createReadStream('', { fd, autoClose: false });
 }

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, write } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import { join } from 'node:path';
 import { readInput } from './fd-input';
 import { StockadeError } from '../errors';
@@ -192,10 +193,10 @@ export async function keeperNotify(stateDir: string, id: string, req: KeeperRequ
 }
 
 export interface ExecStdio {
-  /** Read for the process's stdin; -1: none (the process reads /dev/null's end at once). */
-  readonly stdin: number;
-  readonly stdout: number;
-  readonly stderr: number;
+  /** Read for the process's stdin; -1: none (the process reads /dev/null's end at once). A stream: the SDK's pipe. */
+  readonly stdin: number | Readable;
+  readonly stdout: number | Writable;
+  readonly stderr: number | Writable;
   /** A terminal's size, polled and sent when it changes. */
   readonly winsize?: (() => { rows: number; cols: number } | undefined) | undefined;
 }
@@ -274,7 +275,7 @@ function relayInput(sock: Socket, stdio: ExecStdio): () => void {
   const sendEnd = (): void => {
     if (!sock.destroyed) sock.write(encodeFrame(FRAME.STDIN, Buffer.alloc(0)));
   };
-  if (stdio.stdin < 0) {
+  if (stdio.stdin === -1) {
     sendEnd();
   } else {
     stopReading = readInput(stdio.stdin, (b) => new Promise<void>((resolve) => {
@@ -295,8 +296,14 @@ function relayInput(sock: Socket, stdio: ExecStdio): () => void {
 /** Writes to fds in the thread pool, in order. */
 class OrderedWrites {
   #tail: Promise<void> = Promise.resolve();
-  write(fd: number, chunk: Buffer): Promise<void> {
+  write(fd: number | Writable, chunk: Buffer): Promise<void> {
     this.#tail = this.#tail.then(async () => {
+      if (typeof fd !== 'number') {
+        // A stream the reader stopped (destroyed) takes nothing more; the rest is dropped, as for a closed fd.
+        if (fd.destroyed || fd.writableEnded) return;
+        if (!fd.write(chunk)) await new Promise<void>((resolve) => { fd.once('drain', resolve); fd.once('close', resolve); });
+        return;
+      }
       let off = 0;
       while (off < chunk.length) {
         const n = await new Promise<number>((resolve) => {

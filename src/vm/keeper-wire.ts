@@ -225,6 +225,8 @@ export interface KeeperConfig {
    * out of reach.
    */
   readonly assets?: GuestAssets | undefined;
+  /** No command runs: stockade-init's init holds the container open for exec (SandboxOptions.hold). */
+  readonly hold?: boolean | undefined;
 }
 
 /** The keeper's fd on which it says it is ready ("ok PID\n") or why it is not ("error MESSAGE\n"), then closes. */

@@ -216,8 +216,10 @@ class Keeper {
       heldCapabilities: heldCapabilities(), seccomp: seccompFor(cfg.spec, cfg.stateRoot),
       // do's init (and its deadline) runs in the guest, as pid 1 of the container's pid namespace
       // there: it ends the command at the timeout and exits 124, which the agent's WAIT reports.
-      init: cfg.sandbox?.init ?? false,
+      // A held-open sandbox (the SDK's) has the init alone, holding the container for exec.
+      init: cfg.hold === true || (cfg.sandbox?.init ?? false),
       initTimeout: cfg.sandbox?.timeout,
+      ...(cfg.hold === true ? { hold: true } : {}),
     });
     const c = await vm.createContainer({
       plan, stdin: !terminal,
