@@ -20,7 +20,7 @@ import { buildIdOf, hostFingerprint } from './host';
 import { FrameReader, PLANNER_SOCKET, PLANNER_SERVE_ENV, TO_FRONT, frame, i32s, strings, type FrontFrame } from './protocol';
 import { RemoteInit } from './remote-init';
 
-/** How long a planner with nothing to do stays. */
+/** How long a planner with nothing to do stays; STOCKADE_PLANNER_IDLE_MS (in the environment it starts with) for tests. */
 export const IDLE_MS = 60_000;
 
 /** The signals a front relays, by number. */
@@ -116,6 +116,7 @@ export function serve(root: string): void {
   try { unlinkSync(path); } catch { /* none, or a stale one: replaced */ }
   // The socket is made 0600 (no other user may even connect); SO_PEERCRED is checked besides.
   process.umask(0o077);
+  const idleMs = Number(process.env['STOCKADE_PLANNER_IDLE_MS'] ?? IDLE_MS) || IDLE_MS;
   const baseEnv = { ...process.env };
   delete baseEnv[PLANNER_SERVE_ENV];
   const baseCwd = process.cwd();
@@ -132,7 +133,7 @@ export function serve(root: string): void {
   };
   const armIdle = (): void => {
     clearTimeout(idle);
-    idle = setTimeout(() => { if (!busy) leave(); }, IDLE_MS);
+    idle = setTimeout(() => { if (!busy) leave(); }, idleMs);
   };
 
   const server = createServer({ allowHalfOpen: false }, (sock) => {
