@@ -415,7 +415,8 @@ struct child {
 	int pidfd;
 	int plan; /* the plan pipe's write end */
 	int sync; /* the sync socket's front end */
-	bool exited;
+	bool exited; /* and reaped: its status below */
+	int status;  /* as exit() takes it: the code, or 128 + the signal */
 };
 
 static void close_fd(int *fd)
@@ -496,9 +497,15 @@ static int spawn_init(int conn, struct child *c, const char *p, size_t n)
 	return send_ints(conn, STK_TO_PLANNER_SPAWNED, pid, 0);
 }
 
-/* WAIT (path, then argv): become stockade-light's wait, the caller's forwarded signals held pending across the execve. */
-static void become_wait(int conn, const char *p, size_t n)
+/* WAIT (path, then argv): become stockade-light's wait, the caller's forwarded signals held pending
+ * across the execve. Not once stockade-init is reaped: the planner then waits and deletes, as Node
+ * does when its event loop reaped stockade-init first. */
+static void become_wait(int conn, const struct child *c, const char *p, size_t n)
 {
+	if (c->exited) {
+		send_ints(conn, STK_TO_PLANNER_WAIT_FAILED, ECHILD, 0);
+		return;
+	}
 	char **args = calloc(n + 1, sizeof *args);
 	if (args == NULL || n == 0 || p[n - 1] != '\0') {
 		send_ints(conn, STK_TO_PLANNER_WAIT_FAILED, EINVAL, 0);
@@ -531,7 +538,7 @@ static void lost(struct child *c, const char *undo_id)
 	close_fd(&c->sync);
 	if (undo_id != NULL) {
 		/* It had taken an id: its container is removed by the cold path, which then does the whole call. */
-		if (c->pid > 0) {
+		if (c->pid > 0 && !c->exited) {
 			kill(c->pid, SIGKILL);
 			while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
 				;
@@ -541,6 +548,8 @@ static void lost(struct child *c, const char *undo_id)
 	}
 	if (c->pid > 0) {
 		/* An exec's process: stockade-init, in monitor mode, exits with its status. */
+		if (c->exited)
+			exit(c->status);
 		int status;
 		while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
 			;
@@ -630,7 +639,7 @@ static void through_planner(int conn, char **argv)
 				g_relay = n >= 4 && p[0] != 0;
 				break;
 			case STK_TO_FRONT_WAIT:
-				become_wait(conn, p, n);
+				become_wait(conn, &c, p, n);
 				break;
 			case STK_TO_FRONT_DONE: {
 				int32_t code = 1;
@@ -684,11 +693,14 @@ static void through_planner(int conn, char **argv)
 			}
 		}
 		if (fds[3].revents != 0) {
-			/* Not reaped (WNOWAIT): its pid stays its own, for the planner's kill and for the wait. */
+			/* Reaped at once, as Node reaps its child: an unreaped stockade-init would still count in
+			 * the container's cgroup (pids.current, and a cgroup that will not go). The planner
+			 * signals it only until it hears of this exit. */
 			siginfo_t si = {0};
-			if (waitid(P_PID, (id_t)c.pid, &si, WEXITED | WNOWAIT | WNOHANG) == 0 && si.si_pid == c.pid) {
+			if (waitid(P_PID, (id_t)c.pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid == c.pid) {
 				c.exited = true;
 				bool killed = si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED;
+				c.status = killed ? 128 + si.si_status : si.si_status;
 				send_ints(conn, STK_TO_PLANNER_EXIT, killed ? -1 : si.si_status, killed ? si.si_status : 0);
 			}
 		}

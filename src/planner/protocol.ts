@@ -15,7 +15,7 @@
 //     |-- SPAWNED pid | SPAWN_FAILED errno -->|
 //     |<------------------------- PLAN bytes -|  written to init's plan pipe, which is closed
 //     |<-> SYNC bytes, SYNC_EOF, SYNC_CLOSE <->|  the sync channel, relayed by the front
-//     |-- EXIT code signal ------------------>|  stockade-init ended (waitid WNOWAIT: unreaped)
+//     |-- EXIT code signal ------------------>|  stockade-init ended (and is reaped, as Node reaps)
 //     |<------------------------- RELAY on ---|  signals the front gets go to the planner
 //     |-- SIGNAL n -------------------------->|
 //     |<---------------- WAIT path args... ---|  the front becomes stockade-light's wait

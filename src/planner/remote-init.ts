@@ -64,7 +64,7 @@ export class RemoteInit implements InitProcess {
   }
 
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
-    // The front reaps it only once it has told us it exited (waitid WNOWAIT): its pid is not reused before.
+    // Until the front says it exited (it reaps it then): a pid is not reused within the moment between.
     if (this.pid === undefined || this.exitCode !== null || this.signalCode !== null) return false;
     try {
       process.kill(this.pid, signal);
