@@ -37,6 +37,8 @@ extern char **environ;
 #define FRAME_MAX (16u << 20)
 /* How long a front waits for a planner it started (Node's start under load, 2 cores, 20 jobs). */
 #define START_WAIT_MS 5000
+/* How long a running planner may take to greet (its event loop answers at once when it is well). */
+#define HELLO_WAIT_MS 3000
 
 static const char *const SERVED[] = STK_PLANNER_SERVED;
 static const int FORWARDED[] = STK_FORWARDED_SIGNALS;
@@ -212,12 +214,13 @@ static long now_ms(void)
 }
 
 /* Starts a planner for root, detached (its own session, a grandchild so no client reaps it), and
- * waits until it listens or has left (another planner holds the root). */
-static void start_planner(const char *pkg, const char *root)
+ * waits until it listens, or has left because another planner holds the root (true: connect to
+ * that one); false when it could not start at all. */
+static bool start_planner(const char *pkg, const char *root)
 {
 	int ready[2];
 	if (pipe2(ready, O_CLOEXEC) < 0)
-		return;
+		return false;
 	pid_t pid = fork();
 	if (pid == 0) {
 		setsid();
@@ -249,10 +252,11 @@ static void start_planner(const char *pkg, const char *root)
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	struct pollfd p = {.fd = ready[0], .events = POLLIN};
-	char c;
-	if (pid > 0 && poll(&p, 1, START_WAIT_MS) > 0)
-		(void)!read(ready[0], &c, 1);
+	char c = 0;
+	if (pid > 0 && poll(&p, 1, START_WAIT_MS) > 0 && read(ready[0], &c, 1) != 1)
+		c = 0;
 	close(ready[0]);
+	return c == 'R' || c == 'L';
 }
 
 /* Reads one whole frame (blocking). Returns its type, or -1 at EOF or error. */
@@ -318,7 +322,8 @@ static int reach_planner(const char *pkg, const char *root, const char *sock, st
 		conn = connect_to(sock);
 		if (conn < 0) {
 			if (!started) {
-				start_planner(pkg, root);
+				if (!start_planner(pkg, root))
+					break;
 				started = true;
 				deadline = now_ms() + START_WAIT_MS;
 				continue;
@@ -333,6 +338,13 @@ static int reach_planner(const char *pkg, const char *root, const char *sock, st
 		char *p;
 		size_t n;
 		in->len = 0;
+		/* A planner that does not even greet in time is stuck: the call is not left waiting on it. */
+		struct pollfd greet = {.fd = conn, .events = POLLIN};
+		if (poll(&greet, 1, HELLO_WAIT_MS) <= 0) {
+			close(conn);
+			conn = -1;
+			break;
+		}
 		int type = read_frame(conn, in, &p, &n);
 		if (type != (int)STK_TO_FRONT_HELLO || memchr(p, '\0', n) == NULL) {
 			close(conn);
@@ -724,6 +736,9 @@ void planner_try(char **argv)
 	if (!served || realpath(root, real) == NULL || !package_dir(pkg, sizeof pkg))
 		return;
 	snprintf(sock, sizeof sock, "%s/%s", real, STK_PLANNER_SOCKET);
+	/* A root too deep for a socket address has no planner: its calls run cold. */
+	if (strlen(sock) >= sizeof ((struct sockaddr_un *)0)->sun_path)
+		return;
 	struct buf in = {0};
 	int conn = reach_planner(pkg, real, sock, &in);
 	if (conn < 0)

@@ -1,6 +1,5 @@
 // Which calls the planner serves, decided before it does anything (a call it declines runs cold,
 // from the start, in Node; one it took must not be handed back with a line already logged).
-import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs, str, bool, type FlagSpec } from '../cli/args';
 import { splitGlobal } from '../cli/main';
@@ -8,6 +7,7 @@ import { CREATE_FLAGS } from '../cli/create';
 import { DEFAULT_ROOT } from '../container/state-store';
 import { DEFAULT_LEVEL } from '../levels/registry';
 import { ISOLATION_ANNOTATION } from '../container/level';
+import { readInputFile } from '../oci/input-file';
 
 /** The commands a front sends here; every other one runs cold (native/light/planner.c has the same list). */
 export const SERVED = ['create', 'run', 'exec'] as const;
@@ -83,9 +83,12 @@ function globalValues(global: readonly string[]): Map<string, string> {
   return out;
 }
 
+/** A file the call names, read only as the CLI reads its input (a FIFO or a device is never opened to wait on). */
 function readJson(path: string): unknown {
+  const read = readInputFile(path);
+  if (!read.ok) return undefined;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    return JSON.parse(read.text) as unknown;
   } catch {
     return undefined;
   }

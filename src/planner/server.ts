@@ -110,6 +110,7 @@ export function serve(root: string): void {
   try {
     flockSync(rootFd, 'ex', true);
   } catch {
+    tellFront('L'); // the front connects to the one that holds it
     process.exit(0);
   }
   const path = join(root, PLANNER_SOCKET);
@@ -237,15 +238,22 @@ export function serve(root: string): void {
   server.on('error', () => process.exit(1));
   server.listen(path, () => {
     ourSocket = statSync(path, { bigint: true }).ino;
-    // The front that started us waits on fd 3 for this byte (or its EOF, when we cannot serve).
-    try {
-      if (fstatSync(3).isFIFO()) {
-        writeSync(3, 'R');
-        closeSync(3);
-      }
-    } catch { /* started by hand */ }
+    tellFront('R');
     armIdle();
   });
+}
+
+/**
+ * The front that started this planner waits on fd 3 for one byte: R, it listens; L, another planner
+ * holds the root; EOF without either, it could not start (the front then runs its call cold at once).
+ */
+function tellFront(what: 'R' | 'L'): void {
+  try {
+    if (fstatSync(3).isFIFO()) {
+      writeSync(3, what);
+      closeSync(3);
+    }
+  } catch { /* started by hand */ }
 }
 
 function envList(env: NodeJS.ProcessEnv): string[] {
