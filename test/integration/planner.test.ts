@@ -39,10 +39,10 @@ function stopPlanners(root: string): void {
   }
 }
 
-async function until(check: () => boolean, ms = 10_000): Promise<void> {
+async function until(check: () => boolean, ms = 10_000, what = (): string => ''): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
-    if (Date.now() > end) throw new Error('timed out');
+    if (Date.now() > end) throw new Error(`timed out ${what()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -252,7 +252,9 @@ describe('planner faults', { skip }, () => {
       const b = rt.bundle(probeSpec(['/bin/probe', 'exit', '0']));
       assert.equal(rt.run(['run', '-b', b.dir, 'older1'], { env: ON }).status, 0);
       await until(() => old.exitCode !== null || old.signalCode !== null);
-      await until(() => plannersOf(rt.root).length === 1);
+      // The next call is served by a planner of this build.
+      assert.equal(rt.run(['run', '-b', b.dir, 'older2'], { env: ON }).status, 0);
+      await until(() => plannersOf(rt.root).length === 1, 20_000, () => `waiting for one planner of ${rt.root}: ${JSON.stringify(plannersOf(rt.root))}, socket ${existsSync(join(rt.root, PLANNER_SOCKET))}`);
       assert.notEqual(plannersOf(rt.root)[0], old.pid);
     } finally {
       old.kill('SIGKILL');
