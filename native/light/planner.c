@@ -316,20 +316,22 @@ static int reach_planner(const char *pkg, const char *root, const char *sock, st
 		return -1;
 	}
 	int conn = -1;
-	bool started = false;
+	/* Starts (at most two: one may lose the root to a planner of an older build that is leaving),
+	 * and how long after the last one its planner, or another front's, may take to listen. */
+	int starts = 0, quits = 0;
 	long deadline = 0;
 	for (;;) {
 		conn = connect_to(sock);
 		if (conn < 0) {
-			if (!started) {
+			if (deadline == 0 && starts < 2) {
 				if (!start_planner(pkg, root))
 					break;
-				started = true;
+				starts++;
 				deadline = now_ms() + START_WAIT_MS;
 				continue;
 			}
 			/* Two fronts started one at once: the other's is coming up. */
-			if (now_ms() > deadline)
+			if (deadline == 0 || now_ms() > deadline)
 				break;
 			struct timespec t = {0, 10 * 1000000};
 			nanosleep(&t, NULL);
@@ -354,12 +356,13 @@ static int reach_planner(const char *pkg, const char *root, const char *sock, st
 		const char *build = p;
 		const char *their_host = p + strlen(p) + 1;
 		if ((size_t)(their_host - p) >= n || strcmp(build, want) != 0) {
-			/* A planner of another build: it leaves, and one of this build is started once. */
+			/* A planner of another build: it gives the root up at once, and one of this build is started. */
 			send_frame(conn, STK_TO_PLANNER_QUIT, NULL, 0);
 			close(conn);
 			conn = -1;
-			if (started)
+			if (++quits > 50)
 				break;
+			deadline = 0;
 			struct timespec t = {0, 20 * 1000000};
 			nanosleep(&t, NULL);
 			continue;

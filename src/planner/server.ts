@@ -124,6 +124,7 @@ export function serve(root: string): void {
   let busy = false;
   let idle: NodeJS.Timeout | undefined;
   let ourSocket: bigint | undefined;
+  let quitting = false;
 
   const leave = (): never => {
     // Only our own socket: a newer planner may have replaced it.
@@ -164,9 +165,12 @@ export function serve(root: string): void {
       for (const f of frames) {
         if (f.type === 'quit') {
           // An older planner than its front: it gives the root up at once and finishes what it does.
-          server.close();
-          try { unlinkSync(path); } catch { /* gone */ }
-          closeSync(rootFd);
+          if (!quitting) {
+            quitting = true;
+            server.close();
+            try { unlinkSync(path); } catch { /* gone */ }
+            closeSync(rootFd);
+          }
           if (!busy) process.exit(0);
           sock.destroy();
           return;
@@ -183,6 +187,7 @@ export function serve(root: string): void {
           const c = call;
           void handle(c, f).finally(() => {
             busy = false;
+            if (quitting) process.exit(0);
             armIdle();
           });
           continue;

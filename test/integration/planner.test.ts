@@ -244,6 +244,8 @@ describe('planner faults', { skip }, () => {
     stopPlanners(rt.root);
     await until(() => plannersOf(rt.root).length === 0);
     // The same code as another file: its build id (the bundle's identity) differs from the front's.
+    // Only the older planner's socket: a stale one would let the front start its own first.
+    rmSync(join(rt.root, PLANNER_SOCKET), { force: true });
     const older = join(packageRoot(), 'dist-test', 'stockade-planner-older.js');
     copyFileSync(join(packageRoot(), 'dist', 'stockade-planner.js'), older);
     const old = spawn('node', [older], { env: { ...process.env, STOCKADE_PLANNER_SERVE: realpathSync(rt.root) }, stdio: 'ignore', detached: true });
