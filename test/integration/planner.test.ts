@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../../src/native/paths';
 import { PLANNER_SOCKET } from '../../src/planner/protocol';
 import { CASES } from './bad-input-cases';
-import { Runtime, integrationSkip, leftovers, probeSpec, type Result } from './harness';
+import { Runtime, integrationSkip, leftovers, probeSpec, runProcesses, type Result } from './harness';
 
 const skip = integrationSkip();
 const ON = { STOCKADE_PLANNER: 'on' };
@@ -19,18 +19,16 @@ const OFF = { STOCKADE_PLANNER: 'off' };
 /** Node code that first becomes nobody (the binary is loaded already, wherever it lives). */
 const AS_NOBODY = 'process.setgroups([]); process.setgid(65534); process.setuid(65534);';
 
-/** The planners serving `root`: found by the root their front named in their environment. */
+/** The planners serving `root`: this run's (they carry its tag), told apart by the root their front named. */
 function plannersOf(root: string): number[] {
   const want = `STOCKADE_PLANNER_SERVE=${realpathSync(root)}`;
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
+  return runProcesses('stockade-planner').filter((p) => p.state !== 'Z').map((p) => p.pid).filter((pid) => {
     try {
-      if (!readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('stockade-planner')) continue;
-      if (readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').includes(want)) out.push(Number(name));
-    } catch { /* gone */ }
-  }
-  return out;
+      return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(want);
+    } catch {
+      return false;
+    }
+  });
 }
 
 function stopPlanners(root: string): void {
@@ -93,14 +91,8 @@ describe('planner', { skip }, () => {
     // The front is the exec's stockade-init's parent, and stays the light entry, not node.
     let initParent: string | undefined;
     await until(() => {
-      for (const name of readdirSync('/proc')) {
-        if (!/^\d+$/.test(name)) continue;
-        try {
-          const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-          const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-          if (ppid === child.pid && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('stockade-init')) initParent = readlinkSync(`/proc/${ppid}/exe`);
-        } catch { /* gone */ }
-      }
+      const init = runProcesses('stockade-init').find((p) => p.ppid === child.pid);
+      if (init !== undefined) initParent = readlinkSync(`/proc/${init.ppid}/exe`);
       return initParent !== undefined;
     });
     assert.match(initParent ?? '', /stockade-light$/);
