@@ -75,7 +75,7 @@
     {
       "target_name": "stockade-light",
       "type": "executable",
-      "sources": ["native/light/light.c", "native/light/watch.c"],
+      "sources": ["native/light/light.c", "native/light/watch.c", "native/light/planner.c"],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
     }

@@ -23,6 +23,14 @@ for tool in hyperfine node tar sha256sum; do command -v "$tool" >/dev/null || { 
 
 # Short, under /tmp: unix socket paths below it must fit in 107 bytes.
 work=$(mktemp -d /tmp/sb-XXXXXX)
+# STOCKADE_PLANNER=on bash bench/clients.sh: stockade's create, run and exec through its planner
+# (docs/design/planner.md); each client reaches stockade through a wrapper that sets it.
+if [ "${STOCKADE_PLANNER:-}" = on ]; then
+  mkdir -p "$work/bin"
+  printf '#!/bin/sh\nSTOCKADE_PLANNER=on exec %s "$@"\n' "$stockade" >"$work/bin/stockade-planner"
+  chmod 755 "$work/bin/stockade-planner"
+  stockade="$work/bin/stockade-planner"
+fi
 pids=()  # daemons started here, stopped in reverse order
 
 stop_pid() {

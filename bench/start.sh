@@ -8,7 +8,6 @@ runs="${1:-30}"
 # Clients (containerd, podman) do not set it; in this sandbox it costs every Node start 70 ms.
 unset NODE_EXTRA_CA_CERTS
 work=$(mktemp -d /tmp/stockade-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/bundle/rootfs/bin"
 cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
 ln -s busybox "$work/bundle/rootfs/bin/true"
@@ -19,9 +18,15 @@ const fs = require("fs"); const p = process.argv[1]; const c = JSON.parse(fs.rea
 c.process.terminal = false; c.process.args = ["/bin/true"]; fs.writeFileSync(p, JSON.stringify(c));
 ' "$work/bundle/config.json"
 stockade="$PWD/bin/stockade"
+# The warm path: a planner serves the root (made here: a root that does not exist yet goes cold);
+# hyperfine's warm-up runs start it. The cold path: STOCKADE_PLANNER=off, every call its own Node.
+mkdir -p "$work/s5"
+planner_pids() { for p in $(pgrep -f stockade-planner.js); do tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx "STOCKADE_PLANNER_SERVE=$work/s5" && echo "$p"; done; }
+trap 'for p in $(planner_pids); do kill "$p"; done; rm -rf "$work"' EXIT
 cmds=(-n "node -e 0" "node -e 0"
-      -n "stockade list (one CLI call)" "$stockade --root $work/s0 list -q"
-      -n "stockade run" "$stockade --root $work/s1 run -b $work/bundle bench-s"
+      -n "stockade list (one CLI call)" "env STOCKADE_PLANNER=off $stockade --root $work/s0 list -q"
+      -n "stockade run" "env STOCKADE_PLANNER=off $stockade --root $work/s1 run -b $work/bundle bench-s"
+      -n "stockade run (planner, warm)" "env STOCKADE_PLANNER=on $stockade --root $work/s5 run -b $work/bundle bench-w"
       -n "stockade run (sentry)" "$stockade --root $work/s2 --isolation sentry run -b $work/bundle bench-ss"
       -n "stockade do -- true" "$stockade --root $work/s3 do -T -- true"
       -n "stockade do -- true (sentry)" "$stockade --root $work/s4 do -T --isolation sentry -- true")
@@ -38,6 +43,11 @@ command -v runc >/dev/null && cmds+=(-n "node + runc run (floor)" "node -e \"req
 command -v crun >/dev/null && cmds+=(-n "crun run (in unshare -m)" "unshare -m sh -c 'umount -l /sys/fs/cgroup/unified 2>/dev/null; exec crun --root $work/c1 run -b $work/bundle bench-c'")
 command -v runsc >/dev/null && cmds+=(-n "runsc run" "runsc --root $work/g1 --network=none run --bundle $work/bundle bench-g")
 hyperfine --warmup 3 --runs "$runs" -N --export-json "$work/result.json" "${cmds[@]}" >&2
+# The planner's proportional share of memory while resident (goal: at most 40 MB), after as many
+# calls as hyperfine made (the one it served has idled out by now: the other benchmarks take minutes).
+for i in $(seq "$runs"); do STOCKADE_PLANNER=on "$stockade" --root "$work/s5" run -b "$work/bundle" bench-w; done
+pss=0
+for p in $(planner_pids); do pss=$(awk '/^Pss:/ { print $2 }' /proc/$p/smaps_rollup); done
 node -e '
 const r = JSON.parse(require("fs").readFileSync(process.argv[1])).results;
 const by = Object.fromEntries(r.map((x) => [x.command, x.mean * 1000]));
@@ -45,9 +55,14 @@ const s = by["stockade run"], node = by["node -e 0"], call = by["stockade list (
 console.log("\nmean ms:"); for (const [k, v] of Object.entries(by)) console.log(`  ${k.padEnd(28)} ${v.toFixed(1)}`);
 console.log(`\nstockade per-call cost above node -e 0: ${(call - node).toFixed(1)} ms (a call ${call.toFixed(1)} ms, node ${node.toFixed(1)} ms)`);
 for (const peer of ["runc run", "crun run (in unshare -m)", "runsc run"]) if (by[peer]) console.log(`stockade run / ${peer}: ${(s / by[peer]).toFixed(2)}x`);
+// The goals of issue 16: the warm path at most 1.0x runc run; the planner at most 40 MB PSS resident.
+const warm = by["stockade run (planner, warm)"];
+for (const peer of ["runc run", "crun run (in unshare -m)", "runsc run"]) if (by[peer]) console.log(`stockade run (planner, warm) / ${peer}: ${(warm / by[peer]).toFixed(2)}x`);
+console.log(`stockade run (planner, warm) / stockade run (cold): ${(warm / s).toFixed(2)}x`);
+console.log(`planner PSS while resident: ${(Number(process.argv[2]) / 1024).toFixed(1)} MB (goal 40 MB)`);
 const floor = by["node + runc run (floor)"];
 if (floor && by["runc run"]) console.log(`floor of a Node-fronted run (node handing the run to runc) / runc run: ${(floor / by["runc run"]).toFixed(2)}x; stockade run / that floor: ${(s / floor).toFixed(2)}x`);
 for (const k of ["stockade do -- true", "stockade do -- true (sentry)"]) if (by[`before: ${k}`]) console.log(`${k}: this build / the one before: ${(by[k] / by[`before: ${k}`]).toFixed(2)}x`);
 // The sentry level against gVisor, the runtime it answers: both put a kernel of their own between the workload and the host.
 if (by["runsc run"]) console.log(`stockade run --isolation sentry / runsc run: ${(by["stockade run (sentry)"] / by["runsc run"]).toFixed(2)}x`);
-' "$work/result.json"
+' "$work/result.json" "$pss"

@@ -543,6 +543,24 @@ static napi_value js_accept(napi_env env, napi_callback_info info) {
   return make_int(env, conn);
 }
 
+/* peerCred(fd): SO_PEERCRED of a connected unix socket, [pid, uid, gid] as the kernel recorded them
+ * at connect: the planner (src/planner/) serves only its own uid, and Node has no way to ask. */
+static napi_value js_peer_cred(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int fd;
+  if (!get_fd(env, argv[0], "socketFd", &fd)) return NULL;
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return throw_errno(env, errno, "getsockopt(SO_PEERCRED)");
+  napi_value out;
+  NAPI_CALL(env, napi_create_array_with_length(env, 3, &out));
+  NAPI_CALL(env, napi_set_element(env, out, 0, make_int(env, cred.pid)));
+  NAPI_CALL(env, napi_set_element(env, out, 1, make_int(env, cred.uid)));
+  NAPI_CALL(env, napi_set_element(env, out, 2, make_int(env, cred.gid)));
+  return out;
+}
+
 /* TIOCSWINSZ on a pty master: Node can only size its own terminal streams. */
 static napi_value js_set_winsize(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -912,6 +930,7 @@ NAPI_MODULE_INIT() {
       {"unixListen", NULL, js_unix_listen, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unixConnect", NULL, js_unix_connect, NULL, NULL, NULL, napi_enumerable, NULL},
       {"accept", NULL, js_accept, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peerCred", NULL, js_peer_cred, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setWinsize", NULL, js_set_winsize, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setOnlcr", NULL, js_set_onlcr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openPty", NULL, js_open_pty, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "stockade-abi.h"
+#include "planner.h"
 #include "watch.h"
 
 /* The state root, id rules, light record, start socket and status rules come from TypeScript
@@ -71,6 +72,8 @@ static bool can(unsigned mask, enum status s) { return (mask & (unsigned)s) != 0
 /* Hands the whole call, as it was given, to the TypeScript CLI. Never returns. */
 static void __attribute__((noreturn)) to_node(void)
 {
+	/* The calls TypeScript decides go to a resident planner first, when there is one to ask. */
+	planner_try(g_argv);
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
 	if (n <= 0) {

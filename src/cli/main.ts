@@ -1,16 +1,17 @@
 // The stockade CLI entry: global flags as runc has them, then one command from the table.
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { StateStore, DEFAULT_ROOT } from '../container/state-store';
 import { StockadeError, errnoCode, isStockadeError } from '../errors';
 import { parseArgs, bool, str, type FlagSpec } from './args';
 import { COMMANDS } from './commands';
 import type { Command } from './context';
 import { HELP } from './help';
-import { Logger, out, type LogFormat } from '../log/logger';
+import { Logger, err, out, type LogFormat } from '../log/logger';
 import { mark } from '../log/timing';
 import { exitStatusOf } from './exit-status';
 import { availableLevels, DEFAULT_LEVEL, levelEntry, levelNames, levelRegistry, LEVELS } from '../levels/registry';
 import { oneOf } from '../container/level';
+import { undoLostPlanner } from './planner-lost';
 
 // The build's code cache warm-up reaches it through the bundle's exports.
 export { warmUp } from './warm-up';
@@ -44,7 +45,7 @@ function levelLines(): string {
 }
 
 /** Splits global flags (before the command name) from the command and its arguments. */
-function splitGlobal(argv: readonly string[]): { global: string[]; command: string | undefined; rest: string[] } {
+export function splitGlobal(argv: readonly string[]): { global: string[]; command: string | undefined; rest: string[] } {
   const global: string[] = [];
   let i = 0;
   while (i < argv.length) {
@@ -116,19 +117,15 @@ export async function main(given: readonly string[]): Promise<number> {
     if (level.unavailable !== undefined) throw new StockadeError('UNSUPPORTED', `--isolation ${isolation} is not available yet: ${level.unavailable}`);
     log.debug(`stockade ${withoutEnvValues(argv).join(' ')}`);
     const store = new StateStore(str(g, 'root') ?? DEFAULT_ROOT);
-    return await cmd.run(rest, {
-      store,
-      log,
-      systemdCgroup: bool(g, 'systemd-cgroup'),
-      isolation,
-      levels: levelRegistry({ log, root: store.root }, isolation),
-    });
+    const levels = levelRegistry({ log, root: store.root }, isolation);
+    await undoLostPlanner(store, levels);
+    return await cmd.run(rest, { store, log, systemdCgroup: bool(g, 'systemd-cgroup'), isolation, levels });
   } catch (e) {
     const msg = oneLine(e instanceof Error ? e.message : String(e));
     const fields = isStockadeError(e) ? { code: e.code, ...e.context } : {};
     log.log('error', msg, fields);
     if (!isStockadeError(e) && e instanceof Error && e.stack !== undefined) log.debug(e.stack);
-    writeSync(2, `stockade: ${msg}\n`);
+    err(`stockade: ${msg}\n`);
     return exitStatusOf(e);
   }
 }

@@ -48,6 +48,16 @@ export interface Created {
   workload: Workload;
 }
 
+let idTaken: ((store: StateStore, id: ContainerId) => void) | undefined;
+
+/**
+ * Told each time create has taken an id (its state directory made): the planner tells its front,
+ * so that were the planner lost before the call ends, the call's cold retry removes it first.
+ */
+export function setIdTakenHook(hook: ((store: StateStore, id: ContainerId) => void) | undefined): void {
+  idTaken = hook;
+}
+
 export function loadSpec(bundle: string): Spec {
   const path = resolve(bundle, 'config.json');
   const read = readInputFile(path);
@@ -100,6 +110,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   });
 
   const lock = store.createLocked(id, (spec.linux?.namespaces ?? []).some((ns) => ns.type === 'user'));
+  idTaken?.(store, id);
   let workload: Workload | undefined;
   let poststop: HookState | undefined;
   try {

@@ -12,7 +12,7 @@
 // A container's state.json names its level (`level`) and keeps the driver's own data
 // (`levelData`: Workload.data at create, handed back as LevelContainer.data); a record older than
 // these fields has `isolation` instead, read as the level of that name with no data.
-import type { ChildProcess } from 'node:child_process';
+import type { InitProcess } from '../native/launcher';
 import type { CgroupManager, Stats, Warn } from '../cgroups';
 import type { Process, Resources, Spec } from '../oci/spec';
 import type { ContainerId } from './id';
@@ -122,7 +122,7 @@ export interface Workload {
    * In monitor mode, this process's child whose exit is the workload's: `run` and `do` hand it to
    * stockade-light's wait (light-wait.ts) at a level whose registry entry allows the light entry.
    */
-  readonly monitor: ChildProcess | undefined;
+  readonly monitor: InitProcess | undefined;
   /** In monitor mode, settles with the workload's exit status; otherwise once create's own helper is done. */
   readonly exit: Promise<ExitStatus>;
   /** Settles once everything this process started for the container has stopped (`run` waits for it after delete). */

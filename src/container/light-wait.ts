@@ -14,6 +14,19 @@ import { lightMayAct } from './light';
 import { FORWARDED } from './signal-forward';
 import type { StateStore } from './state-store';
 
+/**
+ * Makes the caller's process become the wait (path, args as execve takes them). In the planner the
+ * caller is the front, which execs it; resolves only when it could not (the caller then waits itself).
+ */
+export type WaitBecomer = (path: string, args: readonly string[]) => Promise<void>;
+
+let becomer: WaitBecomer | undefined;
+
+/** The planner's for the request it serves; undefined restores exec'ing this process. */
+export function setWaitBecomer(b: WaitBecomer | undefined): void {
+  becomer = b;
+}
+
 /** The global flags stockade-light takes and passes on to Node's delete when it needs it. */
 export function lightGlobals(root: string, log: { readonly path: string; readonly format: LogFormat } | undefined): string[] {
   return ['--root', root, ...(log === undefined ? [] : ['--log', log.path, '--log-format', log.format])];
@@ -42,6 +55,10 @@ export async function waitInLight(w: LightWait): Promise<void> {
   const light = join(packageRoot(), 'build', 'Release', 'stockade-light');
   if (!existsSync(light) || !lightMayAct(w.store, w.id)) return;
   const args = [light, ...w.globals, 'wait', ...(w.keep ? ['--keep'] : []), w.id, String(w.helperPid)];
+  if (becomer !== undefined) {
+    if (w.helperRunning()) await becomer(light, args);
+    return;
+  }
   const signals = FORWARDED.map((s) => constants.signals[s]);
   // Signals from here on are held for the wait; those Node caught before are still in its loop,
   // and one turn of it forwards them (an attached run's SIGTERM was lost under load without it).

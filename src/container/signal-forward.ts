@@ -5,6 +5,19 @@ import { signalProcess } from './kill';
 
 export const FORWARDED: readonly NodeJS.Signals[] = FORWARDED_SIGNALS;
 
+/** Where the caller's signals arrive: this process, or (in the planner) the front that asked. */
+export interface SignalSource {
+  on(sig: NodeJS.Signals, handler: (sig: NodeJS.Signals) => void): void;
+  off(sig: NodeJS.Signals, handler: (sig: NodeJS.Signals) => void): void;
+}
+
+let source: SignalSource = process;
+
+/** The planner's source for the request it serves; undefined restores this process's own signals. */
+export function setSignalSource(s: SignalSource | undefined): void {
+  source = s ?? process;
+}
+
 export interface SignalForwarder {
   /** From now on signals go to `pid` if it is still the process that started at `startTime`
    *  (a pidfd makes a reused pid harmless); those that came before are delivered first. */
@@ -30,14 +43,15 @@ export function signalForwarder(): SignalForwarder {
     if (target === undefined) pending.push(sig);
     else send(sig);
   };
-  for (const sig of FORWARDED) process.on(sig, forward);
+  const from = source;
+  for (const sig of FORWARDED) from.on(sig, forward);
   return {
     to(pid, startTime) {
       target = { pid, startTime };
       for (const sig of pending.splice(0)) send(sig);
     },
     stop() {
-      for (const sig of FORWARDED) process.off(sig, forward);
+      for (const sig of FORWARDED) from.off(sig, forward);
     },
   };
 }

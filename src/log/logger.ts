@@ -41,7 +41,7 @@ export class Logger {
     if (this.#path === undefined) {
       // As runc without --log: its debug and warning lines go to stderr, in the format asked for.
       // Errors are said there once, by main, as one line.
-      if (level === 'debug' || level === 'warning') writeSync(2, `${line}\n`);
+      if (level === 'debug' || level === 'warning') err(`${line}\n`);
       return;
     }
     try {
@@ -74,8 +74,37 @@ function quote(s: string): string {
   return /^[A-Za-z0-9._/@^+-]*$/.test(s) ? s : JSON.stringify(s);
 }
 
+/**
+ * Where the caller's stdout and stderr are: this process's fds 1 and 2, or, in the resident
+ * planner (src/planner/), the front that asked it, which writes what it is sent to its own.
+ */
+export interface Stdio {
+  out(data: Buffer): void;
+  err(data: Buffer): void;
+}
+
+let stdio: Stdio | undefined;
+
+/** The planner routes a request's output to its front; undefined restores this process's own. */
+export function setStdio(s: Stdio | undefined): void {
+  stdio = s;
+}
+
+/** Writes to the caller's stderr (the one-line error, and debug and warning lines without --log). */
+export function err(text: string): void {
+  if (stdio !== undefined) {
+    stdio.err(Buffer.from(text));
+    return;
+  }
+  writeSync(2, text);
+}
+
 /** Writes to stdout without touching process.stdout, whose setup would make a shared pipe non-blocking. */
 export function out(text: string): void {
+  if (stdio !== undefined) {
+    stdio.out(Buffer.from(text));
+    return;
+  }
   const buf = Buffer.from(text);
   let off = 0;
   while (off < buf.length) {

@@ -1,9 +1,8 @@
 // exec at a host-process level: stockade-init joins the container's namespaces and cgroups and starts the process there.
-import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { StockadeError } from '../errors';
 import { mark } from '../log/timing';
-import { launchInit, type Launched } from '../native/launcher';
+import { launchInit, type InitProcess, type Launched } from '../native/launcher';
 import { encodePlan } from '../native/protocol';
 import { hierarchyOf, hostLayout } from '../cgroups';
 import { ConsoleRelay, relayTerminal } from '../container/console-relay';
@@ -121,7 +120,7 @@ function controllersOf(dir: string): readonly string[] | undefined {
 /** Launches the plan; on failure neither the helper nor a half-started process outlives the call. */
 async function launch(plan: Buffer, preserveFds: number, sentrySocket: number | undefined, pipes: boolean): Promise<Launched> {
   let pid = 0;
-  let helper: ChildProcess | undefined;
+  let helper: InitProcess | undefined;
   let helperExit: Launched['helperExit'] | undefined;
   try {
     return await launchInit({

@@ -121,6 +121,7 @@ interface Binding extends SentryNative {
   unixListen(path: string, backlog?: number): number;
   unixConnect(path: string): number;
   accept(socketFd: number): number;
+  peerCred(socketFd: number): [number, number, number];
   setWinsize(fd: number, rows: number, cols: number): void;
   setOnlcr(fd: number, on: boolean): boolean;
   openPty(): [number, number, string];
@@ -137,7 +138,7 @@ interface Binding extends SentryNative {
 
 const FUNCTIONS = [
   'flock', 'flockAsync', 'pidfdOpen', 'pidfdSendSignal', 'pidfdGetfd', 'waitPidfd',
-  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'setWinsize', 'setOnlcr', 'openPty', 'getWinsize',
+  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'peerCred', 'setWinsize', 'setOnlcr', 'openPty', 'getWinsize',
   'mallocTrim', 'execBlocked', 'holdSignals', 'releaseSignals', 'bpfDeviceProgLoad', 'bpfCgroupDeviceAttach', 'bpfCgroupDevicePrograms', ...SENTRY_FUNCTIONS,
 ] as const;
 
@@ -292,6 +293,12 @@ export function unixConnect(path: string): number {
 /** accept4(2), blocking, close-on-exec: for a connection known to be queued already. */
 export function accept(socketFd: number): number {
   return binding().accept(socketFd);
+}
+
+/** SO_PEERCRED of a connected unix socket: who connected, as the kernel recorded it at connect. */
+export function peerCred(socketFd: number): { pid: number; uid: number; gid: number } {
+  const [pid, uid, gid] = binding().peerCred(socketFd);
+  return { pid, uid, gid };
 }
 
 /** Sets a terminal's window size (TIOCSWINSZ), e.g. on a container's pty master. */

@@ -1,5 +1,5 @@
 // Starts stockade-init with a setup plan and follows it until the container is ready or has failed.
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, type StdioOptions } from 'node:child_process';
 import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
 import { getSystemErrorMap } from 'node:util';
 import { StockadeError } from '../errors';
@@ -20,7 +20,7 @@ export interface LaunchOptions {
    *  the EOF that its execve causes, and fail on the ERROR frame a failed execve sends instead. */
   awaitExec?: boolean;
   /** Called once the helper is spawned, so a caller whose launch fails can still wait for it to exit. */
-  onSpawn?: (helper: ChildProcess, helperExit: Launched['helperExit']) => void;
+  onSpawn?: (helper: InitProcess, helperExit: Launched['helperExit']) => void;
   /** For a plan with TAG_SENTRY: an fd of this process, one end of a unix socketpair the caller
    *  made, that stockade-init gets as initFds(preserveFds).sentryFd, the number the record names.
    *  The seccomp listener arrives on the other end (SCM_RIGHTS, one byte "L") after `start`. The
@@ -32,13 +32,92 @@ export interface LaunchOptions {
   stdio?: 'inherit' | 'ignore' | 'pipe';
 }
 
+/** stockade-init as its spawner holds it: a child of this process, or of the front a planner serves. */
+export interface InitProcess {
+  readonly pid?: number | undefined;
+  readonly exitCode: number | null;
+  readonly signalCode: NodeJS.Signals | null;
+  kill(signal?: NodeJS.Signals | number): boolean;
+}
+
+export type InitExit = Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+/** A spawned stockade-init and the two channels its plan and sync points travel over. */
+export interface InitChannels {
+  readonly helper: InitProcess;
+  readonly helperExit: InitExit;
+  /** Writes the whole plan to the plan pipe, then closes it. */
+  sendPlan(plan: Buffer): void;
+  /** The sync socket: MSG frames both ways; destroyed once the container is ready. */
+  readonly sync: Duplex;
+  /** Called if the executable could not be started, with the system's words for why. */
+  onSpawnError(report: (message: string) => void): void;
+  /** With stdio 'pipe': the container process's stdio, read from the moment of the spawn. */
+  readonly pipes?: ContainerPipes | undefined;
+}
+
+export interface ContainerPipes {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+}
+
+/**
+ * How stockade-init is started: `initFds(preserveFds)` tells at which fd it expects its plan pipe,
+ * its sync socket and (with a sentry) the socket `sentrySocket`, which must pass to it. Fds 0 .. 3+
+ * preserveFds-1 are the caller's own. The resident planner puts its own here, so that the front
+ * that asked it spawns stockade-init, and the container stays the CLI call's descendant.
+ */
+export type InitSpawner = (path: string, preserveFds: number, sentrySocket: number | undefined) => InitChannels;
+
+let spawner: InitSpawner | undefined;
+
+/** The planner's spawner for the request it serves; undefined restores spawning a child of this process. */
+export function setInitSpawner(s: InitSpawner | undefined): void {
+  spawner = s;
+}
+
+function spawnChild(path: string, preserveFds: number, sentrySocket: number | undefined, own: NonNullable<LaunchOptions['stdio']> = 'inherit'): InitChannels {
+  const { planFd, syncFd } = initFds(preserveFds);
+  const stdio: StdioOptions = [own, own, own];
+  for (let fd = 3; fd < planFd; fd++) stdio.push(fd);
+  stdio.push('pipe', 'pipe');
+  // At initFds().sentryFd, the slot after the sync socket.
+  if (sentrySocket !== undefined) stdio.push(sentrySocket);
+  const helper = spawn(path, [String(planFd), String(syncFd)], { stdio });
+  const helperExit: InitExit = new Promise((res) => {
+    helper.once('exit', (code, signal) => res({ code, signal }));
+  });
+  const planPipe = helper.stdio[planFd] as Writable;
+  // Read at once: a pipe nobody listens to yet when the helper's exit is handled is resumed by
+  // Node (its flushStdio) and its data dropped, and a fast process exits before launchInit resolves.
+  const pipes = own === 'pipe' ? {
+    stdin: helper.stdin as Writable,
+    stdout: (helper.stdout as Readable).pipe(new PassThrough()),
+    stderr: (helper.stderr as Readable).pipe(new PassThrough()),
+  } : undefined;
+  return {
+    helper,
+    helperExit,
+    pipes,
+    sendPlan(plan) {
+      planPipe.on('error', () => { /* the helper died early; its exit tells why */ });
+      planPipe.end(plan);
+    },
+    sync: helper.stdio[syncFd] as Duplex,
+    onSpawnError(report) {
+      helper.once('error', (e) => report(e.message));
+    },
+  };
+}
+
 export interface Launched {
   pid: number;
   /** stockade-init itself; in monitor mode it exits with the container's status. */
-  helper: ChildProcess;
-  helperExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  helper: InitProcess;
+  helperExit: InitExit;
   /** With stdio 'pipe': the process's stdin, and its stdout and stderr as read from the moment of the spawn. */
-  pipes?: { stdin: Writable; stdout: Readable; stderr: Readable } | undefined;
+  pipes?: ContainerPipes | undefined;
 }
 
 export function initError(m: Extract<InitMessage, { type: 'error' }>): StockadeError {
@@ -57,28 +136,15 @@ export function initError(m: Extract<InitMessage, { type: 'error' }>): StockadeE
 }
 
 export function launchInit(opts: LaunchOptions): Promise<Launched> {
-  const { planFd, syncFd } = initFds(opts.preserveFds);
   const own = opts.stdio ?? 'inherit';
-  const stdio: StdioOptions = [own, own, own];
-  for (let fd = 3; fd < planFd; fd++) stdio.push(fd);
-  stdio.push('pipe', 'pipe');
-  // At initFds().sentryFd, the slot after the sync socket.
-  if (opts.sentrySocket !== undefined) stdio.push(opts.sentrySocket);
-  const helper = spawn(initBinary(), [String(planFd), String(syncFd)], { stdio });
-  // Read at once: a pipe nobody listens to yet when the helper's exit is handled is resumed by
-  // Node (its flushStdio) and its data dropped, and a fast process exits before launchInit resolves.
-  const pipes = own === 'pipe' ? {
-    stdin: helper.stdin as Writable,
-    stdout: (helper.stdout as Readable).pipe(new PassThrough()),
-    stderr: (helper.stderr as Readable).pipe(new PassThrough()),
-  } : undefined;
-  const helperExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
-    helper.once('exit', (code, signal) => res({ code, signal }));
-  });
+  // The planner's front holds the caller's stdio and spawns for it; a launch that wants stdio of
+  // its own (the SDK's, in its own program, never through a planner) spawns a child here.
+  const channels = spawner !== undefined && own === 'inherit'
+    ? spawner(initBinary(), opts.preserveFds, opts.sentrySocket)
+    : spawnChild(initBinary(), opts.preserveFds, opts.sentrySocket, own);
+  const { helper, helperExit, sync, pipes } = channels;
   mark('spawned');
   opts.onSpawn?.(helper, helperExit);
-  const planPipe = helper.stdio[planFd] as Writable;
-  const sync = helper.stdio[syncFd] as Duplex;
 
   return new Promise<Launched>((resolvePromise, rejectPromise) => {
     let pid = 0;
@@ -90,9 +156,8 @@ export function launchInit(opts: LaunchOptions): Promise<Launched> {
       sync.destroy();
       rejectPromise(e);
     };
-    helper.once('error', (e) => fail(new StockadeError('SYSTEM', `cannot start ${initBinary()}: ${e.message}`, { path: initBinary() })));
-    planPipe.on('error', () => { /* the helper died early; its exit tells why */ });
-    planPipe.end(opts.plan);
+    channels.onSpawnError((why) => fail(new StockadeError('SYSTEM', `cannot start ${initBinary()}: ${why}`, { path: initBinary() })));
+    channels.sendPlan(opts.plan);
 
     const reader = new MessageReader();
     sync.on('data', (chunk: Buffer) => {

@@ -9,6 +9,8 @@ import { ID_EXTRA_CHARS, ID_MAX_LENGTH } from '../container/id';
 import { LIGHT_ACT, LIGHT_FORMAT, LIGHT_KEYS, LIGHT_RECORD } from '../container/light';
 import { DEFAULT_ROOT, START_SOCKET } from '../container/state-store';
 import { ALLOWED, STATUSES, type Operation, type Status } from '../container/status';
+import { PLANNER_SOCKET, PLANNER_SERVE_ENV, PLANNER_LOST_ENV, TO_FRONT, TO_PLANNER } from '../planner/protocol';
+import { SERVED } from '../planner/eligible';
 import { PLAN, ROOTFS, MOUNTF, DEVICEF, HOOKF, HOOK_PHASE, HANDOFF, MSG, UMASK_UNSET } from '../native/protocol';
 
 function block(prefix: string, table: Record<string, number>): string {
@@ -88,6 +90,14 @@ export function renderHeader(): string {
     `#define STK_SIGRTMAX ${SIGRTMAX}`,
     '/* What the light entry\'s wait passes on to the container (FORWARDED_SIGNALS). */',
     `#define STK_FORWARDED_SIGNALS { ${FORWARDED_SIGNALS.map((n) => SIGNALS[n]).join(', ')} }`,
+    '',
+    '/* The planner (src/planner/protocol.ts): its frames, socket, environment, and the commands it serves. */',
+    block('STK_TO_PLANNER_', TO_PLANNER),
+    block('STK_TO_FRONT_', TO_FRONT),
+    `#define STK_PLANNER_SOCKET ${cString(PLANNER_SOCKET)}`,
+    `#define STK_PLANNER_SERVE_ENV ${cString(PLANNER_SERVE_ENV)}`,
+    `#define STK_PLANNER_LOST_ENV ${cString(PLANNER_LOST_ENV)}`,
+    `#define STK_PLANNER_SERVED { ${SERVED.map((c) => cString(c)).join(', ')} }`,
     '',
     '#endif',
     '',

@@ -17,7 +17,9 @@ const LAYERS: readonly (readonly string[])[] = [
   ['container'],
   ['namespaces', 'sentry', 'vm'],
   ['levels'],
-  ['cli', 'planner', 'shim', 'sdk'],
+  ['cli', 'shim', 'sdk'],
+  // The planner runs the CLI's own main() for the calls its front sends.
+  ['planner'],
   ['tools'],
 ];
 

@@ -1,0 +1,753 @@
+/*
+ * The front's half of the planner (docs/design/planner.md): the calls TypeScript decides (create,
+ * run, exec) are asked of a resident Node planner of the state root, over <root>/.planner.sock,
+ * instead of starting Node; this process carries the answer out. It spawns stockade-init itself
+ * (the container stays a descendant of the CLI call, and only stockade-init gets the caller's
+ * fds), relays init's plan pipe and sync socket, the planner's output and the caller's signals,
+ * and exits with the status the planner says, or becomes stockade-light's wait.
+ *
+ * Nothing is decided here either: the planner answers COLD for any call it does not serve, and
+ * every failure to reach a planner of this build and this host sends the call to Node, as if
+ * there were none. The frames are src/planner/protocol.ts's, through stockade-abi.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "planner.h"
+#include "stockade-abi.h"
+
+extern char **environ;
+
+#define FRAME_MAX (16u << 20)
+/* How long a front waits for a planner it started (Node's start under load, 2 cores, 20 jobs). */
+#define START_WAIT_MS 5000
+/* How long a running planner may take to greet (its event loop answers at once when it is well). */
+#define HELLO_WAIT_MS 3000
+
+static const char *const SERVED[] = STK_PLANNER_SERVED;
+static const int FORWARDED[] = STK_FORWARDED_SIGNALS;
+#define NFORWARDED ((int)(sizeof FORWARDED / sizeof FORWARDED[0]))
+
+static int g_sigpipe[2] = {-1, -1};
+static volatile sig_atomic_t g_relay;
+
+struct buf {
+	char *data;
+	size_t len, cap;
+};
+
+static bool buf_add(struct buf *b, const void *p, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap == 0 ? 4096 : b->cap;
+		while (cap < b->len + n)
+			cap *= 2;
+		char *d = realloc(b->data, cap);
+		if (d == NULL)
+			return false;
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return true;
+}
+
+static bool buf_str(struct buf *b, const char *s) { return buf_add(b, s, strlen(s) + 1); }
+
+static int write_full(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int send_frame(int conn, unsigned type, const void *p, size_t n)
+{
+	unsigned char head[5];
+	uint32_t len = (uint32_t)n + 1;
+	memcpy(head, &len, 4); /* little-endian: x86-64 and arm64 */
+	head[4] = (unsigned char)type;
+	if (write_full(conn, head, 5) < 0)
+		return -1;
+	return n == 0 ? 0 : write_full(conn, p, n);
+}
+
+static int send_ints(int conn, unsigned type, int a, int b)
+{
+	int32_t v[2] = {a, b};
+	return send_frame(conn, type, v, sizeof v);
+}
+
+/* <package>/build/Release/stockade-light -> <package> */
+static bool package_dir(char *out, size_t size)
+{
+	ssize_t n = readlink("/proc/self/exe", out, size - 1);
+	if (n <= 0)
+		return false;
+	out[n] = '\0';
+	for (int up = 0; up < 3; up++) {
+		char *slash = strrchr(out, '/');
+		if (slash == NULL)
+			return false;
+		*slash = '\0';
+	}
+	return true;
+}
+
+/* As src/planner/host.ts buildIdOf: the bundle's device, inode, size and mtime in ns. */
+static bool build_id(const char *bundle, char *out, size_t size)
+{
+	struct stat st;
+	if (stat(bundle, &st) < 0)
+		return false;
+	unsigned long long mtime = (unsigned long long)st.st_mtim.tv_sec * 1000000000ull + (unsigned long long)st.st_mtim.tv_nsec;
+	snprintf(out, size, "%llu:%llu:%lld:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size, mtime);
+	return true;
+}
+
+static bool read_file(const char *path, struct buf *b)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char tmp[4096];
+	ssize_t n;
+	while ((n = read(fd, tmp, sizeof tmp)) > 0)
+		if (!buf_add(b, tmp, (size_t)n)) {
+			close(fd);
+			return false;
+		}
+	close(fd);
+	return n == 0;
+}
+
+/* As src/planner/host.ts hostFingerprint: namespaces, cgroup, ids and capabilities. */
+static bool fingerprint(struct buf *b)
+{
+	static const char *const ns[] = {"cgroup", "ipc", "mnt", "net", "pid", "user", "uts"};
+	static const char *const keys[] = {"Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"};
+	for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+		char path[64], link[128];
+		snprintf(path, sizeof path, "/proc/self/ns/%s", ns[i]);
+		ssize_t n = readlink(path, link, sizeof link - 1);
+		if (n <= 0)
+			return false;
+		if (!buf_add(b, link, (size_t)n) || !buf_add(b, "\n", 1))
+			return false;
+	}
+	if (!read_file("/proc/self/cgroup", b))
+		return false;
+	struct buf status = {0};
+	if (!read_file("/proc/self/status", &status) || !buf_add(&status, "", 1)) {
+		free(status.data);
+		return false;
+	}
+	for (char *line = status.data; line != NULL && *line != '\0';) {
+		char *end = strchr(line, '\n');
+		size_t len = end == NULL ? strlen(line) : (size_t)(end - line);
+		char *colon = memchr(line, ':', len);
+		if (colon != NULL)
+			for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+				if ((size_t)(colon - line) == strlen(keys[k]) && strncmp(line, keys[k], strlen(keys[k])) == 0) {
+					buf_add(b, line, len);
+					buf_add(b, "\n", 1);
+				}
+		line = end == NULL ? NULL : end + 1;
+	}
+	free(status.data);
+	return true;
+}
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof addr.sun_path)
+		return -1;
+	strcpy(addr.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+		close(fd);
+		return -1;
+	}
+	/* The planner must be this user's: a socket another user put there is not asked anything. */
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != geteuid()) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static long now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Starts a planner for root, detached (its own session, a grandchild so no client reaps it), and
+ * waits until it listens, or has left because another planner holds the root (true: connect to
+ * that one); false when it could not start at all. */
+static bool start_planner(const char *pkg, const char *root)
+{
+	int ready[2];
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		return false;
+	pid_t pid = fork();
+	if (pid == 0) {
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		/* Nothing of the caller's but the environment: a pipe it waits on must not stay open for a minute. */
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		if (dup2(ready[1], 3) < 0)
+			_exit(127);
+		syscall(SYS_close_range, 4u, ~0u, 0u);
+		setenv(STK_PLANNER_SERVE_ENV, root, 1);
+		if (chdir("/") < 0)
+			_exit(127);
+		for (int i = 0; i < NFORWARDED; i++)
+			signal(FORWARDED[i], SIG_DFL);
+		char bundle[PATH_MAX + 40];
+		snprintf(bundle, sizeof bundle, "%s/dist/stockade-planner.js", pkg);
+		char *args[] = {"node", bundle, NULL};
+		execvp("node", args);
+		_exit(127);
+	}
+	close(ready[1]);
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	struct pollfd p = {.fd = ready[0], .events = POLLIN};
+	char c = 0;
+	if (pid > 0 && poll(&p, 1, START_WAIT_MS) > 0 && read(ready[0], &c, 1) != 1)
+		c = 0;
+	close(ready[0]);
+	return c == 'R' || c == 'L';
+}
+
+/* Reads one whole frame (blocking). Returns its type, or -1 at EOF or error. */
+static int read_frame(int conn, struct buf *in, char **payload, size_t *plen)
+{
+	for (;;) {
+		if (in->len >= 5) {
+			uint32_t len;
+			memcpy(&len, in->data, 4);
+			if (len < 1 || len > FRAME_MAX)
+				return -1;
+			if (in->len >= 4 + (size_t)len) {
+				*payload = in->data + 5;
+				*plen = len - 1;
+				return (unsigned char)in->data[4];
+			}
+		}
+		char tmp[65536];
+		ssize_t n = read(conn, tmp, sizeof tmp);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		if (!buf_add(in, tmp, (size_t)n))
+			return -1;
+	}
+}
+
+static void drop_frame(struct buf *in)
+{
+	uint32_t len;
+	memcpy(&len, in->data, 4);
+	memmove(in->data, in->data + 4 + len, in->len - 4 - len);
+	in->len -= 4 + len;
+}
+
+/* A frame is waiting whole in the buffer. */
+static bool frame_ready(const struct buf *in)
+{
+	if (in->len < 5)
+		return false;
+	uint32_t len;
+	memcpy(&len, in->data, 4);
+	return in->len >= 4 + (size_t)len;
+}
+
+/* Connects to the root's planner of this build, starting one when there is none (or an older one). */
+static int reach_planner(const char *pkg, const char *root, const char *sock, struct buf *in)
+{
+	char bundle[PATH_MAX + 40], want[128];
+	snprintf(bundle, sizeof bundle, "%s/dist/stockade-planner.js", pkg);
+	if (!build_id(bundle, want, sizeof want))
+		return -1;
+	struct buf host = {0};
+	if (!fingerprint(&host) || !buf_add(&host, "", 1)) {
+		free(host.data);
+		return -1;
+	}
+	int conn = -1;
+	/* Starts (at most two: one may lose the root to a planner of an older build that is leaving),
+	 * and how long after the last one its planner, or another front's, may take to listen. */
+	int starts = 0, quits = 0;
+	long deadline = 0;
+	for (;;) {
+		conn = connect_to(sock);
+		if (conn < 0) {
+			if (deadline == 0 && starts < 2) {
+				if (!start_planner(pkg, root))
+					break;
+				starts++;
+				deadline = now_ms() + START_WAIT_MS;
+				continue;
+			}
+			/* Two fronts started one at once: the other's is coming up. */
+			if (deadline == 0 || now_ms() > deadline)
+				break;
+			struct timespec t = {0, 10 * 1000000};
+			nanosleep(&t, NULL);
+			continue;
+		}
+		char *p;
+		size_t n;
+		in->len = 0;
+		/* A planner that does not even greet in time is stuck: the call is not left waiting on it. */
+		struct pollfd greet = {.fd = conn, .events = POLLIN};
+		if (poll(&greet, 1, HELLO_WAIT_MS) <= 0) {
+			close(conn);
+			conn = -1;
+			break;
+		}
+		int type = read_frame(conn, in, &p, &n);
+		if (type != (int)STK_TO_FRONT_HELLO || memchr(p, '\0', n) == NULL) {
+			close(conn);
+			conn = -1;
+			break;
+		}
+		const char *build = p;
+		const char *their_host = p + strlen(p) + 1;
+		if ((size_t)(their_host - p) >= n || strcmp(build, want) != 0) {
+			/* A planner of another build: it gives the root up at once, and one of this build is started. */
+			send_frame(conn, STK_TO_PLANNER_QUIT, NULL, 0);
+			close(conn);
+			conn = -1;
+			if (++quits > 50)
+				break;
+			deadline = 0;
+			struct timespec t = {0, 20 * 1000000};
+			nanosleep(&t, NULL);
+			continue;
+		}
+		drop_frame(in);
+		if (strcmp(their_host, host.data) != 0) {
+			close(conn);
+			conn = -1;
+		}
+		break;
+	}
+	free(host.data);
+	return conn;
+}
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	if (g_relay) {
+		unsigned char s = (unsigned char)sig;
+		(void)!write(g_sigpipe[1], &s, 1);
+	} else if (sig != SIGWINCH && sig != SIGCONT) {
+		/* Nothing of the planner's takes it: what a cold call's Node would do, the default. */
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	errno = saved;
+}
+
+static bool is_valued_global(const char *name)
+{
+	return strcmp(name, "root") == 0 || strcmp(name, "log") == 0 || strcmp(name, "log-format") == 0 ||
+	       strcmp(name, "isolation") == 0 || strcmp(name, "criu") == 0 || strcmp(name, "rootless") == 0;
+}
+
+/* The state root and command as src/cli/main.ts splitGlobal finds them. */
+static const char *root_and_command(char **argv, const char **root)
+{
+	*root = STK_DEFAULT_ROOT;
+	int i = 1;
+	if (argv[i] != NULL && strcmp(argv[i], "--") == 0)
+		i++;
+	for (; argv[i] != NULL && argv[i][0] == '-'; i++) {
+		const char *a = argv[i] + (argv[i][1] == '-' ? 2 : 1);
+		const char *eq = strchr(a, '=');
+		size_t len = eq == NULL ? strlen(a) : (size_t)(eq - a);
+		char name[32];
+		if (len >= sizeof name)
+			continue;
+		memcpy(name, a, len);
+		name[len] = '\0';
+		if (!is_valued_global(name))
+			continue;
+		const char *value = eq != NULL ? eq + 1 : argv[i + 1];
+		if (strcmp(name, "root") == 0 && value != NULL)
+			*root = value;
+		if (eq == NULL && argv[i + 1] != NULL)
+			i++;
+	}
+	return argv[i];
+}
+
+struct child {
+	pid_t pid;
+	int pidfd;
+	int plan; /* the plan pipe's write end */
+	int sync; /* the sync socket's front end */
+	bool exited; /* and reaped: its status below */
+	int status;  /* as exit() takes it: the code, or 128 + the signal */
+};
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* SPAWN: stockade-init with the caller's fds 0 .. planFd-1, its plan pipe at planFd and sync socket at syncFd. */
+static int spawn_init(int conn, struct child *c, const char *p, size_t n)
+{
+	if (n < 12 || memchr(p + 12, '\0', n - 12) == NULL)
+		return -1;
+	int32_t v[3];
+	memcpy(v, p, 12);
+	int plan_fd = v[1], sync_fd = v[2];
+	/* path, then its arguments, each NUL-terminated */
+	char *args[8] = {0};
+	int argc = 0;
+	for (const char *s = p + 12; s < p + n && argc < 7; s += strlen(s) + 1)
+		args[argc++] = (char *)s;
+	if (argc < 1 || plan_fd < 3 || sync_fd != plan_fd + 1)
+		return -1;
+	int plan[2], sync[2], report[2];
+	if (pipe2(plan, O_CLOEXEC) < 0)
+		return send_ints(conn, STK_TO_PLANNER_SPAWN_FAILED, errno, 0);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0 || pipe2(report, O_CLOEXEC) < 0)
+		return send_ints(conn, STK_TO_PLANNER_SPAWN_FAILED, errno, 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		for (int i = 0; i < NFORWARDED; i++)
+			signal(FORWARDED[i], SIG_DFL);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* Out of the way of planFd and syncFd first, then into place (dup2 clears close-on-exec). */
+		int lo = plan_fd + 2;
+		int r = fcntl(plan[0], F_DUPFD_CLOEXEC, lo), s = fcntl(sync[1], F_DUPFD_CLOEXEC, lo);
+		int e = fcntl(report[1], F_DUPFD_CLOEXEC, lo);
+		if (r < 0 || s < 0 || e < 0 || dup2(r, plan_fd) < 0 || dup2(s, sync_fd) < 0) {
+			int err = errno;
+			(void)!write(e, &err, sizeof err);
+			_exit(127);
+		}
+		execv(args[0], args);
+		int err = errno;
+		(void)!write(e, &err, sizeof err);
+		_exit(127);
+	}
+	int err = errno;
+	close(plan[0]);
+	close(sync[1]);
+	close(report[1]);
+	if (pid < 0) {
+		close(plan[1]);
+		close(sync[0]);
+		close(report[0]);
+		return send_ints(conn, STK_TO_PLANNER_SPAWN_FAILED, err, 0);
+	}
+	int child_err = 0;
+	ssize_t got;
+	while ((got = read(report[0], &child_err, sizeof child_err)) < 0 && errno == EINTR)
+		;
+	close(report[0]);
+	if (got == (ssize_t)sizeof child_err) {
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		close(plan[1]);
+		close(sync[0]);
+		return send_ints(conn, STK_TO_PLANNER_SPAWN_FAILED, child_err, 0);
+	}
+	c->pid = pid;
+	c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	c->plan = plan[1];
+	c->sync = sync[0];
+	c->exited = false;
+	return send_ints(conn, STK_TO_PLANNER_SPAWNED, pid, 0);
+}
+
+/* WAIT (path, then argv): become stockade-light's wait, the caller's forwarded signals held pending
+ * across the execve. Not once stockade-init is reaped: the planner then waits and deletes, as Node
+ * does when its event loop reaped stockade-init first. */
+static void become_wait(int conn, const struct child *c, const char *p, size_t n)
+{
+	if (c->exited) {
+		send_ints(conn, STK_TO_PLANNER_WAIT_FAILED, ECHILD, 0);
+		return;
+	}
+	char **args = calloc(n + 1, sizeof *args);
+	if (args == NULL || n == 0 || p[n - 1] != '\0') {
+		send_ints(conn, STK_TO_PLANNER_WAIT_FAILED, EINVAL, 0);
+		free(args);
+		return;
+	}
+	int argc = 0;
+	for (const char *s = p; s < p + n; s += strlen(s) + 1)
+		args[argc++] = (char *)s;
+	sigset_t held, old;
+	sigemptyset(&held);
+	for (int i = 0; i < NFORWARDED; i++)
+		sigaddset(&held, FORWARDED[i]);
+	sigprocmask(SIG_BLOCK, &held, &old);
+	/* Signals caught but not yet relayed are made pending again: the wait forwards them. */
+	unsigned char s;
+	while (read(g_sigpipe[0], &s, 1) == 1)
+		raise(s);
+	execv(args[0], args + 1);
+	int err = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	free(args);
+	send_ints(conn, STK_TO_PLANNER_WAIT_FAILED, err, 0);
+}
+
+/* The planner is gone mid-call. */
+static void lost(struct child *c, const char *undo_id)
+{
+	close_fd(&c->plan);
+	close_fd(&c->sync);
+	if (undo_id != NULL) {
+		/* It had taken an id: its container is removed by the cold path, which then does the whole call. */
+		if (c->pid > 0 && !c->exited) {
+			kill(c->pid, SIGKILL);
+			while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+		setenv(STK_PLANNER_LOST_ENV, undo_id, 1);
+		return;
+	}
+	if (c->pid > 0) {
+		/* An exec's process: stockade-init, in monitor mode, exits with its status. */
+		if (c->exited)
+			exit(c->status);
+		int status;
+		while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	}
+}
+
+/* Serves the call through the planner; returns only when Node must do it (the cold path). */
+static void through_planner(int conn, char **argv)
+{
+	struct buf req = {0};
+	char cwd[PATH_MAX];
+	if (getcwd(cwd, sizeof cwd) == NULL)
+		return;
+	mode_t mask = umask(0);
+	umask(mask);
+	char num[32];
+	int argc = 0;
+	int first = argv[1] != NULL && strcmp(argv[1], "--") == 0 ? 2 : 1;
+	while (argv[first + argc] != NULL)
+		argc++;
+	bool ok = buf_str(&req, cwd);
+	snprintf(num, sizeof num, "%o", (unsigned)mask);
+	ok = ok && buf_str(&req, num);
+	snprintf(num, sizeof num, "%d", argc);
+	ok = ok && buf_str(&req, num);
+	for (int i = 0; i < argc; i++)
+		ok = ok && buf_str(&req, argv[first + i]);
+	for (char **e = environ; *e != NULL; e++)
+		ok = ok && buf_str(&req, *e);
+	if (!ok || pipe2(g_sigpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return;
+	struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+	sigemptyset(&sa.sa_mask);
+	for (int i = 0; i < NFORWARDED; i++)
+		sigaction(FORWARDED[i], &sa, NULL);
+	if (send_frame(conn, STK_TO_PLANNER_REQUEST, req.data, req.len) < 0)
+		return;
+	free(req.data);
+
+	struct child c = {.pid = -1, .pidfd = -1, .plan = -1, .sync = -1};
+	struct buf in = {0};
+	char *undo = NULL;
+	bool eof = false;
+	for (;;) {
+		while (frame_ready(&in)) {
+			uint32_t len;
+			memcpy(&len, in.data, 4);
+			unsigned type = (unsigned char)in.data[4];
+			char *p = in.data + 5;
+			size_t n = len - 1;
+			switch (type) {
+			case STK_TO_FRONT_COLD:
+				if (c.pid > 0 || undo != NULL) {
+					lost(&c, undo);
+					return;
+				}
+				close(conn);
+				return;
+			case STK_TO_FRONT_OUT:
+			case STK_TO_FRONT_ERR:
+				(void)write_full(type == STK_TO_FRONT_OUT ? 1 : 2, p, n);
+				break;
+			case STK_TO_FRONT_UNDO:
+				free(undo);
+				undo = n > 1 ? strndup(p, n - 1) : NULL;
+				break;
+			case STK_TO_FRONT_SPAWN:
+				if (c.pid > 0 || spawn_init(conn, &c, p, n) < 0) {
+					lost(&c, undo);
+					return;
+				}
+				break;
+			case STK_TO_FRONT_PLAN:
+				if (c.plan >= 0)
+					(void)write_full(c.plan, p, n);
+				close_fd(&c.plan);
+				break;
+			case STK_TO_FRONT_SYNC:
+				if (c.sync >= 0)
+					(void)write_full(c.sync, p, n);
+				break;
+			case STK_TO_FRONT_SYNC_CLOSE:
+				close_fd(&c.sync);
+				break;
+			case STK_TO_FRONT_RELAY:
+				g_relay = n >= 4 && p[0] != 0;
+				break;
+			case STK_TO_FRONT_WAIT:
+				become_wait(conn, &c, p, n);
+				break;
+			case STK_TO_FRONT_DONE: {
+				int32_t code = 1;
+				if (n >= 4)
+					memcpy(&code, p, 4);
+				exit(code);
+			}
+			default:
+				lost(&c, undo);
+				return;
+			}
+			drop_frame(&in);
+		}
+		if (eof) {
+			lost(&c, undo);
+			return;
+		}
+		struct pollfd fds[4] = {
+		    {.fd = conn, .events = POLLIN},
+		    {.fd = g_sigpipe[0], .events = POLLIN},
+		    {.fd = c.sync, .events = POLLIN},
+		    {.fd = c.exited ? -1 : c.pidfd, .events = POLLIN},
+		};
+		if (poll(fds, 4, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			lost(&c, undo);
+			return;
+		}
+		if (fds[0].revents != 0) {
+			char tmp[65536];
+			ssize_t r = read(conn, tmp, sizeof tmp);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0 || !buf_add(&in, tmp, (size_t)r))
+				eof = true;
+		}
+		if (fds[1].revents != 0) {
+			unsigned char s;
+			while (read(g_sigpipe[0], &s, 1) == 1)
+				send_ints(conn, STK_TO_PLANNER_SIGNAL, s, 0);
+		}
+		if (fds[2].revents != 0) {
+			char tmp[65536];
+			ssize_t r = read(c.sync, tmp, sizeof tmp);
+			if (r > 0)
+				send_frame(conn, STK_TO_PLANNER_SYNC, tmp, (size_t)r);
+			else if (r == 0 || errno != EINTR) {
+				close_fd(&c.sync);
+				send_frame(conn, STK_TO_PLANNER_SYNC_EOF, NULL, 0);
+			}
+		}
+		if (fds[3].revents != 0) {
+			/* Reaped at once, as Node reaps its child: an unreaped stockade-init would still count in
+			 * the container's cgroup (pids.current, and a cgroup that will not go). The planner
+			 * signals it only until it hears of this exit. */
+			siginfo_t si = {0};
+			if (waitid(P_PID, (id_t)c.pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid == c.pid) {
+				c.exited = true;
+				bool killed = si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED;
+				c.status = killed ? 128 + si.si_status : si.si_status;
+				send_ints(conn, STK_TO_PLANNER_EXIT, killed ? -1 : si.si_status, killed ? si.si_status : 0);
+			}
+		}
+	}
+}
+
+void planner_try(char **argv)
+{
+	const char *mode = getenv("STOCKADE_PLANNER");
+	if (mode == NULL || strcmp(mode, "on") != 0 || getenv(STK_PLANNER_LOST_ENV) != NULL)
+		return;
+	const char *root;
+	const char *command = root_and_command(argv, &root);
+	if (command == NULL)
+		return;
+	bool served = false;
+	for (size_t i = 0; i < sizeof SERVED / sizeof SERVED[0]; i++)
+		served = served || strcmp(command, SERVED[i]) == 0;
+	char real[PATH_MAX], pkg[PATH_MAX], sock[PATH_MAX + 32];
+	/* A root that does not exist yet is made by the cold call, as it would be without a planner. */
+	if (!served || realpath(root, real) == NULL || !package_dir(pkg, sizeof pkg))
+		return;
+	snprintf(sock, sizeof sock, "%s/%s", real, STK_PLANNER_SOCKET);
+	/* A root too deep for a socket address has no planner: its calls run cold. */
+	if (strlen(sock) >= sizeof ((struct sockaddr_un *)0)->sun_path)
+		return;
+	struct buf in = {0};
+	int conn = reach_planner(pkg, real, sock, &in);
+	if (conn < 0)
+		return;
+	free(in.data);
+	through_planner(conn, argv);
+	for (int i = 0; i < NFORWARDED; i++)
+		signal(FORWARDED[i], SIG_DFL);
+}

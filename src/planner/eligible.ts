@@ -1,0 +1,104 @@
+// Which calls the planner serves, decided before it does anything (a call it declines runs cold,
+// from the start, in Node; one it took must not be handed back with a line already logged).
+import { isAbsolute, join, resolve } from 'node:path';
+import { parseArgs, str, bool, type FlagSpec } from '../cli/args';
+import { splitGlobal } from '../cli/main';
+import { CREATE_FLAGS } from '../cli/create';
+import { DEFAULT_ROOT } from '../container/state-store';
+import { DEFAULT_LEVEL } from '../levels/registry';
+import { ISOLATION_ANNOTATION } from '../container/level';
+import { readInputFile } from '../oci/input-file';
+
+/** The commands a front sends here; every other one runs cold (native/light/planner.c has the same list). */
+export const SERVED = ['create', 'run', 'exec'] as const;
+
+/** The level the planner serves: a host process with no supervisor beside it (a sentry process, a VM keeper). */
+const LEVEL = 'namespaces';
+
+/** Why the call is declined, or undefined when the planner serves it. */
+export function declined(argv: readonly string[], cwd: string): string | undefined {
+  const { global, command, rest } = splitGlobal(argv);
+  if (command === undefined || !(SERVED as readonly string[]).includes(command)) return `command ${command ?? '(none)'}`;
+  const g = globalValues(global);
+  const isolation = g.get('isolation') ?? DEFAULT_LEVEL;
+  if (isolation !== LEVEL) return `--isolation ${isolation}`;
+  const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (command === 'exec') return execDeclined(own, g.get('root') ?? DEFAULT_ROOT, cwd);
+  if (own.some((a) => a === '--image' || a.startsWith('--image='))) return 'run --image';
+  const flags: FlagSpec[] = [...CREATE_FLAGS, { name: 'detach', type: 'bool', short: 'd' }, { name: 'keep', type: 'bool' }];
+  let p;
+  try {
+    p = parseArgs(own, flags, command);
+  } catch {
+    return undefined; // the planner words the usage error as the CLI would
+  }
+  const config = readJson(join(resolve(cwd, str(p, 'bundle') ?? '.'), 'config.json'));
+  if (config === undefined) return undefined; // the same: a missing or malformed config is an error it reports
+  const level = annotation(config) ?? isolation;
+  if (level !== LEVEL) return `level ${level}`;
+  // An attached run of a terminal with no console socket relays the caller's terminal from Node.
+  if (command === 'run' && terminal(config) && !bool(p, 'detach') && str(p, 'console-socket') === undefined) return 'a terminal to relay';
+  return undefined;
+}
+
+function execDeclined(own: readonly string[], root: string, cwd: string): string | undefined {
+  // The id is the first word that is not a flag or a flag's value; exec's flags with a value:
+  const valued = new Set(['-p', '--process', '--console-socket', '--pid-file', '--cwd', '-e', '--env', '-u', '--user', '-g', '--additional-gids', '-c', '--cap', '--preserve-fds', '--process-label', '--apparmor', '--cgroup']);
+  let id: string | undefined;
+  let tty = false;
+  let detach = false;
+  let consoleSocket = false;
+  let processFile: string | undefined;
+  for (let i = 0; i < own.length; i++) {
+    const a = own[i] ?? '';
+    if (!a.startsWith('-')) { id = a; break; }
+    const name = a.split('=')[0] ?? '';
+    if (name === '-t' || name === '--tty') tty = a.endsWith('=false') ? false : true;
+    if (name === '-d' || name === '--detach') detach = true;
+    if (name === '--console-socket') consoleSocket = true;
+    if (valued.has(name) && !a.includes('=')) {
+      if (name === '-p' || name === '--process') processFile = own[i + 1];
+      i++;
+    } else if (name === '-p' || name === '--process') processFile = a.slice(a.indexOf('=') + 1);
+  }
+  if (processFile !== undefined) {
+    const proc = readJson(resolve(cwd, processFile));
+    if (proc !== undefined && (proc as { terminal?: unknown }).terminal === true) tty = true;
+  }
+  if (tty && !detach && !consoleSocket) return 'a terminal to relay';
+  if (id === undefined || id.includes('/')) return undefined;
+  const record = readJson(join(isAbsolute(root) ? root : resolve(cwd, root), id, 'state.json'));
+  const level = (record as { level?: unknown } | undefined)?.level;
+  return level === undefined || level === LEVEL ? undefined : `level ${String(level)}`;
+}
+
+function globalValues(global: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < global.length; i++) {
+    const a = global[i] ?? '';
+    const name = a.replace(/^--?/, '').split('=')[0] ?? '';
+    if (name !== 'root' && name !== 'isolation') continue;
+    out.set(name, a.includes('=') ? a.slice(a.indexOf('=') + 1) : global[i + 1] ?? '');
+  }
+  return out;
+}
+
+/** A file the call names, read only as the CLI reads its input (a FIFO or a device is never opened to wait on). */
+function readJson(path: string): unknown {
+  const read = readInputFile(path);
+  if (!read.ok) return undefined;
+  try {
+    return JSON.parse(read.text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function annotation(config: unknown): string | undefined {
+  const v = (config as { annotations?: Record<string, unknown> }).annotations?.[ISOLATION_ANNOTATION];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function terminal(config: unknown): boolean {
+  return (config as { process?: { terminal?: unknown } }).process?.terminal === true;
+}

@@ -1,0 +1,150 @@
+// The closed set of frames between the C front (native/light/planner.c) and the resident planner
+// (server.ts), over the unix socket <root>/planner.sock. Written once here; C reads the numbers
+// from the generated native/include/stockade-abi.h (src/tools/gen-header.ts).
+//
+//   front                                   planner
+//     | connect; SO_PEERCRED both ways        |
+//     |<------------------ HELLO build, host --|  the front compares both with its own;
+//     |-- QUIT (older build) ---------------->|  an older planner goes, a new one is started
+//     |-- REQUEST cwd umask argv env -------->|
+//     |<----------------------------- COLD ---|  nothing done: the front runs Node itself
+//     |<--------------- OUT / ERR bytes ------|  the front writes them to its fd 1 / 2
+//     |<------- UNDO id ----------------------|  the id is taken: were the planner lost, the
+//     |                                       |  cold path deletes it before doing the call
+//     |<---- SPAWN preserve planFd syncFd path|  the front forks stockade-init with its own fds
+//     |-- SPAWNED pid | SPAWN_FAILED errno -->|
+//     |<------------------------- PLAN bytes -|  written to init's plan pipe, which is closed
+//     |<-> SYNC bytes, SYNC_EOF, SYNC_CLOSE <->|  the sync channel, relayed by the front
+//     |-- EXIT code signal ------------------>|  stockade-init ended (and is reaped, as Node reaps)
+//     |<------------------------- RELAY on ---|  signals the front gets go to the planner
+//     |-- SIGNAL n -------------------------->|
+//     |<---------------- WAIT path args... ---|  the front becomes stockade-light's wait
+//     |<------------------------- DONE code --|  the front exits with it
+//
+// Each frame: u32 little-endian length of what follows, u8 type, payload.
+
+/** Frames the front sends. */
+export const TO_PLANNER = {
+  REQUEST: 1,
+  SPAWNED: 2,
+  SPAWN_FAILED: 3,
+  SYNC: 4,
+  SYNC_EOF: 5,
+  EXIT: 6,
+  SIGNAL: 7,
+  WAIT_FAILED: 8,
+  QUIT: 9,
+} as const;
+
+/** Frames the planner sends. */
+export const TO_FRONT = {
+  HELLO: 32,
+  COLD: 33,
+  OUT: 34,
+  ERR: 35,
+  SPAWN: 36,
+  PLAN: 37,
+  SYNC: 38,
+  SYNC_CLOSE: 39,
+  WAIT: 40,
+  RELAY: 41,
+  DONE: 42,
+  UNDO: 43,
+} as const;
+
+/** The planner's socket in the state root: a dot name, as no container's id may be (`list` and clean-ups pass it by).
+ *  The one planner of a root holds an exclusive flock on the root directory itself. */
+export const PLANNER_SOCKET = '.planner.sock';
+/** Set by the front for the planner it starts: the state root it serves. */
+export const PLANNER_SERVE_ENV = 'STOCKADE_PLANNER_SERVE';
+/** Set by the front when its planner was lost after UNDO: the container id the cold path deletes first. */
+export { PLANNER_LOST_ENV } from '../cli/planner-lost';
+/** The largest frame either side accepts (a plan with a large seccomp program fits many times). */
+export const FRAME_MAX = 16 << 20;
+
+export type FrontFrame =
+  | { type: 'request'; cwd: string; umask: number; argv: string[]; env: string[] }
+  | { type: 'spawned'; pid: number }
+  | { type: 'spawn-failed'; errno: number }
+  | { type: 'sync'; data: Buffer }
+  | { type: 'sync-eof' }
+  | { type: 'exit'; code: number | null; signal: number | null }
+  | { type: 'signal'; signal: number }
+  | { type: 'wait-failed'; errno: number }
+  | { type: 'quit' };
+
+export function frame(type: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt32LE(payload.length + 1, 0);
+  head.writeUInt8(type, 4);
+  return Buffer.concat([head, payload]);
+}
+
+export function i32s(...values: number[]): Buffer {
+  const b = Buffer.alloc(values.length * 4);
+  values.forEach((v, i) => b.writeInt32LE(v, i * 4));
+  return b;
+}
+
+/** NUL-terminated strings, as C lays out argv. */
+export function strings(list: readonly string[]): Buffer {
+  return Buffer.concat(list.map((s) => Buffer.from(`${s}\0`)));
+}
+
+function splitStrings(b: Buffer): string[] {
+  const out: string[] = [];
+  let at = 0;
+  while (at < b.length) {
+    const end = b.indexOf(0, at);
+    if (end < 0) throw new Error('planner protocol: a string without its NUL');
+    out.push(b.subarray(at, end).toString());
+    at = end + 1;
+  }
+  return out;
+}
+
+function decode(type: number, p: Buffer): FrontFrame {
+  const int = (i: number): number => {
+    if (p.length < (i + 1) * 4) throw new Error(`planner protocol: frame ${type} too short`);
+    return p.readInt32LE(i * 4);
+  };
+  switch (type) {
+    case TO_PLANNER.REQUEST: {
+      // cwd, umask (octal), argc, argv..., env...
+      const [cwd, umask, argc, ...rest] = splitStrings(p);
+      const n = Number(argc);
+      if (cwd === undefined || umask === undefined || !Number.isInteger(n) || n < 0 || n > rest.length) throw new Error('planner protocol: malformed request');
+      return { type: 'request', cwd, umask: parseInt(umask, 8), argv: rest.slice(0, n), env: rest.slice(n) };
+    }
+    case TO_PLANNER.SPAWNED: return { type: 'spawned', pid: int(0) };
+    case TO_PLANNER.SPAWN_FAILED: return { type: 'spawn-failed', errno: int(0) };
+    case TO_PLANNER.SYNC: return { type: 'sync', data: Buffer.from(p) };
+    case TO_PLANNER.SYNC_EOF: return { type: 'sync-eof' };
+    case TO_PLANNER.EXIT: {
+      const code = int(0);
+      const signal = int(1);
+      return { type: 'exit', code: signal > 0 ? null : code, signal: signal > 0 ? signal : null };
+    }
+    case TO_PLANNER.SIGNAL: return { type: 'signal', signal: int(0) };
+    case TO_PLANNER.WAIT_FAILED: return { type: 'wait-failed', errno: int(0) };
+    case TO_PLANNER.QUIT: return { type: 'quit' };
+    default: throw new Error(`planner protocol: unknown frame type ${type}`);
+  }
+}
+
+/** Cuts a byte stream from the front into frames. */
+export class FrameReader {
+  #buf: Buffer = Buffer.alloc(0);
+  push(chunk: Buffer): FrontFrame[] {
+    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    const out: FrontFrame[] = [];
+    while (this.#buf.length >= 5) {
+      const len = this.#buf.readUInt32LE(0);
+      if (len < 1 || len > FRAME_MAX) throw new Error(`planner protocol: frame length ${len}`);
+      if (this.#buf.length < 4 + len) break;
+      out.push(decode(this.#buf.readUInt8(4), this.#buf.subarray(5, 4 + len)));
+      this.#buf = this.#buf.subarray(4 + len);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,278 @@
+// The resident planner: one Node process per state root, started by the C front (native/light/
+// planner.c) on demand, gone after an idle minute. It runs the CLI's own main() for each call the
+// front sends, with the call's cwd, umask and environment, its output and signals relayed by the
+// front, and stockade-init spawned by the front (remote-init.ts). It keeps no container state of
+// its own: everything is on disk as the cold path writes it, so kill -9 at any moment loses nothing.
+import { closeSync, constants as fsConstants, fstatSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { EventEmitter } from 'node:events';
+import { main } from '../cli/main';
+import { setIdTakenHook } from '../container/create';
+import { setWaitBecomer } from '../container/light-wait';
+import { FORWARDED, setSignalSource, type SignalSource } from '../container/signal-forward';
+import { setStdio } from '../log/logger';
+import { flockSync, peerCred } from '../native/addon';
+import { setInitSpawner } from '../native/launcher';
+import { declined } from './eligible';
+import { buildIdOf, hostFingerprint } from './host';
+import { FrameReader, PLANNER_SOCKET, PLANNER_SERVE_ENV, TO_FRONT, frame, i32s, strings, type FrontFrame } from './protocol';
+import { RemoteInit } from './remote-init';
+
+/** How long a planner with nothing to do stays; STOCKADE_PLANNER_IDLE_MS (in the environment it starts with) for tests. */
+export const IDLE_MS = 60_000;
+
+/** The signals a front relays, by number. */
+const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(FORWARDED.map((s) => [constants.signals[s], s]));
+
+/** One call being served: the connection it came on and what it spawned there. */
+class Call implements SignalSource {
+  readonly #sock: Socket;
+  #init: RemoteInit | undefined;
+  #events = new EventEmitter();
+  #relaying = false;
+  #becameWait = false;
+  #waitFailed: (() => void) | undefined;
+  #gone = false;
+  #handOver!: () => void;
+  /** Settles when the front, having become the wait, is gone: the call is over for this process. */
+  readonly handedOver = new Promise<void>((res) => { this.#handOver = res; });
+  constructor(sock: Socket) {
+    this.#sock = sock;
+  }
+
+  send(f: Buffer): void {
+    if (!this.#gone) this.#sock.write(f);
+  }
+
+  on(sig: NodeJS.Signals, handler: (sig: NodeJS.Signals) => void): void {
+    this.#events.on(sig, handler);
+    this.#relay();
+  }
+
+  off(sig: NodeJS.Signals, handler: (sig: NodeJS.Signals) => void): void {
+    this.#events.off(sig, handler);
+    this.#relay();
+  }
+
+  /** The front relays its signals here only while something here takes them; else they act on it as on a cold call. */
+  #relay(): void {
+    const want = FORWARDED.some((s) => this.#events.listenerCount(s) > 0);
+    if (want === this.#relaying) return;
+    this.#relaying = want;
+    this.send(frame(TO_FRONT.RELAY, i32s(want ? 1 : 0)));
+  }
+
+  spawn(path: string, preserveFds: number): RemoteInit {
+    this.#init = new RemoteInit(this, path, preserveFds);
+    return this.#init;
+  }
+
+  becomeWait(path: string, args: readonly string[]): Promise<void> {
+    this.#becameWait = true;
+    this.send(frame(TO_FRONT.WAIT, strings([path, ...args])));
+    // Settles only if the front could not exec it: then this call waits, as Node does then.
+    return new Promise((res) => { this.#waitFailed = () => { this.#becameWait = false; res(); }; });
+  }
+
+  frame(f: FrontFrame): void {
+    switch (f.type) {
+      case 'spawned': this.#init?.spawned(f.pid); break;
+      case 'spawn-failed': this.#init?.spawnFailed(f.errno); break;
+      case 'sync': this.#init?.sync.push(f.data); break;
+      case 'sync-eof': this.#init?.sync.ended(); break;
+      case 'exit': this.#init?.exited(f.code, f.signal); break;
+      case 'signal': {
+        const name = SIGNAL_NAMES.get(f.signal);
+        if (name !== undefined) this.#events.emit(name, name);
+        break;
+      }
+      case 'wait-failed': this.#waitFailed?.(); break;
+      default: break;
+    }
+  }
+
+  /** The front is gone (it exec'd the wait, exited, or was killed). */
+  lost(): void {
+    this.#gone = true;
+    this.#init?.lost();
+    if (this.#becameWait) this.#handOver();
+  }
+}
+
+export function serve(root: string): void {
+  const bundle = __filename;
+  const build = buildIdOf(bundle);
+  const host = hostFingerprint();
+  // One planner per root: the one holding the root directory's flock; another started at the same time leaves.
+  const rootFd = openSync(root, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+  try {
+    flockSync(rootFd, 'ex', true);
+  } catch {
+    tellFront('L'); // the front connects to the one that holds it
+    process.exit(0);
+  }
+  const path = join(root, PLANNER_SOCKET);
+  try { unlinkSync(path); } catch { /* none, or a stale one: replaced */ }
+  // The socket is made 0600 (no other user may even connect); SO_PEERCRED is checked besides.
+  process.umask(0o077);
+  const idleMs = Number(process.env['STOCKADE_PLANNER_IDLE_MS'] ?? IDLE_MS) || IDLE_MS;
+  const baseEnv = { ...process.env };
+  delete baseEnv[PLANNER_SERVE_ENV];
+  const baseCwd = process.cwd();
+  let busy = false;
+  let idle: NodeJS.Timeout | undefined;
+  let ourSocket: bigint | undefined;
+  let quitting = false;
+
+  const leave = (): never => {
+    // Only our own socket: a newer planner may have replaced it.
+    try {
+      if (ourSocket !== undefined && statSync(path, { bigint: true }).ino === ourSocket) unlinkSync(path);
+    } catch { /* gone already */ }
+    process.exit(0);
+  };
+  const armIdle = (): void => {
+    clearTimeout(idle);
+    idle = setTimeout(() => { if (!busy) leave(); }, idleMs);
+  };
+
+  const server = createServer({ allowHalfOpen: false }, (sock) => {
+    const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    let cred;
+    try {
+      cred = peerCred(fd);
+    } catch {
+      sock.destroy();
+      return;
+    }
+    if (cred.uid !== process.getuid?.()) {
+      sock.destroy();
+      return;
+    }
+    sock.write(frame(TO_FRONT.HELLO, strings([build, host])));
+    const reader = new FrameReader();
+    let call: Call | undefined;
+    sock.on('data', (chunk: Buffer) => {
+      let frames: FrontFrame[];
+      try {
+        frames = reader.push(chunk);
+      } catch {
+        sock.destroy();
+        return;
+      }
+      for (const f of frames) {
+        if (f.type === 'quit') {
+          // An older planner than its front: it gives the root up at once and finishes what it does.
+          if (!quitting) {
+            quitting = true;
+            server.close();
+            try { unlinkSync(path); } catch { /* gone */ }
+            closeSync(rootFd);
+          }
+          if (!busy) process.exit(0);
+          sock.destroy();
+          return;
+        }
+        if (f.type === 'request') {
+          if (busy || call !== undefined) {
+            // One call at a time (the call's cwd, umask and environment are this process's own while it runs).
+            sock.end(frame(TO_FRONT.COLD));
+            continue;
+          }
+          call = new Call(sock);
+          busy = true;
+          clearTimeout(idle);
+          const c = call;
+          void handle(c, f).finally(() => {
+            busy = false;
+            if (quitting) process.exit(0);
+            armIdle();
+          });
+          continue;
+        }
+        call?.frame(f);
+      }
+    });
+    sock.on('error', () => { /* close follows */ });
+    sock.on('close', () => call?.lost());
+  });
+
+  const handle = async (call: Call, req: Extract<FrontFrame, { type: 'request' }>): Promise<void> => {
+    try {
+      process.chdir(req.cwd);
+    } catch {
+      call.send(frame(TO_FRONT.COLD));
+      return;
+    }
+    const why = declined(req.argv, req.cwd);
+    if (why !== undefined) {
+      process.chdir(baseCwd);
+      call.send(frame(TO_FRONT.COLD));
+      return;
+    }
+    const oldUmask = process.umask(req.umask);
+    setEnvironment(req.env);
+    setStdio({ out: (b) => call.send(frame(TO_FRONT.OUT, b)), err: (b) => call.send(frame(TO_FRONT.ERR, b)) });
+    setInitSpawner((path, preserveFds, sentry) => {
+      if (sentry !== undefined) throw new Error('planner: a sentry socket cannot be passed to the front');
+      return call.spawn(path, preserveFds).channels(call);
+    });
+    setSignalSource(call);
+    setWaitBecomer((path, args) => call.becomeWait(path, args));
+    setIdTakenHook((_store, id) => call.send(frame(TO_FRONT.UNDO, strings([id]))));
+    let code = 1;
+    try {
+      const done = main(req.argv);
+      // A call that became the wait never settles here: it ends when its front's connection does.
+      code = await Promise.race([done, call.handedOver.then(() => -1)]);
+    } finally {
+      setIdTakenHook(undefined);
+      setWaitBecomer(undefined);
+      setSignalSource(undefined);
+      setInitSpawner(undefined);
+      setStdio(undefined);
+      setEnvironment(envList(baseEnv));
+      process.umask(oldUmask);
+      process.chdir(baseCwd);
+    }
+    if (code >= 0) call.send(frame(TO_FRONT.DONE, i32s(code)));
+  };
+
+  server.on('error', () => process.exit(1));
+  server.listen(path, () => {
+    ourSocket = statSync(path, { bigint: true }).ino;
+    tellFront('R');
+    armIdle();
+  });
+}
+
+/**
+ * The front that started this planner waits on fd 3 for one byte: R, it listens; L, another planner
+ * holds the root; EOF without either, it could not start (the front then runs its call cold at once).
+ */
+function tellFront(what: 'R' | 'L'): void {
+  try {
+    if (fstatSync(3).isFIFO()) {
+      writeSync(3, what);
+      closeSync(3);
+    }
+  } catch { /* started by hand */ }
+}
+
+function envList(env: NodeJS.ProcessEnv): string[] {
+  return Object.entries(env).map(([k, v]) => `${k}=${v ?? ''}`);
+}
+
+function setEnvironment(entries: readonly string[]): void {
+  for (const k of Object.keys(process.env)) delete process.env[k];
+  for (const e of entries) {
+    const eq = e.indexOf('=');
+    if (eq > 0) process.env[e.slice(0, eq)] = e.slice(eq + 1);
+  }
+}
+
+// Run as dist/stockade-planner.js by a front, which names the root in the environment.
+const servedRoot = process.env[PLANNER_SERVE_ENV];
+if (servedRoot !== undefined && servedRoot !== '') serve(servedRoot);

@@ -1,0 +1,304 @@
+// The planner (docs/design/planner.md): a call through the resident planner says, exits, logs and
+// leaves on disk exactly what the cold call does; and the faults a planner can meet (killed
+// mid-call, a stale socket, an older build, two fronts starting one, a full disk, another user)
+// still end the call as a user expects, with nothing left behind.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../../src/native/paths';
+import { PLANNER_SOCKET } from '../../src/planner/protocol';
+import { CASES } from './bad-input-cases';
+import { Runtime, integrationSkip, leftovers, probeSpec, runProcesses, type Result } from './harness';
+
+const skip = integrationSkip();
+const ON = { STOCKADE_PLANNER: 'on' };
+const OFF = { STOCKADE_PLANNER: 'off' };
+
+/** Node code that first becomes nobody (the binary is loaded already, wherever it lives). */
+const AS_NOBODY = 'process.setgroups([]); process.setgid(65534); process.setuid(65534);';
+
+/** The planners serving `root`: this run's (they carry its tag), told apart by the root their front named. */
+function plannersOf(root: string): number[] {
+  const want = `STOCKADE_PLANNER_SERVE=${realpathSync(root)}`;
+  return runProcesses('stockade-planner').filter((p) => p.state !== 'Z').map((p) => p.pid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(want);
+    } catch {
+      return false;
+    }
+  });
+}
+
+function stopPlanners(root: string): void {
+  for (const pid of plannersOf(root)) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+}
+
+async function until(check: () => boolean, ms = 10_000, what = (): string => ''): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out ${what()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** What a call shows a user and leaves in the log, with the two runtimes' own paths made alike. */
+function seen(rt: Runtime, r: Result, logFrom: number): unknown {
+  const norm = (s: string): string => s.split(rt.root).join('ROOT').split(rt.log).join('LOG');
+  const log = rt.logLines().slice(logFrom).map((l) => {
+    const { time: _t, ...rest } = l as { time?: string };
+    return norm(JSON.stringify(rest));
+  });
+  return { status: r.status, signal: r.signal, stdout: norm(r.stdout), stderr: norm(r.stderr), log, dirs: rt.containerDirs() };
+}
+
+/** A container's state directory as compared: its files, and state.json without what differs per process. */
+function stateOf(rt: Runtime, id: string): unknown {
+  const dir = join(rt.root, id);
+  if (!existsSync(dir)) return undefined;
+  const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as Record<string, unknown>;
+  for (const k of ['pid', 'pidStartTime', 'pidMntNs', 'created']) if (k in state) state[k] = typeof state[k];
+  return { files: readdirSync(dir).sort(), state, config: readFileSync(join(dir, 'config.json'), 'utf8') };
+}
+
+describe('planner', { skip }, () => {
+  let cold: Runtime;
+  let warm: Runtime;
+  before(() => {
+    cold = new Runtime();
+    warm = new Runtime();
+    // A root that does not exist yet is made by a cold call; the planner serves roots that do.
+    mkdirSync(cold.root, { mode: 0o700 });
+    mkdirSync(warm.root, { mode: 0o700 });
+  });
+  after(() => {
+    stopPlanners(warm.root);
+    cold.cleanup();
+    warm.cleanup();
+  });
+
+  test('a call is served by the planner: the front spawns stockade-init and never becomes Node', async () => {
+    const b = warm.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
+    assert.equal(warm.run(['run', '-d', '-b', b.dir, 'served'], { env: ON }).status, 0);
+    const planners = plannersOf(warm.root);
+    assert.equal(planners.length, 1, 'one planner started for the root');
+    const child = warm.spawn(['exec', 'served', '/bin/probe', 'sleep', '2'], ON);
+    const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    after(() => { warm.run(['delete', '--force', 'served']); });
+    // The front is the exec's stockade-init's parent, and stays the light entry, not node.
+    let initParent: string | undefined;
+    await until(() => {
+      const init = runProcesses('stockade-init').find((p) => p.ppid === child.pid);
+      if (init !== undefined) initParent = readlinkSync(`/proc/${init.ppid}/exe`);
+      return initParent !== undefined;
+    });
+    assert.match(initParent ?? '', /stockade-light$/);
+    assert.equal(await exited, 0);
+    assert.deepEqual(plannersOf(warm.root), planners, 'the same planner served every call');
+    assert.equal(warm.run(['delete', '--force', 'served']).status, 0);
+  });
+
+  test('each command says, exits, logs and records the same through the planner and without it', () => {
+    const b = cold.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
+    const echo = cold.bundle(probeSpec(['/bin/probe', 'exit', '3']));
+    const steps: { args: string[]; state?: string }[] = [
+      { args: ['create', '-b', b.dir, 'cmp1'], state: 'cmp1' },
+      { args: ['start', 'cmp1'] },
+      { args: ['exec', 'cmp1', '/bin/probe', 'exit', '7'] },
+      { args: ['exec', 'cmp1', '/bin/probe', 'readlink', '/nonexistent'] },
+      { args: ['exec', '-d', 'cmp1', '/bin/probe', 'sleep', '1'] },
+      { args: ['exec', 'cmp1', '/no/such/program'] },
+      { args: ['exec', 'cmp1'] },
+      { args: ['exec', 'ghost', '/bin/probe', 'exit', '0'] },
+      { args: ['kill', 'cmp1', 'KILL'] },
+      { args: ['run', '-b', echo.dir, 'cmp2'] },
+      { args: ['run', '--keep', '-b', echo.dir, 'cmp3'], state: 'cmp3' },
+      { args: ['run', '-d', '-b', b.dir, 'cmp4'], state: 'cmp4' },
+      { args: ['run', '-d', '--keep', '-b', b.dir, 'cmp5'] },
+      { args: ['create', '-b', b.dir, 'cmp4'] },
+      { args: ['create', '--help'] },
+    ];
+    const results = [cold, warm].map((rt) => {
+      const env = rt === warm ? ON : OFF;
+      const out = steps.map((s) => {
+        const from = rt.logLines().length;
+        const r = rt.run(s.args, { env });
+        return { args: s.args.join(' '), ...(seen(rt, r, from) as object), state: s.state === undefined ? undefined : stateOf(rt, s.state) };
+      });
+      // The ids are the same on both sides, and so are their cgroups: one side is gone before the other starts.
+      for (const id of rt.containerDirs()) rt.run(['delete', '--force', id], { env });
+      return out;
+    });
+    assert.deepEqual(results[1], results[0]);
+  });
+
+  test('the bad inputs meet the same errors through the planner and without it', () => {
+    let n = 0;
+    for (const c of CASES) {
+      const id = `pbad${n++}`;
+      let bundleDir = '/nonexistent';
+      let bundle;
+      if (c.config !== undefined) {
+        bundle = cold.bundle(probeSpec(['/bin/probe', 'report']));
+        bundleDir = bundle.dir;
+        if (typeof c.config === 'string') writeFileSync(bundle.configPath, c.config);
+        else bundle.writeSpec(probeSpec(['/bin/probe', 'report'], c.config));
+      }
+      const both = [cold, warm].map((rt) => {
+        const env = rt === warm ? ON : OFF;
+        c.setup?.(rt, bundleDir, id);
+        const from = rt.logLines().length;
+        const r = rt.run(c.args.map((a) => (a === 'BUNDLE' ? bundleDir : a === 'ID' ? id : a)), { env });
+        const s = seen(rt, r, from);
+        for (const d of rt.containerDirs()) rt.run(['delete', '--force', d], { env: OFF });
+        return s;
+      });
+      assert.deepEqual(both[1], both[0], c.name);
+      assert.notEqual((both[0] as { status: number }).status, 0, c.name);
+      assert.deepEqual(leftovers(warm, bundle), [], c.name);
+    }
+  });
+});
+
+describe('planner faults', { skip }, () => {
+  let rt: Runtime;
+  before(() => {
+    rt = new Runtime();
+    mkdirSync(rt.root, { mode: 0o700 });
+  });
+  after(() => {
+    stopPlanners(rt.root);
+    rt.cleanup();
+  });
+
+  test('a planner killed mid-call: the call ends as the cold call would, and nothing of the first attempt is left', () => {
+    // A createRuntime hook that kills its parent when that parent is the planner (the cold retry's Node it spares).
+    const hook = join(rt.root, '..', 'kill-planner.sh');
+    const killed = join(rt.root, '..', 'killed');
+    writeFileSync(hook, `#!/bin/sh\ncase "$(tr "\\0" " " < /proc/$PPID/cmdline)" in *stockade-planner*) echo $PPID >> ${killed}; kill -9 $PPID;; esac\nexit 0\n`, { mode: 0o755 });
+    const b = rt.bundle(probeSpec(['/bin/probe', 'exit', '5'], (s) => { s.hooks = { createRuntime: [{ path: hook }] }; }));
+    // Twice: once starting a planner, once with one that is running.
+    for (const id of ['lost1', 'lost2']) {
+      const r = rt.run(['run', '-b', b.dir, id], { env: ON });
+      assert.equal(r.status, 5, r.stderr);
+      assert.equal(r.stderr, '');
+      assert.deepEqual(rt.containerDirs(), []);
+      assert.deepEqual(leftovers(rt, b), []);
+    }
+    assert.equal(readFileSync(killed, 'utf8').trim().split('\n').length, 2, 'a planner was killed in each call');
+    assert.deepEqual(rt.logLines().filter((l) => l.level === 'error'), []);
+  });
+
+  test('a stale socket is replaced; a socket another user listens on is not asked', async () => {
+    stopPlanners(rt.root);
+    const sock = join(rt.root, PLANNER_SOCKET);
+    rmSync(sock, { force: true });
+    // Stale: the socket of a listener that is gone (killed: its socket file stays).
+    const gone = spawnSync(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))", sock]);
+    assert.equal(gone.signal, 'SIGKILL');
+    assert.ok(existsSync(sock));
+    const b = rt.bundle(probeSpec(['/bin/probe', 'exit', '0']));
+    assert.equal(rt.run(['run', '-b', b.dir, 'stale1'], { env: ON }).status, 0);
+    assert.equal(plannersOf(rt.root).length, 1);
+    // The planner answers no other user, even one the socket's mode and the root's would let in.
+    chmodSync(sock, 0o666);
+    chmodSync(rt.root, 0o711);
+    const asked = spawnSync(process.execPath, ['-e', `${AS_NOBODY}
+      let got = 0;
+      require('net').connect(process.argv[1]).on('data', (d) => { got += d.length; }).on('close', () => console.log(got)).on('error', (e) => console.log(e.code));`, sock], { encoding: 'utf8' });
+    chmodSync(rt.root, 0o700);
+    assert.equal(asked.stdout.trim(), "0", `no HELLO for another uid: ${JSON.stringify(asked)}`);
+    // Another user's listener at the path: SO_PEERCRED tells the front, which starts a planner of its own.
+    stopPlanners(rt.root);
+    await until(() => plannersOf(rt.root).length === 0);
+    rmSync(sock, { force: true });
+    chmodSync(rt.root, 0o777);
+    const fake = spawn(process.execPath, ['-e', `${AS_NOBODY}
+      require('net').createServer(() => console.log('asked')).listen(process.argv[1], () => console.log('up'));`, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let said = '';
+    fake.stdout.on('data', (d: Buffer) => { said += d.toString(); });
+    try {
+      await until(() => said.includes('up'));
+      const r = rt.run(['run', '-b', b.dir, 'stale2'], { env: ON });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(plannersOf(rt.root).length, 1, 'a planner of this user serves the root');
+      assert.ok(!said.includes('asked'), 'the front sent nothing to another user\'s socket');
+    } finally {
+      fake.kill('SIGKILL');
+      chmodSync(rt.root, 0o700);
+    }
+  });
+
+  test('a planner of another build is refused and replaced', async () => {
+    stopPlanners(rt.root);
+    await until(() => plannersOf(rt.root).length === 0);
+    // The same code as another file: its build id (the bundle's identity) differs from the front's.
+    // Only the older planner's socket: a stale one would let the front start its own first.
+    rmSync(join(rt.root, PLANNER_SOCKET), { force: true });
+    const older = join(packageRoot(), 'dist-test', 'stockade-planner-older.js');
+    copyFileSync(join(packageRoot(), 'dist', 'stockade-planner.js'), older);
+    const old = spawn('node', [older], { env: { ...process.env, STOCKADE_PLANNER_SERVE: realpathSync(rt.root) }, stdio: 'ignore', detached: true });
+    try {
+      await until(() => existsSync(join(rt.root, PLANNER_SOCKET)) && plannersOf(rt.root).includes(old.pid ?? -1));
+      const b = rt.bundle(probeSpec(['/bin/probe', 'exit', '0']));
+      assert.equal(rt.run(['run', '-b', b.dir, 'older1'], { env: ON }).status, 0);
+      await until(() => old.exitCode !== null || old.signalCode !== null);
+      // The next call is served by a planner of this build.
+      assert.equal(rt.run(['run', '-b', b.dir, 'older2'], { env: ON }).status, 0);
+      await until(() => plannersOf(rt.root).length === 1, 20_000, () => `waiting for one planner of ${rt.root}: ${JSON.stringify(plannersOf(rt.root))}, socket ${existsSync(join(rt.root, PLANNER_SOCKET))}`);
+      assert.notEqual(plannersOf(rt.root)[0], old.pid);
+    } finally {
+      old.kill('SIGKILL');
+      rmSync(older, { force: true });
+    }
+  });
+
+  test('two fronts starting a planner at once: both calls succeed, one planner stays', async () => {
+    stopPlanners(rt.root);
+    await until(() => plannersOf(rt.root).length === 0);
+    const b = rt.bundle(probeSpec(['/bin/probe', 'exit', '0']));
+    const calls = ['twin1', 'twin2'].map((id) => new Promise<number | null>((res) => rt.spawn(['run', '-b', b.dir, id], ON).once('exit', (code) => res(code))));
+    assert.deepEqual(await Promise.all(calls), [0, 0]);
+    assert.equal(plannersOf(rt.root).length, 1);
+    assert.deepEqual(rt.containerDirs(), []);
+  });
+
+  test('a full disk under the state root: the same error as the cold call, nothing left', () => {
+    const disk = new Runtime();
+    mkdirSync(disk.root);
+    assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k,mode=0700', 'tmpfs', disk.root]).status, 0);
+    try {
+      const b = disk.bundle(probeSpec(['/bin/probe', 'exit', '0']));
+      // A planner first, while there is room; then the disk fills.
+      assert.equal(disk.run(['run', '-b', b.dir, 'room'], { env: ON }).status, 0);
+      assert.equal(plannersOf(disk.root).length, 1);
+      spawnSync('dd', ['if=/dev/zero', `of=${join(disk.root, '.fill')}`, 'bs=4k']);
+      const [c, w] = [OFF, ON].map((env) => {
+        const from = disk.logLines().length;
+        const r = disk.run(['create', '-b', b.dir, 'full'], { env });
+        return seen(disk, r, from);
+      });
+      assert.deepEqual(w, c);
+      assert.notEqual((c as { status: number }).status, 0);
+      assert.match((c as { stderr: string }).stderr, /ENOSPC|no space/i);
+      assert.deepEqual(leftovers(disk, b).filter((l) => l !== `mount ${disk.root}`), []);
+    } finally {
+      stopPlanners(disk.root);
+      spawnSync('umount', ['-l', disk.root]);
+      disk.cleanup();
+    }
+  });
+
+  test('an idle planner leaves, with its socket', async () => {
+    stopPlanners(rt.root);
+    await until(() => plannersOf(rt.root).length === 0);
+    rmSync(join(rt.root, PLANNER_SOCKET), { force: true });
+    const b = rt.bundle(probeSpec(['/bin/probe', 'exit', '0']));
+    assert.equal(rt.run(['run', '-b', b.dir, 'idle1'], { env: { ...ON, STOCKADE_PLANNER_IDLE_MS: '500' } }).status, 0);
+    assert.equal(plannersOf(rt.root).length, 1);
+    await until(() => plannersOf(rt.root).length === 0 && !existsSync(join(rt.root, PLANNER_SOCKET)));
+  });
+});
