@@ -136,11 +136,12 @@ describe('cgroup v2 manager on a guest kernel with cgroup v2 alone', { skip, tim
       return max !== undefined && Number(max) > 0 ? Number(max) : undefined;
     });
     assert.ok(events > 0);
+    // The loop's shell and 7 sleeps make 8: the 8th sleep's fork failed (and busybox's shell ends
+    // there). A forked child may not have exec'd sleep yet under TCG: wait for the 7th.
+    const sleeps = (): number => m.pids().filter((p) => g.fs.exists(`/proc/${p}/comm`) && g.fs.readFile(`/proc/${p}/comm`).trim() === 'sleep').length;
+    assert.equal(await until('7 sleeps', () => (sleeps() >= 7 ? sleeps() : undefined)), 7, 'sleeps started under pids.max 8');
     const s = m.stats();
     assert.equal(s.pids.limit, 8n);
-    // The loop's shell and 7 sleeps make 8: the 8th sleep's fork failed (and busybox's shell ends there).
-    const sleeps = m.pids().filter((p) => g.fs.exists(`/proc/${p}/comm`) && g.fs.readFile(`/proc/${p}/comm`).trim() === 'sleep');
-    assert.equal(sleeps.length, 7, 'sleeps started under pids.max 8');
     assert.ok(s.pids.current >= 7n && s.pids.current <= 8n, `pids.current ${s.pids.current}`);
     assert.equal(BigInt(m.pids().length), s.pids.current);
     await killAll(m);
