@@ -29,6 +29,7 @@ let vm: Vm | undefined;
 let shell: VmProcess | undefined;
 let out = '';
 let waiter: (() => void) | undefined;
+let shellEnded = false;
 
 function reply(r: Reply): void {
   init.port.postMessage(r);
@@ -53,6 +54,7 @@ async function runLine(line: string, wrap: boolean): Promise<{ status: number; o
       return { status: Number(m[1]), output };
     }
     if (vm?.failure !== undefined) throw vm.failure;
+    if (shellEnded) throw new Error(`the guest's shell ended; its last output: ${out.slice(-500)}`);
     await new Promise<void>((r) => { waiter = r; });
   }
 }
@@ -65,7 +67,9 @@ async function boot(): Promise<void> {
     onStdout: (b) => { out += b.toString('utf8'); waiter?.(); },
     onStderr: (b) => { out += b.toString('utf8'); waiter?.(); },
   });
-  void shell.wait().then(() => { out += '\n@@shell-exited\n'; waiter?.(); });
+  // The shell ending (or the VM failing under it) wakes a pending request, which then says why.
+  const ended = (): void => { shellEnded = true; waiter?.(); };
+  void shell.wait().then(ended, ended);
   // The chroot's own /proc, /sys and cgroup2 at /sys/fs/cgroup (nothing else mounts a cgroup file
   // system in the guest), a tmpfs for scratch files, and the guest's devices.
   const setup = await runLine('mount -t proc proc /proc && mount -t sysfs sysfs /sys && mount -t cgroup2 cgroup2 /sys/fs/cgroup && mount -t tmpfs tmpfs /tmp && mount -t devtmpfs devtmpfs /dev', false);
