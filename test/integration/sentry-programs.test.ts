@@ -1,10 +1,10 @@
 // Real programs under the sentry (stockade do --isolation sentry), each compared with the same program under namespaces.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Runtime, integrationSkip, leftovers, waitFor, has } from './harness';
+import { runProcesses } from '../helpers/run-scope';
 
 const skip = integrationSkip();
 
@@ -120,9 +120,9 @@ describe('programs under the sentry', { skip }, () => {
       try {
         let pid = '';
         await waitFor(() => {
-          try {
-            pid = execFileSync('pgrep', ['-x', '-n', '-f', `sleep ${marker}`], { encoding: 'utf8' }).trim();
-          } catch { /* not there yet: pgrep exits 1 */ }
+          // This run's processes only (run-scope.ts): another run may sleep the same number.
+          const found = runProcesses(`sleep ${marker}`).filter((p) => p.cmdline === `sleep ${marker}`).map((p) => p.pid);
+          if (found.length > 0) pid = String(Math.max(...found));
           return pid !== '';
         }, 10000).catch(() => undefined);
         assert.notEqual(pid, '', `the workload of ${level} is running`);
