@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Runtime, json, probeSpec } from '../integration/harness';
-import { RACE, buildRace, endOwnSentries, race, raceSkip, races, report, show, type Counts } from './sentry-race-fixture';
+import { RACE, buildRace, endOwnSentries, race, raceSkip, report, show, type Counts } from './sentry-race-fixture';
 
 const LINKS = ['/proc/self/fd/%d', '/dev/fd/%d', '/proc/thread-self/fd/%d', '/proc/%p/fd/%d'];
 // Long enough that the race is won on the code this test was written against (it was, within a
@@ -84,11 +84,10 @@ describe('a caller\'s fd reopened by its magic link (stockade do --isolation sen
       ['readable', 'tmpfile|rdwr'], ['null', 'rdwr'], ['fifo', 'rdonly|nonblock'], ['fifo', 'rdwr'],
     ];
     // From the main thread, and from another thread of the process (no pidfd of its own without PIDFD_THREAD).
-    const runs = cases.flatMap(([obj, flags]) => ['fd-open', 'fd-open-thread'].map((cmd) => [cmd, obj, flags, ...LINKS]));
-    const table = (level: 'sentry' | 'namespaces'): string[] => races(rt, level, runs, `fd-open table (${level})`).map((out, i) => {
-      const [cmd, obj, flags] = runs[i]!;
-      return `${cmd} ${obj} ${flags}: ${json<Opened>(out).results.map((x) => x.key).join(' ')}`;
-    });
+    const table = (level: 'sentry' | 'namespaces'): string[] => cases.flatMap(([obj, flags]) => ['fd-open', 'fd-open-thread'].map((cmd) => {
+      const r = report<Opened>(race(rt, level, [cmd, obj, flags, ...LINKS]), `${cmd} ${obj} ${flags} (${level})`);
+      return `${cmd} ${obj} ${flags}: ${r.results.map((x) => x.key).join(' ')}`;
+    }));
     assert.deepEqual(table('sentry'), table('namespaces'));
   });
 

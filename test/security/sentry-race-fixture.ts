@@ -50,32 +50,6 @@ export type Level = 'sentry' | 'namespaces';
  * sentry that is wedged (what these tests look for) would keep a SIGTERM'd do, and the test, waiting.
  */
 export function race(rt: Runtime, level: Level, args: readonly string[], opts: { env?: Record<string, string>; timeout?: number } = {}): Result {
-  return underDo(rt, level, [RACE, ...args], opts);
-}
-
-/**
- * Each ARGS of `runs` as one sentry-race run, in one `stockade do` (a do costs far more than a
- * run: 72 dos took 19 s in CI). /tmp is emptied before each, so each run starts as in a fresh do.
- * Returns each run's stdout, checked to have ended with status 0.
- */
-export function races(rt: Runtime, level: Level, runs: readonly (readonly string[])[], what: string): string[] {
-  const q = (a: string): string => `'${a.replaceAll("'", "'\\''")}'`;
-  const script = runs.map((args) => `rm -rf /tmp/* /tmp/.[!.]* 2>/dev/null; ${[RACE, ...args].map(q).join(' ')}; echo "@@race $?"`).join('\n');
-  const r = underDo(rt, level, ['/bin/sh', '-c', script], { timeout: 120_000 });
-  assert.equal(r.signal, null, `${what}: stockade was killed (${r.signal ?? ''}); stderr: ${r.stderr.slice(-2000)}`);
-  assert.equal(r.status, 0, `${what}: exit ${r.status ?? ''}; stdout: ${r.stdout.slice(0, 1000)} stderr: ${r.stderr.slice(-2000)}`);
-  const parts = r.stdout.split(/^@@race (\d+)\n/m);
-  const outs: string[] = [];
-  for (let i = 0; i < runs.length; i++) {
-    const out = parts[2 * i] ?? '';
-    const status = parts[2 * i + 1];
-    assert.equal(status, '0', `${what}: ${runs[i]?.join(' ')}: exit ${status ?? '(none)'}; stdout: ${out.slice(0, 500)} stderr: ${r.stderr.slice(-2000)}`);
-    outs.push(out.trim());
-  }
-  return outs;
-}
-
-function underDo(rt: Runtime, level: Level, argv: readonly string[], opts: { env?: Record<string, string>; timeout?: number }): Result {
   const dir = join(rt.root, '..');
   const tag = `race-${process.pid}-${Date.now()}`;
   const outPath = join(dir, `${tag}.out`);
@@ -83,7 +57,7 @@ function underDo(rt: Runtime, level: Level, argv: readonly string[], opts: { env
   const outFd = openSync(outPath, 'w+');
   const errFd = openSync(errPath, 'w+');
   try {
-    const r = spawnSync(STOCKADE, ['--root', rt.root, '--log', rt.log, '--log-format', 'json', 'do', ...checkoutShare(), '--isolation', level, '--', ...argv], {
+    const r = spawnSync(STOCKADE, ['--root', rt.root, '--log', rt.log, '--log-format', 'json', 'do', ...checkoutShare(), '--isolation', level, '--', RACE, ...args], {
       stdio: ['ignore', outFd, errFd], timeout: opts.timeout ?? 60_000, killSignal: 'SIGKILL', cwd: '/', env: { ...process.env, ...opts.env },
     });
     return { status: r.status, signal: r.signal, stdout: readFileSync(outPath, 'utf8'), stderr: readFileSync(errPath, 'utf8') };
