@@ -3,8 +3,60 @@ import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, rea
 import { join } from 'node:path';
 import { StockadeError, errnoCode } from '../errors';
 
-// Node 20 exposes errno names but not strerror's words, which are what runc's errors show.
-const STRERROR: Readonly<Record<string, string>> = {
+/**
+ * The file operations cgroup code performs, each failing as node:fs does (an Error whose `code`
+ * is the errno name). The host's file system by default; a test puts another kernel's cgroup file
+ * system here (a VM's, reached through its agent) to run the managers against it.
+ */
+export interface CgroupFs {
+  readFile(path: string): string;
+  /** Opens without O_CREAT and with O_TRUNC, as runc: a missing file is ENOENT. */
+  writeFile(path: string, value: string): void;
+  exists(path: string): boolean;
+  mkdir(path: string): void;
+  rmdir(path: string): void;
+  unlink(path: string): void;
+  /** Names of the subdirectories of PATH. */
+  subdirs(path: string): string[];
+  /** Names of every entry of PATH, with whether each is a regular file. */
+  entries(path: string): { name: string; file: boolean }[];
+}
+
+export const hostCgroupFs: CgroupFs = {
+  readFile: (path) => readFileSync(path, 'utf8'),
+  writeFile: (path, value) => {
+    const fd = openSync(path, constants.O_WRONLY | constants.O_TRUNC);
+    try {
+      writeSync(fd, value);
+    } finally {
+      closeSync(fd);
+    }
+  },
+  exists: (path) => existsSync(path),
+  mkdir: (path) => mkdirSync(path),
+  rmdir: (path) => rmdirSync(path),
+  unlink: (path) => unlinkSync(path),
+  subdirs: (path) => readdirSync(path, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name),
+  entries: (path) => readdirSync(path, { withFileTypes: true }).map((d) => ({ name: d.name, file: d.isFile() })),
+};
+
+let fsNow: CgroupFs = hostCgroupFs;
+
+/** Puts `fs` in place of the host's file system for every cgroup operation; returns what was there. */
+export function setCgroupFs(fs: CgroupFs): CgroupFs {
+  const before = fsNow;
+  fsNow = fs;
+  return before;
+}
+
+/** The file system cgroup operations go to now (the host's unless a test replaced it). */
+export function cgroupFs(): CgroupFs {
+  return fsNow;
+}
+
+// Node 20 exposes errno names but not strerror's words, which are what runc's errors show
+// (and what a shell prints, so a test reading another kernel's files through one maps them back).
+export const STRERROR: Readonly<Record<string, string>> = {
   EINVAL: 'Invalid argument',
   ERANGE: 'Numerical result out of range',
   EBUSY: 'Device or resource busy',
@@ -32,13 +84,7 @@ export function strerror(e: unknown): string {
 /** Writes `value` to DIR/FILE; `field` is the OCI field the value came from, for the error. */
 export function writeCgroupFile(dir: string, file: string, value: string, field: string): void {
   try {
-    // As runc: O_TRUNC without O_CREAT, so a missing file is ENOENT rather than a new file.
-    const fd = openSync(join(dir, file), constants.O_WRONLY | constants.O_TRUNC);
-    try {
-      writeSync(fd, value);
-    } finally {
-      closeSync(fd);
-    }
+    fsNow.writeFile(join(dir, file), value);
   } catch (e) {
     const code = errnoCode(e);
     // A missing file means the controller (or this knob of it) is absent, not that the value was bad.
@@ -50,7 +96,7 @@ export function writeCgroupFile(dir: string, file: string, value: string, field:
 /** The trimmed content of DIR/FILE, or undefined when it does not exist. */
 export function readCgroupFile(dir: string, file: string): string | undefined {
   try {
-    return readFileSync(join(dir, file), 'utf8').trim();
+    return fsNow.readFile(join(dir, file)).trim();
   } catch (e) {
     const code = errnoCode(e);
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENODEV' || code === 'EOPNOTSUPP') return undefined;
@@ -59,7 +105,7 @@ export function readCgroupFile(dir: string, file: string): string | undefined {
 }
 
 export function hasCgroupFile(dir: string, file: string): boolean {
-  return existsSync(join(dir, file));
+  return fsNow.exists(join(dir, file));
 }
 
 /** `key value` lines (memory.stat, cpu.stat, memory.events) as bigints. */
@@ -86,7 +132,7 @@ export function makeCgroupDir(dir: string): string[] {
   const made: string[] = [];
   const missing: string[] = [];
   let p = dir;
-  while (!existsSync(p)) {
+  while (!fsNow.exists(p)) {
     missing.unshift(p);
     const parent = join(p, '..');
     if (parent === p) break;
@@ -94,7 +140,7 @@ export function makeCgroupDir(dir: string): string[] {
   }
   for (const m of missing) {
     try {
-      mkdirSync(m);
+      fsNow.mkdir(m);
       made.push(m);
     } catch (e) {
       if (errnoCode(e) === 'EEXIST') continue;
@@ -112,7 +158,7 @@ export function cgroupProcs(dir: string): number[] {
   for (const l of text.split('\n')) if (/^\d+$/.test(l)) pids.push(Number(l));
   let entries: string[];
   try {
-    entries = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    entries = fsNow.subdirs(dir);
   } catch {
     return pids;
   }
@@ -125,16 +171,16 @@ export function cgroupProcs(dir: string): number[] {
  * stays busy for a moment, so EBUSY is retried for up to `timeoutMs`.
  */
 export async function removeCgroupDir(dir: string, timeoutMs = 2000): Promise<void> {
-  if (!existsSync(dir)) return;
+  if (!fsNow.exists(dir)) return;
   let children: string[] = [];
   try {
-    children = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    children = fsNow.subdirs(dir);
   } catch { /* gone meanwhile */ }
   for (const c of children) await removeCgroupDir(join(dir, c), timeoutMs);
   const deadline = Date.now() + timeoutMs;
   for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
     try {
-      rmdirSync(dir);
+      fsNow.rmdir(dir);
       return;
     } catch (e) {
       const code = errnoCode(e);
@@ -151,8 +197,8 @@ export async function removeCgroupDir(dir: string, timeoutMs = 2000): Promise<vo
 }
 
 function removePlainFiles(dir: string): boolean {
-  const entries = readdirSync(dir, { withFileTypes: true });
-  if (entries.some((e) => !e.isFile())) return false;
-  for (const e of entries) unlinkSync(join(dir, e.name));
+  const entries = fsNow.entries(dir);
+  if (entries.some((e) => !e.file)) return false;
+  for (const e of entries) fsNow.unlink(join(dir, e.name));
   return true;
 }

@@ -1,6 +1,5 @@
 // Reads a container's usage from its cgroup files into the shape `runc events` prints (runc's types.Stats).
-import { readdirSync } from 'node:fs';
-import { readCgroupFile, readKeyValues, readUint } from './fs';
+import { cgroupFs, readCgroupFile, readKeyValues, readUint } from './fs';
 
 export interface MemoryEntry { limit: bigint; usage: bigint; max: bigint; failcnt: bigint }
 export interface BlkioEntry { major: bigint; minor: bigint; op: string; value: bigint }
@@ -53,7 +52,7 @@ export function pageSizeName(dirName: string): string | undefined {
 
 export function hugePageSizes(sysfs = '/sys/kernel/mm/hugepages'): string[] {
   try {
-    return readdirSync(sysfs).map(pageSizeName).filter((s): s is string => s !== undefined);
+    return cgroupFs().subdirs(sysfs).map(pageSizeName).filter((s): s is string => s !== undefined);
   } catch {
     return [];
   }

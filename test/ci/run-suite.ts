@@ -9,6 +9,7 @@ import { join, relative } from 'node:path';
 import { acceptedSkip } from '../accepted-skips';
 
 interface Skip { file: string; path: string[]; reason: string }
+interface FileTime { file: string; ms: number }
 
 const distTest = join(__dirname, '..');
 
@@ -36,10 +37,25 @@ export function reportSkips(skips: readonly Skip[], cwd: string, write: (s: stri
   return unaccepted;
 }
 
+/** Every file's wall time, slowest first, and the sum: where the suite's budget goes. */
+export function reportDurations(times: readonly FileTime[], cwd: string, write: (s: string) => void): void {
+  const sorted = [...times].sort((a, b) => b.ms - a.ms);
+  const total = sorted.reduce((t, f) => t + f.ms, 0);
+  write(`\n# time per file (${sorted.length} files, ${(total / 1000).toFixed(1)} s in all), slowest first:\n`);
+  for (const f of sorted) write(`#   ${(f.ms / 1000).toFixed(1).padStart(7)} s  ${relative(cwd, f.file) || f.file}\n`);
+}
+
+function readLines<T>(file: string): T[] {
+  let text = '';
+  try { text = readFileSync(file, 'utf8'); } catch { /* the reporter wrote nothing */ }
+  return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as T);
+}
+
 function main(): number {
   const files = process.argv.length > 2 ? process.argv.slice(2) : testFiles(distTest);
   const dir = mkdtempSync(join(tmpdir(), 'stockade-test-skips-'));
   const skipsFile = join(dir, 'skips.jsonl');
+  const timesFile = join(dir, 'times.jsonl');
   try {
     const r = spawnSync(process.execPath, [
       // A test that hangs (a lost signal, a daemon that never answers) fails after ten minutes
@@ -47,13 +63,12 @@ function main(): number {
       '--test', '--test-concurrency=1', '--test-timeout=600000',
       '--test-reporter=spec', '--test-reporter-destination=stdout',
       `--test-reporter=${join(__dirname, 'skip-reporter.js')}`, `--test-reporter-destination=${skipsFile}`,
+      `--test-reporter=${join(__dirname, 'duration-reporter.js')}`, `--test-reporter-destination=${timesFile}`,
       ...files,
     ], { stdio: 'inherit' });
     if (r.error !== undefined) throw r.error;
-    let text = '';
-    try { text = readFileSync(skipsFile, 'utf8'); } catch { /* no skip at all: the reporter wrote nothing */ }
-    const skips = text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Skip);
-    const unaccepted = reportSkips(skips, process.cwd(), (s) => process.stdout.write(s));
+    reportDurations(readLines<FileTime>(timesFile), process.cwd(), (s) => process.stdout.write(s));
+    const unaccepted = reportSkips(readLines<Skip>(skipsFile), process.cwd(), (s) => process.stdout.write(s));
     if (r.status !== 0) return r.status ?? 1;
     return unaccepted > 0 ? 1 : 0;
   } finally {

@@ -112,7 +112,9 @@ describe('images through the CLI', { skip }, () => {
     const child = rt.spawn(['run', '--image', ref, 'img-killed', '--', 'sleep 100']);
     await waitFor(() => rt.run(['state', 'img-killed']).stdout.includes('"running"'), 15_000);
     child.kill('SIGKILL');
-    await new Promise((r) => child.on('close', r));
+    // 'exit', not 'close': the container's sleep holds the client's stdout and stderr, so they
+    // close only when it ends, 100 s later (this test took 100 s in CI for that alone).
+    await new Promise((r) => child.on('exit', r));
     assert.ok(listMountsUnder(rt.root).length > 0, 'the overlay outlived its owner');
     const del = rt.run(['delete', '--force', 'img-killed']);
     assert.equal(del.status, 0, del.stderr);

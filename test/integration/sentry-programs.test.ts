@@ -120,8 +120,9 @@ describe('programs under the sentry', { skip }, () => {
       try {
         let pid = '';
         await waitFor(() => {
-          // This run's (do passes its environment, the run's tag with it), and the workload itself, not the do that names it.
-          pid = String(runProcesses(`sleep ${marker}`).find((p) => p.cmdline === `sleep ${marker}`)?.pid ?? '');
+          // This run's processes only (run-scope.ts): another run may sleep the same number.
+          const found = runProcesses(`sleep ${marker}`).filter((p) => p.cmdline === `sleep ${marker}`).map((p) => p.pid);
+          if (found.length > 0) pid = String(Math.max(...found));
           return pid !== '';
         }, 10000).catch(() => undefined);
         assert.notEqual(pid, '', `the workload of ${level} is running`);

@@ -7,7 +7,7 @@
 // on purpose) is the control that shows the file would be read if the wall were not there.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Runtime, integrationSkip } from '../integration/harness';
@@ -32,19 +32,20 @@ describe('do: secrets stay unreadable (issue 19, item 2)', { skip }, () => {
   let rootOnly = '';
   let rootKey = '';
   const made: string[] = [];
+  let madeRootSsh = false;
   before(() => {
     rt = new Runtime();
     secretDir = mkdtempSync('/var/lib/stockade-secret-');
     chmodSync(secretDir, 0o755);
     rootOnly = join(secretDir, 'root-only');
     writeFileSync(rootOnly, `ROOT-ONLY-${tag}\n`, { mode: 0o600 });
-    // root's own key: /root/.ssh is made if the host has none (and removed after), else a key of
-    // our own name goes beside the host's: the whole directory is what is hidden.
-    if (!existsSync('/root/.ssh')) {
-      mkdirSync('/root/.ssh', { mode: 0o700 });
-      made.push('/root/.ssh');
-    }
-    rootKey = existsSync('/root/.ssh/id_ed25519') ? `/root/.ssh/id_ed25519-stockade-${tag}` : '/root/.ssh/id_ed25519';
+    // root's own key, of this run's own name (the whole directory is what is hidden): another run
+    // on the host has its own beside it. /root/.ssh is made if the host has none, and removed
+    // after only once empty: a run that removed it with everything in it took another run's key
+    // away in the middle of its test (two suites at once, 2026-12-07).
+    madeRootSsh = !existsSync('/root/.ssh');
+    mkdirSync('/root/.ssh', { mode: 0o700, recursive: true });
+    rootKey = `/root/.ssh/id_ed25519-stockade-${tag}`;
     writeFileSync(rootKey, `ROOT-KEY-${tag}\n`, { mode: 0o600 });
     made.push(rootKey);
     for (const d of ['.ssh', '.aws', 'project']) mkdirSync(join(home, d), { recursive: true, mode: 0o700 });
@@ -59,6 +60,9 @@ describe('do: secrets stay unreadable (issue 19, item 2)', { skip }, () => {
     rmSync(secretDir, { recursive: true, force: true });
     rmSync(home, { recursive: true, force: true });
     for (const p of made.reverse()) rmSync(p, { recursive: true, force: true });
+    if (madeRootSsh) {
+      try { rmdirSync('/root/.ssh'); } catch { /* another run's key is in it, or it is gone: that run removes it */ }
+    }
   });
 
   /** `cat` of each path, as a line "path: content" ("path: " for an empty file), or "path: -" when it could not be read. */

@@ -1,7 +1,9 @@
 // The skip rules of the suite: only accepted machine limits skip, decided before a test starts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../../src/native/paths';
 import { ACCEPTED_SKIPS, acceptedSkip } from '../../accepted-skips';
@@ -52,6 +54,25 @@ test('the run\'s skip report names each skip and its verdict, and counts the una
   assert.match(out, /dist-test\/test\/a\.test\.js: suite > case\n#\s+reason: x32 is an x86_64 ABI\n#\s+accepted: /);
   assert.match(out, /b\.test\.js: other\n#\s+reason: docker could not start here\n#\s+NOT AN ACCEPTED MACHINE LIMIT/);
   assert.match(out, /1 skip\(s\) for a reason that is not an accepted machine limit/);
+});
+
+test('the run prints each file\'s wall time, slowest first, hooks and loading included', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stockade-durations-'));
+  try {
+    // The slow file's time is in a file-level hook, which no test's duration holds.
+    writeFileSync(join(dir, 'slow.test.js'), "const { before, test } = require('node:test');\nbefore(() => new Promise((r) => setTimeout(r, 700)));\ntest('s', () => {});\n");
+    writeFileSync(join(dir, 'quick.test.js'), "require('node:test').test('q', () => {});\n");
+    // Without NODE_TEST_CONTEXT, which would make the inner runner report to this one instead.
+    const env = { ...process.env };
+    delete env['NODE_TEST_CONTEXT'];
+    const r = spawnSync(process.execPath, [join(__dirname, '..', '..', 'ci', 'run-suite.js'), join(dir, 'quick.test.js'), join(dir, 'slow.test.js')], { encoding: 'utf8', cwd: dir, env });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const m = /# time per file \(2 files, [\d.]+ s in all\), slowest first:\n#\s+([\d.]+) s  slow\.test\.js\n#\s+([\d.]+) s  quick\.test\.js\n/.exec(r.stdout);
+    assert.ok(m !== null, r.stdout);
+    assert.ok(Number(m[1]) >= 0.7, `slow.test.js: ${m[1]} s`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('no test skips itself from inside its body: a skip is declared with the test, from a check of the machine', () => {
