@@ -15,6 +15,7 @@ void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int agent_mount_basics(void);
 int agent_leave_rootfs(void);
 int agent_load_modules(const char *order_file);
+int agent_find_in_class(const char *class, const char *attr, const char *want, char *entry, size_t len);
 int agent_open_port(const char *name, int timeout_ms);
 void agent_power_off(void) __attribute__((noreturn));
 

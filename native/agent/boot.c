@@ -109,29 +109,44 @@ int agent_load_modules(const char *order_file)
   return rc;
 }
 
-static int port_by_name(const char *name, char *dev, size_t devlen)
+/*
+ * The entry of /sys/class/CLASS whose attribute file ATTR holds `want` (its first line), copied
+ * into entry; 0 when found. How a device is found by what the host gave it (a port's name, a
+ * NIC's MAC), whatever name the guest's kernel chose for it.
+ */
+int agent_find_in_class(const char *class, const char *attr, const char *want, char *entry, size_t len)
 {
-  DIR *d = opendir("/sys/class/virtio-ports");
+  char dir[128];
+  snprintf(dir, sizeof dir, "/sys/class/%s", class);
+  DIR *d = opendir(dir);
   if (d == NULL) return -1;
   struct dirent *e;
   int found = -1;
   while (found < 0 && (e = readdir(d)) != NULL) {
     if (e->d_name[0] == '.') continue;
-    char path[300], got[64] = { 0 };
-    snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
+    char path[400], got[64] = { 0 };
+    snprintf(path, sizeof path, "%s/%s/%s", dir, e->d_name, attr);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
     ssize_t n = read(fd, got, sizeof got - 1);
     close(fd);
     if (n <= 0) continue;
     got[strcspn(got, "\n")] = 0;
-    if (strcmp(got, name) == 0) {
-      snprintf(dev, devlen, "/dev/%s", e->d_name);
+    if (strcmp(got, want) == 0) {
+      snprintf(entry, len, "%s", e->d_name);
       found = 0;
     }
   }
   closedir(d);
   return found;
+}
+
+static int port_by_name(const char *name, char *dev, size_t devlen)
+{
+  char entry[256];
+  if (agent_find_in_class("virtio-ports", "name", name, entry, sizeof entry) < 0) return -1;
+  snprintf(dev, devlen, "/dev/%s", entry);
+  return 0;
 }
 
 /* The port appears once virtio_console has probed the device, which the module load starts. */

@@ -6,7 +6,6 @@
  * The container in the guest shares the guest's network namespace, so what is set here is what
  * it sees. */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -53,29 +52,11 @@ int net_loopback_up(void)
 /* The name of the interface whose address (/sys/class/net/NAME/address) is `mac`; 0 when found. */
 static int find_by_mac(const uint8_t *mac, char *name, size_t len)
 {
-  char want[18];
+  char want[18], entry[256];
   snprintf(want, sizeof want, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-  DIR *d = opendir("/sys/class/net");
-  if (d == NULL) return -1;
-  struct dirent *e;
-  int found = -1;
-  while (found < 0 && (e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.') continue;
-    char path[300], got[32] = { 0 };
-    snprintf(path, sizeof path, "/sys/class/net/%s/address", e->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ssize_t n = read(fd, got, sizeof got - 1);
-    close(fd);
-    if (n <= 0) continue;
-    got[strcspn(got, "\n")] = 0;
-    if (strcmp(got, want) == 0) {
-      snprintf(name, len, "%.*s", IFNAMSIZ - 1, e->d_name);
-      found = 0;
-    }
-  }
-  closedir(d);
-  return found;
+  if (agent_find_in_class("net", "address", want, entry, sizeof entry) < 0) return -1;
+  snprintf(name, len, "%.*s", IFNAMSIZ - 1, entry);
+  return 0;
 }
 
 static int valid_ifname(const char *name)
