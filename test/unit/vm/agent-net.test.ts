@@ -3,34 +3,13 @@
 // outside the guest (EPERM) only after it decoded and checked out, and the agent still serving.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import type { Socket } from 'node:net';
-import { FrameDecoder, encodeHost } from '../../../src/vm/codec';
-import { agentBinary } from '../../../src/vm/assets';
 import { guestNetworkRequests } from '../../../src/vm/network';
-import { AGENT_PROTOCOL_VERSION, NET_FAMILIES, type GuestMessage, type HostMessage } from '../../../src/vm/protocol';
-
-const skip = existsSync(agentBinary()) ? undefined : `${agentBinary()} is not built (npm run build:native)`;
+import { AGENT_PROTOCOL_VERSION, NET_FAMILIES } from '../../../src/vm/protocol';
+import { agentOnHost, agentSkip as skip } from './agent-on-host';
 
 test('NET_LINK, NET_ADDR, NET_ROUTE: sizes, names, prefixes and flags checked; refused on the host after decoding', { skip }, async () => {
-  const child = spawn(agentBinary(), ['--channel-fd', '3'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
-  const channel = child.stdio[3] as Socket;
-  const decoder = FrameDecoder.fromGuest();
-  const got: GuestMessage[] = [];
-  let wake: (() => void) | undefined;
-  channel.on('data', (c: Buffer) => { got.push(...decoder.push(c)); wake?.(); });
-  let id = 1;
-  const ask = async (m: HostMessage): Promise<GuestMessage> => {
-    channel.write(encodeHost({ ...m, id: id++ }));
-    while (got.length === 0) await new Promise<void>((r) => { wake = r; });
-    return got.shift()!;
-  };
-  const expect = async (m: HostMessage, pattern: RegExp): Promise<void> => {
-    const r = await ask(m);
-    assert.equal(r.type, 'ERROR', JSON.stringify(m));
-    assert.match(r.type === 'ERROR' ? r.message : '', pattern);
-  };
+  const agent = agentOnHost();
+  const expect = agent.refused;
   const mac = Buffer.from([2, 0, 0, 0, 0, 1]);
   const v4 = Buffer.from([10, 0, 0, 2]);
   const link = { type: 'NET_LINK' as const, id: 0, mac, name: 'eth0', mtu: 1500 };
@@ -51,10 +30,10 @@ test('NET_LINK, NET_ADDR, NET_ROUTE: sizes, names, prefixes and flags checked; r
     await expect({ ...route, flags: 2 }, /unknown flags 0x2/);
     await expect({ ...route, name: '', gateway: Buffer.alloc(0) }, /neither an interface nor a gateway/);
     await expect(route, /not in the guest/);
-    const hello = await ask({ type: 'HELLO', id: 0, version: AGENT_PROTOCOL_VERSION });
+    const hello = await agent.ask({ type: 'HELLO', id: 0, version: AGENT_PROTOCOL_VERSION });
     assert.equal(hello.type, 'HELLO_OK');
   } finally {
-    child.kill('SIGKILL');
+    agent.kill();
   }
 });
 

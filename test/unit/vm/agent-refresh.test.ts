@@ -3,36 +3,16 @@
 // itself refused outside the guest (EPERM) only after it decoded, and the agent still serving.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import type { Socket } from 'node:net';
-import { FrameDecoder, encodeHost } from '../../../src/vm/codec';
-import { agentBinary } from '../../../src/vm/assets';
-import { AGENT_PROTOCOL_VERSION, type GuestMessage, type HostMessageOf } from '../../../src/vm/protocol';
-
-const skip = existsSync(agentBinary()) ? undefined : `${agentBinary()} is not built (npm run build:native)`;
+import { AGENT_PROTOCOL_VERSION, type HostMessageOf } from '../../../src/vm/protocol';
+import { agentOnHost, agentSkip as skip } from './agent-on-host';
 
 test('REFRESH: seed size, hostname and nanoseconds checked; refused on the host after decoding', { skip }, async () => {
-  const child = spawn(agentBinary(), ['--channel-fd', '3'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
-  const channel = child.stdio[3] as Socket;
-  const decoder = FrameDecoder.fromGuest();
-  const got: GuestMessage[] = [];
-  let wake: (() => void) | undefined;
-  channel.on('data', (c: Buffer) => { got.push(...decoder.push(c)); wake?.(); });
-  const ask = async (m: HostMessageOf<'REFRESH'> | HostMessageOf<'HELLO'>): Promise<GuestMessage> => {
-    channel.write(encodeHost(m));
-    while (got.length === 0) await new Promise<void>((r) => { wake = r; });
-    return got.shift()!;
-  };
+  const agent = agentOnHost();
   const refresh = (over: Partial<HostMessageOf<'REFRESH'>>): HostMessageOf<'REFRESH'> => ({
     type: 'REFRESH', id: 7, seed: Buffer.alloc(64, 1), secondsHigh: 0, secondsLow: 1_800_000_000, nanoseconds: 5, hostname: 'clone', ...over,
   });
   try {
-    const expect = async (m: HostMessageOf<'REFRESH'>, pattern: RegExp): Promise<void> => {
-      const r = await ask(m);
-      assert.equal(r.type, 'ERROR');
-      assert.match(r.type === 'ERROR' ? r.message : '', pattern);
-    };
+    const expect = agent.refused;
     await expect(refresh({ seed: Buffer.alloc(31) }), /seed of 31 bytes/);
     await expect(refresh({ seed: Buffer.alloc(513) }), /seed of 513 bytes/);
     await expect(refresh({ hostname: '' }), /hostname of 0 bytes/);
@@ -41,9 +21,9 @@ test('REFRESH: seed size, hostname and nanoseconds checked; refused on the host 
     // Well formed: refused only because this agent is not PID 1 of a guest (the host's clock,
     // name and entropy pool are never touched by it).
     await expect(refresh({}), /not in the guest/);
-    const hello = await ask({ type: 'HELLO', id: 8, version: AGENT_PROTOCOL_VERSION });
+    const hello = await agent.ask({ type: 'HELLO', id: 8, version: AGENT_PROTOCOL_VERSION });
     assert.equal(hello.type, 'HELLO_OK');
   } finally {
-    child.kill('SIGKILL');
+    agent.kill();
   }
 });
