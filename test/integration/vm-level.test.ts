@@ -128,7 +128,7 @@ describe('the vm level through the CLI', { skip }, () => {
       const first = stats();
       assert.equal(first.type, 'stats');
       assert.ok((first.data.memory?.usage?.usage ?? 0) > 0, JSON.stringify(first));
-      assert.equal(first.data.memory?.usage?.limit, 128 * MiB);
+      assert.equal(first.data.memory?.usage?.limit, 256 * MiB);
       assert.ok((first.data.pids?.current ?? 0) >= 1, JSON.stringify(first));
 
       // update reaches the container's cgroup in the guest (read back through events --stats,
