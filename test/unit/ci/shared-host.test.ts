@@ -7,9 +7,10 @@
 // test/helpers/net-scope.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { packageRoot } from '../../../src/native/paths';
+import { tsSources } from './sources';
 
 interface Rule {
   readonly name: string;
@@ -66,16 +67,6 @@ const RULES: readonly Rule[] = [
   },
 ];
 
-function sources(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...sources(p));
-    else if (e.name.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
-
 /** Every line of `text` (a file at `rel`, relative to test/) that a rule flags, as "rel:line: rule: text". */
 function scan(rel: string, text: string): string[] {
   const found: string[] = [];
@@ -125,6 +116,6 @@ test('the rules flag the lines that made two runs collide, and their remedies pa
 test('no test source makes a fixed network name, looks at every process on the host, or takes a fixed host path or cgroup', () => {
   const root = join(packageRoot(), 'test');
   const self = join('unit', 'ci', 'shared-host.test.ts');
-  const found = sources(root).filter((f) => relative(root, f) !== self).flatMap((f) => scan(relative(root, f), readFileSync(f, 'utf8')));
+  const found = tsSources(root).filter((f) => relative(root, f) !== self).flatMap((f) => scan(relative(root, f), readFileSync(f, 'utf8')));
   assert.deepEqual(found, []);
 });

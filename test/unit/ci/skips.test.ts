@@ -2,22 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../../src/native/paths';
 import { ACCEPTED_SKIPS, acceptedSkip } from '../../accepted-skips';
 import { reportSkips } from '../../ci/run-suite';
-
-function sources(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...sources(p));
-    else if (e.name.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
+import { tsSources } from './sources';
 
 test('machine limits are accepted; a build, a daemon or a compiler that fails is not', () => {
   for (const reason of [
@@ -77,7 +68,7 @@ test('the run prints each file\'s wall time, slowest first, hooks and loading in
 
 test('no test skips itself from inside its body: a skip is declared with the test, from a check of the machine', () => {
   const found: string[] = [];
-  for (const file of sources(join(packageRoot(), 'test'))) {
+  for (const file of tsSources(join(packageRoot(), 'test'))) {
     if (file.endsWith(join('unit', 'ci', 'skips.test.ts'))) continue;
     readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
       if (/\bt\.(?:skip|todo)\(/.test(line)) found.push(`${file}:${i + 1}: ${line.trim()}`);
