@@ -13,6 +13,7 @@
 // Fail closed: if QEMU, virtiofsd or the agent fails, the workload is gone with its VM; the keeper
 // says why in keeper.log and exits 255. Its own death (even SIGKILL) takes QEMU and virtiofsd with
 // it: their wrappers hold parent-death signals (vmm.ts).
+import { spawnSync } from 'node:child_process';
 import { appendFileSync, closeSync, write, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -512,7 +513,6 @@ function isPodSandbox(spec: KeeperConfig['spec']): boolean {
 
 /** The hostname of the UTS namespace at `path`, or undefined when it cannot be entered. */
 function joinedHostname(path: string): string | undefined {
-  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const r = spawnSync('nsenter', [`--uts=${path}`, '--', 'hostname'], { encoding: 'utf8' });
   const name = r.status === 0 ? r.stdout.trim() : '';
   return name !== '' ? name : undefined;
