@@ -1,8 +1,11 @@
 // A container's root file system from an image: its snapshots as overlay lower dirs, an upper dir of its own.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StockadeError } from '../errors';
+import { MS_NODEV, MS_NOSUID } from '../abi/linux/constants';
+import { canMountInProcess, mount, unmount } from '../native/mount';
 import { hexOf, type Digest } from './digest';
 import type { ImageStore } from './store';
 
@@ -13,8 +16,9 @@ export interface ImageRootfs {
   rootfs: string;
 }
 
-// The mount data is one page: lower dirs are named relative to the snapshots directory (the
-// mount runs there) so that 64-character names, not full paths, count against it.
+// The mount data is one page. Within it the lower dirs are full paths and mount(2) is called from
+// here; past it they are named relative to the snapshots directory, where a mount(8) is run, so
+// that 64-character names, not full paths, count against it.
 const MAX_MOUNT_DATA = 4000;
 
 function failure(e: unknown): string {
@@ -51,12 +55,22 @@ export function mountImageRootfs(store: ImageStore, id: string, diffIds: readonl
       mkdirSync(join(bundle, 'empty'), { mode: 0o755 });
       lowers.push(join(bundle, 'empty'));
     }
-    const data = `lowerdir=${lowers.join(':')},upperdir=${join(bundle, 'upper')},workdir=${join(bundle, 'work')}`;
-    if (data.length > MAX_MOUNT_DATA) throw new StockadeError('UNSUPPORTED', `image has ${diffIds.length} layers, more than one overlay mount can stack here`);
-    try {
-      execFileSync('mount', ['-t', 'overlay', '-o', `${data},nosuid,nodev`, `stockade-${id}`, rootfs], { cwd: store.snapshotsDir, stdio: ['ignore', 'ignore', 'pipe'] });
-    } catch (e) {
-      throw new StockadeError('SYSTEM', `overlay mount for ${id} failed: ${failure(e)}`, { id });
+    const dirs = `upperdir=${join(bundle, 'upper')},workdir=${join(bundle, 'work')}`;
+    const full = `lowerdir=${lowers.map((l) => join(store.snapshotsDir, l)).join(':')},${dirs}`;
+    const relative = `lowerdir=${lowers.join(':')},${dirs}`;
+    if (full.length <= MAX_MOUNT_DATA && canMountInProcess()) {
+      try {
+        mount(`stockade-${id}`, rootfs, 'overlay', MS_NOSUID | MS_NODEV, full);
+      } catch (e) {
+        throw new StockadeError('SYSTEM', `overlay mount for ${id} failed: ${(e as Error).message}`, { id });
+      }
+    } else {
+      if (relative.length > MAX_MOUNT_DATA) throw new StockadeError('UNSUPPORTED', `image has ${diffIds.length} layers, more than one overlay mount can stack here`);
+      try {
+        execFileSync('mount', ['-t', 'overlay', '-o', `${relative},nosuid,nodev`, `stockade-${id}`, rootfs], { cwd: store.snapshotsDir, stdio: ['ignore', 'ignore', 'pipe'] });
+      } catch (e) {
+        throw new StockadeError('SYSTEM', `overlay mount for ${id} failed: ${failure(e)}`, { id });
+      }
     }
     return { bundle, rootfs };
   } catch (e) {
@@ -68,16 +82,32 @@ export function mountImageRootfs(store: ImageStore, id: string, diffIds: readonl
 
 /** Unmounts and removes a container's overlay, upper dir and bundle; safe to call twice. */
 export function removeImageRootfs(store: ImageStore, id: string): void {
+  const bundle = unmountImageRootfs(store, id);
+  rmSync(bundle, { recursive: true, force: true });
+  store.clearInUse(id);
+}
+
+/**
+ * removeImageRootfs with the directories removed off the event loop: what a caller waiting on
+ * other work meanwhile (the SDK's dispose, beside the cgroups' removal) uses.
+ */
+export async function removeImageRootfsAsync(store: ImageStore, id: string): Promise<void> {
+  const bundle = unmountImageRootfs(store, id);
+  await rm(bundle, { recursive: true, force: true });
+  store.clearInUse(id);
+}
+
+function unmountImageRootfs(store: ImageStore, id: string): string {
   const bundle = join(store.dir, 'run', id);
   const rootfs = join(bundle, 'rootfs');
   try {
-    execFileSync('umount', [rootfs], { stdio: ['ignore', 'ignore', 'pipe'] });
+    unmount(rootfs);
   } catch (e) {
-    // Not mounted (already removed) is fine; busy is detached, so the directory can go.
-    if (!/not mounted|no mount point|not found/i.test(failure(e))) {
-      try { execFileSync('umount', ['-l', rootfs], { stdio: 'ignore' }); } catch { /* reported below if rm fails */ }
+    // Not mounted (EINVAL; ENOENT: already removed) is fine; busy is detached, so the directory can go.
+    const code = (e as { code?: string }).code;
+    if (code !== 'EINVAL' && code !== 'ENOENT') {
+      try { unmount(rootfs, true); } catch { /* reported by the directory's removal if it fails */ }
     }
   }
-  rmSync(bundle, { recursive: true, force: true });
-  store.clearInUse(id);
+  return bundle;
 }

@@ -180,6 +180,7 @@ export class Sandbox implements AsyncDisposable {
    * names a wrong option, SandboxCreateError says what the host could not do.
    */
   static async create(options: SandboxOptions): Promise<Sandbox> {
+    mark('sdk create');
     const c = checkOptions(options);
     const store = new StateStore(options.root ?? DEFAULT_ROOT);
     const log = new SdkLogger(options.logFile);
@@ -193,10 +194,12 @@ export class Sandbox implements AsyncDisposable {
     const levels = levelRegistry({ log, root: store.root }, c.isolation);
     // What a process killed before it could kill() its sandboxes left: deleted, its overlays removed.
     await sweepAbandoned(store, levels, debug);
+    mark('sdk swept');
     const images = new ImageStore(store.root);
     if (existsSync(images.dir)) {
       await images.locked(async () => { for (const orphan of images.orphans()) removeImageRootfs(images, orphan); }).catch(() => undefined);
     }
+    mark('sdk orphans');
     const id = parseContainerId(`sdk-${process.pid}-${randomBytes(6).toString('hex')}`);
     let container: SandboxContainer;
     try {
@@ -206,6 +209,7 @@ export class Sandbox implements AsyncDisposable {
     } catch (e) {
       throw createError(e);
     }
+    mark('sdk rootfs');
     let workload: Workload;
     try {
       ({ workload } = await createContainer({
@@ -216,6 +220,7 @@ export class Sandbox implements AsyncDisposable {
       container.cleanup();
       throw createError(e);
     }
+    mark('sdk created');
     try {
       await startContainer(store, levels, id, { warn });
     } catch (e) {
@@ -227,6 +232,7 @@ export class Sandbox implements AsyncDisposable {
     const sb = new Sandbox({ id, isolation: c.isolation, store, levels, container, workload, memoryMb: c.limits.memory / 1024 ** 2, timeoutMs: c.timeoutMs, warn });
     live.add(sb);
     watchExit();
+    mark('sdk started');
     return sb;
   }
 
@@ -237,7 +243,9 @@ export class Sandbox implements AsyncDisposable {
    * (the OOM killer took it at memoryMb) or SandboxClosedError.
    */
   async exec(cmd: string | readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    mark('sdk exec');
     const p = await this.spawn(cmd, opts);
+    mark('sdk spawned');
     const stdout = collect(p.stdout, opts.onStdout);
     const stderr = collect(p.stderr, opts.onStderr);
     const fed = feed(p, opts.stdin);
@@ -312,21 +320,23 @@ export class Sandbox implements AsyncDisposable {
       clearTimeout(this.#lifetime);
       for (const p of this.#procs) p.kill(reason);
       const problems: string[] = [];
+      // The init's monitor, the sentry or the VM keeper: once they are gone nothing uses the
+      // image's overlay, so it goes while delete still removes the cgroups and the state.
+      const gone = Promise.all([this.#workload.exit, this.#workload.done]).catch(() => undefined);
+      const cleaned = gone.then(() => this.#container.cleanupAsync()).catch((e: unknown) => { problems.push((e as Error).message); });
       try {
         await deleteContainer(this.#store, this.#levels, this.id as ContainerId, true, { warn: this.#warn });
+        mark('sdk deleted');
       } catch (e) {
         // Already gone (deleted by a sweep meanwhile) is what was asked.
         if (!(isStockadeError(e) && e.code === 'CONTAINER_NOT_FOUND')) problems.push((e as Error).message);
       }
-      // The init's monitor, the sentry or the VM keeper: gone before kill() resolves.
-      await Promise.all([this.#workload.exit, this.#workload.done]).catch(() => undefined);
+      await gone;
+      mark('sdk workload gone');
       await Promise.all([...this.#procs].map((p) => p.ended())).catch(() => undefined);
-      try {
-        this.#container.cleanup();
-      } catch (e) {
-        problems.push((e as Error).message);
-      }
+      await cleaned;
       live.delete(this);
+      mark('sdk cleaned');
       if (problems.length > 0) throw new SandboxError('SANDBOX_CLOSED', `sandbox ${this.id}: could not remove everything: ${problems.join('; ')}`);
     })();
     return this.#closing;

@@ -7,7 +7,7 @@ import { checkHiddenChoice, existingHidden, homeDirectories, maskedForDo } from 
 import { doIdentity } from '../container/do-identity';
 import { DO_DEFAULT_LIMITS, DO_FRESH, DO_MIN_MEMORY, doSpec, doTmpfsSizes, type DoLimits } from '../container/do-spec';
 import type { PlanOptions } from '../container/plan';
-import { mountImageRootfs, removeImageRootfs } from '../image/overlay';
+import { mountImageRootfs, removeImageRootfs, removeImageRootfsAsync } from '../image/overlay';
 import { loadImage, pullImage } from '../image/pull';
 import { ensureWorkingDir, imageProcess } from '../image/runtime-config';
 import type { ImageStore } from '../image/store';
@@ -98,6 +98,8 @@ export interface SandboxContainer {
   readonly sandbox: LevelSandboxOptions;
   /** Removes what was made outside the container's own state (an image's overlay); safe twice. */
   readonly cleanup: () => void;
+  /** cleanup, its directories removed off the event loop (dispose runs it beside the container's delete). */
+  readonly cleanupAsync: () => Promise<void>;
 }
 
 export interface ImageDeps {
@@ -148,7 +150,10 @@ export async function imageContainer(id: string, c: Checked, deps: ImageDeps): P
     }
     spec.linux = linux;
     writeFileSync(join(bundle, 'config.json'), `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o600 });
-    return { spec, bundle, rootfsMode: 'bind', sandbox: { init: true, hold: true, envOnDisk: false }, cleanup };
+    return {
+      spec, bundle, rootfsMode: 'bind', sandbox: { init: true, hold: true, envOnDisk: false }, cleanup,
+      cleanupAsync: () => removeImageRootfsAsync(deps.store, id),
+    };
   } catch (e) {
     cleanup();
     throw e;
@@ -176,5 +181,6 @@ export function hostContainer(stateRoot: string, c: Checked): SandboxContainer {
     spec, bundle: '/', rootfsMode: 'recursive-readonly',
     sandbox: { init: true, hold: true, envOnDisk: false, overlayTmpfs: doTmpfsSizes(c.limits.memory).overlay },
     cleanup: () => undefined,
+    cleanupAsync: () => Promise.resolve(),
   };
 }
