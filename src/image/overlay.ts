@@ -92,16 +92,18 @@ export function removeImageRootfs(store: ImageStore, id: string): void {
  * other work meanwhile (the SDK's dispose, beside the cgroups' removal) uses.
  */
 export async function removeImageRootfsAsync(store: ImageStore, id: string): Promise<void> {
-  const bundle = unmountImageRootfs(store, id);
+  // Called once the container's processes are gone, so nothing holds the mount: detached at once
+  // rather than waited for (a plain umount of an overlay waits out an RCU grace period here).
+  const bundle = unmountImageRootfs(store, id, true);
   await rm(bundle, { recursive: true, force: true });
   store.clearInUse(id);
 }
 
-function unmountImageRootfs(store: ImageStore, id: string): string {
+function unmountImageRootfs(store: ImageStore, id: string, detach = false): string {
   const bundle = join(store.dir, 'run', id);
   const rootfs = join(bundle, 'rootfs');
   try {
-    unmount(rootfs);
+    unmount(rootfs, detach);
   } catch (e) {
     // Not mounted (EINVAL; ENOENT: already removed) is fine; busy is detached, so the directory can go.
     const code = (e as { code?: string }).code;
