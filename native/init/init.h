@@ -130,6 +130,8 @@ struct stk_plan {
 	uint64_t cap_bounding, cap_effective, cap_inheritable, cap_permitted, cap_ambient;
 
 	bool no_new_privs, monitor, loopback_up, terminal;
+	bool has_console_size; /* TAG_CONSOLE_SIZE: the pty's size, set before it is handed over */
+	uint32_t console_rows, console_cols;
 	bool init;          /* C stays pid 1 and forks the command (TAG_INIT) */
 	bool hold;          /* no command: pid 2 waits for a signal where it would execve (TAG_HOLD) */
 	uint32_t timeout_ms, grace_ms; /* the init's deadline for the command (TAG_INIT_TIMEOUT); 0: none */

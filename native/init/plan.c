@@ -352,6 +352,14 @@ static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 		once(seen, c->tag);
 		pl->terminal = true;
 		break;
+	case STK_PLAN_TAG_CONSOLE_SIZE:
+		once(seen, c->tag);
+		pl->console_rows = get_u32(c);
+		pl->console_cols = get_u32(c);
+		if (pl->console_rows > 0xffff || pl->console_cols > 0xffff)
+			plan_fail("a console size past 65535");
+		pl->has_console_size = true;
+		break;
 	case STK_PLAN_TAG_CWD:
 		once(seen, c->tag);
 		pl->cwd = get_abs_path(c);
@@ -462,6 +470,8 @@ static void check_plan(struct stk_plan *pl)
 	if (!pl->has_rootfs && (pl->n_mounts || pl->n_devices || pl->n_symlinks || pl->n_masked ||
 				pl->n_readonly || pl->has_rootfs_propagation || (pl->clone_flags & CLONE_NEWNS)))
 		plan_fail("mounts, devices, links or a new mount namespace without a root file system");
+	if (pl->has_console_size && !pl->terminal)
+		plan_fail("a console size without a terminal");
 	if (pl->terminal && pl->console_socket == NULL)
 		plan_fail("a terminal without a console socket");
 	if (pl->timeout_ms && !pl->init)

@@ -30,6 +30,11 @@ void stk_setup_terminal(const struct stk_plan *plan)
 	if (ioctl(master, TIOCGPTN, &ptn) < 0)
 		stk_fail_errno("terminal", "get the pty number");
 	snprintf(name, sizeof name, "/dev/pts/%d", ptn);
+	if (plan->has_console_size) {
+		struct winsize ws = { .ws_row = (unsigned short)plan->console_rows, .ws_col = (unsigned short)plan->console_cols };
+		if (ioctl(master, TIOCSWINSZ, &ws) < 0)
+			stk_fail_errno("terminal", "set the size of %s to %ux%u", name, plan->console_rows, plan->console_cols);
+	}
 
 	/* TIOCGPTPEER opens the slave through the master, with no path lookup to be fooled. */
 	_cleanup_close_ int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);

@@ -83,3 +83,55 @@ export function relayTerminal(master: number): { finished: Promise<void>; stop: 
   };
   return { finished, stop };
 }
+
+/** How long a write to a full pty waits before it is tried again (the master is non-blocking). */
+const PTY_RETRY_MS = 10;
+/** A terminal's end-of-file character (VEOF, ^D): what ending a pty's input sends. */
+const VEOF = Buffer.from([4]);
+
+/**
+ * A pty master as a piped exec's stdio (the SDK's spawn with a terminal): stdout reads it, stdin
+ * writes it, stderr ends at once (the process's stderr is the pty). Ending stdin sends ^D, as a
+ * user at a terminal ends input. The fd is the read stream's: closed with it, and not written after.
+ */
+export function ptyPipes(master: number): { stdio: import('./level').ExecPipes; resize: (rows: number, cols: number) => void } {
+  const { ReadStream } = require('node:tty') as typeof import('node:tty');
+  const { PassThrough, Writable } = require('node:stream') as typeof import('node:stream');
+  const { write } = require('node:fs') as typeof import('node:fs');
+  const reader = new ReadStream(master);
+  let closed = false;
+  reader.once('close', () => { closed = true; });
+  // Once every slave fd is closed, reading the master fails with EIO: that is the end of output,
+  // not an error of the reader's.
+  const stdout = new PassThrough();
+  reader.on('data', (b: Buffer) => {
+    if (!stdout.write(b)) {
+      reader.pause();
+      stdout.once('drain', () => reader.resume());
+    }
+  });
+  reader.on('error', () => stdout.end());
+  reader.on('end', () => stdout.end());
+  stdout.once('close', () => reader.destroy());
+  const writeAll = (b: Buffer, done: (e?: Error | null) => void): void => {
+    if (closed || b.length === 0) return done();
+    write(master, b, 0, b.length, null, (e, n) => {
+      if (e !== null && (e as NodeJS.ErrnoException).code === 'EAGAIN') {
+        setTimeout(() => writeAll(b, done), PTY_RETRY_MS);
+        return;
+      }
+      if (e !== null) return done(e);
+      writeAll(b.subarray(n), done);
+    });
+  };
+  const stdin = new Writable({
+    write: (chunk: Buffer, _enc, done) => writeAll(chunk, done),
+    final: (done) => writeAll(VEOF, done),
+  });
+  const stderr = new PassThrough();
+  stderr.end();
+  return {
+    stdio: { stdin, stdout, stderr },
+    resize: (rows, cols) => { if (!closed) setWinsize(master, rows, cols); },
+  };
+}

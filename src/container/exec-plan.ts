@@ -73,6 +73,8 @@ export function buildExecPlan(spec: Spec, process: Process, opts: ExecPlanOption
       throw new StockadeError('USAGE', 'exec: a terminal was asked for but there is no console socket to send it to', { field: 'process.terminal' });
     }
     plan.push({ tag: PLAN.TAG_CONSOLE_SOCKET, path: opts.consoleSocket }, { tag: PLAN.TAG_TERMINAL });
+    const size = process.consoleSize;
+    if (size !== undefined) plan.push({ tag: PLAN.TAG_CONSOLE_SIZE, rows: Math.min(size.height, 0xffff), cols: Math.min(size.width, 0xffff) });
   }
 
   plan.push(...rlimitRecords(process));

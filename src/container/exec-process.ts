@@ -13,6 +13,8 @@ export interface ExecProcessFlags {
   args: readonly string[];
   /** --tty: true allocates a pty; undefined keeps the --process file's choice (none without one). */
   tty?: boolean | undefined;
+  /** With a pty: its size before the process runs (the SDK's spawn({ tty })). */
+  consoleSize?: { height: number; width: number } | undefined;
   cwd?: string | undefined;
   /** K=V entries: each replaces the base's entry of the same name or is appended. */
   env: readonly string[];
@@ -37,6 +39,7 @@ export function execProcess(config: Spec, flags: ExecProcessFlags): Process {
   // As runc: a pty only when asked for, on the command line or in the --process file.
   if (flags.tty !== undefined) p.terminal = flags.tty;
   else if (flags.processFile === undefined) p.terminal = false;
+  if (flags.consoleSize !== undefined && p.terminal === true) p.consoleSize = { ...flags.consoleSize };
   if (flags.cwd !== undefined) {
     if (!flags.cwd.startsWith('/')) throw usage(`--cwd must be an absolute path, not ${JSON.stringify(flags.cwd)}`);
     p.cwd = flags.cwd;

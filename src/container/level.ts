@@ -159,7 +159,8 @@ export interface ExecRequest {
   unlock(): void;
   /**
    * Attached, the process's stdin, stdout and stderr are pipes to this process (ExecProcess.stdio),
-   * not the caller's own, and the signals this process gets are not passed on (the SDK).
+   * not the caller's own, and the signals this process gets are not passed on (the SDK). With
+   * process.terminal, the pty's master is what ExecProcess.stdio reads and writes.
    */
   readonly pipes?: boolean | undefined;
   readonly debug: ((msg: string) => void) | undefined;
@@ -176,8 +177,14 @@ export interface ExecProcess {
   finish(): Promise<number>;
   /** Kills the process (the pid file could not be written: it must not run on unaccounted). */
   kill(): void;
-  /** With ExecRequest.pipes: the process's stdio, as this process writes and reads it. */
+  /**
+   * With ExecRequest.pipes: the process's stdio, as this process writes and reads it. With a
+   * terminal (process.terminal), stdin and stdout are the pty's master and stderr ends at once
+   * (the process's stderr is the pty too).
+   */
   readonly stdio?: ExecPipes | undefined;
+  /** With ExecRequest.pipes and a terminal: sets the pty's size (the process gets SIGWINCH). */
+  resize?(rows: number, cols: number): void;
 }
 
 /** The pipes of a process exec'd with ExecRequest.pipes. */

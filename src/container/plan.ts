@@ -165,6 +165,8 @@ export function buildPlan(spec: Spec, opts: PlanOptions): PlanRecord[] {
       throw new StockadeError('USAGE', 'process.terminal is true but no --console-socket was given', { field: 'process.terminal' });
     }
     plan.push({ tag: PLAN.TAG_CONSOLE_SOCKET, path: opts.consoleSocket }, { tag: PLAN.TAG_TERMINAL });
+    const size = process.consoleSize;
+    if (size !== undefined) plan.push({ tag: PLAN.TAG_CONSOLE_SIZE, rows: Math.min(size.height, 0xffff), cols: Math.min(size.width, 0xffff) });
   }
   if (spec.hostname !== undefined && spec.hostname !== '') plan.push({ tag: PLAN.TAG_HOSTNAME, name: spec.hostname });
   if (spec.domainname !== undefined && spec.domainname !== '') plan.push({ tag: PLAN.TAG_DOMAINNAME, name: spec.domainname });

@@ -5,7 +5,8 @@ import { mark } from '../log/timing';
 import { launchInit, type InitProcess, type Launched } from '../native/launcher';
 import { encodePlan } from '../native/protocol';
 import { hierarchyOf, hostLayout } from '../cgroups';
-import { ConsoleRelay, relayTerminal } from '../container/console-relay';
+import { randomBytes } from 'node:crypto';
+import { ConsoleRelay, ptyPipes, relayTerminal } from '../container/console-relay';
 import { subCgroupDirs } from '../container/exec-cgroup';
 import { buildExecPlan } from '../container/exec-plan';
 import { forceKill } from '../container/kill';
@@ -28,7 +29,8 @@ export async function execHostProcess(c: LevelContainer, req: ExecRequest, level
   let supervisor: Supervisor | undefined;
   let launched: Launched;
   try {
-    if (terminal && !req.detach) relay = ConsoleRelay.listen(join(store.root, `.exec-console-${id}-${process.pid}.sock`));
+    // Named per call: one program may exec with a terminal into one container several times at once (the SDK).
+    if (terminal && !req.detach) relay = ConsoleRelay.listen(join(store.root, `.exec-console-${id}-${process.pid}-${randomBytes(4).toString('hex')}.sock`));
     const consoleSocket = relay?.path ?? req.consoleSocket;
     if (level !== undefined) {
       supervisor = level.supervise({ spec: { ...req.config, process: proc }, id, stateDir: store.dir(id), detached: true, exec: true });
@@ -53,7 +55,9 @@ export async function execHostProcess(c: LevelContainer, req: ExecRequest, level
     // A process joining a frozen cgroup is frozen before it reports ready; the resume that thaws
     // it takes the lock, so it must not be ours meanwhile.
     if (req.paused) req.unlock();
-    launched = await launch(plan, req.preserveFds, supervisor?.childSocket, req.pipes === true && !req.detach);
+    const piped = req.pipes === true && !req.detach;
+    // Piped with a terminal, the process's stdio is the pty: the helper's own is nobody's.
+    launched = await launch(plan, req.preserveFds, supervisor?.childSocket, piped ? (terminal ? 'ignore' : 'pipe') : 'inherit');
     supervisor?.launched();
     req.debug?.(`exec in container ${id}: process ${launched.pid}`);
   } catch (e) {
@@ -63,7 +67,17 @@ export async function execHostProcess(c: LevelContainer, req: ExecRequest, level
     throw e;
   }
   const fwd = forwarder;
-  const pipes = launched.pipes;
+  let pty: ReturnType<typeof ptyPipes> | undefined;
+  if (req.pipes === true && !req.detach && relay !== undefined) {
+    // stockade-init sent the master before it reported ready: the connection is waiting.
+    try {
+      pty = ptyPipes(relay.receiveMaster());
+    } catch (e) {
+      try { process.kill(-launched.pid, 'SIGKILL'); } catch { /* already gone */ }
+      throw e;
+    }
+  }
+  const pipes = pty?.stdio ?? launched.pipes;
   if (pipes !== undefined) {
     // Once stockade-init has reaped the process its pid may be another's: no signal after that.
     let reaped = false;
@@ -71,6 +85,7 @@ export async function execHostProcess(c: LevelContainer, req: ExecRequest, level
     return {
       pid: launched.pid,
       stdio: pipes,
+      ...(pty === undefined ? {} : { resize: pty.resize }),
       kill(): void {
         if (reaped) return;
         // Its process group too (stockade-init made it a session leader): what a shell started
@@ -118,7 +133,7 @@ function controllersOf(dir: string): readonly string[] | undefined {
 }
 
 /** Launches the plan; on failure neither the helper nor a half-started process outlives the call. */
-async function launch(plan: Buffer, preserveFds: number, sentrySocket: number | undefined, pipes: boolean): Promise<Launched> {
+async function launch(plan: Buffer, preserveFds: number, sentrySocket: number | undefined, stdio: 'inherit' | 'ignore' | 'pipe'): Promise<Launched> {
   let pid = 0;
   let helper: InitProcess | undefined;
   let helperExit: Launched['helperExit'] | undefined;
@@ -128,7 +143,7 @@ async function launch(plan: Buffer, preserveFds: number, sentrySocket: number | 
       preserveFds,
       ...(sentrySocket === undefined ? {} : { sentrySocket }),
       awaitExec: true,
-      ...(pipes ? { stdio: 'pipe' as const } : {}),
+      ...(stdio === 'inherit' ? {} : { stdio }),
       onPid: (p) => { pid = p; },
       onSpawn: (h, exit) => { helper = h; helperExit = exit; },
     });

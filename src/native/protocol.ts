@@ -166,6 +166,9 @@ export const PLAN = {
    *  namespaces, for the processes exec'd into it (the SDK's sandboxes): an image need not have a
    *  program that waits forever. Requires TAG_INIT. */
   TAG_HOLD: 42,
+  /** u32 rows, u32 columns: the pty's size before the process runs (process.consoleSize), so its
+   *  first look at the terminal sees it. Requires TAG_TERMINAL. */
+  TAG_CONSOLE_SIZE: 43,
 } as const;
 
 /**
@@ -263,6 +266,7 @@ export type PlanRecord =
   | { tag: typeof PLAN.TAG_TIED; pid: number }
   | { tag: typeof PLAN.TAG_OVERLAY_TMPFS; data: string }
   | { tag: typeof PLAN.TAG_INIT_TIMEOUT; timeoutMs: number; graceMs: number }
+  | { tag: typeof PLAN.TAG_CONSOLE_SIZE; rows: number; cols: number }
   | { tag: typeof PLAN.TAG_MOUNT_IDMAP; uidMap: string; gidMap: string }
   | { tag: typeof PLAN.TAG_MOUNT; flags: number; propagation: number; recursiveAttr: number; mountFlags: number;
       source: string; target: string; fstype: string; data: string }
@@ -350,6 +354,7 @@ function payload(r: PlanRecord): Buffer {
     case PLAN.TAG_TIED: return w.u32(r.pid).build();
     case PLAN.TAG_OVERLAY_TMPFS: return w.str(r.data).build();
     case PLAN.TAG_INIT_TIMEOUT: return w.u32(r.timeoutMs).u32(r.graceMs).build();
+    case PLAN.TAG_CONSOLE_SIZE: return w.u32(r.rows).u32(r.cols).build();
     case PLAN.TAG_MOUNT_IDMAP: return w.str(r.uidMap).str(r.gidMap).build();
     case PLAN.TAG_CWD: return w.str(r.path).build();
     case PLAN.TAG_ARG: case PLAN.TAG_ENV: return w.str(r.value).build();

@@ -10,6 +10,7 @@ export type SandboxErrorCode =
   | 'SANDBOX_EXIT'      // a command exited non-zero and exec was asked to check
   | 'SANDBOX_OOM'       // a command was killed by the OOM killer at the sandbox's memory limit
   | 'SANDBOX_FILE'      // a files.* call failed in the sandbox (the message says why)
+  | 'SANDBOX_OUTPUT'    // a command wrote more than exec's maxBuffer on stdout or stderr
   | 'SANDBOX_EXEC';     // a command could not be started (no such program, ...)
 
 export class SandboxError extends Error {
@@ -89,6 +90,24 @@ export class SandboxOutOfMemoryError extends SandboxError {
     this.name = 'SandboxOutOfMemoryError';
     this.result = result;
     this.memoryMb = memoryMb;
+  }
+}
+
+/** A command wrote more than exec's maxBuffer (or files.read more than its bound): it was killed. */
+export class SandboxOutputLimitError extends SandboxError {
+  /** Which stream went past the bound. */
+  readonly stream: 'stdout' | 'stderr';
+  readonly maxBuffer: number;
+  /** What came on each stream, up to the bound. */
+  readonly stdout: string;
+  readonly stderr: string;
+  constructor(message: string, stream: 'stdout' | 'stderr', maxBuffer: number, partial: { stdout: string; stderr: string }) {
+    super('SANDBOX_OUTPUT', message);
+    this.name = 'SandboxOutputLimitError';
+    this.stream = stream;
+    this.maxBuffer = maxBuffer;
+    this.stdout = partial.stdout;
+    this.stderr = partial.stderr;
   }
 }
 

@@ -1,13 +1,14 @@
 // A command running in a sandbox (what spawn returns): its pipes, its end, and the ways it is cut short.
 import type { Readable, Writable } from 'node:stream';
 import type { ExecProcess } from '../container/level';
-import { SandboxAbortError, SandboxClosedError, SandboxTimeoutError } from './errors';
+import { SandboxAbortError, SandboxClosedError, SandboxOptionsError, SandboxOutputLimitError, SandboxTimeoutError } from './errors';
 
 /** Why a command was killed by the SDK rather than ending on its own. */
 export type KillReason =
   | { kind: 'timeout'; timeoutMs: number; what: 'command' | 'sandbox' }
   | { kind: 'abort'; cause: unknown }
   | { kind: 'closed' }
+  | { kind: 'output'; stream: 'stdout' | 'stderr'; maxBuffer: number }
   | { kind: 'kill' };
 
 /** How long exec reads a command's pipes after its exit (see drain). */
@@ -23,6 +24,8 @@ export class SandboxProcess {
   readonly pid: number;
   /** Its stdin: write, then end() to let it see the end of its input. */
   readonly stdin: Writable;
+  /** Whether it runs on a terminal (spawn's tty): stdout is then the pty, stderr empty. */
+  readonly tty: boolean;
   /** Its stdout as it comes: a Readable, so `for await (const chunk of p.stdout)` reads it. */
   readonly stdout: Readable;
   readonly stderr: Readable;
@@ -38,6 +41,7 @@ export class SandboxProcess {
     if (pipes === undefined) throw new Error('sdk: the level returned no pipes for a piped exec');
     this.#proc = proc;
     this.pid = proc.pid;
+    this.tty = proc.resize !== undefined;
     this.stdin = pipes.stdin;
     this.stdout = pipes.stdout;
     this.stderr = pipes.stderr;
@@ -101,6 +105,14 @@ export class SandboxProcess {
     this.stdin.destroy();
   }
 
+  /** A terminal's new size (spawn with tty): the command gets SIGWINCH. */
+  resize(rows: number, cols: number): void {
+    checkSize('rows', rows);
+    checkSize('cols', cols);
+    if (this.#proc.resize === undefined) throw new SandboxOptionsError('tty', 'resize needs a command spawned with tty');
+    this.#proc.resize(rows, cols);
+  }
+
   /** Kills the command and its process group at once (SIGKILL); wait() then says why it ended. */
   kill(reason: KillReason = { kind: 'kill' }): void {
     if (this.#reason === undefined) this.#reason = reason;
@@ -136,8 +148,18 @@ export function reasonError(reason: KillReason | undefined, stdout: string, stde
       return new SandboxAbortError('the command was aborted (its AbortSignal fired) and was killed', { cause: reason.cause });
     case 'closed':
       return new SandboxClosedError('the sandbox was killed while the command ran');
+    case 'output':
+      return new SandboxOutputLimitError(`the command wrote more than maxBuffer (${reason.maxBuffer} bytes) on ${reason.stream} and was killed`,
+        reason.stream, reason.maxBuffer, { stdout, stderr });
     default:
       return undefined;
+  }
+}
+
+/** A terminal's rows or columns: 1 to 65535. */
+export function checkSize(name: string, v: unknown): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0xffff) {
+    throw new SandboxOptionsError(`tty.${name}`, `must be a whole number from 1 to 65535, not ${JSON.stringify(v)}`);
   }
 }
 

@@ -22,6 +22,7 @@ import { startContainer } from '../container/start';
 import { DEFAULT_ROOT, StateStore } from '../container/state-store';
 import { isStockadeError } from '../errors';
 import { removeImageRootfs } from '../image/overlay';
+import { resolveUser } from '../image/runtime-config';
 import { ImageStore } from '../image/store';
 import { levelRegistry } from '../levels/registry';
 import { Logger, type Level } from '../log/logger';
@@ -31,7 +32,7 @@ import {
   SandboxOptionsError, SandboxOutOfMemoryError,
 } from './errors';
 import { SandboxFiles, type Runner } from './files';
-import { reasonError, SandboxProcess, type KillReason } from './process';
+import { checkSize, reasonError, SandboxProcess, type KillReason } from './process';
 import { checkOptions, hostContainer, imageContainer, type SandboxContainer } from './spec';
 import type { ExecOptions, ExecResult, Isolation, SandboxOptions, SpawnOptions } from './types';
 
@@ -46,6 +47,13 @@ class SdkLogger extends Logger {
     if (this.#toFile) super.log(level, msg, fields);
   }
 }
+
+/** exec's maxBuffer unless it is given: the bytes of stdout, and of stderr, kept (child_process's is 1 MiB). */
+export const DEFAULT_MAX_BUFFER = 16 * 1024 * 1024;
+/** files.read's bound on a file's size: past it the read fails with SandboxOutputLimitError. */
+const FILES_MAX_BYTES = 256 * 1024 * 1024;
+/** spawn's terminal when `tty: true`: the size a terminal has until told otherwise. */
+const DEFAULT_TTY = { rows: 24, cols: 80 };
 
 /** Sandboxes of this process not yet killed: should it exit without kill(), their workloads are killed on the way out. */
 const live = new Set<Sandbox>();
@@ -77,6 +85,23 @@ function checkSpawn(opts: SpawnOptions): void {
     if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(k)) throw new SandboxOptionsError('env', `${JSON.stringify(k)} is not a variable name`);
     if (typeof v !== 'string') throw new SandboxOptionsError(`env.${k}`, 'must be a string');
   }
+  const u = opts.user;
+  if (u !== undefined && !(typeof u === 'number' && Number.isInteger(u) && u >= 0 && u < 0xffffffff)
+    && !(typeof u === 'string' && /^[A-Za-z0-9_.][A-Za-z0-9_.-]*(:[A-Za-z0-9_.][A-Za-z0-9_.-]*)?$/.test(u))) {
+    throw new SandboxOptionsError('user', `must be NAME, UID, NAME:GROUP or UID:GID, or a uid number, not ${JSON.stringify(u)}`);
+  }
+  const t = opts.tty;
+  if (t !== undefined && typeof t !== 'boolean') {
+    if (typeof t !== 'object' || t === null) throw new SandboxOptionsError('tty', `must be true, false or { rows, cols }, not ${JSON.stringify(t)}`);
+    checkSize('rows', t.rows);
+    checkSize('cols', t.cols);
+  }
+}
+
+function checkMaxBuffer(v: unknown): number {
+  if (v === undefined) return DEFAULT_MAX_BUFFER;
+  if (v === Infinity || (typeof v === 'number' && Number.isInteger(v) && v >= 1)) return v;
+  throw new SandboxOptionsError('maxBuffer', `must be a whole number of bytes from 1, or Infinity, not ${JSON.stringify(v)}`);
 }
 
 function argvOf(cmd: string | readonly string[]): string[] {
@@ -91,11 +116,24 @@ function argvOf(cmd: string | readonly string[]): string[] {
   return [...cmd];
 }
 
-/** Reads a pipe to its end: each piece decoded (UTF-8, never split inside a character) and handed on, all of it kept. */
-function collect(s: Readable, on: ((chunk: string) => void) | undefined): () => Buffer {
+/**
+ * Reads a pipe to its end: each piece decoded (UTF-8, never split inside a character) and handed
+ * on, kept up to `limit` bytes; past it `over` is told once and nothing more is kept or handed on.
+ */
+function collect(s: Readable, on: ((chunk: string) => void) | undefined, limit: number, over: () => void): () => Buffer {
   const chunks: Buffer[] = [];
+  let kept = 0;
+  let full = false;
   const decoder = on === undefined ? undefined : new StringDecoder('utf8');
-  s.on('data', (b: Buffer) => {
+  s.on('data', (whole: Buffer) => {
+    if (full) return;
+    let b = whole;
+    if (kept + b.length > limit) {
+      full = true;
+      b = b.subarray(0, limit - kept);
+      over();
+    }
+    kept += b.length;
     chunks.push(b);
     if (decoder !== undefined) {
       const text = decoder.write(b);
@@ -244,10 +282,11 @@ export class Sandbox implements AsyncDisposable {
    */
   async exec(cmd: string | readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
     mark('sdk exec');
+    const maxBuffer = checkMaxBuffer(opts.maxBuffer);
     const p = await this.spawn(cmd, opts);
     mark('sdk spawned');
-    const stdout = collect(p.stdout, opts.onStdout);
-    const stderr = collect(p.stderr, opts.onStderr);
+    const stdout = collect(p.stdout, opts.onStdout, maxBuffer, () => p.kill({ kind: 'output', stream: 'stdout', maxBuffer }));
+    const stderr = collect(p.stderr, opts.onStderr, maxBuffer, () => p.kill({ kind: 'output', stream: 'stderr', maxBuffer }));
     const fed = feed(p, opts.stdin);
     const { exitCode, reason } = await p.ended();
     mark('sdk exec exited');
@@ -273,12 +312,16 @@ export class Sandbox implements AsyncDisposable {
     checkSpawn(opts);
     this.#assertOpen();
     if (opts.signal?.aborted === true) throw new SandboxAbortError('the command was not started: its AbortSignal had fired', { cause: opts.signal.reason });
-    const env = [...this.#env, ...Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`)];
+    const user = this.#user(opts.user);
+    const env = [...this.#env, ...(user === undefined ? [] : [`HOME=${user.home}`]), ...Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`)];
+    const tty = opts.tty === undefined || opts.tty === false ? undefined : opts.tty === true ? DEFAULT_TTY : opts.tty;
     let proc;
     try {
       proc = await startExec({
         store: this.#store, id: this.id as ContainerId, levels: this.#levels, detach: false, preserveFds: 0, ignorePaused: false,
-        args: argv, env, cwd: opts.cwd, additionalGids: [], caps: [], pipes: true,
+        args: argv, env, cwd: opts.cwd, caps: [], pipes: true,
+        ...(user === undefined ? { additionalGids: [] } : { user: `${user.uid}:${user.gid}`, additionalGids: user.additionalGids.map(String) }),
+        ...(tty === undefined ? {} : { tty: true, consoleSize: { height: tty.rows, width: tty.cols } }),
       });
     } catch (e) {
       this.#assertOpen();
@@ -355,6 +398,19 @@ export class Sandbox implements AsyncDisposable {
     throw new SandboxClosedError(`the sandbox ${this.id} was killed`);
   }
 
+  /** spawn's user, looked up in the image's /etc/passwd and /etc/group as `docker exec --user` does. */
+  #user(u: string | number | undefined): { uid: number; gid: number; additionalGids: number[]; home: string } | undefined {
+    if (u === undefined) return undefined;
+    const db = this.#container.userDb;
+    if (db === undefined) throw new SandboxOptionsError('user', 'a hostRoot sandbox runs every command as its one identity (as stockade do): no user can be chosen');
+    try {
+      return resolveUser(String(u), db);
+    } catch (e) {
+      if (isStockadeError(e)) throw new SandboxOptionsError('user', e.message);
+      throw e;
+    }
+  }
+
   /** Whether the OOM killer has killed in the sandbox's cgroup since it was last asked. */
   async #oomKilled(): Promise<boolean> {
     try {
@@ -371,8 +427,8 @@ export class Sandbox implements AsyncDisposable {
   /** A command to its end with its output as bytes (files.*). */
   async #run(argv: readonly string[], stdin: string | Uint8Array | undefined): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer }> {
     const p = await this.spawn(argv);
-    const stdout = collect(p.stdout, undefined);
-    const stderr = collect(p.stderr, undefined);
+    const stdout = collect(p.stdout, undefined, FILES_MAX_BYTES, () => p.kill({ kind: 'output', stream: 'stdout', maxBuffer: FILES_MAX_BYTES }));
+    const stderr = collect(p.stderr, undefined, FILES_MAX_BYTES, () => p.kill({ kind: 'output', stream: 'stderr', maxBuffer: FILES_MAX_BYTES }));
     const fed = feed(p, stdin);
     const { exitCode, reason } = await p.ended();
     await p.drain();

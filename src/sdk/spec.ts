@@ -96,6 +96,8 @@ export interface SandboxContainer {
   readonly bundle: string;
   readonly rootfsMode: PlanOptions['rootfsMode'];
   readonly sandbox: LevelSandboxOptions;
+  /** The root whose /etc/passwd and /etc/group name exec's users (the image's); undefined: no user but the sandbox's own (hostRoot). */
+  readonly userDb: string | undefined;
   /** Removes what was made outside the container's own state (an image's overlay); safe twice. */
   readonly cleanup: () => void;
   /** cleanup, its directories removed off the event loop (dispose runs it beside the container's delete). */
@@ -151,7 +153,7 @@ export async function imageContainer(id: string, c: Checked, deps: ImageDeps): P
     spec.linux = linux;
     writeFileSync(join(bundle, 'config.json'), `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o600 });
     return {
-      spec, bundle, rootfsMode: 'bind', sandbox: { init: true, hold: true, envOnDisk: false }, cleanup,
+      spec, bundle, rootfsMode: 'bind', sandbox: { init: true, hold: true, envOnDisk: false }, cleanup, userDb: rootfs,
       cleanupAsync: () => removeImageRootfsAsync(deps.store, id),
     };
   } catch (e) {
@@ -180,6 +182,7 @@ export function hostContainer(stateRoot: string, c: Checked): SandboxContainer {
   return {
     spec, bundle: '/', rootfsMode: 'recursive-readonly',
     sandbox: { init: true, hold: true, envOnDisk: false, overlayTmpfs: doTmpfsSizes(c.limits.memory).overlay },
+    userDb: undefined,
     cleanup: () => undefined,
     cleanupAsync: () => Promise.resolve(),
   };

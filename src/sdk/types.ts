@@ -57,6 +57,17 @@ export interface SpawnOptions {
   timeoutMs?: number | undefined;
   /** Kill the command when this fires: exec then fails with SandboxAbortError. */
   signal?: AbortSignal | undefined;
+  /**
+   * Who the command runs as, as `docker exec --user` takes it: NAME, UID, NAME:GROUP or UID:GID
+   * (names from the image's /etc/passwd and /etc/group), or a uid number; HOME follows the user.
+   * Default: the image's User. Not for hostRoot sandboxes, whose commands all run as one identity.
+   */
+  user?: string | number | undefined;
+  /**
+   * A terminal: the command's stdin, stdout and stderr are one pty, read as stdout (stderr ends at
+   * once); ending stdin sends ^D. `true` is 24 rows by 80 columns; SandboxProcess.resize changes it.
+   */
+  tty?: boolean | { rows: number; cols: number } | undefined;
 }
 
 export interface ExecOptions extends SpawnOptions {
@@ -68,6 +79,12 @@ export interface ExecOptions extends SpawnOptions {
   onStderr?: ((chunk: string) => void) | undefined;
   /** A non-zero exit fails exec with SandboxExitError instead of resolving. */
   check?: boolean | undefined;
+  /**
+   * The most bytes of stdout, and of stderr, that exec keeps (as child_process's maxBuffer): past
+   * it the command is killed and exec fails with SandboxOutputLimitError, which holds what came up
+   * to the bound. Default 16 MiB (DEFAULT_MAX_BUFFER); Infinity for no bound.
+   */
+  maxBuffer?: number | undefined;
 }
 
 /** One entry of files.list. */

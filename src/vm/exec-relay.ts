@@ -117,17 +117,27 @@ export async function runExecStandIn(o: { stateDir: string; id: string; process:
 /**
  * A process exec'd with pipes (the SDK): its stdin, stdout and stderr are streams of this
  * process, relayed to and from the guest with the channel's back-pressure; no signal of this
- * process is passed on.
+ * process is passed on. With a terminal the guest's pty is what stdout and stdin carry, stderr
+ * ends at once, ending stdin sends ^D (as a user at a terminal), and resize reaches the guest
+ * at the keeper's next look at the size (a quarter of a second).
  */
 export async function pipedExec(stateDir: string, id: string, proc: Process): Promise<ExecProcess> {
-  const { PassThrough } = require('node:stream') as typeof import('node:stream');
-  const stdin = new PassThrough();
+  const { PassThrough, Writable } = require('node:stream') as typeof import('node:stream');
+  const input = new PassThrough();
   const stdout = new PassThrough();
   const stderr = new PassThrough();
+  const tty = proc.terminal === true;
+  let size = proc.consoleSize === undefined ? undefined : { rows: proc.consoleSize.height, cols: proc.consoleSize.width };
+  const stdin = !tty ? input : new Writable({
+    write: (chunk: Buffer, _enc, done) => { if (input.write(chunk)) done(); else input.once('drain', () => done()); },
+    final: (done) => { input.write(Buffer.from([4])); done(); },
+    destroy: (e, done) => { input.destroy(); done(e); },
+  });
+  if (tty) stderr.end();
   let guestPid = 0;
   let resolveStarted!: () => void;
   const started = new Promise<void>((r) => { resolveStarted = r; });
-  const finished = keeperExec(stateDir, id, proc, { stdin, stdout, stderr }, (pid) => {
+  const finished = keeperExec(stateDir, id, proc, { stdin: input, stdout, stderr, ...(tty ? { winsize: () => size } : {}) }, (pid) => {
     guestPid = pid;
     resolveStarted();
   });
@@ -141,6 +151,7 @@ export async function pipedExec(stateDir: string, id: string, proc: Process): Pr
   return {
     pid: guestPid,
     stdio: { stdin, stdout, stderr },
+    ...(tty ? { resize: (rows: number, cols: number) => { size = { rows, cols }; } } : {}),
     finish: async () => {
       try {
         return exitCode(await finished);
