@@ -177,6 +177,7 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     debug: true,
     ...(choice.cold !== undefined ? { coldBecause: choice.cold } : { template: choice.template }),
     ...(req.sandbox?.hold === true ? { hold: true } : {}),
+    ...(req.sandbox?.tiedTo !== undefined ? { tied: true } : {}),
   };
   // With a terminal the workload's stdio is the pty whose master goes to --console-socket: the
   // keeper keeps none of the caller's fds. containerd's runc shim (docker, ctr) gives create a

@@ -9,7 +9,7 @@ import { StockadeError } from '../errors';
 import type { Process } from '../oci/spec';
 import { readProcessStat } from '../container/process-identity';
 import {
-  FRAME, FrameReader, KEEPER_CONFIG_FD, KEEPER_LOG, KEEPER_SOCKET, KEEPER_STATUS_FD, MAX_FRAME, encodeFrame,
+  FRAME, FrameReader, KEEPER_CONFIG_FD, KEEPER_LOG, KEEPER_SOCKET, KEEPER_STATUS_FD, KEEPER_TIE_FD, MAX_FRAME, encodeFrame,
   type KeeperConfig, type KeeperReply, type KeeperRequest, type WireExit,
 } from './keeper-wire';
 
@@ -53,9 +53,11 @@ export async function startKeeper(
   const [command, args] = inContainerNetwork(cfg.spec, [process.execPath, keeperScript(), '--keep']);
   const child = spawn(command, args, {
     detached: true,
-    stdio: [...stdio, 'pipe', 'pipe'],
+    // fd 5 (KEEPER_TIE_FD), tied: this end stays open, unwritten, for as long as this process lives.
+    stdio: [...stdio, 'pipe', 'pipe', ...(cfg.tied === true ? ['pipe' as const] : [])],
     env: keeperEnv(),
   });
+  if (cfg.tied === true) ((child.stdio as unknown as (Socket | null)[])[KEEPER_TIE_FD])?.unref();
   if (child.pid === undefined) {
     await new Promise((r) => child.once('error', r));
     throw new StockadeError('SYSTEM', `vm: cannot start the VM keeper (${process.execPath})`);

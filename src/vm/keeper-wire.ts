@@ -227,9 +227,17 @@ export interface KeeperConfig {
   readonly assets?: GuestAssets | undefined;
   /** No command runs: stockade-init's init holds the container open for exec (SandboxOptions.hold). */
   readonly hold?: boolean | undefined;
+  /**
+   * Tied to the program that made it (the SDK's sandbox, SandboxOptions.tiedTo): fd KEEPER_TIE_FD
+   * is the read end of a pipe whose write end only that program holds. Its end (the program died,
+   * even by SIGKILL) ends the container: the VM torn down, the keeper gone.
+   */
+  readonly tied?: boolean | undefined;
 }
 
 /** The keeper's fd on which it says it is ready ("ok PID\n") or why it is not ("error MESSAGE\n"), then closes. */
 export const KEEPER_STATUS_FD = 3;
 /** The keeper reads its configuration from this fd, to its end. */
 export const KEEPER_CONFIG_FD = 4;
+/** With KeeperConfig.tied: the pipe whose end says the program that made the container is gone. */
+export const KEEPER_TIE_FD = 5;

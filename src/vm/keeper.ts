@@ -15,7 +15,7 @@
 // it: their wrappers hold parent-death signals (vmm.ts).
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, closeSync, write, writeFileSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
+import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { FORWARDED_SIGNALS, SIGNALS } from '../abi/linux/constants';
 import type { ExitStatus, GuestLimits } from './agent-client';
@@ -27,7 +27,7 @@ import { seccompFor } from '../container/seccomp';
 import { readInput } from './fd-input';
 import { GUEST_PLAN_PLACEHOLDERS } from './guest-plan';
 import {
-  FRAME, FrameReader, KEEPER_CONFIG_FD, KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_STATUS_FD, KEEPER_VM, MAX_FRAME,
+  FRAME, FrameReader, KEEPER_CONFIG_FD, KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_STATUS_FD, KEEPER_TIE_FD, KEEPER_VM, MAX_FRAME,
   encodeFrame, parseRequest, type GuestStats, type KeeperConfig, type KeeperReply, type KeeperRequest,
 } from './keeper-wire';
 import { readNetwork, unwireInterfaces, wireInterfaces, type ContainerNetwork, type VmNic, type Wired } from './network';
@@ -123,6 +123,7 @@ class Keeper {
   async run(): Promise<void> {
     const cfg = this.#cfg;
     joinCgroups(cfg.cgroupPaths);
+    if (cfg.tied === true) this.#watchTie();
     // Before the boot: a signal now ends the container (as it ends a runc container's init waiting for start).
     for (const name of FORWARDED_SIGNALS) process.on(name, () => void this.#signal(SIGNALS[name], false));
     let vm: Vm;
@@ -459,6 +460,35 @@ class Keeper {
     if (this.#exiting) return;
     // Created or running alike: stockade-init waiting for start dies of it as the workload would.
     await this.#container?.signal(sig, { all }).catch((e: unknown) => this.log(`signal ${sig}: ${(e as Error).message}`));
+  }
+
+  /** Tied: the end of the tie pipe is the death of the program that made the container, which ends it. */
+  #watchTie(): void {
+    const tie = new Socket({ fd: KEEPER_TIE_FD, readable: true, writable: false });
+    let gone = false;
+    const end = (): void => {
+      if (gone) return;
+      gone = true;
+      void this.#programGone();
+    };
+    tie.on('data', () => undefined);
+    tie.on('end', end);
+    tie.on('close', end);
+    tie.on('error', end);
+  }
+
+  async #programGone(): Promise<void> {
+    if (this.#exiting) return;
+    this.#exiting = true;
+    this.log('the program the container is tied to is gone: the VM is torn down');
+    try {
+      writeFileSync(join(this.#cfg.stateDir, KEEPER_EXITED), JSON.stringify({ code: null, signal: 9 }), { mode: 0o600 });
+    } catch { /* the state directory went */ }
+    this.#server?.close();
+    // Before the boot is done there is no VM yet: QEMU and virtiofsd die with the keeper (parent-death signals).
+    await Promise.race([this.#vm?.destroy().catch((e: unknown) => this.log(`teardown: ${(e as Error).message}`)), new Promise((r) => setTimeout(r, 5000))]);
+    unwireInterfaces(this.#wired);
+    process.exit(128 + 9);
   }
 
   async #vmFailed(why: string): Promise<void> {

@@ -11,8 +11,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  Sandbox, SandboxAbortError, SandboxClosedError, SandboxCreateError, SandboxExecError, SandboxExitError, SandboxFileError,
-  SandboxOptionsError, SandboxOutOfMemoryError, SandboxTimeoutError,
+  DEFAULT_MAX_BUFFER, Sandbox, SandboxAbortError, SandboxClosedError, SandboxCreateError, SandboxExecError, SandboxExitError, SandboxFileError,
+  SandboxOptionsError, SandboxOutOfMemoryError, SandboxOutputLimitError, SandboxTimeoutError,
 } from '../../src/sdk';
 import { integrationSkip, waitFor } from './harness';
 import { cgroupsOf, leftBehind, nothingLeft, sdkDir, sdkImage } from './sdk-helpers';
@@ -117,6 +117,68 @@ for (const isolation of ['namespaces', 'sentry'] as const) {
       await assert.rejects(sb.files.remove('/'), SandboxOptionsError);
     });
 
+    test('a terminal: exec and spawn with tty get a pty of the size asked, follow resize, read input, end at ^D', async () => {
+      const r = await sb.exec('stty size; tty; [ -t 1 ] && echo on-a-tty; echo to-stderr >&2', { tty: { rows: 33, cols: 101 } });
+      assert.equal(r.exitCode, 0, r.stdout);
+      // One pty for stdin, stdout and stderr: all of it is stdout, its newlines the terminal's.
+      assert.match(r.stdout, /^33 101\r\n\/dev\/pts\/\d+\r\n(on-a-tty\r\n)?to-stderr\r\n$/);
+      assert.equal(r.stderr, '');
+      const p = await sb.spawn(['sh', '-c', 'stty size; read a; stty size; echo "got $a"'], { tty: true });
+      assert.equal(p.tty, true);
+      let out = '';
+      p.stdout.on('data', (b: Buffer) => { out += b.toString('utf8'); });
+      await waitFor(() => out.includes('24 80'), 10_000);
+      p.resize(40, 120);
+      p.stdin.write('hello\n');
+      assert.deepEqual(await p.wait(), { exitCode: 0 });
+      await waitFor(() => out.includes('got hello'), 5000);
+      // The pty echoes what was typed, as a terminal does.
+      assert.match(out, /^24 80\r\nhello\r\n40 120\r\ngot hello\r\n$/);
+      // Ending stdin is ^D: cat reads its input to the end and exits.
+      const c = await sb.exec(['cat'], { tty: true, stdin: 'typed\n', timeoutMs: 10_000 });
+      assert.equal(c.exitCode, 0);
+      assert.match(c.stdout, /typed\r\n/);
+      const plain = await sb.spawn(['true']);
+      assert.equal(plain.tty, false);
+      assert.throws(() => plain.resize(10, 10), (e: unknown) => e instanceof SandboxOptionsError && e.option === 'tty');
+      await plain.wait();
+      await assert.rejects(sb.exec('true', { tty: { rows: 0, cols: 80 } }), (e: unknown) => e instanceof SandboxOptionsError && e.option === 'tty.rows');
+    });
+
+    test('per-exec user: a name, uid:gid and a number, HOME following, the identity applied; a wrong one refused in one line', async () => {
+      assert.equal((await sb.exec('id -u; id -g; echo $HOME', { user: 'nobody' })).stdout, '65534\n65534\n/nonexistent\n');
+      assert.equal((await sb.exec('id -u; id -g', { user: '123:45' })).stdout, '123\n45\n');
+      assert.equal((await sb.exec('id -u', { user: 4000 })).stdout, '4000\n');
+      assert.equal((await sb.exec('id -un; id -gn', { user: 'nobody:root' })).stdout, 'nobody\nroot\n');
+      // Root's 0700 home, readable by the image's user (root), is not by nobody.
+      assert.equal((await sb.exec('ls /root >/dev/null && echo read')).stdout, 'read\n');
+      const denied = await sb.exec('ls /root', { user: 'nobody' });
+      assert.notEqual(denied.exitCode, 0);
+      assert.match(denied.stderr, /Permission denied/);
+      await assert.rejects(sb.exec('true', { user: 'ghost' }), (e: unknown) => e instanceof SandboxOptionsError && e.option === 'user' && /"ghost" is not in the image's \/etc\/passwd/.test(e.message));
+      await assert.rejects(sb.exec('true', { user: 'a b' }), (e: unknown) => e instanceof SandboxOptionsError && e.option === 'user' && !e.message.includes('\n'));
+    });
+
+    test('output past maxBuffer kills the command and rejects with what came up to the bound; 16 MiB by default', async () => {
+      await assert.rejects(sb.exec('echo start; exec yes', { maxBuffer: 4096 }), (e: unknown) => {
+        assert.ok(e instanceof SandboxOutputLimitError, String(e));
+        assert.equal(e.code, 'SANDBOX_OUTPUT');
+        assert.equal(e.stream, 'stdout');
+        assert.equal(e.maxBuffer, 4096);
+        assert.equal(e.stdout.length, 4096);
+        assert.ok(e.stdout.startsWith('start\ny\n'));
+        return true;
+      });
+      await assert.rejects(sb.exec('exec yes >&2', { maxBuffer: 1000 }), (e: unknown) => e instanceof SandboxOutputLimitError && e.stream === 'stderr' && e.stderr.length === 1000);
+      // The killed writers are gone.
+      assert.equal((await sb.exec("cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^yes$'")).stdout, '0\n');
+      assert.equal((await sb.exec('head -c 4096 /dev/zero', { maxBuffer: 4096 })).stdout.length, 4096, 'up to the bound is kept');
+      assert.equal(DEFAULT_MAX_BUFFER, 16 * 1024 * 1024);
+      await assert.rejects(sb.exec(`head -c ${DEFAULT_MAX_BUFFER + 1} /dev/zero`), (e: unknown) => e instanceof SandboxOutputLimitError && e.maxBuffer === DEFAULT_MAX_BUFFER);
+      assert.equal((await sb.exec('head -c 100000 /dev/zero', { maxBuffer: Infinity })).stdout.length, 100000);
+      await assert.rejects(sb.exec('true', { maxBuffer: -1 }), (e: unknown) => e instanceof SandboxOptionsError && e.option === 'maxBuffer');
+    });
+
     test('a timed-out exec is killed with everything it started, and reported with what it wrote', async () => {
       const t0 = Date.now();
       await assert.rejects(sb.exec('echo started; sleep 1000 & sleep 1000; echo never', { timeoutMs: 500 }), (e: unknown) => {
@@ -188,6 +250,8 @@ for (const isolation of ['namespaces', 'sentry'] as const) {
       await using host = await Sandbox.create({ hostRoot: true, isolation, root });
       const r = await host.exec('cat /etc/hostname >/dev/null && echo read; touch /etc/stockade-sdk-probe 2>/dev/null || echo ro; echo w > /tmp/f && cat /tmp/f; id -u; ls /sys/class/net');
       assert.equal(r.stdout, `read\nro\nw\n65534\nlo\n`, r.stderr);
+      // Its commands all run as its one identity (as do's): none can be chosen.
+      await assert.rejects(host.exec('id', { user: 'root' }), (e: unknown) => e instanceof SandboxOptionsError && e.option === 'user' && /hostRoot/.test(e.message));
       assert.equal(existsSync('/etc/stockade-sdk-probe'), false);
       assert.deepEqual((await sb.exec('ls /sys/class/net')).stdout, 'lo\n');
     });
