@@ -1,10 +1,13 @@
 // The SDK at the vm level, lean: one sandbox (a boot is seconds under TCG) through exec, stdin,
-// streaming, spawn, files and a timed-out command, then kill() leaving nothing.
+// streaming, spawn, files, a terminal, per-exec users, maxBuffer and a timed-out command, then
+// kill() leaving nothing; a second one whose program is SIGKILLed takes its VM with it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { Sandbox, SandboxTimeoutError } from '../../src/sdk';
-import { integrationSkip } from './harness';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Sandbox, SandboxOptionsError, SandboxOutputLimitError, SandboxTimeoutError } from '../../src/sdk';
+import { integrationSkip, waitFor } from './harness';
 import { guestAssetsOr } from './vm-helpers';
 import { cgroupsOf, nothingLeft, sdkDir, sdkImage } from './sdk-helpers';
 
@@ -14,9 +17,11 @@ describe('sdk at vm', { skip }, () => {
   let dir: string;
   let root: string;
   let sb: Sandbox;
+  let image: string;
   before(async () => {
     ({ dir, root } = sdkDir());
-    sb = await Sandbox.create({ image: await sdkImage(dir), isolation: 'vm', root, env: { FROM_CREATE: 'yes' }, memoryMb: 256 });
+    image = await sdkImage(dir);
+    sb = await Sandbox.create({ image, isolation: 'vm', root, env: { FROM_CREATE: 'yes' }, memoryMb: 256 });
   });
   after(async () => {
     await sb?.kill();
@@ -41,6 +46,47 @@ describe('sdk at vm', { skip }, () => {
     assert.deepEqual(await sb.files.list('/w'), [{ name: 'f', type: 'file' }]);
     await sb.files.remove('/w/f');
     assert.deepEqual(await sb.files.list('/w'), []);
+  });
+
+  test('a terminal in the guest (size, resize, input), per-exec users, and maxBuffer', async () => {
+    const r = await sb.exec('stty size; [ -t 0 ] && echo on-a-tty', { tty: { rows: 33, cols: 101 } });
+    assert.equal(r.stdout, '33 101\r\non-a-tty\r\n');
+    const p = await sb.spawn(['sh', '-c', 'read a; stty size; echo "got $a"'], { tty: true });
+    let out = '';
+    p.stdout.on('data', (b: Buffer) => { out += b.toString('utf8'); });
+    p.resize(40, 120);
+    // The keeper looks at the size four times a second.
+    await new Promise((r) => setTimeout(r, 1000));
+    p.stdin.write('hello\n');
+    assert.deepEqual(await p.wait(), { exitCode: 0 });
+    await waitFor(() => out.includes('got hello'), 5000);
+    assert.match(out, /hello\r\n40 120\r\ngot hello\r\n$/);
+    assert.equal((await sb.exec('id -u; id -g; echo $HOME', { user: 'nobody' })).stdout, '65534\n65534\n/nonexistent\n');
+    assert.equal((await sb.exec('id -u; id -g', { user: '123:45' })).stdout, '123\n45\n');
+    assert.notEqual((await sb.exec('ls /root', { user: 'nobody' })).exitCode, 0);
+    await assert.rejects(sb.exec('true', { user: 'ghost' }), (e: unknown) => e instanceof SandboxOptionsError && e.option === 'user');
+    await assert.rejects(sb.exec('echo start; exec yes', { maxBuffer: 4096 }), (e: unknown) => e instanceof SandboxOutputLimitError && e.stream === 'stdout' && e.stdout.length === 4096 && e.stdout.startsWith('start\n'));
+    assert.equal((await sb.exec("cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^yes$'")).stdout, '0\n');
+  });
+
+  test('a program killed outright: its VM, keeper and virtiofsd die with it; the next create removes the rest', async () => {
+    const script = `const { Sandbox } = require(${JSON.stringify(join(__dirname, '../../src/sdk'))});
+      Sandbox.create({ image: ${JSON.stringify(image)}, isolation: 'vm', root: ${JSON.stringify(root)} })
+        .then((sb) => { process.stdout.write(sb.id); process.kill(process.pid, 'SIGKILL'); });`;
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 180_000 });
+    assert.equal(child.signal, 'SIGKILL', child.stderr);
+    const id = child.stdout;
+    assert.match(id, /^sdk-\d+-[0-9a-f]+$/);
+    const cgroups = cgroupsOf(root, id);
+    assert.ok(cgroups.length > 0);
+    const procs = (): string => cgroups.map((c) => existsSync(join(c, 'cgroup.procs')) ? readFileSync(join(c, 'cgroup.procs'), 'utf8').trim() : '').join(' ').trim();
+    assert.notEqual(procs(), '', 'the keeper, QEMU and virtiofsd run in the container\'s cgroups');
+    // Nobody deletes it: the keeper sees its program's end and tears the VM down.
+    await waitFor(() => procs() === '', 20_000);
+    await (await Sandbox.create({ hostRoot: true, isolation: 'namespaces', root })).kill();
+    assert.equal(existsSync(join(root, id)), false, 'its state went at the next create');
+    assert.equal(existsSync(join(root, '.images', 'run', id)), false, 'its overlay is gone');
+    for (const c of cgroups) assert.equal(existsSync(c), false, c);
   });
 
   test('a timed-out command is killed and reported; the sandbox goes on; kill() leaves nothing', async () => {
