@@ -10,7 +10,7 @@ const { join } = require('node:path');
 
 const root = join(__dirname, '..');
 const checkout = existsSync(join(root, 'src')) && existsSync(join(root, 'node_modules', 'typescript'));
-const steps = checkout ? [['npm', ['run', 'build']]] : [['node-gyp', ['rebuild']], ['node', ['dist/tools/gen-code-cache.js']]];
+const steps = checkout ? [['npm', ['run', 'build']]] : [['node-gyp', ['rebuild', '--jobs', 'max']], ['node', ['dist/tools/gen-code-cache.js']]];
 for (const [cmd, args] of steps) {
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
   if (r.error !== undefined) {
