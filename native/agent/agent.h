@@ -90,6 +90,8 @@ void container_drain_syncs(void);
 int container_signal_all(uint32_t id, struct proc *p, int sig);
 int container_pids(uint32_t id, const struct stk_agent_h_pids *m);
 int container_stats(uint32_t id, const struct stk_agent_h_stats *m);
+/* memory.events oom_kill of a container's cgroup: what EXITED reports when its init is reaped. */
+uint64_t container_oom_kills(const struct proc *p);
 int container_update(uint32_t id, const struct stk_agent_h_update *m);
 void container_resize(const struct stk_agent_h_resize *m);
 void container_release(struct proc *p);

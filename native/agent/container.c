@@ -569,6 +569,13 @@ static uint64_t read_keyed(const char *dir, const char *file, const char *key)
   return v;
 }
 
+uint64_t container_oom_kills(const struct proc *p)
+{
+  char dir[256];
+  snprintf(dir, sizeof dir, "%s/%s", STK_AGENT_PATH_CGROUP, p->name);
+  return read_keyed(dir, "memory.events", "oom_kill");
+}
+
 int container_stats(uint32_t id, const struct stk_agent_h_stats *m)
 {
   struct proc *p = container_of(m->proc);

@@ -172,7 +172,10 @@ int proc_spawn(uint32_t id, const struct stk_agent_h_spawn *m)
 int proc_send_exit(struct proc *p, uint32_t id)
 {
   uint8_t buf[64];
-  struct stk_agent_g_exited r = { .proc = p->handle, .code = p->code, .signal = p->signal };
+  struct stk_agent_g_exited r = {
+    .proc = p->handle, .code = p->code, .signal = p->signal,
+    .oomKills = p->kind == PROC_CONTAINER ? container_oom_kills(p) : 0,
+  };
   p->exit_reported = 1;
   return channel_send(buf, stk_agent_encode_exited(buf, sizeof buf, id, &r));
 }

@@ -5,7 +5,9 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <linux/magic.h>
 
 #include "init.h"
 #include "syscalls.h"
@@ -68,7 +70,7 @@ int stk_bind_remount(const char *path, int fd, unsigned long flags, bool always_
  * and mounting the v1 hierarchies one by one would hand the container the host's whole tree. An
  * empty read-only tmpfs keeps the path present and the container starting; cgroup-aware programs
  * then see no controllers, which is what they would see with cgroups hidden. */
-static int mount_cgroup(const char *target, const struct stk_mount *m)
+static int mount_cgroup(const char *target, int target_fd, const struct stk_mount *m)
 {
 	unsigned long flags = m->flags & ~(unsigned long)(MS_BIND | MS_REC | MS_REMOUNT | PROPAGATION_FLAGS);
 
@@ -76,6 +78,28 @@ static int mount_cgroup(const char *target, const struct stk_mount *m)
 		return 0;
 	if (errno != EBUSY && errno != EPERM && errno != EINVAL)
 		return -1;
+	/* EBUSY on a target that is already the root of a cgroup2 mount: the kernel refuses the same
+	 * superblock twice on one mount point, whatever root the new mount would have. That mount got
+	 * there with a recursive bind of /sys (a container without a network namespace of its own,
+	 * every vm container among them, gets /sys that way), rooted at the top of the hierarchy, not
+	 * at this cgroup namespace's root: it is taken off (it is this mount namespace's copy) and the
+	 * mount made again. Were it kept, a container with a cgroup namespace of its own would see the
+	 * whole tree with its own cgroup nowhere in it. */
+	struct statfs sf;
+	char under_path[32];
+	_cleanup_close_ int under = -1;
+	if (errno == EBUSY && fstatfs(target_fd, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC &&
+	    umount2(target, MNT_DETACH) == 0) {
+		/* The fd still names the detached mount: the mount point is looked up again. */
+		under = stk_open_in_root(stk.root_fd, m->target, STK_CREATE_NONE);
+		if (under < 0)
+			return -1;
+		target = stk_fd_path(under, under_path);
+		if (mount("cgroup2", target, "cgroup2", flags, NULL) == 0)
+			return 0;
+		if (errno != EPERM && errno != EINVAL)
+			return -1;
+	}
 	return mount("tmpfs", target, "tmpfs", flags | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		     "mode=0555");
 }
@@ -165,7 +189,7 @@ void stk_do_mount(const struct stk_mount *m)
 	else if (bind)
 		r = mount(source, target, NULL, MS_BIND | (m->flags & MS_REC), NULL);
 	else if (strcmp(m->fstype, "cgroup") == 0)
-		r = mount_cgroup(target, m);
+		r = mount_cgroup(target, target_fd, m);
 	else
 		r = mount(source[0] ? source : "none", target, m->fstype,
 			  m->flags & ~(unsigned long)(MS_BIND | MS_REMOUNT | PROPAGATION_FLAGS),

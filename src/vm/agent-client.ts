@@ -15,6 +15,8 @@ export interface ExitStatus {
   /** The exit code, or null when the process died of a signal. */
   readonly code: number | null;
   readonly signal: number | null;
+  /** A container's: the guest kernel's OOM kills in its cgroup, when there were any. */
+  readonly oomKills?: number;
 }
 
 export interface SpawnRequest {
@@ -467,7 +469,8 @@ export class AgentClient {
     if (s !== undefined) await s.outputDone;
     this.#procs.delete(proc);
     if (this.#failed !== undefined) throw this.#failed;
-    return r.code === -1 ? { code: null, signal: r.signal } : { code: r.code, signal: null };
+    const oom = r.oomKills > 0n ? { oomKills: Number(r.oomKills) } : {};
+    return r.code === -1 ? { code: null, signal: r.signal, ...oom } : { code: r.code, signal: null, ...oom };
   }
 
   async shutdown(timeoutMs: number): Promise<void> {

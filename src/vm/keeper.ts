@@ -504,13 +504,28 @@ class Keeper {
     process.exit(KEEPER_VM_FAILED);
   }
 
+  /**
+   * An OOM kill in the guest, told the way Podman learns of one: conmon (which watches the host
+   * cgroup, the VMM's, where no OOM happened) writes `oom` in the bundle directory and Podman's
+   * inspect reads OOMKilled from that file. Docker and containerd learn of OOMs only from the
+   * host cgroup's own notification, which a guest's OOM cannot raise (docs/design/vm.md).
+   */
+  #reportOom(): void {
+    try {
+      writeFileSync(join(this.#cfg.bundle, 'oom'), '', { flag: 'wx', mode: 0o644 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') this.log(`oom: cannot write ${join(this.#cfg.bundle, 'oom')}: ${(e as Error).message}`);
+    }
+  }
+
   async #exit(st: ExitStatus): Promise<void> {
     if (this.#exiting) return;
     this.#exiting = true;
     writeFileSync(join(this.#cfg.stateDir, KEEPER_EXITED), JSON.stringify(st), { mode: 0o600 });
     // Its socket goes with it: a later call finds the container stopped, not a socket nobody serves.
     this.#server?.close();
-    this.log(`exited: ${st.signal !== null ? `killed by ${SIGNAL_NAMES.get(st.signal) ?? st.signal}` : `status ${st.code}`}`);
+    this.log(`exited: ${st.signal !== null ? `killed by ${SIGNAL_NAMES.get(st.signal) ?? st.signal}` : `status ${st.code}`}${st.oomKills !== undefined ? ` after ${st.oomKills} OOM kill(s) in the guest` : ''}`);
+    if (st.oomKills !== undefined) this.#reportOom();
     await Promise.all([this.#stdout.drained(), this.#stderr.drained()]);
     await this.#vm?.destroy().catch((e: unknown) => this.log(`teardown: ${(e as Error).message}`));
     unwireInterfaces(this.#wired);

@@ -75,7 +75,7 @@ export interface MessageDef {
   readonly stream?: true;
 }
 
-export const AGENT_PROTOCOL_VERSION = 2;
+export const AGENT_PROTOCOL_VERSION = 3;
 
 export const AGENT_LIMITS = {
   /** [u32 tag][u32 id][u32 length] */
@@ -235,8 +235,12 @@ export const GUEST_MESSAGES = {
   ERROR: { tag: 0x82, fields: { err: 'i32', message: 'str' } },
   HELLO_OK: { tag: 0x83, fields: { version: 'u32', kernel: 'str' } },
   SPAWNED: { tag: 0x84, fields: { proc: 'u32', pid: 'u32' } },
-  /** code is the exit status, or -1 when the process died of `signal`. */
-  EXITED: { tag: 0x85, fields: { proc: 'u32', code: 'i32', signal: 'u32' } },
+  /**
+   * code is the exit status, or -1 when the process died of `signal`. oomKills: a container's
+   * memory.events oom_kill when its init was reaped (the guest kernel's OOM kills in its cgroup,
+   * which no host cgroup sees); 0 for another process.
+   */
+  EXITED: { tag: 0x85, fields: { proc: 'u32', code: 'i32', signal: 'u32', oomKills: 'u64' } },
   /** The container stopped at a hook point (HOOKF_*); the host runs its hooks and sends CONTINUE. */
   HOOK: { tag: 0x86, fields: { proc: 'u32', pid: 'u32', point: 'u32' } },
   /** A container is ready and waits for START (CREATE), or an exec'd process runs (EXEC); pid in the guest. */

@@ -13,6 +13,13 @@ export function runtimeArgs(rt: RuntimeName): string[] {
   return rt === 'stockade-vm' ? ['--isolation', 'vm'] : [];
 }
 
+/**
+ * Why docker and ctr cannot report a vm container OOM-killed: containerd's runc shim learns of an
+ * OOM only from the host cgroup's notification (memory.oom_control's eventfd, memory.events),
+ * and the OOM kill is the guest kernel's, in the guest's cgroup; the host cgroup holds the VMM.
+ */
+export const VM_OOM_UNREPORTED = 'containerd\'s runc shim reads OOM kills from the host cgroup (the VMM\'s), and a vm container\'s OOM kill is the guest kernel\'s';
+
 export interface RunOptions {
   readonly env?: readonly string[];
   readonly workdir?: string;
@@ -74,8 +81,8 @@ export interface Client {
   addressOn(name: string, network: string): Promise<string>;
   /** The client's process listing (top/ps) as text. */
   top(name: string): Promise<string>;
-  /** Whether the client says the container was killed for memory. */
-  oomKilled(name: string): Promise<boolean>;
+  /** Whether the client says the container (run under `rt`) was killed for memory; Unsupported where it cannot say. */
+  oomKilled(name: string, rt: RuntimeName): Promise<boolean>;
   /** The --root the client gives the runtime: where its state.json for each container lives. */
   stateRoot(rt: RuntimeName): string;
   /** Every container this client still knows, removed by force (for after hooks). */

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { STOCKADE } from '../integration/harness';
 import { RUN_TAG } from '../helpers/run-scope';
-import { Unsupported, runtimeArgs, type Client, type ContainerStatus, type RunOptions, type RuntimeName } from './client';
+import { Unsupported, VM_OOM_UNREPORTED, runtimeArgs, type Client, type ContainerStatus, type RunOptions, type RuntimeName } from './client';
 import { Daemon, onPath, sweep } from './daemons';
 import { mustRun, runCmd, runOnPty, waitFor, type CmdResult } from './exec';
 import { IMAGE } from './image';
@@ -224,7 +224,8 @@ class CtrClient implements Client {
 
   async top(name: string): Promise<string> { return (await this.#must(['task', 'ps', name])).stdout; }
 
-  async oomKilled(name: string): Promise<boolean> {
+  async oomKilled(name: string, rt: RuntimeName): Promise<boolean> {
+    if (rt === 'stockade-vm') throw new Unsupported(VM_OOM_UNREPORTED);
     // containerd's shim watches the cgroup and publishes /tasks/oom; ctr has no inspect to show it.
     await this.exitCode(name);
     return this.#eventsFor('/tasks/oom', name).length > 0;

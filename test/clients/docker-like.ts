@@ -21,8 +21,8 @@ export interface DockerLikeConfig {
   readonly stateRoot: (rt: RuntimeName) => string;
   /** podman takes --runtime before the command, docker as an option of run. */
   readonly runtimeFlag: 'global' | 'run';
-  /** Why inspect's OOMKilled cannot be trusted here, if it cannot. */
-  readonly oomUnreported?: string;
+  /** Why inspect's OOMKilled cannot be trusted here under a runtime, if it cannot. */
+  readonly oomUnreported?: (rt: RuntimeName) => string | undefined;
 }
 
 function runOptionFlags(opts: RunOptions): string[] {
@@ -56,7 +56,7 @@ export class DockerLikeClient implements Client {
   readonly #cwd: string;
   readonly #runFlags: readonly string[];
   readonly #rmFlags: readonly string[];
-  readonly #oomUnreported: string | undefined;
+  readonly #oomUnreported: ((rt: RuntimeName) => string | undefined) | undefined;
   readonly #runtimeFlag: 'global' | 'run';
   readonly #stateRoot: (rt: RuntimeName) => string;
 
@@ -161,8 +161,9 @@ export class DockerLikeClient implements Client {
 
   async top(name: string): Promise<string> { return (await this.#must(['top', name])).stdout; }
 
-  async oomKilled(name: string): Promise<boolean> {
-    if (this.#oomUnreported !== undefined) throw new Unsupported(this.#oomUnreported);
+  async oomKilled(name: string, rt: RuntimeName): Promise<boolean> {
+    const unreported = this.#oomUnreported?.(rt);
+    if (unreported !== undefined) throw new Unsupported(unreported);
     return (await this.#inspect(name, '{{.State.OOMKilled}}')) === 'true';
   }
 

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { STOCKADE } from '../integration/harness';
 import { RUN_TAG } from '../helpers/run-scope';
-import { runtimeArgs } from './client';
+import { VM_OOM_UNREPORTED, runtimeArgs } from './client';
 import { startContainerd } from './containerd';
 import { Daemon, onPath, sweep } from './daemons';
 import { DockerLikeClient } from './docker-like';
@@ -55,6 +55,7 @@ export async function startDocker(dir: string, archive: string): Promise<Started
       '--cgroup-parent', CGROUP_PARENT,
     ], join(dir, 'dockerd.log'), async () => existsSync(socket) && (await runCmd([...base, 'version'], { env, timeout: 5000 })).status === 0);
     client = new DockerLikeClient({ name: 'docker', base, env, cwd: dir, runFlags: ['--network', 'none'], rmFlags: [], runtimeFlag: 'run',
+      oomUnreported: (rt) => (rt === 'stockade-vm' ? VM_OOM_UNREPORTED : undefined),
       // Docker 20.10 gives every runtime the same root, <exec-root>/runtime-runc, with containerd's
       // namespace below it: the shim's options.json reads {"binary_name": ".../bin/stockade",
       // "root": ".../runtime-runc"}. So here the check shows that a runtime ran, not which.

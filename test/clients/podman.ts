@@ -67,7 +67,9 @@ export async function startPodman(dir: string, archive: string): Promise<Started
     rmFlags: ['--time', '0'],
     runtimeFlag: 'global',
     stateRoot: (rt) => join(dir, `state-${rt}`),
-    ...(unifiedCgroups() ? {} : { oomUnreported: OOM_UNREPORTED }),
+    // At vm the keeper writes the `oom` file itself (conmon watches the VMM's host cgroup, where no
+    // OOM happens), in the bundle directory, where podman 4.3 looks.
+    oomUnreported: (rt) => (rt === 'stockade-vm' || unifiedCgroups() ? undefined : OOM_UNREPORTED),
   });
   const stop = async (): Promise<string[]> => {
     await client.removeAll().catch(() => undefined);

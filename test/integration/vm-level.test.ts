@@ -139,6 +139,12 @@ describe('the vm level through the CLI', { skip }, () => {
       assert.equal(Number(readFileSync(join(mem, limitFile), 'utf8')), (Math.max(96, MIN_GUEST_MIB) + VMM_HEADROOM_MIB) * MiB);
       const updated = stats();
       assert.equal(updated.data.memory?.usage?.limit, 96 * MiB);
+      // Seen from inside too: without a cgroup namespace the container's /sys/fs/cgroup is the
+      // guest's hierarchy (its bind of /sys carries it; stockade-init keeps that one, read-only,
+      // rather than covering it with an empty tmpfs), its own cgroup the one /proc/self/cgroup names.
+      const inside = rt.run(['exec', id, '/bin/sh', '-c', 'grep -c " /sys/fs/cgroup " /proc/self/mountinfo; cat "/sys/fs/cgroup$(sed -n "s/^0:://p" /proc/self/cgroup)/memory.max"; touch /sys/fs/cgroup/x'], VM_CALL);
+      assert.equal(inside.stdout, `1\n${96 * MiB}\n`, inside.stderr);
+      assert.match(inside.stderr, /Read-only file system/);
       assert.equal(updated.data.pids?.limit, 50);
       // A limit the guest refuses is a one-line error, and nothing changed on the host either.
       const bad = rt.run(['update', '--cpu-quota', '500', '--cpu-period', '100', id], VM_CALL);

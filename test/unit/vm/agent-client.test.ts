@@ -57,7 +57,7 @@ test('a process: output flows (even in the same read as SPAWNED), credit returns
   assert.deepEqual([w.proc, w.stream, w.bytes], [1, 1, 3]);
   const waited = g.client.wait(1);
   const wreq = await g.take('WAIT');
-  g.send({ type: 'EXITED', id: wreq.id, proc: 1, code: 0, signal: 0 }, { type: 'OUTPUT', id: 0, proc: 1, stream: 1, data: Buffer.alloc(0) });
+  g.send({ type: 'EXITED', id: wreq.id, proc: 1, code: 0, signal: 0, oomKills: 0n }, { type: 'OUTPUT', id: 0, proc: 1, stream: 1, data: Buffer.alloc(0) });
   let settled = false;
   void waited.then(() => { settled = true; });
   await tick();
@@ -205,7 +205,7 @@ test('a container whose hook fails is killed and waited for, and the failure is 
   assert.deepEqual([sig.proc, sig.signal, sig.flags], [3, 9, 0]);
   g.send({ type: 'OK', id: sig.id });
   const w = await g.take('WAIT');
-  g.send({ type: 'EXITED', id: w.id, proc: 3, code: -1, signal: 9 }, { type: 'OUTPUT', id: 0, proc: 3, stream: 1, data: Buffer.alloc(0) },
+  g.send({ type: 'EXITED', id: w.id, proc: 3, code: -1, signal: 9, oomKills: 0n }, { type: 'OUTPUT', id: 0, proc: 3, stream: 1, data: Buffer.alloc(0) },
     { type: 'OUTPUT', id: 0, proc: 3, stream: 2, data: Buffer.alloc(0) });
   await assert.rejects(created, /prestart hook failed/);
   assert.deepEqual(g.violations, []);
@@ -226,7 +226,7 @@ test('a terminal has one output stream: the exit waits for stdout alone, and std
   assert.deepEqual([rs.proc, rs.rows, rs.cols], [4, 33, 77]);
   const waited = g.client.wait(4);
   const w = await g.take('WAIT');
-  g.send({ type: 'EXITED', id: w.id, proc: 4, code: 0, signal: 0 }, { type: 'OUTPUT', id: 0, proc: 4, stream: 1, data: Buffer.alloc(0) });
+  g.send({ type: 'EXITED', id: w.id, proc: 4, code: 0, signal: 0, oomKills: 0n }, { type: 'OUTPUT', id: 0, proc: 4, stream: 1, data: Buffer.alloc(0) });
   assert.deepEqual(await waited, { code: 0, signal: null });
   const g2 = new FakeGuest();
   const c2 = g2.client.create({ ...container, terminal: true, onStdout: () => undefined, onStderr: () => undefined }, async () => undefined);

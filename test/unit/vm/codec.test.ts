@@ -18,7 +18,7 @@ const samples: GuestMessage[] = [
   { type: 'ERROR', id: 2, err: 2, message: 'mount /x: No such file or directory' },
   { type: 'HELLO_OK', id: 3, version: 1, kernel: '6.1.0-57-cloud-amd64' },
   { type: 'SPAWNED', id: 4, proc: 7, pid: 42 },
-  { type: 'EXITED', id: 5, proc: 7, code: -1, signal: 9 },
+  { type: 'EXITED', id: 5, proc: 7, code: -1, signal: 9, oomKills: 2n },
   { type: 'OUTPUT', id: 0, proc: 7, stream: 1, data: Buffer.from('hello\n') },
   { type: 'WINDOW', id: 0, proc: 7, stream: 0, bytes: 4096 },
   { type: 'HOOK', id: 6, proc: 8, pid: 120, point: 1 },
