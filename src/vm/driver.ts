@@ -325,10 +325,15 @@ export const vmDriver: LevelDriver = {
     return { stats, oomKills: n(g.oomKills) + (managerFromPaths(c.record.cgroupPaths ?? [])?.oomKills() ?? 0n) };
   },
 
+  /**
+   * The container's processes on the host, as runc's ps lists its cgroup's: the keeper, QEMU,
+   * virtiofsd and their jails' wrappers. Clients take these as host pids (docker's top filters the
+   * host's ps by them); the guest's pids would name unrelated host processes there. Kata's shim
+   * answers with the hypervisor's pid the same way. The guest's count is in events --stats.
+   */
   async pids(c: LevelContainer): Promise<number[]> {
     if (!keeperAlive(c)) return [];
-    const r = await keeperRequest(c.store.dir(c.id), c.id, { op: 'pids' }, 10000);
-    return [...(r.pids ?? [])].sort((a, b) => a - b);
+    return (managerFromPaths(c.record.cgroupPaths ?? [])?.pids() ?? [c.record.pid]).sort((a, b) => a - b);
   },
 
   async status(c: LevelContainer): Promise<Status> {

@@ -20,8 +20,8 @@ export interface ClientTier {
   /** Why the client is not usable here (not installed), or undefined. */
   missing(): string | undefined;
   /**
-   * Scenarios this client cannot express at all (scenario id -> why), declared here so they skip
-   * before they start; a scenario that finds a gap while it runs fails.
+   * Scenarios this client cannot express at all (scenario id, or id@runtime for one runtime ->
+   * why), declared here so they skip before they start; a scenario that finds a gap while it runs fails.
    */
   readonly lacks?: Readonly<Record<string, string>>;
   start(dir: string, archive: string): Promise<StartedClient>;
@@ -44,15 +44,11 @@ function record(client: string, runtime: RuntimeName, scenario: string, outcome:
 }
 
 /**
- * The scenarios that run at the vm level too (stockade-vm): network (the container's interfaces wired
- * to its VM's), and those whose checks hold for a workload in a guest (oom's OOMKilled check is
- * Unsupported under docker and ctr at vm: see VM_OOM_UNREPORTED). The others, with why, go into
- * the matrix as skips at vm.
+ * Every scenario runs at the vm level too (stockade-vm), but those named here (id -> why), which
+ * go into the matrix as skips at vm. Where a client cannot say something at vm, the scenario says
+ * so (oom's OOMKilled under docker and ctr: VM_OOM_UNREPORTED) or the tier lacks it (id@stockade-vm).
  */
-const VM_SCENARIOS: ReadonlySet<string> = new Set(['run', 'exit-code', 'detached', 'stop-kill', 'pause', 'update', 'tty', 'oom', 'network']);
-export const VM_EXCLUDED: Readonly<Record<string, string>> = {
-  top: 'docker runs ps on the host and podman reads /proc in the pid\'s namespace, both for the pids the runtime lists, which at vm are the guest\'s',
-};
+export const VM_EXCLUDED: Readonly<Record<string, string>> = {};
 
 export function clientSuite(tier: ClientTier): void {
   const full = fullTier();
@@ -81,7 +77,7 @@ export function clientSuite(tier: ClientTier): void {
     });
 
     for (const rt of runtimes) {
-      const scenarios = SCENARIOS.filter((s) => (full || s.trimmed) && (rt !== 'stockade-vm' || VM_SCENARIOS.has(s.id)));
+      const scenarios = SCENARIOS.filter((s) => (full || s.trimmed) && (rt !== 'stockade-vm' || VM_EXCLUDED[s.id] === undefined));
       if (rt === 'stockade-vm' && vmSkipped === undefined) {
         for (const s of SCENARIOS) {
           const why = VM_EXCLUDED[s.id];
@@ -90,7 +86,7 @@ export function clientSuite(tier: ClientTier): void {
       }
       describe(rt, { skip: rt === 'stockade-vm' ? vmSkipped ?? false : false }, () => {
         for (const scenario of scenarios) {
-          const lacks = tier.lacks?.[scenario.id];
+          const lacks = tier.lacks?.[`${scenario.id}@${rt}`] ?? tier.lacks?.[scenario.id];
           if (lacks !== undefined) record(tier.name, rt, scenario.id, 'skip', 0, lacks);
           test(scenario.title, { skip: lacks ?? false }, async (t: TestContext) => {
             const startedAt = Date.now();
