@@ -142,6 +142,9 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
   const pod = proc.terminal === true ? undefined : podMembership(req);
   if (pod !== undefined) {
     req.debug?.(`vm: in the pod's VM (sandbox ${pod.sandboxId}; joins its ${pod.joinPod.join(' ') || 'nothing'})`);
+    // Its limits hold in the pod's guest (its cgroup there); its host cgroup, which holds only its
+    // keeper, gets what a VM's would, so that update and the host's view agree at every vm container.
+    req.cgroups?.apply(hostResources(spec.linux?.resources, vmSize(spec.linux?.resources)), (m) => req.warn?.(m));
     return startWorkload(req, proc, podMemberConfig(req, rootfs, pod));
   }
   const size = vmSize(spec.linux?.resources);

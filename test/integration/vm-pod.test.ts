@@ -7,44 +7,15 @@
 // status, exec, ps, signals, delete of one container while the pod runs, and fail-closed when the sandbox goes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Runtime, json, probeSpec, waitFor } from './harness';
 import type { Bundle } from '../helpers/rootfs';
-import { vmGone, vmSkip, vmTrace, VM_CALL, type VmTrace } from './vm-helpers';
+import { qemusUnder, vmGone, vmSkip, vmTrace, VM_CALL, type VmTrace } from './vm-helpers';
 import { RUN_TAG } from '../helpers/run-scope';
 
 const skip = vmSkip();
-
-function ppid(pid: number): number {
-  try {
-    return Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
-
-/** The QEMU processes (host pids) below the keeper `keeper` (QEMU runs under its jail's wrappers). */
-function qemusUnder(keeper: number): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number)) {
-    let comm = '';
-    try {
-      comm = readFileSync(`/proc/${p}/comm`, 'utf8').trim();
-    } catch {
-      continue;
-    }
-    if (!comm.startsWith('qemu-system')) continue;
-    for (let a = ppid(p), hops = 0; a > 1 && hops < 16; a = ppid(a), hops++) {
-      if (a === keeper) {
-        out.push(p);
-        break;
-      }
-    }
-  }
-  return out;
-}
 
 describe('a pod in one VM (CRI annotations) through the CLI', { skip }, () => {
   let rt: Runtime;
