@@ -139,7 +139,7 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
   const spec = req.spec;
   // A pod's later container goes into the VM its sandbox booted, when that one runs (as a pod's
   // containers join its sandbox's sentry); else, as a runtime without pods would, a VM of its own.
-  const pod = proc.terminal === true ? undefined : podMembership(req);
+  const pod = podMembership(req);
   if (pod !== undefined) {
     req.debug?.(`vm: in the pod's VM (sandbox ${pod.sandboxId}; joins its ${pod.joinPod.join(' ') || 'nothing'})`);
     // Its limits hold in the pod's guest (its cgroup there); its host cgroup, which holds only its

@@ -66,3 +66,42 @@ export function tellCreate(line: string): void {
     closeSync(KEEPER_STATUS_FD);
   } catch { /* create is gone: it cleans up on its own */ }
 }
+
+/**
+ * A host pty for the workload's terminal: the master goes to the client's --console-socket, as
+ * runc's init sends its own; the keeper relays the slave. The guest's own line discipline does
+ * the terminal's work: the host side passes bytes as they are.
+ */
+export function openHostTerminal(consoleSocket: string): { slave: import('node:tty').ReadStream; fd: number } {
+  const { openPty, sendFd, unixConnect, setOnlcr } = require('../native/addon') as typeof import('../native/addon');
+  const pty = openPty();
+  const { ReadStream } = require('node:tty') as typeof import('node:tty');
+  const slave = new ReadStream(pty.slave);
+  slave.setRawMode(true);
+  setOnlcr(pty.slave, false);
+  slave.pause();
+  const conn = unixConnect(consoleSocket);
+  try {
+    sendFd(conn, pty.master, Buffer.from(pty.name));
+  } finally {
+    closeSync(conn);
+    closeSync(pty.master);
+  }
+  return { slave, fd: pty.slave };
+}
+
+/** The client sizes the host pty's master; the guest's pty follows (polled: the keeper is not the pty's session leader, so no SIGWINCH). */
+export function followWindow(slave: number, resize: (rows: number, cols: number) => void): void {
+  const { getWinsize } = require('../native/addon') as typeof import('../native/addon');
+  let last = '';
+  const poll = (): void => {
+    try {
+      const ws = getWinsize(slave);
+      const key = `${ws.rows}x${ws.cols}`;
+      if (key !== last && ws.rows > 0 && ws.cols > 0) resize(ws.rows, ws.cols);
+      last = key;
+    } catch { /* the pty is gone */ }
+  };
+  poll();
+  setInterval(poll, 250).unref();
+}

@@ -33,7 +33,7 @@ import {
 import { readNetwork, unwireInterfaces, wireInterfaces, type ContainerNetwork, type VmNic, type Wired } from './network';
 import { makeMountPoints } from './mount-points';
 import { startVm } from './template';
-import { FdWriter, KEEPER_VM_FAILED, SIGNAL_NAMES, exitAs, joinCgroups, tellCreate } from './keeper-common';
+import { FdWriter, KEEPER_VM_FAILED, SIGNAL_NAMES, exitAs, followWindow, joinCgroups, openHostTerminal, tellCreate } from './keeper-common';
 
 export { KEEPER_VM_FAILED } from './keeper-common';
 import { isPodSandbox } from '../container/pod';
@@ -221,26 +221,12 @@ class Keeper {
 
   /** A host pty for the workload's terminal: the master to the client, as runc's init sends its own. */
   #openTerminal(): void {
-    const { openPty, sendFd, unixConnect, setOnlcr } = require('../native/addon') as typeof import('../native/addon');
-    const pty = openPty();
-    // The guest's own line discipline does the terminal's work; the host side passes bytes as they are.
-    const { ReadStream } = require('node:tty') as typeof import('node:tty');
-    const slave = new ReadStream(pty.slave);
-    slave.setRawMode(true);
-    setOnlcr(pty.slave, false);
-    slave.pause();
-    this.#ttyIn = slave;
-    this.#ttyFd = pty.slave;
-    this.#stdout = new FdWriter(pty.slave);
-    this.#stderr = this.#stdout;
     if (this.#cfg.consoleSocket === undefined) throw new Error('a terminal process needs --console-socket');
-    const conn = unixConnect(this.#cfg.consoleSocket);
-    try {
-      sendFd(conn, pty.master, Buffer.from(pty.name));
-    } finally {
-      closeSync(conn);
-      closeSync(pty.master);
-    }
+    const t = openHostTerminal(this.#cfg.consoleSocket);
+    this.#ttyIn = t.slave;
+    this.#ttyFd = t.fd;
+    this.#stdout = new FdWriter(t.fd);
+    this.#stderr = this.#stdout;
   }
 
   #listen(): Promise<void> {
@@ -413,28 +399,12 @@ class Keeper {
       });
       tty.on('error', () => undefined);
       tty.resume();
-      this.#followWindow(c, this.#ttyFd);
+      followWindow(this.#ttyFd, (rows, cols) => c.resize(rows, cols));
     } else {
       readInput(0, (b) => c.write(b).catch(() => undefined), () => void c.end().catch(() => undefined));
     }
     this.log(`started: pid ${c.pid} in the guest`);
     return { ok: true, pid: c.pid };
-  }
-
-  /** The client sizes the host pty's master; the guest's pty follows (polled: the keeper is not the pty's session leader, so no SIGWINCH). */
-  #followWindow(p: VmProcess, slave: number): void {
-    const { getWinsize } = require('../native/addon') as typeof import('../native/addon');
-    let last = '';
-    const poll = (): void => {
-      try {
-        const ws = getWinsize(slave);
-        const key = `${ws.rows}x${ws.cols}`;
-        if (key !== last && ws.rows > 0 && ws.cols > 0) p.resize(ws.rows, ws.cols);
-        last = key;
-      } catch { /* the pty is gone */ }
-    };
-    poll();
-    setInterval(poll, 250).unref();
   }
 
   async #exec(p: Process, sock: Socket, u: GuestUnit): Promise<VmProcess> {

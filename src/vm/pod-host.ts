@@ -101,19 +101,21 @@ export class PodHost {
     if (this.#members.has(m.id)) throw new Error(`container ${m.id} is in the pod already`);
     const server = this.#vm.shareServer;
     if (server === undefined) throw new Error('the pod\'s VM has no share to take another container\'s root');
-    if (m.spec.process?.terminal === true) throw new Error('a pod\'s container with a terminal is not made in the pod\'s VM yet');
     const share = `m${++this.#count}`;
     const shares = addPodShare(server, share, m);
     let c: VmContainer;
     const guestSpec = memberGuestSpec(m.spec, m.joinPod, sandbox.pid);
+    // With a terminal, its pty's master comes to the agent (stream 1 is all it shows); the
+    // member's keeper relays it to the client's host pty.
+    const terminal = m.spec.process?.terminal === true;
     try {
       const plan = buildPlan(guestSpec, {
-        id: m.id, bundle: m.bundle, ...GUEST_PLAN_PLACEHOLDERS, consoleSocket: undefined,
+        id: m.id, bundle: m.bundle, ...GUEST_PLAN_PLACEHOLDERS, consoleSocket: terminal ? GUEST_PLAN_PLACEHOLDERS.consoleSocket : undefined,
         cgroupPaths: [], noPivot: m.noPivot, noNewKeyring: m.noNewKeyring, rootfsMode: 'bind', createHooks: false,
         heldCapabilities: heldCapabilities(), seccomp: seccompFor(m.spec, this.#stateRoot),
       });
       c = await this.#vm.createContainer({
-        plan, stdin: true, shares, podPids: [sandbox.pid],
+        plan, stdin: !terminal, shares, podPids: [sandbox.pid],
         onStdout: sender(sock, FRAME.STDOUT), onStderr: sender(sock, FRAME.STDERR),
       });
     } catch (e) {
@@ -156,6 +158,13 @@ export class PodHost {
     let stdinEnded = false;
     return {
       frame: (f) => {
+        if (f.kind === FRAME.RESIZE) {
+          try {
+            const ws = JSON.parse(f.payload.toString('utf8')) as { rows?: unknown; cols?: unknown };
+            if (typeof ws.rows === 'number' && typeof ws.cols === 'number') c.resize(ws.rows & 0xffff, ws.cols & 0xffff);
+          } catch { /* not a size: ignored */ }
+          return;
+        }
         if (f.kind !== FRAME.STDIN || stdinEnded) {
           sock.destroy();
           return;

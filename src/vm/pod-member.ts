@@ -11,7 +11,7 @@ import { join, relative } from 'node:path';
 import { FORWARDED_SIGNALS, SIGNALS } from '../abi/linux/constants';
 import type { ExitStatus } from './agent-client';
 import { readInput } from './fd-input';
-import { FdWriter, KEEPER_VM_FAILED, exitAs, joinCgroups, tellCreate } from './keeper-common';
+import { FdWriter, KEEPER_VM_FAILED, exitAs, followWindow, joinCgroups, openHostTerminal, tellCreate } from './keeper-common';
 import { connectKeeper, keeperNotify, keeperRequest } from './keeper-client';
 import {
   FRAME, FrameReader, KEEPER_EXITED, KEEPER_LOG, KEEPER_SOCKET, MAX_FRAME, encodeFrame, parseRequest,
@@ -24,8 +24,10 @@ export async function runPodMember(cfg: KeeperConfig, pod: PodMembership): Promi
       appendFileSync(join(cfg.stateDir, KEEPER_LOG), `${new Date().toISOString()} ${line}\n`, { mode: 0o600 });
     } catch { /* the state directory went */ }
   };
-  const stdout = new FdWriter(1);
-  const stderr = new FdWriter(2);
+  let stdout = new FdWriter(1);
+  let stderr = new FdWriter(2);
+  // A terminal: a host pty whose master goes to the client, as any vm container's (keeper-common.ts).
+  let tty: ReturnType<typeof openHostTerminal> | undefined;
   let exiting = false;
   let server: import('node:net').Server | undefined;
   const finish = async (st: ExitStatus, error?: string): Promise<void> => {
@@ -41,6 +43,17 @@ export async function runPodMember(cfg: KeeperConfig, pod: PodMembership): Promi
     keeperRequest(pod.sandboxDir, pod.sandboxId, req, timeoutMs);
 
   joinCgroups(cfg.cgroupPaths);
+  if (cfg.spec.process?.terminal === true) {
+    try {
+      if (cfg.consoleSocket === undefined) throw new Error('a terminal process needs --console-socket');
+      tty = openHostTerminal(cfg.consoleSocket);
+    } catch (e) {
+      tellCreate(`error ${(e as Error).message}`);
+      process.exit(1);
+    }
+    stdout = new FdWriter(tty.fd);
+    stderr = stdout;
+  }
   // A signal before the container exists ends the create, as for any keeper.
   for (const name of FORWARDED_SIGNALS) {
     process.on(name, () => {
@@ -108,7 +121,20 @@ export async function runPodMember(cfg: KeeperConfig, pod: PodMembership): Promi
       if (conn.write(Buffer.concat(parts))) resolve();
       else conn.once('drain', () => resolve());
     });
-    readInput(0, send, () => void send(Buffer.alloc(0)));
+    const t = tty;
+    if (t === undefined) {
+      readInput(0, send, () => void send(Buffer.alloc(0)));
+      return;
+    }
+    t.slave.on('data', (b: Buffer) => {
+      t.slave.pause();
+      void send(b).then(() => t.slave.resume());
+    });
+    t.slave.on('error', () => undefined);
+    t.slave.resume();
+    followWindow(t.fd, (rows, cols) => {
+      if (!conn.destroyed) conn.write(encodeFrame(FRAME.RESIZE, { rows, cols }));
+    });
   };
 
   // The CLI's requests, passed on to the sandbox's keeper naming this container.

@@ -14,6 +14,7 @@ import { Runtime, json, probeSpec, waitFor } from './harness';
 import type { Bundle } from '../helpers/rootfs';
 import { qemusUnder, vmGone, vmSkip, vmTrace, VM_CALL, type VmTrace } from './vm-helpers';
 import { RUN_TAG } from '../helpers/run-scope';
+import { startConsoleReceiver } from '../helpers/console-receiver';
 
 const skip = vmSkip();
 
@@ -116,6 +117,30 @@ describe('a pod in one VM (CRI annotations) through the CLI', { skip }, () => {
     assert.equal(r.stdout, `got hi\n${scope} member\n`);
     assert.equal(r.stderr, 'err\n');
     assert.equal(qemusUnder(trace.keeper).length, 1);
+  });
+
+  test('a pod\'s container with a terminal: its pty\'s master to --console-socket, made in the pod\'s VM', async () => {
+    const id = `${scope}-tty`;
+    const b = member(['/bin/sh', '-c', 'tty; echo on-the-pty; exit 4']);
+    const spec = json<{ process: { terminal: boolean } }>(readFileSync(b.configPath, 'utf8'));
+    spec.process.terminal = true;
+    b.writeSpec(spec);
+    const sockDir = mkdtempSync(join(tmpdir(), 'stockade-vmpod-tty-'));
+    const rx = await startConsoleReceiver(join(sockDir, 'console.sock'));
+    try {
+      const c = rt.run(['--isolation', 'vm', 'create', '--console-socket', join(sockDir, 'console.sock'), '--bundle', b.dir, id], VM_CALL);
+      assert.equal(c.status, 0, c.stderr);
+      assert.deepEqual(qemusUnder(json<{ pid: number }>(rt.run(['state', id]).stdout).pid), [], 'no VM of its own');
+      assert.equal(rt.run(['start', id]).status, 0);
+      await waitFor(() => json<{ status: string }>(rt.run(['state', id]).stdout).status === 'stopped', 30000);
+      await waitFor(() => rx.output().split('\n').length > 2, 10000);
+      assert.match(rx.output(), /\/dev\/pts\/0\\r\\non-the-pty\\r\\n/);
+      assert.match(readFileSync(join(rt.root, id, 'vm.exited'), 'utf8'), /"code":4/);
+      assert.equal(rt.run(['delete', id]).status, 0);
+    } finally {
+      rx.stop();
+      rmSync(sockDir, { recursive: true, force: true });
+    }
   });
 
   test('the sandbox killed: the pod\'s containers stop with its VM (fail closed); deleting them all leaves nothing', async () => {
