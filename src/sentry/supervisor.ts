@@ -19,7 +19,7 @@ import { SENTRY_JOIN_SOCKET, TRACE_SOCKET } from '../container/sentry-mounts';
 import { compileSentryFilter } from './syscalls';
 import type { JoinRequest } from './host';
 import { DAEMON_NODE_FLAGS, privateSocket, type DaemonConfig } from './daemon-config';
-import { parseContainerId } from '../container/id';
+import { podSandbox } from '../container/pod';
 import { StockadeError } from '../errors';
 
 /** The sentry's configuration as the runtime holds it: DaemonConfig, with the identity's capabilities a mask. */
@@ -148,25 +148,7 @@ function networkOf(spec: Spec): string | undefined {
   }
 }
 
-/** Annotations containerd's and CRI-O's CRI plugins put on every container of a pod. */
-const POD_ANNOTATIONS = [
-  { type: 'io.kubernetes.cri.container-type', sandbox: 'io.kubernetes.cri.sandbox-id' },
-  { type: 'io.kubernetes.cri-o.ContainerType', sandbox: 'io.kubernetes.cri-o.SandboxID' },
-] as const;
-
-/** The id of the sandbox (the pod's first container) a pod's container belongs to; undefined for the sandbox itself or a container of no pod. */
-export function podSandbox(annotations: Readonly<Record<string, string>> | undefined, id: string): string | undefined {
-  for (const a of POD_ANNOTATIONS) {
-    const sandbox = annotations?.[a.sandbox];
-    if (annotations?.[a.type] !== 'container' || sandbox === undefined || sandbox === id) continue;
-    try {
-      return parseContainerId(sandbox);
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
-}
+export { podSandbox } from '../container/pod';
 
 /**
  * Joins a container's detached sentry (SentryHost) over its join socket at `path`, and returns the

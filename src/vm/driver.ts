@@ -8,7 +8,7 @@
 // the keeper, QEMU and virtiofsd: the whole VM stops), a SIGKILL (the cgroup), destroy.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, join, posix, resolve } from 'node:path';
 import { managerFromPaths, type CgroupManager } from '../cgroups';
 import { emptyStats } from '../cgroups/stats';
 import { StockadeError } from '../errors';
@@ -22,7 +22,10 @@ import { isSameLiveProcess, waitGone } from '../container/process-identity';
 import type { Status } from '../container/status';
 import { vmProcesses, killVm } from './host-processes';
 import { keeperNotify, keeperRequest, startKeeper, startExecStandIn } from './keeper-client';
-import { KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_STARTED, KEEPER_VM, type KeeperConfig } from './keeper-wire';
+import {
+  KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_VM, POD_NAMESPACES, type KeeperConfig, type PodMembership, type PodNamespace,
+} from './keeper-wire';
+import { podSandbox } from '../container/pod';
 import { guestLimits, hostResources, vmSize } from './sizing';
 import { vmmUnavailable } from './vmm';
 import { ensureGuestAssets, type GuestAssets } from './assets';
@@ -134,6 +137,16 @@ function guestAssets(): GuestAssets {
 
 async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, rootfs: string): Promise<Workload> {
   const spec = req.spec;
+  // A pod's later container goes into the VM its sandbox booted, when that one runs (as a pod's
+  // containers join its sandbox's sentry); else, as a runtime without pods would, a VM of its own.
+  const pod = podMembership(req);
+  if (pod !== undefined) {
+    req.debug?.(`vm: in the pod's VM (sandbox ${pod.sandboxId}; joins its ${pod.joinPod.join(' ') || 'nothing'})`);
+    // Its limits hold in the pod's guest (its cgroup there); its host cgroup, which holds only its
+    // keeper, gets what a VM's would, so that update and the host's view agree at every vm container.
+    req.cgroups?.apply(hostResources(spec.linux?.resources, vmSize(spec.linux?.resources)), (m) => req.warn?.(m));
+    return startWorkload(req, proc, podMemberConfig(req, rootfs, pod));
+  }
   const size = vmSize(spec.linux?.resources);
   // The VMM's own memory is confined with the guest's: the cgroup holds guest RAM and headroom.
   req.cgroups?.apply(hostResources(spec.linux?.resources, size), (m) => req.warn?.(m));
@@ -179,6 +192,12 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     ...(req.sandbox?.hold === true ? { hold: true } : {}),
     ...(req.sandbox?.tiedTo !== undefined ? { tied: true } : {}),
   };
+  return startWorkload(req, proc, cfg);
+}
+
+/** Starts the keeper (a VM's, or a pod member's) and returns the workload it stands for. */
+async function startWorkload(req: CreateRequest, proc: NonNullable<Spec['process']>, cfg: KeeperConfig): Promise<Workload> {
+  const stateDir = cfg.stateDir;
   // With a terminal the workload's stdio is the pty whose master goes to --console-socket: the
   // keeper keeps none of the caller's fds. containerd's runc shim (docker, ctr) gives create a
   // pipe for its output when it gives no stdio and waits for its EOF: a keeper holding that pipe
@@ -214,6 +233,72 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
         process.kill(keeper.pid, 'SIGKILL');
       } catch { /* gone */ }
     },
+  };
+}
+
+/**
+ * The pod the container joins: CRI's annotations name its sandbox, a vm container whose keeper
+ * runs (its VM up) in the same state root. The namespaces its config joins by the sandbox's pid
+ * (/proc/PID/ns/TYPE, as containerd and CRI-O write them) are the sandbox's in the guest; its
+ * network namespace must be the sandbox's (the VM has that one's interfaces).
+ */
+function podMembership(req: CreateRequest): PodMembership | undefined {
+  const sandboxId = podSandbox(req.spec.annotations, req.id);
+  if (sandboxId === undefined) return undefined;
+  const sandboxDir = req.store.dir(sandboxId);
+  let record: { pid?: unknown; pidStartTime?: unknown; level?: unknown };
+  try {
+    record = JSON.parse(readFileSync(join(sandboxDir, 'state.json'), 'utf8')) as typeof record;
+  } catch {
+    return undefined;
+  }
+  if (record.level !== 'vm' || typeof record.pid !== 'number' || typeof record.pidStartTime !== 'string') return undefined;
+  if (!isSameLiveProcess(record.pid, record.pidStartTime) || existsSync(join(sandboxDir, KEEPER_EXITED)) || !existsSync(join(sandboxDir, KEEPER_SOCKET))) return undefined;
+  const joinPod: PodNamespace[] = [];
+  for (const ns of req.spec.linux?.namespaces ?? []) {
+    if (ns.path === undefined || ns.path === '') continue;
+    if (ns.type === 'network') {
+      if (!sameFile(ns.path, `/proc/${record.pid}/ns/net`)) {
+        throw new StockadeError('UNSUPPORTED', `config.json: linux.namespaces: network ${ns.path} is not the network of the pod's sandbox ${sandboxId}: a pod's container at vm runs in the pod's VM, which has the pod's network`, { field: 'linux.namespaces' });
+      }
+    } else if ((POD_NAMESPACES as readonly string[]).includes(ns.type) && posix.normalize(ns.path) === `/proc/${record.pid}/ns/${ns.type}`) {
+      joinPod.push(ns.type as PodNamespace);
+    }
+  }
+  return { sandboxId, sandboxDir, joinPod };
+}
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
+/** A pod member's keeper: no VM, no template; the config's limits go to its cgroup in the pod's guest. */
+function podMemberConfig(req: CreateRequest, rootfs: string, pod: PodMembership): KeeperConfig {
+  const spec = req.spec;
+  return {
+    id: req.id,
+    stateDir: req.store.dir(req.id),
+    stateRoot: req.store.root,
+    bundle: req.bundle,
+    spec,
+    noPivot: req.noPivot,
+    noNewKeyring: req.noNewKeyring,
+    binds: bindSources(spec, req.bundle),
+    rootfs,
+    readonlyRoot: spec.root?.readonly === true,
+    rootfsMode: 'bind',
+    memoryMiB: 0,
+    cpus: 0,
+    cgroupPaths: req.cgroups?.paths ?? [],
+    consoleSocket: req.consoleSocket,
+    debug: true,
+    pod,
   };
 }
 

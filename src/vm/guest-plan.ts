@@ -95,8 +95,12 @@ function bindSource(given: string, shares: GuestShares): string {
   return refuse(`bind source ${source} was not shared with the VM (give it in the VM's binds)`);
 }
 
-/** A create plan (buildPlan's records) for the guest, as the container `name`. */
-export function guestCreatePlan(records: readonly PlanRecord[], name: string, shares: GuestShares): GuestPlan {
+/**
+ * A create plan (buildPlan's records) for the guest, as the container `name`. `podPids`: the guest
+ * pids of the inits whose namespaces it may join (a pod's sandbox, for its other containers:
+ * `/proc/PID/ns/TYPE` in the guest); no other namespace path is joined.
+ */
+export function guestCreatePlan(records: readonly PlanRecord[], name: string, shares: GuestShares, podPids: readonly number[] = []): GuestPlan {
   checkGuestName(name);
   const out: PlanRecord[] = [{ tag: PLAN.TAG_CGROUP_JOIN, path: guestCgroup(name) }];
   let terminal = false;
@@ -106,7 +110,11 @@ export function guestCreatePlan(records: readonly PlanRecord[], name: string, sh
     refuseHostOnly(r);
     switch (r.tag) {
       case PLAN.TAG_CGROUP_JOIN: continue;
-      case PLAN.TAG_JOIN_NS: refuse(`joining a namespace by path (${r.path}) has no meaning in a VM of the container's own`);
+      case PLAN.TAG_JOIN_NS: {
+        const m = /^\/proc\/(\d+)\/ns\/(pid|ipc|uts|cgroup)$/.exec(r.path);
+        if (m === null || !podPids.includes(Number(m[1]))) refuse(`joining a namespace by path (${r.path}) has no meaning in a VM of the container's own`);
+        break;
+      }
       case PLAN.TAG_ROOTFS:
         if (realOrSelf(r.source) !== realOrSelf(shares.rootfs.host)) {
           refuse(`the plan's root ${r.source} is not the directory shared with the VM (${shares.rootfs.host})`);

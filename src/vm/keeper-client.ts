@@ -131,7 +131,7 @@ function lastLogLine(stateDir: string): string {
 }
 
 /** Connects to the keeper's socket (through a directory fd when the path is too long for sun_path). */
-async function connectKeeper(stateDir: string, id: string): Promise<Socket> {
+export async function connectKeeper(stateDir: string, id: string): Promise<Socket> {
   const path = join(stateDir, KEEPER_SOCKET);
   let dirFd = -1;
   let target = path;

@@ -92,7 +92,32 @@ export class FrameReader {
 }
 
 
-export type KeeperRequest =
+/**
+ * A pod's later container, asked of its sandbox's keeper (which holds the pod's VM) by the
+ * container's own keeper (pod-member.ts). The connection then carries its stdio and its EXIT.
+ */
+export interface PodMemberRequest {
+  readonly id: string;
+  readonly stateDir: string;
+  readonly bundle: string;
+  readonly spec: Spec;
+  readonly rootfs: string;
+  readonly readonlyRoot: boolean;
+  readonly binds: readonly { readonly source: string; readonly readonly: boolean }[];
+  readonly noPivot: boolean;
+  readonly noNewKeyring: boolean;
+  /** The namespaces it joins of the sandbox's (the sandbox's init's in the guest). */
+  readonly joinPod: readonly PodNamespace[];
+}
+
+export const POD_NAMESPACES = ['ipc', 'uts', 'pid', 'cgroup'] as const;
+export type PodNamespace = (typeof POD_NAMESPACES)[number];
+
+/** Requests about one container: the keeper's own, or with `container` a container of its pod (its id). */
+export type KeeperRequest = ContainerRequest & { readonly container?: string | undefined }
+  | { readonly op: 'pod-create'; readonly member: PodMemberRequest; readonly container?: undefined };
+
+type ContainerRequest =
   | { readonly op: 'start' }
   /** To the workload, or with `all` to it and every exec'd process, or to the exec'd process of guest pid `pid`. */
   | { readonly op: 'signal'; readonly signal: number; readonly all: boolean; readonly pid?: number | undefined }
@@ -135,8 +160,44 @@ function uint(v: unknown): v is number {
 
 const LIMIT_FIELDS: ReadonlySet<string> = new Set(['pidsMax', 'memoryMax', 'cpuQuota', 'cpuPeriod', 'cpuWeight']);
 
+const MEMBER_ID = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$/;
+
+function parseMember(v: unknown): PodMemberRequest {
+  const m = v as Record<string, unknown> | null;
+  const bad = (field: string): never => {
+    throw new StockadeError('USAGE', `vm keeper: pod-create: member.${field}`);
+  };
+  if (typeof m !== 'object' || m === null) return bad('(an object)');
+  if (typeof m['id'] !== 'string' || !MEMBER_ID.test(m['id'])) bad('id');
+  for (const f of ['stateDir', 'bundle', 'rootfs'] as const) if (typeof m[f] !== 'string' || !(m[f] as string).startsWith('/')) bad(f);
+  if (typeof m['spec'] !== 'object' || m['spec'] === null) bad('spec');
+  for (const f of ['readonlyRoot', 'noPivot', 'noNewKeyring'] as const) if (typeof m[f] !== 'boolean') bad(f);
+  const binds = m['binds'];
+  if (!Array.isArray(binds) || !binds.every((b: unknown) => typeof b === 'object' && b !== null
+    && typeof (b as Record<string, unknown>)['source'] === 'string' && typeof (b as Record<string, unknown>)['readonly'] === 'boolean')) bad('binds');
+  const join = m['joinPod'];
+  if (!Array.isArray(join) || !join.every((t: unknown) => (POD_NAMESPACES as readonly unknown[]).includes(t))) bad('joinPod');
+  return m as unknown as PodMemberRequest;
+}
+
 /** A request as it came off the socket, checked field by field. */
 export function parseRequest(payload: Buffer): KeeperRequest {
+  let v: unknown;
+  try {
+    v = JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw new StockadeError('USAGE', 'vm keeper: a request that is not JSON');
+  }
+  if (typeof v !== 'object' || v === null) throw new StockadeError('USAGE', 'vm keeper: a request that is not an object');
+  const r = v as Record<string, unknown>;
+  if (r['op'] === 'pod-create') return { op: 'pod-create', member: parseMember(r['member']) };
+  const c = r['container'];
+  if (c !== undefined && (typeof c !== 'string' || !MEMBER_ID.test(c))) throw new StockadeError('USAGE', 'vm keeper: container: a container id');
+  const req = parseContainerRequest(payload);
+  return c === undefined ? req : { ...req, container: c };
+}
+
+function parseContainerRequest(payload: Buffer): ContainerRequest {
   let v: unknown;
   try {
     v = JSON.parse(payload.toString('utf8'));
@@ -233,6 +294,15 @@ export interface KeeperConfig {
    * even by SIGKILL) ends the container: the VM torn down, the keeper gone.
    */
   readonly tied?: boolean | undefined;
+  /** A pod's later container: made in the VM of its sandbox's keeper (pod-member.ts), not in one of its own. */
+  readonly pod?: PodMembership | undefined;
+}
+
+export interface PodMembership {
+  /** The sandbox's id and state directory (its keeper's socket). */
+  readonly sandboxId: string;
+  readonly sandboxDir: string;
+  readonly joinPod: readonly PodNamespace[];
 }
 
 /** The keeper's fd on which it says it is ready ("ok PID\n") or why it is not ("error MESSAGE\n"), then closes. */

@@ -14,12 +14,12 @@
 // says why in keeper.log and exits 255. Its own death (even SIGKILL) takes QEMU and virtiofsd with
 // it: their wrappers hold parent-death signals (vmm.ts).
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, closeSync, write, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { FORWARDED_SIGNALS, SIGNALS } from '../abi/linux/constants';
-import type { ExitStatus, GuestLimits } from './agent-client';
-import { guestLimits, type GuestLimitsWire } from './sizing';
+import type { ExitStatus } from './agent-client';
+import { guestLimits } from './sizing';
 import type { Process } from '../oci/spec';
 import { buildExecPlan } from '../container/exec-plan';
 import { buildPlan, heldCapabilities } from '../container/plan';
@@ -27,57 +27,29 @@ import { seccompFor } from '../container/seccomp';
 import { readInput } from './fd-input';
 import { GUEST_PLAN_PLACEHOLDERS } from './guest-plan';
 import {
-  FRAME, FrameReader, KEEPER_CONFIG_FD, KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_STATUS_FD, KEEPER_TIE_FD, KEEPER_VM, MAX_FRAME,
+  FRAME, FrameReader, KEEPER_CONFIG_FD, KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_TIE_FD, KEEPER_VM, MAX_FRAME,
   encodeFrame, parseRequest, type GuestStats, type KeeperConfig, type KeeperReply, type KeeperRequest,
 } from './keeper-wire';
 import { readNetwork, unwireInterfaces, wireInterfaces, type ContainerNetwork, type VmNic, type Wired } from './network';
 import { makeMountPoints } from './mount-points';
 import { startVm } from './template';
-import type { Vm, VmContainer, VmProcess } from './vm';
+import { FdWriter, KEEPER_VM_FAILED, SIGNAL_NAMES, exitAs, followWindow, joinCgroups, openHostTerminal, tellCreate } from './keeper-common';
 
-/** What the keeper exits with when the VM failed under the workload (the reason is in keeper.log). */
-export const KEEPER_VM_FAILED = 255;
+export { KEEPER_VM_FAILED } from './keeper-common';
+import { isPodSandbox } from '../container/pod';
+import { PodHost, limitsOf, type GuestUnit, type PodConnection } from './pod-host';
+import type { Vm, VmProcess } from './vm';
 
-const SIGNAL_NAMES = new Map<number, string>(Object.entries(SIGNALS).map(([k, v]) => [v, k]));
 
-/** Writes to an fd in the thread pool (a pipe, fifo, file or tty alike), in order, never blocking the loop. */
-class FdWriter {
-  #tail: Promise<void> = Promise.resolve();
-  #broken = false;
-  constructor(readonly fd: number) {}
-  write(chunk: Buffer): Promise<void> {
-    this.#tail = this.#tail.then(() => this.#writeAll(chunk));
-    return this.#tail;
-  }
-  async #writeAll(chunk: Buffer): Promise<void> {
-    let off = 0;
-    while (off < chunk.length && !this.#broken) {
-      off += await new Promise<number>((resolve) => {
-        write(this.fd, chunk, off, chunk.length - off, null, (err, n) => {
-          if (err !== null) {
-            // EAGAIN on a non-blocking fd: try again shortly; anything else (EPIPE) ends the stream.
-            if (err.code === 'EAGAIN') setTimeout(() => resolve(0), 5);
-            else {
-              this.#broken = true;
-              resolve(0);
-            }
-          } else resolve(n);
-        });
-      });
-    }
-  }
-  drained(): Promise<void> {
-    return this.#tail;
-  }
-}
+
 
 class Keeper {
   readonly #cfg: KeeperConfig;
   #vm: Vm | undefined;
   /** The container in the guest: created (stockade-init there waits for start) once the keeper says ok. */
-  #container: VmContainer | undefined;
-  #started = false;
-  readonly #execs = new Set<VmProcess>();
+  readonly #self: GuestUnit;
+  /** A pod's sandbox: the pod's later containers, made in this VM (pod-host.ts). */
+  #pod: PodHost | undefined;
   #exiting = false;
   #server: import('node:net').Server | undefined;
   #stdout: FdWriter;
@@ -107,6 +79,15 @@ class Keeper {
     };
     this.#stdout = new FdWriter(1);
     this.#stderr = new FdWriter(2);
+    this.#self = { id: cfg.id, stateDir: cfg.stateDir, spec: cfg.spec, guestSpec: this.#guestSpec, container: undefined, started: false, execs: new Set() };
+  }
+
+  /** The container a request is about: the keeper's own, or a container of its pod. */
+  #unit(r: KeeperRequest): GuestUnit {
+    if (r.container === undefined || r.container === this.#cfg.id) return this.#self;
+    const u = this.#pod?.unit(r.container);
+    if (u === undefined) throw new Error(`no container ${r.container} in this pod's VM`);
+    return u;
   }
 
   /** Takes the redirects off the container's interfaces, once the VM that used them is gone. */
@@ -133,11 +114,10 @@ class Keeper {
       // client's hooks that fill it ran before the configuration came.
       // A read-only root is read-only in the host kernel: its mount points are made here first.
       if (cfg.readonlyRoot && cfg.rootfsMode === 'bind') makeMountPoints(cfg.spec, cfg.rootfs, cfg.bundle);
-      // A pod's sandbox (pause) container holds the pod's namespaces and runs nothing: its VM
-      // leaves the pod's interfaces to the pod's workload, a VM of its own for now.
-      if (isPodSandbox(cfg.spec)) this.log('network: a pod sandbox: its interfaces are left to the pod\'s containers');
-      else this.#network = readNetwork();
-      for (const held of this.#network.heldElsewhere ?? []) this.log(`network: ${held} is another VM's (a pod's containers do not share one VM yet): not given to this one`);
+      // A pod's sandbox (pause) container boots the pod's VM: the pod's interfaces are its, and
+      // the pod's later containers are made in it (pod-host.ts) and share the guest's network.
+      this.#network = readNetwork();
+      for (const held of this.#network.heldElsewhere ?? []) this.log(`network: ${held} is another VM's: not given to this one`);
       const wired = wireInterfaces(this.#network);
       nics = wired.nics;
       this.#wired = wired.wired;
@@ -228,7 +208,8 @@ class Keeper {
       onStdout: (b) => this.#stdout.write(b),
       onStderr: (b) => this.#stderr.write(b),
     });
-    this.#container = c;
+    this.#self.container = c;
+    if (isPodSandbox(cfg.spec.annotations)) this.#pod = new PodHost(vm, () => this.#self.container, cfg.stateRoot, (l) => this.log(l));
     // The config's limits on the container's cgroup in the guest, before its process runs: the
     // VM's size is only their ceiling (a guest kernel and agent need room of their own).
     const limits = limitsOf(guestLimits(cfg.spec.linux?.resources));
@@ -240,26 +221,12 @@ class Keeper {
 
   /** A host pty for the workload's terminal: the master to the client, as runc's init sends its own. */
   #openTerminal(): void {
-    const { openPty, sendFd, unixConnect, setOnlcr } = require('../native/addon') as typeof import('../native/addon');
-    const pty = openPty();
-    // The guest's own line discipline does the terminal's work; the host side passes bytes as they are.
-    const { ReadStream } = require('node:tty') as typeof import('node:tty');
-    const slave = new ReadStream(pty.slave);
-    slave.setRawMode(true);
-    setOnlcr(pty.slave, false);
-    slave.pause();
-    this.#ttyIn = slave;
-    this.#ttyFd = pty.slave;
-    this.#stdout = new FdWriter(pty.slave);
-    this.#stderr = this.#stdout;
     if (this.#cfg.consoleSocket === undefined) throw new Error('a terminal process needs --console-socket');
-    const conn = unixConnect(this.#cfg.consoleSocket);
-    try {
-      sendFd(conn, pty.master, Buffer.from(pty.name));
-    } finally {
-      closeSync(conn);
-      closeSync(pty.master);
-    }
+    const t = openHostTerminal(this.#cfg.consoleSocket);
+    this.#ttyIn = t.slave;
+    this.#ttyFd = t.fd;
+    this.#stdout = new FdWriter(t.fd);
+    this.#stderr = this.#stdout;
   }
 
   #listen(): Promise<void> {
@@ -282,12 +249,15 @@ class Keeper {
     const reader = new FrameReader();
     let request: KeeperRequest | undefined;
     let exec: VmProcess | undefined;
+    let execs: Set<VmProcess> | undefined;
+    let member: PodConnection | undefined;
     let stdinEnded = false;
     const reply = (r: KeeperReply): void => void sock.write(encodeFrame(FRAME.REPLY, r));
     sock.on('error', () => undefined);
     sock.on('close', () => {
       // An exec nobody waits for any more must not hold the container: it goes with its caller.
-      if (exec !== undefined && this.#execs.has(exec)) void exec.signal('SIGKILL').catch(() => undefined);
+      if (exec !== undefined && execs?.has(exec) === true) void exec.signal('SIGKILL').catch(() => undefined);
+      member?.closed();
     });
     sock.on('data', (chunk: Buffer) => {
       let frames;
@@ -312,9 +282,33 @@ class Keeper {
             return;
           }
           const r = request;
-          if (r.op === 'exec') {
+          if (r.op === 'pod-create') {
+            const pod = this.#pod;
+            if (pod === undefined || this.#exiting) {
+              reply({ ok: false, error: isPodSandbox(this.#cfg.spec.annotations) ? 'the pod\'s sandbox is not running' : `container ${this.#cfg.id} is not a pod's sandbox` });
+              sock.end();
+              return;
+            }
             sock.pause();
-            void this.#exec(r.process, sock).then((p) => {
+            void pod.create(r.member, sock).then((m) => {
+              member = m;
+              sock.resume();
+            }, (e: unknown) => {
+              reply({ ok: false, error: (e as Error).message });
+              sock.end();
+            });
+          } else if (r.op === 'exec') {
+            sock.pause();
+            let u: GuestUnit;
+            try {
+              u = this.#unit(r);
+            } catch (e) {
+              reply({ ok: false, error: (e as Error).message });
+              sock.end();
+              return;
+            }
+            execs = u.execs;
+            void this.#exec(r.process, sock, u).then((p) => {
               exec = p;
               sock.resume();
             }, (e: unknown) => {
@@ -324,6 +318,8 @@ class Keeper {
           } else {
             void this.#handle(r).then(reply, (e: unknown) => reply({ ok: false, error: (e as Error).message })).then(() => sock.end());
           }
+        } else if (member !== undefined) {
+          member.frame(f);
         } else if (exec !== undefined && f.kind === FRAME.STDIN && !stdinEnded) {
           if (f.payload.length === 0) {
             stdinEnded = true;
@@ -347,32 +343,39 @@ class Keeper {
   }
 
   async #handle(r: KeeperRequest): Promise<KeeperReply> {
+    if (r.op === 'pod-create') return { ok: false, error: 'pod-create is served on its own connection' };
+    const u = this.#unit(r);
     switch (r.op) {
       case 'start':
+        if (u !== this.#self) {
+          if (this.#exiting || this.#pod === undefined) return { ok: false, error: 'the container is not running' };
+          return { ok: true, pid: await this.#pod.start(u) };
+        }
         return this.#start();
       case 'signal': {
         if (r.pid === undefined) {
-          await this.#signal(r.signal, r.all);
+          if (u !== this.#self) await u.container?.signal(r.signal, { all: r.all });
+          else await this.#signal(r.signal, r.all);
           return { ok: true };
         }
-        const target = [...this.#execs].find((p) => p.pid === r.pid);
+        const target = [...u.execs].find((p) => p.pid === r.pid);
         if (target === undefined) return { ok: false, error: `no process ${r.pid} was exec'd into the container` };
         await target.signal(r.signal);
         return { ok: true };
       }
       case 'pids': {
-        if (this.#container === undefined) return { ok: false, error: 'the container is not running' };
-        return { ok: true, pids: await this.#container.pids() };
+        if (u.container === undefined) return { ok: false, error: 'the container is not running' };
+        return { ok: true, pids: await u.container.pids() };
       }
       case 'stats': {
-        if (this.#container === undefined) return { ok: false, error: 'the container is not running' };
-        const st = await this.#container.stats();
+        if (u.container === undefined) return { ok: false, error: 'the container is not running' };
+        const st = await u.container.stats();
         const stats = Object.fromEntries(Object.entries(st).map(([k, v]) => [k, String(v)])) as unknown as GuestStats;
         return { ok: true, stats };
       }
       case 'update': {
-        if (this.#container === undefined) return { ok: false, error: 'the container is not running' };
-        await this.#container.update(limitsOf(r.limits));
+        if (u.container === undefined) return { ok: false, error: 'the container is not running' };
+        await u.container.update(limitsOf(r.limits));
         return { ok: true };
       }
       case 'exec':
@@ -381,10 +384,10 @@ class Keeper {
   }
 
   async #start(): Promise<KeeperReply> {
-    const c = this.#container;
+    const c = this.#self.container;
     if (c === undefined || this.#exiting) return { ok: false, error: 'the container is not running' };
-    if (this.#started) return { ok: false, error: 'the container was started already' };
-    this.#started = true;
+    if (this.#self.started) return { ok: false, error: 'the container was started already' };
+    this.#self.started = true;
     await c.start();
     writeFileSync(join(this.#cfg.stateDir, KEEPER_STARTED), `${c.pid}\n`, { mode: 0o600 });
     const tty = this.#ttyIn;
@@ -396,7 +399,7 @@ class Keeper {
       });
       tty.on('error', () => undefined);
       tty.resume();
-      this.#followWindow(c, this.#ttyFd);
+      followWindow(this.#ttyFd, (rows, cols) => c.resize(rows, cols));
     } else {
       readInput(0, (b) => c.write(b).catch(() => undefined), () => void c.end().catch(() => undefined));
     }
@@ -404,24 +407,8 @@ class Keeper {
     return { ok: true, pid: c.pid };
   }
 
-  /** The client sizes the host pty's master; the guest's pty follows (polled: the keeper is not the pty's session leader, so no SIGWINCH). */
-  #followWindow(p: VmProcess, slave: number): void {
-    const { getWinsize } = require('../native/addon') as typeof import('../native/addon');
-    let last = '';
-    const poll = (): void => {
-      try {
-        const ws = getWinsize(slave);
-        const key = `${ws.rows}x${ws.cols}`;
-        if (key !== last && ws.rows > 0 && ws.cols > 0) p.resize(ws.rows, ws.cols);
-        last = key;
-      } catch { /* the pty is gone */ }
-    };
-    poll();
-    setInterval(poll, 250).unref();
-  }
-
-  async #exec(p: Process, sock: Socket): Promise<VmProcess> {
-    const c = this.#container;
+  async #exec(p: Process, sock: Socket, u: GuestUnit): Promise<VmProcess> {
+    const c = u.container;
     if (c === undefined || this.#exiting) throw new Error('the container is not running');
     const send = (kind: typeof FRAME.STDOUT | typeof FRAME.STDERR) => (c: Buffer): Promise<void> => {
       if (sock.destroyed) return Promise.resolve();
@@ -438,19 +425,19 @@ class Keeper {
     };
     const terminal = p.terminal === true;
     const proc = await c.exec({
-      plan: buildExecPlan(this.#guestSpec, p, {
-        id: this.#cfg.id, initPid: c.pid, cgroupPaths: [], consoleSocket: terminal ? GUEST_PLAN_PLACEHOLDERS.consoleSocket : undefined,
-        preserveFds: 0, monitor: false, seccomp: seccompFor(this.#cfg.spec, this.#cfg.stateRoot), heldCapabilities: heldCapabilities(),
+      plan: buildExecPlan(u.guestSpec, p, {
+        id: u.id, initPid: c.pid, cgroupPaths: [], consoleSocket: terminal ? GUEST_PLAN_PLACEHOLDERS.consoleSocket : undefined,
+        preserveFds: 0, monitor: false, seccomp: seccompFor(u.spec, this.#cfg.stateRoot), heldCapabilities: heldCapabilities(),
       }),
       stdin: true, onStdout: send(FRAME.STDOUT), onStderr: send(FRAME.STDERR),
     });
-    this.#execs.add(proc);
+    u.execs.add(proc);
     sock.write(encodeFrame(FRAME.REPLY, { ok: true, pid: proc.pid }));
     void proc.wait().then((st) => {
-      this.#execs.delete(proc);
+      u.execs.delete(proc);
       if (!sock.destroyed) sock.end(encodeFrame(FRAME.EXIT, { code: st.code, signal: st.signal }));
     }, (e: unknown) => {
-      this.#execs.delete(proc);
+      u.execs.delete(proc);
       if (!sock.destroyed) sock.end(encodeFrame(FRAME.REPLY, { ok: false, error: (e as Error).message }));
     });
     return proc;
@@ -459,7 +446,7 @@ class Keeper {
   async #signal(sig: number, all: boolean): Promise<void> {
     if (this.#exiting) return;
     // Created or running alike: stockade-init waiting for start dies of it as the workload would.
-    await this.#container?.signal(sig, { all }).catch((e: unknown) => this.log(`signal ${sig}: ${(e as Error).message}`));
+    await this.#self.container?.signal(sig, { all }).catch((e: unknown) => this.log(`signal ${sig}: ${(e as Error).message}`));
   }
 
   /** Tied: the end of the tie pipe is the death of the program that made the container, which ends it. */
@@ -529,32 +516,10 @@ class Keeper {
     await Promise.all([this.#stdout.drained(), this.#stderr.drained()]);
     await this.#vm?.destroy().catch((e: unknown) => this.log(`teardown: ${(e as Error).message}`));
     unwireInterfaces(this.#wired);
-    if (st.signal !== null) {
-      // Dies of the same signal, so a parent's wait (conmon, the shim, `run`) sees what the workload did.
-      for (const name of FORWARDED_SIGNALS) process.removeAllListeners(name);
-      const name = SIGNAL_NAMES.get(st.signal);
-      if (name !== undefined && name !== 'SIGSTOP' && name !== 'SIGTSTP' && name !== 'SIGCONT' && name !== 'SIGCHLD' && name !== 'SIGWINCH' && name !== 'SIGURG') {
-        process.kill(process.pid, name as NodeJS.Signals);
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-      process.exit(128 + st.signal);
-    }
-    process.exit(st.code ?? 0);
+    await exitAs(st);
   }
 }
 
-/** The wire's decimal strings as the agent client's numbers. */
-function limitsOf(w: GuestLimitsWire): GuestLimits {
-  const out: Record<string, bigint> = {};
-  for (const [k, v] of Object.entries(w)) if (typeof v === 'string') out[k] = BigInt(v);
-  return out as GuestLimits;
-}
-
-/** A pod's sandbox container, by the annotations containerd's CRI and CRI-O set. */
-function isPodSandbox(spec: KeeperConfig['spec']): boolean {
-  const a = spec.annotations ?? {};
-  return a['io.kubernetes.cri.container-type'] === 'sandbox' || a['io.kubernetes.cri-o.ContainerType'] === 'sandbox';
-}
 
 /** The hostname of the UTS namespace at `path`, or undefined when it cannot be entered. */
 function joinedHostname(path: string): string | undefined {
@@ -569,19 +534,15 @@ function guestHostname(hostname: string | undefined, id: string): string {
   return name.subarray(0, 64).toString('utf8').replace(/\uFFFD+$/, '') || id.slice(0, 8);
 }
 
-/** Moves this process into the container's cgroups: everything it starts from now on is in them too. */
-function joinCgroups(paths: readonly string[]): void {
-  for (const dir of paths) writeFileSync(join(dir, 'cgroup.procs'), `${process.pid}\n`);
-}
 
-function tellCreate(line: string): void {
-  try {
-    writeFileSync(KEEPER_STATUS_FD, `${line}\n`);
-    closeSync(KEEPER_STATUS_FD);
-  } catch { /* create is gone: it cleans up on its own */ }
-}
 
 export async function runKeeper(cfg: KeeperConfig): Promise<void> {
+  if (cfg.pod !== undefined) {
+    // A pod's later container: made in the VM its sandbox's keeper holds (pod-member.ts).
+    const { runPodMember } = require('./pod-member') as typeof import('./pod-member');
+    await runPodMember(cfg, cfg.pod);
+    return;
+  }
   const k = new Keeper(cfg);
   // Its stderr is the workload's: nothing of the keeper's own goes there.
   process.on('uncaughtException', (e) => {

@@ -576,6 +576,9 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vm> {
     qemu = startJailed('qemu', argv, ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', stateFd, memFd]);
     vm = new Vm(runDir, qemu, undefined, user.uid, opts.requestTimeoutMs ?? 30000, { accel, reason: `restored from template ${t.key}` }, t.assets);
     vm.shares = guestShares(opts);
+    // The jail's unshare is in QEMU's mount namespace, which keeps the host's root (QEMU is chrooted in it).
+    const jailShare = join(runDir, 'qemu-root', JAIL_SHARE.slice(1));
+    if (qemu.child.pid !== undefined) vm.shareServer = { pid: qemu.child.pid, inNamespace: jailShare, onHost: jailShare };
     const failed = vm.ended.then((e) => {
       throw e ?? new VmError('DESTROYED', 'vm: destroyed during restore');
     });

@@ -116,6 +116,10 @@ export interface VmContainerOptions {
   /** Its stdout, or with a terminal (TAG_TERMINAL in the plan) everything the pty shows. */
   readonly onStdout?: Sink;
   readonly onStderr?: Sink;
+  /** Where its root and bind sources are in the guest, when not the VM's own (a pod's later container: src/vm/pod-share.ts). */
+  readonly shares?: GuestShares;
+  /** Guest pids of the inits whose namespaces its plan may join by /proc/PID/ns/TYPE (its pod's sandbox). */
+  readonly podPids?: readonly number[];
   /** At a hook point (HOOKF_*, the plan's TAG_HOOK_POINTS): run the runtime's hooks; resolves to the state JSON for createContainer hooks. */
   readonly onHook?: (point: number, pid: number) => Promise<Buffer | undefined>;
 }
@@ -214,10 +218,23 @@ export class VmContainer extends VmProcess {
   }
 }
 
+export interface ShareServer {
+  /** A process in the server's mount namespace. */
+  readonly pid: number;
+  /** The share's directory as that namespace sees it (from its root), and on the host. */
+  readonly inNamespace: string;
+  readonly onHost: string;
+}
+
 export class Vm {
   readonly client: AgentClient;
   /** How the host's rootfs and bind sources appear in the guest (set by bootVm). */
   shares: GuestShares = { rootfs: { host: '', guest: GUEST_ROOT }, binds: new Map() };
+  /**
+   * The process serving the share (virtiofsd, or a clone's QEMU for 9p) and where the share is in
+   * its mount namespace: a pod's later containers are bound in there (src/vm/pod-share.ts).
+   */
+  shareServer: ShareServer | undefined;
   #containers = 0;
   readonly ended: Promise<VmError | null>;
   /** Set once booted. */
@@ -318,7 +335,7 @@ export class Vm {
    */
   async createContainer(o: VmContainerOptions): Promise<VmContainer> {
     const name = `c${++this.#containers}`;
-    const g: GuestPlan = guestCreatePlan(o.plan, name, this.shares);
+    const g: GuestPlan = guestCreatePlan(o.plan, name, o.shares ?? this.shares, o.podPids);
     const ignore: Sink = () => undefined;
     const r = await this.client.create({
       name, plan: g.plan, stdin: (o.stdin ?? false) && !g.terminal, terminal: g.terminal,
@@ -477,6 +494,8 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     rmSync(fsSocket, { force: true });
     vm = new Vm(runDir, qemu, virtiofsd, vmmUid, opts.requestTimeoutMs ?? 30000, accel, assets);
     vm.shares = guestShares(opts);
+    // virtiofsd (with no binds: setpriv and the share script exec it in place) pivots into the share.
+    if (virtiofsd.child.pid !== undefined) vm.shareServer = { pid: virtiofsd.child.pid, inNamespace: '/', onHost: share };
     const failed = vm.ended.then((e) => {
       throw e ?? new VmError('DESTROYED', 'vm: destroyed during boot');
     });

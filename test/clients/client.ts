@@ -4,13 +4,13 @@ import type { CmdResult } from './exec';
 
 /**
  * The OCI runtimes each scenario runs under: stockade, runc as the reference, and stockade at the
- * vm level (the same binary with --isolation vm: each container in a microVM).
+ * sentry and vm levels (the same binary with --isolation sentry or vm).
  */
-export type RuntimeName = 'stockade' | 'runc' | 'stockade-vm';
+export type RuntimeName = 'stockade' | 'runc' | 'stockade-sentry' | 'stockade-vm';
 
 /** The global flags a runtime name adds to the binary it runs. */
 export function runtimeArgs(rt: RuntimeName): string[] {
-  return rt === 'stockade-vm' ? ['--isolation', 'vm'] : [];
+  return rt === 'stockade-vm' ? ['--isolation', 'vm'] : rt === 'stockade-sentry' ? ['--isolation', 'sentry'] : [];
 }
 
 /**

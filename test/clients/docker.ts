@@ -43,7 +43,7 @@ export async function startDocker(dir: string, archive: string): Promise<Started
   try {
     // Registered as a user would: a runtimes entry naming the absolute path of bin/stockade.
     const config = join(dir, 'daemon.json');
-    writeFileSync(config, `${JSON.stringify({ runtimes: { stockade: { path: STOCKADE }, 'stockade-vm': { path: STOCKADE, runtimeArgs: runtimeArgs('stockade-vm') } } }, null, 2)}\n`);
+    writeFileSync(config, `${JSON.stringify({ runtimes: { stockade: { path: STOCKADE }, 'stockade-vm': { path: STOCKADE, runtimeArgs: runtimeArgs('stockade-vm') }, 'stockade-sentry': { path: STOCKADE, runtimeArgs: runtimeArgs('stockade-sentry') } } }, null, 2)}\n`);
     const socket = join(dir, 'docker.sock');
     const env = { ...process.env, DOCKER_CONFIG: join(dir, 'client-config') };
     mkdirSync(join(dir, 'client-config'), { recursive: true });

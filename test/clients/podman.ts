@@ -54,6 +54,7 @@ export async function startPodman(dir: string, archive: string): Promise<Started
     `stockade = ["${runtimeWrapper(dir, 'stockade', STOCKADE)}"]`,
     `runc = ["${runtimeWrapper(dir, 'runc', onPath('runc') ?? 'runc')}"]`,
     `stockade-vm = ["${runtimeWrapper(dir, 'stockade-vm', STOCKADE, runtimeArgs('stockade-vm'))}"]`,
+    `stockade-sentry = ["${runtimeWrapper(dir, 'stockade-sentry', STOCKADE, runtimeArgs('stockade-sentry'))}"]`,
     '',
   ].join('\n'));
   const env = { ...process.env, CONTAINERS_CONF: conf };

@@ -13,6 +13,7 @@ import { streamExec } from './cri-client';
 import { criMissing, startCriNode, STOCKADE_CLASSES, WORKLOAD_IMAGE, type CriNode, type RuntimeClass } from './node';
 import { RUN_TAG, processesMarked } from '../helpers/run-scope';
 import { VMM_HEADROOM_MIB } from '../../src/vm/sizing';
+import { qemusUnder } from '../integration/vm-helpers';
 
 const skip = integrationSkip() ?? criMissing();
 
@@ -215,6 +216,20 @@ describe('CRI (containerd)', { skip: skip ?? false }, () => {
         assert.ok(status.finishedAt >= status.createdAt && status.finishedAt > 0, 'an exited container has a finish time');
         cgroups.push((await n.client.containerStatus(id)).info.runtimeSpec.linux?.cgroupsPath ?? '');
       });
+
+      if (level === 'vm') {
+        test('one VM serves the pod: the sandbox\'s keeper holds the only QEMU, the pod\'s containers none of their own', async () => {
+          const n = theNode();
+          assert.equal(qemusUnder(sandboxPid).length, 1, 'the sandbox booted the pod\'s VM');
+          for (const id of made) {
+            const pid = (await n.client.containerStatus(id)).info.pid;
+            if (pid > 0) assert.deepEqual(qemusUnder(pid), [], `container ${id} has no VM of its own`);
+            assert.ok(!existsSync(join(n.stateRoot(cls.handler), 'k8s.io', id, 'vm.json')), `container ${id} booted no VM`);
+          }
+          // The workload answers from the pod's guest: the same kernel and namespaces as the sandbox's.
+          assert.equal((await n.client.execSync(workId, ['true'])).exitCode, 0);
+        });
+      }
 
       test('StopContainer: SIGTERM ignored, so the container is killed once the grace period is over', async () => {
         const n = theNode();

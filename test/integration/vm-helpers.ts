@@ -117,3 +117,32 @@ export function cgroupPids(dir: string): number[] {
 
 /** A CLI call of the vm level: boots take seconds under TCG, more under load. */
 export const VM_CALL = { timeout: 180_000 };
+
+function parentOf(pid: number): number {
+  try {
+    return Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** The QEMU processes below the process `ancestor` (a VM keeper: QEMU runs under its jail's wrappers). */
+export function qemusUnder(ancestor: number): number[] {
+  const out: number[] = [];
+  for (const p of procs()) {
+    let comm = '';
+    try {
+      comm = readFileSync(`/proc/${p}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (!comm.startsWith('qemu-system')) continue;
+    for (let a = parentOf(p), hops = 0; a > 1 && hops < 16; a = parentOf(a), hops++) {
+      if (a === ancestor) {
+        out.push(p);
+        break;
+      }
+    }
+  }
+  return out;
+}

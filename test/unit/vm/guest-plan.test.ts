@@ -77,3 +77,19 @@ test('an exec plan joins the container\'s init\'s namespaces and cgroup, nothing
   assert.throws(() => guestExecPlan([...exec, base[5]!], 'c1.x1', { name: 'c1', pid: 42 }), /an exec plan makes no root/);
   assert.throws(() => guestExecPlan([...exec, { tag: PLAN.TAG_MONITOR }], 'c1.x1', { name: 'c1', pid: 42 }), /monitor/);
 });
+
+test('a pod\'s later container may join the namespaces of its sandbox\'s init in the guest, and nothing else by path', () => {
+  const shares: GuestShares = { rootfs: { host: '/nonexistent-pod-root', guest: '/run/stockade/share/pods/m1/root' }, binds: new Map() };
+  const base: PlanRecord[] = [
+    { tag: PLAN.TAG_ROOTFS, source: '/nonexistent-pod-root', mountpoint: GUEST_PLAN_PLACEHOLDERS.rootfsMountpoint, mode: 0, flags: 0 } as PlanRecord,
+    { tag: PLAN.TAG_START_SOCKET, path: GUEST_PLAN_PLACEHOLDERS.startSocket } as PlanRecord,
+  ];
+  const join = (path: string): PlanRecord => ({ tag: PLAN.TAG_JOIN_NS, nstype: 0x08000000, path });
+  const g = guestCreatePlan([join('/proc/42/ns/ipc'), join('/proc/42/ns/uts'), ...base], 'c2', shares, [42]);
+  assert.deepEqual(g.records.filter((r) => r.tag === PLAN.TAG_JOIN_NS).map((r) => (r as { path: string }).path), ['/proc/42/ns/ipc', '/proc/42/ns/uts']);
+  assert.equal((g.records.find((r) => r.tag === PLAN.TAG_ROOTFS) as { source: string }).source, '/run/stockade/share/pods/m1/root');
+  for (const path of ['/proc/43/ns/ipc', '/proc/42/ns/net', '/proc/42/ns/mnt', '/proc/42/ns/../../1/ns/ipc', '/var/run/netns/x']) {
+    assert.throws(() => guestCreatePlan([join(path), ...base], 'c2', shares, [42]), /joining a namespace by path/, path);
+  }
+  assert.throws(() => guestCreatePlan([join('/proc/42/ns/ipc'), ...base], 'c2', shares), /joining a namespace by path/, 'no pod: nothing joined');
+});

@@ -147,3 +147,21 @@ test('fuzz: random and mutated bytes either frame, or raise a StockadeError, not
   }
   assert.ok(refused > 1000 && framed > 1000 && parsed > 20, `refused ${refused}, framed ${framed}, parsed ${parsed}`);
 });
+
+test('a pod\'s requests: pod-create\'s member checked field by field, container named by a valid id only', () => {
+  const req = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
+  const member = {
+    id: 'app', stateDir: '/run/s/app', bundle: '/b', spec: { ociVersion: '1.0.2' }, rootfs: '/b/rootfs', readonlyRoot: false,
+    binds: [{ source: '/data', readonly: true }], noPivot: false, noNewKeyring: false, joinPod: ['ipc', 'uts'],
+  };
+  assert.deepEqual(parseRequest(req({ op: 'pod-create', member })), { op: 'pod-create', member });
+  for (const [field, value] of [['id', '../x'], ['stateDir', 'rel'], ['spec', null], ['readonlyRoot', 'no'], ['binds', [{ source: 1 }]], ['joinPod', ['net']], ['joinPod', ['mnt']]] as const) {
+    assert.throws(() => parseRequest(req({ op: 'pod-create', member: { ...member, [field]: value } })),
+      (e: unknown) => e instanceof StockadeError && e.message === `vm keeper: pod-create: member.${field}`, `${field}: ${JSON.stringify(value)}`);
+  }
+  assert.deepEqual(parseRequest(req({ op: 'pids', container: 'app' })), { op: 'pids', container: 'app' });
+  assert.deepEqual(parseRequest(req({ op: 'signal', signal: 9, all: true, container: 'app' })), { op: 'signal', signal: 9, all: true, pid: undefined, container: 'app' });
+  for (const container of ['', '../sb', 7, 'a/b']) {
+    assert.throws(() => parseRequest(req({ op: 'start', container })), /vm keeper: container: a container id/, JSON.stringify(container));
+  }
+});

@@ -3,7 +3,7 @@
 // remount let through).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +37,39 @@ test('a read-only rbind is read-only on the source and on every mount below it; 
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /^stockade-rbind: open_tree .*absent: No such file or directory\n$/);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--ns: a tree cloned here is attached in another mount namespace only (a pod\'s later container into its running VM\'s share), read-only there, and --umount takes it out', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stockade-rbind-ns-test-'));
+  mkdirSync(join(dir, 'share'));
+  mkdirSync(join(dir, 'src', 'sub'), { recursive: true });
+  writeFileSync(join(dir, 'src', 'data'), 'from the host');
+  // A mount namespace of its own in which the share is a tmpfs the host never sees (as the file server's).
+  const server = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs t "$0/share" && mkdir "$0/share/in" && echo ready && exec sleep 60', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const pid = server.pid ?? 0;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.stdout?.once('data', () => resolve());
+      server.once('exit', () => reject(new Error('the namespace\'s shell exited')));
+    });
+    const ns = `/proc/${pid}/ns/mnt`;
+    const there = (cmd: string): string => spawnSync('nsenter', [`--mount=${ns}`, 'sh', '-c', cmd], { encoding: 'utf8' }).stdout;
+    const r = spawnSync(rbindBinary(), ['--ro', '--ns', ns, join(dir, 'src'), join(dir, 'share', 'in')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(there(`cat "${dir}/share/in/data"; echo; touch "${dir}/share/in/new" 2>/dev/null && echo written || echo refused`), 'from the host\nrefused\n');
+    // Not in this (the host's) namespace: nothing to clean up here, nothing seen here.
+    assert.equal(existsSync(join(dir, 'share', 'in')), false);
+    const u = spawnSync(rbindBinary(), ['--ns', ns, '--umount', join(dir, 'share', 'in')], { encoding: 'utf8' });
+    assert.equal(u.status, 0, u.stderr);
+    assert.equal(there(`ls "${dir}/share/in"`), '');
+    const bad = spawnSync(rbindBinary(), ['--ns', '/proc/self/ns/absent', join(dir, 'src'), join(dir, 'share', 'in')], { encoding: 'utf8' });
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /^stockade-rbind: open \/proc\/self\/ns\/absent: No such file or directory\n$/);
+    assert.equal(spawnSync(rbindBinary(), ['--umount', 'x'], { encoding: 'utf8' }).status, 2, '--umount needs --ns');
+  } finally {
+    server.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
 });
