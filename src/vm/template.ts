@@ -23,6 +23,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { mark } from '../log/timing';
 import { StockadeError, isStockadeError } from '../errors';
 import { packageRoot } from '../native/paths';
 import { flockAsync, flockSync } from '../native/addon';
@@ -567,13 +568,16 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vm> {
   let qmp: Qmp | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
+    mark('restore: template checked');
     const st = hashFd(stateFd);
     if (st.sha256 !== t.manifest.state.sha256) throw new VmError('TEMPLATE', `vm template ${t.key}: its state does not match its manifest`);
     memFd = await templateMemory(t, debug);
+    mark('restore: memory held');
     const accel = t.manifest.inputs['accel'] === 'kvm' ? 'kvm' : 'tcg';
     const argv = jailedTemplateQemu(runDir, t.assets, opts, user.uid, machineArgs(t.assets, t.memoryMiB, t.cpus, t.kernelArgs, accel, true));
     debug(`vm: ${argv.join(' ')}`);
     qemu = startJailed('qemu', argv, ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', stateFd, memFd]);
+    mark('restore: qemu spawned');
     vm = new Vm(runDir, qemu, undefined, user.uid, opts.requestTimeoutMs ?? 30000, { accel, reason: `restored from template ${t.key}` }, t.assets);
     vm.shares = guestShares(opts);
     const failed = vm.ended.then((e) => {
@@ -590,9 +594,11 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vm> {
     const v = vm;
     await Promise.race([(async (): Promise<void> => {
       await q.execute('qmp_capabilities');
+      mark('restore: qmp answered');
       await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
       await q.execute('migrate-incoming', { uri: `fd:${FD.STATE}` });
       await q.migrationDone(timeoutMs);
+      mark('restore: state loaded');
       await q.execute('cont');
       q.close();
       // Before anything else runs in it: the clone's own entropy, time and name.
@@ -605,12 +611,15 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vm> {
       });
     })(), failed, late]);
     clearTimeout(timer);
+    mark('restore: refreshed');
     vm.kernelRelease = t.assets.release;
     vm.bootMs = performance.now() - t0;
     debug(`vm: restored from template ${t.key} in ${vm.bootMs.toFixed(0)} ms`);
     // Read-only parts are read-only binds in QEMU's jail (stockade-rbind); the share itself is not.
     await Promise.race([vm.client.mount('NINEP', ROOT_TAG, GUEST_SHARE, false), failed]);
+    mark('restore: share mounted');
     await Promise.race([vm.client.mount('PROC', '', `${GUEST_ROOT}/proc`, false), failed]);
+    mark('restore: proc mounted');
     return vm;
   } catch (e) {
     clearTimeout(timer);
