@@ -33,7 +33,7 @@ import { resolveAccel } from './accel-probe';
 import { defaultCacheDir, ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
 import { VmError } from './errors';
 import { killVm, startJailed, within, type Jailed } from './host-processes';
-import { JAIL_INITRAMFS, JAIL_KERNEL, makeQemuJail } from './jail';
+import { JAIL_INITRAMFS, JAIL_KERNEL, jailSteps, makeQemuJail } from './jail';
 import type { KernelFlavour } from './kernel';
 import { GUEST_MODULES } from './modules';
 import { Qmp } from './qmp';
@@ -158,23 +158,6 @@ function machineArgs(assets: GuestAssets, memoryMiB: number, cpus: number, kerne
  *   sh -c SCRIPT sh JAIL KERNEL INITRAMFS RBIND SOURCE NAME RO ... -- COMMAND...
  * The share's binds come first, so that a bind of the host's / (`do`) holds none of the jail's.
  */
-const JAIL_SCRIPT = [
-  'set -eu',
-  'J=$1 K=$2 I=$3 B=$4',
-  'shift 4',
-  'while [ "$1" != -- ]; do',
-  `  if [ "$3" = 1 ]; then "$B" --ro "$1" "$J${JAIL_SHARE}/$2"; else "$B" "$1" "$J${JAIL_SHARE}/$2"; fi`,
-  '  shift 3',
-  'done',
-  'shift',
-  'ro() { mount --bind "$1" "$2"; mount -o remount,bind,ro,nosuid "$2"; }',
-  'ro /usr "$J/usr"',
-  `ro "$K" "$J${JAIL_KERNEL}"`,
-  `ro "$I" "$J${JAIL_INITRAMFS}"`,
-  'for d in null zero urandom; do mount --bind "/dev/$d" "$J/dev/$d"; done',
-  'mount -t proc -o nosuid,nodev,noexec proc "$J/proc"',
-  'exec /usr/sbin/chroot "$J" "$@"',
-].join('\n');
 
 /**
  * QEMU's command line in its jail. `share`: a clone's (the root and bind sources, bound into the
@@ -192,8 +175,9 @@ function jailedTemplateQemu(runDir: string, assets: GuestAssets, share: BootOpti
   return [
     '/usr/bin/setpriv', '--pdeathsig', 'KILL',
     '/usr/bin/unshare', '--net', '--ipc', '--uts', '--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private',
-    '/bin/sh', '-c', JAIL_SCRIPT, 'sh', jail, assets.kernel, assets.initramfs, rbindBinary(),
-    ...entries.flatMap((e) => [e.source, e.name, e.readonly ? '1' : '0']), '--',
+    // The share's entries first (stockade-rbind's recursive binds), then the jail's own mounts.
+    rbindBinary(), ...entries.flatMap((e) => [e.readonly ? '--ro' : '--bind', e.source, join(dir, e.name)]),
+    ...jailSteps(jail, assets.kernel, assets.initramfs, false),
     '/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', ...caps, '--no-new-privs', '--pdeathsig', 'KILL',
     QEMU, ...qemuArgs,
   ];

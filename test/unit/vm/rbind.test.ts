@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rbindBinary } from '../../../src/vm/vmm';
@@ -36,6 +36,34 @@ test('a read-only rbind is read-only on the source and on every mount below it; 
     const bad = spawnSync(rbindBinary(), ['--ro', join(dir, 'absent'), join(dir, 'ro')], { encoding: 'utf8' });
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /^stockade-rbind: open_tree .*absent: No such file or directory\n$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a jail in one run: several binds, a /proc, the chroot and the command; a bad step stops it before the command', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stockade-rbind-jail-'));
+  try {
+    const jail = join(dir, 'j');
+    for (const d of ['usr', 'proc', 'dev', 'share']) mkdirSync(join(jail, d), { recursive: true });
+    for (const [link, target] of [['lib', 'usr/lib'], ['lib64', 'usr/lib64'], ['bin', 'usr/bin']] as const) symlinkSync(target, join(jail, link));
+    writeFileSync(join(jail, 'dev', 'null'), '');
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'data'), 'x');
+    const steps = ['--ro', '/usr', join(jail, 'usr'), '--bind', '/dev/null', join(jail, 'dev', 'null'), src, join(jail, 'share'), '--proc', join(jail, 'proc'), '--chroot', jail];
+    const probe = 'touch /usr/new 2>/dev/null && echo usr-written || echo usr-refused; echo > /dev/null && echo null-ok; touch /share/new && echo share-written; cat /share/data; echo; echo $$; grep -c " /usr " /proc/self/mountinfo';
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', rbindBinary(), ...steps, '--', '/usr/bin/sh', '-c', probe], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    // Its own /proc: the shell is pid 1 of the new pid namespace, as unshare --fork made it.
+    assert.equal(r.stdout, 'usr-refused\nnull-ok\nshare-written\nx\n1\n1\n');
+    const bad = spawnSync('unshare', ['--mount', '--propagation', 'private', rbindBinary(), '--ro', join(dir, 'absent'), join(jail, 'usr'), '--', '/usr/bin/touch', join(dir, 'ran')], { encoding: 'utf8' });
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /^stockade-rbind: open_tree .*absent: No such file or directory\n$/);
+    assert.equal(existsSync(join(dir, 'ran')), false);
+    const unknown = spawnSync(rbindBinary(), ['--rw', src, jail], { encoding: 'utf8' });
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /^usage: stockade-rbind /);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
