@@ -5,7 +5,10 @@
 //     memory, no devices, and stockade_probe=1, on which the agent powers the guest off as soon as
 //     it runs), then `stockade --isolation vm run` of `true` (create: keeper, VM; start; the exit
 //     status; the VM torn down; delete) booted cold (STOCKADE_VM_TEMPLATE=0) and restored from the
-//     template (built before the rounds, its build time printed), then the namespaces level.
+//     template (built before the rounds, its build time printed), then the namespaces level; and
+//     the restore path's own floor: the same template restored through the API in this process
+//     (QEMU started in its jail, the state loaded, REFRESH answered, the root's 9p share and /proc
+//     mounted), no CLI, no keeper, no container, the VM destroyed after the clock stops.
 // (b) COUNT (10) `run -d` vm containers of `sleep` at once, cold, then from the template, idle for
 //     VM_SETTLE s: the PSS of every process in their cgroups (the keeper, QEMU and, cold,
 //     virtiofsd, with their jails' wrappers) from smaps_rollup, summed, per container; for the
@@ -21,6 +24,7 @@ import { chooseAccel } from '../src/vm/accel';
 import { probeArgs } from '../src/vm/accel-probe';
 import { ensureGuestAssets, type GuestAssets } from '../src/vm/assets';
 import { QEMU } from '../src/vm/vmm';
+import { buildTemplate, restoreVm } from '../src/vm/template';
 import { makeRootfs } from '../test/helpers/rootfs';
 
 const rounds = Number(process.argv[2] ?? 3);
@@ -107,11 +111,17 @@ async function main(): Promise<void> {
     const cold: number[] = [];
     const fromTemplate: number[] = [];
     const nsRun: number[] = [];
+    const restoreFloor: number[] = [];
+    const template = await buildTemplate({ memoryMiB: GUEST_MIB, cpus: 1 });
     for (let i = 0; i < rounds; i++) {
       floor.push(await floorBoot(assets, accel.accel));
       cold.push(cli(state, ['run', '--bundle', trivial, `vm-cold-${i}`], 'vm', COLD).ms);
       fromTemplate.push(cli(state, ['run', '--bundle', trivial, `vm-tmpl-${i}`], 'vm').ms);
       nsRun.push(cli(state, ['run', '--bundle', trivial, `ns-true-${i}`]).ms);
+      const r0 = performance.now();
+      const clone = await restoreVm({ template, rootfs: join(trivial, 'rootfs'), binds: [] });
+      restoreFloor.push(performance.now() - r0);
+      await clone.destroy();
     }
     const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');
     const rc = median(cold) / median(floor);
@@ -122,6 +132,7 @@ async function main(): Promise<void> {
     console.log(`  vm, booted cold                                    ${fmt(cold)}   ${rc.toFixed(2)}x the floor`);
     console.log(`  vm, from the template                              ${fmt(fromTemplate)}   ${rt.toFixed(2)}x the floor`);
     console.log(`  namespaces, for scale                              ${fmt(nsRun)}`);
+    console.log(`  restore path's floor (API: restore, REFRESH, mounts) ${fmt(restoreFloor)}   ${(median(restoreFloor) / median(cold)).toFixed(3)}x cold`);
     console.log(`  issue 13, boot to workload <= 1.2x the floor: cold ${rc.toFixed(2)}x ${met(rc <= 1.2)}; template ${rt.toFixed(2)}x ${met(rt <= 1.2)}`);
     console.log(`  issue 18, template start <= 0.25x cold: ${tc.toFixed(3)}x ${met(tc <= 0.25)}`);
 

@@ -5,7 +5,7 @@
 // agent, stockade-init and this file's format number: change any of them and the next boot
 // builds a new guest (old ones stay until removed; nothing reads them again).
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StockadeError } from '../errors';
 import { packageRoot } from '../native/paths';
@@ -98,6 +98,54 @@ export function buildInitramfs(kernel: GuestKernel, agent: Buffer, init: Buffer)
   return writeCpio(entries);
 }
 
+/** How many input stamps the key memo keeps (one per build of stockade, kernel or module set seen). */
+const KEY_MEMO_ENTRIES = 32;
+
+/**
+ * A stamp of the files a guest's key hashes: each one's path, size, inode, mtime and ctime. The
+ * key hashes about 10 MB (the kernel, its modules, the agent, stockade-init), which took 0.3-0.5 s
+ * of every vm container's create here under load; the stamp takes a few stat calls. A file
+ * rewritten in place gets a new ctime, which user space cannot set back.
+ */
+function inputStamp(identity: string, paths: readonly string[]): string | undefined {
+  const parts = [`${FORMAT}`, identity];
+  for (const p of paths) {
+    try {
+      const st = statSync(p, { bigint: true });
+      parts.push(`${p}:${st.size}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}`);
+    } catch {
+      return undefined;
+    }
+  }
+  return createHash('sha256').update(parts.join('\0')).digest('hex');
+}
+
+/** The key remembered for a stamp (`<cache>/guests/keys.json`), if any. */
+function memoKey(guests: string, stamp: string): string | undefined {
+  try {
+    const m = JSON.parse(readFileSync(join(guests, 'keys.json'), 'utf8')) as Record<string, unknown>;
+    const key = m[stamp];
+    return typeof key === 'string' && /^[0-9a-f]{32}$/.test(key) ? key : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function rememberKey(guests: string, stamp: string, key: string): void {
+  const file = join(guests, 'keys.json');
+  let m: Record<string, unknown> = {};
+  try {
+    m = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch { /* none yet */ }
+  delete m[stamp];
+  const entries = [...Object.entries(m), [stamp, key] as const].slice(-KEY_MEMO_ENTRIES);
+  try {
+    mkdirSync(guests, { recursive: true, mode: 0o755 });
+    writeFileSync(`${file}.${process.pid}`, `${JSON.stringify(Object.fromEntries(entries))}\n`, { mode: 0o644 });
+    renameSync(`${file}.${process.pid}`, file);
+  } catch { /* not remembered: hashed again next time */ }
+}
+
 /**
  * The kernel and initramfs to boot, built into the cache when missing. Throws UNSUPPORTED naming
  * the input that is missing or unusable (the kernel package, the agent, stockade-init).
@@ -107,6 +155,14 @@ export function ensureGuestAssets(opts: GuestAssetOptions = {}): GuestAssets {
   const kernel = opts.kernel !== undefined ? userKernel(opts.kernel.vmlinuz, opts.kernel.moduleDir) : debianCloudKernel(cacheDir, opts.flavour);
   const agentPath = opts.agent ?? agentBinary();
   const initPath = opts.init ?? guestInitBinary();
+  const guests = join(cacheDir, 'guests');
+  const boot = opts.compressed === true || process.env['STOCKADE_VM_BZIMAGE'] === '1' ? kernel.vmlinuz : kernel.vmlinux ?? kernel.vmlinuz;
+  // The key of inputs seen before, by their stamp, when their guest is built: nothing to hash or write.
+  const stamp = inputStamp(kernel.identity, [kernel.vmlinuz, ...kernel.modules.map((m) => m.path), agentPath, initPath]);
+  const known = stamp === undefined ? undefined : memoKey(guests, stamp);
+  if (known !== undefined && existsSync(join(guests, known, 'initramfs.cpio'))) {
+    return { kernel: boot, initramfs: join(guests, known, 'initramfs.cpio'), release: kernel.release, key: known };
+  }
   const agent = readInput(agentPath, 'the agent');
   const init = readInput(initPath, 'stockade-init');
   requireStatic(agent, 'the agent', agentPath);
@@ -118,10 +174,11 @@ export function ensureGuestAssets(opts: GuestAssetOptions = {}): GuestAssets {
   hash.update(agent).update(init);
   const key = hash.digest('hex').slice(0, 32);
 
-  const guests = join(cacheDir, 'guests');
   const final = join(guests, key);
-  const boot = opts.compressed === true || process.env['STOCKADE_VM_BZIMAGE'] === '1' ? kernel.vmlinuz : kernel.vmlinux ?? kernel.vmlinuz;
-  const done = (): GuestAssets => ({ kernel: boot, initramfs: join(final, 'initramfs.cpio'), release: kernel.release, key });
+  const done = (): GuestAssets => {
+    if (stamp !== undefined) rememberKey(guests, stamp, key);
+    return { kernel: boot, initramfs: join(final, 'initramfs.cpio'), release: kernel.release, key };
+  };
   if (existsSync(join(final, 'initramfs.cpio'))) return done();
 
   mkdirSync(guests, { recursive: true, mode: 0o755 });

@@ -29,6 +29,7 @@ import { podSandbox } from '../container/pod';
 import { guestLimits, hostResources, vmSize } from './sizing';
 import { vmmUnavailable } from './vmm';
 import { ensureGuestAssets, type GuestAssets } from './assets';
+import { mark } from '../log/timing';
 
 const SIGKILL = 9;
 
@@ -145,59 +146,67 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     // Its limits hold in the pod's guest (its cgroup there); its host cgroup, which holds only its
     // keeper, gets what a VM's would, so that update and the host's view agree at every vm container.
     req.cgroups?.apply(hostResources(spec.linux?.resources, vmSize(spec.linux?.resources)), (m) => req.warn?.(m));
-    return startWorkload(req, proc, podMemberConfig(req, rootfs, pod));
+    return startWorkload(req, proc, async () => podMemberConfig(req, rootfs, pod));
   }
   const size = vmSize(spec.linux?.resources);
   // The VMM's own memory is confined with the guest's: the cgroup holds guest RAM and headroom.
   req.cgroups?.apply(hostResources(spec.linux?.resources, size), (m) => req.warn?.(m));
   const stateDir = req.store.dir(req.id);
-  // The template is chosen here, in the create call, and not in the keeper: a template built or a
-  // holder started now lives in the caller's cgroups and network namespace, not in this
-  // container's (whose delete would kill it and whose memory limit would pay its pages).
-  const { chooseTemplate } = await import('./template');
-  // do --rw's overlay is made in virtiofsd's mount namespace (bootVm's rootOverlay): a clone's 9p
-  // share has none, and would share the host's root writable. Such a VM boots cold.
-  const choice = req.rootfsMode === 'overlay'
-    ? { cold: 'do --rw: its overlay root is made for a cold boot\'s virtiofs share', template: undefined }
-    : await chooseTemplate({
-      rootfs, memoryMiB: size.memoryMiB, cpus: size.cpus,
-      debug: (l) => req.debug?.(l),
-    });
-  req.debug?.(choice.cold === undefined ? `vm: from template ${choice.template.key} (${choice.template.dir})` : `vm: booting cold: ${choice.cold}`);
-  const cfg: KeeperConfig = {
-    id: req.id,
-    stateDir,
-    stateRoot: req.store.root,
-    bundle: req.bundle,
-    spec,
-    noPivot: req.noPivot,
-    noNewKeyring: req.noNewKeyring,
-    binds: bindSources(spec, req.bundle),
-    rootfs,
-    // do's root is the host's: read-only in the host kernel (virtiofsd's bind) whatever the guest
-    // does, or with --rw an overlay of it made there (its writes in memory).
-    readonlyRoot: spec.root?.readonly === true || req.rootfsMode === 'recursive-readonly',
-    rootfsMode: req.rootfsMode,
-    memoryMiB: size.memoryMiB,
-    cpus: size.cpus,
-    cgroupPaths: req.cgroups?.paths ?? [],
-    consoleSocket: req.consoleSocket,
-    ...(req.sandbox === undefined ? {} : { sandbox: { init: req.sandbox.init, timeout: req.sandbox.timeout, overlayTmpfs: req.sandbox.overlayTmpfs } }),
-    ...(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS'] !== undefined ? { bootTimeoutMs: Number(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS']) } : {}),
-    // Only for a cold boot (a clone needs none); the keeper finds them itself when it must boot cold after all.
-    ...(choice.cold !== undefined ? { assets: guestAssets() } : {}),
-    // The keeper's log keeps its debug lines (the accelerator and why, QEMU's command line, the boot time).
-    debug: true,
-    ...(choice.cold !== undefined ? { coldBecause: choice.cold } : { template: choice.template }),
-    ...(req.sandbox?.hold === true ? { hold: true } : {}),
-    ...(req.sandbox?.tiedTo !== undefined ? { tied: true } : {}),
+  // The keeper's Node starts while the template is chosen (startKeeper): its configuration is sent once made.
+  const configure = async (): Promise<KeeperConfig> => {
+    // The template is chosen here, in the create call, and not in the keeper: a template built or a
+    // holder started now lives in the caller's cgroups and network namespace, not in this
+    // container's (whose delete would kill it and whose memory limit would pay its pages).
+    const { chooseTemplate } = await import('./template');
+    // do --rw's overlay is made in virtiofsd's mount namespace (bootVm's rootOverlay): a clone's 9p
+    // share has none, and would share the host's root writable. Such a VM boots cold.
+    const choice = req.rootfsMode === 'overlay'
+      ? { cold: 'do --rw: its overlay root is made for a cold boot\'s virtiofs share', template: undefined }
+      : await chooseTemplate({
+        rootfs, memoryMiB: size.memoryMiB, cpus: size.cpus,
+        debug: (l) => req.debug?.(l),
+      });
+    mark(choice.cold === undefined ? 'vm: template chosen' : 'vm: cold chosen');
+    req.debug?.(choice.cold === undefined ? `vm: from template ${choice.template.key} (${choice.template.dir})` : `vm: booting cold: ${choice.cold}`);
+    return {
+      id: req.id,
+      stateDir,
+      stateRoot: req.store.root,
+      bundle: req.bundle,
+      spec,
+      noPivot: req.noPivot,
+      noNewKeyring: req.noNewKeyring,
+      binds: bindSources(spec, req.bundle),
+      rootfs,
+      // do's root is the host's: read-only in the host kernel (virtiofsd's bind) whatever the guest
+      // does, or with --rw an overlay of it made there (its writes in memory).
+      readonlyRoot: spec.root?.readonly === true || req.rootfsMode === 'recursive-readonly',
+      rootfsMode: req.rootfsMode,
+      memoryMiB: size.memoryMiB,
+      cpus: size.cpus,
+      cgroupPaths: req.cgroups?.paths ?? [],
+      consoleSocket: req.consoleSocket,
+      ...(req.sandbox === undefined ? {} : { sandbox: { init: req.sandbox.init, timeout: req.sandbox.timeout, overlayTmpfs: req.sandbox.overlayTmpfs } }),
+      ...(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS'] !== undefined ? { bootTimeoutMs: Number(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS']) } : {}),
+      // Only for a cold boot (a clone needs none); the keeper finds them itself when it must boot cold after all.
+      ...(choice.cold !== undefined ? { assets: guestAssets() } : {}),
+      // The keeper's log keeps its debug lines (the accelerator and why, QEMU's command line, the boot time).
+      debug: true,
+      ...(choice.cold !== undefined ? { coldBecause: choice.cold } : { template: choice.template }),
+      ...(req.sandbox?.hold === true ? { hold: true } : {}),
+      ...(req.sandbox?.tiedTo !== undefined ? { tied: true } : {}),
+    };
   };
-  return startWorkload(req, proc, cfg);
+  return startWorkload(req, proc, configure);
 }
 
-/** Starts the keeper (a VM's, or a pod member's) and returns the workload it stands for. */
-async function startWorkload(req: CreateRequest, proc: NonNullable<Spec['process']>, cfg: KeeperConfig): Promise<Workload> {
-  const stateDir = cfg.stateDir;
+/**
+ * Starts the keeper (a VM's, or a pod member's) and returns the workload it stands for. Its Node
+ * starts at once; `configure` makes its configuration meanwhile (a VM's template is chosen then).
+ */
+async function startWorkload(req: CreateRequest, proc: NonNullable<Spec['process']>, configure: () => Promise<KeeperConfig>): Promise<Workload> {
+  const spec = req.spec;
+  const stateDir = req.store.dir(req.id);
   // With a terminal the workload's stdio is the pty whose master goes to --console-socket: the
   // keeper keeps none of the caller's fds. containerd's runc shim (docker, ctr) gives create a
   // pipe for its output when it gives no stdio and waits for its EOF: a keeper holding that pipe
@@ -207,7 +216,8 @@ async function startWorkload(req: CreateRequest, proc: NonNullable<Spec['process
   // The runtime's create hooks (prestart, createRuntime) see the container's pid, the keeper's, as
   // runc's see its init's once its namespaces exist (Docker's prestart hook reads /proc/PID/ns/net
   // and fills it), and run before the VM boots, which takes the namespace's interfaces as they are.
-  const keeper = await startKeeper(cfg, stdio, !req.monitor, (pid) => req.onPid(pid), req.hasCreateHooks ? async () => { await req.createHooks(); } : undefined);
+  const keeper = await startKeeper(spec, stateDir, req.sandbox?.tiedTo !== undefined, configure, stdio, !req.monitor, (pid) => req.onPid(pid), req.hasCreateHooks ? async () => { await req.createHooks(); } : undefined);
+  mark('vm: keeper said ok');
   for (const line of keeperLog(stateDir)) if (/ vm: (accelerator|agent ready|restored from template)/.test(line)) req.debug?.(line.replace(/^\S+ /, ''));
   const child = keeper.child;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {

@@ -14,7 +14,7 @@
 // says why in keeper.log and exits 255. Its own death (even SIGKILL) takes QEMU and virtiofsd with
 // it: their wrappers hold parent-death signals (vmm.ts).
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, closeSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { FORWARDED_SIGNALS, SIGNALS } from '../abi/linux/constants';
@@ -39,6 +39,7 @@ export { KEEPER_VM_FAILED } from './keeper-common';
 import { isPodSandbox } from '../container/pod';
 import { PodHost, limitsOf, type GuestUnit, type PodConnection } from './pod-host';
 import type { Vm, VmProcess } from './vm';
+import { mark, timingEnabled, timingTo } from '../log/timing';
 
 
 
@@ -105,9 +106,11 @@ class Keeper {
     const cfg = this.#cfg;
     joinCgroups(cfg.cgroupPaths);
     if (cfg.tied === true) this.#watchTie();
+    mark('cgroups joined');
     // Before the boot: a signal now ends the container (as it ends a runc container's init waiting for start).
     for (const name of FORWARDED_SIGNALS) process.on(name, () => void this.#signal(SIGNALS[name], false));
     let vm: Vm;
+    let planned: { plan: ReturnType<typeof buildPlan> } | { error: unknown } | undefined;
     let nics: VmNic[] = [];
     try {
       // The keeper is in the container's network namespace (keeper-client.ts), now complete: the
@@ -125,11 +128,12 @@ class Keeper {
       if (netnsPath !== undefined && netnsPath !== '' && this.#wired.length > 0) {
         writeFileSync(join(cfg.stateDir, KEEPER_NET), JSON.stringify({ netns: netnsPath, wired: this.#wired }), { mode: 0o600 });
       }
+      mark('network read');
       if (nics.length > 0) this.log(`network: ${this.#network.interfaces.map((i) => `${i.name} ${i.mac} ${i.addresses.map((a) => `${a.address}/${a.prefix}`).join(' ')}`).join('; ')}`);
       // microvm has no hotplug: a clone cannot take devices its template was saved without.
       const cold = cfg.coldBecause ?? (nics.length > 0 ? 'the container has network interfaces (a clone cannot take devices its template lacks)' : undefined);
       if (cold !== undefined) this.log(`vm: booting cold: ${cold}`);
-      vm = await startVm({
+      const starting = startVm({
         // The driver chose in the create call (and started the template's holder there, outside
         // this container's cgroups); a template found bad now is rebuilt, once, or it boots cold.
         template: cold === undefined,
@@ -156,6 +160,13 @@ class Keeper {
         ...(cfg.bootTimeoutMs === undefined ? {} : { bootTimeoutMs: cfg.bootTimeoutMs }),
         ...(cfg.debug === true ? { debug: (l: string) => this.log(l) } : {}),
       });
+      // The container's plan (the seccomp program compiled among it) is made while QEMU starts:
+      // once the event loop turns, the VMM has been spawned and this thread would only wait.
+      starting.catch(() => undefined);
+      await new Promise((r) => setImmediate(r));
+      planned = this.#plan();
+      mark('plan built');
+      vm = await starting;
       // The guest's interfaces as the namespace's, before the container (which shares them) exists.
       await vm.configureNetwork(this.#network).catch(async (e: unknown) => {
         await vm.destroy();
@@ -176,21 +187,29 @@ class Keeper {
     void vm.ended.then((e) => {
       if (e !== null && !this.#exiting) void this.#vmFailed(e.message);
     });
+    mark('vm ready');
     if (cfg.spec.process?.terminal === true) this.#openTerminal();
-    await this.#createContainer(vm);
+    await this.#createContainer(vm, planned ?? this.#plan());
+    mark('container created');
     await this.#listen();
+    mark('listening');
     this.log(`created: VM ${vm.accel.reason.startsWith('restored') ? vm.accel.reason : 'booted'} in ${vm.bootMs.toFixed(0)} ms, guest kernel ${vm.kernelRelease}`);
     tellCreate('ok');
   }
 
-  /**
-   * Has stockade-init make the container in the guest from the plan the namespaces level would
-   * run on the host (namespaces, capabilities, seccomp, masked paths), stopped before its execve.
-   */
-  async #createContainer(vm: Vm): Promise<void> {
+  /** The plan stockade-init runs in the guest, or why there is none (thrown when the container is made). */
+  #plan(): { plan: ReturnType<typeof buildPlan> } | { error: unknown } {
     const cfg = this.#cfg;
     const terminal = cfg.spec.process?.terminal === true;
-    const plan = buildPlan(this.#guestSpec, {
+    try {
+      return { plan: this.#buildPlan(cfg, terminal) };
+    } catch (e) {
+      return { error: e };
+    }
+  }
+
+  #buildPlan(cfg: KeeperConfig, terminal: boolean): ReturnType<typeof buildPlan> {
+    return buildPlan(this.#guestSpec, {
       id: cfg.id, bundle: cfg.bundle, ...GUEST_PLAN_PLACEHOLDERS,
       consoleSocket: terminal ? GUEST_PLAN_PLACEHOLDERS.consoleSocket : undefined,
       // do --rw's overlay is the share itself (bootVm's rootOverlay): the guest binds it as any root.
@@ -203,16 +222,26 @@ class Keeper {
       initTimeout: cfg.sandbox?.timeout,
       ...(cfg.hold === true ? { hold: true } : {}),
     });
+  }
+
+  /**
+   * Has stockade-init make the container in the guest from the plan the namespaces level would
+   * run on the host (namespaces, capabilities, seccomp, masked paths), stopped before its execve.
+   */
+  async #createContainer(vm: Vm, planned: { plan: ReturnType<typeof buildPlan> } | { error: unknown }): Promise<void> {
+    if ('error' in planned) throw planned.error;
+    const plan = planned.plan;
+    const terminal = this.#cfg.spec.process?.terminal === true;
     const c = await vm.createContainer({
       plan, stdin: !terminal,
       onStdout: (b) => this.#stdout.write(b),
       onStderr: (b) => this.#stderr.write(b),
     });
     this.#self.container = c;
-    if (isPodSandbox(cfg.spec.annotations)) this.#pod = new PodHost(vm, () => this.#self.container, cfg.stateRoot, (l) => this.log(l));
+    if (isPodSandbox(this.#cfg.spec.annotations)) this.#pod = new PodHost(vm, () => this.#self.container, this.#cfg.stateRoot, (l) => this.log(l));
     // The config's limits on the container's cgroup in the guest, before its process runs: the
     // VM's size is only their ceiling (a guest kernel and agent need room of their own).
-    const limits = limitsOf(guestLimits(cfg.spec.linux?.resources));
+    const limits = limitsOf(guestLimits(this.#cfg.spec.linux?.resources));
     if (Object.keys(limits).length > 0) await c.update(limits);
     void c.wait().then((st) => this.#exit(st), (e: unknown) => {
       if (!this.#exiting) void this.#vmFailed((e as Error).message);
@@ -388,7 +417,9 @@ class Keeper {
     if (c === undefined || this.#exiting) return { ok: false, error: 'the container is not running' };
     if (this.#self.started) return { ok: false, error: 'the container was started already' };
     this.#self.started = true;
+    mark('start asked');
     await c.start();
+    mark('started');
     writeFileSync(join(this.#cfg.stateDir, KEEPER_STARTED), `${c.pid}\n`, { mode: 0o600 });
     const tty = this.#ttyIn;
     if (tty !== undefined) {
@@ -508,6 +539,7 @@ class Keeper {
   async #exit(st: ExitStatus): Promise<void> {
     if (this.#exiting) return;
     this.#exiting = true;
+    mark('workload exited');
     writeFileSync(join(this.#cfg.stateDir, KEEPER_EXITED), JSON.stringify(st), { mode: 0o600 });
     // Its socket goes with it: a later call finds the container stopped, not a socket nobody serves.
     this.#server?.close();
@@ -515,6 +547,7 @@ class Keeper {
     if (st.oomKills !== undefined) this.#reportOom();
     await Promise.all([this.#stdout.drained(), this.#stderr.drained()]);
     await this.#vm?.destroy().catch((e: unknown) => this.log(`teardown: ${(e as Error).message}`));
+    mark('vm destroyed');
     unwireInterfaces(this.#wired);
     await exitAs(st);
   }
@@ -537,6 +570,7 @@ function guestHostname(hostname: string | undefined, id: string): string {
 
 
 export async function runKeeper(cfg: KeeperConfig): Promise<void> {
+  mark('config read');
   if (cfg.pod !== undefined) {
     // A pod's later container: made in the VM its sandbox's keeper holds (pod-member.ts).
     const { runPodMember } = require('./pod-member') as typeof import('./pod-member');
@@ -544,6 +578,12 @@ export async function runKeeper(cfg: KeeperConfig): Promise<void> {
     return;
   }
   const k = new Keeper(cfg);
+  // Its stderr is the workload's: its timing marks go to its log.
+  if (timingEnabled() && process.env['STOCKADE_TIMING'] === '1') {
+    try {
+      timingTo(openSync(join(cfg.stateDir, KEEPER_LOG), 'a', 0o600));
+    } catch { /* no log: the marks are lost */ }
+  }
   // Its stderr is the workload's: nothing of the keeper's own goes there.
   process.on('uncaughtException', (e) => {
     k.log(`failed: ${e.stack ?? e.message}`);
@@ -569,6 +609,7 @@ if (require.main === module) {
     process.stderr.write('usage: stockade-vmkeeper --keep (started by stockade create: its configuration on fd 4, its status pipe fd 3)\n');
     process.exit(2);
   } else {
+    mark('keeper loaded');
     const { readFileSync } = require('node:fs') as typeof import('node:fs');
     void runKeeper(JSON.parse(readFileSync(KEEPER_CONFIG_FD, 'utf8')) as KeeperConfig);
   }

@@ -18,7 +18,7 @@
 // DNS needs nothing here: the client's /etc/resolv.conf (and hosts, hostname) are bind mounts of
 // the bundle, shared with the VM like any other bind.
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { StockadeError } from '../errors';
 import { sentryNative } from '../native/addon';
@@ -99,11 +99,25 @@ const str = (o: Json, k: string): string | undefined => (typeof o[k] === 'string
 const num = (o: Json, k: string): number | undefined => (typeof o[k] === 'number' ? o[k] : undefined);
 const list = (v: unknown): Json[] => (Array.isArray(v) ? v.filter((x): x is Json => typeof x === 'object' && x !== null) : []);
 
+/** Whether the network namespace this process is in has no interface but lo (/proc/self/net/dev). */
+function onlyLoopback(): boolean {
+  try {
+    const names = readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2).map((l) => l.split(':')[0]?.trim() ?? '').filter((n) => n !== '');
+    return names.length === 1 && names[0] === 'lo';
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The interfaces and routes of the network namespace this process is in. An interface that is
  * not Ethernet (a tun, a WireGuard link) cannot stand behind a virtio-net device: refused by name.
  */
 export function readNetwork(): ContainerNetwork {
+  // A namespace with only its loopback (`--network none`, `run` of a bundle's new namespace): no
+  // interface to give and no route through one. Said by the kernel's own list, without the three
+  // `ip` runs below (~0.2 s of a vm container's start here under load).
+  if (onlyLoopback()) return { interfaces: [], routes: [] };
   const addrs = list(ip(['address', 'show']));
   const interfaces: NetInterface[] = [];
   const heldElsewhere: string[] = [];

@@ -50,7 +50,7 @@ export function addPodShare(server: ShareServer, name: string, o: PodShareOption
         if (st.isDirectory()) mkdirSync(join(onHost, e.name), { mode: 0o755 });
         else writeFileSync(join(onHost, e.name), '', { mode: 0o644 });
       }
-      rbind([...(e.readonly ? ['--ro'] : []), '--ns', ns, e.source, posix.join(inNs, e.name)]);
+      rbind(['--ns', ns, ...(e.readonly ? ['--ro'] : []), e.source, posix.join(inNs, e.name)]);
       made.push(posix.join(inNs, e.name));
     }
   } catch (e) {

@@ -23,6 +23,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { mark } from '../log/timing';
 import { StockadeError, isStockadeError } from '../errors';
 import { packageRoot } from '../native/paths';
 import { flockAsync, flockSync } from '../native/addon';
@@ -32,7 +33,7 @@ import { resolveAccel } from './accel-probe';
 import { defaultCacheDir, ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
 import { VmError } from './errors';
 import { killVm, startJailed, within, type Jailed } from './host-processes';
-import { JAIL_INITRAMFS, JAIL_KERNEL, makeQemuJail } from './jail';
+import { JAIL_INITRAMFS, JAIL_KERNEL, jailSteps, makeQemuJail } from './jail';
 import type { KernelFlavour } from './kernel';
 import { GUEST_MODULES } from './modules';
 import { Qmp } from './qmp';
@@ -157,23 +158,6 @@ function machineArgs(assets: GuestAssets, memoryMiB: number, cpus: number, kerne
  *   sh -c SCRIPT sh JAIL KERNEL INITRAMFS RBIND SOURCE NAME RO ... -- COMMAND...
  * The share's binds come first, so that a bind of the host's / (`do`) holds none of the jail's.
  */
-const JAIL_SCRIPT = [
-  'set -eu',
-  'J=$1 K=$2 I=$3 B=$4',
-  'shift 4',
-  'while [ "$1" != -- ]; do',
-  `  if [ "$3" = 1 ]; then "$B" --ro "$1" "$J${JAIL_SHARE}/$2"; else "$B" "$1" "$J${JAIL_SHARE}/$2"; fi`,
-  '  shift 3',
-  'done',
-  'shift',
-  'ro() { mount --bind "$1" "$2"; mount -o remount,bind,ro,nosuid "$2"; }',
-  'ro /usr "$J/usr"',
-  `ro "$K" "$J${JAIL_KERNEL}"`,
-  `ro "$I" "$J${JAIL_INITRAMFS}"`,
-  'for d in null zero urandom; do mount --bind "/dev/$d" "$J/dev/$d"; done',
-  'mount -t proc -o nosuid,nodev,noexec proc "$J/proc"',
-  'exec /usr/sbin/chroot "$J" "$@"',
-].join('\n');
 
 /**
  * QEMU's command line in its jail. `share`: a clone's (the root and bind sources, bound into the
@@ -191,8 +175,9 @@ function jailedTemplateQemu(runDir: string, assets: GuestAssets, share: BootOpti
   return [
     '/usr/bin/setpriv', '--pdeathsig', 'KILL',
     '/usr/bin/unshare', '--net', '--ipc', '--uts', '--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private',
-    '/bin/sh', '-c', JAIL_SCRIPT, 'sh', jail, assets.kernel, assets.initramfs, rbindBinary(),
-    ...entries.flatMap((e) => [e.source, e.name, e.readonly ? '1' : '0']), '--',
+    // The share's entries first (stockade-rbind's recursive binds), then the jail's own mounts.
+    rbindBinary(), ...entries.flatMap((e) => [e.readonly ? '--ro' : '--bind', e.source, join(dir, e.name)]),
+    ...jailSteps(jail, assets.kernel, assets.initramfs, false),
     '/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', ...caps, '--no-new-privs', '--pdeathsig', 'KILL',
     QEMU, ...qemuArgs,
   ];
@@ -567,13 +552,16 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vm> {
   let qmp: Qmp | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
+    mark('restore: template checked');
     const st = hashFd(stateFd);
     if (st.sha256 !== t.manifest.state.sha256) throw new VmError('TEMPLATE', `vm template ${t.key}: its state does not match its manifest`);
     memFd = await templateMemory(t, debug);
+    mark('restore: memory held');
     const accel = t.manifest.inputs['accel'] === 'kvm' ? 'kvm' : 'tcg';
     const argv = jailedTemplateQemu(runDir, t.assets, opts, user.uid, machineArgs(t.assets, t.memoryMiB, t.cpus, t.kernelArgs, accel, true));
     debug(`vm: ${argv.join(' ')}`);
     qemu = startJailed('qemu', argv, ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', stateFd, memFd]);
+    mark('restore: qemu spawned');
     vm = new Vm(runDir, qemu, undefined, user.uid, opts.requestTimeoutMs ?? 30000, { accel, reason: `restored from template ${t.key}` }, t.assets);
     vm.shares = guestShares(opts);
     // The jail's unshare is in QEMU's mount namespace, which keeps the host's root (QEMU is chrooted in it).
@@ -593,9 +581,11 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vm> {
     const v = vm;
     await Promise.race([(async (): Promise<void> => {
       await q.execute('qmp_capabilities');
+      mark('restore: qmp answered');
       await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
       await q.execute('migrate-incoming', { uri: `fd:${FD.STATE}` });
       await q.migrationDone(timeoutMs);
+      mark('restore: state loaded');
       await q.execute('cont');
       q.close();
       // Before anything else runs in it: the clone's own entropy, time and name.
@@ -608,12 +598,15 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vm> {
       });
     })(), failed, late]);
     clearTimeout(timer);
+    mark('restore: refreshed');
     vm.kernelRelease = t.assets.release;
     vm.bootMs = performance.now() - t0;
     debug(`vm: restored from template ${t.key} in ${vm.bootMs.toFixed(0)} ms`);
     // Read-only parts are read-only binds in QEMU's jail (stockade-rbind); the share itself is not.
     await Promise.race([vm.client.mount('NINEP', ROOT_TAG, GUEST_SHARE, false), failed]);
+    mark('restore: share mounted');
     await Promise.race([vm.client.mount('PROC', '', `${GUEST_ROOT}/proc`, false), failed]);
+    mark('restore: proc mounted');
     return vm;
   } catch (e) {
     clearTimeout(timer);

@@ -9,9 +9,9 @@
 //   unshare -n -i -u -p -f -m --kill-child
 //                                     an empty network namespace, its own IPC, UTS, pid and mount
 //                                     namespaces; its child dies with it
-//   sh -c JAIL_SCRIPT                 a root holding /usr read-only, the kernel, the initramfs,
+//   stockade-rbind STEPS --           a root holding /usr read-only, the kernel, the initramfs,
 //                                     null/zero/urandom and its own /proc; chroot into it
-//                                     (src/vm/jail.ts)
+//                                     (src/vm/jail.ts jailSteps)
 //   setpriv --reuid U --regid U --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs
 //           --pdeathsig KILL          an unprivileged uid of its own, no capabilities left to
 //                                     regain (the uid change clears the parent-death signal, so
@@ -26,7 +26,7 @@ import { randomInt } from 'node:crypto';
 import { packageRoot } from '../native/paths';
 import type { GuestAssets } from './assets';
 import { VmError } from './errors';
-import { JAIL_INITRAMFS, JAIL_KERNEL, JAIL_SCRIPT } from './jail';
+import { JAIL_INITRAMFS, JAIL_KERNEL, jailSteps } from './jail';
 
 export const QEMU = process.env['STOCKADE_QEMU'] ?? '/usr/bin/qemu-system-x86_64';
 export const VIRTIOFSD = process.env['STOCKADE_VIRTIOFSD'] ?? '/usr/lib/qemu/virtiofsd';
@@ -149,7 +149,7 @@ export function jailedQemu(c: VmmConfig, jailRoot: string): string[] {
   return [
     SETPRIV, '--pdeathsig', 'KILL',
     UNSHARE, '--net', '--ipc', '--uts', '--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private',
-    SH, '-c', JAIL_SCRIPT, 'sh', jailRoot, c.assets.kernel, c.assets.initramfs, c.accel === 'kvm' ? '1' : '0',
+    rbindBinary(), ...jailSteps(jailRoot, c.assets.kernel, c.assets.initramfs, c.accel === 'kvm'),
     SETPRIV, `--reuid=${c.user.uid}`, `--regid=${c.user.gid}`, ...(groups.length > 0 ? groups : ['--clear-groups']),
     '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--pdeathsig', 'KILL',
     QEMU, ...qemuArgs({ ...c, assets: inJail }),

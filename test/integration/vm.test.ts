@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { StockadeError } from '../../src/errors';
 import { VmError } from '../../src/vm/errors';
 import { bootVm, vmProcesses, type Vm } from '../../src/vm/vm';
@@ -15,6 +16,12 @@ import { ensureGuestAssets } from '../../src/vm/assets';
 import { probeBoot } from '../../src/vm/accel-probe';
 import { makeRootfs, rootfsUnavailable } from '../helpers/rootfs';
 import { guestAssetsOr } from './vm-helpers';
+
+/**
+ * vmProcesses' marker, for a lookup by the VM's uid alone: a word no command line holds (the
+ * '\0none\0' it was matched every `docker run --network none` another test had running).
+ */
+const NO_MARKER = `\0stockade-no-marker-${randomBytes(8).toString('hex')}\0`;
 import { processesMarked } from '../helpers/run-scope';
 
 const { assets, skip } = guestAssetsOr(rootfsUnavailable);
@@ -50,7 +57,7 @@ test('a VM boots its own kernel over a busybox rootfs, runs processes with stdio
     assert.match(debug.join('\n'), /vm: accelerator (tcg|kvm): /);
     // QEMU's jail: its own uid, no capabilities, no new privileges, seccomp on, and a root
     // that holds /usr, the kernel, the initramfs, three devices and its /proc, nothing else.
-    const [qemu] = vmProcesses(vm.vmmUid, '\0none\0');
+    const [qemu] = vmProcesses(vm.vmmUid, NO_MARKER);
     const status = readFileSync(`/proc/${qemu}/status`, 'utf8');
     assert.match(status, new RegExp(`^Uid:\\s+${vm.vmmUid}\\s`, 'm'));
     for (const line of [/^CapEff:\s+0+$/m, /^CapBnd:\s+0+$/m, /^NoNewPrivs:\s+1$/m, /^Seccomp:\s+2$/m]) assert.match(status, line);
@@ -122,7 +129,7 @@ for (const victim of ['qemu', 'virtiofsd'] as const) {
       const waited = p.wait();
       // QEMU by its uid; virtiofsd (the parent we started and its sandboxed worker) by its binary and the VM's directory.
       const pids = victim === 'qemu'
-        ? vmProcesses(vm.vmmUid, '\0none\0')
+        ? vmProcesses(vm.vmmUid, NO_MARKER)
         : processesMarked(vm.runDir).filter((p) => p.cmdline.startsWith('/usr/lib/qemu/virtiofsd ')).map((p) => p.pid);
       assert.equal(pids.length, victim === 'qemu' ? 1 : 2, `${victim}: ${pids.join(',')}`);
       for (const pid of pids) process.kill(pid, 'SIGKILL');

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rbindBinary } from '../../../src/vm/vmm';
@@ -56,7 +56,7 @@ test('--ns: a tree cloned here is attached in another mount namespace only (a po
     });
     const ns = `/proc/${pid}/ns/mnt`;
     const there = (cmd: string): string => spawnSync('nsenter', [`--mount=${ns}`, 'sh', '-c', cmd], { encoding: 'utf8' }).stdout;
-    const r = spawnSync(rbindBinary(), ['--ro', '--ns', ns, join(dir, 'src'), join(dir, 'share', 'in')], { encoding: 'utf8' });
+    const r = spawnSync(rbindBinary(), ['--ns', ns, '--ro', join(dir, 'src'), join(dir, 'share', 'in')], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(there(`cat "${dir}/share/in/data"; echo; touch "${dir}/share/in/new" 2>/dev/null && echo written || echo refused`), 'from the host\nrefused\n');
     // Not in this (the host's) namespace: nothing to clean up here, nothing seen here.
@@ -70,6 +70,34 @@ test('--ns: a tree cloned here is attached in another mount namespace only (a po
     assert.equal(spawnSync(rbindBinary(), ['--umount', 'x'], { encoding: 'utf8' }).status, 2, '--umount needs --ns');
   } finally {
     server.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a jail in one run: several binds, a /proc, the chroot and the command; a bad step stops it before the command', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stockade-rbind-jail-'));
+  try {
+    const jail = join(dir, 'j');
+    for (const d of ['usr', 'proc', 'dev', 'share']) mkdirSync(join(jail, d), { recursive: true });
+    for (const [link, target] of [['lib', 'usr/lib'], ['lib64', 'usr/lib64'], ['bin', 'usr/bin']] as const) symlinkSync(target, join(jail, link));
+    writeFileSync(join(jail, 'dev', 'null'), '');
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'data'), 'x');
+    const steps = ['--ro', '/usr', join(jail, 'usr'), '--bind', '/dev/null', join(jail, 'dev', 'null'), src, join(jail, 'share'), '--proc', join(jail, 'proc'), '--chroot', jail];
+    const probe = 'touch /usr/new 2>/dev/null && echo usr-written || echo usr-refused; echo > /dev/null && echo null-ok; touch /share/new && echo share-written; cat /share/data; echo; echo $$; grep -c " /usr " /proc/self/mountinfo';
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', rbindBinary(), ...steps, '--', '/usr/bin/sh', '-c', probe], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    // Its own /proc: the shell is pid 1 of the new pid namespace, as unshare --fork made it.
+    assert.equal(r.stdout, 'usr-refused\nnull-ok\nshare-written\nx\n1\n1\n');
+    const bad = spawnSync('unshare', ['--mount', '--propagation', 'private', rbindBinary(), '--ro', join(dir, 'absent'), join(jail, 'usr'), '--', '/usr/bin/touch', join(dir, 'ran')], { encoding: 'utf8' });
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /^stockade-rbind: open_tree .*absent: No such file or directory\n$/);
+    assert.equal(existsSync(join(dir, 'ran')), false);
+    const unknown = spawnSync(rbindBinary(), ['--rw', src, jail], { encoding: 'utf8' });
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /^usage: stockade-rbind /);
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
