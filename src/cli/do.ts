@@ -172,6 +172,7 @@ export const command: Command = {
       // As docker -t and ssh: a terminal when asked, else when stdin is one; -T never.
       terminal: bool(p, 'tty') || (!bool(p, 'no-tty') && process.stdin.isTTY === true),
       masked,
+      noSetid: idmaps.size > 0,
     });
     if (policy !== undefined) spec.annotations = { ...spec.annotations, [NETWORK_ANNOTATION]: policy };
     return runContainer({
