@@ -37,10 +37,10 @@ static int fail(const char *what, const char *path)
   return 1;
 }
 
-static int write_map(pid_t pid, const char *name, const char *map)
+static int write_map(const char *pid, const char *name, const char *map)
 {
   char path[64];
-  snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+  snprintf(path, sizeof path, "/proc/%s/%s", pid, name);
   int fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   ssize_t n = write(fd, map, strlen(map));
@@ -51,25 +51,42 @@ static int write_map(pid_t pid, const char *name, const char *map)
 }
 
 /* A user namespace with these maps, as an fd: a child waits in a new one while its maps are
- * written and the namespace opened, then goes (native/init/ns.c does the same for the namespaces level). */
+ * written and the namespace opened, then goes (native/init/ns.c does the same for the namespaces
+ * level). The child names itself as /proc sees it: in a template's jail this runs in a pid
+ * namespace of its own under the host's /proc, where clone's pid is not the child's. */
 static int userns_with_maps(const char *uid_map, const char *gid_map)
 {
-  int hold[2];
-  if (pipe2(hold, O_CLOEXEC) < 0) return -1;
+  int hold[2], name[2];
+  if (pipe2(hold, O_CLOEXEC) < 0 || pipe2(name, O_CLOEXEC) < 0) return -1;
   pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
   if (pid < 0) return -1;
   if (pid == 0) {
-    char c;
+    char self[32] = "", c;
     close(hold[1]);
+    close(name[0]);
+    ssize_t n = readlink("/proc/self", self, sizeof self - 1);
+    if (n > 0 && write(name[1], self, (size_t)n) != n) _exit(1);
+    close(name[1]);
     while (read(hold[0], &c, 1) < 0 && errno == EINTR)
       ;
     _exit(0);
   }
   close(hold[0]);
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+  close(name[1]);
+  char proc_pid[32] = "";
+  ssize_t n;
+  while ((n = read(name[0], proc_pid, sizeof proc_pid - 1)) < 0 && errno == EINTR)
+    ;
+  close(name[0]);
   int fd = -1;
-  if (write_map(pid, "uid_map", uid_map) == 0 && write_map(pid, "gid_map", gid_map) == 0) fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (n <= 0) {
+    errno = ESRCH;
+  } else {
+    proc_pid[n] = '\0';
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%s/ns/user", proc_pid);
+    if (write_map(proc_pid, "uid_map", uid_map) == 0 && write_map(proc_pid, "gid_map", gid_map) == 0) fd = open(path, O_RDONLY | O_CLOEXEC);
+  }
   int saved = errno;
   close(hold[1]);
   while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
