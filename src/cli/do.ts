@@ -63,7 +63,8 @@ Options:
                        nodev). SRC is resolved on the host (symlinks, ..); not /proc, /sys, /dev
                        or stockade's state. --bind .:rw lets a build write the current directory:
                        what CMD writes there is the caller's (root's, started by root as nobody),
-                       and so is what the caller owns there. Read-only, CMD reads with its own
+                       and so is what the caller owns there (never made setuid or setgid by
+                       CMD). Read-only, CMD reads with its own
                        rights. The hidden locations stay hidden inside a bind too
   --tmpfs DST          a fresh, writable in-memory directory at DST (sized from --memory, with
                        the others); DST must exist, or lie under /tmp, or --rw
