@@ -16,6 +16,7 @@ import type { Command } from './context';
 import { parseDuration, parseMemory } from './units';
 import { NETWORK_ANNOTATION, oneOf } from '../container/level';
 import { parseNetPolicy } from '../sentry/net-policy';
+import { mark } from '../log/timing';
 
 /** The levels that keep a network policy, as the registry lists them: --allow-net asks for the first. */
 const POLICY_LEVELS = LEVELS.filter((l) => l.networkPolicy && l.unavailable === undefined).map((l) => l.name);
@@ -134,6 +135,7 @@ export const command: Command = {
     // which nobody may not enter): the user's own, unless --env or --env-file name one.
     const home = identity.uid !== (process.getuid?.() ?? 0) && !given.some((e) => e.startsWith('HOME=')) ? [`HOME=${homeOf(identity.uid)}`] : [];
     const env = mergeEnv([...hostEnv(), ...home, ...fileEnv], list(p, 'env'));
+    mark('do: parsed');
     ctx.store.ensureRoot();
     // The state root, as the host resolves it, is hidden from the command: other containers' state lives there.
     const stateRoot = realpathSync(ctx.store.root);
@@ -150,13 +152,16 @@ export const command: Command = {
       // Said at a terminal, where a person wonders why `ls` lists /; a script's stderr stays the command's.
       if (process.stderr.isTTY) process.stderr.write(`stockade: do: ${why}\n`);
     }, { canEnter: (dir) => canReach(dir, identity, mapped), who: `uid ${identity.uid}` });
+    mark('do: binds and cwd');
     const homes = homeDirectories();
     const fresh = [...DO_FRESH, stateRoot];
     const choice = checkHiddenChoice(list(p, 'show'), list(p, 'hide'), process.cwd(), homes, DO_FRESH);
     const masked = maskedForDo(existingHidden(homes), choice, binds, fresh);
+    mark('do: hidden');
     // What a `do` killed before it could clean up left behind: its own call is the next one.
     const levels = levelRegistry({ log: ctx.log, root: ctx.store.root }, isolation);
     await sweepAbandoned(ctx.store, levels, (m) => ctx.log.debug(m));
+    mark('do: swept');
     const id = parseContainerId(`do-${process.pid}-${randomBytes(4).toString('hex')}`);
     const spec = doSpec({
       args: p.positional,
