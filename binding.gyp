@@ -73,6 +73,12 @@
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
     },
     {
+      "target_name": "stockade-seccomp-exec",
+      "type": "executable",
+      "sources": ["native/template/seccomp-exec.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
+    },
+    {
       "target_name": "stockade-light",
       "type": "executable",
       "sources": ["native/light/light.c", "native/light/watch.c", "native/light/planner.c"],

@@ -31,9 +31,13 @@ cmds=(-n "node -e 0" "node -e 0"
       -n "stockade do -- true" "$stockade --root $work/s3 do -T -- true"
       -n "stockade do -- true (sentry)" "$stockade --root $work/s4 do -T --isolation sentry -- true")
 # A build to compare `do` with (issue 19's goal: no dearer than before), run alongside this one's.
+# A build from before do's terminal (issue 19's first commits) has no -T; hyperfine's stdin is no
+# terminal, so -T changes nothing for this one either.
 if [ -n "${STOCKADE_BEFORE:-}" ]; then
-  cmds+=(-n "before: stockade do -- true" "$STOCKADE_BEFORE/bin/stockade --root $work/b3 do -T -- true"
-         -n "before: stockade do -- true (sentry)" "$STOCKADE_BEFORE/bin/stockade --root $work/b4 do -T --isolation sentry -- true")
+  notty=-T
+  "$STOCKADE_BEFORE/bin/stockade" --root "$work/b0" do -T -- true 2>/dev/null </dev/null || notty=
+  cmds+=(-n "before: stockade do -- true" "$STOCKADE_BEFORE/bin/stockade --root $work/b3 do $notty -- true"
+         -n "before: stockade do -- true (sentry)" "$STOCKADE_BEFORE/bin/stockade --root $work/b4 do $notty --isolation sentry -- true")
 fi
 command -v runc >/dev/null && cmds+=(-n "runc run" "runc --root $work/r1 run -b $work/bundle bench-r")
 # The floor of any runtime whose every call is a Node process (DESIGN.md): Node, doing nothing of its

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <linux/openat2.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -653,6 +654,43 @@ static napi_value js_set_onlcr(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * What a terminal still in canonical mode holds, read before a relay makes it raw: the whole lines
+ * typed ahead, and whether an end of file (VEOF) followed them. Made raw with an end of file
+ * pending, the line discipline hands it on as a NUL byte (n_tty keeps it in its buffer as one):
+ * `script -c 'stockade do ...' </dev/null` gave the command a "\0" for input and its echo "^@".
+ * Returns [Buffer, eof]; a terminal already raw, or nothing pending: an empty Buffer and false.
+ */
+static napi_value js_take_cooked_input(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int fd;
+  if (!get_fd(env, argv[0], "fd", &fd)) return NULL;
+  char buf[16384];
+  size_t len = 0;
+  bool eof = false;
+  struct termios t;
+  if (tcgetattr(fd, &t) == 0 && (t.c_lflag & ICANON)) {
+    while (len < sizeof buf) {
+      struct pollfd p = { .fd = fd, .events = POLLIN };
+      if (poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN)) break;
+      ssize_t n = read(fd, buf + len, sizeof buf - len);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        eof = n == 0;
+        break;
+      }
+      len += (size_t)n;
+    }
+  }
+  napi_value result, data, flag;
+  if (napi_create_buffer_copy(env, len, buf, NULL, &data) != napi_ok || napi_get_boolean(env, eof, &flag) != napi_ok ||
+      napi_create_array_with_length(env, 2, &result) != napi_ok || napi_set_element(env, result, 0, data) != napi_ok ||
+      napi_set_element(env, result, 1, flag) != napi_ok)
+    return NULL;
+  return result;
+}
+
+/*
  * Signals held for the hand-over to stockade-light's wait. Node's (libuv's) handler only notes a
  * signal in a pipe that the event loop reads later: one caught just before execv is lost with the
  * process image (an attached run's SIGTERM never reached its container under load). So from
@@ -933,6 +971,7 @@ NAPI_MODULE_INIT() {
       {"peerCred", NULL, js_peer_cred, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setWinsize", NULL, js_set_winsize, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setOnlcr", NULL, js_set_onlcr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"takeCookedInput", NULL, js_take_cooked_input, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openPty", NULL, js_open_pty, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getWinsize", NULL, js_get_winsize, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},

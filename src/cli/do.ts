@@ -16,6 +16,7 @@ import type { Command } from './context';
 import { parseDuration, parseMemory } from './units';
 import { NETWORK_ANNOTATION, oneOf } from '../container/level';
 import { parseNetPolicy } from '../sentry/net-policy';
+import { mark } from '../log/timing';
 
 /** The levels that keep a network policy, as the registry lists them: --allow-net asks for the first. */
 const POLICY_LEVELS = LEVELS.filter((l) => l.networkPolicy && l.unavailable === undefined).map((l) => l.name);
@@ -63,7 +64,8 @@ Options:
                        nodev). SRC is resolved on the host (symlinks, ..); not /proc, /sys, /dev
                        or stockade's state. --bind .:rw lets a build write the current directory:
                        what CMD writes there is the caller's (root's, started by root as nobody),
-                       and so is what the caller owns there. Read-only, CMD reads with its own
+                       and so is what the caller owns there (never made setuid or setgid by
+                       CMD). Read-only, CMD reads with its own
                        rights. The hidden locations stay hidden inside a bind too
   --tmpfs DST          a fresh, writable in-memory directory at DST (sized from --memory, with
                        the others); DST must exist, or lie under /tmp, or --rw
@@ -133,6 +135,7 @@ export const command: Command = {
     // which nobody may not enter): the user's own, unless --env or --env-file name one.
     const home = identity.uid !== (process.getuid?.() ?? 0) && !given.some((e) => e.startsWith('HOME=')) ? [`HOME=${homeOf(identity.uid)}`] : [];
     const env = mergeEnv([...hostEnv(), ...home, ...fileEnv], list(p, 'env'));
+    mark('do: parsed');
     ctx.store.ensureRoot();
     // The state root, as the host resolves it, is hidden from the command: other containers' state lives there.
     const stateRoot = realpathSync(ctx.store.root);
@@ -149,13 +152,16 @@ export const command: Command = {
       // Said at a terminal, where a person wonders why `ls` lists /; a script's stderr stays the command's.
       if (process.stderr.isTTY) process.stderr.write(`stockade: do: ${why}\n`);
     }, { canEnter: (dir) => canReach(dir, identity, mapped), who: `uid ${identity.uid}` });
+    mark('do: binds and cwd');
     const homes = homeDirectories();
     const fresh = [...DO_FRESH, stateRoot];
     const choice = checkHiddenChoice(list(p, 'show'), list(p, 'hide'), process.cwd(), homes, DO_FRESH);
     const masked = maskedForDo(existingHidden(homes), choice, binds, fresh);
+    mark('do: hidden');
     // What a `do` killed before it could clean up left behind: its own call is the next one.
     const levels = levelRegistry({ log: ctx.log, root: ctx.store.root }, isolation);
     await sweepAbandoned(ctx.store, levels, (m) => ctx.log.debug(m));
+    mark('do: swept');
     const id = parseContainerId(`do-${process.pid}-${randomBytes(4).toString('hex')}`);
     const spec = doSpec({
       args: p.positional,
@@ -172,6 +178,7 @@ export const command: Command = {
       // As docker -t and ssh: a terminal when asked, else when stdin is one; -T never.
       terminal: bool(p, 'tty') || (!bool(p, 'no-tty') && process.stdin.isTTY === true),
       masked,
+      noSetid: idmaps.size > 0,
     });
     if (policy !== undefined) spec.annotations = { ...spec.annotations, [NETWORK_ANNOTATION]: policy };
     return runContainer({

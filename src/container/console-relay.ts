@@ -1,7 +1,10 @@
 // An attached run of a terminal container without --console-socket: stockade takes the pty master itself and relays it.
 import { closeSync, rmSync, writeSync } from 'node:fs';
 import { StockadeError } from '../errors';
-import { accept, recvFd, setOnlcr, setWinsize, unixListen } from '../native/addon';
+import { accept, recvFd, setOnlcr, setWinsize, takeCookedInput, unixListen } from '../native/addon';
+
+/** ^D: VEOF of a fresh pty (the container's, as the kernel makes it). */
+const VEOF_DEFAULT = 0x04;
 
 export class ConsoleRelay {
   readonly path: string;
@@ -46,6 +49,9 @@ export class ConsoleRelay {
 export function relayTerminal(master: number): { finished: Promise<void>; stop: () => void } {
   const stdin = process.stdin;
   const raw = stdin.isTTY && !stdin.isRaw;
+  // Typed ahead while the caller's terminal was still cooked: given to the command as typed, an
+  // end of file as the container terminal's own (^D, its VEOF), not as the NUL raw mode makes of it.
+  const early = raw ? takeCookedInput(0) : undefined;
   if (raw) stdin.setRawMode(true);
   // The container's pty has made each "\n" the program wrote "\r\n" already (as it does for a
   // client's --console-socket), so the caller's terminal must not add another carriage return:
@@ -62,6 +68,7 @@ export function relayTerminal(master: number): { finished: Promise<void>; stop: 
       writeSync(master, chunk);
     } catch { /* the container has gone; its output side ends the relay */ }
   };
+  if (early !== undefined && (early.data.length > 0 || early.eof)) onInput(early.eof ? Buffer.concat([early.data, Buffer.from([VEOF_DEFAULT])]) : early.data);
   stdin.on('data', onInput);
   // Required here: only a container with a terminal needs it, and loading it costs every `run` time.
   const { ReadStream } = require('node:tty') as typeof import('node:tty');

@@ -4,6 +4,7 @@ import { posix } from 'node:path';
 import { StockadeError, errnoCode } from '../errors';
 import type { Mount, Spec } from '../oci/spec';
 import { defaultSeccompProfile } from '../seccomp';
+import { withNoSetid } from '../seccomp/no-setid';
 
 /** What `do` bounds by default; every in-memory file system is sized from the memory limit. */
 export interface DoLimits {
@@ -40,6 +41,12 @@ export interface DoOptions {
   terminal?: boolean | undefined;
   /** Container paths covered by an empty read-only directory or an empty file (credentials, --hide): see maskedForDo. */
   masked?: readonly string[] | undefined;
+  /**
+   * No file made setuid or setgid (NO_SETID_RULES): the command's writes land as another user's
+   * (an id-mapped --bind SRC:rw writes as the caller, root when root ran it), whose setuid bit is
+   * not the command's to give.
+   */
+  noSetid?: boolean | undefined;
 }
 
 /** One --bind: a host path resolved on the host, where the command sees it, and whether it may write there. */
@@ -238,7 +245,7 @@ export function doSpec(opts: DoOptions): Spec {
         ...(cpus === undefined ? {} : { cpu: { quota: Math.max(1000, Math.round(cpus * CPU_PERIOD)), period: CPU_PERIOD } }),
       },
       // Docker's default profile, cut to these capabilities: no mount, unshare, keyctl, bpf, ...
-      seccomp: defaultSeccompProfile({ capabilities: caps }),
+      seccomp: opts.noSetid === true ? withNoSetid(defaultSeccompProfile({ capabilities: caps })) : defaultSeccompProfile({ capabilities: caps }),
       // Not root, the command could not listen on a port below 1024 even on its own loopback.
       ...(opts.network === 'none' && opts.uid !== 0 ? { sysctl: { 'net.ipv4.ip_unprivileged_port_start': '0' } } : {}),
       maskedPaths: [

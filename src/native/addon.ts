@@ -124,6 +124,7 @@ interface Binding extends SentryNative {
   peerCred(socketFd: number): [number, number, number];
   setWinsize(fd: number, rows: number, cols: number): void;
   setOnlcr(fd: number, on: boolean): boolean;
+  takeCookedInput(fd: number): [Buffer, boolean];
   openPty(): [number, number, string];
   getWinsize(fd: number): [number, number];
   mallocTrim(): boolean;
@@ -138,7 +139,7 @@ interface Binding extends SentryNative {
 
 const FUNCTIONS = [
   'flock', 'flockAsync', 'pidfdOpen', 'pidfdSendSignal', 'pidfdGetfd', 'waitPidfd',
-  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'peerCred', 'setWinsize', 'setOnlcr', 'openPty', 'getWinsize',
+  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'peerCred', 'setWinsize', 'setOnlcr', 'takeCookedInput', 'openPty', 'getWinsize',
   'mallocTrim', 'execBlocked', 'holdSignals', 'releaseSignals', 'bpfDeviceProgLoad', 'bpfCgroupDeviceAttach', 'bpfCgroupDevicePrograms', ...SENTRY_FUNCTIONS,
 ] as const;
 
@@ -321,6 +322,15 @@ export function getWinsize(fd: number): { rows: number; cols: number } {
 /** Sets or clears ONLCR on a terminal (tcsetattr); whether it was set before. */
 export function setOnlcr(fd: number, on: boolean): boolean {
   return binding().setOnlcr(fd, on);
+}
+
+/**
+ * The lines a terminal in canonical mode holds already, and whether an end of file followed them,
+ * taken before it is made raw (which would turn a pending end of file into a NUL byte).
+ */
+export function takeCookedInput(fd: number): { data: Buffer; eof: boolean } {
+  const [data, eof] = binding().takeCookedInput(fd);
+  return { data, eof };
 }
 
 /**

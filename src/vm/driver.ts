@@ -20,6 +20,8 @@ import { NETWORK_ANNOTATION } from '../container/level';
 import { emptyCgroup, signalCgroup } from '../container/cgroups';
 import { isSameLiveProcess, waitGone } from '../container/process-identity';
 import type { Status } from '../container/status';
+import type { MountIdmap } from '../container/plan';
+import type { VmBind } from './vm';
 import { vmProcesses, killVm } from './host-processes';
 import { keeperNotify, keeperRequest, startKeeper, startExecStandIn } from './keeper-client';
 import {
@@ -37,16 +39,21 @@ const SIGKILL = 9;
  * The host paths the config's bind mounts name, shared with the VM at boot (virtiofs shares are
  * fixed then): read-only where every mount of that source asks for ro.
  */
-function bindSources(spec: Spec, bundle: string): { source: string; readonly: boolean }[] {
+function bindSources(spec: Spec, bundle: string, idmaps: ReadonlyMap<string, MountIdmap> | undefined): VmBind[] {
   const out = new Map<string, boolean>();
+  const mapped = new Map<string, MountIdmap>();
   for (const m of spec.mounts ?? []) {
     const opts = m.options ?? [];
     if (m.type !== 'bind' && !opts.includes('bind') && !opts.includes('rbind')) continue;
     if (m.source === undefined || m.source === '/sys' || m.source === '/proc') continue;
     const source = isAbsolute(m.source) ? m.source : join(bundle, m.source);
     out.set(source, (out.get(source) ?? true) && opts.includes('ro'));
+    const idmap = idmaps?.get(m.destination);
+    if (idmap !== undefined) mapped.set(source, idmap);
   }
-  return [...out].map(([source, readonly]) => ({ source, readonly }));
+  // do --bind SRC:rw whose command is not the caller: id-mapped on the host, where the share is made
+  // (the guest's 6.1 kernel cannot id-map a virtiofs or 9p mount, and must not be trusted to).
+  return [...out].map(([source, readonly]) => ({ source, readonly, ...(mapped.has(source) ? { idmap: mapped.get(source) } : {}) }));
 }
 
 /**
@@ -176,7 +183,7 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
       spec,
       noPivot: req.noPivot,
       noNewKeyring: req.noNewKeyring,
-      binds: bindSources(spec, req.bundle),
+      binds: bindSources(spec, req.bundle, req.sandbox?.idmaps),
       rootfs,
       // do's root is the host's: read-only in the host kernel (virtiofsd's bind) whatever the guest
       // does, or with --rw an overlay of it made there (its writes in memory).
@@ -299,7 +306,7 @@ function podMemberConfig(req: CreateRequest, rootfs: string, pod: PodMembership)
     spec,
     noPivot: req.noPivot,
     noNewKeyring: req.noNewKeyring,
-    binds: bindSources(spec, req.bundle),
+    binds: bindSources(spec, req.bundle, req.sandbox?.idmaps),
     rootfs,
     readonlyRoot: spec.root?.readonly === true,
     rootfsMode: 'bind',
@@ -337,12 +344,6 @@ export const vmDriver: LevelDriver = {
     if (req.preserveFds > 0) throw new StockadeError('UNSUPPORTED', '--preserve-fds: a vm container cannot be given host fds', {});
     for (const h of ['createContainer', 'startContainer'] as const) {
       if ((req.spec.hooks?.[h] ?? []).length > 0) throw new StockadeError('UNSUPPORTED', `config.json: hooks.${h}: hooks that run in the container's namespaces are not run inside a VM yet`, { field: `hooks.${h}` });
-    }
-    // do --bind SRC:rw writes with the caller's ownership through an id-mapped mount; the guest's
-    // kernel (6.1) cannot id-map a virtiofs mount, and without the map the command (nobody) could
-    // not write there at all: refused by name rather than failing inside.
-    for (const dst of req.sandbox?.idmaps?.keys() ?? []) {
-      throw new StockadeError('UNSUPPORTED', `do --bind ${dst}:rw: a writable bind owned by the caller needs an id-mapped mount, which isolation vm cannot make yet (give --user UID to write as that user)`, { flag: 'bind' });
     }
     const rootfs = resolve(req.bundle, req.spec.root?.path ?? 'rootfs');
     if (!existsSync(rootfs)) throw new StockadeError('BUNDLE_INVALID', `bundle ${req.bundle}: root.path ${rootfs} does not exist`, { field: 'root.path' });

@@ -21,17 +21,18 @@ const DEVICES = ['null', 'zero', 'urandom'] as const;
  *   stockade-rbind STEPS... -- COMMAND...
  * Read-only binds are read-only, nosuid and nodev on every mount of them; device nodes are bound
  * as they are. One process for all of them: a `mount` run per mount (ten, from a shell script)
- * cost about half a second of every VM's start here under load.
+ * cost about half a second of every VM's start here under load. With `wrap`, the command is
+ * `WRAP... chroot JAIL COMMAND...` instead (the share server's seccomp loader, vmm.ts).
  */
-export function jailSteps(jail: string, kernel: string, initramfs: string, kvm: boolean): string[] {
+export function jailSteps(jail: string, kernel: string, initramfs: string, kvm: boolean, wrap: readonly string[] = []): string[] {
   return [
     '--ro', '/usr', join(jail, 'usr'),
     '--ro', kernel, join(jail, JAIL_KERNEL),
     '--ro', initramfs, join(jail, JAIL_INITRAMFS),
     ...[...DEVICES, ...(kvm ? ['kvm'] : [])].flatMap((d) => ['--bind', `/dev/${d}`, join(jail, 'dev', d)]),
     '--proc', join(jail, 'proc'),
-    '--chroot', jail,
-    '--',
+    // A wrapper that must run outside the jail (its binary is not in it) chroots through chroot(8).
+    ...(wrap.length === 0 ? ['--chroot', jail, '--'] : ['--', ...wrap, '/usr/sbin/chroot', jail]),
   ];
 }
 

@@ -18,6 +18,7 @@ import type { Process, Spec } from '../oci/spec';
 import type { Template } from './template';
 import type { GuestLimitsWire } from './sizing';
 import type { GuestAssets } from './assets';
+import type { VmBind } from './vm';
 
 /** The keeper's socket in the container's state directory. */
 export const KEEPER_SOCKET = 'vm.sock';
@@ -261,7 +262,7 @@ export interface KeeperConfig {
   readonly rootfs: string;
   readonly readonlyRoot: boolean;
   /** Host paths the container's bind mounts name: shared with the VM at boot. */
-  readonly binds: readonly { readonly source: string; readonly readonly: boolean }[];
+  readonly binds: readonly VmBind[];
   readonly memoryMiB: number;
   readonly cpus: number;
   /** Cgroup directories the keeper joins before it starts QEMU and virtiofsd (they inherit them). */

@@ -38,7 +38,7 @@ import type { KernelFlavour } from './kernel';
 import { GUEST_MODULES } from './modules';
 import { Qmp } from './qmp';
 import { GUEST_ROOT, GUEST_SHARE, Vm, bootVm, guestShares, shareEntries, type BootOptions } from './vm';
-import { AGENT_PORT, GUEST_KERNEL_ARGS, QEMU, rbindBinary, requireVmm, vmmUser } from './vmm';
+import { AGENT_PORT, GUEST_KERNEL_ARGS, QEMU, rbindBinary, rbindStep, requireVmm, shareServerWrap, vmmUser } from './vmm';
 
 /** Bump when the layout or the machine below changes: templates of the old one are rebuilt. */
 const FORMAT = 2;
@@ -63,6 +63,11 @@ const ROOT_TAG = 'rootfs';
 const JAIL_SHARE = '/share';
 /** What a clone's QEMU may do to files: serve the root as virtiofsd would, nothing else (virtiofsd keeps more). */
 const FILE_CAPS = '+chown,+dac_override,+fowner,+fsetid';
+/**
+ * The same where a share is id-mapped (do --bind SRC:rw): without CAP_FSETID the kernel clears a
+ * setuid or setgid bit QEMU's writes or chowns of a file there would have kept.
+ */
+const MAPPED_FILE_CAPS = '+chown,+dac_override,+fowner';
 
 export interface TemplateOptions {
   readonly memoryMiB?: number;
@@ -155,7 +160,6 @@ function machineArgs(assets: GuestAssets, memoryMiB: number, cpus: number, kerne
  * kernel and initramfs read-only, three devices, its /proc, chroot), plus /share: for a clone,
  * the container's root and bind sources bound into it as a cold VM's virtiofsd binds them
  * (stockade-rbind: recursive, read-only on every submount where asked); empty for the build.
- *   sh -c SCRIPT sh JAIL KERNEL INITRAMFS RBIND SOURCE NAME RO ... -- COMMAND...
  * The share's binds come first, so that a bind of the host's / (`do`) holds none of the jail's.
  */
 
@@ -168,16 +172,24 @@ function jailedTemplateQemu(runDir: string, assets: GuestAssets, share: BootOpti
   const dir = join(jail, JAIL_SHARE.slice(1));
   mkdirSync(dir, { mode: 0o755 });
   // The same skeleton and binds as a cold VM's share (vm.ts): b0, b1, ... are the binds' guest names there too.
-  const entries = share === undefined ? [] : shareEntries(share, dir);
-  // A clone's QEMU is the share's file server: the four capabilities that takes, kept across its
-  // exec as ambient ones, under a uid of its own; the build's QEMU gets none.
-  const caps = share !== undefined ? [`--inh-caps=-all,${FILE_CAPS}`, `--ambient-caps=-all,${FILE_CAPS}`, `--bounding-set=-all,${FILE_CAPS}`] : ['--inh-caps=-all', '--bounding-set=-all'];
+  // QEMU's 9p makes a file as its own uid, then chowns it to the guest's: an id-mapped share maps
+  // that uid to itself too (a file whose chown was refused stays QEMU's, never root's).
+  const entries = (share === undefined ? [] : shareEntries(share, dir)).map((e) => e.idmap === undefined ? e : {
+    ...e, idmap: { uidMap: `${e.idmap.uidMap}${uid} ${uid} 1\n`, gidMap: `${e.idmap.gidMap}${uid} ${uid} 1\n` },
+  });
+  // A clone's QEMU is the share's file server: the four capabilities that takes (three, and
+  // NO_SETID_RULES, where a share is id-mapped), kept across its exec as ambient ones, under a uid
+  // of its own; the build's QEMU gets none.
+  const fileCaps = entries.some((e) => e.idmap !== undefined) ? MAPPED_FILE_CAPS : FILE_CAPS;
+  const caps = share !== undefined ? [`--inh-caps=-all,${fileCaps}`, `--ambient-caps=-all,${fileCaps}`, `--bounding-set=-all,${fileCaps}`] : ['--inh-caps=-all', '--bounding-set=-all'];
   return [
     '/usr/bin/setpriv', '--pdeathsig', 'KILL',
     '/usr/bin/unshare', '--net', '--ipc', '--uts', '--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private',
-    // The share's entries first (stockade-rbind's recursive binds), then the jail's own mounts.
-    rbindBinary(), ...entries.flatMap((e) => [e.readonly ? '--ro' : '--bind', e.source, join(dir, e.name)]),
-    ...jailSteps(jail, assets.kernel, assets.initramfs, false),
+    // The share's entries first (stockade-rbind's recursive or id-mapped binds), then the jail's own
+    // mounts; an id-mapped share's filter is loaded outside the jail, where its loader is, and holds
+    // across chroot and setpriv.
+    rbindBinary(), ...entries.flatMap(rbindStep(dir)),
+    ...jailSteps(jail, assets.kernel, assets.initramfs, false, shareServerWrap(entries)),
     '/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', ...caps, '--no-new-privs', '--pdeathsig', 'KILL',
     QEMU, ...qemuArgs,
   ];

@@ -17,6 +17,7 @@ import { AgentClient, type ExitStatus, type GuestLimits, type GuestStats, type S
 import type { PlanRecord } from '../native/protocol';
 import { guestCreatePlan, guestExecPlan, type GuestPlan, type GuestShares } from './guest-plan';
 import { defaultCacheDir, ensureGuestAssets, type GuestAssetOptions, type GuestAssets } from './assets';
+import type { MountIdmap } from '../container/plan';
 import { VmError } from './errors';
 import { connectVirtiofsd, killVm, startJailed, vmmExit, vmProcesses, within, type Jailed } from './host-processes';
 import { makeQemuJail } from './jail';
@@ -42,6 +43,12 @@ export interface VmBind {
   readonly source: string;
   /** Read-only in the host kernel (virtiofsd's bind), whatever the guest does. */
   readonly readonly?: boolean;
+  /**
+   * Shared through an id-mapped mount made on the host (do --bind SRC:rw, whose command is not
+   * the caller): its file system only, nosuid, nodev; the file server writes there as the map's
+   * ids only, and cannot make a file setuid or setgid (ShareEntry.idmap).
+   */
+  readonly idmap?: MountIdmap | undefined;
 }
 
 export interface BootOptions {
@@ -553,7 +560,7 @@ export function shareEntries(opts: Pick<BootOptions, 'rootfs' | 'readonlyRoot' |
     const name = `b${i}`;
     if (st.isDirectory()) mkdirSync(join(share, name), { mode: 0o755 });
     else writeFileSync(join(share, name), '', { mode: 0o644 });
-    entries.push({ source: b.source, name, readonly: b.readonly ?? false });
+    entries.push({ source: b.source, name, readonly: b.readonly ?? false, ...(b.idmap !== undefined && b.readonly !== true ? { idmap: b.idmap } : {}) });
   });
   return entries;
 }

@@ -24,7 +24,9 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { packageRoot } from '../native/paths';
+import type { MountIdmap } from '../container/plan';
 import type { GuestAssets } from './assets';
+import { shareServerFilter } from './share-filter';
 import { VmError } from './errors';
 import { JAIL_INITRAMFS, JAIL_KERNEL, jailSteps } from './jail';
 
@@ -166,6 +168,47 @@ export interface ShareEntry {
    * tmpfs of these options (size=...) in virtiofsd's namespace, gone with it (do --rw).
    */
   readonly overlay?: string | undefined;
+  /**
+   * Shared through an id-mapped mount of its file system only, nosuid, nodev (stockade-rbind
+   * --idmap): the ids the file server writes with are mapped to the owner's on the disk, and an
+   * id the map lacks owns nothing there. The server then runs without CAP_FSETID, under
+   * NO_SETID_RULES (shareServerFilter).
+   */
+  readonly idmap?: MountIdmap | undefined;
+}
+
+/** The third word of an entry in SHARE_SCRIPT's and the template jail's arguments: how it is bound. */
+export function shareEntryKind(e: ShareEntry): string {
+  if (e.overlay !== undefined) return `overlay,${e.overlay}`;
+  if (e.idmap !== undefined) return `idmap,${e.idmap.uidMap},${e.idmap.gidMap}`;
+  return e.readonly ? '1' : '0';
+}
+
+/** The same arguments to stockade-rbind for each kind but overlay (a shell case, in SHARE_SCRIPT and the template's jail). */
+export const RBIND_CASES = [
+  '  idmap,*) M=${3#idmap,}; "$B" --idmap "${M%%,*}" "${M#*,}" "$1" "$S/$2" ;;',
+  '  1) "$B" --ro "$1" "$S/$2" ;;',
+  '  *) "$B" "$1" "$S/$2" ;;',
+];
+
+/** An entry's stockade-rbind step onto DIR/NAME (a template clone's jail takes all of them in one run). */
+export function rbindStep(dir: string): (e: ShareEntry) => string[] {
+  return (e) => e.idmap !== undefined
+    ? ['--idmap', e.idmap.uidMap, e.idmap.gidMap, e.source, join(dir, e.name)]
+    : [e.readonly ? '--ro' : '--bind', e.source, join(dir, e.name)];
+}
+
+/** stockade-seccomp-exec (native/template/seccomp-exec.c): PROGRAM under a filter given as hex. */
+export function seccompExecBinary(): string {
+  return process.env['STOCKADE_SECCOMP_EXEC'] ?? join(packageRoot(), 'build', 'Release', 'stockade-seccomp-exec');
+}
+
+/**
+ * How a file server of `entries` starts: under NO_SETID_RULES when one of them is id-mapped (its
+ * files land as the caller's, root's when root ran do: the server, root or not, may chmod them).
+ */
+export function shareServerWrap(entries: readonly ShareEntry[]): string[] {
+  return entries.some((e) => e.idmap !== undefined) ? [seccompExecBinary(), shareServerFilter()] : [];
 }
 
 /**
@@ -193,8 +236,7 @@ export const SHARE_SCRIPT = [
   '    mkdir "$U/upper" "$U/work"',
   '    mount -t overlay -o "nosuid,nodev,lowerdir=$1,upperdir=$U/upper,workdir=$U/work" overlay "$S/$2"',
   '    ;;',
-  '  1) "$B" --ro "$1" "$S/$2" ;;',
-  '  *) "$B" "$1" "$S/$2" ;;',
+  ...RBIND_CASES,
   '  esac',
   '  shift 3',
   'done',
@@ -218,11 +260,13 @@ export function rbindBinary(): string {
 export function jailedVirtiofsd(share: string, socketPath: string, entries: readonly ShareEntry[] = []): string[] {
   const binds = entries.length === 0 ? [] : [
     UNSHARE, '--mount', '--propagation', 'private',
-    SH, '-c', SHARE_SCRIPT, 'sh', share, rbindBinary(), ...entries.flatMap((e) => [e.source, e.name, e.overlay !== undefined ? `overlay,${e.overlay}` : e.readonly ? '1' : '0']), '--',
+    SH, '-c', SHARE_SCRIPT, 'sh', share, rbindBinary(), ...entries.flatMap((e) => [e.source, e.name, shareEntryKind(e)]), '--',
   ];
+  const mapped = entries.some((e) => e.idmap !== undefined);
   return [
     SETPRIV, '--pdeathsig', 'KILL',
     ...binds,
+    ...shareServerWrap(entries),
     VIRTIOFSD,
     `--socket-path=${socketPath}`,
     '-o', `source=${share}`,
@@ -231,7 +275,9 @@ export function jailedVirtiofsd(share: string, socketPath: string, entries: read
     '-o', 'no_posix_lock',
     '-o', 'no_xattr',
     // Fewer rights than its default set: no device nodes or file capabilities made on the host's disk.
-    '-o', 'modcaps=-mknod:-setfcap',
+    // Without CAP_FSETID too where a share is id-mapped: the kernel then clears a setuid or setgid
+    // bit the server's writes or chowns would have kept (a file of the caller's it was given).
+    '-o', `modcaps=-mknod:-setfcap${mapped ? ':-fsetid' : ''}`,
     '-o', 'log_level=warn',
     // Its thread pool is for throughput; a small VM does not need it.
     '--thread-pool-size=0',
