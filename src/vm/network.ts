@@ -18,7 +18,7 @@
 // DNS needs nothing here: the client's /etc/resolv.conf (and hosts, hostname) are bind mounts of
 // the bundle, shared with the VM like any other bind.
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { StockadeError } from '../errors';
 import { sentryNative } from '../native/addon';
@@ -226,7 +226,22 @@ function openTap(): { fd: number; name: string } {
  * ingress qdisc of each, a u32 filter matching all). Returns the devices QEMU gets, in the
  * interfaces' order; on a failure, the taps opened so far are closed (their filters go with them).
  */
+/** Whether this process is in the network namespace of the machine's (or its container's) init. */
+function inHostNetns(): boolean {
+  try {
+    return statSync('/proc/self/ns/net').ino === statSync('/proc/1/ns/net').ino;
+  } catch {
+    return false;
+  }
+}
+
 export function wireInterfaces(net: ContainerNetwork): { nics: VmNic[]; wired: Wired[] } {
+  // Wiring redirects every packet of an interface into the VM: in the host's own namespace (a
+  // keeper run by hand, or a path that forgot its namespace) that would take the host's network
+  // away. Host networking is refused at vm before this; here it is refused again, at the act.
+  if (net.interfaces.length > 0 && inHostNetns()) {
+    throw new StockadeError('UNSUPPORTED', `vm network: refusing to give ${net.interfaces.map((i) => i.name).join(', ')} to a VM from the host's own network namespace`, {});
+  }
   const nics: VmNic[] = [];
   const wired: Wired[] = [];
   try {
