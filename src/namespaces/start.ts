@@ -1,42 +1,46 @@
 // start at a host-process level: the container's stockade-init waits on the start socket; connecting releases it.
-import { connect } from 'node:net';
-import { closeSync, openSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { Socket } from 'node:net';
+import { closeSync, rmSync, writeSync } from 'node:fs';
 import { StockadeError } from '../errors';
+import { unixConnect } from '../native/addon';
 import { initError } from '../native/launcher';
 import { MSG, MessageReader, encodeMessage } from '../native/protocol';
 import type { LevelContainer } from '../container/level';
-import { START_SOCKET } from '../container/state-store';
-
-const SUN_PATH_MAX = 107;
 
 /** Releases the container; rejects with stockade-init's error when its startContainer hooks or exec failed. */
 export async function releaseStart(c: LevelContainer, hookState: Buffer | undefined): Promise<void> {
   const path = c.store.startSocket(c.id);
-  // sun_path holds 107 bytes; a long --root is reached through a directory fd instead.
-  let dirFd = -1;
-  let target = path;
-  if (Buffer.byteLength(path) > SUN_PATH_MAX) {
-    dirFd = openSync(dirname(path), 'r');
-    target = `/proc/self/fd/${dirFd}/${START_SOCKET}`;
+  // Connected and MSG_START written in one synchronous stretch, never across a turn of the event
+  // loop: stockade-init gives a connection 5 s to say START before it drops it and takes the next
+  // (a client that connects and says nothing must not hold up the real start). An asynchronous
+  // connect's callback came later than that when other work of this process held the loop (the SDK
+  // creating 50 sandboxes at once on a loaded host, each mounting its overlay with execFileSync):
+  // the init had dropped the connection, the write met EPIPE, and the container never started.
+  let fd: number;
+  try {
+    fd = unixConnect(path); // any length of path: the addon reaches a long one through its directory
+  } catch (e) {
+    throw new StockadeError('SYSTEM', `cannot reach the container's start socket: ${(e as Error).message}`, { path }, { cause: e });
   }
   try {
-    await new Promise<void>((resolvePromise, reject) => {
-      const sock = connect({ path: target });
-      const reader = new MessageReader();
-      let failure: StockadeError | undefined;
-      sock.on('connect', () => {
-        // The status reads "running" from here on; a second start finds no socket and is refused.
-        rmSync(path, { force: true });
-        sock.write(encodeMessage(MSG.START, hookState));
-      });
-      sock.on('data', (chunk: Buffer) => {
-        for (const m of reader.push(chunk)) if (m.type === 'error') failure = initError(m);
-      });
-      sock.on('error', (e) => reject(new StockadeError('SYSTEM', `cannot reach the container's start socket: ${e.message}`, { path })));
-      sock.on('close', () => (failure === undefined ? resolvePromise() : reject(failure)));
-    });
-  } finally {
-    if (dirFd >= 0) closeSync(dirFd);
+    const frame = encodeMessage(MSG.START, hookState);
+    for (let off = 0; off < frame.length;) off += writeSync(fd, frame, off);
+  } catch (e) {
+    closeSync(fd);
+    throw new StockadeError('SYSTEM', `cannot reach the container's start socket: ${(e as Error).message}`, { path }, { cause: e });
   }
+  // The status reads "running" from here on; a second start finds no socket and is refused.
+  rmSync(path, { force: true });
+  // What comes back is an error frame (a startContainer hook or the exec failed), or nothing: the
+  // connection closes at the execve.
+  await new Promise<void>((resolvePromise, reject) => {
+    const sock = new Socket({ fd, readable: true, writable: false });
+    const reader = new MessageReader();
+    let failure: StockadeError | undefined;
+    sock.on('data', (chunk: Buffer) => {
+      for (const m of reader.push(chunk)) if (m.type === 'error') failure = initError(m);
+    });
+    sock.on('error', (e) => reject(new StockadeError('SYSTEM', `the container's start socket failed after start: ${e.message}`, { path })));
+    sock.on('close', () => (failure === undefined ? resolvePromise() : reject(failure)));
+  });
 }

@@ -4,6 +4,10 @@ import assert from 'node:assert/strict';
 import { readFileSync, openSync, closeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { parseContainerId } from '../../src/container/id';
+import type { LevelContainer } from '../../src/container/level';
+import { StateStore } from '../../src/container/state-store';
+import { releaseStart } from '../../src/namespaces/start';
 import { Runtime, STOCKADE, alive, integrationSkip, json, leftovers, probeSpec, waitFor } from './harness';
 
 const skip = integrationSkip();
@@ -105,6 +109,22 @@ describe('lifecycle', { skip }, () => {
     const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
     assert.equal(code, 0);
     assert.match(out, /"signal":15/);
+  });
+
+  test('start from a caller whose event loop is held up just after it asks: the container starts all the same', async () => {
+    // stockade-init drops a connection that says nothing for 5 s (it must not hold up the real
+    // start). The SDK's 50 sandboxes at once on a loaded host held their process's event loop
+    // longer than that between an asynchronous connect and its callback: the write met EPIPE.
+    const b = rt.bundle(probeSpec(['/bin/probe', 'signal-exit']));
+    assert.equal(rt.run(['create', '--bundle', b.dir, 'held']).status, 0);
+    const store = new StateStore(rt.root);
+    const id = parseContainerId('held');
+    const c: LevelContainer = { store, id, record: store.read(id), data: undefined };
+    const started = releaseStart(c, undefined);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 6000);
+    await started;
+    assert.equal(json<OciState>(rt.run(['state', 'held']).stdout).status, 'running');
+    assert.equal(rt.run(['delete', '--force', 'held']).status, 0);
   });
 
   test('kill --all reaches every process of the container and a plain kill init alone; signals by number', async () => {

@@ -9,6 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,8 +47,14 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
   }
 }
 
-/** A copy of template t under another key in templateDir: a template this host would no longer restore (an old one). */
-function oldCopy(t: Template, key: string): Template {
+/**
+ * A copy of template t under another key in templateDir: a template this host would no longer
+ * restore (an old one). The key is random: a prune counts as a template's users the VMs that map
+ * a memfd of its key, host-wide, and two runs that both used "ccc…" kept each other's copy (a VM
+ * of the other run's "ccc…" made this run's look in use).
+ */
+function oldCopy(t: Template): Template {
+  const key = randomBytes(16).toString('hex');
   const dir = join(templateDir, key);
   execFileSync('cp', ['-a', '--sparse=always', t.dir, dir]);
   const m = { ...(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Template['manifest']), key };
@@ -180,7 +187,7 @@ test('a corrupt, foreign or half-written template is refused, thrown away and re
   writeFileSync(join(half, 'state'), good.subarray(0, 100));
   assert.match(templateFault(half, { key: t.key, inputs: t.manifest.inputs }) ?? '', /manifest cannot be read/);
   // An old template beside it, which the new build will prune.
-  const old = oldCopy(t, 'b'.repeat(32));
+  const old = oldCopy(t);
   // Two VMs started at once: each finds the template corrupt (its memory), one throws it away
   // and builds anew while the other waits on the key's lock and then takes the new one.
   const lines: string[] = [];
@@ -203,8 +210,8 @@ test('a corrupt, foreign or half-written template is refused, thrown away and re
 test('old templates: one no VM runs from is removed and its holder leaves; one a VM runs from stays until it stops', { skip, timeout: 300000 }, async () => {
   const t = template;
   assert.ok(t !== undefined);
-  const busy = oldCopy(t, 'c'.repeat(32));
-  const idle = oldCopy(t, 'd'.repeat(32));
+  const busy = oldCopy(t);
+  const idle = oldCopy(t);
   // A VM running from the old template `busy` (restored before the host's inputs changed, as it were).
   const vm = await restoreVm({ rootfs, template: busy });
   // `idle` has a holder and no VM.
