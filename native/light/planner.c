@@ -86,15 +86,31 @@ static int write_full(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* To a socket: a peer that is gone is an error here, not a SIGPIPE that would end the call. */
+static int send_full(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 static int send_frame(int conn, unsigned type, const void *p, size_t n)
 {
 	unsigned char head[5];
 	uint32_t len = (uint32_t)n + 1;
 	memcpy(head, &len, 4); /* little-endian: x86-64 and arm64 */
 	head[4] = (unsigned char)type;
-	if (write_full(conn, head, 5) < 0)
+	if (send_full(conn, head, 5) < 0)
 		return -1;
-	return n == 0 ? 0 : write_full(conn, p, n);
+	return n == 0 ? 0 : send_full(conn, p, n);
 }
 
 static int send_ints(int conn, unsigned type, int a, int b)
@@ -236,15 +252,22 @@ static bool start_planner(const char *pkg, const char *root)
 		if (dup2(ready[1], 3) < 0)
 			_exit(127);
 		syscall(SYS_close_range, 4u, ~0u, 0u);
-		setenv(STK_PLANNER_SERVE_ENV, root, 1);
 		if (chdir("/") < 0)
 			_exit(127);
 		for (int i = 0; i < NFORWARDED; i++)
 			signal(FORWARDED[i], SIG_DFL);
+		/* Nor the caller's environment: each call brings its own, and a process that outlives the
+		 * call must not carry its marks (a test run's tag, a client's secrets) for a minute. */
+		char serve[PATH_MAX + 64], path[4096], idle[64];
+		const char *caller_path = getenv("PATH"), *caller_idle = getenv("STOCKADE_PLANNER_IDLE_MS");
+		snprintf(serve, sizeof serve, "%s=%s", STK_PLANNER_SERVE_ENV, root);
+		snprintf(path, sizeof path, "PATH=%s", caller_path != NULL ? caller_path : "/usr/local/bin:/usr/bin:/bin");
+		snprintf(idle, sizeof idle, "STOCKADE_PLANNER_IDLE_MS=%s", caller_idle != NULL ? caller_idle : "");
+		char *env[] = {serve, path, caller_idle != NULL ? idle : NULL, NULL};
 		char bundle[PATH_MAX + 40];
 		snprintf(bundle, sizeof bundle, "%s/dist/stockade-planner.js", pkg);
 		char *args[] = {"node", bundle, NULL};
-		execvp("node", args);
+		execvpe("node", args, env);
 		_exit(127);
 	}
 	close(ready[1]);
@@ -425,6 +448,13 @@ static const char *root_and_command(char **argv, const char **root)
 	return argv[i];
 }
 
+/* What finishes a run once its workload was released, were the planner lost from then on (THEN). */
+enum then_kind {
+	THEN_NONE,   /* none said: wait for stockade-init and exit with its status */
+	THEN_EXIT,   /* a detached run: done */
+	THEN_WAIT,   /* an attached run: become stockade-light's wait (then_argv) */
+};
+
 struct child {
 	pid_t pid;
 	int pidfd;
@@ -432,6 +462,9 @@ struct child {
 	int sync; /* the sync socket's front end */
 	bool exited; /* and reaped: its status below */
 	int status;  /* as exit() takes it: the code, or 128 + the signal */
+	bool started; /* this process released the workload (START): the call is never done again */
+	enum then_kind then;
+	char **then_argv; /* THEN_WAIT's: path, globals, wait, [--keep], ID, PID */
 };
 
 static void close_fd(int *fd)
@@ -546,9 +579,153 @@ static void become_wait(int conn, const struct child *c, const char *p, size_t n
 	send_ints(conn, STK_TO_PLANNER_WAIT_FAILED, err, 0);
 }
 
+/* START (the start socket's path, then the hook state): releases the container from here, as
+ * src/namespaces/start.ts does, so that whether the workload was released is known in the process
+ * that lives as long as the call. Answers STARTED: the connect's errno, or 0 and every byte
+ * stockade-init sent until it closed the connection (its error, if its exec or hook failed). */
+static int release_start(int conn, struct child *c, const char *p, size_t n)
+{
+	const char *nul = memchr(p, '\0', n);
+	if (nul == NULL)
+		return -1;
+	const char *path = p, *hook = nul + 1;
+	size_t hook_len = n - (size_t)(hook - p);
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	int dirfd = -1;
+	if (strlen(path) < sizeof addr.sun_path)
+		strcpy(addr.sun_path, path);
+	else {
+		/* sun_path holds 107 bytes; a long --root is reached through a directory fd instead. */
+		char dir[PATH_MAX];
+		const char *slash = strrchr(path, '/');
+		if (slash == NULL || (size_t)(slash - path) >= sizeof dir)
+			return send_ints(conn, STK_TO_PLANNER_STARTED, ENAMETOOLONG, 0);
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+		dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dirfd < 0)
+			return send_ints(conn, STK_TO_PLANNER_STARTED, errno, 0);
+		snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", dirfd, slash + 1);
+	}
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&addr, sizeof addr) < 0) {
+		int err = errno;
+		if (s >= 0)
+			close(s);
+		if (dirfd >= 0)
+			close(dirfd);
+		return send_ints(conn, STK_TO_PLANNER_STARTED, err, 0);
+	}
+	if (dirfd >= 0)
+		close(dirfd);
+	/* The status reads "running" from here on; a second start finds no socket and is refused. */
+	unlink(path);
+	c->started = true;
+	uint32_t head[2] = {STK_MSG_START, (uint32_t)hook_len}; /* little-endian, as the init protocol */
+	struct buf said = {0};
+	int32_t ok = 0;
+	bool sent = buf_add(&said, &ok, sizeof ok);
+	if (send_full(s, head, sizeof head) == 0 && (hook_len == 0 || send_full(s, hook, hook_len) == 0)) {
+		char tmp[4096];
+		ssize_t r;
+		while ((r = read(s, tmp, sizeof tmp)) > 0 || (r < 0 && errno == EINTR))
+			if (r > 0)
+				sent = sent && buf_add(&said, tmp, (size_t)r);
+	}
+	close(s);
+	int rc = sent ? send_frame(conn, STK_TO_PLANNER_STARTED, said.data, said.len) : -1;
+	free(said.data);
+	return rc;
+}
+
+/* THEN: an empty one for a detached run, else the wait's argv. */
+static int keep_then(struct child *c, const char *p, size_t n)
+{
+	if (n == 0) {
+		c->then = THEN_EXIT;
+		return 0;
+	}
+	if (p[n - 1] != '\0')
+		return -1;
+	size_t count = 0;
+	for (size_t i = 0; i < n; i++)
+		count += p[i] == '\0';
+	char **args = calloc(count + 1, sizeof *args);
+	char *copy = malloc(n);
+	if (args == NULL || copy == NULL || count < 4) {
+		free(args);
+		free(copy);
+		return -1;
+	}
+	memcpy(copy, p, n);
+	size_t k = 0;
+	for (char *s = copy; s < copy + n; s += strlen(s) + 1)
+		args[k++] = s;
+	c->then = THEN_WAIT;
+	c->then_argv = args;
+	return 0;
+}
+
+/* The planner is gone after this process released the workload: the call ends here, as the run
+ * would have, and is never done again. */
+static void __attribute__((noreturn)) finish_started(struct child *c)
+{
+	if (c->then == THEN_EXIT)
+		exit(0);
+	if (c->then == THEN_WAIT && !c->exited) {
+		sigset_t held, old;
+		sigemptyset(&held);
+		for (int i = 0; i < NFORWARDED; i++)
+			sigaddset(&held, FORWARDED[i]);
+		sigprocmask(SIG_BLOCK, &held, &old);
+		unsigned char s;
+		while (read(g_sigpipe[0], &s, 1) == 1)
+			raise(s);
+		execv(c->then_argv[0], c->then_argv);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	}
+	int status = c->status;
+	if (!c->exited && c->pid > 0) {
+		int ws;
+		while (waitpid(c->pid, &ws, 0) < 0 && errno == EINTR)
+			;
+		status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+	}
+	if (c->then == THEN_WAIT) {
+		/* path, globals..., wait, [--keep], ID, PID: the wait's own delete, unless --keep. */
+		size_t argc = 0;
+		while (c->then_argv[argc] != NULL)
+			argc++;
+		size_t at = argc - 3;
+		bool keep = strcmp(c->then_argv[at], "--keep") == 0;
+		if (keep)
+			at--;
+		if (!keep && strcmp(c->then_argv[at], "wait") == 0) {
+			char *id = c->then_argv[argc - 2];
+			c->then_argv[at] = "delete";
+			c->then_argv[at + 1] = "--force";
+			c->then_argv[at + 2] = id;
+			c->then_argv[at + 3] = NULL;
+			pid_t d = fork();
+			if (d == 0) {
+				execv(c->then_argv[0], c->then_argv);
+				_exit(127);
+			}
+			while (d > 0 && waitpid(d, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+	}
+	exit(status);
+}
+
 /* The planner is gone mid-call. */
 static void lost(struct child *c, const char *undo_id)
 {
+	if (c->started) {
+		close_fd(&c->plan);
+		close_fd(&c->sync);
+		finish_started(c);
+	}
 	close_fd(&c->plan);
 	close_fd(&c->sync);
 	if (undo_id != NULL) {
@@ -656,6 +833,18 @@ static void through_planner(int conn, char **argv)
 			case STK_TO_FRONT_WAIT:
 				become_wait(conn, &c, p, n);
 				break;
+			case STK_TO_FRONT_THEN:
+				if (keep_then(&c, p, n) < 0) {
+					lost(&c, undo);
+					return;
+				}
+				break;
+			case STK_TO_FRONT_START:
+				if (release_start(conn, &c, p, n) < 0 && !c.started) {
+					lost(&c, undo);
+					return;
+				}
+				break;
 			case STK_TO_FRONT_DONE: {
 				int32_t code = 1;
 				if (n >= 4)
@@ -724,8 +913,9 @@ static void through_planner(int conn, char **argv)
 
 void planner_try(char **argv)
 {
+	/* The planner is the default; STOCKADE_PLANNER=off sends every call to Node, as before it. */
 	const char *mode = getenv("STOCKADE_PLANNER");
-	if (mode == NULL || strcmp(mode, "on") != 0 || getenv(STK_PLANNER_LOST_ENV) != NULL)
+	if ((mode != NULL && strcmp(mode, "off") == 0) || getenv(STK_PLANNER_LOST_ENV) != NULL)
 		return;
 	const char *root;
 	const char *command = root_and_command(argv, &root);

@@ -27,6 +27,31 @@ export function setWaitBecomer(b: WaitBecomer | undefined): void {
   becomer = b;
 }
 
+/**
+ * Told, just before a run releases its container, what would finish that run were the process that
+ * drives it lost from then on: the wait's argv (path first), or none for a detached run (it is
+ * done once started). The planner passes it to its front, which must then never run the call again.
+ */
+export type RunStarting = (then: readonly string[] | undefined) => void;
+
+let starting: RunStarting | undefined;
+
+/** The planner's, for the request it serves. */
+export function setRunStarting(s: RunStarting | undefined): void {
+  starting = s;
+}
+
+/** What run calls before it starts its container (the planner's front keeps it). */
+export function runStarting(then: readonly string[] | undefined): void {
+  starting?.(then);
+}
+
+/** stockade-light's wait for a container whose stockade-init (helperPid) is the caller's child. */
+export function lightWaitArgs(id: ContainerId, helperPid: number, keep: boolean, globals: readonly string[]): string[] {
+  const light = join(packageRoot(), 'build', 'Release', 'stockade-light');
+  return [light, ...globals, 'wait', ...(keep ? ['--keep'] : []), id, String(helperPid)];
+}
+
 /** The global flags stockade-light takes and passes on to Node's delete when it needs it. */
 export function lightGlobals(root: string, log: { readonly path: string; readonly format: LogFormat } | undefined): string[] {
   return ['--root', root, ...(log === undefined ? [] : ['--log', log.path, '--log-format', log.format])];
@@ -52,9 +77,9 @@ export interface LightWait {
  */
 export async function waitInLight(w: LightWait): Promise<void> {
   if (process.env['STOCKADE_LIGHT'] === 'off') return;
-  const light = join(packageRoot(), 'build', 'Release', 'stockade-light');
+  const args = lightWaitArgs(w.id, w.helperPid, w.keep, w.globals);
+  const light = args[0] ?? '';
   if (!existsSync(light) || !lightMayAct(w.store, w.id)) return;
-  const args = [light, ...w.globals, 'wait', ...(w.keep ? ['--keep'] : []), w.id, String(w.helperPid)];
   if (becomer !== undefined) {
     if (w.helperRunning()) await becomer(light, args);
     return;

@@ -9,7 +9,7 @@ import { forwardSignals } from './signal-forward';
 import { startContainer } from './start';
 import { mark } from '../log/timing';
 import { trimWhileWaiting } from '../native/working-set';
-import { waitInLight } from './light-wait';
+import { lightWaitArgs, runStarting, waitInLight } from './light-wait';
 
 export interface RunOptions extends CreateOptions {
   detach: boolean;
@@ -38,6 +38,8 @@ export async function runContainer(opts: RunOptions): Promise<number> {
   const terminal = relay === undefined ? undefined : relayTerminal(relay.receiveMaster());
   const startTime = readProcessStat(record.pid)?.startTime ?? record.pidStartTime;
   const stopForwarding = opts.detach ? () => undefined : forwardSignals(record.pid, startTime);
+  const helper = workload.monitor;
+  runStarting(opts.detach ? [] : helper?.pid !== undefined && opts.lightGlobals !== undefined ? lightWaitArgs(opts.id, helper.pid, opts.keep, opts.lightGlobals) : undefined);
   try {
     await startContainer(opts.store, opts.levels, opts.id, { warn: opts.warn });
   } catch (e) {
@@ -50,7 +52,6 @@ export async function runContainer(opts: RunOptions): Promise<number> {
   // loop, and none has run since it was last checked here): the wait must find it. Signals that
   // came meanwhile were forwarded from here; from the execve on, the wait forwards them. The wait
   // itself goes only where the container's light record lets it (light-wait.ts).
-  const helper = workload.monitor;
   if (terminal === undefined && opts.lightGlobals !== undefined && helper?.pid !== undefined && helper.exitCode === null && helper.signalCode === null) {
     await waitInLight({
       store: opts.store, id: opts.id, helperPid: helper.pid, keep: opts.keep, globals: opts.lightGlobals,

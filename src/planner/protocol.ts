@@ -16,6 +16,10 @@
 //     |<------------------------- PLAN bytes -|  written to init's plan pipe, which is closed
 //     |<-> SYNC bytes, SYNC_EOF, SYNC_CLOSE <->|  the sync channel, relayed by the front
 //     |-- EXIT code signal ------------------>|  stockade-init ended (and is reaped, as Node reaps)
+//     |<---------------- THEN path args... ---|  what finishes a run once it started, were the
+//     |                                       |  planner lost after START (none: exit 0)
+//     |<------------- START socket hookState -|  the front itself releases the workload (the
+//     |-- STARTED errno init's bytes -------->|  commit point stays in the front)
 //     |<------------------------- RELAY on ---|  signals the front gets go to the planner
 //     |-- SIGNAL n -------------------------->|
 //     |<---------------- WAIT path args... ---|  the front becomes stockade-light's wait
@@ -34,6 +38,7 @@ export const TO_PLANNER = {
   SIGNAL: 7,
   WAIT_FAILED: 8,
   QUIT: 9,
+  STARTED: 10,
 } as const;
 
 /** Frames the planner sends. */
@@ -50,6 +55,8 @@ export const TO_FRONT = {
   RELAY: 41,
   DONE: 42,
   UNDO: 43,
+  START: 44,
+  THEN: 45,
 } as const;
 
 /** The planner's socket in the state root: a dot name, as no container's id may be (`list` and clean-ups pass it by).
@@ -71,7 +78,9 @@ export type FrontFrame =
   | { type: 'exit'; code: number | null; signal: number | null }
   | { type: 'signal'; signal: number }
   | { type: 'wait-failed'; errno: number }
-  | { type: 'quit' };
+  | { type: 'quit' }
+  /** errno of the connect (0: it connected, and `data` is all stockade-init said until it closed). */
+  | { type: 'started'; errno: number; data: Buffer };
 
 export function frame(type: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const head = Buffer.alloc(5);
@@ -128,6 +137,7 @@ function decode(type: number, p: Buffer): FrontFrame {
     case TO_PLANNER.SIGNAL: return { type: 'signal', signal: int(0) };
     case TO_PLANNER.WAIT_FAILED: return { type: 'wait-failed', errno: int(0) };
     case TO_PLANNER.QUIT: return { type: 'quit' };
+    case TO_PLANNER.STARTED: return { type: 'started', errno: int(0), data: Buffer.from(p.subarray(4)) };
     default: throw new Error(`planner protocol: unknown frame type ${type}`);
   }
 }

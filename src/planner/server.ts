@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { main } from '../cli/main';
 import { setIdTakenHook } from '../container/create';
-import { setWaitBecomer } from '../container/light-wait';
+import { setRunStarting, setWaitBecomer } from '../container/light-wait';
+import { setStartReleaser } from '../namespaces/start';
 import { FORWARDED, setSignalSource, type SignalSource } from '../container/signal-forward';
 import { setStdio } from '../log/logger';
 import { flockSync, peerCred } from '../native/addon';
@@ -19,6 +20,7 @@ import { declined } from './eligible';
 import { buildIdOf, hostFingerprint } from './host';
 import { FrameReader, PLANNER_SOCKET, PLANNER_SERVE_ENV, TO_FRONT, frame, i32s, strings, type FrontFrame } from './protocol';
 import { RemoteInit } from './remote-init';
+import { leaveCallerCgroup } from './own-cgroup';
 
 /** How long a planner with nothing to do stays; STOCKADE_PLANNER_IDLE_MS (in the environment it starts with) for tests. */
 export const IDLE_MS = 60_000;
@@ -35,6 +37,7 @@ class Call implements SignalSource {
   #becameWait = false;
   #waitFailed: (() => void) | undefined;
   #gone = false;
+  #started: ((r: { errno: number; data: Buffer }) => void) | undefined;
   #handOver!: () => void;
   /** Settles when the front, having become the wait, is gone: the call is over for this process. */
   readonly handedOver = new Promise<void>((res) => { this.#handOver = res; });
@@ -69,6 +72,13 @@ class Call implements SignalSource {
     return this.#init;
   }
 
+  /** The front releases the container itself: once it has, the call is never run again by it. */
+  release(path: string, hookState: Buffer | undefined): Promise<{ errno: number; data: Buffer }> {
+    if (this.#gone) return Promise.resolve({ errno: constants.errno.EPIPE, data: Buffer.alloc(0) });
+    this.send(frame(TO_FRONT.START, Buffer.concat([strings([path]), hookState ?? Buffer.alloc(0)])));
+    return new Promise((res) => { this.#started = res; });
+  }
+
   becomeWait(path: string, args: readonly string[]): Promise<void> {
     this.#becameWait = true;
     this.send(frame(TO_FRONT.WAIT, strings([path, ...args])));
@@ -89,6 +99,12 @@ class Call implements SignalSource {
         break;
       }
       case 'wait-failed': this.#waitFailed?.(); break;
+      case 'started': {
+        const settle = this.#started;
+        this.#started = undefined;
+        settle?.({ errno: f.errno, data: f.data });
+        break;
+      }
       default: break;
     }
   }
@@ -97,6 +113,8 @@ class Call implements SignalSource {
   lost(): void {
     this.#gone = true;
     this.#init?.lost();
+    this.#started?.({ errno: constants.errno.EPIPE, data: Buffer.alloc(0) });
+    this.#started = undefined;
     if (this.#becameWait) this.#handOver();
   }
 }
@@ -113,6 +131,8 @@ export function serve(root: string): void {
     tellFront('L'); // the front connects to the one that holds it
     process.exit(0);
   }
+  // The fingerprint (above) and the cgroup layout are the caller's, taken before it leaves its cgroup.
+  leaveCallerCgroup();
   const path = join(root, PLANNER_SOCKET);
   try { unlinkSync(path); } catch { /* none, or a stale one: replaced */ }
   // The socket is made 0600 (no other user may even connect); SO_PEERCRED is checked besides.
@@ -133,6 +153,16 @@ export function serve(root: string): void {
     } catch { /* gone already */ }
     process.exit(0);
   };
+  // A root removed (a test's temporary one, `rm -rf` of a state dir) or a socket taken over: no
+  // front will reach this planner again, so it leaves now rather than after its minute.
+  setInterval(() => {
+    if (busy || ourSocket === undefined) return;
+    try {
+      if (statSync(path, { bigint: true }).ino !== ourSocket) leave();
+    } catch {
+      leave();
+    }
+  }, 2000).unref();
   const armIdle = (): void => {
     clearTimeout(idle);
     idle = setTimeout(() => { if (!busy) leave(); }, idleMs);
@@ -222,6 +252,8 @@ export function serve(root: string): void {
     setSignalSource(call);
     setWaitBecomer((path, args) => call.becomeWait(path, args));
     setIdTakenHook((_store, id) => call.send(frame(TO_FRONT.UNDO, strings([id]))));
+    setRunStarting((then) => { if (then !== undefined) call.send(frame(TO_FRONT.THEN, strings(then))); });
+    setStartReleaser((path, hookState) => call.release(path, hookState));
     let code = 1;
     try {
       const done = main(req.argv);
@@ -229,6 +261,8 @@ export function serve(root: string): void {
       code = await Promise.race([done, call.handedOver.then(() => -1)]);
     } finally {
       setIdTakenHook(undefined);
+      setRunStarting(undefined);
+      setStartReleaser(undefined);
       setWaitBecomer(undefined);
       setSignalSource(undefined);
       setInitSpawner(undefined);

@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { packageRoot } from '../../src/native/paths';
 import { PLANNER_SOCKET } from '../../src/planner/protocol';
 import { CASES } from './bad-input-cases';
-import { Runtime, integrationSkip, leftovers, probeSpec, runProcesses, type Result } from './harness';
+import { Runtime, STOCKADE, integrationSkip, leftovers, probeSpec, runProcesses, type Result } from './harness';
+import { processesWithCmdline } from '../helpers/cleanup';
+import { RUN_CGROUP, RUN_ENV } from '../helpers/run-scope';
 
 const skip = integrationSkip();
 const ON = { STOCKADE_PLANNER: 'on' };
@@ -19,10 +21,14 @@ const OFF = { STOCKADE_PLANNER: 'off' };
 /** Node code that first becomes nobody (the binary is loaded already, wherever it lives). */
 const AS_NOBODY = 'process.setgroups([]); process.setgid(65534); process.setuid(65534);';
 
-/** The planners serving `root`: this run's (they carry its tag), told apart by the root their front named. */
+/**
+ * The planners serving `root`, told apart by the root their front named (a mkdtemp path: this
+ * run's alone). Not by the run's tag or cgroup: a planner carries neither (it starts with an
+ * environment of its own and leaves its caller's cgroup).
+ */
 function plannersOf(root: string): number[] {
   const want = `STOCKADE_PLANNER_SERVE=${realpathSync(root)}`;
-  return runProcesses('stockade-planner').filter((p) => p.state !== 'Z').map((p) => p.pid).filter((pid) => {
+  return processesWithCmdline('stockade-planner').filter((p) => p.state !== 'Z').map((p) => p.pid).filter((pid) => {
     try {
       return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(want);
     } catch {
@@ -99,6 +105,29 @@ describe('planner', { skip }, () => {
     assert.equal(await exited, 0);
     assert.deepEqual(plannersOf(warm.root), planners, 'the same planner served every call');
     assert.equal(warm.run(['delete', '--force', 'served']).status, 0);
+  });
+
+  test('the planner is the default; it sits in a cgroup of its own and carries none of its caller\'s environment', () => {
+    stopPlanners(warm.root);
+    const b = warm.bundle(probeSpec(['/bin/probe', 'exit', '3']));
+    const { STOCKADE_PLANNER: _mode, ...env } = process.env;
+    const r = spawnSync(STOCKADE, ['--root', warm.root, 'run', '-b', b.dir, 'dflt'], { env, encoding: 'utf8' });
+    assert.equal(r.status, 3, r.stderr);
+    const planners = plannersOf(warm.root);
+    assert.equal(planners.length, 1, 'a call with STOCKADE_PLANNER unset started a planner');
+    const pid = planners[0] ?? -1;
+    const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+    // The caller's cgroup (this run's) stays removable: the planner lives in stockade-planner.
+    assert.ok(!cgroup.includes(RUN_CGROUP), cgroup);
+    assert.match(cgroup, /\/stockade-planner$/m);
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    assert.ok(!environ.some((e) => e.startsWith(`${RUN_ENV}=`)), 'the run\'s tag is not in the planner\'s environment');
+    // STOCKADE_PLANNER=off: the cold call, in Node, asks no planner (none starts for a new root).
+    const offRoot = join(warm.root, '..', 'off-root');
+    mkdirSync(offRoot, { mode: 0o700 });
+    const off = spawnSync(STOCKADE, ['--root', offRoot, 'run', '-b', b.dir, 'dflt'], { env: { ...env, ...OFF }, encoding: 'utf8' });
+    assert.equal(off.status, 3, off.stderr);
+    assert.deepEqual(plannersOf(offRoot), []);
   });
 
   test('each command says, exits, logs and records the same through the planner and without it', () => {
@@ -189,6 +218,40 @@ describe('planner faults', { skip }, () => {
       assert.deepEqual(leftovers(rt, b), []);
     }
     assert.equal(readFileSync(killed, 'utf8').trim().split('\n').length, 2, 'a planner was killed in each call');
+    assert.deepEqual(rt.logLines().filter((l) => l.level === 'error'), []);
+  });
+
+  test('a planner killed once the workload was released: it ran once, and the run ends as it would have', () => {
+    // A poststart hook, run by the planner after the front released the workload, kills the planner.
+    const hook = join(rt.root, '..', 'kill-planner-started.sh');
+    const killed = join(rt.root, '..', 'killed-started');
+    // Every poststart also leaves a line in `ran`: a run done again would run its hooks again.
+    const ran = join(rt.root, '..', 'ran');
+    writeFileSync(hook, `#!/bin/sh\necho ran >> ${ran}\ncase "$(tr "\\0" " " < /proc/$PPID/cmdline)" in *stockade-planner*) echo $PPID >> ${killed}; kill -9 $PPID;; esac\nexit 0\n`, { mode: 0o755 });
+    const withHook = (s: Parameters<NonNullable<Parameters<typeof probeSpec>[1]>>[0]): void => { s.hooks = { poststart: [{ path: hook }] }; };
+    // Attached: one line of output (one run), its status, and the container deleted as run does.
+    // A workload that is done before the front hears of the loss, and one still running then (the
+    // front becomes the wait).
+    const quick = rt.bundle(probeSpec(['/bin/probe', 'try-read', '/'], withHook));
+    const slow = rt.bundle(probeSpec(['/bin/sh', '-c', '/bin/probe try-read /; /bin/probe sleep 1 >/dev/null; exit 4'], withHook));
+    for (const [id, b, status] of [['started1', quick, 0], ['started2', slow, 4]] as const) {
+      const r = rt.run(['run', '-b', b.dir, id], { env: ON });
+      assert.equal(r.status, status, r.stderr);
+      assert.equal(r.stdout.trim().split('\n').length, 1, `the workload ran once: ${JSON.stringify(r.stdout)}`);
+      assert.equal(r.stderr, '');
+      assert.deepEqual(rt.containerDirs(), []);
+      assert.deepEqual(leftovers(rt, b), []);
+    }
+    // Detached: the run is done once started; the container runs, once.
+    const sleeper = rt.bundle(probeSpec(['/bin/probe', 'sleep', '100'], withHook));
+    const r = rt.run(['run', '-d', '-b', sleeper.dir, 'started3'], { env: ON });
+    assert.equal(r.status, 0, r.stderr);
+    const state = JSON.parse(rt.run(['state', 'started3']).stdout) as { status: string; pid: number };
+    assert.equal(state.status, 'running');
+    assert.deepEqual(rt.containerDirs(), ['started3'], 'no second container');
+    assert.equal(rt.run(['delete', '--force', 'started3']).status, 0);
+    assert.equal(readFileSync(killed, 'utf8').trim().split('\n').length, 3, 'a planner was killed in each call');
+    assert.equal(readFileSync(ran, 'utf8').trim().split('\n').length, 3, 'each run started its container once');
     assert.deepEqual(rt.logLines().filter((l) => l.level === 'error'), []);
   });
 
