@@ -2,7 +2,8 @@
 # `<client> run --rm busybox true` through podman, docker and ctr (containerd), each with stockade,
 # runc and runsc as the OCI runtime: one hyperfine run per client with the three runtimes side by
 # side, then mean ms per runtime, the ratios stockade/runc and stockade/runsc, and whether issue 4's
-# goal (podman run --rm with stockade within 1.3x of runc) is met.
+# goals (podman run --rm with stockade within 1.3x of runc, and issue 16's 1.05x) are met.
+# stockade-cold is stockade with its planner off.
 # Usage: sudo bash bench/clients.sh [RUNS]   (root; default 10 timed runs per command, 2 warm-up)
 #   CLIENTS="podman docker ctr" chooses the clients.
 # Every daemon runs on private state below a mktemp directory (never /var/lib/docker,
@@ -23,14 +24,12 @@ for tool in hyperfine node tar sha256sum; do command -v "$tool" >/dev/null || { 
 
 # Short, under /tmp: unix socket paths below it must fit in 107 bytes.
 work=$(mktemp -d /tmp/sb-XXXXXX)
-# STOCKADE_PLANNER=on bash bench/clients.sh: stockade's create, run and exec through its planner
-# (docs/design/planner.md); each client reaches stockade through a wrapper that sets it.
-if [ "${STOCKADE_PLANNER:-}" = on ]; then
-  mkdir -p "$work/bin"
-  printf '#!/bin/sh\nSTOCKADE_PLANNER=on exec %s "$@"\n' "$stockade" >"$work/bin/stockade-planner"
-  chmod 755 "$work/bin/stockade-planner"
-  stockade="$work/bin/stockade-planner"
-fi
+# stockade goes through its planner by default (docs/design/planner.md); stockade-cold is the same
+# runtime with STOCKADE_PLANNER=off (every call a cold Node), through a wrapper that sets it.
+mkdir -p "$work/bin"
+printf '#!/bin/sh\nSTOCKADE_PLANNER=off exec %s "$@"\n' "$stockade" >"$work/bin/stockade-cold"
+chmod 755 "$work/bin/stockade-cold"
+stockade_cold="$work/bin/stockade-cold"
 pids=()  # daemons started here, stopped in reverse order
 
 stop_pid() {
@@ -160,8 +159,9 @@ try_once() {
   return 1
 }
 
-runtimes=(stockade runc runsc)
-command -v runsc >/dev/null || { runtimes=(stockade runc); echo "runsc: not installed"; }
+runtimes=(stockade stockade-cold runc runsc)
+command -v runsc >/dev/null || { runtimes=(stockade stockade-cold runc); echo "runsc: not installed"; }
+[ -n "${RUNTIMES:-}" ] && runtimes=($RUNTIMES)
 build_image
 mkdir -p "$work/results"
 
@@ -197,6 +197,7 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 [engine.runtimes]
 stockade = ["$(wrapper podman-stockade "$stockade" --root "$d/state-stockade")"]
+stockade-cold = ["$(wrapper podman-stockade-cold "$stockade_cold" --root "$d/state-stockade-cold")"]
 runc = ["$(wrapper podman-runc "$(command -v runc)" --root "$d/state-runc")"]
 runsc = ["$(wrapper podman-runsc "$(command -v runsc || echo runsc)" --root "$d/state-runsc" --network=none)"]
 EOF
@@ -216,7 +217,7 @@ EOF
     d=$work/docker
     mkdir -p "$d/client-config"
     runsc_path=$(command -v runsc || echo /usr/bin/runsc)
-    printf '{"runtimes":{"stockade":{"path":"%s"},"runsc":{"path":"%s","runtimeArgs":["--network=none"]}}}\n' "$stockade" "$runsc_path" >"$d/daemon.json"
+    printf '{"runtimes":{"stockade":{"path":"%s"},"stockade-cold":{"path":"%s"},"runsc":{"path":"%s","runtimeArgs":["--network=none"]}}}\n' "$stockade" "$stockade_cold" "$runsc_path" >"$d/daemon.json"
     dockerd --config-file "$d/daemon.json" --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/dockerd.pid" \
       --host "unix://$work/docker.sock" --containerd "$work/containerd/containerd.sock" --bridge none \
       --iptables=false --ip6tables=false --ip-masq=false --storage-driver vfs --cgroup-parent "$docker_cgroup" \
@@ -240,7 +241,7 @@ EOF
     mkdir -p "$work/ctr/fifo"
     # ctr 1.6 picks a runtime binary per container through the runc shim's options (--runc-binary,
     # --runc-root); runsc goes through the same shim by a wrapper that adds --network=none.
-    declare -A binary=([stockade]=$stockade [runc]=$(command -v runc)
+    declare -A binary=([stockade]=$stockade [stockade-cold]=$stockade_cold [runc]=$(command -v runc)
       [runsc]=$(wrapper ctr-runsc "$(command -v runsc || echo runsc)" --network=none))
     cmds=()
     # Each run needs a fresh container id: $$ of the shell hyperfine starts it in.
@@ -262,11 +263,11 @@ for (const c of clients) {
     by[c] = Object.fromEntries(JSON.parse(fs.readFileSync(`${dir}/${c}.json`, 'utf8')).results.map((r) => [r.command, r]));
   } catch { /* not measured: said why above */ }
 }
-const rts = ['stockade', 'runc', 'runsc'];
+const rts = ['stockade', 'stockade-cold', 'runc', 'runsc'];
 const cell = (r) => (r ? `${(r.mean * 1000).toFixed(1)} ± ${(r.stddev * 1000).toFixed(1)}` : '-');
 const ratio = (a, b) => (a && b ? `${(a.mean / b.mean).toFixed(2)}x` : '-');
-const head = ['client (mean ms ± sd)', ...rts, 'stockade/runc', 'stockade/runsc'];
-const rows = Object.entries(by).map(([c, r]) => [c, ...rts.map((rt) => cell(r[rt])), ratio(r.stockade, r.runc), ratio(r.stockade, r.runsc)]);
+const head = ['client (mean ms ± sd)', ...rts, 'stockade/runc', 'cold/runc', 'stockade/runsc'];
+const rows = Object.entries(by).map(([c, r]) => [c, ...rts.map((rt) => cell(r[rt])), ratio(r.stockade, r.runc), ratio(r['stockade-cold'], r.runc), ratio(r.stockade, r.runsc)]);
 const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
 const line = (r) => r.map((x, i) => (i === 0 ? x.padEnd(w[i]) : x.padStart(w[i]))).join('  ');
 console.log(`\n${line(head)}\n${w.map((n) => '-'.repeat(n)).join('  ')}`);
@@ -275,6 +276,7 @@ const p = by.podman;
 if (p?.stockade && p?.runc) {
   const r = p.stockade.mean / p.runc.mean;
   console.log(`\nissue 4 goal, podman run --rm busybox true with stockade within 1.3x of runc: ${r <= 1.3 ? 'met' : 'not met'} (${r.toFixed(2)}x)`);
+  console.log(`issue 16 goal, the same within 1.05x of runc (planner, the default): ${r <= 1.05 ? 'met' : 'not met'} (${r.toFixed(2)}x)`);
 } else {
   console.log('\nissue 4 goal, podman run --rm busybox true with stockade within 1.3x of runc: not measurable (no podman result for both)');
 }

@@ -162,7 +162,7 @@ static bool read_file(const char *path, struct buf *b)
 	return n == 0;
 }
 
-/* As src/planner/host.ts hostFingerprint: namespaces, cgroup, ids and capabilities. */
+/* As src/planner/host.ts hostFingerprint: namespaces, ids and capabilities. */
 static bool fingerprint(struct buf *b)
 {
 	static const char *const ns[] = {"cgroup", "ipc", "mnt", "net", "pid", "user", "uts"};
@@ -176,8 +176,6 @@ static bool fingerprint(struct buf *b)
 		if (!buf_add(b, link, (size_t)n) || !buf_add(b, "\n", 1))
 			return false;
 	}
-	if (!read_file("/proc/self/cgroup", b))
-		return false;
 	struct buf status = {0};
 	if (!read_file("/proc/self/status", &status) || !buf_add(&status, "", 1)) {
 		free(status.data);
@@ -421,10 +419,11 @@ static bool is_valued_global(const char *name)
 	       strcmp(name, "isolation") == 0 || strcmp(name, "criu") == 0 || strcmp(name, "rootless") == 0;
 }
 
-/* The state root and command as src/cli/main.ts splitGlobal finds them. */
-static const char *root_and_command(char **argv, const char **root)
+/* The state root, --isolation (NULL when not given) and command as src/cli/main.ts splitGlobal finds them. */
+static const char *root_and_command(char **argv, const char **root, const char **isolation)
 {
 	*root = STK_DEFAULT_ROOT;
+	*isolation = NULL;
 	int i = 1;
 	if (argv[i] != NULL && strcmp(argv[i], "--") == 0)
 		i++;
@@ -442,6 +441,8 @@ static const char *root_and_command(char **argv, const char **root)
 		const char *value = eq != NULL ? eq + 1 : argv[i + 1];
 		if (strcmp(name, "root") == 0 && value != NULL)
 			*root = value;
+		if (strcmp(name, "isolation") == 0 && value != NULL)
+			*isolation = value;
 		if (eq == NULL && argv[i + 1] != NULL)
 			i++;
 	}
@@ -766,6 +767,8 @@ static void through_planner(int conn, char **argv)
 	bool ok = buf_str(&req, cwd);
 	snprintf(num, sizeof num, "%o", (unsigned)mask);
 	ok = ok && buf_str(&req, num);
+	/* The caller's cgroup: a container's relative cgroupsPath goes below it, as in a cold call. */
+	ok = ok && read_file("/proc/self/cgroup", &req) && buf_add(&req, "", 1);
 	snprintf(num, sizeof num, "%d", argc);
 	ok = ok && buf_str(&req, num);
 	for (int i = 0; i < argc; i++)
@@ -917,9 +920,11 @@ void planner_try(char **argv)
 	const char *mode = getenv("STOCKADE_PLANNER");
 	if ((mode != NULL && strcmp(mode, "off") == 0) || getenv(STK_PLANNER_LOST_ENV) != NULL)
 		return;
-	const char *root;
-	const char *command = root_and_command(argv, &root);
-	if (command == NULL)
+	const char *root, *isolation;
+	const char *command = root_and_command(argv, &root, &isolation);
+	/* Another level is declined by the planner anyway (src/planner/eligible.ts): not even asked,
+	 * so that a root used only at sentry or vm never gets a planner. */
+	if (command == NULL || (isolation != NULL && strcmp(isolation, "namespaces") != 0))
 		return;
 	bool served = false;
 	for (size_t i = 0; i < sizeof SERVED / sizeof SERVED[0]; i++)

@@ -141,9 +141,24 @@ function v2Controllers(mountpoint: string): string[] {
 }
 
 let cached: Layout | undefined;
+let caller: string | undefined;
+let callerLayout: { text: string; layout: Layout } | undefined;
 
-/** This host's layout, read once per process. */
+/**
+ * The planner's, for the call it serves: the /proc/self/cgroup text of the process that made the
+ * call (its front), which hostLayout() then reads its own cgroups from, as a cold call of that
+ * process would. Undefined: this process's own.
+ */
+export function setCallerCgroup(text: string | undefined): void {
+  caller = text;
+}
+
+/** This host's layout, read once per process (or per caller's cgroup, in the planner). */
 export function hostLayout(): Layout {
+  if (caller !== undefined) {
+    if (callerLayout?.text !== caller) callerLayout = { text: caller, layout: layoutFrom(readFileSync('/proc/self/mountinfo', 'utf8'), caller) };
+    return callerLayout.layout;
+  }
   cached ??= layoutFrom(readFileSync('/proc/self/mountinfo', 'utf8'), readFileSync('/proc/self/cgroup', 'utf8'));
   return cached;
 }

@@ -1,5 +1,5 @@
 // What a planner and its front must share to be interchangeable with a cold Node call: the build
-// (the planner bundle's identity) and the host as the process sees it (namespaces, cgroup, credentials).
+// (the planner bundle's identity) and the host as the process sees it (namespaces, credentials).
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
 
 /**
@@ -16,13 +16,14 @@ const STATUS_KEYS = ['Uid', 'Gid', 'Groups', 'CapInh', 'CapPrm', 'CapEff', 'CapB
 
 /**
  * Everything of this process that a call's outcome depends on and that the planner does not take
- * from the request: its namespaces, its cgroup (cgroups are placed relative to it), its ids and
- * capabilities. A front whose own differs runs the call cold. The front (C) computes the same text.
+ * from the request: its namespaces, its ids and capabilities. A front whose own differ runs the
+ * call cold. The front (C) computes the same text. The cgroup is not here: each request carries
+ * its caller's, which the call's cgroups are placed relative to (setCallerCgroup).
  */
 export function hostFingerprint(): string {
   const ns = NAMESPACES.map((n) => readlinkSync(`/proc/self/ns/${n}`)).join('\n');
   const status = readFileSync('/proc/self/status', 'utf8').split('\n')
     .filter((l) => STATUS_KEYS.includes(l.slice(0, l.indexOf(':'))))
     .join('\n');
-  return `${ns}\n${readFileSync('/proc/self/cgroup', 'utf8')}${status}\n`;
+  return `${ns}\n${status}\n`;
 }

@@ -10,8 +10,8 @@ export const PLANNER_CGROUP = 'stockade-planner';
 
 /**
  * Moves this process into PLANNER_CGROUP in every hierarchy it can write, and returns the
- * directories it joined. The host layout is read (and kept) first: a container's relative
- * cgroupsPath goes below the cgroup the planner was started in, as the cold call's would.
+ * directories it joined. A container's relative cgroupsPath still goes below the cgroup of the
+ * call's caller: each request carries it (setCallerCgroup).
  */
 export function leaveCallerCgroup(): string[] {
   const layout = hostLayout();

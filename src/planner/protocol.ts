@@ -6,7 +6,7 @@
 //     | connect; SO_PEERCRED both ways        |
 //     |<------------------ HELLO build, host --|  the front compares both with its own;
 //     |-- QUIT (older build) ---------------->|  an older planner goes, a new one is started
-//     |-- REQUEST cwd umask argv env -------->|
+//     |-- REQUEST cwd umask cgroup argv env ->|  cgroup: the front's /proc/self/cgroup
 //     |<----------------------------- COLD ---|  nothing done: the front runs Node itself
 //     |<--------------- OUT / ERR bytes ------|  the front writes them to its fd 1 / 2
 //     |<------- UNDO id ----------------------|  the id is taken: were the planner lost, the
@@ -70,7 +70,7 @@ export { PLANNER_LOST_ENV } from '../cli/planner-lost';
 export const FRAME_MAX = 16 << 20;
 
 export type FrontFrame =
-  | { type: 'request'; cwd: string; umask: number; argv: string[]; env: string[] }
+  | { type: 'request'; cwd: string; umask: number; cgroup: string; argv: string[]; env: string[] }
   | { type: 'spawned'; pid: number }
   | { type: 'spawn-failed'; errno: number }
   | { type: 'sync'; data: Buffer }
@@ -119,11 +119,11 @@ function decode(type: number, p: Buffer): FrontFrame {
   };
   switch (type) {
     case TO_PLANNER.REQUEST: {
-      // cwd, umask (octal), argc, argv..., env...
-      const [cwd, umask, argc, ...rest] = splitStrings(p);
+      // cwd, umask (octal), the caller's /proc/self/cgroup, argc, argv..., env...
+      const [cwd, umask, cgroup, argc, ...rest] = splitStrings(p);
       const n = Number(argc);
-      if (cwd === undefined || umask === undefined || !Number.isInteger(n) || n < 0 || n > rest.length) throw new Error('planner protocol: malformed request');
-      return { type: 'request', cwd, umask: parseInt(umask, 8), argv: rest.slice(0, n), env: rest.slice(n) };
+      if (cwd === undefined || umask === undefined || cgroup === undefined || !Number.isInteger(n) || n < 0 || n > rest.length) throw new Error('planner protocol: malformed request');
+      return { type: 'request', cwd, umask: parseInt(umask, 8), cgroup, argv: rest.slice(0, n), env: rest.slice(n) };
     }
     case TO_PLANNER.SPAWNED: return { type: 'spawned', pid: int(0) };
     case TO_PLANNER.SPAWN_FAILED: return { type: 'spawn-failed', errno: int(0) };

@@ -14,6 +14,7 @@ import { setRunStarting, setWaitBecomer } from '../container/light-wait';
 import { setStartReleaser } from '../namespaces/start';
 import { FORWARDED, setSignalSource, type SignalSource } from '../container/signal-forward';
 import { setStdio } from '../log/logger';
+import { setCallerCgroup } from '../cgroups/layout';
 import { flockSync, peerCred } from '../native/addon';
 import { setInitSpawner } from '../native/launcher';
 import { declined } from './eligible';
@@ -131,7 +132,7 @@ export function serve(root: string): void {
     tellFront('L'); // the front connects to the one that holds it
     process.exit(0);
   }
-  // The fingerprint (above) and the cgroup layout are the caller's, taken before it leaves its cgroup.
+  // Each call brings its caller's cgroup (setCallerCgroup): this process's own is none of a call's business.
   leaveCallerCgroup();
   const path = join(root, PLANNER_SOCKET);
   try { unlinkSync(path); } catch { /* none, or a stale one: replaced */ }
@@ -244,6 +245,7 @@ export function serve(root: string): void {
     }
     const oldUmask = process.umask(req.umask);
     setEnvironment(req.env);
+    setCallerCgroup(req.cgroup);
     setStdio({ out: (b) => call.send(frame(TO_FRONT.OUT, b)), err: (b) => call.send(frame(TO_FRONT.ERR, b)) });
     setInitSpawner((path, preserveFds, sentry) => {
       if (sentry !== undefined) throw new Error('planner: a sentry socket cannot be passed to the front');
@@ -267,6 +269,7 @@ export function serve(root: string): void {
       setSignalSource(undefined);
       setInitSpawner(undefined);
       setStdio(undefined);
+      setCallerCgroup(undefined);
       setEnvironment(envList(baseEnv));
       process.umask(oldUmask);
       process.chdir(baseCwd);

@@ -1,5 +1,8 @@
 // npm test: every test file under node:test, then every skip printed with its reason, and the run
 // failed on a skip whose reason is not an accepted machine limit (test/accepted-skips.ts).
+// The CLI goes through the planner by default (docs/design/planner.md); the files that drive the
+// CLI's calls the planner serves run a second time with STOCKADE_PLANNER=off, so the cold path
+// stays tested too.
 //
 // Usage: node dist-test/test/ci/run-suite.js [FILE.test.js ...]   (every dist-test/test/**/*.test.js by default)
 import { spawnSync } from 'node:child_process';
@@ -12,6 +15,23 @@ interface Skip { file: string; path: string[]; reason: string }
 interface FileTime { file: string; ms: number }
 
 const distTest = join(__dirname, '..');
+
+/**
+ * The files run a second time, cold: those whose tests make the calls the planner serves (create,
+ * run, exec at namespaces) and check what a user sees of them — outputs, exit codes, errors, --log
+ * lines, state, hooks, cgroups. The rest of the suite runs once, with the default.
+ * planner.test compares the two paths itself.
+ */
+export const COLD_TOO = [
+  'integration/bad-input', 'integration/lifecycle', 'integration/exec', 'integration/hooks',
+  'integration/runc-parity', 'integration/unguarded-input', 'integration/long-state-path',
+].map((f) => `${f}.test.js`);
+
+/** The files of `files` that run a second time with the planner off (none when the whole run is off). */
+export function coldPass(files: readonly string[], env: NodeJS.ProcessEnv): string[] {
+  if (env['STOCKADE_PLANNER'] === 'off') return [];
+  return files.filter((f) => COLD_TOO.some((c) => f.endsWith(`/${c}`)));
+}
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];
@@ -51,25 +71,39 @@ function readLines<T>(file: string): T[] {
   return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as T);
 }
 
+interface Pass { status: number | null; times: FileTime[]; skips: Skip[] }
+
+function runPass(files: readonly string[], dir: string, env: NodeJS.ProcessEnv): Pass {
+  const skipsFile = join(dir, `skips-${files.length}-${env['STOCKADE_PLANNER'] ?? 'default'}.jsonl`);
+  const timesFile = join(dir, `times-${files.length}-${env['STOCKADE_PLANNER'] ?? 'default'}.jsonl`);
+  const r = spawnSync(process.execPath, [
+    // A test that hangs (a lost signal, a daemon that never answers) fails after ten minutes
+    // rather than holding CI forever; the whole suite takes five here.
+    '--test', '--test-concurrency=1', '--test-timeout=600000',
+    '--test-reporter=spec', '--test-reporter-destination=stdout',
+    `--test-reporter=${join(__dirname, 'skip-reporter.js')}`, `--test-reporter-destination=${skipsFile}`,
+    `--test-reporter=${join(__dirname, 'duration-reporter.js')}`, `--test-reporter-destination=${timesFile}`,
+    ...files,
+  ], { stdio: 'inherit', env });
+  if (r.error !== undefined) throw r.error;
+  return { status: r.status, times: readLines<FileTime>(timesFile), skips: readLines<Skip>(skipsFile) };
+}
+
 function main(): number {
   const files = process.argv.length > 2 ? process.argv.slice(2) : testFiles(distTest);
   const dir = mkdtempSync(join(tmpdir(), 'stockade-test-skips-'));
-  const skipsFile = join(dir, 'skips.jsonl');
-  const timesFile = join(dir, 'times.jsonl');
   try {
-    const r = spawnSync(process.execPath, [
-      // A test that hangs (a lost signal, a daemon that never answers) fails after ten minutes
-      // rather than holding CI forever; the whole suite takes five here.
-      '--test', '--test-concurrency=1', '--test-timeout=600000',
-      '--test-reporter=spec', '--test-reporter-destination=stdout',
-      `--test-reporter=${join(__dirname, 'skip-reporter.js')}`, `--test-reporter-destination=${skipsFile}`,
-      `--test-reporter=${join(__dirname, 'duration-reporter.js')}`, `--test-reporter-destination=${timesFile}`,
-      ...files,
-    ], { stdio: 'inherit' });
-    if (r.error !== undefined) throw r.error;
-    reportDurations(readLines<FileTime>(timesFile), process.cwd(), (s) => process.stdout.write(s));
-    const unaccepted = reportSkips(readLines<Skip>(skipsFile), process.cwd(), (s) => process.stdout.write(s));
-    if (r.status !== 0) return r.status ?? 1;
+    const passes = [runPass(files, dir, process.env)];
+    const cold = coldPass(files, process.env);
+    if (cold.length > 0) {
+      process.stdout.write(`\n# again with STOCKADE_PLANNER=off (the cold path): ${cold.length} files\n`);
+      const p = runPass(cold, dir, { ...process.env, STOCKADE_PLANNER: 'off' });
+      passes.push({ ...p, times: p.times.map((t) => ({ ...t, file: `${t.file} (planner off)` })) });
+    }
+    reportDurations(passes.flatMap((p) => p.times), process.cwd(), (s) => process.stdout.write(s));
+    const unaccepted = reportSkips(passes.flatMap((p) => p.skips), process.cwd(), (s) => process.stdout.write(s));
+    const failed = passes.find((p) => p.status !== 0);
+    if (failed !== undefined) return failed.status ?? 1;
     return unaccepted > 0 ? 1 : 0;
   } finally {
     rmSync(dir, { recursive: true, force: true });
