@@ -5,9 +5,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/native/paths';
+import { layoutFrom } from '../../src/cgroups/layout';
 import { PLANNER_SOCKET } from '../../src/planner/protocol';
 import { CASES } from './bad-input-cases';
 import { Runtime, STOCKADE, integrationSkip, leftovers, probeSpec, runProcesses, type Result } from './harness';
@@ -128,6 +129,51 @@ describe('planner', { skip }, () => {
     const off = spawnSync(STOCKADE, ['--root', offRoot, 'run', '-b', b.dir, 'dflt'], { env: { ...env, ...OFF }, encoding: 'utf8' });
     assert.equal(off.status, 3, off.stderr);
     assert.deepEqual(plannersOf(offRoot), []);
+  });
+
+  test('a caller in another cgroup is served, and its container goes below the caller\'s cgroup as a cold call puts it', async () => {
+    // A cgroup beside this run's, in every hierarchy; the calls join it before they exec stockade.
+    const layout = layoutFrom(readFileSync('/proc/self/mountinfo', 'utf8'), readFileSync('/proc/self/cgroup', 'utf8'));
+    const dirs = [...layout.v1, ...(layout.unified === undefined ? [] : [layout.unified])].map((h) => {
+      const d = join(h.mountpoint, h.ownPath, 'planner-other');
+      mkdirSync(d, { recursive: true });
+      if (h.version === 1 && h.controllers.includes('cpuset')) {
+        for (const f of ['cpuset.cpus', 'cpuset.mems']) writeFileSync(join(d, f), readFileSync(join(h.mountpoint, h.ownPath, f), 'utf8').trim());
+      }
+      return d;
+    });
+    const inOther = (args: string[], env: Record<string, string>): ReturnType<typeof spawn> =>
+      spawn('/bin/sh', ['-c', 'for d in $DIRS; do echo $$ > "$d/cgroup.procs"; done; exec "$@"', 'sh', STOCKADE, '--root', warm.root, ...args],
+        { env: { ...process.env, ...env, DIRS: dirs.join(' ') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const done = (c: ReturnType<typeof spawn>): Promise<number | null> => new Promise((res) => c.once('exit', (code) => res(code)));
+    const b = warm.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
+    try {
+      assert.equal(warm.run(['run', '-d', '-b', b.dir, 'cg-first'], { env: ON }).status, 0);
+      const planners = plannersOf(warm.root);
+      assert.equal(planners.length, 1);
+      const cgroupOf = (id: string): string => {
+        const { pid } = JSON.parse(warm.run(['state', id]).stdout) as { pid: number };
+        return readFileSync(`/proc/${pid}/cgroup`, 'utf8').split(id).join('ID');
+      };
+      assert.equal(await done(inOther(['run', '-d', '-b', b.dir, 'cg-warm'], ON)), 0);
+      assert.equal(await done(inOther(['run', '-d', '-b', b.dir, 'cg-cold'], OFF)), 0);
+      assert.equal(cgroupOf('cg-warm'), cgroupOf('cg-cold'));
+      assert.match(cgroupOf('cg-warm'), /planner-other\/ID$/m);
+      // Served: the exec's stockade-init is the front's child, and no other planner came.
+      const child = inOther(['exec', 'cg-warm', '/bin/probe', 'sleep', '2'], ON);
+      let initParent: string | undefined;
+      await until(() => {
+        const init = runProcesses('stockade-init').find((p) => p.ppid === child.pid);
+        if (init !== undefined) initParent = readlinkSync(`/proc/${init.ppid}/exe`);
+        return initParent !== undefined;
+      });
+      assert.match(initParent ?? '', /stockade-light$/);
+      assert.equal(await done(child), 0);
+      assert.deepEqual(plannersOf(warm.root), planners);
+    } finally {
+      for (const id of ['cg-first', 'cg-warm', 'cg-cold']) warm.run(['delete', '--force', id]);
+      for (const d of dirs) rmdirSync(d);
+    }
   });
 
   test('each command says, exits, logs and records the same through the planner and without it', () => {
