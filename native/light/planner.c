@@ -264,7 +264,8 @@ static bool start_planner(const char *pkg, const char *root)
 		char *env[] = {serve, path, caller_idle != NULL ? idle : NULL, NULL};
 		char bundle[PATH_MAX + 40];
 		snprintf(bundle, sizeof bundle, "%s/dist/stockade-planner.js", pkg);
-		char *args[] = {"node", bundle, NULL};
+		/* The root on its command line too: `ps` shows which root a planner serves. */
+		char *args[] = {"node", bundle, (char *)root, NULL};
 		execvpe("node", args, env);
 		_exit(127);
 	}

@@ -12,8 +12,7 @@ import { layoutFrom } from '../../src/cgroups/layout';
 import { PLANNER_SOCKET } from '../../src/planner/protocol';
 import { CASES } from './bad-input-cases';
 import { Runtime, STOCKADE, integrationSkip, leftovers, probeSpec, runProcesses, type Result } from './harness';
-import { processesWithCmdline } from '../helpers/cleanup';
-import { RUN_CGROUP, RUN_ENV } from '../helpers/run-scope';
+import { RUN_CGROUP, RUN_ENV, processesMarked } from '../helpers/run-scope';
 
 const skip = integrationSkip();
 const ON = { STOCKADE_PLANNER: 'on' };
@@ -23,15 +22,15 @@ const OFF = { STOCKADE_PLANNER: 'off' };
 const AS_NOBODY = 'process.setgroups([]); process.setgid(65534); process.setuid(65534);';
 
 /**
- * The planners serving `root`, told apart by the root their front named (a mkdtemp path: this
- * run's alone). Not by the run's tag or cgroup: a planner carries neither (it starts with an
- * environment of its own and leaves its caller's cgroup).
+ * The planners serving `root` (a mkdtemp path: this run's alone), which a front names on the
+ * planner's command line and in its environment. Not by the run's tag or cgroup: a planner carries
+ * neither (it starts with an environment of its own and leaves its caller's cgroup).
  */
 function plannersOf(root: string): number[] {
-  const want = `STOCKADE_PLANNER_SERVE=${realpathSync(root)}`;
-  return processesWithCmdline('stockade-planner').filter((p) => p.state !== 'Z').map((p) => p.pid).filter((pid) => {
+  const real = realpathSync(root);
+  return processesMarked(real).filter((p) => p.state !== 'Z' && p.cmdline.includes('stockade-planner')).map((p) => p.pid).filter((pid) => {
     try {
-      return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(want);
+      return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`STOCKADE_PLANNER_SERVE=${real}`);
     } catch {
       return false;
     }
@@ -349,7 +348,7 @@ describe('planner faults', { skip }, () => {
     rmSync(join(rt.root, PLANNER_SOCKET), { force: true });
     const older = join(packageRoot(), 'dist-test', 'stockade-planner-older.js');
     copyFileSync(join(packageRoot(), 'dist', 'stockade-planner.js'), older);
-    const old = spawn('node', [older], { env: { ...process.env, STOCKADE_PLANNER_SERVE: realpathSync(rt.root) }, stdio: 'ignore', detached: true });
+    const old = spawn('node', [older, realpathSync(rt.root)], { env: { ...process.env, STOCKADE_PLANNER_SERVE: realpathSync(rt.root) }, stdio: 'ignore', detached: true });
     try {
       await until(() => existsSync(join(rt.root, PLANNER_SOCKET)) && plannersOf(rt.root).includes(old.pid ?? -1));
       const b = rt.bundle(probeSpec(['/bin/probe', 'exit', '0']));
