@@ -38,8 +38,11 @@ export async function runContainer(opts: RunOptions): Promise<number> {
   const terminal = relay === undefined ? undefined : relayTerminal(relay.receiveMaster());
   const startTime = readProcessStat(record.pid)?.startTime ?? record.pidStartTime;
   const stopForwarding = opts.detach ? () => undefined : forwardSignals(record.pid, startTime);
+  // Were the planner driving this run lost once the workload is released, its front finishes the
+  // run with this (runStarting): nothing more for a detached run, else the wait.
   const helper = workload.monitor;
-  runStarting(opts.detach ? [] : helper?.pid !== undefined && opts.lightGlobals !== undefined ? lightWaitArgs(opts.id, helper.pid, opts.keep, opts.lightGlobals) : undefined);
+  const waitArgs = helper?.pid !== undefined && opts.lightGlobals !== undefined ? lightWaitArgs(opts.id, helper.pid, opts.keep, opts.lightGlobals) : undefined;
+  runStarting(opts.detach ? [] : waitArgs);
   try {
     await startContainer(opts.store, opts.levels, opts.id, { warn: opts.warn });
   } catch (e) {
