@@ -4,18 +4,20 @@
 // from being removed (a test run's, a systemd scope's) and charged the planner's memory to it.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hostLayout } from '../cgroups/layout';
+import { hostLayout, parseProcCgroup } from '../cgroups/layout';
 
 export const PLANNER_CGROUP = 'stockade-planner';
 
 /**
- * Moves this process into PLANNER_CGROUP in every hierarchy it can write, and returns the
- * directories it joined. A container's relative cgroupsPath still goes below the cgroup of the
- * call's caller: each request carries it (setCallerCgroup).
+ * Moves this process into PLANNER_CGROUP in every hierarchy it can write. True when it is then in
+ * no caller's cgroup: in each hierarchy /proc/self/cgroup lists, either PLANNER_CGROUP or the root
+ * (which no one removes). False when a hierarchy kept it where it was started: one its mount
+ * namespace does not show (a caller in a namespace with cgroup2 alone mounted), or one it may not
+ * write. A container's relative cgroupsPath goes below the cgroup of the call's caller either way:
+ * each request carries it (setCallerCgroup).
  */
-export function leaveCallerCgroup(): string[] {
+export function leaveCallerCgroup(): boolean {
   const layout = hostLayout();
-  const joined: string[] = [];
   for (const h of [...layout.v1, ...(layout.unified === undefined ? [] : [layout.unified])]) {
     const dir = join(h.mountpoint, PLANNER_CGROUP);
     try {
@@ -27,8 +29,10 @@ export function leaveCallerCgroup(): string[] {
         }
       }
       writeFileSync(join(dir, 'cgroup.procs'), String(process.pid));
-      joined.push(dir);
-    } catch { /* a hierarchy it cannot write (rootless): it stays where it was started there */ }
+    } catch { /* checked below */ }
   }
-  return joined;
+  for (const path of parseProcCgroup(readFileSync('/proc/self/cgroup', 'utf8')).values()) {
+    if (path !== '/' && !path.endsWith(`/${PLANNER_CGROUP}`)) return false;
+  }
+  return true;
 }

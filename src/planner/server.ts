@@ -133,7 +133,12 @@ export function serve(root: string): void {
     process.exit(0);
   }
   // Each call brings its caller's cgroup (setCallerCgroup): this process's own is none of a call's business.
-  leaveCallerCgroup();
+  if (!leaveCallerCgroup()) {
+    // A hierarchy it cannot leave (one its mount namespace does not show): it would keep its
+    // caller's cgroup from going for a minute, so there is no planner here; the call runs cold.
+    closeSync(rootFd);
+    process.exit(0);
+  }
   const path = join(root, PLANNER_SOCKET);
   try { unlinkSync(path); } catch { /* none, or a stale one: replaced */ }
   // The socket is made 0600 (no other user may even connect); SO_PEERCRED is checked besides.
