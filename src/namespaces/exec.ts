@@ -30,7 +30,7 @@ export async function execHostProcess(c: LevelContainer, req: ExecRequest, level
   let launched: Launched;
   try {
     // Named per call: one program may exec with a terminal into one container several times at once (the SDK).
-    if (terminal && !req.detach) relay = ConsoleRelay.listen(join(store.root, `.exec-console-${id}-${process.pid}-${randomBytes(4).toString('hex')}.sock`));
+    if (terminal && !req.detach) relay = ConsoleRelay.listen(join(store.root, `.exec-tty-${id}-${randomBytes(4).toString('hex')}.sock`));
     const consoleSocket = relay?.path ?? req.consoleSocket;
     if (level !== undefined) {
       supervisor = level.supervise({ spec: { ...req.config, process: proc }, id, stateDir: store.dir(id), detached: true, exec: true });

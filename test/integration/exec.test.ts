@@ -268,7 +268,7 @@ describe('exec', { skip }, () => {
     }
     assert.deepEqual(state('e1'), before, 'the container is untouched');
     assert.deepEqual(rt.containerDirs().filter((d) => d === 'e1'), ['e1']);
-    assert.deepEqual(readdirSync(rt.root).filter((n) => n.startsWith('.exec-console')), [], 'no console socket left');
+    assert.deepEqual(readdirSync(rt.root).filter((n) => n.startsWith('.exec-tty')), [], 'no console socket left');
   });
 
   test('a paused container refuses exec unless --ignore-paused; then the process runs once resumed', { skip: freezerUnavailable() }, async () => {

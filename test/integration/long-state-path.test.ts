@@ -59,7 +59,7 @@ describe('a long --root', { skip: integrationSkip() }, () => {
       } finally {
         closeSync(out);
       }
-      assert.ok(Buffer.byteLength(join(root, `.exec-console-${execId}-99999.sock`)) > 107, 'the relay path is not long enough to test anything');
+      assert.ok(Buffer.byteLength(join(root, `.exec-tty-${execId}-00000000.sock`)) > 107, 'the relay path is not long enough to test anything');
       // script(1) gives exec a terminal; SHELL is pinned, as CI's is not ours to choose.
       const r = spawnSync('script', ['-qec', `exec ${STOCKADE} --root ${root} exec -t ${execId} sh -c 'tty; exit 4'`, '/dev/null'], {
         encoding: 'utf8', timeout: 30_000, env: { ...process.env, SHELL: '/bin/sh' },
