@@ -3,7 +3,8 @@ import { closeSync, write, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FORWARDED_SIGNALS, SIGNALS } from '../abi/linux/constants';
 import type { ExitStatus } from './agent-client';
-import { KEEPER_STATUS_FD } from './keeper-wire';
+import type { Socket } from 'node:net';
+import { FRAME, KEEPER_STATUS_FD, MAX_FRAME, encodeFrame } from './keeper-wire';
 
 /** What the keeper exits with when the VM failed under the workload (the reason is in keeper.log). */
 export const KEEPER_VM_FAILED = 255;
@@ -104,4 +105,20 @@ export function followWindow(slave: number, resize: (rows: number, cols: number)
   };
   poll();
   setInterval(poll, 250).unref();
+}
+
+/** A process's output to the keeper client's socket, in frames; credit goes back to the guest once the socket took it. */
+export function sender(sock: Socket, kind: typeof FRAME.STDOUT | typeof FRAME.STDERR): (c: Buffer) => Promise<void> {
+  return (c: Buffer): Promise<void> => {
+    if (sock.destroyed) return Promise.resolve();
+    const parts: Buffer[] = [];
+    for (let o = 0; o < c.length; o += MAX_FRAME) parts.push(encodeFrame(kind, c.subarray(o, o + MAX_FRAME)));
+    return new Promise((resolve) => {
+      if (sock.write(Buffer.concat(parts))) resolve();
+      else {
+        sock.once('drain', () => resolve());
+        sock.once('close', () => resolve());
+      }
+    });
+  };
 }

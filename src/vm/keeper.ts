@@ -27,13 +27,13 @@ import { seccompFor } from '../container/seccomp';
 import { readInput } from './fd-input';
 import { GUEST_PLAN_PLACEHOLDERS } from './guest-plan';
 import {
-  FRAME, FrameReader, KEEPER_CONFIG_FD, KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_TIE_FD, KEEPER_VM, MAX_FRAME,
+  FRAME, FrameReader, KEEPER_CONFIG_FD, KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_TIE_FD, KEEPER_VM,
   encodeFrame, parseRequest, type GuestStats, type KeeperConfig, type KeeperReply, type KeeperRequest,
 } from './keeper-wire';
 import { readNetwork, unwireInterfaces, wireInterfaces, type ContainerNetwork, type VmNic, type Wired } from './network';
 import { makeMountPoints } from './mount-points';
 import { startVm } from './template';
-import { FdWriter, KEEPER_VM_FAILED, SIGNAL_NAMES, exitAs, followWindow, joinCgroups, openHostTerminal, tellCreate } from './keeper-common';
+import { FdWriter, KEEPER_VM_FAILED, sender, SIGNAL_NAMES, exitAs, followWindow, joinCgroups, openHostTerminal, tellCreate } from './keeper-common';
 
 export { KEEPER_VM_FAILED } from './keeper-common';
 import { isPodSandbox } from '../container/pod';
@@ -441,26 +441,13 @@ class Keeper {
   async #exec(p: Process, sock: Socket, u: GuestUnit): Promise<VmProcess> {
     const c = u.container;
     if (c === undefined || this.#exiting) throw new Error('the container is not running');
-    const send = (kind: typeof FRAME.STDOUT | typeof FRAME.STDERR) => (c: Buffer): Promise<void> => {
-      if (sock.destroyed) return Promise.resolve();
-      const parts: Buffer[] = [];
-      for (let o = 0; o < c.length; o += MAX_FRAME) parts.push(encodeFrame(kind, c.subarray(o, o + MAX_FRAME)));
-      // Credit goes back to the guest only once the client's socket took it.
-      return new Promise((resolve) => {
-        if (sock.write(Buffer.concat(parts))) resolve();
-        else {
-          sock.once('drain', () => resolve());
-          sock.once('close', () => resolve());
-        }
-      });
-    };
     const terminal = p.terminal === true;
     const proc = await c.exec({
       plan: buildExecPlan(u.guestSpec, p, {
         id: u.id, initPid: c.pid, cgroupPaths: [], consoleSocket: terminal ? GUEST_PLAN_PLACEHOLDERS.consoleSocket : undefined,
         preserveFds: 0, monitor: false, seccomp: seccompFor(u.spec, this.#cfg.stateRoot), heldCapabilities: heldCapabilities(),
       }),
-      stdin: true, onStdout: send(FRAME.STDOUT), onStderr: send(FRAME.STDERR),
+      stdin: true, onStdout: sender(sock, FRAME.STDOUT), onStderr: sender(sock, FRAME.STDERR),
     });
     u.execs.add(proc);
     sock.write(encodeFrame(FRAME.REPLY, { ok: true, pid: proc.pid }));

@@ -19,8 +19,9 @@ import type { Spec } from '../oci/spec';
 import { buildPlan, heldCapabilities } from '../container/plan';
 import { seccompFor } from '../container/seccomp';
 import { GUEST_PLAN_PLACEHOLDERS } from './guest-plan';
-import { FRAME, KEEPER_STARTED, MAX_FRAME, encodeFrame, type Frame, type PodMemberRequest, type PodNamespace } from './keeper-wire';
+import { FRAME, KEEPER_STARTED, encodeFrame, type Frame, type PodMemberRequest, type PodNamespace } from './keeper-wire';
 import { addPodShare, removePodShare } from './pod-share';
+import { sender } from './keeper-common';
 import { guestLimits, type GuestLimitsWire } from './sizing';
 import type { GuestLimits } from './agent-client';
 import type { Vm, VmContainer, VmProcess } from './vm';
@@ -200,20 +201,4 @@ export class PodHost {
   get size(): number {
     return this.#members.size;
   }
-}
-
-/** Output of a member's process to its keeper; credit goes back to the guest once the socket took it. */
-function sender(sock: Socket, kind: typeof FRAME.STDOUT | typeof FRAME.STDERR) {
-  return (c: Buffer): Promise<void> => {
-    if (sock.destroyed) return Promise.resolve();
-    const parts: Buffer[] = [];
-    for (let o = 0; o < c.length; o += MAX_FRAME) parts.push(encodeFrame(kind, c.subarray(o, o + MAX_FRAME)));
-    return new Promise((resolve) => {
-      if (sock.write(Buffer.concat(parts))) resolve();
-      else {
-        sock.once('drain', () => resolve());
-        sock.once('close', () => resolve());
-      }
-    });
-  };
 }
