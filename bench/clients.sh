@@ -24,12 +24,15 @@ for tool in hyperfine node tar sha256sum; do command -v "$tool" >/dev/null || { 
 
 # Short, under /tmp: unix socket paths below it must fit in 107 bytes.
 work=$(mktemp -d /tmp/sb-XXXXXX)
-# stockade goes through its planner by default (docs/design/planner.md); stockade-cold is the same
-# runtime with STOCKADE_PLANNER=off (every call a cold Node), through a wrapper that sets it.
+# stockade here goes through its planner (STOCKADE_PLANNER=on, opt-in: docs/design/planner.md);
+# stockade-cold is the same runtime with every call a cold Node. Clients do not pass their
+# environment on to a runtime: each is a wrapper that sets it.
 mkdir -p "$work/bin"
 printf '#!/bin/sh\nSTOCKADE_PLANNER=off exec %s "$@"\n' "$stockade" >"$work/bin/stockade-cold"
-chmod 755 "$work/bin/stockade-cold"
+printf '#!/bin/sh\nSTOCKADE_PLANNER=on exec %s "$@"\n' "$stockade" >"$work/bin/stockade-warm"
+chmod 755 "$work/bin/stockade-cold" "$work/bin/stockade-warm"
 stockade_cold="$work/bin/stockade-cold"
+stockade="$work/bin/stockade-warm"
 pids=()  # daemons started here, stopped in reverse order
 
 stop_pid() {

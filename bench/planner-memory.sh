@@ -27,7 +27,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-s() { env ${idle_ms:+STOCKADE_PLANNER_IDLE_MS=$idle_ms} "$stockade" --root "$work/state" "$@"; }
+s() { env STOCKADE_PLANNER=on ${idle_ms:+STOCKADE_PLANNER_IDLE_MS=$idle_ms} "$stockade" --root "$work/state" "$@"; }
 kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/smaps_rollup"; }
 mb() { awk -v v="$1" 'BEGIN { printf "%.1f", v / 1024 }'; }
 

@@ -18,7 +18,7 @@ const fs = require("fs"); const p = process.argv[1]; const c = JSON.parse(fs.rea
 c.process.terminal = false; c.process.args = ["/bin/true"]; fs.writeFileSync(p, JSON.stringify(c));
 ' "$work/bundle/config.json"
 stockade="$PWD/bin/stockade"
-# The warm path (the default): a planner serves the root (made here: a root that does not exist yet goes cold);
+# The warm path (STOCKADE_PLANNER=on): a planner serves the root (made here: a root that does not exist yet goes cold);
 # hyperfine's warm-up runs start it. The cold path: STOCKADE_PLANNER=off, every call its own Node.
 mkdir -p "$work/s5"
 planner_pids() { for p in $(pgrep -f stockade-planner.js); do tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx "STOCKADE_PLANNER_SERVE=$work/s5" && echo "$p"; done; }
@@ -26,7 +26,7 @@ trap 'for p in $(planner_pids); do kill "$p"; done; rm -rf "$work"' EXIT
 cmds=(-n "node -e 0" "node -e 0"
       -n "stockade list (one CLI call)" "env STOCKADE_PLANNER=off $stockade --root $work/s0 list -q"
       -n "stockade run" "env STOCKADE_PLANNER=off $stockade --root $work/s1 run -b $work/bundle bench-s"
-      -n "stockade run (planner, warm)" "$stockade --root $work/s5 run -b $work/bundle bench-w"
+      -n "stockade run (planner, warm)" "env STOCKADE_PLANNER=on $stockade --root $work/s5 run -b $work/bundle bench-w"
       -n "stockade run (sentry)" "$stockade --root $work/s2 --isolation sentry run -b $work/bundle bench-ss"
       -n "stockade do -- true" "$stockade --root $work/s3 do -T -- true"
       -n "stockade do -- true (sentry)" "$stockade --root $work/s4 do -T --isolation sentry -- true")

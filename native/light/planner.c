@@ -917,9 +917,10 @@ static void through_planner(int conn, char **argv)
 
 void planner_try(char **argv)
 {
-	/* The planner is the default; STOCKADE_PLANNER=off sends every call to Node, as before it. */
+	/* Opt-in (STOCKADE_PLANNER=on): a whole suite with it on by default left a planner and a
+	 * conmon behind at every client tier's end (docs/design/planner.md); every other call is Node's. */
 	const char *mode = getenv("STOCKADE_PLANNER");
-	if ((mode != NULL && strcmp(mode, "off") == 0) || getenv(STK_PLANNER_LOST_ENV) != NULL)
+	if (mode == NULL || strcmp(mode, "on") != 0 || getenv(STK_PLANNER_LOST_ENV) != NULL)
 		return;
 	const char *root, *isolation;
 	const char *command = root_and_command(argv, &root, &isolation);

@@ -107,14 +107,18 @@ describe('planner', { skip }, () => {
     assert.equal(warm.run(['delete', '--force', 'served']).status, 0);
   });
 
-  test('the planner is the default; it sits in a cgroup of its own and carries none of its caller\'s environment', () => {
+  test('the planner is opt-in; it sits in a cgroup of its own and carries none of its caller\'s environment', () => {
     stopPlanners(warm.root);
     const b = warm.bundle(probeSpec(['/bin/probe', 'exit', '3']));
     const { STOCKADE_PLANNER: _mode, ...env } = process.env;
-    const r = spawnSync(STOCKADE, ['--root', warm.root, 'run', '-b', b.dir, 'dflt'], { env, encoding: 'utf8' });
+    // STOCKADE_PLANNER unset: the cold call, in Node, asks no planner (none starts for a root that has none).
+    const unset = spawnSync(STOCKADE, ['--root', warm.root, 'run', '-b', b.dir, 'dflt'], { env, encoding: 'utf8' });
+    assert.equal(unset.status, 3, unset.stderr);
+    assert.deepEqual(plannersOf(warm.root), [], 'a call with STOCKADE_PLANNER unset started a planner');
+    const r = spawnSync(STOCKADE, ['--root', warm.root, 'run', '-b', b.dir, 'dflt'], { env: { ...env, ...ON }, encoding: 'utf8' });
     assert.equal(r.status, 3, r.stderr);
     const planners = plannersOf(warm.root);
-    assert.equal(planners.length, 1, 'a call with STOCKADE_PLANNER unset started a planner');
+    assert.equal(planners.length, 1, 'a call with STOCKADE_PLANNER=on started a planner');
     const pid = planners[0] ?? -1;
     const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
     // The caller's cgroup (this run's) stays removable: the planner lives in stockade-planner.
