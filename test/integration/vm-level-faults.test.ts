@@ -119,7 +119,7 @@ describe('the vm level when something fails', { skip }, () => {
 
   test('a VM that does not boot in time: create fails naming the boot timeout, nothing left', async () => {
     const b = rt.bundle(probeSpec(['/bin/true']));
-    const r = withEnv({ STOCKADE_VM_BOOT_TIMEOUT_MS: '200' }, () => rt.run(['--isolation', 'vm', 'create', '--bundle', b.dir, 'vm-slow'], VM_CALL));
+    const r = withEnv({ STOCKADE_VM_BOOT_TIMEOUT_MS: '200', STOCKADE_VM_TEMPLATE: '0' }, () => rt.run(['--isolation', 'vm', 'create', '--bundle', b.dir, 'vm-slow'], VM_CALL));
     assert.notEqual(r.status, 0);
     assert.match(oneLine(r.stderr), /did not answer|within 200 ms/);
     await waitFor(() => rt.containerDirs().length === 0);
