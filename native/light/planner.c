@@ -547,6 +547,25 @@ static int spawn_init(int conn, struct child *c, const char *p, size_t n)
 	return send_ints(conn, STK_TO_PLANNER_SPAWNED, pid, 0);
 }
 
+/* Becomes the wait at path (stockade-light wait), with the forwarded signals blocked across the
+ * exec and those caught but not yet relayed made pending again: the wait forwards them. Returns
+ * the exec's errno, the mask restored, only when the exec failed. */
+static int exec_wait(const char *path, char *const argv[])
+{
+	sigset_t held, old;
+	sigemptyset(&held);
+	for (int i = 0; i < NFORWARDED; i++)
+		sigaddset(&held, FORWARDED[i]);
+	sigprocmask(SIG_BLOCK, &held, &old);
+	unsigned char s;
+	while (read(g_sigpipe[0], &s, 1) == 1)
+		raise(s);
+	execv(path, argv);
+	int err = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return err;
+}
+
 /* WAIT (path, then argv): become stockade-light's wait, the caller's forwarded signals held pending
  * across the execve. Not once stockade-init is reaped: the planner then waits and deletes, as Node
  * does when its event loop reaped stockade-init first. */
@@ -565,18 +584,7 @@ static void become_wait(int conn, const struct child *c, const char *p, size_t n
 	int argc = 0;
 	for (const char *s = p; s < p + n; s += strlen(s) + 1)
 		args[argc++] = (char *)s;
-	sigset_t held, old;
-	sigemptyset(&held);
-	for (int i = 0; i < NFORWARDED; i++)
-		sigaddset(&held, FORWARDED[i]);
-	sigprocmask(SIG_BLOCK, &held, &old);
-	/* Signals caught but not yet relayed are made pending again: the wait forwards them. */
-	unsigned char s;
-	while (read(g_sigpipe[0], &s, 1) == 1)
-		raise(s);
-	execv(args[0], args + 1);
-	int err = errno;
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	int err = exec_wait(args[0], args + 1);
 	free(args);
 	send_ints(conn, STK_TO_PLANNER_WAIT_FAILED, err, 0);
 }
@@ -675,16 +683,7 @@ static void __attribute__((noreturn)) finish_started(struct child *c)
 	if (c->then == THEN_EXIT)
 		exit(0);
 	if (c->then == THEN_WAIT && !c->exited) {
-		sigset_t held, old;
-		sigemptyset(&held);
-		for (int i = 0; i < NFORWARDED; i++)
-			sigaddset(&held, FORWARDED[i]);
-		sigprocmask(SIG_BLOCK, &held, &old);
-		unsigned char s;
-		while (read(g_sigpipe[0], &s, 1) == 1)
-			raise(s);
-		execv(c->then_argv[0], c->then_argv);
-		sigprocmask(SIG_SETMASK, &old, NULL);
+		exec_wait(c->then_argv[0], c->then_argv);
 	}
 	int status = c->status;
 	if (!c->exited && c->pid > 0) {
