@@ -158,7 +158,6 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
   const size = vmSize(spec.linux?.resources);
   // The VMM's own memory is confined with the guest's: the cgroup holds guest RAM and headroom.
   req.cgroups?.apply(hostResources(spec.linux?.resources, size), (m) => req.warn?.(m));
-  const stateDir = req.store.dir(req.id);
   // The keeper's Node starts while the template is chosen (startKeeper): its configuration is sent once made.
   const configure = async (): Promise<KeeperConfig> => {
     // The template is chosen here, in the create call, and not in the keeper: a template built or a
@@ -176,23 +175,13 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     mark(choice.cold === undefined ? 'vm: template chosen' : 'vm: cold chosen');
     req.debug?.(choice.cold === undefined ? `vm: from template ${choice.template.key} (${choice.template.dir})` : `vm: booting cold: ${choice.cold}`);
     return {
-      id: req.id,
-      stateDir,
-      stateRoot: req.store.root,
-      bundle: req.bundle,
-      spec,
-      noPivot: req.noPivot,
-      noNewKeyring: req.noNewKeyring,
-      binds: bindSources(spec, req.bundle, req.sandbox?.idmaps),
-      rootfs,
+      ...keeperBase(req, rootfs),
       // do's root is the host's: read-only in the host kernel (virtiofsd's bind) whatever the guest
       // does, or with --rw an overlay of it made there (its writes in memory).
       readonlyRoot: spec.root?.readonly === true || req.rootfsMode === 'recursive-readonly',
       rootfsMode: req.rootfsMode,
       memoryMiB: size.memoryMiB,
       cpus: size.cpus,
-      cgroupPaths: req.cgroups?.paths ?? [],
-      consoleSocket: req.consoleSocket,
       ...(req.sandbox === undefined ? {} : { sandbox: { init: req.sandbox.init, timeout: req.sandbox.timeout, overlayTmpfs: req.sandbox.overlayTmpfs } }),
       ...(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS'] !== undefined ? { bootTimeoutMs: Number(process.env['STOCKADE_VM_BOOT_TIMEOUT_MS']) } : {}),
       // Only for a cold boot (a clone needs none); the keeper finds them itself when it must boot cold after all.
@@ -297,25 +286,31 @@ function sameFile(a: string, b: string): boolean {
 
 /** A pod member's keeper: no VM, no template; the config's limits go to its cgroup in the pod's guest. */
 function podMemberConfig(req: CreateRequest, rootfs: string, pod: PodMembership): KeeperConfig {
-  const spec = req.spec;
+  return {
+    ...keeperBase(req, rootfs),
+    readonlyRoot: req.spec.root?.readonly === true,
+    rootfsMode: 'bind',
+    memoryMiB: 0,
+    cpus: 0,
+    debug: true,
+    pod,
+  };
+}
+
+/** What every keeper's configuration holds of its create call: the container, its state, root, binds and cgroups. */
+function keeperBase(req: CreateRequest, rootfs: string): Pick<KeeperConfig, 'id' | 'stateDir' | 'stateRoot' | 'bundle' | 'spec' | 'noPivot' | 'noNewKeyring' | 'binds' | 'rootfs' | 'cgroupPaths' | 'consoleSocket'> {
   return {
     id: req.id,
     stateDir: req.store.dir(req.id),
     stateRoot: req.store.root,
     bundle: req.bundle,
-    spec,
+    spec: req.spec,
     noPivot: req.noPivot,
     noNewKeyring: req.noNewKeyring,
-    binds: bindSources(spec, req.bundle, req.sandbox?.idmaps),
+    binds: bindSources(req.spec, req.bundle, req.sandbox?.idmaps),
     rootfs,
-    readonlyRoot: spec.root?.readonly === true,
-    rootfsMode: 'bind',
-    memoryMiB: 0,
-    cpus: 0,
     cgroupPaths: req.cgroups?.paths ?? [],
     consoleSocket: req.consoleSocket,
-    debug: true,
-    pod,
   };
 }
 
