@@ -194,19 +194,12 @@ export function parseRequest(payload: Buffer): KeeperRequest {
   if (r['op'] === 'pod-create') return { op: 'pod-create', member: parseMember(r['member']) };
   const c = r['container'];
   if (c !== undefined && (typeof c !== 'string' || !MEMBER_ID.test(c))) throw new StockadeError('USAGE', 'vm keeper: container: a container id');
-  const req = parseContainerRequest(payload);
+  const req = parseContainerRequest(r);
   return c === undefined ? req : { ...req, container: c };
 }
 
-function parseContainerRequest(payload: Buffer): ContainerRequest {
-  let v: unknown;
-  try {
-    v = JSON.parse(payload.toString('utf8'));
-  } catch {
-    throw new StockadeError('USAGE', 'vm keeper: a request that is not JSON');
-  }
-  if (typeof v !== 'object' || v === null) throw new StockadeError('USAGE', 'vm keeper: a request that is not an object');
-  const r = v as Record<string, unknown>;
+/** A container's request, from the object parseRequest checked is one. */
+function parseContainerRequest(r: Record<string, unknown>): ContainerRequest {
   switch (r['op']) {
     case 'start':
     case 'pids':
