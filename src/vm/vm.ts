@@ -519,7 +519,8 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     if (vm !== undefined) {
       await vm.destroy();
       // The console says why a boot failed (a kernel panic, an agent message) better than a timeout does.
-      const lines = vm.console.trim().split('\n');
+      // Our own kill of QEMU makes its jail's unshare say so on the same stream: that is not why it failed.
+      const lines = vm.console.trim().split('\n').filter((l) => !/^unshare: sigprocmask unblock failed/.test(l.trim()));
       const panic = lines.find((l) => /Kernel panic|stockade-agent:/.test(l));
       const con = [...(panic !== undefined ? [panic] : []), ...lines.slice(-2)].map((l) => l.trim()).join(' | ');
       if (e instanceof VmError && con !== '') e.message += ` (console: ${con})`;

@@ -165,7 +165,7 @@ describe('the vm level when something fails', { skip }, () => {
     const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running 60 s after'), 60000).unref())]);
     assert.equal(code, 255, err);
     // Said as a warning: on stderr, or in the --log file when there is one (as here).
-    const said = [err, ...rt.logLines().map((l) => l.msg)].join('\n');
+    const said = [err, ...rt.logLines().map((l) => l.msg).filter((m) => m.includes(id))].join('\n');
     assert.match(said, /container vm-run-qemu: vm: qemu killed by SIGKILL/);
     assert.doesNotMatch(said, /unshare/);
     await vmGone(t);
