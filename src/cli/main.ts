@@ -1,5 +1,6 @@
 // The stockade CLI entry: global flags as runc has them, then one command from the table.
 import { closeSync, openSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { StateStore, DEFAULT_ROOT } from '../container/state-store';
 import { StockadeError, errnoCode, isStockadeError } from '../errors';
 import { parseArgs, bool, str, type FlagSpec } from './args';
@@ -116,7 +117,8 @@ export async function main(given: readonly string[]): Promise<number> {
     }
     if (level.unavailable !== undefined) throw new StockadeError('UNSUPPORTED', `--isolation ${isolation} is not available yet: ${level.unavailable}`);
     log.debug(`stockade ${withoutEnvValues(argv).join(' ')}`);
-    const store = new StateStore(str(g, 'root') ?? DEFAULT_ROOT);
+    // runc takes a relative --root against the cwd; every path made from it must be absolute.
+    const store = new StateStore(resolve(str(g, 'root') ?? DEFAULT_ROOT));
     const levels = levelRegistry({ log, root: store.root }, isolation);
     await undoLostPlanner(store, levels);
     return await cmd.run(rest, { store, log, systemdCgroup: bool(g, 'systemd-cgroup'), isolation, levels });

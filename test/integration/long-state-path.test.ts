@@ -48,6 +48,32 @@ describe('a long --root', { skip: integrationSkip() }, () => {
     assert.equal(del.status, 0, del.stderr.toString());
   });
 
+  // runc resolves a relative --root against the caller's cwd; Docker and scripts pass one.
+  test('a relative --root: run -d, state, exec, delete from the directory it is relative to', () => {
+    const id = 'relative-root';
+    const b = makeBundle({ spec: probeSpec(['/bin/probe', 'sleep', '100']) });
+    const cwd = join(base, 'rel');
+    mkdirSync(cwd);
+    const call = (args: string[]) => spawnSync(STOCKADE, ['--root', 'st', ...args], { cwd, encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      // Its stdio not pipes: the container would hold them open until it exits.
+      const run = spawnSync(STOCKADE, ['--root', 'st', 'run', '--detach', '--bundle', b.dir, id], { cwd, timeout: 30_000, stdio: 'ignore' });
+      assert.equal(run.status, 0);
+      const state = call(['state', id]);
+      assert.equal(state.status, 0, state.stderr);
+      assert.equal((JSON.parse(state.stdout) as { status: string }).status, 'running');
+      const ex = call(['exec', id, 'sh', '-c', 'echo in-$((40+2))']);
+      assert.equal(ex.status, 0, ex.stderr);
+      assert.match(ex.stdout, /in-42/);
+      const del = call(['delete', '--force', id]);
+      assert.equal(del.status, 0, del.stderr);
+      assert.equal(spawnSync('ls', ['-A', join(cwd, 'st')], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l !== '' && !l.startsWith('.')).join(' '), '', 'a container directory is left in the relative root');
+    } finally {
+      call(['delete', '--force', id]);
+      b.remove();
+    }
+  });
+
   test('exec -t with no console socket relays the terminal through a socket under the long root', () => {
     const execId = 'e'.repeat(64);
     const b = makeBundle({ spec: probeSpec(['/bin/probe', 'sleep', '100']) });
