@@ -222,19 +222,31 @@ function openTap(): { fd: number; name: string } {
 }
 
 /**
+ * Whether this process is in the network namespace of the machine's (or its container's) init. PID
+ * 1's namespace cannot always be read (a non-dumpable init, as in a Firecracker guest); then the
+ * inode says it: the kernel numbers every first namespace below 0xf0000000 (include/linux/proc_ns.h;
+ * the network's too since 6.x), the others from there up. On an older kernel with PID 1 unreadable
+ * it cannot tell, and does not refuse: the container's namespace and the host's look alike there.
+ */
+export function inHostNetns(): boolean {
+  let own: number;
+  try {
+    own = statSync('/proc/self/ns/net').ino;
+  } catch {
+    return true;
+  }
+  try {
+    return own === statSync('/proc/1/ns/net').ino;
+  } catch {
+    return own < 0xf0000000;
+  }
+}
+
+/**
  * For each interface: a tap, and tc's mirred redirecting every frame both ways between them (the
  * ingress qdisc of each, a u32 filter matching all). Returns the devices QEMU gets, in the
  * interfaces' order; on a failure, the taps opened so far are closed (their filters go with them).
  */
-/** Whether this process is in the network namespace of the machine's (or its container's) init. */
-function inHostNetns(): boolean {
-  try {
-    return statSync('/proc/self/ns/net').ino === statSync('/proc/1/ns/net').ino;
-  } catch {
-    return false;
-  }
-}
-
 export function wireInterfaces(net: ContainerNetwork): { nics: VmNic[]; wired: Wired[] } {
   // Wiring redirects every packet of an interface into the VM: in the host's own namespace (a
   // keeper run by hand, or a path that forgot its namespace) that would take the host's network
