@@ -29,6 +29,7 @@ import {
 } from './keeper-wire';
 import { podSandbox } from '../container/pod';
 import { guestLimits, hostResources, vmSize } from './sizing';
+import { FIRST_NS_INO_END } from './network';
 import { vmmUnavailable } from './vmm';
 import { ensureGuestAssets, type GuestAssets } from './assets';
 import { mark } from '../log/timing';
@@ -68,13 +69,17 @@ function refuseHostNetwork(spec: Spec): void {
   const why = 'a vm container cannot share the host\'s network (host networking); give it a network namespace of its own';
   if (net === undefined) throw new StockadeError('UNSUPPORTED', `config.json: ${field}: no network namespace: ${why}`, { field });
   if (net.path === undefined || net.path === '') return;
-  // The host's: the namespace the runtime was called in (the client's), or init's where it can be read.
+  // The host's: the namespace the runtime was called in (the client's), init's where it can be read,
+  // or the first one the kernel made (a fixed inode: inHostNetns says why).
   let same = false;
   try {
     const given = statSync(net.path);
+    same = given.ino < FIRST_NS_INO_END;
     for (const host of ['/proc/self/ns/net', '/proc/1/ns/net']) {
-      const h = statSync(host, { throwIfNoEntry: false });
-      if (h !== undefined && h.dev === given.dev && h.ino === given.ino) same = true;
+      try {
+        const h = statSync(host);
+        if (h.dev === given.dev && h.ino === given.ino) same = true;
+      } catch { /* init's cannot always be read */ }
     }
   } catch { /* a path that cannot be read is the lifecycle's (or nsenter's) to report */ }
   if (same) throw new StockadeError('UNSUPPORTED', `config.json: ${field}: the network namespace ${net.path} is the host's: ${why}`, { field });

@@ -221,6 +221,9 @@ function openTap(): { fd: number; name: string } {
   return { fd, name };
 }
 
+/** Namespaces' inodes below this are the kernel's first ones (include/linux/proc_ns.h). */
+export const FIRST_NS_INO_END = 0xf0000000;
+
 /**
  * Whether this process is in the network namespace of the machine's (or its container's) init. PID
  * 1's namespace cannot always be read (a non-dumpable init, as in a Firecracker guest); then the
@@ -238,7 +241,7 @@ export function inHostNetns(): boolean {
   try {
     return own === statSync('/proc/1/ns/net').ino;
   } catch {
-    return own < 0xf0000000;
+    return own < FIRST_NS_INO_END;
   }
 }
 
