@@ -101,10 +101,12 @@ describe('stockade do at a terminal', { skip }, () => {
 
     test(`${level}: an interactive shell has job control; ^C and ^Z reach its foreground job, not the shell`, { skip: levelSkip ?? (has('bash') ? false : 'bash is not installed') }, () => {
       const r = onPty(['--isolation', level, '-e', 'PS1=ready> ', '--', 'bash', '--norc', '--noprofile', '-i'],
-        [['wait', 'ready> '], ['write', 'sleep 30\r'], ['sleep', 1], ['write', '\x03'], ['wait', 'ready> '], ['write', 'echo "status $?"\r'],
-          ['wait', 'status'], ['write', 'sleep 31\r'], ['sleep', 1], ['write', '\x1a'], ['wait', 'Stopped'], ['write', 'kill -9 %1; sleep 0.5\r'], ['wait', 'Killed'], ['write', 'exit 5\r']]);
+        // Each job says it runs (a sum the echoed command line does not hold) before ^C or ^Z is
+        // typed: the job has the terminal then; a time to wait instead was too short under TCG.
+        [['wait', 'ready> '], ['write', 'bash -c \'echo up-$((20+10)); exec sleep 30\'\r'], ['wait', 'up-30'], ['write', '\x03'], ['wait', 'ready> '], ['write', 'echo "status $?"\r'],
+          ['wait', 'status'], ['write', 'bash -c \'echo up-$((20+11)); exec sleep 31\'\r'], ['wait', 'up-31'], ['write', '\x1a'], ['wait', 'Stopped'], ['write', 'kill -9 %1; sleep 0.5\r'], ['wait', 'Killed'], ['write', 'exit 5\r']]);
       assert.equal(r.code, 5, r.out);
-      assert.match(r.out, /\[1\]\+\s+Stopped\s+sleep 31/, '^Z stops the foreground job');
+      assert.match(r.out, /\[1\]\+\s+Stopped\s+bash -c .*sleep 31/, '^Z stops the foreground job');
       assert.doesNotMatch(r.out, /no job control|cannot set terminal process group/);
       assert.match(r.out, /status 130/);
       assert.deepEqual([r.before, r.after], [true, true]);
