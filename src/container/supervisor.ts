@@ -60,6 +60,11 @@ export interface SuperviseContext {
   readonly detached: boolean;
   /** The supervisor serves a process exec'd into the container, not its init: it joins the container's. */
   readonly exec?: boolean | undefined;
+  /**
+   * The container's cgroup directories, made by now: a supervisor process of its own is charged
+   * to them (its CPU and memory count against the container's limits).
+   */
+  readonly cgroupPaths?: readonly string[] | undefined;
 }
 
 /** What a supervisor's guard watches: the container, once its init runs. */

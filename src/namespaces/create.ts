@@ -54,7 +54,7 @@ async function createHostProcess(req: CreateRequest, level: SupervisedLevel | un
   try {
     // The supervisor first: a sentry process takes longer to start than stockade-init takes to
     // set the container up, and the container's first call waits for it.
-    supervisor = level?.supervise({ spec, id, stateDir: store.dir(id), detached: !req.monitor });
+    supervisor = level?.supervise({ spec, id, stateDir: store.dir(id), detached: !req.monitor, cgroupPaths: req.cgroups?.paths });
     let pid = 0;
     const launched = await launchInit({
       plan,
