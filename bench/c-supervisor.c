@@ -7,6 +7,10 @@
 //                                 --cgroup: the child first writes its pid to PROCS_FILE (a cgroup's
 //                                 cgroup.procs), so that it runs in a cgroup apart from its
 //                                 supervisor, as a container's workload does from the sentry
+//   c-supervisor --serve-with SERVER [ARGS...] -- PROG [ARGS...]
+//                                 the same, but once it holds the listener (fd 3, SYNC_WAKE_UP set)
+//                                 it execs SERVER, which serves in its place: bench/node-supervisor.js,
+//                                 the floor a supervisor in Node pays (its workload stays its child)
 //
 //   parent (supervisor)                     child
 //                                           no_new_privs; seccomp(NEW_LISTENER) -> listener
@@ -330,8 +334,21 @@ int main(int argc, char **argv) {
     argc -= 2;
     argv += 2;
   }
+  char **server = NULL;
+  if (argc > 2 && strcmp(argv[1], "--serve-with") == 0) {
+    server = argv + 2;
+    int i = 2;
+    while (i < argc && strcmp(argv[i], "--") != 0) i++;
+    if (i >= argc - 1) {
+      fprintf(stderr, "usage: c-supervisor [--cgroup PROCS_FILE]... --serve-with SERVER [ARGS...] -- PROG [ARGS...]\n");
+      return 2;
+    }
+    argv[i] = NULL;
+    argc -= i;
+    argv += i;
+  }
   if (argc < 2 || argv[1][0] == '-') {
-    fprintf(stderr, "usage: c-supervisor [--cgroup PROCS_FILE]... PROG [ARGS...]\n");
+    fprintf(stderr, "usage: c-supervisor [--cgroup PROCS_FILE]... [--serve-with SERVER [ARGS...] --] PROG [ARGS...]\n");
     return 2;
   }
   page_size = sysconf(_SC_PAGESIZE);
@@ -348,6 +365,11 @@ int main(int argc, char **argv) {
   close(sv[0]);
   if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, (unsigned long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) != 0)
     fprintf(stderr, "c-supervisor: SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: %s (going on without)\n", strerror(errno));
+  if (server != NULL) {
+    if (listener == 3 ? fcntl(3, F_SETFD, 0) != 0 : dup2(listener, 3) != 3) die("dup2 of the listener to fd 3");
+    execvp(server[0], server);
+    die("exec of the server");
+  }
   root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) die("open / O_PATH");
 

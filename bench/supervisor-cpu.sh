@@ -6,6 +6,10 @@
 # exactly N calls of `bench/syscalls cpu OP N`, which pauses before and after them, and the
 # workload's; its wall clock per call; the run-queue wait and the voluntary and involuntary
 # switches of the supervisor per call.
+# For stat also the floor of a supervisor in Node with the same addon (bench/node-supervisor.js, handed
+# the listener by c-supervisor --serve-with): node-noop answers every call at once (RECV and SEND
+# alone), node-stat makes the C supervisor's calls through the addon. Since the sentry joined its
+# container's CPU cgroup, c-supervisor (its workload beside it) is its like-for-like peer.
 # Why besides bench/syscalls.sh: on a loaded machine that bench's wall clock moves 2-5x from run to
 # run, the CPU time far less; and the switches show how the calls are scheduled.
 # Usage: sudo bash bench/supervisor-cpu.sh [ROUNDS]   (default 5, interleaved, median taken)
@@ -53,6 +57,7 @@ for d in "${cgroups[@]}"; do
 done
 
 names=(sentry c-supervisor c-supervisor-cg)
+[ "$op" = stat ] && names+=(node-noop node-stat)
 out="$work/out"
 mkdir -p "$out"
 # One run: starts it, finds its serving thread and its workload, reads them in the pauses.
@@ -64,6 +69,7 @@ run() {
               "$work/prog/syscalls" cpu "$op" "$n" >"$log" 2>&1 & ;;
     c-supervisor) "${pin[@]}" "$work/c-supervisor" "$work/prog/syscalls" cpu "$op" "$n" >"$log" 2>&1 & ;;
     c-supervisor-cg) "${pin[@]}" "$work/c-supervisor" "${cg_args[@]}" "$work/prog/syscalls" cpu "$op" "$n" >"$log" 2>&1 & ;;
+    node-noop|node-stat) "${pin[@]}" "$work/c-supervisor" --serve-with node bench/node-supervisor.js "${name#node-}" -- "$work/prog/syscalls" cpu "$op" "$n" >"$log" 2>&1 & ;;
   esac
   pid=$!
   sup='' wl=''
@@ -116,8 +122,13 @@ console.log(`${op}, per call (medians)  wall us  supervisor CPU us  workload CPU
 for (const [name, c] of Object.entries(col)) {
   console.log(`${name.padEnd(22)} ${c.wall.toFixed(1).padStart(8)} ${c.supervisor.toFixed(2).padStart(18)} ${c.workload.toFixed(2).padStart(16)} ${c.rqwait.toFixed(1).padStart(29)} ${c.vol.toFixed(2).padStart(7)} ${c.invol.toFixed(2).padStart(12)}   (${c.runs})`);
 }
-for (const base of ['c-supervisor', 'c-supervisor-cg']) {
+for (const base of ['c-supervisor', 'c-supervisor-cg', 'node-noop', 'node-stat']) {
   const s = col.sentry, c = col[base];
-  if (s && c) console.log(`sentry / ${base}: supervisor CPU ${(s.supervisor / c.supervisor).toFixed(2)}x, wall ${(s.wall / c.wall).toFixed(2)}x (issue 15's goal: <= 1.3x)`);
+  if (s && c) console.log(`sentry / ${base}: supervisor CPU ${(s.supervisor / c.supervisor).toFixed(2)}x, wall ${(s.wall / c.wall).toFixed(2)}x${base.startsWith('c-') ? " (issue 15's goal: <= 1.3x)" : ''}`);
+}
+// The Node boundary alone: the same calls from Node, and no work at all, against C.
+for (const node of ['node-noop', 'node-stat']) {
+  const s = col[node], c = col['c-supervisor'];
+  if (s && c) console.log(`${node} / c-supervisor: supervisor CPU ${(s.supervisor / c.supervisor).toFixed(2)}x, wall ${(s.wall / c.wall).toFixed(2)}x`);
 }
 EOF
