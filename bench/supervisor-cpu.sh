@@ -7,7 +7,7 @@
 # workload's; its wall clock per call; the run-queue wait and the voluntary and involuntary
 # switches of the supervisor per call.
 # For stat also the floor of a supervisor in Node with the same addon (bench/node-supervisor.js, handed
-# the listener by c-supervisor --serve-with): node-noop answers every call at once (RECV and SEND
+# the listener by c-supervisor --serve-with), in a CPU cgroup of its own with its workload: node-noop answers every call at once (RECV and SEND
 # alone), node-stat makes the C supervisor's calls through the addon. Since the sentry joined its
 # container's CPU cgroup, c-supervisor (its workload beside it) is its like-for-like peer.
 # Why besides bench/syscalls.sh: on a loaded machine that bench's wall clock moves 2-5x from run to
@@ -56,7 +56,9 @@ for d in "${cgroups[@]}"; do
   mkdir -p "$d" && cg_args+=(--cgroup "$d/cgroup.procs")
 done
 
-names=(sentry c-supervisor c-supervisor-cg)
+names=(sentry sentry-apart c-supervisor c-supervisor-cg c-supervisor-owncg)
+# A command prefix that runs what follows in the bench's CPU cgroup(s), supervisor and workload alike.
+own_cg=(sh -c 'for f in "$@"; do case "$f" in */cgroup.procs) echo $$ >"$f" ;; esac; done; shift "$1"; exec "$@"' sh "$((${#cg_args[@]} + 1))" "${cg_args[@]}")
 [ "$op" = stat ] && names+=(node-noop node-stat)
 out="$work/out"
 mkdir -p "$out"
@@ -65,21 +67,34 @@ run() {
   local name=$1 log="$work/run.log" pid sup wl
   : >"$log"
   case "$name" in
-    sentry) "${pin[@]}" "$stockade" --root "$work/root" do --isolation sentry --user 0 --bind "$work/prog" --cwd "$work/prog" -- \
+    sentry|sentry-apart) "${pin[@]}" "$stockade" --root "$work/root" do --isolation sentry --user 0 --bind "$work/prog" --cwd "$work/prog" -- \
               "$work/prog/syscalls" cpu "$op" "$n" >"$log" 2>&1 & ;;
     c-supervisor) "${pin[@]}" "$work/c-supervisor" "$work/prog/syscalls" cpu "$op" "$n" >"$log" 2>&1 & ;;
     c-supervisor-cg) "${pin[@]}" "$work/c-supervisor" "${cg_args[@]}" "$work/prog/syscalls" cpu "$op" "$n" >"$log" 2>&1 & ;;
-    node-noop|node-stat) "${pin[@]}" "$work/c-supervisor" --serve-with node bench/node-supervisor.js "${name#node-}" -- "$work/prog/syscalls" cpu "$op" "$n" >"$log" 2>&1 & ;;
+    # Supervisor and workload together in a CPU cgroup of their own: where the sentry and its
+    # container's workload are since the sentry joined the container's cgroup.
+    c-supervisor-owncg) "${pin[@]}" "${own_cg[@]}" "$work/c-supervisor" "$work/prog/syscalls" cpu "$op" "$n" >"$log" 2>&1 & ;;
+    node-noop|node-stat) "${pin[@]}" "${own_cg[@]}" "$work/c-supervisor" --serve-with node bench/node-supervisor.js "${name#node-}" -- "$work/prog/syscalls" cpu "$op" "$n" >"$log" 2>&1 & ;;
   esac
   pid=$!
   sup='' wl=''
   for _ in $(seq 100); do
-    if [ "$name" = sentry ]; then sup=$(pgrep -f "stockade-sentryd.*$work/root" | head -1 || true); else sup=$pid; fi
+    if [ "${name%-apart}" = sentry ]; then sup=$(pgrep -f "stockade-sentryd.*$work/root" | head -1 || true); else sup=$pid; fi
     wl=$(pgrep -x syscalls -n || true)
     [ -n "$sup" ] && [ -n "$wl" ] && break
     sleep 0.02
   done
   if [ -z "$sup" ] || [ -z "$wl" ]; then echo "$name: no supervisor or workload found" >&2; wait "$pid" || true; return; fi
+  # sentry-apart: the sentry moved back out of its container's cgroups into this script's, where it
+  # ran before it joined them (its workload stays in the container's).
+  if [ "$name" = sentry-apart ]; then
+    while IFS=: read -r _ ctl path; do
+      case ",$ctl," in
+        *,cpu,*|*,cpuacct,*|*,cpuset,*|*,memory,*) echo "$sup" >"/sys/fs/cgroup/${ctl#name=}$path/cgroup.procs" ;;
+        ,,) [ -f /sys/fs/cgroup/cgroup.controllers ] && echo "$sup" >"/sys/fs/cgroup$path/cgroup.procs" ;;
+      esac
+    done </proc/self/cgroup
+  fi
   sleep 0.7
   local a w1 v1 i1 la
   read -r a w1 _ <"/proc/$sup/schedstat"
@@ -122,7 +137,7 @@ console.log(`${op}, per call (medians)  wall us  supervisor CPU us  workload CPU
 for (const [name, c] of Object.entries(col)) {
   console.log(`${name.padEnd(22)} ${c.wall.toFixed(1).padStart(8)} ${c.supervisor.toFixed(2).padStart(18)} ${c.workload.toFixed(2).padStart(16)} ${c.rqwait.toFixed(1).padStart(29)} ${c.vol.toFixed(2).padStart(7)} ${c.invol.toFixed(2).padStart(12)}   (${c.runs})`);
 }
-for (const base of ['c-supervisor', 'c-supervisor-cg', 'node-noop', 'node-stat']) {
+for (const base of ['c-supervisor', 'c-supervisor-cg', 'c-supervisor-owncg', 'node-noop', 'node-stat']) {
   const s = col.sentry, c = col[base];
   if (s && c) console.log(`sentry / ${base}: supervisor CPU ${(s.supervisor / c.supervisor).toFixed(2)}x, wall ${(s.wall / c.wall).toFixed(2)}x${base.startsWith('c-') ? " (issue 15's goal: <= 1.3x)" : ''}`);
 }

@@ -102,7 +102,7 @@ function openTaken(s: Sentry, n: Notification, taken: number, flags: number, mod
       return reopenAsCaller(s, n, taken, type, flags & ~O_CREAT, mode, cloexec);
     case S_IFCHR:
     case S_IFBLK: {
-      // The device cgroup checks the opener, and the sentry is not in the container's cgroup: a
+      // The device cgroup checks the opener, and the sentry is not in the container's device cgroup: a
       // device is opened again only with the access the caller's own open of it was allowed.
       const held = s.k.sys(NR.fcntl, taken, F_GETFL, 0);
       if (held < 0) return refuse(held);

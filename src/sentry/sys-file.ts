@@ -32,7 +32,7 @@ const dataBuf = Buffer.alloc(XATTR_SIZE_MAX);
  * A device node reached by a path in the root opens in the caller itself. Opened by the sentry, a
  * terminal would become the sentry's (/dev/tty would name the sentry's own controlling terminal,
  * which it has none of), and the device cgroup, which allows or refuses a device's open, checks the
- * opener: the sentry is not in the container's cgroup. Which nodes exist at all is the mount
+ * opener: the sentry is not in the container's device cgroup. Which nodes exist at all is the mount
  * namespace's (the root only, no procfs or sysfs) and the device cgroup's to decide, and the kernel
  * re-checks the caller's permissions. FIFOs and O_PATH opens are the sentry's (owned-open.ts).
  */
