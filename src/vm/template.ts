@@ -262,7 +262,9 @@ async function resolveTemplate(opts: TemplateOptions): Promise<Resolved> {
     throw new VmError('ASSETS', `vm template: ${isStockadeError(e) ? e.message : String(e)}`, {}, { cause: e });
   }
   const accel = (await resolveAccel(assets, cacheDir)).accel;
-  const kernelArgs = [...(accel === 'tcg' ? tcgClockArgs() : []), ...(opts.kernelArgs ?? [])];
+  // The agent of a build zeroes the guest's free pages before its HELLO (native/agent/main.c):
+  // the saved memory then holds only pages the guest uses, which every clone maps.
+  const kernelArgs = ['stockade_template=1', ...(accel === 'tcg' ? tcgClockArgs() : []), ...(opts.kernelArgs ?? [])];
   const inputs = templateInputs(assets, memoryMiB, cpus, accel, kernelArgs);
   const key = createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 32);
   return { assets, memoryMiB, cpus, accel, kernelArgs, inputs, key, cacheDir };
