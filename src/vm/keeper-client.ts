@@ -33,8 +33,8 @@ function keeperEnv(): NodeJS.ProcessEnv {
 /**
  * Node's flags for the keeper, which waits while its container runs and relays its stdio: one
  * keeper per container, so what each Node holds counts (issue 13's 64 MB per idle container).
- * - a young generation of 1 MB (V8 grows it to 16 MB under a stream of output, and an idle
- *   keeper would keep it);
+ * - a young generation of at most 1 MB (V8 grows it under a stream of output, and an idle
+ *   keeper would keep what it grew to);
  * - no helper threads for V8's compilers and garbage collector (the relay's thread does that
  *   work between two chunks), and one thread in Node's pool for V8 (with none it picks one per core);
  * - gc() exposed, which the keeper runs when it idles (trimWhileWaiting).
