@@ -13,7 +13,10 @@
 //     VM_SETTLE s: the PSS of every process in their cgroups (the keeper, QEMU and, cold,
 //     virtiofsd, with their jails' wrappers) from smaps_rollup, summed, per container; for the
 //     clones also the template's memfd (kept by its holder, outside the containers) divided
-//     among them, an upper bound (what the clones map of it is in their PSS already).
+//     among them. Each page of the memfd is counted once: a clone's PSS holds its share of the
+//     memfd's pages it maps (the mapping's Pss less its Anonymous, its own copy-on-write copies),
+//     which is taken out again before the whole memfd is divided among the clones. The sum
+//     without taking it out (an upper bound, those pages counted twice) is printed beside it.
 // (c) bench/syscalls.c, static, inside a vm container and a namespaces one: getppid and stat.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -49,6 +52,30 @@ function pss(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * The PSS of a clone's pages of the template's memfd that are still the memfd's (shared; its
+ * copy-on-write copies are Anonymous in the same mapping), in kB: the mapping's Pss less its
+ * Anonymous, over the process's mappings named after the memfd.
+ */
+function sharedTemplatePss(pid: number, memfdName: string): number {
+  let smaps: string;
+  try {
+    smaps = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return 0;
+  }
+  let inMemfd = false;
+  let kb = 0;
+  for (const line of smaps.split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inMemfd = line.includes(memfdName);
+    else if (inMemfd) {
+      const f = /^(Pss|Anonymous):\s+(\d+) kB/.exec(line);
+      if (f !== null) kb += (f[1] === 'Pss' ? 1 : -1) * Number(f[2]);
+    }
+  }
+  return kb;
 }
 
 function cmdline(pid: number): string {
@@ -149,6 +176,8 @@ async function main(): Promise<void> {
         const byName = new Map<string, number>();
         let total = 0;
         let procs = 0;
+        let sharedMemfd = 0;
+        const memfdName = `/memfd:stockade-template-${tmpl.key}`;
         for (const id of ids) {
           const st = JSON.parse(cli(state, ['state', id]).out) as { pid: number };
           // Every process of the container on the host: the keeper and what it started (QEMU,
@@ -158,6 +187,7 @@ async function main(): Promise<void> {
           const pids = procsFile === '' ? [st.pid] : readFileSync(procsFile, 'utf8').trim().split('\n').map(Number);
           for (const pid of pids) {
             const kb = pss(pid);
+            if (kind === 'template') sharedMemfd += sharedTemplatePss(pid, memfdName);
             total += kb;
             procs++;
             const name = pid === st.pid ? 'keeper (node)' : cmdline(pid);
@@ -170,8 +200,11 @@ async function main(): Promise<void> {
         if (kind === 'template') {
           const holder = Number(readFileSync(join(tmpl.dir, '..', `${tmpl.key}.holder`), 'utf8'));
           const held = statSync(`/proc/${holder}/fd/3`).blocks * 512 / 2 ** 20;
-          console.log(`  total ${perContainer.toFixed(1)} MB over ${procs} processes; with the template's ${held.toFixed(1)} MB memfd divided among them ${(perContainer + held / count).toFixed(1)} MB`);
-          perContainer += held / count;
+          const shared = sharedMemfd / 1024 / count;
+          const exact = perContainer - shared + held / count;
+          console.log(`  total ${perContainer.toFixed(1)} MB over ${procs} processes, of which their share of the template's memfd ${shared.toFixed(1)} MB`);
+          console.log(`  with the template's ${held.toFixed(1)} MB memfd divided among them instead, each page once: ${exact.toFixed(1)} MB (added on top, ${(perContainer + held / count).toFixed(1)} MB)`);
+          perContainer = exact;
         } else console.log(`  total ${perContainer.toFixed(1)} MB over ${procs} processes`);
         perKind[kind] = perContainer;
       } finally {

@@ -80,6 +80,8 @@ export function giveBack(sys: (nr: number, ...args: SyscallArg[]) => number, ran
   mallocTrim();
 }
 
+const collectGarbage = (globalThis as { gc?: () => void }).gc;
+
 /**
  * For a Node process that waits while its container runs (`do`, an attached `run`, when it does
  * not become stockade-light's wait): gives back its page-cache-only pages `firstMs` after the
@@ -89,6 +91,9 @@ export function trimWhileWaiting(firstMs = 1000, everyMs = 30_000): () => void {
   let ranges: PageRange[] | undefined;
   const trim = (): void => {
     try {
+      // V8's full collection where the process exposes it (the vm keeper's --expose-gc): an idle
+      // Node process's event loop runs no collection, and what start-up left on V8's pages stays.
+      collectGarbage?.();
       ranges ??= ownPageCacheMappings();
       giveBack(sentryNative().syscall, ranges);
     } catch {

@@ -30,6 +30,17 @@ function keeperEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/**
+ * Node's flags for the keeper, which waits while its container runs and relays its stdio: one
+ * keeper per container, so what each Node holds counts (issue 13's 64 MB per idle container).
+ * - a young generation of at most 1 MB (V8 grows it under a stream of output, and an idle
+ *   keeper would keep what it grew to);
+ * - no helper threads for V8's compilers and garbage collector (the relay's thread does that
+ *   work between two chunks), and one thread in Node's pool for V8 (with none it picks one per core);
+ * - gc() exposed, which the keeper runs when it idles (trimWhileWaiting).
+ */
+export const KEEPER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--single-threaded', '--v8-pool-size=1', '--expose-gc'];
+
 /** The keeper's script: the compiled module beside this one, or, from the bundled CLI, the bundle beside it. */
 export function keeperScript(): string {
   const module = join(__dirname, 'keeper.js');
@@ -56,7 +67,7 @@ export async function startKeeper(
   stdio: readonly [number | 'ignore', number | 'ignore', number | 'ignore'], detached: boolean, onPid: (pid: number) => void,
   beforeBoot?: () => Promise<void>,
 ): Promise<StartedKeeper> {
-  const [command, args] = inContainerNetwork(spec, [process.execPath, keeperScript(), '--keep']);
+  const [command, args] = inContainerNetwork(spec, [process.execPath, ...KEEPER_NODE_FLAGS, keeperScript(), '--keep']);
   const child = spawn(command, args, {
     detached: true,
     // fd 5 (KEEPER_TIE_FD), tied: this end stays open, unwritten, for as long as this process lives.

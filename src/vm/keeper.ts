@@ -40,6 +40,7 @@ import { isPodSandbox } from '../container/pod';
 import { PodHost, limitsOf, type GuestUnit, type PodConnection } from './pod-host';
 import type { Vm, VmProcess } from './vm';
 import { mark, timingEnabled, timingTo } from '../log/timing';
+import { trimWhileWaiting } from '../native/working-set';
 
 
 
@@ -195,6 +196,9 @@ class Keeper {
     mark('listening');
     this.log(`created: VM ${vm.accel.reason.startsWith('restored') ? vm.accel.reason : 'booted'} in ${vm.bootMs.toFixed(0)} ms, guest kernel ${vm.kernelRelease}`);
     tellCreate('ok');
+    // The keeper waits for the rest of the container's life: what its start-up touched and no
+    // longer uses goes back (V8's garbage, malloc's free pages, the page cache's pages of Node).
+    trimWhileWaiting();
   }
 
   /** The plan stockade-init runs in the guest, or why there is none (thrown when the container is made). */

@@ -123,6 +123,11 @@ test('clones of one template are not twins: own random bytes, hostname and clock
     for (const vm of clones) {
       const maps = vm.hostProcesses.map((p) => { try { return readFileSync(`/proc/${p}/maps`, 'utf8'); } catch { return ''; } }).join('');
       assert.match(maps, new RegExp(`memfd:stockade-template-${t.key}`), 'QEMU maps the template memfd');
+      // Its kernel is in that memory: given one, QEMU keeps the whole image in a buffer of its own.
+      const qemuArgv = vm.hostProcesses.map((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0'); } catch { return []; } })
+        .find((a) => a[0]?.endsWith('/qemu-system-x86_64') === true);
+      assert.ok(qemuArgv !== undefined, 'the clone\'s QEMU is among its host processes');
+      assert.ok(!qemuArgv.includes('-kernel') && !qemuArgv.includes('-initrd'), `a clone's QEMU loads no kernel: ${qemuArgv.join(' ')}`);
     }
   } finally {
     await Promise.all(clones.map((vm) => vm.destroy()));
