@@ -93,6 +93,7 @@ int container_stats(uint32_t id, const struct stk_agent_h_stats *m);
 /* memory.events oom_kill of a container's cgroup: what EXITED reports when its init is reaped. */
 uint64_t container_oom_kills(const struct proc *p);
 int container_update(uint32_t id, const struct stk_agent_h_update *m);
+int container_freeze(uint32_t id, const struct stk_agent_h_freeze *m);
 void container_resize(const struct stk_agent_h_resize *m);
 void container_release(struct proc *p);
 

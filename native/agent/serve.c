@@ -156,6 +156,7 @@ static int dispatch(uint32_t tag, uint32_t id, const uint8_t *p, uint32_t n)
     case STK_AGENT_H_PIDS: { struct stk_agent_h_pids m; DECODE(pids, m); return container_pids(id, &m); }
     case STK_AGENT_H_STATS: { struct stk_agent_h_stats m; DECODE(stats, m); return container_stats(id, &m); }
     case STK_AGENT_H_UPDATE: { struct stk_agent_h_update m; DECODE(update, m); return container_update(id, &m); }
+    case STK_AGENT_H_FREEZE: { struct stk_agent_h_freeze m; DECODE(freeze, m); return container_freeze(id, &m); }
     case STK_AGENT_H_NET_LINK: { struct stk_agent_h_net_link m; DECODE(net_link, m); return net_link(id, &m); }
     case STK_AGENT_H_NET_ADDR: { struct stk_agent_h_net_addr m; DECODE(net_addr, m); return net_addr(id, &m); }
     case STK_AGENT_H_NET_ROUTE: { struct stk_agent_h_net_route m; DECODE(net_route, m); return net_route(id, &m); }

@@ -457,6 +457,11 @@ export class AgentClient {
     });
   }
 
+  /** Freezes (or thaws) a container's cgroup in the guest; resolves once the kernel says it is done. */
+  async freeze(proc: number, frozen: boolean): Promise<void> {
+    await this.request({ type: 'FREEZE', id: 0, proc, frozen: frozen ? 1 : 0 });
+  }
+
   async stats(proc: number): Promise<GuestStats> {
     const { type: _t, id: _i, ...stats } = await this.request({ type: 'STATS', id: 0, proc });
     return stats;

@@ -407,6 +407,13 @@ class Keeper {
         await u.container.update(limitsOf(r.limits));
         return { ok: true };
       }
+      case 'pause':
+      case 'resume':
+        // A VM's own container is paused whole, VMM and all, through its host cgroup (the driver's
+        // freezer); a pod's container is frozen in the guest, where the pod's VM runs on for the others.
+        if (u === this.#self || this.#pod === undefined) return { ok: false, error: 'only a pod\'s container is paused in the guest (a VM\'s own is frozen with its VM on the host)' };
+        await this.#pod.freeze(u, r.op === 'pause');
+        return { ok: true };
       case 'exec':
         return { ok: false, error: 'exec is served on its own connection' };
     }

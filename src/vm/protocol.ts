@@ -28,6 +28,8 @@
 //        |  <-------- PIDS_OK(pids) / STATS_OK(...) -------  |
 //        |  ---- UPDATE(proc, limits) -------------------->  |  pids.max, memory.max, cpu.max, cpu.weight
 //        |  <----------------------- OK | ERROR ----------  |
+//        |  ---- FREEZE(proc, frozen) -------------------->  |  cgroup.freeze; OK once cgroup.events says so
+//        |  <----------------------- OK | ERROR ----------  |
 //        |  -- REFRESH(seed, time, hostname) (a clone) ---->  |  reseed the CRNG, set the clock and name
 //        |  <----------------------- OK | ERROR ----------  |
 //        |  -- NET_LINK(mac, name, mtu) -------------------->  |  the NIC with that MAC renamed, sized, up
@@ -196,6 +198,11 @@ export const HOST_MESSAGES = {
     fields: { proc: 'u32', pidsMax: 'u64', memoryMax: 'u64', cpuQuota: 'u64', cpuPeriod: 'u64', cpuWeight: 'u64' },
     replies: ['OK'],
   },
+  /**
+   * A container's cgroup in the guest frozen (frozen 1) or thawed (0): a pod's container paused
+   * while the pod's VM and its other containers run. OK once cgroup.events says it is (un)frozen.
+   */
+  FREEZE: { tag: 0x30, fields: { proc: 'u32', frozen: 'u32' }, replies: ['OK'] },
   /**
    * A VM restored from a template is not its template's twin: `seed` (32 to 512 bytes from the
    * host) is credited to the guest's pool and the CRNG reseeded at once (RNDADDENTROPY,
