@@ -97,6 +97,12 @@ int container_freeze(uint32_t id, const struct stk_agent_h_freeze *m);
 void container_resize(const struct stk_agent_h_resize *m);
 void container_release(struct proc *p);
 
+/* dns.c: a loopback nameserver of the container's network namespace, forwarded to the host. */
+int dns_listen(uint32_t id, const struct stk_agent_h_dns_listen *m);
+unsigned dns_fds(int *fds);
+int dns_receive(unsigned i);
+void dns_answer(const struct stk_agent_h_dns_answer *m);
+
 /* net.c: the guest's interfaces, addresses and routes. */
 int net_loopback_up(void);
 int net_link(uint32_t id, const struct stk_agent_h_net_link *m);

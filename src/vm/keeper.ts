@@ -32,6 +32,7 @@ import {
 } from './keeper-wire';
 import { readNetwork, unwireInterfaces, wireInterfaces, type ContainerNetwork, type VmNic, type Wired } from './network';
 import { makeMountPoints } from './mount-points';
+import { containerResolvConf, forwardLoopbackDns, loopbackNameservers } from './dns-forward';
 import { startVm } from './template';
 import { FdWriter, KEEPER_VM_FAILED, sender, SIGNAL_NAMES, exitAs, followWindow, joinCgroups, openHostTerminal, tellCreate } from './keeper-common';
 
@@ -172,6 +173,12 @@ class Keeper {
         await vm.destroy();
         throw e;
       });
+      // A loopback nameserver of the container's namespace (Docker's 127.0.0.11) answers in the guest too.
+      const resolvConf = containerResolvConf(cfg.spec, cfg.bundle, cfg.rootfs);
+      const nameservers = resolvConf === undefined ? [] : loopbackNameservers(resolvConf);
+      if (nameservers.length > 0) {
+        await forwardLoopbackDns(vm.client, nameservers, (l) => this.log(l)).catch((e: unknown) => this.log(`dns: not forwarded: ${(e as Error).message}`));
+      }
     } catch (e) {
       const msg = (e as Error).message.replace(/\n/g, ' ');
       this.log(`boot failed: ${msg}`);
