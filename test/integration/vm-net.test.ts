@@ -12,7 +12,7 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { busyboxPath } from '../helpers/rootfs';
-import { makeVethNetns, type VethNetns } from '../helpers/net-scope';
+import { makeVethNetns, randomLoopback, type VethNetns } from '../helpers/net-scope';
 import { Runtime, probeSpec, waitFor } from './harness';
 import { vmGone, vmHostProcesses, vmSkip, vmTrace, VM_CALL } from './vm-helpers';
 
@@ -62,10 +62,12 @@ async function fetchText(host: string, port: number, ms = 60000): Promise<string
 }
 
 /**
- * A nameserver in namespace `ns` at 127.0.0.11:53 (udp), as dockerd's embedded DNS is in a user
- * network's container: `name` is `address` (A), every other name NXDOMAIN.
+ * A nameserver in namespace `ns` on a loopback address of its own, port 53 (udp), as dockerd's
+ * embedded DNS is at 127.0.0.11 in a user network's container: `name` is `address` (A), every
+ * other name NXDOMAIN. Port 53 is what resolv.conf implies; it is bound in the test's own network
+ * namespace, where nothing else can hold it.
  */
-function loopbackNameserver(ns: string, name: string, address: string): ChildProcess {
+function loopbackNameserver(ns: string, at: string, name: string, address: string): ChildProcess {
   const script = `
     const d = require('dgram').createSocket('udp4');
     d.on('message', (q, from) => {
@@ -78,7 +80,8 @@ function loopbackNameserver(ns: string, name: string, address: string): ChildPro
       d.send(Buffer.concat([h, q.subarray(12, end), an]), from.port, from.address);
       process.stdout.write('asked ' + labels.join('.') + '\\n');
     });
-    d.bind(53, '127.0.0.11', () => process.stdout.write('listening\\n'));`;
+    const port = 53;
+    d.bind(port, ${JSON.stringify(at)}, () => process.stdout.write('listening\\n'));`;
   return spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
 }
 
@@ -121,9 +124,11 @@ describe('the vm level: the container\'s network in its VM', { skip }, () => {
     const port = randomInt(20000, 30000);
     server = spawn(busyboxPath(), ['httpd', '-f', '-p', `${a.net}.1:${port}`, '-h', www], { stdio: 'ignore' });
     assert.equal(await fetchText(`${a.net}.1`, port, 10000), token);
-    // Docker's embedded DNS, as a user network's container has it: 127.0.0.11 of the namespace's loopback.
+    // A nameserver on the namespace's loopback, as Docker's embedded DNS is (127.0.0.11; the client
+    // tier's network-dns scenario has that one under Docker): one of the loopback addresses here.
     ip('-n', a.ns, 'link', 'set', 'lo', 'up');
-    nameserver = loopbackNameserver(a.ns, 'srv.test', `${a.net}.1`);
+    const resolver = randomLoopback();
+    nameserver = loopbackNameserver(a.ns, resolver, 'srv.test', `${a.net}.1`);
     const asked: string[] = [];
     await new Promise<void>((resolve, reject) => {
       nameserver?.stdout?.setEncoding('utf8').on('data', (c: string) => {
@@ -132,7 +137,7 @@ describe('the vm level: the container\'s network in its VM', { skip }, () => {
       });
       nameserver?.once('exit', (code) => reject(new Error(`the test's nameserver exited with ${code}`)));
     });
-    writeFileSync(join(www, 'resolv.conf'), 'nameserver 127.0.0.11\noptions ndots:0\n');
+    writeFileSync(join(www, 'resolv.conf'), `nameserver ${resolver}\noptions ndots:0\n`);
     const guestToken = `guest-${randomInt(1e9)}`;
     const id = 'vm-net';
     const bundle = rt.bundle(probeSpec(['/bin/sh', '-c', `mkdir -p /tmp/www && echo ${guestToken} > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www`], (s) => {
@@ -167,11 +172,11 @@ describe('the vm level: the container\'s network in its VM', { skip }, () => {
       assert.match(routes6.stdout, new RegExp(`^2001:db8:5::/48 via ${v6}::1 dev ${b.nsIf}`, 'm'), routes6.stdout + routes6.stderr);
       // A host server reached from the guest.
       assert.equal(fetched, token);
-      // The namespace's 127.0.0.11 answers in the guest (the agent's listener, forwarded by the keeper
+      // The namespace's loopback nameserver answers in the guest (the agent's listener, forwarded by the keeper
       // from the container's namespace): the name resolves to the nameserver's address for it.
       const dns = rt.run(['exec', id, 'nslookup', '-type=a', 'srv.test'], VM_CALL);
       assert.equal(dns.status, 0, dns.stdout + dns.stderr);
-      assert.match(dns.stdout, /127\.0\.0\.11/);
+      assert.ok(dns.stdout.includes(resolver), dns.stdout);
       assert.match(dns.stdout, new RegExp(`Address:? ${a.net.replace(/\./g, '\\.')}\\.1\\b`), dns.stdout);
       // (Its output is read once this process's event loop turns: the CLI calls above block it.)
       await waitFor(() => asked.includes('asked srv.test'), 5000).catch(() => assert.fail(`the namespace's nameserver was not asked: ${asked.join(', ')}`));
