@@ -54,7 +54,8 @@
         "native/agent/procs.c",
         "native/agent/serve.c",
         "native/agent/container.c",
-        "native/agent/net.c"
+        "native/agent/net.c",
+        "native/agent/dns.c"
       ],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"],

@@ -93,8 +93,15 @@ int container_stats(uint32_t id, const struct stk_agent_h_stats *m);
 /* memory.events oom_kill of a container's cgroup: what EXITED reports when its init is reaped. */
 uint64_t container_oom_kills(const struct proc *p);
 int container_update(uint32_t id, const struct stk_agent_h_update *m);
+int container_freeze(uint32_t id, const struct stk_agent_h_freeze *m);
 void container_resize(const struct stk_agent_h_resize *m);
 void container_release(struct proc *p);
+
+/* dns.c: a loopback nameserver of the container's network namespace, forwarded to the host. */
+int dns_listen(uint32_t id, const struct stk_agent_h_dns_listen *m);
+unsigned dns_fds(int *fds);
+int dns_receive(unsigned i);
+void dns_answer(const struct stk_agent_h_dns_answer *m);
 
 /* net.c: the guest's interfaces, addresses and routes. */
 int net_loopback_up(void);

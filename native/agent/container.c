@@ -599,7 +599,7 @@ int container_stats(uint32_t id, const struct stk_agent_h_stats *m)
 }
 
 /* Writes one cgroup file of the container; the error names it. */
-static int write_limit(const char *dir, const char *file, const char *value, char *why, size_t whylen)
+static int write_limit(const char *verb, const char *dir, const char *file, const char *value, char *why, size_t whylen)
 {
   char path[300];
   snprintf(path, sizeof path, "%s/%s", dir, file);
@@ -608,7 +608,7 @@ static int write_limit(const char *dir, const char *file, const char *value, cha
   int e = errno;
   if (fd >= 0) close(fd);
   if (n == (ssize_t)strlen(value)) return 0;
-  snprintf(why, whylen, "update: write %s to %s: %s", value, path, strerror(e));
+  snprintf(why, whylen, "%s: write %s to %s: %s", verb, value, path, strerror(e));
   errno = e;
   return -1;
 }
@@ -629,23 +629,64 @@ int container_update(uint32_t id, const struct stk_agent_h_update *m)
   snprintf(dir, sizeof dir, "%s/%s", STK_AGENT_PATH_CGROUP, p->name);
   if (m->pidsMax != 0) {
     limit_text(v, sizeof v, m->pidsMax);
-    if (write_limit(dir, "pids.max", v, why, sizeof why) < 0) return send_error(id, errno, "%s", why);
+    if (write_limit("update", dir, "pids.max", v, why, sizeof why) < 0) return send_error(id, errno, "%s", why);
   }
   if (m->memoryMax != 0) {
     limit_text(v, sizeof v, m->memoryMax);
-    if (write_limit(dir, "memory.max", v, why, sizeof why) < 0) return send_error(id, errno, "%s", why);
+    if (write_limit("update", dir, "memory.max", v, why, sizeof why) < 0) return send_error(id, errno, "%s", why);
   }
   if (m->cpuQuota != 0) {
     char q[32];
     limit_text(q, sizeof q, m->cpuQuota);
     snprintf(v, sizeof v, "%s %" PRIu64, q, m->cpuPeriod);
-    if (write_limit(dir, "cpu.max", v, why, sizeof why) < 0) return send_error(id, errno, "%s", why);
+    if (write_limit("update", dir, "cpu.max", v, why, sizeof why) < 0) return send_error(id, errno, "%s", why);
   }
   if (m->cpuWeight != 0) {
     limit_text(v, sizeof v, m->cpuWeight);
-    if (write_limit(dir, "cpu.weight", v, why, sizeof why) < 0) return send_error(id, errno, "%s", why);
+    if (write_limit("update", dir, "cpu.weight", v, why, sizeof why) < 0) return send_error(id, errno, "%s", why);
   }
   return send_ok(id);
+}
+
+/* "frozen N" of the container's cgroup.events: 1, 0, or -1 when it cannot be read. */
+static int frozen_state(const char *dir)
+{
+  char path[300];
+  snprintf(path, sizeof path, "%s/cgroup.events", dir);
+  if (access(path, R_OK) != 0) return -1;
+  return (int)read_keyed(dir, "cgroup.events", "frozen");
+}
+
+/* A pod's container paused while the pod's VM runs on: its cgroup's freezer, as runc's cgroup v2
+ * pause writes it. The kernel freezes the cgroup's tasks asynchronously; the reply waits until
+ * cgroup.events says it is done (a poll on that file wakes at each change), at most 5 s. */
+int container_freeze(uint32_t id, const struct stk_agent_h_freeze *m)
+{
+  struct proc *p = container_of(m->proc);
+  if (p == NULL) return send_error(id, ESRCH, "freeze: no container %u", m->proc);
+  if (m->frozen > 1) return send_error(id, EINVAL, "freeze: frozen %u is not 0 or 1", m->frozen);
+  char dir[256], why[400];
+  snprintf(dir, sizeof dir, "%s/%s", STK_AGENT_PATH_CGROUP, p->name);
+  if (write_limit("freeze", dir, "cgroup.freeze", m->frozen ? "1" : "0", why, sizeof why) < 0) return send_error(id, errno, "%s", why);
+  char path[300];
+  snprintf(path, sizeof path, "%s/cgroup.events", dir);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  for (int waited = 0; waited < 5000; waited += 50) {
+    int st = frozen_state(dir);
+    if (st == (int)m->frozen) {
+      if (fd >= 0) close(fd);
+      return send_ok(id);
+    }
+    if (st < 0) break;
+    struct pollfd pfd = { .fd = fd, .events = POLLPRI };
+    if (fd < 0 || poll(&pfd, 1, 50) < 0) usleep(50000);
+    if (fd >= 0) {
+      char scratch[256];
+      if (lseek(fd, 0, SEEK_SET) == 0) (void)!read(fd, scratch, sizeof scratch);
+    }
+  }
+  if (fd >= 0) close(fd);
+  return send_error(id, EBUSY, "freeze: %s/cgroup.events did not say frozen %u within 5 s", dir, m->frozen);
 }
 
 void container_resize(const struct stk_agent_h_resize *m)

@@ -156,10 +156,13 @@ static int dispatch(uint32_t tag, uint32_t id, const uint8_t *p, uint32_t n)
     case STK_AGENT_H_PIDS: { struct stk_agent_h_pids m; DECODE(pids, m); return container_pids(id, &m); }
     case STK_AGENT_H_STATS: { struct stk_agent_h_stats m; DECODE(stats, m); return container_stats(id, &m); }
     case STK_AGENT_H_UPDATE: { struct stk_agent_h_update m; DECODE(update, m); return container_update(id, &m); }
+    case STK_AGENT_H_FREEZE: { struct stk_agent_h_freeze m; DECODE(freeze, m); return container_freeze(id, &m); }
     case STK_AGENT_H_NET_LINK: { struct stk_agent_h_net_link m; DECODE(net_link, m); return net_link(id, &m); }
     case STK_AGENT_H_NET_ADDR: { struct stk_agent_h_net_addr m; DECODE(net_addr, m); return net_addr(id, &m); }
     case STK_AGENT_H_NET_ROUTE: { struct stk_agent_h_net_route m; DECODE(net_route, m); return net_route(id, &m); }
     case STK_AGENT_H_RESIZE: { struct stk_agent_h_resize m; DECODE(resize, m); container_resize(&m); return 0; }
+    case STK_AGENT_H_DNS_LISTEN: { struct stk_agent_h_dns_listen m; DECODE(dns_listen, m); return dns_listen(id, &m); }
+    case STK_AGENT_H_DNS_ANSWER: { struct stk_agent_h_dns_answer m; DECODE(dns_answer, m); dns_answer(&m); return 0; }
     case STK_AGENT_H_SHUTDOWN: {
       struct stk_agent_h_shutdown m;
       DECODE(shutdown, m);
@@ -229,7 +232,7 @@ int agent_serve(int guest)
     return -1;
   }
   /* Per process: stdin, stdout, stderr, and a container's sync or start socket (stream 3, 4). */
-  struct pollfd fds[2 + 5 * STK_AGENT_MAX_PROCS];
+  struct pollfd fds[2 + 5 * STK_AGENT_MAX_PROCS + STK_AGENT_DNS_LISTENERS];
   struct { struct proc *p; int stream; } who[5 * STK_AGENT_MAX_PROCS];
   int disconnected = 0;
   while (!shutting_down) {
@@ -260,6 +263,11 @@ int agent_serve(int guest)
         fds[n++] = (struct pollfd){ .fd = t[i].fd[0], .events = POLLOUT };
       }
     }
+    /* The DNS listeners last: fds[dns0 + i] is listener i. */
+    int dnsfd[STK_AGENT_DNS_LISTENERS];
+    unsigned ndns = dns_fds(dnsfd);
+    int dns0 = n;
+    for (unsigned i = 0; i < ndns; i++) fds[n++] = (struct pollfd){ .fd = dnsfd[i], .events = POLLIN };
     /* A host that is not connected makes the port poll as hung up and read 0 at once: look again
      * in a while instead of spinning on it. */
     if (poll(fds, (nfds_t)n, disconnected ? 20 : -1) < 0 && errno != EINTR) {
@@ -271,7 +279,9 @@ int agent_serve(int guest)
       while (read(sfd, &si, sizeof si) > 0) {}
       proc_reap();
     }
-    for (int j = 2; j < n; j++) {
+    for (unsigned i = 0; i < ndns; i++)
+      if ((fds[dns0 + (int)i].revents & POLLIN) && dns_receive(i) < 0) return -1;
+    for (int j = 2; j < dns0; j++) {
       if (fds[j].revents == 0) continue;
       struct proc *p = who[j - 2].p;
       int s = who[j - 2].stream;

@@ -139,6 +139,9 @@ export class AgentClient {
   #nextId = 1;
   #failed: Error | undefined;
   readonly #onViolation: (e: VmError) => void;
+  /** DNS_LISTEN sockets the guest holds at the host's request, and where their queries go. */
+  #dnsListeners = 0;
+  #onDnsQuery: ((listener: number, query: number, data: Buffer) => void) | undefined;
 
   constructor(channel: Duplex, opts: { requestTimeoutMs: number; onViolation: (e: VmError) => void }) {
     this.#channel = channel;
@@ -195,6 +198,11 @@ export class AgentClient {
         return;
       case 'WINDOW':
         this.#stdinWindow(m);
+        return;
+      case 'DNS_QUERY':
+        if (m.listener >= this.#dnsListeners || this.#onDnsQuery === undefined) return this.#violation(`DNS_QUERY on listener ${m.listener}, which the host did not ask for`);
+        if (m.data.length === 0 || m.data.length > AGENT_LIMITS.DNS_MAX_QUERY) return this.#violation(`DNS_QUERY of ${m.data.length} bytes`);
+        this.#onDnsQuery(m.listener, m.query, m.data);
         return;
       default: {
         const p = this.#pending.get(m.id);
@@ -455,6 +463,27 @@ export class AgentClient {
       type: 'UPDATE', id: 0, proc, pidsMax: l.pidsMax ?? 0n, memoryMax: l.memoryMax ?? 0n,
       cpuQuota: l.cpuQuota ?? 0n, cpuPeriod: l.cpuPeriod ?? 0n, cpuWeight: l.cpuWeight ?? 0n,
     });
+  }
+
+  /**
+   * A UDP socket on the guest's loopback at `address` (127.0.0.0/8):`port` whose datagrams come to
+   * `onQuery` (listener: the order of these calls, from 0), answered with dnsAnswer.
+   */
+  async dnsListen(address: Buffer, port: number, onQuery: (listener: number, query: number, data: Buffer) => void): Promise<number> {
+    this.#onDnsQuery = onQuery;
+    await this.request({ type: 'DNS_LISTEN', id: 0, address, port });
+    return this.#dnsListeners++;
+  }
+
+  /** The answer to DNS_QUERY `query`, sent by the agent to the guest process that asked. */
+  dnsAnswer(query: number, data: Buffer): void {
+    if (this.#failed !== undefined || data.length === 0) return;
+    this.#send({ type: 'DNS_ANSWER', id: 0, query, data });
+  }
+
+  /** Freezes (or thaws) a container's cgroup in the guest; resolves once the kernel says it is done. */
+  async freeze(proc: number, frozen: boolean): Promise<void> {
+    await this.request({ type: 'FREEZE', id: 0, proc, frozen: frozen ? 1 : 0 });
   }
 
   async stats(proc: number): Promise<GuestStats> {

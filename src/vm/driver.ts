@@ -25,10 +25,10 @@ import type { VmBind } from './vm';
 import { vmProcesses, killVm } from './host-processes';
 import { keeperNotify, keeperRequest, startKeeper, startExecStandIn } from './keeper-client';
 import {
-  KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_VM, POD_NAMESPACES, type KeeperConfig, type PodMembership, type PodNamespace,
+  KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_PAUSED, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_VM, POD_NAMESPACES, type KeeperConfig, type PodMembership, type PodNamespace,
 } from './keeper-wire';
-import { podSandbox } from '../container/pod';
-import { guestLimits, hostResources, vmSize } from './sizing';
+import { isPodSandbox, podSandbox } from '../container/pod';
+import { guestLimits, hostResources, podVmSize, vmSize } from './sizing';
 import { FIRST_NS_INO_END } from './network';
 import { vmmUnavailable } from './vmm';
 import { ensureGuestAssets, type GuestAssets } from './assets';
@@ -107,6 +107,17 @@ function unwireLeftovers(stateDir: string): void {
   }
 }
 
+/** What a vm container's record keeps of it (levelData): the sandbox of the pod whose VM it runs in, for a pod's later container. */
+interface VmLevelData {
+  readonly pod: string;
+}
+
+/** A pod's later container, in its sandbox's VM: paused in the guest, its keeper on the host running on. */
+function podMember(c: LevelContainer): boolean {
+  const d = c.data as Partial<VmLevelData> | undefined | null;
+  return typeof d === 'object' && d !== null && typeof d.pod === 'string';
+}
+
 function keeperAlive(c: LevelContainer): boolean {
   return isSameLiveProcess(c.record.pid, c.record.pidStartTime);
 }
@@ -158,9 +169,12 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     // Its limits hold in the pod's guest (its cgroup there); its host cgroup, which holds only its
     // keeper, gets what a VM's would, so that update and the host's view agree at every vm container.
     req.cgroups?.apply(hostResources(spec.linux?.resources, vmSize(spec.linux?.resources)), (m) => req.warn?.(m));
-    return startWorkload(req, proc, async () => podMemberConfig(req, rootfs, pod));
+    const data: VmLevelData = { pod: pod.sandboxId };
+    return startWorkload(req, proc, async () => podMemberConfig(req, rootfs, pod), data);
   }
-  const size = vmSize(spec.linux?.resources);
+  // A pod's sandbox: the pod's VM, sized from the pod's resources when the kubelet gave them.
+  const size = (isPodSandbox(spec.annotations) ? podVmSize(spec.annotations) : undefined) ?? vmSize(spec.linux?.resources);
+  if (isPodSandbox(spec.annotations)) req.debug?.(`vm: the pod's VM: ${size.memoryMiB} MiB, ${size.cpus} vCPU(s)`);
   // The VMM's own memory is confined with the guest's: the cgroup holds guest RAM and headroom.
   req.cgroups?.apply(hostResources(spec.linux?.resources, size), (m) => req.warn?.(m));
   // The keeper's Node starts while the template is chosen (startKeeper): its configuration is sent once made.
@@ -205,7 +219,7 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
  * Starts the keeper (a VM's, or a pod member's) and returns the workload it stands for. Its Node
  * starts at once; `configure` makes its configuration meanwhile (a VM's template is chosen then).
  */
-async function startWorkload(req: CreateRequest, proc: NonNullable<Spec['process']>, configure: () => Promise<KeeperConfig>): Promise<Workload> {
+async function startWorkload(req: CreateRequest, proc: NonNullable<Spec['process']>, configure: () => Promise<KeeperConfig>, data?: VmLevelData): Promise<Workload> {
   const spec = req.spec;
   const stateDir = req.store.dir(req.id);
   // With a terminal the workload's stdio is the pty whose master goes to --console-socket: the
@@ -234,7 +248,7 @@ async function startWorkload(req: CreateRequest, proc: NonNullable<Spec['process
     : Promise.resolve({ code: 0, signal: null });
   return {
     pid: keeper.pid,
-    data: undefined,
+    data,
     monitor: req.monitor ? child : undefined,
     exit,
     done: req.monitor ? exited.then(() => undefined) : Promise.resolve(),
@@ -345,6 +359,8 @@ export const vmDriver: LevelDriver = {
     for (const h of ['createContainer', 'startContainer'] as const) {
       if ((req.spec.hooks?.[h] ?? []).length > 0) throw new StockadeError('UNSUPPORTED', `config.json: hooks.${h}: hooks that run in the container's namespaces are not run inside a VM yet`, { field: `hooks.${h}` });
     }
+    // The pod's size annotations, checked before the id is taken.
+    if (isPodSandbox(req.spec.annotations)) podVmSize(req.spec.annotations);
     const rootfs = resolve(req.bundle, req.spec.root?.path ?? 'rootfs');
     if (!existsSync(rootfs)) throw new StockadeError('BUNDLE_INVALID', `bundle ${req.bundle}: root.path ${rootfs} does not exist`, { field: 'root.path' });
     return { create: () => createVm(req, proc, rootfs) };
@@ -357,7 +373,9 @@ export const vmDriver: LevelDriver = {
 
   async signal(c: LevelContainer, req: SignalRequest): Promise<void> {
     if (!keeperAlive(c)) throw stopped(c, 'kill');
-    if (req.status === 'paused') {
+    // A pod's paused container is frozen in the guest, its keeper is not: it takes every signal
+    // (the guest's kernel holds them for the frozen tasks; SIGKILL reaches them through cgroup.kill).
+    if (req.status === 'paused' && !podMember(c)) {
       if (req.signal === SIGKILL) {
         // The keeper is frozen with its VM: SIGKILL to all of them, then thaw so they die now.
         signalCgroup(cgroupsOf(c, 'kill'), SIGKILL);
@@ -385,11 +403,26 @@ export const vmDriver: LevelDriver = {
     return attachedExec(stateDir, c.id, proc);
   },
 
+  /**
+   * A VM's own container: its host cgroup frozen, keeper, QEMU and virtiofsd, the whole VM. A pod's
+   * later container: its cgroup frozen in the pod's VM, which runs on for the pod's other containers
+   * (freezing its keeper on the host would stop nothing in the guest).
+   */
   async pause(c: LevelContainer): Promise<void> {
+    if (podMember(c)) {
+      if (!keeperAlive(c)) throw stopped(c, 'pause');
+      await keeperRequest(c.store.dir(c.id), c.id, { op: 'pause' }, 10000);
+      return;
+    }
     await cgroupsOf(c, 'pause').freeze();
   },
 
   async resume(c: LevelContainer): Promise<void> {
+    if (podMember(c)) {
+      if (!keeperAlive(c)) throw stopped(c, 'resume');
+      await keeperRequest(c.store.dir(c.id), c.id, { op: 'resume' }, 10000);
+      return;
+    }
     cgroupsOf(c, 'resume').thaw();
   },
 
@@ -437,6 +470,7 @@ export const vmDriver: LevelDriver = {
     const alive = keeperAlive(c);
     if (!c.record.createdOk) return alive ? 'creating' : 'stopped';
     if (!alive || existsSync(join(dir, KEEPER_EXITED))) return 'stopped';
+    if (podMember(c) && existsSync(join(dir, KEEPER_PAUSED))) return 'paused';
     const cg = managerFromPaths(c.record.cgroupPaths ?? []);
     const frozen = cg?.freezerState();
     if (frozen === 'frozen' || frozen === 'freezing') return 'paused';

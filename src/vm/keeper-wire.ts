@@ -26,6 +26,11 @@ export const KEEPER_SOCKET = 'vm.sock';
 export const KEEPER_LOG = 'keeper.log';
 /** Written by the keeper once the workload was started: the status is `running` from then on. */
 export const KEEPER_STARTED = 'vm.started';
+/**
+ * Written by the pod's sandbox keeper while a pod's container is frozen in the guest (pause; its
+ * own keeper, on the host, runs on): the status is `paused` while it exists.
+ */
+export const KEEPER_PAUSED = 'vm.paused';
 /** Written by the keeper once the workload exited (its status, as JSON), before the VM is torn down. */
 export const KEEPER_EXITED = 'vm.exited';
 /** The VM's host side, for a delete that finds the keeper gone: {runDir, vmmUid}. */
@@ -125,6 +130,9 @@ type ContainerRequest =
   | { readonly op: 'exec'; readonly process: Process }
   | { readonly op: 'pids' }
   | { readonly op: 'stats' }
+  /** A pod's container frozen or thawed in the guest (the pod's VM and its other containers run on). */
+  | { readonly op: 'pause' }
+  | { readonly op: 'resume' }
   /** Limits of the container's cgroup in the guest: decimal strings, 2^64-1 for "max" (GuestLimitsWire). */
   | { readonly op: 'update'; readonly limits: GuestLimitsWire };
 
@@ -204,6 +212,8 @@ function parseContainerRequest(r: Record<string, unknown>): ContainerRequest {
     case 'start':
     case 'pids':
     case 'stats':
+    case 'pause':
+    case 'resume':
       return { op: r['op'] };
     case 'signal':
       if (!uint(r['signal']) || r['signal'] < 1 || r['signal'] > 64) throw new StockadeError('USAGE', 'vm keeper: signal: a number from 1 to 64');

@@ -32,6 +32,7 @@ import {
 } from './keeper-wire';
 import { readNetwork, unwireInterfaces, wireInterfaces, type ContainerNetwork, type VmNic, type Wired } from './network';
 import { makeMountPoints } from './mount-points';
+import { containerResolvConf, forwardLoopbackDns, loopbackNameservers } from './dns-forward';
 import { startVm } from './template';
 import { FdWriter, KEEPER_VM_FAILED, sender, SIGNAL_NAMES, exitAs, followWindow, joinCgroups, openHostTerminal, tellCreate } from './keeper-common';
 
@@ -173,6 +174,12 @@ class Keeper {
         await vm.destroy();
         throw e;
       });
+      // A loopback nameserver of the container's namespace (Docker's 127.0.0.11) answers in the guest too.
+      const resolvConf = containerResolvConf(cfg.spec, cfg.bundle, cfg.rootfs);
+      const nameservers = resolvConf === undefined ? [] : loopbackNameservers(resolvConf);
+      if (nameservers.length > 0) {
+        await forwardLoopbackDns(vm.client, nameservers, (l) => this.log(l)).catch((e: unknown) => this.log(`dns: not forwarded: ${(e as Error).message}`));
+      }
     } catch (e) {
       const msg = (e as Error).message.replace(/\n/g, ' ');
       this.log(`boot failed: ${msg}`);
@@ -411,6 +418,13 @@ class Keeper {
         await u.container.update(limitsOf(r.limits));
         return { ok: true };
       }
+      case 'pause':
+      case 'resume':
+        // A VM's own container is paused whole, VMM and all, through its host cgroup (the driver's
+        // freezer); a pod's container is frozen in the guest, where the pod's VM runs on for the others.
+        if (u === this.#self || this.#pod === undefined) return { ok: false, error: 'only a pod\'s container is paused in the guest (a VM\'s own is frozen with its VM on the host)' };
+        await this.#pod.freeze(u, r.op === 'pause');
+        return { ok: true };
       case 'exec':
         return { ok: false, error: 'exec is served on its own connection' };
     }

@@ -12,14 +12,14 @@
 //   socket with `container: ID`, passed on by the member's keeper from its own socket.
 // The connection is the member's lifeline both ways: closed by its keeper (killed, deleted), the
 // container is killed; closed by this keeper (the VM ended), the member's keeper fails closed.
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { Spec } from '../oci/spec';
 import { buildPlan, heldCapabilities } from '../container/plan';
 import { seccompFor } from '../container/seccomp';
 import { GUEST_PLAN_PLACEHOLDERS } from './guest-plan';
-import { FRAME, KEEPER_STARTED, encodeFrame, type Frame, type PodMemberRequest, type PodNamespace } from './keeper-wire';
+import { FRAME, KEEPER_PAUSED, KEEPER_STARTED, encodeFrame, type Frame, type PodMemberRequest, type PodNamespace } from './keeper-wire';
 import { addPodShare, removePodShare } from './pod-share';
 import { sender } from './keeper-common';
 import { guestLimits, type GuestLimitsWire } from './sizing';
@@ -195,6 +195,19 @@ export class PodHost {
     writeFileSync(join(u.stateDir, KEEPER_STARTED), `${c.pid}\n`, { mode: 0o600 });
     this.#log(`pod: ${u.id} started: pid ${c.pid} in the guest`);
     return c.pid;
+  }
+
+  /**
+   * pause/resume of a member: its cgroup in the guest frozen or thawed, the pod's VM and its other
+   * containers running on; `vm.paused` in its state directory says so to `state` meanwhile.
+   */
+  async freeze(u: GuestUnit, frozen: boolean): Promise<void> {
+    const c = u.container;
+    if (c === undefined) throw new Error('the container is not running');
+    await c.freeze(frozen);
+    if (frozen) writeFileSync(join(u.stateDir, KEEPER_PAUSED), `${c.pid}\n`, { mode: 0o600 });
+    else rmSync(join(u.stateDir, KEEPER_PAUSED), { force: true });
+    this.#log(`pod: ${u.id} ${frozen ? 'frozen' : 'thawed'} in the guest`);
   }
 
   /** The members still in the VM (their keepers fail closed when this keeper's connections to them close). */

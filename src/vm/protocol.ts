@@ -28,12 +28,18 @@
 //        |  <-------- PIDS_OK(pids) / STATS_OK(...) -------  |
 //        |  ---- UPDATE(proc, limits) -------------------->  |  pids.max, memory.max, cpu.max, cpu.weight
 //        |  <----------------------- OK | ERROR ----------  |
+//        |  ---- FREEZE(proc, frozen) -------------------->  |  cgroup.freeze; OK once cgroup.events says so
+//        |  <----------------------- OK | ERROR ----------  |
 //        |  -- REFRESH(seed, time, hostname) (a clone) ---->  |  reseed the CRNG, set the clock and name
 //        |  <----------------------- OK | ERROR ----------  |
 //        |  -- NET_LINK(mac, name, mtu) -------------------->  |  the NIC with that MAC renamed, sized, up
 //        |  -- NET_ADDR(name, family, address, prefix) ---->  |  RTM_NEWADDR
 //        |  -- NET_ROUTE(name, family, dst, prefix, gw, ..) ->  |  RTM_NEWROUTE
 //        |  <----------------------- OK | ERROR ----------  |  (the container's network, src/vm/network.ts)
+//        |  -- DNS_LISTEN(address, port) ------------------>  |  a UDP socket on the guest's loopback
+//        |  <----------------------- OK | ERROR ----------  |
+//        |  <-- DNS_QUERY(listener, query, data) (stream) --  |  a datagram a guest process sent there
+//        |  --- DNS_ANSWER(query, data) (stream) ---------->  |  the host's nameserver's answer, sent back
 //        |  ------------------ SHUTDOWN ------------------->  |  kill everything, sync, reboot(2)
 //        |  <----------------------- OK -------------------  |  QEMU exits (-no-reboot)
 //
@@ -98,6 +104,12 @@ export const AGENT_LIMITS = {
   MAX_U32S: 8192,
   /** Longest name of a container or exec (one path component in the guest). */
   MAX_NAME: 64,
+  /** Most DNS_LISTEN sockets (resolv.conf holds at most three nameservers). */
+  DNS_LISTENERS: 4,
+  /** Largest DNS_QUERY datagram (a query is far smaller; EDNS answers may reach 4096). */
+  DNS_MAX_QUERY: 4096,
+  /** Queries whose senders the agent keeps for their answers. */
+  DNS_PENDING: 64,
 } as const;
 
 /**
@@ -197,6 +209,11 @@ export const HOST_MESSAGES = {
     replies: ['OK'],
   },
   /**
+   * A container's cgroup in the guest frozen (frozen 1) or thawed (0): a pod's container paused
+   * while the pod's VM and its other containers run. OK once cgroup.events says it is (un)frozen.
+   */
+  FREEZE: { tag: 0x30, fields: { proc: 'u32', frozen: 'u32' }, replies: ['OK'] },
+  /**
    * A VM restored from a template is not its template's twin: `seed` (32 to 512 bytes from the
    * host) is credited to the guest's pool and the CRNG reseeded at once (RNDADDENTROPY,
    * RNDRESEEDCRNG), the clock set to the host's (seconds as two u32, nanoseconds), the hostname
@@ -221,6 +238,16 @@ export const HOST_MESSAGES = {
     fields: { name: 'str', family: 'u32', dst: 'bytes', prefix: 'u32', gateway: 'bytes', metric: 'u32', flags: 'u32' },
     replies: ['OK'],
   },
+  /**
+   * A nameserver on a loopback address of the container's network namespace (Docker's embedded
+   * DNS at 127.0.0.11) reached from the guest, whose loopback is its own: the agent binds a UDP
+   * socket at `address` (4 bytes, in 127.0.0.0/8) and `port`, and passes each datagram to the
+   * host as DNS_QUERY; the host asks the namespace's nameserver and sends DNS_ANSWER. At most
+   * DNS_LISTENERS of them.
+   */
+  DNS_LISTEN: { tag: 0x31, fields: { address: 'bytes', port: 'u32' }, replies: ['OK'] },
+  /** Stream: the answer to DNS_QUERY `query`, sent to the process that asked from the socket it asked. */
+  DNS_ANSWER: { tag: 0x32, fields: { query: 'u32', data: 'bytes' }, stream: true },
   /** Stream: stdin bytes for a process; empty data closes its stdin. */
   STDIN: { tag: 0x10, fields: { proc: 'u32', data: 'bytes' }, stream: true },
   /** Stream: the host took `bytes` more of a process's output stream; the agent may send that much more. */
@@ -257,6 +284,12 @@ export const GUEST_MESSAGES = {
       oomKills: 'u64',
     },
   },
+  /**
+   * Stream: a datagram (1 to DNS_MAX_QUERY bytes) a guest process sent to DNS_LISTEN's socket
+   * `listener` (its order, from 0); `query` numbers it for DNS_ANSWER. The agent keeps the last
+   * DNS_PENDING queries' senders; an answer to an older one is dropped.
+   */
+  DNS_QUERY: { tag: 0x92, fields: { listener: 'u32', query: 'u32', data: 'bytes' }, stream: true },
   /** Stream: output of a process; empty data is the end of that stream. */
   OUTPUT: { tag: 0x90, fields: { proc: 'u32', stream: 'u32', data: 'bytes' }, stream: true },
   /** Stream: the agent wrote `bytes` more of a process's stdin; the host may send that much more. */

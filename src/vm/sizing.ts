@@ -2,6 +2,7 @@
 import { cpus as hostCpus } from 'node:os';
 import { sharesToWeight } from '../cgroups/resources';
 import type { Resources } from '../oci/spec';
+import { StockadeError } from '../errors';
 
 const MiB = 1024 * 1024;
 
@@ -43,6 +44,50 @@ export function vmSize(r: Resources | undefined): VmSize {
   if (quota !== undefined && quota > 0 && period > 0) cpus = Math.ceil(quota / period);
   const set = r?.cpu?.cpus;
   if (set !== undefined && set !== '') cpus = Math.max(cpus, cpusetCount(set));
+  return { memoryMiB, cpus: Math.max(1, Math.min(cpus, hostCpus().length)) };
+}
+
+/**
+ * What containerd's CRI plugin writes on a pod's sandbox from the kubelet's PodSandboxConfig
+ * (linux.resources: the sum of the pod's containers' limits, Kubernetes 1.23 and later), which
+ * Kata sizes its pod VM from. "0" (or absent) is no limit.
+ */
+export const SANDBOX_SIZE_ANNOTATIONS = {
+  memory: 'io.kubernetes.cri.sandbox-memory',
+  cpuQuota: 'io.kubernetes.cri.sandbox-cpu-quota',
+  cpuPeriod: 'io.kubernetes.cri.sandbox-cpu-period',
+} as const;
+
+/**
+ * The guest's own share of a pod VM sized from its containers' limits: its kernel (~36 MiB), the
+ * agent, the pause container and some page cache. Each container's limit is held by its cgroup in
+ * the guest; without this room, containers at their limits would leave the guest kernel none.
+ */
+export const POD_GUEST_OWN_MIB = 64;
+
+/**
+ * A pod's VM, sized once, at its sandbox's create (microvm has no memory or CPU hot-plug): from
+ * the sandbox annotations when the kubelet gave the pod's resources (RAM = their memory plus
+ * POD_GUEST_OWN_MIB, vCPUs = quota/period rounded up), else undefined (the sandbox's own config
+ * sizes it: a pause container has no limits, so the default). A value that is not a whole number
+ * is refused naming the annotation.
+ */
+export function podVmSize(annotations: Readonly<Record<string, string>> | undefined): VmSize | undefined {
+  const read = (key: string): number | undefined => {
+    const v = annotations?.[key];
+    if (v === undefined) return undefined;
+    if (!/^-?\d{1,19}$/.test(v.trim())) {
+      throw new StockadeError('CONFIG_INVALID', `config.json: annotations["${key}"]: ${JSON.stringify(v)} is not a whole number`, { field: `annotations["${key}"]` });
+    }
+    return Number(v.trim());
+  };
+  const memory = read(SANDBOX_SIZE_ANNOTATIONS.memory);
+  const quota = read(SANDBOX_SIZE_ANNOTATIONS.cpuQuota);
+  const period = read(SANDBOX_SIZE_ANNOTATIONS.cpuPeriod);
+  if (memory === undefined && quota === undefined) return undefined;
+  const memoryMiB = memory !== undefined && memory > 0 ? Math.max(MIN_GUEST_MIB, Math.ceil(memory / MiB) + POD_GUEST_OWN_MIB) : DEFAULT_GUEST_MIB;
+  const p = period !== undefined && period > 0 ? period : 100000;
+  const cpus = quota !== undefined && quota > 0 ? Math.ceil(quota / p) : 1;
   return { memoryMiB, cpus: Math.max(1, Math.min(cpus, hostCpus().length)) };
 }
 

@@ -219,6 +219,11 @@ export class VmContainer extends VmProcess {
     return this.vm.client.update(this.handle, limits);
   }
 
+  /** Freezes or thaws its cgroup in the guest (its processes and exec'd ones), the rest of the VM running on. */
+  freeze(frozen: boolean): Promise<void> {
+    return this.vm.client.freeze(this.handle, frozen);
+  }
+
   /** The container's cgroup figures in the guest: CPU time, memory, pids. */
   stats(): Promise<GuestStats> {
     return this.vm.client.stats(this.handle);

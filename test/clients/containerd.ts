@@ -47,6 +47,7 @@ export async function startContainerd(dir: string): Promise<Containerd> {
 export const CONTAINERD_LACKS: Readonly<Record<string, string>> = {
   update: 'ctr 1.6 has no task update command',
   network: 'ctr has no networks of its own (CNI is the CRI plugin\'s: test/cri)',
+  'network-dns': 'ctr has no networks of its own (CNI is the CRI plugin\'s: test/cri)',
 };
 
 /** Why the containerd tier cannot run here, or undefined. */

@@ -76,8 +76,8 @@ export class DockerLikeClient implements Client {
     return runCmd([...this.#base, ...args], { env: this.#env, cwd: this.#cwd, ...(timeout !== undefined ? { timeout } : {}) });
   }
 
-  async #must(args: readonly string[]): Promise<CmdResult> {
-    return mustRun([...this.#base, ...args], { env: this.#env, cwd: this.#cwd });
+  async #must(args: readonly string[], timeout?: number): Promise<CmdResult> {
+    return mustRun([...this.#base, ...args], { env: this.#env, cwd: this.#cwd, ...(timeout !== undefined ? { timeout } : {}) });
   }
 
   #runArgs(rt: RuntimeName, name: string, mode: readonly string[], opts: RunOptions): string[] {
@@ -98,7 +98,8 @@ export class DockerLikeClient implements Client {
   }
 
   async runDetached(rt: RuntimeName, name: string, cmd: readonly string[], opts: RunOptions = {}): Promise<void> {
-    await this.#must([...this.#runArgs(rt, name, ['-d'], opts), ...cmd]);
+    // A VM with a network's interfaces boots cold (TCG): past the default minute on a loaded machine, as -it's.
+    await this.#must([...this.#runArgs(rt, name, ['-d'], opts), ...cmd], rt === 'stockade-vm' ? 120_000 : undefined);
   }
 
   exec(name: string, cmd: readonly string[], opts: { readonly user?: string } = {}): Promise<CmdResult> {

@@ -326,4 +326,22 @@ export const SCENARIOS: readonly Scenario[] = [
       }
     },
   },
+  {
+    id: 'network-dns',
+    title: 'name resolution on a user network: a server reached from another container by its name (Docker\'s embedded DNS at 127.0.0.11)',
+    trimmed: false,
+    async run({ client, rt, name }) {
+      const net = await client.createNetwork(name('net'));
+      const server = name('srv');
+      try {
+        await client.runDetached(rt, server, ['sh', '-c', `mkdir -p /w && echo named-${rt} > /w/index.html && exec httpd -f -p 80 -h /w`], { network: net });
+        const peer = await client.run(rt, name('peer'), ['sh', '-c', `grep ^nameserver /etc/resolv.conf; for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://${server}/ && exit 0; sleep 1; done; exit 1`], { network: net });
+        expectStatus(peer, 0);
+        assert.match(peer.stdout, new RegExp(`named-${rt}\\n$`), describeResult(peer));
+      } finally {
+        await client.remove(server).catch(() => undefined);
+        await client.removeNetwork(net).catch(() => undefined);
+      }
+    },
+  },
 ];

@@ -17,7 +17,7 @@ export interface PodSandboxConfig {
   logDirectory?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
-  linux?: { cgroupParent?: string; securityContext?: { namespaceOptions?: NamespaceOption } };
+  linux?: { cgroupParent?: string; securityContext?: { namespaceOptions?: NamespaceOption }; resources?: LinuxContainerResources };
 }
 export interface LinuxContainerResources {
   cpuPeriod?: number;

@@ -74,7 +74,11 @@ describe('CRI (containerd)', { skip: skip ?? false }, () => {
         metadata: { name: `pod-${level}`, uid: `uid-${level}-${RUN_TAG}`, namespace: 'stockade-test', attempt: 0 },
         hostname: `pod-${level}`,
         labels: { app: 'stockade-cri-test' },
-        linux: { securityContext: { namespaceOptions: CONTAINER_NAMESPACES } },
+        // At vm the pod's resources, as the kubelet sums its containers' (the workload's below), size the pod's VM.
+        linux: {
+          securityContext: { namespaceOptions: CONTAINER_NAMESPACES },
+          ...(level === 'vm' ? { resources: { memoryLimitInBytes: 256 * 1024 * 1024, cpuPeriod: 100_000, cpuQuota: 50_000 } } : {}),
+        },
       };
       let sandboxId = '';
       let podIp = '';
@@ -221,6 +225,10 @@ describe('CRI (containerd)', { skip: skip ?? false }, () => {
         test('one VM serves the pod: the sandbox\'s keeper holds the only QEMU, the pod\'s containers none of their own', async () => {
           const n = theNode();
           assert.equal(qemusUnder(sandboxPid).length, 1, 'the sandbox booted the pod\'s VM');
+          // Sized from the pod's resources (containerd's sandbox annotations): 256 MiB + the guest's own 64, one vCPU.
+          const qemuArgs = readFileSync(`/proc/${qemusUnder(sandboxPid)[0] ?? 0}/cmdline`, 'utf8').split('\0');
+          assert.equal(qemuArgs[qemuArgs.indexOf('-m') + 1], '320M', qemuArgs.join(' '));
+          assert.equal(qemuArgs[qemuArgs.indexOf('-smp') + 1], '1');
           for (const id of made) {
             const pid = (await n.client.containerStatus(id)).info.pid;
             if (pid > 0) assert.deepEqual(qemusUnder(pid), [], `container ${id} has no VM of its own`);

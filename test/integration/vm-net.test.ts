@@ -12,8 +12,8 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { busyboxPath } from '../helpers/rootfs';
-import { makeVethNetns, type VethNetns } from '../helpers/net-scope';
-import { Runtime, probeSpec } from './harness';
+import { makeVethNetns, randomLoopback, type VethNetns } from '../helpers/net-scope';
+import { Runtime, probeSpec, waitFor } from './harness';
 import { vmGone, vmHostProcesses, vmSkip, vmTrace, VM_CALL } from './vm-helpers';
 
 const skip = vmSkip();
@@ -61,6 +61,30 @@ async function fetchText(host: string, port: number, ms = 60000): Promise<string
   throw new Error(`http://${host}:${port}/ did not answer in ${ms} ms: ${String(last)}`);
 }
 
+/**
+ * A nameserver in namespace `ns` on a loopback address of its own, port 53 (udp), as dockerd's
+ * embedded DNS is at 127.0.0.11 in a user network's container: `name` is `address` (A), every
+ * other name NXDOMAIN. Port 53 is what resolv.conf implies; it is bound in the test's own network
+ * namespace, where nothing else can hold it.
+ */
+function loopbackNameserver(ns: string, at: string, name: string, address: string): ChildProcess {
+  const script = `
+    const d = require('dgram').createSocket('udp4');
+    d.on('message', (q, from) => {
+      let i = 12; const labels = [];
+      while (q[i] !== 0) { labels.push(q.subarray(i + 1, i + 1 + q[i]).toString()); i += q[i] + 1; }
+      const end = i + 5, qtype = q.readUInt16BE(i + 1), known = labels.join('.') === ${JSON.stringify(name)};
+      const h = Buffer.alloc(12); q.copy(h, 0, 0, 2);
+      h.writeUInt16BE(known ? 0x8180 : 0x8183, 2); h.writeUInt16BE(1, 4); h.writeUInt16BE(known && qtype === 1 ? 1 : 0, 6);
+      const an = known && qtype === 1 ? Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ${address.split('.').join(', ')}]) : Buffer.alloc(0);
+      d.send(Buffer.concat([h, q.subarray(12, end), an]), from.port, from.address);
+      process.stdout.write('asked ' + labels.join('.') + '\\n');
+    });
+    const port = 53;
+    d.bind(port, ${JSON.stringify(at)}, () => process.stdout.write('listening\\n'));`;
+  return spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+}
+
 function macOf(ns: string, dev: string): string {
   return (JSON.parse(ip('-j', '-n', ns, 'link', 'show', 'dev', dev)) as { address: string }[])[0]?.address ?? '';
 }
@@ -71,6 +95,7 @@ describe('the vm level: the container\'s network in its VM', { skip }, () => {
   let b: ReturnType<typeof addVeth> | undefined;
   /** The host's server: a process of its own (the CLI calls below block this one). */
   let server: ChildProcess | undefined;
+  let nameserver: ChildProcess | undefined;
   let www = '';
   before(() => {
     rt = new Runtime();
@@ -78,6 +103,7 @@ describe('the vm level: the container\'s network in its VM', { skip }, () => {
   after(() => {
     rt.cleanup();
     server?.kill('SIGKILL');
+    nameserver?.kill('SIGKILL');
     if (www !== '') rmSync(www, { recursive: true, force: true });
     b?.remove();
     a?.remove();
@@ -98,11 +124,26 @@ describe('the vm level: the container\'s network in its VM', { skip }, () => {
     const port = randomInt(20000, 30000);
     server = spawn(busyboxPath(), ['httpd', '-f', '-p', `${a.net}.1:${port}`, '-h', www], { stdio: 'ignore' });
     assert.equal(await fetchText(`${a.net}.1`, port, 10000), token);
+    // A nameserver on the namespace's loopback, as Docker's embedded DNS is (127.0.0.11; the client
+    // tier's network-dns scenario has that one under Docker): one of the loopback addresses here.
+    ip('-n', a.ns, 'link', 'set', 'lo', 'up');
+    const resolver = randomLoopback();
+    nameserver = loopbackNameserver(a.ns, resolver, 'srv.test', `${a.net}.1`);
+    const asked: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      nameserver?.stdout?.setEncoding('utf8').on('data', (c: string) => {
+        asked.push(...c.split('\n').filter((l) => l !== ''));
+        if (asked.includes('listening')) resolve();
+      });
+      nameserver?.once('exit', (code) => reject(new Error(`the test's nameserver exited with ${code}`)));
+    });
+    writeFileSync(join(www, 'resolv.conf'), `nameserver ${resolver}\noptions ndots:0\n`);
     const guestToken = `guest-${randomInt(1e9)}`;
     const id = 'vm-net';
     const bundle = rt.bundle(probeSpec(['/bin/sh', '-c', `mkdir -p /tmp/www && echo ${guestToken} > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www`], (s) => {
       s.linux = { ...s.linux, namespaces: (s.linux?.namespaces ?? []).map((ns) => (ns.type === 'network' ? { type: 'network', path: `/run/netns/${a?.ns}` } : ns)) };
       s.root = { path: 'rootfs', readonly: false };
+      s.mounts = [...(s.mounts ?? []), { destination: '/etc/resolv.conf', type: 'bind', source: join(www, 'resolv.conf'), options: ['rbind', 'ro'] }];
     }));
     const r = rt.run(['--isolation', 'vm', 'run', '-d', '--bundle', bundle.dir, id], VM_CALL);
     assert.equal(r.status, 0, r.stderr);
@@ -131,6 +172,17 @@ describe('the vm level: the container\'s network in its VM', { skip }, () => {
       assert.match(routes6.stdout, new RegExp(`^2001:db8:5::/48 via ${v6}::1 dev ${b.nsIf}`, 'm'), routes6.stdout + routes6.stderr);
       // A host server reached from the guest.
       assert.equal(fetched, token);
+      // The namespace's loopback nameserver answers in the guest (the agent's listener, forwarded by the keeper
+      // from the container's namespace): the name resolves to the nameserver's address for it.
+      const dns = rt.run(['exec', id, 'nslookup', '-type=a', 'srv.test'], VM_CALL);
+      assert.equal(dns.status, 0, dns.stdout + dns.stderr);
+      assert.ok(dns.stdout.includes(resolver), dns.stdout);
+      assert.match(dns.stdout, new RegExp(`Address:? ${a.net.replace(/\./g, '\\.')}\\.1\\b`), dns.stdout);
+      // (Its output is read once this process's event loop turns: the CLI calls above block it.)
+      await waitFor(() => asked.includes('asked srv.test'), 5000).catch(() => assert.fail(`the namespace's nameserver was not asked: ${asked.join(', ')}`));
+      const unknown = rt.run(['exec', id, 'nslookup', '-type=a', 'nowhere.test'], VM_CALL);
+      assert.notEqual(unknown.status, 0, 'an unknown name is NXDOMAIN, as the nameserver said');
+      assert.match(unknown.stdout + unknown.stderr, /NXDOMAIN|can't find/i);
 
       // QEMU needed no network right: no capability, and a network namespace of its own with only lo.
       const qemu = vmHostProcesses(t).filter((p) => new RegExp(`^Uid:\\s+${t.vmmUid}\\s`, 'm').test(readFileSync(`/proc/${p}/status`, 'utf8'))

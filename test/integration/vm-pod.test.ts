@@ -36,7 +36,7 @@ describe('a pod in one VM (CRI annotations) through the CLI', { skip }, () => {
   });
 
   /** A pod container's bundle: CRI's annotations, the sandbox's network, IPC and UTS joined by its pid, as containerd writes them. */
-  function member(args: string[]): Bundle {
+  function member(args: string[], edit?: (s: import('../../src/oci/spec').Spec) => void): Bundle {
     const keeper = json<{ pid: number }>(rt.run(['state', sb]).stdout).pid;
     const b = rt.bundle(probeSpec(args, (s) => {
       s.annotations = { 'io.kubernetes.cri.container-type': 'container', 'io.kubernetes.cri.sandbox-id': sb };
@@ -47,6 +47,7 @@ describe('a pod in one VM (CRI annotations) through the CLI', { skip }, () => {
           ? { type: ns.type, path: `/proc/${keeper}/ns/${ns.type === 'network' ? 'net' : ns.type}` } : ns),
       };
       s.mounts = [...(s.mounts ?? []), { destination: '/data', type: 'bind', source: data, options: ['rbind', 'ro'] }];
+      edit?.(s);
     }));
     mkdirSync(join(b.rootfs, 'data'), { recursive: true });
     writeFileSync(join(b.rootfs, 'marker'), `${scope} member\n`);
@@ -55,7 +56,11 @@ describe('a pod in one VM (CRI annotations) through the CLI', { skip }, () => {
 
   test('the sandbox boots the pod\'s VM; a container of the pod is made in it, with its own root and binds, the pod\'s network, IPC and hostname', async () => {
     sandbox = rt.bundle(probeSpec(['/bin/sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.1; done'], (s) => {
-      s.annotations = { 'dev.stockade.isolation': 'vm', 'io.kubernetes.cri.container-type': 'sandbox', 'io.kubernetes.cri.sandbox-id': sb };
+      // The pod's resources as containerd writes them on the sandbox (the kubelet's sum of its containers' limits).
+      s.annotations = {
+        'dev.stockade.isolation': 'vm', 'io.kubernetes.cri.container-type': 'sandbox', 'io.kubernetes.cri.sandbox-id': sb,
+        'io.kubernetes.cri.sandbox-memory': String(200 * 1024 * 1024), 'io.kubernetes.cri.sandbox-cpu-quota': '150000', 'io.kubernetes.cri.sandbox-cpu-period': '100000',
+      };
       s.hostname = 'podhost';
     }));
     const c = rt.run(['create', '--bundle', sandbox.dir, sb], VM_CALL);
@@ -63,6 +68,10 @@ describe('a pod in one VM (CRI annotations) through the CLI', { skip }, () => {
     assert.equal(rt.run(['start', sb]).status, 0);
     trace = vmTrace(rt, sb);
     assert.equal(qemusUnder(trace.keeper).length, 1, 'the sandbox\'s VM');
+    // Sized from the pod's resources: their memory plus the guest's own 64 MiB, 1.5 CPUs rounded up.
+    const qemuArgs = readFileSync(`/proc/${qemusUnder(trace.keeper)[0] ?? 0}/cmdline`, 'utf8').split('\0');
+    assert.equal(qemuArgs[qemuArgs.indexOf('-m') + 1], '264M');
+    assert.equal(qemuArgs[qemuArgs.indexOf('-smp') + 1], '2');
 
     const id = `${scope}-app`;
     const app = member(['/bin/sh', '-c', 'trap "exit 7" TERM; while true; do sleep 0.1; done']);
@@ -108,6 +117,43 @@ describe('a pod in one VM (CRI annotations) through the CLI', { skip }, () => {
     // The pod's VM goes on.
     assert.equal(qemusUnder(trace.keeper).length, 1);
     assert.equal(ex(sb, 'true').status, 0);
+  });
+
+  test('pause of a pod\'s container freezes it in the guest; the pod\'s VM and sandbox run on; resume thaws it', async () => {
+    const id = `${scope}-pause`;
+    const rw = mkdtempSync(join(tmpdir(), 'stockade-vmpod-rw-'));
+    try {
+      const b = member(['/bin/sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /rw/n; sleep 0.1; done'], (s) => {
+        s.mounts = [...(s.mounts ?? []), { destination: '/rw', type: 'bind', source: rw, options: ['rbind', 'rw'] }];
+      });
+      mkdirSync(join(b.rootfs, 'rw'), { recursive: true });
+      assert.equal(rt.run(['--isolation', 'vm', 'create', '--bundle', b.dir, id], VM_CALL).status, 0);
+      assert.equal(rt.run(['start', id]).status, 0);
+      const count = (): number => Number(readFileSync(join(rw, 'n'), 'utf8').trim() || '0');
+      await waitFor(() => existsSync(join(rw, 'n')) && count() > 2, 30000);
+      const p = rt.run(['pause', id], VM_CALL);
+      assert.equal(p.status, 0, p.stderr);
+      assert.equal(json<{ status: string }>(rt.run(['state', id]).stdout).status, 'paused');
+      const frozenAt = count();
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(count(), frozenAt, 'the counter stops while paused');
+      // The pod's VM runs on: the sandbox answers, and is not paused.
+      assert.equal(rt.run(['exec', sb, 'true'], VM_CALL).status, 0);
+      assert.equal(json<{ status: string }>(rt.run(['state', sb]).stdout).status, 'running');
+      assert.notEqual(rt.run(['exec', id, 'true'], VM_CALL).status, 0, 'no exec into a paused container');
+      const r = rt.run(['resume', id], VM_CALL);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(json<{ status: string }>(rt.run(['state', id]).stdout).status, 'running');
+      await waitFor(() => count() > frozenAt + 2, 30000);
+      // Paused again, then killed: SIGKILL reaches the frozen processes in the guest.
+      assert.equal(rt.run(['pause', id], VM_CALL).status, 0);
+      assert.equal(rt.run(['kill', id, 'KILL']).status, 0);
+      await waitFor(() => json<{ status: string }>(rt.run(['state', id]).stdout).status === 'stopped', 30000);
+      assert.equal(rt.run(['delete', id]).status, 0);
+      assert.equal(qemusUnder(trace.keeper).length, 1);
+    } finally {
+      rmSync(rw, { recursive: true, force: true });
+    }
   });
 
   test('run of a pod\'s container: its stdin, stdout, stderr and exit status through the pod\'s VM', () => {

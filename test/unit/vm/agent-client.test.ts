@@ -271,3 +271,42 @@ test('pids and stats come back typed; a STATS_OK for a PIDS request ends the VM'
   g.send({ type: 'STATS_OK', id: p2.id, ...figures });
   await assert.rejects(again, /STATS_OK cannot answer PIDS/);
 });
+
+/** The first breach a fake guest's client reported (read through a call: deepEqual's assertion narrows the field itself). */
+function firstViolation(x: FakeGuest): string {
+  return x.violations[0]?.message ?? '';
+}
+
+test('DNS: a query on a listener the host asked for reaches its handler and the answer goes back; one without a listener, or empty, ends the VM', async () => {
+  const g = new FakeGuest();
+  const seen: [number, number, string][] = [];
+  const listening = g.client.dnsListen(Buffer.from([127, 0, 0, 11]), 53, (l, q, d) => void seen.push([l, q, d.toString()]));
+  const req = await g.take('DNS_LISTEN');
+  assert.deepEqual([...req.address], [127, 0, 0, 11]);
+  assert.equal(req.port, 53);
+  g.send({ type: 'OK', id: req.id });
+  assert.equal(await listening, 0);
+  g.send({ type: 'DNS_QUERY', id: 0, listener: 0, query: 7, data: Buffer.from('q') });
+  await tick();
+  assert.deepEqual(seen, [[0, 7, 'q']]);
+  g.client.dnsAnswer(7, Buffer.from('a'));
+  const ans = await g.take('DNS_ANSWER');
+  assert.deepEqual([ans.query, ans.data.toString()], [7, 'a']);
+  assert.deepEqual(g.violations, []);
+  g.send({ type: 'DNS_QUERY', id: 0, listener: 1, query: 8, data: Buffer.from('q') });
+  await tick();
+  assert.match(firstViolation(g), /DNS_QUERY on listener 1, which the host did not ask for/);
+
+  const h = new FakeGuest();
+  h.send({ type: 'DNS_QUERY', id: 0, listener: 0, query: 1, data: Buffer.from('q') });
+  await tick();
+  assert.match(firstViolation(h), /which the host did not ask for/, 'no listener asked for at all');
+
+  const k = new FakeGuest();
+  const l = k.client.dnsListen(Buffer.from([127, 0, 0, 11]), 53, () => undefined);
+  k.send({ type: 'OK', id: (await k.take('DNS_LISTEN')).id });
+  await l;
+  k.send({ type: 'DNS_QUERY', id: 0, listener: 0, query: 1, data: Buffer.alloc(AGENT_LIMITS.DNS_MAX_QUERY + 1) });
+  await tick();
+  assert.match(firstViolation(k), /DNS_QUERY of 4097 bytes/);
+});
