@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { wireInterfaces, type ContainerNetwork } from '../../../src/vm/network';
+import { makeVethNetns } from '../../helpers/net-scope';
 
 function sameNetns(a: string, b: string): boolean {
   try {
@@ -36,17 +37,22 @@ test('wiring an interface from the host\'s own network namespace is refused befo
 
 test('in a network namespace of its own the same call wires the interface to a tap, both ways', { skip }, () => {
   const mod = join(__dirname, '../../../src/vm/network.js');
-  const script = `
-    const { wireInterfaces } = require(${JSON.stringify(mod)});
-    const { execFileSync } = require('node:child_process');
-    const { nics, wired } = wireInterfaces({ interfaces: [{ name: 'stkguard0', mac: '02:00:00:00:00:01', mtu: 1500, addresses: [] }], routes: [] });
-    const filters = execFileSync('tc', ['filter', 'show', 'dev', 'stkguard0', 'ingress'], { encoding: 'utf8' });
-    console.log(JSON.stringify({ nics: nics.length, tap: wired[0].tap, redirect: /mirred.*Redirect to device/.test(filters) }));
-  `;
-  const r = spawnSync('unshare', ['--net', 'sh', '-c', 'ip link add stkguard0 type veth peer name stkguard1 && ip link set stkguard0 up && exec "$0" -e "$1"', process.execPath, script], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  const got = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { nics: number; tap: string; redirect: boolean };
-  assert.equal(got.nics, 1);
-  assert.match(got.tap, /^\S+$/);
-  assert.equal(got.redirect, true, r.stdout);
+  const v = makeVethNetns();
+  try {
+    const script = `
+      const { wireInterfaces } = require(${JSON.stringify(mod)});
+      const { execFileSync } = require('node:child_process');
+      const { nics, wired } = wireInterfaces({ interfaces: [{ name: ${JSON.stringify(v.nsIf)}, mac: '02:00:00:00:00:01', mtu: 1500, addresses: [] }], routes: [] });
+      const filters = execFileSync('tc', ['filter', 'show', 'dev', ${JSON.stringify(v.nsIf)}, 'ingress'], { encoding: 'utf8' });
+      console.log(JSON.stringify({ nics: nics.length, tap: wired[0].tap, redirect: /mirred.*Redirect to device/.test(filters) }));
+    `;
+    const r = spawnSync('ip', ['netns', 'exec', v.ns, process.execPath, '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const got = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { nics: number; tap: string; redirect: boolean };
+    assert.equal(got.nics, 1);
+    assert.match(got.tap, /^\S+$/);
+    assert.equal(got.redirect, true, r.stdout);
+  } finally {
+    v.remove();
+  }
 });
