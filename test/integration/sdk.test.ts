@@ -208,6 +208,12 @@ for (const isolation of ['namespaces', 'sentry'] as const) {
       setTimeout(() => ac.abort(new Error('enough')), 300);
       await assert.rejects(sb.exec(['sleep', '1000'], { signal: ac.signal }), SandboxAbortError);
       await assert.rejects(sb.exec(['true'], { signal: ac.signal }), /not started: its AbortSignal had fired/);
+      // Fired while the command was being started: killed once it runs, not left running (its
+      // timeoutMs only bounds the test should it be).
+      const late = new AbortController();
+      const started = sb.exec(['sleep', '1000'], { signal: late.signal, timeoutMs: 30_000 });
+      late.abort(new Error('meanwhile'));
+      await assert.rejects(started, (e: unknown) => e instanceof SandboxAbortError && (e.cause as Error).message === 'meanwhile');
     });
 
     test('check: a non-zero exit rejects with SandboxExitError carrying the result; a missing program is SandboxExecError', async () => {
