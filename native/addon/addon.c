@@ -691,6 +691,42 @@ static napi_value js_take_cooked_input(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * What a pty master holds now, read without blocking whatever its fd's flags (poll with no wait
+ * before each read), up to max bytes; stops at EIO (every slave closed and all read). libuv ends
+ * its read of a master early: POLLHUP with a short read is its EOF, while the kernel may still
+ * hold output the slave wrote before it closed (moved to the master's read buffer piecewise by a
+ * worker, which n_tty's poll and read flush first). Returns the bytes read.
+ */
+static napi_value js_read_available(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int fd;
+  int64_t max;
+  if (!get_fd(env, argv[0], "fd", &fd)) return NULL;
+  if (napi_get_value_int64(env, argv[1], &max) != napi_ok || max < 0 || max > (1 << 24)) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "max must be a number of bytes from 0 to 16 MiB");
+    return NULL;
+  }
+  char *buf = malloc(max > 0 ? (size_t)max : 1);
+  if (buf == NULL) return throw_errno(env, ENOMEM, "malloc");
+  size_t len = 0;
+  while (len < (size_t)max) {
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    int r = poll(&p, 1, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0 || !(p.revents & POLLIN)) break;
+    ssize_t n = read(fd, buf + len, (size_t)max - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += (size_t)n;
+  }
+  napi_value data;
+  napi_status st = napi_create_buffer_copy(env, len, buf, NULL, &data);
+  free(buf);
+  return st == napi_ok ? data : NULL;
+}
+
+/*
  * Signals held for the hand-over to stockade-light's wait. Node's (libuv's) handler only notes a
  * signal in a pipe that the event loop reads later: one caught just before execv is lost with the
  * process image (an attached run's SIGTERM never reached its container under load). So from
@@ -972,6 +1008,7 @@ NAPI_MODULE_INIT() {
       {"setWinsize", NULL, js_set_winsize, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setOnlcr", NULL, js_set_onlcr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"takeCookedInput", NULL, js_take_cooked_input, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readAvailable", NULL, js_read_available, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openPty", NULL, js_open_pty, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getWinsize", NULL, js_get_winsize, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,7 +1,7 @@
 // An attached run of a terminal container without --console-socket: stockade takes the pty master itself and relays it.
 import { closeSync, rmSync, writeSync } from 'node:fs';
 import { StockadeError } from '../errors';
-import { accept, recvFd, setOnlcr, setWinsize, takeCookedInput, unixListen } from '../native/addon';
+import { accept, readAvailable, recvFd, setOnlcr, setWinsize, takeCookedInput, unixListen } from '../native/addon';
 
 /** ^D: VEOF of a fresh pty (the container's, as the kernel makes it). */
 const VEOF_DEFAULT = 0x04;
@@ -70,14 +70,9 @@ export function relayTerminal(master: number): { finished: Promise<void>; stop: 
   };
   if (early !== undefined && (early.data.length > 0 || early.eof)) onInput(early.eof ? Buffer.concat([early.data, Buffer.from([VEOF_DEFAULT])]) : early.data);
   stdin.on('data', onInput);
-  // Required here: only a container with a terminal needs it, and loading it costs every `run` time.
-  const { ReadStream } = require('node:tty') as typeof import('node:tty');
-  const output = new ReadStream(master);
+  let output: import('node:tty').ReadStream | undefined;
   const finished = new Promise<void>((resolve) => {
-    output.on('data', (chunk: Buffer) => process.stdout.write(chunk));
-    // Once every slave fd is closed, reading the master fails with EIO: that is the end of output.
-    output.on('error', () => resolve());
-    output.on('end', () => resolve());
+    output = readMaster(master, (chunk) => process.stdout.write(chunk), resolve);
     output.on('close', () => resolve());
   });
   const stop = (): void => {
@@ -86,9 +81,46 @@ export function relayTerminal(master: number): { finished: Promise<void>; stop: 
     if (raw) stdin.setRawMode(false);
     if (onlcr) setOnlcr(1, true);
     process.stdout.off('resize', resize);
-    output.destroy();
+    output?.destroy();
   };
   return { finished, stop };
+}
+
+/**
+ * How much of a master is read after libuv's end: more than a pty's buffers hold (a 4 KiB line
+ * discipline buffer and 64 KiB of flip buffers), and a bound should the sandbox have reopened the
+ * slave and keep writing.
+ */
+const PTY_REST_MAX = 1 << 20;
+
+/**
+ * Reads a pty master to the end of its output: EIO, once every slave fd is closed. libuv ends a
+ * master's read early: an epoll wake-up with POLLHUP (the slave closed) and a short read is its
+ * end of file, while the kernel may still hold what the slave wrote last (a worker moves it to the
+ * master's read buffer in pieces). So at that end the rest is read here, without blocking, before
+ * `end` is called: a command's last lines were lost under load (a spawn's "got hello"; 4 of 10
+ * runs of 100 KB written right before exit came short). The fd is the stream's: closed with it.
+ */
+function readMaster(master: number, data: (b: Buffer) => void, end: () => void): import('node:tty').ReadStream {
+  // Required here: only a container with a terminal needs it, and loading it costs every `run` time.
+  const { ReadStream } = require('node:tty') as typeof import('node:tty');
+  const reader = new ReadStream(master);
+  reader.on('data', data);
+  reader.on('end', () => {
+    // The stream's handle closes the fd after 'end', not before: it is still the master here.
+    let rest: Buffer;
+    try {
+      rest = readAvailable(master, PTY_REST_MAX);
+    } catch {
+      rest = Buffer.alloc(0);
+    }
+    if (rest.length > 0) data(rest);
+    end();
+  });
+  // EIO: every slave closed and all of it read (n_tty reads what it holds before it fails). That
+  // is the end of output, not an error of the reader's; by now the fd is closed, so nothing more is read.
+  reader.on('error', () => end());
+  return reader;
 }
 
 /** How long a write to a full pty waits before it is tried again (the master is non-blocking). */
@@ -101,24 +133,31 @@ const VEOF = Buffer.from([4]);
  * writes it, stderr ends at once (the process's stderr is the pty). Ending stdin sends ^D, as a
  * user at a terminal ends input. The fd is the read stream's: closed with it, and not written after.
  */
-export function ptyPipes(master: number): { stdio: import('./level').ExecPipes; resize: (rows: number, cols: number) => void } {
-  const { ReadStream } = require('node:tty') as typeof import('node:tty');
+export function ptyPipes(master: number): {
+  stdio: import('./level').ExecPipes;
+  resize: (rows: number, cols: number) => void;
+  /** Settles once the master is read to its end (or closed): all the output is in stdout by then. */
+  read: Promise<void>;
+} {
   const { PassThrough, Writable } = require('node:stream') as typeof import('node:stream');
   const { write } = require('node:fs') as typeof import('node:fs');
-  const reader = new ReadStream(master);
-  let closed = false;
-  reader.once('close', () => { closed = true; });
-  // Once every slave fd is closed, reading the master fails with EIO: that is the end of output,
-  // not an error of the reader's.
   const stdout = new PassThrough();
-  reader.on('data', (b: Buffer) => {
+  let readToEnd = (): void => undefined;
+  const read = new Promise<void>((resolve) => { readToEnd = resolve; });
+  const reader = readMaster(master, (b) => {
     if (!stdout.write(b)) {
       reader.pause();
       stdout.once('drain', () => reader.resume());
     }
+  }, () => {
+    stdout.end();
+    readToEnd();
   });
-  reader.on('error', () => stdout.end());
-  reader.on('end', () => stdout.end());
+  let closed = false;
+  reader.once('close', () => {
+    closed = true;
+    readToEnd();
+  });
   stdout.once('close', () => reader.destroy());
   const writeAll = (b: Buffer, done: (e?: Error | null) => void): void => {
     if (closed || b.length === 0) return done();
@@ -140,5 +179,6 @@ export function ptyPipes(master: number): { stdio: import('./level').ExecPipes; 
   return {
     stdio: { stdin, stdout, stderr },
     resize: (rows, cols) => { if (!closed) setWinsize(master, rows, cols); },
+    read,
   };
 }

@@ -37,7 +37,7 @@ export async function deleteContainer(store: StateStore, levels: Levels, id: Con
     mark('del killed');
     await removeContainerCgroups(record);
     mark('cgroups removed');
-    store.remove(id);
+    await store.removeAsync(id);
     if (spec !== undefined) await runHooksWarning(spec, 'poststop', hookState(record, 'stopped'), opts.warn);
   } finally {
     lock.release();

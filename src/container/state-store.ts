@@ -1,5 +1,6 @@
 // The state directory: one folder per container holding state.json, the start socket and the root mountpoint.
 import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StockadeError, errnoCode } from '../errors';
 import { flockAsync, flockSync } from '../native/addon';
@@ -171,6 +172,12 @@ export class StateStore {
   remove(id: ContainerId): void {
     detachMountsBelow(this.dir(id));
     rmSync(this.dir(id), { recursive: true, force: true });
+  }
+
+  /** remove with the directory's files unlinked off the event loop (delete: the SDK's dispose does other work meanwhile). */
+  async removeAsync(id: ContainerId): Promise<void> {
+    detachMountsBelow(this.dir(id));
+    await rm(this.dir(id), { recursive: true, force: true });
   }
 
   list(): ContainerId[] {

@@ -17,6 +17,9 @@ import { seccompFor } from '../container/seccomp';
 import { signalForwarder, type SignalForwarder } from '../container/signal-forward';
 import type { SupervisedLevel, Supervisor } from '../container/supervisor';
 
+/** How long a piped exec's exit waits for its pty's output to end (what a process left behind may hold open). */
+const PTY_END_GRACE_MS = 1000;
+
 export async function execHostProcess(c: LevelContainer, req: ExecRequest, level: SupervisedLevel | undefined): Promise<ExecProcess> {
   const { store, id, record } = c;
   const proc = { ...req.process };
@@ -95,6 +98,10 @@ export async function execHostProcess(c: LevelContainer, req: ExecRequest, level
       },
       async finish(): Promise<number> {
         const { code, signal } = await launched.helperExit;
+        // The pty may still hold the process's last output when the helper reports its exit: the
+        // exit is told once the master is read to its end, so a caller that reads stdout until
+        // the exit has all of it. Bounded: a process left in the background may hold the slave.
+        if (pty !== undefined) await Promise.race([pty.read, new Promise((r) => setTimeout(r, PTY_END_GRACE_MS))]);
         if (code === null) throw new StockadeError('SYSTEM', `stockade-init was killed by ${signal ?? 'a signal'} while waiting for the exec'd process`);
         return code;
       },

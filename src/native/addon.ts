@@ -125,6 +125,7 @@ interface Binding extends SentryNative {
   setWinsize(fd: number, rows: number, cols: number): void;
   setOnlcr(fd: number, on: boolean): boolean;
   takeCookedInput(fd: number): [Buffer, boolean];
+  readAvailable(fd: number, max: number): Buffer;
   openPty(): [number, number, string];
   getWinsize(fd: number): [number, number];
   mallocTrim(): boolean;
@@ -139,7 +140,7 @@ interface Binding extends SentryNative {
 
 const FUNCTIONS = [
   'flock', 'flockAsync', 'pidfdOpen', 'pidfdSendSignal', 'pidfdGetfd', 'waitPidfd',
-  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'peerCred', 'setWinsize', 'setOnlcr', 'takeCookedInput', 'openPty', 'getWinsize',
+  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'peerCred', 'setWinsize', 'setOnlcr', 'takeCookedInput', 'readAvailable', 'openPty', 'getWinsize',
   'mallocTrim', 'execBlocked', 'holdSignals', 'releaseSignals', 'bpfDeviceProgLoad', 'bpfCgroupDeviceAttach', 'bpfCgroupDevicePrograms', ...SENTRY_FUNCTIONS,
 ] as const;
 
@@ -331,6 +332,14 @@ export function setOnlcr(fd: number, on: boolean): boolean {
 export function takeCookedInput(fd: number): { data: Buffer; eof: boolean } {
   const [data, eof] = binding().takeCookedInput(fd);
   return { data, eof };
+}
+
+/**
+ * What an fd holds now, up to `max` bytes, read without blocking (poll before each read) whatever
+ * its flags; ends at EIO or end of file. A pty master's rest once its slave closed (ptyPipes).
+ */
+export function readAvailable(fd: number, max: number): Buffer {
+  return binding().readAvailable(fd, max);
 }
 
 /**

@@ -55,6 +55,9 @@ export class SandboxProcess {
     const onAbort = (): void => this.kill({ kind: 'abort', cause: signal?.reason });
     signal?.addEventListener('abort', onAbort, { once: true });
     this.#unlisten = () => signal?.removeEventListener('abort', onAbort);
+    // Fired while the process was being started (spawn checked it before): a listener added now
+    // is never called, and the command would run on (at vm, where a start takes a while, it did).
+    if (signal?.aborted === true) onAbort();
     this.#ended = this.#run().finally(() => {
       clearTimeout(this.#timer);
       this.#unlisten();

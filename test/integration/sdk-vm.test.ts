@@ -1,12 +1,16 @@
 // The SDK at the vm level, lean: one sandbox (a boot is seconds under TCG) through exec, stdin,
-// streaming, spawn, files, a terminal, per-exec users, maxBuffer and a timed-out command, then
-// kill() leaving nothing; a second one whose program is SIGKILLed takes its VM with it.
+// streaming, spawn, files, a terminal, per-exec users, maxBuffer, abort, check and a timed-out
+// command, then kill() leaving nothing; a second one whose program is SIGKILLed takes its VM with
+// it; a small one filled to its memory limit; the host's root in one that its timeoutMs ends.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Sandbox, SandboxOptionsError, SandboxOutputLimitError, SandboxTimeoutError } from '../../src/sdk';
+import {
+  Sandbox, SandboxAbortError, SandboxExecError, SandboxExitError, SandboxOptionsError, SandboxOutOfMemoryError, SandboxOutputLimitError,
+  SandboxTimeoutError,
+} from '../../src/sdk';
 import { integrationSkip, waitFor } from './harness';
 import { guestAssetsOr } from './vm-helpers';
 import { cgroupsOf, nothingLeft, sdkDir, sdkImage } from './sdk-helpers';
@@ -67,6 +71,54 @@ describe('sdk at vm', { skip }, () => {
     await assert.rejects(sb.exec('true', { user: 'ghost' }), (e: unknown) => e instanceof SandboxOptionsError && e.option === 'user');
     await assert.rejects(sb.exec('echo start; exec yes', { maxBuffer: 4096 }), (e: unknown) => e instanceof SandboxOutputLimitError && e.stream === 'stdout' && e.stdout.length === 4096 && e.stdout.startsWith('start\n'));
     assert.equal((await sb.exec("cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^yes$'")).stdout, '0\n');
+  });
+
+  test('abort and check in the guest: the aborted command killed, one not started; a non-zero exit and a missing program rejected', async () => {
+    // Fired while it runs, and while it was being started (a start in the guest takes a while):
+    // killed either way (its timeoutMs only bounds the test should it not be).
+    const ac = new AbortController();
+    const running = sb.spawn('echo begun; exec sleep 1000', { signal: ac.signal, timeoutMs: 60_000 });
+    const first = await (await running).stdout[Symbol.asyncIterator]().next();
+    assert.equal(String(first.value), 'begun\n');
+    ac.abort(new Error('enough'));
+    await assert.rejects((await running).wait(), (e: unknown) => e instanceof SandboxAbortError && (e.cause as Error).message === 'enough');
+    const late = new AbortController();
+    const starting = sb.exec(['sleep', '1000'], { signal: late.signal, timeoutMs: 60_000 });
+    late.abort(new Error('meanwhile'));
+    await assert.rejects(starting, (e: unknown) => e instanceof SandboxAbortError && (e.cause as Error).message === 'meanwhile');
+    await assert.rejects(sb.exec(['true'], { signal: ac.signal }), (e: unknown) => e instanceof SandboxAbortError && /not started: its AbortSignal had fired/.test(e.message));
+    // The aborted sleep is gone from the guest.
+    assert.equal((await sb.exec("cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^sleep$'")).stdout, '0\n');
+    await assert.rejects(sb.exec('echo out; exit 3', { check: true }), (e: unknown) => e instanceof SandboxExitError && e.exitCode === 3 && e.result.stdout === 'out\n');
+    assert.equal((await sb.exec('true', { check: true })).exitCode, 0);
+    await assert.rejects(sb.exec(['/no/such/program']), (e: unknown) => e instanceof SandboxExecError && /\/no\/such\/program/.test(e.message));
+  });
+
+  test('a process that fills the memory limit in the guest is reported, not hung; the sandbox goes on', async () => {
+    await using small = await Sandbox.create({ image, isolation: 'vm', root, memoryMb: 64 });
+    // The shell doubles a string until the OOM killer takes it.
+    await assert.rejects(small.exec('x=0123456789abcdef; while :; do x="$x$x"; done'), (e: unknown) => {
+      assert.ok(e instanceof SandboxOutOfMemoryError, String(e));
+      assert.equal(e.result.exitCode, 137);
+      assert.equal(e.memoryMb, 64);
+      return true;
+    });
+    assert.deepEqual(await small.exec('echo after'), { exitCode: 0, stdout: 'after\n', stderr: '' });
+    // A SIGKILL of another cause is no OOM: it resolves with 137.
+    assert.equal((await small.exec('kill -KILL $$')).exitCode, 137);
+  });
+
+  test("the host's root in a VM: read-only, a /tmp of its own, no network but loopback, one identity; its timeoutMs ends it", async () => {
+    // The lifetime leaves the checks below ample time under TCG; what runs after it is killed.
+    const host = await Sandbox.create({ hostRoot: true, isolation: 'vm', root, timeoutMs: 15_000 });
+    const r = await host.exec('cat /etc/hostname >/dev/null && echo read; touch /etc/stockade-sdk-probe 2>/dev/null || echo ro; echo w > /tmp/f && cat /tmp/f; id -u; ls /sys/class/net');
+    assert.equal(r.stdout, 'read\nro\nw\n65534\nlo\n', r.stderr);
+    await assert.rejects(host.exec('id', { user: 'root' }), (e: unknown) => e instanceof SandboxOptionsError && e.option === 'user' && /hostRoot/.test(e.message));
+    assert.equal(existsSync('/etc/stockade-sdk-probe'), false);
+    await assert.rejects(host.exec(['sleep', '1000']), (e: unknown) => e instanceof SandboxTimeoutError && /the sandbox ran past its timeoutMs \(15000 ms\)/.test(e.message));
+    await host.kill();
+    assert.equal(existsSync(join(root, host.id)), false);
+    await assert.rejects(host.exec('true'), SandboxTimeoutError);
   });
 
   test('a program killed outright: its VM, keeper and virtiofsd die with it; the next create removes the rest', async () => {
