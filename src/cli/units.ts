@@ -14,11 +14,12 @@ export function parseMemory(value: string, flag: string): number {
   return Math.trunc(Number(m[1]) * unit);
 }
 
-const DURATION_UNITS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+// µs spelled as an escape: the bundle stays ASCII (test/unit/cli/bundle.test.ts says why).
+const DURATION_UNITS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, '\u00b5s': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** A Go time.Duration string, in milliseconds. */
 export function parseDuration(value: string, flag: string): number {
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  const re = /(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/gy;
   let total = 0;
   let consumed = 0;
   for (let m = re.exec(value); m !== null; m = re.exec(value)) {

@@ -1,5 +1,4 @@
 // A content-addressed cache of compiled filters, so a CLI call that loads a known profile skips the compiler.
-import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SYSCALL_TABLES_DIGEST } from '../abi/linux/syscalls-digest';
@@ -32,8 +31,9 @@ export function canonicalJson(v: unknown): string {
   return JSON.stringify(v) ?? 'null';
 }
 
-export function cacheKey(profile: SeccompProfile, opts: CompileOptions = {}): string {
-  const input = {
+/** Everything the compiled program depends on, as one string: what a cached record must match exactly. */
+function cacheInput(profile: SeccompProfile, opts: CompileOptions): string {
+  return canonicalJson({
     compiler: COMPILER_VERSION,
     // The syscall tables are an input of the compiler as much as the profile is.
     tables: SYSCALL_TABLES_DIGEST,
@@ -41,13 +41,36 @@ export function cacheKey(profile: SeccompProfile, opts: CompileOptions = {}): st
     badArch: opts.badArchAction === undefined ? null : actionValue(opts.badArchAction),
     enosys: opts.enosysForNewerSyscalls ?? true,
     profile,
-  };
-  return createHash('sha256').update(canonicalJson(input)).digest('hex');
+  });
+}
+
+/**
+ * FNV-1a over the input's UTF-8 bytes, four at a time, with the length: only a file name. Two
+ * inputs that share it share a file, and each finds the other's record there by the whole input
+ * it holds, a miss; so the name needs no cryptographic hash, whose module (node:crypto) costs a
+ * CLI call and the sentry process some 8 million instructions (callgrind) to load. Four bytes a
+ * step keep the loop short enough that V8 does not stop to optimize it.
+ */
+function nameOf(input: string): string {
+  const bytes = Buffer.alloc((Buffer.byteLength(input) + 3) & ~3);
+  bytes.write(input);
+  // Buffer.alloc gives a buffer of its own, at offset 0: a word view of it is aligned.
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < words.length; i++) h = Math.imul(h ^ (words[i] ?? 0), 0x01000193);
+  return `${(h >>> 0).toString(16).padStart(8, '0')}-${input.length.toString(16)}`;
+}
+
+/** The cache file's name (without .json) for `profile` compiled with `opts`. */
+export function cacheKey(profile: SeccompProfile, opts: CompileOptions = {}): string {
+  return nameOf(cacheInput(profile, opts));
 }
 
 interface CacheRecord {
   compiler: number;
   key: string;
+  /** cacheInput(): a record is used only for this exact input, whatever file name it shares. */
+  input: string;
   program: string;
   instructions: number;
   flags: number;
@@ -62,14 +85,14 @@ function isArchList(v: unknown): v is SeccompArch[] {
 }
 
 /** The cached filter, or undefined when the file is missing, stale or damaged in any way. */
-function readRecord(file: string, key: string): CompiledFilter | undefined {
+function readRecord(file: string, key: string, input: string): CompiledFilter | undefined {
   let rec: Partial<CacheRecord>;
   try {
     rec = JSON.parse(readFileSync(file, 'utf8')) as Partial<CacheRecord>;
   } catch {
     return undefined; // missing, unreadable or not JSON: compile afresh
   }
-  if (typeof rec !== 'object' || rec === null || rec.compiler !== COMPILER_VERSION || rec.key !== key) return undefined;
+  if (typeof rec !== 'object' || rec === null || rec.compiler !== COMPILER_VERSION || rec.key !== key || rec.input !== input) return undefined;
   if (typeof rec.program !== 'string' || typeof rec.instructions !== 'number') return undefined;
   if (typeof rec.flags !== 'number' || typeof rec.notify !== 'boolean') return undefined;
   if (!isArchList(rec.arches) || !isArchList(rec.skippedArchitectures)) return undefined;
@@ -92,21 +115,26 @@ function readRecord(file: string, key: string): CompiledFilter | undefined {
   };
 }
 
+/** Names a cache file's temporary twin apart from another writer's (the write is exclusive: a clash only skips the cache). */
+let tmpSerial = 0;
+
 /**
- * compile(), through a cache under `cacheDir` keyed by sha256 of (compiler version, syscall
- * tables, options, profile). The file appears whole or not at all (written aside, then renamed),
- * so concurrent CLI calls never read half a program.
+ * compile(), through a cache under `cacheDir` keyed by (compiler version, syscall tables,
+ * options, profile), held whole in each record. The file appears whole or not at all (written
+ * aside, then renamed), so concurrent CLI calls never read half a program.
  */
 export function compileCached(profile: SeccompProfile, opts: CompileOptions, cacheDir: string): CachedFilter {
-  const key = cacheKey(profile, opts);
+  const input = cacheInput(profile, opts);
+  const key = nameOf(input);
   const cacheFile = join(cacheDir, `${key}.json`);
-  const hit = readRecord(cacheFile, key);
+  const hit = readRecord(cacheFile, key, input);
   if (hit !== undefined) return { ...hit, cached: true, cacheFile };
 
   const compiled = compile(profile, opts);
   const rec: CacheRecord = {
     compiler: COMPILER_VERSION,
     key,
+    input,
     program: compiled.program.toString('base64'),
     instructions: compiled.instructions,
     flags: compiled.flags,
@@ -115,7 +143,7 @@ export function compileCached(profile: SeccompProfile, opts: CompileOptions, cac
     skippedArchitectures: [...compiled.skippedArchitectures],
     skippedSyscalls: [...compiled.skippedSyscalls],
   };
-  const tmp = join(cacheDir, `.${key}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = join(cacheDir, `.${key}.${process.pid}.${Date.now()}.${tmpSerial++}.tmp`);
   try {
     mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
     writeFileSync(tmp, JSON.stringify(rec), { mode: 0o600, flag: 'wx' });

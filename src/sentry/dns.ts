@@ -12,7 +12,6 @@
 // queries go together and wait at most QUERY_TIMEOUT_MS for their answers, on the serving thread:
 // a name's first use, and its first use after its TTL, costs the sentry that wait per resolver
 // that does not answer (not the other calls' answers once cached).
-import { randomBytes } from 'node:crypto';
 import { AF_INET, AF_INET6, EINTR, POLLIN, SOCK_CLOEXEC, SOCK_NONBLOCK } from '../abi/linux/constants';
 import { ECONNREFUSED, SOCK_DGRAM } from '../abi/linux/net';
 import { encodeSockaddr } from './sockaddr';
@@ -139,6 +138,7 @@ export class Resolver {
   readonly #buf = Buffer.alloc(4096);
   readonly #pollfd = Buffer.alloc(8);
   readonly #timeout = Buffer.alloc(16);
+  readonly #idBuf = Buffer.alloc(2);
   /** Told each query that went unanswered, for stderr (sentry.log). */
   readonly #said: (m: string) => void;
 
@@ -186,7 +186,10 @@ export class Resolver {
     while (sys(NR.read, fd, this.#buf, this.#buf.length) > 0);
     const waiting = new Map<number, number>();
     for (const type of types) {
-      const id = randomBytes(2).readUInt16BE(0);
+      // getrandom(2) made by the thread itself: node:crypto's randomBytes would load the whole
+      // crypto module into every sentry process at its start, for two bytes a query.
+      if (sys(NR.getrandom, this.#idBuf, 2, 0) !== 2) return [];
+      const id = this.#idBuf.readUInt16BE(0);
       const q = dnsQuery(name, type, id);
       if (waiting.has(id)) continue;
       const w = sys(NR.write, fd, q, q.length);

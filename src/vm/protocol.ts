@@ -201,7 +201,7 @@ export const HOST_MESSAGES = {
   STATS: { tag: 0x0c, fields: { proc: 'u32' }, replies: ['STATS_OK'] },
   /**
    * Limits of a container's cgroup in the guest: pids.max, memory.max, cpu.max (quota and period,
-   * in µs) and cpu.weight; 0 leaves a limit as it is, U64_MAX writes "max" (no limit).
+   * in microseconds) and cpu.weight; 0 leaves a limit as it is, U64_MAX writes "max" (no limit).
    */
   UPDATE: {
     tag: 0x0d,

@@ -19,6 +19,8 @@ test('durations as Go writes them', () => {
   assert.equal(parseDuration('5s', 'interval'), 5000);
   assert.equal(parseDuration('250ms', 'interval'), 250);
   assert.equal(parseDuration('1m30s', 'interval'), 90_000);
+  assert.equal(parseDuration('1500µs', 'interval'), 1.5);
+  assert.equal(parseDuration('1500us', 'interval'), 1.5);
   assert.throws(() => parseDuration('5', 'interval'), /--interval: invalid duration "5"/);
 });
 

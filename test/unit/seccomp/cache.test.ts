@@ -76,6 +76,20 @@ test('a damaged or foreign cache file is recompiled and replaced', () => withDir
   }
 }));
 
+test("a record of another input under this input's file name is a miss, never its program", () => withDir((dir) => {
+  const mine = parseSeccomp({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW' }] });
+  const theirs = parseSeccomp({ defaultAction: 'SCMP_ACT_ALLOW' });
+  const { cacheFile: theirFile } = compileCached(theirs, opts, dir);
+  const key = cacheKey(mine, opts);
+  // As a name clash would leave it: their record, in the file this input looks up, under its key.
+  const rec = JSON.parse(readFileSync(theirFile, 'utf8')) as Record<string, unknown>;
+  writeFileSync(join(dir, `${key}.json`), JSON.stringify({ ...rec, key }));
+  const out = compileCached(mine, opts, dir);
+  assert.equal(out.cached, false);
+  assert.ok(out.program.equals(compile(mine, opts).program));
+  assert.equal(compileCached(mine, opts, dir).cached, true, 'its own record replaced the other');
+}));
+
 test('an unwritable cache directory still compiles', () => withDir((dir) => {
   writeFileSync(`${dir}`, 'a file where the directory should be');
   const out = compileCached(parseSeccomp({ defaultAction: 'SCMP_ACT_ALLOW' }), opts, dir);
