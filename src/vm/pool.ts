@@ -166,11 +166,12 @@ function statMs(path: string): number | undefined {
   return statSync(path, { throwIfNoEntry: false })?.mtimeMs;
 }
 
-/** Ends every pool entry of a state root (`vm-template --prune`, tests); returns how many. */
+/** Ends every waiting VM of a state root's pool (`vm-template --prune`); returns how many. */
 export function endPool(stateRoot: string): number {
-  const all = entries(stateRoot);
-  for (const entry of all) endEntry(entry);
-  return all.length;
+  // A taken entry is a running container's VM: it goes with that container, not here.
+  const waiting = entries(stateRoot).filter((e) => !existsSync(join(e, 'taken')));
+  for (const entry of waiting) endEntry(entry);
+  return waiting.length;
 }
 
 /** What the keeper asks of a claimed VM's owner. */
