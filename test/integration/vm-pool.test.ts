@@ -53,10 +53,12 @@ describe('the vm pool through the CLI', { skip }, () => {
     await waitFor(() => waiting().some((e) => existsSync(join(e, 'ready'))), 240000);
     return waiting().find((e) => existsSync(join(e, 'ready')))!;
   };
+  /** `run` of the bundle as `id`: its output's lines and the debug lines this call wrote to the log. */
   const run = (id: string): { out: string[]; logs: string[] } => {
+    const seen = rt.logLines().length;
     const r = rt.run(['--debug', '--isolation', 'vm', 'run', '--bundle', bundle, id], { ...VM_CALL, env: POOL });
     assert.equal(r.status, 0, r.stderr);
-    return { out: r.stdout.trim().split('\n'), logs: rt.logLines().map((l) => l.msg) };
+    return { out: r.stdout.trim().split('\n'), logs: rt.logLines().slice(seen).map((l) => l.msg) };
   };
 
   test('two containers each get a warmed VM of their own, handed over once: their random bytes and hostname their own, nothing of it left after delete', { timeout: 900000 }, async () => {
