@@ -373,6 +373,11 @@ export async function runPoolOwner(entry: string): Promise<void> {
       quit('hand-over failed', 1);
     });
   });
+  // A socket path too long for sun_path (a deep state root), or any other: no pool VM here.
+  srv.on('error', (e) => {
+    taken = true;
+    void vm.destroy().then(() => quit(`cannot listen: ${e.message}`, 1));
+  });
   srv.listen(join(entry, 'pool.sock'), () => {
     writeFileSync(join(entry, 'ready'), t.key);
     log(`ready: template ${t.key}`);
