@@ -70,10 +70,12 @@ function entries(stateRoot: string): string[] {
   }
 }
 
+/** Running (a zombie is not: an owner whose creator exited is reaped only by a subreaper or init, when they get to it). */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
   } catch {
     return false;
   }
