@@ -8,7 +8,10 @@
 //     template (built before the rounds, its build time printed), then the namespaces level; and
 //     the restore path's own floor: the same template restored through the API in this process
 //     (QEMU started in its jail, the state loaded, REFRESH answered, the root's 9p share and /proc
-//     mounted), no CLI, no keeper, no container, the VM destroyed after the clock stops.
+//     mounted), no CLI, no keeper, no container, the VM destroyed after the clock stops; and the
+//     same `run` given a warmed VM from the pool (src/vm/pool.ts), in a state root of its own
+//     whose pool is warm before each of its runs and refilled after it, never while another row
+//     is timed (the template row runs with STOCKADE_VM_POOL=0). VM_PARTS=a runs (a) alone.
 // (b) COUNT (10) `run -d` vm containers of `sleep` at once, cold, then from the template, idle for
 //     VM_SETTLE s: the PSS of every process in their cgroups (the keeper, QEMU and, cold,
 //     virtiofsd, with their jails' wrappers) from smaps_rollup, summed, per container; for the
@@ -19,7 +22,7 @@
 //     without taking it out (an upper bound, those pages counted twice) is printed beside it.
 // (c) bench/syscalls.c, static, inside a vm container and a namespaces one: getppid and stat.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -28,11 +31,13 @@ import { probeArgs } from '../src/vm/accel-probe';
 import { ensureGuestAssets, type GuestAssets } from '../src/vm/assets';
 import { QEMU } from '../src/vm/vmm';
 import { buildTemplate, restoreVm } from '../src/vm/template';
+import { endPool, poolDir } from '../src/vm/pool';
 import { makeRootfs } from '../test/helpers/rootfs';
 
 const rounds = Number(process.argv[2] ?? 3);
 const count = Number(process.argv[3] ?? 10);
 const COLD = { STOCKADE_VM_TEMPLATE: '0' };
+const NO_POOL = { STOCKADE_VM_POOL: '0' };
 const root = process.cwd();
 const stockade = join(root, 'bin', 'stockade');
 const GUEST_MIB = 256;
@@ -137,13 +142,29 @@ async function main(): Promise<void> {
     const floor: number[] = [];
     const cold: number[] = [];
     const fromTemplate: number[] = [];
+    const fromPool: number[] = [];
+    // The pool's containers have a state root of their own: its pool is filled ahead of each of
+    // their runs and refilled after it, and never while another row is timed.
+    const statePool = join(work, 'state-pool');
+    const poolReady = async (): Promise<void> => {
+      const end = Date.now() + 180000;
+      while (!existsSync(poolDir(statePool)) || !readdirSync(poolDir(statePool)).some((n) => existsSync(join(poolDir(statePool), n, 'ready')))) {
+        if (Date.now() > end) throw new Error(`no warmed VM in ${poolDir(statePool)} after 180 s (see its pool.log)`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
     const nsRun: number[] = [];
     const restoreFloor: number[] = [];
     const template = await buildTemplate({ memoryMiB: GUEST_MIB, cpus: 1 });
+    // The first container of a state root finds no pool and starts its refill.
+    cli(statePool, ['run', '--bundle', trivial, 'vm-pool-fill'], 'vm');
     for (let i = 0; i < rounds; i++) {
       floor.push(await floorBoot(assets, accel.accel));
       cold.push(cli(state, ['run', '--bundle', trivial, `vm-cold-${i}`], 'vm', COLD).ms);
-      fromTemplate.push(cli(state, ['run', '--bundle', trivial, `vm-tmpl-${i}`], 'vm').ms);
+      fromTemplate.push(cli(state, ['run', '--bundle', trivial, `vm-tmpl-${i}`], 'vm', NO_POOL).ms);
+      await poolReady();
+      fromPool.push(cli(statePool, ['run', '--bundle', trivial, `vm-pool-${i}`], 'vm').ms);
+      await poolReady();
       nsRun.push(cli(state, ['run', '--bundle', trivial, `ns-true-${i}`]).ms);
       const r0 = performance.now();
       const clone = await restoreVm({ template, rootfs: join(trivial, 'rootfs'), binds: [] });
@@ -154,19 +175,24 @@ async function main(): Promise<void> {
     const rc = median(cold) / median(floor);
     const rt = median(fromTemplate) / median(floor);
     const tc = median(fromTemplate) / median(cold);
+    const pc = median(fromPool) / median(cold);
     console.log('(a) run --isolation vm of true (create..delete), against the floor');
     console.log(`  floor: bare QEMU boot to poweroff (cloud kernel)   ${fmt(floor)}`);
     console.log(`  vm, booted cold                                    ${fmt(cold)}   ${rc.toFixed(2)}x the floor`);
-    console.log(`  vm, from the template                              ${fmt(fromTemplate)}   ${rt.toFixed(2)}x the floor`);
+    console.log(`  vm, from the template (STOCKADE_VM_POOL=0)         ${fmt(fromTemplate)}   ${rt.toFixed(2)}x the floor   ${tc.toFixed(3)}x cold`);
+    console.log(`  vm, a warmed VM from the pool                      ${fmt(fromPool)}   ${(median(fromPool) / median(floor)).toFixed(2)}x the floor   ${pc.toFixed(3)}x cold`);
     console.log(`  namespaces, for scale                              ${fmt(nsRun)}`);
     console.log(`  restore path's floor (API: restore, REFRESH, mounts) ${fmt(restoreFloor)}   ${(median(restoreFloor) / median(cold)).toFixed(3)}x cold`);
     console.log(`  issue 13, boot to workload <= 1.2x the floor: cold ${rc.toFixed(2)}x ${met(rc <= 1.2)}; template ${rt.toFixed(2)}x ${met(rt <= 1.2)}`);
-    console.log(`  issue 18, template start <= 0.25x cold: ${tc.toFixed(3)}x ${met(tc <= 0.25)}`);
+    console.log(`  issue 18, template start <= 0.25x cold: restored ${tc.toFixed(3)}x ${met(tc <= 0.25)}; from the pool ${pc.toFixed(3)}x ${met(pc <= 0.25)}`);
+    endPool(statePool);
+    if (!(process.env['VM_PARTS'] ?? 'abc').includes('b') && !(process.env['VM_PARTS'] ?? 'abc').includes('c')) return;
 
     // (b)
     const idle = bundle(join(work, 'idle'), ['/bin/sleep', '100000']);
     const perKind: Record<string, number> = {};
-    for (const [kind, env] of [['cold', COLD], ['template', {}]] as const) {
+    // Clones restored one by one (STOCKADE_VM_POOL=0): a pool would add its waiting VMs and their owners.
+    for (const [kind, env] of [['cold', COLD], ['template', NO_POOL]] as const) {
       const ids = Array.from({ length: count }, (_, i) => `vm-idle-${kind}-${i}`);
       try {
         const t0 = performance.now();
@@ -224,7 +250,7 @@ async function main(): Promise<void> {
     const vmCalls: Record<string, number>[] = [];
     const nsCalls: Record<string, number>[] = [];
     for (let i = 0; i < rounds; i++) {
-      vmCalls.push(parse(cli(state, ['run', '--bundle', sc, `vm-sc-${i}`], 'vm').out));
+      vmCalls.push(parse(cli(state, ['run', '--bundle', sc, `vm-sc-${i}`], 'vm', NO_POOL).out));
       nsCalls.push(parse(cli(state, ['run', '--bundle', sc, `ns-sc-${i}`]).out));
     }
     console.log('(c) system calls inside the container (from the template), ns per call (median of runs)');
@@ -235,7 +261,10 @@ async function main(): Promise<void> {
     }
     console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
-    spawnSync('sh', ['-c', `for id in $(${stockade} --root ${state} list -q 2>/dev/null); do ${stockade} --root ${state} delete --force $id; done`], { stdio: 'ignore' });
+    for (const st of [state, join(work, 'state-pool')]) {
+      spawnSync('sh', ['-c', `for id in $(${stockade} --root ${st} list -q 2>/dev/null); do ${stockade} --root ${st} delete --force $id; done`], { stdio: 'ignore' });
+    }
+    endPool(join(work, 'state-pool'));
     rmSync(work, { recursive: true, force: true });
   }
 }

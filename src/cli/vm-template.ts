@@ -1,7 +1,8 @@
 // stockade vm-template [--memory MIB] [--cpus N] [--json]: builds the vm level's template for a
 // guest of that size (or finds it in the cache), so that the first vm container need not.
 // stockade vm-template --prune [--json]: removes the templates this host would no longer restore
-// and no VM runs from (a build does the same after it).
+// and no VM runs from (a build does the same after it), after ending the state root's pool of
+// warmed VMs (src/vm/pool.ts).
 import { StockadeError } from '../errors';
 import { out } from '../log/logger';
 import { bool, int, parseArgs } from './args';
@@ -16,9 +17,13 @@ export const command: Command = {
     if (bool(p, 'prune')) {
       if (p.flags.has('memory') || p.flags.has('cpus')) throw new StockadeError('USAGE', 'vm-template: --prune takes no --memory or --cpus (it looks at every template)');
       const { pruneTemplates } = require('../vm/template') as typeof import('../vm/template');
-      const r = await pruneTemplates({ debug: (l) => ctx.log.debug(l) });
+      // The state root's pool first: its waiting VMs are clones of templates the prune may remove.
+      const { endPool } = require('../vm/pool') as typeof import('../vm/pool');
+      const pool = endPool(ctx.store.root);
+      const r = { ...(await pruneTemplates({ debug: (l) => ctx.log.debug(l) })), poolEnded: pool };
       if (bool(p, 'json')) out(`${JSON.stringify(r)}\n`);
       else {
+        if (pool > 0) out(`ended ${pool} pool VM(s) of ${ctx.store.root}\n`);
         for (const k of r.removed) out(`removed ${k}\n`);
         for (const u of r.inUse) out(`kept ${u.key}: old, but VMs run from it (pids ${u.pids.join(', ')})\n`);
       }

@@ -8,7 +8,7 @@
 // the keeper, QEMU and virtiofsd: the whole VM stops), a SIGKILL (the cgroup), destroy.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { isAbsolute, join, posix, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, posix, resolve } from 'node:path';
 import { managerFromPaths, type CgroupManager } from '../cgroups';
 import { emptyStats } from '../cgroups/stats';
 import { StockadeError } from '../errors';
@@ -25,7 +25,7 @@ import type { VmBind } from './vm';
 import { vmProcesses, killVm } from './host-processes';
 import { keeperNotify, keeperRequest, startKeeper, startExecStandIn } from './keeper-client';
 import {
-  KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_PAUSED, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_VM, POD_NAMESPACES, type KeeperConfig, type PodMembership, type PodNamespace,
+  KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_PAUSED, POOL_DIR, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_VM, POD_NAMESPACES, type KeeperConfig, type PodMembership, type PodNamespace,
 } from './keeper-wire';
 import { isPodSandbox, podSandbox } from '../container/pod';
 import { guestLimits, hostResources, podVmSize, vmSize } from './sizing';
@@ -33,6 +33,7 @@ import { FIRST_NS_INO_END } from './network';
 import { vmmUnavailable } from './vmm';
 import { ensureGuestAssets, type GuestAssets } from './assets';
 import { mark } from '../log/timing';
+import type { Template } from './template';
 
 const SIGKILL = 9;
 
@@ -118,6 +119,28 @@ function podMember(c: LevelContainer): boolean {
   return typeof d === 'object' && d !== null && typeof d.pod === 'string';
 }
 
+/**
+ * A pool VM's owner kills its VM once the keeper is gone (pool.ts): QEMU first, so that its jail's
+ * wrappers reap it and are reaped by the owner. Given a moment for that before the leftovers are
+ * killed all at once (orphaned zombies then wait for the host's init, seconds on a loaded host).
+ */
+async function poolOwnerGone(entry: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(entry, 'owner.pid'), 'utf8'));
+  } catch {
+    return;
+  }
+  for (const end = Date.now() + 5000; Number.isInteger(pid) && pid > 0 && Date.now() < end;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 function keeperAlive(c: LevelContainer): boolean {
   return isSameLiveProcess(c.record.pid, c.record.pidStartTime);
 }
@@ -193,6 +216,14 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
       });
     mark(choice.cold === undefined ? 'vm: template chosen' : 'vm: cold chosen');
     req.debug?.(choice.cold === undefined ? `vm: from template ${choice.template.key} (${choice.template.dir})` : `vm: booting cold: ${choice.cold}`);
+    // A warmed VM of that template from the pool, claimed here (one create wins each); an id-mapped
+    // bind source needs a clone whose QEMU runs with the id-mapped share's capabilities: restored for it.
+    const binds = bindSources(spec, req.bundle, req.sandbox?.idmaps);
+    const { claimPooled, poolSize } = await import('./pool');
+    const pooled = choice.cold === undefined && poolSize() > 0 && binds.every((b) => b.idmap === undefined)
+      ? claimPooled(req.store.root, choice.template, (l) => req.debug?.(l)) : undefined;
+    if (choice.cold === undefined && poolSize() > 0) refill = choice.template;
+    if (pooled !== undefined) req.debug?.(`vm: a warmed VM from the pool (${pooled})`);
     return {
       ...keeperBase(req, rootfs),
       // do's root is the host's: read-only in the host kernel (virtiofsd's bind) whatever the guest
@@ -208,11 +239,24 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
       // The keeper's log keeps its debug lines (the accelerator and why, QEMU's command line, the boot time).
       debug: true,
       ...(choice.cold !== undefined ? { coldBecause: choice.cold } : { template: choice.template }),
+      ...(pooled !== undefined ? { pooled } : {}),
       ...(req.sandbox?.hold === true ? { hold: true } : {}),
       ...(req.sandbox?.tiedTo !== undefined ? { tied: true } : {}),
     };
   };
-  return startWorkload(req, proc, configure);
+  let refill: Template | undefined;
+  const w = await startWorkload(req, proc, configure);
+  // Once this container is made: the pool's next VM warms while it runs (at a low priority), not before.
+  if (refill !== undefined) {
+    const t = refill;
+    const { poolSize, refillPool } = await import('./pool');
+    try {
+      refillPool(req.store.root, t, poolSize(), (l) => req.debug?.(l));
+    } catch (e) {
+      req.warn?.(`vm pool: not refilled: ${(e as Error).message}`);
+    }
+  }
+  return w;
 }
 
 /**
@@ -494,12 +538,18 @@ export const vmDriver: LevelDriver = {
     try {
       vm = JSON.parse(readFileSync(join(dir, KEEPER_VM), 'utf8')) as typeof vm;
     } catch { /* the boot never got that far */ }
+    if (typeof vm.runDir === 'string' && basename(dirname(dirname(vm.runDir))) === POOL_DIR) await poolOwnerGone(dirname(vm.runDir));
+    mark('vm del: keeper gone');
     if (typeof vm.runDir === 'string' && typeof vm.vmmUid === 'number') {
       if (vmProcesses(vm.vmmUid, vm.runDir).length > 0) await killVm([], vm.vmmUid, vm.runDir);
       rmSync(vm.runDir, { recursive: true, force: true });
+      // A pool VM's entry (its owner killed with the cgroup below, or gone before it could remove it).
+      if (basename(dirname(dirname(vm.runDir))) === POOL_DIR) rmSync(dirname(vm.runDir), { recursive: true, force: true });
     }
+    mark('vm del: vm gone');
     unwireLeftovers(dir);
     if (cg !== undefined) await emptyCgroup(cg);
+    mark('vm del: cgroup empty');
   },
 };
 

@@ -44,6 +44,31 @@ export function startJailed(name: 'qemu' | 'virtiofsd', argv: readonly string[],
 }
 
 /**
+ * A jailed QEMU this process did not start (a pool VM handed over by its owner, pool.ts): its
+ * wrapper's pid (its process group), the agent channel taken from the owner, and its end as the
+ * owner tells it. Its exit status is the owner's to reap; here it is only gone or not.
+ */
+export function adoptedJailed(pid: number, channel: Socket, exited: Promise<string>): Jailed {
+  let gone = false;
+  void exited.then(() => { gone = true; });
+  const alive = (): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const child = {
+    pid, stdio: [null, null, null, channel], stdout: null, stderr: null, signalCode: null,
+    get exitCode(): number | null {
+      return gone || !alive() ? 0 : null;
+    },
+  };
+  return { name: 'qemu', child: child as unknown as ChildProcess, exited, tail: new Tail() };
+}
+
+/**
  * How a jailed VMM ended, in its own terms: the host only sees its jail's wrapper exit. When
  * QEMU (unshare's forked child) dies of SIGKILL, unshare tries to die of the same signal, cannot
  * reset SIGKILL's handler, and exits 1 saying "unshare: sigprocmask unblock failed: Invalid

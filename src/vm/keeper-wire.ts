@@ -249,6 +249,9 @@ function parseContainerRequest(r: Record<string, unknown>): ContainerRequest {
 }
 
 /** The keeper's configuration, as JSON on fd KEEPER_CONFIG_FD (not its command line, which every user can read: the environment is in it). */
+/** The vm pool's directory under a state root (pool.ts; no state.json, so `list` does not take it for a container). */
+export const POOL_DIR = '.vm-pool';
+
 export interface KeeperConfig {
   readonly id: string;
   /** The container's state directory: the keeper's socket, log and marks go there. */
@@ -278,6 +281,11 @@ export interface KeeperConfig {
   readonly coldBecause?: string | undefined;
   /** The template the driver chose (checked, its memory held): the keeper restores from it without choosing again. */
   readonly template?: Template | undefined;
+  /**
+   * A warmed VM of `template` the driver claimed from the state root's pool (its entry's
+   * directory, pool.ts): taken over instead of restoring one; a clone is restored when it cannot be had.
+   */
+  readonly pooled?: string | undefined;
   /** What `stockade do` asks of the guest's stockade-init: an init in front of the command, its deadline, the overlay root's tmpfs. */
   readonly sandbox?: {
     readonly init: boolean;

@@ -34,6 +34,7 @@ import { readNetwork, unwireInterfaces, wireInterfaces, type ContainerNetwork, t
 import { makeMountPoints } from './mount-points';
 import { containerResolvConf, forwardLoopbackDns, loopbackNameservers } from './dns-forward';
 import { startVm } from './template';
+import { discardPooled, takePooled } from './pool';
 import { FdWriter, KEEPER_VM_FAILED, sender, SIGNAL_NAMES, exitAs, followWindow, joinCgroups, openHostTerminal, tellCreate } from './keeper-common';
 
 export { KEEPER_VM_FAILED } from './keeper-common';
@@ -135,7 +136,8 @@ class Keeper {
       // microvm has no hotplug: a clone cannot take devices its template was saved without.
       const cold = cfg.coldBecause ?? (nics.length > 0 ? 'the container has network interfaces (a clone cannot take devices its template lacks)' : undefined);
       if (cold !== undefined) this.log(`vm: booting cold: ${cold}`);
-      const starting = startVm({
+      const pooled = cold === undefined && cfg.template !== undefined ? cfg.pooled : undefined;
+      const start = (): Promise<Vm> => startVm({
         // The driver chose in the create call (and started the template's holder there, outside
         // this container's cgroups); a template found bad now is rebuilt, once, or it boots cold.
         template: cold === undefined,
@@ -161,6 +163,12 @@ class Keeper {
         ...(cfg.assets !== undefined ? { assets: cfg.assets } : {}),
         ...(cfg.bootTimeoutMs === undefined ? {} : { bootTimeoutMs: cfg.bootTimeoutMs }),
         ...(cfg.debug === true ? { debug: (l: string) => this.log(l) } : {}),
+      });
+      const starting = pooled === undefined ? start() : this.#takePooled(pooled).catch((e: unknown) => {
+        // Its owner or QEMU gone, or the template changed under it: the VM is thrown away, a clone restored.
+        this.log(`vm pool: ${pooled} discarded: ${(e as Error).message}`);
+        discardPooled(pooled);
+        return start();
       });
       // The container's plan (the seccomp program compiled among it) is made while QEMU starts:
       // once the event loop turns, the VMM has been spawned and this thread would only wait.
@@ -206,6 +214,17 @@ class Keeper {
     // The keeper waits for the rest of the container's life: what its start-up touched and no
     // longer uses goes back (V8's garbage, malloc's free pages, the page cache's pages of Node).
     trimWhileWaiting();
+  }
+
+  /** The warmed VM the driver claimed from the pool, bound to this container's root and cgroups (pool.ts). */
+  async #takePooled(entry: string): Promise<Vm> {
+    const cfg = this.#cfg;
+    const vm = await takePooled(entry, {
+      rootfs: cfg.rootfs, readonlyRoot: cfg.readonlyRoot, binds: cfg.binds,
+      hostname: guestHostname(this.#guestSpec.hostname, cfg.id), cgroupPaths: cfg.cgroupPaths,
+    }, cfg.template!, 30000);
+    this.log(`vm: ${vm.accel.reason} (${entry}) in ${vm.bootMs.toFixed(0)} ms`);
+    return vm;
   }
 
   /** The plan stockade-init runs in the guest, or why there is none (thrown when the container is made). */
@@ -551,6 +570,8 @@ class Keeper {
     this.log(`exited: ${st.signal !== null ? `killed by ${SIGNAL_NAMES.get(st.signal) ?? st.signal}` : `status ${st.code}`}${st.oomKills !== undefined ? ` after ${st.oomKills} OOM kill(s) in the guest` : ''}`);
     if (st.oomKills !== undefined) this.#reportOom();
     await Promise.all([this.#stdout.drained(), this.#stderr.drained()]);
+    // A pool VM too: its guest powered off and QEMU gone before the keeper exits (its owner then
+    // leaves at once; QEMU killed by its owner instead left orphaned zombies that took seconds).
     await this.#vm?.destroy().catch((e: unknown) => this.log(`teardown: ${(e as Error).message}`));
     mark('vm destroyed');
     unwireInterfaces(this.#wired);
@@ -610,6 +631,10 @@ if (require.main === module) {
     const { runExecStandIn } = require('./exec-relay') as typeof import('./exec-relay');
     const { readFileSync } = require('node:fs') as typeof import('node:fs');
     void runExecStandIn(JSON.parse(readFileSync(KEEPER_CONFIG_FD, 'utf8')) as Parameters<typeof runExecStandIn>[0]);
+  } else if (arg === '--pool' && process.argv[3] !== undefined) {
+    // A pool VM's owner (pool.ts): restores and warms a clone, waits for a keeper to take it, then escorts it.
+    const { runPoolOwner } = require('./pool') as typeof import('./pool');
+    void runPoolOwner(process.argv[3]);
   } else if (arg !== '--keep') {
     process.stderr.write('usage: stockade-vmkeeper --keep (started by stockade create: its configuration on fd 4, its status pipe fd 3)\n');
     process.exit(2);

@@ -91,7 +91,17 @@ export interface TemplateManifest {
   readonly state: { readonly bytes: number; readonly sha256: string };
   readonly builtAt: string;
   readonly buildMs: number;
+  /**
+   * The stockade install that built it (its package root): a prune judges only its own install's
+   * templates old by its inputs; another install's (another worktree, another version) may be
+   * current for that one, and goes only once unused for long (FOREIGN_UNUSED_MS). Absent in
+   * templates built before it was recorded: taken as the pruning install's.
+   */
+  readonly install?: string;
 }
+
+/** How long another install's template is kept unused (no restore touched its `<key>.used`) before a prune removes it. */
+export const FOREIGN_UNUSED_MS = 7 * 24 * 3600 * 1000;
 
 export interface Template {
   readonly key: string;
@@ -429,6 +439,7 @@ async function saveTemplate(r: Resolved, work: string, opts: TemplateOptions): P
       format: FORMAT, key: r.key, inputs: r.inputs,
       ram: sha256File(ramPath), state: sha256File(statePath),
       builtAt: new Date().toISOString(), buildMs: Math.round(performance.now() - t0),
+      install: packageRoot(),
     };
     writeFileSync(join(work, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o644 });
     for (const f of ['manifest.json', 'state', '.']) syncFile(join(work, f));
@@ -455,13 +466,13 @@ function holderAlive(pid: number, key: string): boolean {
 export const HOLDER_CGROUP = 'stockade-vm-templates';
 
 /** sh -c SCRIPT sh CGROUP-DIR... -- HOLDER ARGS...: joins each cgroup it can, then becomes the holder (same pid). */
-const HOLDER_SCRIPT = [
+export const HOLDER_SCRIPT = [
   'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" 2>/dev/null || true; shift; done',
   'shift',
   'exec "$@"',
 ].join('\n');
 
-function holderCgroups(): string[] {
+export function holderCgroups(): string[] {
   let layout: ReturnType<typeof layoutFrom>;
   try {
     layout = layoutFrom(readFileSync('/proc/self/mountinfo', 'utf8'), readFileSync('/proc/self/cgroup', 'utf8'));
@@ -491,6 +502,10 @@ function holderCgroups(): string[] {
  */
 async function templateMemory(t: Template, debug: (l: string) => void): Promise<number> {
   const pidFile = join(t.dir, '..', `${t.key}.holder`);
+  // Its last use, for another install's prune (which keeps a template of ours until unused for long).
+  try {
+    writeFileSync(join(t.dir, '..', `${t.key}.used`), '');
+  } catch { /* a cache we cannot write: its age is then its build's */ }
   const take = (pid: number): number | undefined => {
     if (!holderAlive(pid, t.key)) return undefined;
     try {
@@ -770,9 +785,11 @@ export interface PruneResult {
  * kernel, format or machine: their key is not the one their shape has now) that no running VM
  * maps; their holders leave (the directory is renamed away first). Templates of the current
  * inputs stay, whatever their shape; so does an old one a VM still runs from (a later prune
- * removes it). Done after every build and by `stockade vm-template --prune`.
+ * removes it). Another install's template (its manifest's `install`) is not judged by this
+ * one's inputs: it goes only once no restore used it for FOREIGN_UNUSED_MS (`opts.foreignUnusedMs`).
+ * Done after every build and by `stockade vm-template --prune`.
  */
-export async function pruneTemplates(opts: TemplateOptions = {}): Promise<PruneResult> {
+export async function pruneTemplates(opts: TemplateOptions & { readonly foreignUnusedMs?: number } = {}): Promise<PruneResult> {
   const debug = opts.debug ?? ((): void => undefined);
   const cacheDir = opts.assets?.cacheDir ?? defaultCacheDir();
   const root = opts.templateDir ?? templatesDir(cacheDir);
@@ -784,11 +801,20 @@ export async function pruneTemplates(opts: TemplateOptions = {}): Promise<PruneR
     const dir = join(root, name);
     if (!/^[0-9a-f]{32}$/.test(name) || !statSync(dir).isDirectory()) continue;
     let shape: { memoryMiB: number; cpus: number } | undefined;
+    let foreign = false;
     try {
       const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as TemplateManifest;
       shape = { memoryMiB: Number(m.inputs['memoryMiB']), cpus: Number(m.inputs['cpus']) };
+      foreign = m.install !== undefined && m.install !== packageRoot();
     } catch { /* unreadable: never restored, so old */ }
-    if (shape !== undefined) {
+    if (foreign) {
+      // Another install's: current for it, perhaps, whatever our inputs say; it goes once unused for long.
+      const used = Math.max(...[join(root, `${name}.used`), join(dir, 'manifest.json')].map((f) => statSync(f, { throwIfNoEntry: false })?.mtimeMs ?? 0));
+      if (Date.now() - used < (opts.foreignUnusedMs ?? FOREIGN_UNUSED_MS)) {
+        debug(`vm template: ${name} is another install's, used ${Math.round((Date.now() - used) / 60000)} min ago: kept`);
+        continue;
+      }
+    } else if (shape !== undefined) {
       const id = `${shape.memoryMiB}/${shape.cpus}`;
       if (!current.has(id)) {
         try {
@@ -823,6 +849,7 @@ export async function pruneTemplates(opts: TemplateOptions = {}): Promise<PruneR
         try { process.kill(holder, 'SIGTERM'); } catch { /* gone meanwhile */ }
       }
       rmSync(join(root, `${name}.holder`), { force: true });
+      rmSync(join(root, `${name}.used`), { force: true });
       rmSync(lockPath, { force: true });
       removed.push(name);
     } finally {

@@ -248,6 +248,8 @@ export class Vm {
    */
   shareServer: ShareServer | undefined;
   #containers = 0;
+  /** Taken from the pool (pool.ts): its QEMU is its owner's child, which kills it when this process is gone. */
+  pooled = false;
   readonly ended: Promise<VmError | null>;
   /** Set once booted. */
   kernelRelease = '';
@@ -426,6 +428,16 @@ export class Vm {
   /** The VM's private directory on the host (gone once the VM is). */
   get runDir(): string {
     return this.#runDir;
+  }
+
+  /** The agent channel (QEMU's fd 3): a pool VM's owner hands it to the keeper that takes the VM (pool.ts). */
+  get agentChannel(): Socket {
+    return this.#qemu.child.stdio[3] as Socket;
+  }
+
+  /** The pid of QEMU's outermost jail wrapper (its process group's leader). */
+  get qemuWrapperPid(): number | undefined {
+    return this.#qemu.child.pid;
   }
 
   /** The uid QEMU runs as: no other process on the host has it. */

@@ -18,6 +18,10 @@ export const RUN_ENV = 'STOCKADE_TEST_RUN';
 /** Unique per test process and per host: its pid (unique while it runs) and random bytes. */
 export const RUN_TAG = `${process.pid}-${randomBytes(3).toString('hex')}`;
 process.env[RUN_ENV] = RUN_TAG;
+// The vm pool (src/vm/pool.ts) off unless a test asks for it (vm-pool.test.ts): a waiting VM per
+// state root would warm behind every vm test's back, and the tests of the template and cold paths
+// would find their containers' VMs handed over instead of restored.
+process.env['STOCKADE_VM_POOL'] ??= '0';
 /** The name of this run's cgroup, in every hierarchy. */
 export const RUN_CGROUP = `stockade-test-${RUN_TAG}`;
 

@@ -10,13 +10,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VmError } from '../../src/vm/errors';
 import { buildTemplate, chooseTemplate, coldReason, holderBinary, pruneTemplates, restoreVm, startVm, templateFault, templateKey, type Template } from '../../src/vm/template';
 import { vmmUnavailable } from '../../src/vm/vmm';
 import { makeRootfs, rootfsUnavailable } from '../helpers/rootfs';
+import { packageRoot } from '../../src/native/paths';
 
 const skip = vmmUnavailable() ?? rootfsUnavailable();
 
@@ -53,11 +54,11 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
  * a memfd of its key, host-wide, and two runs that both used "ccc…" kept each other's copy (a VM
  * of the other run's "ccc…" made this run's look in use).
  */
-function oldCopy(t: Template): Template {
+function oldCopy(t: Template, install = packageRoot()): Template {
   const key = randomBytes(16).toString('hex');
   const dir = join(templateDir, key);
   execFileSync('cp', ['-a', '--sparse=always', t.dir, dir]);
-  const m = { ...(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Template['manifest']), key };
+  const m = { ...(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Template['manifest']), key, install };
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
   return { ...t, key, dir, manifest: m };
 }
@@ -217,6 +218,8 @@ test('old templates: one no VM runs from is removed and its holder leaves; one a
   assert.ok(t !== undefined);
   const busy = oldCopy(t);
   const idle = oldCopy(t);
+  // Another install's (another worktree's build sharing the cache): kept while it is used, whatever this one's inputs.
+  const foreign = oldCopy(t, '/elsewhere/stockade');
   // A VM running from the old template `busy` (restored before the host's inputs changed, as it were).
   const vm = await restoreVm({ rootfs, template: busy });
   // `idle` has a holder and no VM.
@@ -230,6 +233,7 @@ test('old templates: one no VM runs from is removed and its holder leaves; one a
     const r = await pruneTemplates({ templateDir });
     assert.deepEqual(r.removed, [idle.key]);
     assert.deepEqual(r.inUse.map((u) => u.key), [busy.key]);
+    assert.ok(existsSync(foreign.dir), 'another install\'s template stays');
     assert.ok(r.inUse[0]!.pids.some((p) => vm.hostProcesses.includes(p)), 'the VM named is the one running from it');
     assert.equal(existsSync(idle.dir), false);
     await until(() => holderGone(idleHolder, idle.key), 5000, 'the removed template\'s holder left');
@@ -238,10 +242,16 @@ test('old templates: one no VM runs from is removed and its holder leaves; one a
   } finally {
     await vm.destroy();
   }
-  const again = await pruneTemplates({ templateDir });
+  // Used a minute ago: kept with a day's grace, removed when unused for 30 s counts as long.
+  writeFileSync(join(templateDir, `${foreign.key}.used`), '');
+  utimesSync(join(templateDir, `${foreign.key}.used`), new Date(Date.now() - 60000), new Date(Date.now() - 60000));
+  utimesSync(join(foreign.dir, 'manifest.json'), new Date(Date.now() - 60000), new Date(Date.now() - 60000));
+  const again = await pruneTemplates({ templateDir, foreignUnusedMs: 24 * 3600 * 1000 });
   assert.deepEqual(again.removed, [busy.key]);
+  assert.ok(existsSync(foreign.dir), 'another install\'s template used a minute ago stays');
+  assert.deepEqual((await pruneTemplates({ templateDir, foreignUnusedMs: 30000 })).removed, [foreign.key]);
   await until(() => holderGone(busyHolder, busy.key), 5000, 'its holder left');
   // The current template stays.
   assert.equal(templateFault(t.dir, { key: t.key, inputs: t.manifest.inputs }), undefined);
-  assert.deepEqual(readdirSync(templateDir).filter((n) => n.startsWith(busy.key) || n.startsWith(idle.key)), [], 'nothing of either left');
+  assert.deepEqual(readdirSync(templateDir).filter((n) => [busy, idle, foreign].some((o) => n.startsWith(o.key))), [], 'nothing of them left');
 });
