@@ -25,6 +25,7 @@
  * listener follows at start.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -97,6 +98,32 @@ static void check_fs_type(int fd, const char *path)
 			 (long)st.f_type);
 }
 
+/*
+ * The exec links (STK_HANDOFF_EXEC_LINKS): execve("/proc/self/exe") is finished by the kernel,
+ * which walks the path in this namespace, where no procfs is left. So /proc here becomes a small
+ * tmpfs that only the sentry writes: for such an exec it puts a symlink there, "/proc/N" -> the
+ * executable's path in the root, and rewrites the caller's path to name it (src/sentry/exec-links.ts).
+ * A link leads only to a path of the root, walked by the kernel from the caller's root: nothing
+ * the caller could not name itself. The workload's mount is read-only, nosuid, nodev and noexec;
+ * the sentry gets a writable clone of it. Every path under /proc the workload gives the sentry
+ * still resolves in the procfs clone; the kernel's own walks alone see this tmpfs.
+ */
+static void exec_links(const struct stk_plan *plan)
+{
+	const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+	if (mount("stockade-exec", "/proc", "tmpfs", flags, "mode=0711,size=3m,nr_inodes=2048") < 0)
+		stk_fail_errno("sentry", "mount the exec links' tmpfs at /proc");
+	int fd = sys_open_tree(AT_FDCWD, "/proc", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (fd < 0)
+		stk_fail_errno("sentry", "clone the exec links' tmpfs for the sentry");
+	if (mount(NULL, "/proc", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | flags, NULL) < 0)
+		stk_fail_errno("sentry", "make the exec links' tmpfs at /proc read-only");
+	int err = send_fd((int)plan->sentry_fd, (char)STK_HANDOFF_EXEC_LINKS, NULL, fd);
+	if (err != 0)
+		stk_fail(err, "sentry", "hand the exec links' tmpfs to the sentry");
+	close(fd);
+}
+
 void stk_sentry_detach_mounts(const struct stk_plan *plan, struct stk_sentry *s)
 {
 	for (uint32_t i = 0; i < STK_MAX_SENTRY_MOUNTS; i++)
@@ -123,13 +150,17 @@ void stk_sentry_detach_mounts(const struct stk_plan *plan, struct stk_sentry *s)
 			stk_fail(EBUSY, "sentry", "%s is still a mount point in the container (a locked mount beneath it?)", path);
 	}
 	/* No filter is loaded yet: a plain sendmsg. The sentry holds the clones from here on. */
+	bool proc = false;
 	for (uint32_t i = 0; i < plan->n_sentry_mounts; i++) {
 		int err = send_fd((int)plan->sentry_fd, (char)STK_HANDOFF_MOUNT, plan->sentry_mounts[i], s->mount_fds[i]);
 		if (err != 0)
 			stk_fail(err, "sentry", "hand the clone of %s to the sentry", plan->sentry_mounts[i]);
 		close(s->mount_fds[i]);
 		s->mount_fds[i] = -1;
+		proc = proc || strcmp(plan->sentry_mounts[i], "/proc") == 0;
 	}
+	if (proc)
+		exec_links(plan);
 }
 
 static void close_mounts(struct stk_sentry *s)

@@ -179,6 +179,12 @@ export const PLAN = {
 export const HANDOFF = {
   /** "M" + the mount's path: a clone of a TAG_SENTRY_MOUNT mount. */
   MOUNT: 0x4d,
+  /**
+   * "X": a writable clone of the tmpfs stockade-init mounted read-only at /proc in the workload's
+   * namespace, after the procfs clone, for the links re-executing through /proc/self/exe takes
+   * (src/sentry/exec-links.ts).
+   */
+  EXEC_LINKS: 0x58,
   /** "L": the seccomp listener, last. */
   LISTENER: 0x4c,
 } as const;

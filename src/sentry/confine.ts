@@ -17,6 +17,8 @@ const LISTENER_IOCTLS = [0xc0502100, 0xc0182101, 0x40082102, 0x40182103, 0x40082
 /** Every call the serving thread makes once confined, by what it needs it for. */
 export const SENTRY_THREAD_CALLS: Readonly<Record<string, readonly string[]>> = {
   'waiting for and reading the workload': ['poll', 'ppoll', 'process_vm_readv', 'process_vm_writev'],
+  // /proc/TID/mem: the path of an exec through /proc/self/exe, rewritten to its exec link (exec-links.ts).
+  'rewriting a caller\'s exec path': ['pwrite64'],
   'the file operations it performs for callers': [
     'openat2', 'close', 'newfstatat', 'statx', 'readlinkat', 'faccessat2', 'mkdirat', 'mknodat', 'unlinkat', 'renameat2',
     'linkat', 'symlinkat', 'fchmodat2', 'fchownat', 'utimensat', 'fstatfs', 'ftruncate', 'fcntl', 'getxattr', 'lgetxattr',

@@ -247,7 +247,7 @@ export class SentryHost {
 
   /**
    * One message of stockade-init's hand-off: a mount the sentry is to own ("M" and its path; a
-   * container's own hand-off only, at create), or the listener ("L", at start or exec), which
+   * container's own hand-off only, at create; "X", the exec links' tmpfs, after /proc's), or the listener ("L", at start or exec), which
    * completes it. End of file: stockade-init went away before it loaded the filter (the create,
    * start or exec says why).
    */
@@ -256,8 +256,10 @@ export class SentryHost {
     if (h === undefined) return;
     let received = receive(fd, 1 + PATH_MAX);
     // The mounts come together, at create: all of them are the group's before any exec's listener is taken.
-    while (received.fd !== null && received.data[0] === HANDOFF.MOUNT && h.kind === 'container') {
-      h.group.mounts.push({ path: received.data.toString('utf8', 1), fd: received.fd });
+    while (received.fd !== null && (received.data[0] === HANDOFF.MOUNT || received.data[0] === HANDOFF.EXEC_LINKS) && h.kind === 'container') {
+      h.group.mounts.push(received.data[0] === HANDOFF.MOUNT
+        ? { path: received.data.toString('utf8', 1), fd: received.fd }
+        : { path: '/proc', fd: received.fd, execLinks: true });
       if (!this.#poller.readable(fd)) return;
       received = receive(fd, 1 + PATH_MAX);
     }

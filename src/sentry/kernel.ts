@@ -12,7 +12,7 @@
 // the kernel's own confinement makes that safe (each such handler says why).
 import { AUDIT_ARCH_X86_64 } from '../abi/linux/syscalls-x86_64';
 import {
-  AT_EMPTY_PATH, AT_FDCWD, EACCES, EAGAIN, EFAULT, EINTR, EINVAL, ELOOP, ENOENT, EPERM, ENOSYS, ENOTDIR, EXDEV, O_ACCMODE, O_TRUNC, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
+  AT_EMPTY_PATH, AT_FDCWD, EACCES, EAGAIN, EFAULT, EINTR, EINVAL, ELOOP, ENOENT, EPERM, ENOSYS, ENOTDIR, EXDEV, O_ACCMODE, O_TRUNC, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, O_WRONLY, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
   RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS, S_IFDIR, S_IFMT, SECCOMP_USER_NOTIF_FLAG_CONTINUE,
 } from '../abi/linux/constants';
 import { STATX_MNT_ID, STATX_MNT_ID_OFFSET, STATX_MODE, STATX_TYPE } from '../abi/linux/structs';
@@ -30,6 +30,7 @@ import { readListing, ShadowDirs, type Entry } from './shadow-dirs';
 import type { NetPolicy } from './net-policy';
 import type { Watch } from './poll';
 import { containerCpuCount } from './procfs';
+import { ExecLinks } from './exec-links';
 
 
 export interface SentryOptions {
@@ -72,6 +73,11 @@ export interface SentryMount {
   readonly path: string;
   /** the clone's root, open in the sentry */
   readonly fd: number;
+  /**
+   * The writable clone of the tmpfs at `path` in the workload's namespace where the sentry puts
+   * the links re-executing through /proc/PID/exe takes (exec-links.ts); no tree paths resolve in.
+   */
+  readonly execLinks?: boolean;
 }
 
 /** A refusal as recorded: the syscall, the errno the caller got, and the caller's pid on the host. */
@@ -174,6 +180,8 @@ export class Sentry {
   readonly later = new Set<Watch>();
   /** The workload's root, opened from its first caller: every path resolves beneath it. */
   #rootFd = -1;
+  /** Where re-executing through /proc/PID/exe leads the kernel (exec-links.ts); absent without a /proc of the sentry's. */
+  readonly execLinks: ExecLinks | undefined;
   /** Set once any identity call was made: from then on each caller's ids are read from /proc. */
   #identityVaries = false;
   /** The caller's effective capabilities (or the errno capget gave), read for notification #capsId. */
@@ -219,7 +227,12 @@ export class Sentry {
     this.#rootFd = opts.rootFd ?? -1;
     const arch = nativeArch();
     this.#judge = denialJudge(arch);
-    for (const m of opts.mounts ?? []) this.#mounts.push({ ...m, mntId: this.#mountId(m.fd, '', AT_EMPTY_PATH) });
+    let links: ExecLinks | undefined;
+    for (const m of opts.mounts ?? []) {
+      if (m.execLinks === true) links = new ExecLinks(k.sys, m.fd);
+      else this.#mounts.push({ path: m.path, fd: m.fd, mntId: this.#mountId(m.fd, '', AT_EMPTY_PATH) });
+    }
+    this.execLinks = links;
     this.#mounts.sort((a, b) => b.path.length - a.path.length);
     this.#shadows = opts.shadowRoot === undefined ? undefined : new ShadowDirs(k.sys, opts.shadowRoot.fd, opts.shadowRoot.name);
     for (const e of sentrySyscallTable()) {
@@ -715,14 +728,55 @@ export class Sentry {
    * kernel's ptrace check on the process applies). Never for writing (CVE-2019-5736).
    */
   openExe(path: string): number | undefined {
-    if (!EXE_PATH.test(path)) return undefined;
-    const at = this.#route(path.slice(0, -'/exe'.length));
-    if (at.fd === this.#rootFd) return undefined;
-    const dir = this.#openat2(at.fd, at.rest, O_PATH | O_DIRECTORY, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
-    if (dir < 0) return dir;
+    const dir = this.#exeDir(path);
+    if (dir === undefined || dir < 0) return dir;
     const fd = this.#openat2(dir, 'exe', 0 /* O_RDONLY */, 0, 0);
     this.close(dir);
     return fd;
+  }
+
+  /** Whether a path (with /proc/self made the caller's pid) is a process's /proc/PID/exe link. */
+  isExeLink(path: string): boolean {
+    return EXE_PATH.test(path);
+  }
+
+  /**
+   * What /proc/PID/exe says (PID in the container), as the caller: the executable's path in the
+   * root for a process of the container (the kernel writes a path of another mount namespace
+   * from that namespace's root); undefined when `path` is no such link.
+   */
+  readExeLink(path: string): string | number | undefined {
+    const dir = this.#exeDir(path);
+    if (dir === undefined || dir < 0) return dir;
+    const len = this.k.sys(NR.readlinkat, dir, 'exe', this.#link, PATH_MAX);
+    this.close(dir);
+    return len < 0 ? len : this.#link.toString('utf8', 0, len);
+  }
+
+  /** The pid's directory of /proc/PID/exe in the container's procfs (O_PATH), as the caller. */
+  #exeDir(path: string): number | undefined {
+    if (!EXE_PATH.test(path)) return undefined;
+    const at = this.#route(path.slice(0, -'/exe'.length));
+    if (at.fd === this.#rootFd) return undefined;
+    return this.#openat2(at.fd, at.rest, O_PATH | O_DIRECTORY, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  }
+
+  /**
+   * Writes `text` and a NUL over the caller's string at `addr`, through /proc/TID/mem as the
+   * sentry: a path the caller passed often lies in read-only memory (busybox's "/proc/self/exe"),
+   * which process_vm_writev cannot write and a debugger's write (FOLL_FORCE) copies privately.
+   * Only into a private mapping or one the caller may write itself (the kernel's FOLL_FORCE rule),
+   * so it changes nothing but the caller's own memory. 0 or a negative errno.
+   */
+  rewriteString(n: Notification, addr: bigint, text: string): number {
+    const data = Buffer.from(`${text}\0`, 'utf8');
+    const fd = this.onHost(() => this.openHost(`/proc/${n.pid}/mem`, O_WRONLY | O_CLOEXEC, 0));
+    if (fd < 0) return fd;
+    // The open took the memory of whatever task had that tid: still waiting in this call after
+    // it, it was the caller (a caller killed before, whose tid went to another task, is not).
+    const r = this.k.listener.idValid(n.id) ? this.k.sys(NR.pwrite64, fd, data, data.length, addr) : -ENOENT;
+    this.close(fd);
+    return r === data.length ? 0 : r < 0 ? r : -EFAULT;
   }
 
   /**

@@ -52,7 +52,7 @@ const HOST_CALLS = [
   'getxattr', 'lgetxattr', 'setxattr', 'lsetxattr', 'listxattr', 'llistxattr', 'removexattr', 'lremovexattr',
   'setfsuid', 'setfsgid', 'setgroups', 'setresuid', 'setresgid', 'umask', 'capget', 'capset', 'unshare', 'read', 'uname', 'sysinfo', 'syncfs',
   'pidfd_open', 'pidfd_getfd', 'inotify_add_watch', 'memfd_create', 'write', 'fchmod', 'ppoll', 'accept4', 'exit_group',
-  'getdents64', 'fsopen', 'fsconfig', 'fsmount',
+  'getdents64', 'fsopen', 'fsconfig', 'fsmount', 'pwrite64',
   'connect', 'bind', 'getsockopt', 'socket', 'getrandom',
 ] as const;
 export type HostCall = (typeof HOST_CALLS)[number];

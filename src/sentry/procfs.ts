@@ -574,7 +574,7 @@ interface OwnedMount {
 function ownedMounts(s: Sentry, listed: ReadonlySet<string>): OwnedMount[] {
   const out: OwnedMount[] = [];
   for (const mount of s.opts.mounts ?? []) {
-    if (listed.has(mount.path)) continue;
+    if (listed.has(mount.path) || mount.execLinks === true) continue;
     if (s.k.sys(NR.fstatfs, mount.fd, st) < 0) continue;
     const magic = Number(st.readBigUInt64LE(0));
     const type = magic === PROC_SUPER_MAGIC ? 'proc' : magic === SYSFS_MAGIC ? 'sysfs' : 'none';
@@ -589,6 +589,11 @@ function ownedMounts(s: Sentry, listed: ReadonlySet<string>): OwnedMount[] {
   return out;
 }
 
+/** Whether the workload's mount at `point` is the exec links' tmpfs (exec-links.ts): the kernel's alone, never listed. */
+function execLinksAt(s: Sentry, point: string): boolean {
+  return (s.opts.mounts ?? []).some((m) => m.execLinks === true && m.path === point);
+}
+
 function containerMounts(s: Sentry, real: string): string {
   const lines: string[] = [];
   const listed = new Set<string>();
@@ -597,6 +602,7 @@ function containerMounts(s: Sentry, real: string): string {
     const f = line.split(' ');
     if (f.length < 6) continue;
     const [source = '', point = '', fstype = '', opts = ''] = f;
+    if (execLinksAt(s, point)) continue;
     listed.add(point);
     lines.push([cleanSource(source, fstype), point, fstype, cleanOptions(opts), ...f.slice(4)].join(' '));
     if (point === '/') afterRoot = lines.length;
@@ -616,6 +622,7 @@ function containerMountinfo(s: Sentry, real: string): string {
     const left = line.slice(0, dash).split(' ');
     const [fstype = '', source = '', superOpts = ''] = line.slice(dash + 3).split(' ');
     left[3] = '/';
+    if (execLinksAt(s, left[4] ?? '')) continue;
     listed.add(left[4] ?? '');
     out.push(`${left.join(' ')} - ${fstype} ${cleanSource(source, fstype)} ${cleanOptions(superOpts)}`);
     if (left[4] === '/') {

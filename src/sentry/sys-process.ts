@@ -1,5 +1,5 @@
 // execve and execveat: the sentry checks what would run; the kernel runs it inside the container's confinement.
-import { AT_EMPTY_PATH, AT_EACCESS, AT_FDCWD, AT_SYMLINK_NOFOLLOW, EACCES, EINVAL, ELOOP, O_NOFOLLOW, O_PATH, S_IFLNK, S_IFMT, S_IFREG, X_OK } from '../abi/linux/constants';
+import { AT_EMPTY_PATH, AT_EACCESS, AT_FDCWD, AT_SYMLINK_NOFOLLOW, EACCES, EINVAL, ELOOP, ENOENT, O_NOFOLLOW, O_PATH, S_IFLNK, S_IFMT, S_IFREG, X_OK } from '../abi/linux/constants';
 import type { Sentry } from './kernel';
 import { NR } from './native';
 import { continueBecause, intArg, uintArg, type Notification, type Reply } from './notification';
@@ -15,7 +15,60 @@ import type { Handler } from './handlers';
  */
 const EXEC_IN_CALLER = continueBecause('exec: checked, then performed by the kernel inside the root under the same filter and no_new_privs');
 
+/**
+ * An exec of /proc/PID/exe: the caller's path now names an exec link, "/proc/N" -> the program's
+ * path in the root (exec-links.ts), which the kernel walks as it walks any exec's path. A path
+ * swapped after the rewrite is any other path of the caller's namespace, as above.
+ */
+const REEXEC_IN_CALLER = continueBecause('exec of /proc/PID/exe: the path rewritten to an exec link to the program\'s path in the root, then performed by the kernel as any exec');
+
 const statBuf = Buffer.alloc(144);
+const namedBuf = Buffer.alloc(144);
+
+/** Whether the object `fd` holds is a regular file the caller may execute: 0, or the errno an exec gets. */
+function executable(s: Sentry, fd: number): number {
+  const res = s.k.sys(NR.newfstatat, fd, '', statBuf, AT_EMPTY_PATH);
+  if (res < 0) return res;
+  const type = statBuf.readUInt32LE(24) & S_IFMT;
+  if (type === S_IFLNK) return -ELOOP;
+  if (type !== S_IFREG) return -EACCES;
+  return s.k.sys(NR.faccessat2, fd, '', X_OK, AT_EMPTY_PATH | AT_EACCESS);
+}
+
+/**
+ * execve of /proc/PID/exe (`link`, with /proc/self made the caller's pid), which the kernel could
+ * not walk in a namespace without procfs. The program the link names, opened as the caller (the
+ * kernel's ptrace check on PID applies), must be one the caller may execute, and reachable in
+ * the root by the path procfs gives for it (not deleted, not outside the root): the sentry checks
+ * that path leads to the same file, links it under a name that fits in the caller's string
+ * (`room` bytes), writes that name over the string and lets the kernel exec it.
+ */
+function reexec(s: Sentry, n: Notification, addr: bigint, link: string, room: number): Reply {
+  const links = s.execLinks;
+  const fd = s.openExe(link);
+  if (links === undefined || fd === undefined) return -ELOOP;
+  if (fd < 0) return fd;
+  let res = executable(s, fd);
+  const where = res < 0 ? res : s.readExeLink(link) ?? -ENOENT;
+  if (typeof where === 'number' || !where.startsWith('/') || where.endsWith(' (deleted)')) {
+    s.close(fd);
+    return typeof where === 'number' ? where : -ENOENT;
+  }
+  // The path procfs gave must still lead to that very file: it is what the kernel will walk.
+  const named = s.open({ inRoot: true, path: where }, O_PATH, 0);
+  res = named < 0 ? named : s.k.sys(NR.newfstatat, named, '', namedBuf, AT_EMPTY_PATH);
+  if (named >= 0) s.close(named);
+  s.k.sys(NR.newfstatat, fd, '', statBuf, AT_EMPTY_PATH);
+  s.close(fd);
+  const same = res >= 0 && s.kernelMayFinish() && statBuf.subarray(0, 16).equals(namedBuf.subarray(0, 16)); // st_dev, st_ino
+  if (!same) return -ENOENT;
+  const alias = s.onHost(() => links.linkTo(where));
+  if (typeof alias === 'number') return alias;
+  // A relative path ("exe" from a /proc/self directory) may leave no room: refused as before.
+  if (Buffer.byteLength(alias) > room) return -EACCES;
+  const w = s.rewriteString(n, addr, alias);
+  return w < 0 ? w : REEXEC_IN_CALLER;
+}
 
 function exec(s: Sentry, n: Notification, dirfd: number, addr: bigint, flags: number): Reply {
   if ((flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) !== 0) return -EINVAL;
@@ -25,6 +78,9 @@ function exec(s: Sentry, n: Notification, dirfd: number, addr: bigint, flags: nu
   if (typeof t === 'number') return t;
   const r = s.asCaller(n, false);
   if (r < 0) return r;
+  if (t.inRoot && s.execLinks !== undefined && s.isExeLink(t.path) && (flags & AT_SYMLINK_NOFOLLOW) === 0) {
+    return reexec(s, n, addr, t.path, Buffer.byteLength(path));
+  }
   const fd = s.open(t, O_PATH | ((flags & AT_SYMLINK_NOFOLLOW) !== 0 ? O_NOFOLLOW : 0), 0);
   if (fd < 0) return fd;
   // Nothing of /proc or /sys is a program, and from a directory of them the kernel's walk would not be the sentry's.
@@ -32,11 +88,7 @@ function exec(s: Sentry, n: Notification, dirfd: number, addr: bigint, flags: nu
     s.close(fd);
     return -EACCES;
   }
-  let res = s.k.sys(NR.newfstatat, fd, '', statBuf, AT_EMPTY_PATH);
-  const type = statBuf.readUInt32LE(24) & S_IFMT;
-  if (res >= 0 && type === S_IFLNK) res = -ELOOP;
-  else if (res >= 0 && type !== S_IFREG) res = -EACCES;
-  else if (res >= 0) res = s.k.sys(NR.faccessat2, fd, '', X_OK, AT_EMPTY_PATH | AT_EACCESS);
+  const res = executable(s, fd);
   s.close(fd);
   return res < 0 ? res : EXEC_IN_CALLER;
 }
