@@ -16,6 +16,9 @@
 //   loadavg                     generated          no load figures (the host's would say what else runs there)
 //   version                     generated          what uname says (sys-system.ts): no build string, compiler or builder
 //   filesystems                 generated          a fixed list of common types, those the host has
+//   partitions, diskstats,      generated          no device: the host's disks and swap devices are not the container's
+//     swaps                                        (/sys hides block devices too); swaps lists meminfo's swap, if any, as
+//                                                  one device "none", as LXCFS does
 //   sys/kernel/hostname,        generated          the container's names, as uname gives them; ngroups_max the kernel's
 //     osrelease, ngroups_max                       constant
 //   sys/kernel/pid_max          generated          what the container's pid namespace holds: from Linux 6.14 each has its
@@ -70,7 +73,7 @@ const PROC_SUPER_MAGIC = 0x9fa0;
 const SYSFS_MAGIC = 0x62656572;
 
 const SYSTEM_FILES = new Set([
-  '/cpuinfo', '/meminfo', '/stat', '/uptime', '/loadavg', '/version', '/filesystems',
+  '/cpuinfo', '/meminfo', '/stat', '/uptime', '/loadavg', '/version', '/filesystems', '/partitions', '/diskstats', '/swaps',
   '/sys/kernel/hostname', '/sys/kernel/osrelease', '/sys/kernel/ngroups_max', '/sys/kernel/pid_max',
 ]);
 const PROCESS_FILE = /^\/\d+(?:\/task\/\d+)?\/(stat|cgroup|mounts|mountinfo)$/;
@@ -276,6 +279,15 @@ function systemFile(s: Sentry, m: ProcMount, pid: number, name: string): string 
     case '/loadavg': return `0.00 0.00 0.00 1/${tasksOf(s, pid)} 0\n`;
     case '/version': return `Linux version ${uname[2] ?? ''} (stockade@sentry) ${uname[3] ?? ''}\n`;
     case '/filesystems': return filesystems(s);
+    // The host's disks and swap devices, none of the container's: as /sys hides block devices.
+    case '/partitions': return 'major minor  #blocks  name\n\n';
+    case '/diskstats': return '';
+    case '/swaps': {
+      // meminfo's swap as one device of no name (LXCFS's "none virtual"), or none.
+      const mem = containerMemory(s, pid);
+      const head = 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n';
+      return mem.swapTotal === 0n ? head : `${head}none                                    virtual\t\t${mem.swapTotal / 1024n}\t\t${mem.swapUsed / 1024n}\t\t0\n`;
+    }
     case '/sys/kernel/hostname': return `${s.opts.hostname}\n`;
     case '/sys/kernel/osrelease': return `${uname[2] ?? ''}\n`;
     case '/sys/kernel/ngroups_max': return `${NGROUPS_MAX}\n`;

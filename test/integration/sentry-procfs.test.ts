@@ -22,7 +22,8 @@ describe('/proc under the sentry', { skip }, () => {
 
   test('system files carry no host kernel data; a process\'s own files are there', () => {
     const files = ['cpuinfo', 'meminfo', 'version', 'stat', 'uptime', 'loadavg', 'filesystems', 'sys/kernel/osrelease',
-      'sys/kernel/hostname', 'self/status', 'self/stat', 'self/cgroup', 'self/mounts', 'mounts', 'self/mountinfo'];
+      'sys/kernel/hostname', 'self/status', 'self/stat', 'self/cgroup', 'self/mounts', 'mounts', 'self/mountinfo',
+      'partitions', 'diskstats', 'swaps'];
     const script = files.map((f) => `echo "== ${f}"; cat /proc/${f}`).join('; ') + '; echo "== uname"; uname -a; echo "== links"; readlink /proc/self/exe /proc/self/cwd /proc/self/root';
     const r = rt.run(['do', '--isolation', 'sentry', '--cwd', '/', '--', 'sh', '-c', script]);
     assert.equal(r.status, 0, r.stderr);
@@ -42,6 +43,12 @@ describe('/proc under the sentry', { skip }, () => {
     assert.match(section('cpuinfo'), /^processor\t: 0$/m);
     assert.match(section('stat'), /^btime \d+$/m);
     assert.equal(section('links'), '/usr/bin/readlink\n/\n/\n');
+    // No host disk or swap device (as /sys hides block devices): the host's are listed in its own files.
+    assert.equal(section('partitions').trim(), 'major minor  #blocks  name');
+    assert.ok(r.stdout.includes('== diskstats\n== swaps\n'), 'diskstats is empty');
+    assert.match(section('swaps'), /^Filename\t+Type\t+Size\t+Used\t+Priority(?:\nnone +virtual\t+\d+\t+\d+\t+0)?\n?$/);
+    const hostDevices = readFileSync('/proc/partitions', 'utf8').split('\n').slice(2).map((l) => l.trim().split(/\s+/)[3]).filter((d) => d !== undefined);
+    for (const d of hostDevices) assert.ok(!r.stdout.includes(` ${d}\n`), `the host's ${d} is not listed`);
     assert.deepEqual(leftovers(rt), []);
   });
 
