@@ -78,8 +78,9 @@ function exec(s: Sentry, n: Notification, dirfd: number, addr: bigint, flags: nu
   if (typeof t === 'number') return t;
   const r = s.asCaller(n, false);
   if (r < 0) return r;
-  if (t.inRoot && s.execLinks !== undefined && s.isExeLink(t.path) && (flags & AT_SYMLINK_NOFOLLOW) === 0) {
-    return reexec(s, n, addr, t.path, Buffer.byteLength(path));
+  // ASCII only: then the string's length is the bytes the caller's string holds, all the rewrite may cover.
+  if (t.inRoot && s.execLinks !== undefined && s.isExeLink(t.path) && (flags & AT_SYMLINK_NOFOLLOW) === 0 && /^[\x01-\x7f]*$/.test(path)) {
+    return reexec(s, n, addr, t.path, path.length);
   }
   const fd = s.open(t, O_PATH | ((flags & AT_SYMLINK_NOFOLLOW) !== 0 ? O_NOFOLLOW : 0), 0);
   if (fd < 0) return fd;
