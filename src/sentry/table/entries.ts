@@ -374,7 +374,7 @@ export const SYSCALL_SPECS: readonly SyscallSpec[] = [
   {
     names: ['execve', 'execveat'],
     verdict: MEDIATED, family: 'process', served: 'full',
-    note: 'the sentry resolves and checks the binary; the exec itself continues in the kernel (the mount namespace holds only the container root)',
+    note: 'the sentry resolves and checks the binary; the exec itself continues in the kernel (the mount namespace holds only the container root); /proc/PID/exe through an exec link the sentry writes over the path (sentry-view.md)',
   },
   {
     names: ['uname', 'olduname', 'oldolduname', 'sysinfo'],
