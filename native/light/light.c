@@ -736,8 +736,11 @@ int main(int argc, char **argv)
 	char dir[PATH_MAX];
 	if (snprintf(dir, sizeof dir, "%s/%s", root, rest[0]) >= (int)sizeof dir)
 		to_node();
-	if (strcmp(command, "start") == 0 && nrest == 1)
-		return do_start(dir);
+	if (strcmp(command, "start") == 0 && nrest == 1) {
+		int code = do_start(dir);
+		planner_rehome(root);
+		return code;
+	}
 	if (strcmp(command, "kill") == 0 && nrest <= 2)
 		return do_kill(dir, nrest == 2 ? rest[1] : "SIGTERM");
 	if (strcmp(command, "delete") == 0 && nrest == 1)
