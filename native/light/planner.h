@@ -7,8 +7,8 @@ void planner_try(char **argv);
  * A planner started under a client's subreaper (conmon, a containerd shim) becomes that process's
  * child once its front is gone, and conmon waits for every child of its own before it exits: it
  * stayed, its container long over, for as long as the planner lived. A call whose own orphans go
- * to init (podman's `start`, made by podman itself) replaces such a planner of root with one of
- * its own, detached at once; the old one leaves when its call, if any, is done.
+ * to init (podman's `start`, `kill` and `delete`, made by podman itself) replaces such a planner of
+ * root with one of its own, detached at once; the old one leaves when its call, if any, is done.
  */
 void planner_rehome(const char *root);
 #endif
