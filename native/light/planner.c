@@ -992,24 +992,31 @@ void planner_rehome(const char *root)
 		close(conn);
 		return;
 	}
+	/* A byte once mid is reaped here: by then the kernel has given its orphan to its new parent. */
+	int go[2];
+	if (pipe2(go, O_CLOEXEC) < 0) {
+		close(conn);
+		return;
+	}
 	pid_t pid = fork();
 	if (pid == 0) {
 		/* The caller's stdio at once: podman reads this call's output to its end. The connection
-		 * to the old planner at fd 3, for the QUIT. */
+		 * to the old planner at fd 3, for the QUIT; the go pipe at fd 4. */
 		int null = open("/dev/null", O_RDWR);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0 || dup2(conn, 3) < 0)
+		/* Out of the way of 3 and 4 first, then into place. */
+		int c = fcntl(conn, F_DUPFD_CLOEXEC, 10), g = fcntl(go[0], F_DUPFD_CLOEXEC, 10);
+		if (null < 0 || c < 0 || g < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0 || dup2(c, 3) < 0 || dup2(g, 4) < 0)
 			_exit(127);
-		syscall(SYS_close_range, 4u, ~0u, 0u);
+		syscall(SYS_close_range, 5u, ~0u, 0u);
 		setsid();
-		pid_t mid = getpid();
 		if (fork() != 0)
 			_exit(0);
 		/* Whose child this process is once mid is gone: init's, or a subreaper's between this call
 		 * and init (then it would be no better placed than the planner it replaces). */
-		for (int tries = 0; getppid() == mid && tries < 1000; tries++) {
-			struct timespec t = {0, 1000000};
-			nanosleep(&t, NULL);
-		}
+		char byte;
+		while (read(4, &byte, 1) < 0 && errno == EINTR)
+			;
+		close(4);
 		if (getppid() != 1)
 			_exit(0);
 		/* The old planner gives the root up at once and leaves when its call, if any, is done. */
@@ -1018,6 +1025,9 @@ void planner_rehome(const char *root)
 		exec_planner(pkg, real, -1);
 	}
 	close(conn);
+	close(go[0]);
 	while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
+	(void)!write(go[1], "g", 1);
+	close(go[1]);
 }
