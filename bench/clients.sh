@@ -24,7 +24,7 @@ for tool in hyperfine node tar sha256sum; do command -v "$tool" >/dev/null || { 
 
 # Short, under /tmp: unix socket paths below it must fit in 107 bytes.
 work=$(mktemp -d /tmp/sb-XXXXXX)
-# stockade here goes through its planner (STOCKADE_PLANNER=on, opt-in: docs/design/planner.md);
+# stockade here goes through its planner (the default, said explicitly: docs/design/planner.md);
 # stockade-cold is the same runtime with every call a cold Node. Clients do not pass their
 # environment on to a runtime: each is a wrapper that sets it.
 mkdir -p "$work/bin"
@@ -48,7 +48,7 @@ pids_under_work() {
   local p
   for p in /proc/[0-9]*; do
     [ "${p#/proc/}" = "$$" ] && continue
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$work" && echo "${p#/proc/}"
+    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF "$work" && echo "${p#/proc/}"
   done
   return 0
 }

@@ -18,7 +18,7 @@ const fs = require("fs"); const p = process.argv[1]; const c = JSON.parse(fs.rea
 c.process.terminal = false; c.process.args = ["/bin/true"]; fs.writeFileSync(p, JSON.stringify(c));
 ' "$work/bundle/config.json"
 stockade="$PWD/bin/stockade"
-# The warm path (STOCKADE_PLANNER=on): a planner serves the root (made here: a root that does not exist yet goes cold);
+# The warm path (the default, said explicitly): a planner serves the root (made here: a root that does not exist yet goes cold);
 # hyperfine's warm-up runs start it. The cold path: STOCKADE_PLANNER=off, every call its own Node.
 mkdir -p "$work/s5"
 planner_pids() { for p in $(pgrep -f stockade-planner.js); do tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx "STOCKADE_PLANNER_SERVE=$work/s5" && echo "$p"; done; }

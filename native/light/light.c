@@ -736,11 +736,18 @@ int main(int argc, char **argv)
 	char dir[PATH_MAX];
 	if (snprintf(dir, sizeof dir, "%s/%s", root, rest[0]) >= (int)sizeof dir)
 		to_node();
+	/* start, kill and delete are what podman calls itself, not through conmon: where a planner
+	 * conmon adopted is moved out from under it (planner.h). */
+	int code;
 	if (strcmp(command, "start") == 0 && nrest == 1)
-		return do_start(dir);
-	if (strcmp(command, "kill") == 0 && nrest <= 2)
-		return do_kill(dir, nrest == 2 ? rest[1] : "SIGTERM");
-	if (strcmp(command, "delete") == 0 && nrest == 1)
-		return do_delete(dir, force);
+		code = do_start(dir);
+	else if (strcmp(command, "kill") == 0 && nrest <= 2)
+		code = do_kill(dir, nrest == 2 ? rest[1] : "SIGTERM");
+	else if (strcmp(command, "delete") == 0 && nrest == 1)
+		code = do_delete(dir, force);
+	else
+		to_node();
+	planner_rehome(root);
+	return code;
 	to_node();
 }

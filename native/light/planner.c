@@ -227,6 +227,40 @@ static long now_ms(void)
 	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* The planner's own process, in a session of its own: stdio on /dev/null, fd 3 the pipe its front
+ * waits on (none when ready_fd < 0), nothing else of the caller's. Never returns. */
+static void __attribute__((noreturn)) exec_planner(const char *pkg, const char *root, int ready_fd)
+{
+	/* Nothing of the caller's but the environment: a pipe it waits on must not stay open for a minute. */
+	int null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+	}
+	if (ready_fd >= 0 && dup2(ready_fd, 3) < 0)
+		_exit(127);
+	syscall(SYS_close_range, ready_fd >= 0 ? 4u : 3u, ~0u, 0u);
+	if (chdir("/") < 0)
+		_exit(127);
+	for (int i = 0; i < NFORWARDED; i++)
+		signal(FORWARDED[i], SIG_DFL);
+	/* Nor the caller's environment: each call brings its own, and a process that outlives the
+	 * call must not carry its marks (a test run's tag, a client's secrets) for a minute. */
+	char serve[PATH_MAX + 64], path[4096], idle[64];
+	const char *caller_path = getenv("PATH"), *caller_idle = getenv("STOCKADE_PLANNER_IDLE_MS");
+	snprintf(serve, sizeof serve, "%s=%s", STK_PLANNER_SERVE_ENV, root);
+	snprintf(path, sizeof path, "PATH=%s", caller_path != NULL ? caller_path : "/usr/local/bin:/usr/bin:/bin");
+	snprintf(idle, sizeof idle, "STOCKADE_PLANNER_IDLE_MS=%s", caller_idle != NULL ? caller_idle : "");
+	char *env[] = {serve, path, caller_idle != NULL ? idle : NULL, NULL};
+	char bundle[PATH_MAX + 40];
+	snprintf(bundle, sizeof bundle, "%s/dist/stockade-planner.js", pkg);
+	/* The root on its command line too: `ps` shows which root a planner serves. */
+	char *args[] = {"node", bundle, (char *)root, NULL};
+	execvpe("node", args, env);
+	_exit(127);
+}
+
 /* Starts a planner for root, detached (its own session, a grandchild so no client reaps it), and
  * waits until it listens, or has left because another planner holds the root (true: connect to
  * that one); false when it could not start at all. */
@@ -240,34 +274,7 @@ static bool start_planner(const char *pkg, const char *root)
 		setsid();
 		if (fork() != 0)
 			_exit(0);
-		/* Nothing of the caller's but the environment: a pipe it waits on must not stay open for a minute. */
-		int null = open("/dev/null", O_RDWR);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 1);
-			dup2(null, 2);
-		}
-		if (dup2(ready[1], 3) < 0)
-			_exit(127);
-		syscall(SYS_close_range, 4u, ~0u, 0u);
-		if (chdir("/") < 0)
-			_exit(127);
-		for (int i = 0; i < NFORWARDED; i++)
-			signal(FORWARDED[i], SIG_DFL);
-		/* Nor the caller's environment: each call brings its own, and a process that outlives the
-		 * call must not carry its marks (a test run's tag, a client's secrets) for a minute. */
-		char serve[PATH_MAX + 64], path[4096], idle[64];
-		const char *caller_path = getenv("PATH"), *caller_idle = getenv("STOCKADE_PLANNER_IDLE_MS");
-		snprintf(serve, sizeof serve, "%s=%s", STK_PLANNER_SERVE_ENV, root);
-		snprintf(path, sizeof path, "PATH=%s", caller_path != NULL ? caller_path : "/usr/local/bin:/usr/bin:/bin");
-		snprintf(idle, sizeof idle, "STOCKADE_PLANNER_IDLE_MS=%s", caller_idle != NULL ? caller_idle : "");
-		char *env[] = {serve, path, caller_idle != NULL ? idle : NULL, NULL};
-		char bundle[PATH_MAX + 40];
-		snprintf(bundle, sizeof bundle, "%s/dist/stockade-planner.js", pkg);
-		/* The root on its command line too: `ps` shows which root a planner serves. */
-		char *args[] = {"node", bundle, (char *)root, NULL};
-		execvpe("node", args, env);
-		_exit(127);
+		exec_planner(pkg, root, ready[1]);
 	}
 	close(ready[1]);
 	if (pid > 0)
@@ -916,10 +923,9 @@ static void through_planner(int conn, char **argv)
 
 void planner_try(char **argv)
 {
-	/* Opt-in (STOCKADE_PLANNER=on): a whole suite with it on by default left a planner and a
-	 * conmon behind at every client tier's end (docs/design/planner.md); every other call is Node's. */
+	/* The planner is the default; STOCKADE_PLANNER=off sends every call to Node, as before it. */
 	const char *mode = getenv("STOCKADE_PLANNER");
-	if (mode == NULL || strcmp(mode, "on") != 0 || getenv(STK_PLANNER_LOST_ENV) != NULL)
+	if ((mode != NULL && strcmp(mode, "off") == 0) || getenv(STK_PLANNER_LOST_ENV) != NULL)
 		return;
 	const char *root, *isolation;
 	const char *command = root_and_command(argv, &root, &isolation);
@@ -946,4 +952,82 @@ void planner_try(char **argv)
 	through_planner(conn, argv);
 	for (int i = 0; i < NFORWARDED; i++)
 		signal(FORWARDED[i], SIG_DFL);
+}
+
+/* The parent of pid as /proc shows it; 0 when it cannot be read (gone, or not in this pid namespace). */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	struct buf b = {0};
+	pid_t ppid = 0;
+	if (read_file(path, &b) && buf_add(&b, "", 1)) {
+		/* pid (comm) state ppid ...: comm may hold spaces and parentheses, so from the last ')' */
+		char *close = strrchr(b.data, ')');
+		int parsed;
+		char state;
+		if (close != NULL && sscanf(close + 1, " %c %d", &state, &parsed) == 2)
+			ppid = (pid_t)parsed;
+	}
+	free(b.data);
+	return ppid;
+}
+
+void planner_rehome(const char *root)
+{
+	const char *mode = getenv("STOCKADE_PLANNER");
+	if (mode != NULL && strcmp(mode, "off") == 0)
+		return;
+	char real[PATH_MAX], pkg[PATH_MAX], sock[PATH_MAX + 32];
+	if (realpath(root, real) == NULL || !package_dir(pkg, sizeof pkg))
+		return;
+	snprintf(sock, sizeof sock, "%s/%s", real, STK_PLANNER_SOCKET);
+	int conn = connect_to(sock);
+	if (conn < 0)
+		return;
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	/* Adopted by init (parent 1) already, or not to be seen from here: nothing to do. */
+	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || parent_of(cred.pid) <= 1) {
+		close(conn);
+		return;
+	}
+	/* A byte once mid is reaped here: by then the kernel has given its orphan to its new parent. */
+	int go[2];
+	if (pipe2(go, O_CLOEXEC) < 0) {
+		close(conn);
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* The caller's stdio at once: podman reads this call's output to its end. The connection
+		 * to the old planner at fd 3, for the QUIT; the go pipe at fd 4. */
+		int null = open("/dev/null", O_RDWR);
+		/* Out of the way of 3 and 4 first, then into place. */
+		int c = fcntl(conn, F_DUPFD_CLOEXEC, 10), g = fcntl(go[0], F_DUPFD_CLOEXEC, 10);
+		if (null < 0 || c < 0 || g < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0 || dup2(c, 3) < 0 || dup2(g, 4) < 0)
+			_exit(127);
+		syscall(SYS_close_range, 5u, ~0u, 0u);
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		/* Whose child this process is once mid is gone: init's, or a subreaper's between this call
+		 * and init (then it would be no better placed than the planner it replaces). */
+		char byte;
+		while (read(4, &byte, 1) < 0 && errno == EINTR)
+			;
+		close(4);
+		if (getppid() != 1)
+			_exit(0);
+		/* The old planner gives the root up at once and leaves when its call, if any, is done. */
+		send_frame(3, STK_TO_PLANNER_QUIT, NULL, 0);
+		close(3);
+		exec_planner(pkg, real, -1);
+	}
+	close(conn);
+	close(go[0]);
+	while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	(void)!write(go[1], "g", 1);
+	close(go[1]);
 }

@@ -18,7 +18,7 @@ const CPU_INT_FLAGS = [
   ['cpu-rt-period', 'realtimePeriod'], ['cpu-rt-runtime', 'realtimeRuntime'], ['cpu-burst', 'burst'], ['cpu-idle', 'idle'],
 ] as const;
 
-const FLAGS: readonly FlagSpec[] = [
+export const UPDATE_FLAGS: readonly FlagSpec[] = [
   { name: 'resources', type: 'string', short: 'r' },
   ...MEMORY_FLAGS.map(([name]): FlagSpec => ({ name, type: 'string' })),
   ...CPU_INT_FLAGS.map(([name]): FlagSpec => ({ name, type: 'int' })),
@@ -72,7 +72,7 @@ export const command: Command = {
   summary: 'update the resource limits of a container',
   usage: 'stockade update [--resources FILE|-] [--memory N --memory-swap N --memory-reservation N --kernel-memory-tcp N --cpu-shares N --cpu-quota N --cpu-period N --cpu-rt-runtime N --cpu-rt-period N --cpuset-cpus LIST --cpuset-mems LIST --pids-limit N --blkio-weight N] ID',
   async run(argv, ctx) {
-    const p = parseArgs(argv, FLAGS, 'update');
+    const p = parseArgs(argv, UPDATE_FLAGS, 'update');
     if (p.positional.length !== 1) throw new StockadeError('USAGE', 'update: expects exactly one container id');
     const id = parseContainerId(p.positional[0]);
     if (str(p, 'l3-cache-schema') !== undefined || str(p, 'mem-bw-schema') !== undefined) {

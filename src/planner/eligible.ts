@@ -4,13 +4,19 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs, str, bool, type FlagSpec } from '../cli/args';
 import { splitGlobal } from '../cli/main';
 import { CREATE_FLAGS } from '../cli/create';
+import { UPDATE_FLAGS } from '../cli/update';
 import { DEFAULT_ROOT } from '../container/state-store';
 import { DEFAULT_LEVEL } from '../levels/registry';
 import { ISOLATION_ANNOTATION } from '../container/level';
 import { readInputFile } from '../oci/input-file';
 
-/** The commands a front sends here; every other one runs cold (native/light/planner.c has the same list). */
-export const SERVED = ['create', 'run', 'exec'] as const;
+/**
+ * The commands a front sends here; every other one runs cold (native/light/planner.c has the same
+ * list). state, ps, pause, resume and update act on one container that is already there and spawn
+ * nothing of their own but ps(1); list is not here (it also sweeps away containers a killed `do`
+ * left, at any level), nor events (it streams for as long as the caller wants: one call at a time).
+ */
+export const SERVED = ['create', 'run', 'exec', 'state', 'ps', 'pause', 'resume', 'update'] as const;
 
 /** The level the planner serves: a host process with no supervisor beside it (a sentry process, a VM keeper). */
 const LEVEL = 'namespaces';
@@ -24,6 +30,7 @@ export function declined(argv: readonly string[], cwd: string): string | undefin
   if (isolation !== LEVEL) return `--isolation ${isolation}`;
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
   if (command === 'exec') return execDeclined(own, g.get('root') ?? DEFAULT_ROOT, cwd);
+  if (command !== 'create' && command !== 'run') return onOneDeclined(command, own, g.get('root') ?? DEFAULT_ROOT, cwd);
   if (own.some((a) => a === '--image' || a.startsWith('--image='))) return 'run --image';
   const flags: FlagSpec[] = [...CREATE_FLAGS, { name: 'detach', type: 'bool', short: 'd' }, { name: 'keep', type: 'bool' }];
   let p;
@@ -39,6 +46,29 @@ export function declined(argv: readonly string[], cwd: string): string | undefin
   // An attached run of a terminal with no console socket relays the caller's terminal from Node.
   if (command === 'run' && terminal(config) && !bool(p, 'detach') && str(p, 'console-socket') === undefined) return 'a terminal to relay';
   return undefined;
+}
+
+/** state, ps, pause, resume, update: served for a container of this level; a usage error is worded here as cold. */
+function onOneDeclined(command: string, own: readonly string[], root: string, cwd: string): string | undefined {
+  let p;
+  try {
+    if (command === 'update') p = parseArgs(own, UPDATE_FLAGS, command);
+    else if (command === 'ps') p = parseArgs(own, [{ name: 'format', type: 'string', short: 'f' }], command, { stopAfterPositionals: 1 });
+    else p = parseArgs(own, [], command);
+  } catch {
+    return undefined;
+  }
+  // The planner's stdin is not the caller's: resources on stdin (as containerd's shim gives them) are read cold.
+  if (command === 'update' && str(p, 'resources') === '-') return 'update --resources -';
+  return levelDeclined(p.positional[0], root, cwd);
+}
+
+/** Declined when the container id names one at another level; an id that names none is the command's error to word. */
+function levelDeclined(id: string | undefined, root: string, cwd: string): string | undefined {
+  if (id === undefined || id.includes('/')) return undefined;
+  const record = readJson(join(isAbsolute(root) ? root : resolve(cwd, root), id, 'state.json'));
+  const level = (record as { level?: unknown } | undefined)?.level;
+  return level === undefined || level === LEVEL ? undefined : `level ${String(level)}`;
 }
 
 function execDeclined(own: readonly string[], root: string, cwd: string): string | undefined {
@@ -66,10 +96,7 @@ function execDeclined(own: readonly string[], root: string, cwd: string): string
     if (proc !== undefined && (proc as { terminal?: unknown }).terminal === true) tty = true;
   }
   if (tty && !detach && !consoleSocket) return 'a terminal to relay';
-  if (id === undefined || id.includes('/')) return undefined;
-  const record = readJson(join(isAbsolute(root) ? root : resolve(cwd, root), id, 'state.json'));
-  const level = (record as { level?: unknown } | undefined)?.level;
-  return level === undefined || level === LEVEL ? undefined : `level ${String(level)}`;
+  return levelDeclined(id, root, cwd);
 }
 
 function globalValues(global: readonly string[]): Map<string, string> {

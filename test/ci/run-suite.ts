@@ -1,8 +1,8 @@
 // npm test: every test file under node:test, then every skip printed with its reason, and the run
 // failed on a skip whose reason is not an accepted machine limit (test/accepted-skips.ts).
-// The CLI runs cold by default, the planner being opt-in (docs/design/planner.md); the files that
-// drive the CLI's calls the planner serves run a second time with STOCKADE_PLANNER=on (COLD_TOO),
-// so the warm path is tested by the same checks.
+// The CLI goes through the planner by default (docs/design/planner.md); the files that drive the
+// CLI's calls the planner serves run a second time with STOCKADE_PLANNER=off (COLD_TOO), so the
+// cold path stays tested by the same checks.
 //
 // Usage: node dist-test/test/ci/run-suite.js [FILE.test.js ...]   (every dist-test/test/**/*.test.js by default)
 import { spawnSync } from 'node:child_process';
@@ -19,7 +19,7 @@ const distTest = join(__dirname, '..');
 /**
  * The files run a second time, cold: those whose tests make the calls the planner serves (create,
  * run, exec at namespaces) and check what a user sees of them: outputs, exit codes, --log lines,
- * state, hooks, fds, a long state path, now with the planner on. The rest of the suite runs once, cold.
+ * state, hooks, fds, a long state path. The rest of the suite runs once, with the default.
  * bad-input and runc-parity (a minute between them) are not here: planner.test runs every bad
  * input and each command through both paths and compares them byte for byte.
  */
@@ -28,9 +28,9 @@ export const COLD_TOO = [
   'integration/unguarded-input', 'integration/long-state-path',
 ].map((f) => `${f}.test.js`);
 
-/** The files of `files` that run a second time with the planner on (none when the whole run is on). */
+/** The files of `files` that run a second time with the planner off (none when the whole run is off). */
 export function coldPass(files: readonly string[], env: NodeJS.ProcessEnv): string[] {
-  if (env['STOCKADE_PLANNER'] === 'on') return [];
+  if (env['STOCKADE_PLANNER'] === 'off') return [];
   return files.filter((f) => COLD_TOO.some((c) => f.endsWith(`/${c}`)));
 }
 
@@ -97,9 +97,9 @@ function main(): number {
     const passes = [runPass(files, dir, process.env)];
     const cold = coldPass(files, process.env);
     if (cold.length > 0) {
-      process.stdout.write(`\n# again with STOCKADE_PLANNER=on (the warm path): ${cold.length} files\n`);
-      const p = runPass(cold, dir, { ...process.env, STOCKADE_PLANNER: 'on' });
-      passes.push({ ...p, times: p.times.map((t) => ({ ...t, file: `${t.file} (planner on)` })) });
+      process.stdout.write(`\n# again with STOCKADE_PLANNER=off (the cold path): ${cold.length} files\n`);
+      const p = runPass(cold, dir, { ...process.env, STOCKADE_PLANNER: 'off' });
+      passes.push({ ...p, times: p.times.map((t) => ({ ...t, file: `${t.file} (planner off)` })) });
     }
     reportDurations(passes.flatMap((p) => p.times), process.cwd(), (s) => process.stdout.write(s));
     const unaccepted = reportSkips(passes.flatMap((p) => p.skips), process.cwd(), (s) => process.stdout.write(s));

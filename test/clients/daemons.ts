@@ -130,14 +130,37 @@ function removeEmptyCgroupTree(path: string): void {
   }
 }
 
+/** stockade's planners serving a root below dir: pid and root (the last word of `node stockade-planner.js ROOT`). */
+function plannersBelow(dir: string): { pid: number; root: string }[] {
+  return processesMarked(dir).filter((p) => p.state !== 'Z' && p.cmdline.includes('stockade-planner.js ')).map((p) => ({
+    pid: p.pid, root: p.cmdline.slice(p.cmdline.indexOf('stockade-planner.js ') + 'stockade-planner.js '.length),
+  })).filter((p) => p.root.startsWith(`${dir}/`));
+}
+
 /**
- * After a client's daemons have stopped: kills any process still naming dir (shims, conmon,
+ * A state root's planner is stockade's own resident process (docs/design/planner.md): it leaves
+ * after an idle minute, or within two seconds once its root is removed, which is how an operator
+ * done with a private root ends it. So its root goes first, and the planner is waited for, not
+ * swept: only one still there after that is reported (it failed to leave).
+ */
+async function removePlannerRoots(dir: string): Promise<void> {
+  const planners = plannersBelow(dir);
+  if (planners.length === 0) return;
+  for (const { root } of planners) rmSync(root, { recursive: true, force: true });
+  const end = Date.now() + 6000;
+  while (Date.now() < end && plannersBelow(dir).length > 0) await sleep(200);
+}
+
+/**
+ * After a client's daemons have stopped: ends stockade's planners of roots below dir by removing
+ * those roots (removePlannerRoots), then kills any process still naming dir (shims, conmon,
  * container processes the daemon lost), unmounts what is left below dir, deletes dir, and removes
  * the named cgroup directories (relative to each hierarchy) where they are empty. Returns what
  * it had to clean up, for the test to report: a clean stop leaves nothing.
  */
 export async function sweep(dir: string, cgroupParents: readonly string[]): Promise<string[]> {
   const found: string[] = [];
+  await removePlannerRoots(dir);
   for (const p of killProcessesMentioning(dir)) found.push(`process ${p}`);
   if (found.length > 0) await sleep(500);
   const mounts = listMountsUnder(dir).map((m) => m.mountpoint).sort((a, b) => b.length - a.length);

@@ -43,6 +43,25 @@ function stopPlanners(root: string): void {
   }
 }
 
+/** A process's parent as /proc shows it (0 when gone). */
+function parentOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Whether this process's orphans go to init, not to a subreaper above it (a service manager, a
+ * client's monitor): the case of a planner started under conmon needs a caller whose do.
+ */
+function orphansGoToInit(): boolean {
+  const r = spawnSync('/bin/sh', ['-c', '( sleep 0.3; read -r _pid _comm _state ppid _rest < /proc/self/stat; echo "$ppid" ) &'], { encoding: 'utf8' });
+  return r.stdout.trim() === '1';
+}
+
 async function until(check: () => boolean, ms = 10_000, what = (): string => ''): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
@@ -103,22 +122,26 @@ describe('planner', { skip }, () => {
     });
     assert.match(initParent ?? '', /stockade-light$/);
     assert.equal(await exited, 0);
+    // The verbs on one container are served too: a Node started for them would fail at once on its
+    // NODE_OPTIONS, which the running planner never reads.
+    const noNode = { ...ON, NODE_OPTIONS: '--require=/nonexistent/a-cold-node-fails-here' };
+    assert.notEqual(warm.run(['list'], { env: noNode }).status, 0, 'a cold call fails with that NODE_OPTIONS');
+    for (const args of [['state', 'served'], ['ps', '--format', 'json', 'served'], ['pause', 'served'], ['resume', 'served'], ['update', '--pids-limit', '60', 'served']]) {
+      const r = warm.run(args, { env: noNode });
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+    }
     assert.deepEqual(plannersOf(warm.root), planners, 'the same planner served every call');
     assert.equal(warm.run(['delete', '--force', 'served']).status, 0);
   });
 
-  test('the planner is opt-in; it sits in a cgroup of its own and carries none of its caller\'s environment', () => {
+  test('the planner is the default; it sits in a cgroup of its own and carries none of its caller\'s environment', () => {
     stopPlanners(warm.root);
     const b = warm.bundle(probeSpec(['/bin/probe', 'exit', '3']));
     const { STOCKADE_PLANNER: _mode, ...env } = process.env;
-    // STOCKADE_PLANNER unset: the cold call, in Node, asks no planner (none starts for a root that has none).
-    const unset = spawnSync(STOCKADE, ['--root', warm.root, 'run', '-b', b.dir, 'dflt'], { env, encoding: 'utf8' });
-    assert.equal(unset.status, 3, unset.stderr);
-    assert.deepEqual(plannersOf(warm.root), [], 'a call with STOCKADE_PLANNER unset started a planner');
-    const r = spawnSync(STOCKADE, ['--root', warm.root, 'run', '-b', b.dir, 'dflt'], { env: { ...env, ...ON }, encoding: 'utf8' });
+    const r = spawnSync(STOCKADE, ['--root', warm.root, 'run', '-b', b.dir, 'dflt'], { env, encoding: 'utf8' });
     assert.equal(r.status, 3, r.stderr);
     const planners = plannersOf(warm.root);
-    assert.equal(planners.length, 1, 'a call with STOCKADE_PLANNER=on started a planner');
+    assert.equal(planners.length, 1, 'a call with STOCKADE_PLANNER unset started a planner');
     const pid = planners[0] ?? -1;
     const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
     // The caller's cgroup (this run's) stays removable: the planner lives in stockade-planner.
@@ -182,7 +205,10 @@ describe('planner', { skip }, () => {
   test('each command says, exits, logs and records the same through the planner and without it', () => {
     const b = cold.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
     const echo = cold.bundle(probeSpec(['/bin/probe', 'exit', '3']));
-    const steps: { args: string[]; state?: string }[] = [
+    // What differs between two runs of one container: its pids and its creation time.
+    const runOwn = (s: string): string => s.replace(/"pid": \d+/g, '"pid": PID').replace(/"created": "[^"]*"/g, '"created": TIME');
+    const pidList = (s: string): string => s.replace(/\d+/g, 'PID');
+    const steps: { args: string[]; state?: string; mask?: (stdout: string) => string }[] = [
       { args: ['create', '-b', b.dir, 'cmp1'], state: 'cmp1' },
       { args: ['start', 'cmp1'] },
       { args: ['exec', 'cmp1', '/bin/probe', 'exit', '7'] },
@@ -195,6 +221,17 @@ describe('planner', { skip }, () => {
       { args: ['run', '-b', echo.dir, 'cmp2'] },
       { args: ['run', '--keep', '-b', echo.dir, 'cmp3'], state: 'cmp3' },
       { args: ['run', '-d', '-b', b.dir, 'cmp4'], state: 'cmp4' },
+      { args: ['state', 'cmp4'], mask: runOwn },
+      { args: ['state', 'ghost'] },
+      { args: ['ps', '--format', 'json', 'cmp4'], mask: pidList },
+      { args: ['pause', 'cmp4'] },
+      { args: ['state', 'cmp4'], mask: runOwn },
+      { args: ['pause', 'cmp4'] },
+      { args: ['resume', 'cmp4'] },
+      { args: ['resume', 'ghost'] },
+      { args: ['update', '--pids-limit', '50', 'cmp4'], state: 'cmp4' },
+      { args: ['update', 'cmp4'] },
+      { args: ['update', '--memory', 'lots', 'cmp4'] },
       { args: ['run', '-d', '--keep', '-b', b.dir, 'cmp5'] },
       { args: ['create', '-b', b.dir, 'cmp4'] },
       { args: ['create', '--help'] },
@@ -204,7 +241,8 @@ describe('planner', { skip }, () => {
       const out = steps.map((s) => {
         const from = rt.logLines().length;
         const r = rt.run(s.args, { env });
-        return { args: s.args.join(' '), ...(seen(rt, r, from) as object), state: s.state === undefined ? undefined : stateOf(rt, s.state) };
+        const masked = s.mask === undefined ? r : { ...r, stdout: s.mask(r.stdout) };
+        return { args: s.args.join(' '), ...(seen(rt, masked, from) as object), state: s.state === undefined ? undefined : stateOf(rt, s.state) };
       });
       // The ids are the same on both sides, and so are their cgroups: one side is gone before the other starts.
       for (const id of rt.containerDirs()) rt.run(['delete', '--force', id], { env });
@@ -401,6 +439,71 @@ describe('planner faults', { skip }, () => {
       stopPlanners(disk.root);
       spawnSync('umount', ['-l', disk.root]);
       disk.cleanup();
+    }
+  });
+
+  test('a planner whose root is removed leaves within seconds, not after its idle minute', async () => {
+    const gone = new Runtime();
+    mkdirSync(gone.root, { mode: 0o700 });
+    try {
+      const b = gone.bundle(probeSpec(['/bin/probe', 'exit', '0']));
+      assert.equal(gone.run(['run', '-b', b.dir, 'rooted']).status, 0);
+      const real = realpathSync(gone.root);
+      const [pid] = plannersOf(gone.root);
+      assert.ok(pid !== undefined, 'a planner served the root');
+      rmSync(real, { recursive: true, force: true });
+      await until(() => parentOf(pid) === 0 || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '), 6000, () => `planner ${pid} of a removed root still there`);
+    } finally {
+      gone.cleanup();
+    }
+  });
+
+  test('a planner started under a client\'s subreaper (as conmon is) is replaced at the next start made outside it; the subreaper keeps no child', {
+    skip: orphansGoToInit() ? false : 'this test process\'s orphans go to a subreaper above it, not to init',
+  }, async () => {
+    stopPlanners(rt.root);
+    await until(() => plannersOf(rt.root).length === 0);
+    const b = rt.bundle(probeSpec(['/bin/probe', 'exit', '0']));
+    // A monitor as conmon is: a subreaper that runs the runtime's create, then, its container over,
+    // waits for every child it has (adopted ones too) before it exits.
+    const addon = require.resolve('../../src/native/addon');
+    const monitor = spawn(process.execPath, ['-e', `
+      require(process.argv[1]).setChildSubreaper();
+      const r = require('child_process').spawnSync(process.argv[2], process.argv.slice(3), { stdio: ['ignore', 'ignore', 'inherit'] });
+      console.log('created', r.status);
+      const fs = require('fs');
+      const children = () => fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).filter((p) => {
+        try {
+          const st = fs.readFileSync('/proc/' + p + '/stat', 'utf8');
+          const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+          return Number(f[1]) === process.pid && f[0] !== 'Z';
+        } catch { return false; }
+      });
+      process.stdin.resume();
+      process.stdin.on('end', () => { const t = setInterval(() => { if (children().length === 0) { clearInterval(t); process.exit(0); } }, 100); });
+    `, addon, STOCKADE, '--root', rt.root, 'create', '-b', b.dir, 'adopted'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const exited = new Promise<number | null>((res) => monitor.once('exit', (code) => res(code)));
+    try {
+      let said = '';
+      monitor.stdout?.on('data', (d: Buffer) => { said += d.toString(); });
+      await until(() => said.includes('created'), 20_000, () => said);
+      assert.match(said, /created 0/);
+      const [first] = plannersOf(rt.root);
+      assert.ok(first !== undefined, 'the create started a planner');
+      assert.equal(parentOf(first), monitor.pid, 'the planner started under the monitor is its child once the front is gone');
+      // The start, made by this process (as podman makes it, outside conmon), replaces it.
+      assert.equal(rt.run(['start', 'adopted']).status, 0);
+      await until(() => {
+        const now = plannersOf(rt.root);
+        return now.length === 1 && now[0] !== first && parentOf(now[0] ?? 0) === 1;
+      }, 15_000, () => `planners ${JSON.stringify(plannersOf(rt.root).map((p) => [p, parentOf(p)]))}`);
+      assert.equal(rt.run(['delete', '--force', 'adopted']).status, 0);
+      // The monitor's container is over: it exits, holding no planner.
+      monitor.stdin?.end();
+      const end = Promise.race([exited, new Promise<'stuck'>((res) => setTimeout(() => res('stuck'), 10_000))]);
+      assert.equal(await end, 0, 'the monitor exits once its container is over');
+    } finally {
+      monitor.kill('SIGKILL');
     }
   });
 
