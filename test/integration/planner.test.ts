@@ -472,13 +472,9 @@ describe('planner faults', { skip }, () => {
       const r = require('child_process').spawnSync(process.argv[2], process.argv.slice(3), { stdio: ['ignore', 'ignore', 'inherit'] });
       console.log('created', r.status);
       const fs = require('fs');
-      const children = () => fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).filter((p) => {
-        try {
-          const st = fs.readFileSync('/proc/' + p + '/stat', 'utf8');
-          const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-          return Number(f[1]) === process.pid && f[0] !== 'Z';
-        } catch { return false; }
-      });
+      // Its own children only (adopted ones too), not zombies, nor the ps that lists them.
+      const children = () => require('child_process').execFileSync('ps', ['-o', 'stat=,comm=', '--ppid', String(process.pid)], { encoding: 'utf8' })
+        .split('\\n').map((l) => l.trim().split(/\\s+/)).filter(([st, comm]) => st !== '' && !st.startsWith('Z') && comm !== 'ps');
       process.stdin.resume();
       process.stdin.on('end', () => { const t = setInterval(() => { if (children().length === 0) { clearInterval(t); process.exit(0); } }, 100); });
     `, addon, STOCKADE, '--root', rt.root, 'create', '-b', b.dir, 'adopted'], { stdio: ['pipe', 'pipe', 'inherit'] });

@@ -12,6 +12,7 @@ import { basename, join } from 'node:path';
 import { poolDir } from '../../src/vm/pool';
 import { Runtime, alive, probeSpec, waitFor } from './harness';
 import { vmSkip, VM_CALL } from './vm-helpers';
+import { processesMarked } from '../helpers/run-scope';
 
 const skip = vmSkip();
 /** The pool on for this file's calls (run-scope turns it off for every other test). */
@@ -19,14 +20,7 @@ const POOL = { STOCKADE_VM_POOL: '1' };
 
 /** Processes whose command line names `marker` (a pool entry's directory: its owner and its VM's jail). */
 function processesNaming(marker: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker) && alive(Number(p))) out.push(Number(p));
-    } catch { /* gone */ }
-  }
-  return out;
+  return processesMarked(marker).map((p) => p.pid).filter((pid) => pid !== process.pid && alive(pid));
 }
 
 describe('the vm pool through the CLI', { skip }, () => {
