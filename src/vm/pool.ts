@@ -34,6 +34,7 @@ import { performance } from 'node:perf_hooks';
 import { defaultSpec } from '../oci/default-spec';
 import type { Spec } from '../oci/spec';
 import { buildPlan, heldCapabilities } from '../container/plan';
+import { readProcessStat } from '../container/process-identity';
 import { seccompFor } from '../container/seccomp';
 import { pidfdGetfd, pidfdOpen } from '../native/addon';
 import { VmError } from './errors';
@@ -77,13 +78,8 @@ function entries(stateRoot: string): string[] {
 
 /** Running (a zombie is not: an owner whose creator exited is reaped only by a subreaper or init, when they get to it). */
 function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
+  const state = readProcessStat(pid)?.state;
+  return state !== undefined && state !== 'Z' && state !== 'X';
 }
 
 function ownerPid(entry: string): number | undefined {
