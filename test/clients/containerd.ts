@@ -228,8 +228,15 @@ class CtrClient implements Client {
   async oomKilled(name: string, rt: RuntimeName): Promise<boolean> {
     if (rt === 'stockade-vm') throw new Unsupported(VM_OOM_UNREPORTED);
     // containerd's shim watches the cgroup and publishes /tasks/oom; ctr has no inspect to show it.
+    // The shim's OOM watcher and its exit handling publish independently: the exit event may come
+    // first, so the OOM event is waited for a while after it (seen in CI: read at the exit, absent).
     await this.exitCode(name);
-    return this.#eventsFor('/tasks/oom', name).length > 0;
+    try {
+      await waitFor(`the OOM event of ${name}`, async () => (this.#eventsFor('/tasks/oom', name).length > 0 ? true : undefined), 5_000);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   stateRoot(rt: RuntimeName): string { return join(this.#dir, `runtime-${rt}`); }
