@@ -71,11 +71,15 @@ static bool buf_add(struct buf *b, const void *p, size_t n)
 
 static bool buf_str(struct buf *b, const char *s) { return buf_add(b, s, strlen(s) + 1); }
 
-static int write_full(int fd, const void *p, size_t n)
+/*
+ * All of p to fd. To a socket (to_socket), a peer that is gone is an error here, not a SIGPIPE
+ * that would end the call; the caller's stdout or a pipe is written as write(2) does.
+ */
+static int put_full(int fd, const void *p, size_t n, bool to_socket)
 {
 	const char *c = p;
 	while (n > 0) {
-		ssize_t w = write(fd, c, n);
+		ssize_t w = to_socket ? send(fd, c, n, MSG_NOSIGNAL) : write(fd, c, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
@@ -86,21 +90,9 @@ static int write_full(int fd, const void *p, size_t n)
 	return 0;
 }
 
-/* To a socket: a peer that is gone is an error here, not a SIGPIPE that would end the call. */
-static int send_full(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n > 0) {
-		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
+static int write_full(int fd, const void *p, size_t n) { return put_full(fd, p, n, false); }
+
+static int send_full(int fd, const void *p, size_t n) { return put_full(fd, p, n, true); }
 
 static int send_frame(int conn, unsigned type, const void *p, size_t n)
 {
