@@ -24,7 +24,7 @@
   "targets": [
     {
       "target_name": "stockade_addon",
-      "sources": ["native/addon/addon.c", "native/addon/notify.c", "native/addon/bpf.c", "native/addon/blocking.c"],
+      "sources": ["native/addon/addon.c", "native/addon/notify.c", "native/addon/bpf.c", "native/addon/blocking.c", "native/addon/fastpath.c"],
       "defines": ["NAPI_VERSION=8"],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]

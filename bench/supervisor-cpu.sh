@@ -10,6 +10,8 @@
 # the listener by c-supervisor --serve-with), in a CPU cgroup of its own with its workload: node-noop answers every call at once (RECV and SEND
 # alone), node-stat makes the C supervisor's calls through the addon. Since the sentry joined its
 # container's CPU cgroup, c-supervisor (its workload beside it) is its like-for-like peer.
+# sentry-js is the same sentry with STOCKADE_SENTRY_FAST=0: every call served in TypeScript, none by
+# the native fast path (src/sentry/fast-path.ts), so one run shows what the fast path changes.
 # Why besides bench/syscalls.sh: on a loaded machine that bench's wall clock moves 2-5x from run to
 # run, the CPU time far less; and the switches show how the calls are scheduled.
 # Usage: sudo bash bench/supervisor-cpu.sh [ROUNDS]   (default 5, interleaved, median taken)
@@ -56,7 +58,7 @@ for d in "${cgroups[@]}"; do
   mkdir -p "$d" && cg_args+=(--cgroup "$d/cgroup.procs")
 done
 
-names=(sentry sentry-apart c-supervisor c-supervisor-cg c-supervisor-owncg)
+names=(sentry sentry-js sentry-apart c-supervisor c-supervisor-cg c-supervisor-owncg)
 # A command prefix that runs what follows in the bench's CPU cgroup(s), supervisor and workload alike.
 own_cg=(sh -c 'for f in "$@"; do case "$f" in */cgroup.procs) echo $$ >"$f" ;; esac; done; shift "$1"; exec "$@"' sh "$((${#cg_args[@]} + 1))" "${cg_args[@]}")
 [ "$op" = stat ] && names+=(node-noop node-stat)
@@ -69,6 +71,9 @@ run() {
   case "$name" in
     sentry|sentry-apart) "${pin[@]}" "$stockade" --root "$work/root" do --isolation sentry --user 0 --bind "$work/prog" --cwd "$work/prog" -- \
               "$work/prog/syscalls" cpu "$op" "$n" >"$log" 2>&1 & ;;
+    # The same sentry with every call served in TypeScript (no native fast path: src/sentry/fast-path.ts).
+    sentry-js) STOCKADE_SENTRY_FAST=0 "${pin[@]}" "$stockade" --root "$work/root" do --isolation sentry --user 0 --bind "$work/prog" --cwd "$work/prog" -- \
+              "$work/prog/syscalls" cpu "$op" "$n" >"$log" 2>&1 & ;;
     c-supervisor) "${pin[@]}" "$work/c-supervisor" "$work/prog/syscalls" cpu "$op" "$n" >"$log" 2>&1 & ;;
     c-supervisor-cg) "${pin[@]}" "$work/c-supervisor" "${cg_args[@]}" "$work/prog/syscalls" cpu "$op" "$n" >"$log" 2>&1 & ;;
     # Supervisor and workload together in a CPU cgroup of their own: where the sentry and its
@@ -79,7 +84,7 @@ run() {
   pid=$!
   sup='' wl=''
   for _ in $(seq 100); do
-    if [ "${name%-apart}" = sentry ]; then sup=$(pgrep -f "stockade-sentryd.*$work/root" | head -1 || true); else sup=$pid; fi
+    if [ "${name%-apart}" = sentry ] || [ "$name" = sentry-js ]; then sup=$(pgrep -f "stockade-sentryd.*$work/root" | head -1 || true); else sup=$pid; fi
     wl=$(pgrep -x syscalls -n || true)
     [ -n "$sup" ] && [ -n "$wl" ] && break
     sleep 0.02
@@ -137,9 +142,11 @@ console.log(`${op}, per call (medians)  wall us  supervisor CPU us  workload CPU
 for (const [name, c] of Object.entries(col)) {
   console.log(`${name.padEnd(22)} ${c.wall.toFixed(1).padStart(8)} ${c.supervisor.toFixed(2).padStart(18)} ${c.workload.toFixed(2).padStart(16)} ${c.rqwait.toFixed(1).padStart(29)} ${c.vol.toFixed(2).padStart(7)} ${c.invol.toFixed(2).padStart(12)}   (${c.runs})`);
 }
-for (const base of ['c-supervisor', 'c-supervisor-cg', 'c-supervisor-owncg', 'node-noop', 'node-stat']) {
-  const s = col.sentry, c = col[base];
-  if (s && c) console.log(`sentry / ${base}: supervisor CPU ${(s.supervisor / c.supervisor).toFixed(2)}x, wall ${(s.wall / c.wall).toFixed(2)}x${base.startsWith('c-') ? " (issue 15's goal: <= 1.3x)" : ''}`);
+for (const who of ['sentry', 'sentry-js']) {
+  for (const base of ['c-supervisor', 'c-supervisor-cg', 'c-supervisor-owncg', 'node-noop', 'node-stat']) {
+    const s = col[who], c = col[base];
+    if (s && c) console.log(`${who} / ${base}: supervisor CPU ${(s.supervisor / c.supervisor).toFixed(2)}x, wall ${(s.wall / c.wall).toFixed(2)}x${base.startsWith('c-') && who === 'sentry' ? " (issue 15's goal: <= 1.3x)" : ''}`);
+  }
 }
 // The Node boundary alone: the same calls from Node, and no work at all, against C.
 for (const node of ['node-noop', 'node-stat']) {

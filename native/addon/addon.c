@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "blocking.h"
+#include "fastpath.h"
 #include "bpf.h"
 #include "notify.h"
 #include "stk-scm.h"
@@ -1020,6 +1021,7 @@ NAPI_MODULE_INIT() {
   if (!stk_notify_register(env, exports)) return throw_napi_failure(env, "stk_notify_register");
   if (!stk_bpf_register(env, exports)) return throw_napi_failure(env, "stk_bpf_register");
   if (!stk_blocking_register(env, exports)) return throw_napi_failure(env, "stk_blocking_register");
+  if (!stk_fastpath_register(env, exports)) return throw_napi_failure(env, "stk_fastpath_register");
 
   napi_value constants;
   NAPI_CALL(env, napi_create_object(env, &constants));

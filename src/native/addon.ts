@@ -98,11 +98,47 @@ export interface SentryNative {
    *  (native/addon/blocking.c; the request's layout is src/sentry/blocking.ts's): 0, the request's
    *  src fd the thread's from then on, or -errno (-EAGAIN: too many wait already). */
   blockingOpen(listener: number, request: Buffer, groups: Buffer): number;
+  /** ppoll over `pollfds` that serves the stats and opens of fast-path listeners itself
+   *  (native/addon/fastpath.c; src/sentry/fast-path.ts): the pollfds left with revents, or -errno;
+   *  a notification it leaves to JavaScript is in `out` (its listener at 0, -1 for none). */
+  fastServe(pollfds: Buffer, nfds: number, timeout: Buffer | null, busyTimeout: Buffer | null, contexts: readonly Buffer[], out: Buffer): number;
+  /** The layout of a fast-path context and its flag bits (fastpath.c, struct fast_ctx). */
+  fastLayout(): FastLayout;
+}
+
+/** Offsets of struct fast_ctx (native/addon/fastpath.c) and its flag bits. */
+export interface FastLayout {
+  readonly listener: number;
+  readonly root: number;
+  readonly flags: number;
+  readonly capsLo: number;
+  readonly capsHi: number;
+  readonly nDevs: number;
+  readonly devs: number;
+  readonly maxDevs: number;
+  readonly nMnts: number;
+  readonly ownLo: number;
+  readonly permittedLo: number;
+  readonly inheritableLo: number;
+  readonly heldLo: number;
+  readonly mntIds: number;
+  readonly served: number;
+  readonly injected: number;
+  readonly errors: number;
+  readonly mounts: number;
+  readonly enabled: number;
+  readonly stat: number;
+  readonly open: number;
+  readonly hasMounts: number;
+  readonly relative: number;
+  readonly notifOffset: number;
+  readonly outSize: number;
 }
 
 const SENTRY_FUNCTIONS = [
   'notifSizes', 'notifRecv', 'notifSend', 'notifAddfd', 'notifIdValid', 'notifSetFlags', 'memRead',
   'memReadString', 'memWrite', 'syscall', 'sendMessage', 'confineThread', 'blockingInit', 'blockingOpen',
+  'fastServe', 'fastLayout',
 ] as const satisfies readonly (keyof SentryNative)[];
 
 /** The binding exactly as the C side exports it. */

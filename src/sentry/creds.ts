@@ -10,7 +10,8 @@ export interface Creds {
   readonly caps: bigint;
 }
 
-function sameIds(a: Creds, b: Creds): boolean {
+/** Whether two identities have the same fs ids and groups (capabilities aside). */
+export function sameIds(a: Omit<Creds, 'caps'>, b: Omit<Creds, 'caps'>): boolean {
   return a.uid === b.uid && a.gid === b.gid && a.groups.length === b.groups.length && a.groups.every((g, i) => g === b.groups[i]);
 }
 
@@ -81,6 +82,11 @@ export class ThreadCreds {
 
   get current(): Creds {
     return this.#current;
+  }
+
+  /** The capability sets every switch is made of: the sentry's own effective set, and the permitted and inheritable sets capset keeps. */
+  get capSets(): { readonly own: bigint; readonly permitted: bigint; readonly inheritable: bigint } {
+    return { own: this.#own.caps, permitted: this.#permitted, inheritable: this.#inheritable };
   }
 
   /** The sentry's own identity: for reading /proc and other bookkeeping. */

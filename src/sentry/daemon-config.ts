@@ -52,6 +52,8 @@ export interface DaemonConfig {
   readonly network?: string | undefined;
   /** How long an open handed to a thread of its own may wait (blocking.ts DEFAULT_BLOCK_LIMIT_MS). */
   readonly blockLimitMs?: number | undefined;
+  /** false: every call served in JavaScript, none by the native fast path (STOCKADE_SENTRY_FAST=0; fast-path.ts). */
+  readonly fastPath?: boolean | undefined;
 }
 
 /** One refusal as a --log line (JSON lines with --log-format json): what the workload tried and what it got. */

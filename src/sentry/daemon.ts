@@ -43,7 +43,8 @@ function runDaemon(config: DaemonConfig, fds: { readonly handoff: number; readon
     blockLimitMs: config.blockLimitMs,
     // An exec that finds no join socket is told the container is gone, not left waiting.
     onLast: () => void sys(NR.unlinkat, AT_FDCWD, config.joinSocket, 0),
-    served: (id, st) => log?.debug(`sentry: ${id}: ${st.notifications} calls served, ${st.injected} fds injected, ${st.continued} continued, ${st.handedOff} handed to threads, ${st.errors} errors, ${st.denied} denied`),
+    fast: config.fastPath === false ? undefined : { serve: sentryNative().fastServe, layout: sentryNative().fastLayout() },
+    served: (id, st) => log?.debug(`sentry: ${id}: ${st.notifications} calls served (${st.fast} natively), ${st.injected} fds injected, ${st.continued} continued, ${st.handedOff} handed to threads, ${st.errors} errors, ${st.denied} denied`),
   });
   let trace: TraceReaders | undefined = new TraceReaders(sys, fds.trace, config.traceAll === true ? 2 : -1);
   let joinServer = fds.join;

@@ -41,6 +41,11 @@ export class DenialJudge {
     }
   }
 
+  /** Whether the filter may send syscall `nr` to be recorded as a refusal for some arguments. */
+  records(nr: number): boolean {
+    return this.#names.has(nr);
+  }
+
   /** The refusal this notification is, or undefined for a call the sentry serves. */
   judge(n: Notification): Denial | undefined {
     const syscall = this.#names.get(n.nr);

@@ -35,6 +35,8 @@ export function sentryDriver(env: SentryEnv, hostDriver: (supervised: () => Supe
       log: env.log,
       traceAll: process.env['STOCKADE_SENTRY_TRACE'] === '1',
       blockLimitMs: blockLimitMs(),
+      // STOCKADE_SENTRY_FAST=0: every call in JavaScript (fast-path.ts), for comparing the two.
+      fastPath: process.env['STOCKADE_SENTRY_FAST'] !== '0',
       cacheDir: seccompCacheDir(env.root),
     });
   });

@@ -19,7 +19,10 @@ import { HANDOFF } from '../native/protocol';
 import type { Sentry, SentryDenial, SentryMount, SentryStats, StuckCall } from './kernel';
 import { decodeReports, REPORT_SIZE } from './blocking';
 import { NR, sayOnStderr, type RawSyscall } from './native';
-import { Poller, type Watch } from './poll';
+import { Poller, type FastWait, type Watch } from './poll';
+import type { FastServe } from './fast-path';
+import type { FastLayout } from '../native/addon';
+import { decodeNotification } from './notification';
 import { sentryFor, type WorkloadIdentity } from './serve';
 import { TraceReaders } from './trace-readers';
 import { parseNetPolicy, type NetPolicy } from './net-policy';
@@ -52,6 +55,8 @@ export interface HostOptions {
   readonly blockLimitMs?: number | undefined;
   /** Records an open of container `id` that waited past that limit or found no thread (the --log file). */
   readonly stuck?: ((id: string, s: StuckCall) => void) | undefined;
+  /** The addon's wait that serves the common stats and opens natively (fast-path.ts); without it every call is JavaScript's. */
+  readonly fast?: { readonly serve: FastServe; readonly layout: FastLayout } | undefined;
 }
 
 /** One container the host serves: the mounts its paths resolve in, its trace readers, where its exec'd processes join. */
@@ -114,6 +119,7 @@ export class SentryHost {
     try {
       sentry = sentryFor(listener, who, {
         trace: group.trace, denied: (d) => this.#o.denied?.(group.id, d), stuck: (s) => this.#o.stuck?.(group.id, s), blockLimitMs: this.#o.blockLimitMs,
+        fast: this.#o.fast !== undefined,
       }, group.mounts);
     } catch (e) {
       this.#o.sys(NR.close, listener);
@@ -132,7 +138,7 @@ export class SentryHost {
   run(idle?: { readonly afterMs: number; then(): void }): void {
     let busy = true;
     while (this.#groups.size > 0) {
-      if (this.#poller.once(this.#watches(), busy ? idle?.afterMs : undefined)) {
+      if (this.#poller.once(this.#watches(), busy ? idle?.afterMs : undefined, this.#fastWait(idle?.afterMs))) {
         busy = true;
         continue;
       }
@@ -150,6 +156,25 @@ export class SentryHost {
     this.#listeners.clear();
     this.#joins.clear();
     for (const g of [...this.#groups]) this.#closeGroup(g);
+  }
+
+  /** The fast path's part of the next wait: the contexts of the listeners it may serve now. */
+  #fastWait(busyMs: number | undefined): FastWait | undefined {
+    const fast = this.#o.fast;
+    if (fast === undefined) return undefined;
+    const contexts: Buffer[] = [];
+    for (const { sentry } of this.#listeners.values()) {
+      const c = sentry.fastContext();
+      if (c !== undefined) contexts.push(c);
+    }
+    return { serve: fast.serve, layout: fast.layout, contexts, busyMs, handover: (fd, notif) => this.#handover(fd, notif) };
+  }
+
+  /** A notification the fast path received and left to its Sentry: answered as serveNext would. */
+  #handover(fd: number, notif: Buffer): void {
+    const l = this.#listeners.get(fd);
+    if (l === undefined) return;
+    guarded(() => l.sentry.answer(decodeNotification(notif)), () => this.#dropListener(fd))(0);
   }
 
   #watches(): Watch[] {
@@ -189,7 +214,7 @@ export class SentryHost {
     // Calls answered later whose callers are gone with the listener: their sockets go too.
     for (const w of l.sentry.later) this.#o.sys(NR.close, w.fd);
     l.sentry.later.clear();
-    this.#o.served?.(l.group.id, l.sentry.stats);
+    this.#o.served?.(l.group.id, l.sentry.statsNow());
     l.group.listeners.delete(fd);
     this.#closeIfGone(l.group);
   }

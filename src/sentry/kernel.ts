@@ -15,11 +15,11 @@ import {
   AT_EMPTY_PATH, AT_FDCWD, EACCES, EAGAIN, EFAULT, EINTR, EINVAL, ELOOP, ENOENT, EPERM, ENOSYS, ENOTDIR, EXDEV, O_ACCMODE, O_TRUNC, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, O_WRONLY, PATH_MAX, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
   RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS, S_IFDIR, S_IFMT, SECCOMP_USER_NOTIF_FLAG_CONTINUE,
 } from '../abi/linux/constants';
-import { STATX_MNT_ID, STATX_MNT_ID_OFFSET, STATX_MODE, STATX_TYPE } from '../abi/linux/structs';
+import { STAT_DEV, STAT_SIZE, STATX_MNT_ID, STATX_MNT_ID_OFFSET, STATX_MODE, STATX_TYPE } from '../abi/linux/structs';
 import { posix } from 'node:path';
-import { nativeArch } from '../seccomp/arch';
+import { abiOf, nativeArch, syscallNumber } from '../seccomp/arch';
 import { sentrySyscallTable } from './syscalls';
-import { effectiveCapsOf, parseStatusCreds, threadCreds, type Creds, type ThreadCreds } from './creds';
+import { effectiveCapsOf, parseStatusCreds, sameIds, threadCreds, type Creds, type ThreadCreds } from './creds';
 import { NR, sayOnStderr, type SentryKernel } from './native';
 import { decodeNotification, NOTIF_SIZE, type Notification, type Reply } from './notification';
 import { HANDLERS, type Handler } from './handlers';
@@ -31,6 +31,7 @@ import type { NetPolicy } from './net-policy';
 import type { Watch } from './poll';
 import { containerCpuCount } from './procfs';
 import { ExecLinks } from './exec-links';
+import { FastContext } from './fast-path';
 
 
 export interface SentryOptions {
@@ -129,6 +130,8 @@ export interface SentryStats {
   denied: number;
   /** opens handed to a thread of their own (blocking.ts), counted again as injected or errors once answered */
   handedOff: number;
+  /** of the notifications, those the native fast path answered (fast-path.ts) */
+  fast: number;
 }
 
 /** Every flag open(2) knows on x86_64 and aarch64, O_ACCMODE's four values included. */
@@ -171,7 +174,7 @@ export class Sentry {
   readonly k: SentryKernel;
   readonly opts: SentryOptions;
   readonly creds: ThreadCreds;
-  readonly stats: SentryStats = { notifications: 0, continued: 0, injected: 0, errors: 0, denied: 0, handedOff: 0 };
+  readonly stats: SentryStats = { notifications: 0, continued: 0, injected: 0, errors: 0, denied: 0, handedOff: 0, fast: 0 };
   readonly started = Date.now();
   /**
    * Calls answered later (a Later reply): what each waits for, and what answers it then. The
@@ -219,6 +222,8 @@ export class Sentry {
   readonly #link = Buffer.alloc(PATH_MAX);
   readonly #file = Buffer.alloc(8192);
   readonly #notif = Buffer.alloc(NOTIF_SIZE);
+  /** What the native fast path may serve for this Sentry; undefined: nothing (no fast wait, or STOCKADE_SENTRY_FAST=0). */
+  readonly #fast: FastContext | undefined;
 
   constructor(k: SentryKernel, opts: SentryOptions, handlers: Readonly<Record<string, Handler>> = HANDLERS) {
     this.k = k;
@@ -241,6 +246,58 @@ export class Sentry {
       const h = handlers[e.handler];
       if (h !== undefined) this.#dispatch.set(nr, { name: e.name, handler: h });
     }
+    this.#fast = this.#fastContext();
+  }
+
+  /**
+   * The native fast path's context (fast-path.ts), when the host waits with the addon's fastServe
+   * (not with STOCKADE_SENTRY_FAST=0). It serves a call only where this Sentry would answer it with
+   * the file handlers as they are: a table that serves stat or open otherwise (a test's), or a
+   * refusal the filter records for them, keeps those calls here.
+   */
+  #fastContext(): FastContext | undefined {
+    const seam = this.k.fast;
+    const abi = abiOf(nativeArch());
+    // The addon serves the x86_64 ABI alone, as answer() does.
+    if (seam === undefined || abi === undefined || nativeArch() !== 'SCMP_ARCH_X86_64') return undefined;
+    const served = (names: readonly string[]): boolean => names.every((name) => {
+      const nr = syscallNumber(abi, name);
+      const own = HANDLERS[`file.${name}`];
+      return nr !== undefined && own !== undefined && !this.#judge.records(nr) && this.#dispatch.get(nr)?.handler === own;
+    });
+    // Devices whose files this Sentry rewrites (procfs.ts) or stands in for (shadows): their stats and opens stay here.
+    const devs: bigint[] = [];
+    const st = Buffer.alloc(STAT_SIZE);
+    for (const fd of [...this.#mounts.map((m) => m.fd), ...(this.opts.shadowRoot === undefined ? [] : [this.opts.shadowRoot.fd])]) {
+      if (this.k.sys(NR.newfstatat, fd, '', st, AT_EMPTY_PATH) < 0) return undefined;
+      devs.push(st.readBigUInt64LE(STAT_DEV));
+    }
+    // Where a relative path's start is JavaScript's (#ownedStart): the owned trees and the shadows, by mount id.
+    const mntIds = [...this.#mounts.map((m) => m.mntId), ...(this.#shadows === undefined ? [] : [this.#shadows.mountId])];
+    return new FastContext(seam, this.#mounts.map((m) => m.path), devs, mntIds.every((m) => m >= 0n) ? mntIds : undefined, this.creds.capSets, {
+      stat: served(['stat', 'lstat', 'newfstatat']), open: served(['open', 'openat']),
+    });
+  }
+
+  /**
+   * What the fast path may serve before the next wait: only while the thread already holds the
+   * identity asCaller would take (the plan's ids; the capabilities are compared per call in C),
+   * no trace record is wanted, and the root is open.
+   */
+  fastContext(): Buffer | undefined {
+    const f = this.#fast;
+    if (f === undefined) return undefined;
+    const cur = this.creds.current;
+    const enabled = this.#rootFd >= 0 && !this.#identityVaries && this.opts.trace?.enabled() !== true && sameIds(this.opts.user, cur);
+    return f.set({ enabled, root: this.#rootFd, caps: cur.caps });
+  }
+
+  /** The stats with the fast path's counts added. */
+  statsNow(): SentryStats {
+    const c = this.#fast?.counts;
+    if (c === undefined) return { ...this.stats };
+    const s = this.stats;
+    return { ...s, notifications: s.notifications + c.served, injected: s.injected + c.injected, errors: s.errors + c.errors, fast: c.served };
   }
 
   /** The sentry's own identity: its thread's groups are cleared once, so switching back is exact. */

@@ -2,6 +2,7 @@
 import { writeSync } from 'node:fs';
 import type { SyscallArg } from '../native/addon';
 import type { BlockingOpener } from './blocking';
+import type { FastPathSeam } from './fast-path';
 import { abiOf, nativeArch, syscallNumber } from '../seccomp/arch';
 
 
@@ -44,6 +45,8 @@ export interface SentryKernel {
   readonly sendMessage?: ((fd: number, data: Uint8Array, name: Uint8Array | null, control: Uint8Array | null, flags: number) => number) | undefined;
   /** Hands an open that may block to a thread of its own (blocking.ts); without it such opens are refused (EAGAIN). */
   readonly blocking?: BlockingOpener | undefined;
+  /** The addon's fast path for this listener (fast-path.ts); without it every call is served in JavaScript. */
+  readonly fast?: FastPathSeam | undefined;
 }
 
 const HOST_CALLS = [

@@ -3,7 +3,7 @@
 // and the thread confines itself. The sentry process does these on its main thread (daemon.ts,
 // SentryHost).
 import { CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP } from '../abi/linux/constants';
-import { sentryNative } from '../native/addon';
+import { sentryNative, type FastLayout } from '../native/addon';
 import { Sentry, type SentryDenial, type SentryMount, type SentryOptions, type StuckCall, type TraceSink } from './kernel';
 import { encodeRequest } from './blocking';
 import { compileSentryThreadFilter } from './confine';
@@ -29,6 +29,8 @@ export interface ServeHooks {
   readonly stuck?: ((s: StuckCall) => void) | undefined;
   /** How long an open handed to a thread of its own may wait (blocking.ts). */
   readonly blockLimitMs?: number | undefined;
+  /** Whether the native fast path may serve this listener's common stats and opens (fast-path.ts). */
+  readonly fast?: boolean | undefined;
 }
 
 /**
@@ -55,6 +57,13 @@ export function wallThisThread(): void {
 }
 
 let threadFilter: Buffer | undefined;
+let layout: FastLayout | undefined;
+
+/** The native fast path's context layout (fast-path.ts), asked once. */
+function fastLayout(): FastLayout {
+  layout ??= sentryNative().fastLayout();
+  return layout;
+}
 
 /** This thread's own filter (confine.ts), compiled once. */
 function sentryThreadFilter(): Buffer {
@@ -127,6 +136,7 @@ export function sentryFor(listener: number, who: WorkloadIdentity, hooks: ServeH
       const { request, groups } = encodeRequest(r, listener);
       return native.blockingOpen(listener, request, groups);
     },
+    fast: hooks.fast === true ? { layout: fastLayout(), listener } : undefined,
   };
   const sentry = new Sentry(kernel, {
     user: who.user, hostname: who.hostname, domainname: who.domainname, trace: hooks.trace, mounts, denied: hooks.denied,

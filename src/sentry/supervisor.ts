@@ -263,6 +263,8 @@ export interface SentryLevelOptions {
   readonly cacheDir?: string | undefined;
   /** How long an open may wait for a FIFO's other end or a device (STOCKADE_SENTRY_BLOCK_LIMIT_MS). */
   readonly blockLimitMs?: number | undefined;
+  /** false: no call served by the native fast path (STOCKADE_SENTRY_FAST=0), to compare against it. */
+  readonly fastPath?: boolean | undefined;
 }
 
 /**
@@ -313,6 +315,7 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
         debug: opts.log?.debugging === true,
         cacheDir: opts.cacheDir,
         blockLimitMs: opts.blockLimitMs,
+        fastPath: opts.fastPath !== false,
         id: ctx.id,
         network: networkOf(ctx.spec),
         ...(sandboxDir === undefined ? {} : sharedNames(ctx.spec, sandboxDir)),
