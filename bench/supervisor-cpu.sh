@@ -102,17 +102,25 @@ run() {
   fi
   sleep 0.7
   local a w1 v1 i1 la
-  read -r a w1 _ <"/proc/$sup/schedstat"
+  if ! { read -r a w1 _ <"/proc/$sup/schedstat" && read -r la _ <"/proc/$wl/schedstat"; } 2>/dev/null; then
+    echo "$name: supervisor $sup or workload $wl gone before the calls; run dropped" >&2
+    wait "$pid" || true
+    return
+  fi
   v1=$(awk '/^voluntary_ctxt/ {print $2}' "/proc/$sup/status"); i1=$(awk '/^nonvoluntary_ctxt/ {print $2}' "/proc/$sup/status")
-  read -r la _ <"/proc/$wl/schedstat"
   until grep -q '^done' "$log"; do
     kill -0 "$pid" 2>/dev/null || { echo "$name: failed: $(tail -2 "$log")" >&2; return; }
     sleep 0.05
   done
   local b w2 v2 i2 lb
-  read -r b w2 _ <"/proc/$sup/schedstat"
+  # The workload pauses 1.5 s after its calls; on one loaded CPU this loop can take longer to see
+  # "done", and then the processes are gone: that run is dropped, not the whole bench.
+  if ! { read -r b w2 _ <"/proc/$sup/schedstat" && read -r lb _ <"/proc/$wl/schedstat"; } 2>/dev/null; then
+    echo "$name: ended before it was read; run dropped" >&2
+    wait "$pid" || true
+    return
+  fi
   v2=$(awk '/^voluntary_ctxt/ {print $2}' "/proc/$sup/status"); i2=$(awk '/^nonvoluntary_ctxt/ {print $2}' "/proc/$sup/status")
-  read -r lb _ <"/proc/$wl/schedstat"
   wait "$pid" || true
   local wall
   wall=$(awk '/^done/ {print $2}' "$log")
