@@ -563,6 +563,30 @@ static napi_value js_peer_cred(napi_env env, napi_callback_info info) {
   return out;
 }
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+/* peerPidfd(fd): a pidfd of the process at the other end of a connected unix socket (SO_PEERPIDFD;
+ * before Linux 6.5, pidfd_open of SO_PEERCRED's pid): the planner reads its peer's /proc entry and
+ * then checks, by this pidfd, that the pid was still that process's. */
+static napi_value js_peer_pidfd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int fd;
+  if (!get_fd(env, argv[0], "socketFd", &fd)) return NULL;
+  int pidfd = -1;
+  socklen_t len = sizeof pidfd;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0) return make_int(env, pidfd);
+  struct ucred cred;
+  len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return throw_errno(env, errno, "getsockopt(SO_PEERCRED)");
+  if (cred.pid <= 0) return throw_errno(env, ESRCH, "getsockopt(SO_PEERCRED)");
+  long pfd = syscall(SYS_pidfd_open, cred.pid, 0u);
+  if (pfd < 0) return throw_errno(env, errno, "pidfd_open");
+  return make_int(env, (int)pfd);
+}
+
 /* TIOCSWINSZ on a pty master: Node can only size its own terminal streams. */
 static napi_value js_set_winsize(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -1006,6 +1030,7 @@ NAPI_MODULE_INIT() {
       {"unixConnect", NULL, js_unix_connect, NULL, NULL, NULL, napi_enumerable, NULL},
       {"accept", NULL, js_accept, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peerCred", NULL, js_peer_cred, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peerPidfd", NULL, js_peer_pidfd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setWinsize", NULL, js_set_winsize, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setOnlcr", NULL, js_set_onlcr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"takeCookedInput", NULL, js_take_cooked_input, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -154,22 +154,25 @@ static bool read_file(const char *path, struct buf *b)
 	return n == 0;
 }
 
-/* As src/planner/host.ts hostFingerprint: namespaces, ids and capabilities. */
-static bool fingerprint(struct buf *b)
+/* As src/planner/host.ts fingerprintOf: the namespaces, root, ids and capabilities of the process
+ * whose /proc directory is proc ("/proc/self", or a peer's). */
+static bool fingerprint_of(const char *proc, struct buf *b)
 {
-	static const char *const ns[] = {"cgroup", "ipc", "mnt", "net", "pid", "user", "uts"};
+	static const char *const ns[] = {"ns/cgroup", "ns/ipc", "ns/mnt", "ns/net", "ns/pid", "ns/user", "ns/uts", "root"};
 	static const char *const keys[] = {"Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"};
 	for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
-		char path[64], link[128];
-		snprintf(path, sizeof path, "/proc/self/ns/%s", ns[i]);
+		char path[96], link[PATH_MAX];
+		snprintf(path, sizeof path, "%s/%s", proc, ns[i]);
 		ssize_t n = readlink(path, link, sizeof link - 1);
 		if (n <= 0)
 			return false;
 		if (!buf_add(b, link, (size_t)n) || !buf_add(b, "\n", 1))
 			return false;
 	}
+	char path[96];
+	snprintf(path, sizeof path, "%s/status", proc);
 	struct buf status = {0};
-	if (!read_file("/proc/self/status", &status) || !buf_add(&status, "", 1)) {
+	if (!read_file(path, &status) || !buf_add(&status, "", 1)) {
 		free(status.data);
 		return false;
 	}
@@ -189,6 +192,49 @@ static bool fingerprint(struct buf *b)
 	return true;
 }
 
+static bool fingerprint(struct buf *b)
+{
+	return fingerprint_of("/proc/self", b);
+}
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+/*
+ * Whether the process listening at the other end of conn is this one's equal: the same namespaces,
+ * root, ids and capabilities, read from its /proc entry, not from what it says of itself. The
+ * front carries out what the planner sends (SPAWN, WAIT and THEN name programs it execs), so a
+ * listener of this uid with less power (no capabilities, another mount namespace, a chroot: a
+ * process in a sandbox that can write the state root) must not be taken for a planner. Its pidfd
+ * (SO_PEERPIDFD; before Linux 6.5, pidfd_open of the pid SO_PEERCRED gave) must still be alive once
+ * its entry is read: a listener that exited could have left its pid to another process.
+ */
+static bool peer_is_equal(int conn, pid_t pid)
+{
+	int pidfd = -1;
+	socklen_t len = sizeof pidfd;
+	if (getsockopt(conn, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0)
+		pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+	if (pidfd < 0 || pid <= 0) {
+		if (pidfd >= 0)
+			close(pidfd);
+		return false;
+	}
+	char proc[64];
+	snprintf(proc, sizeof proc, "/proc/%d", (int)pid);
+	struct buf mine = {0}, theirs = {0};
+	bool equal = fingerprint(&mine) && fingerprint_of(proc, &theirs) && mine.len == theirs.len && memcmp(mine.data, theirs.data, mine.len) == 0;
+	free(mine.data);
+	free(theirs.data);
+	/* A pidfd polls readable once its process has exited. */
+	struct pollfd alive = {.fd = pidfd, .events = POLLIN};
+	if (equal && (poll(&alive, 1, 0) != 0))
+		equal = false;
+	close(pidfd);
+	return equal;
+}
+
 static int connect_to(const char *path)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -202,10 +248,11 @@ static int connect_to(const char *path)
 		close(fd);
 		return -1;
 	}
-	/* The planner must be this user's: a socket another user put there is not asked anything. */
+	/* The planner must be this user's and this process's equal: a socket another user, or this user
+	 * with less power, put there is not asked anything. */
 	struct ucred cred;
 	socklen_t len = sizeof cred;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != geteuid()) {
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != geteuid() || !peer_is_equal(fd, cred.pid)) {
 		close(fd);
 		return -1;
 	}

@@ -158,6 +158,7 @@ interface Binding extends SentryNative {
   unixConnect(path: string): number;
   accept(socketFd: number): number;
   peerCred(socketFd: number): [number, number, number];
+  peerPidfd(socketFd: number): number;
   setWinsize(fd: number, rows: number, cols: number): void;
   setOnlcr(fd: number, on: boolean): boolean;
   takeCookedInput(fd: number): [Buffer, boolean];
@@ -176,7 +177,7 @@ interface Binding extends SentryNative {
 
 const FUNCTIONS = [
   'flock', 'flockAsync', 'pidfdOpen', 'pidfdSendSignal', 'pidfdGetfd', 'waitPidfd',
-  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'peerCred', 'setWinsize', 'setOnlcr', 'takeCookedInput', 'readAvailable', 'openPty', 'getWinsize',
+  'setChildSubreaper', 'socketpair', 'sendFd', 'recvFd', 'openat2', 'unixListen', 'unixConnect', 'accept', 'peerCred', 'peerPidfd', 'setWinsize', 'setOnlcr', 'takeCookedInput', 'readAvailable', 'openPty', 'getWinsize',
   'mallocTrim', 'execBlocked', 'holdSignals', 'releaseSignals', 'bpfDeviceProgLoad', 'bpfCgroupDeviceAttach', 'bpfCgroupDevicePrograms', ...SENTRY_FUNCTIONS,
 ] as const;
 
@@ -337,6 +338,11 @@ export function accept(socketFd: number): number {
 export function peerCred(socketFd: number): { pid: number; uid: number; gid: number } {
   const [pid, uid, gid] = binding().peerCred(socketFd);
   return { pid, uid, gid };
+}
+
+/** A pidfd (close-on-exec) of the process at the other end of a connected unix socket: SO_PEERPIDFD, or before Linux 6.5 pidfd_open of SO_PEERCRED's pid. */
+export function peerPidfd(socketFd: number): number {
+  return binding().peerPidfd(socketFd);
 }
 
 /** Sets a terminal's window size (TIOCSWINSZ), e.g. on a container's pty master. */

@@ -11,19 +11,26 @@ export function buildIdOf(bundle: string): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
 }
 
-const NAMESPACES = ['cgroup', 'ipc', 'mnt', 'net', 'pid', 'user', 'uts'] as const;
+/** The links compared: the namespaces, and the root (a chroot's differs). */
+const LINKS = ['ns/cgroup', 'ns/ipc', 'ns/mnt', 'ns/net', 'ns/pid', 'ns/user', 'ns/uts', 'root'] as const;
 const STATUS_KEYS = ['Uid', 'Gid', 'Groups', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp'];
 
 /**
- * Everything of this process that a call's outcome depends on and that the planner does not take
- * from the request: its namespaces, its ids and capabilities. A front whose own differ runs the
- * call cold. The front (C) computes the same text. The cgroup is not here: each request carries
- * its caller's, which the call's cgroups are placed relative to (setCallerCgroup).
+ * Everything of a process that a call's outcome depends on and that the planner does not take
+ * from the request: its namespaces, its root, its ids and capabilities, read from its /proc
+ * directory (`proc`). A front whose own differ runs the call cold, and a planner serves no peer
+ * whose own differ (server.ts). The front (C) computes the same text. The cgroup is not here: each
+ * request carries its caller's, which the call's cgroups are placed relative to (setCallerCgroup).
  */
-export function hostFingerprint(): string {
-  const ns = NAMESPACES.map((n) => readlinkSync(`/proc/self/ns/${n}`)).join('\n');
-  const status = readFileSync('/proc/self/status', 'utf8').split('\n')
+export function fingerprintOf(proc: string): string {
+  const links = LINKS.map((n) => readlinkSync(`${proc}/${n}`)).join('\n');
+  const status = readFileSync(`${proc}/status`, 'utf8').split('\n')
     .filter((l) => STATUS_KEYS.includes(l.slice(0, l.indexOf(':'))))
     .join('\n');
-  return `${ns}\n${status}\n`;
+  return `${links}\n${status}\n`;
+}
+
+/** This process's fingerprint (fingerprintOf). */
+export function hostFingerprint(): string {
+  return fingerprintOf('/proc/self');
 }

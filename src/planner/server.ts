@@ -15,10 +15,10 @@ import { setStartReleaser } from '../namespaces/start';
 import { FORWARDED, setSignalSource, type SignalSource } from '../container/signal-forward';
 import { setStdio } from '../log/logger';
 import { setCallerCgroup } from '../cgroups/layout';
-import { flockSync, peerCred } from '../native/addon';
+import { flockSync, peerCred, peerPidfd, pidfdSendSignal } from '../native/addon';
 import { setInitSpawner } from '../native/launcher';
 import { declined } from './eligible';
-import { buildIdOf, hostFingerprint } from './host';
+import { buildIdOf, fingerprintOf, hostFingerprint } from './host';
 import { FrameReader, PLANNER_SOCKET, PLANNER_SERVE_ENV, TO_FRONT, frame, i32s, strings, type FrontFrame } from './protocol';
 import { RemoteInit } from './remote-init';
 import { leaveCallerCgroup } from './own-cgroup';
@@ -183,7 +183,7 @@ export function serve(root: string): void {
       sock.destroy();
       return;
     }
-    if (cred.uid !== process.getuid?.()) {
+    if (cred.uid !== process.getuid?.() || !peerIsEqual(fd, cred.pid, host)) {
       sock.destroy();
       return;
     }
@@ -288,6 +288,28 @@ export function serve(root: string): void {
     tellFront('R');
     armIdle();
   });
+}
+
+/**
+ * Whether the process that connected is this planner's equal: the same namespaces, root, ids and
+ * capabilities (fingerprintOf), read from its /proc entry. The uid alone is not enough: a process
+ * of this uid with less power (no capabilities, another mount namespace: a sandboxed command that
+ * can see the state root, as a read-only bind shows a socket) would have its call run with all of
+ * this planner's. Its pidfd must still be alive once its entry is read: a peer that exited could
+ * have left its pid to another process.
+ */
+function peerIsEqual(fd: number, pid: number, own: string): boolean {
+  let pidfd = -1;
+  try {
+    pidfd = peerPidfd(fd);
+    if (pid <= 0 || fingerprintOf(`/proc/${pid}`) !== own) return false;
+    pidfdSendSignal(pidfd, 0);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    if (pidfd >= 0) closeSync(pidfd);
+  }
 }
 
 /**
