@@ -167,6 +167,14 @@ void stk_do_mount(const struct stk_mount *m)
 		if (src_fd < 0)
 			stk_fail_errno("mount", "source %s (in the container) of %s", m->source, m->target);
 		source = stk_fd_path(src_fd, src_path);
+	} else if (bind && (m->mflags & STK_MOUNTF_SOURCE_RESOLVED)) {
+		/* The caller resolved this path and decided on it (stockade do: not the state root, not
+		 * /proc ...): a link put on its way since then (a directory swapped by whoever owns its
+		 * parent) is refused, not followed. The mount then binds what this fd holds. */
+		src_fd = sys_openat2(AT_FDCWD, m->source, O_PATH | O_CLOEXEC, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+		if (src_fd < 0)
+			stk_fail_errno("mount", "bind source %s of %s: no longer the path that was checked (a symlink on its way?)", m->source, m->target);
+		source = stk_fd_path(src_fd, src_path);
 	}
 	if (bind) {
 		struct stat st;

@@ -213,7 +213,7 @@ static void parse_record(struct stk_plan *pl, struct cursor *c, uint64_t *seen)
 		m->data = get_str(c);
 		m->uid_map = m->gid_map = NULL;
 		m->userns_fd = -1;
-		if (m->mflags & ~(STK_MOUNTF_BIND | STK_MOUNTF_REMOUNT | STK_MOUNTF_SOURCE_IN_CONTAINER | STK_MOUNTF_COPYUP))
+		if (m->mflags & ~(STK_MOUNTF_BIND | STK_MOUNTF_REMOUNT | STK_MOUNTF_SOURCE_IN_CONTAINER | STK_MOUNTF_COPYUP | STK_MOUNTF_SOURCE_RESOLVED))
 			plan_fail("mount %s: unknown flags 0x%x", m->target, m->mflags);
 		if ((m->mflags & STK_MOUNTF_SOURCE_IN_CONTAINER) && m->source[0] != '/')
 			plan_fail("mount %s: container source \"%s\" is not absolute", m->target, m->source);

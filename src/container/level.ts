@@ -105,6 +105,8 @@ export interface SandboxOptions {
   timeout?: { timeoutMs: number; graceMs: number } | undefined;
   /** Binds id-mapped by destination (a --bind :rw written with the caller's ownership): uid and gid map lines. */
   idmaps?: ReadonlyMap<string, MountIdmap> | undefined;
+  /** Every bind source is a path the caller resolved and checked (do's --bind): mounted only if no symlink is on it now. */
+  resolvedBinds?: boolean | undefined;
   /**
    * No command runs: the init holds the container open for the processes exec'd into it (the
    * SDK's sandboxes), its stdio /dev/null; needs init. process.args is then never executed.

@@ -51,6 +51,8 @@ export interface PlanOptions {
   hold?: boolean | undefined;
   /** Bind mounts to id-map, by destination (TAG_MOUNT_IDMAP); each must be a bind of the config's. */
   idmaps?: ReadonlyMap<string, MountIdmap> | undefined;
+  /** Every host bind source was resolved and checked by the caller (stockade do): walked with no symlink (MOUNTF.SOURCE_RESOLVED). */
+  resolvedBinds?: boolean | undefined;
 }
 
 /** The maps of an id-mapped bind, as /proc/PID/uid_map takes them ("0 65534 1\n"): container ids are the file system's, host ids the processes'. */
@@ -342,6 +344,7 @@ function planRootfs(spec: Spec, opts: PlanOptions, plan: PlanRecord[], inUserNs:
     }
     if (bind) {
       mountFlags |= MOUNTF.BIND;
+      if (opts.resolvedBinds === true) mountFlags |= MOUNTF.SOURCE_RESOLVED;
       flags |= MS_BIND | (parsed.recursive ? MS_REC : 0);
       // Flags beyond bind/rec only take effect on a bind through a second, remounting call.
       if ((parsed.flags & ~(MS_BIND | MS_REC)) !== 0) mountFlags |= MOUNTF.REMOUNT;

@@ -39,6 +39,7 @@ export function planHostProcess(req: CreateRequest, level: SupervisedLevel | und
     overlayTmpfs: req.sandbox?.overlayTmpfs,
     initTimeout: req.sandbox?.timeout,
     idmaps: req.sandbox?.idmaps,
+    resolvedBinds: req.sandbox?.resolvedBinds,
     hold: req.sandbox?.hold,
   };
   mark('seccomp');

@@ -214,6 +214,12 @@ export const MOUNTF = {
   SOURCE_IN_CONTAINER: 0x4,
   /** tmpcopyup: copy what the target directory held into the new (tmpfs) mount. */
   COPYUP: 0x8,
+  /**
+   * A bind whose host source the caller resolved (stockade do's --bind, realpath): walked again with
+   * no symlink at all (RESOLVE_NO_SYMLINKS), so that a component swapped for a link since the check
+   * fails the mount instead of binding where the link leads.
+   */
+  SOURCE_RESOLVED: 0x10,
 } as const;
 
 export const DEVICEF = {
