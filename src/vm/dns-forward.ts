@@ -8,9 +8,11 @@
 // that an answer can only be the answer to it), and sends the answer back (native/agent/dns.c).
 // UDP only: a resolver that gets a truncated answer and retries over TCP gets no answer.
 import { createSocket } from 'node:dgram';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { O_CLOEXEC, O_DIRECTORY, O_NOCTTY, O_NONBLOCK, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS } from '../abi/linux/constants';
+import { openat2 } from '../native/addon';
 import type { Spec } from '../oci/spec';
 import type { AgentClient } from './agent-client';
 
@@ -20,14 +22,52 @@ const ANSWER_TIMEOUT_MS = 5000;
 const MAX_IN_FLIGHT = 64;
 const DNS_PORT = 53;
 
-/** The resolv.conf the container reads: the bind mount over /etc/resolv.conf (what Docker, Podman and containerd give), else its root's. */
+/** More than any resolv.conf holds (the resolver reads three nameservers and six search domains). */
+const RESOLV_CONF_MAX = 64 * 1024;
+
+/**
+ * The resolv.conf the container reads: the bind mount over /etc/resolv.conf (what Docker, Podman
+ * and containerd give: a host path the runtime's caller chose), else its root's, resolved inside
+ * the root (RESOLVE_IN_ROOT): the image is the workload's, and this process is root on the host, so
+ * an image's /etc/resolv.conf -> /host/path must not name a host file. Either way only a regular
+ * file is opened for reading (an image's FIFO there would hold the keeper's boot forever), and only
+ * its first 64 KiB read.
+ */
 export function containerResolvConf(spec: Spec, bundle: string, rootfs: string): string | undefined {
   const m = [...(spec.mounts ?? [])].reverse().find((x) => x.destination === '/etc/resolv.conf' && x.source !== undefined);
-  const path = m?.source !== undefined ? resolve(bundle, m.source) : join(rootfs, 'etc', 'resolv.conf');
+  // Looked at first (O_PATH opens nothing: no device's open runs, no FIFO waits), read only if a regular file.
+  let at: number;
   try {
-    return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+    if (m?.source !== undefined) {
+      at = openSync(resolve(bundle, m.source), O_PATH | O_CLOEXEC);
+    } else {
+      const root = openSync(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      try {
+        at = openat2(root, 'etc/resolv.conf', O_PATH | O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+      } finally {
+        closeSync(root);
+      }
+    }
   } catch {
     return undefined;
+  }
+  let fd = -1;
+  try {
+    if (!fstatSync(at).isFile()) return undefined;
+    fd = openSync(`/proc/self/fd/${at}`, fsc.O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    const buf = Buffer.alloc(RESOLV_CONF_MAX);
+    let n = 0;
+    while (n < buf.length) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+    }
+    return buf.toString('utf8', 0, n);
+  } catch {
+    return undefined;
+  } finally {
+    if (fd >= 0) closeSync(fd);
+    closeSync(at);
   }
 }
 
