@@ -26,6 +26,10 @@
  * (src/vm/pod-share.ts): microvm has no hot-plug, but a running server serves a mount that
  * appears in its namespace. setns into a mount namespace needs a single-threaded caller, which
  * Node is not: hence here.
+ *
+ * --nofollow, before a bind: SOURCE is a path its caller resolved and checked (stockade do's
+ * --bind): walked with no symlink at all (openat2 RESOLVE_NO_SYMLINKS), so that a directory on it
+ * swapped for a link since the check fails the step instead of binding where the link leads.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +43,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
@@ -120,17 +125,25 @@ static int enter(const char *nspath)
 
 static int usage(void)
 {
-  fprintf(stderr, "usage: stockade-rbind [--ns NSPATH] [--ro|--bind|--idmap UID_MAP GID_MAP] SOURCE TARGET ... | --proc TARGET | --ns NSPATH --umount TARGET ... [--chroot DIR] [-- COMMAND ARG...]\n");
+  fprintf(stderr, "usage: stockade-rbind [--ns NSPATH] [--nofollow] [--ro|--bind|--idmap UID_MAP GID_MAP] SOURCE TARGET ... | --proc TARGET | --ns NSPATH --umount TARGET ... [--chroot DIR] [-- COMMAND ARG...]\n");
   return 2;
 }
 
 /* SOURCE's tree cloned detached, read-only, nosuid and nodev on every mount of it when asked, or
  * SOURCE's own mount id-mapped (maps non-NULL), then attached at TARGET (in the mount namespace
  * nspath when one is given: entered after the clone). */
-static int rbind(const char *source, const char *target, int ro, const char *uid_map, const char *gid_map, const char *nspath)
+static int rbind(const char *source, const char *target, int ro, const char *uid_map, const char *gid_map, const char *nspath, int nofollow)
 {
   int idmap = uid_map != NULL;
-  int tree = (int)syscall(SYS_open_tree, AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (idmap ? 0 : AT_RECURSIVE));
+  int at = AT_FDCWD, empty = 0;
+  if (nofollow) {
+    struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+    at = (int)syscall(SYS_openat2, AT_FDCWD, source, &how, sizeof how);
+    if (at < 0) return fail("open (no longer the path that was checked: a symlink on its way?)", source);
+    empty = AT_EMPTY_PATH;
+  }
+  int tree = (int)syscall(SYS_open_tree, at, empty ? "" : source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | empty | (idmap ? 0 : AT_RECURSIVE));
+  if (at >= 0) close(at);
   if (tree < 0) return fail("open_tree", source);
   if (ro) {
     struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
@@ -156,8 +169,16 @@ int main(int argc, char **argv)
 {
   int steps = 0;
   const char *nspath = NULL; /* --ns: for the next step only */
+  int nofollow = 0;          /* --nofollow: for the next bind only */
   for (int i = 1; i < argc;) {
     const char *a = argv[i];
+    if (strcmp(a, "--nofollow") == 0) {
+      if (nofollow) return usage();
+      nofollow = 1;
+      i++;
+      continue;
+    }
+    if (nofollow && (strcmp(a, "--umount") == 0 || strcmp(a, "--proc") == 0 || strcmp(a, "--chroot") == 0 || strcmp(a, "--") == 0 || strcmp(a, "--ns") == 0)) return usage();
     if (strcmp(a, "--ns") == 0) {
       if (i + 1 >= argc || nspath != NULL) return usage();
       nspath = argv[i + 1];
@@ -181,8 +202,9 @@ int main(int argc, char **argv)
       i += 2;
     } else if (strcmp(a, "--idmap") == 0) {
       if (i + 4 >= argc) return usage();
-      if (rbind(argv[i + 3], argv[i + 4], 0, argv[i + 1], argv[i + 2], nspath) != 0) return 1;
+      if (rbind(argv[i + 3], argv[i + 4], 0, argv[i + 1], argv[i + 2], nspath, nofollow) != 0) return 1;
       nspath = NULL;
+      nofollow = 0;
       i += 5;
     } else if (strcmp(a, "--chroot") == 0) {
       if (i + 1 >= argc) return usage();
@@ -193,11 +215,12 @@ int main(int argc, char **argv)
       int flagged = ro || strcmp(a, "--bind") == 0;
       if (!flagged && a[0] == '-') return usage();
       if (i + flagged + 1 >= argc) return usage();
-      if (rbind(argv[i + flagged], argv[i + flagged + 1], ro, NULL, NULL, nspath) != 0) return 1;
+      if (rbind(argv[i + flagged], argv[i + flagged + 1], ro, NULL, NULL, nspath, nofollow) != 0) return 1;
       nspath = NULL;
+      nofollow = 0;
       i += flagged + 2;
     }
     steps++;
   }
-  return steps == 0 || nspath != NULL ? usage() : 0;
+  return steps == 0 || nspath != NULL || nofollow ? usage() : 0;
 }

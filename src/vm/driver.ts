@@ -41,7 +41,7 @@ const SIGKILL = 9;
  * The host paths the config's bind mounts name, shared with the VM at boot (virtiofs shares are
  * fixed then): read-only where every mount of that source asks for ro.
  */
-function bindSources(spec: Spec, bundle: string, idmaps: ReadonlyMap<string, MountIdmap> | undefined): VmBind[] {
+function bindSources(spec: Spec, bundle: string, idmaps: ReadonlyMap<string, MountIdmap> | undefined, resolved = false): VmBind[] {
   const out = new Map<string, boolean>();
   const mapped = new Map<string, MountIdmap>();
   for (const m of spec.mounts ?? []) {
@@ -55,7 +55,8 @@ function bindSources(spec: Spec, bundle: string, idmaps: ReadonlyMap<string, Mou
   }
   // do --bind SRC:rw whose command is not the caller: id-mapped on the host, where the share is made
   // (the guest's 6.1 kernel cannot id-map a virtiofs or 9p mount, and must not be trusted to).
-  return [...out].map(([source, readonly]) => ({ source, readonly, ...(mapped.has(source) ? { idmap: mapped.get(source) } : {}) }));
+  // do's --bind sources were resolved and checked: shared only if no symlink is on them by then.
+  return [...out].map(([source, readonly]) => ({ source, readonly, ...(mapped.has(source) ? { idmap: mapped.get(source) } : {}), ...(resolved ? { nofollow: true } : {}) }));
 }
 
 /**
@@ -218,7 +219,7 @@ async function createVm(req: CreateRequest, proc: NonNullable<Spec['process']>, 
     req.debug?.(choice.cold === undefined ? `vm: from template ${choice.template.key} (${choice.template.dir})` : `vm: booting cold: ${choice.cold}`);
     // A warmed VM of that template from the pool, claimed here (one create wins each); an id-mapped
     // bind source needs a clone whose QEMU runs with the id-mapped share's capabilities: restored for it.
-    const binds = bindSources(spec, req.bundle, req.sandbox?.idmaps);
+    const binds = bindSources(spec, req.bundle, req.sandbox?.idmaps, req.sandbox?.resolvedBinds);
     const { claimPooled, poolSize } = await import('./pool');
     const pooled = choice.cold === undefined && poolSize() > 0 && binds.every((b) => b.idmap === undefined)
       ? claimPooled(req.store.root, choice.template, (l) => req.debug?.(l)) : undefined;
@@ -370,7 +371,7 @@ function keeperBase(req: CreateRequest, rootfs: string): Pick<KeeperConfig, 'id'
     spec: req.spec,
     noPivot: req.noPivot,
     noNewKeyring: req.noNewKeyring,
-    binds: bindSources(req.spec, req.bundle, req.sandbox?.idmaps),
+    binds: bindSources(req.spec, req.bundle, req.sandbox?.idmaps, req.sandbox?.resolvedBinds),
     rootfs,
     cgroupPaths: req.cgroups?.paths ?? [],
     consoleSocket: req.consoleSocket,

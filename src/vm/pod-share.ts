@@ -21,7 +21,7 @@ import { rbindBinary } from './vmm';
 export interface PodShareOptions {
   readonly rootfs: string;
   readonly readonlyRoot: boolean;
-  readonly binds: readonly { readonly source: string; readonly readonly: boolean }[];
+  readonly binds: readonly { readonly source: string; readonly readonly: boolean; readonly nofollow?: boolean }[];
 }
 
 const NAME = /^m\d{1,9}$/;
@@ -50,7 +50,7 @@ export function addPodShare(server: ShareServer, name: string, o: PodShareOption
         if (st.isDirectory()) mkdirSync(join(onHost, e.name), { mode: 0o755 });
         else writeFileSync(join(onHost, e.name), '', { mode: 0o644 });
       }
-      rbind(['--ns', ns, ...(e.readonly ? ['--ro'] : []), e.source, posix.join(inNs, e.name)]);
+      rbind(['--ns', ns, ...('nofollow' in e && e.nofollow === true ? ['--nofollow'] : []), ...(e.readonly ? ['--ro'] : []), e.source, posix.join(inNs, e.name)]);
       made.push(posix.join(inNs, e.name));
     }
   } catch (e) {

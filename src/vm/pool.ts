@@ -390,7 +390,7 @@ export async function runPoolOwner(entry: string): Promise<void> {
 async function handOver(vm: Vm, sock: Socket, entry: string, log: (l: string) => void): Promise<void> {
   const req = JSON.parse(await readLine(sock, 20000)) as TakeRequest;
   const server = vm.shareServer!;
-  const shares: GuestShares = addPodShare(server, TAKEN_SHARE, { rootfs: req.rootfs, readonlyRoot: req.readonlyRoot, binds: req.binds.map((b) => ({ source: b.source, readonly: b.readonly ?? false })) });
+  const shares: GuestShares = addPodShare(server, TAKEN_SHARE, { rootfs: req.rootfs, readonlyRoot: req.readonlyRoot, binds: req.binds.map((b) => ({ source: b.source, readonly: b.readonly ?? false, nofollow: b.nofollow === true })) });
   // Not a twin of the warm-up's guest, nor of any other: the entropy, clock and name of now.
   const now = Date.now();
   const seconds = Math.floor(now / 1000);

@@ -49,6 +49,8 @@ export interface VmBind {
    * ids only, and cannot make a file setuid or setgid (ShareEntry.idmap).
    */
   readonly idmap?: MountIdmap | undefined;
+  /** A path the caller resolved and checked (do --bind): shared only if no symlink is on it when the share is made. */
+  readonly nofollow?: boolean | undefined;
 }
 
 export interface BootOptions {
@@ -578,7 +580,7 @@ export function shareEntries(opts: Pick<BootOptions, 'rootfs' | 'readonlyRoot' |
     const name = `b${i}`;
     if (st.isDirectory()) mkdirSync(join(share, name), { mode: 0o755 });
     else writeFileSync(join(share, name), '', { mode: 0o644 });
-    entries.push({ source: b.source, name, readonly: b.readonly ?? false, ...(b.idmap !== undefined && b.readonly !== true ? { idmap: b.idmap } : {}) });
+    entries.push({ source: b.source, name, readonly: b.readonly ?? false, ...(b.idmap !== undefined && b.readonly !== true ? { idmap: b.idmap } : {}), ...(b.nofollow === true ? { nofollow: true } : {}) });
   });
   return entries;
 }

@@ -175,27 +175,32 @@ export interface ShareEntry {
    * NO_SETID_RULES (shareServerFilter).
    */
   readonly idmap?: MountIdmap | undefined;
+  /** A path its caller resolved and checked (do --bind): bound only if no symlink is on it now (stockade-rbind --nofollow). */
+  readonly nofollow?: boolean | undefined;
 }
 
 /** The third word of an entry in SHARE_SCRIPT's and the template jail's arguments: how it is bound. */
 export function shareEntryKind(e: ShareEntry): string {
   if (e.overlay !== undefined) return `overlay,${e.overlay}`;
-  if (e.idmap !== undefined) return `idmap,${e.idmap.uidMap},${e.idmap.gidMap}`;
-  return e.readonly ? '1' : '0';
+  const nofollow = e.nofollow === true ? 'nofollow,' : '';
+  if (e.idmap !== undefined) return `${nofollow}idmap,${e.idmap.uidMap},${e.idmap.gidMap}`;
+  return `${nofollow}${e.readonly ? '1' : '0'}`;
 }
 
 /** The same arguments to stockade-rbind for each kind but overlay (a shell case, in SHARE_SCRIPT and the template's jail). */
 export const RBIND_CASES = [
-  '  idmap,*) M=${3#idmap,}; "$B" --idmap "${M%%,*}" "${M#*,}" "$1" "$S/$2" ;;',
-  '  1) "$B" --ro "$1" "$S/$2" ;;',
-  '  *) "$B" "$1" "$S/$2" ;;',
+  '  idmap,*) M=${K#idmap,}; "$B" $N --idmap "${M%%,*}" "${M#*,}" "$1" "$S/$2" ;;',
+  '  1) "$B" $N --ro "$1" "$S/$2" ;;',
+  '  *) "$B" $N "$1" "$S/$2" ;;',
 ];
 
 /** An entry's stockade-rbind step onto DIR/NAME (a template clone's jail takes all of them in one run). */
 export function rbindStep(dir: string): (e: ShareEntry) => string[] {
-  return (e) => e.idmap !== undefined
-    ? ['--idmap', e.idmap.uidMap, e.idmap.gidMap, e.source, join(dir, e.name)]
-    : [e.readonly ? '--ro' : '--bind', e.source, join(dir, e.name)];
+  return (e) => [
+    ...(e.nofollow === true ? ['--nofollow'] : []),
+    ...(e.idmap !== undefined ? ['--idmap', e.idmap.uidMap, e.idmap.gidMap] : [e.readonly ? '--ro' : '--bind']),
+    e.source, join(dir, e.name),
+  ];
 }
 
 /** stockade-seccomp-exec (native/template/seccomp-exec.c): PROGRAM under a filter given as hex. */
@@ -228,7 +233,10 @@ export const SHARE_SCRIPT = [
   'S=$1 B=$2',
   'shift 2',
   'while [ "$1" != -- ]; do',
-  '  case "$3" in',
+  // N: stockade-rbind's --nofollow for an entry whose kind says so; K: the kind without it.
+  '  N= K=$3',
+  '  case "$K" in nofollow,*) N=--nofollow K=${K#nofollow,} ;; esac',
+  '  case "$K" in',
   '  overlay,*)',
   '    U="${S%/*}/upper-$2"',
   '    O=${3#overlay}',
