@@ -43,6 +43,12 @@ describe('the race harness (stockade do --isolation sentry)', { skip: raceSkip()
     assert.ok(crossed(n.counts).length > 0, `the kernel alone runs through a magic link: ${outcomes}`);
   });
 
+  test('execve of /proc/self/exe (the sentry writes its exec link over the path) while a thread rewrites the path to ones the sentry refuses: only the program itself runs', () => {
+    const { s, n, outcomes } = both(['race-reexec', RACE_MS], 'race-reexec');
+    assert.ok((s.counts['reexec'] ?? 0) > 0, `the re-exec ran: ${outcomes}`);
+    assert.ok(crossed(n.counts).length > 0, `the kernel alone runs through a magic link: ${outcomes}`);
+  });
+
   test('chdir to a path flipped between a directory and /proc, /sys and magic links: the cwd reached is never the real /proc or /sys, nor a directory through a magic link', () => {
     const { s, n, outcomes } = both(['race-chdir', RACE_MS], 'race-chdir');
     assert.ok((s.counts['good'] ?? 0) > 0 && sum(s.counts, ['ELOOP', 'ENOENT']) > 0, `both paths were met: ${outcomes}`);
