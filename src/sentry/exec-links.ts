@@ -24,6 +24,24 @@ function nameOf(i: number): string {
   return i < 26 ? String.fromCharCode(97 + i) : nameOf(Math.floor(i / 26) - 1) + String.fromCharCode(97 + (i % 26));
 }
 
+/** Each container's links, by its hand-off record of the tmpfs (host.ts): every process of the container has a Sentry of its own. */
+const byMount = new WeakMap<object, ExecLinks>();
+
+/**
+ * The exec links of the tmpfs `mount` stands for: one set for all the sentries of a container's
+ * processes (its own and those exec'd into it), which share that tmpfs. Each with a set of its own
+ * started at "a" again and found the name taken (EEXIST): a process exec'd into a container could
+ * not re-exec once the container had.
+ */
+export function execLinksOf(mount: object, sys: RawSyscall, dir: number): ExecLinks {
+  let links = byMount.get(mount);
+  if (links === undefined) {
+    links = new ExecLinks(sys, dir);
+    byMount.set(mount, links);
+  }
+  return links;
+}
+
 export class ExecLinks {
   readonly #sys: RawSyscall;
   readonly #dir: number;

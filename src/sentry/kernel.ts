@@ -30,7 +30,7 @@ import { readListing, ShadowDirs, type Entry } from './shadow-dirs';
 import type { NetPolicy } from './net-policy';
 import type { Watch } from './poll';
 import { containerCpuCount } from './procfs';
-import { ExecLinks } from './exec-links';
+import { execLinksOf, type ExecLinks } from './exec-links';
 import { FastContext } from './fast-path';
 
 
@@ -234,7 +234,7 @@ export class Sentry {
     this.#judge = denialJudge(arch);
     let links: ExecLinks | undefined;
     for (const m of opts.mounts ?? []) {
-      if (m.execLinks === true) links = new ExecLinks(k.sys, m.fd);
+      if (m.execLinks === true) links = execLinksOf(m, k.sys, m.fd);
       else this.#mounts.push({ path: m.path, fd: m.fd, mntId: this.#mountId(m.fd, '', AT_EMPTY_PATH) });
     }
     this.execLinks = links;

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Runtime, has, integrationSkip } from '../integration/harness';
+import { Runtime, has, integrationSkip, probeSpec } from '../integration/harness';
 
 type Level = 'namespaces' | 'sentry';
 
@@ -50,5 +50,22 @@ describe('re-executing through /proc/self/exe (stockade do --isolation sentry)',
     assert.ok(Number(lines[1]) >= 1, `${s.stdout}${s.stderr}`);
     assert.equal(lines.length, 2, `the workload reached a link: ${s.stdout}${s.stderr}`);
     assert.equal(sha256(busybox), before);
+  });
+  test('a process exec\'d into a container re-execs too, after the container\'s own did (the links are the container\'s, not each process\'s)', () => {
+    const b = rt.bundle(probeSpec(['/bin/busybox', 'sh', '-c', '(exec -a echo /proc/self/exe first) > /tmp/first; exec sleep 100'], (spec) => {
+      spec.mounts = [...(spec.mounts ?? []), { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev'] }];
+    }));
+    const id = `reexec-${process.pid}`;
+    assert.equal(rt.run(['--isolation', 'sentry', 'run', '-d', '-b', b.dir, id], { timeout: 60_000 }).status, 0);
+    try {
+      let first = '';
+      for (let i = 0; i < 20 && first === ''; i++) first = rt.run(['exec', id, '/bin/busybox', 'sh', '-c', 'sleep 0.2; cat /tmp/first']).stdout;
+      assert.equal(first, 'first\n', 'the container\'s own re-exec ran');
+      // A program other than the first one's target makes a link of its own; the same one reuses it.
+      const r = rt.run(['exec', id, '/bin/busybox', 'sh', '-c', '(exec -a echo /proc/self/exe second); cp /bin/busybox /tmp/busybox; /tmp/busybox sh -c "(exec -a echo /proc/self/exe third)"'], { timeout: 60_000 });
+      assert.deepEqual({ status: r.status, out: r.stdout, err: r.stderr }, { status: 0, out: 'second\nthird\n', err: '' });
+    } finally {
+      rt.run(['delete', '--force', id]);
+    }
   });
 });
