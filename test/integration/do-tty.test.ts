@@ -5,8 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, realpathSync } from 'node:fs';
-import { Runtime, STOCKADE, integrationSkip, has, checkoutShare, waitFor } from './harness';
+import { mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { Runtime, STOCKADE, integrationSkip, has, checkoutShare, probeSpec, waitFor } from './harness';
 import { processesMarked } from '../helpers/run-scope';
 import { vmSkip } from './vm-helpers';
 
@@ -81,13 +81,20 @@ interface Report { code?: number; out: string; before?: boolean; after?: boolean
 
 describe('stockade do at a terminal', { skip }, () => {
   let rt: Runtime;
-  before(() => { rt = new Runtime(); });
+  before(() => {
+    rt = new Runtime();
+    // Made first: a root that does not exist yet goes cold, and these run through the planner by default.
+    mkdirSync(rt.root, { mode: 0o700 });
+  });
   after(() => rt.cleanup());
 
-  const onPty = (args: readonly string[], steps: unknown[], rows = 33, cols = 101, env: Readonly<Record<string, string>> = {}): Report => {
+  const onPty = (args: readonly string[], steps: unknown[], rows = 33, cols = 101, env: Readonly<Record<string, string>> = {}): Report =>
+    onPtyRun(['do', ...checkoutShare(), ...args], steps, rows, cols, env);
+  /** Any stockade command line on the test's pty. */
+  const onPtyRun = (args: readonly string[], steps: unknown[], rows = 33, cols = 101, env: Readonly<Record<string, string>> = {}): Report => {
     // A VM boots first (seconds under TCG, more on a loaded host): the first wait allows for it.
     const wait = args.includes('vm') ? 120 : 20;
-    const spec = { argv: [STOCKADE, '--root', rt.root, 'do', ...checkoutShare(), ...args], rows, cols, steps, wait };
+    const spec = { argv: [STOCKADE, '--root', rt.root, ...args], rows, cols, steps, wait };
     const r = spawnSync('python3', ['-c', DRIVER, JSON.stringify(spec)], { encoding: 'utf8', timeout: wait * 3 * 1000, env: { ...process.env, ...env } });
     const report = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Report;
     assert.equal(report.error, undefined, `${report.error ?? ''}: ${report.out} ${r.stderr}`);
@@ -168,6 +175,29 @@ describe('stockade do at a terminal', { skip }, () => {
         assert.deepEqual([r.before, r.after], [true, true]);
       }
       assert.equal(warm.out.replace(/pts\/\d+/, 'pts/N'), cold.out.replace(/pts\/\d+/, 'pts/N'));
+      assert.deepEqual(rt.containerDirs(), []);
+    });
+
+    test('an attached run and an exec of a terminal process, with no console socket, are relayed by the front too', () => {
+      planner();
+      const noNode = { ...ON, NODE_OPTIONS: '--require=/nonexistent/a-cold-node-fails-here' };
+      const steps = [['wait', 'ready'], ['write', 'go\r']];
+      const script = (code: number): string => `tty; echo ready; read x; echo "got $x"; exit ${code}`;
+      const b = rt.bundle(probeSpec(['/bin/sh', '-c', script(4)], (s) => { s.process!.terminal = true; }));
+      const run = onPtyRun(['run', '-b', b.dir, 'tty-run'], steps, 33, 101, noNode);
+      assert.equal(run.code, 4, run.out);
+      assert.match(run.out, /\/dev\/pts\/\d+\r+\nready\r+\n[^]*got go\r+\n$/);
+      assert.deepEqual([run.before, run.after], [true, true]);
+      const sleeper = rt.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
+      assert.equal(rt.run(['run', '-d', '-b', sleeper.dir, 'tty-exec'], { env: ON }).status, 0);
+      try {
+        const exec = onPtyRun(['exec', '-t', 'tty-exec', '/bin/sh', '-c', script(5)], steps, 33, 101, noNode);
+        assert.equal(exec.code, 5, exec.out);
+        assert.match(exec.out, /\/dev\/pts\/\d+\r+\nready\r+\n[^]*got go\r+\n$/);
+        assert.deepEqual([exec.before, exec.after], [true, true]);
+      } finally {
+        rt.run(['delete', '--force', 'tty-exec']);
+      }
       assert.deepEqual(rt.containerDirs(), []);
     });
 
