@@ -717,6 +717,9 @@ static void relay_until_exit(struct child *c)
 	}
 	long end = 0;
 	for (;;) {
+		/* Without a pidfd to tell its exit, the relay's end is the sign (finish_started waits then). */
+		if (!c->exited && c->pidfd < 0 && !relay_output_open())
+			break;
 		if (c->exited) {
 			if (!relay_output_open())
 				break;
