@@ -762,7 +762,7 @@ static void __attribute__((noreturn)) finish_started(struct child *c)
 {
 	if (c->then == THEN_EXIT)
 		exit(0);
-	if (relay_active() && !c->exited)
+	if (relay_active())
 		relay_until_exit(c);
 	relay_stop();
 	if (c->then == THEN_WAIT && !c->exited) {
@@ -826,7 +826,7 @@ static void lost(struct child *c, const char *undo_id)
 	}
 	if (c->pid > 0) {
 		/* An exec's process: stockade-init, in monitor mode, exits with its status. */
-		if (relay_active() && !c->exited)
+		if (relay_active())
 			relay_until_exit(c);
 		relay_stop();
 		if (c->exited)
