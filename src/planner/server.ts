@@ -31,7 +31,7 @@ export const IDLE_MS = 60_000;
 /** The signals a front relays, by number. */
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(FORWARDED.map((s) => [constants.signals[s], s]));
 
-/** How long a frame carrying an fd waits, at most, for the frames before it to leave Node's buffer. */
+/** How often a frame carrying an fd looks again whether the frames before it have left Node's buffer. */
 const FD_RETRY_MS = 1;
 
 /** One call being served: the connection it came on and what it spawned there. */
