@@ -82,7 +82,7 @@
     {
       "target_name": "stockade-light",
       "type": "executable",
-      "sources": ["native/light/light.c", "native/light/watch.c", "native/light/planner.c"],
+      "sources": ["native/light/light.c", "native/light/watch.c", "native/light/planner.c", "native/light/relay.c"],
       "include_dirs": ["native/include"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_GNU_SOURCE"]
     }

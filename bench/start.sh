@@ -20,6 +20,7 @@ c.process.terminal = false; c.process.args = ["/bin/true"]; fs.writeFileSync(p, 
 stockade="$PWD/bin/stockade"
 # The warm path (the default, said explicitly): a planner serves the root (made here: a root that does not exist yet goes cold);
 # hyperfine's warm-up runs start it. The cold path: STOCKADE_PLANNER=off, every call its own Node.
+# `do` is served by the planner too (its root's first call, a warm-up, makes the root and starts one).
 mkdir -p "$work/s5"
 planner_pids() { for p in $(pgrep -f stockade-planner.js); do tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx "STOCKADE_PLANNER_SERVE=$work/s5" && echo "$p"; done; }
 trap 'for p in $(planner_pids); do kill "$p"; done; rm -rf "$work"' EXIT
@@ -29,6 +30,7 @@ cmds=(-n "node -e 0" "node -e 0"
       -n "stockade run (planner, warm)" "env STOCKADE_PLANNER=on $stockade --root $work/s5 run -b $work/bundle bench-w"
       -n "stockade run (sentry)" "$stockade --root $work/s2 --isolation sentry run -b $work/bundle bench-ss"
       -n "stockade do -- true" "$stockade --root $work/s3 do -T -- true"
+      -n "stockade do -- true (cold)" "env STOCKADE_PLANNER=off $stockade --root $work/s6 do -T -- true"
       -n "stockade do -- true (sentry)" "$stockade --root $work/s4 do -T --isolation sentry -- true")
 # A build to compare `do` with (issue 19's goal: no dearer than before), run alongside this one's.
 # A build from before do's terminal (issue 19's first commits) has no -T; hyperfine's stdin is no
@@ -66,7 +68,9 @@ console.log(`stockade run (planner, warm) / stockade run (cold): ${(warm / s).to
 console.log(`planner PSS while resident: ${(Number(process.argv[2]) / 1024).toFixed(1)} MB (goal 40 MB)`);
 const floor = by["node + runc run (floor)"];
 if (floor && by["runc run"]) console.log(`floor of a Node-fronted run (node handing the run to runc) / runc run: ${(floor / by["runc run"]).toFixed(2)}x; stockade run / that floor: ${(s / floor).toFixed(2)}x`);
-for (const k of ["stockade do -- true", "stockade do -- true (sentry)"]) if (by[`before: ${k}`]) console.log(`${k}: this build / the one before: ${(by[k] / by[`before: ${k}`]).toFixed(2)}x`);
+for (const [k, ref] of [["stockade do -- true", "stockade do -- true"], ["stockade do -- true (cold)", "stockade do -- true"], ["stockade do -- true (sentry)", "stockade do -- true (sentry)"]]) if (by[`before: ${ref}`]) console.log(`${k}: this build / the one before: ${(by[k] / by[`before: ${ref}`]).toFixed(2)}x`);
+if (by["stockade do -- true (cold)"]) console.log(`stockade do -- true (planner, warm) / (cold): ${(by["stockade do -- true"] / by["stockade do -- true (cold)"]).toFixed(2)}x`);
+for (const peer of ["runc run"]) if (by[peer]) console.log(`stockade do -- true (planner, warm) / ${peer}: ${(by["stockade do -- true"] / by[peer]).toFixed(2)}x`);
 // The sentry level against gVisor, the runtime it answers: both put a kernel of their own between the workload and the host.
 if (by["runsc run"]) console.log(`stockade run --isolation sentry / runsc run: ${(by["stockade run (sentry)"] / by["runsc run"]).toFixed(2)}x`);
 ' "$work/result.json" "$pss"

@@ -29,6 +29,7 @@
 #include "bpf.h"
 #include "notify.h"
 #include "stk-scm.h"
+#include "stk-tty.h"
 
 #ifndef SYS_openat2
 #define SYS_openat2 437
@@ -678,35 +679,16 @@ static napi_value js_set_onlcr(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/*
- * What a terminal still in canonical mode holds, read before a relay makes it raw: the whole lines
- * typed ahead, and whether an end of file (VEOF) followed them. Made raw with an end of file
- * pending, the line discipline hands it on as a NUL byte (n_tty keeps it in its buffer as one):
- * `script -c 'stockade do ...' </dev/null` gave the command a "\0" for input and its echo "^@".
- * Returns [Buffer, eof]; a terminal already raw, or nothing pending: an empty Buffer and false.
- */
+/* takeCookedInput(fd): [Buffer, eof], what a terminal still in canonical mode holds before a
+ * relay makes it raw (stk-tty.h says why). */
 static napi_value js_take_cooked_input(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
   int fd;
   if (!get_fd(env, argv[0], "fd", &fd)) return NULL;
   char buf[16384];
-  size_t len = 0;
   bool eof = false;
-  struct termios t;
-  if (tcgetattr(fd, &t) == 0 && (t.c_lflag & ICANON)) {
-    while (len < sizeof buf) {
-      struct pollfd p = { .fd = fd, .events = POLLIN };
-      if (poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN)) break;
-      ssize_t n = read(fd, buf + len, sizeof buf - len);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        eof = n == 0;
-        break;
-      }
-      len += (size_t)n;
-    }
-  }
+  size_t len = stk_take_cooked_input(fd, buf, sizeof buf, &eof);
   napi_value result, data, flag;
   if (napi_create_buffer_copy(env, len, buf, NULL, &data) != napi_ok || napi_get_boolean(env, eof, &flag) != napi_ok ||
       napi_create_array_with_length(env, 2, &result) != napi_ok || napi_set_element(env, result, 0, data) != napi_ok ||

@@ -38,6 +38,7 @@
 
 #include "stockade-abi.h"
 #include "planner.h"
+#include "relay.h"
 #include "watch.h"
 
 /* The state root, id rules, light record, start socket and status rules come from TypeScript
@@ -300,6 +301,20 @@ static int container_pidfd(const struct light *l)
 		close(pidfd);
 		return -1;
 	}
+	return pidfd;
+}
+
+int light_container_pidfd(const char *root, const char *id)
+{
+	char dir[PATH_MAX];
+	if (!valid_id(id) || snprintf(dir, sizeof dir, "%s/%s", root, id) >= (int)sizeof dir)
+		return -1;
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return -1;
+	struct light l;
+	int pidfd = read_light(dirfd, &l) ? container_pidfd(&l) : -1;
+	close(dirfd);
 	return pidfd;
 }
 

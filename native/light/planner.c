@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "planner.h"
+#include "relay.h"
 #include "stockade-abi.h"
 
 extern char **environ;
@@ -46,6 +47,8 @@ static const int FORWARDED[] = STK_FORWARDED_SIGNALS;
 
 static int g_sigpipe[2] = {-1, -1};
 static volatile sig_atomic_t g_relay;
+/* An fd the planner passed with its frames (SCM_RIGHTS): the pty master its TTY frame hands over. */
+static int g_passed_fd = -1;
 
 struct buf {
 	char *data;
@@ -449,11 +452,14 @@ static int reach_planner(const char *pkg, const char *root, const char *sock, st
 static void on_signal(int sig)
 {
 	int saved = errno;
-	if (g_relay) {
+	/* A window size change is the relay's own too (relay.c), whoever else takes it. */
+	if (g_relay || (sig == SIGWINCH && relay_active())) {
 		unsigned char s = (unsigned char)sig;
 		(void)!write(g_sigpipe[1], &s, 1);
 	} else if (sig != SIGWINCH && sig != SIGCONT) {
-		/* Nothing of the planner's takes it: what a cold call's Node would do, the default. */
+		/* Nothing of the planner's takes it: what a cold call's Node would do, the default, with
+		 * the caller's terminal given back first (Node resets its stdio on a fatal signal). */
+		relay_restore();
 		signal(sig, SIG_DFL);
 		raise(sig);
 	}
@@ -510,6 +516,7 @@ struct child {
 	int sync; /* the sync socket's front end */
 	bool exited; /* and reaped: its status below */
 	int status;  /* as exit() takes it: the code, or 128 + the signal */
+	int signal;  /* the signal that killed it, else 0 */
 	bool started; /* this process released the workload (START): the call is never done again */
 	enum then_kind then;
 	char **then_argv; /* THEN_WAIT's: path, globals, wait, [--keep], ID, PID */
@@ -520,6 +527,19 @@ static void close_fd(int *fd)
 	if (*fd >= 0)
 		close(*fd);
 	*fd = -1;
+}
+
+/* Reaps stockade-init if it has exited (its pidfd was readable); true when it has. */
+static bool reap_init(struct child *c)
+{
+	siginfo_t si = {0};
+	if (c->exited || waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG) != 0 || si.si_pid != c->pid)
+		return false;
+	c->exited = true;
+	bool killed = si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED;
+	c->signal = killed ? si.si_status : 0;
+	c->status = killed ? 128 + si.si_status : si.si_status;
+	return true;
 }
 
 /* SPAWN: stockade-init with the caller's fds 0 .. planFd-1, its plan pipe at planFd and sync socket at syncFd. */
@@ -722,12 +742,76 @@ static int keep_then(struct child *c, const char *p, size_t n)
 	return 0;
 }
 
+/* After the relay's master ends, how long its output may take (as src/container/run.ts waits). */
+#define RELAY_REST_MS 500
+
+/*
+ * The planner is gone while this process relays the caller's terminal (an attached run or exec
+ * with a terminal, a `do` at a terminal): becoming the wait would drop the relay, so this process
+ * goes on relaying and passes the caller's signals to the container's init (its light record says
+ * which, as the wait finds it), until stockade-init exits and the rest of the output is read; the
+ * caller's terminal is then given back. Only for a container known from the wait's argv.
+ */
+static void relay_until_exit(struct child *c)
+{
+	int target = -1;
+	if (c->then == THEN_WAIT) {
+		size_t argc = 0;
+		while (c->then_argv[argc] != NULL)
+			argc++;
+		if (argc >= 5 && strcmp(c->then_argv[1], "--root") == 0)
+			target = light_container_pidfd(c->then_argv[2], c->then_argv[argc - 2]);
+	}
+	long end = 0;
+	for (;;) {
+		/* Without a pidfd to tell its exit, the relay's end is the sign (finish_started waits then). */
+		if (!c->exited && c->pidfd < 0 && !relay_output_open())
+			break;
+		if (c->exited) {
+			if (!relay_output_open())
+				break;
+			if (end == 0)
+				end = now_ms() + RELAY_REST_MS;
+			if (now_ms() >= end)
+				break;
+		}
+		struct pollfd fds[4] = {
+		    {.fd = g_sigpipe[0], .events = POLLIN},
+		    {.fd = c->exited || c->pid <= 0 ? -1 : c->pidfd, .events = POLLIN},
+		};
+		relay_pollfds(&fds[2]);
+		if (poll(fds, 4, c->exited ? (int)(end - now_ms()) : -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (fds[0].revents != 0) {
+			unsigned char s;
+			while (read(g_sigpipe[0], &s, 1) == 1) {
+				if (s == SIGWINCH)
+					relay_resize();
+				if (target >= 0)
+					(void)syscall(SYS_pidfd_send_signal, target, s, NULL, 0);
+			}
+		}
+		if (fds[1].revents != 0)
+			reap_init(c);
+		relay_serve(&fds[2]);
+	}
+	if (target >= 0)
+		close(target);
+	relay_stop();
+}
+
 /* The planner is gone after this process released the workload: the call ends here, as the run
  * would have, and is never done again. */
 static void __attribute__((noreturn)) finish_started(struct child *c)
 {
 	if (c->then == THEN_EXIT)
 		exit(0);
+	if (relay_active())
+		relay_until_exit(c);
+	relay_stop();
 	if (c->then == THEN_WAIT && !c->exited) {
 		exec_wait(c->then_argv[0], c->then_argv);
 	}
@@ -776,7 +860,9 @@ static void lost(struct child *c, const char *undo_id)
 	close_fd(&c->plan);
 	close_fd(&c->sync);
 	if (undo_id != NULL) {
-		/* It had taken an id: its container is removed by the cold path, which then does the whole call. */
+		/* It had taken an id: its container is removed by the cold path, which then does the whole
+		 * call (and relays the caller's terminal itself, from its start). */
+		relay_stop();
 		if (c->pid > 0 && !c->exited) {
 			kill(c->pid, SIGKILL);
 			while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
@@ -787,6 +873,9 @@ static void lost(struct child *c, const char *undo_id)
 	}
 	if (c->pid > 0) {
 		/* An exec's process: stockade-init, in monitor mode, exits with its status. */
+		if (relay_active())
+			relay_until_exit(c);
+		relay_stop();
 		if (c->exited)
 			exit(c->status);
 		int status;
@@ -794,7 +883,34 @@ static void lost(struct child *c, const char *undo_id)
 			;
 		exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 	}
+	relay_stop();
 }
+
+/* A read of the planner's connection that keeps an fd passed with it (SCM_RIGHTS): a TTY frame's master. */
+static ssize_t recv_conn(int conn, char *buf, size_t size)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = size};
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+	/* Close-on-exec at once: nothing this process spawns or becomes may keep the container's master. */
+	ssize_t n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
+	for (struct cmsghdr *m = n < 0 ? NULL : CMSG_FIRSTHDR(&msg); m != NULL; m = CMSG_NXTHDR(&msg, m)) {
+		if (m->cmsg_level != SOL_SOCKET || m->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (m->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			if (g_passed_fd >= 0)
+				close(g_passed_fd);
+			memcpy(&g_passed_fd, CMSG_DATA(m) + i * sizeof(int), sizeof(int));
+		}
+	}
+	return n;
+}
+
+/* The caller's terminal back as it was, however this process exits while it relays. */
+static void restore_at_exit(void) { relay_stop(); }
 
 /* Serves the call through the planner; returns only when Node must do it (the cold path). */
 static void through_planner(int conn, char **argv)
@@ -827,7 +943,12 @@ static void through_planner(int conn, char **argv)
 	sigemptyset(&sa.sa_mask);
 	for (int i = 0; i < NFORWARDED; i++)
 		sigaction(FORWARDED[i], &sa, NULL);
-	if (send_frame(conn, STK_TO_PLANNER_REQUEST, req.data, req.len) < 0)
+	atexit(restore_at_exit);
+	/* Who asks: what a call takes from its own process (`do` names its container after the pid and
+	 * ties it to this process; a terminal on stdin gives it one) is this process's. */
+	int ttys = (isatty(0) ? 1 : 0) | (isatty(1) ? 2 : 0) | (isatty(2) ? 4 : 0);
+	if (send_ints(conn, STK_TO_PLANNER_CALLER, (int)getpid(), ttys) < 0 ||
+	    send_frame(conn, STK_TO_PLANNER_REQUEST, req.data, req.len) < 0)
 		return;
 	free(req.data);
 
@@ -894,6 +1015,18 @@ static void through_planner(int conn, char **argv)
 					return;
 				}
 				break;
+			case STK_TO_FRONT_TTY:
+				/* The master came with this frame: from now on the caller's terminal is relayed to it. */
+				if (g_passed_fd < 0) {
+					lost(&c, undo);
+					return;
+				}
+				relay_start(g_passed_fd);
+				g_passed_fd = -1;
+				break;
+			case STK_TO_FRONT_TTY_STOP:
+				relay_stop();
+				break;
 			case STK_TO_FRONT_DONE: {
 				int32_t code = 1;
 				if (n >= 4)
@@ -910,13 +1043,14 @@ static void through_planner(int conn, char **argv)
 			lost(&c, undo);
 			return;
 		}
-		struct pollfd fds[4] = {
+		struct pollfd fds[6] = {
 		    {.fd = conn, .events = POLLIN},
 		    {.fd = g_sigpipe[0], .events = POLLIN},
 		    {.fd = c.sync, .events = POLLIN},
 		    {.fd = c.exited ? -1 : c.pidfd, .events = POLLIN},
 		};
-		if (poll(fds, 4, -1) < 0) {
+		relay_pollfds(&fds[4]);
+		if (poll(fds, 6, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			lost(&c, undo);
@@ -924,7 +1058,7 @@ static void through_planner(int conn, char **argv)
 		}
 		if (fds[0].revents != 0) {
 			char tmp[65536];
-			ssize_t r = read(conn, tmp, sizeof tmp);
+			ssize_t r = recv_conn(conn, tmp, sizeof tmp);
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0 || !buf_add(&in, tmp, (size_t)r))
@@ -932,8 +1066,12 @@ static void through_planner(int conn, char **argv)
 		}
 		if (fds[1].revents != 0) {
 			unsigned char s;
-			while (read(g_sigpipe[0], &s, 1) == 1)
-				send_ints(conn, STK_TO_PLANNER_SIGNAL, s, 0);
+			while (read(g_sigpipe[0], &s, 1) == 1) {
+				if (s == SIGWINCH)
+					relay_resize();
+				if (g_relay)
+					send_ints(conn, STK_TO_PLANNER_SIGNAL, s, 0);
+			}
 		}
 		if (fds[2].revents != 0) {
 			char tmp[65536];
@@ -949,15 +1087,36 @@ static void through_planner(int conn, char **argv)
 			/* Reaped at once, as Node reaps its child: an unreaped stockade-init would still count in
 			 * the container's cgroup (pids.current, and a cgroup that will not go). The planner
 			 * signals it only until it hears of this exit. */
-			siginfo_t si = {0};
-			if (waitid(P_PID, (id_t)c.pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid == c.pid) {
-				c.exited = true;
-				bool killed = si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED;
-				c.status = killed ? 128 + si.si_status : si.si_status;
-				send_ints(conn, STK_TO_PLANNER_EXIT, killed ? -1 : si.si_status, killed ? si.si_status : 0);
-			}
+			if (reap_init(&c))
+				send_ints(conn, STK_TO_PLANNER_EXIT, c.signal != 0 ? -1 : c.status, c.signal);
 		}
+		/* The master's output read to its end: the planner stops waiting for it. */
+		if (relay_serve(&fds[4]))
+			send_frame(conn, STK_TO_PLANNER_TTY_ENDED, NULL, 0);
 	}
+}
+
+/* A `do` that asks for another level with its own options (--isolation, or --allow-net, which
+ * needs the sentry's network policy): declined by the planner anyway (eligible.ts), so not asked. */
+static bool do_elsewhere(char **argv, const char *command)
+{
+	int i = 1;
+	while (argv[i] != NULL && argv[i] != command)
+		i++;
+	for (i++; argv[i] != NULL && strcmp(argv[i], "--") != 0; i++) {
+		const char *a = argv[i];
+		if (a[0] != '-')
+			continue;
+		a += a[1] == '-' ? 2 : 1;
+		if (strncmp(a, "allow-net", 9) == 0 && (a[9] == '\0' || a[9] == '='))
+			return true;
+		if (strncmp(a, "isolation", 9) != 0 || (a[9] != '\0' && a[9] != '='))
+			continue;
+		const char *level = a[9] == '=' ? a + 10 : argv[i + 1];
+		if (level != NULL && strcmp(level, "namespaces") != 0)
+			return true;
+	}
+	return false;
 }
 
 void planner_try(char **argv)
@@ -975,6 +1134,8 @@ void planner_try(char **argv)
 	bool served = false;
 	for (size_t i = 0; i < sizeof SERVED / sizeof SERVED[0]; i++)
 		served = served || strcmp(command, SERVED[i]) == 0;
+	if (served && strcmp(command, "do") == 0 && do_elsewhere(argv, command))
+		return;
 	char real[PATH_MAX], pkg[PATH_MAX], sock[PATH_MAX + 32];
 	/* A root that does not exist yet is made by the cold call, as it would be without a planner. */
 	if (!served || realpath(root, real) == NULL || !package_dir(pkg, sizeof pkg))
@@ -989,6 +1150,10 @@ void planner_try(char **argv)
 		return;
 	free(in.data);
 	through_planner(conn, argv);
+	relay_stop();
+	if (g_passed_fd >= 0)
+		close(g_passed_fd);
+	g_passed_fd = -1;
 	for (int i = 0; i < NFORWARDED; i++)
 		signal(FORWARDED[i], SIG_DFL);
 }

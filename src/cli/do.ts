@@ -10,12 +10,14 @@ import { runContainer } from '../container/run';
 import { lightGlobals } from '../container/light-wait';
 import { availableLevels, DEFAULT_LEVEL, levelEntry, levelRegistry, LEVELS } from '../levels/registry';
 import { StockadeError } from '../errors';
-import { bool, list, parseArgs, str } from './args';
+import { bool, list, parseArgs, str, type FlagSpec, type Parsed } from './args';
 import type { Command } from './context';
 import { parseDuration, parseMemory } from './units';
 import { NETWORK_ANNOTATION, oneOf } from '../container/level';
 import { parseNetPolicy } from '../sentry/net-policy';
 import { mark } from '../log/timing';
+import { err } from '../log/logger';
+import { callerIsTTY, callerPid } from '../container/caller';
 
 /** The levels that keep a network policy, as the registry lists them: --allow-net asks for the first. */
 const POLICY_LEVELS = LEVELS.filter((l) => l.networkPolicy && l.unavailable === undefined).map((l) => l.name);
@@ -88,33 +90,42 @@ Examples:
   stockade do --bind .:rw -- make        # the build writes the current directory, nothing else
   sudo stockade do --show ~/.aws -- aws s3 ls   # as you, with your AWS credentials only`;
 
+/** do's own options (src/planner/eligible.ts reads them too, to find the level before serving a do). */
+export const DO_FLAGS: readonly FlagSpec[] = [
+  { name: 'rw', type: 'bool' },
+  { name: 'network', type: 'string' },
+  { name: 'allow-net', type: 'list' },
+  { name: 'cwd', type: 'string' },
+  { name: 'env', type: 'list', short: 'e' },
+  { name: 'isolation', type: 'string' },
+  { name: 'memory', type: 'string' },
+  { name: 'pids', type: 'string' },
+  { name: 'cpus', type: 'string' },
+  { name: 'bind', type: 'list' },
+  { name: 'timeout', type: 'string' },
+  { name: 'tmpfs', type: 'list' },
+  { name: 'env-file', type: 'list' },
+  { name: 'user', type: 'string', short: 'u' },
+  { name: 'tty', type: 'bool', short: 't' },
+  { name: 'no-tty', type: 'bool', short: 'T' },
+  { name: 'show', type: 'list' },
+  { name: 'hide', type: 'list' },
+];
+export const DO_PARSE = { stopAfterPositionals: 1 } as const;
+
+/** The level a do runs at: its --isolation, else the policy level --allow-net needs, else the global one. */
+export function doIsolation(p: Parsed, globalIsolation: string): string {
+  // Only a level with a network policy can keep an allow list: --allow-net asks for one unless --isolation says otherwise.
+  return str(p, 'isolation') ?? (list(p, 'allow-net').length > 0 ? POLICY_LEVEL : globalIsolation);
+}
+
 export const command: Command = {
   summary: 'run a host command in a sandbox: host root read-only, writes in memory',
   usage: USAGE,
   async run(argv, ctx) {
-    const p = parseArgs(argv, [
-      { name: 'rw', type: 'bool' },
-      { name: 'network', type: 'string' },
-      { name: 'allow-net', type: 'list' },
-      { name: 'cwd', type: 'string' },
-      { name: 'env', type: 'list', short: 'e' },
-      { name: 'isolation', type: 'string' },
-      { name: 'memory', type: 'string' },
-      { name: 'pids', type: 'string' },
-      { name: 'cpus', type: 'string' },
-      { name: 'bind', type: 'list' },
-      { name: 'timeout', type: 'string' },
-      { name: 'tmpfs', type: 'list' },
-      { name: 'env-file', type: 'list' },
-      { name: 'user', type: 'string', short: 'u' },
-      { name: 'tty', type: 'bool', short: 't' },
-      { name: 'no-tty', type: 'bool', short: 'T' },
-      { name: 'show', type: 'list' },
-      { name: 'hide', type: 'list' },
-    ], 'do', { stopAfterPositionals: 1 });
+    const p = parseArgs(argv, DO_FLAGS, 'do', DO_PARSE);
     const allowNet = list(p, 'allow-net');
-    // Only a level with a network policy can keep an allow list: --allow-net asks for one unless --isolation says otherwise.
-    const isolation = str(p, 'isolation') ?? (allowNet.length > 0 ? POLICY_LEVEL : ctx.isolation);
+    const isolation = doIsolation(p, ctx.isolation);
     const level = levelEntry(isolation);
     if (level === undefined || level.unavailable !== undefined) {
       throw new StockadeError('USAGE', `do: --isolation must be ${oneOf(availableLevels())}, not ${JSON.stringify(isolation)}`);
@@ -149,7 +160,7 @@ export const command: Command = {
     const cwd = doWorkingDirectory(str(p, 'cwd'), process.cwd(), [stateRoot], binds, (why) => {
       ctx.log.debug(`do: ${why}`);
       // Said at a terminal, where a person wonders why `ls` lists /; a script's stderr stays the command's.
-      if (process.stderr.isTTY) process.stderr.write(`stockade: do: ${why}\n`);
+      if (callerIsTTY(2)) err(`stockade: do: ${why}\n`);
     }, { canEnter: (dir) => canReach(dir, identity, mapped), who: `uid ${identity.uid}` });
     mark('do: binds and cwd');
     const homes = homeDirectories();
@@ -161,7 +172,8 @@ export const command: Command = {
     const levels = levelRegistry({ log: ctx.log, root: ctx.store.root }, isolation);
     await sweepAbandoned(ctx.store, levels, (m) => ctx.log.debug(m));
     mark('do: swept');
-    const id = parseContainerId(`do-${process.pid}-${randomHex(4)}`);
+    // The caller's pid: this process's, or the planner's front's (which stockade-init is a child of).
+    const id = parseContainerId(`do-${callerPid()}-${randomHex(4)}`);
     const spec = doSpec({
       args: p.positional,
       env,
@@ -175,7 +187,7 @@ export const command: Command = {
       binds,
       tmpfs,
       // As docker -t and ssh: a terminal when asked, else when stdin is one; -T never.
-      terminal: bool(p, 'tty') || (!bool(p, 'no-tty') && process.stdin.isTTY === true),
+      terminal: bool(p, 'tty') || (!bool(p, 'no-tty') && callerIsTTY(0)),
       masked,
       noSetid: idmaps.size > 0,
     });
@@ -191,7 +203,7 @@ export const command: Command = {
       keep: false,
       debug: (m) => ctx.log.debug(m),
       lightGlobals: lightGlobals(ctx.store.root, ctx.log.file),
-      sandbox: { init: true, tiedTo: process.pid, envOnDisk: false, overlayTmpfs: doTmpfsSizes(limits.memory).overlay, timeout, idmaps, resolvedBinds: true },
+      sandbox: { init: true, tiedTo: callerPid(), envOnDisk: false, overlayTmpfs: doTmpfsSizes(limits.memory).overlay, timeout, idmaps, resolvedBinds: true },
     });
   },
 };

@@ -42,11 +42,29 @@ export class ConsoleRelay {
   }
 }
 
+/** A relay of the caller's terminal to a pty master: `finished` once the master is read to its end. */
+export interface TerminalRelay {
+  finished: Promise<void>;
+  /** Stops relaying and gives the caller's terminal back as it was. */
+  stop: () => void;
+}
+
+/** Relays the caller's terminal to `master`, which it takes (closes) in any case. */
+export type TerminalRelayer = (master: number) => TerminalRelay;
+
+let relayer: TerminalRelayer | undefined;
+
+/** The planner's for the request it serves (its front relays the caller's terminal); undefined restores this process's own. */
+export function setTerminalRelayer(r: TerminalRelayer | undefined): void {
+  relayer = r;
+}
+
 /**
  * Relays stdin to the pty and the pty to stdout until the container's side closes (EIO on the
  * master). The caller's terminal goes raw meanwhile and follows window size changes.
  */
-export function relayTerminal(master: number): { finished: Promise<void>; stop: () => void } {
+export function relayTerminal(master: number): TerminalRelay {
+  if (relayer !== undefined) return relayer(master);
   const stdin = process.stdin;
   const raw = stdin.isTTY && !stdin.isRaw;
   // Typed ahead while the caller's terminal was still cooked: given to the command as typed, an

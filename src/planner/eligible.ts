@@ -1,7 +1,7 @@
 // Which calls the planner serves, decided before it does anything (a call it declines runs cold,
 // from the start, in Node; one it took must not be handed back with a line already logged).
 import { isAbsolute, join, resolve } from 'node:path';
-import { parseArgs, str, bool, type FlagSpec } from '../cli/args';
+import { parseArgs, str, type FlagSpec } from '../cli/args';
 import { splitGlobal } from '../cli/main';
 import { CREATE_FLAGS } from '../cli/create';
 import { UPDATE_FLAGS } from '../cli/update';
@@ -9,6 +9,7 @@ import { DEFAULT_ROOT } from '../container/state-store';
 import { DEFAULT_LEVEL } from '../levels/registry';
 import { ISOLATION_ANNOTATION } from '../container/level';
 import { readInputFile } from '../oci/input-file';
+import { DO_FLAGS, DO_PARSE, doIsolation } from '../cli/do';
 
 /**
  * The commands a front sends here; every other one runs cold (native/light/planner.c has the same
@@ -16,7 +17,7 @@ import { readInputFile } from '../oci/input-file';
  * nothing of their own but ps(1); list is not here (it also sweeps away containers a killed `do`
  * left, at any level), nor events (it streams for as long as the caller wants: one call at a time).
  */
-export const SERVED = ['create', 'run', 'exec', 'state', 'ps', 'pause', 'resume', 'update'] as const;
+export const SERVED = ['create', 'run', 'exec', 'state', 'ps', 'pause', 'resume', 'update', 'do'] as const;
 
 /** The level the planner serves: a host process with no supervisor beside it (a sentry process, a VM keeper). */
 const LEVEL = 'namespaces';
@@ -28,6 +29,7 @@ export function declined(argv: readonly string[], cwd: string): string | undefin
   const g = globalValues(global);
   const isolation = g.get('isolation') ?? DEFAULT_LEVEL;
   if (isolation !== LEVEL) return `--isolation ${isolation}`;
+  if (command === 'do') return doDeclined(rest, isolation);
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
   if (command === 'exec') return execDeclined(own, g.get('root') ?? DEFAULT_ROOT, cwd);
   if (command !== 'create' && command !== 'run') return onOneDeclined(command, own, g.get('root') ?? DEFAULT_ROOT, cwd);
@@ -43,9 +45,19 @@ export function declined(argv: readonly string[], cwd: string): string | undefin
   if (config === undefined) return undefined; // the same: a missing or malformed config is an error it reports
   const level = annotation(config) ?? isolation;
   if (level !== LEVEL) return `level ${level}`;
-  // An attached run of a terminal with no console socket relays the caller's terminal from Node.
-  if (command === 'run' && terminal(config) && !bool(p, 'detach') && str(p, 'console-socket') === undefined) return 'a terminal to relay';
   return undefined;
+}
+
+/** do at the level it would run at (its own --isolation, --allow-net's policy level, the global one). */
+function doDeclined(rest: readonly string[], globalIsolation: string): string | undefined {
+  let p;
+  try {
+    p = parseArgs(rest, DO_FLAGS, 'do', DO_PARSE);
+  } catch {
+    return undefined; // the usage error, worded as cold
+  }
+  const level = doIsolation(p, globalIsolation);
+  return level === LEVEL ? undefined : `do --isolation ${level}`;
 }
 
 /** state, ps, pause, resume, update: served for a container of this level; a usage error is worded here as cold. */
@@ -75,27 +87,12 @@ function execDeclined(own: readonly string[], root: string, cwd: string): string
   // The id is the first word that is not a flag or a flag's value; exec's flags with a value:
   const valued = new Set(['-p', '--process', '--console-socket', '--pid-file', '--cwd', '-e', '--env', '-u', '--user', '-g', '--additional-gids', '-c', '--cap', '--preserve-fds', '--process-label', '--apparmor', '--cgroup']);
   let id: string | undefined;
-  let tty = false;
-  let detach = false;
-  let consoleSocket = false;
-  let processFile: string | undefined;
   for (let i = 0; i < own.length; i++) {
     const a = own[i] ?? '';
     if (!a.startsWith('-')) { id = a; break; }
     const name = a.split('=')[0] ?? '';
-    if (name === '-t' || name === '--tty') tty = a.endsWith('=false') ? false : true;
-    if (name === '-d' || name === '--detach') detach = true;
-    if (name === '--console-socket') consoleSocket = true;
-    if (valued.has(name) && !a.includes('=')) {
-      if (name === '-p' || name === '--process') processFile = own[i + 1];
-      i++;
-    } else if (name === '-p' || name === '--process') processFile = a.slice(a.indexOf('=') + 1);
+    if (valued.has(name) && !a.includes('=')) i++;
   }
-  if (processFile !== undefined) {
-    const proc = readJson(resolve(cwd, processFile));
-    if (proc !== undefined && (proc as { terminal?: unknown }).terminal === true) tty = true;
-  }
-  if (tty && !detach && !consoleSocket) return 'a terminal to relay';
   return levelDeclined(id, root, cwd);
 }
 
@@ -124,8 +121,4 @@ function readJson(path: string): unknown {
 function annotation(config: unknown): string | undefined {
   const v = (config as { annotations?: Record<string, unknown> }).annotations?.[ISOLATION_ANNOTATION];
   return typeof v === 'string' ? v : undefined;
-}
-
-function terminal(config: unknown): boolean {
-  return (config as { process?: { terminal?: unknown } }).process?.terminal === true;
 }

@@ -25,6 +25,14 @@
 //     |<---------------- WAIT path args... ---|  the front becomes stockade-light's wait
 //     |<------------------------- DONE code --|  the front exits with it
 //
+//   The caller's identity, for what a call takes from its own process (`do`'s id and tie, a terminal):
+//     |-- CALLER pid ttys ------------------->|  sent before REQUEST: the front's pid, and which of
+//     |                                       |  its fds 0..2 are terminals
+//     |<-------------- TTY (+ pty master fd) -|  the front relays the caller's terminal and the
+//     |                                       |  master (SCM_RIGHTS with the frame) in raw mode
+//     |-- TTY_ENDED ------------------------->|  the master's output is read to its end
+//     |<------------------------ TTY_STOP ----|  the relay stops; the caller's terminal restored
+//
 // Each frame: u32 little-endian length of what follows, u8 type, payload.
 
 /** Frames the front sends. */
@@ -39,6 +47,8 @@ export const TO_PLANNER = {
   WAIT_FAILED: 8,
   QUIT: 9,
   STARTED: 10,
+  CALLER: 20,
+  TTY_ENDED: 21,
 } as const;
 
 /** Frames the planner sends. */
@@ -57,6 +67,8 @@ export const TO_FRONT = {
   UNDO: 43,
   START: 44,
   THEN: 45,
+  TTY: 56,
+  TTY_STOP: 57,
 } as const;
 
 /** The planner's socket in the state root: a dot name, as no container's id may be (`list` and clean-ups pass it by).
@@ -80,7 +92,10 @@ export type FrontFrame =
   | { type: 'wait-failed'; errno: number }
   | { type: 'quit' }
   /** errno of the connect (0: it connected, and `data` is all stockade-init said until it closed). */
-  | { type: 'started'; errno: number; data: Buffer };
+  | { type: 'started'; errno: number; data: Buffer }
+  /** ttys: bit N set when the front's fd N (0..2) is a terminal. */
+  | { type: 'caller'; pid: number; ttys: number }
+  | { type: 'tty-ended' };
 
 export function frame(type: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const head = Buffer.alloc(5);
@@ -138,6 +153,8 @@ function decode(type: number, p: Buffer): FrontFrame {
     case TO_PLANNER.WAIT_FAILED: return { type: 'wait-failed', errno: int(0) };
     case TO_PLANNER.QUIT: return { type: 'quit' };
     case TO_PLANNER.STARTED: return { type: 'started', errno: int(0), data: Buffer.from(p.subarray(4)) };
+    case TO_PLANNER.CALLER: return { type: 'caller', pid: int(0), ttys: int(1) };
+    case TO_PLANNER.TTY_ENDED: return { type: 'tty-ended' };
     default: throw new Error(`planner protocol: unknown frame type ${type}`);
   }
 }

@@ -15,7 +15,9 @@ import { setStartReleaser } from '../namespaces/start';
 import { FORWARDED, setSignalSource, type SignalSource } from '../container/signal-forward';
 import { setStdio } from '../log/logger';
 import { setCallerCgroup } from '../cgroups/layout';
-import { flockSync, peerCred, peerPidfd, pidfdSendSignal } from '../native/addon';
+import { flockSync, peerCred, peerPidfd, pidfdSendSignal, sendFd } from '../native/addon';
+import { setTerminalRelayer, type TerminalRelay } from '../container/console-relay';
+import { setCaller, type Caller } from '../container/caller';
 import { setInitSpawner } from '../native/launcher';
 import { declined } from './eligible';
 import { buildIdOf, fingerprintOf, hostFingerprint } from './host';
@@ -29,9 +31,15 @@ export const IDLE_MS = 60_000;
 /** The signals a front relays, by number. */
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(FORWARDED.map((s) => [constants.signals[s], s]));
 
+/** How often a frame carrying an fd looks again whether the frames before it have left Node's buffer. */
+const FD_RETRY_MS = 1;
+
 /** One call being served: the connection it came on and what it spawned there. */
 class Call implements SignalSource {
   readonly #sock: Socket;
+  /** Frames waiting behind one that carries an fd (sent by sendmsg, past Node's own write queue). */
+  readonly #queue: { frame: Buffer; fd?: number }[] = [];
+  #ttyEnded: (() => void) | undefined;
   #init: RemoteInit | undefined;
   #events = new EventEmitter();
   #relaying = false;
@@ -47,7 +55,57 @@ class Call implements SignalSource {
   }
 
   send(f: Buffer): void {
-    if (!this.#gone) this.#sock.write(f);
+    if (this.#gone) return;
+    if (this.#queue.length > 0) this.#queue.push({ frame: f });
+    else this.#sock.write(f);
+  }
+
+  /**
+   * A frame with an fd attached (SCM_RIGHTS), in its place among the others: sendmsg goes past
+   * Node's write queue, so it waits until that queue is empty, and what is sent after it waits
+   * behind it. The fd is closed here once sent.
+   */
+  sendWithFd(f: Buffer, fd: number): void {
+    if (this.#gone) {
+      closeSync(fd);
+      return;
+    }
+    this.#queue.push({ frame: f, fd });
+    this.#flush();
+  }
+
+  #flush(): void {
+    while (this.#queue.length > 0 && !this.#gone) {
+      const next = this.#queue[0];
+      if (next === undefined) return;
+      if (next.fd !== undefined) {
+        const sockFd = (this.#sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+        if (this.#sock.writableLength > 0) {
+          setTimeout(() => this.#flush(), FD_RETRY_MS);
+          return;
+        }
+        try {
+          sendFd(sockFd, next.fd, next.frame);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'EAGAIN') {
+            setTimeout(() => this.#flush(), FD_RETRY_MS);
+            return;
+          }
+          // The front is gone: its connection's close tells the rest.
+        }
+        closeSync(next.fd);
+      } else {
+        this.#sock.write(next.frame);
+      }
+      this.#queue.shift();
+    }
+  }
+
+  /** The front relays the caller's terminal to the master (the planner holds no terminal of its own). */
+  relayTerminal(master: number): TerminalRelay {
+    const finished = new Promise<void>((res) => { this.#ttyEnded = res; });
+    this.sendWithFd(frame(TO_FRONT.TTY), master);
+    return { finished, stop: () => this.send(frame(TO_FRONT.TTY_STOP)) };
   }
 
   on(sig: NodeJS.Signals, handler: (sig: NodeJS.Signals) => void): void {
@@ -100,6 +158,7 @@ class Call implements SignalSource {
         break;
       }
       case 'wait-failed': this.#waitFailed?.(); break;
+      case 'tty-ended': this.#ttyEnded?.(); break;
       case 'started': {
         const settle = this.#started;
         this.#started = undefined;
@@ -113,6 +172,8 @@ class Call implements SignalSource {
   /** The front is gone (it exec'd the wait, exited, or was killed). */
   lost(): void {
     this.#gone = true;
+    for (const q of this.#queue.splice(0)) if (q.fd !== undefined) closeSync(q.fd);
+    this.#ttyEnded?.();
     this.#init?.lost();
     this.#started?.({ errno: constants.errno.EPIPE, data: Buffer.alloc(0) });
     this.#started = undefined;
@@ -190,6 +251,7 @@ export function serve(root: string): void {
     sock.write(frame(TO_FRONT.HELLO, strings([build, host])));
     const reader = new FrameReader();
     let call: Call | undefined;
+    let caller: Caller | undefined;
     sock.on('data', (chunk: Buffer) => {
       let frames: FrontFrame[];
       try {
@@ -211,6 +273,10 @@ export function serve(root: string): void {
           sock.destroy();
           return;
         }
+        if (f.type === 'caller') {
+          caller = { pid: f.pid, tty: [(f.ttys & 1) !== 0, (f.ttys & 2) !== 0, (f.ttys & 4) !== 0] };
+          continue;
+        }
         if (f.type === 'request') {
           if (busy || call !== undefined) {
             // One call at a time (the call's cwd, umask and environment are this process's own while it runs).
@@ -221,7 +287,7 @@ export function serve(root: string): void {
           busy = true;
           clearTimeout(idle);
           const c = call;
-          void handle(c, f).finally(() => {
+          void handle(c, f, caller).finally(() => {
             busy = false;
             if (quitting) process.exit(0);
             armIdle();
@@ -235,7 +301,12 @@ export function serve(root: string): void {
     sock.on('close', () => call?.lost());
   });
 
-  const handle = async (call: Call, req: Extract<FrontFrame, { type: 'request' }>): Promise<void> => {
+  const handle = async (call: Call, req: Extract<FrontFrame, { type: 'request' }>, caller: Caller | undefined): Promise<void> => {
+    // A front says who it is before it asks (CALLER): without it a `do` would take this process for its caller.
+    if (caller === undefined) {
+      call.send(frame(TO_FRONT.COLD));
+      return;
+    }
     try {
       process.chdir(req.cwd);
     } catch {
@@ -261,12 +332,16 @@ export function serve(root: string): void {
     setIdTakenHook((_store, id) => call.send(frame(TO_FRONT.UNDO, strings([id]))));
     setRunStarting((then) => { if (then !== undefined) call.send(frame(TO_FRONT.THEN, strings(then))); });
     setStartReleaser((path, hookState) => call.release(path, hookState));
+    setCaller(caller);
+    setTerminalRelayer((master) => call.relayTerminal(master));
     let code = 1;
     try {
       const done = main(req.argv);
       // A call that became the wait never settles here: it ends when its front's connection does.
       code = await Promise.race([done, call.handedOver.then(() => -1)]);
     } finally {
+      setTerminalRelayer(undefined);
+      setCaller(undefined);
       setIdTakenHook(undefined);
       setRunStarting(undefined);
       setStartReleaser(undefined);

@@ -5,13 +5,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { Runtime, STOCKADE, integrationSkip, has, checkoutShare } from './harness';
+import { mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { Runtime, STOCKADE, integrationSkip, has, checkoutShare, probeSpec, waitFor } from './harness';
+import { processesMarked } from '../helpers/run-scope';
 import { vmSkip } from './vm-helpers';
 
 const skip = integrationSkip() ?? (has('python3') ? undefined : 'python3 (for a test-side pty) is not installed');
 
 // Runs argv on a pty of the given size, then steps: ["wait", text] until the output holds text,
-// ["write", text], ["resize", rows, cols], ["sleep", s]; reports the exit code, the output, and
+// ["write", text], ["resize", rows, cols], ["sleep", s], ["kill", pid, sig], ["signal", sig] (to
+// argv's process); reports the exit code, the output, and
 // whether the terminal was cooked (ICANON and ECHO) before and after.
 const DRIVER = `
 import fcntl, json, os, pty, select, struct, sys, termios, time
@@ -58,6 +61,10 @@ for step in spec['steps']:
         end = time.time() + step[1]
         while time.time() < end:
             drain(0.05)
+    elif step[0] == 'kill':
+        os.kill(step[1], step[2])
+    elif step[0] == 'signal':
+        os.kill(pid, step[1])
 end = time.time() + spec['wait']
 while True:
     drain(0.05)
@@ -74,14 +81,21 @@ interface Report { code?: number; out: string; before?: boolean; after?: boolean
 
 describe('stockade do at a terminal', { skip }, () => {
   let rt: Runtime;
-  before(() => { rt = new Runtime(); });
+  before(() => {
+    rt = new Runtime();
+    // Made first: a root that does not exist yet goes cold, and these run through the planner by default.
+    mkdirSync(rt.root, { mode: 0o700 });
+  });
   after(() => rt.cleanup());
 
-  const onPty = (args: readonly string[], steps: unknown[], rows = 33, cols = 101): Report => {
+  const onPty = (args: readonly string[], steps: unknown[], rows = 33, cols = 101, env: Readonly<Record<string, string>> = {}): Report =>
+    onPtyRun(['do', ...checkoutShare(), ...args], steps, rows, cols, env);
+  /** Any stockade command line on the test's pty. */
+  const onPtyRun = (args: readonly string[], steps: unknown[], rows = 33, cols = 101, env: Readonly<Record<string, string>> = {}): Report => {
     // A VM boots first (seconds under TCG, more on a loaded host): the first wait allows for it.
     const wait = args.includes('vm') ? 120 : 20;
-    const spec = { argv: [STOCKADE, '--root', rt.root, 'do', ...checkoutShare(), ...args], rows, cols, steps, wait };
-    const r = spawnSync('python3', ['-c', DRIVER, JSON.stringify(spec)], { encoding: 'utf8', timeout: wait * 3 * 1000 });
+    const spec = { argv: [STOCKADE, '--root', rt.root, ...args], rows, cols, steps, wait };
+    const r = spawnSync('python3', ['-c', DRIVER, JSON.stringify(spec)], { encoding: 'utf8', timeout: wait * 3 * 1000, env: { ...process.env, ...env } });
     const report = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Report;
     assert.equal(report.error, undefined, `${report.error ?? ''}: ${report.out} ${r.stderr}`);
     return report;
@@ -131,4 +145,82 @@ describe('stockade do at a terminal', { skip }, () => {
       assert.doesNotMatch(r.out, /\^@|\0/);
     });
   }
+
+  // Through the planner (docs/design/planner.md): the planner holds no terminal, so the pty master
+  // goes to the C front, which relays it. Forced on here, whatever the suite's pass.
+  describe('through the planner', () => {
+    const ON = { STOCKADE_PLANNER: 'on' };
+    /** The planner serving this root (a mkdtemp path, this run's alone), started by a first call. */
+    const planner = (): number => {
+      assert.equal(rt.run(['do', '--', 'true'], { env: ON }).status, 0);
+      const real = realpathSync(rt.root);
+      const pids = processesMarked(real).filter((p) => p.state !== 'Z' && p.cmdline.includes('stockade-planner')).map((p) => p.pid)
+        .filter((pid) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`STOCKADE_PLANNER_SERVE=${real}`));
+      assert.equal(pids.length, 1, 'one planner serves the root');
+      return pids[0] ?? 0;
+    };
+
+    test('the terminal is relayed by the front: served without a Node of its own, same as cold', () => {
+      planner();
+      // A Node started for the call would fail at once on this NODE_OPTIONS; the planner never reads it.
+      const noNode = { ...ON, NODE_OPTIONS: '--require=/nonexistent/a-cold-node-fails-here' };
+      const steps = [['wait', 'ready'], ['resize', 20, 70], ['sleep', 0.5], ['write', 'go\r']];
+      const args = ['--', 'sh', '-c', 'tty; stty size; echo ready; read x; echo "got $x"; stty size; exit 3'];
+      const warm = onPty(args, steps, 33, 101, noNode);
+      const cold = onPty(args, steps, 33, 101, { STOCKADE_PLANNER: 'off' });
+      for (const r of [warm, cold]) {
+        assert.equal(r.code, 3, r.out);
+        assert.match(r.out, /^\/dev\/pts\/\d+\r+\n33 101\r+\nready\r+\n/);
+        assert.match(r.out, /got go\r+\n20 70\r+\n$/);
+        assert.deepEqual([r.before, r.after], [true, true]);
+      }
+      assert.equal(warm.out.replace(/pts\/\d+/, 'pts/N'), cold.out.replace(/pts\/\d+/, 'pts/N'));
+      assert.deepEqual(rt.containerDirs(), []);
+    });
+
+    test('an attached run and an exec of a terminal process, with no console socket, are relayed by the front too', () => {
+      planner();
+      const noNode = { ...ON, NODE_OPTIONS: '--require=/nonexistent/a-cold-node-fails-here' };
+      const steps = [['wait', 'ready'], ['write', 'go\r']];
+      const script = (code: number): string => `tty; echo ready; read x; echo "got $x"; exit ${code}`;
+      const b = rt.bundle(probeSpec(['/bin/sh', '-c', script(4)], (s) => { s.process!.terminal = true; }));
+      const run = onPtyRun(['run', '-b', b.dir, 'tty-run'], steps, 33, 101, noNode);
+      assert.equal(run.code, 4, run.out);
+      assert.match(run.out, /\/dev\/pts\/\d+\r+\nready\r+\n[^]*got go\r+\n$/);
+      assert.deepEqual([run.before, run.after], [true, true]);
+      const sleeper = rt.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
+      assert.equal(rt.run(['run', '-d', '-b', sleeper.dir, 'tty-exec'], { env: ON }).status, 0);
+      try {
+        const exec = onPtyRun(['exec', '-t', 'tty-exec', '/bin/sh', '-c', script(5)], steps, 33, 101, noNode);
+        assert.equal(exec.code, 5, exec.out);
+        assert.match(exec.out, /\/dev\/pts\/\d+\r+\nready\r+\n[^]*got go\r+\n$/);
+        assert.deepEqual([exec.before, exec.after], [true, true]);
+      } finally {
+        rt.run(['delete', '--force', 'tty-exec']);
+      }
+      assert.deepEqual(rt.containerDirs(), []);
+    });
+
+    test('the planner killed mid-do: the front goes on relaying and passing signals, deletes, and gives the terminal back', () => {
+      const pid = planner();
+      const r = onPty(['--', 'sh', '-c', 'trap "echo got-term; exit 9" TERM; echo ready; read x; echo "got $x"; sleep 30 & wait'],
+        [['wait', 'ready'], ['kill', pid, 9], ['sleep', 0.3], ['write', 'go\r'], ['wait', 'got go'], ['signal', 15]], 33, 101, ON);
+      assert.equal(r.code, 9, r.out);
+      assert.match(r.out, /got-term/, 'SIGTERM to the front reached the command after the planner was gone');
+      assert.deepEqual([r.before, r.after], [true, true]);
+      assert.deepEqual(rt.containerDirs(), []);
+    });
+
+    test('the planner killed, then the front: the workload does not run on', async () => {
+      const pid = planner();
+      const marker = `77.${process.pid}${Date.now() % 1000}`;
+      const r = onPty(['--', 'sh', '-c', `echo ready; exec sleep ${marker}`], [['wait', 'ready'], ['kill', pid, 9], ['sleep', 0.3], ['signal', 9]], 33, 101, ON);
+      assert.equal(r.code, -9, r.out);
+      // Tied to the front (stockade-init's parent): its death takes the container along.
+      await waitFor(() => processesMarked(marker).length === 0, 10_000);
+      // What the killed front could not delete, the next call's sweep does.
+      assert.equal(rt.run(['list'], { env: ON }).status, 0);
+      assert.deepEqual(rt.containerDirs(), []);
+    });
+  });
 });

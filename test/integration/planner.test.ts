@@ -251,6 +251,42 @@ describe('planner', { skip }, () => {
     assert.deepEqual(results[1], results[0]);
   });
 
+  test('do is served by the planner: it says, exits, logs and leaves the same as without it', () => {
+    // Served, not cold: a Node started for the call would fail at once on this NODE_OPTIONS, which
+    // the running planner never reads (and the front becomes the wait, never Node).
+    const noNode = { ...ON, NODE_OPTIONS: '--require=/nonexistent/a-cold-node-fails-here' };
+    assert.notEqual(warm.run(['list'], { env: noNode }).status, 0, 'a cold call fails with that NODE_OPTIONS');
+    // The id is the calling process's pid and a random part: alike once masked.
+    const own = (s: string): string => s.replace(/do-\d+-[0-9a-f]+/g, 'do-ID');
+    const calls: string[][] = [
+      ['do', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3'],
+      ['do', '-T', '--env', 'A=1', '--', 'sh', '-c', 'echo "A=$A $(id -u)"; test -t 0 || echo "no tty"'],
+      ['do', '--', 'sh', '-c', 'kill -TERM $$'],
+      ['do', '--timeout', '1', '--', 'sleep', '30'],
+      ['do', '--', '/no/such/program'],
+      ['do', '--cwd', '/nonexistent', '--', 'true'],
+      ['do', '--memory', '1k', '--', 'true'],
+      // Another level, said in do's own options: not asked (cold on both sides, as the sentry's would be).
+      ['do', '--isolation', 'nowhere', '--', 'true'],
+      ['do', '--bogus', '--', 'true'],
+      ['do'],
+      ['do', '--help'],
+    ];
+    const results = [cold, warm].map((rt) => calls.map((args) => {
+      const from = rt.logLines().length;
+      const notAsked = args.includes('--isolation');
+      const r = rt.run(args, { env: rt === warm ? (notAsked ? ON : noNode) : OFF });
+      const s = seen(rt, { ...r, stdout: own(r.stdout), stderr: own(r.stderr) }, from) as { status: number; log: string[] };
+      return { args: args.join(' '), ...s, log: s.log.map(own) };
+    }));
+    assert.deepEqual(results[1], results[0]);
+    // The statuses themselves: the command's, 128+N for signal N, 124 for its time run out; each bad input refused.
+    const statuses = (results[1] ?? []).map((r) => r.status);
+    assert.deepEqual(statuses.slice(0, 4), [3, 0, 143, 124]);
+    assert.ok(statuses.slice(4, -1).every((n) => n !== 0), String(statuses));
+    assert.deepEqual(warm.containerDirs(), []);
+  });
+
   test('the bad inputs meet the same errors through the planner and without it', () => {
     let n = 0;
     for (const c of CASES) {

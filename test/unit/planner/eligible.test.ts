@@ -44,3 +44,36 @@ test('update with its resources on stdin, list and events are declined', () => {
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('do is served at namespaces and declined at the level its own options ask for', () => {
+  const root = rootWith({});
+  try {
+    const on = (...args: string[]): string | undefined => declined(['--root', root, ...args], '/');
+    assert.equal(on('do', '--', 'true'), undefined);
+    assert.equal(on('do', '-t', '--isolation', 'namespaces', '--', 'sh'), undefined);
+    // A usage error is the planner's to word, as the cold call words it.
+    assert.equal(on('do', '--bogus', '--', 'true'), undefined);
+    assert.equal(on('do', '--isolation', 'sentry', '--', 'true'), 'do --isolation sentry');
+    assert.equal(on('do', '--isolation=vm', '--', 'true'), 'do --isolation vm');
+    // --allow-net asks for the level with a network policy.
+    assert.equal(on('do', '--allow-net', '127.0.0.1', '--', 'true'), 'do --isolation sentry');
+    assert.equal(on('--isolation', 'sentry', 'do', '--', 'true'), '--isolation sentry');
+    // What follows -- is the command's, not do's.
+    assert.equal(on('do', '--', 'env', '--isolation', 'sentry'), undefined);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a terminal to relay is served: the front relays it', () => {
+  const root = rootWith({ plain: 'namespaces' });
+  const bundle = mkdtempSync(join(tmpdir(), 'eligible-bundle-'));
+  try {
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify({ ociVersion: '1.0.2', process: { terminal: true, args: ['sh'], cwd: '/' }, root: { path: 'rootfs' } }));
+    assert.equal(declined(['--root', root, 'run', '-b', bundle, 'tty1'], '/'), undefined);
+    assert.equal(declined(['--root', root, 'exec', '-t', 'plain', 'sh'], '/'), undefined);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+    rmSync(bundle, { recursive: true, force: true });
+  }
+});
