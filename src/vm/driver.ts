@@ -28,7 +28,7 @@ import {
   KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_PAUSED, POOL_DIR, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_VM, POD_NAMESPACES, type KeeperConfig, type PodMembership, type PodNamespace,
 } from './keeper-wire';
 import { isPodSandbox, podSandbox } from '../container/pod';
-import { guestLimits, hostResources, podVmSize, vmSize } from './sizing';
+import { balloonTarget, guestLimits, hostResources, podVmSize, vmSize } from './sizing';
 import { FIRST_NS_INO_END } from './network';
 import { vmmUnavailable } from './vmm';
 import { ensureGuestAssets, type GuestAssets } from './assets';
@@ -139,6 +139,16 @@ async function poolOwnerGone(entry: string): Promise<void> {
       return;
     }
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The RAM a cold VM booted with, when its balloon can move it (vm.json's balloonMiB, keeper.ts), else undefined. */
+function balloonOf(stateDir: string): number | undefined {
+  try {
+    const v = (JSON.parse(readFileSync(join(stateDir, KEEPER_VM), 'utf8')) as { balloonMiB?: unknown }).balloonMiB;
+    return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -473,9 +483,23 @@ export const vmDriver: LevelDriver = {
 
   async update(c, resources, warn): Promise<void> {
     if (!keeperAlive(c)) throw stopped(c, 'update');
+    const dir = c.store.dir(c.id);
     // The container's cgroup in the guest first: a limit the guest refuses changes nothing on the host.
-    await keeperRequest(c.store.dir(c.id), c.id, { op: 'update', limits: guestLimits(resources) }, 10000);
-    cgroupsOf(c, 'update').apply(hostResources(resources, vmSize(resources)), warn);
+    await keeperRequest(dir, c.id, { op: 'update', limits: guestLimits(resources) }, 10000);
+    const cg = cgroupsOf(c, 'update');
+    const size = vmSize(resources);
+    const bootMiB = podMember(c) ? undefined : balloonOf(dir);
+    if (bootMiB === undefined) {
+      // No balloon (a clone, a pod's VM): the guest's RAM stays what it booted with; its cgroup holds the limit.
+      cg.apply(hostResources(resources, size), warn);
+      return;
+    }
+    // The guest's RAM follows the limit through the balloon. The host cgroup holds the VM's RAM
+    // plus the VMM's headroom throughout: as much as the VM booted with while the balloon moves,
+    // then what the guest has after (or the limit, when that is more: the host's view of a raised one).
+    cg.apply(hostResources(resources, { ...size, memoryMiB: Math.max(size.memoryMiB, bootMiB) }), warn);
+    const r = await keeperRequest(dir, c.id, { op: 'memory', mib: balloonTarget(resources, bootMiB) }, 30000);
+    cg.apply(hostResources(resources, { ...size, memoryMiB: Math.max(size.memoryMiB, r.memoryMiB ?? bootMiB) }), warn);
   },
 
   async stats(c: LevelContainer): Promise<LevelStats> {

@@ -134,10 +134,16 @@ type ContainerRequest =
   | { readonly op: 'pause' }
   | { readonly op: 'resume' }
   /** Limits of the container's cgroup in the guest: decimal strings, 2^64-1 for "max" (GuestLimitsWire). */
-  | { readonly op: 'update'; readonly limits: GuestLimitsWire };
+  | { readonly op: 'update'; readonly limits: GuestLimitsWire }
+  /**
+   * The VM's RAM moved to `mib` through its balloon (balloon.ts), at most its boot size: answered
+   * with the RAM the guest has after (`memoryMiB`), or without it where there is no balloon to
+   * move (a clone, a pod's VM, a pod's container).
+   */
+  | { readonly op: 'memory'; readonly mib: number };
 
 export type KeeperReply =
-  | { readonly ok: true; readonly pid?: number; readonly pids?: number[]; readonly stats?: GuestStats }
+  | { readonly ok: true; readonly pid?: number; readonly pids?: number[]; readonly stats?: GuestStats; readonly memoryMiB?: number }
   | { readonly ok: false; readonly error: string };
 
 /** What the guest says of the container's use: its cgroup there (numbers as decimal strings: JSON has no bigint). */
@@ -231,6 +237,9 @@ function parseContainerRequest(r: Record<string, unknown>): ContainerRequest {
       }
       return { op: 'update', limits };
     }
+    case 'memory':
+      if (!uint(r['mib']) || r['mib'] < 1 || r['mib'] > 65536) throw new StockadeError('USAGE', 'vm keeper: memory: mib: a number from 1 to 65536');
+      return { op: 'memory', mib: r['mib'] };
     case 'exec': {
       // The runtime built it from a validated config and exec's flags; its shape is checked here,
       // its meaning by buildExecPlan, as for an exec at any level.

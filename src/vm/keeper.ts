@@ -199,7 +199,9 @@ class Keeper {
       for (const n of nics) closeSync(n.fd);
     }
     this.#vm = vm;
-    writeFileSync(join(cfg.stateDir, KEEPER_VM), JSON.stringify({ runDir: vm.runDir, vmmUid: vm.vmmUid }), { mode: 0o600 });
+    // balloonMiB: the RAM a cold VM booted with, which its balloon can move below and back (driver.ts update).
+    const balloonMiB = vm.balloon !== undefined && this.#pod === undefined && !isPodSandbox(cfg.spec.annotations) ? vm.balloon.bootMiB : undefined;
+    writeFileSync(join(cfg.stateDir, KEEPER_VM), JSON.stringify({ runDir: vm.runDir, vmmUid: vm.vmmUid, ...(balloonMiB !== undefined ? { balloonMiB } : {}) }), { mode: 0o600 });
     void vm.ended.then((e) => {
       if (e !== null && !this.#exiting) void this.#vmFailed(e.message);
     });
@@ -436,6 +438,16 @@ class Keeper {
         if (u.container === undefined) return { ok: false, error: 'the container is not running' };
         await u.container.update(limitsOf(r.limits));
         return { ok: true };
+      }
+      case 'memory': {
+        // Only a VM that is this container's alone: a pod's VM holds its other containers too
+        // (it was sized for the whole pod), and a clone has no balloon.
+        const balloon = this.#vm?.balloon;
+        if (u !== this.#self || this.#pod !== undefined || balloon === undefined) return { ok: true };
+        const before = await balloon.currentMiB();
+        const memoryMiB = await balloon.resize(r.mib);
+        this.log(`memory: the guest's RAM ${before} -> ${memoryMiB} MiB (asked ${r.mib}, booted with ${balloon.bootMiB})`);
+        return { ok: true, memoryMiB };
       }
       case 'pause':
       case 'resume':

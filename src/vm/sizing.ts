@@ -48,6 +48,17 @@ export function vmSize(r: Resources | undefined): VmSize {
 }
 
 /**
+ * The guest's RAM for a memory limit set by `update` on a VM with a balloon (balloon.ts): the
+ * limit as vmSize takes it (at least MIN_GUEST_MIB), at most the RAM it booted with; all of that
+ * RAM without a limit.
+ */
+export function balloonTarget(r: Resources | undefined, bootMiB: number): number {
+  const limit = r?.memory?.limit;
+  if (limit === undefined || limit <= 0) return bootMiB;
+  return Math.min(bootMiB, Math.max(MIN_GUEST_MIB, Math.ceil(limit / MiB)));
+}
+
+/**
  * What containerd's CRI plugin writes on a pod's sandbox from the kubelet's PodSandboxConfig
  * (linux.resources: the sum of the pod's containers' limits, Kubernetes 1.23 and later), which
  * Kata sizes its pod VM from. "0" (or absent) is no limit.

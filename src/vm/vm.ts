@@ -21,9 +21,11 @@ import type { MountIdmap } from '../container/plan';
 import { VmError } from './errors';
 import { connectVirtiofsd, killVm, startJailed, vmmExit, vmProcesses, within, type Jailed } from './host-processes';
 import { makeQemuJail } from './jail';
+import { Balloon } from './balloon';
+import { Qmp } from './qmp';
 import type { ContainerNetwork, VmNic } from './network';
 import { guestNetworkRequests } from './network';
-import { ROOTFS_TAG, jailedQemu, jailedVirtiofsd, requireVmm, vmmUser, type ShareEntry } from './vmm';
+import { QMP_FD, ROOTFS_TAG, jailedQemu, jailedVirtiofsd, requireVmm, vmmUser, type ShareEntry } from './vmm';
 
 export { vmProcesses } from './host-processes';
 
@@ -252,6 +254,11 @@ export class Vm {
   #containers = 0;
   /** Taken from the pool (pool.ts): its QEMU is its owner's child, which kills it when this process is gone. */
   pooled = false;
+  /**
+   * The guest's RAM changed while it runs (balloon.ts): a cold VM's. A clone has none: its
+   * template was saved without a balloon (template.ts says why).
+   */
+  balloon: Balloon | undefined;
   readonly ended: Promise<VmError | null>;
   /** Set once booted. */
   kernelRelease = '';
@@ -325,6 +332,7 @@ export class Vm {
       await killVm([this.#qemu, this.#virtiofsd], this.#vmmUid, this.#runDir);
     } finally {
       (this.#qemu.child.stdio[3] as Socket | null)?.destroy();
+      this.balloon?.qmp.close();
       rmSync(this.#runDir, { recursive: true, force: true });
     }
   }
@@ -512,13 +520,14 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     // Spawned and our copy of the connection closed in one tick: virtiofsd speaks only when
     // QEMU asks, so nothing can have been read from it on our side.
     try {
-      qemu = startJailed('qemu', qemuArgv, ['ignore', 'pipe', 'pipe', 'pipe', fsConn, ...nics.map((n) => n.fd)]);
+      qemu = startJailed('qemu', qemuArgv, ['ignore', 'pipe', 'pipe', 'pipe', fsConn, 'pipe', ...nics.map((n) => n.fd)]);
     } finally {
       fsConn.destroy();
     }
     // virtiofsd took its one connection; the name is no longer needed.
     rmSync(fsSocket, { force: true });
     vm = new Vm(runDir, qemu, virtiofsd, vmmUid, opts.requestTimeoutMs ?? 30000, accel, assets);
+    vm.balloon = new Balloon(new Qmp((qemu.child.stdio as unknown as Socket[])[QMP_FD]!), memoryMiB);
     vm.shares = guestShares(opts);
     // virtiofsd (with no binds: setpriv and the share script exec it in place) pivots into the share.
     if (virtiofsd.child.pid !== undefined) vm.shareServer = { pid: virtiofsd.child.pid, inNamespace: '/', onHost: share };

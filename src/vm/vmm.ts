@@ -1,8 +1,9 @@
 // The command lines of the VMM (QEMU -M microvm) and of virtiofsd, and the jail both run in.
 //
 // Fds, not paths, carry the VM's channels: QEMU finds the agent's virtio-serial channel on fd 3
-// (one end of a socketpair the host holds the other end of) and virtiofsd's vhost-user socket on
-// fd 4 (a connection the host made), so QEMU opens no socket by name and needs no directory.
+// (one end of a socketpair the host holds the other end of), virtiofsd's vhost-user socket on
+// fd 4 (a connection the host made) and its QMP monitor on fd 5 (another socketpair: the host's
+// balloon requests, balloon.ts), so QEMU opens no socket by name and needs no directory.
 //
 // The jail, outermost first:
 //   setpriv --pdeathsig KILL          the wrapper dies with the host process that started it
@@ -40,11 +41,12 @@ const SH = '/bin/sh';
 export const ROOTFS_TAG = 'rootfs';
 /** The port the agent looks for (native/agent/agent.h AGENT_PORT_NAME). */
 export const AGENT_PORT = 'stockade.agent';
-/** QEMU's fds: the agent channel and the vhost-user connection to virtiofsd. */
+/** QEMU's fds: the agent channel, the vhost-user connection to virtiofsd and the QMP monitor. */
 export const AGENT_FD = 3;
 export const VIRTIOFS_FD = 4;
+export const QMP_FD = 5;
 /** QEMU's fd of the first network device's tap (src/vm/network.ts); the next ones follow. */
-export const FIRST_TAP_FD = 5;
+export const FIRST_TAP_FD = 6;
 
 export interface VmmConfig {
   readonly assets: GuestAssets;
@@ -125,7 +127,11 @@ export function qemuArgs(c: VmmConfig): string[] {
     '-device', `vhost-user-fs-device,chardev=fs,tag=${ROOTFS_TAG}`,
     // Free page reporting: the guest hands pages it freed back to the host (QEMU drops them from
     // the memfd), so host memory follows what the guest uses, not the most it ever touched.
+    // The balloon also changes the guest's RAM while it runs (`update --memory`, balloon.ts),
+    // through the QMP monitor on QMP_FD, which only the host's end of a socketpair reaches.
     '-device', 'virtio-balloon-device,free-page-reporting=on',
+    '-chardev', `socket,id=qmp,fd=${QMP_FD}`,
+    '-mon', 'chardev=qmp,mode=control',
     // The container's interfaces: taps opened in its network namespace by the host, so QEMU
     // opens nothing and needs no CAP_NET_ADMIN.
     ...(c.nics ?? []).flatMap((n, i) => {

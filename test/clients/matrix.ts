@@ -19,7 +19,11 @@ if (file === undefined) {
   process.stderr.write('usage: node matrix.js RESULTS.jsonl [--markdown]\n');
   process.exit(2);
 }
-const rows = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Row);
+// A cell run again (run-full.sh with STOCKADE_CLIENT_RESULTS kept) is its last run.
+const all = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Row);
+const cells = new Map<string, Row>();
+for (const r of all) cells.set(`${r.client}/${r.runtime}/${r.scenario}`, r);
+const rows = all.filter((r) => cells.get(`${r.client}/${r.runtime}/${r.scenario}`) === r);
 // Clients in the order they ran; runtimes with runc first (the reference), then stockade's levels.
 const ORDER = ['runc', 'stockade', 'stockade-sentry', 'stockade-vm'];
 const rank = (r: string): number => (ORDER.includes(r) ? ORDER.indexOf(r) : ORDER.length);

@@ -6,6 +6,8 @@
 # With STOCKADE_MATRIX_DOC=docs/design/client-matrix.md the table is also written there as Markdown,
 # with the date, the machine's accelerator and the clients' versions (that page is made this way).
 # STOCKADE_CLIENT_PATTERN=REGEX runs only the scenarios (or runtimes) whose names match it.
+# STOCKADE_CLIENT_RESULTS=FILE keeps the results there (JSON lines) and adds to what it holds: the
+# table is of the last run of each cell.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 npx tsc -p tsconfig.test.json
@@ -13,8 +15,14 @@ clients=("$@")
 [ "${#clients[@]}" -gt 0 ] || clients=(podman docker containerd)
 files=()
 for c in "${clients[@]}"; do files+=("dist-test/test/clients/$c.test.js"); done
-results=$(mktemp /tmp/stockade-clients-XXXXXX.jsonl)
-trap 'rm -f "$results"' EXIT
+if [ -n "${STOCKADE_CLIENT_RESULTS:-}" ]; then
+  # Kept, and appended to: a later run of some cells (a pattern) supersedes their earlier results.
+  results=$STOCKADE_CLIENT_RESULTS
+  touch "$results"
+else
+  results=$(mktemp /tmp/stockade-clients-XXXXXX.jsonl)
+  trap 'rm -f "$results"' EXIT
+fi
 status=0
 STOCKADE_CLIENT_TESTS=full STOCKADE_CLIENT_MATRIX="$results" \
   node --test --test-concurrency=1 --test-reporter=spec ${STOCKADE_CLIENT_PATTERN:+"--test-name-pattern=$STOCKADE_CLIENT_PATTERN"} "${files[@]}" || status=$?

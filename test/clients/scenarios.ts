@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
+import { MIN_GUEST_MIB, VMM_HEADROOM_MIB } from '../../src/vm/sizing';
 import { cgroupFile, Unsupported } from './client';
 import { describeResult, sleep, waitFor, type CmdResult } from './exec';
 import type { ScenarioContext } from './suite';
@@ -159,14 +160,22 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     id: 'update',
-    title: 'update of memory and CPU reaches the host cgroup files',
+    title: 'update of memory and CPU reaches the host cgroup files (at vm: the guest\'s RAM, through its balloon)',
     trimmed: true,
     async run({ client, rt, name }) {
       const n = name();
-      await client.runDetached(rt, n, ['sleep', '1000']);
+      // 512 MiB: at vm a VM of its own size, booted cold (the template is of 256 MiB), with a balloon.
+      await client.runDetached(rt, n, ['sleep', '1000'], { memory: 512 * MiB });
       const pid = await client.pid(n);
       const memFile = cgroupFile(pid, 'memory', 'memory.limit_in_bytes', 'memory.max');
       const cpuFile = cgroupFile(pid, 'cpu', 'cpu.cfs_quota_us', 'cpu.max');
+      const memTotal = async (): Promise<number> => {
+        const r = await client.exec(n, ['grep', '^MemTotal:', '/proc/meminfo']);
+        const kib = /^MemTotal:\s+(\d+) kB$/m.exec(r.stdout)?.[1];
+        assert.ok(kib !== undefined, describeResult(r));
+        return Number(kib) * 1024;
+      };
+      const booted = rt === 'stockade-vm' ? await memTotal() : 0;
       await client.update(n, 64 * MiB, 50_000);
       if (rt === 'stockade-vm') {
         // The limit is the container's cgroup's in the guest (read from inside, where the
@@ -179,7 +188,10 @@ export const SCENARIOS: readonly Scenario[] = [
         assert.equal(mem.stdout.trim(), String(64 * MiB), describeResult(mem));
         const cpu = await client.exec(n, own('cpu.max'));
         assert.match(cpu.stdout.trim(), /^50000\b/, describeResult(cpu));
-        assert.ok(Number(readFileSync(memFile, 'utf8').trim()) > 64 * MiB, memFile);
+        // The guest's RAM went from 512 MiB to the smallest guest's (MIN_GUEST_MIB): the rest is in
+        // the balloon, gone from MemTotal; the host cgroup holds that RAM and the VMM's headroom.
+        assert.equal(booted - (await memTotal()), (512 - MIN_GUEST_MIB) * MiB);
+        assert.equal(Number(readFileSync(memFile, 'utf8').trim()), (MIN_GUEST_MIB + VMM_HEADROOM_MIB) * MiB, memFile);
         assert.match(readFileSync(cpuFile, 'utf8').trim(), /^50000\b/, cpuFile);
         return;
       }

@@ -4,10 +4,11 @@
 // the shared cache), or with STOCKADE_VM_TEMPLATE=0 booted cold (one test keeps that path). VM
 // starts are still seconds under TCG, so one long-lived container carries every check that a
 // fresh VM would not make stronger (state, exec, ps, pause, update, events, kill); run, run -d
-// with delete --force, the annotation and the template's binds each need a VM of their own.
+// with delete --force, the annotation and the template's binds each need a VM of their own; the
+// cold one carries update's balloon (a clone has none).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureGuestAssets } from '../../src/vm/assets';
@@ -228,9 +229,13 @@ describe('the vm level through the CLI', { skip }, () => {
     assert.deepEqual(rt.containerDirs(), []);
   });
 
-  test('booted cold (STOCKADE_VM_TEMPLATE=0): run -d, then delete --force of the running vm container: no keeper, QEMU, virtiofsd, cgroup or state left', async () => {
+  test('booted cold (STOCKADE_VM_TEMPLATE=0): run -d; update moves the guest\'s RAM through its balloon (MemTotal, allocations, QEMU\'s memory) and the CPU quota through the VMM\'s cgroup; delete --force leaves nothing', async () => {
     const id = 'vm-detached';
-    const b = rt.bundle(probeSpec(['/bin/sleep', '1000']));
+    const b = rt.bundle(probeSpec(['/bin/sleep', '1000'], (s) => {
+      s.linux = { ...s.linux, resources: { memory: { limit: 512 * MiB } } };
+    }));
+    // Sparse on the host; read in the guest, it fills the guest's page cache (the host's memfd).
+    truncateSync(join(b.rootfs, 'big'), 320 * MiB);
     const r = rt.run(['--isolation', 'vm', 'run', '-d', '--bundle', b.dir, id], { ...VM_CALL, env: { STOCKADE_VM_TEMPLATE: '0' } });
     assert.equal(r.status, 0, r.stderr);
     const t = vmTrace(rt, id);
@@ -241,6 +246,69 @@ describe('the vm level through the CLI', { skip }, () => {
     assert.ok(vmHostProcesses(t).some((p) => /virtiofsd/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8'))), 'virtiofsd serves the cold VM');
     assert.equal(json<{ status: string }>(rt.run(['state', id]).stdout).status, 'running');
     assert.equal(rt.run(['delete', id]).status === 0, false, 'delete without --force of a running container succeeded');
+
+    const sh = (script: string): { status: number | null; stdout: string; stderr: string } => rt.run(['exec', id, '/bin/sh', '-c', script], VM_CALL);
+    const memTotalKiB = (): number => {
+      const m = sh('grep ^MemTotal: /proc/meminfo');
+      const kib = /^MemTotal:\s+(\d+) kB$/m.exec(m.stdout)?.[1];
+      assert.ok(kib !== undefined, `${m.stdout}${m.stderr}`);
+      return Number(kib);
+    };
+    // What the guest's RAM holds on the host: the pages allocated in QEMU's memfd (its guest RAM).
+    const qemu = vmHostProcesses(t).find((p) => readFileSync(`/proc/${p}/comm`, 'utf8').startsWith('qemu-system'));
+    assert.ok(qemu !== undefined, 'no QEMU among the VM\'s host processes');
+    const guestRamOnHost = (): number => {
+      for (const fd of readdirSync(`/proc/${qemu}/fd`)) {
+        if (readlinkSync(`/proc/${qemu}/fd/${fd}`).startsWith('/memfd:')) return statSync(`/proc/${qemu}/fd/${fd}`).blocks * 512;
+      }
+      throw new Error(`QEMU ${qemu} holds no memfd`);
+    };
+    const mem = memoryCgroup(t);
+    assert.ok(mem !== undefined);
+    const limitFile = join(mem, existsSync(join(mem, 'memory.max')) ? 'memory.max' : 'memory.limit_in_bytes');
+    const ownCgroup = (file: string): string => sh(`cat "/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)/${file}"`).stdout.trim();
+
+    const booted = memTotalKiB();
+    assert.equal(sh('cat /big > /dev/null').status, 0);
+    const filled = guestRamOnHost();
+    assert.ok(filled > 300 * MiB, `the guest's page cache did not reach the host's memfd: ${filled} bytes`);
+
+    // Down: the guest's cgroup to 200 MiB, its RAM to 200 MiB (312 MiB into the balloon, gone from
+    // MemTotal and punched out of QEMU's memfd), the host cgroup to that plus the VMM's headroom.
+    const down = rt.run(['update', '--memory', String(200 * MiB), id], VM_CALL);
+    assert.equal(down.status, 0, down.stderr);
+    assert.equal(ownCgroup('memory.max'), String(200 * MiB));
+    assert.equal(booted - memTotalKiB(), 312 * 1024);
+    assert.equal(Number(readFileSync(limitFile, 'utf8')), (200 + VMM_HEADROOM_MIB) * MiB);
+    const shrunk = guestRamOnHost();
+    assert.ok(shrunk <= 200 * MiB, `QEMU's memfd still holds ${shrunk} bytes of a 200 MiB guest (${filled} before)`);
+    assert.match(readFileSync(join(t.stateDir, 'keeper.log'), 'utf8'), /memory: the guest's RAM 512 -> 200 MiB/);
+    // What the container can use follows: 64 MiB held fits, growing without end is OOM-killed (137).
+    const fits = sh('head -c 67108864 /dev/zero | tail | wc -c');
+    assert.equal(fits.stdout.trim(), '67108864', fits.stderr);
+    assert.equal(sh('tail /dev/zero').status, 137);
+
+    // Up past the RAM it booted with: the balloon gives back all 512 MiB (no more: microvm has no
+    // hot-plug); the guest's cgroup and the host's take the new limit.
+    const up = rt.run(['update', '--memory', String(1024 * MiB), id], VM_CALL);
+    assert.equal(up.status, 0, up.stderr);
+    assert.equal(memTotalKiB(), booted);
+    assert.equal(ownCgroup('memory.max'), String(1024 * MiB));
+    assert.equal(Number(readFileSync(limitFile, 'utf8')), (1024 + VMM_HEADROOM_MIB) * MiB);
+
+    // CPU: the quota is the guest cgroup's and the host cgroup's, which holds QEMU and every one of its threads.
+    const cpu = rt.run(['update', '--cpu-quota', '20000', '--cpu-period', '100000', id], VM_CALL);
+    assert.equal(cpu.status, 0, cpu.stderr);
+    assert.equal(ownCgroup('cpu.max'), '20000 100000');
+    const cpuDir = t.cgroupPaths.find((d) => existsSync(join(d, 'cpu.max')) || existsSync(join(d, 'cpu.cfs_quota_us')));
+    assert.ok(cpuDir !== undefined, `no cpu cgroup among ${t.cgroupPaths.join(', ')}`);
+    if (existsSync(join(cpuDir, 'cpu.max'))) assert.equal(readFileSync(join(cpuDir, 'cpu.max'), 'utf8').trim(), '20000 100000');
+    else assert.equal(readFileSync(join(cpuDir, 'cpu.cfs_quota_us'), 'utf8').trim(), '20000');
+    const threads = readdirSync(`/proc/${qemu}/task`);
+    assert.ok(threads.length > 1, 'QEMU has its vCPU and I/O threads');
+    const cgroupOf = (path: string): string => readFileSync(path, 'utf8').split('\n').find((l) => l.startsWith('0::') || /[:,]cpu[,:]/.test(l)) ?? '';
+    for (const task of threads) assert.equal(cgroupOf(`/proc/${qemu}/task/${task}/cgroup`), cgroupOf(`/proc/${t.keeper}/cgroup`), `QEMU thread ${task}`);
+
     const d = rt.run(['delete', '--force', id], VM_CALL);
     assert.equal(d.status, 0, d.stderr);
     await vmGone(t);

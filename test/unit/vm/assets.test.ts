@@ -136,6 +136,8 @@ test('VMM: no default devices, no network, no disk; modern virtio-mmio, shared m
   }
   assert.match(args[args.indexOf('-sandbox') + 1]!, /^on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny$/);
   assert.doesNotMatch(joined, /-netdev|-nic|-drive|-blockdev|-virtfs|-fsdev|-monitor|-qmp|-gdb|path=/);
+  // The one monitor is QMP on the host's socketpair (fd 5), for the balloon.
+  assert.deepEqual(args.filter((a, i) => args[i - 1] === '-mon' || args[i - 1] === '-chardev'), ['socket,id=agent,fd=3', 'socket,id=fs,fd=4', 'socket,id=qmp,fd=5', 'chardev=qmp,mode=control']);
   const jail = jailedQemu(c, '/run/vm/qemu-root');
   const joinedJail = jail.join(' ');
   assert.ok(joinedJail.startsWith(`/usr/bin/setpriv --pdeathsig KILL /usr/bin/unshare --net --ipc --uts --pid --fork --kill-child --mount --propagation private ${rbindBinary()} `), joinedJail);

@@ -95,6 +95,11 @@ test('requests with bad fields are refused naming the field', () => {
     [{ op: 'update', limits: { memoryMax: '-5' } }, /limits.memoryMax: a decimal number/],
     [{ op: 'update', limits: { pidsMax: '18446744073709551616' } }, /limits.pidsMax: a decimal number from 1 to 2\^64-1/],
     [{ op: 'update', limits: { cpuWeight: '1e3' } }, /limits.cpuWeight/],
+    [{ op: 'memory' }, /memory: mib: a number from 1 to 65536/],
+    [{ op: 'memory', mib: '128' }, /memory: mib/],
+    [{ op: 'memory', mib: 0 }, /memory: mib/],
+    [{ op: 'memory', mib: 65537 }, /memory: mib/],
+    [{ op: 'memory', mib: 1.5 }, /memory: mib/],
   ];
   for (const [v, why] of bad) {
     assert.throws(() => parseRequest(req(v)), (e: unknown) => e instanceof StockadeError && why.test(e.message), JSON.stringify(v));
@@ -106,6 +111,7 @@ test('requests with bad fields are refused naming the field', () => {
   assert.deepEqual(parseRequest(req({ op: 'update', limits: { memoryMax: '18446744073709551615', pidsMax: '50' } })),
     { op: 'update', limits: { memoryMax: '18446744073709551615', pidsMax: '50' } });
   assert.deepEqual(parseRequest(req({ op: 'stats', junk: [1, 2] })), { op: 'stats' });
+  assert.deepEqual(parseRequest(req({ op: 'memory', mib: 200, container: 'app-1' })), { op: 'memory', mib: 200, container: 'app-1' });
 });
 
 test('fuzz: random and mutated bytes either frame, or raise a StockadeError, nothing else', () => {

@@ -1,7 +1,7 @@
-// How a pod's sandbox annotations (containerd's CRI) size the pod's VM.
+// How a pod's sandbox annotations (containerd's CRI) size the pod's VM, and how update moves a VM's RAM.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_GUEST_MIB, MIN_GUEST_MIB, POD_GUEST_OWN_MIB, podVmSize } from '../../../src/vm/sizing';
+import { DEFAULT_GUEST_MIB, MIN_GUEST_MIB, POD_GUEST_OWN_MIB, balloonTarget, podVmSize } from '../../../src/vm/sizing';
 
 const MiB = 1024 * 1024;
 const mem = 'io.kubernetes.cri.sandbox-memory';
@@ -32,4 +32,14 @@ test('vCPUs are at most the host\'s', () => {
 test('a value that is not a whole number is refused naming the annotation', () => {
   assert.throws(() => podVmSize({ [mem]: '256Mi' }), /annotations\["io\.kubernetes\.cri\.sandbox-memory"\]: "256Mi" is not a whole number/);
   assert.throws(() => podVmSize({ [mem]: '0', [period]: '1e5' }), /sandbox-cpu-period/);
+});
+
+test('update\'s balloon target: the limit (at least the smallest guest), at most the RAM booted with; all of it without a limit', () => {
+  assert.equal(balloonTarget({ memory: { limit: 200 * MiB } }, 512), 200);
+  assert.equal(balloonTarget({ memory: { limit: 200 * MiB + 1 } }, 512), 201);
+  assert.equal(balloonTarget({ memory: { limit: 16 * MiB } }, 512), MIN_GUEST_MIB);
+  assert.equal(balloonTarget({ memory: { limit: 2048 * MiB } }, 512), 512);
+  assert.equal(balloonTarget({ memory: { limit: -1 } }, 512), 512);
+  assert.equal(balloonTarget({ cpu: { quota: 50000 } }, 384), 384);
+  assert.equal(balloonTarget(undefined, 256), 256);
 });
