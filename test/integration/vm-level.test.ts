@@ -235,6 +235,7 @@ describe('the vm level through the CLI', { skip }, () => {
       s.linux = { ...s.linux, resources: { memory: { limit: 512 * MiB } } };
     }));
     // Sparse on the host; read in the guest, it fills the guest's page cache (the host's memfd).
+    writeFileSync(join(b.rootfs, 'big'), '');
     truncateSync(join(b.rootfs, 'big'), 320 * MiB);
     const r = rt.run(['--isolation', 'vm', 'run', '-d', '--bundle', b.dir, id], { ...VM_CALL, env: { STOCKADE_VM_TEMPLATE: '0' } });
     assert.equal(r.status, 0, r.stderr);
