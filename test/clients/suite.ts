@@ -103,7 +103,7 @@ export function clientSuite(tier: ClientTier): void {
             const scratch = join(dir, 'scratch', `${scenario.id}-${rt}`);
             mkdirSync(scratch, { recursive: true, mode: 0o755 });
             const ctx: ScenarioContext = {
-              client: started.client, rt, t, scratch,
+              client: started.client, rt, t, scratch, full,
               name: (part = '') => {
                 const n = `${scenario.id}${part === '' ? '' : `-${part}`}-${rt}`;
                 names.push(n);
@@ -132,6 +132,8 @@ export interface ScenarioContext {
   readonly t: TestContext;
   /** A host directory of the scenario's own, for bind mounts. */
   readonly scratch: string;
+  /** The full tier (run-full.sh), not npm test's trimmed one: a scenario may check more, at more cost. */
+  readonly full: boolean;
   /** A container name unique to the scenario and runtime; removed, if still there, when the scenario ends. */
   name(part?: string): string;
   /** Set by a scenario that passed with a reservation (a part the client cannot express). */
