@@ -6,7 +6,8 @@
 // the root, `..`, magic links, links into /proc, FIFOs, O_PATH, the caller's fds, devices) and prints
 // what each got in terms that do not depend on the run: the two runs must print the same. The race
 // swaps a symlink between a file and escapes while stat and open go through it natively; race-rel
-// flips a relative path's start (a dirfd, the cwd) and rewrites a path being read. The
+// flips a relative path's start (a dirfd, the cwd) and rewrites a path being read; race-kill
+// kills callers mid-call. The
 // sentry's debug line ("N calls served (M natively)") shows the fast path served the calls.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -141,5 +142,12 @@ describe('the sentry\'s native fast path decides as the TypeScript handlers do',
     assert.deepEqual(Object.keys(counts).filter((k) => !/^(?:[a-z-]+:(?:a|other)|ELOOP|ENOENT|EACCES|ENOTDIR|EXDEV|ENXIO)$/.test(k)), [], shown);
     assert.ok((counts['openat:a'] ?? 0) > 0 && (counts['stat-racy:a'] ?? 0) > 0 && (counts['ELOOP'] ?? 0) > 0, `the flips were met both ways: ${shown}`);
     assert.ok(r.natively > 1000, `calls went through the fast path: ${r.natively} of ${r.served}`);
+  });
+  test('callers killed mid-call while the fast path serves them (stale notification ids, a dead caller\'s ADDFD): the sentry serves on, rightly, and leaks no fd into the survivor', () => {
+    const r = run(rt, true, '1000:1000', ['race-kill', '300']);
+    const out = json<{ counts: Record<string, number>; fd_before: number; fd_after: number }>(r.result.stdout.trim());
+    assert.deepEqual(out.counts, { 'open:a': 1000 }, JSON.stringify(out));
+    assert.equal(out.fd_after, out.fd_before, `an fd was left in the caller: ${JSON.stringify(out)}`);
+    assert.ok(r.natively > 1000, `the calls went through the fast path: ${r.natively} of ${r.served}`);
   });
 });
