@@ -5,7 +5,9 @@
 // stats and opens paths of every kind the fast path serves or must hand over (symlinks in and out of
 // the root, `..`, magic links, links into /proc, FIFOs, O_PATH, the caller's fds, devices) and prints
 // what each got in terms that do not depend on the run: the two runs must print the same. The race
-// swaps a symlink between a file and escapes while stat and open go through it natively. The
+// swaps a symlink between a file and escapes while stat and open go through it natively; race-rel
+// flips a relative path's start (a dirfd, the cwd) and rewrites a path being read; race-kill
+// kills callers mid-call. The
 // sentry's debug line ("N calls served (M natively)") shows the fast path served the calls.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -129,5 +131,23 @@ describe('the sentry\'s native fast path decides as the TypeScript handlers do',
     assert.deepEqual(Object.keys(counts).filter((k) => !['stat:a', 'open:a', 'ELOOP', 'ENOENT', 'EACCES'].includes(k)), [], shown);
     assert.ok((counts['stat:a'] ?? 0) > 0 && (counts['open:a'] ?? 0) > 0 && (counts['ELOOP'] ?? 0) > 0, `both the file and the magic links were met, so the race ran: ${shown}`);
     assert.ok(r.natively > 20_000, `the stats and opens went through the fast path: ${r.natively} of ${r.served}`);
+  });
+  test('a relative path\'s start (fd 7, the cwd) flipped between /proc/self, /proc and /tmp, and an absolute path rewritten between a file and escapes, while the fast path serves them: never the host\'s file', () => {
+    const st = statSync(secret);
+    const r = run(rt, true, '0', ['race-rel', '3000', String(st.dev), String(st.ino), secret]);
+    const counts = json<{ counts: Record<string, number> }>(r.result.stdout.trim()).counts;
+    const shown = JSON.stringify(counts);
+    assert.equal(counts['host'], undefined, `a call whose start or path was swapped reached the host's file: ${shown}`);
+    // "other" and ENXIO: /proc/self/fd/0, the caller's stdin (a socket under the harness: ENXIO to open).
+    assert.deepEqual(Object.keys(counts).filter((k) => !/^(?:[a-z-]+:(?:a|other)|ELOOP|ENOENT|EACCES|ENOTDIR|EXDEV|ENXIO)$/.test(k)), [], shown);
+    assert.ok((counts['openat:a'] ?? 0) > 0 && (counts['stat-racy:a'] ?? 0) > 0 && (counts['ELOOP'] ?? 0) > 0, `the flips were met both ways: ${shown}`);
+    assert.ok(r.natively > 1000, `calls went through the fast path: ${r.natively} of ${r.served}`);
+  });
+  test('callers killed mid-call while the fast path serves them (stale notification ids, a dead caller\'s ADDFD): the sentry serves on, rightly, and leaks no fd into the survivor', () => {
+    const r = run(rt, true, '1000:1000', ['race-kill', '300']);
+    const out = json<{ counts: Record<string, number>; fd_before: number; fd_after: number }>(r.result.stdout.trim());
+    assert.deepEqual(out.counts, { 'open:a': 1000 }, JSON.stringify(out));
+    assert.equal(out.fd_after, out.fd_before, `an fd was left in the caller: ${JSON.stringify(out)}`);
+    assert.ok(r.natively > 1000, `the calls went through the fast path: ${r.natively} of ${r.served}`);
   });
 });
