@@ -11,6 +11,8 @@ export class Qmp {
   #buf = '';
   #waiting: { resolve: (r: Reply) => void; reject: (e: Error) => void }[] = [];
   #failed: Error | undefined;
+  /** Resolves at QEMU's greeting: its start-up done, its monitor serving. */
+  readonly greeted: Promise<void>;
 
   constructor(readonly socket: Socket) {
     socket.setEncoding('utf8');
@@ -18,7 +20,8 @@ export class Qmp {
     socket.on('close', () => this.#fail(new VmError('VMM_EXITED', 'vm: QEMU closed its QMP channel')));
     socket.on('error', (e) => this.#fail(new VmError('VMM_EXITED', `vm: QMP channel: ${e.message}`)));
     // The greeting takes the place of a reply to the first (implicit) command.
-    this.#waiting.push({ resolve: () => undefined, reject: () => undefined });
+    this.greeted = new Promise((resolve, reject) => this.#waiting.push({ resolve: () => resolve(), reject }));
+    this.greeted.catch(() => undefined);
   }
 
   #fail(e: Error): void {

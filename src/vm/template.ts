@@ -609,6 +609,7 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vm> {
     qmp = new Qmp(qemu.child.stdio[FD.QMP] as Socket);
     const q = qmp;
     const v = vm;
+    void q.greeted.then(() => mark('restore: qemu started (qmp greeting)'));
     await Promise.race([(async (): Promise<void> => {
       await q.execute('qmp_capabilities');
       mark('restore: qmp answered');
@@ -617,6 +618,7 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vm> {
       await q.migrationDone(timeoutMs);
       mark('restore: state loaded');
       await q.execute('cont');
+      mark('restore: running');
       q.close();
       // Before anything else runs in it: the clone's own entropy, time and name.
       const now = Date.now();

@@ -26,6 +26,7 @@ import { Qmp } from './qmp';
 import type { ContainerNetwork, VmNic } from './network';
 import { guestNetworkRequests } from './network';
 import { QMP_FD, ROOTFS_TAG, jailedQemu, jailedVirtiofsd, requireVmm, vmmUser, type ShareEntry } from './vmm';
+import { mark } from '../log/timing';
 
 export { vmProcesses } from './host-processes';
 
@@ -330,6 +331,7 @@ export class Vm {
   async #teardown(): Promise<void> {
     try {
       await killVm([this.#qemu, this.#virtiofsd], this.#vmmUid, this.#runDir);
+      mark('vm: processes gone');
     } finally {
       (this.#qemu.child.stdio[3] as Socket | null)?.destroy();
       this.balloon?.qmp.close();
@@ -416,7 +418,9 @@ export class Vm {
       this.#state = 'destroying';
       try {
         await this.client.shutdown(5000);
+        mark('vm: shutdown answered');
         await within(this.#qemu.exited, 5000);
+        mark('vm: qemu exited');
       } catch {
         /* the kill below ends it either way */
       }
