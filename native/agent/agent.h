@@ -80,6 +80,8 @@ void proc_close_fd(int *fd);
 int proc_send_exit(struct proc *p, uint32_t id);
 
 /* container.c: stockade-init in the guest, for CREATE and EXEC. */
+void container_prepare_init(void);
+void container_prepare_cgroups(void);
 int container_create(uint32_t id, const struct stk_agent_h_create *m);
 int container_exec(uint32_t id, const struct stk_agent_h_exec *m);
 int container_continue(uint32_t id, const struct stk_agent_h_continue *m);

@@ -30,7 +30,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -43,9 +45,51 @@
 #define SYNC_BUF 8192
 
 static int cgroups_ready;
+/* The sealed in-memory copy of stockade-init every CREATE and EXEC runs (container_prepare_init), or -1. */
+static int init_fd = -1;
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+#define INIT_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+/* stockade-init runs only from a sealed copy of itself (native/init/selfclone.c: a container that
+ * reaches /proc/PID/exe must not reach a file it could write). Run from /sbin it makes that copy
+ * and re-executes itself, per container: under TCG an exec and a 1 MB copy each time. So the
+ * agent makes the copy once, at boot (for a template, before the save: every clone has it), and
+ * runs every stockade-init from it; stockade-init finds itself sealed and goes on at once. The
+ * copy cannot be written, shrunk or grown by anyone, so one copy serves all containers as safely
+ * as one each. Without it (a failure here), each stockade-init copies itself as before. */
+void container_prepare_init(void)
+{
+  int src = open(INIT_PATH, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (src < 0 || fstat(src, &st) < 0) {
+    agent_log("open %s: %s", INIT_PATH, strerror(errno));
+    if (src >= 0) close(src);
+    return;
+  }
+  int fd = memfd_create("stockade-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  if (fd < 0 && errno == EINVAL) fd = memfd_create("stockade-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  off_t done = 0;
+  while (fd >= 0 && done < st.st_size) {
+    ssize_t n = sendfile(fd, src, NULL, (size_t)(st.st_size - done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += n;
+  }
+  int e = errno;
+  close(src);
+  /* Above the fds a child's stdio and plan take (0-4), so that launch's dup2s cannot hit it. */
+  int high = fd >= 0 && done == st.st_size && fcntl(fd, F_ADD_SEALS, INIT_SEALS) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 64) : -1;
+  if (high < 0) agent_log("a sealed copy of %s: %s", INIT_PATH, strerror(fd < 0 || done != st.st_size ? e : errno));
+  if (fd >= 0) close(fd);
+  init_fd = high;
+}
 
 /* cgroup v2 at /sys/fs/cgroup, the controllers handed down to STK_AGENT_PATH_CGROUP: made at the
- * first container, not at boot (a boot that runs no container does not pay for it). */
+ * first container, not at boot (a boot that runs no container does not pay for it), or before a
+ * template is saved (container_prepare_cgroups). */
 static int ensure_cgroups(char *why, size_t whylen)
 {
   if (cgroups_ready) return 0;
@@ -72,6 +116,13 @@ static int ensure_cgroups(char *why, size_t whylen)
   }
   cgroups_ready = 1;
   return 0;
+}
+
+/* A template's build: its clones find the cgroups made (a clone then pays nothing for them). */
+void container_prepare_cgroups(void)
+{
+  char why[300];
+  if (ensure_cgroups(why, sizeof why) < 0) agent_log("%s", why);
 }
 
 static int valid_name(const char *s, uint32_t len)
@@ -164,6 +215,7 @@ static int launch(struct proc *p, const uint8_t *plan, uint32_t plan_len, uint32
       if (fds[i] < 0 || dup2(fds[i], i) < 0) _exit(126);
     char *const argv[] = { "stockade-init", "3", "4", NULL };
     char *const envp[] = { NULL };
+    if (init_fd >= 0) syscall(SYS_execveat, init_fd, "", argv, envp, AT_EMPTY_PATH);
     execve(INIT_PATH, argv, envp);
     _exit(127);
   }

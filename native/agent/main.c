@@ -65,7 +65,11 @@ int main(int argc, char **argv)
   if (agent_mount_basics() < 0 || agent_load_modules("/lib/modules/load-order") < 0) agent_power_off();
   /* A container's network namespace has lo up; the guest's, which the container shares, too. */
   if (net_loopback_up() < 0) agent_log("lo up: %s", strerror(errno));
-  if (getenv("stockade_template") != NULL) zero_free_memory();
+  container_prepare_init();
+  if (getenv("stockade_template") != NULL) {
+    container_prepare_cgroups();
+    zero_free_memory();
+  }
   int port = agent_open_port(AGENT_PORT_NAME, 10000);
   if (port < 0) agent_power_off();
   channel_init(port);

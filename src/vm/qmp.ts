@@ -11,7 +11,7 @@ export class Qmp {
   #buf = '';
   #waiting: { resolve: (r: Reply) => void; reject: (e: Error) => void }[] = [];
   #failed: Error | undefined;
-  /** Resolves at QEMU's greeting: its start-up done, its monitor serving. */
+  /** Resolves at QEMU's greeting: its chardevs made (its machine not yet; commands are served once its main loop runs). */
   readonly greeted: Promise<void>;
 
   constructor(readonly socket: Socket) {
