@@ -8,6 +8,9 @@
 // before it (in the order of the medians), then the whole run. Restored from the template by
 // default; VM_TRACE_COLD=1 adds the same for a cold boot (STOCKADE_VM_TEMPLATE=0), one round of
 // each in turn. One untimed run first (the template's holder started, the page cache warm).
+// VM_TRACE_RAW=1 prints every run's marks as well.
+// VM_TRACE_OTHER=DIR: another checkout's bin/stockade (a build before a change) alternates with
+// this one round by round, on its own template, so both see the same load; the steps printed side by side.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -16,7 +19,8 @@ import { makeRootfs } from '../test/helpers/rootfs';
 
 const rounds = Number(process.argv[2] ?? 3);
 const withCold = process.env['VM_TRACE_COLD'] === '1';
-const stockade = join(process.cwd(), 'bin', 'stockade');
+const here = join(process.cwd(), 'bin', 'stockade');
+const otherDir = process.env['VM_TRACE_OTHER'];
 
 interface Mark { readonly who: string; readonly name: string; readonly at: number }
 
@@ -49,7 +53,7 @@ function median(xs: number[]): number {
 }
 
 /** One `run` of the bundle: its marks (ms since the spawn) and its whole time. */
-function traced(state: string, bundle: string, id: string, env: Record<string, string>, dir: string): { marks: Map<string, number>; total: number } {
+function traced(stockade: string, state: string, bundle: string, id: string, env: Record<string, string>, dir: string): { marks: Map<string, number>; total: number } {
   const file = join(dir, `${id}.timing`);
   writeFileSync(file, '');
   const t0 = Date.now();
@@ -67,19 +71,31 @@ function traced(state: string, bundle: string, id: string, env: Record<string, s
   return { marks, total };
 }
 
-function table(title: string, runs: { marks: Map<string, number>; total: number }[]): void {
+/** The steps of each build side by side (ordered by the first build's medians): when each was reached, and the step to it. */
+function table(title: string, names: string[], sets: { marks: Map<string, number>; total: number }[][]): void {
   const keys = new Set<string>();
-  for (const r of runs) for (const k of r.marks.keys()) keys.add(k);
-  const rows = [...keys].map((k) => ({ k, at: median(runs.map((r) => r.marks.get(k)).filter((x): x is number => x !== undefined)) }));
-  rows.sort((a, b) => a.at - b.at);
-  console.log(`${title} (${runs.length} runs; ms since the CLI was spawned, medians)`);
-  console.log(`  ${'step'.padEnd(44)} ${'at'.padStart(7)} ${'step'.padStart(7)}`);
-  let before = 0;
-  for (const { k, at } of rows) {
-    console.log(`  ${k.padEnd(44)} ${at.toFixed(0).padStart(7)} ${(at - before).toFixed(0).padStart(7)}`);
-    before = at;
+  for (const runs of sets) for (const r of runs) for (const k of r.marks.keys()) keys.add(k);
+  const med = (runs: { marks: Map<string, number> }[], k: string): number => median(runs.map((r) => r.marks.get(k)).filter((x): x is number => x !== undefined));
+  const order = (runs: { marks: Map<string, number> }[]): string[] => [...keys].map((k) => ({ k, at: med(runs, k) })).filter((x) => !Number.isNaN(x.at)).sort((a, b) => a.at - b.at).map((x) => x.k);
+  const rows = [...new Set([...order(sets[0]!), ...sets.slice(1).flatMap(order)])];
+  console.log(`${title} (ms since the CLI was spawned, medians of ${sets.map((r) => r.length).join(' / ')} runs)`);
+  console.log(`  ${'step'.padEnd(44)}${names.map((n) => `${`${n}: at`.padStart(14)} ${'step'.padStart(6)}`).join('')}`);
+  const before = sets.map(() => 0);
+  for (const k of rows) {
+    const cols = sets.map((runs, i) => {
+      const at = med(runs, k);
+      if (Number.isNaN(at)) return `${'-'.padStart(14)} ${''.padStart(6)}`;
+      const step = at - before[i]!;
+      before[i] = at;
+      return `${at.toFixed(0).padStart(14)} ${step.toFixed(0).padStart(6)}`;
+    });
+    console.log(`  ${k.padEnd(44)}${cols.join('')}`);
   }
-  console.log(`  ${'run exited (create..delete)'.padEnd(44)} ${median(runs.map((r) => r.total)).toFixed(0).padStart(7)} ${(median(runs.map((r) => r.total)) - before).toFixed(0).padStart(7)}`);
+  const totals = sets.map((runs, i) => {
+    const t = median(runs.map((r) => r.total));
+    return `${t.toFixed(0).padStart(14)} ${(t - before[i]!).toFixed(0).padStart(6)}`;
+  });
+  console.log(`  ${'run exited (create..delete)'.padEnd(44)}${totals.join('')}`);
 }
 
 function main(): void {
@@ -89,25 +105,38 @@ function main(): void {
     const bundle = join(work, 'true');
     mkdirSync(bundle);
     makeRootfs(join(bundle, 'rootfs'));
-    execFileSync(stockade, ['spec', '--bundle', bundle]);
+    execFileSync(here, ['spec', '--bundle', bundle]);
     const c = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { process: { terminal: boolean; args: string[] } };
     c.process.terminal = false;
     c.process.args = ['/bin/true'];
     writeFileSync(join(bundle, 'config.json'), JSON.stringify(c));
-    const tmpl = JSON.parse(execFileSync(stockade, ['vm-template', '--json'], { encoding: 'utf8' })) as { key: string; built: boolean };
-    console.log(`template ${tmpl.key}${tmpl.built ? ' (built now)' : ''}; load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    const builds = [{ name: 'this build', stockade: here }, ...(otherDir === undefined ? [] : [{ name: `the build in ${otherDir}`, stockade: join(otherDir, 'bin', 'stockade') }])];
     const NO_POOL = { STOCKADE_VM_POOL: '0' };
-    traced(state, bundle, 'warm-up', NO_POOL, work);
-    const fromTemplate: ReturnType<typeof traced>[] = [];
-    const cold: ReturnType<typeof traced>[] = [];
-    for (let i = 0; i < rounds; i++) {
-      fromTemplate.push(traced(state, bundle, `tmpl-${i}`, NO_POOL, work));
-      if (withCold) cold.push(traced(state, bundle, `cold-${i}`, { STOCKADE_VM_TEMPLATE: '0' }, work));
+    const runs = builds.map(() => ({ fromTemplate: [] as ReturnType<typeof traced>[], cold: [] as ReturnType<typeof traced>[] }));
+    for (const [b, build] of builds.entries()) {
+      const tmpl = JSON.parse(execFileSync(build.stockade, ['vm-template', '--json'], { encoding: 'utf8' })) as { key: string; built: boolean };
+      console.log(`${build.name}: template ${tmpl.key}${tmpl.built ? ' (built now)' : ''}`);
+      traced(build.stockade, join(state, String(b)), bundle, 'warm-up', NO_POOL, work);
     }
-    table('vm run of true, from the template', fromTemplate);
+    console.log(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    for (let i = 0; i < rounds; i++) {
+      for (const [b, build] of builds.entries()) {
+        runs[b]!.fromTemplate.push(traced(build.stockade, join(state, String(b)), bundle, `tmpl-${i}`, NO_POOL, work));
+        if (withCold) runs[b]!.cold.push(traced(build.stockade, join(state, String(b)), bundle, `cold-${i}`, { STOCKADE_VM_TEMPLATE: '0' }, work));
+      }
+    }
+    builds.forEach((b, i) => console.log(`build ${i === 0 ? 'A' : 'B'}: ${b.name}`));
+    // VM_TRACE_RAW=1: every run's marks, in the order they came.
+    if (process.env['VM_TRACE_RAW'] === '1') {
+      for (const [i, r] of runs.entries()) {
+        for (const run of [...r.fromTemplate, ...r.cold]) console.log(`${i === 0 ? 'A' : 'B'} ${run.total}: ${[...run.marks].sort((x, y) => x[1] - y[1]).map(([k, v]) => `${k.replace(/^(cli|keeper): /, '')} ${v}`).join(' | ')}`);
+      }
+    }
+    const names = builds.map((_, i) => (i === 0 ? 'A' : 'B'));
+    table('vm run of true, from the template', names, runs.map((r) => r.fromTemplate));
     if (withCold) {
-      table('vm run of true, booted cold', cold);
-      console.log(`from the template / cold, whole run: ${(median(fromTemplate.map((r) => r.total)) / median(cold.map((r) => r.total))).toFixed(3)}x`);
+      table('vm run of true, booted cold', names, runs.map((r) => r.cold));
+      for (const [i, r] of runs.entries()) console.log(`${names[i]}: from the template / cold, whole run: ${(median(r.fromTemplate.map((x) => x.total)) / median(r.cold.map((x) => x.total))).toFixed(3)}x`);
     }
     console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
