@@ -5,6 +5,7 @@
 #       VM torn down), cold (STOCKADE_VM_TEMPLATE=0) and from the template, against the floor: a
 #       bare QEMU boot of the cold path's kernel and initramfs that powers off as soon as its init
 #       runs (src/vm/accel-probe.ts probeArgs), interleaved;
+#       and start to workload, cold and from the template: a `run` of `echo` to its first output;
 #   (b) idle memory per container with COUNT `run -d` vm containers at once, cold, then from the
 #       template: PSS of the keeper, QEMU, virtiofsd and their wrappers (every process of each
 #       container's cgroup), summed, plus the template's memfd divided among the clones;
