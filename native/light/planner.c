@@ -714,6 +714,48 @@ static int release_start(int conn, struct child *c, const char *p, size_t n)
 	return rc;
 }
 
+/* What relay_stdin read of the caller's stdin, kept for a cold retry: were the planner lost, Node
+ * would find fd 0 drained. */
+static struct buf g_stdin;
+static bool g_stdin_taken;
+
+/* STDIN: the caller's stdin, read here to its end and sent on (update --resources -, as
+ * containerd's shim gives them); STDIN_END says 0 or the errno Node's read would have met. */
+static int relay_stdin(int conn)
+{
+	char tmp[65536];
+	g_stdin_taken = true;
+	for (;;) {
+		ssize_t r = read(0, tmp, sizeof tmp);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			/* Nothing was taken that a cold read would not meet again. */
+			g_stdin_taken = g_stdin.len > 0;
+			return send_ints(conn, STK_TO_PLANNER_STDIN_END, errno, 0);
+		}
+		if (r == 0)
+			return send_ints(conn, STK_TO_PLANNER_STDIN_END, 0, 0);
+		(void)buf_add(&g_stdin, tmp, (size_t)r);
+		if (send_frame(conn, STK_TO_PLANNER_STDIN_DATA, tmp, (size_t)r) < 0)
+			return -1;
+	}
+}
+
+/* The call goes cold after this process read the caller's stdin: what it read is fd 0 again, in a
+ * memfd at its start, so the cold call reads the same bytes. */
+static void give_stdin_back(void)
+{
+	if (!g_stdin_taken)
+		return;
+	int fd = (int)syscall(SYS_memfd_create, "stockade-stdin", 0u);
+	if (fd < 0)
+		return;
+	if (put_full(fd, g_stdin.data, g_stdin.len, false) == 0 && lseek(fd, 0, SEEK_SET) == 0)
+		dup2(fd, 0);
+	close(fd);
+}
+
 /* THEN: an empty one for a detached run, else the wait's argv. */
 static int keep_then(struct child *c, const char *p, size_t n)
 {
@@ -1027,6 +1069,9 @@ static void through_planner(int conn, char **argv)
 			case STK_TO_FRONT_TTY_STOP:
 				relay_stop();
 				break;
+			case STK_TO_FRONT_STDIN:
+				(void)relay_stdin(conn);
+				break;
 			case STK_TO_FRONT_DONE: {
 				int32_t code = 1;
 				if (n >= 4)
@@ -1136,6 +1181,16 @@ void planner_try(char **argv)
 		served = served || strcmp(command, SERVED[i]) == 0;
 	if (served && strcmp(command, "do") == 0 && do_elsewhere(argv, command))
 		return;
+	/* A streaming events is declined (it would hold the planner for as long as it is read): no
+	 * planner is started only to say so. --stats, a single answer, is asked. */
+	if (served && strcmp(command, "events") == 0) {
+		bool stats = false;
+		for (char **a = argv; *a != NULL; a++)
+			if (*a == command)
+				for (char **b = a + 1; *b != NULL && strcmp(*b, "--") != 0; b++)
+					stats = stats || strncmp(*b, "--stats", 7) == 0;
+		served = stats;
+	}
 	char real[PATH_MAX], pkg[PATH_MAX], sock[PATH_MAX + 32];
 	/* A root that does not exist yet is made by the cold call, as it would be without a planner. */
 	if (!served || realpath(root, real) == NULL || !package_dir(pkg, sizeof pkg))
@@ -1144,6 +1199,19 @@ void planner_try(char **argv)
 	/* A root too deep for a socket address has no planner: its calls run cold. */
 	if (strlen(sock) >= sizeof ((struct sockaddr_un *)0)->sun_path)
 		return;
+	/* A closed fd 0, 1 or 2 is /dev/null, as Node makes it at its start: what the cold call reads,
+	 * writes and hands stockade-init. Else the planner's socket would take the lowest free fd, and
+	 * the caller's stdin or stdout would be it. */
+	for (int fd = 0; fd <= 2; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+			int null = open("/dev/null", O_RDWR);
+			if (null < 0)
+				return;
+			if (null != fd) {
+				dup2(null, fd);
+				close(null);
+			}
+		}
 	struct buf in = {0};
 	int conn = reach_planner(pkg, real, sock, &in);
 	if (conn < 0)
@@ -1154,6 +1222,7 @@ void planner_try(char **argv)
 	if (g_passed_fd >= 0)
 		close(g_passed_fd);
 	g_passed_fd = -1;
+	give_stdin_back();
 	for (int i = 0; i < NFORWARDED; i++)
 		signal(FORWARDED[i], SIG_DFL);
 }

@@ -120,7 +120,7 @@ export async function main(given: readonly string[]): Promise<number> {
     // runc takes a relative --root against the cwd; every path made from it must be absolute.
     const store = new StateStore(resolve(str(g, 'root') ?? DEFAULT_ROOT));
     const levels = levelRegistry({ log, root: store.root }, isolation);
-    await undoLostPlanner(store, levels);
+    await undoLostPlanner(store, levels, { imageRun: command === 'run' && own.some((a) => a === '--image' || a.startsWith('--image=')) });
     return await cmd.run(rest, { store, log, systemdCgroup: bool(g, 'systemd-cgroup'), isolation, levels });
   } catch (e) {
     const msg = oneLine(e instanceof Error ? e.message : String(e));

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseContainerId } from '../container/id';
+import { tellIdTaken } from '../container/create';
 import { runContainer } from '../container/run';
 import { StockadeError } from '../errors';
 import { parsePlatform } from '../image/manifest';
@@ -48,6 +49,9 @@ export const command: Command = {
     });
     if (existsSync(ctx.store.dir(id))) throw new StockadeError('CONTAINER_EXISTS', `container with id ${id} already exists`, { id });
     const { bundle, rootfs } = mountImageRootfs(store, id, image.record.diffIds);
+    // Were the planner serving this call lost from here on, the cold retry removes this overlay
+    // with the container, before it mounts its own under the same id (planner-lost.ts).
+    tellIdTaken(ctx.store, id);
     try {
       const proc = imageProcess(image.config, rootfs, { cmd, env: list(p, 'env') });
       ensureWorkingDir(rootfs, proc.cwd);

@@ -1,5 +1,6 @@
 // stockade update [--resources FILE|-] [limit flags] ID: new limits for a live container, as runc update takes them.
 import { readFileSync } from 'node:fs';
+import { readStdin } from '../log/logger';
 import { parseContainerId } from '../container/id';
 import { parseResources, updateContainer } from '../container/update';
 import { StockadeError } from '../errors';
@@ -31,13 +32,14 @@ export const UPDATE_FLAGS: readonly FlagSpec[] = [
 ];
 
 /** The resources named by --resources (a file, or - for stdin), then the flags laid over them. */
-function requested(p: Parsed): Resources {
+async function requested(p: Parsed): Promise<Resources> {
   const file = str(p, 'resources');
   let r: Resources = {};
   if (file !== undefined) {
     let text: string;
     try {
-      text = readFileSync(file === '-' ? 0 : file, 'utf8');
+      // The caller's stdin: in the planner, its front reads it (log/logger.ts).
+      text = file === '-' ? (await readStdin()).toString('utf8') : readFileSync(file, 'utf8');
     } catch (e) {
       throw new StockadeError('USAGE', `update: cannot read --resources ${file}: ${(e as Error).message}`, { path: file });
     }
@@ -79,7 +81,7 @@ export const command: Command = {
       throw new StockadeError('UNSUPPORTED', 'update: Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported by stockade');
     }
     if (p.flags.size === 0) throw new StockadeError('USAGE', 'update: nothing to update: give --resources or a limit flag');
-    await updateContainer(ctx.store, ctx.levels, id, requested(p), (m) => ctx.log.warn(m));
+    await updateContainer(ctx.store, ctx.levels, id, await requested(p), (m) => ctx.log.warn(m));
     return 0;
   },
 };

@@ -58,6 +58,11 @@ export function setIdTakenHook(hook: ((store: StateStore, id: ContainerId) => vo
   idTaken = hook;
 }
 
+/** Said by a call that holds an id before create takes it: run --image, once the image's overlay is mounted under it. */
+export function tellIdTaken(store: StateStore, id: ContainerId): void {
+  idTaken?.(store, id);
+}
+
 export function loadSpec(bundle: string): Spec {
   const path = resolve(bundle, 'config.json');
   const read = readInputFile(path);

@@ -1,5 +1,5 @@
 // The --log file in logrus text or JSON lines, as runc writes it, and the one-line error on stderr.
-import { appendFileSync, openSync, writeSync } from 'node:fs';
+import { appendFileSync, openSync, readFileSync, writeSync } from 'node:fs';
 
 export type LogFormat = 'text' | 'json';
 export type Level = 'debug' | 'info' | 'warning' | 'error';
@@ -75,12 +75,15 @@ function quote(s: string): string {
 }
 
 /**
- * Where the caller's stdout and stderr are: this process's fds 1 and 2, or, in the resident
- * planner (src/planner/), the front that asked it, which writes what it is sent to its own.
+ * Where the caller's stdio is: this process's fds 0, 1 and 2, or, in the resident planner
+ * (src/planner/), the front that asked it, which writes what it is sent to its own and reads its
+ * own stdin when asked.
  */
 export interface Stdio {
   out(data: Buffer): void;
   err(data: Buffer): void;
+  /** All of the caller's stdin, to its end; rejects as readFileSync(0) throws. */
+  readIn(): Promise<Buffer>;
 }
 
 let stdio: Stdio | undefined;
@@ -97,6 +100,16 @@ export function err(text: string): void {
     return;
   }
   writeSync(2, text);
+}
+
+/** The caller's stdin, read to its end (update --resources -, as containerd's shim gives them). */
+export function readStdin(): Promise<Buffer> {
+  if (stdio !== undefined) return stdio.readIn();
+  try {
+    return Promise.resolve(readFileSync(0));
+  } catch (e) {
+    return Promise.reject(e as Error);
+  }
 }
 
 /** Writes to stdout without touching process.stdout, whose setup would make a shared pipe non-blocking. */

@@ -1,7 +1,7 @@
 // Which calls the planner serves, decided before it does anything (a call it declines runs cold,
 // from the start, in Node; one it took must not be handed back with a line already logged).
 import { isAbsolute, join, resolve } from 'node:path';
-import { parseArgs, str, type FlagSpec } from '../cli/args';
+import { bool, parseArgs, str, type FlagSpec } from '../cli/args';
 import { splitGlobal } from '../cli/main';
 import { CREATE_FLAGS } from '../cli/create';
 import { UPDATE_FLAGS } from '../cli/update';
@@ -13,11 +13,18 @@ import { DO_FLAGS, DO_PARSE, doIsolation } from '../cli/do';
 
 /**
  * The commands a front sends here; every other one runs cold (native/light/planner.c has the same
- * list). state, ps, pause, resume and update act on one container that is already there and spawn
- * nothing of their own but ps(1); list is not here (it also sweeps away containers a killed `do`
- * left, at any level), nor events (it streams for as long as the caller wants: one call at a time).
+ * list). state, ps, pause, resume, update and `events --stats` act on one container that is
+ * already there and spawn nothing of their own but ps(1); list reads every container, and deletes
+ * those a killed `do` left, at any level (a deletion starts nothing that outlives it); spec and
+ * features read nothing of the root; images and rmi read and prune its image store. pull stays
+ * cold: a ^C would not stop it in the planner (run --image's pull is the planner's, see
+ * planner.md). A streaming `events` is declined: it holds the one call a planner serves for as
+ * long as the caller reads (docs/design/planner.md).
  */
-export const SERVED = ['create', 'run', 'exec', 'state', 'ps', 'pause', 'resume', 'update', 'do'] as const;
+export const SERVED = ['create', 'run', 'exec', 'state', 'ps', 'pause', 'resume', 'update', 'do', 'events', 'list', 'spec', 'features', 'images', 'rmi'] as const;
+
+/** Served whatever the root holds: they act on no one container (images and rmi on the root's image store). */
+const ON_NONE = new Set(['list', 'spec', 'features', 'images', 'rmi']);
 
 /** The level the planner serves: a host process with no supervisor beside it (a sentry process, a VM keeper). */
 const LEVEL = 'namespaces';
@@ -31,9 +38,11 @@ export function declined(argv: readonly string[], cwd: string): string | undefin
   if (isolation !== LEVEL) return `--isolation ${isolation}`;
   if (command === 'do') return doDeclined(rest, isolation);
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (ON_NONE.has(command)) return undefined;
   if (command === 'exec') return execDeclined(own, g.get('root') ?? DEFAULT_ROOT, cwd);
   if (command !== 'create' && command !== 'run') return onOneDeclined(command, own, g.get('root') ?? DEFAULT_ROOT, cwd);
-  if (own.some((a) => a === '--image' || a.startsWith('--image='))) return 'run --image';
+  // An image's container is made at the level --isolation names (checked above), without a terminal.
+  if (command === 'run' && own.some((a) => a === '--image' || a.startsWith('--image='))) return undefined;
   const flags: FlagSpec[] = [...CREATE_FLAGS, { name: 'detach', type: 'bool', short: 'd' }, { name: 'keep', type: 'bool' }];
   let p;
   try {
@@ -60,18 +69,18 @@ function doDeclined(rest: readonly string[], globalIsolation: string): string | 
   return level === LEVEL ? undefined : `do --isolation ${level}`;
 }
 
-/** state, ps, pause, resume, update: served for a container of this level; a usage error is worded here as cold. */
+/** state, ps, pause, resume, update, events --stats: served for a container of this level; a usage error is worded here as cold. */
 function onOneDeclined(command: string, own: readonly string[], root: string, cwd: string): string | undefined {
   let p;
   try {
     if (command === 'update') p = parseArgs(own, UPDATE_FLAGS, command);
     else if (command === 'ps') p = parseArgs(own, [{ name: 'format', type: 'string', short: 'f' }], command, { stopAfterPositionals: 1 });
+    else if (command === 'events') p = parseArgs(own, [{ name: 'stats', type: 'bool' }, { name: 'interval', type: 'string' }], command);
     else p = parseArgs(own, [], command);
   } catch {
     return undefined;
   }
-  // The planner's stdin is not the caller's: resources on stdin (as containerd's shim gives them) are read cold.
-  if (command === 'update' && str(p, 'resources') === '-') return 'update --resources -';
+  if (command === 'events' && !bool(p, 'stats')) return 'events (a stream)';
   return levelDeclined(p.positional[0], root, cwd);
 }
 

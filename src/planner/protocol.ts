@@ -24,6 +24,9 @@
 //     |-- SIGNAL n -------------------------->|
 //     |<---------------- WAIT path args... ---|  the front becomes stockade-light's wait
 //     |<------------------------- DONE code --|  the front exits with it
+//     |<--------------------------- STDIN ----|  update --resources -: the caller's stdin is
+//     |-- STDIN_DATA bytes ... -------------->|  read by the front to its end and sent on;
+//     |-- STDIN_END errno ------------------->|  0, or the read's errno (as Node's read saw it)
 //
 //   The caller's identity, for what a call takes from its own process (`do`'s id and tie, a terminal):
 //     |-- CALLER pid ttys ------------------->|  sent before REQUEST: the front's pid, and which of
@@ -49,6 +52,9 @@ export const TO_PLANNER = {
   STARTED: 10,
   CALLER: 20,
   TTY_ENDED: 21,
+  // Numbered apart from the others' additions: several branches add frames at once.
+  STDIN_DATA: 16,
+  STDIN_END: 17,
 } as const;
 
 /** Frames the planner sends. */
@@ -69,6 +75,7 @@ export const TO_FRONT = {
   THEN: 45,
   TTY: 56,
   TTY_STOP: 57,
+  STDIN: 60,
 } as const;
 
 /** The planner's socket in the state root: a dot name, as no container's id may be (`list` and clean-ups pass it by).
@@ -95,7 +102,10 @@ export type FrontFrame =
   | { type: 'started'; errno: number; data: Buffer }
   /** ttys: bit N set when the front's fd N (0..2) is a terminal. */
   | { type: 'caller'; pid: number; ttys: number }
-  | { type: 'tty-ended' };
+  | { type: 'tty-ended' }
+  | { type: 'stdin-data'; data: Buffer }
+  /** errno 0: the caller's stdin was read to its end. */
+  | { type: 'stdin-end'; errno: number };
 
 export function frame(type: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const head = Buffer.alloc(5);
@@ -155,6 +165,8 @@ function decode(type: number, p: Buffer): FrontFrame {
     case TO_PLANNER.STARTED: return { type: 'started', errno: int(0), data: Buffer.from(p.subarray(4)) };
     case TO_PLANNER.CALLER: return { type: 'caller', pid: int(0), ttys: int(1) };
     case TO_PLANNER.TTY_ENDED: return { type: 'tty-ended' };
+    case TO_PLANNER.STDIN_DATA: return { type: 'stdin-data', data: Buffer.from(p) };
+    case TO_PLANNER.STDIN_END: return { type: 'stdin-end', errno: int(0) };
     default: throw new Error(`planner protocol: unknown frame type ${type}`);
   }
 }

@@ -7,6 +7,7 @@ import { closeSync, constants as fsConstants, fstatSync, openSync, statSync, unl
 import { createServer, type Socket } from 'node:net';
 import { constants } from 'node:os';
 import { join } from 'node:path';
+import { getSystemErrorMap } from 'node:util';
 import { EventEmitter } from 'node:events';
 import { main } from '../cli/main';
 import { setIdTakenHook } from '../container/create';
@@ -47,6 +48,7 @@ class Call implements SignalSource {
   #waitFailed: (() => void) | undefined;
   #gone = false;
   #started: ((r: { errno: number; data: Buffer }) => void) | undefined;
+  #stdin: { chunks: Buffer[]; settle: (errno: number) => void } | undefined;
   #handOver!: () => void;
   /** Settles when the front, having become the wait, is gone: the call is over for this process. */
   readonly handedOver = new Promise<void>((res) => { this.#handOver = res; });
@@ -128,6 +130,9 @@ class Call implements SignalSource {
 
   spawn(path: string, preserveFds: number): RemoteInit {
     this.#init = new RemoteInit(this, path, preserveFds);
+    // A front already gone (killed while run --image pulled, say) spawns nothing: the call fails
+    // and cleans up as when it goes right after the spawn, rather than await a SPAWNED never sent.
+    if (this.#gone) this.#init.lost();
     return this.#init;
   }
 
@@ -136,6 +141,16 @@ class Call implements SignalSource {
     if (this.#gone) return Promise.resolve({ errno: constants.errno.EPIPE, data: Buffer.alloc(0) });
     this.send(frame(TO_FRONT.START, Buffer.concat([strings([path]), hookState ?? Buffer.alloc(0)])));
     return new Promise((res) => { this.#started = res; });
+  }
+
+  /** The caller's stdin, which the front reads to its end: the planner's own stdin is /dev/null. */
+  readIn(): Promise<Buffer> {
+    if (this.#gone) return Promise.reject(readError(constants.errno.EPIPE));
+    this.send(frame(TO_FRONT.STDIN));
+    return new Promise((res, rej) => {
+      const chunks: Buffer[] = [];
+      this.#stdin = { chunks, settle: (errno) => { this.#stdin = undefined; if (errno === 0) res(Buffer.concat(chunks)); else rej(readError(errno)); } };
+    });
   }
 
   becomeWait(path: string, args: readonly string[]): Promise<void> {
@@ -165,6 +180,8 @@ class Call implements SignalSource {
         settle?.({ errno: f.errno, data: f.data });
         break;
       }
+      case 'stdin-data': this.#stdin?.chunks.push(f.data); break;
+      case 'stdin-end': this.#stdin?.settle(f.errno); break;
       default: break;
     }
   }
@@ -177,8 +194,15 @@ class Call implements SignalSource {
     this.#init?.lost();
     this.#started?.({ errno: constants.errno.EPIPE, data: Buffer.alloc(0) });
     this.#started = undefined;
+    this.#stdin?.settle(constants.errno.EPIPE);
     if (this.#becameWait) this.#handOver();
   }
+}
+
+/** The error readFileSync(0) throws for a read that failed with errno: the cold call words it from this. */
+function readError(errno: number): Error {
+  const [code, description] = getSystemErrorMap().get(-errno) ?? ['UNKNOWN', 'unknown error'];
+  return Object.assign(new Error(`${code}: ${description}, read`), { errno: -errno, code, syscall: 'read' });
 }
 
 export function serve(root: string): void {
@@ -322,7 +346,7 @@ export function serve(root: string): void {
     const oldUmask = process.umask(req.umask);
     setEnvironment(req.env);
     setCallerCgroup(req.cgroup);
-    setStdio({ out: (b) => call.send(frame(TO_FRONT.OUT, b)), err: (b) => call.send(frame(TO_FRONT.ERR, b)) });
+    setStdio({ out: (b) => call.send(frame(TO_FRONT.OUT, b)), err: (b) => call.send(frame(TO_FRONT.ERR, b)), readIn: () => call.readIn() });
     setInitSpawner((path, preserveFds, sentry) => {
       if (sentry !== undefined) throw new Error('planner: a sentry socket cannot be passed to the front');
       return call.spawn(path, preserveFds).channels(call);

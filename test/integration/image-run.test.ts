@@ -1,11 +1,15 @@
 // stockade pull / images / rmi / run --image through the real CLI, on images the test builds from busybox-static.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listMountsUnder } from '../helpers/cleanup';
 import { Runtime, integrationSkip, runProcesses, waitFor } from './harness';
 import { busyboxLayer, dockerArchive, layerTar, ociLayout } from '../unit/image/build';
+
+/** A Node started for the call fails at once on this NODE_OPTIONS, which the running planner never reads: a call that succeeds with it was served. */
+const NO_NODE = { STOCKADE_PLANNER: 'on', NODE_OPTIONS: '--require=/nonexistent/a-cold-node-fails-here' };
 
 const skip = integrationSkip() ?? (existsSync('/bin/busybox') ? undefined : 'busybox-static is not installed');
 
@@ -120,6 +124,81 @@ describe('images through the CLI', { skip }, () => {
     assert.equal(del.status, 0, del.stderr);
     assert.equal(rt.run(['rmi', ref]).status, 0);
     assert.deepEqual(leftovers(rt), []);
+  });
+
+  test('run --image, images and rmi say, exit, log and leave the same through the planner and without it', () => {
+    const ref = `oci:${layout}:v1`;
+    // Fresh roots on both sides: each pulls the image into its own store on its first run.
+    const [warm, cold] = [new Runtime(), new Runtime()];
+    mkdirSync(warm.root, { mode: 0o711 });
+    try {
+      const cases = [
+        ['run', '--image', ref, 'cmp-img1'],
+        ['run', '--image', ref, '--env', 'GREETING=bye', 'cmp-img2', '--', 'echo $GREETING; exit 3'],
+        ['run', '--image', ref, 'cmp-img3', '--', '/no/such/program'],
+        ['run', '--image', `oci:${layout}:nope`, 'cmp-img4'],
+        ['run', '--image', ref, 'a', 'b'],
+        ['run', '--image', ref, 'bad/id'],
+        ['images'], ['images', '-q'], ['images', '--format', 'json'], ['images', '--format', 'xml'],
+        ['rmi', ref], ['rmi', ref], ['rmi'],
+      ];
+      const [served, unserved] = ([[warm, NO_NODE], [cold, { STOCKADE_PLANNER: 'off' }]] as const).map(([r, env]) => cases.map((args) => {
+        const from = r.logLines().length;
+        const res = r.run(args, { env });
+        const norm = (t: string): string => t.split(r.root).join('ROOT');
+        const log = r.logLines().slice(from).map((l) => {
+          const { time: _t, ...rest } = l as { time?: string };
+          return norm(JSON.stringify(rest));
+        });
+        // When each store pulled its image differs; the rest of images' lines may not.
+        const stdout = res.stdout.replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, 'TIME');
+        return { args: args.join(' '), status: res.status, stdout, stderr: norm(res.stderr), log, left: leftovers(r).map(norm) };
+      }));
+      assert.deepEqual(served, unserved);
+      assert.equal(served?.[1]?.stdout, 'bye\n');
+    } finally {
+      warm.cleanup();
+      cold.cleanup();
+    }
+  });
+
+  test('a run --image whose planner was lost: the cold retry removes the container and its overlay first', async () => {
+    const ref = `oci:${layout}:v1`;
+    // What a planner lost after it mounted the overlay leaves behind, made here by a cold run killed outright.
+    const child = rt.spawn(['run', '--image', ref, 'img-lost', '--', 'sleep 100'], { STOCKADE_PLANNER: 'off' });
+    await waitFor(() => rt.run(['state', 'img-lost']).stdout.includes('"running"'), 15_000);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+    assert.ok(listMountsUnder(rt.root).length > 0, 'the overlay outlived its owner');
+    // The front sets this when it runs the call cold after losing its planner (native/light/planner.c).
+    const r = rt.run(['run', '--image', ref, 'img-lost', '--', 'echo again'], { env: { STOCKADE_PLANNER: 'off', STOCKADE_PLANNER_LOST: 'img-lost' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'again\n');
+    assert.deepEqual(leftovers(rt), []);
+  });
+
+  test('a front killed while its run --image pulls: the planner fails the run, removes what it made, and serves the next call', async () => {
+    const fresh = new Runtime();
+    mkdirSync(fresh.root, { mode: 0o711 });
+    try {
+      // A layer large enough that its pull is seen under way.
+      const data = await layerTar([{ name: 'data/', type: 'directory' }, ...Array.from({ length: 16 }, (_, i) => ({ name: `data/f${i}`, body: randomBytes(1 << 20) }))]);
+      const big = ociLayout(join(fresh.root, '..', 'big'), { layers: [{ data: await busyboxLayer(), gzip: true }, { data, gzip: true }], config: { Cmd: ['/bin/sh', '-c', ':'] }, tag: 'v1' }).dir;
+      const served = (): boolean => /container ghost does not exist/.test(fresh.run(['state', 'ghost'], { env: NO_NODE }).stderr);
+      assert.ok(served(), 'a planner serves the root');
+      const child = fresh.spawn(['run', '--image', `oci:${big}:v1`, 'img-front-killed'], { STOCKADE_PLANNER: 'on' });
+      const exited = new Promise((r) => child.once('exit', r));
+      const store = join(fresh.root, '.images');
+      await waitFor(() => ['tmp', 'blobs/sha256', 'snapshots'].some((d) => existsSync(join(store, d)) && readdirSync(join(store, d)).length > 0), 15_000);
+      child.kill('SIGKILL');
+      await exited;
+      // It finishes the pull it began, then has no front to spawn stockade-init: the run fails there
+      // and goes as a failed run goes (it once waited for the front's answer for ever, busy).
+      await waitFor(served, 30_000);
+      await waitFor(() => leftovers(fresh).length === 0, 10_000);
+    } finally {
+      fresh.cleanup();
+    }
   });
 
   test('bad input: one line, non-zero, nothing left', () => {

@@ -5,18 +5,20 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, openSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/native/paths';
 import { layoutFrom } from '../../src/cgroups/layout';
 import { PLANNER_SOCKET } from '../../src/planner/protocol';
 import { CASES } from './bad-input-cases';
-import { Runtime, STOCKADE, integrationSkip, leftovers, probeSpec, runProcesses, type Result } from './harness';
+import { Runtime, STOCKADE, integrationSkip, leftovers, leftoversGone, probeSpec, runProcesses, type Result } from './harness';
 import { RUN_CGROUP, RUN_ENV, processesMarked } from '../helpers/run-scope';
 
 const skip = integrationSkip();
 const ON = { STOCKADE_PLANNER: 'on' };
 const OFF = { STOCKADE_PLANNER: 'off' };
+/** A Node started for the call fails at once on this NODE_OPTIONS, which the running planner never reads: a call that succeeds with it was served. */
+const NO_NODE = { ...ON, NODE_OPTIONS: '--require=/nonexistent/a-cold-node-fails-here' };
 
 /** Node code that first becomes nobody (the binary is loaded already, wherever it lives). */
 const AS_NOBODY = 'process.setgroups([]); process.setgid(65534); process.setuid(65534);';
@@ -124,12 +126,17 @@ describe('planner', { skip }, () => {
     assert.equal(await exited, 0);
     // The verbs on one container are served too: a Node started for them would fail at once on its
     // NODE_OPTIONS, which the running planner never reads.
-    const noNode = { ...ON, NODE_OPTIONS: '--require=/nonexistent/a-cold-node-fails-here' };
-    assert.notEqual(warm.run(['list'], { env: noNode }).status, 0, 'a cold call fails with that NODE_OPTIONS');
-    for (const args of [['state', 'served'], ['ps', '--format', 'json', 'served'], ['pause', 'served'], ['resume', 'served'], ['update', '--pids-limit', '60', 'served']]) {
-      const r = warm.run(args, { env: noNode });
+    // A cold call fails with that NODE_OPTIONS; a streaming events is one.
+    for (const args of [['pull'], ['events', 'served']]) assert.match(warm.run(args, { env: NO_NODE, timeout: 10_000 }).stderr, /a-cold-node-fails-here/, args.join(' '));
+    const specDir = join(warm.root, '..', 'served-spec');
+    mkdirSync(specDir);
+    for (const args of [['state', 'served'], ['ps', '--format', 'json', 'served'], ['pause', 'served'], ['resume', 'served'], ['update', '--pids-limit', '60', 'served'],
+      ['update', '--resources', '-', 'served'], ['events', '--stats', 'served'], ['list'], ['features'], ['spec', '--bundle', specDir]]) {
+      const r = warm.run(args, { env: NO_NODE, input: '{"pids":{"limit":70}}' });
       assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
     }
+    assert.ok(existsSync(join(specDir, 'config.json')));
+    assert.match(warm.run(['events', '--stats', 'served']).stdout, /"pids":\{"current":\d+,"limit":70\}/, 'the resources on stdin reached the container');
     assert.deepEqual(plannersOf(warm.root), planners, 'the same planner served every call');
     assert.equal(warm.run(['delete', '--force', 'served']).status, 0);
   });
@@ -208,7 +215,14 @@ describe('planner', { skip }, () => {
     // What differs between two runs of one container: its pids and its creation time.
     const runOwn = (s: string): string => s.replace(/"pid": \d+/g, '"pid": PID').replace(/"created": "[^"]*"/g, '"created": TIME');
     const pidList = (s: string): string => s.replace(/\d+/g, 'PID');
-    const steps: { args: string[]; state?: string; mask?: (stdout: string) => string }[] = [
+    const listJson = (s: string): string => s.replace(/"pid":\d+/g, '"pid":PID').replace(/"created":"[^"]*"/g, '"created":TIME');
+    // The table's columns are as wide as their widest cell: its pids and times are masked cell by cell.
+    const listTable = (s: string): string => s.split('\n').map((l, i) => {
+      const cells = l.split(/\s+/);
+      return i === 0 || cells.length < 5 ? cells.join(' ') : [cells[0], 'PID', cells[2], cells[3], 'TIME', ...cells.slice(5)].join(' ');
+    }).join('\n');
+    // update --resources - reads the caller's stdin (in the planner, the front reads it and sends it on).
+    const steps: { args: string[]; state?: string; mask?: (stdout: string) => string; input?: string }[] = [
       { args: ['create', '-b', b.dir, 'cmp1'], state: 'cmp1' },
       { args: ['start', 'cmp1'] },
       { args: ['exec', 'cmp1', '/bin/probe', 'exit', '7'] },
@@ -232,18 +246,42 @@ describe('planner', { skip }, () => {
       { args: ['update', '--pids-limit', '50', 'cmp4'], state: 'cmp4' },
       { args: ['update', 'cmp4'] },
       { args: ['update', '--memory', 'lots', 'cmp4'] },
+      { args: ['update', '--resources', '-', 'cmp4'], input: '{"pids":{"limit":40},"cpu":{"shares":512}}', state: 'cmp4' },
+      { args: ['update', '-r', '-', '--pids-limit', '30', 'cmp4'], input: '{"pids":{"limit":40}}', state: 'cmp4' },
+      { args: ['update', '-r', '-', 'cmp4'], input: 'not json' },
+      { args: ['update', '-r', '-', 'cmp4'], input: '' },
+      { args: ['update', '-r', '-', 'cmp4'], input: '{"pids":{"limit":"many"}}' },
+      { args: ['update', '-r', '-', 'ghost'], input: '{}' },
+      { args: ['events', '--stats', 'cmp4'], mask: pidList },
+      { args: ['events', '--stats', 'ghost'] },
+      { args: ['events', '--stats', '--interval', '0s', 'cmp4'] },
+      { args: ['events', '--stats', 'cmp4', 'cmp1'] },
       { args: ['run', '-d', '--keep', '-b', b.dir, 'cmp5'] },
+      { args: ['list'], mask: listTable },
+      { args: ['list', '--format', 'json'], mask: listJson },
+      { args: ['list', '-q'] },
+      { args: ['list', '--format', 'xml'] },
+      { args: ['features'] },
+      { args: ['features', '--syscalls', '--format', 'json'] },
+      { args: ['features', '--format', 'json'] },
+      { args: ['spec', '--bundle', 'SPEC'] },
+      { args: ['spec', '--rootless', '--bundle', 'SPEC'] },
+      { args: ['spec', '--bundle', 'SPEC/none'] },
       { args: ['create', '-b', b.dir, 'cmp4'] },
       { args: ['create', '--help'] },
     ];
     const results = [cold, warm].map((rt) => {
       const env = rt === warm ? ON : OFF;
+      // spec writes where it is told: a dot name in the root, which no container's id may be.
+      const spec = join(rt.root, '.spec');
+      mkdirSync(spec);
       const out = steps.map((s) => {
         const from = rt.logLines().length;
-        const r = rt.run(s.args, { env });
+        const r = rt.run(s.args.map((a) => a.replace(/^SPEC/, spec)), { env, ...(s.input === undefined ? {} : { input: s.input }) });
         const masked = s.mask === undefined ? r : { ...r, stdout: s.mask(r.stdout) };
         return { args: s.args.join(' '), ...(seen(rt, masked, from) as object), state: s.state === undefined ? undefined : stateOf(rt, s.state) };
       });
+      out.push({ args: 'spec wrote', written: readFileSync(join(spec, 'config.json'), 'utf8') } as never);
       // The ids are the same on both sides, and so are their cgroups: one side is gone before the other starts.
       for (const id of rt.containerDirs()) rt.run(['delete', '--force', id], { env });
       return out;
@@ -255,7 +293,7 @@ describe('planner', { skip }, () => {
     // Served, not cold: a Node started for the call would fail at once on this NODE_OPTIONS, which
     // the running planner never reads (and the front becomes the wait, never Node).
     const noNode = { ...ON, NODE_OPTIONS: '--require=/nonexistent/a-cold-node-fails-here' };
-    assert.notEqual(warm.run(['list'], { env: noNode }).status, 0, 'a cold call fails with that NODE_OPTIONS');
+    assert.notEqual(warm.run(['pull'], { env: noNode }).status, 0, 'a cold call fails with that NODE_OPTIONS');
     // The id is the calling process's pid and a random part: alike once masked.
     const own = (s: string): string => s.replace(/do-\d+-[0-9a-f]+/g, 'do-ID');
     const calls: string[][] = [
@@ -287,6 +325,30 @@ describe('planner', { skip }, () => {
     assert.deepEqual(warm.containerDirs(), []);
   });
 
+  test('update --resources - meets a stdin it cannot read, or none, as the cold call meets it', () => {
+    const dir = openSync(cold.root, 'r');
+    try {
+      const cases = [
+        // A directory as stdin: the read fails (EISDIR), worded as Node's readFileSync words it.
+        { name: 'a directory', stdin: dir, shell: '', said: /cannot read --resources -: EISDIR: illegal operation on a directory, read$/m },
+        // fd 0 closed: Node opens /dev/null there at its start, so the cold call reads it empty.
+        { name: 'closed', stdin: 'ignore' as const, shell: '<&-', said: /--resources \(stdin\): not JSON/ },
+      ];
+      for (const c of cases) {
+        const [coldSide, warmSide] = [cold, warm].map((rt) => {
+          const env = { ...process.env, ...(rt === warm ? NO_NODE : OFF) };
+          const r = spawnSync('/bin/sh', ['-c', `exec "$@" ${c.shell}`, 'sh', STOCKADE, '--root', rt.root, 'update', '-r', '-', 'ghost'], { stdio: [c.stdin, 'pipe', 'pipe'], env, encoding: 'utf8' });
+          return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+        });
+        assert.deepEqual(warmSide, coldSide, c.name);
+        assert.equal(coldSide?.status, 1, c.name);
+        assert.match(coldSide?.stderr ?? '', c.said, c.name);
+      }
+    } finally {
+      closeSync(dir);
+    }
+  });
+
   test('the bad inputs meet the same errors through the planner and without it', () => {
     let n = 0;
     for (const c of CASES) {
@@ -311,6 +373,47 @@ describe('planner', { skip }, () => {
       assert.deepEqual(both[1], both[0], c.name);
       assert.notEqual((both[0] as { status: number }).status, 0, c.name);
       assert.deepEqual(leftovers(warm, bundle), [], c.name);
+    }
+  });
+});
+
+describe('planner: list', { skip }, () => {
+  test('list removes what a killed do left, at either level it runs, through the planner as without it', async () => {
+    const [cold, warm] = [new Runtime(), new Runtime()];
+    mkdirSync(warm.root, { mode: 0o711 });
+    try {
+      const sides = [];
+      for (const rt of [cold, warm]) {
+        // do is not served: its container is made by a cold call, tied to the process that made it.
+        // Both at once: a do sweeps too, and would remove what the other left.
+        const dos = ['namespaces', 'sentry'].map((level) => rt.spawn(['do', '--isolation', level, '--', 'sleep', '100'], OFF));
+        await until(() => {
+          const ids = rt.containerDirs();
+          return ids.length === 2 && ids.every((id) => rt.run(['state', id], { env: OFF }).stdout.includes('"running"'));
+        }, 30_000, () => `two do containers running: ${JSON.stringify(rt.containerDirs())}`);
+        await Promise.all(dos.map((child) => {
+          const exited = new Promise((res) => child.once('exit', res));
+          child.kill('SIGKILL');
+          return exited;
+        }));
+        assert.equal(rt.containerDirs().length, 2, 'each do left its container');
+        const from = rt.logLines().length;
+        const r = rt.run(['--debug', 'list', '-q'], { env: rt === warm ? NO_NODE : OFF });
+        const norm = (t: string): string => t.split(rt.root).join('ROOT').split(rt.log).join('LOG').replace(/do-\d+-[0-9a-f]+/g, 'do-ID').replace(/\d+/g, 'N');
+        const log = rt.logLines().slice(from).map((l) => {
+          const { time: _t, ...rest } = l as { time?: string };
+          return norm(JSON.stringify(rest));
+        }).sort();
+        sides.push({ status: r.status, stdout: r.stdout, stderr: norm(r.stderr), log, dirs: rt.containerDirs() });
+        await leftoversGone(rt);
+      }
+      assert.deepEqual(sides[1], sides[0]);
+      assert.deepEqual(sides[0], { status: 0, stdout: '', stderr: '', log: (sides[0] as { log: string[] }).log, dirs: [] });
+      assert.equal((sides[0] as { log: string[] }).log.filter((l) => l.includes('left behind by stockade do')).length, 2, 'both containers were swept');
+    } finally {
+      stopPlanners(warm.root);
+      cold.cleanup();
+      warm.cleanup();
     }
   });
 });
@@ -376,6 +479,35 @@ describe('planner faults', { skip }, () => {
     assert.equal(readFileSync(killed, 'utf8').trim().split('\n').length, 3, 'a planner was killed in each call');
     assert.equal(readFileSync(ran, 'utf8').trim().split('\n').length, 3, 'each run started its container once');
     assert.deepEqual(rt.logLines().filter((l) => l.level === 'error'), []);
+  });
+
+  test('a planner killed while its front reads update\'s stdin: the cold retry reads the same bytes', async () => {
+    const b = rt.bundle(probeSpec(['/bin/probe', 'sleep', '100']));
+    assert.equal(rt.run(['run', '-d', '-b', b.dir, 'stdin1'], { env: ON }).status, 0);
+    try {
+      const [planner] = plannersOf(rt.root);
+      assert.ok(planner !== undefined);
+      // A FIFO as stdin, written in two parts: between them the front waits in the pipe's read.
+      const fifo = join(rt.root, '..', 'resources.fifo');
+      assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+      const child = spawn('/bin/sh', ['-c', 'exec "$@" < "$FIFO"', 'sh', STOCKADE, '--root', rt.root, 'update', '--resources', '-', 'stdin1'],
+        { env: { ...process.env, ...ON, FIFO: fifo }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let said = '';
+      child.stderr?.on('data', (d: Buffer) => { said += d.toString(); });
+      const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+      const w = openSync(fifo, 'w');
+      writeFileSync(w, '{"pids":');
+      const wchan = (): string => { try { return readFileSync(`/proc/${child.pid}/wchan`, 'utf8'); } catch { return ''; } };
+      await until(() => wchan().endsWith('pipe_read'), 10_000, () => `the front waits in ${wchan()}`);
+      process.kill(planner, 'SIGKILL');
+      writeFileSync(w, '{"limit":44}}');
+      closeSync(w);
+      assert.equal(await exited, 0, said);
+      assert.equal(said, '');
+      assert.match(rt.run(['events', '--stats', 'stdin1']).stdout, /"pids":\{"current":\d+,"limit":44\}/);
+    } finally {
+      rt.run(['delete', '--force', 'stdin1']);
+    }
   });
 
   test('a stale socket is replaced; a socket another user listens on is not asked', async () => {

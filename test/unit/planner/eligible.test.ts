@@ -32,14 +32,27 @@ test('state, ps, pause, resume and update are served for a namespaces container,
   }
 });
 
-test('update with its resources on stdin, list and events are declined', () => {
-  const root = rootWith({ plain: 'namespaces' });
+test('update with its resources on stdin, list, spec, features, images, rmi, events --stats and run --image are served; a streaming events is not', () => {
+  const root = rootWith({ plain: 'namespaces', walled: 'sentry' });
   try {
-    assert.equal(declined(['--root', root, 'update', '--resources', '-', 'plain'], '/'), 'update --resources -');
-    assert.equal(declined(['--root', root, 'update', '-r', '-', 'plain'], '/'), 'update --resources -');
-    assert.equal(declined(['--root', root, 'list'], '/'), 'command list');
-    assert.equal(declined(['--root', root, 'events', 'plain'], '/'), 'command events');
-    assert.equal(declined(['--root', root, '--isolation', 'sentry', 'state', 'plain'], '/'), '--isolation sentry');
+    const on = (...args: string[]): string | undefined => declined(['--root', root, ...args], '/');
+    assert.equal(on('update', '--resources', '-', 'plain'), undefined);
+    assert.equal(on('update', '-r', '-', 'plain'), undefined);
+    assert.equal(on('update', '-r', '-', 'walled'), 'level sentry');
+    // list reads every container at any level (and removes what a killed do left); spec and features none.
+    for (const c of [['list'], ['list', '-q'], ['spec', '--bundle', '/x'], ['features'], ['features', '--syscalls'], ['images'], ['rmi', 'x']]) assert.equal(on(...c), undefined, c.join(' '));
+    assert.equal(on('events', '--stats', 'plain'), undefined);
+    assert.equal(on('events', '--stats', 'walled'), 'level sentry');
+    assert.equal(on('events', 'plain'), 'events (a stream)');
+    assert.equal(on('events', '--interval', '1s', 'plain'), 'events (a stream)');
+    // A usage error is worded by the planner, as the cold call words it.
+    assert.equal(on('events', '--no-such-flag', 'plain'), undefined);
+    assert.equal(on('run', '--image', 'oci:/layout:v1', 'img'), undefined);
+    assert.equal(on('run', '--image=oci:/layout:v1', '--', 'true'), undefined);
+    assert.equal(on('--isolation', 'sentry', 'run', '--image', 'oci:/layout:v1'), '--isolation sentry');
+    assert.equal(on('--isolation', 'sentry', 'list'), '--isolation sentry');
+    for (const c of ['pull', 'trace']) assert.equal(on(c), `command ${c}`);
+    assert.equal(on('--isolation', 'sentry', 'state', 'plain'), '--isolation sentry');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

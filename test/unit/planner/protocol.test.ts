@@ -14,6 +14,8 @@ test('a request and the frames after it are read however the stream is cut', () 
     frame(TO_PLANNER.STARTED, Buffer.concat([i32s(0), Buffer.from([1, 2, 3])])),
     frame(TO_PLANNER.STARTED, i32s(2)),
     frame(TO_PLANNER.TTY_ENDED),
+    frame(TO_PLANNER.STDIN_DATA, Buffer.from('{"pids":')),
+    frame(TO_PLANNER.STDIN_END, i32s(21, 0)),
   ]);
   for (const step of [1, 3, 7, bytes.length]) {
     const r = new FrameReader();
@@ -29,6 +31,8 @@ test('a request and the frames after it are read however the stream is cut', () 
       { type: 'started', errno: 0, data: Buffer.from([1, 2, 3]) },
       { type: 'started', errno: 2, data: Buffer.alloc(0) },
       { type: 'tty-ended' },
+      { type: 'stdin-data', data: Buffer.from('{"pids":') },
+      { type: 'stdin-end', errno: 21 },
     ], `cut every ${step} bytes`);
   }
 });
@@ -37,6 +41,7 @@ test('malformed frames are refused, naming what is wrong', () => {
   assert.throws(() => new FrameReader().push(frame(99)), /unknown frame type 99/);
   assert.throws(() => new FrameReader().push(frame(TO_PLANNER.SPAWNED, Buffer.from([1]))), /too short/);
   assert.throws(() => new FrameReader().push(frame(TO_PLANNER.CALLER, i32s(777))), /too short/);
+  assert.throws(() => new FrameReader().push(frame(TO_PLANNER.STDIN_END)), /too short/);
   assert.throws(() => new FrameReader().push(frame(TO_PLANNER.REQUEST, Buffer.from('/work\0' + '22\0' + '0::/\n\0' + '5\0' + 'x\0'))), /malformed request/);
   assert.throws(() => new FrameReader().push(frame(TO_PLANNER.REQUEST, Buffer.from('/work'))), /without its NUL/);
   const huge = Buffer.alloc(5);
