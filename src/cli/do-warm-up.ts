@@ -15,8 +15,9 @@ export function warmUpDo(): void {
   const { doLimits, doTimeout, homeOf, mergeEnv } = require('./do') as typeof import('./do');
 
   // The command's own body up to its first check of a value: a --memory it refuses, before any
-  // state root, level or file is touched. Compiling run() compiles the whole of it.
-  void command.run(['--isolation', 'namespaces', '--memory', 'none', '--', 'true'], undefined as never).catch(() => undefined);
+  // state root, level or file is touched (the context holds no store, log or levels to touch).
+  // Compiling run() compiles the whole of it.
+  void command.run(['--isolation', 'namespaces', '--memory', 'none', '--', 'true'], { isolation: 'namespaces' } as never).catch(() => undefined);
 
   const identity = doIdentity(undefined, {}, { uid: 0, gid: 0 });
   doBindIdmap(identity);

@@ -11,12 +11,12 @@ test('the warm-up runs do\'s checks, identity, hidden paths, spec and plan, and 
   assert.equal(existsSync('/var/lib/stockade/warm-up-do'), false);
 });
 
-// The warm-up calls run() with no context at all: it is safe only while do refuses a bad --memory
-// before it reads the context (its state root, log, levels). Were the check moved after them, this
-// fails with a TypeError instead of the one-line refusal.
+// The warm-up calls run() with a context that holds only the global --isolation: it is safe only
+// while do refuses a bad --memory before it reads the rest (its state root, log, levels). Were the
+// check moved after them, this fails with a TypeError instead of the one-line refusal.
 test('do refuses a bad --memory before it touches its context (what the warm-up relies on)', async () => {
   await assert.rejects(
-    command.run(['--isolation', 'namespaces', '--memory', 'none', '--', 'true'], undefined as never),
+    command.run(['--isolation', 'namespaces', '--memory', 'none', '--', 'true'], { isolation: 'namespaces' } as never),
     (e: unknown) => e instanceof StockadeError && e.code === 'USAGE' && /--memory "none"/.test(e.message),
   );
 });
