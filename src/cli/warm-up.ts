@@ -47,4 +47,6 @@ export function warmUp(): void {
     cgroupPaths: [],
   }));
   parseSignal('TERM');
+  // `do` has work of its own before its create: its options, identity, hidden paths and spec.
+  (require('./do-warm-up') as typeof import('./do-warm-up')).warmUpDo();
 }

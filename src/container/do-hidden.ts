@@ -1,5 +1,5 @@
 // What `stockade do` hides by default: where credentials and shell histories are kept in every home directory.
-import { readdirSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { posix } from 'node:path';
 import { StockadeError } from '../errors';
 import type { DoBind } from './do-spec';
@@ -35,9 +35,10 @@ function under(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
 }
 
+/** The path as the host resolves it; realpath(3) itself: Node's own walks each component in JavaScript, ten times slower. */
 function real(path: string): string | undefined {
   try {
-    return realpathSync(path);
+    return realpathSync.native(path);
   } catch {
     return undefined;
   }
@@ -58,6 +59,9 @@ export function existingHidden(homes: readonly string[]): string[] {
     }
     for (const rel of DO_HIDDEN_IN_HOME) {
       if (!names.has(rel.split('/')[0] ?? '')) continue;
+      // A name below one present (.config/gcloud in a home with .config) is mostly absent: looked
+      // up without an exception first, which realpath's ENOENT costs (a stack captured for each).
+      if (rel.includes('/') && !existsSync(`${home}/${rel}`)) continue;
       const path = real(`${home}/${rel}`);
       if (path !== undefined) found.add(path);
     }

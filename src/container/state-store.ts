@@ -1,6 +1,7 @@
 // The state directory: one folder per container holding state.json, the start socket and the root mountpoint.
-import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+// fs.promises is read where it is used: loading node:fs/promises (and the readline internals it
+// brings) cost every CLI call some milliseconds at start, for a delete only the SDK makes.
+import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, promises as fsp, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StockadeError, errnoCode } from '../errors';
 import { flockAsync, flockSync } from '../native/addon';
@@ -177,7 +178,7 @@ export class StateStore {
   /** remove with the directory's files unlinked off the event loop (delete: the SDK's dispose does other work meanwhile). */
   async removeAsync(id: ContainerId): Promise<void> {
     detachMountsBelow(this.dir(id));
-    await rm(this.dir(id), { recursive: true, force: true });
+    await fsp.rm(this.dir(id), { recursive: true, force: true });
   }
 
   list(): ContainerId[] {

@@ -1,7 +1,7 @@
 // A container's root file system from an image: its snapshots as overlay lower dirs, an upper dir of its own.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+// fs.promises is read where it is used: node:fs/promises loaded at start cost every CLI call.
+import { mkdirSync, promises as fsp, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { StockadeError } from '../errors';
 import { MS_NODEV, MS_NOSUID } from '../abi/linux/constants';
@@ -95,7 +95,7 @@ export async function removeImageRootfsAsync(store: ImageStore, id: string): Pro
   // Called once the container's processes are gone, so nothing holds the mount: detached at once
   // rather than waited for (a plain umount of an overlay waits out an RCU grace period here).
   const bundle = unmountImageRootfs(store, id, true);
-  await rm(bundle, { recursive: true, force: true });
+  await fsp.rm(bundle, { recursive: true, force: true });
   store.clearInUse(id);
 }
 

@@ -1,6 +1,7 @@
 // The CLI bundle and its build-time V8 code cache: the cache must be one V8 accepts, or every call pays to compile.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBundle } from '../../../src/loader/bundle-loader';
@@ -33,4 +34,14 @@ test('the bundles are ASCII', { skip: !existsSync(cache) && 'the bundles are not
     const at = text.search(/[^\x00-\x7f]/);
     assert.equal(at, -1, `${name}: a non-ASCII byte at ${at}: ${JSON.stringify(text.slice(Math.max(0, at - 60), at + 20))} (write it as an escape)`);
   }
+});
+
+// node:fs/promises brings the readline internals with it: loaded at start, it cost every call some
+// milliseconds (issue 19's cold do) for a delete only the SDK makes. Read in a fresh process: the
+// test runner has loaded it in this one.
+test('loading the bundle loads no node:fs/promises', { skip: !existsSync(cache) && 'dist/stockade-main.cache is not built (npm run build)' }, () => {
+  const script = `require(${JSON.stringify(join(dist, 'loader', 'bundle-loader.js'))}).runBundle(${JSON.stringify(bundle)}, ${JSON.stringify(cache)}, false);
+process.stdout.write(JSON.stringify(process.moduleLoadList.filter((m) => /fs\\/promises|readline/.test(m))));`;
+  const loaded = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as string[];
+  assert.deepEqual(loaded, []);
 });

@@ -64,17 +64,22 @@ test('the hidden locations: those a home holds, through links, with --show and -
     mkdirSync(bob);
     symlinkSync(join(base, 'elsewhere-aws'), join(bob, '.aws'));
     symlinkSync(join(base, 'nowhere'), join(bob, '.kube'));
+    // A name below a directory, itself a link (looked up without realpath's exception first).
+    mkdirSync(join(bob, '.docker'));
+    writeFileSync(join(base, 'docker-config'), '{}');
+    symlinkSync(join(base, 'docker-config'), join(bob, '.docker', 'config.json'));
+    symlinkSync(join(base, 'nowhere'), join(bob, '.git-credentials'));
     const homes = [alice, bob, join(base, 'no-such-home')];
     const found = existingHidden(homes).sort();
-    assert.deepEqual(found, [join(alice, '.bash_history'), join(alice, '.config/gcloud'), join(alice, '.ssh'), join(base, 'elsewhere-aws')].sort());
+    assert.deepEqual(found, [join(alice, '.bash_history'), join(alice, '.config/gcloud'), join(alice, '.ssh'), join(base, 'elsewhere-aws'), join(base, 'docker-config')].sort());
     assert.ok(DO_HIDDEN_IN_HOME.includes('.docker/config.json') && DO_HIDDEN_IN_HOME.includes('.zsh_history'));
 
     const none = { show: [], hide: [] };
     assert.deepEqual(maskedForDo(found, none, [], DO_FRESH), [...found].sort());
     // --show names a location (existing or not) or a directory above some; --hide what exists.
     const choice = checkHiddenChoice([join(alice, '.ssh'), join(bob, '.gnupg')], [join(bob)], '/', homes, DO_FRESH);
-    assert.deepEqual(maskedForDo(found, choice, [], DO_FRESH), [join(alice, '.bash_history'), join(alice, '.config/gcloud'), bob, join(base, 'elsewhere-aws')].sort());
-    assert.deepEqual(maskedForDo(found, checkHiddenChoice([alice], [], '/', homes, DO_FRESH), [], DO_FRESH), [join(base, 'elsewhere-aws')]);
+    assert.deepEqual(maskedForDo(found, choice, [], DO_FRESH), [join(alice, '.bash_history'), join(alice, '.config/gcloud'), bob, join(base, 'elsewhere-aws'), join(base, 'docker-config')].sort());
+    assert.deepEqual(maskedForDo(found, checkHiddenChoice([alice], [], '/', homes, DO_FRESH), [], DO_FRESH), [join(base, 'docker-config'), join(base, 'elsewhere-aws')]);
     assert.throws(() => checkHiddenChoice([join(alice, 'notes')], [], '/', homes, DO_FRESH), /--show .* is not hidden/);
     assert.throws(() => checkHiddenChoice([], [join(base, 'none')], '/', homes, DO_FRESH), /--hide .*: no such file or directory/);
     assert.throws(() => checkHiddenChoice([], ['/'], '/', homes, DO_FRESH), /the root cannot be hidden/);
