@@ -72,7 +72,10 @@ export const command: Command = {
         levels: ctx.levels,
       });
     } finally {
-      removeImageRootfs(store, id);
+      // The overlay is the container's while the container is: a run that ends with its container
+      // still there (its planner lost the front that was the workload's parent, as a cold run killed
+      // outright does) leaves it for the next pull or rmi after the delete, not unmounted under it.
+      if (!existsSync(ctx.store.dir(id))) removeImageRootfs(store, id);
     }
   },
 };
