@@ -33,6 +33,15 @@
 //     |-- TTY_ENDED ------------------------->|  the master's output is read to its end
 //     |<------------------------ TTY_STOP ----|  the relay stops; the caller's terminal restored
 //
+//   A container's supervisor (the sentry and its watch, a VM's keeper, a detached exec's stand-in)
+//   is started by the front too, so that it stays a descendant of the CLI call:
+//     |<---------- FD (one fd, SCM_RIGHTS) ---|  taken in order; SPAWN puts those it holds after syncFd
+//     |<-- SUPERVISE flags map argc argv env -|  the front forks and execs it, fds as the map says
+//     |-- SUPERVISED pid | SUPERVISE_FAILED ->|
+//     |-- SUPERVISOR_EXIT pid code signal --->|  it ended; the front reaped it
+//     |<-------------- RELEASE path bytes ----|  a VM's keeper told `start` by the front (the commit
+//     |-- STARTED errno reply -------------->|  point), as START does for stockade-init
+//
 // Each frame: u32 little-endian length of what follows, u8 type, payload.
 
 /** Frames the front sends. */
@@ -49,6 +58,9 @@ export const TO_PLANNER = {
   STARTED: 10,
   CALLER: 20,
   TTY_ENDED: 21,
+  SUPERVISED: 24,
+  SUPERVISE_FAILED: 25,
+  SUPERVISOR_EXIT: 26,
 } as const;
 
 /** Frames the planner sends. */
@@ -69,7 +81,16 @@ export const TO_FRONT = {
   THEN: 45,
   TTY: 56,
   TTY_STOP: 57,
+  FD: 60,
+  SUPERVISE: 61,
+  RELEASE: 62,
 } as const;
+
+/** SUPERVISE's flags. */
+export const SUPERVISE_SETSID = 1;
+/** SUPERVISE's fd map: /dev/null, or the front's own fd of that number (the caller's); n >= 0 is the n-th FD it took. */
+export const SUPERVISE_FD_NULL = -1;
+export const SUPERVISE_FD_OWN = -2;
 
 /** The planner's socket in the state root: a dot name, as no container's id may be (`list` and clean-ups pass it by).
  *  The one planner of a root holds an exclusive flock on the root directory itself. */
@@ -95,7 +116,10 @@ export type FrontFrame =
   | { type: 'started'; errno: number; data: Buffer }
   /** ttys: bit N set when the front's fd N (0..2) is a terminal. */
   | { type: 'caller'; pid: number; ttys: number }
-  | { type: 'tty-ended' };
+  | { type: 'tty-ended' }
+  | { type: 'supervised'; pid: number }
+  | { type: 'supervise-failed'; errno: number }
+  | { type: 'supervisor-exit'; pid: number; code: number | null; signal: number | null };
 
 export function frame(type: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const head = Buffer.alloc(5);
@@ -155,6 +179,12 @@ function decode(type: number, p: Buffer): FrontFrame {
     case TO_PLANNER.STARTED: return { type: 'started', errno: int(0), data: Buffer.from(p.subarray(4)) };
     case TO_PLANNER.CALLER: return { type: 'caller', pid: int(0), ttys: int(1) };
     case TO_PLANNER.TTY_ENDED: return { type: 'tty-ended' };
+    case TO_PLANNER.SUPERVISED: return { type: 'supervised', pid: int(0) };
+    case TO_PLANNER.SUPERVISE_FAILED: return { type: 'supervise-failed', errno: int(0) };
+    case TO_PLANNER.SUPERVISOR_EXIT: {
+      const signal = int(2);
+      return { type: 'supervisor-exit', pid: int(0), code: signal > 0 ? null : int(1), signal: signal > 0 ? signal : null };
+    }
     default: throw new Error(`planner protocol: unknown frame type ${type}`);
   }
 }
