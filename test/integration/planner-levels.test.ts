@@ -41,16 +41,26 @@ function parentOf(pid: number): number {
  */
 async function underSubreaper(args: readonly string[], env: Readonly<Record<string, string>>): Promise<{ pid: number; status: number; stderr: string; end: () => Promise<void> }> {
   const addon = require.resolve('../../src/native/addon');
+  // The call's environment is given to the call alone: the monitor is a Node too.
   const monitor = spawn(process.execPath, ['-e', `
     require(process.argv[1]).setChildSubreaper();
-    const r = require('child_process').spawnSync(process.argv[2], process.argv.slice(3), { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-    console.log(JSON.stringify({ status: r.status, stderr: r.stderr }));
+    const env = { ...process.env, ...JSON.parse(process.argv[2]) };
+    // A file, not a pipe, for stderr: the container holds the call's stdio (a pipe would be waited on until it ends).
+    const fs = require('fs');
+    const errPath = require('path').join(require('os').tmpdir(), 'stockade-monitor-err-' + process.pid);
+    const err = fs.openSync(errPath, 'w+');
+    const r = require('child_process').spawnSync(process.argv[3], process.argv.slice(4), { stdio: ['ignore', 'ignore', err], env });
+    fs.closeSync(err);
+    const stderr = fs.readFileSync(errPath, 'utf8');
+    fs.rmSync(errPath);
+    console.log(JSON.stringify({ status: r.status, stderr }));
     process.stdin.resume();
     process.stdin.on('end', () => process.exit(0));
-  `, addon, STOCKADE, ...args], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  `, addon, JSON.stringify(env), STOCKADE, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   let said = '';
   monitor.stdout?.on('data', (d: Buffer) => { said += d.toString(); });
-  await waitFor(() => said.includes('\n'), 180_000);
+  await waitFor(() => said.includes('\n') || monitor.exitCode !== null, 180_000);
+  assert.ok(said.includes('\n'), `the monitor ended (${monitor.exitCode}) before its call did`);
   const r = json<{ status: number; stderr: string }>(said.trim());
   const exited = new Promise<void>((res) => monitor.once('exit', () => res()));
   return { pid: monitor.pid ?? 0, ...r, end: async () => { monitor.stdin?.end(); await exited; } };
@@ -91,7 +101,7 @@ describe('the planner at the sentry level', { skip: integrationSkip() }, () => {
       assert.equal(plannersOf(rt.root).length, 1, 'a planner served the create');
       const state = json<{ levelData?: { supervisor?: { pid: number } } }>(readFileSync(join(rt.root, 'sup', 'state.json'), 'utf8'));
       const sentry = state.levelData?.supervisor?.pid ?? 0;
-      const watch = runProcesses('sentry-watch').find((p) => p.cmdline.includes('sentry-watch\0sup\0'))?.pid ?? 0;
+      const watch = runProcesses('sentry-watch').find((p) => p.cmdline.includes('sentry-watch sup '))?.pid ?? 0;
       assert.ok(sentry > 0 && watch > 0, `sentry ${sentry}, watch ${watch}`);
       // The front that started them is gone: the subreaper above the call adopted them, as it adopts a cold call's.
       assert.equal(parentOf(sentry), m.pid, 'the sentry is the monitor\'s');
@@ -106,7 +116,7 @@ describe('the planner at the sentry level', { skip: integrationSkip() }, () => {
       assert.equal(json<{ status: string }>(rt.run(['state', 'sup']).stdout).status, 'running');
       assert.equal(parentOf(sentry), m.pid);
       assert.equal(rt.run(['delete', '--force', 'sup']).status, 0);
-      await waitFor(() => leftovers(rt, b).length === 0 && runProcesses('sentry-watch').every((p) => !p.cmdline.includes('sentry-watch\0sup\0')));
+      await waitFor(() => leftovers(rt, b).length === 0 && runProcesses('sentry-watch').every((p) => !p.cmdline.includes('sentry-watch sup ')));
     } finally {
       await m.end();
     }
