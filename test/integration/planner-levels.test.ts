@@ -192,6 +192,9 @@ describe('the planner at the vm level', { skip: vmSkip() }, () => {
       const r = rt.run(['exec', 'vsup', '/bin/sh', '-c', 'echo in; exit 2'], VM_CALL);
       assert.equal(r.status, 2, r.stderr);
       assert.equal(r.stdout, 'in\n');
+      // A detached exec is served: its stand-in is started by the front too.
+      const d = rt.run(['exec', '-d', 'vsup', '/bin/probe', 'sleep', '1'], { ...VM_CALL, env: NO_COLD_NODE });
+      assert.equal(d.status, 0, d.stderr);
       assert.equal(rt.run(['delete', '--force', 'vsup'], VM_CALL).status, 0);
       await vmGone(trace);
     } finally {
