@@ -15,7 +15,7 @@ import { tcgClockArgs, chooseAccel } from '../src/vm/accel';
 import { ensureGuestAssets, type GuestAssets } from '../src/vm/assets';
 import { probeArgs } from '../src/vm/accel-probe';
 import { bootVm, type Vm } from '../src/vm/vm';
-import { QEMU } from '../src/vm/vmm';
+import { qemuBinary } from '../src/vm/vmm';
 import { makeRootfs } from '../test/helpers/rootfs';
 
 const rounds = Number(process.argv[2] ?? 3);
@@ -56,7 +56,7 @@ function descendants(pid: number): number[] {
 async function floorBoot(assets: GuestAssets, accel: 'kvm' | 'tcg'): Promise<number> {
   const t0 = performance.now();
   await new Promise<void>((resolve, reject) => {
-    const q = spawn(QEMU, probeArgs(assets, accel, memoryMiB), { stdio: 'ignore' });
+    const q = spawn(qemuBinary(), probeArgs(assets, accel, memoryMiB), { stdio: 'ignore' });
     q.once('error', reject);
     q.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`floor QEMU exited with ${code}`))));
   });

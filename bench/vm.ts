@@ -31,7 +31,7 @@ import { performance } from 'node:perf_hooks';
 import { chooseAccel } from '../src/vm/accel';
 import { probeArgs } from '../src/vm/accel-probe';
 import { ensureGuestAssets, type GuestAssets } from '../src/vm/assets';
-import { QEMU } from '../src/vm/vmm';
+import { qemuBinary } from '../src/vm/vmm';
 import { buildTemplate, restoreVm } from '../src/vm/template';
 import { endPool, poolDir } from '../src/vm/pool';
 import { makeRootfs } from '../test/helpers/rootfs';
@@ -98,7 +98,7 @@ function cmdline(pid: number): string {
 async function floorBoot(assets: GuestAssets, accel: 'kvm' | 'tcg'): Promise<number> {
   const t0 = performance.now();
   await new Promise<void>((resolve, reject) => {
-    const q = spawn(QEMU, probeArgs(assets, accel, GUEST_MIB), { stdio: 'ignore' });
+    const q = spawn(qemuBinary(), probeArgs(assets, accel, GUEST_MIB), { stdio: 'ignore' });
     q.once('error', reject);
     q.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`floor QEMU exited with ${code}`))));
   });

@@ -47,8 +47,23 @@ static const int FORWARDED[] = STK_FORWARDED_SIGNALS;
 
 static int g_sigpipe[2] = {-1, -1};
 static volatile sig_atomic_t g_relay;
-/* An fd the planner passed with its frames (SCM_RIGHTS): the pty master its TTY frame hands over. */
-static int g_passed_fd = -1;
+/* Fds the planner passed (SCM_RIGHTS), each with the frame that uses it: received in order, then
+ * taken by their frames in order (a TTY frame's pty master; an FD frame's, given to the next SPAWN
+ * or SUPERVISE, which closes them). */
+#define MAX_FDS 16
+static int g_received[MAX_FDS], g_nreceived;
+static int g_given[MAX_FDS], g_ngiven;
+
+/* The supervisors this call started (SUPERVISE): watched by pidfd, reaped at their exit. */
+#define MAX_SUPERVISORS 8
+struct supervisor {
+	pid_t pid;
+	int pidfd;
+	bool exited;
+	int status; /* as exit() takes it */
+};
+static struct supervisor g_sup[MAX_SUPERVISORS];
+static int g_nsup;
 
 struct buf {
 	char *data;
@@ -542,6 +557,51 @@ static bool reap_init(struct child *c)
 	return true;
 }
 
+static void close_given(void)
+{
+	for (int k = 0; k < g_ngiven; k++)
+		close(g_given[k]);
+	g_ngiven = 0;
+}
+
+/* FD: the next fd received goes to the next SPAWN or SUPERVISE. */
+static int take_fd(void)
+{
+	if (g_nreceived == 0 || g_ngiven == MAX_FDS)
+		return -1;
+	g_given[g_ngiven++] = g_received[0];
+	memmove(g_received, g_received + 1, (size_t)(g_nreceived - 1) * sizeof g_received[0]);
+	g_nreceived--;
+	return 0;
+}
+
+/* Reads what the planner sent, keeping the fds that came with it (close-on-exec) in order. */
+static ssize_t receive(int conn, char *tmp, size_t size)
+{
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+	} control;
+	struct iovec iov = {.iov_base = tmp, .iov_len = size};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control};
+	ssize_t r = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
+	if (r < 0)
+		return r;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *fds = (int *)CMSG_DATA(c);
+		for (size_t k = 0; k < n; k++) {
+			if (g_nreceived < MAX_FDS)
+				g_received[g_nreceived++] = fds[k];
+			else
+				close(fds[k]);
+		}
+	}
+	return r;
+}
+
 /* SPAWN: stockade-init with the caller's fds 0 .. planFd-1, its plan pipe at planFd and sync socket at syncFd. */
 static int spawn_init(int conn, struct child *c, const char *p, size_t n)
 {
@@ -570,10 +630,18 @@ static int spawn_init(int conn, struct child *c, const char *p, size_t n)
 			signal(FORWARDED[i], SIG_DFL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		/* Out of the way of planFd and syncFd first, then into place (dup2 clears close-on-exec). */
-		int lo = plan_fd + 2;
+		int lo = plan_fd + 2 + g_ngiven;
 		int r = fcntl(plan[0], F_DUPFD_CLOEXEC, lo), s = fcntl(sync[1], F_DUPFD_CLOEXEC, lo);
 		int e = fcntl(report[1], F_DUPFD_CLOEXEC, lo);
-		if (r < 0 || s < 0 || e < 0 || dup2(r, plan_fd) < 0 || dup2(s, sync_fd) < 0) {
+		/* The fds the planner passed (the sentry's socket) go after the sync socket, in order. */
+		int moved[MAX_FDS];
+		bool ok = r >= 0 && s >= 0 && e >= 0;
+		for (int k = 0; ok && k < g_ngiven; k++)
+			ok = (moved[k] = fcntl(g_given[k], F_DUPFD_CLOEXEC, lo)) >= 0;
+		ok = ok && dup2(r, plan_fd) >= 0 && dup2(s, sync_fd) >= 0;
+		for (int k = 0; ok && k < g_ngiven; k++)
+			ok = dup2(moved[k], sync_fd + 1 + k) >= 0;
+		if (!ok) {
 			int err = errno;
 			(void)!write(e, &err, sizeof err);
 			_exit(127);
@@ -587,6 +655,7 @@ static int spawn_init(int conn, struct child *c, const char *p, size_t n)
 	close(plan[0]);
 	close(sync[1]);
 	close(report[1]);
+	close_given();
 	if (pid < 0) {
 		close(plan[1]);
 		close(sync[0]);
@@ -611,6 +680,137 @@ static int spawn_init(int conn, struct child *c, const char *p, size_t n)
 	c->sync = sync[0];
 	c->exited = false;
 	return send_ints(conn, STK_TO_PLANNER_SPAWNED, pid, 0);
+}
+
+/* SUPERVISE (flags, nfds, the fd map, argc, then path, argv, env): a container's supervisor (the
+ * sentry, its watch, a VM's keeper), started here as Node's spawn would start it in a cold call
+ * (signals at their defaults and unblocked, a session of its own when asked, only the fds the map
+ * names), so that it is this call's descendant and not the planner's. Answers SUPERVISED or
+ * SUPERVISE_FAILED; the fds the planner passed are closed here either way. */
+static int supervise(int conn, const char *p, size_t n)
+{
+	int32_t head[2];
+	if (n < sizeof head)
+		return -1;
+	memcpy(head, p, sizeof head);
+	int32_t flags = head[0], nfds = head[1];
+	if (nfds < 0 || nfds > 64 || n < (size_t)(3 + nfds) * 4 || g_nsup == MAX_SUPERVISORS)
+		return -1;
+	int32_t map[64], argc;
+	memcpy(map, p + 8, (size_t)nfds * 4);
+	memcpy(&argc, p + 8 + (size_t)nfds * 4, 4);
+	const char *str = p + 12 + (size_t)nfds * 4, *end = p + n;
+	if (argc < 1 || argc > 4096 || str >= end || end[-1] != '\0')
+		return -1;
+	for (int i = 0; i < nfds; i++)
+		if (map[i] < STK_SUPERVISE_FD_OWN || map[i] >= g_ngiven)
+			return -1;
+	/* path, argv[argc], env... */
+	size_t count = 0;
+	for (const char *q = str; q < end; q += strlen(q) + 1)
+		count++;
+	if (count < (size_t)argc + 1)
+		return -1;
+	char **list = calloc(count + 2, sizeof *list);
+	if (list == NULL)
+		return -1;
+	size_t k = 0;
+	for (const char *q = str; q < end; q += strlen(q) + 1)
+		list[k++] = (char *)q;
+	char *path = list[0], **args = list + 1, **env = list + 1 + argc + 1;
+	/* argv ends where env begins: shifted by one to make room for argv's NULL. */
+	memmove(env, list + 1 + argc, (count - 1 - (size_t)argc) * sizeof *list);
+	args[argc] = NULL;
+	env[count - 1 - (size_t)argc] = NULL;
+
+	int report[2];
+	if (pipe2(report, O_CLOEXEC) < 0) {
+		free(list);
+		close_given();
+		return send_ints(conn, STK_TO_PLANNER_SUPERVISE_FAILED, errno, 0);
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		for (int sig = 1; sig < NSIG; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				signal(sig, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if ((flags & STK_SUPERVISE_SETSID) != 0)
+			setsid();
+		/* Each source out of the way of every target first, then into place. */
+		int lo = nfds + 3, moved[64];
+		int e = fcntl(report[1], F_DUPFD_CLOEXEC, lo);
+		bool ok = e >= 0;
+		for (int i = 0; ok && i < nfds; i++) {
+			int from = map[i] == STK_SUPERVISE_FD_NULL ? open("/dev/null", (i == 0 ? O_RDONLY : O_RDWR) | O_CLOEXEC)
+				 : map[i] == STK_SUPERVISE_FD_OWN ? i : g_given[map[i]];
+			ok = from >= 0 && (moved[i] = fcntl(from, F_DUPFD_CLOEXEC, lo)) >= 0;
+		}
+		for (int i = 0; ok && i < nfds; i++)
+			ok = dup2(moved[i], i) >= 0;
+		/* Nothing else of the caller's or of this process: the rest close at the exec. */
+		ok = ok && syscall(SYS_close_range, (unsigned)nfds, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */) == 0;
+		if (ok)
+			execve(path, args, env);
+		int err = errno;
+		(void)!write(e, &err, sizeof err);
+		_exit(127);
+	}
+	int err = errno;
+	free(list);
+	close(report[1]);
+	close_given();
+	if (pid < 0) {
+		close(report[0]);
+		return send_ints(conn, STK_TO_PLANNER_SUPERVISE_FAILED, err, 0);
+	}
+	int child_err = 0;
+	ssize_t got;
+	while ((got = read(report[0], &child_err, sizeof child_err)) < 0 && errno == EINTR)
+		;
+	close(report[0]);
+	if (got == (ssize_t)sizeof child_err) {
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return send_ints(conn, STK_TO_PLANNER_SUPERVISE_FAILED, child_err, 0);
+	}
+	struct supervisor *v = &g_sup[g_nsup++];
+	v->pid = pid;
+	v->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	v->exited = false;
+	v->status = 0;
+	return send_ints(conn, STK_TO_PLANNER_SUPERVISED, pid, 0);
+}
+
+/* A supervisor's pidfd is readable: reaped and said (SUPERVISOR_EXIT pid code signal). */
+static void supervisor_ended(int conn, struct supervisor *v)
+{
+	siginfo_t si = {0};
+	if (waitid(P_PID, (id_t)v->pid, &si, WEXITED | WNOHANG) != 0 || si.si_pid != v->pid)
+		return;
+	v->exited = true;
+	bool killed = si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED;
+	v->status = killed ? 128 + si.si_status : si.si_status;
+	close_fd(&v->pidfd);
+	int32_t said[3] = {v->pid, killed ? -1 : si.si_status, killed ? si.si_status : 0};
+	send_frame(conn, STK_TO_PLANNER_SUPERVISOR_EXIT, said, sizeof said);
+}
+
+/* The planner was lost before the call's commit point: what it had started here goes with it. */
+static void end_supervisors(void)
+{
+	for (int i = 0; i < g_nsup; i++) {
+		struct supervisor *v = &g_sup[i];
+		if (v->exited)
+			continue;
+		kill(v->pid, SIGKILL);
+		while (waitpid(v->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		v->exited = true;
+		close_fd(&v->pidfd);
+	}
 }
 
 /* Becomes the wait at path (stockade-light wait), with the forwarded signals blocked across the
@@ -659,7 +859,7 @@ static void become_wait(int conn, const struct child *c, const char *p, size_t n
  * src/namespaces/start.ts does, so that whether the workload was released is known in the process
  * that lives as long as the call. Answers STARTED: the connect's errno, or 0 and every byte
  * stockade-init sent until it closed the connection (its error, if its exec or hook failed). */
-static int release_start(int conn, struct child *c, const char *p, size_t n)
+static int release_start(int conn, struct child *c, const char *p, size_t n, bool raw)
 {
 	const char *nul = memchr(p, '\0', n);
 	if (nul == NULL)
@@ -694,14 +894,16 @@ static int release_start(int conn, struct child *c, const char *p, size_t n)
 	}
 	if (dirfd >= 0)
 		close(dirfd);
-	/* The status reads "running" from here on; a second start finds no socket and is refused. */
-	unlink(path);
+	/* The status reads "running" from here on; a second start finds no socket and is refused. A
+	 * VM's keeper (RELEASE, raw: the bytes are the keeper's own request) keeps its socket. */
+	if (!raw)
+		unlink(path);
 	c->started = true;
 	uint32_t head[2] = {STK_MSG_START, (uint32_t)hook_len}; /* little-endian, as the init protocol */
 	struct buf said = {0};
 	int32_t ok = 0;
 	bool sent = buf_add(&said, &ok, sizeof ok);
-	if (send_full(s, head, sizeof head) == 0 && (hook_len == 0 || send_full(s, hook, hook_len) == 0)) {
+	if ((raw || send_full(s, head, sizeof head) == 0) && (hook_len == 0 || send_full(s, hook, hook_len) == 0)) {
 		char tmp[4096];
 		ssize_t r;
 		while ((r = read(s, tmp, sizeof tmp)) > 0 || (r < 0 && errno == EINTR))
@@ -854,13 +1056,28 @@ static void __attribute__((noreturn)) finish_started(struct child *c)
 	if (relay_active())
 		relay_until_exit(c);
 	relay_stop();
-	if (c->then == THEN_WAIT && !c->exited) {
+	/* The process the wait waits for (its last argument): stockade-init, or a VM's keeper (a supervisor). */
+	pid_t helper = c->pid;
+	bool exited = c->exited;
+	int status = c->status;
+	if (c->then == THEN_WAIT) {
+		size_t last = 0;
+		while (c->then_argv[last + 1] != NULL)
+			last++;
+		pid_t named = (pid_t)atoi(c->then_argv[last]);
+		for (int i = 0; i < g_nsup; i++)
+			if (g_sup[i].pid == named && named != c->pid) {
+				helper = named;
+				exited = g_sup[i].exited;
+				status = g_sup[i].status;
+			}
+	}
+	if (c->then == THEN_WAIT && !exited) {
 		exec_wait(c->then_argv[0], c->then_argv);
 	}
-	int status = c->status;
-	if (!c->exited && c->pid > 0) {
+	if (!exited && helper > 0) {
 		int ws;
-		while (waitpid(c->pid, &ws, 0) < 0 && errno == EINTR)
+		while (waitpid(helper, &ws, 0) < 0 && errno == EINTR)
 			;
 		status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 	}
@@ -901,6 +1118,9 @@ static void lost(struct child *c, const char *undo_id)
 	}
 	close_fd(&c->plan);
 	close_fd(&c->sync);
+	/* Not released: nothing the planner had started here may stay (a sentry, its watch, a keeper),
+	 * and the cold call that follows starts its own. */
+	end_supervisors();
 	if (undo_id != NULL) {
 		/* It had taken an id: its container is removed by the cold path, which then does the whole
 		 * call (and relays the caller's terminal itself, from its start). */
@@ -926,29 +1146,6 @@ static void lost(struct child *c, const char *undo_id)
 		exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 	}
 	relay_stop();
-}
-
-/* A read of the planner's connection that keeps an fd passed with it (SCM_RIGHTS): a TTY frame's master. */
-static ssize_t recv_conn(int conn, char *buf, size_t size)
-{
-	struct iovec iov = {.iov_base = buf, .iov_len = size};
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} control;
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
-	/* Close-on-exec at once: nothing this process spawns or becomes may keep the container's master. */
-	ssize_t n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
-	for (struct cmsghdr *m = n < 0 ? NULL : CMSG_FIRSTHDR(&msg); m != NULL; m = CMSG_NXTHDR(&msg, m)) {
-		if (m->cmsg_level != SOL_SOCKET || m->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t i = 0; i < (m->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-			if (g_passed_fd >= 0)
-				close(g_passed_fd);
-			memcpy(&g_passed_fd, CMSG_DATA(m) + i * sizeof(int), sizeof(int));
-		}
-	}
-	return n;
 }
 
 /* The caller's terminal back as it was, however this process exits while it relays. */
@@ -1052,19 +1249,33 @@ static void through_planner(int conn, char **argv)
 				}
 				break;
 			case STK_TO_FRONT_START:
-				if (release_start(conn, &c, p, n) < 0 && !c.started) {
+			case STK_TO_FRONT_RELEASE:
+				if (release_start(conn, &c, p, n, type == STK_TO_FRONT_RELEASE) < 0 && !c.started) {
+					lost(&c, undo);
+					return;
+				}
+				break;
+			case STK_TO_FRONT_FD:
+				if (take_fd() < 0) {
+					lost(&c, undo);
+					return;
+				}
+				break;
+			case STK_TO_FRONT_SUPERVISE:
+				if (supervise(conn, p, n) < 0) {
 					lost(&c, undo);
 					return;
 				}
 				break;
 			case STK_TO_FRONT_TTY:
 				/* The master came with this frame: from now on the caller's terminal is relayed to it. */
-				if (g_passed_fd < 0) {
+				if (g_nreceived == 0) {
 					lost(&c, undo);
 					return;
 				}
-				relay_start(g_passed_fd);
-				g_passed_fd = -1;
+				relay_start(g_received[0]);
+				memmove(g_received, g_received + 1, (size_t)(g_nreceived - 1) * sizeof g_received[0]);
+				g_nreceived--;
 				break;
 			case STK_TO_FRONT_TTY_STOP:
 				relay_stop();
@@ -1088,14 +1299,16 @@ static void through_planner(int conn, char **argv)
 			lost(&c, undo);
 			return;
 		}
-		struct pollfd fds[6] = {
+		struct pollfd fds[6 + MAX_SUPERVISORS] = {
 		    {.fd = conn, .events = POLLIN},
 		    {.fd = g_sigpipe[0], .events = POLLIN},
 		    {.fd = c.sync, .events = POLLIN},
 		    {.fd = c.exited ? -1 : c.pidfd, .events = POLLIN},
 		};
 		relay_pollfds(&fds[4]);
-		if (poll(fds, 6, -1) < 0) {
+		for (int i = 0; i < g_nsup; i++)
+			fds[6 + i] = (struct pollfd){.fd = g_sup[i].exited ? -1 : g_sup[i].pidfd, .events = POLLIN};
+		if (poll(fds, (nfds_t)(6 + g_nsup), -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			lost(&c, undo);
@@ -1103,7 +1316,7 @@ static void through_planner(int conn, char **argv)
 		}
 		if (fds[0].revents != 0) {
 			char tmp[65536];
-			ssize_t r = recv_conn(conn, tmp, sizeof tmp);
+			ssize_t r = receive(conn, tmp, sizeof tmp);
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0 || !buf_add(&in, tmp, (size_t)r))
@@ -1138,6 +1351,9 @@ static void through_planner(int conn, char **argv)
 		/* The master's output read to its end: the planner stops waiting for it. */
 		if (relay_serve(&fds[4]))
 			send_frame(conn, STK_TO_PLANNER_TTY_ENDED, NULL, 0);
+		for (int i = 0; i < g_nsup; i++)
+			if (fds[6 + i].revents != 0)
+				supervisor_ended(conn, &g_sup[i]);
 	}
 }
 
@@ -1172,9 +1388,13 @@ void planner_try(char **argv)
 		return;
 	const char *root, *isolation;
 	const char *command = root_and_command(argv, &root, &isolation);
-	/* Another level is declined by the planner anyway (src/planner/eligible.ts): not even asked,
-	 * so that a root used only at sentry or vm never gets a planner. */
-	if (command == NULL || (isolation != NULL && strcmp(isolation, "namespaces") != 0))
+	/* Another level is declined by the planner anyway (src/planner/eligible.ts): not even asked. */
+	static const char *const LEVELS[] = STK_PLANNER_LEVELS;
+	bool level = isolation == NULL;
+	for (size_t i = 0; i < sizeof LEVELS / sizeof LEVELS[0]; i++)
+		level = level || strcmp(isolation, LEVELS[i]) == 0;
+	/* `do` is served at namespaces only: another level, even at the top, is not asked. */
+	if (command == NULL || !level || (strcmp(command, "do") == 0 && isolation != NULL && strcmp(isolation, "namespaces") != 0))
 		return;
 	bool served = false;
 	for (size_t i = 0; i < sizeof SERVED / sizeof SERVED[0]; i++)
@@ -1219,9 +1439,10 @@ void planner_try(char **argv)
 	free(in.data);
 	through_planner(conn, argv);
 	relay_stop();
-	if (g_passed_fd >= 0)
-		close(g_passed_fd);
-	g_passed_fd = -1;
+	close_given();
+	for (int k = 0; k < g_nreceived; k++)
+		close(g_received[k]);
+	g_nreceived = 0;
 	give_stdin_back();
 	for (int i = 0; i < NFORWARDED; i++)
 		signal(FORWARDED[i], SIG_DFL);

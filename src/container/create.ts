@@ -146,7 +146,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     poststop = hookState(record, 'stopped');
     workload = await planned.create();
     if (workload.data !== undefined) record.levelData = workload.data;
-    workload.created(record);
+    await workload.created(record);
     // Read now, not at the pid: the workload's process has entered the container's namespaces by the time it is done.
     record.pidMntNs = readMountNamespace(record.pid);
     record.createdOk = true;

@@ -134,7 +134,7 @@ export interface Workload {
    * must be in place before create returns (the sentry's watch) is done here; throwing fails
    * create, which then calls abort().
    */
-  created(record: Readonly<ContainerRecord>): void;
+  created(record: Readonly<ContainerRecord>): void | Promise<void>;
   /**
    * Stops what create started in this process, at once (create failed after the driver
    * returned); the lifecycle then SIGKILLs the pid and cleans up as after a failed create().

@@ -18,8 +18,8 @@ export interface SupervisedLevel {
   ownedMounts(mounts: readonly Mount[]): string[];
   /** Throws for a config the level cannot run as asked (its annotations), before anything is made. */
   validate?(spec: Spec): void;
-  /** Starts the supervisor of one container, once its config is known and its id taken. */
-  supervise(ctx: SuperviseContext): Supervisor;
+  /** Starts the supervisor of one container, once its config is known and its id taken (asynchronously when another process starts it: the planner's front). */
+  supervise(ctx: SuperviseContext): Supervisor | Promise<Supervisor>;
 }
 
 /** A process as pid and start time (field 22 of /proc/PID/stat), so a reused pid is not taken for it. */
@@ -40,7 +40,7 @@ export interface Supervisor {
    * The container's init runs (create): from here on the container must die with `server`.
    * Throws when that cannot be made sure of, and create fails (fail closed).
    */
-  guard(target: GuardTarget): void;
+  guard(target: GuardTarget): void | Promise<void>;
   /** An fd of this process, passed to stockade-init; its copy here is closed by `launched`. */
   readonly childSocket: number;
   /** stockade-init holds its end now: this process's copy is closed. */

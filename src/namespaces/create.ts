@@ -55,7 +55,7 @@ async function createHostProcess(req: CreateRequest, level: SupervisedLevel | un
   try {
     // The supervisor first: a sentry process takes longer to start than stockade-init takes to
     // set the container up, and the container's first call waits for it.
-    supervisor = level?.supervise({ spec, id, stateDir: store.dir(id), detached: !req.monitor, cgroupPaths: req.cgroups?.paths });
+    supervisor = await level?.supervise({ spec, id, stateDir: store.dir(id), detached: !req.monitor, cgroupPaths: req.cgroups?.paths });
     let pid = 0;
     const launched = await launchInit({
       plan,
@@ -79,11 +79,11 @@ async function createHostProcess(req: CreateRequest, level: SupervisedLevel | un
       monitor: req.monitor ? launched.helper : undefined,
       exit: launched.helperExit,
       done: sup?.done ?? Promise.resolve(),
-      created(record): void {
+      async created(record): Promise<void> {
         if (sup === undefined) return;
         // Fail closed: the workload must not outlive the process that serves its calls.
         if (sup.server === undefined) throw new StockadeError('SYSTEM', `container ${id}: its sentry is not running`, { id });
-        sup.guard({
+        await sup.guard({
           id, stateDir: store.dir(id), init: { pid, startTime: record.pidStartTime },
           ownPidNamespace: record.ownPidNamespace, cgroupPaths: record.cgroupPaths,
         });

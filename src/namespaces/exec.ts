@@ -36,7 +36,7 @@ export async function execHostProcess(c: LevelContainer, req: ExecRequest, level
     if (terminal && !req.detach) relay = ConsoleRelay.listen(join(store.root, `.exec-tty-${id}-${randomBytes(4).toString('hex')}.sock`));
     const consoleSocket = relay?.path ?? req.consoleSocket;
     if (level !== undefined) {
-      supervisor = level.supervise({ spec: { ...req.config, process: proc }, id, stateDir: store.dir(id), detached: true, exec: true });
+      supervisor = await level.supervise({ spec: { ...req.config, process: proc }, id, stateDir: store.dir(id), detached: true, exec: true });
     }
     const plan = encodePlan(buildExecPlan(req.config, proc, {
       id,

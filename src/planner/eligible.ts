@@ -26,8 +26,19 @@ export const SERVED = ['create', 'run', 'exec', 'state', 'ps', 'pause', 'resume'
 /** Served whatever the root holds: they act on no one container (images and rmi on the root's image store). */
 const ON_NONE = new Set(['list', 'spec', 'features', 'images', 'rmi']);
 
-/** The level the planner serves: a host process with no supervisor beside it (a sentry process, a VM keeper). */
+/** The level whose every served command the planner runs: a host process with no supervisor beside it. */
 const LEVEL = 'namespaces';
+
+/**
+ * The levels whose create and run it serves: the sentry's and the VM's supervisors (the sentry
+ * process and its watch, the keeper) are started by the front (src/native/supervisor-spawner.ts),
+ * as stockade-init is. The front asks for no other level (native/light/planner.c).
+ */
+export const SERVED_LEVELS = ['namespaces', 'sentry', 'vm'] as const;
+
+function servedLevel(level: string): boolean {
+  return (SERVED_LEVELS as readonly string[]).includes(level);
+}
 
 /** Why the call is declined, or undefined when the planner serves it. */
 export function declined(argv: readonly string[], cwd: string): string | undefined {
@@ -35,14 +46,18 @@ export function declined(argv: readonly string[], cwd: string): string | undefin
   if (command === undefined || !(SERVED as readonly string[]).includes(command)) return `command ${command ?? '(none)'}`;
   const g = globalValues(global);
   const isolation = g.get('isolation') ?? DEFAULT_LEVEL;
-  if (isolation !== LEVEL) return `--isolation ${isolation}`;
-  if (command === 'do') return doDeclined(rest, isolation);
+  if (command === 'do') return isolation !== LEVEL ? `--isolation ${isolation}` : doDeclined(rest, isolation);
+  if (!servedLevel(isolation)) return `--isolation ${isolation}`;
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
   if (ON_NONE.has(command)) return undefined;
   if (command === 'exec') return execDeclined(own, g.get('root') ?? DEFAULT_ROOT, cwd);
-  if (command !== 'create' && command !== 'run') return onOneDeclined(command, own, g.get('root') ?? DEFAULT_ROOT, cwd);
-  // An image's container is made at the level --isolation names (checked above), without a terminal.
-  if (command === 'run' && own.some((a) => a === '--image' || a.startsWith('--image='))) return undefined;
+  if (command !== 'create' && command !== 'run') {
+    if (isolation !== LEVEL) return `--isolation ${isolation}`;
+    return onOneDeclined(command, own, g.get('root') ?? DEFAULT_ROOT, cwd);
+  }
+  // An image's container is made at the level --isolation names, without a terminal: through the
+  // planner at namespaces only so far (the image path with a front-started supervisor is untried).
+  if (command === 'run' && own.some((a) => a === '--image' || a.startsWith('--image='))) return isolation === LEVEL ? undefined : `run --image at ${isolation}`;
   const flags: FlagSpec[] = [...CREATE_FLAGS, { name: 'detach', type: 'bool', short: 'd' }, { name: 'keep', type: 'bool' }];
   let p;
   try {
@@ -53,7 +68,9 @@ export function declined(argv: readonly string[], cwd: string): string | undefin
   const config = readJson(join(resolve(cwd, str(p, 'bundle') ?? '.'), 'config.json'));
   if (config === undefined) return undefined; // the same: a missing or malformed config is an error it reports
   const level = annotation(config) ?? isolation;
-  if (level !== LEVEL) return `level ${level}`;
+  if (!servedLevel(level)) return `level ${level}`;
+  // The caller's terminal relayed by the front is tried at namespaces only, so far.
+  if (level !== LEVEL && command === 'run' && terminal(config) && !bool(p, 'detach') && str(p, 'console-socket') === undefined) return `a terminal to relay at ${level}`;
   return undefined;
 }
 
@@ -85,24 +102,29 @@ function onOneDeclined(command: string, own: readonly string[], root: string, cw
 }
 
 /** Declined when the container id names one at another level; an id that names none is the command's error to word. */
-function levelDeclined(id: string | undefined, root: string, cwd: string): string | undefined {
+function levelDeclined(id: string | undefined, root: string, cwd: string, served: readonly string[] = [LEVEL]): string | undefined {
   if (id === undefined || id.includes('/')) return undefined;
   const record = readJson(join(isAbsolute(root) ? root : resolve(cwd, root), id, 'state.json'));
   const level = (record as { level?: unknown } | undefined)?.level;
-  return level === undefined || level === LEVEL ? undefined : `level ${String(level)}`;
+  return level === undefined || served.includes(String(level)) ? undefined : `level ${String(level)}`;
 }
 
 function execDeclined(own: readonly string[], root: string, cwd: string): string | undefined {
   // The id is the first word that is not a flag or a flag's value; exec's flags with a value:
   const valued = new Set(['-p', '--process', '--console-socket', '--pid-file', '--cwd', '-e', '--env', '-u', '--user', '-g', '--additional-gids', '-c', '--cap', '--preserve-fds', '--process-label', '--apparmor', '--cgroup']);
   let id: string | undefined;
+  let detach = false;
   for (let i = 0; i < own.length; i++) {
     const a = own[i] ?? '';
     if (!a.startsWith('-')) { id = a; break; }
     const name = a.split('=')[0] ?? '';
+    if (name === '-d' || name === '--detach') detach = true;
     if (valued.has(name) && !a.includes('=')) i++;
   }
-  return levelDeclined(id, root, cwd);
+  // A process exec'd at sentry joins its container's sentry (nothing to start); a detached one at
+  // vm gets a stand-in the front starts. An attached one at vm is relayed by the calling process
+  // between its own stdio and the keeper, which the planner's stdio is not.
+  return levelDeclined(id, root, cwd, detach ? ['namespaces', 'sentry', 'vm'] : ['namespaces', 'sentry']);
 }
 
 function globalValues(global: readonly string[]): Map<string, string> {
@@ -130,4 +152,8 @@ function readJson(path: string): unknown {
 function annotation(config: unknown): string | undefined {
   const v = (config as { annotations?: Record<string, unknown> }).annotations?.[ISOLATION_ANNOTATION];
   return typeof v === 'string' ? v : undefined;
+}
+
+function terminal(config: unknown): boolean {
+  return (config as { process?: { terminal?: unknown } }).process?.terminal === true;
 }

@@ -36,6 +36,15 @@
 //     |-- TTY_ENDED ------------------------->|  the master's output is read to its end
 //     |<------------------------ TTY_STOP ----|  the relay stops; the caller's terminal restored
 //
+//   A container's supervisor (the sentry and its watch, a VM's keeper, a detached exec's stand-in)
+//   is started by the front too, so that it stays a descendant of the CLI call:
+//     |<---------- FD (one fd, SCM_RIGHTS) ---|  taken in order; SPAWN puts those it holds after syncFd
+//     |<-- SUPERVISE flags map argc argv env -|  the front forks and execs it, fds as the map says
+//     |-- SUPERVISED pid | SUPERVISE_FAILED ->|
+//     |-- SUPERVISOR_EXIT pid code signal --->|  it ended; the front reaped it
+//     |<-------------- RELEASE path bytes ----|  a VM's keeper told `start` by the front (the commit
+//     |-- STARTED errno reply -------------->|  point), as START does for stockade-init
+//
 // Each frame: u32 little-endian length of what follows, u8 type, payload.
 
 /** Frames the front sends. */
@@ -55,6 +64,9 @@ export const TO_PLANNER = {
   // Numbered apart from the others' additions: several branches add frames at once.
   STDIN_DATA: 16,
   STDIN_END: 17,
+  SUPERVISED: 24,
+  SUPERVISE_FAILED: 25,
+  SUPERVISOR_EXIT: 26,
 } as const;
 
 /** Frames the planner sends. */
@@ -75,8 +87,17 @@ export const TO_FRONT = {
   THEN: 45,
   TTY: 56,
   TTY_STOP: 57,
-  STDIN: 60,
+  FD: 60,
+  SUPERVISE: 61,
+  RELEASE: 62,
+  STDIN: 63,
 } as const;
+
+/** SUPERVISE's flags. */
+export const SUPERVISE_SETSID = 1;
+/** SUPERVISE's fd map: /dev/null, or the front's own fd of that number (the caller's); n >= 0 is the n-th FD it took. */
+export const SUPERVISE_FD_NULL = -1;
+export const SUPERVISE_FD_OWN = -2;
 
 /** The planner's socket in the state root: a dot name, as no container's id may be (`list` and clean-ups pass it by).
  *  The one planner of a root holds an exclusive flock on the root directory itself. */
@@ -105,7 +126,10 @@ export type FrontFrame =
   | { type: 'tty-ended' }
   | { type: 'stdin-data'; data: Buffer }
   /** errno 0: the caller's stdin was read to its end. */
-  | { type: 'stdin-end'; errno: number };
+  | { type: 'stdin-end'; errno: number }
+  | { type: 'supervised'; pid: number }
+  | { type: 'supervise-failed'; errno: number }
+  | { type: 'supervisor-exit'; pid: number; code: number | null; signal: number | null };
 
 export function frame(type: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const head = Buffer.alloc(5);
@@ -167,6 +191,12 @@ function decode(type: number, p: Buffer): FrontFrame {
     case TO_PLANNER.TTY_ENDED: return { type: 'tty-ended' };
     case TO_PLANNER.STDIN_DATA: return { type: 'stdin-data', data: Buffer.from(p) };
     case TO_PLANNER.STDIN_END: return { type: 'stdin-end', errno: int(0) };
+    case TO_PLANNER.SUPERVISED: return { type: 'supervised', pid: int(0) };
+    case TO_PLANNER.SUPERVISE_FAILED: return { type: 'supervise-failed', errno: int(0) };
+    case TO_PLANNER.SUPERVISOR_EXIT: {
+      const signal = int(2);
+      return { type: 'supervisor-exit', pid: int(0), code: signal > 0 ? null : int(1), signal: signal > 0 ? signal : null };
+    }
     default: throw new Error(`planner protocol: unknown frame type ${type}`);
   }
 }

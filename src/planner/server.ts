@@ -20,10 +20,12 @@ import { flockSync, peerCred, peerPidfd, pidfdSendSignal, sendFd } from '../nati
 import { setTerminalRelayer, type TerminalRelay } from '../container/console-relay';
 import { setCaller, type Caller } from '../container/caller';
 import { setInitSpawner } from '../native/launcher';
+import { setRawReleaser, setSupervisorSpawner } from '../native/supervisor-spawner';
 import { declined } from './eligible';
 import { buildIdOf, fingerprintOf, hostFingerprint } from './host';
 import { FrameReader, PLANNER_SOCKET, PLANNER_SERVE_ENV, TO_FRONT, frame, i32s, strings, type FrontFrame } from './protocol';
 import { RemoteInit } from './remote-init';
+import { RemoteSupervisors, ownCopy } from './remote-supervisor';
 import { leaveCallerCgroup } from './own-cgroup';
 
 /** How long a planner with nothing to do stays; STOCKADE_PLANNER_IDLE_MS (in the environment it starts with) for tests. */
@@ -52,8 +54,16 @@ class Call implements SignalSource {
   #handOver!: () => void;
   /** Settles when the front, having become the wait, is gone: the call is over for this process. */
   readonly handedOver = new Promise<void>((res) => { this.#handOver = res; });
+  /** The supervisors the front started for this call (SUPERVISE). */
+  readonly supervisors: RemoteSupervisors;
   constructor(sock: Socket) {
     this.#sock = sock;
+    this.supervisors = new RemoteSupervisors(this);
+  }
+
+  /** Passes this process's fd (its own copy, closed once sent) as an FD frame: the next SPAWN or SUPERVISE takes it. */
+  sendFd(fd: number): void {
+    this.sendWithFd(frame(TO_FRONT.FD), fd);
   }
 
   send(f: Buffer): void {
@@ -128,12 +138,21 @@ class Call implements SignalSource {
     this.send(frame(TO_FRONT.RELAY, i32s(want ? 1 : 0)));
   }
 
-  spawn(path: string, preserveFds: number): RemoteInit {
+  spawn(path: string, preserveFds: number, sentrySocket: number | undefined): RemoteInit {
+    // The sentry's socket goes first: the front puts the fds it holds at SPAWN after the sync socket.
+    if (sentrySocket !== undefined) this.sendFd(ownCopy(sentrySocket));
     this.#init = new RemoteInit(this, path, preserveFds);
     // A front already gone (killed while run --image pulled, say) spawns nothing: the call fails
     // and cleans up as when it goes right after the spawn, rather than await a SPAWNED never sent.
     if (this.#gone) this.#init.lost();
     return this.#init;
+  }
+
+  /** Connects to path from the front, sends bytes, and resolves with what came back until it closed (RELEASE). */
+  releaseRaw(path: string, bytes: Buffer): Promise<{ errno: number; data: Buffer }> {
+    if (this.#gone) return Promise.resolve({ errno: constants.errno.EPIPE, data: Buffer.alloc(0) });
+    this.send(frame(TO_FRONT.RELEASE, Buffer.concat([strings([path]), bytes])));
+    return new Promise((res) => { this.#started = res; });
   }
 
   /** The front releases the container itself: once it has, the call is never run again by it. */
@@ -182,6 +201,11 @@ class Call implements SignalSource {
       }
       case 'stdin-data': this.#stdin?.chunks.push(f.data); break;
       case 'stdin-end': this.#stdin?.settle(f.errno); break;
+      case 'supervised':
+      case 'supervise-failed':
+      case 'supervisor-exit':
+        this.supervisors.frame(f);
+        break;
       default: break;
     }
   }
@@ -192,6 +216,7 @@ class Call implements SignalSource {
     for (const q of this.#queue.splice(0)) if (q.fd !== undefined) closeSync(q.fd);
     this.#ttyEnded?.();
     this.#init?.lost();
+    this.supervisors.lost();
     this.#started?.({ errno: constants.errno.EPIPE, data: Buffer.alloc(0) });
     this.#started = undefined;
     this.#stdin?.settle(constants.errno.EPIPE);
@@ -347,10 +372,9 @@ export function serve(root: string): void {
     setEnvironment(req.env);
     setCallerCgroup(req.cgroup);
     setStdio({ out: (b) => call.send(frame(TO_FRONT.OUT, b)), err: (b) => call.send(frame(TO_FRONT.ERR, b)), readIn: () => call.readIn() });
-    setInitSpawner((path, preserveFds, sentry) => {
-      if (sentry !== undefined) throw new Error('planner: a sentry socket cannot be passed to the front');
-      return call.spawn(path, preserveFds).channels(call);
-    });
+    setInitSpawner((path, preserveFds, sentry) => call.spawn(path, preserveFds, sentry).channels(call));
+    setSupervisorSpawner((req) => call.supervisors.spawn(req));
+    setRawReleaser((path, bytes) => call.releaseRaw(path, bytes));
     setSignalSource(call);
     setWaitBecomer((path, args) => call.becomeWait(path, args));
     setIdTakenHook((_store, id) => call.send(frame(TO_FRONT.UNDO, strings([id]))));
@@ -372,6 +396,8 @@ export function serve(root: string): void {
       setWaitBecomer(undefined);
       setSignalSource(undefined);
       setInitSpawner(undefined);
+      setSupervisorSpawner(undefined);
+      setRawReleaser(undefined);
       setStdio(undefined);
       setCallerCgroup(undefined);
       setEnvironment(envList(baseEnv));

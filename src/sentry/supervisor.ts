@@ -8,7 +8,8 @@ import { join, posix } from 'node:path';
 import { CAPABILITIES } from '../abi/linux/constants';
 import type { GuardTarget, ProcessRef, SupervisedLevel, SuperviseContext, Supervisor } from '../container/supervisor';
 import { NETWORK_ANNOTATION } from '../container/level';
-import { watchSupervisor } from './watch';
+import { watchSupervisor, watchSupervisorRemote } from './watch';
+import { supervisorSpawner, type SupervisorProcess, type SupervisorSpawner } from '../native/supervisor-spawner';
 import { isSameLiveProcess, readProcessStat } from '../container/process-identity';
 import { parseNetPolicy } from './net-policy';
 import type { Mount, Spec } from '../oci/spec';
@@ -129,6 +130,56 @@ function sentryProcess(cfg: SentryConfig, stateDir: string, attached: boolean, c
 }
 
 /**
+ * sentryProcess, started by the CLI call's front for the resident planner serving it
+ * (supervisor-spawner.ts): the same process, command line, environment and fds, a child of the
+ * call's process as in a cold call, not of the planner.
+ */
+async function remoteSentryProcess(spawnRemote: SupervisorSpawner, cfg: SentryConfig, stateDir: string, attached: boolean, charged: readonly string[]): Promise<Supervisor> {
+  const [mine, theirs] = socketpair();
+  const config: DaemonConfig = { ...cfg, user: wireUser(cfg.user) };
+  let daemon: SupervisorProcess;
+  const held = [mine];
+  try {
+    const { trace, joins } = containerSockets(stateDir, held);
+    const log = attached ? 'inherit' : openSync(join(stateDir, 'sentry.log'), 'a', 0o600);
+    if (log !== 'inherit') held.push(log);
+    daemon = await spawnRemote({
+      command: process.execPath,
+      args: [...DAEMON_NODE_FLAGS, daemonScript(), JSON.stringify(config)],
+      detached: true,
+      stdio: ['ignore', 'ignore', log, mine, trace, joins],
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+    });
+    try {
+      joinCharged(daemon.pid, charged);
+    } catch (e) {
+      daemon.kill('SIGKILL');
+      throw e;
+    }
+  } catch (e) {
+    closeSync(theirs);
+    throw e;
+  } finally {
+    for (const fd of held) closeSync(fd);
+  }
+  const started = readProcessStat(daemon.pid);
+  const server = started === undefined ? undefined : { pid: daemon.pid, startTime: started.startTime };
+  const done = daemon.exited.then(() => undefined);
+  const closeTheirs = closerOf(theirs);
+  return {
+    server,
+    guard: (target) => guarded(server, target),
+    childSocket: theirs,
+    launched: closeTheirs,
+    done,
+    abort: () => {
+      closeTheirs();
+      daemon.kill('SIGKILL');
+    },
+  };
+}
+
+/**
  * The sentry acts for a caller with the caller's capabilities, and it holds them in the host's
  * user namespace: for a workload in a user namespace of its own, whose capabilities the kernel
  * honours only over what that namespace maps, it would act as host root (a container root read a
@@ -144,8 +195,11 @@ function refuseUserNamespace(spec: Spec): void {
 }
 
 /** Fail closed: the workload must not outlive the process that serves its calls. */
-function guarded(server: ProcessRef | undefined, target: GuardTarget): void {
+function guarded(server: ProcessRef | undefined, target: GuardTarget): void | Promise<void> {
   if (server === undefined) throw new StockadeError('SYSTEM', `container ${target.id}: its sentry is not running`, { id: target.id });
+  // Served by a planner: the watch is started by the call's front, as the sentry is.
+  const remote = supervisorSpawner();
+  if (remote !== undefined) return watchSupervisorRemote(remote, server, target);
   watchSupervisor(server, target);
 }
 
@@ -296,7 +350,7 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
       networkOf(spec);
       refuseUserNamespace(spec);
     },
-    supervise(ctx: SuperviseContext): Supervisor {
+    supervise(ctx: SuperviseContext): Supervisor | Promise<Supervisor> {
       refuseUserNamespace(ctx.spec);
       const user = ctx.spec.process?.user;
       // A container of a pod (its sandbox named in CRI's annotations) joins the sandbox's sentry.
@@ -339,6 +393,8 @@ export function sentryLevel(opts: SentryLevelOptions = {}): SupervisedLevel {
       // A pod's sandbox sentry serves the pod's other containers after the sandbox is deleted, and its
       // cgroup could not be removed while it does: it stays where it started (not charged).
       const charged = isPodSandbox(ctx.spec.annotations) ? [] : chargedDirs(ctx.cgroupPaths ?? []);
+      const remote = supervisorSpawner();
+      if (remote !== undefined) return remoteSentryProcess(remote, cfg, ctx.stateDir, !ctx.detached, charged);
       return sentryProcess(cfg, ctx.stateDir, !ctx.detached, charged);
     },
   };

@@ -8,6 +8,7 @@ import { packageRoot } from '../native/paths';
 import type { ContainerId } from '../container/id';
 import { isSameLiveProcess } from '../container/process-identity';
 import type { GuardTarget, ProcessRef } from '../container/supervisor';
+import type { SupervisorSpawner } from '../native/supervisor-spawner';
 
 /** The watch's program: the light entry, which every build makes beside stockade-init. */
 export function watchBinary(): string {
@@ -40,6 +41,27 @@ function pinned(p: ProcessRef, what: string, id: ContainerId): number {
  * the watch cannot be started: a sentry container is never left without one.
  */
 export function watchSupervisor(server: ProcessRef, target: GuardTarget): void {
+  const { program, held, cgroups, log } = watchFds(server, target);
+  try {
+    // Its own session, like the sentry's: a signal to the caller's process group is not one to it.
+    const watch = spawn(program, watchArgs(target, cgroups), {
+      detached: true,
+      stdio: ['ignore', 'ignore', log, ...held.slice(0, 3), ...cgroups],
+      env: {},
+    });
+    watch.unref();
+    // A failed exec is also reported as an event, which must not take this process down: the pid says it.
+    watch.once('error', () => undefined);
+    if (watch.pid === undefined) {
+      throw new StockadeError('SYSTEM', `container ${target.id}: cannot start the watch of its sentry (${program})`, { id: target.id });
+    }
+  } finally {
+    for (const fd of held) closeSync(fd);
+  }
+}
+
+/** The watch's program and what it holds: pidfds of both processes, the state and cgroup directories, its log. */
+function watchFds(server: ProcessRef, target: GuardTarget): { program: string; held: number[]; cgroups: number[]; log: number } {
   const program = watchBinary();
   if (!existsSync(program)) {
     throw new StockadeError('UNSUPPORTED', `${program} is not built (it watches a sentry container's sentry): run npm run build`, { path: program });
@@ -53,18 +75,33 @@ export function watchSupervisor(server: ProcessRef, target: GuardTarget): void {
     held.push(...cgroups);
     const log = openSync(join(target.stateDir, 'sentry.log'), 'a', 0o600);
     held.push(log);
-    // Its own session, like the sentry's: a signal to the caller's process group is not one to it.
-    const watch = spawn(program, ['sentry-watch', target.id, target.ownPidNamespace ? 'pidns' : 'shared', String(cgroups.length)], {
+    return { program, held, cgroups, log };
+  } catch (e) {
+    for (const fd of held) closeSync(fd);
+    throw e;
+  }
+}
+
+function watchArgs(target: GuardTarget, cgroups: readonly number[]): string[] {
+  return ['sentry-watch', target.id, target.ownPidNamespace ? 'pidns' : 'shared', String(cgroups.length)];
+}
+
+/**
+ * watchSupervisor for a call a planner serves: the same watch, started by the call's front
+ * (supervisor-spawner.ts), so that it is the call's descendant and outlives the planner.
+ */
+export async function watchSupervisorRemote(spawnRemote: SupervisorSpawner, server: ProcessRef, target: GuardTarget): Promise<void> {
+  const { program, held, cgroups, log } = watchFds(server, target);
+  try {
+    await spawnRemote({
+      command: program,
+      args: watchArgs(target, cgroups),
       detached: true,
       stdio: ['ignore', 'ignore', log, ...held.slice(0, 3), ...cgroups],
       env: {},
     });
-    watch.unref();
-    // A failed exec is also reported as an event, which must not take this process down: the pid says it.
-    watch.once('error', () => undefined);
-    if (watch.pid === undefined) {
-      throw new StockadeError('SYSTEM', `container ${target.id}: cannot start the watch of its sentry (${program})`, { id: target.id });
-    }
+  } catch {
+    throw new StockadeError('SYSTEM', `container ${target.id}: cannot start the watch of its sentry (${program})`, { id: target.id });
   } finally {
     for (const fd of held) closeSync(fd);
   }

@@ -9,8 +9,8 @@ import { ID_EXTRA_CHARS, ID_MAX_LENGTH } from '../container/id';
 import { LIGHT_ACT, LIGHT_FORMAT, LIGHT_KEYS, LIGHT_RECORD } from '../container/light';
 import { DEFAULT_ROOT, START_SOCKET } from '../container/state-store';
 import { ALLOWED, STATUSES, type Operation, type Status } from '../container/status';
-import { PLANNER_SOCKET, PLANNER_SERVE_ENV, PLANNER_LOST_ENV, TO_FRONT, TO_PLANNER } from '../planner/protocol';
-import { SERVED } from '../planner/eligible';
+import { PLANNER_SOCKET, PLANNER_SERVE_ENV, PLANNER_LOST_ENV, SUPERVISE_FD_NULL, SUPERVISE_FD_OWN, SUPERVISE_SETSID, TO_FRONT, TO_PLANNER } from '../planner/protocol';
+import { SERVED, SERVED_LEVELS } from '../planner/eligible';
 import { PLAN, ROOTFS, MOUNTF, DEVICEF, HOOKF, HOOK_PHASE, HANDOFF, MSG, UMASK_UNSET } from '../native/protocol';
 
 function block(prefix: string, table: Record<string, number>): string {
@@ -98,6 +98,10 @@ export function renderHeader(): string {
     `#define STK_PLANNER_SERVE_ENV ${cString(PLANNER_SERVE_ENV)}`,
     `#define STK_PLANNER_LOST_ENV ${cString(PLANNER_LOST_ENV)}`,
     `#define STK_PLANNER_SERVED { ${SERVED.map((c) => cString(c)).join(', ')} }`,
+    `#define STK_PLANNER_LEVELS { ${SERVED_LEVELS.map((c) => cString(c)).join(', ')} }`,
+    `#define STK_SUPERVISE_SETSID ${SUPERVISE_SETSID}`,
+    `#define STK_SUPERVISE_FD_NULL (${SUPERVISE_FD_NULL})`,
+    `#define STK_SUPERVISE_FD_OWN (${SUPERVISE_FD_OWN})`,
     '',
     '#endif',
     '',

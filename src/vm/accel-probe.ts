@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { chooseAccel, tcgClockArgs, type AccelChoice } from './accel';
 import type { GuestAssets } from './assets';
-import { QEMU, qemuArgs } from './vmm';
+import { qemuArgs, qemuBinary } from './vmm';
 
 /** The kernel argument that makes the agent power the guest off at once (native/agent/main.c). */
 export const PROBE_ARG = 'stockade_probe=1';
@@ -28,7 +28,7 @@ export function probeArgs(assets: GuestAssets, accel: 'kvm' | 'tcg', memoryMiB =
 export function probeBoot(assets: GuestAssets, accel: 'kvm' | 'tcg', timeoutMs: number): Promise<{ ok: boolean; ms: number; why: string }> {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const q = spawn(QEMU, probeArgs(assets, accel, 128), { stdio: ['ignore', 'ignore', 'pipe'] });
+    const q = spawn(qemuBinary(), probeArgs(assets, accel, 128), { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     q.stderr?.on('data', (c: Buffer) => {
       if (stderr.length < 4096) stderr += c.toString();

@@ -23,7 +23,7 @@ import type { Status } from '../container/status';
 import type { MountIdmap } from '../container/plan';
 import type { VmBind } from './vm';
 import { vmProcesses, killVm } from './host-processes';
-import { keeperNotify, keeperRequest, startKeeper, startExecStandIn } from './keeper-client';
+import { keeperNotify, keeperRequest, keeperStart, startKeeper, startExecStandIn } from './keeper-client';
 import {
   KEEPER_EXITED, KEEPER_LOG, KEEPER_NET, KEEPER_PAUSED, POOL_DIR, KEEPER_SOCKET, KEEPER_STARTED, KEEPER_VM, POD_NAMESPACES, type KeeperConfig, type PodMembership, type PodNamespace,
 } from './keeper-wire';
@@ -290,10 +290,7 @@ async function startWorkload(req: CreateRequest, proc: NonNullable<Spec['process
   mark('vm: keeper said ok');
   for (const line of keeperLog(stateDir)) if (/ vm: (accelerator|agent ready|restored from template)/.test(line)) req.debug?.(line.replace(/^\S+ /, ''));
   const child = keeper.child;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
-    else child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
+  const exited = keeper.exited;
   const exit = req.monitor
     ? exited.then((st) => {
       const failed = vmFailure(stateDir);
@@ -423,7 +420,7 @@ export const vmDriver: LevelDriver = {
 
   async start(c: LevelContainer): Promise<void> {
     if (!keeperAlive(c)) throw stopped(c, 'start');
-    await keeperRequest(c.store.dir(c.id), c.id, { op: 'start' });
+    await keeperStart(c.store.dir(c.id), c.id);
   },
 
   async signal(c: LevelContainer, req: SignalRequest): Promise<void> {

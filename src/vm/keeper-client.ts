@@ -1,7 +1,11 @@
 // The runtime's side of a vm container's keeper: starting it, and the requests of every later CLI call.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, write } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, Socket } from 'node:net';
+import { socketpair } from '../native/addon';
+import type { InitExit, InitProcess } from '../native/launcher';
+import { rawReleaser, supervisorSpawner, type SupervisorProcess, type SupervisorSpawner } from '../native/supervisor-spawner';
+import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { join } from 'node:path';
 import { readInput } from './fd-input';
@@ -48,9 +52,89 @@ export function keeperScript(): string {
 }
 
 export interface StartedKeeper {
-  readonly child: ChildProcess;
+  /** This process's child, or the CLI call's front's (a planner serves the call). */
+  readonly child: InitProcess;
   readonly pid: number;
   readonly startTime: string;
+  /** Settles with its exit. */
+  readonly exited: InitExit;
+}
+
+/** The keeper's process as startKeeper drives it, however it was started. */
+interface KeeperProcess {
+  readonly process: InitProcess;
+  readonly pid: number;
+  readonly exited: InitExit;
+  /** Writes the configuration to the keeper's KEEPER_CONFIG_FD and closes it. */
+  configure(cfg: object): void;
+  /** The keeper's status pipe (KEEPER_STATUS_FD), read here. */
+  readonly status: Socket;
+  /** A create that returns before the keeper exits does not wait for it. */
+  unref(): void;
+}
+
+async function localKeeper(command: string, args: readonly string[], stdio: readonly [number | 'ignore', number | 'ignore', number | 'ignore'], tied: boolean): Promise<KeeperProcess | undefined> {
+  const child = spawn(command, args, {
+    detached: true,
+    // fd 5 (KEEPER_TIE_FD), tied: this end stays open, unwritten, for as long as this process lives.
+    stdio: [...stdio, 'pipe', 'pipe', ...(tied ? ['pipe' as const] : [])],
+    env: keeperEnv(),
+  });
+  if (tied) ((child.stdio as unknown as (Socket | null)[])[KEEPER_TIE_FD])?.unref();
+  if (child.pid === undefined) {
+    await new Promise((r) => child.once('error', r));
+    return undefined;
+  }
+  const exited: InitExit = new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  return {
+    process: child,
+    pid: child.pid,
+    exited,
+    configure: (cfg) => sendConfig(child, cfg),
+    status: child.stdio[KEEPER_STATUS_FD] as Socket,
+    unref: () => child.unref(),
+  };
+}
+
+/**
+ * The keeper started by the CLI call's front for the planner serving the call
+ * (supervisor-spawner.ts): the same command, environment and stdio, its two pipes socket pairs
+ * (as Node's 'pipe' is), a child of the call's process and not of the planner. Never tied: the
+ * planner serves no `do` and no SDK.
+ */
+async function remoteKeeper(spawnRemote: SupervisorSpawner, command: string, args: readonly string[], stdio: readonly [number | 'ignore', number | 'ignore', number | 'ignore'], env: NodeJS.ProcessEnv = keeperEnv()): Promise<KeeperProcess | undefined> {
+  const [statusHere, statusThere] = socketpair();
+  const [configHere, configThere] = socketpair();
+  let child: SupervisorProcess;
+  try {
+    child = await spawnRemote({
+      command, args, detached: true, env,
+      stdio: [...stdio.map((io) => (io === 'ignore' ? 'ignore' as const : 'inherit' as const)), statusThere, configThere],
+    });
+  } catch {
+    closeSync(statusHere);
+    closeSync(configHere);
+    return undefined;
+  } finally {
+    closeSync(statusThere);
+    closeSync(configThere);
+  }
+  const status = new Socket({ fd: statusHere, readable: true, writable: false });
+  return {
+    process: child,
+    pid: child.pid,
+    exited: child.exited,
+    configure: (cfg) => {
+      const pipe = new Socket({ fd: configHere, readable: false, writable: true });
+      pipe.on('error', () => undefined);
+      pipe.end(JSON.stringify(cfg));
+    },
+    status,
+    unref: () => undefined,
+  };
 }
 
 /**
@@ -68,17 +152,9 @@ export async function startKeeper(
   beforeBoot?: () => Promise<void>,
 ): Promise<StartedKeeper> {
   const [command, args] = inContainerNetwork(spec, [process.execPath, ...KEEPER_NODE_FLAGS, keeperScript(), '--keep']);
-  const child = spawn(command, args, {
-    detached: true,
-    // fd 5 (KEEPER_TIE_FD), tied: this end stays open, unwritten, for as long as this process lives.
-    stdio: [...stdio, 'pipe', 'pipe', ...(tied ? ['pipe' as const] : [])],
-    env: keeperEnv(),
-  });
-  if (tied) ((child.stdio as unknown as (Socket | null)[])[KEEPER_TIE_FD])?.unref();
-  if (child.pid === undefined) {
-    await new Promise((r) => child.once('error', r));
-    throw new StockadeError('SYSTEM', `vm: cannot start the VM keeper (${process.execPath})`);
-  }
+  const remote = supervisorSpawner();
+  const child = remote !== undefined && !tied ? await remoteKeeper(remote, command, args, stdio) : await localKeeper(command, args, stdio, tied);
+  if (child === undefined) throw new StockadeError('SYSTEM', `vm: cannot start the VM keeper (${process.execPath})`);
   const pid = child.pid;
   mark('vm: keeper spawned');
   const startTime = readProcessStat(pid)?.startTime ?? '';
@@ -96,13 +172,13 @@ export async function startKeeper(
     try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     throw e;
   }
-  sendConfig(child, cfg);
-  const status = child.stdio[KEEPER_STATUS_FD] as Socket;
+  child.configure(cfg);
+  const status = child.status;
   let said = '';
   status.on('data', (c: Buffer) => {
     if (said.length < 65536) said += c.toString('utf8');
   });
-  const exited = new Promise<string>((resolve) => child.once('exit', (code, sig) => resolve(sig !== null ? `killed by ${sig}` : `exited with status ${code}`)));
+  const exited = child.exited.then(({ code, signal: sig }) => (sig !== null ? `killed by ${sig}` : `exited with status ${code}`));
   await new Promise<void>((resolve) => {
     status.once('close', () => resolve());
     status.once('error', () => resolve());
@@ -114,7 +190,7 @@ export async function startKeeper(
     throw new StockadeError('SYSTEM', `container ${cfg.id}: ${why}`, { id: cfg.id });
   }
   if (detached) child.unref();
-  return { child, pid, startTime };
+  return { child: child.process, pid, startTime, exited: child.exited };
 }
 
 /**
@@ -200,6 +276,30 @@ export async function keeperRequest(stateDir: string, id: string, req: KeeperReq
   } finally {
     sock.destroy();
   }
+}
+
+/**
+ * Tells the keeper to start the workload. In a call a planner serves, the call's front sends it
+ * (rawReleaser): the release is the call's commit point, and the front, which lives as long as
+ * the call, must know whether it was made (a planner lost after it is never retried: the workload
+ * would run twice). The words of every failure are keeperRequest's.
+ */
+export async function keeperStart(stateDir: string, id: string): Promise<void> {
+  const release = rawReleaser();
+  if (release === undefined) {
+    await keeperRequest(stateDir, id, { op: 'start' });
+    return;
+  }
+  const path = join(stateDir, KEEPER_SOCKET);
+  const r = await release(path, encodeFrame(FRAME.REQUEST, { op: 'start' }));
+  if (r.errno !== 0) {
+    const name = Object.entries(osConstants.errno).find(([, v]) => v === r.errno)?.[0] ?? `errno ${r.errno}`;
+    throw new StockadeError('SYSTEM', `container ${id}: its VM keeper does not answer: connect ${name} ${path}`, { id });
+  }
+  let reply: KeeperReply | undefined;
+  for (const f of new FrameReader().push(r.data)) if (f.kind === FRAME.REPLY && reply === undefined) reply = JSON.parse(f.payload.toString('utf8')) as KeeperReply;
+  if (reply === undefined) throw new StockadeError('SYSTEM', `container ${id}: its VM keeper closed the connection without answering start`, { id });
+  if (!reply.ok) throw new StockadeError('SYSTEM', `container ${id}: start: ${reply.error}`, { id });
 }
 
 /**
@@ -351,6 +451,8 @@ class OrderedWrites {
  * process's status; its pid is the one exec's --pid-file names. Returns once the process runs.
  */
 export async function startExecStandIn(stateDir: string, id: string, proc: Process, consoleSocket: string | undefined): Promise<{ pid: number; kill: () => void }> {
+  const remote = supervisorSpawner();
+  if (remote !== undefined) return remoteExecStandIn(remote, stateDir, id, proc, consoleSocket);
   const child = spawn(process.execPath, [keeperScript(), '--exec'], {
     detached: true,
     // With a terminal, the pty whose master goes to consoleSocket is its stdio: none of the
@@ -376,4 +478,26 @@ export async function startExecStandIn(stateDir: string, id: string, proc: Proce
   child.unref();
   const pid = child.pid;
   return { pid, kill: () => child.kill('SIGKILL') };
+}
+
+/** startExecStandIn, the stand-in started by the call's front for the planner serving the call (as remoteKeeper). */
+async function remoteExecStandIn(spawnRemote: SupervisorSpawner, stateDir: string, id: string, proc: Process, consoleSocket: string | undefined): Promise<{ pid: number; kill: () => void }> {
+  const own = proc.terminal === true && consoleSocket !== undefined ? 'ignore' as const : 'inherit' as const;
+  const child = await remoteKeeper(spawnRemote, process.execPath, [keeperScript(), '--exec'], [own === 'ignore' ? 'ignore' : 0, own === 'ignore' ? 'ignore' : 1, own === 'ignore' ? 'ignore' : 2], { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' });
+  if (child === undefined) throw new StockadeError('SYSTEM', `container ${id}: exec: its stand-in process said nothing`, { id });
+  child.configure({ stateDir, id, process: proc, consoleSocket });
+  let said = '';
+  child.status.on('data', (c: Buffer) => {
+    if (said.length < 65536) said += c.toString('utf8');
+  });
+  await new Promise<void>((resolve) => {
+    child.status.once('close', () => resolve());
+    child.status.once('error', () => resolve());
+  });
+  const line = said.split('\n')[0] ?? '';
+  if (line !== 'ok') {
+    child.process.kill('SIGKILL');
+    throw new StockadeError('SYSTEM', line.startsWith('error ') ? line.slice(6) : `container ${id}: exec: its stand-in process said nothing`, { id });
+  }
+  return { pid: child.pid, kill: () => child.process.kill('SIGKILL') };
 }

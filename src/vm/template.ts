@@ -38,7 +38,7 @@ import type { KernelFlavour } from './kernel';
 import { GUEST_MODULES } from './modules';
 import { Qmp } from './qmp';
 import { GUEST_ROOT, GUEST_SHARE, Vm, bootVm, guestShares, shareEntries, type BootOptions } from './vm';
-import { AGENT_PORT, GUEST_KERNEL_ARGS, QEMU, rbindBinary, rbindStep, requireVmm, shareServerWrap, vmmUser } from './vmm';
+import { AGENT_PORT, GUEST_KERNEL_ARGS, qemuBinary, rbindBinary, rbindStep, requireVmm, shareServerWrap, vmmUser } from './vmm';
 
 /** Bump when the layout or the machine below changes: templates of the old one are rebuilt. */
 const FORMAT = 2;
@@ -125,8 +125,9 @@ export function holderBinary(): string {
 
 /** QEMU's version line and its binary's size and time: a QEMU upgrade makes other templates. */
 function qemuIdentity(): string {
-  const st = statSync(QEMU);
-  return `${QEMU}:${st.size}:${st.mtimeMs}:${st.ino}`;
+  const qemu = qemuBinary();
+  const st = statSync(qemu);
+  return `${qemu}:${st.size}:${st.mtimeMs}:${st.ino}`;
 }
 
 /** The machine: the same for the save and every restore, but for the memory's sharing and -incoming. */
@@ -202,7 +203,7 @@ function jailedTemplateQemu(runDir: string, assets: GuestAssets, share: BootOpti
     rbindBinary(), ...entries.flatMap(rbindStep(dir)),
     ...jailSteps(jail, assets.kernel, assets.initramfs, false, shareServerWrap(entries)),
     '/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', ...caps, '--no-new-privs', '--pdeathsig', 'KILL',
-    QEMU, ...qemuArgs,
+    qemuBinary(), ...qemuArgs,
   ];
 }
 

@@ -31,8 +31,17 @@ import { shareServerFilter } from './share-filter';
 import { VmError } from './errors';
 import { JAIL_INITRAMFS, JAIL_KERNEL, jailSteps } from './jail';
 
-export const QEMU = process.env['STOCKADE_QEMU'] ?? '/usr/bin/qemu-system-x86_64';
-export const VIRTIOFSD = process.env['STOCKADE_VIRTIOFSD'] ?? '/usr/lib/qemu/virtiofsd';
+/**
+ * The VMM's binaries (STOCKADE_QEMU, STOCKADE_VIRTIOFSD override them), read at each use, not at
+ * load: the resident planner serves many calls, each with its own environment.
+ */
+export function qemuBinary(): string {
+  return process.env['STOCKADE_QEMU'] ?? '/usr/bin/qemu-system-x86_64';
+}
+
+export function virtiofsdBinary(): string {
+  return process.env['STOCKADE_VIRTIOFSD'] ?? '/usr/lib/qemu/virtiofsd';
+}
 const SETPRIV = '/usr/bin/setpriv';
 const UNSHARE = '/usr/bin/unshare';
 const SH = '/bin/sh';
@@ -63,7 +72,7 @@ export interface VmmConfig {
 
 /** Why the VM cannot run on this host, or undefined when it can. */
 export function vmmUnavailable(): string | undefined {
-  for (const [path, pkg] of [[QEMU, 'qemu-system-x86'], [VIRTIOFSD, 'qemu-system-common'], [SETPRIV, 'util-linux'], [UNSHARE, 'util-linux']] as const) {
+  for (const [path, pkg] of [[qemuBinary(), 'qemu-system-x86'], [virtiofsdBinary(), 'qemu-system-common'], [SETPRIV, 'util-linux'], [UNSHARE, 'util-linux']] as const) {
     if (!existsSync(path)) return `${path} is missing (install ${pkg})`;
   }
   return undefined;
@@ -147,7 +156,8 @@ export function qemuArgs(c: VmmConfig): string[] {
  * QEMU must live under /usr, the only host directory the jail shows it.
  */
 export function jailedQemu(c: VmmConfig, jailRoot: string): string[] {
-  if (!QEMU.startsWith('/usr/')) throw new VmError('VMM_MISSING', `vm: ${QEMU} is outside /usr, which is all of the host QEMU's jail holds`);
+  const qemu = qemuBinary();
+  if (!qemu.startsWith('/usr/')) throw new VmError('VMM_MISSING', `vm: ${qemu} is outside /usr, which is all of the host QEMU's jail holds`);
   const groups: string[] = [];
   if (c.accel === 'kvm') {
     // /dev/kvm's group, so the unprivileged QEMU can open it.
@@ -160,7 +170,7 @@ export function jailedQemu(c: VmmConfig, jailRoot: string): string[] {
     rbindBinary(), ...jailSteps(jailRoot, c.assets.kernel, c.assets.initramfs, c.accel === 'kvm'),
     SETPRIV, `--reuid=${c.user.uid}`, `--regid=${c.user.gid}`, ...(groups.length > 0 ? groups : ['--clear-groups']),
     '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--pdeathsig', 'KILL',
-    QEMU, ...qemuArgs({ ...c, assets: inJail }),
+    qemuBinary(), ...qemuArgs({ ...c, assets: inJail }),
   ];
 }
 
@@ -281,7 +291,7 @@ export function jailedVirtiofsd(share: string, socketPath: string, entries: read
     SETPRIV, '--pdeathsig', 'KILL',
     ...binds,
     ...shareServerWrap(entries),
-    VIRTIOFSD,
+    virtiofsdBinary(),
     `--socket-path=${socketPath}`,
     '-o', `source=${share}`,
     '-o', 'sandbox=namespace',

@@ -26,6 +26,7 @@ const distTest = join(__dirname, '..');
 export const COLD_TOO = [
   'integration/lifecycle', 'integration/exec', 'integration/hooks',
   'integration/unguarded-input', 'integration/long-state-path', 'integration/do',
+  'integration/sentry-lifecycle',
 ].map((f) => `${f}.test.js`);
 
 /** The files of `files` that run a second time with the planner off (none when the whole run is off). */

@@ -78,6 +78,28 @@ test('do is served at namespaces and declined at the level its own options ask f
   }
 });
 
+test('exec is served into a namespaces or sentry container, and detached only into a vm one; create and run at every level', () => {
+  const root = rootWith({ plain: 'namespaces', walled: 'sentry', guest: 'vm' });
+  try {
+    const exec = (...a: string[]): string | undefined => declined(['--root', root, 'exec', ...a, '/bin/true'], '/');
+    assert.equal(exec('plain'), undefined);
+    assert.equal(exec('walled'), undefined);
+    // Attached, the calling process relays its own stdio to the keeper: the planner's is not the caller's.
+    assert.equal(exec('guest'), 'level vm');
+    assert.equal(exec('-d', 'guest'), undefined);
+    // --isolation names the level a create makes, not the container an exec joins.
+    assert.equal(declined(['--root', root, '--isolation', 'vm', 'exec', 'walled', '/bin/true'], '/'), undefined);
+    for (const level of ['namespaces', 'sentry', 'vm']) {
+      for (const command of ['create', 'run']) {
+        assert.equal(declined(['--root', root, '--isolation', level, command, '-b', '/nonexistent-bundle', 'x'], '/'), undefined, `${command} at ${level}`);
+      }
+    }
+    assert.equal(declined(['--root', root, '--isolation', 'bogus', 'run', 'x'], '/'), '--isolation bogus');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('a terminal to relay is served: the front relays it', () => {
   const root = rootWith({ plain: 'namespaces' });
   const bundle = mkdtempSync(join(tmpdir(), 'eligible-bundle-'));
