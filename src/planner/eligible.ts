@@ -49,15 +49,14 @@ export function declined(argv: readonly string[], cwd: string): string | undefin
   if (command === 'do') return isolation !== LEVEL ? `--isolation ${isolation}` : doDeclined(rest, isolation);
   if (!servedLevel(isolation)) return `--isolation ${isolation}`;
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  // Only create, run and exec are served at the supervised levels.
+  if (isolation !== LEVEL && command !== 'create' && command !== 'run' && command !== 'exec') return `--isolation ${isolation}`;
   if (ON_NONE.has(command)) return undefined;
   if (command === 'exec') return execDeclined(own, g.get('root') ?? DEFAULT_ROOT, cwd);
-  if (command !== 'create' && command !== 'run') {
-    if (isolation !== LEVEL) return `--isolation ${isolation}`;
-    return onOneDeclined(command, own, g.get('root') ?? DEFAULT_ROOT, cwd);
-  }
+  if (command !== 'create' && command !== 'run') return onOneDeclined(command, own, g.get('root') ?? DEFAULT_ROOT, cwd);
   // An image's container is made at the level --isolation names, without a terminal: through the
   // planner at namespaces only so far (the image path with a front-started supervisor is untried).
-  if (command === 'run' && own.some((a) => a === '--image' || a.startsWith('--image='))) return isolation === LEVEL ? undefined : `run --image at ${isolation}`;
+  if (command === 'run' && own.some((a) => a === '--image' || a.startsWith('--image='))) return isolation === LEVEL ? undefined : `--isolation ${isolation}`;
   const flags: FlagSpec[] = [...CREATE_FLAGS, { name: 'detach', type: 'bool', short: 'd' }, { name: 'keep', type: 'bool' }];
   let p;
   try {
