@@ -382,7 +382,10 @@ export async function runPoolOwner(entry: string): Promise<void> {
     void vm.destroy().then(() => quit(`cannot listen: ${e.message}`, 1));
   });
   srv.listen(join(entry, 'pool.sock'), () => {
-    writeFileSync(join(entry, 'ready'), t.key);
+    // Written aside and renamed: a claim (or a test) that sees `ready` reads the whole key, even
+    // when this owner dies right after (one CI run read an empty key from an owner killed mid-write).
+    writeFileSync(join(entry, 'ready.part'), t.key);
+    renameSync(join(entry, 'ready.part'), join(entry, 'ready'));
     log(`ready: template ${t.key}`);
   });
 }

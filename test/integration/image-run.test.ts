@@ -110,10 +110,24 @@ describe('images through the CLI', { skip }, () => {
     assert.deepEqual(leftovers(rt), []);
   });
 
-  test('a run --image killed outright: its overlay is removed by the next pull or rmi once the container is deleted', async () => {
+  test('a run --image served by the planner, its front killed outright: the planner ends the run, its container and overlay with it', async () => {
     const ref = `oci:${layout}:v1`;
     assert.equal(rt.run(['pull', ref]).status, 0);
-    const child = rt.spawn(['run', '--image', ref, 'img-killed', '--', 'sleep 100']);
+    const child = rt.spawn(['run', '--image', ref, 'img-front-killed', '--', 'sleep 100'], NO_NODE);
+    await waitFor(() => rt.run(['state', 'img-front-killed']).stdout.includes('"running"'), 15_000);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+    // The front was the workload's only tie to its caller; the planner takes its loss as the
+    // workload's end, deletes the container (killing the sleep) and then removes the overlay.
+    await waitFor(() => leftovers(rt).length === 0 && listMountsUnder(rt.root).length === 0, 15_000);
+    assert.notEqual(rt.run(['state', 'img-front-killed']).status, 0);
+    assert.equal(rt.run(['rmi', ref]).status, 0);
+  });
+
+  test('a cold run --image killed outright: its overlay is removed by the next pull or rmi once the container is deleted', async () => {
+    const ref = `oci:${layout}:v1`;
+    assert.equal(rt.run(['pull', ref]).status, 0);
+    const child = rt.spawn(['run', '--image', ref, 'img-killed', '--', 'sleep 100'], { STOCKADE_PLANNER: 'off' });
     await waitFor(() => rt.run(['state', 'img-killed']).stdout.includes('"running"'), 15_000);
     child.kill('SIGKILL');
     // 'exit', not 'close': the container's sleep holds the client's stdout and stderr, so they
