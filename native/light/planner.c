@@ -602,6 +602,23 @@ static ssize_t receive(int conn, char *tmp, size_t size)
 	return r;
 }
 
+/* After a fork whose child execs: the errno the child wrote on its report pipe (close-on-exec, so
+ * a successful exec writes nothing), the child then reaped; 0 when the exec went through. Closes
+ * the pipe's read end. */
+static int exec_failed(pid_t pid, int report_rd)
+{
+	int child_err = 0;
+	ssize_t got;
+	while ((got = read(report_rd, &child_err, sizeof child_err)) < 0 && errno == EINTR)
+		;
+	close(report_rd);
+	if (got != (ssize_t)sizeof child_err)
+		return 0;
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return child_err;
+}
+
 /* SPAWN: stockade-init with the caller's fds 0 .. planFd-1, its plan pipe at planFd and sync socket at syncFd. */
 static int spawn_init(int conn, struct child *c, const char *p, size_t n)
 {
@@ -662,14 +679,8 @@ static int spawn_init(int conn, struct child *c, const char *p, size_t n)
 		close(report[0]);
 		return send_ints(conn, STK_TO_PLANNER_SPAWN_FAILED, err, 0);
 	}
-	int child_err = 0;
-	ssize_t got;
-	while ((got = read(report[0], &child_err, sizeof child_err)) < 0 && errno == EINTR)
-		;
-	close(report[0]);
-	if (got == (ssize_t)sizeof child_err) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
+	int child_err = exec_failed(pid, report[0]);
+	if (child_err != 0) {
 		close(plan[1]);
 		close(sync[0]);
 		return send_ints(conn, STK_TO_PLANNER_SPAWN_FAILED, child_err, 0);
@@ -766,16 +777,9 @@ static int supervise(int conn, const char *p, size_t n)
 		close(report[0]);
 		return send_ints(conn, STK_TO_PLANNER_SUPERVISE_FAILED, err, 0);
 	}
-	int child_err = 0;
-	ssize_t got;
-	while ((got = read(report[0], &child_err, sizeof child_err)) < 0 && errno == EINTR)
-		;
-	close(report[0]);
-	if (got == (ssize_t)sizeof child_err) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
+	int child_err = exec_failed(pid, report[0]);
+	if (child_err != 0)
 		return send_ints(conn, STK_TO_PLANNER_SUPERVISE_FAILED, child_err, 0);
-	}
 	struct supervisor *v = &g_sup[g_nsup++];
 	v->pid = pid;
 	v->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
