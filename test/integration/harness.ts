@@ -9,7 +9,8 @@ import { defaultSpec } from '../../src/oci/default-spec';
 import type { Spec } from '../../src/oci/spec';
 import { makeBundle, rootfsUnavailable, type Bundle } from '../helpers/rootfs';
 import { listMountsUnder } from '../helpers/cleanup';
-import { enterRunCgroup, runProcesses, runV2Runner } from '../helpers/run-scope';
+import { enterRunCgroup, processesMarked, runProcesses, runV2Runner } from '../helpers/run-scope';
+import { readProcessStat } from '../../src/container/process-identity';
 export { runProcesses };
 
 // Before any container is made: this run's containers go below a cgroup of its own (see run-scope).
@@ -269,5 +270,32 @@ export function has(cmd: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** A process's parent as /proc shows it (0 when gone). */
+export function parentOf(pid: number): number {
+  return readProcessStat(pid)?.ppid ?? 0;
+}
+
+/**
+ * The planners serving `root` (a mkdtemp path: this run's alone), which a front names on the
+ * planner's command line and in its environment. Not by the run's tag or cgroup: a planner carries
+ * neither (it starts with an environment of its own and leaves its caller's cgroup).
+ */
+export function plannersOf(root: string): number[] {
+  const real = realpathSync(root);
+  return processesMarked(real).filter((p) => p.state !== 'Z' && p.cmdline.includes('stockade-planner')).map((p) => p.pid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`STOCKADE_PLANNER_SERVE=${real}`);
+    } catch {
+      return false;
+    }
+  });
+}
+
+export function stopPlanners(root: string): void {
+  for (const pid of plannersOf(root)) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   }
 }

@@ -6,34 +6,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Runtime, STOCKADE, integrationSkip, json, leftovers, probeSpec, runProcesses, waitFor } from './harness';
-import { processesMarked } from '../helpers/run-scope';
+import { Runtime, STOCKADE, integrationSkip, json, leftovers, parentOf, plannersOf, probeSpec, runProcesses, stopPlanners, waitFor } from './harness';
 import { vmGone, vmSkip, vmTrace, VM_CALL } from './vm-helpers';
 
 /** A Node started for the call would fail at once on this; the running planner never reads it (nor do the supervisors, started with environments of their own). */
 const NO_COLD_NODE = { NODE_OPTIONS: '--require=/nonexistent/a-cold-node-fails-here' };
-
-function plannersOf(root: string): number[] {
-  const real = realpathSync(root);
-  return processesMarked(real).filter((p) => p.state !== 'Z' && p.cmdline.includes('stockade-planner')).map((p) => p.pid);
-}
-
-function killPlanners(root: string): void {
-  for (const pid of plannersOf(root)) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-  }
-}
-
-function parentOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return 0;
-  }
-}
 
 /**
  * A monitor as conmon is: a subreaper that runs one CLI call and then holds what it adopted until
@@ -88,7 +67,7 @@ describe('the planner at the sentry level', { skip: integrationSkip() }, () => {
     mkdirSync(rt.root, { mode: 0o700 });
   });
   after(() => {
-    killPlanners(rt.root);
+    stopPlanners(rt.root);
     rt.cleanup();
   });
 
@@ -108,7 +87,7 @@ describe('the planner at the sentry level', { skip: integrationSkip() }, () => {
       assert.equal(parentOf(watch), m.pid, 'the watch is the monitor\'s');
       // The monitor (a Node) reaps none of what it adopted, as conmon would: it goes first, and init takes them.
       await m.end();
-      killPlanners(rt.root);
+      stopPlanners(rt.root);
       await waitFor(() => plannersOf(rt.root).length === 0);
       assert.equal(rt.run(['start', 'sup']).status, 0);
       // A process exec'd into it joins its sentry, through a planner again: the sentry serves its calls.
@@ -156,7 +135,7 @@ describe('the planner at the vm level', { skip: vmSkip() }, () => {
     mkdirSync(rt.root, { mode: 0o700 });
   });
   after(() => {
-    killPlanners(rt.root);
+    stopPlanners(rt.root);
     rt.cleanup();
   });
 
@@ -186,7 +165,7 @@ describe('the planner at the vm level', { skip: vmSkip() }, () => {
       assert.equal(parentOf(trace.keeper), m.pid, 'the keeper is the monitor\'s');
       // The monitor (a Node) reaps none of what it adopted, as conmon would: it goes first, and init takes them.
       await m.end();
-      killPlanners(rt.root);
+      stopPlanners(rt.root);
       await waitFor(() => plannersOf(rt.root).length === 0);
       assert.equal(json<{ status: string }>(rt.run(['state', 'vsup']).stdout).status, 'running');
       const r = rt.run(['exec', 'vsup', '/bin/sh', '-c', 'echo in; exit 2'], VM_CALL);

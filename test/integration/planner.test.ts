@@ -11,8 +11,8 @@ import { packageRoot } from '../../src/native/paths';
 import { layoutFrom } from '../../src/cgroups/layout';
 import { PLANNER_SOCKET } from '../../src/planner/protocol';
 import { CASES } from './bad-input-cases';
-import { Runtime, STOCKADE, integrationSkip, leftovers, leftoversGone, probeSpec, runProcesses, type Result } from './harness';
-import { RUN_CGROUP, RUN_ENV, processesMarked } from '../helpers/run-scope';
+import { Runtime, STOCKADE, integrationSkip, leftovers, leftoversGone, parentOf, plannersOf, probeSpec, runProcesses, stopPlanners, type Result } from './harness';
+import { RUN_CGROUP, RUN_ENV } from '../helpers/run-scope';
 
 const skip = integrationSkip();
 const ON = { STOCKADE_PLANNER: 'on' };
@@ -22,38 +22,6 @@ const NO_NODE = { ...ON, NODE_OPTIONS: '--require=/nonexistent/a-cold-node-fails
 
 /** Node code that first becomes nobody (the binary is loaded already, wherever it lives). */
 const AS_NOBODY = 'process.setgroups([]); process.setgid(65534); process.setuid(65534);';
-
-/**
- * The planners serving `root` (a mkdtemp path: this run's alone), which a front names on the
- * planner's command line and in its environment. Not by the run's tag or cgroup: a planner carries
- * neither (it starts with an environment of its own and leaves its caller's cgroup).
- */
-function plannersOf(root: string): number[] {
-  const real = realpathSync(root);
-  return processesMarked(real).filter((p) => p.state !== 'Z' && p.cmdline.includes('stockade-planner')).map((p) => p.pid).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`STOCKADE_PLANNER_SERVE=${real}`);
-    } catch {
-      return false;
-    }
-  });
-}
-
-function stopPlanners(root: string): void {
-  for (const pid of plannersOf(root)) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-  }
-}
-
-/** A process's parent as /proc shows it (0 when gone). */
-function parentOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return 0;
-  }
-}
 
 /**
  * Whether this process's orphans go to init, not to a subreaper above it (a service manager, a

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ensureGuestAssets, type GuestAssets } from '../../src/vm/assets';
 import { TEMPLATE_KERNEL } from '../../src/vm/template';
 import { vmmUnavailable } from '../../src/vm/vmm';
-import { integrationSkip, type Runtime } from './harness';
+import { integrationSkip, parentOf, type Runtime } from './harness';
 
 /**
  * The guest's kernel and initramfs, or why a VM cannot run here: `first` names what else the
@@ -117,14 +117,6 @@ export function cgroupPids(dir: string): number[] {
 
 /** A CLI call of the vm level: boots take seconds under TCG, more under load. */
 export const VM_CALL = { timeout: 180_000 };
-
-function parentOf(pid: number): number {
-  try {
-    return Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
 
 /** The QEMU processes below the process `ancestor` (a VM keeper: QEMU runs under its jail's wrappers). */
 export function qemusUnder(ancestor: number): number[] {
