@@ -637,12 +637,23 @@ export async function runKeeper(cfg: KeeperConfig): Promise<void> {
   }
 }
 
+/**
+ * The configuration its creator writes on fd 4. Empty: the creator died before it wrote it (a
+ * planner killed mid-create), so no one reads this keeper's status pipe, and the creator's caller
+ * reports or retries the call itself: the keeper ends with no word of its own on the caller's stderr.
+ */
+function configFromCreator(): unknown {
+  const { readFileSync } = require('node:fs') as typeof import('node:fs');
+  const text = readFileSync(KEEPER_CONFIG_FD, 'utf8');
+  if (text === '') process.exit(1);
+  return JSON.parse(text);
+}
+
 if (require.main === module) {
   const arg = process.argv[2];
   if (arg === '--exec') {
     const { runExecStandIn } = require('./exec-relay') as typeof import('./exec-relay');
-    const { readFileSync } = require('node:fs') as typeof import('node:fs');
-    void runExecStandIn(JSON.parse(readFileSync(KEEPER_CONFIG_FD, 'utf8')) as Parameters<typeof runExecStandIn>[0]);
+    void runExecStandIn(configFromCreator() as Parameters<typeof runExecStandIn>[0]);
   } else if (arg === '--pool' && process.argv[3] !== undefined) {
     // A pool VM's owner (pool.ts): restores and warms a clone, waits for a keeper to take it, then escorts it.
     const { runPoolOwner } = require('./pool') as typeof import('./pool');
@@ -652,7 +663,6 @@ if (require.main === module) {
     process.exit(2);
   } else {
     mark('keeper loaded');
-    const { readFileSync } = require('node:fs') as typeof import('node:fs');
-    void runKeeper(JSON.parse(readFileSync(KEEPER_CONFIG_FD, 'utf8')) as KeeperConfig);
+    void runKeeper(configFromCreator() as KeeperConfig);
   }
 }
